@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/* Reads a chunk of a local file in pieces, hashing each byte once. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chunkio.h"
+#include "log.h"
+
+#define CHUNKIO_BUF	(1024u * 1024)
+
+enum pf_status
+chunkio_read(int fd, const struct proto_chunk_head *ch, uint8_t *buf,
+    size_t bufsz, struct pf_sha256 *h, chunkio_sink sink, void *arg,
+    uint8_t digest[PF_SHA256_LEN])
+{
+	uint64_t pos = 0;
+	enum pf_status rc;
+
+	if ((rc = proto_chunk_digest_begin(h, ch)) != PF_OK)
+		return rc;
+	while (pos < ch->length) {
+		size_t want = ch->length - pos < bufsz ?
+		    (size_t)(ch->length - pos) : bufsz;
+		ssize_t n = pread(fd, buf, want, (off_t)(ch->offset + pos));
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_error("read at %llu: %s",
+			    (unsigned long long)(ch->offset + pos),
+			    n == 0 ? "file shrank" : strerror(errno));
+			return PF_EIO;
+		}
+		if ((rc = pf_sha256_update(h, buf, (size_t)n)) != PF_OK)
+			return rc;
+		if (sink != NULL && (rc = sink(arg, buf, (size_t)n)) != PF_OK)
+			return rc;
+		pos += (uint64_t)n;
+	}
+	return pf_sha256_final(h, digest);
+}
+
+enum pf_status
+chunkio_receipt(int fd, uint64_t size, uint32_t chunk_size,
+    char hex[PF_SHA256_HEX])
+{
+	struct pf_sha256 *h = NULL;
+	uint8_t *buf = NULL, *digests = NULL, receipt[PF_SHA256_LEN];
+	uint32_t count;
+	enum pf_status rc;
+
+	if ((rc = proto_chunk_count(size, chunk_size, &count)) != PF_OK)
+		return rc;
+	rc = PF_ENOMEM;
+	h = pf_sha256_new();
+	buf = malloc(CHUNKIO_BUF);
+	digests = malloc(((size_t)count + 1) * PF_SHA256_LEN);
+	if (h == NULL || buf == NULL || digests == NULL)
+		goto out;
+	for (uint32_t i = 0; i < count; i++) {
+		struct proto_chunk_head ch = { i, (uint64_t)i * chunk_size,
+		    proto_chunk_length(size, chunk_size, i) };
+
+		rc = chunkio_read(fd, &ch, buf, CHUNKIO_BUF, h, NULL, NULL,
+		    digests + (size_t)i * PF_SHA256_LEN);
+		if (rc != PF_OK)
+			goto out;
+	}
+	if ((rc = proto_receipt(size, chunk_size, digests, count,
+	    receipt)) == PF_OK)
+		pf_hex_encode(receipt, sizeof(receipt), hex);
+out:
+	pf_sha256_free(h);
+	free(buf);
+	free(digests);
+	return rc;
+}

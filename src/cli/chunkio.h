@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* Reading one chunk of a local file while hashing it, once. */
+#ifndef PF_CHUNKIO_H
+#define PF_CHUNKIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "digest.h"
+#include "proto.h"
+
+/* Receives each piece of the chunk as it is read; PF_OK to go on. */
+typedef enum pf_status (*chunkio_sink)(void *arg, const void *p, size_t n);
+
+/*
+ * Reads chunk ch of the file fd in pieces of at most bufsz bytes through
+ * buf, feeds each piece to the chunk digest h and then to sink (if not
+ * NULL), and writes the chunk digest to digest. PF_EIO if the file is
+ * shorter than it was (it changed under us).
+ */
+enum pf_status chunkio_read(int fd, const struct proto_chunk_head *ch,
+    uint8_t *buf, size_t bufsz, struct pf_sha256 *h, chunkio_sink sink,
+    void *arg, uint8_t digest[PF_SHA256_LEN]);
+
+/*
+ * The receipt of a whole local file, as the server computes it (see
+ * docs/protocol.md). hex receives 65 bytes.
+ */
+enum pf_status chunkio_receipt(int fd, uint64_t size, uint32_t chunk_size,
+    char hex[PF_SHA256_HEX]);
+
+#endif

@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: MIT */
+/* paraflow: the command-line client and its subcommands. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "args.h"
+#include "chunkio.h"
+#include "cli.h"
+#include "log.h"
+#include "progress.h"
+#include "upload.h"
+
+static const char usage_text[] =
+"Usage: paraflow upload --file FILE [OPTION]...\n"
+"       paraflow digest [--chunk-size SIZE] FILE...\n"
+"       paraflow --help | --version\n"
+"\n"
+"Upload a file to a paraflowd server over several TCP streams at once.\n"
+"Every chunk is checked with SHA-256 on arrival and sent again if damaged;\n"
+"the login is mutual (SCRAM-SHA-256); the server stores the file only when\n"
+"the whole-file receipt matches.\n"
+"\n"
+"upload options:\n"
+"  -f, --file FILE        the file to send (required)\n"
+"  -H, --host HOST        server address (default 127.0.0.1)\n"
+"  -p, --port PORT        server port (default 7878)\n"
+"  -t, --threads N        parallel data connections (default 4, max 64)\n"
+"  -c, --chunk-size SIZE  chunk size, a power of two from 64K to 64M\n"
+"                         (default 4M)\n"
+"  -n, --name NAME        name to store the file under (default: the\n"
+"                         file's base name; the server sanitizes it)\n"
+"  -u, --user USER        user name (default $PARAFLOW_USER, or paraflow)\n"
+"  -s, --secret SECRET    password; visible to other local users in the\n"
+"                         process list, so prefer one of the next two\n"
+"      --secret-file F    read the password from the first line of F\n"
+"                         (PARAFLOW_SECRET in the environment also works;\n"
+"                         without any, the seed default secret123 is used)\n"
+"      --retries N        re-sends per chunk after a failed check (default 5)\n"
+"      --timeout SEC      network timeout (default 60)\n"
+"      --json             print one JSON object with the result on stdout\n"
+"  -q, --quiet            no progress bar\n"
+"  -v, --verbose          log more\n"
+"\n"
+"digest prints the receipt of local files, the whole-file digest paraflowd\n"
+"reports for an upload made with the same chunk size (default 4M).\n"
+"\n"
+"Exit status:\n"
+"  0  success\n"
+"  1  other error\n"
+"  2  usage error\n"
+"  3  authentication failed (wrong user or password, or the server could\n"
+"     not prove it knows the user)\n"
+"  4  file refused by the server (executable type, bad name, too large)\n"
+"  5  network failure (refused, reset, timed out)\n"
+"  6  integrity failure (a chunk failed its check too often, or the\n"
+"     receipt did not match)\n"
+"  7  the local file cannot be read\n"
+"  8  server-side failure (busy, storage full, internal error)\n";
+
+int
+cli_exit_code(enum pf_status s)
+{
+	switch (s) {
+	case PF_OK:
+		return EXIT_OK;
+	case PF_EAUTH:
+		return EXIT_AUTH;
+	case PF_EFORBIDDEN:
+	case PF_EBADNAME:
+	case PF_ETOOLARGE:
+		return EXIT_REFUSED;
+	case PF_ENET:
+	case PF_ETIMEOUT:
+		return EXIT_NETWORK;
+	case PF_ECHECKSUM:
+	case PF_EINTEGRITY:
+		return EXIT_INTEGRITY;
+	case PF_EIO:
+		return EXIT_LOCAL_IO;
+	case PF_EUSAGE:
+		return EXIT_USAGE;
+	case PF_ENOSPC:
+	case PF_EBUSY:
+	case PF_EINTERNAL:
+	case PF_ENOSESSION:
+	case PF_ECANCELLED:
+	case PF_EPROTO:
+	case PF_EBADFRAME:
+	case PF_EVERSION:
+		return EXIT_SERVER;
+	default:
+		return EXIT_ERROR;
+	}
+}
+
+static void
+usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+static void
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "paraflow: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'paraflow --help' for more information.\n");
+	exit(EXIT_USAGE);
+}
+
+static uint32_t
+chunk_size_arg(const char *arg)
+{
+	uint64_t v;
+
+	if (pf_parse_size(arg, &v) != PF_OK || !proto_chunk_size_valid(v))
+		usage_error("bad --chunk-size '%s': a power of two from 64K "
+		    "to 64M", arg);
+	return (uint32_t)v;
+}
+
+static unsigned
+number(const char *opt, const char *arg, uint64_t min, uint64_t max)
+{
+	uint64_t v;
+
+	if (pf_parse_uint(arg, min, max, &v) != PF_OK)
+		usage_error("bad value for --%s", opt);
+	return (unsigned)v;
+}
+
+static void
+print_result(const struct upload_result *r, const char *file, bool json)
+{
+	char size[16], rate[16];
+	json_t *j;
+
+	if (json) {
+		if (r->status == PF_OK)
+			j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:f,s:I}",
+			    "status", "ok", "session", r->session, "name",
+			    r->name, "bytes", (json_int_t)r->bytes, "chunks",
+			    (json_int_t)r->chunks, "digest", r->digest,
+			    "seconds", r->seconds, "retries",
+			    (json_int_t)r->retries);
+		else
+			j = json_pack("{s:s,s:{s:s,s:s},s:s,s:I}", "status",
+			    "error", "error", "code",
+			    pf_status_name(r->status), "message", r->message,
+			    "session", r->session, "retries",
+			    (json_int_t)r->retries);
+		if (j != NULL) {
+			json_dumpf(j, stdout, JSON_COMPACT);
+			putchar('\n');
+			json_decref(j);
+		}
+		return;
+	}
+	if (r->status != PF_OK) {
+		fprintf(stderr, "paraflow: %s: %s\n", file, r->message);
+		return;
+	}
+	progress_format_bytes((double)r->bytes, size);
+	progress_format_bytes(r->seconds > 0 ? r->bytes / r->seconds : 0,
+	    rate);
+	printf("uploaded %s as %s: %s in %.2f s (%s/s), %u chunks, "
+	    "%u re-sent\n", file, r->name, size, r->seconds, rate, r->chunks,
+	    r->retries);
+	printf("session %s\n", r->session);
+	printf("receipt %s\n", r->digest);
+}
+
+/* Picks the password: --secret, --secret-file, $PARAFLOW_SECRET, default. */
+static void
+resolve_secret(const char *arg, const char *file, char *buf, size_t cap)
+{
+	const char *env = getenv("PARAFLOW_SECRET");
+
+	if (arg != NULL)
+		snprintf(buf, cap, "%s", arg);
+	else if (file != NULL) {
+		if (pf_read_secret_file(file, buf, cap) != PF_OK)
+			usage_error("cannot read a password from '%s'", file);
+	} else if (env != NULL && *env != '\0')
+		snprintf(buf, cap, "%s", env);
+	else
+		snprintf(buf, cap, "%s", AUTH_DEFAULT_PASSWORD);
+}
+
+static int
+cmd_upload(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "file", required_argument, NULL, 'f' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "chunk-size", required_argument, NULL, 'c' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "secret", required_argument, NULL, 's' },
+		{ "secret-file", required_argument, NULL, 'S' },
+		{ "retries", required_argument, NULL, 'r' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct upload_opts o = { .host = "127.0.0.1",
+	    .port = PROTO_DEFAULT_PORT, .threads = 4,
+	    .chunk_size = PROTO_DEFAULT_CHUNK, .retries = 5,
+	    .timeout_ms = 60000, .progress = true };
+	struct upload_result r;
+	char secret[AUTH_MAX_PASSWORD + 1];
+	const char *secret_arg = NULL, *secret_file = NULL;
+	bool json = false;
+	int ch, verbosity = PF_LOG_WARN;
+
+	o.user = getenv("PARAFLOW_USER");
+	if (o.user == NULL || *o.user == '\0')
+		o.user = AUTH_DEFAULT_USER;
+	while ((ch = getopt_long(argc, argv, "f:H:p:t:c:n:u:s:qvh", opts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			o.file = optarg;
+			break;
+		case 'H':
+			o.host = optarg;
+			break;
+		case 'p':
+			o.port = number("port", optarg, 1, 65535);
+			break;
+		case 't':
+			o.threads = number("threads", optarg, 1, 64);
+			break;
+		case 'c':
+			o.chunk_size = chunk_size_arg(optarg);
+			break;
+		case 'n':
+			o.name = optarg;
+			break;
+		case 'u':
+			o.user = optarg;
+			break;
+		case 's':
+			secret_arg = optarg;
+			break;
+		case 'S':
+			secret_file = optarg;
+			break;
+		case 'r':
+			o.retries = number("retries", optarg, 0, 1000);
+			break;
+		case 'T':
+			o.timeout_ms = 1000 * number("timeout", optarg, 1,
+			    86400);
+			break;
+		case 'j':
+			json = true;
+			o.progress = false;
+			break;
+		case 'q':
+			o.progress = false;
+			break;
+		case 'v':
+			verbosity = PF_LOG_DEBUG;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "Try 'paraflow --help' for more "
+			    "information.\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	if (o.file == NULL)
+		usage_error("%s", "upload needs --file FILE");
+	if (!auth_user_valid(o.user))
+		usage_error("bad user name '%s'", o.user);
+	pf_log_set_level((enum pf_log_level)verbosity);
+	resolve_secret(secret_arg, secret_file, secret, sizeof(secret));
+	o.secret = secret;
+	upload_run(&o, &r);
+	pf_wipe(secret, sizeof(secret));
+	print_result(&r, o.file, json);
+	return cli_exit_code(r.status);
+}
+
+static int
+cmd_digest(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "chunk-size", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	uint32_t chunk_size = PROTO_DEFAULT_CHUNK;
+	char hex[PF_SHA256_HEX];
+	int ch, status = EXIT_OK;
+
+	while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			chunk_size = chunk_size_arg(optarg);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return EXIT_OK;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind == argc)
+		usage_error("%s", "digest needs a FILE");
+	for (int i = optind; i < argc; i++) {
+		struct stat sb;
+		int fd = open(argv[i], O_RDONLY | O_CLOEXEC);
+
+		if (fd == -1 || fstat(fd, &sb) == -1 ||
+		    chunkio_receipt(fd, (uint64_t)sb.st_size, chunk_size,
+		    hex) != PF_OK) {
+			fprintf(stderr, "paraflow: %s: cannot compute the "
+			    "receipt\n", argv[i]);
+			status = EXIT_LOCAL_IO;
+		} else
+			printf("%s  %s\n", hex, argv[i]);
+		if (fd != -1)
+			close(fd);
+	}
+	return status;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	pf_log_set_prog("paraflow");
+	pf_log_set_level(PF_LOG_WARN);
+	signal(SIGPIPE, SIG_IGN);
+	if (cmd == NULL) {
+		fputs(usage_text, stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+	    strcmp(cmd, "help") == 0) {
+		fputs(usage_text, stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+		printf("paraflow %s\n", PACKAGE_VERSION);
+		return EXIT_OK;
+	}
+	/* Subcommands parse their own options from argv[1] on. */
+	if (strcmp(cmd, "upload") == 0)
+		return cmd_upload(argc - 1, argv + 1);
+	if (strcmp(cmd, "digest") == 0)
+		return cmd_digest(argc - 1, argv + 1);
+	usage_error("unknown command '%s'", cmd);
+}

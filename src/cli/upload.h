@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/* The native-protocol sender behind "paraflow upload". */
+#ifndef PF_UPLOAD_H
+#define PF_UPLOAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "digest.h"
+#include "policy.h"
+#include "session.h"
+#include "status.h"
+
+struct upload_opts {
+	const char	*file;
+	const char	*name;		/* name to store; NULL: file's base */
+	const char	*host;
+	unsigned	 port;
+	const char	*user;
+	const char	*secret;	/* borrowed; the caller wipes it */
+	unsigned	 threads;
+	uint32_t	 chunk_size;
+	unsigned	 retries;	/* per chunk, after a NACK */
+	unsigned	 timeout_ms;	/* per network operation */
+	bool		 progress;
+};
+
+struct upload_result {
+	enum pf_status	 status;
+	char		 message[256];	/* why it failed, for people */
+	char		 session[SESSION_ID_LEN + 1];
+	char		 name[POLICY_MAX_NAME + 1];	/* as stored */
+	uint64_t	 bytes;
+	uint32_t	 chunks;
+	char		 digest[PF_SHA256_HEX];		/* the receipt */
+	double		 seconds;
+	unsigned	 retries;	/* chunks sent again after a NACK */
+};
+
+/*
+ * Uploads o->file and fills r. Returns r->status: PF_OK, or the first
+ * error met (r->message says what happened).
+ */
+enum pf_status upload_run(const struct upload_opts *o,
+    struct upload_result *r);
+
+#endif

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/* Leveled logging to stderr, one whole line per write. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static enum pf_log_level max_level = PF_LOG_INFO;
+static const char *prog = "paraflow";
+
+void
+pf_log_set_level(enum pf_log_level level)
+{
+	max_level = level;
+}
+
+void
+pf_log_set_prog(const char *name)
+{
+	prog = name;
+}
+
+static void
+vlog(enum pf_log_level level, const char *fmt, va_list ap)
+{
+	static const char *names[] = { "error", "warn", "info", "debug" };
+	char line[1024], stamp[32];
+	struct tm tm;
+	time_t now = time(NULL);
+	int n;
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	n = snprintf(line, sizeof(line), "%s %s[%d] %s: ", stamp, prog,
+	    (int)getpid(), names[level]);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return;
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	/* One write per line, so lines of concurrent threads never mix. */
+	n = (int)strlen(line);
+	line[n++] = '\n';
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		return;
+}
+
+void
+pf_log(enum pf_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level > max_level)
+		return;
+	va_start(ap, fmt);
+	vlog(level, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(PF_LOG_ERROR, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

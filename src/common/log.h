@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* Leveled logging to stderr; safe to call from any thread. */
+#ifndef PF_LOG_H
+#define PF_LOG_H
+
+enum pf_log_level {
+	PF_LOG_ERROR,
+	PF_LOG_WARN,
+	PF_LOG_INFO,
+	PF_LOG_DEBUG
+};
+
+/* Sets the most verbose level printed (default PF_LOG_INFO). */
+void pf_log_set_level(enum pf_log_level level);
+
+/* Sets the program name that prefixes every line. */
+void pf_log_set_prog(const char *prog);
+
+void pf_log(enum pf_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Logs at error level and exits with status 1. Start-up only. */
+void fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+#define log_error(...)	pf_log(PF_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...)	pf_log(PF_LOG_WARN, __VA_ARGS__)
+#define log_info(...)	pf_log(PF_LOG_INFO, __VA_ARGS__)
+#define log_debug(...)	pf_log(PF_LOG_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Byte transport. Protocol code reads and writes a struct pf_conn and never
+ * a socket, so a TLS transport can later be slotted in as another ops table
+ * without touching it (the wrk "struct sock" idea).
+ */
+#ifndef PF_NET_H
+#define PF_NET_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "status.h"
+
+struct pf_conn;
+
+struct pf_conn_ops {
+	/* Like read(2)/write(2): >0 bytes, 0 on EOF (read), -1 with errno. */
+	ssize_t	(*read)(struct pf_conn *c, void *p, size_t n);
+	ssize_t	(*write)(struct pf_conn *c, const void *p, size_t n);
+	void	(*close)(struct pf_conn *c);
+};
+
+struct pf_conn {
+	const struct pf_conn_ops *ops;
+	int		 fd;
+	char		 peer[64];	/* "addr:port", for logs */
+};
+
+/* Wraps a connected TCP socket; takes ownership of fd. NULL on ENOMEM. */
+struct pf_conn *pf_conn_new_tcp(int fd);
+
+/* Closes the transport and frees c. NULL is a no-op. */
+void pf_conn_free(struct pf_conn *c);
+
+/* Sets the send and receive timeout of c in milliseconds (0: none). */
+void pf_conn_set_timeout(struct pf_conn *c, unsigned ms);
+
+/*
+ * Reads exactly n bytes. PF_ENET on EOF or error, PF_ETIMEOUT when the
+ * timeout set with pf_conn_set_timeout passes with no progress.
+ */
+enum pf_status pf_conn_read_full(struct pf_conn *c, void *p, size_t n);
+
+/* Writes exactly n bytes; PF_ENET or PF_ETIMEOUT on failure. */
+enum pf_status pf_conn_write_full(struct pf_conn *c, const void *p, size_t n);
+
+/*
+ * Opens a listening TCP socket on addr:port (addr NULL: all addresses).
+ * port 0 picks an ephemeral port; *bound_port receives the real one.
+ */
+enum pf_status pf_tcp_listen(const char *addr, unsigned port, int *fd,
+    unsigned *bound_port);
+
+/* Connects to host:port within timeout_ms; *out is a new connection. */
+enum pf_status pf_tcp_connect(const char *host, unsigned port,
+    unsigned timeout_ms, struct pf_conn **out);
+
+/* True if addr (numeric or name) only resolves to loopback addresses. */
+int pf_addr_is_loopback(const char *addr);
+
+#endif

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Upload sessions: the table of live sessions, their ids, per-chunk state
+ * and counters. Sessions are reference-counted: the table holds one
+ * reference, and every connection working on a session holds another.
+ */
+#ifndef PF_SESSION_H
+#define PF_SESSION_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "auth.h"
+#include "digest.h"
+#include "policy.h"
+#include "status.h"
+
+#define SESSION_ID_LEN	36	/* canonical UUID text */
+
+enum session_state {
+	SESSION_RECEIVING,
+	SESSION_ASSEMBLING,
+	SESSION_COMPLETE,
+	SESSION_FAILED,
+	SESSION_CANCELLED
+};
+
+enum chunk_state {
+	CHUNK_PENDING,
+	CHUNK_RECEIVING,
+	CHUNK_DONE
+};
+
+struct staging;
+struct storage;
+
+struct session {
+	char		 id[SESSION_ID_LEN + 1];
+	char		 user[AUTH_MAX_USER + 1];
+	char		 name[POLICY_MAX_NAME + 1];	/* sanitized */
+	char		*client_name;	/* as sent; may hold any bytes */
+	size_t		 client_name_len;
+	char		 peer[64];
+	uint64_t	 size;
+	uint32_t	 chunk_size;
+	uint32_t	 nchunks;
+	uint8_t		 head[POLICY_HEAD_LEN];
+	size_t		 headlen;
+	uint8_t		 key[PF_SHA256_LEN];	/* the login's session key */
+	time_t		 created;
+
+	struct storage	*storage;		/* borrowed */
+	struct staging	*staging;		/* owned; NULL once final */
+	_Atomic uint8_t	*chunks;		/* enum chunk_state each */
+	uint8_t		*digests;		/* 32 bytes a chunk */
+
+	_Atomic int	 state;			/* enum session_state */
+	_Atomic uint64_t bytes_received;
+	_Atomic uint32_t chunks_acked;
+	_Atomic uint32_t chunks_nacked;
+	_Atomic uint32_t streams;
+	_Atomic int	 refs;
+	_Atomic int	 error;			/* enum pf_status, 0 if none */
+	char		 receipt[PF_SHA256_HEX];
+};
+
+struct session_table;
+
+/* A table admitting at most max live sessions. NULL on ENOMEM. */
+struct session_table *session_table_new(unsigned max);
+
+/* Frees the table and drops its references. No session may be in use. */
+void session_table_free(struct session_table *t);
+
+/*
+ * Creates a session with a fresh UUIDv4 id for nchunks chunks, inserts it
+ * and returns it in *out with one reference for the caller (plus the
+ * table's). PF_EBUSY when the table is full.
+ */
+enum pf_status session_create(struct session_table *t, uint32_t nchunks,
+    struct session **out);
+
+/* Finds a session by id; *out gets a new reference. PF_ENOSESSION if none. */
+enum pf_status session_lookup(struct session_table *t, const char *id,
+    struct session **out);
+
+/* Removes s from the table (dropping the table's reference), if there. */
+void session_remove(struct session_table *t, struct session *s);
+
+/* Takes another reference to s. */
+void session_ref(struct session *s);
+
+/* Drops a reference; the last one removes any staging area and frees s. */
+void session_unref(struct session *s);
+
+/* Moves s from RECEIVING to state; false if it was not RECEIVING. */
+bool session_leave_receiving(struct session *s, enum session_state state);
+
+/* Number of live sessions. */
+unsigned session_count(struct session_table *t);
+
+#endif

@@ -1,0 +1,598 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One connection of the native protocol, from HELLO to close: login and
+ * session control on a control connection, chunks on a data connection.
+ */
+#include "config.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "engine_int.h"
+#include "log.h"
+#include "wire.h"
+
+/* Chunk data moves through this much memory per data connection. */
+#define STREAM_BUF	(256u * 1024)
+
+enum role {
+	ROLE_NEW,	/* greeted, not logged in or joined */
+	ROLE_CONTROL,	/* logged in */
+	ROLE_DATA	/* joined a session */
+};
+
+struct stream {
+	struct engine		*e;
+	struct pf_conn		*c;
+	enum role		 role;
+	uint8_t			 nonce[AUTH_NONCE_LEN];
+	struct auth_server	*auth;
+	char			 user[AUTH_MAX_USER + 1];
+	uint8_t			 key[PF_SHA256_LEN];
+	struct session		*session;	/* held reference */
+	uint8_t			*buf;
+	struct pf_sha256	*hash;
+};
+
+/*
+ * Sends an ERROR frame and returns code, so a handler can end with
+ * "return fail(st, PF_EXXX, ...)". The connection is then closed.
+ */
+static enum pf_status
+fail(struct stream *st, enum pf_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static enum pf_status
+fail(struct stream *st, enum pf_status code, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_debug("%s: %s: %s", st->c->peer, pf_status_name(code), msg);
+	wire_send_error(st->c, code, "%s", msg);
+	return code;
+}
+
+static enum pf_status
+send_hello(struct stream *st)
+{
+	enum pf_status rc;
+	char *nonce;
+	json_t *j;
+
+	if ((rc = pf_random(st->nonce, sizeof(st->nonce))) != PF_OK)
+		return rc;
+	if ((nonce = pf_base64_encode(st->nonce, sizeof(st->nonce))) == NULL)
+		return PF_ENOMEM;
+	j = json_pack("{s:s,s:i,s:s}", "server", "paraflowd/" PACKAGE_VERSION,
+	    "version", PROTO_VERSION, "nonce", nonce);
+	free(nonce);
+	if (j == NULL)
+		return PF_ENOMEM;
+	rc = wire_send_json(st->c, PROTO_HELLO, j);
+	json_decref(j);
+	return rc;
+}
+
+/* Sends {"message": msg} as a frame of type. */
+static enum pf_status
+send_message(struct stream *st, int type, const char *msg)
+{
+	json_t *j = json_pack("{s:s}", "message", msg);
+	enum pf_status rc;
+
+	if (j == NULL)
+		return PF_ENOMEM;
+	rc = wire_send_json(st->c, type, j);
+	json_decref(j);
+	return rc;
+}
+
+static enum pf_status
+on_auth(struct stream *st, const json_t *req)
+{
+	const char *mech = wire_json_str(req, "mechanism", NULL);
+	const char *msg = wire_json_str(req, "message", NULL);
+	char *reply = NULL;
+	enum pf_status rc;
+
+	if (st->role != ROLE_NEW || st->auth != NULL)
+		return fail(st, PF_EPROTO, "AUTH not expected here");
+	if (mech == NULL || strcmp(mech, "SCRAM-SHA-256") != 0 || msg == NULL)
+		return fail(st, PF_EBADFRAME, "AUTH needs mechanism "
+		    "SCRAM-SHA-256 and a message");
+	if ((st->auth = auth_server_new(st->e->users, st->e->secret)) == NULL)
+		return fail(st, PF_EINTERNAL, "out of memory");
+	if ((rc = auth_server_first(st->auth, msg, &reply)) != PF_OK)
+		return fail(st, rc, "malformed SCRAM client-first message");
+	rc = send_message(st, PROTO_CHALLENGE, reply);
+	free(reply);
+	return rc;
+}
+
+static enum pf_status
+on_proof(struct stream *st, const json_t *req)
+{
+	const char *msg = wire_json_str(req, "message", NULL);
+	char *reply = NULL;
+	enum pf_status rc;
+
+	if (st->role != ROLE_NEW || st->auth == NULL)
+		return fail(st, PF_EPROTO, "PROOF not expected here");
+	if (msg == NULL)
+		return fail(st, PF_EBADFRAME, "PROOF needs a message");
+	rc = auth_server_final(st->auth, msg, &reply);
+	if (rc != PF_OK) {
+		atomic_fetch_add(&st->e->auth_failures, 1);
+		log_warn("%s: login failed", st->c->peer);
+		return fail(st, rc == PF_EBADFRAME ? rc : PF_EAUTH,
+		    "authentication failed");
+	}
+	snprintf(st->user, sizeof(st->user), "%s", auth_server_user(st->auth));
+	rc = auth_server_session_key(st->auth, st->key);
+	if (rc == PF_OK)
+		rc = send_message(st, PROTO_AUTH_OK, reply);
+	free(reply);
+	auth_server_free(st->auth);
+	st->auth = NULL;
+	if (rc != PF_OK)
+		return rc;
+	st->role = ROLE_CONTROL;
+	log_info("%s: user %s logged in", st->c->peer, st->user);
+	return PF_OK;
+}
+
+/* Validates an OPEN request and fills a new session from it. */
+static enum pf_status
+on_open(struct stream *st, const json_t *req)
+{
+	struct engine *e = st->e;
+	struct session *s = NULL;
+	char name[POLICY_MAX_NAME + 1];
+	uint8_t head[POLICY_HEAD_LEN];
+	const char *cname, *head64;
+	size_t cname_len;
+	uint64_t size, chunk_size;
+	uint32_t nchunks;
+	long headlen;
+	enum pf_status rc;
+	json_t *j;
+
+	if (st->role != ROLE_CONTROL || st->session != NULL)
+		return fail(st, PF_EPROTO, "OPEN not expected here");
+	cname = wire_json_str(req, "name", &cname_len);
+	head64 = wire_json_str(req, "head", NULL);
+	if (cname == NULL || head64 == NULL ||
+	    wire_json_u64(req, "size", &size) == -1 ||
+	    wire_json_u64(req, "chunk_size", &chunk_size) == -1)
+		return fail(st, PF_EBADFRAME, "OPEN needs name, size, "
+		    "chunk_size and head");
+	if (policy_sanitize_name(cname, cname_len, name) != PF_OK)
+		return fail(st, PF_EBADNAME, "file name cannot be stored");
+	if (policy_check_name(e->policy, name) != PF_OK)
+		return fail(st, PF_EFORBIDDEN, "executable file type refused "
+		    "by name");
+	if (!proto_chunk_size_valid(chunk_size))
+		return fail(st, PF_EBADFRAME, "chunk size must be a power of "
+		    "two from %u to %u", PROTO_MIN_CHUNK, PROTO_MAX_CHUNK);
+	if (e->cfg.max_file_size != 0 && size > e->cfg.max_file_size)
+		return fail(st, PF_ETOOLARGE, "file of %llu bytes is over the "
+		    "limit of %llu", (unsigned long long)size,
+		    (unsigned long long)e->cfg.max_file_size);
+	if (proto_chunk_count(size, (uint32_t)chunk_size, &nchunks) != PF_OK)
+		return fail(st, PF_ETOOLARGE, "more than %u chunks",
+		    PROTO_MAX_CHUNKS);
+	headlen = pf_base64_decode(head64, head, sizeof(head));
+	if (headlen < 0 || (uint64_t)headlen != (size < POLICY_HEAD_LEN ?
+	    size : POLICY_HEAD_LEN))
+		return fail(st, PF_EBADFRAME, "head must hold the first "
+		    "min(size, %d) bytes", POLICY_HEAD_LEN);
+	if (policy_check_content(head, (size_t)headlen) != PF_OK)
+		return fail(st, PF_EFORBIDDEN, "executable content refused");
+
+	if ((rc = session_create(e->sessions, nchunks, &s)) != PF_OK)
+		return fail(st, rc, "too many sessions");
+	s->storage = e->storage;
+	snprintf(s->user, sizeof(s->user), "%s", st->user);
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	snprintf(s->peer, sizeof(s->peer), "%s", st->c->peer);
+	s->size = size;
+	s->chunk_size = (uint32_t)chunk_size;
+	memcpy(s->head, head, (size_t)headlen);
+	s->headlen = (size_t)headlen;
+	memcpy(s->key, st->key, sizeof(s->key));
+	if ((s->client_name = malloc(cname_len + 1)) == NULL) {
+		rc = fail(st, PF_EINTERNAL, "out of memory");
+		goto out;
+	}
+	memcpy(s->client_name, cname, cname_len + 1);
+	s->client_name_len = cname_len;
+	rc = storage_staging_create(e->storage, s->id, size, &s->staging);
+	if (rc != PF_OK) {
+		rc = fail(st, rc, "cannot stage %llu bytes",
+		    (unsigned long long)size);
+		goto out;
+	}
+	j = json_pack("{s:s,s:I,s:I,s:s}", "session", s->id, "chunks",
+	    (json_int_t)nchunks, "chunk_size", (json_int_t)chunk_size,
+	    "name", s->name);
+	if (j == NULL) {
+		rc = fail(st, PF_EINTERNAL, "out of memory");
+		goto out;
+	}
+	rc = wire_send_json(st->c, PROTO_OPENED, j);
+	json_decref(j);
+	if (rc != PF_OK)
+		goto out;
+	log_info("%s: session %s opened by %s: \"%s\", %llu bytes, %u chunks",
+	    st->c->peer, s->id, s->user, s->name, (unsigned long long)size,
+	    nchunks);
+	/*
+	 * While a session is open the control connection legitimately idles
+	 * for as long as the transfer takes; TCP keepalive finds dead peers.
+	 */
+	pf_conn_set_timeout(st->c, 0);
+	st->session = s;
+	s = NULL;
+out:
+	if (s != NULL) {
+		session_leave_receiving(s, SESSION_FAILED);
+		session_remove(e->sessions, s);
+		session_unref(s);
+	}
+	return rc;
+}
+
+static enum pf_status
+on_join(struct stream *st, const json_t *req)
+{
+	struct session *s = NULL;
+	uint8_t proof[PF_SHA256_LEN], want[PF_SHA256_LEN];
+	const char *id, *proof64;
+	size_t idlen;
+	enum pf_status rc;
+	json_t *j;
+
+	if (st->role != ROLE_NEW || st->auth != NULL)
+		return fail(st, PF_EPROTO, "JOIN not expected here");
+	id = wire_json_str(req, "session", &idlen);
+	proof64 = wire_json_str(req, "proof", NULL);
+	if (id == NULL || idlen != SESSION_ID_LEN || proof64 == NULL ||
+	    pf_base64_decode(proof64, proof, sizeof(proof)) != sizeof(proof))
+		return fail(st, PF_EBADFRAME, "JOIN needs a session id and "
+		    "a 32-byte proof");
+	if (session_lookup(st->e->sessions, id, &s) != PF_OK ||
+	    atomic_load(&s->state) != SESSION_RECEIVING) {
+		session_unref(s);
+		return fail(st, PF_ENOSESSION, "no such session");
+	}
+	rc = auth_join_proof(s->key, s->id, st->nonce, sizeof(st->nonce),
+	    want);
+	if (rc != PF_OK || !pf_equal_ct(proof, want, sizeof(want))) {
+		session_unref(s);
+		atomic_fetch_add(&st->e->auth_failures, 1);
+		log_warn("%s: join proof refused", st->c->peer);
+		return fail(st, PF_EAUTH, "join proof refused");
+	}
+	st->buf = malloc(STREAM_BUF);
+	st->hash = pf_sha256_new();
+	if (st->buf == NULL || st->hash == NULL) {
+		session_unref(s);
+		return fail(st, PF_EINTERNAL, "out of memory");
+	}
+	st->session = s;
+	st->role = ROLE_DATA;
+	atomic_fetch_add(&s->streams, 1);
+	if ((j = json_pack("{s:s}", "session", s->id)) == NULL)
+		return PF_ENOMEM;
+	rc = wire_send_json(st->c, PROTO_JOINED, j);
+	json_decref(j);
+	return rc;
+}
+
+/* Reads and drops n bytes of a chunk that is not to be stored. */
+static enum pf_status
+drain(struct stream *st, uint64_t n)
+{
+	enum pf_status rc;
+
+	while (n > 0) {
+		size_t k = n < STREAM_BUF ? (size_t)n : STREAM_BUF;
+
+		if ((rc = pf_conn_read_full(st->c, st->buf, k)) != PF_OK)
+			return rc;
+		n -= k;
+	}
+	return PF_OK;
+}
+
+static enum pf_status
+send_ack(struct stream *st, int type, uint64_t index)
+{
+	uint8_t p[8];
+
+	proto_put_u64(p, index);
+	return wire_send(st->c, type, p, sizeof(p));
+}
+
+/*
+ * Streams one chunk from the connection into the staging file, hashing as
+ * it goes, and answers ACK or NACK. Only the connection that claimed a
+ * chunk (PENDING -> RECEIVING) writes it, so an acknowledged chunk is never
+ * overwritten.
+ */
+static enum pf_status
+on_chunk(struct stream *st, const struct proto_header *h)
+{
+	struct session *s = st->session;
+	struct engine *e = st->e;
+	struct proto_chunk_head ch;
+	uint8_t head[PROTO_CHUNK_HEAD_LEN];
+	uint8_t got[PF_SHA256_LEN], want[PF_SHA256_LEN];
+	uint8_t expect = CHUNK_PENDING;
+	uint64_t pos = 0;
+	enum pf_status rc;
+
+	if ((rc = pf_conn_read_full(st->c, head, sizeof(head))) != PF_OK)
+		return rc;
+	proto_decode_chunk_head(head, &ch);
+	if (proto_check_chunk(&ch, s->size, s->chunk_size) != PF_OK ||
+	    h->length != PROTO_CHUNK_HEAD_LEN + (uint64_t)ch.length +
+	    PROTO_CHUNK_TRAILER_LEN)
+		return fail(st, PF_EBADFRAME, "chunk head out of range");
+	if (atomic_load(&s->state) != SESSION_RECEIVING)
+		return fail(st, PF_ECANCELLED, "session is no longer "
+		    "receiving");
+	if (!atomic_compare_exchange_strong(&s->chunks[ch.index], &expect,
+	    CHUNK_RECEIVING)) {
+		/* Done already (ACK again) or being received elsewhere. */
+		if ((rc = drain(st, (uint64_t)ch.length +
+		    PROTO_CHUNK_TRAILER_LEN)) != PF_OK)
+			return rc;
+		return send_ack(st, expect == CHUNK_DONE ? PROTO_ACK :
+		    PROTO_NACK, ch.index);
+	}
+	if ((rc = proto_chunk_digest_begin(st->hash, &ch)) != PF_OK)
+		goto fail;
+	while (pos < ch.length) {
+		size_t k = ch.length - pos < STREAM_BUF ?
+		    (size_t)(ch.length - pos) : STREAM_BUF;
+
+		if ((rc = pf_conn_read_full(st->c, st->buf, k)) != PF_OK)
+			goto fail;
+		/* The declared head must be what really arrives. */
+		if (ch.index == 0 && pos == 0 &&
+		    memcmp(st->buf, s->head, s->headlen) != 0) {
+			atomic_store(&s->error, PF_EFORBIDDEN);
+			session_leave_receiving(s, SESSION_FAILED);
+			rc = fail(st, PF_EFORBIDDEN, "chunk 0 does not start "
+			    "with the declared head");
+			goto fail;
+		}
+		if ((rc = pf_sha256_update(st->hash, st->buf, k)) != PF_OK)
+			goto fail;
+		rc = storage_staging_write(s->staging, ch.offset + pos,
+		    st->buf, k);
+		if (rc != PF_OK) {
+			rc = fail(st, rc, "cannot store chunk %llu",
+			    (unsigned long long)ch.index);
+			goto fail;
+		}
+		pos += k;
+		atomic_fetch_add(&s->bytes_received, k);
+		atomic_fetch_add(&e->bytes_received, k);
+	}
+	if ((rc = pf_conn_read_full(st->c, want, sizeof(want))) != PF_OK ||
+	    (rc = pf_sha256_final(st->hash, got)) != PF_OK)
+		goto fail;
+	if (!pf_equal_ct(got, want, sizeof(got))) {
+		atomic_store(&s->chunks[ch.index], CHUNK_PENDING);
+		atomic_fetch_add(&s->chunks_nacked, 1);
+		atomic_fetch_add(&e->chunks_nacked, 1);
+		log_info("%s: session %s chunk %llu failed its check", 
+		    st->c->peer, s->id, (unsigned long long)ch.index);
+		return send_ack(st, PROTO_NACK, ch.index);
+	}
+	memcpy(s->digests + ch.index * PF_SHA256_LEN, got, PF_SHA256_LEN);
+	atomic_store(&s->chunks[ch.index], CHUNK_DONE);
+	atomic_fetch_add(&s->chunks_acked, 1);
+	atomic_fetch_add(&e->chunks_acked, 1);
+	return send_ack(st, PROTO_ACK, ch.index);
+fail:
+	atomic_store(&s->chunks[ch.index], CHUNK_PENDING);
+	return rc;
+}
+
+static json_t *
+session_meta(const struct session *s)
+{
+	char created[32];
+	struct tm tm;
+
+	gmtime_r(&s->created, &tm);
+	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_pack("{s:s,s:s,s:s%,s:I,s:I,s:s,s:s,s:s}",
+	    "session", s->id, "name", s->name, "client_name",
+	    s->client_name, s->client_name_len, "size", (json_int_t)s->size,
+	    "chunk_size", (json_int_t)s->chunk_size, "digest", s->receipt,
+	    "user", s->user, "created", created);
+}
+
+static enum pf_status
+on_commit(struct stream *st, const json_t *req)
+{
+	struct session *s = st->session;
+	uint8_t want[PF_SHA256_LEN], got[PF_SHA256_LEN];
+	const char *hex = wire_json_str(req, "digest", NULL);
+	enum pf_status rc;
+	json_t *meta, *j;
+
+	if (st->role != ROLE_CONTROL || s == NULL)
+		return fail(st, PF_EPROTO, "COMMIT not expected here");
+	if (hex == NULL || pf_hex_decode(hex, want, sizeof(want)) == -1)
+		return fail(st, PF_EBADFRAME, "COMMIT needs a hex digest");
+	if (atomic_load(&s->chunks_acked) != s->nchunks)
+		return fail(st, PF_EPROTO, "%u of %u chunks received",
+		    atomic_load(&s->chunks_acked), s->nchunks);
+	if (!session_leave_receiving(s, SESSION_ASSEMBLING))
+		return fail(st, PF_ECANCELLED, "session is no longer "
+		    "receiving");
+	rc = proto_receipt(s->size, s->chunk_size, s->digests, s->nchunks,
+	    got);
+	if (rc != PF_OK || !pf_equal_ct(got, want, sizeof(got))) {
+		atomic_store(&s->state, SESSION_FAILED);
+		atomic_store(&s->error, PF_ECHECKSUM);
+		return fail(st, PF_ECHECKSUM, "receipt does not match the "
+		    "chunks received");
+	}
+	pf_hex_encode(got, sizeof(got), s->receipt);
+	if ((meta = session_meta(s)) == NULL)
+		return fail(st, PF_EINTERNAL, "out of memory");
+	rc = storage_finalize(s->storage, s->staging, s->name, meta);
+	json_decref(meta);
+	if (rc != PF_OK) {
+		atomic_store(&s->state, SESSION_FAILED);
+		atomic_store(&s->error, rc);
+		return fail(st, rc, "cannot store the file");
+	}
+	s->staging = NULL;
+	atomic_store(&s->state, SESSION_COMPLETE);
+	atomic_fetch_add(&st->e->sessions_completed, 1);
+	log_info("%s: session %s complete: \"%s\", %llu bytes, receipt %s",
+	    st->c->peer, s->id, s->name, (unsigned long long)s->size,
+	    s->receipt);
+	j = json_pack("{s:s,s:s,s:I,s:s,s:s++}", "session", s->id, "name",
+	    s->name, "size", (json_int_t)s->size, "digest", s->receipt,
+	    "path", s->id, "/", s->name);
+	session_remove(st->e->sessions, s);
+	session_unref(s);
+	st->session = NULL;
+	if (j == NULL)
+		return PF_ENOMEM;
+	rc = wire_send_json(st->c, PROTO_COMPLETE, j);
+	json_decref(j);
+	return rc;
+}
+
+static enum pf_status
+on_abort(struct stream *st)
+{
+	if (st->role != ROLE_CONTROL || st->session == NULL)
+		return fail(st, PF_EPROTO, "ABORT not expected here");
+	if (session_leave_receiving(st->session, SESSION_CANCELLED))
+		log_info("%s: session %s aborted by client", st->c->peer,
+		    st->session->id);
+	/* Closing the connection ends the session; see stream_release. */
+	return PF_ECANCELLED;
+}
+
+/* Reads one frame and acts on it. Anything but PF_OK ends the connection. */
+static enum pf_status
+serve_frame(struct stream *st)
+{
+	struct proto_header h;
+	json_t *req = NULL;
+	enum pf_status rc;
+	uint32_t chunk_size = st->role == ROLE_DATA ?
+	    st->session->chunk_size : 0;
+
+	rc = wire_recv_header(st->c, &h);
+	if (rc == PF_EBADFRAME || rc == PF_EVERSION)
+		return fail(st, rc, rc == PF_EVERSION ? "protocol version %d "
+		    "is spoken here" : "damaged frame header", PROTO_VERSION);
+	if (rc != PF_OK)
+		return rc;
+	if ((rc = proto_check_length(&h, st->role != ROLE_NEW,
+	    chunk_size)) != PF_OK)
+		return fail(st, rc, "%s frame of %u bytes refused",
+		    proto_type_name(h.type), h.length);
+	if (h.type == PROTO_CHUNK)
+		return on_chunk(st, &h);
+	if ((rc = wire_recv_json(st->c, &h, &req)) != PF_OK)
+		return rc == PF_EBADFRAME ? fail(st, rc, "payload is not a "
+		    "JSON object") : rc;
+	switch (h.type) {
+	case PROTO_AUTH:
+		rc = on_auth(st, req);
+		break;
+	case PROTO_PROOF:
+		rc = on_proof(st, req);
+		break;
+	case PROTO_OPEN:
+		rc = on_open(st, req);
+		break;
+	case PROTO_JOIN:
+		rc = on_join(st, req);
+		break;
+	case PROTO_COMMIT:
+		rc = on_commit(st, req);
+		break;
+	case PROTO_ABORT:
+		rc = on_abort(st);
+		break;
+	default:
+		rc = fail(st, PF_EPROTO, "%s is not a client frame",
+		    proto_type_name(h.type));
+		break;
+	}
+	json_decref(req);
+	return rc;
+}
+
+static void
+stream_release(struct stream *st)
+{
+	struct session *s = st->session;
+
+	if (s != NULL && st->role == ROLE_CONTROL) {
+		/* A session ends with its control connection (for now). */
+		if (session_leave_receiving(s, SESSION_FAILED))
+			log_info("%s: session %s abandoned", st->c->peer,
+			    s->id);
+		session_remove(st->e->sessions, s);
+	}
+	if (s != NULL && st->role == ROLE_DATA)
+		atomic_fetch_sub(&s->streams, 1);
+	session_unref(s);
+	auth_server_free(st->auth);
+	pf_sha256_free(st->hash);
+	free(st->buf);
+	pf_wipe(st->key, sizeof(st->key));
+}
+
+static void
+enable_keepalive(int fd)
+{
+	int on = 1, idle = 60, intvl = 10, cnt = 6;
+
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+void
+stream_serve(struct engine *e, struct pf_conn *c)
+{
+	struct stream st = { .e = e, .c = c, .role = ROLE_NEW };
+	enum pf_status rc;
+
+	enable_keepalive(c->fd);
+	pf_conn_set_timeout(c, e->cfg.idle_timeout_ms);
+	if ((rc = send_hello(&st)) == PF_OK)
+		while ((rc = serve_frame(&st)) == PF_OK &&
+		    !atomic_load(&e->stopping))
+			;
+	if (rc == PF_ETIMEOUT)
+		log_info("%s: idle for %u ms, closing", c->peer,
+		    e->cfg.idle_timeout_ms);
+	stream_release(&st);
+}

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/* Frame I/O over a struct pf_conn, shared by the server and the client. */
+#ifndef PF_WIRE_H
+#define PF_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "net.h"
+#include "proto.h"
+#include "status.h"
+
+/* Sends one frame: header plus n bytes of payload (p may be NULL if n 0). */
+enum pf_status wire_send(struct pf_conn *c, int type, const void *p, size_t n);
+
+/* Sends j (borrowed) as the JSON payload of a frame. */
+enum pf_status wire_send_json(struct pf_conn *c, int type, const json_t *j);
+
+/* Sends an ERROR frame for code with a printf-style human message. */
+enum pf_status wire_send_error(struct pf_conn *c, enum pf_status code,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Reads and validates one frame header (not its length; see proto.h). */
+enum pf_status wire_recv_header(struct pf_conn *c, struct proto_header *h);
+
+/*
+ * Reads the h->length bytes of payload and parses them as a JSON object
+ * into *out (new reference). The length MUST have been checked against a
+ * cap already. PF_EBADFRAME if it is not a JSON object.
+ */
+enum pf_status wire_recv_json(struct pf_conn *c, const struct proto_header *h,
+    json_t **out);
+
+/*
+ * Client side: reads one frame and expects it to be of type want with a
+ * JSON payload (*out, new reference; pass NULL to discard it). An ERROR
+ * frame returns its code and copies its message into err (capacity
+ * errcap); a frame of another type returns PF_EPROTO.
+ */
+enum pf_status wire_expect_json(struct pf_conn *c, int want, json_t **out,
+    char *err, size_t errcap);
+
+/*
+ * Client side: like wire_expect_json for ACK or NACK; *type gets which,
+ * *index the chunk index.
+ */
+enum pf_status wire_expect_ack(struct pf_conn *c, int *type, uint64_t *index,
+    char *err, size_t errcap);
+
+/* Borrowed string member key of obj, or NULL; *len gets its length. */
+const char *wire_json_str(const json_t *obj, const char *key, size_t *len);
+
+/* Non-negative integer member key of obj: 0, or -1 if missing or wrong. */
+int wire_json_u64(const json_t *obj, const char *key, uint64_t *v);
+
+#endif

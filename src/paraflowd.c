@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: MIT */
+/* paraflowd: configuration, start-up and shutdown of the receiver. */
+#include "config.h"
+
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "auth.h"
+#include "engine.h"
+#include "log.h"
+#include "proto.h"
+
+static const char usage_text[] =
+"Usage: paraflowd [OPTION]...\n"
+"       paraflowd --users FILE --add-user NAME [--iterations N]\n"
+"\n"
+"Receive files over the ParaFlow native chunk protocol: several TCP streams\n"
+"per upload, every chunk checked with SHA-256, users authenticated with\n"
+"SCRAM-SHA-256, every upload a UUIDv4 session with its own staging area.\n"
+"\n"
+"Options:\n"
+"  -p, --port PORT           TCP port for control and data (default 7878;\n"
+"                            0 picks a free one)\n"
+"  -b, --bind ADDR           address to listen on (default 127.0.0.1)\n"
+"  -s, --storage DIR         storage directory (default /var/lib/paraflow)\n"
+"  -u, --users FILE          users file of SCRAM verifiers (see below)\n"
+"      --insecure-default-user\n"
+"                            without --users, accept user \"paraflow\" with\n"
+"                            password \"secret123\" even off loopback\n"
+"      --forbidden-ext LIST  comma-separated extensions to refuse, replacing\n"
+"                            the default list (exe,sh,bat,cmd,com,msi,ps1,\n"
+"                            dll,...); \"\" refuses none by name\n"
+"      --max-file-size SIZE  refuse larger uploads (K, M, G, T suffixes)\n"
+"      --max-sessions N      sessions receiving at once (default 64)\n"
+"      --max-connections N   connections at once (default 256)\n"
+"      --idle-timeout SEC    close connections idle this long (default 60)\n"
+"      --port-file FILE      write the bound port to FILE once listening\n"
+"  -v, --verbose             log more (repeat for debug)\n"
+"  -q, --quiet               log errors and warnings only\n"
+"  -h, --help                show this help\n"
+"  -V, --version             show the version\n"
+"\n"
+"User management:\n"
+"      --add-user NAME       add or replace NAME in the --users file; the\n"
+"                            password is read from the terminal (twice), or\n"
+"                            from the first line of standard input when it\n"
+"                            is not a terminal; never from the command line\n"
+"      --iterations N        PBKDF2 iterations for --add-user (default 4096)\n"
+"\n"
+"Without --users, paraflowd accepts one user, \"paraflow\", with the password\n"
+"\"secret123\", logs a warning, and refuses to start on a non-loopback\n"
+"address unless --insecure-default-user is given.\n"
+"\n"
+"Executables are refused by extension and by content (ELF, PE, Mach-O, #!).\n"
+"Finished files are stored as DIR/<session-id>/<sanitized name>.\n"
+"\n"
+"Exit status: 0 after a clean stop (SIGTERM or SIGINT), 1 on a start-up\n"
+"error, 2 on a usage error.\n";
+
+enum {
+	OPT_INSECURE = 256,
+	OPT_FORBIDDEN,
+	OPT_MAX_FILE,
+	OPT_MAX_SESSIONS,
+	OPT_MAX_CONNS,
+	OPT_IDLE,
+	OPT_PORT_FILE,
+	OPT_ADD_USER,
+	OPT_ITERATIONS
+};
+
+static const struct option options[] = {
+	{ "port", required_argument, NULL, 'p' },
+	{ "bind", required_argument, NULL, 'b' },
+	{ "storage", required_argument, NULL, 's' },
+	{ "users", required_argument, NULL, 'u' },
+	{ "insecure-default-user", no_argument, NULL, OPT_INSECURE },
+	{ "forbidden-ext", required_argument, NULL, OPT_FORBIDDEN },
+	{ "max-file-size", required_argument, NULL, OPT_MAX_FILE },
+	{ "max-sessions", required_argument, NULL, OPT_MAX_SESSIONS },
+	{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
+	{ "idle-timeout", required_argument, NULL, OPT_IDLE },
+	{ "port-file", required_argument, NULL, OPT_PORT_FILE },
+	{ "add-user", required_argument, NULL, OPT_ADD_USER },
+	{ "iterations", required_argument, NULL, OPT_ITERATIONS },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 }
+};
+
+static void
+usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+static void
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "paraflowd: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'paraflowd --help' for more information.\n");
+	exit(2);
+}
+
+static unsigned
+number(const char *opt, const char *arg, uint64_t min, uint64_t max)
+{
+	uint64_t v;
+
+	if (pf_parse_uint(arg, min, max, &v) != PF_OK)
+		usage_error("bad value for --%s", opt);
+	return (unsigned)v;
+}
+
+/* --add-user: read the password off argv and write the verifier. */
+static int
+add_user(const char *users, const char *user, unsigned iterations)
+{
+	char pass[AUTH_MAX_PASSWORD + 1], again[AUTH_MAX_PASSWORD + 1];
+	enum pf_status rc;
+
+	if (users == NULL)
+		usage_error("%s", "--add-user needs --users FILE");
+	if (!auth_user_valid(user))
+		usage_error("bad user name '%s': use 1-64 of A-Z a-z 0-9 . _ "
+		    "@ + -", user);
+	if (isatty(STDIN_FILENO)) {
+		rc = pf_read_secret_tty("Password: ", pass, sizeof(pass));
+		if (rc == PF_OK)
+			rc = pf_read_secret_tty("Again: ", again,
+			    sizeof(again));
+		if (rc == PF_OK && strcmp(pass, again) != 0) {
+			fprintf(stderr, "paraflowd: passwords differ\n");
+			rc = PF_EUSAGE;
+		}
+		pf_wipe(again, sizeof(again));
+	} else
+		rc = pf_read_secret_fd(STDIN_FILENO, pass, sizeof(pass));
+	if (rc != PF_OK) {
+		if (rc != PF_EUSAGE || isatty(STDIN_FILENO) == 0)
+			fprintf(stderr, "paraflowd: no password read\n");
+		pf_wipe(pass, sizeof(pass));
+		return 1;
+	}
+	rc = auth_users_add(users, user, pass, iterations);
+	pf_wipe(pass, sizeof(pass));
+	if (rc != PF_OK) {
+		fprintf(stderr, "paraflowd: cannot update %s: %s\n", users,
+		    pf_status_message(rc));
+		return 1;
+	}
+	fprintf(stderr, "paraflowd: user %s saved in %s\n", user, users);
+	return 0;
+}
+
+static int
+write_port_file(const char *path, unsigned port)
+{
+	char tmp[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((f = fopen(tmp, "w")) == NULL)
+		return -1;
+	fprintf(f, "%u\n", port);
+	if (fclose(f) != 0)
+		return -1;
+	/* Renamed into place, so a reader never sees a half-written port. */
+	return rename(tmp, path);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct engine_config cfg;
+	struct engine *e = NULL;
+	const char *port_file = NULL, *new_user = NULL;
+	unsigned iterations = AUTH_DEFAULT_ITERATIONS;
+	int verbosity = PF_LOG_INFO, ch, sig;
+	uint64_t size;
+	sigset_t set;
+
+	pf_log_set_prog("paraflowd");
+	engine_config_defaults(&cfg);
+	while ((ch = getopt_long(argc, argv, "p:b:s:u:vqhV", options,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'p':
+			cfg.port = number("port", optarg, 0, 65535);
+			break;
+		case 'b':
+			cfg.bind = optarg;
+			break;
+		case 's':
+			cfg.storage_dir = optarg;
+			break;
+		case 'u':
+			cfg.users_file = optarg;
+			break;
+		case OPT_INSECURE:
+			cfg.insecure_default_user = true;
+			break;
+		case OPT_FORBIDDEN:
+			cfg.forbidden_exts = optarg;
+			break;
+		case OPT_MAX_FILE:
+			if (pf_parse_size(optarg, &size) != PF_OK)
+				usage_error("bad size for --%s",
+				    "max-file-size");
+			cfg.max_file_size = size;
+			break;
+		case OPT_MAX_SESSIONS:
+			cfg.max_sessions = number("max-sessions", optarg, 1,
+			    100000);
+			break;
+		case OPT_MAX_CONNS:
+			cfg.max_connections = number("max-connections",
+			    optarg, 1, 100000);
+			break;
+		case OPT_IDLE:
+			cfg.idle_timeout_ms = 1000 * number("idle-timeout",
+			    optarg, 1, 86400);
+			break;
+		case OPT_PORT_FILE:
+			port_file = optarg;
+			break;
+		case OPT_ADD_USER:
+			new_user = optarg;
+			break;
+		case OPT_ITERATIONS:
+			iterations = number("iterations", optarg,
+			    AUTH_MIN_ITERATIONS, AUTH_MAX_ITERATIONS);
+			break;
+		case 'v':
+			if (verbosity < PF_LOG_DEBUG)
+				verbosity++;
+			break;
+		case 'q':
+			verbosity = PF_LOG_WARN;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			printf("paraflowd %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'paraflowd --help' for more "
+			    "information.\n");
+			return 2;
+		}
+	}
+	if (optind != argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	pf_log_set_level((enum pf_log_level)verbosity);
+	if (new_user != NULL)
+		return add_user(cfg.users_file, new_user, iterations);
+
+	/* A size limit or a closed peer is an error return, not a death. */
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
+	/* Threads inherit this mask; only sigwait below sees these. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	if (engine_new(&cfg, &e) != PF_OK || engine_start(e) != PF_OK) {
+		engine_free(e);
+		return 1;
+	}
+	if (port_file != NULL && write_port_file(port_file,
+	    engine_port(e)) == -1)
+		log_warn("cannot write %s", port_file);
+	if (sigwait(&set, &sig) == 0)
+		log_info("%s received, stopping", strsignal(sig));
+	engine_stop(e);
+	engine_free(e);
+	return 0;
+}

@@ -1,0 +1,619 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of the name sanitizer and the extension and content checks. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "policy.h"
+
+#define VECTOR_MAX	65536	/* bytes in one decoded vector field */
+#define RANDOM_ROUNDS	100000
+#define RANDOM_MAX_LEN	400
+#define LONG_EXT	"abcdefghijklmnopqrstuvwxyz0123456"	/* 33 bytes */
+
+/*
+ * Runs the sanitizer on a heap copy of exactly len bytes, with no NUL
+ * after it, into a heap buffer of exactly the documented capacity, so that
+ * AddressSanitizer sees any read or write past either end. Returns a new
+ * string the caller frees, or NULL if the name was refused with
+ * PF_EBADNAME; any other status fails the test.
+ */
+static char *
+sanitize(const void *in, size_t len)
+{
+	char *copy, *out;
+	enum pf_status rc;
+
+	copy = malloc(len > 0 ? len : 1);
+	out = malloc(POLICY_MAX_NAME + 1);
+	assert_non_null(copy);
+	assert_non_null(out);
+	if (len > 0)
+		memcpy(copy, in, len);
+	rc = policy_sanitize_name(copy, len, out);
+	free(copy);
+	if (rc == PF_EBADNAME) {
+		free(out);
+		return NULL;
+	}
+	assert_int_equal(rc, PF_OK);
+	return out;
+}
+
+static void
+print_hex(const char *label, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	size_t i;
+
+	print_error("%s (%zu bytes):", label, n);
+	for (i = 0; i < n; i++)
+		print_error(" %02x", b[i]);
+	print_error("\n");
+}
+
+/*
+ * Length of the UTF-8 character at p (n bytes left), or 0. Written from
+ * the definition, decoding first and judging the value afterwards, so it
+ * does not share its method, or its mistakes, with the code under test.
+ */
+static size_t
+utf8_char(const uint8_t *p, size_t n, uint32_t *cp)
+{
+	static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	size_t len, i;
+	uint32_t c;
+
+	if (p[0] < 0x80)
+		len = 1, c = p[0];
+	else if ((p[0] & 0xe0) == 0xc0)
+		len = 2, c = p[0] & 0x1f;
+	else if ((p[0] & 0xf0) == 0xe0)
+		len = 3, c = p[0] & 0x0f;
+	else if ((p[0] & 0xf8) == 0xf0)
+		len = 4, c = p[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	if (c < min[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+static int
+is_format_char(uint32_t c)
+{
+	return c == 0x061c || (c >= 0x200b && c <= 0x200f) ||
+	    (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) ||
+	    c == 0xfeff;
+}
+
+/*
+ * Fails the test unless name holds every promise of policy.h, and is a
+ * fixed point: sanitizing a sanitized name must not change it, or the
+ * name the client is told would differ from a second upload's.
+ */
+static void
+check_output(const char *name, const void *in, size_t inlen)
+{
+	const uint8_t *p = (const uint8_t *)name;
+	size_t len = strlen(name), i, n;
+	const char *why = NULL;
+	uint32_t c = 0;
+	char *again;
+
+	if (len < 1 || len > POLICY_MAX_NAME)
+		why = "length";
+	else if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		why = "dot name";
+	else if (name[0] == ' ' || name[0] == '.')
+		why = "leading space or dot";
+	else if (name[len - 1] == ' ' || name[len - 1] == '.')
+		why = "trailing space or dot";
+	for (i = 0; why == NULL && i < len; i += n) {
+		if ((n = utf8_char(p + i, len - i, &c)) == 0)
+			why = "invalid UTF-8";
+		else if (c == '/' || c == '\\')
+			why = "separator";
+		else if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
+			why = "control character";
+		else if (is_format_char(c))
+			why = "format character";
+	}
+	if (why == NULL) {
+		again = sanitize(name, len);
+		if (again == NULL || strcmp(again, name) != 0)
+			why = "not idempotent";
+		free(again);
+	}
+	if (why != NULL) {
+		print_hex("input", in, inlen);
+		print_hex("output", name, len);
+		fail_msg("sanitized name breaks an invariant: %s", why);
+	}
+}
+
+static int
+hex_digit(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Decodes one field of the vectors file (see its header) into buf.
+ * Returns 0, or -1 if the field is malformed or longer than cap.
+ */
+static int
+decode_field(const char *f, uint8_t *buf, size_t cap, size_t *len)
+{
+	const char *run, *hexend, *end;
+	unsigned long reps;
+	size_t n = 0, k, r;
+	char *stop;
+
+	*len = 0;
+	if (strcmp(f, "-") == 0)
+		return 0;
+	for (run = f; *run != '\0'; run = *end == ' ' ? end + 1 : end) {
+		for (hexend = run; hex_digit(*hexend) >= 0; hexend++)
+			;
+		if (hexend == run || (hexend - run) % 2 != 0)
+			return -1;
+		end = hexend;
+		reps = 1;
+		if (*end == '*') {
+			reps = strtoul(end + 1, &stop, 10);
+			if (stop == end + 1 || reps == 0 || reps > cap)
+				return -1;
+			end = stop;
+		}
+		if (*end != ' ' && *end != '\0')
+			return -1;
+		if (*end == ' ' && end[1] == '\0')
+			return -1;
+		for (r = 0; r < reps; r++) {
+			for (k = 0; run + k < hexend; k += 2) {
+				if (n == cap)
+					return -1;
+				buf[n++] = (uint8_t)(hex_digit(run[k]) << 4 |
+				    hex_digit(run[k + 1]));
+			}
+		}
+	}
+	*len = n;
+	return 0;
+}
+
+/*
+ * Opens the vectors file. Automake exports srcdir to tests, which keeps
+ * this working in a VPATH build and in make distcheck; PF_VECTORS_DIR
+ * overrides it for a run by hand.
+ */
+static FILE *
+open_vectors(const char *file)
+{
+	const char *dir, *srcdir;
+	char path[4096];
+	FILE *fp;
+
+	if ((dir = getenv("PF_VECTORS_DIR")) != NULL)
+		snprintf(path, sizeof(path), "%s/%s", dir, file);
+	else if ((srcdir = getenv("srcdir")) != NULL)
+		snprintf(path, sizeof(path), "%s/tests/vectors/%s", srcdir,
+		    file);
+	else
+		snprintf(path, sizeof(path), "tests/vectors/%s", file);
+	if ((fp = fopen(path, "r")) == NULL)
+		fail_msg("cannot open %s (set srcdir or PF_VECTORS_DIR)", path);
+	return fp;
+}
+
+static void
+test_name_vectors(void **state)
+{
+	static uint8_t in[VECTOR_MAX], want[VECTOR_MAX];
+	size_t inlen, wantlen, cap = 0;
+	unsigned lineno = 0, count = 0, failed = 0;
+	char *line = NULL, *f_in, *f_want, *tab, *got;
+	const char *desc;
+	ssize_t r;
+	FILE *fp;
+
+	(void)state;
+	fp = open_vectors("names.txt");
+	while ((r = getline(&line, &cap, fp)) != -1) {
+		lineno++;
+		while (r > 0 && (line[r - 1] == '\n' || line[r - 1] == '\r'))
+			line[--r] = '\0';
+		if (r == 0 || line[0] == '#')
+			continue;
+		f_in = line;
+		if ((f_want = strchr(f_in, '\t')) == NULL)
+			fail_msg("names.txt:%u: no expected field", lineno);
+		*f_want++ = '\0';
+		desc = "";
+		if ((tab = strchr(f_want, '\t')) != NULL) {
+			*tab = '\0';
+			desc = tab + 1;
+		}
+		if (decode_field(f_in, in, sizeof(in), &inlen) == -1)
+			fail_msg("names.txt:%u: bad input field", lineno);
+		if (strcmp(f_want, "ERROR") != 0 &&
+		    decode_field(f_want, want, sizeof(want), &wantlen) == -1)
+			fail_msg("names.txt:%u: bad expected field", lineno);
+		count++;
+
+		got = sanitize(in, inlen);
+		if (strcmp(f_want, "ERROR") == 0) {
+			if (got != NULL) {
+				print_error("names.txt:%u: %s: want ERROR\n",
+				    lineno, desc);
+				print_hex("got", got, strlen(got));
+				failed++;
+			}
+		} else if (got == NULL) {
+			print_error("names.txt:%u: %s: got ERROR\n", lineno,
+			    desc);
+			failed++;
+		} else if (strlen(got) != wantlen ||
+		    memcmp(got, want, wantlen) != 0) {
+			print_error("names.txt:%u: %s: mismatch\n", lineno,
+			    desc);
+			print_hex("want", want, wantlen);
+			print_hex("got", got, strlen(got));
+			failed++;
+		} else
+			check_output(got, in, inlen);
+		free(got);
+	}
+	assert_false(ferror(fp));
+	free(line);
+	fclose(fp);
+	assert_int_equal(failed, 0);
+	/* A truncated or misplaced file must not pass as an empty one. */
+	assert_true(count >= 100);
+}
+
+static void
+test_name_args(void **state)
+{
+	char out[POLICY_MAX_NAME + 1];
+
+	(void)state;
+	assert_int_equal(policy_sanitize_name(NULL, 0, out), PF_EBADNAME);
+	assert_int_equal(policy_sanitize_name("abc", 0, out), PF_EBADNAME);
+	/* Only len counts: bytes after it, NUL or not, are not read. */
+	assert_int_equal(policy_sanitize_name("abc/def", 3, out), PF_OK);
+	assert_string_equal(out, "abc");
+	assert_int_equal(policy_sanitize_name("ab\0cd", 2, out), PF_OK);
+	assert_string_equal(out, "ab");
+	assert_int_equal(policy_sanitize_name("ab\0cd", 5, out), PF_EBADNAME);
+}
+
+/* splitmix64: small, and the same sequence on every platform. */
+static uint64_t
+next_random(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/*
+ * Random bytes alone are nearly never UTF-8, so most names are built from
+ * pieces chosen to meet the sanitizer's rules: spaces, dots, controls,
+ * format characters and characters of each length. A third of those have
+ * no separator and no random byte, so that long base names reach the cut.
+ */
+static size_t
+random_name(uint64_t *s, uint8_t *buf)
+{
+	static const char *pieces[] = {
+		"a", "Z", "0", "_", "-", ".", ".", " ", " ", "..", "exe", "txt",
+		"\t", "\x01", "\x1f", "\x7f", "\xc2\x85", "\xc2\xa0",
+		"\xc3\xa9", "\xd8\x9c", "\xe2\x80\x8b", "\xe2\x80\xae",
+		"\xe2\x81\xa6", "\xe2\x82\xac", "\xef\xbb\xbf",
+		"\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
+		"/", "\\",	/* the separators stay last */
+	};
+	const size_t npieces = sizeof(pieces) / sizeof(pieces[0]);
+	size_t want, n = 0, k, len, choice;
+	const char *piece;
+	uint8_t one;
+
+	want = next_random(s) % (RANDOM_MAX_LEN + 1);
+	switch (next_random(s) % 4) {
+	case 0:
+		for (n = 0; n < want; n++)
+			buf[n] = (uint8_t)next_random(s);
+		return n;
+	case 1:
+		choice = npieces - 2;
+		break;
+	default:
+		choice = npieces + 1;
+		break;
+	}
+	while (n < want) {
+		k = next_random(s) % choice;
+		if (k >= npieces) {
+			/* Now and then a byte of anything, NUL included. */
+			if (next_random(s) % 8 != 0)
+				continue;
+			one = (uint8_t)next_random(s);
+			piece = (const char *)&one;
+			len = 1;
+		} else {
+			piece = pieces[k];
+			len = strlen(piece);
+		}
+		/* A piece cut by the end is a truncated sequence: good too. */
+		if (len > want - n)
+			len = want - n;
+		memcpy(buf + n, piece, len);
+		n += len;
+	}
+	return n;
+}
+
+static void
+test_name_random(void **state)
+{
+	static uint8_t buf[RANDOM_MAX_LEN];
+	uint64_t seed = 0x5eed0f9a7af10e5ULL, s;
+	unsigned i, ok = 0, cut = 0;
+	const char *env;
+	size_t len;
+	char *got;
+
+	(void)state;
+	if ((env = getenv("PF_TEST_SEED")) != NULL)
+		seed = strtoull(env, NULL, 0);
+	s = seed;
+	for (i = 0; i < RANDOM_ROUNDS; i++) {
+		len = random_name(&s, buf);
+		if ((got = sanitize(buf, len)) == NULL)
+			continue;
+		ok++;
+		if (strlen(got) > POLICY_MAX_NAME - 4)
+			cut++;
+		check_output(got, buf, len);
+		free(got);
+	}
+	print_message("# seed %#llx: %u of %u names accepted, %u near 255 "
+	    "bytes\n", (unsigned long long)seed, ok, RANDOM_ROUNDS, cut);
+	/* Without enough accepted names the invariants were not tested. */
+	assert_true(ok >= RANDOM_ROUNDS / 10);
+	assert_true(cut >= 100);
+}
+
+static void
+test_ext_default(void **state)
+{
+	struct policy *p;
+	char *list, *item, *save, name[64];
+
+	(void)state;
+	assert_non_null(p = policy_new(NULL));
+	assert_int_equal(policy_check_name(p, "setup.EXE"), PF_EFORBIDDEN);
+	assert_int_equal(policy_check_name(p, "run.Sh"), PF_EFORBIDDEN);
+	assert_int_equal(policy_check_name(p, "x.AppImage"), PF_EFORBIDDEN);
+	assert_int_equal(policy_check_name(p, "a.b.ps1"), PF_EFORBIDDEN);
+	assert_int_equal(policy_check_name(p, "archive.exe.txt"), PF_OK);
+	assert_int_equal(policy_check_name(p, "noext"), PF_OK);
+	assert_int_equal(policy_check_name(p, "exe"), PF_OK);
+	assert_int_equal(policy_check_name(p, "_exe"), PF_OK);
+	assert_int_equal(policy_check_name(p, ".exe"), PF_OK);
+	assert_int_equal(policy_check_name(p, "x.exe_"), PF_OK);
+	assert_int_equal(policy_check_name(p, "x.ex"), PF_OK);
+	assert_int_equal(policy_check_name(p, "x.exee"), PF_OK);
+	assert_int_equal(policy_check_name(p, "x.e"), PF_OK);
+	assert_int_equal(policy_check_name(p, "report.pdf"), PF_OK);
+	assert_int_equal(policy_check_name(p, "x."), PF_OK);
+
+	/* Every default item is refused, in upper case too. */
+	assert_non_null(list = strdup(POLICY_DEFAULT_EXTS));
+	for (item = strtok_r(list, ",", &save); item != NULL;
+	    item = strtok_r(NULL, ",", &save)) {
+		snprintf(name, sizeof(name), "f.%s", item);
+		assert_int_equal(policy_check_name(p, name), PF_EFORBIDDEN);
+		for (char *c = name; *c != '\0'; c++)
+			if (*c >= 'a' && *c <= 'z')
+				*c = (char)(*c - 'a' + 'A');
+		assert_int_equal(policy_check_name(p, name), PF_EFORBIDDEN);
+	}
+	free(list);
+	policy_free(p);
+}
+
+static void
+test_ext_custom(void **state)
+{
+	struct policy *p;
+	char list[64];
+
+	(void)state;
+	assert_non_null(p = policy_new("foo,.BAR"));
+	assert_int_equal(policy_check_name(p, "x.bar"), PF_EFORBIDDEN);
+	assert_int_equal(policy_check_name(p, "x.Bar"), PF_EFORBIDDEN);
+	assert_int_equal(policy_check_name(p, "x.FOO"), PF_EFORBIDDEN);
+	assert_int_equal(policy_check_name(p, "x.exe"), PF_OK);
+	assert_int_equal(policy_check_name(p, "x.sh"), PF_OK);
+	assert_int_equal(policy_check_name(p, "x.fo"), PF_OK);
+	assert_int_equal(policy_check_name(p, "x..bar"), PF_EFORBIDDEN);
+	policy_free(p);
+
+	/* Spaces around items and empty items are fine. */
+	assert_non_null(p = policy_new(" foo , \t.bar\t,, ,"));
+	assert_int_equal(policy_check_name(p, "x.foo"), PF_EFORBIDDEN);
+	assert_int_equal(policy_check_name(p, "x.bar"), PF_EFORBIDDEN);
+	assert_int_equal(policy_check_name(p, "x.exe"), PF_OK);
+	assert_int_equal(policy_check_name(p, "x."), PF_OK);
+	policy_free(p);
+
+	/* 32 bytes is the longest item, with or without its dot. */
+	snprintf(list, sizeof(list), "%.32s", LONG_EXT);
+	assert_non_null(p = policy_new(list));
+	policy_free(p);
+	snprintf(list, sizeof(list), "x,.%.32s", LONG_EXT);
+	assert_non_null(p = policy_new(list));
+	policy_free(p);
+}
+
+static void
+test_ext_empty(void **state)
+{
+	struct policy *p;
+
+	(void)state;
+	assert_non_null(p = policy_new(""));
+	assert_int_equal(policy_check_name(p, "x.exe"), PF_OK);
+	assert_int_equal(policy_check_name(p, "x.sh"), PF_OK);
+	assert_int_equal(policy_check_name(p, "x."), PF_OK);
+	policy_free(p);
+	assert_non_null(p = policy_new(" , ,"));
+	assert_int_equal(policy_check_name(p, "x.exe"), PF_OK);
+	policy_free(p);
+}
+
+static void
+test_ext_malformed(void **state)
+{
+	static const char *bad[] = {
+		"exe,a/b", "/", "exe,\\", ".", "exe, . ", "..exe", "tar.gz",
+		"exe,e\x01", "e\x7f", LONG_EXT, "." LONG_EXT,
+		"a," LONG_EXT ",b",
+	};
+	size_t i;
+
+	(void)state;
+	assert_int_equal(strlen(LONG_EXT), 33);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct policy *p = policy_new(bad[i]);
+
+		if (p != NULL) {
+			policy_free(p);
+			fail_msg("policy_new accepted \"%s\"", bad[i]);
+		}
+	}
+	policy_free(NULL);
+}
+
+static void
+test_content_magics(void **state)
+{
+	static const struct {
+		const char	*head;
+		size_t		 n;
+	} exe[] = {
+		{ "\x7f" "ELF", 4 },
+		{ "\x7f" "ELF\x02\x01\x01", 7 },
+		{ "MZ", 2 },
+		{ "MZ\x90\x00\x03", 5 },
+		{ "\xfe\xed\xfa\xce", 4 },
+		{ "\xfe\xed\xfa\xcf", 4 },
+		{ "\xce\xfa\xed\xfe", 4 },
+		{ "\xcf\xfa\xed\xfe\x07\x00\x00\x01", 8 },
+		{ "\xca\xfe\xba\xbe", 4 },
+		{ "\xbe\xba\xfe\xca", 4 },
+		{ "#!", 2 },
+		{ "#!/bin/sh\n", 10 },
+	};
+	uint8_t big[POLICY_HEAD_LEN];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(exe) / sizeof(exe[0]); i++) {
+		if (policy_check_content((const uint8_t *)exe[i].head,
+		    exe[i].n) != PF_EFORBIDDEN)
+			fail_msg("magic %zu not refused", i);
+	}
+	memset(big, 0, sizeof(big));
+	memcpy(big, "\x7f" "ELF", 4);
+	assert_int_equal(policy_check_content(big, sizeof(big)),
+	    PF_EFORBIDDEN);
+}
+
+static void
+test_content_near_misses(void **state)
+{
+	static const struct {
+		const char	*head;
+		size_t		 n;
+	} ok[] = {
+		{ "", 0 },
+		{ "M", 1 },
+		{ "#", 1 },
+		{ "\x7f" "EL", 3 },
+		{ "\x7f" "elf", 4 },
+		{ "mz", 2 },
+		{ "Mz", 2 },
+		{ "ZM", 2 },
+		{ "# comment\n", 10 },
+		{ "!#", 2 },
+		{ " #!/bin/sh", 10 },
+		{ "x\x7f" "ELF", 5 },
+		{ "\xfe\xed\xfa", 3 },
+		{ "\xca\xfe\xba", 3 },
+		{ "\xca\xfe\xba\xbf", 4 },
+		{ "\xfe\xed\xfa\xcd", 4 },
+		{ "\xcf\xfa\xed\xff", 4 },
+		{ "%PDF-1.7\n", 9 },
+		{ "hello, world\n", 13 },
+		{ "\x89PNG\r\n\x1a\n", 8 },
+		{ "PK\x03\x04", 4 },
+	};
+	size_t i;
+
+	(void)state;
+	assert_int_equal(policy_check_content(NULL, 0), PF_OK);
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		if (policy_check_content((const uint8_t *)ok[i].head,
+		    ok[i].n) != PF_OK)
+			fail_msg("harmless head %zu refused", i);
+	}
+	/* Only n counts: the magic's missing bytes are not looked at. */
+	assert_int_equal(policy_check_content((const uint8_t *)"MZ", 1), PF_OK);
+	assert_int_equal(policy_check_content((const uint8_t *)"#!", 1), PF_OK);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_name_vectors),
+		cmocka_unit_test(test_name_args),
+		cmocka_unit_test(test_name_random),
+		cmocka_unit_test(test_ext_default),
+		cmocka_unit_test(test_ext_custom),
+		cmocka_unit_test(test_ext_empty),
+		cmocka_unit_test(test_ext_malformed),
+		cmocka_unit_test(test_content_magics),
+		cmocka_unit_test(test_content_near_misses),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
