@@ -1,0 +1,131 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Loopback throughput of paraflow upload with 1, 2, 4 and 8 streams, next
+# to baselines measured in the same run on the same file: a raw nc copy
+# (to /dev/null and to a file on the storage filesystem) and sha256sum.
+#   bench/loopback.sh [SIZE_MIB]          (default 1024)
+# BENCH_DIR picks the filesystem (default: a temporary directory in /tmp).
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+bin=${BIN:-$top/build}
+size_mib=${1:-1024}
+hz=$(getconf CLK_TCK)
+
+[ -x "$bin/paraflowd" ] || "$top/scripts/build.sh" build >/dev/null
+command -v nc >/dev/null || { echo "needs nc (netcat-openbsd)"; exit 1; }
+
+work=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/pf-bench.XXXXXX")
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# cpu_ticks PID: user+system clock ticks a process has used so far.
+cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+now() {
+	date +%s.%N
+}
+
+# report NAME SECONDS CPU_SECONDS
+report() {
+	awk -v n="$1" -v s="$2" -v c="$3" -v mib="$size_mib" \
+	    -v ncn="${nc_null_mbs:-0}" -v ncf="${nc_file_mbs:-0}" \
+	    -v sha="${sha_mbs:-0}" 'BEGIN {
+		mbs = mib * 1.048576 / s
+		printf "%-24s %7.2f s %8.1f MB/s %6.2f cpu-s", n, s, mbs, c
+		if (ncn > 0) printf " %6.2f", mbs / ncn
+		if (ncf > 0) printf " %6.2f", mbs / ncf
+		if (sha > 0) printf " %6.2f", mbs / sha
+		printf "\n"
+	}'
+}
+
+mbs_of() {
+	awk -v s="$1" -v mib="$size_mib" 'BEGIN { print mib * 1.048576 / s }'
+}
+
+echo "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+grep -q sha_ni /proc/cpuinfo && echo "cpu has SHA extensions (sha_ni)"
+echo "file: $size_mib MiB in $work"
+head -c "$((size_mib * 1024 * 1024))" /dev/urandom >"$work/src"
+cat "$work/src" >/dev/null	# into the page cache, as for every run
+
+# Baseline 1: sha256sum, one core.
+t0=$(now)
+sha256sum "$work/src" >/dev/null
+t1=$(now)
+sha_s=$(echo "$t1 - $t0" | bc -l)
+sha_mbs=$(mbs_of "$sha_s")
+
+# Baseline 2: raw nc over loopback into a file on the same filesystem,
+# then the same with an fdatasync at the end (paraflowd syncs too).
+nc_copy() {
+	local port out=$1 sync=$2
+	for _ in 1 2 3 4 5; do
+		port=$((20000 + RANDOM % 40000))
+		[ "$out" = /dev/null ] || rm -f "$out"
+		nc -l 127.0.0.1 "$port" >"$out" &
+		local rpid=$!
+		sleep 0.2
+		kill -0 "$rpid" 2>/dev/null || continue
+		local s0 c0
+		s0=$(now)
+		nc -N 127.0.0.1 "$port" <"$work/src"
+		wait "$rpid"
+		[ "$sync" = sync ] && [ "$out" != /dev/null ] &&
+		    dd if=/dev/null of="$out" conv=notrunc,fdatasync 2>/dev/null
+		echo "$(now) - $s0" | bc -l
+		return
+	done
+	echo "cannot find a free port for nc" >&2
+	exit 1
+}
+nc_null_s=$(nc_copy /dev/null nosync)
+nc_file_s=$(nc_copy "$work/nc.out" sync)
+rm -f "$work/nc.out"
+nc_file_mbs=$(mbs_of "$nc_file_s")
+nc_null_mbs=$(mbs_of "$nc_null_s")
+
+echo
+echo "ratios: throughput over nc -> /dev/null, nc -> file, sha256sum"
+printf "%-24s %9s %13s %12s %6s %6s %6s\n" "run" "time" "throughput" \
+    "cpu" "/nc0" "/ncf" "/sha"
+report "sha256sum (1 core)" "$sha_s" "$sha_s"
+report "nc -> /dev/null" "$nc_null_s" 0
+report "nc -> file + fdatasync" "$nc_file_s" 0
+
+"$bin/paraflowd" --port 0 --storage "$work/storage" --port-file "$work/port" \
+    --quiet 2>"$work/server.log" &
+server=$!
+pids+=("$server")
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+port=$(cat "$work/port")
+
+for threads in 1 2 4 8; do
+	sc0=$(cpu_ticks "$server")
+	s0=$(now)
+	# The client's CPU time comes from bash's times for its children.
+	out=$( { TIMEFORMAT='%U %S'; time "$bin/paraflow" upload \
+	    --file "$work/src" --port "$port" --threads "$threads" --json \
+	    --name "run$threads.bin" >"$work/result"; } 2>&1 )
+	s1=$(now)
+	sc1=$(cpu_ticks "$server")
+	grep -q '"status":"ok"' "$work/result" || {
+		echo "upload with $threads threads failed:"
+		cat "$work/result"
+		exit 1
+	}
+	cpu=$(echo "$out" | awk -v s="$((sc1 - sc0))" -v hz="$hz" \
+	    '{ print $1 + $2 + s / hz }')
+	report "paraflow, $threads streams" "$(echo "$s1 - $s0" | bc -l)" "$cpu"
+	rm -rf "$work/storage"/*-*-*-*-*
+done
+echo
+echo "cpu-s: client and server together (nc's own time is not measured);"
+echo "MB = 10^6 bytes; paraflow runs include the server's fdatasync and rename."
