@@ -26,6 +26,8 @@
 #include "wire.h"
 
 #define WORKER_BUF	(1024u * 1024)
+/* The server syncs the whole file before COMPLETE: allow it time. */
+#define COMMIT_TIMEOUT_MS	(15u * 60 * 1000)
 #define WINDOW		2	/* chunks in flight per connection */
 
 /* Shared by the workers of one upload. */
@@ -391,6 +393,25 @@ read_response(struct upload *u, struct pf_conn *c, uint32_t idx, char *err,
 	return PF_OK;
 }
 
+/*
+ * A write failed: the server may have said why in an ERROR frame before
+ * it closed. Returns that error, or rc if there is none to read.
+ */
+static enum pf_status
+why_closed(struct pf_conn *c, enum pf_status rc, char *err, size_t errcap)
+{
+	enum pf_status why;
+	uint64_t idx;
+	int type;
+
+	pf_conn_set_timeout(c, 1000);
+	why = wire_expect_ack(c, &type, &idx, err, errcap);
+	if (pf_status_is_wire(why) && why != PF_EPROTO)
+		return why;
+	err[0] = '\0';
+	return rc;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -425,9 +446,11 @@ worker_main(void *arg)
 			idx = queue_pop(&u->q, n == 0);
 		if (idx >= 0) {
 			rc = send_chunk(u, c, (uint32_t)idx, buf, h);
+			if (rc != PF_OK && rc != PF_EIO)
+				rc = why_closed(c, rc, err, sizeof(err));
 			if (rc != PF_OK) {
 				net_error(u, rc, rc == PF_EIO ? "cannot read "
-				    "the file" : "connection lost", "");
+				    "the file" : "chunk refused", err);
 				goto out;
 			}
 			inflight[n++] = (uint32_t)idx;
@@ -491,6 +514,8 @@ commit(struct upload *u, struct pf_conn *c, char *err, size_t errcap)
 	json_decref(j);
 	if (rc != PF_OK)
 		return rc;
+	if (u->o->timeout_ms < COMMIT_TIMEOUT_MS)
+		pf_conn_set_timeout(c, COMMIT_TIMEOUT_MS);
 	if ((rc = wire_expect_json(c, PROTO_COMPLETE, &j, err,
 	    errcap)) != PF_OK)
 		return rc;

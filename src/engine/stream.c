@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "engine_int.h"
 #include "log.h"
@@ -19,6 +20,9 @@
 
 /* Chunk data moves through this much memory per data connection. */
 #define STREAM_BUF	(256u * 1024)
+
+/* How long a connection is drained after an ERROR frame (see linger). */
+#define LINGER_MS	2000
 
 enum role {
 	ROLE_NEW,	/* greeted, not logged in or joined */
@@ -37,6 +41,7 @@ struct stream {
 	struct session		*session;	/* held reference */
 	uint8_t			*buf;
 	struct pf_sha256	*hash;
+	bool			 errored;	/* an ERROR frame was sent */
 };
 
 /*
@@ -57,7 +62,8 @@ fail(struct stream *st, enum pf_status code, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_debug("%s: %s: %s", st->c->peer, pf_status_name(code), msg);
-	wire_send_error(st->c, code, "%s", msg);
+	if (wire_send_error(st->c, code, "%s", msg) == PF_OK)
+		st->errored = true;
 	return code;
 }
 
@@ -579,6 +585,31 @@ enable_keepalive(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
+/*
+ * After an ERROR frame, stop writing and read what the peer still sends
+ * for a moment before closing. Closing at once with unread input makes
+ * the kernel send a reset, which can destroy the ERROR frame before a
+ * client busy writing a chunk gets to read it.
+ */
+static void
+linger(struct stream *st)
+{
+	struct timespec start, now;
+	char sink[16384];
+
+	shutdown(st->c->fd, SHUT_WR);
+	pf_conn_set_timeout(st->c, 250);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		ssize_t n = st->c->ops->read(st->c, sink, sizeof(sink));
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (n <= 0 || (now.tv_sec - start.tv_sec) * 1000 +
+		    (now.tv_nsec - start.tv_nsec) / 1000000 > LINGER_MS)
+			break;
+	}
+}
+
 void
 stream_serve(struct engine *e, struct pf_conn *c)
 {
@@ -595,4 +626,6 @@ stream_serve(struct engine *e, struct pf_conn *c)
 		log_info("%s: idle for %u ms, closing", c->peer,
 		    e->cfg.idle_timeout_ms);
 	stream_release(&st);
+	if (st.errored && !atomic_load(&e->stopping))
+		linger(&st);
 }
