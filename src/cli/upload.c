@@ -254,7 +254,7 @@ open_session(struct upload *u, struct pf_conn *c, char *err, size_t errcap)
 	char *head64 = NULL, *path = NULL;
 	const char *name = u->o->name, *sid, *sname;
 	uint64_t chunks;
-	json_t *j = NULL;
+	json_t *j = NULL, *jname;
 	enum pf_status rc = PF_EIO;
 
 	if (headlen > 0 && pread(u->fd, head, headlen, 0) != (ssize_t)headlen)
@@ -267,7 +267,13 @@ open_session(struct upload *u, struct pf_conn *c, char *err, size_t errcap)
 			goto out;
 		name = basename(path);
 	}
-	j = json_pack("{s:s,s:I,s:I,s:s}", "name", name, "size",
+	/* jansson refuses invalid UTF-8; so would any server. */
+	if ((jname = json_string(name)) == NULL) {
+		snprintf(err, errcap, "the name is not valid UTF-8");
+		rc = PF_EBADNAME;
+		goto out;
+	}
+	j = json_pack("{s:o,s:I,s:I,s:s}", "name", jname, "size",
 	    (json_int_t)u->size, "chunk_size", (json_int_t)u->o->chunk_size,
 	    "head", head64);
 	if (j == NULL)

@@ -445,6 +445,9 @@ on_commit(struct stream *st, const json_t *req)
 		return fail(st, PF_EPROTO, "COMMIT not expected here");
 	if (hex == NULL || pf_hex_decode(hex, want, sizeof(want)) == -1)
 		return fail(st, PF_EBADFRAME, "COMMIT needs a hex digest");
+	if (atomic_load(&s->state) != SESSION_RECEIVING)
+		return fail(st, atomic_load(&s->error) ? atomic_load(&s->error) :
+		    PF_ECANCELLED, "session is no longer receiving");
 	if (atomic_load(&s->chunks_acked) != s->nchunks)
 		return fail(st, PF_EPROTO, "%u of %u chunks received",
 		    atomic_load(&s->chunks_acked), s->nchunks);

@@ -111,9 +111,10 @@ upload() {
 	"$PARAFLOW" upload --port "$PORT" --quiet "$@"
 }
 
-# mkfile NAME BYTES: a file of random bytes.
+# mkfile NAME BYTES: a file of random bytes after a fixed prefix, so it
+# never starts like an executable by chance ("MZ", "#!").
 mkfile() {
-	head -c "$2" /dev/urandom >"$1"
+	{ printf 'pf-data '; head -c "$2" /dev/urandom; } | head -c "$2" >"$1"
 }
 
 sha() {

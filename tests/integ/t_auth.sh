@@ -41,7 +41,12 @@ lacks() {
 	return 0
 }
 
-mkfile "$T/small" 5000
+# Random bytes behind a fixed prefix: a random file starts with "MZ" or
+# "#!" once in 32768 and would then be refused as an executable.
+{
+	printf 'pf-data '
+	head -c 4992 /dev/urandom
+} >"$T/small"
 
 # --- The default user --------------------------------------------------
 
@@ -81,6 +86,11 @@ pport=$(cat "$T/pport" 2>/dev/null)
 out=$("$PARAFLOW" upload --port "$pport" --quiet --file "$T/small" \
     --name replay.bin --threads 1 --json)
 check_eq "upload through pfproxy: exit 0" 0 $?
+for ((i = 0; i < 100; i++)); do
+	kill -0 "$proxy_pid" 2>/dev/null || break
+	sleep 0.1
+done
+kill "$proxy_pid" 2>/dev/null
 rc=0
 wait "$proxy_pid" || rc=$?
 check_eq "pfproxy exits after the upload's two connections" 0 "$rc"
@@ -90,7 +100,14 @@ check "the control connection was recorded" \
 opened=$(count ' opened by ' "$T/server.log")
 failed=$(count ': login failed$' "$T/server.log")
 before=$(stored_count)
-timeout 20 nc -q 2 127.0.0.1 "$PORT" <"$T/record" >"$T/reply" 2>/dev/null
+# bash's /dev/tcp and cat rather than nc: the server stops reading after
+# the failed PROOF, and should the rest of the replay provoke a reset,
+# cat still keeps what arrived before it, where nc drops unread input as
+# soon as poll() reports the error.
+exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+cat "$T/record" >&3
+timeout 20 cat <&3 >"$T/reply" 2>/dev/null
+exec 3<&-
 check "replay: answered with ERROR auth_failed" \
     grep -aq '"name":"auth_failed"' "$T/reply"
 check "replay: got a fresh CHALLENGE" \
@@ -131,7 +148,7 @@ def join_with(sid, proof):
 c = w.connect(port)
 w.hello(c)
 key = w.scram_login(c, "paraflow", "secret123")
-data = os.urandom(100000)
+data = b"pf-data " + os.urandom(100000 - 8)
 opened = w.open_session(c, "joined.bin", data, chunk_size=65536)
 sid = opened["session"]
 result("session", sid)
@@ -271,9 +288,10 @@ out_unknown=$(upload --file "$T/small" --user mallory --secret bob-pw --json)
 check_eq "unknown user mallory: exit 3" 3 $?
 check_eq "unknown user: code auth_failed" auth_failed \
     "$(json_field "$out_unknown" code)"
-check_eq "unknown user and wrong password look the same" \
-    "$(json_field "$out_wrong" message)" \
-    "$(json_field "$out_unknown" message)"
+# The whole answer, message included, is the same (the code check above
+# makes sure it is not empty).
+check_eq "unknown user and wrong password look the same" "$out_wrong" \
+    "$out_unknown"
 out=$(upload --file "$T/small" --json)
 check_eq "default paraflow/secret123 refused with a users file: exit 3" 3 $?
 check_eq "default user refused: auth_failed" auth_failed \

@@ -139,18 +139,13 @@ check_eq "hostile names: every stored name is safe" "" "$bad"
 
 # Invalid UTF-8 cannot travel in JSON: the client must refuse it as a bad
 # name (exit 4), not fail in some other way.
+before=$(stored_count)
 out=$(upload --json --file "$T/plain" --name $'\xff\xfe.txt')
 rc=$?
 code=$(json_field "$out" code)
-if [ "$rc" = 4 ] && [ "$code" = bad_name ]; then
-	ok "invalid UTF-8 name: exit 4 bad_name"
-else
-	# A known bug, kept visible without failing the suite.
-	tap_n=$((tap_n + 1))
-	echo "not ok $tap_n - invalid UTF-8 name: exit 4 bad_name # TODO" \
-	    "bug: paraflow exits $rc with '$code' (json_pack of the name" \
-	    "fails in open_session and is reported as out of memory)"
-fi
+check_eq "invalid UTF-8 name: exit 4" 4 "$rc"
+check_eq "invalid UTF-8 name: code bad_name" bad_name "$code"
+check_eq "invalid UTF-8 name: nothing stored" "$before" "$(stored_count)"
 check "invalid UTF-8 name: staging empty" staging_empty
 
 # --- What only a hand-made client can send -----------------------------
