@@ -617,8 +617,13 @@ upload_run(const struct upload_opts *o, struct upload_result *r)
 	if ((rc = commit(&u, c, err, sizeof(err))) != PF_OK)
 		net_error(&u, rc, "commit failed", err);
 out:
-	if (c != NULL && r->status != PF_OK && r->session[0] != '\0')
-		wire_send_json(c, PROTO_ABORT, json_object());
+	if (c != NULL && r->status != PF_OK && r->session[0] != '\0') {
+		json_t *abort_req = json_object();
+
+		if (abort_req != NULL)
+			wire_send_json(c, PROTO_ABORT, abort_req);
+		json_decref(abort_req);
+	}
 	pf_conn_free(c);
 	if (u.fd != -1)
 		close(u.fd);

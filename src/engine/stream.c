@@ -344,6 +344,7 @@ on_chunk(struct stream *st, const struct proto_header *h)
 	uint8_t head[PROTO_CHUNK_HEAD_LEN];
 	uint8_t got[PF_SHA256_LEN], want[PF_SHA256_LEN];
 	uint8_t expect = CHUNK_PENDING;
+	bool head_differs = false;
 	uint64_t pos = 0;
 	enum pf_status rc;
 
@@ -374,19 +375,19 @@ on_chunk(struct stream *st, const struct proto_header *h)
 
 		if ((rc = pf_conn_read_full(st->c, st->buf, k)) != PF_OK)
 			goto fail;
-		/* The declared head must be what really arrives. */
+		/*
+		 * The declared head must be what really arrives. Damage in
+		 * transit looks the same, so the verdict waits for the digest;
+		 * meanwhile nothing more of this chunk is stored.
+		 */
 		if (ch.index == 0 && pos == 0 &&
-		    memcmp(st->buf, s->head, s->headlen) != 0) {
-			atomic_store(&s->error, PF_EFORBIDDEN);
-			session_leave_receiving(s, SESSION_FAILED);
-			rc = fail(st, PF_EFORBIDDEN, "chunk 0 does not start "
-			    "with the declared head");
-			goto fail;
-		}
+		    memcmp(st->buf, s->head, s->headlen) != 0)
+			head_differs = true;
 		if ((rc = pf_sha256_update(st->hash, st->buf, k)) != PF_OK)
 			goto fail;
-		rc = storage_staging_write(s->staging, ch.offset + pos,
-		    st->buf, k);
+		if (!head_differs)
+			rc = storage_staging_write(s->staging, ch.offset + pos,
+			    st->buf, k);
 		if (rc != PF_OK) {
 			rc = fail(st, rc, "cannot store chunk %llu",
 			    (unsigned long long)ch.index);
@@ -406,6 +407,13 @@ on_chunk(struct stream *st, const struct proto_header *h)
 		log_info("%s: session %s chunk %llu failed its check", 
 		    st->c->peer, s->id, (unsigned long long)ch.index);
 		return send_ack(st, PROTO_NACK, ch.index);
+	}
+	if (head_differs) {
+		atomic_store(&s->error, PF_EFORBIDDEN);
+		session_leave_receiving(s, SESSION_FAILED);
+		rc = fail(st, PF_EFORBIDDEN, "chunk 0 does not start with the "
+		    "declared head");
+		goto fail;
 	}
 	memcpy(s->digests + ch.index * PF_SHA256_LEN, got, PF_SHA256_LEN);
 	atomic_store(&s->chunks[ch.index], CHUNK_DONE);
@@ -526,8 +534,9 @@ serve_frame(struct stream *st)
 	if (h.type == PROTO_CHUNK)
 		return on_chunk(st, &h);
 	if ((rc = wire_recv_json(st->c, &h, &req)) != PF_OK)
-		return rc == PF_EBADFRAME ? fail(st, rc, "payload is not a "
-		    "JSON object") : rc;
+		return pf_status_is_wire(rc) ? fail(st, rc, "payload is not a "
+		    "JSON object%s", rc == PF_ETOOLARGE ? " (number too large)" :
+		    "") : rc;
 	switch (h.type) {
 	case PROTO_AUTH:
 		rc = on_auth(st, req);

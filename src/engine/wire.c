@@ -93,8 +93,12 @@ wire_recv_json(struct pf_conn *c, const struct proto_header *h, json_t **out)
 	*out = json_loadb(buf, h->length, JSON_REJECT_DUPLICATES |
 	    JSON_ALLOW_NUL, &err);
 	rc = PF_EBADFRAME;
-	if (*out == NULL)
+	if (*out == NULL) {
+		/* A size past 2^63 - 1 is too large, not malformed. */
+		if (json_error_code(&err) == json_error_numeric_overflow)
+			rc = PF_ETOOLARGE;
 		goto out;
+	}
 	if (!json_is_object(*out)) {
 		json_decref(*out);
 		*out = NULL;

@@ -29,7 +29,8 @@ enum pf_status wire_recv_header(struct pf_conn *c, struct proto_header *h);
 /*
  * Reads the h->length bytes of payload and parses them as a JSON object
  * into *out (new reference). The length MUST have been checked against a
- * cap already. PF_EBADFRAME if it is not a JSON object.
+ * cap already. PF_EBADFRAME if it is not a JSON object, PF_ETOOLARGE if
+ * it holds an integer past 2^63 - 1.
  */
 enum pf_status wire_recv_json(struct pf_conn *c, const struct proto_header *h,
     json_t **out);
