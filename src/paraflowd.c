@@ -5,7 +5,6 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,33 +96,6 @@ static const struct option options[] = {
 	{ NULL, 0, NULL, 0 }
 };
 
-static void
-usage_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-
-static void
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "paraflowd: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry 'paraflowd --help' for more information.\n");
-	exit(2);
-}
-
-static unsigned
-number(const char *opt, const char *arg, uint64_t min, uint64_t max)
-{
-	uint64_t v;
-
-	if (pf_parse_uint(arg, min, max, &v) != PF_OK)
-		usage_error("bad value for --%s", opt);
-	return (unsigned)v;
-}
-
 /* --add-user: read the password off argv and write the verifier. */
 static int
 add_user(const char *users, const char *user, unsigned iterations)
@@ -132,10 +104,10 @@ add_user(const char *users, const char *user, unsigned iterations)
 	enum pf_status rc;
 
 	if (users == NULL)
-		usage_error("%s", "--add-user needs --users FILE");
+		pf_usage_error("%s", "--add-user needs --users FILE");
 	if (!auth_user_valid(user))
-		usage_error("bad user name '%s': use 1-64 of A-Z a-z 0-9 . _ "
-		    "@ + -", user);
+		pf_usage_error("bad user name '%s': use 1-64 of A-Z a-z 0-9 "
+		    ". _ @ + -", user);
 	if (isatty(STDIN_FILENO)) {
 		rc = pf_read_secret_tty("Password: ", pass, sizeof(pass));
 		if (rc == PF_OK)
@@ -198,7 +170,7 @@ main(int argc, char **argv)
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'p':
-			cfg.port = number("port", optarg, 0, 65535);
+			cfg.port = pf_arg_uint("port", optarg, 0, 65535);
 			break;
 		case 'b':
 			cfg.bind = optarg;
@@ -217,20 +189,20 @@ main(int argc, char **argv)
 			break;
 		case OPT_MAX_FILE:
 			if (pf_parse_size(optarg, &size) != PF_OK)
-				usage_error("bad size for --%s",
+				pf_usage_error("bad size for --%s",
 				    "max-file-size");
 			cfg.max_file_size = size;
 			break;
 		case OPT_MAX_SESSIONS:
-			cfg.max_sessions = number("max-sessions", optarg, 1,
-			    100000);
+			cfg.max_sessions = pf_arg_uint("max-sessions", optarg,
+			    1, 100000);
 			break;
 		case OPT_MAX_CONNS:
-			cfg.max_connections = number("max-connections",
+			cfg.max_connections = pf_arg_uint("max-connections",
 			    optarg, 1, 100000);
 			break;
 		case OPT_IDLE:
-			cfg.idle_timeout_ms = 1000 * number("idle-timeout",
+			cfg.idle_timeout_ms = 1000 * pf_arg_uint("idle-timeout",
 			    optarg, 1, 86400);
 			break;
 		case OPT_PORT_FILE:
@@ -240,7 +212,7 @@ main(int argc, char **argv)
 			new_user = optarg;
 			break;
 		case OPT_ITERATIONS:
-			iterations = number("iterations", optarg,
+			iterations = pf_arg_uint("iterations", optarg,
 			    AUTH_MIN_ITERATIONS, AUTH_MAX_ITERATIONS);
 			break;
 		case 'v':
@@ -263,7 +235,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (optind != argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
+		pf_usage_error("unexpected argument '%s'", argv[optind]);
 	pf_log_set_level((enum pf_log_level)verbosity);
 	if (new_user != NULL)
 		return add_user(cfg.users_file, new_user, iterations);

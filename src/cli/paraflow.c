@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,42 +103,15 @@ cli_exit_code(enum pf_status s)
 	}
 }
 
-static void
-usage_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-
-static void
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "paraflow: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry 'paraflow --help' for more information.\n");
-	exit(EXIT_USAGE);
-}
-
 static uint32_t
 chunk_size_arg(const char *arg)
 {
 	uint64_t v;
 
 	if (pf_parse_size(arg, &v) != PF_OK || !proto_chunk_size_valid(v))
-		usage_error("bad --chunk-size '%s': a power of two from 64K "
-		    "to 64M", arg);
+		pf_usage_error("bad --chunk-size '%s': a power of two from "
+		    "64K to 64M", arg);
 	return (uint32_t)v;
-}
-
-static unsigned
-number(const char *opt, const char *arg, uint64_t min, uint64_t max)
-{
-	uint64_t v;
-
-	if (pf_parse_uint(arg, min, max, &v) != PF_OK)
-		usage_error("bad value for --%s", opt);
-	return (unsigned)v;
 }
 
 static void
@@ -193,7 +165,8 @@ resolve_secret(const char *arg, const char *file, char *buf, size_t cap)
 		snprintf(buf, cap, "%s", arg);
 	else if (file != NULL) {
 		if (pf_read_secret_file(file, buf, cap) != PF_OK)
-			usage_error("cannot read a password from '%s'", file);
+			pf_usage_error("cannot read a password from '%s'",
+			    file);
 	} else if (env != NULL && *env != '\0')
 		snprintf(buf, cap, "%s", env);
 	else
@@ -244,10 +217,10 @@ cmd_upload(int argc, char **argv)
 			o.host = optarg;
 			break;
 		case 'p':
-			o.port = number("port", optarg, 1, 65535);
+			o.port = pf_arg_uint("port", optarg, 1, 65535);
 			break;
 		case 't':
-			o.threads = number("threads", optarg, 1, 64);
+			o.threads = pf_arg_uint("threads", optarg, 1, 64);
 			break;
 		case 'c':
 			o.chunk_size = chunk_size_arg(optarg);
@@ -265,10 +238,10 @@ cmd_upload(int argc, char **argv)
 			secret_file = optarg;
 			break;
 		case 'r':
-			o.retries = number("retries", optarg, 0, 1000);
+			o.retries = pf_arg_uint("retries", optarg, 0, 1000);
 			break;
 		case 'T':
-			o.timeout_ms = 1000 * number("timeout", optarg, 1,
+			o.timeout_ms = 1000 * pf_arg_uint("timeout", optarg, 1,
 			    86400);
 			break;
 		case 'j':
@@ -291,11 +264,11 @@ cmd_upload(int argc, char **argv)
 		}
 	}
 	if (optind != argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
+		pf_usage_error("unexpected argument '%s'", argv[optind]);
 	if (o.file == NULL)
-		usage_error("%s", "upload needs --file FILE");
+		pf_usage_error("%s", "upload needs --file FILE");
 	if (!auth_user_valid(o.user))
-		usage_error("bad user name '%s'", o.user);
+		pf_usage_error("bad user name '%s'", o.user);
 	pf_log_set_level((enum pf_log_level)verbosity);
 	resolve_secret(secret_arg, secret_file, secret, sizeof(secret));
 	o.secret = secret;
@@ -330,7 +303,7 @@ cmd_digest(int argc, char **argv)
 		}
 	}
 	if (optind == argc)
-		usage_error("%s", "digest needs a FILE");
+		pf_usage_error("%s", "digest needs a FILE");
 	for (int i = optind; i < argc; i++) {
 		struct stat sb;
 		int fd = open(argv[i], O_RDONLY | O_CLOEXEC);
@@ -375,5 +348,5 @@ main(int argc, char **argv)
 		return cmd_upload(argc - 1, argv + 1);
 	if (strcmp(cmd, "digest") == 0)
 		return cmd_digest(argc - 1, argv + 1);
-	usage_error("unknown command '%s'", cmd);
+	pf_usage_error("unknown command '%s'", cmd);
 }

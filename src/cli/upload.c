@@ -447,7 +447,7 @@ worker_main(void *arg)
 	for (;;) {
 		int64_t idx = -1;
 
-		/* Keep WINDOW chunks in flight: the pipe never idles on ACKs. */
+		/* Keep WINDOW chunks in flight: no idling on ACKs. */
 		if (n < WINDOW)
 			idx = queue_pop(&u->q, n == 0);
 		if (idx >= 0) {

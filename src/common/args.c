@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "args.h"
 #include "digest.h"
+#include "log.h"
 
 enum pf_status
 pf_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -29,6 +31,30 @@ pf_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 		return PF_EUSAGE;
 	*out = v;
 	return PF_OK;
+}
+
+void
+pf_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", pf_log_prog());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help' for more information.\n",
+	    pf_log_prog());
+	exit(2);
+}
+
+unsigned
+pf_arg_uint(const char *opt, const char *arg, unsigned min, unsigned max)
+{
+	uint64_t v;
+
+	if (pf_parse_uint(arg, min, max, &v) != PF_OK)
+		pf_usage_error("bad value for --%s", opt);
+	return (unsigned)v;
 }
 
 enum pf_status

@@ -13,6 +13,17 @@ enum pf_status pf_parse_uint(const char *s, uint64_t min, uint64_t max,
     uint64_t *out);
 
 /*
+ * Prints "prog: message" and a pointer to --help on stderr and exits with
+ * status 2. prog is the name given to pf_log_set_prog.
+ */
+void pf_usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+/* Parses option --opt's value in [min, max], or exits as pf_usage_error. */
+unsigned pf_arg_uint(const char *opt, const char *arg, unsigned min,
+    unsigned max);
+
+/*
  * Parses a size with an optional binary suffix K, M, G or T (KiB...),
  * e.g. "4M". PF_EUSAGE on garbage or overflow.
  */

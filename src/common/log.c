@@ -26,6 +26,12 @@ pf_log_set_prog(const char *name)
 	prog = name;
 }
 
+const char *
+pf_log_prog(void)
+{
+	return prog;
+}
+
 static void
 vlog(enum pf_log_level level, const char *fmt, va_list ap)
 {

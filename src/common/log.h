@@ -16,6 +16,9 @@ void pf_log_set_level(enum pf_log_level level);
 /* Sets the program name that prefixes every line. */
 void pf_log_set_prog(const char *prog);
 
+/* The program name set with pf_log_set_prog (borrowed). */
+const char *pf_log_prog(void);
+
 void pf_log(enum pf_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

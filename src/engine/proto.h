@@ -88,7 +88,7 @@ void proto_encode_chunk_head(const struct proto_chunk_head *c,
 void proto_decode_chunk_head(const uint8_t in[PROTO_CHUNK_HEAD_LEN],
     struct proto_chunk_head *c);
 
-/* True if chunk_size is a power of two in [PROTO_MIN_CHUNK, PROTO_MAX_CHUNK]. */
+/* True if chunk_size is a power of two from PROTO_MIN_CHUNK to _MAX_CHUNK. */
 bool proto_chunk_size_valid(uint64_t chunk_size);
 
 /*

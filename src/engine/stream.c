@@ -454,8 +454,9 @@ on_commit(struct stream *st, const json_t *req)
 	if (hex == NULL || pf_hex_decode(hex, want, sizeof(want)) == -1)
 		return fail(st, PF_EBADFRAME, "COMMIT needs a hex digest");
 	if (atomic_load(&s->state) != SESSION_RECEIVING)
-		return fail(st, atomic_load(&s->error) ? atomic_load(&s->error) :
-		    PF_ECANCELLED, "session is no longer receiving");
+		return fail(st, atomic_load(&s->error) ?
+		    atomic_load(&s->error) : PF_ECANCELLED,
+		    "session is no longer receiving");
 	if (atomic_load(&s->chunks_acked) != s->nchunks)
 		return fail(st, PF_EPROTO, "%u of %u chunks received",
 		    atomic_load(&s->chunks_acked), s->nchunks);
@@ -535,8 +536,8 @@ serve_frame(struct stream *st)
 		return on_chunk(st, &h);
 	if ((rc = wire_recv_json(st->c, &h, &req)) != PF_OK)
 		return pf_status_is_wire(rc) ? fail(st, rc, "payload is not a "
-		    "JSON object%s", rc == PF_ETOOLARGE ? " (number too large)" :
-		    "") : rc;
+		    "JSON object%s", rc == PF_ETOOLARGE ?
+		    " (number too large)" : "") : rc;
 	switch (h.type) {
 	case PROTO_AUTH:
 		rc = on_auth(st, req);

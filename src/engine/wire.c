@@ -125,7 +125,8 @@ error_from_frame(struct pf_conn *c, const struct proto_header *h, char *err,
 	if ((rc = wire_recv_json(c, h, &j)) != PF_OK)
 		return rc;
 	rc = PF_EBADFRAME;
-	if (wire_json_u64(j, "code", &code) == 0 && pf_status_is_wire((int)code))
+	if (wire_json_u64(j, "code", &code) == 0 &&
+	    pf_status_is_wire((int)code))
 		rc = (enum pf_status)code;
 	if (err != NULL && errcap > 0) {
 		msg = wire_json_str(j, "message", NULL);
