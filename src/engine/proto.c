@@ -115,6 +115,8 @@ proto_check_length(const struct proto_header *h, bool authed,
 	case PROTO_ACK:
 	case PROTO_NACK:
 		return h->length == 8 ? PF_OK : PF_EBADFRAME;
+	case PROTO_OPENED:
+		return h->length > PROTO_MAX_OPENED ? PF_ETOOLARGE : PF_OK;
 	default:
 		if (h->length > (authed ? PROTO_MAX_JSON :
 		    PROTO_MAX_JSON_PREAUTH))

@@ -20,6 +20,7 @@
 #define PROTO_CHUNK_TRAILER_LEN	PF_SHA256_LEN
 #define PROTO_MAX_JSON_PREAUTH	4096
 #define PROTO_MAX_JSON		65536
+#define PROTO_MAX_OPENED	(256u * 1024)	/* holds a chunk bitmap */
 #define PROTO_MIN_CHUNK		(64u * 1024)
 #define PROTO_MAX_CHUNK		(64u * 1024 * 1024)
 #define PROTO_DEFAULT_CHUNK	(4u * 1024 * 1024)
