@@ -37,9 +37,23 @@ static const char usage_text[] =
 "                            the default list (exe,sh,bat,cmd,com,msi,ps1,\n"
 "                            dll,...); \"\" refuses none by name\n"
 "      --max-file-size SIZE  refuse larger uploads (K, M, G, T suffixes)\n"
-"      --max-sessions N      sessions receiving at once (default 64)\n"
+"      --min-free-space SIZE refuse uploads that would leave less free space\n"
+"      --max-sessions N      sessions open at once, resumable ones included\n"
+"                            (default 64)\n"
 "      --max-connections N   connections at once (default 256)\n"
+"      --max-user-connections N\n"
+"                            connections at once per user (default 64)\n"
 "      --idle-timeout SEC    close connections idle this long (default 60)\n"
+"      --min-rate SIZE       a frame must arrive at least this fast once it\n"
+"                            has started, in bytes/s (default 64K), so a\n"
+"                            peer cannot hold a slot by trickling bytes\n"
+"      --staging-ttl SEC     remove sessions idle this long (default 86400);\n"
+"                            until then an interrupted upload resumes\n"
+"      --sync MODE           full (default): an ACK means data and journal\n"
+"                            are synced to disk (survives power loss); none:\n"
+"                            no fdatasync (survives a crash of paraflowd only)\n"
+"      --stop-grace SEC      on SIGTERM, let chunks in flight finish for up to\n"
+"                            SEC seconds (default 10)\n"
 "      --port-file FILE      write the bound port to FILE once listening\n"
 "  -v, --verbose             log more (repeat for debug)\n"
 "  -q, --quiet               log errors and warnings only\n"
@@ -58,6 +72,8 @@ static const char usage_text[] =
 "address unless --insecure-default-user is given.\n"
 "\n"
 "Executables are refused by extension and by content (ELF, PE, Mach-O, #!).\n"
+"Uploads in progress are kept in DIR/.staging and survive a restart: a\n"
+"client that runs the same upload again sends only the missing chunks.\n"
 "Finished files are stored as DIR/<session-id>/<sanitized name>.\n"
 "\n"
 "Exit status: 0 after a clean stop (SIGTERM or SIGINT), 1 on a start-up\n"
@@ -72,7 +88,13 @@ enum {
 	OPT_IDLE,
 	OPT_PORT_FILE,
 	OPT_ADD_USER,
-	OPT_ITERATIONS
+	OPT_ITERATIONS,
+	OPT_MIN_FREE,
+	OPT_MAX_USER_CONNS,
+	OPT_MIN_RATE,
+	OPT_STAGING_TTL,
+	OPT_SYNC,
+	OPT_STOP_GRACE
 };
 
 static const struct option options[] = {
@@ -89,6 +111,13 @@ static const struct option options[] = {
 	{ "port-file", required_argument, NULL, OPT_PORT_FILE },
 	{ "add-user", required_argument, NULL, OPT_ADD_USER },
 	{ "iterations", required_argument, NULL, OPT_ITERATIONS },
+	{ "min-free-space", required_argument, NULL, OPT_MIN_FREE },
+	{ "max-user-connections", required_argument, NULL,
+	    OPT_MAX_USER_CONNS },
+	{ "min-rate", required_argument, NULL, OPT_MIN_RATE },
+	{ "staging-ttl", required_argument, NULL, OPT_STAGING_TTL },
+	{ "sync", required_argument, NULL, OPT_SYNC },
+	{ "stop-grace", required_argument, NULL, OPT_STOP_GRACE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -192,6 +221,38 @@ main(int argc, char **argv)
 				pf_usage_error("bad size for --%s",
 				    "max-file-size");
 			cfg.max_file_size = size;
+			break;
+		case OPT_MIN_FREE:
+			if (pf_parse_size(optarg, &size) != PF_OK)
+				pf_usage_error("bad size for --%s",
+				    "min-free-space");
+			cfg.min_free_space = size;
+			break;
+		case OPT_MAX_USER_CONNS:
+			cfg.max_user_connections = pf_arg_uint(
+			    "max-user-connections", optarg, 1, 100000);
+			break;
+		case OPT_MIN_RATE:
+			if (pf_parse_size(optarg, &size) != PF_OK ||
+			    size == 0 || size > UINT32_MAX)
+				pf_usage_error("bad rate for --%s",
+				    "min-rate");
+			cfg.min_rate = (unsigned)size;
+			break;
+		case OPT_STAGING_TTL:
+			cfg.staging_ttl_s = pf_arg_uint("staging-ttl", optarg,
+			    1, 365 * 86400);
+			break;
+		case OPT_SYNC:
+			if (strcmp(optarg, "full") != 0 &&
+			    strcmp(optarg, "none") != 0)
+				pf_usage_error("--sync is full or none, not "
+				    "'%s'", optarg);
+			cfg.no_sync = strcmp(optarg, "none") == 0;
+			break;
+		case OPT_STOP_GRACE:
+			cfg.stop_grace_ms = 1000 * pf_arg_uint("stop-grace",
+			    optarg, 0, 3600);
 			break;
 		case OPT_MAX_SESSIONS:
 			cfg.max_sessions = pf_arg_uint("max-sessions", optarg,

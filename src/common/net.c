@@ -9,10 +9,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -92,6 +94,27 @@ pf_conn_set_timeout(struct pf_conn *c, unsigned ms)
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
+uint64_t
+pf_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void
+pf_conn_set_deadline(struct pf_conn *c, uint64_t ms)
+{
+	c->deadline = ms ? pf_now_ms() + ms : 0;
+}
+
+static bool
+past_deadline(const struct pf_conn *c)
+{
+	return c->deadline != 0 && pf_now_ms() > c->deadline;
+}
+
 enum pf_status
 pf_conn_read_full(struct pf_conn *c, void *p, size_t n)
 {
@@ -100,6 +123,8 @@ pf_conn_read_full(struct pf_conn *c, void *p, size_t n)
 	while (n > 0) {
 		ssize_t r = c->ops->read(c, b, n);
 
+		if (past_deadline(c))
+			return PF_ETIMEOUT;
 		if (r > 0) {
 			b += r;
 			n -= (size_t)r;
@@ -123,6 +148,8 @@ pf_conn_write_full(struct pf_conn *c, const void *p, size_t n)
 	while (n > 0) {
 		ssize_t w = c->ops->write(c, b, n);
 
+		if (past_deadline(c))
+			return PF_ETIMEOUT;
 		if (w > 0) {
 			b += w;
 			n -= (size_t)w;

@@ -8,6 +8,7 @@
 #define PF_NET_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "status.h"
@@ -25,6 +26,7 @@ struct pf_conn {
 	const struct pf_conn_ops *ops;
 	int		 fd;
 	char		 peer[64];	/* "addr:port", for logs */
+	uint64_t	 deadline;	/* monotonic ms; 0: none */
 };
 
 /* Wraps a connected TCP socket; takes ownership of fd. NULL on ENOMEM. */
@@ -37,8 +39,19 @@ void pf_conn_free(struct pf_conn *c);
 void pf_conn_set_timeout(struct pf_conn *c, unsigned ms);
 
 /*
+ * Sets a deadline ms milliseconds from now (0: none) by which reads and
+ * writes must be done, however steadily the peer trickles bytes: the
+ * timeout alone only bounds each single wait.
+ */
+void pf_conn_set_deadline(struct pf_conn *c, uint64_t ms);
+
+/* Milliseconds on the monotonic clock. */
+uint64_t pf_now_ms(void);
+
+/*
  * Reads exactly n bytes. PF_ENET on EOF or error, PF_ETIMEOUT when the
- * timeout set with pf_conn_set_timeout passes with no progress.
+ * timeout set with pf_conn_set_timeout passes with no progress or the
+ * deadline passes.
  */
 enum pf_status pf_conn_read_full(struct pf_conn *c, void *p, size_t n);
 

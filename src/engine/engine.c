@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine_int.h"
@@ -23,8 +24,119 @@ engine_config_defaults(struct engine_config *cfg)
 	cfg->port = PROTO_DEFAULT_PORT;
 	cfg->storage_dir = "/var/lib/paraflow";
 	cfg->max_connections = 256;
+	cfg->max_user_connections = 64;
 	cfg->max_sessions = 64;
 	cfg->idle_timeout_ms = 60000;
+	cfg->min_rate = 64 * 1024;
+	cfg->staging_ttl_s = 24 * 3600;
+	cfg->stop_grace_ms = 10000;
+}
+
+bool
+engine_user_acquire(struct engine *e, const char *user)
+{
+	struct engine_user *u = NULL;
+	bool ok = false;
+
+	pthread_mutex_lock(&e->lock);
+	for (unsigned i = 0; i < e->nusers_conns; i++)
+		if (strcmp(e->users_conns[i].name, user) == 0)
+			u = &e->users_conns[i];
+	if (u == NULL) {
+		struct engine_user *n = realloc(e->users_conns,
+		    (e->nusers_conns + 1) * sizeof(*n));
+
+		if (n != NULL) {
+			e->users_conns = n;
+			u = &n[e->nusers_conns++];
+			snprintf(u->name, sizeof(u->name), "%s", user);
+			u->conns = 0;
+		}
+	}
+	if (u != NULL && u->conns < e->cfg.max_user_connections) {
+		u->conns++;
+		ok = true;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return ok;
+}
+
+void
+engine_user_release(struct engine *e, const char *user)
+{
+	pthread_mutex_lock(&e->lock);
+	for (unsigned i = 0; i < e->nusers_conns; i++)
+		if (strcmp(e->users_conns[i].name, user) == 0 &&
+		    e->users_conns[i].conns > 0)
+			e->users_conns[i].conns--;
+	pthread_mutex_unlock(&e->lock);
+}
+
+void
+engine_end_session(struct engine *e, struct session *s,
+    enum session_state state, enum pf_status why)
+{
+	if (!session_leave_receiving(s, state))
+		return;
+	atomic_store(&s->error, (int)why);
+	session_remove(e->sessions, s);
+}
+
+/* Turns one staging area found at start-up back into a live session. */
+static enum pf_status
+recover_session(void *arg, struct storage_recovered *r)
+{
+	struct engine *e = arg;
+	struct session *s = NULL;
+	char id[SESSION_ID_LEN + 1];
+	json_int_t size, chunk_size;
+	uint32_t count;
+	enum pf_status rc;
+
+	if (session_id_from_json(r->meta, id) != PF_OK ||
+	    strcmp(id, r->id) != 0 || json_unpack(r->meta, "{s:I,s:I}",
+	    "size", &size, "chunk_size", &chunk_size) == -1 || size < 0 ||
+	    !proto_chunk_size_valid((uint64_t)chunk_size) ||
+	    proto_chunk_count((uint64_t)size, (uint32_t)chunk_size,
+	    &count) != PF_OK) {
+		log_warn("staging area %s has bad metadata; removing it",
+		    r->id);
+		return PF_EBADFRAME;
+	}
+	if (time(NULL) - r->last_active > (time_t)e->cfg.staging_ttl_s) {
+		log_info("session %s idle for over %u s; removing it", r->id,
+		    e->cfg.staging_ttl_s);
+		return PF_ENOSESSION;
+	}
+	if ((rc = session_create(e->sessions, count, id, &s)) != PF_OK) {
+		log_warn("session %s: %s; removing it", id,
+		    pf_status_message(rc));
+		return rc;
+	}
+	if ((rc = session_from_json(s, r->meta)) != PF_OK) {
+		log_warn("staging area %s has bad metadata; removing it", id);
+		engine_end_session(e, s, SESSION_FAILED, rc);
+		session_unref(s);
+		return rc;
+	}
+	s->storage = e->storage;
+	s->staging = r->staging;
+	r->staging = NULL;
+	atomic_store(&s->last_active, (int64_t)r->last_active);
+	for (uint32_t i = 0; i < r->nrecords; i++) {
+		uint32_t idx = r->indices[i];
+
+		if (idx >= count || atomic_load(&s->chunks[idx]) == CHUNK_DONE)
+			continue;
+		memcpy(s->digests + (size_t)idx * PF_SHA256_LEN,
+		    r->digests + (size_t)i * PF_SHA256_LEN, PF_SHA256_LEN);
+		atomic_store(&s->chunks[idx], CHUNK_DONE);
+		atomic_fetch_add(&s->chunks_acked, 1);
+	}
+	log_info("session %s recovered: \"%s\", %u of %u chunks held", id,
+	    s->name, atomic_load(&s->chunks_acked), count);
+	session_unref(s);
+	return PF_OK;
 }
 
 static enum pf_status
@@ -69,7 +181,9 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	if ((e->sessions = session_table_new(cfg->max_sessions)) == NULL)
 		goto out;
 	if ((rc = pf_random(e->secret, sizeof(e->secret))) != PF_OK ||
-	    (rc = storage_open(cfg->storage_dir, &e->storage)) != PF_OK ||
+	    (rc = storage_open(cfg->storage_dir, cfg->no_sync ?
+	    STORAGE_SYNC_NONE : STORAGE_SYNC_FULL, &e->storage)) != PF_OK ||
+	    (rc = storage_recover(e->storage, recover_session, e)) != PF_OK ||
 	    (rc = pf_tcp_listen(cfg->bind, cfg->port, &e->listenfd,
 	    &e->port)) != PF_OK)
 		goto out;
@@ -93,7 +207,7 @@ conn_main(void *arg)
 	struct engine *e = ec->engine;
 	struct engine_conn **pp;
 
-	stream_serve(e, ec->conn);
+	stream_serve(e, ec);
 
 	/* Unlink and close under the lock: engine_stop may shut it down. */
 	pthread_mutex_lock(&e->lock);
@@ -152,6 +266,7 @@ accept_one(struct engine *e)
 	}
 	ec->engine = e;
 	ec->conn = c;
+	ec->id = ++e->next_conn_id;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&ec->thread, &attr, conn_main, ec) != 0) {
@@ -182,6 +297,71 @@ accept_main(void *arg)
 	return NULL;
 }
 
+/* Collects sessions idle past --staging-ttl with nobody attached. */
+struct reap {
+	struct session	**victims;
+	unsigned	  n, cap;
+	time_t		  before;
+};
+
+static void
+reap_check(struct session *s, void *arg)
+{
+	struct reap *r = arg;
+
+	if (r->n < r->cap && atomic_load(&s->streams) == 0 &&
+	    atomic_load(&s->last_active) < (int64_t)r->before &&
+	    atomic_load(&s->state) == SESSION_RECEIVING) {
+		session_ref(s);
+		r->victims[r->n++] = s;
+	}
+}
+
+static void
+reap(struct engine *e)
+{
+	struct reap r = { .cap = e->cfg.max_sessions };
+
+	if ((r.victims = calloc(r.cap, sizeof(*r.victims))) == NULL)
+		return;
+	r.before = time(NULL) - (time_t)e->cfg.staging_ttl_s;
+	session_foreach(e->sessions, reap_check, &r);
+	for (unsigned i = 0; i < r.n; i++) {
+		log_info("session %s idle for over %u s; removing it",
+		    r.victims[i]->id, e->cfg.staging_ttl_s);
+		engine_end_session(e, r.victims[i], SESSION_EXPIRED,
+		    PF_ENOSESSION);
+		session_unref(r.victims[i]);
+	}
+	free(r.victims);
+}
+
+static void *
+reaper_main(void *arg)
+{
+	struct engine *e = arg;
+	unsigned every = e->cfg.staging_ttl_s / 4;
+	struct timespec until;
+
+	if (every > 60)
+		every = 60;
+	if (every == 0)
+		every = 1;
+	pthread_mutex_lock(&e->lock);
+	while (!atomic_load(&e->stopping)) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += every;
+		pthread_cond_timedwait(&e->drained, &e->lock, &until);
+		if (atomic_load(&e->stopping))
+			break;
+		pthread_mutex_unlock(&e->lock);
+		reap(e);
+		pthread_mutex_lock(&e->lock);
+	}
+	pthread_mutex_unlock(&e->lock);
+	return NULL;
+}
+
 enum pf_status
 engine_start(struct engine *e)
 {
@@ -189,25 +369,63 @@ engine_start(struct engine *e)
 		log_error("%s: cannot start the accept thread", __func__);
 		return PF_EINTERNAL;
 	}
+	if (pthread_create(&e->reaper, NULL, reaper_main, e) != 0) {
+		log_error("%s: cannot start the reaper thread", __func__);
+		atomic_store(&e->stopping, true);
+		pthread_join(e->acceptor, NULL);
+		return PF_EINTERNAL;
+	}
 	e->started = true;
-	log_info("listening on %s port %u, storage %s", e->cfg.bind, e->port,
-	    storage_path(e->storage));
+	log_info("listening on %s port %u, storage %s, %u sessions to resume",
+	    e->cfg.bind, e->port, storage_path(e->storage),
+	    session_count(e->sessions));
 	return PF_OK;
+}
+
+/* Closes connections between frames; with all set, every connection. */
+static void
+shut_idle(struct engine *e, bool all)
+{
+	for (struct engine_conn *ec = e->conns; ec != NULL; ec = ec->next)
+		if (all || !atomic_load(&ec->busy))
+			shutdown(ec->conn->fd, SHUT_RDWR);
 }
 
 void
 engine_stop(struct engine *e)
 {
+	uint64_t until;
+
 	if (!e->started)
 		return;
 	atomic_store(&e->stopping, true);
 	pthread_join(e->acceptor, NULL);
+	pthread_mutex_lock(&e->lock);
+	pthread_cond_broadcast(&e->drained);
+	pthread_mutex_unlock(&e->lock);
+	pthread_join(e->reaper, NULL);
 	e->started = false;
 	close(e->listenfd);
 	e->listenfd = -1;
+	/*
+	 * Chunks in flight may finish (and be synced and ACKed) for a grace
+	 * period; connections waiting between frames go at once.
+	 */
+	until = pf_now_ms() + e->cfg.stop_grace_ms;
 	pthread_mutex_lock(&e->lock);
-	for (struct engine_conn *ec = e->conns; ec != NULL; ec = ec->next)
-		shutdown(ec->conn->fd, SHUT_RDWR);
+	while (e->nconns > 0 && pf_now_ms() < until) {
+		struct timespec ts;
+
+		shut_idle(e, false);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&e->drained, &e->lock, &ts);
+	}
+	shut_idle(e, true);
 	while (e->nconns > 0)
 		pthread_cond_wait(&e->drained, &e->lock);
 	pthread_mutex_unlock(&e->lock);
@@ -224,6 +442,7 @@ engine_free(struct engine *e)
 	storage_close(e->storage);
 	policy_free(e->policy);
 	auth_users_free(e->users);
+	free(e->users_conns);
 	pf_wipe(e->secret, sizeof(e->secret));
 	pthread_cond_destroy(&e->drained);
 	pthread_mutex_destroy(&e->lock);

@@ -19,9 +19,15 @@ struct engine_config {
 	bool		 insecure_default_user;	/* allow it off loopback */
 	const char	*forbidden_exts;	/* NULL: policy default */
 	unsigned	 max_connections;
+	unsigned	 max_user_connections;
 	unsigned	 max_sessions;
 	unsigned	 idle_timeout_ms;
+	unsigned	 min_rate;	/* bytes/s a frame must arrive at */
 	uint64_t	 max_file_size;	/* 0: no limit */
+	uint64_t	 min_free_space;	/* bytes left free after an OPEN */
+	unsigned	 staging_ttl_s;	/* idle sessions are removed after */
+	bool		 no_sync;	/* ACK without fdatasync */
+	unsigned	 stop_grace_ms;	/* for chunks in flight at SIGTERM */
 };
 
 /* Fills cfg with the defaults documented in paraflowd(8). */
@@ -43,8 +49,9 @@ enum pf_status engine_start(struct engine *e);
 unsigned engine_port(const struct engine *e);
 
 /*
- * Stops accepting, shuts down open connections and waits for their
- * threads. Call from one thread, once.
+ * Stops accepting; lets frames in flight finish (up to stop_grace_ms),
+ * closes every connection and waits for their threads. Sessions stay on
+ * disk to be resumed. Call from one thread, once.
  */
 void engine_stop(struct engine *e);
 

@@ -17,8 +17,16 @@
 struct engine_conn {
 	struct engine		*engine;
 	struct pf_conn		*conn;
+	uint64_t		 id;		/* unique for the engine's life */
+	_Atomic bool		 busy;		/* in the middle of a frame */
 	pthread_t		 thread;
 	struct engine_conn	*next;
+};
+
+/* Connections per user, for --max-user-connections. */
+struct engine_user {
+	char			 name[AUTH_MAX_USER + 1];
+	unsigned		 conns;
 };
 
 struct engine {
@@ -31,13 +39,17 @@ struct engine {
 	int			 listenfd;
 	unsigned		 port;
 	pthread_t		 acceptor;
+	pthread_t		 reaper;
 	bool			 started;
 	_Atomic bool		 stopping;
 
-	pthread_mutex_t		 lock;		/* guards conns */
-	pthread_cond_t		 drained;
+	pthread_mutex_t		 lock;		/* guards conns and users */
+	pthread_cond_t		 drained;	/* also wakes the reaper */
 	struct engine_conn	*conns;
 	unsigned		 nconns;
+	uint64_t		 next_conn_id;
+	struct engine_user	*users_conns;
+	unsigned		 nusers_conns;
 
 	_Atomic uint64_t	 bytes_received;
 	_Atomic uint64_t	 chunks_acked;
@@ -47,6 +59,17 @@ struct engine {
 };
 
 /* Serves one connection until it closes. Runs on the connection's thread. */
-void stream_serve(struct engine *e, struct pf_conn *c);
+void stream_serve(struct engine *e, struct engine_conn *ec);
+
+/*
+ * Counts one more connection for user; false (and nothing counted) when
+ * the user is at --max-user-connections.
+ */
+bool engine_user_acquire(struct engine *e, const char *user);
+void engine_user_release(struct engine *e, const char *user);
+
+/* Ends s in state (failed, cancelled, expired): it leaves the table. */
+void engine_end_session(struct engine *e, struct session *s,
+    enum session_state state, enum pf_status why);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include <uuid/uuid.h>
 
+#include "proto.h"
 #include "session.h"
 #include "storage.h"
 
@@ -36,8 +37,14 @@ session_table_new(unsigned max)
 static void
 session_free(struct session *s)
 {
-	if (s->staging != NULL)
+	int state = atomic_load(&s->state);
+
+	if (state == SESSION_FAILED || state == SESSION_CANCELLED ||
+	    state == SESSION_EXPIRED)
 		storage_staging_discard(s->storage, s->staging);
+	else
+		storage_staging_close(s->staging);
+	pthread_mutex_destroy(&s->lock);
 	pf_wipe(s->key, sizeof(s->key));
 	free(s->client_name);
 	free((void *)s->chunks);
@@ -59,7 +66,8 @@ session_table_free(struct session_table *t)
 }
 
 enum pf_status
-session_create(struct session_table *t, uint32_t nchunks, struct session **out)
+session_create(struct session_table *t, uint32_t nchunks, const char *id,
+    struct session **out)
 {
 	struct session *s;
 	uuid_t uu;
@@ -68,16 +76,22 @@ session_create(struct session_table *t, uint32_t nchunks, struct session **out)
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return PF_ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
 	/* calloc(0) may return NULL; keep one byte so NULL means ENOMEM. */
 	s->chunks = calloc(nchunks ? nchunks : 1, sizeof(*s->chunks));
 	s->digests = calloc(nchunks ? nchunks : 1, PF_SHA256_LEN);
 	if (s->chunks == NULL || s->digests == NULL)
 		goto out;
 	s->nchunks = nchunks;
-	/* libuuid reads /dev/urandom here: a version 4, random id. */
-	uuid_generate_random(uu);
-	uuid_unparse_lower(uu, s->id);
+	if (id != NULL)
+		snprintf(s->id, sizeof(s->id), "%s", id);
+	else {
+		/* libuuid reads /dev/urandom here: a version 4, random id. */
+		uuid_generate_random(uu);
+		uuid_unparse_lower(uu, s->id);
+	}
 	s->created = time(NULL);
+	atomic_init(&s->last_active, (int64_t)s->created);
 	atomic_init(&s->state, SESSION_RECEIVING);
 	atomic_init(&s->refs, 2);
 
@@ -171,4 +185,126 @@ session_count(struct session_table *t)
 	n = t->count;
 	pthread_mutex_unlock(&t->lock);
 	return n;
+}
+
+void
+session_get_key(struct session *s, uint8_t key[PF_SHA256_LEN])
+{
+	pthread_mutex_lock(&s->lock);
+	memcpy(key, s->key, PF_SHA256_LEN);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void
+session_take(struct session *s, uint64_t owner,
+    const uint8_t key[PF_SHA256_LEN])
+{
+	pthread_mutex_lock(&s->lock);
+	memcpy(s->key, key, PF_SHA256_LEN);
+	s->owner = owner;
+	pthread_mutex_unlock(&s->lock);
+}
+
+bool
+session_owned_by(struct session *s, uint64_t owner)
+{
+	bool yes;
+
+	pthread_mutex_lock(&s->lock);
+	yes = s->owner == owner;
+	pthread_mutex_unlock(&s->lock);
+	return yes;
+}
+
+void
+session_foreach(struct session_table *t,
+    void (*fn)(struct session *s, void *arg), void *arg)
+{
+	pthread_mutex_lock(&t->lock);
+	for (unsigned i = 0; i < t->max; i++)
+		if (t->slots[i] != NULL)
+			fn(t->slots[i], arg);
+	pthread_mutex_unlock(&t->lock);
+}
+
+json_t *
+session_to_json(const struct session *s, bool staging)
+{
+	char created[32], *head64 = NULL;
+	struct tm tm;
+	json_t *j;
+
+	gmtime_r(&s->created, &tm);
+	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	j = json_pack("{s:s,s:s,s:s%,s:I,s:I,s:s,s:s,s:I}",
+	    "session", s->id, "name", s->name, "client_name",
+	    s->client_name, s->client_name_len, "size", (json_int_t)s->size,
+	    "chunk_size", (json_int_t)s->chunk_size, "user", s->user,
+	    "created", created, "created_unix", (json_int_t)s->created);
+	if (j == NULL)
+		return NULL;
+	if (staging) {
+		if ((head64 = pf_base64_encode(s->head, s->headlen)) == NULL ||
+		    json_object_set_new(j, "head", json_string(head64)) == -1) {
+			json_decref(j);
+			j = NULL;
+		}
+		free(head64);
+	} else if (json_object_set_new(j, "digest",
+	    json_string(s->receipt)) == -1) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
+}
+
+enum pf_status
+session_id_from_json(const json_t *meta, char id[SESSION_ID_LEN + 1])
+{
+	const char *v = json_string_value(json_object_get(meta, "session"));
+	uuid_t uu;
+
+	if (v == NULL || strlen(v) != SESSION_ID_LEN || uuid_parse(v, uu) != 0)
+		return PF_EBADFRAME;
+	memcpy(id, v, SESSION_ID_LEN + 1);
+	return PF_OK;
+}
+
+enum pf_status
+session_from_json(struct session *s, const json_t *meta)
+{
+	const char *user, *name, *cname, *head64;
+	json_int_t size, chunk_size, created;
+	size_t cname_len;
+	char safe[POLICY_MAX_NAME + 1];
+	uint32_t count;
+	long headlen;
+
+	if (json_unpack((json_t *)meta, "{s:s,s:s,s:s%,s:I,s:I,s:I,s:s}",
+	    "user", &user, "name", &name, "client_name", &cname, &cname_len,
+	    "size", &size, "chunk_size", &chunk_size, "created_unix",
+	    &created, "head", &head64) == -1)
+		return PF_EBADFRAME;
+	/* A damaged or edited file is treated like hostile input. */
+	if (!auth_user_valid(user) || size < 0 || !proto_chunk_size_valid(
+	    (uint64_t)chunk_size) || proto_chunk_count((uint64_t)size,
+	    (uint32_t)chunk_size, &count) != PF_OK || count != s->nchunks ||
+	    policy_sanitize_name(name, strlen(name), safe) != PF_OK ||
+	    strcmp(safe, name) != 0)
+		return PF_EBADFRAME;
+	headlen = pf_base64_decode(head64, s->head, sizeof(s->head));
+	if (headlen < 0 || (uint64_t)headlen != ((uint64_t)size <
+	    POLICY_HEAD_LEN ? (uint64_t)size : POLICY_HEAD_LEN))
+		return PF_EBADFRAME;
+	if ((s->client_name = malloc(cname_len + 1)) == NULL)
+		return PF_ENOMEM;
+	memcpy(s->client_name, cname, cname_len + 1);
+	s->client_name_len = cname_len;
+	s->headlen = (size_t)headlen;
+	snprintf(s->user, sizeof(s->user), "%s", user);
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	s->size = (uint64_t)size;
+	s->chunk_size = (uint32_t)chunk_size;
+	s->created = (time_t)created;
+	return PF_OK;
 }

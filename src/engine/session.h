@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "auth.h"
 #include "digest.h"
 #include "policy.h"
@@ -25,7 +27,8 @@ enum session_state {
 	SESSION_ASSEMBLING,
 	SESSION_COMPLETE,
 	SESSION_FAILED,
-	SESSION_CANCELLED
+	SESSION_CANCELLED,
+	SESSION_EXPIRED
 };
 
 enum chunk_state {
@@ -49,7 +52,9 @@ struct session {
 	uint32_t	 nchunks;
 	uint8_t		 head[POLICY_HEAD_LEN];
 	size_t		 headlen;
+	pthread_mutex_t	 lock;			/* guards key and owner */
 	uint8_t		 key[PF_SHA256_LEN];	/* the login's session key */
+	uint64_t	 owner;			/* control connection's id */
 	time_t		 created;
 
 	struct storage	*storage;		/* borrowed */
@@ -58,7 +63,9 @@ struct session {
 	uint8_t		*digests;		/* 32 bytes a chunk */
 
 	_Atomic int	 state;			/* enum session_state */
-	_Atomic uint64_t bytes_received;
+	_Atomic int64_t	 last_active;		/* time_t of the last chunk */
+	_Atomic uint64_t bytes_received;	/* all chunk bytes read */
+	_Atomic uint32_t chunks_duplicate;	/* sent again though held */
 	_Atomic uint32_t chunks_acked;
 	_Atomic uint32_t chunks_nacked;
 	_Atomic uint32_t streams;
@@ -76,12 +83,13 @@ struct session_table *session_table_new(unsigned max);
 void session_table_free(struct session_table *t);
 
 /*
- * Creates a session with a fresh UUIDv4 id for nchunks chunks, inserts it
- * and returns it in *out with one reference for the caller (plus the
- * table's). PF_EBUSY when the table is full.
+ * Creates a session for nchunks chunks, with a fresh UUIDv4 id or, when
+ * recovering one, with id; inserts it and returns it in *out with one
+ * reference for the caller (plus the table's). PF_EBUSY when the table is
+ * full.
  */
 enum pf_status session_create(struct session_table *t, uint32_t nchunks,
-    struct session **out);
+    const char *id, struct session **out);
 
 /* Finds a session by id; *out gets a new reference. PF_ENOSESSION if none. */
 enum pf_status session_lookup(struct session_table *t, const char *id,
@@ -93,8 +101,47 @@ void session_remove(struct session_table *t, struct session *s);
 /* Takes another reference to s. */
 void session_ref(struct session *s);
 
-/* Drops a reference; the last one removes any staging area and frees s. */
+/*
+ * Drops a reference. The last one frees s and its staging area: removed
+ * from disk if the session failed, was cancelled or expired, otherwise
+ * left there to be resumed (after a restart, say).
+ */
 void session_unref(struct session *s);
+
+/* Copies the session key into key (under the session's lock). */
+void session_get_key(struct session *s, uint8_t key[PF_SHA256_LEN]);
+
+/*
+ * Makes control connection owner (a number unique to it) the session's
+ * owner, with a new session key.
+ */
+void session_take(struct session *s, uint64_t owner,
+    const uint8_t key[PF_SHA256_LEN]);
+
+/* True if owner is still the session's owner. */
+bool session_owned_by(struct session *s, uint64_t owner);
+
+/*
+ * The session's metadata as a new JSON object: id, user, name, client
+ * name, size, chunk size, creation time; with staging set, also the head
+ * (what recovery needs), else the receipt (what a finished file keeps).
+ */
+json_t *session_to_json(const struct session *s, bool staging);
+
+/*
+ * Fills a new session's fields from metadata written by session_to_json
+ * (staging form), checking every field as if it came from a client.
+ * PF_EBADFRAME if anything is missing or out of range.
+ */
+enum pf_status session_from_json(struct session *s, const json_t *meta);
+
+/* Reads the id of staging metadata into id; PF_EBADFRAME if malformed. */
+enum pf_status session_id_from_json(const json_t *meta,
+    char id[SESSION_ID_LEN + 1]);
+
+/* Calls fn for every live session (with the table locked: be quick). */
+void session_foreach(struct session_table *t,
+    void (*fn)(struct session *s, void *arg), void *arg);
 
 /* Moves s from RECEIVING to state; false if it was not RECEIVING. */
 bool session_leave_receiving(struct session *s, enum session_state state);

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Staging files, positional writes and atomic finalization. */
+/*
+ * Staging areas: positional writes, the journal of acknowledged chunks
+ * with group commit, recovery, and atomic finalization.
+ */
 #include "config.h"
 
 #include <errno.h>
@@ -9,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -18,21 +24,44 @@
 #endif
 
 #include "log.h"
+#include "proto.h"
 #include "storage.h"
 
 #define STAGING_DIR	".staging"
 #define DATA_NAME	"data"
+#define SESSION_NAME	"session.json"
+#define JOURNAL_NAME	"journal"
+#define JOURNAL_REC	48	/* u32 index, u32 0, digest, 8-byte check */
+#define MAX_META	(64 * 1024)
 
 struct storage {
-	char	*path;
-	int	 rootfd;
-	int	 stagingfd;
+	char			*path;
+	int			 rootfd;
+	int			 stagingfd;
+	enum storage_sync	 sync;
+};
+
+/* A record waiting for the next journal sync, and who waits for it. */
+struct pending {
+	uint8_t		 rec[JOURNAL_REC];
+	bool		*done;
+	enum pf_status	*rc;
 };
 
 struct staging {
-	char	 id[64];
-	int	 dirfd;
-	int	 fd;
+	char			 id[64];
+	int			 dirfd;
+	int			 fd;
+	int			 jfd;
+	enum storage_sync	 sync;
+
+	/* Group commit: see storage_commit_chunk. */
+	pthread_mutex_t		 lock;
+	pthread_cond_t		 synced;
+	struct pending		*queue;
+	size_t			 queued, cap;
+	bool			 syncing;
+	off_t			 jlen;	/* bytes of whole records */
 };
 
 /*
@@ -88,7 +117,7 @@ mkdir_parents(const char *path)
 }
 
 enum pf_status
-storage_open(const char *dir, struct storage **out)
+storage_open(const char *dir, enum storage_sync sync, struct storage **out)
 {
 	struct storage *s;
 	enum pf_status rc = PF_EIO;
@@ -96,6 +125,7 @@ storage_open(const char *dir, struct storage **out)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return PF_ENOMEM;
 	s->rootfd = s->stagingfd = -1;
+	s->sync = sync;
 	if ((s->path = strdup(dir)) == NULL) {
 		rc = PF_ENOMEM;
 		goto out;
@@ -145,35 +175,98 @@ storage_path(const struct storage *s)
 	return s->path;
 }
 
+uint64_t
+storage_free_bytes(const struct storage *s)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(s->rootfd, &sv) == -1)
+		return UINT64_MAX;
+	return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
+static struct staging *
+staging_new(const char *id, enum storage_sync sync)
+{
+	struct staging *st;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return NULL;
+	st->dirfd = st->fd = st->jfd = -1;
+	st->sync = sync;
+	snprintf(st->id, sizeof(st->id), "%s", id);
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->synced, NULL);
+	return st;
+}
+
 static void
 staging_free(struct staging *st)
 {
 	if (st == NULL)
 		return;
+	if (st->jfd != -1)
+		close(st->jfd);
 	if (st->fd != -1)
 		close(st->fd);
 	if (st->dirfd != -1)
 		close(st->dirfd);
+	pthread_cond_destroy(&st->synced);
+	pthread_mutex_destroy(&st->lock);
+	free(st->queue);
 	free(st);
+}
+
+/* Writes json to name beneath dirfd through a synced temporary file. */
+static enum pf_status
+write_json(int dirfd, const char *name, const json_t *json)
+{
+	char tmp[64];
+	enum pf_status rc = PF_EIO;
+	char *text = NULL;
+	size_t len;
+	int fd = -1;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	if ((text = json_dumps(json, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL)
+		return PF_ENOMEM;
+	len = strlen(text);
+	fd = open_beneath(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd == -1)
+		goto fail;
+	if (write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1 ||
+	    fsync(fd) == -1)
+		goto fail;
+	if (renameat(dirfd, tmp, dirfd, name) == -1)
+		goto fail;
+	rc = PF_OK;
+	goto out;
+fail:
+	rc = pf_status_from_errno(errno);
+	log_warn("%s: %s: %s", __func__, name, strerror(errno));
+	unlinkat(dirfd, tmp, 0);
+out:
+	if (fd != -1)
+		close(fd);
+	free(text);
+	return rc;
 }
 
 enum pf_status
 storage_staging_create(struct storage *s, const char *id, uint64_t size,
-    struct staging **out)
+    const json_t *meta, struct staging **out)
 {
 	struct staging *st;
 	enum pf_status rc = PF_EIO;
 	int err;
 
-	if ((st = calloc(1, sizeof(*st))) == NULL)
+	if ((st = staging_new(id, s->sync)) == NULL)
 		return PF_ENOMEM;
-	st->dirfd = st->fd = -1;
-	snprintf(st->id, sizeof(st->id), "%s", id);
 	if (mkdirat(s->stagingfd, id, 0700) == -1) {
 		rc = pf_status_from_errno(errno);
 		log_error("%s: mkdir staging %s: %s", __func__, id,
 		    strerror(errno));
-		free(st);
+		staging_free(st);
 		return rc;
 	}
 	if ((st->dirfd = open_dir(s->stagingfd, id)) == -1) {
@@ -183,9 +276,11 @@ storage_staging_create(struct storage *s, const char *id, uint64_t size,
 	}
 	st->fd = open_beneath(st->dirfd, DATA_NAME, O_RDWR | O_CREAT | O_EXCL,
 	    0600);
-	if (st->fd == -1) {
+	st->jfd = open_beneath(st->dirfd, JOURNAL_NAME,
+	    O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (st->fd == -1 || st->jfd == -1) {
 		rc = pf_status_from_errno(errno);
-		log_error("%s: create %s/data: %s", __func__, id,
+		log_error("%s: create %s files: %s", __func__, id,
 		    strerror(errno));
 		goto out;
 	}
@@ -203,6 +298,13 @@ storage_staging_create(struct storage *s, const char *id, uint64_t size,
 			    (unsigned long long)size, id, strerror(err));
 			goto out;
 		}
+	}
+	/* The metadata goes last: its presence marks a complete OPEN. */
+	if ((rc = write_json(st->dirfd, SESSION_NAME, meta)) != PF_OK)
+		goto out;
+	if (fsync(st->dirfd) == -1 || fsync(s->stagingfd) == -1) {
+		rc = pf_status_from_errno(errno);
+		goto out;
 	}
 	*out = st;
 	st = NULL;
@@ -238,38 +340,6 @@ storage_staging_write(struct staging *st, uint64_t off, const void *p,
 	return PF_OK;
 }
 
-/* Writes meta to name beneath dirfd through a temporary file. */
-static enum pf_status
-write_meta(int dirfd, const json_t *meta)
-{
-	static const char tmp[] = STORAGE_META_NAME ".tmp";
-	enum pf_status rc = PF_EIO;
-	char *s = NULL;
-	int fd = -1;
-
-	if ((s = json_dumps(meta, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL)
-		return PF_ENOMEM;
-	fd = open_beneath(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd == -1)
-		goto fail;
-	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s) ||
-	    write(fd, "\n", 1) != 1 || fsync(fd) == -1)
-		goto fail;
-	if (renameat(dirfd, tmp, dirfd, STORAGE_META_NAME) == -1)
-		goto fail;
-	rc = PF_OK;
-	goto out;
-fail:
-	rc = pf_status_from_errno(errno);
-	log_warn("%s: %s", __func__, strerror(errno));
-	unlinkat(dirfd, tmp, 0);
-out:
-	if (fd != -1)
-		close(fd);
-	free(s);
-	return rc;
-}
-
 enum pf_status
 storage_finalize(struct storage *s, struct staging *st, const char *name,
     const json_t *meta)
@@ -291,7 +361,7 @@ storage_finalize(struct storage *s, struct staging *st, const char *name,
 		    strerror(errno));
 		goto out;
 	}
-	if ((rc = write_meta(finalfd, meta)) != PF_OK)
+	if ((rc = write_json(finalfd, STORAGE_META_NAME, meta)) != PF_OK)
 		goto out;
 	/* The one step that makes the file visible under its name. */
 	if (renameat(st->dirfd, DATA_NAME, finalfd, name) == -1) {
@@ -322,18 +392,297 @@ out:
 	return rc;
 }
 
+/* Unlinks every file in a staging directory (there are no subdirectories). */
+static void
+empty_dir(int dirfd, const char *id)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd;
+
+	if ((fd = dup(dirfd)) == -1 || (dir = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	rewinddir(dir);
+	/* The metadata goes first: without it the area is never resumed. */
+	unlinkat(dirfd, SESSION_NAME, 0);
+	while ((de = readdir(dir)) != NULL)
+		if (de->d_name[0] != '.' && unlinkat(dirfd, de->d_name, 0) == -1 &&
+		    errno != ENOENT)
+			log_warn("%s: unlink %s/%s: %s", __func__, id,
+			    de->d_name, strerror(errno));
+	closedir(dir);
+}
+
 void
 storage_staging_discard(struct storage *s, struct staging *st)
 {
 	if (st == NULL)
 		return;
-	if (st->dirfd != -1 && unlinkat(st->dirfd, DATA_NAME, 0) == -1 &&
-	    errno != ENOENT)
-		log_warn("%s: unlink %s/data: %s", __func__, st->id,
-		    strerror(errno));
+	if (st->dirfd == -1)
+		st->dirfd = open_dir(s->stagingfd, st->id);
+	if (st->dirfd != -1)
+		empty_dir(st->dirfd, st->id);
 	if (unlinkat(s->stagingfd, st->id, AT_REMOVEDIR) == -1 &&
 	    errno != ENOENT)
 		log_warn("%s: rmdir %s: %s", __func__, st->id,
 		    strerror(errno));
 	staging_free(st);
+}
+
+void
+storage_staging_close(struct staging *st)
+{
+	staging_free(st);
+}
+
+static void
+journal_record(uint32_t index, const uint8_t digest[PF_SHA256_LEN],
+    uint8_t rec[JOURNAL_REC])
+{
+	uint8_t check[PF_SHA256_LEN];
+
+	proto_put_u32(rec, index);
+	proto_put_u32(rec + 4, 0);
+	memcpy(rec + 8, digest, PF_SHA256_LEN);
+	if (pf_sha256(rec, 40, check) != PF_OK)
+		memset(check, 0, sizeof(check));
+	memcpy(rec + 40, check, 8);
+}
+
+static bool
+journal_record_valid(const uint8_t rec[JOURNAL_REC])
+{
+	uint8_t check[PF_SHA256_LEN];
+
+	return proto_get_u32(rec + 4) == 0 && pf_sha256(rec, 40, check) ==
+	    PF_OK && memcmp(check, rec + 40, 8) == 0;
+}
+
+/*
+ * Syncs the data and appends the records of batch to the journal. A
+ * short or failed append is cut back to the last whole record, so the
+ * journal never holds a torn record followed by good ones.
+ */
+static enum pf_status
+sync_batch(struct staging *st, const struct pending *batch, size_t n)
+{
+	size_t len = n * JOURNAL_REC, done = 0;
+	uint8_t *buf;
+	enum pf_status rc = PF_EIO;
+
+	if (st->sync == STORAGE_SYNC_FULL && fdatasync(st->fd) == -1) {
+		rc = pf_status_from_errno(errno);
+		log_error("%s: fdatasync %s data: %s", __func__, st->id,
+		    strerror(errno));
+		return rc;
+	}
+	if ((buf = malloc(len)) == NULL)
+		return PF_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		memcpy(buf + i * JOURNAL_REC, batch[i].rec, JOURNAL_REC);
+	while (done < len) {
+		ssize_t w = pwrite(st->jfd, buf + done, len - done,
+		    st->jlen + (off_t)done);
+
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			rc = pf_status_from_errno(w == 0 ? ENOSPC : errno);
+			log_error("%s: journal of %s: %s", __func__, st->id,
+			    strerror(w == 0 ? ENOSPC : errno));
+			if (ftruncate(st->jfd, st->jlen) == -1)
+				log_error("%s: cannot cut the journal of %s "
+				    "back: %s", __func__, st->id,
+				    strerror(errno));
+			goto out;
+		}
+		done += (size_t)w;
+	}
+	if (st->sync == STORAGE_SYNC_FULL && fdatasync(st->jfd) == -1) {
+		rc = pf_status_from_errno(errno);
+		log_error("%s: fdatasync %s journal: %s", __func__, st->id,
+		    strerror(errno));
+		/* What was written may or may not be durable: count it lost. */
+		if (ftruncate(st->jfd, st->jlen) == -1)
+			log_error("%s: cannot cut the journal of %s back",
+			    __func__, st->id);
+		goto out;
+	}
+	st->jlen += (off_t)len;
+	rc = PF_OK;
+out:
+	free(buf);
+	return rc;
+}
+
+enum pf_status
+storage_commit_chunk(struct staging *st, uint32_t index,
+    const uint8_t digest[PF_SHA256_LEN])
+{
+	enum pf_status rc = PF_EINTERNAL;
+	struct pending *batch;
+	bool done = false;
+	size_t n;
+
+	pthread_mutex_lock(&st->lock);
+	if (st->queued == st->cap) {
+		size_t cap = st->cap ? 2 * st->cap : 16;
+		struct pending *q = realloc(st->queue, cap * sizeof(*q));
+
+		if (q == NULL) {
+			pthread_mutex_unlock(&st->lock);
+			return PF_ENOMEM;
+		}
+		st->queue = q;
+		st->cap = cap;
+	}
+	journal_record(index, digest, st->queue[st->queued].rec);
+	st->queue[st->queued].done = &done;
+	st->queue[st->queued].rc = &rc;
+	st->queued++;
+	while (!done) {
+		if (st->syncing) {
+			pthread_cond_wait(&st->synced, &st->lock);
+			continue;
+		}
+		/* Lead one sync for everything queued so far, ours included. */
+		st->syncing = true;
+		batch = st->queue;
+		n = st->queued;
+		st->queue = NULL;
+		st->queued = st->cap = 0;
+		pthread_mutex_unlock(&st->lock);
+		enum pf_status brc = sync_batch(st, batch, n);
+		pthread_mutex_lock(&st->lock);
+		for (size_t i = 0; i < n; i++) {
+			*batch[i].rc = brc;
+			*batch[i].done = true;
+		}
+		free(batch);
+		st->syncing = false;
+		pthread_cond_broadcast(&st->synced);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* Reads session.json of a staging area; NULL if missing or malformed. */
+static json_t *
+read_meta(int dirfd)
+{
+	json_error_t err;
+	char buf[MAX_META];
+	ssize_t n;
+	int fd;
+
+	if ((fd = open_beneath(dirfd, SESSION_NAME, O_RDONLY, 0)) == -1)
+		return NULL;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n <= 0 || n == (ssize_t)sizeof(buf))
+		return NULL;
+	return json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES |
+	    JSON_ALLOW_NUL, &err);
+}
+
+/*
+ * Opens one staging area and reads its journal into r. Returns PF_OK, or
+ * an error if the area is not usable (it is then removed by the caller).
+ */
+static enum pf_status
+recover_one(struct storage *s, const char *id, struct storage_recovered *r,
+    uint32_t **indices, uint8_t **digests)
+{
+	struct staging *st;
+	uint8_t rec[JOURNAL_REC];
+	struct stat sb;
+	uint32_t n = 0, cap = 0;
+
+	if ((st = staging_new(id, s->sync)) == NULL)
+		return PF_ENOMEM;
+	r->staging = st;
+	if ((st->dirfd = open_dir(s->stagingfd, id)) == -1 ||
+	    (r->meta = read_meta(st->dirfd)) == NULL)
+		return PF_EBADFRAME;
+	st->fd = open_beneath(st->dirfd, DATA_NAME, O_RDWR, 0);
+	st->jfd = open_beneath(st->dirfd, JOURNAL_NAME, O_RDWR, 0);
+	if (st->fd == -1 || st->jfd == -1 || fstat(st->jfd, &sb) == -1)
+		return PF_EIO;
+	r->last_active = sb.st_mtime;
+	while (pread(st->jfd, rec, sizeof(rec), st->jlen) ==
+	    (ssize_t)sizeof(rec) && journal_record_valid(rec)) {
+		if (n == cap) {
+			uint32_t *ni;
+			uint8_t *nd;
+
+			cap = cap ? 2 * cap : 64;
+			ni = realloc(*indices, cap * sizeof(**indices));
+			if (ni != NULL)
+				*indices = ni;
+			nd = realloc(*digests, (size_t)cap * PF_SHA256_LEN);
+			if (nd != NULL)
+				*digests = nd;
+			if (ni == NULL || nd == NULL)
+				return PF_ENOMEM;
+		}
+		(*indices)[n] = proto_get_u32(rec);
+		memcpy(*digests + (size_t)n * PF_SHA256_LEN, rec + 8,
+		    PF_SHA256_LEN);
+		n++;
+		st->jlen += JOURNAL_REC;
+	}
+	/* A crash mid-append leaves a torn tail: cut it off. */
+	if (sb.st_size != st->jlen) {
+		log_warn("%s: session %s: journal cut back from %lld to %lld "
+		    "bytes", __func__, id, (long long)sb.st_size,
+		    (long long)st->jlen);
+		if (ftruncate(st->jfd, st->jlen) == -1)
+			return PF_EIO;
+	}
+	r->nrecords = n;
+	r->indices = *indices;
+	r->digests = *digests;
+	return PF_OK;
+}
+
+enum pf_status
+storage_recover(struct storage *s,
+    enum pf_status (*cb)(void *arg, struct storage_recovered *r), void *arg)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd;
+
+	if ((fd = dup(s->stagingfd)) == -1 || (dir = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		log_error("%s: %s", __func__, strerror(errno));
+		return PF_EIO;
+	}
+	rewinddir(dir);
+	while ((de = readdir(dir)) != NULL) {
+		struct storage_recovered r = { .id = de->d_name };
+		uint32_t *indices = NULL;
+		uint8_t *digests = NULL;
+		enum pf_status rc;
+
+		if (de->d_name[0] == '.')
+			continue;
+		rc = recover_one(s, de->d_name, &r, &indices, &digests);
+		if (rc == PF_OK)
+			rc = cb(arg, &r);
+		else
+			log_warn("%s: removing unusable staging area %s",
+			    __func__, de->d_name);
+		if (rc != PF_OK)
+			storage_staging_discard(s, r.staging);
+		json_decref(r.meta);
+		free(indices);
+		free(digests);
+	}
+	closedir(dir);
+	return PF_OK;
 }

@@ -1,21 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The storage directory: per-session staging files written at chunk
- * offsets, and the atomic move of a verified file to its final name.
+ * The storage directory: per-session staging areas (metadata, a data file
+ * written at chunk offsets, and a journal of acknowledged chunks), their
+ * recovery after a restart, and the atomic move of a verified file to its
+ * final name.
  *
- * Layout:  <root>/.staging/<session>/data    staging file, 0600
- *          <root>/<session>/<name>           finished file, 0600
- *          <root>/<session>/.paraflow.json   its metadata
+ * Layout:  <root>/.staging/<session>/session.json   metadata, synced
+ *          <root>/.staging/<session>/data           staging file, 0600
+ *          <root>/.staging/<session>/journal        acknowledged chunks
+ *          <root>/<session>/<name>                  finished file, 0600
+ *          <root>/<session>/.paraflow.json          its metadata
  * Sanitized names never start with '.', so they cannot collide with the
  * metadata file. Every path is opened relative to a directory handle.
  */
 #ifndef PF_STORAGE_H
 #define PF_STORAGE_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <jansson.h>
 
+#include "digest.h"
 #include "status.h"
 
 #define STORAGE_META_NAME	".paraflow.json"
@@ -23,22 +30,36 @@
 struct storage;
 struct staging;
 
+/* When an acknowledged chunk is on stable storage. */
+enum storage_sync {
+	STORAGE_SYNC_FULL,	/* fdatasync data, then journal: power-safe */
+	STORAGE_SYNC_NONE	/* page cache only: survives a crash of paraflowd */
+};
+
 /*
  * Opens (creating if needed, 0700) the storage directory and its .staging
  * subdirectory. *out is new; free with storage_close.
  */
-enum pf_status storage_open(const char *dir, struct storage **out);
+enum pf_status storage_open(const char *dir, enum storage_sync sync,
+    struct storage **out);
 void storage_close(struct storage *s);
 
-/* The directory's absolute path as given (borrowed). */
+/* The directory's path as given (borrowed). */
 const char *storage_path(const struct storage *s);
 
 /*
- * Creates the staging area of session id and preallocates size bytes.
- * PF_ENOSPC if the space is not there. *out is new.
+ * Bytes free for unprivileged writers on the storage filesystem, or
+ * UINT64_MAX if unknown.
+ */
+uint64_t storage_free_bytes(const struct storage *s);
+
+/*
+ * Creates the staging area of session id: writes and syncs meta (borrowed)
+ * as session.json, creates the journal, and preallocates size bytes of
+ * data. PF_ENOSPC if the space is not there. *out is new.
  */
 enum pf_status storage_staging_create(struct storage *s, const char *id,
-    uint64_t size, struct staging **out);
+    uint64_t size, const json_t *meta, struct staging **out);
 
 /*
  * Writes n bytes at off into the staging file. Thread-safe: chunks of one
@@ -48,15 +69,49 @@ enum pf_status storage_staging_write(struct staging *st, uint64_t off,
     const void *p, size_t n);
 
 /*
- * Makes the staging data durable, writes meta (borrowed) as the session's
+ * Makes chunk index (already written) durable: syncs the data, then
+ * appends its record to the journal and syncs that. Returns once the
+ * record is durable. Concurrent callers share syncs: while one thread
+ * syncs, the others queue their records and the next sync takes them all
+ * (group commit). Thread-safe.
+ */
+enum pf_status storage_commit_chunk(struct staging *st, uint32_t index,
+    const uint8_t digest[PF_SHA256_LEN]);
+
+/* Called by storage_recover for each staging area found. */
+struct storage_recovered {
+	const char	*id;
+	json_t		*meta;		/* borrowed: session.json */
+	uint32_t	 nrecords;
+	const uint32_t	*indices;	/* borrowed: journaled chunks */
+	const uint8_t	*digests;	/* borrowed: 32 bytes each */
+	time_t		 last_active;	/* mtime of the journal */
+	struct staging	*staging;	/* owned by the callback from now */
+};
+
+/*
+ * Reads back every staging area: session.json and the journal, whose
+ * torn or damaged tail is cut off. Calls cb for each; if cb returns other
+ * than PF_OK, the area is removed. Areas without valid metadata (an OPEN
+ * cut short) are removed.
+ */
+enum pf_status storage_recover(struct storage *s,
+    enum pf_status (*cb)(void *arg, struct storage_recovered *r), void *arg);
+
+/*
+ * Makes the data durable, writes meta (borrowed) as the session's
  * metadata file, renames the data to <root>/<id>/<name> and syncs the
- * directories, then removes the staging area. A crash at any moment leaves
- * either no file or the whole file under its final name.
+ * directories, then removes the staging area and frees st. A crash at any
+ * moment leaves either no file or the whole file under its final name. On
+ * failure st stays valid.
  */
 enum pf_status storage_finalize(struct storage *s, struct staging *st,
     const char *name, const json_t *meta);
 
 /* Removes the staging area and frees st. NULL is a no-op. */
 void storage_staging_discard(struct storage *s, struct staging *st);
+
+/* Closes st, leaving the staging area on disk to resume. NULL is a no-op. */
+void storage_staging_close(struct staging *st);
 
 #endif

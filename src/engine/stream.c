@@ -32,8 +32,10 @@ enum role {
 
 struct stream {
 	struct engine		*e;
+	struct engine_conn	*ec;
 	struct pf_conn		*c;
 	enum role		 role;
+	bool			 counted;	/* in the user's connections */
 	uint8_t			 nonce[AUTH_NONCE_LEN];
 	struct auth_server	*auth;
 	char			 user[AUTH_MAX_USER + 1];
@@ -143,6 +145,10 @@ on_proof(struct stream *st, const json_t *req)
 		    "authentication failed");
 	}
 	snprintf(st->user, sizeof(st->user), "%s", auth_server_user(st->auth));
+	if (!engine_user_acquire(st->e, st->user))
+		return fail(st, PF_EBUSY, "too many connections for user %s",
+		    st->user);
+	st->counted = true;
 	rc = auth_server_session_key(st->auth, st->key);
 	if (rc == PF_OK)
 		rc = send_message(st, PROTO_AUTH_OK, reply);
@@ -156,102 +162,190 @@ on_proof(struct stream *st, const json_t *req)
 	return PF_OK;
 }
 
-/* Validates an OPEN request and fills a new session from it. */
+/* What an OPEN asks for, checked against policy and limits. */
+struct open_req {
+	const char	*client_name;
+	size_t		 client_name_len;
+	char		 name[POLICY_MAX_NAME + 1];
+	uint64_t	 size;
+	uint32_t	 chunk_size;
+	uint32_t	 nchunks;
+	uint8_t		 head[POLICY_HEAD_LEN];
+	size_t		 headlen;
+	const char	*resume;	/* session id, or NULL */
+};
+
 static enum pf_status
-on_open(struct stream *st, const json_t *req)
+parse_open(struct stream *st, const json_t *req, struct open_req *o)
 {
 	struct engine *e = st->e;
-	struct session *s = NULL;
-	char name[POLICY_MAX_NAME + 1];
-	uint8_t head[POLICY_HEAD_LEN];
-	const char *cname, *head64;
-	size_t cname_len;
-	uint64_t size, chunk_size;
-	uint32_t nchunks;
+	const char *head64;
+	uint64_t chunk_size;
+	size_t resume_len = 0;
 	long headlen;
-	enum pf_status rc;
-	json_t *j;
 
-	if (st->role != ROLE_CONTROL || st->session != NULL)
-		return fail(st, PF_EPROTO, "OPEN not expected here");
-	cname = wire_json_str(req, "name", &cname_len);
+	o->client_name = wire_json_str(req, "name", &o->client_name_len);
 	head64 = wire_json_str(req, "head", NULL);
-	if (cname == NULL || head64 == NULL ||
-	    wire_json_u64(req, "size", &size) == -1 ||
-	    wire_json_u64(req, "chunk_size", &chunk_size) == -1)
+	o->resume = wire_json_str(req, "resume", &resume_len);
+	if (o->client_name == NULL || head64 == NULL ||
+	    wire_json_u64(req, "size", &o->size) == -1 ||
+	    wire_json_u64(req, "chunk_size", &chunk_size) == -1 ||
+	    (json_object_get(req, "resume") != NULL &&
+	    resume_len != SESSION_ID_LEN))
 		return fail(st, PF_EBADFRAME, "OPEN needs name, size, "
-		    "chunk_size and head");
-	if (policy_sanitize_name(cname, cname_len, name) != PF_OK)
+		    "chunk_size and head (and resume: a session id)");
+	if (policy_sanitize_name(o->client_name, o->client_name_len,
+	    o->name) != PF_OK)
 		return fail(st, PF_EBADNAME, "file name cannot be stored");
-	if (policy_check_name(e->policy, name) != PF_OK)
+	if (policy_check_name(e->policy, o->name) != PF_OK)
 		return fail(st, PF_EFORBIDDEN, "executable file type refused "
 		    "by name");
 	if (!proto_chunk_size_valid(chunk_size))
 		return fail(st, PF_EBADFRAME, "chunk size must be a power of "
 		    "two from %u to %u", PROTO_MIN_CHUNK, PROTO_MAX_CHUNK);
-	if (e->cfg.max_file_size != 0 && size > e->cfg.max_file_size)
+	o->chunk_size = (uint32_t)chunk_size;
+	if (e->cfg.max_file_size != 0 && o->size > e->cfg.max_file_size)
 		return fail(st, PF_ETOOLARGE, "file of %llu bytes is over the "
-		    "limit of %llu", (unsigned long long)size,
+		    "limit of %llu", (unsigned long long)o->size,
 		    (unsigned long long)e->cfg.max_file_size);
-	if (proto_chunk_count(size, (uint32_t)chunk_size, &nchunks) != PF_OK)
+	if (proto_chunk_count(o->size, o->chunk_size, &o->nchunks) != PF_OK)
 		return fail(st, PF_ETOOLARGE, "more than %u chunks",
 		    PROTO_MAX_CHUNKS);
-	headlen = pf_base64_decode(head64, head, sizeof(head));
-	if (headlen < 0 || (uint64_t)headlen != (size < POLICY_HEAD_LEN ?
-	    size : POLICY_HEAD_LEN))
+	headlen = pf_base64_decode(head64, o->head, sizeof(o->head));
+	if (headlen < 0 || (uint64_t)headlen != (o->size < POLICY_HEAD_LEN ?
+	    o->size : POLICY_HEAD_LEN))
 		return fail(st, PF_EBADFRAME, "head must hold the first "
 		    "min(size, %d) bytes", POLICY_HEAD_LEN);
-	if (policy_check_content(head, (size_t)headlen) != PF_OK)
+	o->headlen = (size_t)headlen;
+	if (policy_check_content(o->head, o->headlen) != PF_OK)
 		return fail(st, PF_EFORBIDDEN, "executable content refused");
+	return PF_OK;
+}
 
-	if ((rc = session_create(e->sessions, nchunks, &s)) != PF_OK)
-		return fail(st, rc, "too many sessions");
-	s->storage = e->storage;
-	snprintf(s->user, sizeof(s->user), "%s", st->user);
-	snprintf(s->name, sizeof(s->name), "%s", name);
-	snprintf(s->peer, sizeof(s->peer), "%s", st->c->peer);
-	s->size = size;
-	s->chunk_size = (uint32_t)chunk_size;
-	memcpy(s->head, head, (size_t)headlen);
-	s->headlen = (size_t)headlen;
-	memcpy(s->key, st->key, sizeof(s->key));
-	if ((s->client_name = malloc(cname_len + 1)) == NULL) {
-		rc = fail(st, PF_EINTERNAL, "out of memory");
+/* Sends OPENED with the bitmap of the chunks s holds. */
+static enum pf_status
+send_opened(struct stream *st, struct session *s, bool resumed)
+{
+	size_t len = (size_t)s->nchunks / 8 + 1;
+	uint8_t *bits;
+	char *have = NULL;
+	json_t *j = NULL;
+	enum pf_status rc = PF_ENOMEM;
+
+	if ((bits = calloc(1, len)) == NULL)
+		return PF_ENOMEM;
+	for (uint32_t i = 0; i < s->nchunks; i++)
+		if (atomic_load(&s->chunks[i]) == CHUNK_DONE)
+			bits[i / 8] |= (uint8_t)(1u << (i % 8));
+	if ((have = pf_base64_encode(bits, (s->nchunks + 7) / 8)) == NULL)
 		goto out;
-	}
-	memcpy(s->client_name, cname, cname_len + 1);
-	s->client_name_len = cname_len;
-	rc = storage_staging_create(e->storage, s->id, size, &s->staging);
-	if (rc != PF_OK) {
-		rc = fail(st, rc, "cannot stage %llu bytes",
-		    (unsigned long long)size);
+	j = json_pack("{s:s,s:I,s:I,s:s,s:b,s:s}", "session", s->id, "chunks",
+	    (json_int_t)s->nchunks, "chunk_size", (json_int_t)s->chunk_size,
+	    "name", s->name, "resumed", resumed, "have", have);
+	if (j == NULL)
 		goto out;
-	}
-	j = json_pack("{s:s,s:I,s:I,s:s}", "session", s->id, "chunks",
-	    (json_int_t)nchunks, "chunk_size", (json_int_t)chunk_size,
-	    "name", s->name);
-	if (j == NULL) {
-		rc = fail(st, PF_EINTERNAL, "out of memory");
-		goto out;
-	}
 	rc = wire_send_json(st->c, PROTO_OPENED, j);
+out:
 	json_decref(j);
-	if (rc != PF_OK)
-		goto out;
-	log_info("%s: session %s opened by %s: \"%s\", %llu bytes, %u chunks",
-	    st->c->peer, s->id, s->user, s->name, (unsigned long long)size,
-	    nchunks);
+	free(have);
+	free(bits);
+	return rc;
+}
+
+/* OPEN with "resume": take over a session this user opened before. */
+static enum pf_status
+resume_session(struct stream *st, const struct open_req *o)
+{
+	struct session *s = NULL;
+	enum pf_status rc;
+
+	if (session_lookup(st->e->sessions, o->resume, &s) != PF_OK ||
+	    atomic_load(&s->state) != SESSION_RECEIVING ||
+	    strcmp(s->user, st->user) != 0 || strcmp(s->name, o->name) != 0 ||
+	    s->size != o->size || s->chunk_size != o->chunk_size ||
+	    s->headlen != o->headlen ||
+	    memcmp(s->head, o->head, o->headlen) != 0) {
+		session_unref(s);
+		return fail(st, PF_ENOSESSION, "no session %s to resume for "
+		    "this file", o->resume);
+	}
+	session_take(s, st->ec->id, st->key);
+	atomic_store(&s->last_active, (int64_t)time(NULL));
+	st->session = s;
+	if ((rc = send_opened(st, s, true)) != PF_OK)
+		return rc;
+	log_info("%s: session %s resumed by %s with %u of %u chunks",
+	    st->c->peer, s->id, s->user, atomic_load(&s->chunks_acked),
+	    s->nchunks);
+	return PF_OK;
+}
+
+static enum pf_status
+on_open(struct stream *st, const json_t *req)
+{
+	struct engine *e = st->e;
+	struct session *s = NULL;
+	struct open_req o;
+	uint64_t avail;
+	enum pf_status rc;
+	json_t *meta;
+
+	if (st->role != ROLE_CONTROL || st->session != NULL)
+		return fail(st, PF_EPROTO, "OPEN not expected here");
+	if ((rc = parse_open(st, req, &o)) != PF_OK)
+		return rc;
 	/*
 	 * While a session is open the control connection legitimately idles
 	 * for as long as the transfer takes; TCP keepalive finds dead peers.
 	 */
 	pf_conn_set_timeout(st->c, 0);
+	if (o.resume != NULL)
+		return resume_session(st, &o);
+	avail = storage_free_bytes(e->storage);
+	if (avail != UINT64_MAX && (avail < o.size ||
+	    avail - o.size < e->cfg.min_free_space))
+		return fail(st, PF_ENOSPC, "%llu bytes would leave less than "
+		    "the %llu bytes kept free", (unsigned long long)o.size,
+		    (unsigned long long)e->cfg.min_free_space);
+	if ((rc = session_create(e->sessions, o.nchunks, NULL, &s)) != PF_OK)
+		return fail(st, rc, "too many sessions");
+	s->storage = e->storage;
+	snprintf(s->user, sizeof(s->user), "%s", st->user);
+	snprintf(s->name, sizeof(s->name), "%s", o.name);
+	snprintf(s->peer, sizeof(s->peer), "%s", st->c->peer);
+	s->size = o.size;
+	s->chunk_size = o.chunk_size;
+	memcpy(s->head, o.head, o.headlen);
+	s->headlen = o.headlen;
+	session_take(s, st->ec->id, st->key);
+	if ((s->client_name = malloc(o.client_name_len + 1)) == NULL) {
+		rc = fail(st, PF_EINTERNAL, "out of memory");
+		goto out;
+	}
+	memcpy(s->client_name, o.client_name, o.client_name_len + 1);
+	s->client_name_len = o.client_name_len;
+	if ((meta = session_to_json(s, true)) == NULL) {
+		rc = fail(st, PF_EINTERNAL, "out of memory");
+		goto out;
+	}
+	rc = storage_staging_create(e->storage, s->id, o.size, meta,
+	    &s->staging);
+	json_decref(meta);
+	if (rc != PF_OK) {
+		rc = fail(st, rc, "cannot stage %llu bytes",
+		    (unsigned long long)o.size);
+		goto out;
+	}
+	if ((rc = send_opened(st, s, false)) != PF_OK)
+		goto out;
+	log_info("%s: session %s opened by %s: \"%s\", %llu bytes, %u chunks",
+	    st->c->peer, s->id, s->user, s->name, (unsigned long long)o.size,
+	    o.nchunks);
 	st->session = s;
 	s = NULL;
 out:
 	if (s != NULL) {
-		session_leave_receiving(s, SESSION_FAILED);
-		session_remove(e->sessions, s);
+		engine_end_session(e, s, SESSION_FAILED, rc);
 		session_unref(s);
 	}
 	return rc;
@@ -261,7 +355,7 @@ static enum pf_status
 on_join(struct stream *st, const json_t *req)
 {
 	struct session *s = NULL;
-	uint8_t proof[PF_SHA256_LEN], want[PF_SHA256_LEN];
+	uint8_t proof[PF_SHA256_LEN], want[PF_SHA256_LEN], key[PF_SHA256_LEN];
 	const char *id, *proof64;
 	size_t idlen;
 	enum pf_status rc;
@@ -276,18 +370,29 @@ on_join(struct stream *st, const json_t *req)
 		return fail(st, PF_EBADFRAME, "JOIN needs a session id and "
 		    "a 32-byte proof");
 	if (session_lookup(st->e->sessions, id, &s) != PF_OK ||
-	    atomic_load(&s->state) != SESSION_RECEIVING) {
+	    atomic_load(&s->state) != SESSION_RECEIVING ||
+	    session_owned_by(s, 0)) {
+		/* Owner 0: recovered after a restart, no login holds it yet. */
 		session_unref(s);
 		return fail(st, PF_ENOSESSION, "no such session");
 	}
-	rc = auth_join_proof(s->key, s->id, st->nonce, sizeof(st->nonce),
-	    want);
+	session_get_key(s, key);
+	rc = auth_join_proof(key, s->id, st->nonce, sizeof(st->nonce), want);
+	pf_wipe(key, sizeof(key));
 	if (rc != PF_OK || !pf_equal_ct(proof, want, sizeof(want))) {
 		session_unref(s);
 		atomic_fetch_add(&st->e->auth_failures, 1);
 		log_warn("%s: join proof refused", st->c->peer);
 		return fail(st, PF_EAUTH, "join proof refused");
 	}
+	if (!engine_user_acquire(st->e, s->user)) {
+		session_unref(s);
+		return fail(st, PF_EBUSY, "too many connections for user %s",
+		    s->user);
+	}
+	snprintf(st->user, sizeof(st->user), "%s", s->user);
+	st->counted = true;
+	atomic_store(&s->last_active, (int64_t)time(NULL));
 	st->buf = malloc(STREAM_BUF);
 	st->hash = pf_sha256_new();
 	if (st->buf == NULL || st->hash == NULL) {
@@ -315,6 +420,7 @@ drain(struct stream *st, uint64_t n)
 
 		if ((rc = pf_conn_read_full(st->c, st->buf, k)) != PF_OK)
 			return rc;
+		atomic_fetch_add(&st->session->bytes_received, k);
 		n -= k;
 	}
 	return PF_OK;
@@ -361,6 +467,8 @@ on_chunk(struct stream *st, const struct proto_header *h)
 	if (!atomic_compare_exchange_strong(&s->chunks[ch.index], &expect,
 	    CHUNK_RECEIVING)) {
 		/* Done already (ACK again) or being received elsewhere. */
+		if (expect == CHUNK_DONE)
+			atomic_fetch_add(&s->chunks_duplicate, 1);
 		if ((rc = drain(st, (uint64_t)ch.length +
 		    PROTO_CHUNK_TRAILER_LEN)) != PF_OK)
 			return rc;
@@ -375,6 +483,8 @@ on_chunk(struct stream *st, const struct proto_header *h)
 
 		if ((rc = pf_conn_read_full(st->c, st->buf, k)) != PF_OK)
 			goto fail;
+		atomic_fetch_add(&s->bytes_received, k);
+		atomic_fetch_add(&e->bytes_received, k);
 		/*
 		 * The declared head must be what really arrives. Damage in
 		 * transit looks the same, so the verdict waits for the digest;
@@ -394,8 +504,6 @@ on_chunk(struct stream *st, const struct proto_header *h)
 			goto fail;
 		}
 		pos += k;
-		atomic_fetch_add(&s->bytes_received, k);
-		atomic_fetch_add(&e->bytes_received, k);
 	}
 	if ((rc = pf_conn_read_full(st->c, want, sizeof(want))) != PF_OK ||
 	    (rc = pf_sha256_final(st->hash, got)) != PF_OK)
@@ -409,13 +517,20 @@ on_chunk(struct stream *st, const struct proto_header *h)
 		return send_ack(st, PROTO_NACK, ch.index);
 	}
 	if (head_differs) {
-		atomic_store(&s->error, PF_EFORBIDDEN);
-		session_leave_receiving(s, SESSION_FAILED);
+		engine_end_session(e, s, SESSION_FAILED, PF_EFORBIDDEN);
 		rc = fail(st, PF_EFORBIDDEN, "chunk 0 does not start with the "
 		    "declared head");
 		goto fail;
 	}
+	/* The ACK is a promise: data, then journal, on stable storage. */
+	rc = storage_commit_chunk(s->staging, (uint32_t)ch.index, got);
+	if (rc != PF_OK) {
+		rc = fail(st, rc, "cannot make chunk %llu durable",
+		    (unsigned long long)ch.index);
+		goto fail;
+	}
 	memcpy(s->digests + ch.index * PF_SHA256_LEN, got, PF_SHA256_LEN);
+	atomic_store(&s->last_active, (int64_t)time(NULL));
 	atomic_store(&s->chunks[ch.index], CHUNK_DONE);
 	atomic_fetch_add(&s->chunks_acked, 1);
 	atomic_fetch_add(&e->chunks_acked, 1);
@@ -423,21 +538,6 @@ on_chunk(struct stream *st, const struct proto_header *h)
 fail:
 	atomic_store(&s->chunks[ch.index], CHUNK_PENDING);
 	return rc;
-}
-
-static json_t *
-session_meta(const struct session *s)
-{
-	char created[32];
-	struct tm tm;
-
-	gmtime_r(&s->created, &tm);
-	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_pack("{s:s,s:s,s:s%,s:I,s:I,s:s,s:s,s:s}",
-	    "session", s->id, "name", s->name, "client_name",
-	    s->client_name, s->client_name_len, "size", (json_int_t)s->size,
-	    "chunk_size", (json_int_t)s->chunk_size, "digest", s->receipt,
-	    "user", s->user, "created", created);
 }
 
 static enum pf_status
@@ -451,6 +551,9 @@ on_commit(struct stream *st, const json_t *req)
 
 	if (st->role != ROLE_CONTROL || s == NULL)
 		return fail(st, PF_EPROTO, "COMMIT not expected here");
+	if (!session_owned_by(s, st->ec->id))
+		return fail(st, PF_ECANCELLED, "session was resumed by another "
+		    "connection");
 	if (hex == NULL || pf_hex_decode(hex, want, sizeof(want)) == -1)
 		return fail(st, PF_EBADFRAME, "COMMIT needs a hex digest");
 	if (atomic_load(&s->state) != SESSION_RECEIVING)
@@ -466,19 +569,21 @@ on_commit(struct stream *st, const json_t *req)
 	rc = proto_receipt(s->size, s->chunk_size, s->digests, s->nchunks,
 	    got);
 	if (rc != PF_OK || !pf_equal_ct(got, want, sizeof(got))) {
-		atomic_store(&s->state, SESSION_FAILED);
-		atomic_store(&s->error, PF_ECHECKSUM);
+		atomic_store(&s->state, SESSION_RECEIVING);
+		engine_end_session(st->e, s, SESSION_FAILED, PF_ECHECKSUM);
 		return fail(st, PF_ECHECKSUM, "receipt does not match the "
 		    "chunks received");
 	}
 	pf_hex_encode(got, sizeof(got), s->receipt);
-	if ((meta = session_meta(s)) == NULL)
+	if ((meta = session_to_json(s, false)) == NULL) {
+		atomic_store(&s->state, SESSION_RECEIVING);
 		return fail(st, PF_EINTERNAL, "out of memory");
+	}
 	rc = storage_finalize(s->storage, s->staging, s->name, meta);
 	json_decref(meta);
 	if (rc != PF_OK) {
-		atomic_store(&s->state, SESSION_FAILED);
-		atomic_store(&s->error, rc);
+		/* Every chunk is still held: COMMIT may be tried again. */
+		atomic_store(&s->state, SESSION_RECEIVING);
 		return fail(st, rc, "cannot store the file");
 	}
 	s->staging = NULL;
@@ -505,10 +610,13 @@ on_abort(struct stream *st)
 {
 	if (st->role != ROLE_CONTROL || st->session == NULL)
 		return fail(st, PF_EPROTO, "ABORT not expected here");
-	if (session_leave_receiving(st->session, SESSION_CANCELLED))
-		log_info("%s: session %s aborted by client", st->c->peer,
-		    st->session->id);
-	/* Closing the connection ends the session; see stream_release. */
+	if (!session_owned_by(st->session, st->ec->id))
+		return fail(st, PF_ECANCELLED, "session was resumed by another "
+		    "connection");
+	log_info("%s: session %s aborted by client", st->c->peer,
+	    st->session->id);
+	engine_end_session(st->e, st->session, SESSION_CANCELLED,
+	    PF_ECANCELLED);
 	return PF_ECANCELLED;
 }
 
@@ -522,7 +630,17 @@ serve_frame(struct stream *st)
 	uint32_t chunk_size = st->role == ROLE_DATA ?
 	    st->session->chunk_size : 0;
 
+	/*
+	 * Between frames only the idle timeout applies (none on a control
+	 * connection with a session open); once a frame starts, all of it
+	 * must arrive at --min-rate or better.
+	 */
+	pf_conn_set_deadline(st->c, 0);
 	rc = wire_recv_header(st->c, &h);
+	atomic_store(&st->ec->busy, true);
+	if (rc == PF_OK)
+		pf_conn_set_deadline(st->c, st->e->cfg.idle_timeout_ms +
+		    (uint64_t)h.length * 1000 / st->e->cfg.min_rate);
 	if (rc == PF_EBADFRAME || rc == PF_EVERSION)
 		return fail(st, rc, rc == PF_EVERSION ? "protocol version %d "
 		    "is spoken here" : "damaged frame header", PROTO_VERSION);
@@ -571,15 +689,11 @@ stream_release(struct stream *st)
 {
 	struct session *s = st->session;
 
-	if (s != NULL && st->role == ROLE_CONTROL) {
-		/* A session ends with its control connection (for now). */
-		if (session_leave_receiving(s, SESSION_FAILED))
-			log_info("%s: session %s abandoned", st->c->peer,
-			    s->id);
-		session_remove(st->e->sessions, s);
-	}
+	/* A control connection that goes away leaves its session to resume. */
 	if (s != NULL && st->role == ROLE_DATA)
 		atomic_fetch_sub(&s->streams, 1);
+	if (st->counted)
+		engine_user_release(st->e, st->user);
 	session_unref(s);
 	auth_server_free(st->auth);
 	pf_sha256_free(st->hash);
@@ -624,9 +738,10 @@ linger(struct stream *st)
 }
 
 void
-stream_serve(struct engine *e, struct pf_conn *c)
+stream_serve(struct engine *e, struct engine_conn *ec)
 {
-	struct stream st = { .e = e, .c = c, .role = ROLE_NEW };
+	struct pf_conn *c = ec->conn;
+	struct stream st = { .e = e, .ec = ec, .c = c, .role = ROLE_NEW };
 	enum pf_status rc;
 
 	enable_keepalive(c->fd);
@@ -634,7 +749,7 @@ stream_serve(struct engine *e, struct pf_conn *c)
 	if ((rc = send_hello(&st)) == PF_OK)
 		while ((rc = serve_frame(&st)) == PF_OK &&
 		    !atomic_load(&e->stopping))
-			;
+			atomic_store(&ec->busy, false);
 	if (rc == PF_ETIMEOUT)
 		log_info("%s: idle for %u ms, closing", c->peer,
 		    e->cfg.idle_timeout_ms);
