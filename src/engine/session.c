@@ -251,7 +251,12 @@ session_to_json(const struct session *s, bool staging)
 		}
 		free(head64);
 	} else if (json_object_set_new(j, "digest",
-	    json_string(s->receipt)) == -1) {
+	    json_string(s->receipt)) == -1 || json_object_set_new(j,
+	    "bytes_received", json_integer((json_int_t)atomic_load(
+	    &s->bytes_received))) == -1 || json_object_set_new(j,
+	    "chunks_nacked", json_integer(atomic_load(&s->chunks_nacked))) ==
+	    -1 || json_object_set_new(j, "chunks_duplicate", json_integer(
+	    atomic_load(&s->chunks_duplicate))) == -1) {
 		json_decref(j);
 		j = NULL;
 	}

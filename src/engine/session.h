@@ -124,7 +124,9 @@ bool session_owned_by(struct session *s, uint64_t owner);
 /*
  * The session's metadata as a new JSON object: id, user, name, client
  * name, size, chunk size, creation time; with staging set, also the head
- * (what recovery needs), else the receipt (what a finished file keeps).
+ * (what recovery needs), else the receipt and the transfer counters
+ * (bytes received since the last restart, chunks NACKed, chunks sent
+ * again though already held).
  */
 json_t *session_to_json(const struct session *s, bool staging);
 

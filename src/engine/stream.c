@@ -589,9 +589,11 @@ on_commit(struct stream *st, const json_t *req)
 	s->staging = NULL;
 	atomic_store(&s->state, SESSION_COMPLETE);
 	atomic_fetch_add(&st->e->sessions_completed, 1);
-	log_info("%s: session %s complete: \"%s\", %llu bytes, receipt %s",
+	log_info("%s: session %s complete: \"%s\", %llu bytes, receipt %s; "
+	    "%llu bytes received, %u chunks NACKed, %u already held",
 	    st->c->peer, s->id, s->name, (unsigned long long)s->size,
-	    s->receipt);
+	    s->receipt, (unsigned long long)atomic_load(&s->bytes_received),
+	    atomic_load(&s->chunks_nacked), atomic_load(&s->chunks_duplicate));
 	j = json_pack("{s:s,s:s,s:I,s:s,s:s++}", "session", s->id, "name",
 	    s->name, "size", (json_int_t)s->size, "digest", s->receipt,
 	    "path", s->id, "/", s->name);
