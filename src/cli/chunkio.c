@@ -3,6 +3,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -78,4 +81,75 @@ out:
 	free(buf);
 	free(digests);
 	return rc;
+}
+
+/* Shared by the threads of chunkio_digest_chunks. */
+struct digest_job {
+	int			 fd;
+	uint64_t		 size;
+	uint32_t		 chunk_size, count;
+	const uint8_t		*want;
+	uint8_t			*digests;
+	_Atomic uint32_t	 next;		/* the next chunk to consider */
+	_Atomic int		 rc;		/* the first failure */
+};
+
+static void *
+digest_main(void *arg)
+{
+	struct digest_job *job = arg;
+	struct pf_sha256 *h = pf_sha256_new();
+	uint8_t *buf = malloc(CHUNKIO_BUF);
+	enum pf_status rc = PF_ENOMEM;
+	uint32_t i;
+
+	if (h == NULL || buf == NULL)
+		goto out;
+	rc = PF_OK;
+	while (rc == PF_OK && atomic_load(&job->rc) == PF_OK &&
+	    (i = atomic_fetch_add(&job->next, 1)) < job->count) {
+		struct proto_chunk_head ch = { i, (uint64_t)i * job->chunk_size,
+		    proto_chunk_length(job->size, job->chunk_size, i) };
+
+		if (!(job->want[i / 8] >> (i % 8) & 1))
+			continue;
+		rc = chunkio_read(job->fd, &ch, buf, CHUNKIO_BUF, h, NULL, NULL,
+		    job->digests + (size_t)i * PF_SHA256_LEN);
+	}
+out:
+	if (rc != PF_OK) {
+		int none = PF_OK;
+
+		atomic_compare_exchange_strong(&job->rc, &none, (int)rc);
+	}
+	pf_sha256_free(h);
+	free(buf);
+	return NULL;
+}
+
+enum pf_status
+chunkio_digest_chunks(int fd, uint64_t size, uint32_t chunk_size,
+    uint32_t count, const uint8_t *want, uint8_t *digests, unsigned threads)
+{
+	struct digest_job job = { .fd = fd, .size = size,
+	    .chunk_size = chunk_size, .count = count, .want = want,
+	    .digests = digests };
+	pthread_t *tids;
+	unsigned started = 0;
+
+	if (threads == 0)
+		threads = 1;
+	if ((tids = calloc(threads, sizeof(*tids))) == NULL)
+		return PF_ENOMEM;
+	for (; started < threads; started++)
+		if (pthread_create(&tids[started], NULL, digest_main,
+		    &job) != 0)
+			break;
+	/* Without any thread, this one does the work. */
+	if (started == 0)
+		digest_main(&job);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	free(tids);
+	return (enum pf_status)atomic_load(&job.rc);
 }

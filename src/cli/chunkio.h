@@ -29,4 +29,14 @@ enum pf_status chunkio_read(int fd, const struct proto_chunk_head *ch,
 enum pf_status chunkio_receipt(int fd, uint64_t size, uint32_t chunk_size,
     char hex[PF_SHA256_HEX]);
 
+/*
+ * Computes the digest of every chunk of fd (size bytes in count chunks of
+ * chunk_size) whose bit is set in want (bit i % 8 of byte i / 8), into
+ * digests (32 bytes a chunk, at the chunk's place), reading with up to
+ * threads threads at once. PF_EIO if the file cannot be read.
+ */
+enum pf_status chunkio_digest_chunks(int fd, uint64_t size,
+    uint32_t chunk_size, uint32_t count, const uint8_t *want,
+    uint8_t *digests, unsigned threads);
+
 #endif

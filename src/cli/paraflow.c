@@ -47,9 +47,23 @@ static const char usage_text[] =
 "                         without any, the seed default secret123 is used)\n"
 "      --retries N        re-sends per chunk after a failed check (default 5)\n"
 "      --timeout SEC      network timeout (default 60)\n"
+"      --give-up SEC      once the upload is under way, lost connections\n"
+"                         are made again until no chunk has been\n"
+"                         acknowledged for SEC seconds (default 120)\n"
+"      --no-resume        start a new upload even if an interrupted one\n"
+"                         can be resumed (its state file is replaced)\n"
 "      --json             print one JSON object with the result on stdout\n"
 "  -q, --quiet            no progress bar\n"
 "  -v, --verbose          log more\n"
+"\n"
+"An interrupted upload resumes: run the same command again and only the\n"
+"chunks the server does not hold yet are sent. The server session is kept\n"
+"in a state file in $PARAFLOW_STATE_DIR, else $XDG_STATE_HOME/paraflow,\n"
+"else ~/.local/state/paraflow, named <sha256>.json after the server, user,\n"
+"file (path, inode, size, mtime), chunk size and name. It is one JSON\n"
+"object, mode 0600, without any secret: session, host, port, user, file,\n"
+"size, mtime_ns, chunk_size, name, created. It is removed when the upload\n"
+"completes, and kept when it fails in a way a rerun can mend.\n"
 "\n"
 "digest prints the receipt of local files, the whole-file digest paraflowd\n"
 "reports for an upload made with the same chunk size (default 4M).\n"
@@ -61,7 +75,8 @@ static const char usage_text[] =
 "  3  authentication failed (wrong user or password, or the server could\n"
 "     not prove it knows the user)\n"
 "  4  file refused by the server (executable type, bad name, too large)\n"
-"  5  network failure (refused, reset, timed out)\n"
+"  5  network failure (refused, reset, timed out, or no progress for\n"
+"     --give-up seconds)\n"
 "  6  integrity failure (a chunk failed its check too often, or the\n"
 "     receipt did not match)\n"
 "  7  the local file cannot be read\n"
@@ -134,6 +149,15 @@ print_result(const struct upload_result *r, const char *file, bool json)
 			    pf_status_name(r->status), "message", r->message,
 			    "session", r->session, "retries",
 			    (json_int_t)r->retries);
+		/* Both shapes: what resuming saved and what it cost. */
+		if (j != NULL && json_object_update_new(j, json_pack(
+		    "{s:I,s:I,s:I}", "resumed_chunks",
+		    (json_int_t)r->resumed_chunks, "reconnects",
+		    (json_int_t)r->reconnects, "bytes_sent",
+		    (json_int_t)r->bytes_sent)) == -1) {
+			json_decref(j);
+			j = NULL;
+		}
 		if (j != NULL) {
 			json_dumpf(j, stdout, JSON_COMPACT);
 			putchar('\n');
@@ -146,11 +170,17 @@ print_result(const struct upload_result *r, const char *file, bool json)
 		return;
 	}
 	progress_format_bytes((double)r->bytes, size);
-	progress_format_bytes(r->seconds > 0 ? r->bytes / r->seconds : 0,
+	/* The rate of this run: what it sent, not what was there already. */
+	progress_format_bytes(r->seconds > 0 ? r->bytes_sent / r->seconds : 0,
 	    rate);
 	printf("uploaded %s as %s: %s in %.2f s (%s/s), %u chunks, "
 	    "%u re-sent\n", file, r->name, size, r->seconds, rate, r->chunks,
 	    r->retries);
+	if (r->resumed_chunks > 0)
+		printf("resumed: %u of %u chunks were on the server already\n",
+		    r->resumed_chunks, r->chunks);
+	if (r->reconnects > 0)
+		printf("reconnected %u times\n", r->reconnects);
 	printf("session %s\n", r->session);
 	printf("receipt %s\n", r->digest);
 }
@@ -188,6 +218,8 @@ cmd_upload(int argc, char **argv)
 		{ "secret-file", required_argument, NULL, 'S' },
 		{ "retries", required_argument, NULL, 'r' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "give-up", required_argument, NULL, 'G' },
+		{ "no-resume", no_argument, NULL, 'N' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -197,7 +229,7 @@ cmd_upload(int argc, char **argv)
 	struct upload_opts o = { .host = "127.0.0.1",
 	    .port = PROTO_DEFAULT_PORT, .threads = 4,
 	    .chunk_size = PROTO_DEFAULT_CHUNK, .retries = 5,
-	    .timeout_ms = 60000, .progress = true };
+	    .timeout_ms = 60000, .give_up_s = 120, .progress = true };
 	struct upload_result r;
 	char secret[AUTH_MAX_PASSWORD + 1];
 	const char *secret_arg = NULL, *secret_file = NULL;
@@ -243,6 +275,12 @@ cmd_upload(int argc, char **argv)
 		case 'T':
 			o.timeout_ms = 1000 * pf_arg_uint("timeout", optarg, 1,
 			    86400);
+			break;
+		case 'G':
+			o.give_up_s = pf_arg_uint("give-up", optarg, 1, 86400);
+			break;
+		case 'N':
+			o.no_resume = true;
 			break;
 		case 'j':
 			json = true;

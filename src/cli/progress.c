@@ -17,6 +17,7 @@
 struct progress {
 	char			 label[48];
 	uint64_t		 total;
+	uint64_t		 base;		/* done when we started */
 	const _Atomic uint64_t	*done;
 	struct timespec		 start;
 	pthread_t		 thread;
@@ -52,7 +53,9 @@ static void
 draw(struct progress *p, bool last)
 {
 	uint64_t done = atomic_load(p->done);
-	double secs = elapsed(&p->start), rate = secs > 0 ? done / secs : 0;
+	/* Bytes held from an earlier run count as done, not as speed. */
+	uint64_t moved = done > p->base ? done - p->base : 0;
+	double secs = elapsed(&p->start), rate = secs > 0 ? moved / secs : 0;
 	double frac = p->total ? (double)done / (double)p->total : 1;
 	char bar[BAR_WIDTH + 1], got[16], all[16], speed[16], eta[16];
 	int fill = (int)(frac * BAR_WIDTH);
@@ -109,6 +112,7 @@ progress_start(const char *label, uint64_t total, const _Atomic uint64_t *done)
 	snprintf(p->label, sizeof(p->label), "%s", label);
 	p->total = total;
 	p->done = done;
+	p->base = atomic_load(done);
 	clock_gettime(CLOCK_MONOTONIC, &p->start);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->wake, NULL);

@@ -10,7 +10,8 @@ struct progress;
 
 /*
  * Starts drawing progress towards total bytes, reading *done (borrowed,
- * updated by other threads) five times a second. label is copied. Returns
+ * updated by other threads) five times a second; the rate counts only
+ * what was added to *done after the start. label is copied. Returns
  * NULL (and draws nothing) if stderr is not a terminal or on ENOMEM.
  */
 struct progress *progress_start(const char *label, uint64_t total,

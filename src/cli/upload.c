@@ -1,8 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The sender: logs in on a control connection, opens a session, and lets
- * a pool of workers, each with its own data connection, pull chunk jobs
- * from a shared queue until every chunk is acknowledged.
+ * The sender. A supervisor (upload_run) logs in on a control connection,
+ * opens or resumes a session, and runs a pool of workers, each with its
+ * own data connection, that pull chunks from a shared queue until every
+ * chunk is acknowledged; then it commits.
+ *
+ * Nothing is lost to a dropped connection: a worker puts its chunks in
+ * flight back in the queue and joins again; when the login goes stale
+ * (the server restarted, or another login took the session over) or the
+ * control connection dies, the supervisor logs in again and resumes the
+ * session, whose "have" bitmap tells which chunks the server holds. It
+ * gives up only on a permanent error, or when no chunk has been
+ * acknowledged for --give-up seconds.
  */
 #include "config.h"
 
@@ -15,13 +24,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "chunkio.h"
+#include "client.h"
 #include "log.h"
 #include "progress.h"
+#include "queue.h"
+#include "state.h"
 #include "upload.h"
 #include "wire.h"
 
@@ -29,16 +42,48 @@
 /* The server syncs the whole file before COMPLETE: allow it time. */
 #define COMMIT_TIMEOUT_MS	(15u * 60 * 1000)
 #define WINDOW		2	/* chunks in flight per connection */
+#define BACKOFF_FIRST_MS	100
+#define BACKOFF_MAX_MS		5000
+/* How long a failed connection is read for answers it still holds. */
+#define DRAIN_TIMEOUT_MS	1000
 
-/* Shared by the workers of one upload. */
-struct job_queue {
-	pthread_mutex_t	 lock;
-	pthread_cond_t	 changed;
-	uint32_t	*jobs;		/* ring of chunk indices */
-	uint32_t	 cap, head, len;
-	uint32_t	 acked, total;
-	unsigned	*tries;		/* NACKs per chunk */
-	bool		 failed;
+/* Why a worker's connection, or the worker, ended. */
+enum worker_end {
+	WORKER_ON,		/* not ended */
+	WORKER_LOST,		/* the connection failed: make another */
+	WORKER_DONE,		/* every chunk is done */
+	WORKER_STOPPED,		/* the upload failed, or told to stop */
+	WORKER_RELOGIN,		/* the login is stale: the supervisor acts */
+	WORKER_GAVE_UP,		/* nothing acknowledged for --give-up */
+	WORKER_FAILED		/* a permanent error, recorded */
+};
+
+/* What woke the supervisor. */
+enum wake {
+	WAKE_FAILED,
+	WAKE_DONE,		/* every chunk is done */
+	WAKE_RELOGIN,		/* a worker found the login stale */
+	WAKE_IDLE		/* no worker is left */
+};
+
+struct upload;
+
+/* One worker thread and its data connection. */
+struct worker {
+	struct upload	*u;
+	pthread_t	 tid;
+	bool		 joinable;	/* tid must be joined */
+	bool		 running;	/* under u->lock */
+	int		 fd;		/* its socket, under u->lock; or -1 */
+	uint32_t	 rng;		/* for jitter */
+	struct pf_conn	*c;
+	uint8_t		*buf;
+	struct pf_sha256 *h;
+	unsigned	 gen;		/* login generation it joined with */
+	unsigned	 attempt;	/* connection attempts since an ACK */
+	uint32_t	 inflight[WINDOW];	/* oldest first */
+	unsigned	 n;
+	char		 err[256];
 };
 
 struct upload {
@@ -46,15 +91,46 @@ struct upload {
 	struct upload_result	*r;
 	int			 fd;
 	uint64_t		 size;
-	uint8_t			 key[PF_SHA256_LEN];
-	struct job_queue	 q;
+	char			*name;		/* the name asked for */
+	struct chunk_queue	*q;
+	struct state		*state;		/* NULL: not resumable */
+	bool			 state_gone;	/* the state file was removed */
 	uint8_t			*digests;	/* ours, 32 bytes a chunk */
-	_Atomic uint64_t	 bytes_acked;
+	struct pf_conn		*ctl;		/* the supervisor's */
+	bool			 resume;	/* session: one to resume */
+	bool			 started;	/* an OPENED came in this run */
+	bool			 committed;	/* COMMIT sent, answer lost */
+	uint64_t		 give_up_ms;
+	uint32_t		 rng;
+	struct worker		*workers;	/* o->threads slots */
+
+	/* Guards what follows, and r->status and r->message. */
+	pthread_mutex_t		 lock;
+	pthread_cond_t		 cond;		/* CLOCK_MONOTONIC */
+	uint8_t			 key[PF_SHA256_LEN];
+	char			 session[SESSION_ID_LEN + 1];
+	unsigned		 gen;		/* login generation */
+	bool			 relogin;	/* gen found stale */
+	bool			 stopping;	/* workers must end */
+	unsigned		 running;
+	char			 trouble[256];	/* the last transient error */
+
+	_Atomic uint64_t	 last_ack_ms;
+	_Atomic uint64_t	 bytes_sent;
 	_Atomic unsigned	 resent;
-	pthread_mutex_t		 err_lock;
+	_Atomic unsigned	 reconnects;
 };
 
-/* Records the first failure of an upload; later ones are dropped. */
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Records the first failure of an upload and stops every worker. */
 static void
 set_error(struct upload *u, enum pf_status rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -64,18 +140,18 @@ set_error(struct upload *u, enum pf_status rc, const char *fmt, ...)
 {
 	va_list ap;
 
-	pthread_mutex_lock(&u->err_lock);
+	pthread_mutex_lock(&u->lock);
 	if (u->r->status == PF_OK) {
 		u->r->status = rc;
 		va_start(ap, fmt);
 		vsnprintf(u->r->message, sizeof(u->r->message), fmt, ap);
 		va_end(ap);
 	}
-	pthread_mutex_unlock(&u->err_lock);
-	pthread_mutex_lock(&u->q.lock);
-	u->q.failed = true;
-	pthread_cond_broadcast(&u->q.changed);
-	pthread_mutex_unlock(&u->q.lock);
+	u->stopping = true;
+	pthread_cond_broadcast(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+	if (u->q != NULL)
+		queue_stop(u->q);
 }
 
 static void
@@ -88,256 +164,262 @@ net_error(struct upload *u, enum pf_status rc, const char *what,
 		set_error(u, rc, "%s: %s", what, pf_status_message(rc));
 }
 
-static enum pf_status
-queue_init(struct job_queue *q, uint32_t total)
+static bool
+failed(struct upload *u)
 {
-	memset(q, 0, sizeof(*q));
-	q->cap = total ? total : 1;
-	q->jobs = calloc(q->cap, sizeof(*q->jobs));
-	q->tries = calloc(q->cap, sizeof(*q->tries));
-	if (q->jobs == NULL || q->tries == NULL)
-		return PF_ENOMEM;
-	for (uint32_t i = 0; i < total; i++)
-		q->jobs[i] = i;
-	q->len = q->total = total;
-	pthread_mutex_init(&q->lock, NULL);
-	pthread_cond_init(&q->changed, NULL);
-	return PF_OK;
+	bool f;
+
+	pthread_mutex_lock(&u->lock);
+	f = u->r->status != PF_OK;
+	pthread_mutex_unlock(&u->lock);
+	return f;
+}
+
+/* Remembers a failure that will be retried, for the give-up message. */
+static void
+note_trouble(struct upload *u, enum pf_status rc, const char *what,
+    const char *srv)
+{
+	pthread_mutex_lock(&u->lock);
+	snprintf(u->trouble, sizeof(u->trouble), "%s: %s", what,
+	    srv[0] != '\0' ? srv : pf_status_message(rc));
+	log_info("%s; trying again", u->trouble);
+	pthread_mutex_unlock(&u->lock);
+}
+
+/* Failures that another connection or login may not meet. */
+static bool
+transient(enum pf_status rc)
+{
+	return rc == PF_ENET || rc == PF_ETIMEOUT || rc == PF_EBUSY;
+}
+
+static bool
+gave_up(struct upload *u)
+{
+	return now_ms() - atomic_load(&u->last_ack_ms) > u->give_up_ms;
+}
+
+/* A backoff of ms, cut short where --give-up would pass during it. */
+static unsigned
+until_give_up(struct upload *u, unsigned ms)
+{
+	uint64_t end = atomic_load(&u->last_ack_ms) + u->give_up_ms + 1;
+	uint64_t now = now_ms();
+
+	if (now >= end)
+		return 0;
+	return end - now < ms ? (unsigned)(end - now) : ms;
 }
 
 static void
-queue_free(struct job_queue *q)
+give_up_error(struct upload *u)
 {
-	pthread_cond_destroy(&q->changed);
-	pthread_mutex_destroy(&q->lock);
-	free(q->jobs);
-	free(q->tries);
+	char last[sizeof(u->trouble)];
+
+	pthread_mutex_lock(&u->lock);
+	memcpy(last, u->trouble, sizeof(last));
+	pthread_mutex_unlock(&u->lock);
+	set_error(u, PF_ENET, "gave up: no chunk acknowledged for %u s "
+	    "(--give-up %u)%s%s; run the same command again to resume",
+	    u->o->give_up_s, u->o->give_up_s, last[0] ? "; last error: " : "",
+	    last);
+}
+
+/* 100 ms doubling up to 5 s, each drawn from [d/2, d] (jitter). */
+static unsigned
+backoff_ms(unsigned attempt, uint32_t *rng)
+{
+	unsigned d = BACKOFF_MAX_MS;
+
+	if (attempt > 0 && attempt < 8)
+		d = BACKOFF_FIRST_MS << (attempt - 1);
+	if (d > BACKOFF_MAX_MS)
+		d = BACKOFF_MAX_MS;
+	/* xorshift32: spreads retries of many workers; not for secrets. */
+	*rng ^= *rng << 13;
+	*rng ^= *rng >> 17;
+	*rng ^= *rng << 5;
+	return d / 2 + *rng % (d / 2 + 1);
+}
+
+/* Sleeps ms, or less if the upload fails, stops or gets done. */
+static void
+pause_ms(struct upload *u, unsigned ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&u->lock);
+	while (!u->stopping && !queue_all_done(u->q) &&
+	    pthread_cond_timedwait(&u->cond, &u->lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&u->lock);
+}
+
+/* Wakes the supervisor and every pause. */
+static void
+wake_all(struct upload *u)
+{
+	pthread_mutex_lock(&u->lock);
+	pthread_cond_broadcast(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+}
+
+/* --- Workers --------------------------------------------------------- */
+
+static enum worker_end
+worker_should_end(struct worker *w)
+{
+	struct upload *u = w->u;
+	bool stop;
+
+	pthread_mutex_lock(&u->lock);
+	stop = u->stopping || u->r->status != PF_OK;
+	pthread_mutex_unlock(&u->lock);
+	if (stop)
+		return WORKER_STOPPED;
+	return queue_all_done(u->q) ? WORKER_DONE : WORKER_ON;
+}
+
+/* Sets or clears the worker's connection, so the supervisor can cut it. */
+static void
+worker_set_conn(struct worker *w, struct pf_conn *c)
+{
+	pthread_mutex_lock(&w->u->lock);
+	w->fd = c != NULL ? c->fd : -1;
+	pthread_mutex_unlock(&w->u->lock);
+	if (c == NULL) {
+		pf_conn_free(w->c);
+		w->c = NULL;
+	}
 }
 
 /*
- * Takes the next chunk to send. With wait set, blocks while the queue is
- * empty but chunks are still unacknowledged elsewhere (they may be NACKed
- * and come back). Returns -1 when there is nothing (more) to take.
+ * Decides what a failure means for a worker. Network trouble and busy:
+ * connect again. auth_failed or unknown_session: the login is stale; if
+ * the supervisor has logged in again since the worker read the key, it
+ * retries at once with the new one, otherwise the supervisor must log in
+ * again. Anything else ends the upload.
  */
-static int64_t
-queue_pop(struct job_queue *q, bool wait)
+static enum worker_end
+worker_trouble(struct worker *w, enum pf_status rc, const char *what)
 {
-	int64_t idx = -1;
+	struct upload *u = w->u;
+	enum worker_end end;
 
-	pthread_mutex_lock(&q->lock);
-	while (wait && q->len == 0 && !q->failed && q->acked < q->total)
-		pthread_cond_wait(&q->changed, &q->lock);
-	if (q->len > 0 && !q->failed) {
-		idx = q->jobs[q->head];
-		q->head = (q->head + 1) % q->cap;
-		q->len--;
+	if (transient(rc)) {
+		note_trouble(u, rc, what, w->err);
+		if (w->attempt == 0)
+			w->attempt = 1;
+		return WORKER_LOST;
 	}
-	pthread_mutex_unlock(&q->lock);
-	return idx;
+	if (rc == PF_EAUTH || rc == PF_ENOSESSION) {
+		pthread_mutex_lock(&u->lock);
+		if (w->gen == u->gen) {
+			u->relogin = true;
+			pthread_cond_broadcast(&u->cond);
+			end = WORKER_RELOGIN;
+		} else {
+			w->attempt = 0;
+			end = WORKER_LOST;
+		}
+		pthread_mutex_unlock(&u->lock);
+		log_info("%s: %s; the login is stale", what, w->err[0] ?
+		    w->err : pf_status_message(rc));
+		return end;
+	}
+	net_error(u, rc, what, w->err);
+	return WORKER_FAILED;
 }
 
-static void
-queue_push(struct job_queue *q, uint32_t idx)
+/* Connects and joins the session, again and again if need be. */
+static enum worker_end
+worker_connect(struct worker *w)
 {
-	pthread_mutex_lock(&q->lock);
-	q->jobs[(q->head + q->len) % q->cap] = idx;
-	q->len++;
-	pthread_cond_broadcast(&q->changed);
-	pthread_mutex_unlock(&q->lock);
-}
-
-static void
-queue_ack(struct job_queue *q)
-{
-	pthread_mutex_lock(&q->lock);
-	if (++q->acked == q->total)
-		pthread_cond_broadcast(&q->changed);
-	pthread_mutex_unlock(&q->lock);
-}
-
-/* Reads HELLO and returns its nonce; checks the protocol version. */
-static enum pf_status
-read_hello(struct pf_conn *c, uint8_t nonce[AUTH_NONCE_LEN], char *err,
-    size_t errcap)
-{
-	const char *n64;
-	uint64_t version;
-	json_t *j = NULL;
+	struct upload *u = w->u;
+	uint8_t key[PF_SHA256_LEN];
+	char sid[SESSION_ID_LEN + 1];
+	const char *what;
+	struct pf_conn *c;
+	enum worker_end end;
 	enum pf_status rc;
 
-	if ((rc = wire_expect_json(c, PROTO_HELLO, &j, err, errcap)) != PF_OK)
-		return rc;
-	rc = PF_EVERSION;
-	if (wire_json_u64(j, "version", &version) == -1 ||
-	    version != PROTO_VERSION)
-		goto out;
-	rc = PF_EBADFRAME;
-	n64 = wire_json_str(j, "nonce", NULL);
-	if (n64 == NULL || pf_base64_decode(n64, nonce, AUTH_NONCE_LEN) !=
-	    AUTH_NONCE_LEN)
-		goto out;
-	rc = PF_OK;
-out:
-	json_decref(j);
-	return rc;
-}
-
-/* Sends {"message": msg} (plus mechanism on AUTH) and reads the reply. */
-static enum pf_status
-scram_step(struct pf_conn *c, int type, const char *msg, int want,
-    char **reply, char *err, size_t errcap)
-{
-	json_t *j;
-	const char *m;
-	enum pf_status rc;
-
-	j = type == PROTO_AUTH ?
-	    json_pack("{s:s,s:s}", "mechanism", "SCRAM-SHA-256", "message",
-	    msg) : json_pack("{s:s}", "message", msg);
-	if (j == NULL)
-		return PF_ENOMEM;
-	rc = wire_send_json(c, type, j);
-	json_decref(j);
-	if (rc != PF_OK)
-		return rc;
-	if ((rc = wire_expect_json(c, want, &j, err, errcap)) != PF_OK)
-		return rc;
-	m = wire_json_str(j, "message", NULL);
-	*reply = m ? strdup(m) : NULL;
-	json_decref(j);
-	return *reply != NULL ? PF_OK : PF_EBADFRAME;
-}
-
-/* SCRAM-SHA-256 login; on success the session key is in u->key. */
-static enum pf_status
-login(struct upload *u, struct pf_conn *c, char *err, size_t errcap)
-{
-	struct auth_client *ac;
-	char *msg = NULL, *reply = NULL;
-	enum pf_status rc = PF_ENOMEM;
-
-	if ((ac = auth_client_new(u->o->user, u->o->secret)) == NULL)
-		return PF_ENOMEM;
-	if ((rc = auth_client_first(ac, &msg)) != PF_OK ||
-	    (rc = scram_step(c, PROTO_AUTH, msg, PROTO_CHALLENGE, &reply,
-	    err, errcap)) != PF_OK)
-		goto out;
-	free(msg);
-	msg = NULL;
-	if ((rc = auth_client_final(ac, reply, &msg)) != PF_OK)
-		goto out;
-	free(reply);
-	reply = NULL;
-	if ((rc = scram_step(c, PROTO_PROOF, msg, PROTO_AUTH_OK, &reply,
-	    err, errcap)) != PF_OK)
-		goto out;
-	/* Mutual: a server that cannot sign does not know our verifier. */
-	if ((rc = auth_client_verify(ac, reply)) != PF_OK) {
-		snprintf(err, errcap, "server signature is wrong: it is not "
-		    "the server that holds this user");
-		goto out;
+	for (;;) {
+		if ((end = worker_should_end(w)) != WORKER_ON)
+			return end;
+		if (w->attempt > 0) {
+			if (gave_up(u))
+				return WORKER_GAVE_UP;
+			pause_ms(u, until_give_up(u, backoff_ms(w->attempt,
+			    &w->rng)));
+			if ((end = worker_should_end(w)) != WORKER_ON)
+				return end;
+		}
+		w->attempt++;
+		w->err[0] = '\0';
+		c = NULL;
+		what = "cannot open a data connection";
+		rc = pf_tcp_connect(u->o->host, u->o->port, u->o->timeout_ms,
+		    &c);
+		if (rc == PF_OK) {
+			what = "cannot join the session";
+			w->c = c;
+			worker_set_conn(w, c);
+			pf_conn_set_timeout(c, u->o->timeout_ms);
+			pthread_mutex_lock(&u->lock);
+			memcpy(key, u->key, sizeof(key));
+			memcpy(sid, u->session, sizeof(sid));
+			w->gen = u->gen;
+			pthread_mutex_unlock(&u->lock);
+			rc = client_join(c, key, sid, w->err, sizeof(w->err));
+			pf_wipe(key, sizeof(key));
+			if (rc == PF_OK)
+				return WORKER_ON;
+			worker_set_conn(w, NULL);
+		}
+		end = worker_trouble(w, rc, what);
+		if (end != WORKER_LOST)
+			return end;
 	}
-	rc = auth_client_session_key(ac, u->key);
-out:
-	free(msg);
-	free(reply);
-	auth_client_free(ac);
-	return rc;
 }
 
-static enum pf_status
-open_session(struct upload *u, struct pf_conn *c, char *err, size_t errcap)
-{
-	uint8_t head[POLICY_HEAD_LEN];
-	size_t headlen = u->size < sizeof(head) ? (size_t)u->size :
-	    sizeof(head);
-	char *head64 = NULL, *path = NULL;
-	const char *name = u->o->name, *sid, *sname;
-	uint64_t chunks;
-	json_t *j = NULL, *jname;
-	enum pf_status rc = PF_EIO;
-
-	if (headlen > 0 && pread(u->fd, head, headlen, 0) != (ssize_t)headlen)
-		return PF_EIO;
-	rc = PF_ENOMEM;
-	if ((head64 = pf_base64_encode(head, headlen)) == NULL)
-		goto out;
-	if (name == NULL) {
-		if ((path = strdup(u->o->file)) == NULL)
-			goto out;
-		name = basename(path);
-	}
-	/* jansson refuses invalid UTF-8; so would any server. */
-	if ((jname = json_string(name)) == NULL) {
-		snprintf(err, errcap, "the name is not valid UTF-8");
-		rc = PF_EBADNAME;
-		goto out;
-	}
-	j = json_pack("{s:o,s:I,s:I,s:s}", "name", jname, "size",
-	    (json_int_t)u->size, "chunk_size", (json_int_t)u->o->chunk_size,
-	    "head", head64);
-	if (j == NULL)
-		goto out;
-	if ((rc = wire_send_json(c, PROTO_OPEN, j)) != PF_OK)
-		goto out;
-	json_decref(j);
-	j = NULL;
-	if ((rc = wire_expect_json(c, PROTO_OPENED, &j, err, errcap)) != PF_OK)
-		goto out;
-	rc = PF_EBADFRAME;
-	sid = wire_json_str(j, "session", NULL);
-	sname = wire_json_str(j, "name", NULL);
-	if (sid == NULL || strlen(sid) != SESSION_ID_LEN || sname == NULL ||
-	    wire_json_u64(j, "chunks", &chunks) == -1 ||
-	    chunks != u->r->chunks)
-		goto out;
-	snprintf(u->r->session, sizeof(u->r->session), "%s", sid);
-	snprintf(u->r->name, sizeof(u->r->name), "%s", sname);
-	rc = PF_OK;
-out:
-	json_decref(j);
-	free(head64);
-	free(path);
-	return rc;
-}
-
-static enum pf_status
-join(struct upload *u, struct pf_conn *c, char *err, size_t errcap)
-{
-	uint8_t nonce[AUTH_NONCE_LEN], proof[PF_SHA256_LEN];
-	char *proof64;
-	json_t *j;
-	enum pf_status rc;
-
-	if ((rc = read_hello(c, nonce, err, errcap)) != PF_OK ||
-	    (rc = auth_join_proof(u->key, u->r->session, nonce, sizeof(nonce),
-	    proof)) != PF_OK)
-		return rc;
-	if ((proof64 = pf_base64_encode(proof, sizeof(proof))) == NULL)
-		return PF_ENOMEM;
-	j = json_pack("{s:s,s:s}", "session", u->r->session, "proof",
-	    proof64);
-	free(proof64);
-	if (j == NULL)
-		return PF_ENOMEM;
-	rc = wire_send_json(c, PROTO_JOIN, j);
-	json_decref(j);
-	if (rc != PF_OK)
-		return rc;
-	return wire_expect_json(c, PROTO_JOINED, NULL, err, errcap);
-}
-
+/* Writes a piece of chunk data, counting what the socket took. */
 static enum pf_status
 send_piece(void *arg, const void *p, size_t n)
 {
-	return pf_conn_write_full(arg, p, n);
+	struct worker *w = arg;
+	const char *b = p;
+
+	/* pf_conn_write_full, but bytes_sent also counts a cut-off piece. */
+	while (n > 0) {
+		ssize_t k = w->c->ops->write(w->c, b, n);
+
+		if (k > 0) {
+			atomic_fetch_add(&w->u->bytes_sent, (uint64_t)k);
+			b += k;
+			n -= (size_t)k;
+		} else if (k < 0 && errno == EINTR)
+			continue;
+		else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return PF_ETIMEOUT;
+		else
+			return PF_ENET;
+	}
+	return PF_OK;
 }
 
 /* Sends chunk idx as one CHUNK frame, hashing it as it is read. */
 static enum pf_status
-send_chunk(struct upload *u, struct pf_conn *c, uint32_t idx, uint8_t *buf,
-    struct pf_sha256 *h)
+send_chunk(struct worker *w, uint32_t idx)
 {
+	struct upload *u = w->u;
 	uint32_t cs = u->o->chunk_size;
 	struct proto_chunk_head ch = { idx, (uint64_t)idx * cs,
 	    proto_chunk_length(u->size, cs, idx) };
@@ -349,290 +431,721 @@ send_chunk(struct upload *u, struct pf_conn *c, uint32_t idx, uint8_t *buf,
 
 	proto_encode_header(&fh, head);
 	proto_encode_chunk_head(&ch, head + PROTO_HEADER_LEN);
-	if ((rc = pf_conn_write_full(c, head, sizeof(head))) != PF_OK)
+	if ((rc = pf_conn_write_full(w->c, head, sizeof(head))) != PF_OK)
 		return rc;
-	rc = chunkio_read(u->fd, &ch, buf, WORKER_BUF, h, send_piece, c,
+	rc = chunkio_read(u->fd, &ch, w->buf, WORKER_BUF, w->h, send_piece, w,
 	    digest);
 	if (rc != PF_OK)
 		return rc;
-	/* Kept for the receipt; a re-send recomputes the same value. */
+	/*
+	 * Kept for the receipt; only the worker that has the chunk in flight
+	 * writes its slot, and a re-send computes the same value.
+	 */
 	memcpy(u->digests + (size_t)idx * PF_SHA256_LEN, digest,
 	    sizeof(digest));
-	return pf_conn_write_full(c, digest, sizeof(digest));
+	return pf_conn_write_full(w->c, digest, sizeof(digest));
 }
 
-/* Handles one ACK or NACK for the oldest chunk in flight. */
+/* Handles the ACK or NACK of the oldest chunk in flight. */
 static enum pf_status
-read_response(struct upload *u, struct pf_conn *c, uint32_t idx, char *err,
-    size_t errcap)
+read_response(struct worker *w)
 {
+	struct upload *u = w->u;
+	uint32_t idx = w->inflight[0];
 	uint64_t got;
+	unsigned count;
 	int type;
 	enum pf_status rc;
-	unsigned tries;
 
-	if ((rc = wire_expect_ack(c, &type, &got, err, errcap)) != PF_OK)
+	rc = wire_expect_ack(w->c, &type, &got, w->err, sizeof(w->err));
+	if (rc != PF_OK)
 		return rc;
 	/* Responses come in sending order; the index is only a cross-check. */
 	if (type == PROTO_ACK && got != idx) {
-		snprintf(err, errcap, "ACK for chunk %llu, expected %u",
-		    (unsigned long long)got, idx);
+		snprintf(w->err, sizeof(w->err), "ACK for chunk %llu, "
+		    "expected %u", (unsigned long long)got, idx);
 		return PF_EPROTO;
 	}
+	memmove(w->inflight, w->inflight + 1, --w->n * sizeof(w->inflight[0]));
 	if (type == PROTO_ACK) {
-		atomic_fetch_add(&u->bytes_acked,
-		    proto_chunk_length(u->size, u->o->chunk_size, idx));
-		queue_ack(&u->q);
+		atomic_store(&u->last_ack_ms, now_ms());
+		w->attempt = 0;
+		if (queue_ack(u->q, idx))
+			wake_all(u);
 		return PF_OK;
 	}
-	pthread_mutex_lock(&u->q.lock);
-	tries = ++u->q.tries[idx];
-	pthread_mutex_unlock(&u->q.lock);
-	if (tries > u->o->retries) {
-		snprintf(err, errcap, "chunk %u failed its check %u times",
-		    idx, tries);
+	switch (queue_nack(u->q, idx, u->o->retries, u->give_up_ms, &count)) {
+	case QUEUE_NACK_EXHAUSTED:
+		snprintf(w->err, sizeof(w->err), "chunk %u failed its check "
+		    "%u times", idx, count);
 		return PF_EINTEGRITY;
+	case QUEUE_NACK_FORGIVEN:
+		/*
+		 * The server NACKs a chunk that another connection is
+		 * receiving, and the one we lost with it may not be dead
+		 * there yet: wait a little rather than send it in a loop.
+		 */
+		log_debug("chunk %u NACKed while its lost connection may "
+		    "still hold it", idx);
+		pause_ms(u, backoff_ms(count, &w->rng));
+		break;
+	case QUEUE_NACK_RETRY:
+		log_debug("chunk %u NACKed, sending it again", idx);
+		break;
 	}
 	atomic_fetch_add(&u->resent, 1);
-	log_debug("chunk %u NACKed, sending it again", idx);
-	queue_push(&u->q, idx);
+	queue_requeue(u->q, idx, false);
 	return PF_OK;
 }
 
 /*
- * A write failed: the server may have said why in an ERROR frame before
- * it closed. Returns that error, or rc if there is none to read.
+ * A write failed. The server may have answered the chunks sent before
+ * (an acknowledged chunk must not be sent again), and may have said why
+ * it closed in an ERROR frame: reads what is there. Returns the ERROR's
+ * code, or rc if there is none.
  */
 static enum pf_status
-why_closed(struct pf_conn *c, enum pf_status rc, char *err, size_t errcap)
+drain(struct worker *w, enum pf_status rc)
 {
 	enum pf_status why;
-	uint64_t idx;
-	int type;
 
-	pf_conn_set_timeout(c, 1000);
-	why = wire_expect_ack(c, &type, &idx, err, errcap);
-	if (pf_status_is_wire(why) && why != PF_EPROTO)
-		return why;
-	err[0] = '\0';
+	pf_conn_set_timeout(w->c, DRAIN_TIMEOUT_MS);
+	while (w->n > 0) {
+		if ((why = read_response(w)) == PF_OK)
+			continue;
+		if (why == PF_EINTEGRITY ||
+		    (pf_status_is_wire(why) && why != PF_EPROTO))
+			return why;
+		break;
+	}
+	w->err[0] = '\0';
 	return rc;
+}
+
+/* Gives the chunks in flight back to the queue. */
+static void
+requeue_inflight(struct worker *w, bool orphan)
+{
+	for (unsigned i = 0; i < w->n; i++)
+		queue_requeue(w->u->q, w->inflight[i], orphan);
+	w->n = 0;
+}
+
+/* Sends chunks on a joined connection, WINDOW at a time, until it ends. */
+static enum worker_end
+worker_transfer(struct worker *w)
+{
+	struct upload *u = w->u;
+	enum worker_end end;
+	enum pf_status rc;
+
+	w->n = 0;
+	for (;;) {
+		int64_t idx = -1;
+
+		w->err[0] = '\0';
+		/* Keep WINDOW chunks in flight: no idling on ACKs. */
+		if (w->n < WINDOW)
+			idx = queue_pop(u->q, w->n == 0);
+		if (idx >= 0) {
+			w->inflight[w->n++] = (uint32_t)idx;
+			rc = send_chunk(w, (uint32_t)idx);
+			if (rc == PF_EIO) {
+				set_error(u, rc, "cannot read the file: %s",
+				    pf_status_message(rc));
+				return WORKER_FAILED;
+			}
+			if (rc != PF_OK) {
+				rc = drain(w, rc);
+				goto trouble;
+			}
+			continue;
+		}
+		if (w->n == 0) {
+			end = worker_should_end(w);
+			return end == WORKER_ON ? WORKER_STOPPED : end;
+		}
+		if (worker_should_end(w) == WORKER_STOPPED) {
+			requeue_inflight(w, true);
+			return WORKER_STOPPED;
+		}
+		if ((rc = read_response(w)) != PF_OK)
+			goto trouble;
+	}
+trouble:
+	end = worker_trouble(w, rc, transient(rc) ? "data connection lost" :
+	    "chunk refused");
+	requeue_inflight(w, true);
+	return end;
 }
 
 static void *
 worker_main(void *arg)
 {
-	struct upload *u = arg;
-	struct pf_conn *c = NULL;
-	struct pf_sha256 *h = pf_sha256_new();
-	uint8_t *buf = malloc(WORKER_BUF);
-	uint32_t inflight[WINDOW];
-	unsigned n = 0;
-	char err[256] = "";
-	enum pf_status rc = PF_ENOMEM;
+	struct worker *w = arg;
+	struct upload *u = w->u;
+	bool again = false;
+	enum worker_end end = WORKER_FAILED;
 
-	if (h == NULL || buf == NULL) {
-		set_error(u, rc, "out of memory");
-		goto out;
-	}
-	rc = pf_tcp_connect(u->o->host, u->o->port, u->o->timeout_ms, &c);
-	if (rc != PF_OK) {
-		net_error(u, rc, "cannot open a data connection", "");
-		goto out;
-	}
-	pf_conn_set_timeout(c, u->o->timeout_ms);
-	if ((rc = join(u, c, err, sizeof(err))) != PF_OK) {
-		net_error(u, rc, "cannot join the session", err);
+	w->h = pf_sha256_new();
+	w->buf = malloc(WORKER_BUF);
+	if (w->h == NULL || w->buf == NULL) {
+		set_error(u, PF_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (;;) {
-		int64_t idx = -1;
-
-		/* Keep WINDOW chunks in flight: no idling on ACKs. */
-		if (n < WINDOW)
-			idx = queue_pop(&u->q, n == 0);
-		if (idx >= 0) {
-			rc = send_chunk(u, c, (uint32_t)idx, buf, h);
-			if (rc != PF_OK && rc != PF_EIO)
-				rc = why_closed(c, rc, err, sizeof(err));
-			if (rc != PF_OK) {
-				net_error(u, rc, rc == PF_EIO ? "cannot read "
-				    "the file" : "chunk refused", err);
-				goto out;
-			}
-			inflight[n++] = (uint32_t)idx;
-			continue;
-		}
-		if (n == 0)
+		if ((end = worker_connect(w)) != WORKER_ON)
 			break;
-		rc = read_response(u, c, inflight[0], err, sizeof(err));
-		if (rc != PF_OK) {
-			net_error(u, rc, "chunk refused", err);
-			goto out;
-		}
-		memmove(inflight, inflight + 1, --n * sizeof(inflight[0]));
+		if (again)
+			log_info("data connection made again");
+		end = worker_transfer(w);
+		worker_set_conn(w, NULL);
+		if (end != WORKER_LOST)
+			break;
+		/*
+		 * Counted when the connection is lost, not when it is made
+		 * again: other workers may finish the job first.
+		 */
+		atomic_fetch_add(&u->reconnects, 1);
+		again = true;
 	}
 out:
-	pf_conn_free(c);
-	pf_sha256_free(h);
-	free(buf);
+	worker_set_conn(w, NULL);
+	pf_sha256_free(w->h);
+	free(w->buf);
+	w->h = NULL;
+	w->buf = NULL;
+	pthread_mutex_lock(&u->lock);
+	w->running = false;
+	u->running--;
+	pthread_cond_broadcast(&u->cond);
+	pthread_mutex_unlock(&u->lock);
 	return NULL;
 }
 
-static enum pf_status
-run_workers(struct upload *u)
-{
-	unsigned n = u->o->threads, started = 0;
-	pthread_t *tids;
+/* --- Supervisor ------------------------------------------------------ */
 
-	if (n > u->r->chunks)
-		n = u->r->chunks;
-	if (n == 0)
-		return PF_OK;
-	if ((tids = calloc(n, sizeof(*tids))) == NULL)
-		return PF_ENOMEM;
-	for (; started < n; started++)
-		if (pthread_create(&tids[started], NULL, worker_main, u) != 0)
-			break;
-	if (started == 0)
-		set_error(u, PF_ENOMEM, "cannot start worker threads");
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(tids[i], NULL);
-	free(tids);
-	return u->r->status;
+/* Joins the threads of workers that have ended. */
+static void
+reap_workers(struct upload *u)
+{
+	for (unsigned i = 0; i < u->o->threads; i++) {
+		struct worker *w = &u->workers[i];
+		bool running;
+
+		pthread_mutex_lock(&u->lock);
+		running = w->running;
+		pthread_mutex_unlock(&u->lock);
+		if (w->joinable && !running) {
+			pthread_join(w->tid, NULL);
+			w->joinable = false;
+		}
+	}
 }
 
-static enum pf_status
-commit(struct upload *u, struct pf_conn *c, char *err, size_t errcap)
+/*
+ * Makes every worker end: their connections are shut down so none waits
+ * out a timeout. Returns when all have. Chunks they had in flight are
+ * back in the queue.
+ */
+static void
+stop_workers(struct upload *u)
 {
-	uint8_t receipt[PF_SHA256_LEN];
-	const char *digest;
-	json_t *j;
+	if (u->q == NULL)
+		return;
+	pthread_mutex_lock(&u->lock);
+	u->stopping = true;
+	for (unsigned i = 0; i < u->o->threads; i++)
+		if (u->workers[i].fd != -1)
+			shutdown(u->workers[i].fd, SHUT_RDWR);
+	pthread_cond_broadcast(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+	queue_stop(u->q);
+	for (unsigned i = 0; i < u->o->threads; i++)
+		if (u->workers[i].joinable) {
+			pthread_join(u->workers[i].tid, NULL);
+			u->workers[i].joinable = false;
+		}
+}
+
+/* Starts workers in the free slots, as many as chunks are left. */
+static void
+spawn_workers(struct upload *u)
+{
+	uint32_t want = queue_left(u->q);
+	unsigned have = 0;
+
+	reap_workers(u);
+	pthread_mutex_lock(&u->lock);
+	have = u->running;
+	pthread_mutex_unlock(&u->lock);
+	for (unsigned i = 0; i < u->o->threads && have < want; i++) {
+		struct worker *w = &u->workers[i];
+
+		if (w->joinable)
+			continue;
+		w->attempt = 0;
+		w->n = 0;
+		pf_random(&w->rng, sizeof(w->rng));
+		w->rng |= 1;
+		pthread_mutex_lock(&u->lock);
+		w->running = true;
+		u->running++;
+		pthread_mutex_unlock(&u->lock);
+		if (pthread_create(&w->tid, NULL, worker_main, w) != 0) {
+			pthread_mutex_lock(&u->lock);
+			w->running = false;
+			u->running--;
+			pthread_mutex_unlock(&u->lock);
+			break;
+		}
+		w->joinable = true;
+		have++;
+	}
+	if (have == 0)
+		set_error(u, PF_ENOMEM, "cannot start worker threads");
+}
+
+/* Waits until the workers need the supervisor. */
+static enum wake
+wait_workers(struct upload *u)
+{
+	enum wake why;
+
+	pthread_mutex_lock(&u->lock);
+	for (;;) {
+		if (u->r->status != PF_OK) {
+			why = WAKE_FAILED;
+			break;
+		}
+		if (queue_all_done(u->q)) {
+			why = WAKE_DONE;
+			break;
+		}
+		if (u->relogin) {
+			why = WAKE_RELOGIN;
+			break;
+		}
+		if (u->running == 0) {
+			why = WAKE_IDLE;
+			break;
+		}
+		pthread_cond_wait(&u->cond, &u->lock);
+	}
+	pthread_mutex_unlock(&u->lock);
+	return why;
+}
+
+/*
+ * One try at a control connection: connect, HELLO, login, OPEN (resuming
+ * u->session if u->resume). On success *cp is the new connection and key
+ * the new session key; on failure what names the step that failed.
+ */
+static enum pf_status
+session_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
+    uint8_t key[PF_SHA256_LEN], char *what, size_t whatcap, char *err,
+    size_t errcap)
+{
+	const struct upload_opts *o = u->o;
+	struct client_open_req rq = { u->fd, u->size, o->chunk_size,
+	    u->r->chunks, u->name, u->resume ? u->session : NULL };
+	uint8_t nonce[AUTH_NONCE_LEN];
+	struct pf_conn *c = NULL;
 	enum pf_status rc;
 
-	rc = proto_receipt(u->size, u->o->chunk_size, u->digests,
-	    u->r->chunks, receipt);
-	if (rc != PF_OK)
+	err[0] = '\0';
+	snprintf(what, whatcap, "cannot connect to %s port %u", o->host,
+	    o->port);
+	if ((rc = pf_tcp_connect(o->host, o->port, o->timeout_ms, &c)) !=
+	    PF_OK)
+		goto out;
+	pf_conn_set_timeout(c, o->timeout_ms);
+	snprintf(what, whatcap, "no greeting from server");
+	if ((rc = client_hello(c, nonce, err, errcap)) != PF_OK)
+		goto out;
+	snprintf(what, whatcap, "login failed");
+	if ((rc = client_login(c, o->user, o->secret, key, err,
+	    errcap)) != PF_OK)
+		goto out;
+	snprintf(what, whatcap, "upload refused");
+	if ((rc = client_open(c, &rq, op, err, errcap)) != PF_OK)
+		goto out;
+	*cp = c;
+	c = NULL;
+out:
+	pf_conn_free(c);
+	return rc;
+}
+
+/*
+ * Takes a new OPENED in: a new session (the first, or one replacing a
+ * session the server lost) starts the queue over from its "have"; the
+ * same session again only takes off the queue what the server holds.
+ */
+static void
+session_apply(struct upload *u, struct pf_conn *c, struct client_opened *op,
+    const uint8_t key[PF_SHA256_LEN])
+{
+	bool fresh = !u->resume || strcmp(op->session, u->session) != 0;
+	uint32_t held;
+
+	if (fresh && u->started) {
+		log_warn("session %s is gone; starting over in session %s",
+		    u->session, op->session);
+		/* No worker may go on with the old session's chunks. */
+		stop_workers(u);
+	}
+	/* Closed only now: a server may end a session with its control. */
+	pf_conn_free(u->ctl);
+	u->ctl = c;
+	pthread_mutex_lock(&u->lock);
+	memcpy(u->key, key, sizeof(u->key));
+	memcpy(u->session, op->session, sizeof(u->session));
+	u->gen++;
+	u->relogin = false;
+	u->stopping = u->r->status != PF_OK;
+	pthread_mutex_unlock(&u->lock);
+	held = queue_load_have(u->q, op->have, fresh || !u->started);
+	snprintf(u->r->name, sizeof(u->r->name), "%s", op->name);
+	if (held > 0)
+		log_info("session %s: the server holds %u of %u chunks "
+		    "already", op->session, held, u->r->chunks);
+	if (u->started)
+		atomic_fetch_add(&u->reconnects, 1);
+	if (fresh && u->state != NULL && state_save(u->state,
+	    op->session) == PF_OK)
+		u->state_gone = false;
+	u->resume = true;
+	u->started = true;
+	u->committed = false;
+}
+
+/*
+ * Logs in and opens the session, resuming the current one once the upload
+ * is under way. Before that, only busy is retried: a wrong address should
+ * fail at once. Afterwards network errors and busy are retried too, with
+ * backoff, until nothing has been acknowledged for --give-up.
+ */
+static enum pf_status
+session_setup(struct upload *u)
+{
+	struct client_opened op = { .have = NULL };
+	struct pf_conn *c = NULL;
+	uint8_t key[PF_SHA256_LEN];
+	char what[128], err[256];
+	unsigned attempt = 0;
+	enum pf_status rc;
+
+	for (;;) {
+		if (attempt > 0) {
+			if (gave_up(u)) {
+				give_up_error(u);
+				return u->r->status;
+			}
+			pause_ms(u, until_give_up(u, backoff_ms(attempt,
+			    &u->rng)));
+			if (failed(u))
+				return u->r->status;
+		}
+		attempt++;
+		rc = session_try(u, &c, &op, key, what, sizeof(what), err,
+		    sizeof(err));
+		if (rc == PF_OK)
+			break;
+		if (rc == PF_ENOSESSION && u->resume) {
+			if (u->state != NULL) {
+				state_remove(u->state);
+				u->state_gone = true;
+			}
+			if (u->committed) {
+				set_error(u, PF_ENET, "the connection was lost "
+				    "after COMMIT, and the server no longer "
+				    "knows session %s: it most likely stored "
+				    "the file (receipt %s)", u->session,
+				    u->r->digest);
+				return u->r->status;
+			}
+			log_info("the server does not know session %s (%s); "
+			    "opening a new one", u->session, err);
+			u->resume = false;
+			attempt = 0;
+			continue;
+		}
+		if (transient(rc) && (u->started || rc == PF_EBUSY)) {
+			note_trouble(u, rc, what, err);
+			continue;
+		}
+		if (rc == PF_EIO)
+			set_error(u, rc, "%s: %s", u->o->file, err);
+		else
+			net_error(u, rc, what, err);
+		return rc;
+	}
+	session_apply(u, c, &op, key);
+	pf_wipe(key, sizeof(key));
+	client_opened_clear(&op);
+	return PF_OK;
+}
+
+/* Commits; the digests of chunks the server held are computed first. */
+static enum pf_status
+commit(struct upload *u, char *err, size_t errcap)
+{
+	uint32_t n = u->r->chunks;
+	uint8_t *held, receipt[PF_SHA256_LEN];
+	enum pf_status rc = PF_ENOMEM;
+
+	err[0] = '\0';
+	if ((held = malloc(((size_t)n + 7) / 8 + 1)) == NULL)
+		return rc;
+	queue_held_bitmap(u->q, held);
+	rc = chunkio_digest_chunks(u->fd, u->size, u->o->chunk_size, n, held,
+	    u->digests, u->o->threads);
+	free(held);
+	if (rc != PF_OK) {
+		snprintf(err, errcap, "cannot read %s", u->o->file);
+		return rc;
+	}
+	if ((rc = proto_receipt(u->size, u->o->chunk_size, u->digests, n,
+	    receipt)) != PF_OK)
 		return rc;
 	pf_hex_encode(receipt, sizeof(receipt), u->r->digest);
-	if ((j = json_pack("{s:s}", "digest", u->r->digest)) == NULL)
-		return PF_ENOMEM;
-	rc = wire_send_json(c, PROTO_COMMIT, j);
-	json_decref(j);
-	if (rc != PF_OK)
-		return rc;
-	if (u->o->timeout_ms < COMMIT_TIMEOUT_MS)
-		pf_conn_set_timeout(c, COMMIT_TIMEOUT_MS);
-	if ((rc = wire_expect_json(c, PROTO_COMPLETE, &j, err,
-	    errcap)) != PF_OK)
-		return rc;
-	digest = wire_json_str(j, "digest", NULL);
-	rc = digest != NULL && strcmp(digest, u->r->digest) == 0 ? PF_OK :
-	    PF_EINTEGRITY;
-	if (rc != PF_OK)
-		snprintf(err, errcap, "server reports another receipt");
-	json_decref(j);
-	return rc;
+	return client_commit(u->ctl, u->r->digest, u->o->timeout_ms >
+	    COMMIT_TIMEOUT_MS ? u->o->timeout_ms : COMMIT_TIMEOUT_MS, err,
+	    errcap);
+}
+
+/* Runs the workers and commits, logging in again as often as needed. */
+static enum pf_status
+supervise(struct upload *u)
+{
+	char err[256];
+	uint64_t seen;
+	unsigned relogins = 0;
+	enum pf_status rc;
+
+	for (;;) {
+		if (queue_left(u->q) > 0) {
+			spawn_workers(u);
+			seen = atomic_load(&u->last_ack_ms);
+			switch (wait_workers(u)) {
+			case WAKE_FAILED:
+				return u->r->status;
+			case WAKE_DONE:
+				continue;
+			case WAKE_RELOGIN:
+			case WAKE_IDLE:
+				break;
+			}
+			if (gave_up(u)) {
+				give_up_error(u);
+				return u->r->status;
+			}
+			/* Logins that lead nowhere are spaced out too. */
+			if (atomic_load(&u->last_ack_ms) != seen)
+				relogins = 0;
+			if (relogins++ > 0)
+				pause_ms(u, backoff_ms(relogins - 1, &u->rng));
+			log_info("logging in again to resume session %s",
+			    u->session);
+			if ((rc = session_setup(u)) != PF_OK)
+				return rc;
+			continue;
+		}
+		if (failed(u))
+			return u->r->status;
+		rc = commit(u, err, sizeof(err));
+		if (rc == PF_OK)
+			return PF_OK;
+		if (!transient(rc)) {
+			if (rc == PF_EIO)
+				set_error(u, rc, "%s", err);
+			else
+				net_error(u, rc, "commit failed", err);
+			return rc;
+		}
+		/* The control connection died: resume, then commit again. */
+		note_trouble(u, rc, "commit", err);
+		u->committed = true;
+		if ((rc = session_setup(u)) != PF_OK)
+			return rc;
+	}
+}
+
+/* Failures after which the session is of no further use. */
+static bool
+ends_session(enum pf_status rc)
+{
+	switch (rc) {
+	case PF_ENET:
+	case PF_ETIMEOUT:
+	case PF_ENOSPC:		/* a rerun resumes once there is room */
+	case PF_EAUTH:
+	case PF_EBUSY:
+	case PF_EIO:
+	case PF_ENOMEM:
+	case PF_EINTERNAL:
+		return false;
+	default:
+		return true;
+	}
 }
 
 static double
 now_seconds(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)now_ms() / 1000;
 }
 
 static enum pf_status
-open_file(struct upload *u)
+open_file(struct upload *u, struct stat *sb)
 {
-	struct stat sb;
+	const char *base;
+	char *path;
 
 	if ((u->fd = open(u->o->file, O_RDONLY | O_CLOEXEC)) == -1) {
 		set_error(u, PF_EIO, "%s: %s", u->o->file, strerror(errno));
 		return PF_EIO;
 	}
-	if (fstat(u->fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+	if (fstat(u->fd, sb) == -1 || !S_ISREG(sb->st_mode)) {
 		set_error(u, PF_EIO, "%s: not a regular file", u->o->file);
 		return PF_EIO;
 	}
-	u->size = (uint64_t)sb.st_size;
+	u->size = (uint64_t)sb->st_size;
 	if (proto_chunk_count(u->size, u->o->chunk_size,
 	    &u->r->chunks) != PF_OK) {
 		set_error(u, PF_ETOOLARGE, "%s: more than %u chunks; use a "
 		    "larger --chunk-size", u->o->file, PROTO_MAX_CHUNKS);
 		return PF_ETOOLARGE;
 	}
+	if (u->o->name != NULL)
+		u->name = strdup(u->o->name);
+	else if ((path = strdup(u->o->file)) != NULL) {
+		base = basename(path);
+		u->name = strdup(base);
+		free(path);
+	}
+	if (u->name == NULL) {
+		set_error(u, PF_ENOMEM, "out of memory");
+		return PF_ENOMEM;
+	}
 	return PF_OK;
+}
+
+/* Finds the state file, and the session to resume from it. */
+static enum pf_status
+open_state(struct upload *u, const struct stat *sb)
+{
+	const struct upload_opts *o = u->o;
+	struct state_id id = { o->host, o->port, o->user, o->file, sb,
+	    o->chunk_size, u->name };
+
+	if (state_open(&id, &u->state) != PF_OK) {
+		set_error(u, PF_ENOMEM, "out of memory");
+		return PF_ENOMEM;
+	}
+	if (u->state != NULL && !o->no_resume) {
+		state_load(u->state, u->session);
+		if (u->session[0] != '\0') {
+			u->resume = true;
+			log_info("resuming session %s (from %s)", u->session,
+			    state_path(u->state));
+		}
+	}
+	return PF_OK;
+}
+
+static enum pf_status
+upload_init(struct upload *u)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&u->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&u->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	u->workers = calloc(u->o->threads, sizeof(*u->workers));
+	if (u->workers == NULL)
+		return PF_ENOMEM;
+	for (unsigned i = 0; i < u->o->threads; i++) {
+		u->workers[i].u = u;
+		u->workers[i].fd = -1;
+	}
+	pf_random(&u->rng, sizeof(u->rng));
+	u->rng |= 1;
+	u->give_up_ms = (uint64_t)u->o->give_up_s * 1000;
+	atomic_store(&u->last_ack_ms, now_ms());
+	return PF_OK;
+}
+
+/* Stops everything; keeps or removes the state as the outcome says. */
+static void
+upload_finish(struct upload *u)
+{
+	struct upload_result *r = u->r;
+
+	if (u->workers != NULL)
+		stop_workers(u);
+	if (r->status == PF_OK || (u->started && ends_session(r->status))) {
+		/* A session that cannot complete is deleted at once. */
+		if (r->status != PF_OK && u->ctl != NULL)
+			client_abort(u->ctl);
+		if (u->state != NULL)
+			state_remove(u->state);
+	} else if (u->state != NULL && u->started && !u->state_gone)
+		log_info("kept %s: run the same command again to resume",
+		    state_path(u->state));
+	state_close(u->state);
+	pf_conn_free(u->ctl);
+	if (u->started)
+		memcpy(r->session, u->session, sizeof(r->session));
+	if (u->q != NULL)
+		r->resumed_chunks = queue_held(u->q);
+	r->retries = atomic_load(&u->resent);
+	r->reconnects = atomic_load(&u->reconnects);
+	r->bytes_sent = atomic_load(&u->bytes_sent);
+	if (u->fd != -1)
+		close(u->fd);
+	queue_free(u->q);
+	free(u->digests);
+	free(u->workers);
+	free(u->name);
+	pf_wipe(u->key, sizeof(u->key));
+	pthread_cond_destroy(&u->cond);
+	pthread_mutex_destroy(&u->lock);
 }
 
 enum pf_status
 upload_run(const struct upload_opts *o, struct upload_result *r)
 {
 	struct upload u = { .o = o, .r = r, .fd = -1 };
-	struct pf_conn *c = NULL;
 	struct progress *bar = NULL;
-	uint8_t nonce[AUTH_NONCE_LEN];
-	char err[256] = "";
+	struct stat sb;
 	double start = now_seconds();
-	enum pf_status rc;
 
 	memset(r, 0, sizeof(*r));
-	pthread_mutex_init(&u.err_lock, NULL);
-	if (open_file(&u) != PF_OK)
+	if (upload_init(&u) != PF_OK) {
+		set_error(&u, PF_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (open_file(&u, &sb) != PF_OK)
 		goto out;
 	r->bytes = u.size;
-	if (queue_init(&u.q, r->chunks) != PF_OK ||
+	if ((u.q = queue_new(u.size, o->chunk_size, r->chunks)) == NULL ||
 	    (u.digests = calloc((size_t)r->chunks + 1, PF_SHA256_LEN)) ==
 	    NULL) {
 		set_error(&u, PF_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = pf_tcp_connect(o->host, o->port, o->timeout_ms, &c)) !=
-	    PF_OK) {
-		set_error(&u, rc, "cannot connect to %s port %u", o->host,
-		    o->port);
+	if (open_state(&u, &sb) != PF_OK || session_setup(&u) != PF_OK)
 		goto out;
-	}
-	pf_conn_set_timeout(c, o->timeout_ms);
-	if ((rc = read_hello(c, nonce, err, sizeof(err))) != PF_OK) {
-		net_error(&u, rc, "no greeting from server", err);
-		goto out;
-	}
-	if ((rc = login(&u, c, err, sizeof(err))) != PF_OK) {
-		net_error(&u, rc == PF_EBADFRAME ? rc : PF_EAUTH,
-		    "login failed", err);
-		goto out;
-	}
-	if ((rc = open_session(&u, c, err, sizeof(err))) != PF_OK) {
-		net_error(&u, rc, "upload refused", err);
-		goto out;
-	}
 	if (o->progress)
-		bar = progress_start(r->name, u.size, &u.bytes_acked);
-	rc = run_workers(&u);
+		bar = progress_start(r->name, u.size, queue_done_bytes(u.q));
+	supervise(&u);
 	progress_stop(bar);
-	if (rc != PF_OK)
-		goto out;
-	if ((rc = commit(&u, c, err, sizeof(err))) != PF_OK)
-		net_error(&u, rc, "commit failed", err);
 out:
-	if (c != NULL && r->status != PF_OK && r->session[0] != '\0') {
-		json_t *abort_req = json_object();
-
-		if (abort_req != NULL)
-			wire_send_json(c, PROTO_ABORT, abort_req);
-		json_decref(abort_req);
-	}
-	pf_conn_free(c);
-	if (u.fd != -1)
-		close(u.fd);
-	if (r->chunks > 0 || u.q.jobs != NULL)
-		queue_free(&u.q);
-	free(u.digests);
-	pf_wipe(u.key, sizeof(u.key));
-	pthread_mutex_destroy(&u.err_lock);
-	r->retries = atomic_load(&u.resent);
+	upload_finish(&u);
 	r->seconds = now_seconds() - start;
 	return r->status;
 }

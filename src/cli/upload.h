@@ -23,6 +23,8 @@ struct upload_opts {
 	uint32_t	 chunk_size;
 	unsigned	 retries;	/* per chunk, after a NACK */
 	unsigned	 timeout_ms;	/* per network operation */
+	unsigned	 give_up_s;	/* retry until no ACK for this long */
+	bool		 no_resume;	/* ignore, replace the state file */
 	bool		 progress;
 };
 
@@ -36,11 +38,21 @@ struct upload_result {
 	char		 digest[PF_SHA256_HEX];		/* the receipt */
 	double		 seconds;
 	unsigned	 retries;	/* chunks sent again after a NACK */
+	uint32_t	 resumed_chunks; /* held by the server, not sent */
+	unsigned	 reconnects;	/* data connections lost and made
+					   again, and logins made again */
+	uint64_t	 bytes_sent;	/* chunk data written to sockets */
 };
 
 /*
  * Uploads o->file and fills r. Returns r->status: PF_OK, or the first
  * error met (r->message says what happened).
+ *
+ * Resumable: the server session is recorded in a state file (state.h), and
+ * a later run with the same file, server, user, chunk size and name sends
+ * only the chunks the server does not hold yet. Once the upload is under
+ * way, lost connections are made again, with backoff, until no chunk has
+ * been acknowledged for o->give_up_s seconds. Call from one thread.
  */
 enum pf_status upload_run(const struct upload_opts *o,
     struct upload_result *r);

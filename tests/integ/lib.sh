@@ -12,6 +12,8 @@ PFPROXY=${PFPROXY:-$top_builddir/tests/tools/pfproxy}
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/pf-test.XXXXXX")
 STORAGE=$T/storage
+# Resume state of the client stays inside the test directory.
+export PARAFLOW_STATE_DIR=$T/state
 PIDS=()
 tap_n=0
 tap_failed=0

@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: MIT */
+/* One function per protocol exchange, client side. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "wire.h"
+
+enum pf_status
+client_hello(struct pf_conn *c, uint8_t nonce[AUTH_NONCE_LEN], char *err,
+    size_t errcap)
+{
+	const char *n64;
+	uint64_t version;
+	json_t *j = NULL;
+	enum pf_status rc;
+
+	if ((rc = wire_expect_json(c, PROTO_HELLO, &j, err, errcap)) != PF_OK)
+		return rc;
+	rc = PF_EVERSION;
+	if (wire_json_u64(j, "version", &version) == -1 ||
+	    version != PROTO_VERSION)
+		goto out;
+	rc = PF_EBADFRAME;
+	n64 = wire_json_str(j, "nonce", NULL);
+	if (n64 == NULL || pf_base64_decode(n64, nonce, AUTH_NONCE_LEN) !=
+	    AUTH_NONCE_LEN)
+		goto out;
+	rc = PF_OK;
+out:
+	json_decref(j);
+	return rc;
+}
+
+/* Sends {"message": msg} (plus mechanism on AUTH) and reads the reply. */
+static enum pf_status
+scram_step(struct pf_conn *c, int type, const char *msg, int want,
+    char **reply, char *err, size_t errcap)
+{
+	json_t *j;
+	const char *m;
+	enum pf_status rc;
+
+	j = type == PROTO_AUTH ?
+	    json_pack("{s:s,s:s}", "mechanism", "SCRAM-SHA-256", "message",
+	    msg) : json_pack("{s:s}", "message", msg);
+	if (j == NULL)
+		return PF_ENOMEM;
+	rc = wire_send_json(c, type, j);
+	json_decref(j);
+	if (rc != PF_OK)
+		return rc;
+	if ((rc = wire_expect_json(c, want, &j, err, errcap)) != PF_OK)
+		return rc;
+	m = wire_json_str(j, "message", NULL);
+	*reply = m ? strdup(m) : NULL;
+	json_decref(j);
+	return *reply != NULL ? PF_OK : PF_EBADFRAME;
+}
+
+enum pf_status
+client_login(struct pf_conn *c, const char *user, const char *secret,
+    uint8_t key[PF_SHA256_LEN], char *err, size_t errcap)
+{
+	struct auth_client *ac;
+	char *msg = NULL, *reply = NULL;
+	enum pf_status rc = PF_ENOMEM;
+
+	if ((ac = auth_client_new(user, secret)) == NULL)
+		return rc;
+	if ((rc = auth_client_first(ac, &msg)) != PF_OK ||
+	    (rc = scram_step(c, PROTO_AUTH, msg, PROTO_CHALLENGE, &reply,
+	    err, errcap)) != PF_OK)
+		goto out;
+	free(msg);
+	msg = NULL;
+	if ((rc = auth_client_final(ac, reply, &msg)) != PF_OK)
+		goto out;
+	free(reply);
+	reply = NULL;
+	if ((rc = scram_step(c, PROTO_PROOF, msg, PROTO_AUTH_OK, &reply,
+	    err, errcap)) != PF_OK)
+		goto out;
+	/* Mutual: a server that cannot sign does not know our verifier. */
+	if ((rc = auth_client_verify(ac, reply)) != PF_OK) {
+		snprintf(err, errcap, "server signature is wrong: it is not "
+		    "the server that holds this user");
+		rc = PF_EAUTH;
+		goto out;
+	}
+	rc = auth_client_session_key(ac, key);
+out:
+	free(msg);
+	free(reply);
+	auth_client_free(ac);
+	/*
+	 * Trouble on the way (the network, a busy server) is reported as
+	 * such, so that it can be retried; anything else is a failed login.
+	 */
+	if (rc != PF_OK && rc != PF_ENET && rc != PF_ETIMEOUT &&
+	    rc != PF_EBUSY && rc != PF_ENOMEM && rc != PF_EBADFRAME)
+		rc = PF_EAUTH;
+	return rc;
+}
+
+/* Decodes "have" of OPENED into o->have (already zeroed, nbytes long). */
+static enum pf_status
+parse_have(const json_t *j, uint32_t chunks, struct client_opened *o,
+    char *err, size_t errcap)
+{
+	size_t nbytes = ((size_t)chunks + 7) / 8;
+	const char *b64 = wire_json_str(j, "have", NULL);
+	long n;
+
+	/* An older server sends no bitmap: it holds nothing of ours. */
+	if (json_object_get(j, "have") == NULL)
+		return PF_OK;
+	if (b64 == NULL)
+		goto bad;
+	/* A bitmap longer than nbytes does not fit: decode says -1. */
+	n = pf_base64_decode(b64, o->have, nbytes);
+	if (n < 0 || (size_t)n != nbytes)
+		goto bad;
+	if (chunks % 8 != 0 && (o->have[nbytes - 1] >> (chunks % 8)) != 0)
+		goto bad;
+	return PF_OK;
+bad:
+	snprintf(err, errcap, "OPENED has a \"have\" bitmap that is not %zu "
+	    "bytes of base64 for %u chunks", nbytes, chunks);
+	return PF_EPROTO;
+}
+
+enum pf_status
+client_open(struct pf_conn *c, const struct client_open_req *rq,
+    struct client_opened *out, char *err, size_t errcap)
+{
+	uint8_t head[POLICY_HEAD_LEN];
+	size_t headlen = rq->size < sizeof(head) ? (size_t)rq->size :
+	    sizeof(head);
+	char *head64 = NULL;
+	const char *sid, *sname;
+	uint64_t chunks, chunk_size;
+	json_t *j = NULL, *jname;
+	enum pf_status rc = PF_EIO;
+
+	memset(out, 0, sizeof(*out));
+	if (headlen > 0 && pread(rq->fd, head, headlen, 0) !=
+	    (ssize_t)headlen) {
+		snprintf(err, errcap, "cannot read the file");
+		return rc;
+	}
+	rc = PF_ENOMEM;
+	/* Room for a bitmap of the maximum size, whatever the server says. */
+	if ((out->have = calloc(1, ((size_t)rq->chunks + 7) / 8 + 1)) ==
+	    NULL || (head64 = pf_base64_encode(head, headlen)) == NULL)
+		goto out;
+	/* jansson refuses invalid UTF-8; so would any server. */
+	if ((jname = json_string(rq->name)) == NULL) {
+		snprintf(err, errcap, "the name is not valid UTF-8");
+		rc = PF_EBADNAME;
+		goto out;
+	}
+	j = json_pack("{s:o,s:I,s:I,s:s}", "name", jname, "size",
+	    (json_int_t)rq->size, "chunk_size", (json_int_t)rq->chunk_size,
+	    "head", head64);
+	if (j == NULL || (rq->resume != NULL && json_object_set_new(j,
+	    "resume", json_string(rq->resume)) == -1))
+		goto out;
+	if ((rc = wire_send_json(c, PROTO_OPEN, j)) != PF_OK)
+		goto out;
+	json_decref(j);
+	j = NULL;
+	if ((rc = wire_expect_json(c, PROTO_OPENED, &j, err, errcap)) != PF_OK)
+		goto out;
+	rc = PF_EBADFRAME;
+	sid = wire_json_str(j, "session", NULL);
+	sname = wire_json_str(j, "name", NULL);
+	if (sid == NULL || strlen(sid) != SESSION_ID_LEN || sname == NULL ||
+	    strlen(sname) > POLICY_MAX_NAME ||
+	    wire_json_u64(j, "chunks", &chunks) == -1 ||
+	    chunks != rq->chunks || (json_object_get(j, "chunk_size") &&
+	    (wire_json_u64(j, "chunk_size", &chunk_size) == -1 ||
+	    chunk_size != rq->chunk_size))) {
+		snprintf(err, errcap, "OPENED does not match the OPEN");
+		goto out;
+	}
+	if ((rc = parse_have(j, rq->chunks, out, err, errcap)) != PF_OK)
+		goto out;
+	snprintf(out->session, sizeof(out->session), "%s", sid);
+	snprintf(out->name, sizeof(out->name), "%s", sname);
+	out->resumed = json_is_true(json_object_get(j, "resumed"));
+	rc = PF_OK;
+out:
+	if (rc != PF_OK)
+		client_opened_clear(out);
+	json_decref(j);
+	free(head64);
+	return rc;
+}
+
+void
+client_opened_clear(struct client_opened *o)
+{
+	free(o->have);
+	o->have = NULL;
+}
+
+enum pf_status
+client_join(struct pf_conn *c, const uint8_t key[PF_SHA256_LEN],
+    const char *session, char *err, size_t errcap)
+{
+	uint8_t nonce[AUTH_NONCE_LEN], proof[PF_SHA256_LEN];
+	char *proof64;
+	json_t *j;
+	enum pf_status rc;
+
+	if ((rc = client_hello(c, nonce, err, errcap)) != PF_OK ||
+	    (rc = auth_join_proof(key, session, nonce, sizeof(nonce),
+	    proof)) != PF_OK)
+		return rc;
+	if ((proof64 = pf_base64_encode(proof, sizeof(proof))) == NULL)
+		return PF_ENOMEM;
+	j = json_pack("{s:s,s:s}", "session", session, "proof", proof64);
+	free(proof64);
+	if (j == NULL)
+		return PF_ENOMEM;
+	rc = wire_send_json(c, PROTO_JOIN, j);
+	json_decref(j);
+	if (rc != PF_OK)
+		return rc;
+	return wire_expect_json(c, PROTO_JOINED, NULL, err, errcap);
+}
+
+enum pf_status
+client_commit(struct pf_conn *c, const char *receipt, unsigned timeout_ms,
+    char *err, size_t errcap)
+{
+	const char *digest;
+	json_t *j;
+	enum pf_status rc;
+
+	if ((j = json_pack("{s:s}", "digest", receipt)) == NULL)
+		return PF_ENOMEM;
+	rc = wire_send_json(c, PROTO_COMMIT, j);
+	json_decref(j);
+	if (rc != PF_OK)
+		return rc;
+	pf_conn_set_timeout(c, timeout_ms);
+	if ((rc = wire_expect_json(c, PROTO_COMPLETE, &j, err,
+	    errcap)) != PF_OK)
+		return rc;
+	digest = wire_json_str(j, "digest", NULL);
+	rc = digest != NULL && strcmp(digest, receipt) == 0 ? PF_OK :
+	    PF_EINTEGRITY;
+	if (rc != PF_OK)
+		snprintf(err, errcap, "server reports another receipt");
+	json_decref(j);
+	return rc;
+}
+
+enum pf_status
+client_abort(struct pf_conn *c)
+{
+	json_t *j = json_object();
+	enum pf_status rc;
+
+	if (j == NULL)
+		return PF_ENOMEM;
+	rc = wire_send_json(c, PROTO_ABORT, j);
+	json_decref(j);
+	return rc;
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The client side of each exchange of the native protocol (HELLO, login,
+ * OPEN, JOIN, COMMIT, ABORT) on one connection: no threads, no retries;
+ * upload.c decides what to do when one fails. Any thread may call these
+ * on a connection it owns.
+ */
+#ifndef PF_CLIENT_H
+#define PF_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "digest.h"
+#include "net.h"
+#include "policy.h"
+#include "session.h"
+#include "status.h"
+
+/* What OPEN asks for. Every field is borrowed. */
+struct client_open_req {
+	int		 fd;		/* the file, to read its head */
+	uint64_t	 size;
+	uint32_t	 chunk_size;
+	uint32_t	 chunks;	/* what OPENED must report */
+	const char	*name;
+	const char	*resume;	/* session id to resume, or NULL */
+};
+
+/* What OPENED answered. */
+struct client_opened {
+	char		 session[SESSION_ID_LEN + 1];
+	char		 name[POLICY_MAX_NAME + 1];	/* as stored */
+	bool		 resumed;
+	uint8_t		*have;		/* ceil(chunks / 8) bytes, owned */
+};
+
+/*
+ * Reads HELLO, checks the protocol version and returns the nonce. Server
+ * errors: the ERROR code, its message in err (capacity errcap).
+ */
+enum pf_status client_hello(struct pf_conn *c,
+    uint8_t nonce[AUTH_NONCE_LEN], char *err, size_t errcap);
+
+/*
+ * Logs in with SCRAM-SHA-256 and checks the server's signature; key
+ * receives the session key K. PF_EAUTH if the server cannot prove that it
+ * holds the user's verifier; network errors and busy come back as such.
+ */
+enum pf_status client_login(struct pf_conn *c, const char *user,
+    const char *secret, uint8_t key[PF_SHA256_LEN], char *err,
+    size_t errcap);
+
+/*
+ * Sends OPEN (with "resume" if rq->resume is set) and reads OPENED into
+ * out; free out->have with client_opened_clear. A "have" bitmap that is
+ * missing reads as all zero; one of the wrong length, or with bits set
+ * past the last chunk, is PF_EPROTO. PF_EBADNAME if the name is not
+ * UTF-8, PF_EIO if the head cannot be read.
+ */
+enum pf_status client_open(struct pf_conn *c, const struct client_open_req *rq,
+    struct client_opened *out, char *err, size_t errcap);
+
+/* Frees what client_open allocated in o; safe on a zeroed o. */
+void client_opened_clear(struct client_opened *o);
+
+/* Reads HELLO and joins session with a proof made with key. */
+enum pf_status client_join(struct pf_conn *c, const uint8_t key[PF_SHA256_LEN],
+    const char *session, char *err, size_t errcap);
+
+/*
+ * Sends COMMIT with the receipt (hex) and waits up to timeout_ms for
+ * COMPLETE. PF_EINTEGRITY if the server reports another receipt.
+ */
+enum pf_status client_commit(struct pf_conn *c, const char *receipt,
+    unsigned timeout_ms, char *err, size_t errcap);
+
+/* Sends ABORT; the server then deletes the session's staging area. */
+enum pf_status client_abort(struct pf_conn *c);
+
+#endif
