@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "net.h"
 #include "proto.h"
 #include "queue.h"
 
@@ -43,15 +44,6 @@ struct chunk_queue {
 	_Atomic uint64_t done_bytes;
 };
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 bool
 queue_bit(const uint8_t *map, uint32_t idx)
 {
@@ -85,7 +77,7 @@ queue_new(uint64_t size, uint32_t chunk_size, uint32_t count)
 	q->len = q->count = count;
 	q->size = size;
 	q->chunk_size = chunk_size;
-	q->born_ms = now_ms();
+	q->born_ms = pf_now_ms();
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->changed, NULL);
 	return q;
@@ -186,7 +178,7 @@ queue_requeue(struct chunk_queue *q, uint32_t idx, bool orphan)
 	pthread_mutex_lock(&q->lock);
 	if (c->state == INFLIGHT) {
 		if (orphan && c->orphaned == 0)
-			c->orphaned = (uint32_t)(now_ms() - q->born_ms + 1);
+			c->orphaned = (uint32_t)(pf_now_ms() - q->born_ms + 1);
 		push(q, idx);
 		pthread_cond_broadcast(&q->changed);
 	}
@@ -223,7 +215,7 @@ queue_nack(struct chunk_queue *q, uint32_t idx, unsigned retries,
 
 	pthread_mutex_lock(&q->lock);
 	if (c->orphaned != 0 &&
-	    now_ms() - q->born_ms + 1 - c->orphaned < grace_ms) {
+	    pf_now_ms() - q->born_ms + 1 - c->orphaned < grace_ms) {
 		if (c->forgiven < UINT8_MAX)
 			c->forgiven++;
 		*count = c->forgiven;

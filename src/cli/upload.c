@@ -32,6 +32,7 @@
 #include "chunkio.h"
 #include "client.h"
 #include "log.h"
+#include "net.h"
 #include "progress.h"
 #include "queue.h"
 #include "state.h"
@@ -121,15 +122,6 @@ struct upload {
 	_Atomic unsigned	 reconnects;
 };
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Records the first failure of an upload and stops every worker. */
 static void
 set_error(struct upload *u, enum pf_status rc, const char *fmt, ...)
@@ -197,7 +189,7 @@ transient(enum pf_status rc)
 static bool
 gave_up(struct upload *u)
 {
-	return now_ms() - atomic_load(&u->last_ack_ms) > u->give_up_ms;
+	return pf_now_ms() - atomic_load(&u->last_ack_ms) > u->give_up_ms;
 }
 
 /* A backoff of ms, cut short where --give-up would pass during it. */
@@ -205,7 +197,7 @@ static unsigned
 until_give_up(struct upload *u, unsigned ms)
 {
 	uint64_t end = atomic_load(&u->last_ack_ms) + u->give_up_ms + 1;
-	uint64_t now = now_ms();
+	uint64_t now = pf_now_ms();
 
 	if (now >= end)
 		return 0;
@@ -468,7 +460,7 @@ read_response(struct worker *w)
 	}
 	memmove(w->inflight, w->inflight + 1, --w->n * sizeof(w->inflight[0]));
 	if (type == PROTO_ACK) {
-		atomic_store(&u->last_ack_ms, now_ms());
+		atomic_store(&u->last_ack_ms, pf_now_ms());
 		w->attempt = 0;
 		if (queue_ack(u->q, idx))
 			wake_all(u);
@@ -994,7 +986,7 @@ ends_session(enum pf_status rc)
 static double
 now_seconds(void)
 {
-	return (double)now_ms() / 1000;
+	return (double)pf_now_ms() / 1000;
 }
 
 static enum pf_status
@@ -1075,7 +1067,7 @@ upload_init(struct upload *u)
 	pf_random(&u->rng, sizeof(u->rng));
 	u->rng |= 1;
 	u->give_up_ms = (uint64_t)u->o->give_up_s * 1000;
-	atomic_store(&u->last_ack_ms, now_ms());
+	atomic_store(&u->last_ack_ms, pf_now_ms());
 	return PF_OK;
 }
 
