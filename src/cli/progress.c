@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "progress.h"
 
 #define BAR_WIDTH	24
@@ -83,18 +84,11 @@ static void *
 progress_main(void *arg)
 {
 	struct progress *p = arg;
-	struct timespec until;
 
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {
 		draw(p, false);
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 200 * 1000 * 1000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&p->wake, &p->lock, &until);
+		pf_cond_wait_ms(&p->wake, &p->lock, 200);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -115,7 +109,7 @@ progress_start(const char *label, uint64_t total, const _Atomic uint64_t *done)
 	p->base = atomic_load(done);
 	clock_gettime(CLOCK_MONOTONIC, &p->start);
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->wake, NULL);
+	pf_cond_init_monotonic(&p->wake);
 	if (pthread_create(&p->thread, NULL, progress_main, p) != 0) {
 		free(p);
 		return NULL;

@@ -239,19 +239,12 @@ backoff_ms(unsigned attempt, uint32_t *rng)
 static void
 pause_ms(struct upload *u, unsigned ms)
 {
-	struct timespec until;
+	uint64_t until = pf_now_ms() + ms, now;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&u->lock);
 	while (!u->stopping && !queue_all_done(u->q) &&
-	    pthread_cond_timedwait(&u->cond, &u->lock, &until) != ETIMEDOUT)
-		;
+	    (now = pf_now_ms()) < until)
+		pf_cond_wait_ms(&u->cond, &u->lock, (unsigned)(until - now));
 	pthread_mutex_unlock(&u->lock);
 }
 
@@ -1050,13 +1043,8 @@ open_state(struct upload *u, const struct stat *sb)
 static enum pf_status
 upload_init(struct upload *u)
 {
-	pthread_condattr_t ca;
-
 	pthread_mutex_init(&u->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&u->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	pf_cond_init_monotonic(&u->cond);
 	u->workers = calloc(u->o->threads, sizeof(*u->workers));
 	if (u->workers == NULL)
 		return PF_ENOMEM;

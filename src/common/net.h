@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "status.h"
 
 struct pf_conn;
@@ -44,9 +45,6 @@ void pf_conn_set_timeout(struct pf_conn *c, unsigned ms);
  * timeout alone only bounds each single wait.
  */
 void pf_conn_set_deadline(struct pf_conn *c, uint64_t ms);
-
-/* Milliseconds on the monotonic clock. */
-uint64_t pf_now_ms(void);
 
 /*
  * Reads exactly n bytes. PF_ENET on EOF or error, PF_ETIMEOUT when the

@@ -169,7 +169,7 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	e->cfg = *cfg;
 	e->listenfd = -1;
 	pthread_mutex_init(&e->lock, NULL);
-	pthread_cond_init(&e->drained, NULL);
+	pf_cond_init_monotonic(&e->drained);
 	if ((rc = load_users(e)) != PF_OK)
 		goto out;
 	rc = PF_EUSAGE;
@@ -341,7 +341,6 @@ reaper_main(void *arg)
 {
 	struct engine *e = arg;
 	unsigned every = e->cfg.staging_ttl_s / 4;
-	struct timespec until;
 
 	if (every > 60)
 		every = 60;
@@ -349,9 +348,7 @@ reaper_main(void *arg)
 		every = 1;
 	pthread_mutex_lock(&e->lock);
 	while (!atomic_load(&e->stopping)) {
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += every;
-		pthread_cond_timedwait(&e->drained, &e->lock, &until);
+		pf_cond_wait_ms(&e->drained, &e->lock, every * 1000);
 		if (atomic_load(&e->stopping))
 			break;
 		pthread_mutex_unlock(&e->lock);
@@ -414,16 +411,8 @@ engine_stop(struct engine *e)
 	until = pf_now_ms() + e->cfg.stop_grace_ms;
 	pthread_mutex_lock(&e->lock);
 	while (e->nconns > 0 && pf_now_ms() < until) {
-		struct timespec ts;
-
 		shut_idle(e, false);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&e->drained, &e->lock, &ts);
+		pf_cond_wait_ms(&e->drained, &e->lock, 100);
 	}
 	shut_idle(e, true);
 	while (e->nconns > 0)

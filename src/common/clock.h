@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+/* The monotonic clock, and condition waits that time out on it. */
+#ifndef PF_CLOCK_H
+#define PF_CLOCK_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+/* Milliseconds on the monotonic clock. */
+uint64_t pf_now_ms(void);
+
+/* Initializes c so that pf_cond_wait_ms times it on the monotonic clock. */
+void pf_cond_init_monotonic(pthread_cond_t *c);
+
+/*
+ * Waits on c (initialized with pf_cond_init_monotonic; m held) for at
+ * most ms milliseconds. Returns 0 when woken, ETIMEDOUT otherwise.
+ */
+int pf_cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, unsigned ms);
+
+#endif
