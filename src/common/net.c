@@ -47,7 +47,7 @@ static const struct pf_conn_ops tcp_ops = { tcp_read, tcp_write, tcp_close };
 static void
 format_peer(int fd, char *out, size_t len)
 {
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = { .ss_family = AF_UNSPEC };
 	socklen_t sl = sizeof(ss);
 	char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
 
@@ -101,10 +101,27 @@ pf_conn_set_deadline(struct pf_conn *c, uint64_t ms)
 	c->deadline = ms ? pf_now_ms() + ms : 0;
 }
 
-static bool
-past_deadline(const struct pf_conn *c)
+/*
+ * Waits until c can be read (or written), but not past its deadline: the
+ * socket timeout alone bounds each wait, not the whole exchange, and is
+ * off entirely on an idle control connection. PF_OK, or PF_ETIMEOUT.
+ */
+static enum pf_status
+wait_ready(struct pf_conn *c, short events)
 {
-	return c->deadline != 0 && pf_now_ms() > c->deadline;
+	struct pollfd pfd = { .fd = c->fd, .events = events };
+	uint64_t now;
+	int r;
+
+	if (c->deadline == 0)
+		return PF_OK;
+	do {
+		if ((now = pf_now_ms()) >= c->deadline)
+			return PF_ETIMEOUT;
+		r = poll(&pfd, 1, (int)(c->deadline - now < INT32_MAX ?
+		    c->deadline - now : INT32_MAX));
+	} while (r == -1 && errno == EINTR);
+	return r == 0 ? PF_ETIMEOUT : PF_OK;
 }
 
 enum pf_status
@@ -113,10 +130,11 @@ pf_conn_read_full(struct pf_conn *c, void *p, size_t n)
 	char *b = p;
 
 	while (n > 0) {
-		ssize_t r = c->ops->read(c, b, n);
+		ssize_t r;
 
-		if (past_deadline(c))
+		if (wait_ready(c, POLLIN) != PF_OK)
 			return PF_ETIMEOUT;
+		r = c->ops->read(c, b, n);
 		if (r > 0) {
 			b += r;
 			n -= (size_t)r;
@@ -138,10 +156,11 @@ pf_conn_write_full(struct pf_conn *c, const void *p, size_t n)
 	const char *b = p;
 
 	while (n > 0) {
-		ssize_t w = c->ops->write(c, b, n);
+		ssize_t w;
 
-		if (past_deadline(c))
+		if (wait_ready(c, POLLOUT) != PF_OK)
 			return PF_ETIMEOUT;
+		w = c->ops->write(c, b, n);
 		if (w > 0) {
 			b += w;
 			n -= (size_t)w;

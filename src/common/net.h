@@ -42,7 +42,8 @@ void pf_conn_set_timeout(struct pf_conn *c, unsigned ms);
 /*
  * Sets a deadline ms milliseconds from now (0: none) by which reads and
  * writes must be done, however steadily the peer trickles bytes: the
- * timeout alone only bounds each single wait.
+ * timeout alone only bounds each single wait. The deadline holds even with
+ * the timeout off.
  */
 void pf_conn_set_deadline(struct pf_conn *c, uint64_t ms);
 

@@ -862,9 +862,14 @@ auth_server_first(struct auth_server *s, const char *client_first,
 		s->v = *v;
 		s->known = true;
 	} else {
-		/* StoredKey stays zero: no ClientKey hashes to it. */
+		/*
+		 * StoredKey stays zero: no ClientKey hashes to it. The
+		 * iteration count is a real user's, so it gives nothing away
+		 * where all users share one (as --add-user makes them).
+		 */
 		memset(&s->v, 0, sizeof(s->v));
-		s->v.iterations = AUTH_DEFAULT_ITERATIONS;
+		s->v.iterations = s->users->n > 0 ?
+		    s->users->v[0].v.iterations : AUTH_DEFAULT_ITERATIONS;
 		memcpy(s->v.salt, fake, AUTH_SALT_LEN);
 		s->v.saltlen = AUTH_SALT_LEN;
 		s->known = false;

@@ -79,6 +79,8 @@ engine_end_session(struct engine *e, struct session *s,
 	if (!session_leave_receiving(s, state))
 		return;
 	atomic_store(&s->error, (int)why);
+	/* A crash from here on must not bring the session back. */
+	storage_staging_forget(s->staging);
 	session_remove(e->sessions, s);
 }
 
@@ -297,6 +299,16 @@ accept_main(void *arg)
 	return NULL;
 }
 
+/* True if nobody works on s and nothing happened since before. */
+static bool
+idle_since(struct session *s, time_t before)
+{
+	return atomic_load(&s->streams) == 0 &&
+	    atomic_load(&s->controls) == 0 &&
+	    atomic_load(&s->last_active) < (int64_t)before &&
+	    atomic_load(&s->state) == SESSION_RECEIVING;
+}
+
 /* Collects sessions idle past --staging-ttl with nobody attached. */
 struct reap {
 	struct session	**victims;
@@ -309,9 +321,7 @@ reap_check(struct session *s, void *arg)
 {
 	struct reap *r = arg;
 
-	if (r->n < r->cap && atomic_load(&s->streams) == 0 &&
-	    atomic_load(&s->last_active) < (int64_t)r->before &&
-	    atomic_load(&s->state) == SESSION_RECEIVING) {
+	if (r->n < r->cap && idle_since(s, r->before)) {
 		session_ref(s);
 		r->victims[r->n++] = s;
 	}
@@ -320,17 +330,21 @@ reap_check(struct session *s, void *arg)
 static void
 reap(struct engine *e)
 {
-	struct reap r = { .cap = e->cfg.max_sessions };
+	struct reap r = { .cap = session_count(e->sessions) };
 
-	if ((r.victims = calloc(r.cap, sizeof(*r.victims))) == NULL)
+	if (r.cap == 0 ||
+	    (r.victims = calloc(r.cap, sizeof(*r.victims))) == NULL)
 		return;
 	r.before = time(NULL) - (time_t)e->cfg.staging_ttl_s;
 	session_foreach(e->sessions, reap_check, &r);
 	for (unsigned i = 0; i < r.n; i++) {
-		log_info("session %s idle for over %u s; removing it",
-		    r.victims[i]->id, e->cfg.staging_ttl_s);
-		engine_end_session(e, r.victims[i], SESSION_EXPIRED,
-		    PF_ENOSESSION);
+		/* Someone may have come back since the table was scanned. */
+		if (idle_since(r.victims[i], r.before)) {
+			log_info("session %s idle for over %u s; removing it",
+			    r.victims[i]->id, e->cfg.staging_ttl_s);
+			engine_end_session(e, r.victims[i], SESSION_EXPIRED,
+			    PF_ENOSESSION);
+		}
 		session_unref(r.victims[i]);
 	}
 	free(r.victims);

@@ -10,6 +10,7 @@
 #include "status.h"
 
 #define POLICY_MAX_NAME		255	/* bytes, as NAME_MAX */
+#define POLICY_MAX_CLIENT_NAME	4096	/* bytes of the name as sent */
 #define POLICY_HEAD_LEN		512	/* bytes of content inspected */
 #define POLICY_DEFAULT_EXTS	"exe,sh,bash,zsh,csh,ksh,fish,bat,cmd,com," \
 	"msi,msp,ps1,psm1,dll,scr,cpl,vbs,vbe,jse,wsf,wsh,hta,jar,apk," \

@@ -12,6 +12,23 @@ static const char *type_names[] = {
 	"COMPLETE", "ABORT", "ERROR"
 };
 
+bool
+proto_from_client(int type)
+{
+	switch (type) {
+	case PROTO_AUTH:
+	case PROTO_PROOF:
+	case PROTO_OPEN:
+	case PROTO_JOIN:
+	case PROTO_CHUNK:
+	case PROTO_COMMIT:
+	case PROTO_ABORT:
+		return true;
+	default:
+		return false;
+	}
+}
+
 const char *
 proto_type_name(int type)
 {

@@ -60,6 +60,9 @@ struct proto_chunk_head {
 	uint32_t	length;
 };
 
+/* True if a client may send frames of this type. */
+bool proto_from_client(int type);
+
 /* Name of a frame type for logs ("CHUNK"); never NULL. */
 const char *proto_type_name(int type);
 

@@ -14,7 +14,8 @@
 struct session_table {
 	pthread_mutex_t	  lock;
 	struct session	**slots;
-	unsigned	  max;
+	unsigned	  cap;		/* slots allocated */
+	unsigned	  max;		/* limit for new sessions */
 	unsigned	  count;
 };
 
@@ -29,6 +30,7 @@ session_table_new(unsigned max)
 		free(t);
 		return NULL;
 	}
+	t->cap = max ? max : 1;
 	t->max = max;
 	pthread_mutex_init(&t->lock, NULL);
 	return t;
@@ -57,7 +59,7 @@ session_table_free(struct session_table *t)
 {
 	if (t == NULL)
 		return;
-	for (unsigned i = 0; i < t->max; i++)
+	for (unsigned i = 0; i < t->cap; i++)
 		if (t->slots[i] != NULL)
 			session_unref(t->slots[i]);
 	pthread_mutex_destroy(&t->lock);
@@ -97,7 +99,22 @@ session_create(struct session_table *t, uint32_t nchunks, const char *id,
 
 	rc = PF_EBUSY;
 	pthread_mutex_lock(&t->lock);
-	if (t->count < t->max) {
+	/*
+	 * Recovered sessions (id given) are admitted over the limit: they
+	 * hold acknowledged chunks, and a lower limit after a restart must
+	 * not throw those away.
+	 */
+	if (t->count == t->cap && id != NULL) {
+		struct session **n = realloc(t->slots, 2 * t->cap *
+		    sizeof(*n));
+
+		if (n != NULL) {
+			memset(n + t->cap, 0, t->cap * sizeof(*n));
+			t->slots = n;
+			t->cap *= 2;
+		}
+	}
+	if ((t->count < t->max || id != NULL) && t->count < t->cap) {
 		for (slot = 0; t->slots[slot] != NULL; slot++)
 			;
 		t->slots[slot] = s;
@@ -121,7 +138,7 @@ session_lookup(struct session_table *t, const char *id, struct session **out)
 	enum pf_status rc = PF_ENOSESSION;
 
 	pthread_mutex_lock(&t->lock);
-	for (unsigned i = 0; i < t->max; i++) {
+	for (unsigned i = 0; i < t->cap; i++) {
 		struct session *s = t->slots[i];
 
 		if (s != NULL && strcmp(s->id, id) == 0) {
@@ -141,7 +158,7 @@ session_remove(struct session_table *t, struct session *s)
 	bool found = false;
 
 	pthread_mutex_lock(&t->lock);
-	for (unsigned i = 0; i < t->max; i++) {
+	for (unsigned i = 0; i < t->cap; i++) {
 		if (t->slots[i] == s) {
 			t->slots[i] = NULL;
 			t->count--;
@@ -221,7 +238,7 @@ session_foreach(struct session_table *t,
     void (*fn)(struct session *s, void *arg), void *arg)
 {
 	pthread_mutex_lock(&t->lock);
-	for (unsigned i = 0; i < t->max; i++)
+	for (unsigned i = 0; i < t->cap; i++)
 		if (t->slots[i] != NULL)
 			fn(t->slots[i], arg);
 	pthread_mutex_unlock(&t->lock);
@@ -234,8 +251,9 @@ session_to_json(const struct session *s, bool staging)
 	struct tm tm;
 	json_t *j;
 
-	gmtime_r(&s->created, &tm);
-	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (gmtime_r(&s->created, &tm) == NULL ||
+	    strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(created, sizeof(created), "unknown");
 	j = json_pack("{s:s,s:s,s:s%,s:I,s:I,s:s,s:s,s:I}",
 	    "session", s->id, "name", s->name, "client_name",
 	    s->client_name, s->client_name_len, "size", (json_int_t)s->size,

@@ -68,7 +68,8 @@ struct session {
 	_Atomic uint32_t chunks_duplicate;	/* sent again though held */
 	_Atomic uint32_t chunks_acked;
 	_Atomic uint32_t chunks_nacked;
-	_Atomic uint32_t streams;
+	_Atomic uint32_t streams;		/* data connections joined */
+	_Atomic uint32_t controls;		/* control connections on it */
 	_Atomic int	 refs;
 	_Atomic int	 error;			/* enum pf_status, 0 if none */
 	char		 receipt[PF_SHA256_HEX];
@@ -86,7 +87,7 @@ void session_table_free(struct session_table *t);
  * Creates a session for nchunks chunks, with a fresh UUIDv4 id or, when
  * recovering one, with id; inserts it and returns it in *out with one
  * reference for the caller (plus the table's). PF_EBUSY when the table is
- * full.
+ * full, but recovered sessions are always admitted.
  */
 enum pf_status session_create(struct session_table *t, uint32_t nchunks,
     const char *id, struct session **out);

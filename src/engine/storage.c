@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -33,12 +34,17 @@
 #define JOURNAL_NAME	"journal"
 #define JOURNAL_REC	48	/* u32 index, u32 0, digest, 8-byte check */
 #define MAX_META	(64 * 1024)
+#define BOOT_NAME	".boot"
+#define BOOT_ID_PATH	"/proc/sys/kernel/random/boot_id"
+#define VERIFY_BUF	(1024 * 1024)
 
 struct storage {
 	char			*path;
 	int			 rootfd;
 	int			 stagingfd;
 	enum storage_sync	 sync;
+	bool			 verify;	/* rebooted: check journals */
+	char			 boot_id[64];
 };
 
 /* A record waiting for the next journal sync, and who waits for it. */
@@ -62,6 +68,7 @@ struct staging {
 	size_t			 queued, cap;
 	bool			 syncing;
 	off_t			 jlen;	/* bytes of whole records */
+	_Atomic int		 broken;	/* a sync failed: pf_status */
 };
 
 /*
@@ -116,6 +123,67 @@ mkdir_parents(const char *path)
 	return 0;
 }
 
+/* Reads a short text file beneath dirfd into buf, without its newline. */
+static bool
+read_line(int dirfd, const char *name, char *buf, size_t cap)
+{
+	ssize_t n;
+	int fd;
+
+	if ((fd = open_beneath(dirfd, name, O_RDONLY, 0)) == -1)
+		return false;
+	n = read(fd, buf, cap - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return true;
+}
+
+/*
+ * Compares the kernel's boot id with the one saved at the last start: if
+ * they differ (or either is unknown), the machine may have lost unsynced
+ * data since, and recovery must check the journaled chunks.
+ */
+static void
+check_boot(struct storage *s)
+{
+	char last[sizeof(s->boot_id)];
+	int fd;
+
+	fd = open(BOOT_ID_PATH, O_RDONLY | O_CLOEXEC);
+	if (fd != -1) {
+		ssize_t n = read(fd, s->boot_id, sizeof(s->boot_id) - 1);
+
+		close(fd);
+		s->boot_id[n > 0 ? n : 0] = '\0';
+		s->boot_id[strcspn(s->boot_id, "\n")] = '\0';
+	}
+	s->verify = s->boot_id[0] == '\0' ||
+	    !read_line(s->stagingfd, BOOT_NAME, last, sizeof(last)) ||
+	    strcmp(last, s->boot_id) != 0;
+}
+
+/* Saves the boot id once recovery has checked what needed checking. */
+static void
+save_boot(struct storage *s)
+{
+	int fd;
+
+	if (s->boot_id[0] == '\0')
+		return;
+	fd = open_beneath(s->stagingfd, BOOT_NAME ".tmp",
+	    O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd == -1)
+		return;
+	if (write(fd, s->boot_id, strlen(s->boot_id)) ==
+	    (ssize_t)strlen(s->boot_id) && fsync(fd) == 0)
+		renameat(s->stagingfd, BOOT_NAME ".tmp", s->stagingfd,
+		    BOOT_NAME);
+	close(fd);
+}
+
 enum pf_status
 storage_open(const char *dir, enum storage_sync sync, struct storage **out)
 {
@@ -148,6 +216,7 @@ storage_open(const char *dir, enum storage_sync sync, struct storage **out)
 		    strerror(errno));
 		goto out;
 	}
+	check_boot(s);
 	*out = s;
 	s = NULL;
 	rc = PF_OK;
@@ -230,10 +299,15 @@ write_json(int dirfd, const char *name, const json_t *json)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
 	if ((text = json_dumps(json, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL)
 		return PF_ENOMEM;
-	len = strlen(text);
+	/* What read_meta could not read back must not be written. */
+	if ((len = strlen(text)) >= MAX_META) {
+		free(text);
+		return PF_ETOOLARGE;
+	}
 	fd = open_beneath(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd == -1)
 		goto fail;
+	errno = ENOSPC;	/* what a short write means */
 	if (write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1 ||
 	    fsync(fd) == -1)
 		goto fail;
@@ -348,13 +422,16 @@ storage_finalize(struct storage *s, struct staging *st, const char *name,
 	bool renamed = false;
 	int finalfd = -1;
 
+	if (atomic_load(&st->broken) != PF_OK)
+		return (enum pf_status)atomic_load(&st->broken);
 	if (fdatasync(st->fd) == -1) {
 		rc = pf_status_from_errno(errno);
 		log_error("%s: fdatasync %s: %s", __func__, st->id,
 		    strerror(errno));
 		goto out;
 	}
-	if (mkdirat(s->rootfd, st->id, 0700) == -1 ||
+	/* The directory may be left from an attempt cut short: reuse it. */
+	if ((mkdirat(s->rootfd, st->id, 0700) == -1 && errno != EEXIST) ||
 	    (finalfd = open_dir(s->rootfd, st->id)) == -1) {
 		rc = pf_status_from_errno(errno);
 		log_error("%s: mkdir %s: %s", __func__, st->id,
@@ -364,7 +441,9 @@ storage_finalize(struct storage *s, struct staging *st, const char *name,
 	if ((rc = write_json(finalfd, STORAGE_META_NAME, meta)) != PF_OK)
 		goto out;
 	/* The one step that makes the file visible under its name. */
-	if (renameat(st->dirfd, DATA_NAME, finalfd, name) == -1) {
+	if (renameat(st->dirfd, DATA_NAME, finalfd, name) == -1 &&
+	    !(errno == ENOENT && faccessat(finalfd, name, F_OK,
+	    AT_SYMLINK_NOFOLLOW) == 0)) {
 		rc = pf_status_from_errno(errno);
 		log_error("%s: rename %s: %s", __func__, st->id,
 		    strerror(errno));
@@ -477,6 +556,7 @@ sync_batch(struct staging *st, const struct pending *batch, size_t n)
 		rc = pf_status_from_errno(errno);
 		log_error("%s: fdatasync %s data: %s", __func__, st->id,
 		    strerror(errno));
+		atomic_store(&st->broken, (int)rc);
 		return rc;
 	}
 	if ((buf = malloc(len)) == NULL)
@@ -509,6 +589,7 @@ sync_batch(struct staging *st, const struct pending *batch, size_t n)
 		if (ftruncate(st->jfd, st->jlen) == -1)
 			log_error("%s: cannot cut the journal of %s back",
 			    __func__, st->id);
+		atomic_store(&st->broken, (int)rc);
 		goto out;
 	}
 	st->jlen += (off_t)len;
@@ -527,6 +608,8 @@ storage_commit_chunk(struct staging *st, uint32_t index,
 	bool done = false;
 	size_t n;
 
+	if (atomic_load(&st->broken) != PF_OK)
+		return (enum pf_status)atomic_load(&st->broken);
 	pthread_mutex_lock(&st->lock);
 	if (st->queued == st->cap) {
 		size_t cap = st->cap ? 2 * st->cap : 16;
@@ -571,26 +654,124 @@ storage_commit_chunk(struct staging *st, uint32_t index,
 
 /* Reads session.json of a staging area; NULL if missing or malformed. */
 static json_t *
-read_meta(int dirfd)
+read_meta(int dirfd, enum pf_status *rc)
 {
 	json_error_t err;
-	char buf[MAX_META];
+	char *buf;
 	ssize_t n;
+	json_t *j = NULL;
 	int fd;
 
-	if ((fd = open_beneath(dirfd, SESSION_NAME, O_RDONLY, 0)) == -1)
+	if ((fd = open_beneath(dirfd, SESSION_NAME, O_RDONLY, 0)) == -1) {
+		*rc = errno == ENOENT ? PF_EBADFRAME : PF_EIO;
 		return NULL;
-	n = read(fd, buf, sizeof(buf));
+	}
+	if ((buf = malloc(MAX_META)) == NULL) {
+		close(fd);
+		*rc = PF_ENOMEM;
+		return NULL;
+	}
+	n = read(fd, buf, MAX_META);
 	close(fd);
-	if (n <= 0 || n == (ssize_t)sizeof(buf))
-		return NULL;
-	return json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES |
-	    JSON_ALLOW_NUL, &err);
+	*rc = n == -1 ? PF_EIO : PF_EBADFRAME;
+	if (n > 0 && n < MAX_META)
+		j = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES |
+		    JSON_ALLOW_NUL, &err);
+	free(buf);
+	return j;
+}
+
+/* Reads chunk index back from the data file and checks its digest. */
+static bool
+chunk_intact(struct staging *st, uint64_t size, uint32_t chunk_size,
+    uint32_t index, const uint8_t digest[PF_SHA256_LEN], uint8_t *buf,
+    struct pf_sha256 *h)
+{
+	struct proto_chunk_head ch = { index, (uint64_t)index * chunk_size,
+	    proto_chunk_length(size, chunk_size, index) };
+	uint8_t got[PF_SHA256_LEN];
+	uint64_t pos = 0;
+
+	if (proto_chunk_digest_begin(h, &ch) != PF_OK)
+		return false;
+	while (pos < ch.length) {
+		size_t want = ch.length - pos < VERIFY_BUF ?
+		    (size_t)(ch.length - pos) : VERIFY_BUF;
+		ssize_t n = pread(st->fd, buf, want, (off_t)(ch.offset + pos));
+
+		if (n <= 0 || pf_sha256_update(h, buf, (size_t)n) != PF_OK)
+			return false;
+		pos += (uint64_t)n;
+	}
+	return pf_sha256_final(h, got) == PF_OK &&
+	    memcmp(got, digest, sizeof(got)) == 0;
 }
 
 /*
- * Opens one staging area and reads its journal into r. Returns PF_OK, or
- * an error if the area is not usable (it is then removed by the caller).
+ * After a reboot: keeps only the journal records whose chunk reads back
+ * intact, and rewrites the journal if any was dropped, so a later start
+ * does not trust them again.
+ */
+static enum pf_status
+verify_records(struct staging *st, const json_t *meta, uint32_t *indices,
+    uint8_t *digests, uint32_t *count)
+{
+	json_int_t size = json_integer_value(json_object_get(meta, "size"));
+	json_int_t cs = json_integer_value(json_object_get(meta,
+	    "chunk_size"));
+	struct pf_sha256 *h = pf_sha256_new();
+	uint8_t *buf = malloc(VERIFY_BUF), rec[JOURNAL_REC];
+	uint32_t n = *count, kept = 0, chunks;
+	enum pf_status rc = PF_ENOMEM;
+
+	if (h == NULL || buf == NULL)
+		goto out;
+	rc = PF_EBADFRAME;
+	if (size < 0 || !proto_chunk_size_valid((uint64_t)cs) ||
+	    proto_chunk_count((uint64_t)size, (uint32_t)cs, &chunks) != PF_OK)
+		goto out;
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *d = digests + (size_t)i * PF_SHA256_LEN;
+
+		if (indices[i] >= chunks || !chunk_intact(st, (uint64_t)size,
+		    (uint32_t)cs, indices[i], d, buf, h))
+			continue;
+		indices[kept] = indices[i];
+		memmove(digests + (size_t)kept * PF_SHA256_LEN, d,
+		    PF_SHA256_LEN);
+		kept++;
+	}
+	rc = PF_OK;
+	if (kept == n)
+		goto out;
+	log_warn("%s: session %s: %u of %u journaled chunks did not survive "
+	    "and will be sent again", __func__, st->id, n - kept, n);
+	rc = PF_EIO;
+	if (ftruncate(st->jfd, 0) == -1)
+		goto out;
+	st->jlen = 0;
+	for (uint32_t i = 0; i < kept; i++) {
+		journal_record(indices[i], digests + (size_t)i * PF_SHA256_LEN,
+		    rec);
+		if (pwrite(st->jfd, rec, sizeof(rec), st->jlen) !=
+		    (ssize_t)sizeof(rec))
+			goto out;
+		st->jlen += JOURNAL_REC;
+	}
+	if (fdatasync(st->jfd) == -1)
+		goto out;
+	*count = kept;
+	rc = PF_OK;
+out:
+	pf_sha256_free(h);
+	free(buf);
+	return rc;
+}
+
+/*
+ * Opens one staging area and reads its journal into r. PF_EBADFRAME if
+ * the area is provably unusable (to be removed); another error if it could
+ * not be read now (to be left alone).
  */
 static enum pf_status
 recover_one(struct storage *s, const char *id, struct storage_recovered *r,
@@ -600,19 +781,24 @@ recover_one(struct storage *s, const char *id, struct storage_recovered *r,
 	uint8_t rec[JOURNAL_REC];
 	struct stat sb;
 	uint32_t n = 0, cap = 0;
+	enum pf_status rc;
+	ssize_t got;
 
 	if ((st = staging_new(id, s->sync)) == NULL)
 		return PF_ENOMEM;
 	r->staging = st;
-	if ((st->dirfd = open_dir(s->stagingfd, id)) == -1 ||
-	    (r->meta = read_meta(st->dirfd)) == NULL)
-		return PF_EBADFRAME;
+	if ((st->dirfd = open_dir(s->stagingfd, id)) == -1)
+		return errno == ENOENT || errno == ENOTDIR ? PF_EBADFRAME :
+		    PF_EIO;
+	if ((r->meta = read_meta(st->dirfd, &rc)) == NULL)
+		return rc;
 	st->fd = open_beneath(st->dirfd, DATA_NAME, O_RDWR, 0);
-	st->jfd = open_beneath(st->dirfd, JOURNAL_NAME, O_RDWR, 0);
+	if (st->fd != -1)
+		st->jfd = open_beneath(st->dirfd, JOURNAL_NAME, O_RDWR, 0);
 	if (st->fd == -1 || st->jfd == -1 || fstat(st->jfd, &sb) == -1)
-		return PF_EIO;
+		return errno == ENOENT ? PF_EBADFRAME : PF_EIO;
 	r->last_active = sb.st_mtime;
-	while (pread(st->jfd, rec, sizeof(rec), st->jlen) ==
+	while ((got = pread(st->jfd, rec, sizeof(rec), st->jlen)) ==
 	    (ssize_t)sizeof(rec) && journal_record_valid(rec)) {
 		if (n == cap) {
 			uint32_t *ni;
@@ -634,6 +820,8 @@ recover_one(struct storage *s, const char *id, struct storage_recovered *r,
 		n++;
 		st->jlen += JOURNAL_REC;
 	}
+	if (got == -1)
+		return PF_EIO;	/* a read error is not the journal's end */
 	/* A crash mid-append leaves a torn tail: cut it off. */
 	if (sb.st_size != st->jlen) {
 		log_warn("%s: session %s: journal cut back from %lld to %lld "
@@ -642,6 +830,9 @@ recover_one(struct storage *s, const char *id, struct storage_recovered *r,
 		if (ftruncate(st->jfd, st->jlen) == -1)
 			return PF_EIO;
 	}
+	if (s->verify && n > 0 &&
+	    (rc = verify_records(st, r->meta, *indices, *digests, &n)) != PF_OK)
+		return rc;
 	r->nrecords = n;
 	r->indices = *indices;
 	r->digests = *digests;
@@ -663,6 +854,8 @@ storage_recover(struct storage *s,
 		return PF_EIO;
 	}
 	rewinddir(dir);
+	if (s->verify)
+		log_info("first start since boot: checking journaled chunks");
 	while ((de = readdir(dir)) != NULL) {
 		struct storage_recovered r = { .id = de->d_name };
 		uint32_t *indices = NULL;
@@ -674,15 +867,39 @@ storage_recover(struct storage *s,
 		rc = recover_one(s, de->d_name, &r, &indices, &digests);
 		if (rc == PF_OK)
 			rc = cb(arg, &r);
-		else
-			log_warn("%s: removing unusable staging area %s",
-			    __func__, de->d_name);
-		if (rc != PF_OK)
+		if (rc == PF_EBADFRAME || rc == PF_ENOSESSION) {
+			log_warn("%s: removing staging area %s: %s", __func__,
+			    de->d_name, rc == PF_EBADFRAME ? "unusable" :
+			    "expired");
 			storage_staging_discard(s, r.staging);
+		} else {
+			if (rc != PF_OK)
+				log_error("%s: cannot recover staging area "
+				    "%s now (%s); leaving it for a later "
+				    "start", __func__, de->d_name,
+				    pf_status_message(rc));
+			storage_staging_close(r.staging);
+		}
 		json_decref(r.meta);
 		free(indices);
 		free(digests);
 	}
 	closedir(dir);
+	save_boot(s);
 	return PF_OK;
+}
+
+bool
+storage_staging_broken(struct staging *st)
+{
+	return atomic_load(&st->broken) != PF_OK;
+}
+
+void
+storage_staging_forget(struct staging *st)
+{
+	if (st == NULL || st->dirfd == -1)
+		return;
+	if (unlinkat(st->dirfd, SESSION_NAME, 0) == 0)
+		fsync(st->dirfd);
 }

@@ -78,6 +78,19 @@ enum pf_status storage_staging_write(struct staging *st, uint64_t off,
 enum pf_status storage_commit_chunk(struct staging *st, uint32_t index,
     const uint8_t digest[PF_SHA256_LEN]);
 
+/*
+ * True once a sync of st failed. The kernel may then have dropped dirty
+ * pages that no later sync will write, so nothing more of st can be
+ * trusted: the session must fail.
+ */
+bool storage_staging_broken(struct staging *st);
+
+/*
+ * Removes st's metadata at once, so a crash before the area is removed
+ * cannot bring an ended session back. Thread-safe.
+ */
+void storage_staging_forget(struct staging *st);
+
 /* Called by storage_recover for each staging area found. */
 struct storage_recovered {
 	const char	*id;
@@ -91,9 +104,13 @@ struct storage_recovered {
 
 /*
  * Reads back every staging area: session.json and the journal, whose
- * torn or damaged tail is cut off. Calls cb for each; if cb returns other
- * than PF_OK, the area is removed. Areas without valid metadata (an OPEN
- * cut short) are removed.
+ * torn or damaged tail is cut off. After a reboot (the kernel's boot id
+ * changed since the last start) every journaled chunk is read back and
+ * checked against its digest, since data that was not synced may be lost.
+ * Calls cb for each area. An area is removed only on proof that it is
+ * unusable: metadata or files missing or malformed (an OPEN cut short),
+ * or cb returning PF_EBADFRAME or PF_ENOSESSION; other errors leave it
+ * alone for a later start.
  */
 enum pf_status storage_recover(struct storage *s,
     enum pf_status (*cb)(void *arg, struct storage_recovered *r), void *arg);

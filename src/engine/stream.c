@@ -194,7 +194,8 @@ parse_open(struct stream *st, const json_t *req, struct open_req *o)
 	    resume_len != SESSION_ID_LEN))
 		return fail(st, PF_EBADFRAME, "OPEN needs name, size, "
 		    "chunk_size and head (and resume: a session id)");
-	if (policy_sanitize_name(o->client_name, o->client_name_len,
+	if (o->client_name_len > POLICY_MAX_CLIENT_NAME ||
+	    policy_sanitize_name(o->client_name, o->client_name_len,
 	    o->name) != PF_OK)
 		return fail(st, PF_EBADNAME, "file name cannot be stored");
 	if (policy_check_name(e->policy, o->name) != PF_OK)
@@ -271,6 +272,7 @@ resume_session(struct stream *st, const struct open_req *o)
 	}
 	session_take(s, st->ec->id, st->key);
 	atomic_store(&s->last_active, (int64_t)time(NULL));
+	atomic_fetch_add(&s->controls, 1);
 	st->session = s;
 	if ((rc = send_opened(st, s, true)) != PF_OK)
 		return rc;
@@ -308,7 +310,8 @@ on_open(struct stream *st, const json_t *req)
 		    "the %llu bytes kept free", (unsigned long long)o.size,
 		    (unsigned long long)e->cfg.min_free_space);
 	if ((rc = session_create(e->sessions, o.nchunks, NULL, &s)) != PF_OK)
-		return fail(st, rc, "too many sessions");
+		return fail(st, rc, rc == PF_EBUSY ? "too many sessions" :
+		    "out of memory");
 	s->storage = e->storage;
 	snprintf(s->user, sizeof(s->user), "%s", st->user);
 	snprintf(s->name, sizeof(s->name), "%s", o.name);
@@ -341,6 +344,7 @@ on_open(struct stream *st, const json_t *req)
 	log_info("%s: session %s opened by %s: \"%s\", %llu bytes, %u chunks",
 	    st->c->peer, s->id, s->user, s->name, (unsigned long long)o.size,
 	    o.nchunks);
+	atomic_fetch_add(&s->controls, 1);
 	st->session = s;
 	s = NULL;
 out:
@@ -525,6 +529,9 @@ on_chunk(struct stream *st, const struct proto_header *h)
 	/* The ACK is a promise: data, then journal, on stable storage. */
 	rc = storage_commit_chunk(s->staging, (uint32_t)ch.index, got);
 	if (rc != PF_OK) {
+		/* After a failed sync nothing staged can be trusted. */
+		if (storage_staging_broken(s->staging))
+			engine_end_session(e, s, SESSION_FAILED, rc);
 		rc = fail(st, rc, "cannot make chunk %llu durable",
 		    (unsigned long long)ch.index);
 		goto fail;
@@ -598,8 +605,11 @@ on_commit(struct stream *st, const json_t *req)
 	    s->name, "size", (json_int_t)s->size, "digest", s->receipt,
 	    "path", s->id, "/", s->name);
 	session_remove(st->e->sessions, s);
+	atomic_fetch_sub(&s->controls, 1);
 	session_unref(s);
 	st->session = NULL;
+	/* Without a session, an idle control connection times out again. */
+	pf_conn_set_timeout(st->c, st->e->cfg.idle_timeout_ms);
 	if (j == NULL)
 		return PF_ENOMEM;
 	rc = wire_send_json(st->c, PROTO_COMPLETE, j);
@@ -633,25 +643,33 @@ serve_frame(struct stream *st)
 	    st->session->chunk_size : 0;
 
 	/*
-	 * Between frames only the idle timeout applies (none on a control
-	 * connection with a session open); once a frame starts, all of it
-	 * must arrive at --min-rate or better.
+	 * Deadlines, so that no peer holds a slot by trickling bytes: before
+	 * login the whole handshake has one (set in stream_serve); after it,
+	 * a frame header must come within the idle timeout (except on a
+	 * control connection waiting out its transfer), and once a frame has
+	 * started, all of it must arrive at --min-rate or better.
 	 */
-	pf_conn_set_deadline(st->c, 0);
+	if (st->role != ROLE_NEW)
+		pf_conn_set_deadline(st->c, st->role == ROLE_CONTROL &&
+		    st->session != NULL ? 0 : st->e->cfg.idle_timeout_ms);
 	rc = wire_recv_header(st->c, &h);
 	atomic_store(&st->ec->busy, true);
-	if (rc == PF_OK)
-		pf_conn_set_deadline(st->c, st->e->cfg.idle_timeout_ms +
-		    (uint64_t)h.length * 1000 / st->e->cfg.min_rate);
 	if (rc == PF_EBADFRAME || rc == PF_EVERSION)
 		return fail(st, rc, rc == PF_EVERSION ? "protocol version %d "
 		    "is spoken here" : "damaged frame header", PROTO_VERSION);
 	if (rc != PF_OK)
 		return rc;
+	/* Refuse what a client never sends before reading a byte of it. */
+	if (!proto_from_client(h.type))
+		return fail(st, PF_EPROTO, "%s is not a client frame",
+		    proto_type_name(h.type));
 	if ((rc = proto_check_length(&h, st->role != ROLE_NEW,
 	    chunk_size)) != PF_OK)
 		return fail(st, rc, "%s frame of %u bytes refused",
 		    proto_type_name(h.type), h.length);
+	if (st->role != ROLE_NEW)
+		pf_conn_set_deadline(st->c, st->e->cfg.idle_timeout_ms +
+		    (uint64_t)h.length * 1000 / st->e->cfg.min_rate);
 	if (h.type == PROTO_CHUNK)
 		return on_chunk(st, &h);
 	if ((rc = wire_recv_json(st->c, &h, &req)) != PF_OK)
@@ -694,6 +712,8 @@ stream_release(struct stream *st)
 	/* A control connection that goes away leaves its session to resume. */
 	if (s != NULL && st->role == ROLE_DATA)
 		atomic_fetch_sub(&s->streams, 1);
+	if (s != NULL && st->role == ROLE_CONTROL)
+		atomic_fetch_sub(&s->controls, 1);
 	if (st->counted)
 		engine_user_release(st->e, st->user);
 	session_unref(s);
@@ -748,6 +768,7 @@ stream_serve(struct engine *e, struct engine_conn *ec)
 
 	enable_keepalive(c->fd);
 	pf_conn_set_timeout(c, e->cfg.idle_timeout_ms);
+	pf_conn_set_deadline(c, e->cfg.idle_timeout_ms);
 	if ((rc = send_hello(&st)) == PF_OK)
 		while ((rc = serve_frame(&st)) == PF_OK &&
 		    !atomic_load(&e->stopping))

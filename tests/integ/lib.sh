@@ -133,9 +133,11 @@ json_field() {
 	printf '%s' "$1" | sed -n "s/.*\"$2\": *\"\{0,1\}\([^\",}]*\).*/\1/p"
 }
 
-# staging_empty: true when no upload is staged.
+# staging_empty: true when no upload is staged (paraflowd's own dot files,
+# such as .boot, are not uploads).
 staging_empty() {
-	[ -z "$(ls -A "$STORAGE/.staging" 2>/dev/null)" ]
+	[ -z "$(find "$STORAGE/.staging" -mindepth 1 -maxdepth 1 \
+	    ! -name '.*' 2>/dev/null)" ]
 }
 
 # stored_count: number of finished uploads in storage.

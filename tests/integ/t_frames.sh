@@ -156,8 +156,11 @@ raw("flags 1", w.header(w.AUTH, 2, flags=1), "bad_frame")
 raw("pre-login JSON of 4097 bytes, header only", w.header(w.AUTH, 4097),
     "too_large")
 raw("length 0xFFFFFFFF", w.header(w.AUTH, 0xFFFFFFFF), "too_large")
+# A type only the server sends is refused before its length is looked at.
 raw("ERROR frame of 0xFFFFFFFF bytes from the client",
-    w.header(w.ERROR, 0xFFFFFFFF), "too_large")
+    w.header(w.ERROR, 0xFFFFFFFF), "protocol")
+raw("OPENED frame of 240 KB before login (server-only type)",
+    w.header(w.OPENED, 240000), "protocol")
 
 # Exactly at the cap is read, and then judged on its content.
 pad = 4096 - len('{"mechanism":"PLAIN","message":""}')

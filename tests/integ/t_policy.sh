@@ -136,7 +136,8 @@ check_eq "hostile names: no symlink in the storage" "" \
     "$(find "$STORAGE" -type l)"
 check_eq "hostile names: nothing deeper than <session>/<name>" "" \
     "$(find "$STORAGE" -mindepth 3)"
-bad=$(find "$STORAGE" -mindepth 2 -type f ! -name .paraflow.json |
+bad=$(find "$STORAGE" -mindepth 2 -type f ! -name .paraflow.json \
+    ! -path "$STORAGE/.staging/*" |
     awk -F/ 'length($NF) > 255 || $NF ~ /^\./ || $NF ~ /[[:cntrl:]\\]/')
 check_eq "hostile names: every stored name is safe" "" "$bad"
 
