@@ -100,20 +100,26 @@ report "sha256sum (1 core)" "$sha_s" "$sha_s"
 report "nc -> /dev/null" "$nc_null_s" 0
 report "nc -> file + fdatasync" "$nc_file_s" 0
 
-"$bin/paraflowd" --port 0 --storage "$work/storage" --port-file "$work/port" \
-    --quiet 2>"$work/server.log" &
-server=$!
-pids+=("$server")
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-port=$(cat "$work/port")
+# start_server ARGS...: a paraflowd on a fresh port; sets server, port.
+start_server() {
+	rm -f "$work/port"
+	"$bin/paraflowd" --port 0 --storage "$work/storage" \
+	    --port-file "$work/port" --quiet "$@" 2>>"$work/server.log" &
+	server=$!
+	pids+=("$server")
+	for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+	port=$(cat "$work/port")
+}
 
-for threads in 1 2 4 8; do
+# run LABEL THREADS: one upload, reported with client + server CPU time.
+run() {
+	local label=$1 threads=$2 sc0 sc1 s0 s1 out cpu
 	sc0=$(cpu_ticks "$server")
 	s0=$(now)
 	# The client's CPU time comes from bash's times for its children.
 	out=$( { TIMEFORMAT='%U %S'; time "$bin/paraflow" upload \
 	    --file "$work/src" --port "$port" --threads "$threads" --json \
-	    --name "run$threads.bin" >"$work/result"; } 2>&1 )
+	    --no-resume --name "run$threads.bin" >"$work/result"; } 2>&1 )
 	s1=$(now)
 	sc1=$(cpu_ticks "$server")
 	grep -q '"status":"ok"' "$work/result" || {
@@ -123,9 +129,20 @@ for threads in 1 2 4 8; do
 	}
 	cpu=$(echo "$out" | awk -v s="$((sc1 - sc0))" -v hz="$hz" \
 	    '{ print $1 + $2 + s / hz }')
-	report "paraflow, $threads streams" "$(echo "$s1 - $s0" | bc -l)" "$cpu"
+	report "$label" "$(echo "$s1 - $s0" | bc -l)" "$cpu"
 	rm -rf "$work/storage"/*-*-*-*-*
+}
+
+export PARAFLOW_STATE_DIR="$work/state"
+start_server
+for threads in 1 2 4 8; do
+	run "paraflow, $threads streams" "$threads"
 done
+kill "$server"
+wait "$server" 2>/dev/null || true
+# The price of durable ACKs: the same with no fdatasync at all.
+start_server --sync none
+run "paraflow, 4, --sync none" 4
 echo
 echo "cpu-s: client and server together (nc's own time is not measured);"
 echo "MB = 10^6 bytes; paraflow runs include the server's fdatasync and rename."

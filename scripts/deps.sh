@@ -4,7 +4,8 @@
 set -eu
 PACKAGES="build-essential autoconf automake pkg-config libmicrohttpd-dev
 libcurl4-openssl-dev libssl-dev libjansson-dev uuid-dev libcmocka-dev
-netcat-openbsd curl procps clang libclang-rt-14-dev python3"
+netcat-openbsd curl procps clang libclang-rt-14-dev python3 iproute2
+util-linux"
 missing=
 for p in $PACKAGES; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null |

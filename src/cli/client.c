@@ -146,6 +146,7 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 	uint64_t chunks, chunk_size;
 	json_t *j = NULL, *jname;
 	enum pf_status rc = PF_EIO;
+	int type;
 
 	memset(out, 0, sizeof(*out));
 	if (headlen > 0 && pread(rq->fd, head, headlen, 0) !=
@@ -174,11 +175,30 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 		goto out;
 	json_decref(j);
 	j = NULL;
-	if ((rc = wire_expect_json(c, PROTO_OPENED, &j, err, errcap)) != PF_OK)
+	if ((rc = wire_expect_either(c, PROTO_OPENED, PROTO_COMPLETE, &type,
+	    &j, err, errcap)) != PF_OK)
 		goto out;
 	rc = PF_EBADFRAME;
 	sid = wire_json_str(j, "session", NULL);
 	sname = wire_json_str(j, "name", NULL);
+	if (type == PROTO_COMPLETE) {
+		const char *digest = wire_json_str(j, "digest", NULL);
+
+		if (rq->resume == NULL || sid == NULL ||
+		    strcmp(sid, rq->resume) != 0 || sname == NULL ||
+		    strlen(sname) > POLICY_MAX_NAME || digest == NULL ||
+		    strlen(digest) != PF_SHA256_HEX - 1) {
+			snprintf(err, errcap, "COMPLETE does not match the "
+			    "OPEN");
+			goto out;
+		}
+		snprintf(out->session, sizeof(out->session), "%s", sid);
+		snprintf(out->name, sizeof(out->name), "%s", sname);
+		snprintf(out->digest, sizeof(out->digest), "%s", digest);
+		out->complete = out->resumed = true;
+		rc = PF_OK;
+		goto out;
+	}
 	if (sid == NULL || strlen(sid) != SESSION_ID_LEN || sname == NULL ||
 	    strlen(sname) > POLICY_MAX_NAME ||
 	    wire_json_u64(j, "chunks", &chunks) == -1 ||

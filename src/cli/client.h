@@ -35,6 +35,8 @@ struct client_opened {
 	char		 name[POLICY_MAX_NAME + 1];	/* as stored */
 	bool		 resumed;
 	uint8_t		*have;		/* ceil(chunks / 8) bytes, owned */
+	bool		 complete;	/* the resumed session had finished */
+	char		 digest[PF_SHA256_HEX];	/* its receipt, if so */
 };
 
 /*
@@ -58,7 +60,9 @@ enum pf_status client_login(struct pf_conn *c, const char *user,
  * out; free out->have with client_opened_clear. A "have" bitmap that is
  * missing reads as all zero; one of the wrong length, or with bits set
  * past the last chunk, is PF_EPROTO. PF_EBADNAME if the name is not
- * UTF-8, PF_EIO if the head cannot be read.
+ * UTF-8, PF_EIO if the head cannot be read. A resumed session that had
+ * finished already answers COMPLETE instead: out->complete is set and
+ * out->digest holds the receipt the server stored.
  */
 enum pf_status client_open(struct pf_conn *c, const struct client_open_req *rq,
     struct client_opened *out, char *err, size_t errcap);

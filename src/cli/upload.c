@@ -101,6 +101,7 @@ struct upload {
 	bool			 resume;	/* session: one to resume */
 	bool			 started;	/* an OPENED came in this run */
 	bool			 committed;	/* COMMIT sent, answer lost */
+	bool			 finished;	/* the server had completed it */
 	uint64_t		 give_up_ms;
 	uint32_t		 rng;
 	struct worker		*workers;	/* o->threads slots */
@@ -806,6 +807,48 @@ session_apply(struct upload *u, struct pf_conn *c, struct client_opened *op,
 }
 
 /*
+ * The session being resumed had finished: its COMPLETE was lost with a
+ * connection (or a killed client). The file counts as uploaded only if
+ * the server's receipt is that of the local file.
+ */
+static enum pf_status
+session_was_complete(struct upload *u, struct pf_conn *c,
+    const struct client_opened *op)
+{
+	size_t len = ((size_t)u->r->chunks + 7) / 8 + 1;
+	char mine[PF_SHA256_HEX];
+	uint8_t *all;
+	enum pf_status rc;
+
+	pf_conn_free(c);
+	rc = chunkio_receipt(u->fd, u->size, u->o->chunk_size, mine);
+	if (rc != PF_OK) {
+		set_error(u, rc, "%s: cannot compute the receipt", u->o->file);
+		return rc;
+	}
+	if (strcmp(mine, op->digest) != 0) {
+		set_error(u, PF_EINTEGRITY, "session %s finished with receipt "
+		    "%s, but the file's is %s", op->session, op->digest, mine);
+		return PF_EINTEGRITY;
+	}
+	log_info("session %s had finished already", op->session);
+	memcpy(u->session, op->session, sizeof(u->session));
+	snprintf(u->r->name, sizeof(u->r->name), "%s", op->name);
+	memcpy(u->r->digest, mine, sizeof(mine));
+	/* Every chunk counts as held, as for any resumed session. */
+	if ((all = malloc(len)) == NULL) {
+		set_error(u, PF_ENOMEM, "out of memory");
+		return PF_ENOMEM;
+	}
+	memset(all, 0xff, len);
+	queue_load_have(u->q, all, !u->started);
+	free(all);
+	u->started = true;
+	u->finished = true;
+	return PF_OK;
+}
+
+/*
  * Logs in and opens the session, resuming the current one once the upload
  * is under way. Before that, only busy is retried: a wrong address should
  * fail at once. Afterwards network errors and busy are retried too, with
@@ -866,10 +909,13 @@ session_setup(struct upload *u)
 			net_error(u, rc, what, err);
 		return rc;
 	}
-	session_apply(u, c, &op, key);
+	if (op.complete)
+		rc = session_was_complete(u, c, &op);
+	else
+		session_apply(u, c, &op, key);
 	pf_wipe(key, sizeof(key));
 	client_opened_clear(&op);
-	return PF_OK;
+	return rc;
 }
 
 /* Commits; the digests of chunks the server held are computed first. */
@@ -910,6 +956,8 @@ supervise(struct upload *u)
 	enum pf_status rc;
 
 	for (;;) {
+		if (u->finished)
+			return PF_OK;
 		if (queue_left(u->q) > 0) {
 			spawn_workers(u);
 			seen = atomic_load(&u->last_ack_ms);

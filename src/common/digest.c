@@ -199,6 +199,12 @@ pf_base64_decode(const char *b64, uint8_t *out, size_t cap)
 }
 
 void
+pf_thread_cleanup(void)
+{
+	OPENSSL_thread_stop();
+}
+
+void
 pf_wipe(void *p, size_t n)
 {
 	OPENSSL_cleanse(p, n);

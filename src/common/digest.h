@@ -55,6 +55,9 @@ int pf_hex_decode(const char *hex, uint8_t *out, size_t n);
 char *pf_base64_encode(const uint8_t *p, size_t n);
 long pf_base64_decode(const char *b64, uint8_t *out, size_t cap);
 
+/* Frees the calling thread's crypto state; call last in a thread. */
+void pf_thread_cleanup(void);
+
 /* Wipes a secret; use before free. */
 void pf_wipe(void *p, size_t n);
 

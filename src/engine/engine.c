@@ -210,6 +210,12 @@ conn_main(void *arg)
 	struct engine_conn **pp;
 
 	stream_serve(e, ec);
+	/*
+	 * Free this thread's crypto state now: the thread is detached, and
+	 * once it is off the list below, engine_stop may let the process
+	 * exit before the thread itself is gone.
+	 */
+	pf_thread_cleanup();
 
 	/* Unlink and close under the lock: engine_stop may shut it down. */
 	pthread_mutex_lock(&e->lock);

@@ -652,9 +652,12 @@ storage_commit_chunk(struct staging *st, uint32_t index,
 	return rc;
 }
 
-/* Reads session.json of a staging area; NULL if missing or malformed. */
+/*
+ * Reads a metadata file beneath dirfd; NULL if missing (*rc PF_EBADFRAME),
+ * unreadable (PF_EIO) or malformed (PF_EBADFRAME).
+ */
 static json_t *
-read_meta(int dirfd, enum pf_status *rc)
+read_json(int dirfd, const char *name, enum pf_status *rc)
 {
 	json_error_t err;
 	char *buf;
@@ -662,7 +665,7 @@ read_meta(int dirfd, enum pf_status *rc)
 	json_t *j = NULL;
 	int fd;
 
-	if ((fd = open_beneath(dirfd, SESSION_NAME, O_RDONLY, 0)) == -1) {
+	if ((fd = open_beneath(dirfd, name, O_RDONLY, 0)) == -1) {
 		*rc = errno == ENOENT ? PF_EBADFRAME : PF_EIO;
 		return NULL;
 	}
@@ -790,7 +793,7 @@ recover_one(struct storage *s, const char *id, struct storage_recovered *r,
 	if ((st->dirfd = open_dir(s->stagingfd, id)) == -1)
 		return errno == ENOENT || errno == ENOTDIR ? PF_EBADFRAME :
 		    PF_EIO;
-	if ((r->meta = read_meta(st->dirfd, &rc)) == NULL)
+	if ((r->meta = read_json(st->dirfd, SESSION_NAME, &rc)) == NULL)
 		return rc;
 	st->fd = open_beneath(st->dirfd, DATA_NAME, O_RDWR, 0);
 	if (st->fd != -1)
@@ -902,4 +905,18 @@ storage_staging_forget(struct staging *st)
 		return;
 	if (unlinkat(st->dirfd, SESSION_NAME, 0) == 0)
 		fsync(st->dirfd);
+}
+
+json_t *
+storage_final_meta(struct storage *s, const char *id)
+{
+	enum pf_status rc;
+	json_t *meta;
+	int dirfd;
+
+	if ((dirfd = open_dir(s->rootfd, id)) == -1)
+		return NULL;
+	meta = read_json(dirfd, STORAGE_META_NAME, &rc);
+	close(dirfd);
+	return meta;
 }

@@ -125,6 +125,12 @@ enum pf_status storage_recover(struct storage *s,
 enum pf_status storage_finalize(struct storage *s, struct staging *st,
     const char *name, const json_t *meta);
 
+/*
+ * The metadata of finished session id (a new reference), or NULL if there
+ * is none. id MUST be a validated session id.
+ */
+json_t *storage_final_meta(struct storage *s, const char *id);
+
 /* Removes the staging area and frees st. NULL is a no-op. */
 void storage_staging_discard(struct storage *s, struct staging *st);
 

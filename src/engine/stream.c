@@ -145,9 +145,11 @@ on_proof(struct stream *st, const json_t *req)
 		    "authentication failed");
 	}
 	snprintf(st->user, sizeof(st->user), "%s", auth_server_user(st->auth));
-	if (!engine_user_acquire(st->e, st->user))
+	if (!engine_user_acquire(st->e, st->user)) {
+		free(reply);
 		return fail(st, PF_EBUSY, "too many connections for user %s",
 		    st->user);
+	}
 	st->counted = true;
 	rc = auth_server_session_key(st->auth, st->key);
 	if (rc == PF_OK)
@@ -253,6 +255,52 @@ out:
 	return rc;
 }
 
+/*
+ * OPEN with "resume" for a session no longer in the table: if it finished
+ * (the COMPLETE was lost with a connection), say so again, so the client
+ * does not upload the file a second time.
+ */
+static enum pf_status
+resume_finished(struct stream *st, const struct open_req *o)
+{
+	const char *user, *name, *digest;
+	json_int_t size, chunk_size;
+	char id[SESSION_ID_LEN + 1];
+	enum pf_status rc = PF_ENOSESSION;
+	json_t *meta, *j = NULL;
+
+	/* A path component from a client: only a well-formed id. */
+	meta = json_pack("{s:s}", "session", o->resume);
+	if (meta == NULL || session_id_from_json(meta, id) != PF_OK) {
+		json_decref(meta);
+		return fail(st, PF_ENOSESSION, "no session %s", o->resume);
+	}
+	json_decref(meta);
+	meta = storage_final_meta(st->e->storage, id);
+	if (meta == NULL || json_unpack(meta, "{s:s,s:s,s:I,s:I,s:s}", "user",
+	    &user, "name", &name, "size", &size, "chunk_size", &chunk_size,
+	    "digest", &digest) == -1 || strcmp(user, st->user) != 0 ||
+	    strcmp(name, o->name) != 0 || (uint64_t)size != o->size ||
+	    (uint64_t)chunk_size != o->chunk_size) {
+		rc = fail(st, PF_ENOSESSION, "no session %s to resume for "
+		    "this file", o->resume);
+		goto out;
+	}
+	j = json_pack("{s:s,s:s,s:I,s:s,s:s++}", "session", id, "name", name,
+	    "size", size, "digest", digest, "path", id, "/", name);
+	if (j == NULL) {
+		rc = PF_ENOMEM;
+		goto out;
+	}
+	log_info("%s: session %s was complete already; telling %s again",
+	    st->c->peer, id, st->user);
+	rc = wire_send_json(st->c, PROTO_COMPLETE, j);
+out:
+	json_decref(j);
+	json_decref(meta);
+	return rc;
+}
+
 /* OPEN with "resume": take over a session this user opened before. */
 static enum pf_status
 resume_session(struct stream *st, const struct open_req *o)
@@ -260,8 +308,9 @@ resume_session(struct stream *st, const struct open_req *o)
 	struct session *s = NULL;
 	enum pf_status rc;
 
-	if (session_lookup(st->e->sessions, o->resume, &s) != PF_OK ||
-	    atomic_load(&s->state) != SESSION_RECEIVING ||
+	if (session_lookup(st->e->sessions, o->resume, &s) != PF_OK)
+		return resume_finished(st, o);
+	if (atomic_load(&s->state) != SESSION_RECEIVING ||
 	    strcmp(s->user, st->user) != 0 || strcmp(s->name, o->name) != 0 ||
 	    s->size != o->size || s->chunk_size != o->chunk_size ||
 	    s->headlen != o->headlen ||

@@ -140,6 +140,13 @@ enum pf_status
 wire_expect_json(struct pf_conn *c, int want, json_t **out, char *err,
     size_t errcap)
 {
+	return wire_expect_either(c, want, want, NULL, out, err, errcap);
+}
+
+enum pf_status
+wire_expect_either(struct pf_conn *c, int want, int or, int *got,
+    json_t **out, char *err, size_t errcap)
+{
 	struct proto_header h;
 	json_t *j = NULL;
 	enum pf_status rc;
@@ -148,7 +155,9 @@ wire_expect_json(struct pf_conn *c, int want, json_t **out, char *err,
 		return rc;
 	if (h.type == PROTO_ERROR)
 		return error_from_frame(c, &h, err, errcap);
-	if (h.type != want) {
+	if (got != NULL)
+		*got = h.type;
+	if (h.type != want && h.type != or) {
 		if (err != NULL && errcap > 0)
 			snprintf(err, errcap, "expected %s, got %s",
 			    proto_type_name(want), proto_type_name(h.type));

@@ -44,6 +44,10 @@ enum pf_status wire_recv_json(struct pf_conn *c, const struct proto_header *h,
 enum pf_status wire_expect_json(struct pf_conn *c, int want, json_t **out,
     char *err, size_t errcap);
 
+/* Like wire_expect_json, taking a frame of type want or or; *got says which. */
+enum pf_status wire_expect_either(struct pf_conn *c, int want, int or,
+    int *got, json_t **out, char *err, size_t errcap);
+
 /*
  * Client side: like wire_expect_json for ACK or NACK; *type gets which,
  * *index the chunk index.

@@ -1,0 +1,280 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# A server whose disk fills up. The storage is a small tmpfs mounted in a
+# mount namespace of the test's own (the test re-runs itself under
+# `unshare -m -n`, so the mount and a throttled loopback vanish with it):
+#  - a file larger than the free space is refused at OPEN (storage_full,
+#    exit 8), nothing is stored, the server goes on;
+#  - --min-free-space refuses what would leave less than that free;
+#  - space that runs out after OPEN: the data file is preallocated, but the
+#    journal is not, so the first journal record fails with storage_full;
+#    once space is freed the same session resumes and completes;
+#  - an upload whose client was killed half-way, re-run while the disk is
+#    full (it may not complete, and must not store a wrong file), then
+#    re-run after space was freed: it resumes the same session and ends
+#    identical.
+if [ -z "${PF_NS:-}" ] && command -v unshare >/dev/null 2>&1 &&
+    unshare -m -n true 2>/dev/null; then
+	PF_NS=1 exec unshare -m -n bash "$0" "$@"
+fi
+. "$(dirname "$0")/lib.sh"
+
+here=$(cd "$(dirname "$0")" && pwd)
+
+[ -n "${PF_NS:-}" ] || skip_all "cannot make a mount namespace (unshare -m)"
+command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
+ip link set lo up 2>/dev/null || skip_all "cannot bring up loopback"
+mkdir -p "$STORAGE"
+mount -t tmpfs -o size=40m tmpfs "$STORAGE" 2>/dev/null ||
+    skip_all "cannot mount a tmpfs"
+# The upload that is killed half-way must last long enough: 64 Mbit/s.
+throttled=no
+command -v tc >/dev/null 2>&1 &&
+    tc qdisc add dev lo root tbf rate 64mbit burst 256kb latency 200ms \
+    2>/dev/null && throttled=yes
+echo "# storage: a 40 MiB tmpfs; throttled loopback: $throttled"
+
+# The server must be gone before its storage can be unmounted, and the
+# mount before the scratch directory can be removed.
+# shellcheck disable=SC2317 # called by the EXIT trap
+unmount_all() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in "${PIDS[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	umount "$STORAGE" 2>/dev/null
+	cleanup
+}
+trap unmount_all EXIT
+
+MIB=$((1024 * 1024))
+
+export PARAFLOW_STATE_DIR=$T/state
+mkdir -p "$PARAFLOW_STATE_DIR"
+
+faults=0 completed=0 corrupted=0 lost=0
+
+# shellcheck disable=SC2317 # called through check
+verify_stored() {
+	local src=$1 f
+	f=$(stored_file "$2" "$3")
+	completed=$((completed + 1))
+	if [ ! -f "$f" ]; then
+		lost=$((lost + $(stat -c %s "$src")))
+		return 1
+	fi
+	if ! cmp -s "$src" "$f"; then
+		corrupted=$((corrupted + 1))
+		lost=$((lost + $(cmp -l "$src" "$f" 2>/dev/null | wc -l)))
+		return 1
+	fi
+	return 0
+}
+
+# fill: fills the tmpfs to the last byte; free: empties it again.
+fill() {
+	dd if=/dev/zero of="$STORAGE/filler" bs=64k 2>/dev/null
+	faults=$((faults + 1))
+}
+free_space() {
+	rm -f "$STORAGE/filler"
+}
+
+# forget_stored SID: removes a checked upload, to make room.
+forget_stored() {
+	rm -rf "${STORAGE:?}/$1"
+}
+
+# --- Larger than the free space: refused up front.
+start_server -v
+mkfile "$T/big" $((64 * MIB))
+rc=0
+out=$(upload --file "$T/big" --json) || rc=$?
+faults=$((faults + 1))
+check_eq "64 MiB on 40 MiB: exit 8" 8 "$rc"
+check_eq "64 MiB on 40 MiB: storage_full" storage_full \
+    "$(json_field "$out" code)"
+check_eq "64 MiB on 40 MiB: nothing stored" 0 "$(stored_count)"
+check "64 MiB on 40 MiB: staging empty" staging_empty
+check "64 MiB on 40 MiB: server alive" kill -0 "$SERVER_PID"
+stop_server
+
+# --- --min-free-space 30M: 16 MiB would leave under 30 MiB, 4 MiB not.
+start_server -v --min-free-space 30M
+mkfile "$T/f16" $((16 * MIB))
+rc=0
+out=$(upload --file "$T/f16" --json) || rc=$?
+faults=$((faults + 1))
+check_eq "min-free-space: 16 MiB refused, exit 8" 8 "$rc"
+check_eq "min-free-space: storage_full" storage_full \
+    "$(json_field "$out" code)"
+check "min-free-space: staging empty" staging_empty
+mkfile "$T/f4" $((4 * MIB))
+rc=0
+out=$(upload --file "$T/f4" --json) || rc=$?
+check_eq "min-free-space: 4 MiB accepted" 0 "$rc"
+sid=$(json_field "$out" session)
+check "min-free-space: 4 MiB stored identical" verify_stored "$T/f4" \
+    "$sid" f4
+forget_stored "$sid"
+stop_server
+
+# --- Space runs out after OPEN, with a raw client: the staging data file
+# was preallocated, the journal was not, so the first chunk cannot be made
+# durable. After space is freed the session resumes and completes.
+start_server -v
+PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" python3 - "$PORT" \
+    "$STORAGE" "$T/mid" >"$T/mid.out" 2>"$T/mid.err" <<'EOF'
+import base64
+import os
+import sys
+
+import pfwire as w
+
+port, storage, base = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+CS = 1 << 20
+data = b"pf-data " + os.urandom(8 * CS - 8)
+with open(base + ".data", "wb") as f:
+    f.write(data)
+
+
+def report(good, desc, detail=""):
+    print("%s\t%s\t%s" % ("ok" if good else "fail", desc, detail),
+          flush=True)
+
+
+def login():
+    c = w.connect(port, timeout=30)
+    w.hello(c)
+    return c, w.scram_login(c, "paraflow", "secret123")
+
+
+def part(i):
+    return data[i * CS:(i + 1) * CS]
+
+
+c, key = login()
+o = w.open_session(c, "mid.bin", data, chunk_size=CS)
+sid = o["session"]
+print("sid\t%s" % sid, flush=True)
+# Fill the file system to the last byte.
+filler = os.path.join(storage, "filler")
+fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+try:
+    while os.write(fd, b"\0" * 65536) > 0:
+        pass
+except OSError:
+    pass
+os.close(fd)
+d = w.connect(port, timeout=30)
+w.join(d, key, sid)
+w.send_chunk(d, 0, 0, part(0))
+got = w.error_name(d)
+report(got == "storage_full", "disk full after OPEN: chunk 0 refused "
+       "with storage_full", "got " + got)
+d.close()
+c.close()
+os.unlink(filler)
+# Space again: the same session resumes and completes.
+c, key = login()
+w.send_json(c, w.OPEN, {"name": "mid.bin", "size": len(data),
+                        "chunk_size": CS, "resume": sid,
+                        "head": base64.b64encode(data[:512])
+                        .decode("ascii")})
+try:
+    o = w.expect(c, w.OPENED)
+    report(o.get("resumed") is True, "disk freed: the session resumes")
+    d = w.connect(port, timeout=30)
+    w.join(d, key, sid)
+    digests = []
+    for i in range(o["chunks"]):
+        digests.append(w.chunk_digest(i, i * CS, part(i)))
+        w.send_chunk(d, i, i * CS, part(i))
+        w.expect(d, w.ACK)
+    w.send_json(c, w.COMMIT, {"digest": w.receipt(len(data), CS, digests)})
+    done = w.expect(c, w.COMPLETE)
+    report(done["session"] == sid, "disk freed: the session completes")
+except w.WireError as e:
+    report(False, "disk freed: the session resumes and completes", str(e))
+EOF
+check_eq "mid-transfer script ran" 0 $?
+while IFS=$'\t' read -r res desc detail; do
+	case $res in
+	ok) ok "$desc" ;;
+	fail) not_ok "$desc"; echo "#   $detail" ;;
+	sid) sid=$desc ;;
+	esac
+done <"$T/mid.out"
+sed 's/^/# /' "$T/mid.err"
+faults=$((faults + 1))
+check "disk full after OPEN: stored file identical" \
+    verify_stored "$T/mid.data" "${sid:-none}" mid.bin
+forget_stored "${sid:-none}"
+check "disk full after OPEN: staging empty" staging_empty
+rm -f "$STORAGE/filler"
+
+# --- A real client killed half-way, the disk filled, the upload re-run
+# (it may fail, never with a wrong file), space freed, re-run: the same
+# session completes identical.
+mkfile "$T/half" $((24 * MIB))
+"$PARAFLOW" upload --port "$PORT" --quiet --json --file "$T/half" \
+    --name half.bin --threads 2 >"$T/half.out" 2>"$T/half.err" &
+cpid=$!
+# Kill it once the server holds at least two chunks (journal records).
+for ((i = 0; i < 600; i++)); do
+	j=$(find "$STORAGE/.staging" -name journal -size +95c 2>/dev/null |
+	    head -n 1)
+	[ -n "$j" ] && break
+	kill -0 "$cpid" 2>/dev/null || break
+	sleep 0.01
+done
+kill -KILL "$cpid" 2>/dev/null
+rc=0
+wait "$cpid" 2>/dev/null || rc=$?
+faults=$((faults + 1))
+if [ "$rc" != 137 ]; then
+	echo "# the client was not killed half-way (exit $rc): too fast"
+fi
+sid1=$(find "$STORAGE/.staging" -mindepth 1 -maxdepth 1 -printf '%f\n' |
+    head -n 1)
+held=$(($(stat -c %s "$STORAGE/.staging/$sid1/journal" 2>/dev/null ||
+    echo 0) / 48))
+echo "# killed with $held chunks held by session ${sid1:-none}"
+fill
+rc=0
+out=$(timeout 120 "$PARAFLOW" upload --port "$PORT" --quiet --json \
+    --file "$T/half" --name half.bin --threads 2 --give-up 10 \
+    2>"$T/full.err") || rc=$?
+echo "# re-run on a full disk: exit $rc: $out"
+if [ "$rc" = 0 ]; then
+	# Everything it needed was preallocated; then it must be right.
+	check "re-run on a full disk: completed identical" \
+	    verify_stored "$T/half" "$(json_field "$out" session)" half.bin
+else
+	check_eq "re-run on a full disk: storage_full" storage_full \
+	    "$(json_field "$out" code)"
+	check_eq "re-run on a full disk: nothing stored" 0 "$(stored_count)"
+	check "re-run on a full disk: server alive" kill -0 "$SERVER_PID"
+	free_space
+	rc=0
+	out=$(timeout 120 "$PARAFLOW" upload --port "$PORT" --quiet --json \
+	    --file "$T/half" --name half.bin --threads 2 \
+	    2>"$T/freed.err") || rc=$?
+	echo "# re-run after freeing space: $out"
+	check_eq "space freed: exit 0" 0 "$rc"
+	check "space freed: stored file identical" \
+	    verify_stored "$T/half" "$(json_field "$out" session)" half.bin
+fi
+check_eq "one session across the runs" "${sid1:-none}" \
+    "$(json_field "$out" session)"
+free_space
+check "staging empty at the end" staging_empty
+check_eq "files corrupted" 0 "$corrupted"
+check_eq "bytes lost" 0 "$lost"
+echo "# faults injected: $faults, uploads completed: $completed," \
+    "files corrupted: $corrupted, bytes lost: $lost"
+stop_server
+done_testing
