@@ -2,8 +2,12 @@
 # Shared helpers for the integration tests: a scratch directory, a real
 # paraflowd on 127.0.0.1 with an ephemeral port, TAP output, and cleanup
 # of every process started. Source it; don't run it.
+# shellcheck shell=bash
 
 set -u
+
+# The directory of the test scripts (and of pfwire.py).
+here=$(cd "$(dirname "$0")" && pwd)
 
 top_builddir=${top_builddir:-$(pwd)}
 PARAFLOWD=${PARAFLOWD:-$top_builddir/paraflowd}
@@ -93,7 +97,7 @@ start_server() {
 	PIDS+=("$SERVER_PID")
 	if ! wait_file "$T/port" 10; then
 		echo "# paraflowd did not start"
-		cat "$T/server.log" | sed 's/^/# /'
+		sed 's/^/# /' "$T/server.log"
 		exit 1
 	fi
 	PORT=$(cat "$T/port")
@@ -144,4 +148,111 @@ staging_empty() {
 stored_count() {
 	find "$STORAGE" -mindepth 1 -maxdepth 1 -type d ! -name .staging |
 	    wc -l
+}
+
+# --- Shared by the protocol and fault-injection tests -----------------
+
+# pywire: runs python3 on a script from stdin with pfwire importable; no
+# __pycache__ is left in the source tree.
+pywire() {
+	PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" python3 - "$@"
+}
+
+# start_proxy ARGS...: a pfproxy in front of the server; sets PPORT.
+start_proxy() {
+	rm -f "$T/pport" "$T/proxy.log"
+	"$PFPROXY" --listen-port 0 --target-port "$PORT" \
+	    --port-file "$T/pport" --log "$T/proxy.log" "$@" \
+	    2>>"$T/proxy.err" &
+	PROXY_PID=$!
+	PIDS+=("$PROXY_PID")
+	if ! wait_file "$T/pport" 10; then
+		echo "# pfproxy did not start"
+		sed 's/^/# /' "$T/proxy.err"
+		exit 1
+	fi
+	PPORT=$(cat "$T/pport")
+}
+
+stop_proxy() {
+	kill -TERM "$PROXY_PID" 2>/dev/null
+	wait "$PROXY_PID" 2>/dev/null
+}
+
+# pupload ARGS...: an upload through the proxy; OUT and RC.
+pupload() {
+	RC=0
+	OUT=$(timeout 150 "$PARAFLOW" upload --port "$PPORT" --quiet \
+	    --timeout 20 --give-up 30 --json "$@" 2>"$T/client.err") || RC=$?
+	[ "$RC" = 0 ] || echo "# client: exit $RC: $OUT"
+}
+
+# log_mark / log_since: the server log lines written since the mark.
+log_mark() {
+	MARK=$(wc -l <"$T/server.log")
+}
+
+log_since() {
+	tail -n +"$((MARK + 1))" "$T/server.log"
+}
+
+verify_stored() {
+	local src=$1 f
+	f=$(stored_file "$2" "$3")
+	completed=$((completed + 1))
+	if [ ! -f "$f" ]; then
+		lost=$((lost + $(stat -c %s "$src")))
+		return 1
+	fi
+	if ! cmp -s "$src" "$f"; then
+		corrupted=$((corrupted + 1))
+		lost=$((lost + $(cmp -l "$src" "$f" 2>/dev/null | wc -l)))
+		return 1
+	fi
+	return 0
+}
+
+# tap_from FILE: the Python part's "ok|fail<TAB>desc<TAB>detail" lines as
+# TAP results; other lines become comments.
+tap_from() {
+	local res desc detail
+	while IFS=$'\t' read -r res desc detail; do
+		case $res in
+		ok) ok "$desc" ;;
+		fail)
+			not_ok "$desc"
+			echo "#   $detail"
+			;;
+		*) echo "# $res $desc $detail" ;;
+		esac
+	done <"$1"
+}
+
+between() {
+	[ "$1" -le "$2" ] && [ "$2" -le "$3" ]
+}
+
+# rand_sleep: sleeps 0.05 to 0.6 s.
+rand_sleep() {
+	sleep "$(printf '0.%03d' $((50 + RANDOM % 551)))"
+}
+
+# meta_field SID KEY: a number from the stored file's .paraflow.json.
+meta_field() {
+	python3 -c 'import json,sys
+try:
+    print(json.load(open(sys.argv[1]))[sys.argv[2]])
+except (OSError, ValueError, KeyError):
+    pass' "$STORAGE/$1/.paraflow.json" "$2"
+}
+
+# Counters of the fault-injection tests, reported by report_totals.
+faults=0 completed=0 corrupted=0 lost=0
+
+# report_totals: the closing figures of a fault-injection test.
+report_totals() {
+	echo "# faults injected: $faults, uploads completed: $completed," \
+	    "files corrupted: $corrupted, bytes lost: $lost"
+	check_eq "files corrupted" 0 "$corrupted"
+	check_eq "bytes lost" 0 "$lost"
 }

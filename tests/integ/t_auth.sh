@@ -6,13 +6,6 @@
 # prove they belong to a login (a session id alone is not a capability).
 . "$(dirname "$0")/lib.sh"
 
-here=$(cd "$(dirname "$0")" && pwd)
-
-# pywire: runs python3 on a script from stdin with pfwire importable; no
-# __pycache__ is left in the source tree.
-pywire() {
-	PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" python3 - "$@"
-}
 
 # count PATTERN FILE: lines of FILE matching the extended regex PATTERN.
 count() {

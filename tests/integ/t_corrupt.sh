@@ -31,45 +31,8 @@ C1_DATA=$((C1 + 36))		# chunk data
 # The debug log names each refusal ("bad_frame: chunk head out of range").
 start_server -v
 
-# start_proxy ARGS...: a pfproxy in front of the server; sets PPORT.
-start_proxy() {
-	rm -f "$T/pport" "$T/proxy.log"
-	"$PFPROXY" --listen-port 0 --target-port "$PORT" \
-	    --port-file "$T/pport" --log "$T/proxy.log" "$@" \
-	    2>>"$T/proxy.err" &
-	PROXY_PID=$!
-	PIDS+=("$PROXY_PID")
-	if ! wait_file "$T/pport" 10; then
-		echo "# pfproxy did not start"
-		sed 's/^/# /' "$T/proxy.err"
-		exit 1
-	fi
-	PPORT=$(cat "$T/pport")
-}
-
-stop_proxy() {
-	kill -TERM "$PROXY_PID" 2>/dev/null
-	wait "$PROXY_PID" 2>/dev/null
-}
-
-# pupload ARGS...: an upload through the proxy; sets OUT and RC.
-pupload() {
-	RC=0
-	OUT=$("$PARAFLOW" upload --port "$PPORT" --quiet --timeout 20 --json \
-	    "$@" 2>"$T/client.err") || RC=$?
-	[ "$RC" = 0 ] || echo "# client: exit $RC: $OUT"
-}
-
 corrupt_lines() {
 	grep -c '^corrupt ' "$T/proxy.log" 2>/dev/null
-}
-
-# log_mark / log_since: the server log lines written since the mark.
-log_mark() {
-	MARK=$(wc -l <"$T/server.log")
-}
-log_since() {
-	tail -n +"$((MARK + 1))" "$T/server.log"
 }
 
 # staging_empty_soon: the server drops a failed session when its control

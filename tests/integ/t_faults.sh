@@ -9,7 +9,6 @@
 # serving.
 . "$(dirname "$0")/lib.sh"
 
-here=$(cd "$(dirname "$0")" && pwd)
 
 command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
 
@@ -17,33 +16,6 @@ MIB=$((1024 * 1024))
 
 export PARAFLOW_STATE_DIR=$T/state
 mkdir -p "$PARAFLOW_STATE_DIR"
-
-faults=0 completed=0 corrupted=0 lost=0
-
-pywire() {
-	PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" python3 - "$@"
-}
-
-# tap_from FILE: the Python part's "ok|fail<TAB>desc<TAB>detail" lines as
-# TAP results; other lines become comments.
-tap_from() {
-	local res desc detail
-	while IFS=$'\t' read -r res desc detail; do
-		case $res in
-		ok) ok "$desc" ;;
-		fail)
-			not_ok "$desc"
-			echo "#   $detail"
-			;;
-		*) echo "# $res $desc $detail" ;;
-		esac
-	done <"$1"
-}
-
-# shellcheck disable=SC2317 # called through check
-between() {
-	[ "$1" -le "$2" ] && [ "$2" -le "$3" ]
-}
 
 # new_server [ARGS...]: a fresh paraflowd on a storage of its own, so no
 # session of an earlier case is recovered into it.
@@ -53,55 +25,8 @@ new_server() {
 }
 nservers=0
 
-
-start_proxy() {
-	rm -f "$T/pport" "$T/proxy.log"
-	"$PFPROXY" --listen-port 0 --target-port "$PORT" \
-	    --port-file "$T/pport" --log "$T/proxy.log" "$@" \
-	    2>>"$T/proxy.err" &
-	PROXY_PID=$!
-	PIDS+=("$PROXY_PID")
-	if ! wait_file "$T/pport" 10; then
-		echo "# pfproxy did not start"
-		exit 1
-	fi
-	PPORT=$(cat "$T/pport")
-}
-
-stop_proxy() {
-	kill -TERM "$PROXY_PID" 2>/dev/null
-	wait "$PROXY_PID" 2>/dev/null
-}
-
-# pupload ARGS...: an upload through the proxy; OUT and RC.
-pupload() {
-	RC=0
-	OUT=$(timeout 150 "$PARAFLOW" upload --port "$PPORT" --quiet \
-	    --timeout 20 --give-up 30 --json "$@" 2>"$T/client.err") || RC=$?
-	[ "$RC" = 0 ] || echo "# client: exit $RC: $OUT"
-}
-
 # SOURCES: "name sha256" of every file uploaded, to check storage against.
 : >"$T/sources"
-
-# shellcheck disable=SC2317 # called through check
-# verify_stored SRC SID NAME: counts the upload as completed, corrupted or
-# lost; true if identical.
-verify_stored() {
-	local src=$1 f
-	f=$(stored_file "$2" "$3")
-	completed=$((completed + 1))
-	if [ ! -f "$f" ]; then
-		lost=$((lost + $(stat -c %s "$src")))
-		return 1
-	fi
-	if ! cmp -s "$src" "$f"; then
-		corrupted=$((corrupted + 1))
-		lost=$((lost + $(cmp -l "$src" "$f" 2>/dev/null | wc -l)))
-		return 1
-	fi
-	return 0
-}
 
 # check_all_stored: every file in every storage is one of the sources.
 check_all_stored() {
@@ -241,11 +166,9 @@ port = int(sys.argv[1])
 CS = 65536
 data = b"pf-data " + bytes(range(256)) * 512
 
-
 def report(good, desc, detail=""):
     print("%s\t%s\t%s" % ("ok" if good else "fail", desc, detail),
           flush=True)
-
 
 def closed_now(s):
     """True if the server has closed s (EOF, reset or an ERROR frame)."""
@@ -256,7 +179,6 @@ def closed_now(s):
         return True if s.recv(65536) == b"" else True
     except OSError:
         return True
-
 
 def wait_closed(s, limit):
     """Seconds until the server closes s, or None after limit."""
@@ -270,7 +192,6 @@ def wait_closed(s, limit):
             except OSError:
                 return time.monotonic() - t0
     return None
-
 
 c = w.connect(port, timeout=30)
 w.hello(c)
@@ -355,18 +276,15 @@ port = int(sys.argv[1])
 CS = 65536
 data = b"pf-data " + bytes(range(256)) * 300
 
-
 def report(good, desc, detail=""):
     print("%s\t%s\t%s" % ("ok" if good else "fail", desc, detail),
           flush=True)
-
 
 def login():
     s = w.connect(port)
     w.hello(s)
     w.scram_login(s, "paraflow", "secret123")
     return s
-
 
 def try_open(s, name, resume=None):
     req = {"name": name, "size": len(data), "chunk_size": CS,
@@ -378,7 +296,6 @@ def try_open(s, name, resume=None):
         return w.expect(s, w.OPENED), "OPENED"
     except w.WireError as e:
         return None, e.name
-
 
 a, b = login(), login()
 oa, ra = try_open(a, "a.bin")
@@ -431,17 +348,14 @@ import pfwire as w
 
 port = int(sys.argv[1])
 
-
 def report(good, desc, detail=""):
     print("%s\t%s\t%s" % ("ok" if good else "fail", desc, detail),
           flush=True)
-
 
 def fresh():
     s = w.connect(port, timeout=5)
     w.hello(s)
     return s
-
 
 # --max-user-connections 2: a third login of the same user is refused.
 u1, u2 = fresh(), fresh()
@@ -547,8 +461,5 @@ check_eq "ttl 2: a session with its control connection open lives on" \
     JOINED "$(cat "$T/live.out")"
 stop_server
 
-echo "# faults injected: $faults, uploads completed: $completed," \
-    "files corrupted: $corrupted, bytes lost: $lost"
-check_eq "files corrupted" 0 "$corrupted"
-check_eq "bytes lost" 0 "$lost"
+report_totals
 done_testing

@@ -9,32 +9,8 @@
 # --idle-timeout.
 . "$(dirname "$0")/lib.sh"
 
-here=$(cd "$(dirname "$0")" && pwd)
 
 command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
-
-# pywire ARGS...: runs python3 on a script from stdin with pfwire
-# importable; no __pycache__ is left in the source tree.
-pywire() {
-	PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" python3 - "$@"
-}
-
-# tap_from FILE: turns the script's "ok|fail<TAB>desc<TAB>detail" lines
-# into TAP results.
-tap_from() {
-	local res desc detail
-	while IFS=$'\t' read -r res desc detail; do
-		case $res in
-		ok) ok "$desc" ;;
-		fail)
-			not_ok "$desc"
-			echo "#   $detail"
-			;;
-		END) ;;
-		*) echo "# $res $desc $detail" ;;
-		esac
-	done <"$1"
-}
 
 # shellcheck disable=SC2119 # no extra server options
 start_server
@@ -52,11 +28,9 @@ import pfwire as w
 port = int(sys.argv[1])
 TIMEOUT = 5.0
 
-
 def report(good, desc, detail=""):
     print("%s\t%s\t%s" % ("ok" if good else "fail", desc, detail),
           flush=True)
-
 
 def fresh():
     """A new connection whose HELLO has been read."""
@@ -64,19 +38,16 @@ def fresh():
     w.hello(s)
     return s
 
-
 def login():
     s = fresh()
     w.scram_login(s, "paraflow", "secret123")
     return s
-
 
 def error_name(sock):
     try:
         return w.error_name(sock)
     except socket.timeout:
         return "no reply within %.0f s" % TIMEOUT
-
 
 def closed(sock):
     """(True, "") once the server closes sock (EOF or reset)."""
@@ -90,7 +61,6 @@ def closed(sock):
         return False, "more bytes after the ERROR: %r" % data[:32]
     return True, ""
 
-
 def expect_error(desc, sock, want):
     """The next frame is ERROR want, and then the connection closes."""
     name = error_name(sock)
@@ -99,12 +69,10 @@ def expect_error(desc, sock, want):
     report(shut, "%s: connection closed" % desc, why)
     sock.close()
 
-
 def raw(desc, data, want):
     s = fresh()
     s.sendall(data)
     expect_error(desc, s, want)
-
 
 def alive(desc):
     """The server still greets a new connection (retried for 5 s, since
@@ -122,20 +90,16 @@ def alive(desc):
             time.sleep(0.1)
     report(False, desc, why)
 
-
 def frame(ftype, payload):
     return w.header(ftype, len(payload)) + payload
 
-
 def b64(b):
     return base64.b64encode(b).decode("ascii")
-
 
 def bad_check():
     h = bytearray(w.header(w.AUTH, 2))
     h[12] ^= 0xFF
     return bytes(h)
-
 
 # --- Before login: damaged and refused headers. Only the 16 header bytes
 # are sent, so the server never leaves unread bytes behind.

@@ -6,11 +6,6 @@
 # --forbidden-ext and --max-file-size do what they say.
 . "$(dirname "$0")/lib.sh"
 
-here=$(cd "$(dirname "$0")" && pwd)
-
-pywire() {
-	PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" python3 - "$@"
-}
 
 # mkdata FILE BYTES: random bytes behind a fixed 8-byte prefix, so the file
 # never starts like an executable by chance ("MZ" or "#!" would do).

@@ -22,7 +22,6 @@ if [ -z "${PF_NETNS:-}" ] && command -v tc >/dev/null 2>&1 &&
 fi
 . "$(dirname "$0")/lib.sh"
 
-here=$(cd "$(dirname "$0")" && pwd)
 
 command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
 
@@ -47,53 +46,6 @@ echo "# seed $SEED (set PF_SEED=$SEED to replay); throttled loopback:" \
 export PARAFLOW_STATE_DIR=$T/state
 mkdir -p "$PARAFLOW_STATE_DIR"
 
-faults=0 completed=0 corrupted=0 lost=0
-
-
-# shellcheck disable=SC2317 # called through check
-between() {
-	[ "$1" -le "$2" ] && [ "$2" -le "$3" ]
-}
-
-rand_sleep() {
-	sleep "$(printf '0.%03d' $((50 + RANDOM % 551)))"
-}
-
-log_mark() {
-	MARK=$(wc -l <"$T/server.log")
-}
-log_since() {
-	tail -n +"$((MARK + 1))" "$T/server.log"
-}
-
-# meta_field SID KEY: a value from the stored file's .paraflow.json.
-meta_field() {
-	python3 -c 'import json,sys
-try:
-    print(json.load(open(sys.argv[1]))[sys.argv[2]])
-except (OSError, ValueError, KeyError):
-    pass' "$STORAGE/$1/.paraflow.json" "$2"
-}
-
-# shellcheck disable=SC2317 # called through check
-# verify_stored SRC SID NAME: counts the upload as completed, corrupted
-# (stored bytes differ) or lost (missing); true if identical.
-verify_stored() {
-	local src=$1 f
-	f=$(stored_file "$2" "$3")
-	completed=$((completed + 1))
-	if [ ! -f "$f" ]; then
-		lost=$((lost + $(stat -c %s "$src")))
-		return 1
-	fi
-	if ! cmp -s "$src" "$f"; then
-		corrupted=$((corrupted + 1))
-		lost=$((lost + $(cmp -l "$src" "$f" 2>/dev/null | wc -l)))
-		return 1
-	fi
-	return 0
-}
-
 SERVER_ARGS=(-v --stop-grace 5)
 
 # Connection threads are detached and engine_stop only waits for their
@@ -104,7 +56,6 @@ SERVER_ARGS=(-v --stop-grace 5)
 # A kill after the rename but before COMPLETE was sent: the restarted
 # server has forgotten the session it stored, and answers its resume with
 # unknown_session.
-
 
 # restart_server: paraflowd again on the same port and storage. The port
 # may still be held for a moment, so a failed start is tried again.
@@ -427,10 +378,7 @@ check "crash between mkdir and rename: the session still commits" \
     [ "$res" = COMPLETE ]
 check "crash between mkdir and rename: stored file identical" \
     cmp -s "$T/sim.data" "$(stored_file "$sid" sim.bin)"
-check_eq "files corrupted" 0 "$corrupted"
-check_eq "bytes lost" 0 "$lost"
-echo "# faults injected: $faults, uploads completed: $completed," \
-    "files corrupted: $corrupted, bytes lost: $lost"
+report_totals
 
 stop_server
 done_testing
