@@ -246,6 +246,21 @@ except (OSError, ValueError, KeyError):
     pass' "$STORAGE/$1/.paraflow.json" "$2"
 }
 
+# throttle_loopback: in a test that re-ran itself under "unshare -n" with
+# PF_NETNS=1, brings loopback up and caps it at 256 Mbit/s, so that an
+# upload lasts long enough to be interrupted many times. Sets throttled
+# to yes or no.
+# shellcheck disable=SC2034 # throttled is read by the tests
+throttle_loopback() {
+	throttled=no
+	if [ "${PF_NETNS:-}" = 1 ]; then
+		ip link set lo up ||
+		    skip_all "cannot bring up loopback in a netns"
+		tc qdisc add dev lo root tbf rate 256mbit burst 256kb \
+		    latency 200ms && throttled=yes
+	fi
+}
+
 # Counters of the fault-injection tests, reported by report_totals.
 faults=0 completed=0 corrupted=0 lost=0
 

@@ -24,12 +24,7 @@ fi
 
 command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
 
-throttled=no
-if [ "${PF_NETNS:-}" = 1 ]; then
-	ip link set lo up || skip_all "cannot bring up loopback in a netns"
-	tc qdisc add dev lo root tbf rate 256mbit burst 256kb latency 200ms &&
-	    throttled=yes
-fi
+throttle_loopback
 
 MIB=$((1024 * 1024))
 SIZE=$((256 * MIB))

@@ -22,15 +22,9 @@ if [ -z "${PF_NETNS:-}" ] && command -v tc >/dev/null 2>&1 &&
 fi
 . "$(dirname "$0")/lib.sh"
 
-
 command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
 
-throttled=no
-if [ "${PF_NETNS:-}" = 1 ]; then
-	ip link set lo up || skip_all "cannot bring up loopback in a netns"
-	tc qdisc add dev lo root tbf rate 256mbit burst 256kb latency 200ms &&
-	    throttled=yes
-fi
+throttle_loopback
 
 MIB=$((1024 * 1024))
 CHUNK=$((4 * MIB))
