@@ -101,7 +101,7 @@ struct upload {
 	bool			 resume;	/* session: one to resume */
 	bool			 started;	/* an OPENED came in this run */
 	bool			 committed;	/* COMMIT sent, answer lost */
-	bool			 finished;	/* the server had completed it */
+	bool			 finished;	/* the server had done it */
 	uint64_t		 give_up_ms;
 	uint32_t		 rng;
 	struct worker		*workers;	/* o->threads slots */

@@ -24,7 +24,7 @@ struct engine_config {
 	unsigned	 idle_timeout_ms;
 	unsigned	 min_rate;	/* bytes/s a frame must arrive at */
 	uint64_t	 max_file_size;	/* 0: no limit */
-	uint64_t	 min_free_space;	/* bytes left free after an OPEN */
+	uint64_t	 min_free_space; /* bytes kept free after an OPEN */
 	unsigned	 staging_ttl_s;	/* idle sessions are removed after */
 	bool		 no_sync;	/* ACK without fdatasync */
 	unsigned	 stop_grace_ms;	/* for chunks in flight at SIGTERM */

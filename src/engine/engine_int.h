@@ -17,7 +17,7 @@
 struct engine_conn {
 	struct engine		*engine;
 	struct pf_conn		*conn;
-	uint64_t		 id;		/* unique for the engine's life */
+	uint64_t		 id;		/* unique in this process */
 	_Atomic bool		 busy;		/* in the middle of a frame */
 	pthread_t		 thread;
 	struct engine_conn	*next;

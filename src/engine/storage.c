@@ -488,8 +488,8 @@ empty_dir(int dirfd, const char *id)
 	/* The metadata goes first: without it the area is never resumed. */
 	unlinkat(dirfd, SESSION_NAME, 0);
 	while ((de = readdir(dir)) != NULL)
-		if (de->d_name[0] != '.' && unlinkat(dirfd, de->d_name, 0) == -1 &&
-		    errno != ENOENT)
+		if (de->d_name[0] != '.' &&
+		    unlinkat(dirfd, de->d_name, 0) == -1 && errno != ENOENT)
 			log_warn("%s: unlink %s/%s: %s", __func__, id,
 			    de->d_name, strerror(errno));
 	closedir(dir);

@@ -33,7 +33,7 @@ struct staging;
 /* When an acknowledged chunk is on stable storage. */
 enum storage_sync {
 	STORAGE_SYNC_FULL,	/* fdatasync data, then journal: power-safe */
-	STORAGE_SYNC_NONE	/* page cache only: survives a crash of paraflowd */
+	STORAGE_SYNC_NONE	/* page cache: survives a crash of paraflowd */
 };
 
 /*
