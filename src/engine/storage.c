@@ -847,6 +847,7 @@ storage_recover(struct storage *s,
     enum pf_status (*cb)(void *arg, struct storage_recovered *r), void *arg)
 {
 	struct dirent *de;
+	unsigned told = 0;
 	DIR *dir;
 	int fd;
 
@@ -857,8 +858,6 @@ storage_recover(struct storage *s,
 		return PF_EIO;
 	}
 	rewinddir(dir);
-	if (s->verify)
-		log_info("first start since boot: checking journaled chunks");
 	while ((de = readdir(dir)) != NULL) {
 		struct storage_recovered r = { .id = de->d_name };
 		uint32_t *indices = NULL;
@@ -867,6 +866,9 @@ storage_recover(struct storage *s,
 
 		if (de->d_name[0] == '.')
 			continue;
+		if (s->verify && !told++)
+			log_info("first start since boot: checking journaled "
+			    "chunks");
 		rc = recover_one(s, de->d_name, &r, &indices, &digests);
 		if (rc == PF_OK)
 			rc = cb(arg, &r);
