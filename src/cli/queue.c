@@ -243,12 +243,7 @@ queue_stop(struct chunk_queue *q)
 bool
 queue_all_done(struct chunk_queue *q)
 {
-	bool done;
-
-	pthread_mutex_lock(&q->lock);
-	done = q->done == q->count;
-	pthread_mutex_unlock(&q->lock);
-	return done;
+	return queue_left(q) == 0;
 }
 
 uint32_t

@@ -22,7 +22,8 @@ PIDS=()
 tap_n=0
 tap_failed=0
 
-cleanup() {
+# stop_all: ends every process the test started (SIGTERM, then wait).
+stop_all() {
 	local p
 	for p in "${PIDS[@]}"; do
 		kill -TERM "$p" 2>/dev/null
@@ -30,6 +31,10 @@ cleanup() {
 	for p in "${PIDS[@]}"; do
 		wait "$p" 2>/dev/null
 	done
+}
+
+cleanup() {
+	stop_all
 	if [ "$tap_failed" -gt 0 ] && [ -f "$T/server.log" ]; then
 		echo "# --- server log ---"
 		sed 's/^/# /' "$T/server.log" | tail -n 50
@@ -95,12 +100,18 @@ start_server() {
 	    --port-file "$T/port" "$@" 2>>"$T/server.log" &
 	SERVER_PID=$!
 	PIDS+=("$SERVER_PID")
-	if ! wait_file "$T/port" 10; then
-		echo "# paraflowd did not start"
-		sed 's/^/# /' "$T/server.log"
-		exit 1
+	PORT=$(started "$T/port" paraflowd "$T/server.log") || exit 1
+}
+
+# started PORTFILE NAME LOG: prints the port a process just started wrote
+# to PORTFILE; if it never does, shows LOG as TAP comments and fails.
+started() {
+	if ! wait_file "$1" 10; then
+		echo "# $2 did not start" >&2
+		sed 's/^/# /' "$3" >&2
+		return 1
 	fi
-	PORT=$(cat "$T/port")
+	cat "$1"
 }
 
 # stop_server: SIGTERM, and check it exited cleanly (sanitizers report
@@ -166,12 +177,7 @@ start_proxy() {
 	    2>>"$T/proxy.err" &
 	PROXY_PID=$!
 	PIDS+=("$PROXY_PID")
-	if ! wait_file "$T/pport" 10; then
-		echo "# pfproxy did not start"
-		sed 's/^/# /' "$T/proxy.err"
-		exit 1
-	fi
-	PPORT=$(cat "$T/pport")
+	PPORT=$(started "$T/pport" pfproxy "$T/proxy.err") || exit 1
 }
 
 stop_proxy() {

@@ -37,13 +37,7 @@ echo "# storage: a 40 MiB tmpfs; throttled loopback: $throttled"
 # mount before the scratch directory can be removed.
 # shellcheck disable=SC2317 # called by the EXIT trap
 unmount_all() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill -TERM "$p" 2>/dev/null
-	done
-	for p in "${PIDS[@]}"; do
-		wait "$p" 2>/dev/null
-	done
+	stop_all
 	umount "$STORAGE" 2>/dev/null
 	cleanup
 }
