@@ -6,8 +6,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
-/* Milliseconds on the monotonic clock. */
+/* Milliseconds, and microseconds, on the monotonic clock. */
 uint64_t pf_now_ms(void);
+uint64_t pf_now_us(void);
 
 /* Initializes c so that pf_cond_wait_ms times it on the monotonic clock. */
 void pf_cond_init_monotonic(pthread_cond_t *c);

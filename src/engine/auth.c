@@ -623,6 +623,33 @@ auth_users_find(const struct auth_users *u, const char *user)
 	return NULL;
 }
 
+enum pf_status
+auth_users_check(const struct auth_users *u, const char *user,
+    const char *password, const uint8_t *secret)
+{
+	const struct auth_verifier *v = NULL;
+	struct auth_verifier fake, got;
+	enum pf_status rc = PF_EAUTH;
+
+	memset(&fake, 0, sizeof(fake));
+	if (auth_user_valid(user))
+		v = auth_users_find(u, user);
+	if (v == NULL) {
+		/* StoredKey stays zero: no password hashes to it. */
+		fake.iterations = u->n > 0 ? u->v[0].v.iterations :
+		    AUTH_DEFAULT_ITERATIONS;
+		fake.saltlen = AUTH_SALT_LEN;
+		memcpy(fake.salt, secret, AUTH_SALT_LEN);
+		v = &fake;
+	}
+	if (auth_verifier_make(password, v->salt, v->saltlen, v->iterations,
+	    &got) == PF_OK && pf_equal_ct(got.stored_key, v->stored_key,
+	    PF_SHA256_LEN) && v != &fake)
+		rc = PF_OK;
+	pf_wipe(&got, sizeof(got));
+	return rc;
+}
+
 size_t
 auth_users_count(const struct auth_users *u)
 {

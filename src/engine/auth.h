@@ -82,6 +82,14 @@ const struct auth_verifier *auth_users_find(const struct auth_users *u,
 
 size_t auth_users_count(const struct auth_users *u);
 
+/*
+ * Checks a plain password (HTTP Basic) against user's verifier: PF_OK, or
+ * PF_EAUTH. An unknown user costs the same PBKDF2 as a known one, with a
+ * salt derived from secret (32 bytes).
+ */
+enum pf_status auth_users_check(const struct auth_users *u, const char *user,
+    const char *password, const uint8_t *secret);
+
 void auth_users_free(struct auth_users *u);
 
 /*

@@ -72,16 +72,17 @@ engine_user_release(struct engine *e, const char *user)
 	pthread_mutex_unlock(&e->lock);
 }
 
-void
+bool
 engine_end_session(struct engine *e, struct session *s,
     enum session_state state, enum pf_status why)
 {
 	if (!session_leave_receiving(s, state))
-		return;
+		return false;
 	atomic_store(&s->error, (int)why);
 	/* A crash from here on must not bring the session back. */
 	storage_staging_forget(s->staging);
-	session_remove(e->sessions, s);
+	engine_retire(e, s);
+	return true;
 }
 
 /* Turns one staging area found at start-up back into a live session. */
@@ -135,6 +136,7 @@ recover_session(void *arg, struct storage_recovered *r)
 		atomic_store(&s->chunks[idx], CHUNK_DONE);
 		atomic_fetch_add(&s->chunks_acked, 1);
 	}
+	atomic_store(&s->ready, true);
 	log_info("session %s recovered: \"%s\", %u of %u chunks held", id,
 	    s->name, atomic_load(&s->chunks_acked), count);
 	session_unref(s);
@@ -170,7 +172,9 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 		return PF_ENOMEM;
 	e->cfg = *cfg;
 	e->listenfd = -1;
+	e->start_time = time(NULL);
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->history.lock, NULL);
 	pf_cond_init_monotonic(&e->drained);
 	if ((rc = load_users(e)) != PF_OK)
 		goto out;
@@ -186,6 +190,7 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	    (rc = storage_open(cfg->storage_dir, cfg->no_sync ?
 	    STORAGE_SYNC_NONE : STORAGE_SYNC_FULL, &e->storage)) != PF_OK ||
 	    (rc = storage_recover(e->storage, recover_session, e)) != PF_OK ||
+	    (rc = engine_history_load(e)) != PF_OK ||
 	    (rc = pf_tcp_listen(cfg->bind, cfg->port, &e->listenfd,
 	    &e->port)) != PF_OK)
 		goto out;
@@ -448,6 +453,7 @@ engine_free(struct engine *e)
 	if (e->listenfd != -1)
 		close(e->listenfd);
 	session_table_free(e->sessions);
+	engine_history_free(e);
 	storage_close(e->storage);
 	policy_free(e->policy);
 	auth_users_free(e->users);

@@ -58,4 +58,125 @@ void engine_stop(struct engine *e);
 /* Frees e; it must be stopped (or never started). NULL is a no-op. */
 void engine_free(struct engine *e);
 
+/*
+ * What the gateway may see: copies of engine state, taken under short
+ * locks, so a reader never holds up a transfer.
+ */
+
+/* Session states as the gateway names them. */
+enum engine_state {
+	ENGINE_RECEIVING,
+	ENGINE_ASSEMBLING,
+	ENGINE_COMPLETE,
+	ENGINE_FAILED,
+	ENGINE_CANCELLED,
+	ENGINE_EXPIRED,
+	ENGINE_NSTATES
+};
+
+#define ENGINE_ID_LEN		36
+#define ENGINE_MAX_USER		64
+#define ENGINE_MAX_NAME		255
+#define ENGINE_DIGEST_HEX	65
+
+struct engine_session_info {
+	char		 id[ENGINE_ID_LEN + 1];
+	char		 user[ENGINE_MAX_USER + 1];
+	char		 name[ENGINE_MAX_NAME + 1];	/* sanitized */
+	char		 peer[64];		/* "addr:port", "" if unknown */
+	enum engine_state state;
+	enum pf_status	 error;			/* PF_OK unless it ended badly */
+	uint64_t	 size;
+	uint32_t	 chunk_size;
+	uint32_t	 chunks_total;
+	uint32_t	 chunks_acked;
+	uint32_t	 chunks_nacked;
+	uint32_t	 chunks_resent;
+	uint32_t	 streams;
+	uint64_t	 bytes_received;
+	int64_t		 created;		/* Unix time, seconds */
+	int64_t		 updated;
+	int64_t		 finished;		/* 0 while running */
+	char		 digest[ENGINE_DIGEST_HEX];	/* "" until complete */
+};
+
+/* Chunk map characters: see docs/api.md. */
+#define ENGINE_CHUNK_PENDING	'.'
+#define ENGINE_CHUNK_RECEIVING	'r'
+#define ENGINE_CHUNK_DONE	'd'
+#define ENGINE_CHUNK_RESENT	's'
+#define ENGINE_CHUNK_RETRY	'x'
+
+/* Upper bounds of the chunk receive time histogram, in microseconds. */
+#define ENGINE_HIST_BUCKETS	12
+extern const uint64_t engine_hist_bounds_us[ENGINE_HIST_BUCKETS];
+
+struct engine_stats {
+	int64_t		 started;		/* Unix time, seconds */
+	uint64_t	 bytes_received;
+	uint64_t	 chunks_acked;
+	uint64_t	 chunks_nacked;
+	uint64_t	 chunks_resent;
+	uint64_t	 auth_failures;
+	uint64_t	 sessions_ended[ENGINE_NSTATES];	/* totals */
+	unsigned	 connections_open;
+	unsigned	 connections_authenticating;
+	/* Chunk receive times: cumulative counts per bound, then +Inf. */
+	uint64_t	 hist_counts[ENGINE_HIST_BUCKETS + 1];
+	uint64_t	 hist_sum_us;
+};
+
+/*
+ * Every session the engine knows, live and finished, in *out (a new array
+ * of *n entries; free it). Finished ones: completed files found in
+ * storage, and the newest failed, cancelled or expired sessions.
+ */
+enum pf_status engine_sessions(struct engine *e,
+    struct engine_session_info **out, size_t *n);
+
+/* One session by id into *out; PF_ENOSESSION if unknown. */
+enum pf_status engine_session(struct engine *e, const char *id,
+    struct engine_session_info *out);
+
+/*
+ * The chunk map of session id as a new string of chunks_total characters
+ * (ENGINE_CHUNK_*). PF_ENOSESSION if unknown; PF_EIO if the map of a
+ * finished session was not kept.
+ */
+enum pf_status engine_chunk_map(struct engine *e, const char *id,
+    char **out);
+
+void engine_stats(struct engine *e, struct engine_stats *out);
+
+/*
+ * Cancels session id if it is receiving (its chunks are refused from now
+ * on and its staging area goes), or deletes it if finished (a completed
+ * one's file and metadata leave storage). user, unless NULL, must own it.
+ * *cancelled tells which happened. PF_ENOSESSION if unknown or not user's;
+ * PF_EBUSY while it is being assembled.
+ */
+enum pf_status engine_remove_session(struct engine *e, const char *id,
+    const char *user, bool *cancelled);
+
+/*
+ * Opens the file of completed session id for reading into *fd, with its
+ * details in *info. user, unless NULL, must own it. PF_ENOSESSION if
+ * unknown or not user's; PF_EBUSY if it is not complete.
+ */
+enum pf_status engine_open_file(struct engine *e, const char *id,
+    const char *user, int *fd, struct engine_session_info *info);
+
+/* True if the engine accepts connections and storage takes writes. */
+bool engine_ready(struct engine *e);
+
+/*
+ * Checks a plain password (HTTP Basic) against user's verifier: PF_OK or
+ * PF_EAUTH. Runs PBKDF2: callers cache the outcome.
+ */
+enum pf_status engine_check_password(struct engine *e, const char *user,
+    const char *password);
+
+/* Counts a failed login seen outside the native protocol. */
+void engine_count_auth_failure(struct engine *e);
+
 #endif

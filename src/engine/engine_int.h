@@ -23,6 +23,20 @@ struct engine_conn {
 	struct engine_conn	*next;
 };
 
+/* A finished session the gateway still lists. */
+struct engine_retired {
+	struct engine_session_info info;
+	char			*map;	/* chunk map; NULL once stored or dropped */
+};
+
+/* Finished sessions: completed ones until deleted, the others bounded. */
+struct engine_history {
+	pthread_mutex_t		 lock;
+	struct engine_retired	*v;
+	size_t			 n, cap;
+	size_t			 ended;		/* entries not complete */
+};
+
 /* Connections per user, for --max-user-connections. */
 struct engine_user {
 	char			 name[AUTH_MAX_USER + 1];
@@ -56,6 +70,13 @@ struct engine {
 	_Atomic uint64_t	 chunks_nacked;
 	_Atomic uint64_t	 auth_failures;
 	_Atomic uint64_t	 sessions_completed;
+	_Atomic uint64_t	 chunks_resent;
+	_Atomic uint64_t	 sessions_ended[ENGINE_NSTATES];
+	_Atomic unsigned	 authenticating;	/* connections */
+	_Atomic uint64_t	 hist[ENGINE_HIST_BUCKETS + 1];
+	_Atomic uint64_t	 hist_sum_us;
+	time_t			 start_time;	/* for uptime */
+	struct engine_history	 history;
 };
 
 /* Serves one connection until it closes. Runs on the connection's thread. */
@@ -68,8 +89,24 @@ void stream_serve(struct engine *e, struct engine_conn *ec);
 bool engine_user_acquire(struct engine *e, const char *user);
 void engine_user_release(struct engine *e, const char *user);
 
-/* Ends s in state (failed, cancelled, expired): it leaves the table. */
-void engine_end_session(struct engine *e, struct session *s,
+/*
+ * Takes s out of the table into the history the gateway lists (in the
+ * state it has now).
+ */
+void engine_retire(struct engine *e, struct session *s);
+
+/* Lists the completed sessions found in storage. At start-up. */
+enum pf_status engine_history_load(struct engine *e);
+void engine_history_free(struct engine *e);
+
+/* Counts one chunk received in us microseconds, for the histogram. */
+void engine_observe_chunk(struct engine *e, uint64_t us);
+
+/*
+ * Ends s in state (failed, cancelled, expired): it leaves the table. False
+ * if it was not receiving (then nothing changes).
+ */
+bool engine_end_session(struct engine *e, struct session *s,
     enum session_state state, enum pf_status why);
 
 #endif

@@ -50,6 +50,7 @@ session_free(struct session *s)
 	pf_wipe(s->key, sizeof(s->key));
 	free(s->client_name);
 	free((void *)s->chunks);
+	free((void *)s->tried);
 	free(s->digests);
 	free(s);
 }
@@ -82,7 +83,8 @@ session_create(struct session_table *t, uint32_t nchunks, const char *id,
 	/* calloc(0) may return NULL; keep one byte so NULL means ENOMEM. */
 	s->chunks = calloc(nchunks ? nchunks : 1, sizeof(*s->chunks));
 	s->digests = calloc(nchunks ? nchunks : 1, PF_SHA256_LEN);
-	if (s->chunks == NULL || s->digests == NULL)
+	s->tried = calloc(nchunks ? nchunks : 1, sizeof(*s->tried));
+	if (s->chunks == NULL || s->digests == NULL || s->tried == NULL)
 		goto out;
 	s->nchunks = nchunks;
 	if (id != NULL)
@@ -190,7 +192,10 @@ session_leave_receiving(struct session *s, enum session_state state)
 {
 	int expect = SESSION_RECEIVING;
 
-	return atomic_compare_exchange_strong(&s->state, &expect, (int)state);
+	if (!atomic_compare_exchange_strong(&s->state, &expect, (int)state))
+		return false;
+	atomic_store(&s->finished, (int64_t)time(NULL));
+	return true;
 }
 
 unsigned
@@ -274,7 +279,12 @@ session_to_json(const struct session *s, bool staging)
 	    &s->bytes_received))) == -1 || json_object_set_new(j,
 	    "chunks_nacked", json_integer(atomic_load(&s->chunks_nacked))) ==
 	    -1 || json_object_set_new(j, "chunks_duplicate", json_integer(
-	    atomic_load(&s->chunks_duplicate))) == -1) {
+	    atomic_load(&s->chunks_duplicate))) == -1 ||
+	    json_object_set_new(j, "chunks_resent", json_integer(
+	    atomic_load(&s->chunks_resent))) == -1 ||
+	    json_object_set_new(j, "peer", json_string(s->peer)) == -1 ||
+	    json_object_set_new(j, "finished_unix", json_integer(
+	    (json_int_t)time(NULL))) == -1) {
 		json_decref(j);
 		j = NULL;
 	}

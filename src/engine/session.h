@@ -56,18 +56,22 @@ struct session {
 	uint8_t		 key[PF_SHA256_LEN];	/* the login's session key */
 	uint64_t	 owner;			/* control connection's id */
 	time_t		 created;
+	_Atomic int64_t	 finished;		/* time_t it left RECEIVING */
 
 	struct storage	*storage;		/* borrowed */
 	struct staging	*staging;		/* owned; NULL once final */
 	_Atomic uint8_t	*chunks;		/* enum chunk_state each */
+	_Atomic uint8_t	*tried;			/* 1: sent at least once */
 	uint8_t		*digests;		/* 32 bytes a chunk */
 
+	_Atomic bool	 ready;			/* fields set: may be shown */
 	_Atomic int	 state;			/* enum session_state */
 	_Atomic int64_t	 last_active;		/* time_t of the last chunk */
 	_Atomic uint64_t bytes_received;	/* all chunk bytes read */
 	_Atomic uint32_t chunks_duplicate;	/* sent again though held */
 	_Atomic uint32_t chunks_acked;
 	_Atomic uint32_t chunks_nacked;
+	_Atomic uint32_t chunks_resent;		/* sent more than once */
 	_Atomic uint32_t streams;		/* data connections joined */
 	_Atomic uint32_t controls;		/* control connections on it */
 	_Atomic int	 refs;

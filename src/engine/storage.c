@@ -922,3 +922,87 @@ storage_final_meta(struct storage *s, const char *id)
 	close(dirfd);
 	return meta;
 }
+
+enum pf_status
+storage_final_foreach(struct storage *s,
+    enum pf_status (*cb)(void *arg, const char *id, const json_t *meta),
+    void *arg)
+{
+	struct dirent *de;
+	enum pf_status rc = PF_OK;
+	DIR *dir;
+	int fd;
+
+	if ((fd = dup(s->rootfd)) == -1 || (dir = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		log_error("%s: %s", __func__, strerror(errno));
+		return pf_status_from_errno(errno);
+	}
+	rewinddir(dir);
+	while (rc == PF_OK && (de = readdir(dir)) != NULL) {
+		json_t *meta;
+
+		if (de->d_name[0] == '.' ||
+		    (meta = storage_final_meta(s, de->d_name)) == NULL)
+			continue;
+		rc = cb(arg, de->d_name, meta);
+		json_decref(meta);
+	}
+	closedir(dir);
+	return rc;
+}
+
+enum pf_status
+storage_final_open(struct storage *s, const char *id, const char *name,
+    int *fd)
+{
+	enum pf_status rc = PF_OK;
+	int dirfd;
+
+	*fd = -1;
+	if ((dirfd = open_dir(s->rootfd, id)) == -1 ||
+	    (*fd = open_beneath(dirfd, name, O_RDONLY, 0)) == -1) {
+		rc = errno == ENOENT ? PF_ENOSESSION :
+		    pf_status_from_errno(errno);
+		if (rc != PF_ENOSESSION)
+			log_error("%s: %s/%s: %s", __func__, id, name,
+			    strerror(errno));
+	}
+	if (dirfd != -1)
+		close(dirfd);
+	return rc;
+}
+
+enum pf_status
+storage_final_remove(struct storage *s, const char *id, const char *name)
+{
+	enum pf_status rc = PF_OK;
+	int dirfd;
+
+	if ((dirfd = open_dir(s->rootfd, id)) == -1)
+		return errno == ENOENT ? PF_OK : pf_status_from_errno(errno);
+	/* Metadata first: a crash midway leaves a file no one lists. */
+	if ((unlinkat(dirfd, STORAGE_META_NAME, 0) == -1 && errno != ENOENT) ||
+	    (unlinkat(dirfd, name, 0) == -1 && errno != ENOENT) ||
+	    unlinkat(s->rootfd, id, AT_REMOVEDIR) == -1) {
+		rc = pf_status_from_errno(errno);
+		log_error("%s: %s: %s", __func__, id, strerror(errno));
+	} else if (fsync(s->rootfd) == -1)
+		rc = pf_status_from_errno(errno);
+	close(dirfd);
+	return rc;
+}
+
+bool
+storage_writable(struct storage *s)
+{
+	static const char probe[] = ".probe";
+	int fd;
+
+	if ((fd = open_beneath(s->stagingfd, probe, O_WRONLY | O_CREAT |
+	    O_TRUNC, 0600)) == -1)
+		return false;
+	close(fd);
+	return unlinkat(s->stagingfd, probe, 0) == 0;
+}

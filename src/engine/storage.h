@@ -131,6 +131,26 @@ enum pf_status storage_finalize(struct storage *s, struct staging *st,
  */
 json_t *storage_final_meta(struct storage *s, const char *id);
 
+/*
+ * Calls cb for each finished session in storage (a directory holding
+ * metadata), with its directory name and metadata (borrowed); stops at the
+ * first error cb returns.
+ */
+enum pf_status storage_final_foreach(struct storage *s,
+    enum pf_status (*cb)(void *arg, const char *id, const json_t *meta),
+    void *arg);
+
+/* Opens finished file <root>/<id>/<name> for reading into *fd. */
+enum pf_status storage_final_open(struct storage *s, const char *id,
+    const char *name, int *fd);
+
+/* Removes a finished session: its file, metadata and directory. */
+enum pf_status storage_final_remove(struct storage *s, const char *id,
+    const char *name);
+
+/* True if a file can be created and removed in the storage root now. */
+bool storage_writable(struct storage *s);
+
 /* Removes the staging area and frees st. NULL is a no-op. */
 void storage_staging_discard(struct storage *s, struct staging *st);
 

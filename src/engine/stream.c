@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "clock.h"
 #include "engine_int.h"
 #include "log.h"
 #include "wire.h"
@@ -45,6 +46,15 @@ struct stream {
 	struct pf_sha256	*hash;
 	bool			 errored;	/* an ERROR frame was sent */
 };
+
+/* Leaves ROLE_NEW: the connection no longer counts as logging in. */
+static void
+set_role(struct stream *st, enum role role)
+{
+	if (st->role == ROLE_NEW)
+		atomic_fetch_sub(&st->e->authenticating, 1);
+	st->role = role;
+}
 
 /*
  * Sends an ERROR frame and returns code, so a handler can end with
@@ -159,7 +169,7 @@ on_proof(struct stream *st, const json_t *req)
 	st->auth = NULL;
 	if (rc != PF_OK)
 		return rc;
-	st->role = ROLE_CONTROL;
+	set_role(st, ROLE_CONTROL);
 	log_info("%s: user %s logged in", st->c->peer, st->user);
 	return PF_OK;
 }
@@ -388,6 +398,7 @@ on_open(struct stream *st, const json_t *req)
 		    (unsigned long long)o.size);
 		goto out;
 	}
+	atomic_store(&s->ready, true);
 	if ((rc = send_opened(st, s, false)) != PF_OK)
 		goto out;
 	log_info("%s: session %s opened by %s: \"%s\", %llu bytes, %u chunks",
@@ -453,7 +464,7 @@ on_join(struct stream *st, const json_t *req)
 		return fail(st, PF_EINTERNAL, "out of memory");
 	}
 	st->session = s;
-	st->role = ROLE_DATA;
+	set_role(st, ROLE_DATA);
 	atomic_fetch_add(&s->streams, 1);
 	if ((j = json_pack("{s:s}", "session", s->id)) == NULL)
 		return PF_ENOMEM;
@@ -477,6 +488,15 @@ drain(struct stream *st, uint64_t n)
 		n -= k;
 	}
 	return PF_OK;
+}
+
+/* Counts chunk index, sent again, as re-sent. */
+static void
+count_resent(struct stream *st, uint64_t index)
+{
+	atomic_store(&st->session->tried[index], 2);
+	atomic_fetch_add(&st->session->chunks_resent, 1);
+	atomic_fetch_add(&st->e->chunks_resent, 1);
 }
 
 static enum pf_status
@@ -503,6 +523,7 @@ on_chunk(struct stream *st, const struct proto_header *h)
 	uint8_t head[PROTO_CHUNK_HEAD_LEN];
 	uint8_t got[PF_SHA256_LEN], want[PF_SHA256_LEN];
 	uint8_t expect = CHUNK_PENDING;
+	uint64_t started = pf_now_us();
 	bool head_differs = false;
 	uint64_t pos = 0;
 	enum pf_status rc;
@@ -520,14 +541,20 @@ on_chunk(struct stream *st, const struct proto_header *h)
 	if (!atomic_compare_exchange_strong(&s->chunks[ch.index], &expect,
 	    CHUNK_RECEIVING)) {
 		/* Done already (ACK again) or being received elsewhere. */
-		if (expect == CHUNK_DONE)
+		if (expect == CHUNK_DONE) {
 			atomic_fetch_add(&s->chunks_duplicate, 1);
+			count_resent(st, ch.index);
+		}
 		if ((rc = drain(st, (uint64_t)ch.length +
 		    PROTO_CHUNK_TRAILER_LEN)) != PF_OK)
 			return rc;
 		return send_ack(st, expect == CHUNK_DONE ? PROTO_ACK :
 		    PROTO_NACK, ch.index);
 	}
+	if (atomic_load(&s->tried[ch.index]) > 0)
+		count_resent(st, ch.index);
+	else
+		atomic_store(&s->tried[ch.index], 1);
 	if ((rc = proto_chunk_digest_begin(st->hash, &ch)) != PF_OK)
 		goto fail;
 	while (pos < ch.length) {
@@ -590,7 +617,9 @@ on_chunk(struct stream *st, const struct proto_header *h)
 	atomic_store(&s->chunks[ch.index], CHUNK_DONE);
 	atomic_fetch_add(&s->chunks_acked, 1);
 	atomic_fetch_add(&e->chunks_acked, 1);
-	return send_ack(st, PROTO_ACK, ch.index);
+	rc = send_ack(st, PROTO_ACK, ch.index);
+	engine_observe_chunk(e, pf_now_us() - started);
+	return rc;
 fail:
 	atomic_store(&s->chunks[ch.index], CHUNK_PENDING);
 	return rc;
@@ -644,7 +673,6 @@ on_commit(struct stream *st, const json_t *req)
 	}
 	s->staging = NULL;
 	atomic_store(&s->state, SESSION_COMPLETE);
-	atomic_fetch_add(&st->e->sessions_completed, 1);
 	log_info("%s: session %s complete: \"%s\", %llu bytes, receipt %s; "
 	    "%llu bytes received, %u chunks NACKed, %u already held",
 	    st->c->peer, s->id, s->name, (unsigned long long)s->size,
@@ -653,7 +681,7 @@ on_commit(struct stream *st, const json_t *req)
 	j = json_pack("{s:s,s:s,s:I,s:s,s:s++}", "session", s->id, "name",
 	    s->name, "size", (json_int_t)s->size, "digest", s->receipt,
 	    "path", s->id, "/", s->name);
-	session_remove(st->e->sessions, s);
+	engine_retire(st->e, s);
 	atomic_fetch_sub(&s->controls, 1);
 	session_unref(s);
 	st->session = NULL;
@@ -815,6 +843,7 @@ stream_serve(struct engine *e, struct engine_conn *ec)
 	struct stream st = { .e = e, .ec = ec, .c = c, .role = ROLE_NEW };
 	enum pf_status rc;
 
+	atomic_fetch_add(&e->authenticating, 1);
 	enable_keepalive(c->fd);
 	pf_conn_set_timeout(c, e->cfg.idle_timeout_ms);
 	pf_conn_set_deadline(c, e->cfg.idle_timeout_ms);
@@ -825,6 +854,8 @@ stream_serve(struct engine *e, struct engine_conn *ec)
 	if (rc == PF_ETIMEOUT)
 		log_info("%s: idle for %u ms, closing", c->peer,
 		    e->cfg.idle_timeout_ms);
+	if (st.role == ROLE_NEW)
+		atomic_fetch_sub(&e->authenticating, 1);
 	stream_release(&st);
 	if (st.errored && !atomic_load(&e->stopping))
 		linger(&st);

@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: MIT */
+/* One libcurl easy handle set up to trust no server, and its requests. */
+#include "config.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "http.h"
+#include "log.h"
+
+#define BODY_FIRST	4096	/* the first allocation of a body buffer */
+
+struct http {
+	CURL		*curl;
+	char		*base;		/* without a trailing '/' */
+	unsigned	 timeout_s;
+	char		 errbuf[CURL_ERROR_SIZE];
+};
+
+/* One request in flight: what the callbacks need. */
+struct xfer {
+	struct http		*h;
+	const struct http_req	*rq;
+	struct http_resp	*resp;
+	size_t			 bodycap;	/* allocated */
+	bool			 full;		/* an error body hit its cap */
+	enum pf_status		 rc;		/* why a callback aborted */
+};
+
+bool
+http_base_valid(const char *url)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *part = NULL;
+	bool ok = false;
+
+	if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+		goto out;
+	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
+		goto out;
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    *host == '\0')
+		goto out;
+	/* Credentials go in --user; a query would be cut by our paths. */
+	if (curl_url_get(u, CURLUPART_USER, &part, 0) != CURLUE_NO_USER ||
+	    curl_url_get(u, CURLUPART_QUERY, &part, 0) != CURLUE_NO_QUERY ||
+	    curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) !=
+	    CURLUE_NO_FRAGMENT)
+		goto out;
+	ok = true;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(part);
+	curl_url_cleanup(u);
+	return ok;
+}
+
+const char *
+http_base(const struct http *h)
+{
+	return h->base;
+}
+
+static size_t
+on_header(char *p, size_t size, size_t n, void *arg)
+{
+	struct xfer *x = arg;
+	struct http_resp *r = x->resp;
+	size_t len = size * n, vlen;
+	const char *v;
+	char line[256];
+
+	/* Each answer, redirects included, starts with a status line. */
+	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+		r->etag[0] = '\0';
+		r->has_range = false;
+		return len;
+	}
+	if (len >= sizeof(line))
+		return len;	/* no header we read is that long */
+	memcpy(line, p, len);
+	line[len] = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
+	if ((v = strchr(line, ':')) == NULL)
+		return len;
+	for (v++; *v == ' ' || *v == '\t'; v++)
+		;
+	vlen = strlen(v);
+	while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+		vlen--;
+	if (strncasecmp(line, "etag:", 5) == 0) {
+		if (vlen < sizeof(r->etag)) {
+			memcpy(r->etag, v, vlen);
+			r->etag[vlen] = '\0';
+		}
+	} else if (strncasecmp(line, "content-range:", 14) == 0) {
+		uint64_t first, last, total;
+
+		if (sscanf(v, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64,
+		    &first, &last, &total) == 3 && first <= last &&
+		    last < total) {
+			r->has_range = true;
+			r->range_first = first;
+			r->range_total = total;
+		}
+	}
+	return len;
+}
+
+/* Appends to resp->body, up to cap bytes; false when that would pass it. */
+static bool
+body_append(struct xfer *x, const char *p, size_t n, size_t cap)
+{
+	struct http_resp *r = x->resp;
+	size_t want;
+	char *nb;
+
+	if (n > cap || r->len > cap - n)
+		return false;
+	want = r->len + n + 1;
+	if (want > x->bodycap) {
+		/* Grown by doubling from what arrived, never from a length the
+		 * server announced. */
+		size_t nc = x->bodycap ? x->bodycap : BODY_FIRST;
+
+		while (nc < want)
+			nc *= 2;
+		if ((nb = realloc(r->body, nc)) == NULL) {
+			x->rc = PF_ENOMEM;
+			return false;
+		}
+		r->body = nb;
+		x->bodycap = nc;
+	}
+	memcpy(r->body + r->len, p, n);
+	r->len += n;
+	r->body[r->len] = '\0';
+	return true;
+}
+
+static size_t
+on_body(char *p, size_t size, size_t n, void *arg)
+{
+	struct xfer *x = arg;
+	size_t len = size * n;
+	long code = 0;
+	enum pf_status rc;
+
+	curl_easy_getinfo(x->h->curl, CURLINFO_RESPONSE_CODE, &code);
+	if (code >= 300 && code < 400)
+		return len;	/* a redirect's own body: not ours */
+	if (code >= 200 && code < 300) {
+		if (x->rq->sink != NULL) {
+			if ((rc = x->rq->sink(x->rq->arg, p, len)) == PF_OK)
+				return len;
+			x->rc = rc;
+			return 0;
+		}
+		if (body_append(x, p, len, x->rq->cap))
+			return len;
+		if (x->rc == PF_OK) {
+			x->rc = PF_EPROTO;
+			snprintf(x->resp->err, sizeof(x->resp->err),
+			    "the answer is larger than %zu bytes", x->rq->cap);
+		}
+		return 0;
+	}
+	/* An error: its status says enough; its message is a bonus. */
+	if (body_append(x, p, len, HTTP_MAX_ERROR_BODY))
+		return len;
+	x->full = x->rc == PF_OK;
+	return 0;
+}
+
+/* Sets an option whose failure leaves the handle unusable. */
+#define SETOPT(h, opt, v) do {						\
+	if (curl_easy_setopt((h)->curl, (opt), (v)) != CURLE_OK) {	\
+		log_error("%s: libcurl refused %s", __func__, #opt);	\
+		goto out;						\
+	}								\
+} while (0)
+
+struct http *
+http_new(const struct http_opts *o)
+{
+	struct http *h;
+	size_t len;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return NULL;
+	if ((h->base = strdup(o->base)) == NULL ||
+	    (h->curl = curl_easy_init()) == NULL)
+		goto out;
+	len = strlen(h->base);
+	while (len > 0 && h->base[len - 1] == '/')
+		h->base[--len] = '\0';
+	h->timeout_s = o->timeout_s;
+	/* Whatever a server says, only HTTP(S), and no more than a few hops. */
+	SETOPT(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	SETOPT(h, CURLOPT_FOLLOWLOCATION, 1L);
+	SETOPT(h, CURLOPT_MAXREDIRS, (long)HTTP_MAX_REDIRS);
+	/*
+	 * CURLOPT_UNRESTRICTED_AUTH stays off: libcurl sends the password
+	 * only to the host (scheme and port) it was given for, never to one
+	 * a redirect names.
+	 */
+	SETOPT(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+	SETOPT(h, CURLOPT_USERNAME, o->user);
+	SETOPT(h, CURLOPT_PASSWORD, o->secret);
+	SETOPT(h, CURLOPT_CONNECTTIMEOUT, (long)o->timeout_s);
+	/* A peer that stalls for timeout_s is gone; a slow one is not. */
+	SETOPT(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	SETOPT(h, CURLOPT_LOW_SPEED_TIME, (long)o->timeout_s);
+	SETOPT(h, CURLOPT_NOSIGNAL, 1L);
+	SETOPT(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	SETOPT(h, CURLOPT_USERAGENT, "paraflow/" PACKAGE_VERSION);
+	SETOPT(h, CURLOPT_ERRORBUFFER, h->errbuf);
+	SETOPT(h, CURLOPT_HEADERFUNCTION, on_header);
+	SETOPT(h, CURLOPT_WRITEFUNCTION, on_body);
+	return h;
+out:
+	http_free(h);
+	return NULL;
+}
+
+void
+http_free(struct http *h)
+{
+	if (h == NULL)
+		return;
+	if (h->curl != NULL)
+		curl_easy_cleanup(h->curl);
+	free(h->base);
+	free(h);
+}
+
+void
+http_resp_clear(struct http_resp *resp)
+{
+	free(resp->body);
+	resp->body = NULL;
+	resp->len = 0;
+}
+
+/* What a failed transfer means to the caller. */
+static enum pf_status
+curl_status(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return PF_ETIMEOUT;
+	case CURLE_OUT_OF_MEMORY:
+		return PF_ENOMEM;
+	case CURLE_PEER_FAILED_VERIFICATION:
+		return PF_EAUTH;	/* the server is not the one named */
+	case CURLE_TOO_MANY_REDIRECTS:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_FILESIZE_EXCEEDED:
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_BAD_CONTENT_ENCODING:
+		return PF_EPROTO;
+	default:
+		return PF_ENET;
+	}
+}
+
+enum pf_status
+http_request(struct http *h, const struct http_req *rq, struct http_resp *resp)
+{
+	struct xfer x = { .h = h, .rq = rq, .resp = resp, .rc = PF_OK };
+	struct curl_slist *hdrs = NULL, *l;
+	char *url = NULL, line[HTTP_ETAG_MAX + 16];
+	enum pf_status rc = PF_ENOMEM;
+	bool get = strcmp(rq->method, "GET") == 0;
+	CURLcode cc;
+
+	memset(resp, 0, sizeof(*resp));
+	h->errbuf[0] = '\0';
+	if (asprintf(&url, "%s%s", h->base, rq->path) == -1) {
+		url = NULL;
+		goto out;
+	}
+	if (rq->if_range != NULL) {
+		snprintf(line, sizeof(line), "If-Range: %s", rq->if_range);
+		if ((l = curl_slist_append(hdrs, line)) == NULL)
+			goto out;
+		hdrs = l;
+	}
+	rc = PF_EINTERNAL;
+	SETOPT(h, CURLOPT_URL, url);
+	SETOPT(h, CURLOPT_HTTPGET, 1L);
+	SETOPT(h, CURLOPT_CUSTOMREQUEST, get ? NULL : rq->method);
+	SETOPT(h, CURLOPT_RANGE, rq->range);
+	SETOPT(h, CURLOPT_HTTPHEADER, hdrs);
+	SETOPT(h, CURLOPT_HEADERDATA, &x);
+	SETOPT(h, CURLOPT_WRITEDATA, &x);
+	/* A JSON answer has no reason to last; a download may take hours. */
+	SETOPT(h, CURLOPT_TIMEOUT, rq->sink != NULL ? 0L :
+	    (long)h->timeout_s * 3);
+	log_debug("%s %s%s%s", rq->method, url, rq->range ? " range " : "",
+	    rq->range ? rq->range : "");
+	cc = curl_easy_perform(h->curl);
+	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &resp->status);
+	log_debug("%s %s: %ld, %s", rq->method, url, resp->status,
+	    curl_easy_strerror(cc));
+	if (cc == CURLE_OK || (cc == CURLE_WRITE_ERROR && x.full)) {
+		rc = PF_OK;
+		goto out;
+	}
+	if (cc == CURLE_WRITE_ERROR && x.rc != PF_OK) {
+		rc = x.rc;
+		goto out;
+	}
+	rc = curl_status(cc);
+	snprintf(resp->err, sizeof(resp->err), "%s", h->errbuf[0] != '\0' ?
+	    h->errbuf : curl_easy_strerror(cc));
+out:
+	/* The handle MUST NOT keep pointers to what is freed here. */
+	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(hdrs);
+	free(url);
+	if (rc != PF_OK) {
+		if (resp->err[0] == '\0')
+			snprintf(resp->err, sizeof(resp->err), "%s",
+			    pf_status_message(rc));
+		http_resp_clear(resp);
+	}
+	return rc;
+}

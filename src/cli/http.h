@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The HTTP transport of the gateway commands: one libcurl handle, one
+ * request at a time, answers read into a capped buffer or handed to a sink.
+ * Nothing here knows the API; remote.c does. Use from one thread.
+ */
+#ifndef PF_HTTP_H
+#define PF_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+/* The largest JSON answer read: a bigger one is a broken or hostile peer. */
+#define HTTP_MAX_JSON		(16u * 1024 * 1024)
+/* How much of an error answer is kept, for its message. */
+#define HTTP_MAX_ERROR_BODY	(64u * 1024)
+#define HTTP_MAX_REDIRS		3
+#define HTTP_ETAG_MAX		128
+
+struct http;
+
+struct http_opts {
+	const char	*base;		/* http[s]://host[:port][/prefix] */
+	const char	*user;
+	const char	*secret;	/* borrowed; libcurl keeps a copy */
+	unsigned	 timeout_s;	/* connect, and longest stall */
+};
+
+/*
+ * Receives the body of a 2xx answer, piece by piece. Returns PF_OK to go
+ * on; anything else aborts the transfer and becomes http_request's status.
+ */
+typedef enum pf_status (*http_sink)(void *arg, const void *p, size_t n);
+
+struct http_req {
+	const char	*method;	/* "GET", "DELETE" */
+	const char	*path;		/* appended to the base: "/api/v1/..." */
+	const char	*range;		/* "100-", or NULL */
+	const char	*if_range;	/* an ETag, quoted, or NULL */
+	size_t		 cap;		/* body limit when sink is NULL */
+	http_sink	 sink;		/* NULL: the body goes to resp->body */
+	void		*arg;
+};
+
+struct http_resp {
+	long		 status;	/* the final answer's, or 0 */
+	char		*body;		/* NUL-terminated, owned; see below */
+	size_t		 len;
+	char		 etag[HTTP_ETAG_MAX];	/* "" if none or too long */
+	bool		 has_range;	/* Content-Range was given: */
+	uint64_t	 range_first;	/* bytes first-last/total */
+	uint64_t	 range_total;
+	char		 err[256];	/* why, when the request failed */
+};
+
+/*
+ * True if url is an http:// or https:// URL that can serve as a base:
+ * with a host, without user info, query or fragment.
+ */
+bool http_base_valid(const char *url);
+
+/*
+ * Returns a new client for o (o->base MUST pass http_base_valid), or NULL
+ * on ENOMEM or if libcurl refuses a setting. The strings are copied.
+ * Call curl_global_init before, from the main thread.
+ */
+struct http *http_new(const struct http_opts *o);
+
+/* Frees h and wipes its copy of the secret. NULL is a no-op. */
+void http_free(struct http *h);
+
+/*
+ * Sends rq and waits for the answer. PF_OK if an answer came, whatever
+ * its status (resp->status): the body of a 2xx answer went to rq->sink,
+ * or to resp->body if rq->sink is NULL (at most rq->cap bytes); the body
+ * of any other answer to resp->body (at most HTTP_MAX_ERROR_BODY). Free
+ * resp->body with http_resp_clear. Otherwise:
+ *   PF_ENET / PF_ETIMEOUT  no answer (refused, reset, stalled)
+ *   PF_EPROTO              a body over its cap, or a bad redirect or answer
+ *   PF_ENOMEM, or what the sink returned
+ * with the reason in resp->err.
+ */
+enum pf_status http_request(struct http *h, const struct http_req *rq,
+    struct http_resp *resp);
+
+/* Frees resp->body; safe on a zeroed resp. */
+void http_resp_clear(struct http_resp *resp);
+
+/* The base URL as given (borrowed), for messages. */
+const char *http_base(const struct http *h);
+
+#endif

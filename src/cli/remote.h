@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the gateway commands (list, status, fetch, cancel) share: their
+ * options, the API calls that answer JSON, the mapping of every failure to
+ * an exit code and a one-line message, and safe printing of server text.
+ */
+#ifndef PF_REMOTE_H
+#define PF_REMOTE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "http.h"
+#include "session.h"
+#include "status.h"
+
+#define REMOTE_DEFAULT_URL	"http://127.0.0.1:8080"
+#define REMOTE_API		"/api/v1"
+
+struct remote_opts {
+	const char	*url;		/* passed http_base_valid */
+	const char	*user;
+	const char	*secret;	/* borrowed; the caller wipes it */
+	unsigned	 timeout_s;
+	bool		 json;		/* one JSON document on stdout */
+	bool		 quiet;		/* no progress bar, no hints */
+};
+
+/* Why a gateway command failed. */
+struct remote_error {
+	int		 exit;		/* enum cli_exit */
+	char		 code[32];	/* stable snake_case, for --json */
+	long		 http_status;	/* 0: no HTTP answer was involved */
+	char		 session[SESSION_ID_LEN + 1];	/* "" if none */
+	char		 message[512];	/* one line, for people */
+};
+
+/* True if id is a UUID in its canonical text form (any hex case). */
+bool remote_id_valid(const char *id);
+
+/*
+ * A new client for o, or NULL with e filled. Calls curl_global_init
+ * once; remote_close undoes both.
+ */
+struct http *remote_open(const struct remote_opts *o, struct remote_error *e);
+
+/* Frees h and libcurl's global state. NULL is a no-op for h. */
+void remote_close(struct http *h);
+
+/*
+ * Sends method (GET or DELETE) to REMOTE_API path (printf-style) and
+ * parses the 2xx answer as a JSON object into *out (a new reference).
+ * session names the session concerned for messages ("" or NULL if none).
+ * Any failure fills e and returns its status; the exit code is e->exit.
+ */
+enum pf_status remote_call(struct http *h, const char *method,
+    const char *session, json_t **out, struct remote_error *e,
+    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* Fills e for a failed request: no answer (rc), or resp's HTTP error. */
+void remote_fail_http(struct remote_error *e, const struct http *h,
+    enum pf_status rc, const struct http_resp *resp, const char *session);
+
+/* Fills e for a failure with status rc (exit code from cli_exit_code). */
+void remote_fail(struct remote_error *e, enum pf_status rc,
+    const char *session, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/*
+ * Reports e: the --json error object on stdout, or "paraflow: message" on
+ * stderr. Returns e->exit.
+ */
+int remote_report(const struct remote_error *e, bool json);
+
+/* Prints j (stolen) as one compact line on stdout, and flushes. */
+void remote_print_json(json_t *j);
+
+/* A string member of obj, or "" if absent or not a string (borrowed). */
+const char *remote_str(const json_t *obj, const char *key);
+
+/* An integer member of obj, or -1 if absent, not an integer or < 0. */
+json_int_t remote_int(const json_t *obj, const char *key);
+
+/*
+ * Writes server text s to f with every control character (C0, DEL, C1)
+ * and backslash escaped as \xNN, so that no name can drive the terminal.
+ */
+void remote_put_text(FILE *f, const char *s);
+
+/* True if state is one a session never leaves. */
+bool remote_state_final(const char *state);
+
+#endif
