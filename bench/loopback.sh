@@ -103,7 +103,7 @@ report "nc -> file + fdatasync" "$nc_file_s" 0
 # start_server ARGS...: a paraflowd on a fresh port; sets server, port.
 start_server() {
 	rm -f "$work/port"
-	"$bin/paraflowd" --port 0 --storage "$work/storage" \
+	"$bin/paraflowd" --port 0 --no-http --storage "$work/storage" \
 	    --port-file "$work/port" --quiet "$@" 2>>"$work/server.log" &
 	server=$!
 	pids+=("$server")

@@ -13,6 +13,7 @@
 #include "args.h"
 #include "auth.h"
 #include "engine.h"
+#include "httpd.h"
 #include "log.h"
 #include "proto.h"
 
@@ -56,6 +57,25 @@ static const char usage_text[] =
 "      --stop-grace SEC      on SIGTERM, let chunks in flight finish for up\n"
 "                            to SEC seconds (default 10)\n"
 "      --port-file FILE      write the bound port to FILE once listening\n"
+"\n"
+"HTTP gateway (REST status API, metrics, downloads, dashboard):\n"
+"      --http-port PORT      HTTP port (default 8080; 0 picks a free one)\n"
+"      --http-bind ADDR      address to serve HTTP on (default 127.0.0.1)\n"
+"      --no-http             serve no HTTP at all\n"
+"      --http-port-file FILE write the bound HTTP port to FILE\n"
+"      --admin NAME          NAME sees and acts on every user's sessions\n"
+"                            (repeatable); others see only their own\n"
+"      --http-auth-all       require a login for /healthz, /readyz and\n"
+"                            /metrics too (open by default)\n"
+"      --http-max-connections N\n"
+"                            HTTP connections at once (default 128)\n"
+"      --http-max-per-ip N   HTTP connections per client address (default\n"
+"                            32)\n"
+"      --http-timeout SEC    close idle HTTP connections after SEC seconds,\n"
+"                            and any request not received in 3 x SEC\n"
+"                            (default 10)\n"
+"      --www DIR             serve the dashboard from DIR (default\n"
+"                            " PF_WWW_DIR ")\n"
 "  -v, --verbose             log more (repeat for debug)\n"
 "  -q, --quiet               log errors and warnings only\n"
 "  -h, --help                show this help\n"
@@ -95,7 +115,17 @@ enum {
 	OPT_MIN_RATE,
 	OPT_STAGING_TTL,
 	OPT_SYNC,
-	OPT_STOP_GRACE
+	OPT_STOP_GRACE,
+	OPT_HTTP_PORT,
+	OPT_HTTP_BIND,
+	OPT_NO_HTTP,
+	OPT_HTTP_PORT_FILE,
+	OPT_ADMIN,
+	OPT_HTTP_AUTH_ALL,
+	OPT_HTTP_MAX_CONNS,
+	OPT_HTTP_MAX_PER_IP,
+	OPT_HTTP_TIMEOUT,
+	OPT_WWW
 };
 
 static const struct option options[] = {
@@ -119,6 +149,17 @@ static const struct option options[] = {
 	{ "staging-ttl", required_argument, NULL, OPT_STAGING_TTL },
 	{ "sync", required_argument, NULL, OPT_SYNC },
 	{ "stop-grace", required_argument, NULL, OPT_STOP_GRACE },
+	{ "http-port", required_argument, NULL, OPT_HTTP_PORT },
+	{ "http-bind", required_argument, NULL, OPT_HTTP_BIND },
+	{ "no-http", no_argument, NULL, OPT_NO_HTTP },
+	{ "http-port-file", required_argument, NULL, OPT_HTTP_PORT_FILE },
+	{ "admin", required_argument, NULL, OPT_ADMIN },
+	{ "http-auth-all", no_argument, NULL, OPT_HTTP_AUTH_ALL },
+	{ "http-max-connections", required_argument, NULL,
+	    OPT_HTTP_MAX_CONNS },
+	{ "http-max-per-ip", required_argument, NULL, OPT_HTTP_MAX_PER_IP },
+	{ "http-timeout", required_argument, NULL, OPT_HTTP_TIMEOUT },
+	{ "www", required_argument, NULL, OPT_WWW },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -187,8 +228,13 @@ int
 main(int argc, char **argv)
 {
 	struct engine_config cfg;
+	struct httpd_config hcfg;
 	struct engine *e = NULL;
+	struct httpd *h = NULL;
 	const char *port_file = NULL, *new_user = NULL;
+	const char *http_port_file = NULL;
+	char admins[1024] = "";
+	bool http = true;
 	unsigned iterations = AUTH_DEFAULT_ITERATIONS;
 	int verbosity = PF_LOG_INFO, ch, sig;
 	uint64_t size;
@@ -196,6 +242,8 @@ main(int argc, char **argv)
 
 	pf_log_set_prog("paraflowd");
 	engine_config_defaults(&cfg);
+	httpd_config_defaults(&hcfg);
+	hcfg.www_dir = PF_WWW_DIR;
 	while ((ch = getopt_long(argc, argv, "p:b:s:u:vqhV", options,
 	    NULL)) != -1) {
 		switch (ch) {
@@ -270,6 +318,47 @@ main(int argc, char **argv)
 		case OPT_PORT_FILE:
 			port_file = optarg;
 			break;
+		case OPT_HTTP_PORT:
+			hcfg.port = pf_arg_uint("http-port", optarg, 0, 65535);
+			break;
+		case OPT_HTTP_BIND:
+			hcfg.bind = optarg;
+			break;
+		case OPT_NO_HTTP:
+			http = false;
+			break;
+		case OPT_HTTP_PORT_FILE:
+			http_port_file = optarg;
+			break;
+		case OPT_ADMIN:
+			if (!auth_user_valid(optarg))
+				pf_usage_error("bad user name '%s' for "
+				    "--admin", optarg);
+			if (strlen(admins) + strlen(optarg) + 2 >
+			    sizeof(admins))
+				pf_usage_error("%s", "too many --admin names");
+			if (admins[0] != '\0')
+				strcat(admins, ",");
+			strcat(admins, optarg);
+			break;
+		case OPT_HTTP_AUTH_ALL:
+			hcfg.auth_all = true;
+			break;
+		case OPT_HTTP_MAX_CONNS:
+			hcfg.max_connections = pf_arg_uint(
+			    "http-max-connections", optarg, 1, 10000);
+			break;
+		case OPT_HTTP_MAX_PER_IP:
+			hcfg.max_per_ip = pf_arg_uint("http-max-per-ip",
+			    optarg, 1, 10000);
+			break;
+		case OPT_HTTP_TIMEOUT:
+			hcfg.timeout_s = pf_arg_uint("http-timeout", optarg,
+			    1, 3600);
+			break;
+		case OPT_WWW:
+			hcfg.www_dir = optarg;
+			break;
 		case OPT_ADD_USER:
 			new_user = optarg;
 			break;
@@ -311,15 +400,24 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	if (engine_new(&cfg, &e) != PF_OK || engine_start(e) != PF_OK) {
+	hcfg.admins = admins;
+	if (engine_new(&cfg, &e) != PF_OK || engine_start(e) != PF_OK ||
+	    (http && httpd_start(&hcfg, e, &h) != PF_OK)) {
+		if (e != NULL)
+			engine_stop(e);
 		engine_free(e);
 		return 1;
 	}
 	if (port_file != NULL && write_port_file(port_file,
 	    engine_port(e)) == -1)
 		log_warn("cannot write %s", port_file);
+	if (h != NULL && http_port_file != NULL &&
+	    write_port_file(http_port_file, httpd_port(h)) == -1)
+		log_warn("cannot write %s", http_port_file);
 	if (sigwait(&set, &sig) == 0)
 		log_info("%s received, stopping", strsignal(sig));
+	/* The gateway reads the engine: it goes first. */
+	httpd_stop(h);
 	engine_stop(e);
 	engine_free(e);
 	return 0;

@@ -268,9 +268,20 @@ engine_sessions(struct engine *e, struct engine_session_info **out,
 	pthread_mutex_lock(&e->history.lock);
 	if (!c.failed && (v = realloc(c.v, (c.n + e->history.n + 1) *
 	    sizeof(*v))) != NULL) {
+		size_t live = c.n;
+
 		c.v = v;
-		for (size_t i = 0; i < e->history.n; i++)
-			c.v[c.n++] = e->history.v[i].info;
+		/* A session being retired is in both for a moment. */
+		for (size_t i = 0; i < e->history.n; i++) {
+			size_t j;
+
+			for (j = 0; j < live; j++)
+				if (strcmp(v[j].id,
+				    e->history.v[i].info.id) == 0)
+					break;
+			if (j == live)
+				c.v[c.n++] = e->history.v[i].info;
+		}
 	} else
 		c.failed = true;
 	pthread_mutex_unlock(&e->history.lock);

@@ -93,14 +93,23 @@ wait_file() {
 	return 1
 }
 
-# start_server [ARGS...]: starts paraflowd, sets SERVER_PID and PORT.
+# start_server [ARGS...]: starts paraflowd, sets SERVER_PID and PORT, and
+# HTTP_PORT and HTTP_URL for its gateway (empty with --no-http).
 start_server() {
-	rm -f "$T/port"
+	rm -f "$T/port" "$T/http_port"
 	"$PARAFLOWD" --port 0 --bind 127.0.0.1 --storage "$STORAGE" \
-	    --port-file "$T/port" "$@" 2>>"$T/server.log" &
+	    --port-file "$T/port" --http-port 0 \
+	    --http-port-file "$T/http_port" "$@" 2>>"$T/server.log" &
 	SERVER_PID=$!
 	PIDS+=("$SERVER_PID")
 	PORT=$(started "$T/port" paraflowd "$T/server.log") || exit 1
+	HTTP_PORT=
+	HTTP_URL=
+	if [[ " $* " != *" --no-http "* ]] && wait_file "$T/http_port" 10
+	then
+		HTTP_PORT=$(cat "$T/http_port")
+		HTTP_URL=http://127.0.0.1:$HTTP_PORT
+	fi
 }
 
 # started PORTFILE NAME LOG: prints the port a process just started wrote

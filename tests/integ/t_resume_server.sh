@@ -57,7 +57,7 @@ restart_server() {
 	local i
 	for ((i = 0; i < 50; i++)); do
 		rm -f "$T/port"
-		"$PARAFLOWD" --port "$PORT" --bind 127.0.0.1 \
+		"$PARAFLOWD" --port "$PORT" --bind 127.0.0.1 --no-http \
 		    --storage "$STORAGE" --port-file "$T/port" \
 		    "${SERVER_ARGS[@]}" 2>>"$T/server.log" &
 		SERVER_PID=$!

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 
 # ulimit -f counts 1024-byte blocks; the limit is inherited by paraflowd.
-(ulimit -f 10240 && exec "$PARAFLOWD" --port 0 --bind 127.0.0.1 \
+(ulimit -f 10240 && exec "$PARAFLOWD" --port 0 --bind 127.0.0.1 --no-http \
     --storage "$STORAGE" --port-file "$T/port" 2>>"$T/server.log") &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")

@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: MIT */
+/* Files over HTTP: finished uploads (with ranges) and the dashboard. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gateway.h"
+
+/* A byte range of a file; whole unless a Range header asked otherwise. */
+struct range {
+	uint64_t	 first, len;
+	bool		 partial;
+	bool		 unsatisfiable;
+};
+
+static bool
+parse_u64(const char **p, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (**p < '0' || **p > '9')
+		return false;
+	while (**p >= '0' && **p <= '9') {
+		if (v > (UINT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(**p - '0');
+		(*p)++;
+	}
+	*out = v;
+	return true;
+}
+
+/*
+ * One "bytes=" range (RFC 9110 14.1.2). Syntax we do not serve (several
+ * ranges, other units, garbage) is ignored, as the RFC allows: the whole
+ * file goes out.
+ */
+static void
+parse_range(const char *hdr, uint64_t size, struct range *r)
+{
+	uint64_t a, b;
+	const char *p = hdr;
+
+	r->first = 0;
+	r->len = size;
+	r->partial = r->unsatisfiable = false;
+	if (hdr == NULL || strncmp(p, "bytes=", 6) != 0)
+		return;
+	p += 6;
+	if (*p == '-') {
+		p++;
+		if (!parse_u64(&p, &b) || *p != '\0')
+			return;
+		if (b == 0 || size == 0) {
+			r->unsatisfiable = true;
+			return;
+		}
+		r->first = b >= size ? 0 : size - b;
+	} else {
+		if (!parse_u64(&p, &a) || *p++ != '-')
+			return;
+		b = UINT64_MAX;
+		if (*p != '\0' && !parse_u64(&p, &b))
+			return;
+		if (*p != '\0' || b < a)
+			return;
+		if (a >= size) {
+			r->unsatisfiable = true;
+			return;
+		}
+		r->first = a;
+		if (b < size - 1)
+			size = b + 1;
+	}
+	r->len = size - r->first;
+	r->partial = true;
+}
+
+/* Content-Disposition with an ASCII fallback and the UTF-8 name (RFC 6266). */
+static void
+disposition(const char *name, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char ascii[ENGINE_MAX_NAME + 1], enc[3 * ENGINE_MAX_NAME + 1];
+	size_t i, k = 0;
+
+	for (i = 0; name[i] != '\0' && i < ENGINE_MAX_NAME; i++) {
+		unsigned char ch = (unsigned char)name[i];
+
+		ascii[i] = ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\' ?
+		    '_' : (char)ch;
+		/* attr-char of RFC 8187; everything else percent-encoded. */
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || strchr("!#$&+-.^_`|~", ch))
+			enc[k++] = (char)ch;
+		else {
+			enc[k++] = '%';
+			enc[k++] = hex[ch >> 4];
+			enc[k++] = hex[ch & 15];
+		}
+	}
+	ascii[i] = '\0';
+	enc[k] = '\0';
+	snprintf(out, cap, "attachment; filename=\"%s\"; filename*=UTF-8''%s",
+	    ascii, enc);
+}
+
+static void
+http_date(int64_t t, char buf[64])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, 64, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+		buf[0] = '\0';
+}
+
+/* True if an If-None-Match or If-Range value names etag. */
+static bool
+etag_matches(const char *hdr, const char *etag)
+{
+	size_t n = strlen(etag);
+	const char *p = hdr;
+
+	if (strcmp(hdr, "*") == 0)
+		return true;
+	while ((p = strstr(p, etag)) != NULL) {
+		if ((p == hdr || p[-1] == ' ' || p[-1] == ',' ||
+		    (p - hdr >= 2 && p[-2] == 'W' && p[-1] == '/')) &&
+		    (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+static enum MHD_Result
+send_file(struct MHD_Connection *c, int fd,
+    const struct engine_session_info *s)
+{
+	const char *range_hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "Range");
+	const char *if_range = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "If-Range");
+	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "If-None-Match");
+	char etag[ENGINE_DIGEST_HEX + 2], cd[1200], date[64], cr[96];
+	struct MHD_Response *r;
+	struct range rg;
+	enum MHD_Result ret;
+	unsigned status = MHD_HTTP_OK;
+
+	snprintf(etag, sizeof(etag), "\"%s\"", s->digest);
+	if (inm != NULL && etag_matches(inm, etag)) {
+		close(fd);
+		r = MHD_create_response_from_buffer(0, NULL,
+		    MHD_RESPMEM_PERSISTENT);
+		status = MHD_HTTP_NOT_MODIFIED;
+		goto queue;
+	}
+	if (if_range != NULL && strcmp(if_range, etag) != 0)
+		range_hdr = NULL;
+	parse_range(range_hdr, s->size, &rg);
+	if (rg.unsatisfiable) {
+		close(fd);
+		snprintf(cr, sizeof(cr), "bytes */%" PRIu64, s->size);
+		r = MHD_create_response_from_buffer(0, NULL,
+		    MHD_RESPMEM_PERSISTENT);
+		if (r != NULL)
+			MHD_add_response_header(r, "Content-Range", cr);
+		status = MHD_HTTP_RANGE_NOT_SATISFIABLE;
+		goto queue;
+	}
+	if (rg.len == 0) {
+		close(fd);
+		r = MHD_create_response_from_buffer(0, NULL,
+		    MHD_RESPMEM_PERSISTENT);
+	} else	/* sendfile(2) from the stored file; MHD closes fd. */
+		r = MHD_create_response_from_fd_at_offset64(rg.len, fd,
+		    rg.first);
+	if (r == NULL) {
+		if (rg.len != 0)
+			close(fd);
+		return MHD_NO;
+	}
+	if (rg.partial) {
+		snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%"
+		    PRIu64, rg.first, rg.first + rg.len - 1, s->size);
+		MHD_add_response_header(r, "Content-Range", cr);
+		status = MHD_HTTP_PARTIAL_CONTENT;
+	}
+	disposition(s->name, cd, sizeof(cd));
+	MHD_add_response_header(r, "Content-Type",
+	    "application/octet-stream");
+	MHD_add_response_header(r, "Content-Disposition", cd);
+	MHD_add_response_header(r, "Accept-Ranges", "bytes");
+queue:
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, "ETag", etag);
+	http_date(s->finished, date);
+	if (date[0] != '\0')
+		MHD_add_response_header(r, "Last-Modified", date);
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "Cache-Control", "private, no-cache");
+	gw_responding(c);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+enum MHD_Result
+gw_file(struct httpd *h, struct MHD_Connection *c, const char *method,
+    const char *id, const struct gw_caller *who)
+{
+	struct engine_session_info s;
+	enum pf_status rc;
+	int fd;
+
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return gw_not_allowed(c, "GET, HEAD");
+	rc = engine_open_file(h->engine, id, who->admin ? NULL : who->user,
+	    &fd, &s);
+	if (rc == PF_ENOSESSION)
+		return gw_error(c, MHD_HTTP_NOT_FOUND, "not_found",
+		    "no session %s", id);
+	if (rc == PF_EBUSY)
+		return gw_error(c, MHD_HTTP_CONFLICT, "not_finished",
+		    "session %s is not complete", id);
+	if (rc != PF_OK)
+		return gw_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+		    "cannot open the file of session %s", id);
+	return send_file(c, fd, &s);
+}
+
+static const char *
+content_type(const char *path)
+{
+	static const struct {
+		const char	*ext, *type;
+	} types[] = {
+		{ ".html", "text/html; charset=utf-8" },
+		{ ".js", "text/javascript; charset=utf-8" },
+		{ ".mjs", "text/javascript; charset=utf-8" },
+		{ ".css", "text/css; charset=utf-8" },
+		{ ".svg", "image/svg+xml" },
+		{ ".png", "image/png" },
+		{ ".ico", "image/x-icon" },
+		{ ".json", "application/json" },
+		{ ".woff2", "font/woff2" },
+	};
+	const char *dot = strrchr(path, '.');
+
+	for (size_t i = 0; dot != NULL && i < sizeof(types) / sizeof(*types);
+	    i++)
+		if (strcmp(dot, types[i].ext) == 0)
+			return types[i].type;
+	return "application/octet-stream";
+}
+
+/* Dashboard paths: plain names only, no dot segments, no hidden files. */
+static bool
+safe_path(const char *p)
+{
+	if (*p == '\0' || strlen(p) > 200)
+		return false;
+	for (const char *q = p; *q != '\0'; q++) {
+		if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+		    (*q >= '0' && *q <= '9') || strchr("._-/", *q)))
+			return false;
+		if ((q == p || q[-1] == '/') && (*q == '.' || *q == '/'))
+			return false;
+	}
+	return true;
+}
+
+enum MHD_Result
+gw_static(struct httpd *h, struct MHD_Connection *c, const char *method,
+    const char *url)
+{
+	const char *rel = strcmp(url, "/") == 0 ? "index.html" : url + 1;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	struct stat st;
+	int dirfd, fd = -1;
+
+	if (h->cfg.www_dir == NULL || url[0] != '/' || !safe_path(rel))
+		return gw_error(c, MHD_HTTP_NOT_FOUND, "not_found",
+		    "no such path");
+	if ((dirfd = open(h->cfg.www_dir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) != -1) {
+		fd = openat(dirfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		close(dirfd);
+	}
+	if (fd == -1 || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		if (fd != -1)
+			close(fd);
+		return gw_error(c, MHD_HTTP_NOT_FOUND, "not_found",
+		    "no such path");
+	}
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		close(fd);
+		return gw_not_allowed(c, "GET, HEAD");
+	}
+	if (st.st_size == 0) {
+		close(fd);
+		r = MHD_create_response_from_buffer(0, NULL,
+		    MHD_RESPMEM_PERSISTENT);
+	} else if ((r = MHD_create_response_from_fd64((uint64_t)st.st_size,
+	    fd)) == NULL)
+		close(fd);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", content_type(rel));
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "Cache-Control", "no-cache");
+	MHD_add_response_header(r, "Content-Security-Policy",
+	    "default-src 'self'; img-src 'self' data:; "
+	    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	gw_responding(c);
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/* /metrics: the engine's counters in the Prometheus text format. */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway.h"
+
+/* A growing text buffer; on ENOMEM it stays NULL and everything no-ops. */
+struct text {
+	char	*p;
+	size_t	 len, cap;
+};
+
+static void text_add(struct text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+text_add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		if (t->p == NULL && t->cap != 0)
+			return;
+		va_start(ap, fmt);
+		n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap -
+		    t->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			free(t->p);
+			t->p = NULL;
+			return;
+		}
+		if (t->p != NULL && t->len + (size_t)n < t->cap) {
+			t->len += (size_t)n;
+			return;
+		}
+		t->cap = (t->cap ? t->cap : 4096) * 2 + (size_t)n;
+		if ((t->p = realloc(t->p, t->cap)) == NULL)
+			return;
+	}
+}
+
+static void
+metric(struct text *t, const char *name, const char *type, const char *help)
+{
+	text_add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+enum MHD_Result
+gw_metrics(struct httpd *h, struct MHD_Connection *c)
+{
+	struct engine_session_info *v = NULL;
+	struct engine_stats st;
+	unsigned live[ENGINE_NSTATES] = { 0 };
+	struct MHD_Response *r;
+	struct text t = { NULL, 0, 0 };
+	enum MHD_Result ret;
+	size_t n = 0;
+
+	engine_stats(h->engine, &st);
+	if (engine_sessions(h->engine, &v, &n) == PF_OK)
+		for (size_t i = 0; i < n; i++)
+			live[v[i].state]++;
+	free(v);
+
+	metric(&t, "paraflow_received_bytes_total", "counter",
+	    "Chunk bytes read from clients, re-sent ones included.");
+	text_add(&t, "paraflow_received_bytes_total %" PRIu64 "\n",
+	    st.bytes_received);
+	metric(&t, "paraflow_chunks_acked_total", "counter",
+	    "Chunks verified, stored durably and acknowledged.");
+	text_add(&t, "paraflow_chunks_acked_total %" PRIu64 "\n",
+	    st.chunks_acked);
+	metric(&t, "paraflow_chunks_nacked_total", "counter",
+	    "Chunks that failed their SHA-256 check.");
+	text_add(&t, "paraflow_chunks_nacked_total %" PRIu64 "\n",
+	    st.chunks_nacked);
+	metric(&t, "paraflow_chunks_resent_total", "counter",
+	    "Chunks received more than once.");
+	text_add(&t, "paraflow_chunks_resent_total %" PRIu64 "\n",
+	    st.chunks_resent);
+	metric(&t, "paraflow_auth_failures_total", "counter",
+	    "Failed logins, native and HTTP.");
+	text_add(&t, "paraflow_auth_failures_total %" PRIu64 "\n",
+	    st.auth_failures);
+	metric(&t, "paraflow_sessions_ended_total", "counter",
+	    "Sessions that ended, by final state.");
+	for (int i = ENGINE_COMPLETE; i < ENGINE_NSTATES; i++)
+		text_add(&t, "paraflow_sessions_ended_total{state=\"%s\"} %"
+		    PRIu64 "\n", gw_state_name(i), st.sessions_ended[i]);
+	metric(&t, "paraflow_sessions", "gauge",
+	    "Sessions known to the server, by state.");
+	for (int i = 0; i < ENGINE_NSTATES; i++)
+		text_add(&t, "paraflow_sessions{state=\"%s\"} %u\n",
+		    gw_state_name(i), live[i]);
+	metric(&t, "paraflow_connections", "gauge",
+	    "Native protocol connections open.");
+	text_add(&t, "paraflow_connections %u\n", st.connections_open);
+	metric(&t, "paraflow_uptime_seconds", "gauge",
+	    "Seconds since the server started.");
+	text_add(&t, "paraflow_uptime_seconds %lld\n",
+	    (long long)(time(NULL) - st.started));
+	metric(&t, "paraflow_chunk_receive_seconds", "histogram",
+	    "Time from a chunk's header to its durable ACK.");
+	for (int i = 0; i < ENGINE_HIST_BUCKETS; i++)
+		text_add(&t, "paraflow_chunk_receive_seconds_bucket{le=\"%g\"} %"
+		    PRIu64 "\n", (double)engine_hist_bounds_us[i] / 1e6,
+		    st.hist_counts[i]);
+	text_add(&t, "paraflow_chunk_receive_seconds_bucket{le=\"+Inf\"} %"
+	    PRIu64 "\n", st.hist_counts[ENGINE_HIST_BUCKETS]);
+	text_add(&t, "paraflow_chunk_receive_seconds_sum %.6f\n",
+	    (double)st.hist_sum_us / 1e6);
+	text_add(&t, "paraflow_chunk_receive_seconds_count %" PRIu64 "\n",
+	    st.hist_counts[ENGINE_HIST_BUCKETS]);
+	if (t.p == NULL)
+		return MHD_NO;
+	if ((r = MHD_create_response_from_buffer(t.len, t.p,
+	    MHD_RESPMEM_MUST_FREE)) == NULL) {
+		free(t.p);
+		return MHD_NO;
+	}
+	gw_common_headers(r);
+	MHD_add_response_header(r, "Content-Type",
+	    "text/plain; version=0.0.4; charset=utf-8");
+	gw_responding(c);
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
