@@ -490,6 +490,17 @@ drain(struct stream *st, uint64_t n)
 	return PF_OK;
 }
 
+/* Refuses work on a session that failed, or was cancelled or expired. */
+static enum pf_status
+session_ended(struct stream *st)
+{
+	enum pf_status why = (enum pf_status)atomic_load(&st->session->error);
+
+	if (why == PF_OK)
+		why = PF_ECANCELLED;
+	return fail(st, why, "session ended: %s", pf_status_message(why));
+}
+
 /* Counts chunk index, sent again, as re-sent. */
 static void
 count_resent(struct stream *st, uint64_t index)
@@ -536,8 +547,7 @@ on_chunk(struct stream *st, const struct proto_header *h)
 	    PROTO_CHUNK_TRAILER_LEN)
 		return fail(st, PF_EBADFRAME, "chunk head out of range");
 	if (atomic_load(&s->state) != SESSION_RECEIVING)
-		return fail(st, PF_ECANCELLED, "session is no longer "
-		    "receiving");
+		return session_ended(st);
 	if (!atomic_compare_exchange_strong(&s->chunks[ch.index], &expect,
 	    CHUNK_RECEIVING)) {
 		/* Done already (ACK again) or being received elsewhere. */

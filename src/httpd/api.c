@@ -292,9 +292,11 @@ chunk_map(struct httpd *h, struct MHD_Connection *c, const char *id,
 		return gw_error(c, rc == PF_ENOSESSION ? MHD_HTTP_NOT_FOUND :
 		    MHD_HTTP_INTERNAL_SERVER_ERROR, rc == PF_ENOSESSION ?
 		    "not_found" : "internal", "%s", pf_status_message(rc));
-	return gw_json(c, MHD_HTTP_OK, json_pack("{s:s,s:I,s:I,s:s%}",
+	ret = gw_json(c, MHD_HTTP_OK, json_pack("{s:s,s:I,s:I,s:s%}",
 	    "id", id, "chunks_total", (json_int_t)strlen(map), "chunk_size",
 	    (json_int_t)s.chunk_size, "map", map, strlen(map)));
+	free(map);
+	return ret;
 }
 
 static enum MHD_Result
