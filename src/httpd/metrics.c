@@ -11,10 +11,11 @@
 
 #include "gateway.h"
 
-/* A growing text buffer; on ENOMEM it stays NULL and everything no-ops. */
+/* A growing text buffer; after a failure everything no-ops. */
 struct text {
 	char	*p;
 	size_t	 len, cap;
+	bool	 failed;
 };
 
 static void text_add(struct text *t, const char *fmt, ...)
@@ -24,28 +25,29 @@ static void
 text_add(struct text *t, const char *fmt, ...)
 {
 	va_list ap;
+	char *p;
 	int n;
 
-	for (;;) {
-		if (t->p == NULL && t->cap != 0)
-			return;
+	if (t->failed)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n >= t->cap - t->len) {
+		if ((p = realloc(t->p, 2 * t->cap + (size_t)n)) == NULL)
+			goto fail;
+		t->p = p;
+		t->cap = 2 * t->cap + (size_t)n;
 		va_start(ap, fmt);
-		n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap -
-		    t->len : 0, fmt, ap);
+		n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
 		va_end(ap);
-		if (n < 0) {
-			free(t->p);
-			t->p = NULL;
-			return;
-		}
-		if (t->p != NULL && t->len + (size_t)n < t->cap) {
-			t->len += (size_t)n;
-			return;
-		}
-		t->cap = (t->cap ? t->cap : 4096) * 2 + (size_t)n;
-		if ((t->p = realloc(t->p, t->cap)) == NULL)
-			return;
 	}
+	if (n < 0)
+		goto fail;
+	t->len += (size_t)n;
+	return;
+fail:
+	t->failed = true;
 }
 
 static void
@@ -61,10 +63,13 @@ gw_metrics(struct httpd *h, struct MHD_Connection *c)
 	struct engine_stats st;
 	unsigned live[ENGINE_NSTATES] = { 0 };
 	struct MHD_Response *r;
-	struct text t = { NULL, 0, 0 };
+	struct text t = { .failed = false };
 	enum MHD_Result ret;
 	size_t n = 0;
 
+	t.cap = 8192;
+	if ((t.p = malloc(t.cap)) == NULL)
+		return MHD_NO;
 	engine_stats(h->engine, &st);
 	if (engine_sessions(h->engine, &v, &n) == PF_OK)
 		for (size_t i = 0; i < n; i++)
@@ -120,8 +125,10 @@ gw_metrics(struct httpd *h, struct MHD_Connection *c)
 	    (double)st.hist_sum_us / 1e6);
 	text_add(&t, "paraflow_chunk_receive_seconds_count %" PRIu64 "\n",
 	    st.hist_counts[ENGINE_HIST_BUCKETS]);
-	if (t.p == NULL)
+	if (t.failed) {
+		free(t.p);
 		return MHD_NO;
+	}
 	if ((r = MHD_create_response_from_buffer(t.len, t.p,
 	    MHD_RESPMEM_MUST_FREE)) == NULL) {
 		free(t.p);
