@@ -1,0 +1,79 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The dashboard (www/) in a real browser: Debian's chromium driven by
+# playwright-core through dashboard.mjs, against a paraflowd serving
+# www/ with --www. The browser side signs in, watches an upload reach
+# "complete", reads its chunk map, downloads it through the page and
+# cancels another upload (see dashboard.mjs for the whole list); this
+# side checks the server agrees, and leaves screenshots next to this
+# test's log (dashboard-mid-upload.png, dashboard-chunk-map.png,
+# dashboard-narrow.png).
+. "$(dirname "$0")/lib.sh"
+
+top=$(cd "$here/../.." && pwd)
+WWW=$top/www
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+command -v node >/dev/null 2>&1 || skip_all "node not found"
+[ -x "$CHROMIUM" ] || skip_all "chromium not found ($CHROMIUM)"
+"$PARAFLOWD" --help 2>&1 | grep -q -- '--www' ||
+    skip_all "this paraflowd serves no dashboard (--www)"
+[ -f "$WWW/index.html" ] || { echo "# no $WWW/index.html"; exit 1; }
+
+U=$T/users
+if ! printf 'alice-pw\n' | "$PARAFLOWD" --users "$U" --add-user alice \
+    2>/dev/null; then
+	echo "# --add-user failed"
+	exit 1
+fi
+MIB=$((1024 * 1024))
+mkfile "$T/big" $((256 * MIB))
+mkfile "$T/small" $((128 * MIB))
+
+start_server --users "$U" --www "$WWW"
+echo "# gateway at $HTTP_URL, dashboard from $WWW"
+check "the gateway is up" [ -n "$HTTP_URL" ]
+
+# The screenshots go next to this test's .log, in the build tree.
+mkdir -p "$top_builddir/tests/integ"
+rc=0
+HTTP_URL=$HTTP_URL PF_PORT=$PORT PARAFLOW=$PARAFLOW PF_USER=alice \
+    PF_PASS=alice-pw PF_BIG=$T/big PF_SMALL=$T/small PF_TMP=$T \
+    PF_OUT=$top_builddir/tests/integ CHROMIUM=$CHROMIUM PF_SRCDIR=$top \
+    node "$here/dashboard.mjs" >"$T/browser.out" 2>"$T/browser.err" || rc=$?
+if [ "$rc" -eq 3 ] && grep -q '^skip' "$T/browser.out"; then
+	# A release tarball carries tests/node/package.json, not node_modules:
+	# PF_NODE_MODULES=DIR points at one (as for make distcheck).
+	if [ -e "$top/.git" ]; then
+		not_ok "playwright-core missing (npm ci --prefix tests/node)"
+	else
+		ok "the browser test # SKIP no playwright-core" \
+		    "(npm ci --prefix tests/node, or PF_NODE_MODULES=DIR)"
+	fi
+	done_testing
+fi
+tap_from "$T/browser.out"
+check_eq "the browser test exit status" 0 "$rc"
+if [ -s "$T/browser.err" ]; then
+	echo "# --- browser test stderr ---"
+	sed 's/^/# /' "$T/browser.err" | tail -n 30
+fi
+
+# What the server says about the two sessions the page saw.
+{ read -r done_id; read -r cancel_id; read -r cancel_rc; } <"$T/ids" ||
+    true
+status_of() {
+	curl -s --max-time 10 -u alice:alice-pw \
+	    "$HTTP_URL/api/v1/sessions/$1" | sed -n \
+	    's/.*"state": *"\([a-z]*\)".*/\1/p'
+}
+check_eq "the server: the watched upload is complete" complete \
+    "$(status_of "${done_id:-none}")"
+check_eq "the server: the upload cancelled from the page is cancelled" \
+    cancelled "$(status_of "${cancel_id:-none}")"
+echo "# the cancelled client's exit status: ${cancel_rc:-none}"
+check "the server: no staging left of the cancelled upload" staging_empty
+check "a screenshot of the dashboard mid-upload" \
+    [ -s "$top_builddir/tests/integ/dashboard-mid-upload.png" ]
+rm -f "$T/big" "$T/small"
+stop_server
+done_testing
