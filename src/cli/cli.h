@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Exit codes of paraflow(1) and their mapping from status codes. */
+/* Exit codes of paraflow(1), and the login options its commands share. */
 #ifndef PF_CLI_H
 #define PF_CLI_H
 

@@ -155,6 +155,7 @@ on_body(char *p, size_t size, size_t n, void *arg)
 	enum pf_status rc;
 
 	curl_easy_getinfo(x->h->curl, CURLINFO_RESPONSE_CODE, &code);
+	x->resp->status = code;	/* for the sink */
 	if (code >= 300 && code < 400)
 		return len;	/* a redirect's own body: not ours */
 	if (code >= 200 && code < 300) {

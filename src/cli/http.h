@@ -32,12 +32,14 @@ struct http_opts {
 /*
  * Receives the body of a 2xx answer, piece by piece. Returns PF_OK to go
  * on; anything else aborts the transfer and becomes http_request's status.
+ * While it runs, the http_resp given to http_request holds the status and
+ * headers of the answer being received.
  */
 typedef enum pf_status (*http_sink)(void *arg, const void *p, size_t n);
 
 struct http_req {
 	const char	*method;	/* "GET", "DELETE" */
-	const char	*path;		/* appended to the base: "/api/v1/..." */
+	const char	*path;		/* after the base: "/api/v1/..." */
 	const char	*range;		/* "100-", or NULL */
 	const char	*if_range;	/* an ETag, quoted, or NULL */
 	size_t		 cap;		/* body limit when sink is NULL */
@@ -69,15 +71,19 @@ bool http_base_valid(const char *url);
  */
 struct http *http_new(const struct http_opts *o);
 
-/* Frees h and wipes its copy of the secret. NULL is a no-op. */
+/*
+ * Frees h. NULL is a no-op. libcurl frees its copy of the secret without
+ * wiping it: nothing we can reach holds one.
+ */
 void http_free(struct http *h);
 
 /*
- * Sends rq and waits for the answer. PF_OK if an answer came, whatever
- * its status (resp->status): the body of a 2xx answer went to rq->sink,
- * or to resp->body if rq->sink is NULL (at most rq->cap bytes); the body
- * of any other answer to resp->body (at most HTTP_MAX_ERROR_BODY). Free
- * resp->body with http_resp_clear. Otherwise:
+ * Sends rq and waits for the answer; resp is overwritten. PF_OK if an
+ * answer came, whatever its status (resp->status): the body of a 2xx
+ * answer went to rq->sink, or to resp->body if rq->sink is NULL (at most
+ * rq->cap bytes); the body of any other answer to resp->body (at most
+ * HTTP_MAX_ERROR_BODY, cut there). Free resp->body with http_resp_clear.
+ * Otherwise:
  *   PF_ENET / PF_ETIMEOUT  no answer (refused, reset, stalled)
  *   PF_EPROTO              a body over its cap, or a bad redirect or answer
  *   PF_ENOMEM, or what the sink returned

@@ -16,13 +16,54 @@
 #include "args.h"
 #include "chunkio.h"
 #include "cli.h"
+#include "fetch.h"
+#include "http.h"
 #include "log.h"
 #include "progress.h"
+#include "remote.h"
+#include "sessions.h"
 #include "upload.h"
+
+/* Shared by the full help and the help of each gateway command. */
+#define GATEWAY_OPTIONS \
+"gateway options (list, status, fetch, cancel):\n" \
+"      --http URL         the gateway: http:// or https:// (default\n" \
+"                         $PARAFLOW_HTTP, else " REMOTE_DEFAULT_URL ")\n" \
+"  -u, --user USER, -s, --secret SECRET, --secret-file F\n" \
+"                         as for upload; the password goes with every\n" \
+"                         request (HTTP Basic): use loopback, a VPN or\n" \
+"                         https\n" \
+"      --timeout SEC      connect timeout, and the longest a transfer may\n" \
+"                         stall (default 30)\n" \
+"      --json             print one JSON document on stdout (status\n" \
+"                         --watch: one a line per refresh); errors as\n" \
+"                         for upload\n" \
+"  -q, --quiet            no progress bar\n" \
+"  -v, --verbose          log each request\n" \
+"  list:   --state LIST   only sessions in these states, comma-separated:\n" \
+"                         receiving, assembling, complete, failed,\n" \
+"                         cancelled, expired\n" \
+"  status: --watch [SEC]  redraw every SEC seconds (default 2) until\n" \
+"                         interrupted, or until session ID has finished\n" \
+"  fetch:  -o, --output FILE\n" \
+"                         where to write (default: the session id; never\n" \
+"                         a name from the server). The bytes go to\n" \
+"                         FILE.part, resumed by the next run if cut off;\n" \
+"                         FILE appears only once the receipt of what came\n" \
+"                         equals the session's (as paraflow digest computes\n" \
+"                         it); if not, FILE.part is removed (exit 6)\n"
+
+#define EXIT_GATEWAY \
+"  9  no such session (unknown, deleted, or another user's)\n" \
+"  10 the session has not finished (fetch), or is being stored (cancel)\n"
 
 static const char usage_text[] =
 "Usage: paraflow upload --file FILE [OPTION]...\n"
 "       paraflow digest [--chunk-size SIZE] FILE...\n"
+"       paraflow list [--state STATE[,STATE]...] [GATEWAY OPTION]...\n"
+"       paraflow status [ID] [--watch [SEC]] [GATEWAY OPTION]...\n"
+"       paraflow fetch ID [-o FILE] [GATEWAY OPTION]...\n"
+"       paraflow cancel ID [GATEWAY OPTION]...\n"
 "       paraflow --help | --version\n"
 "\n"
 "Upload a file to a paraflowd server over several TCP streams at once.\n"
@@ -68,6 +109,16 @@ static const char usage_text[] =
 "digest prints the receipt of local files, the whole-file digest paraflowd\n"
 "reports for an upload made with the same chunk size (default 4M).\n"
 "\n"
+"After an upload, paraflow prints its session id (\"session\" in --json)\n"
+"and how to follow it up through the server's HTTP gateway:\n"
+"  list                   the sessions you can see, newest first\n"
+"  status [ID]            one session; without ID a summary: sessions by\n"
+"                         state, and the active ones\n"
+"  fetch ID               download a finished upload, checking its receipt\n"
+"  cancel ID              cancel a running upload, or delete a finished one\n"
+"\n"
+GATEWAY_OPTIONS
+"\n"
 "Exit status:\n"
 "  0  success\n"
 "  1  other error\n"
@@ -80,7 +131,8 @@ static const char usage_text[] =
 "  6  integrity failure (a chunk failed its check too often, or the\n"
 "     receipt did not match)\n"
 "  7  the local file cannot be read\n"
-"  8  server-side failure (busy, storage full, internal error)\n";
+"  8  server-side failure (busy, storage full, internal error)\n"
+EXIT_GATEWAY;
 
 int
 cli_exit_code(enum pf_status s)
@@ -130,7 +182,8 @@ chunk_size_arg(const char *arg)
 }
 
 static void
-print_result(const struct upload_result *r, const char *file, bool json)
+print_result(const struct upload_result *r, const char *file, bool json,
+    bool quiet)
 {
 	char size[16], rate[16];
 	json_t *j;
@@ -183,11 +236,27 @@ print_result(const struct upload_result *r, const char *file, bool json)
 		printf("reconnected %u times\n", r->reconnects);
 	printf("session %s\n", r->session);
 	printf("receipt %s\n", r->digest);
+	if (!quiet)
+		printf("follow it up with: paraflow status %s\n"
+		    "                   paraflow fetch %s\n", r->session,
+		    r->session);
 }
 
-/* Picks the password: --secret, --secret-file, $PARAFLOW_SECRET, default. */
-static void
-resolve_secret(const char *arg, const char *file, char *buf, size_t cap)
+const char *
+cli_resolve_user(const char *user)
+{
+	if (user == NULL) {
+		user = getenv("PARAFLOW_USER");
+		if (user == NULL || *user == '\0')
+			user = AUTH_DEFAULT_USER;
+	}
+	if (!auth_user_valid(user))
+		pf_usage_error("bad user name '%s'", user);
+	return user;
+}
+
+void
+cli_resolve_secret(const char *arg, const char *file, char *buf, size_t cap)
 {
 	const char *env = getenv("PARAFLOW_SECRET");
 
@@ -233,12 +302,9 @@ cmd_upload(int argc, char **argv)
 	struct upload_result r;
 	char secret[AUTH_MAX_PASSWORD + 1];
 	const char *secret_arg = NULL, *secret_file = NULL;
-	bool json = false;
+	bool json = false, quiet = false;
 	int ch, verbosity = PF_LOG_WARN;
 
-	o.user = getenv("PARAFLOW_USER");
-	if (o.user == NULL || *o.user == '\0')
-		o.user = AUTH_DEFAULT_USER;
 	while ((ch = getopt_long(argc, argv, "f:H:p:t:c:n:u:s:qvh", opts,
 	    NULL)) != -1) {
 		switch (ch) {
@@ -288,6 +354,7 @@ cmd_upload(int argc, char **argv)
 			break;
 		case 'q':
 			o.progress = false;
+			quiet = true;
 			break;
 		case 'v':
 			verbosity = PF_LOG_DEBUG;
@@ -305,14 +372,13 @@ cmd_upload(int argc, char **argv)
 		pf_usage_error("unexpected argument '%s'", argv[optind]);
 	if (o.file == NULL)
 		pf_usage_error("%s", "upload needs --file FILE");
-	if (!auth_user_valid(o.user))
-		pf_usage_error("bad user name '%s'", o.user);
+	o.user = cli_resolve_user(o.user);
 	pf_log_set_level((enum pf_log_level)verbosity);
-	resolve_secret(secret_arg, secret_file, secret, sizeof(secret));
+	cli_resolve_secret(secret_arg, secret_file, secret, sizeof(secret));
 	o.secret = secret;
 	upload_run(&o, &r);
 	pf_wipe(secret, sizeof(secret));
-	print_result(&r, o.file, json);
+	print_result(&r, o.file, json, quiet);
 	return cli_exit_code(r.status);
 }
 
@@ -360,6 +426,220 @@ cmd_digest(int argc, char **argv)
 	return status;
 }
 
+/* The commands that talk to the HTTP gateway. */
+enum remote_cmd {
+	CMD_LIST,
+	CMD_STATUS,
+	CMD_FETCH,
+	CMD_CANCEL
+};
+
+static const struct {
+	const char	*name;
+	const char	*help;
+} remote_cmds[] = {
+	[CMD_LIST] = { "list",
+"Usage: paraflow list [--state STATE[,STATE]...] [GATEWAY OPTION]...\n"
+"\n"
+"Lists the sessions you can see (an admin: all), newest first: id, state,\n"
+"size, share of chunks received, and name.\n" },
+	[CMD_STATUS] = { "status",
+"Usage: paraflow status [ID] [--watch [SEC]] [GATEWAY OPTION]...\n"
+"\n"
+"Shows session ID: state, progress, rate, checks failed, receipt, error.\n"
+"Without ID, a summary: your sessions by state, and the active ones.\n"
+"With --watch, redraws until interrupted, or until session ID has\n"
+"finished; the exit status is 0 whatever the state.\n" },
+	[CMD_FETCH] = { "fetch",
+"Usage: paraflow fetch ID [-o FILE] [GATEWAY OPTION]...\n"
+"\n"
+"Downloads the file of finished session ID to FILE (default: a file named\n"
+"after ID), and keeps it only if its receipt is the session's.\n" },
+	[CMD_CANCEL] = { "cancel",
+"Usage: paraflow cancel ID [GATEWAY OPTION]...\n"
+"\n"
+"Cancels session ID if it is receiving (its uploader stops with the error\n"
+"\"cancelled\"), or deletes it and its file if it has finished; prints\n"
+"\"cancelled\" or \"deleted\".\n" },
+};
+
+static void
+remote_help(enum remote_cmd cmd)
+{
+	printf("%s\n%s\nExit status: as in paraflow --help, and\n%s",
+	    remote_cmds[cmd].help, GATEWAY_OPTIONS, EXIT_GATEWAY);
+}
+
+/* True if list is one state or a comma-separated list of states. */
+static bool
+states_valid(const char *list)
+{
+	static const char *const known[] = { "authenticating", "receiving",
+	    "assembling", "complete", "failed", "cancelled", "expired" };
+	const char *p = list;
+
+	for (;;) {
+		size_t n = strcspn(p, ",");
+		bool found = false;
+
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			if (strlen(known[i]) == n &&
+			    strncmp(p, known[i], n) == 0)
+				found = true;
+		if (!found)
+			return false;
+		if (p[n] == '\0')
+			return true;
+		p += n + 1;
+	}
+}
+
+/* True if s is a number: what may follow --watch as its value. */
+static bool
+all_digits(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s != '\0'; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+static int
+cmd_remote(enum remote_cmd cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "http", required_argument, NULL, 'U' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "secret", required_argument, NULL, 's' },
+		{ "secret-file", required_argument, NULL, 'S' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "watch", optional_argument, NULL, 'w' },
+		{ "state", required_argument, NULL, 'A' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *name = remote_cmds[cmd].name;
+	struct remote_opts o = { .timeout_s = 30 };
+	char secret[AUTH_MAX_PASSWORD + 1];
+	const char *secret_arg = NULL, *secret_file = NULL, *out = NULL;
+	const char *state = NULL, *id = NULL, *watch = NULL;
+	unsigned watch_s = 0;
+	bool watching = false;
+	int ch, status, verbosity = PF_LOG_WARN;
+
+	o.url = getenv("PARAFLOW_HTTP");
+	if (o.url == NULL || *o.url == '\0')
+		o.url = REMOTE_DEFAULT_URL;
+	while ((ch = getopt_long(argc, argv, "u:s:o:qvh", opts, NULL)) !=
+	    -1) {
+		switch (ch) {
+		case 'U':
+			o.url = optarg;
+			break;
+		case 'u':
+			o.user = optarg;
+			break;
+		case 's':
+			secret_arg = optarg;
+			break;
+		case 'S':
+			secret_file = optarg;
+			break;
+		case 'T':
+			o.timeout_s = pf_arg_uint("timeout", optarg, 1, 86400);
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'w':
+			watching = true;
+			/* "--watch 5" as well as "--watch=5": ids are no
+			 * numbers, so a number after it is its value. */
+			if (optarg != NULL)
+				watch = optarg;
+			else if (optind < argc && all_digits(argv[optind]))
+				watch = argv[optind++];
+			break;
+		case 'A':
+			state = optarg;
+			break;
+		case 'j':
+			o.json = true;
+			o.quiet = true;
+			break;
+		case 'q':
+			o.quiet = true;
+			break;
+		case 'v':
+			verbosity = PF_LOG_DEBUG;
+			break;
+		case 'h':
+			remote_help(cmd);
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "Try 'paraflow %s --help' for more "
+			    "information.\n", name);
+			return EXIT_USAGE;
+		}
+	}
+	if (out != NULL && cmd != CMD_FETCH)
+		pf_usage_error("%s takes no --output", name);
+	if (out != NULL && *out == '\0')
+		pf_usage_error("%s", "--output needs a file name");
+	if (watching && cmd != CMD_STATUS)
+		pf_usage_error("%s takes no --watch", name);
+	if (watching)
+		watch_s = watch != NULL ? pf_arg_uint("watch", watch, 1,
+		    86400) : 2;
+	if (state != NULL && cmd != CMD_LIST)
+		pf_usage_error("%s takes no --state", name);
+	if (state != NULL && !states_valid(state))
+		pf_usage_error("bad --state '%s': one or more of receiving, "
+		    "assembling, complete, failed, cancelled, expired, "
+		    "authenticating, with commas between", state);
+	if (optind < argc && cmd != CMD_LIST)
+		id = argv[optind++];
+	if (optind < argc)
+		pf_usage_error("unexpected argument '%s'", argv[optind]);
+	if (id == NULL && (cmd == CMD_FETCH || cmd == CMD_CANCEL))
+		pf_usage_error("%s needs a session ID", name);
+	if (id != NULL && !remote_id_valid(id))
+		pf_usage_error("'%s' is not a session id (a UUID, as upload "
+		    "and list print it)", id);
+	if (!http_base_valid(o.url))
+		pf_usage_error("bad gateway URL '%s'%s: give http://HOST[:PORT]"
+		    " or https://HOST[:PORT], without user or query", o.url,
+		    o.url == getenv("PARAFLOW_HTTP") ? " (from PARAFLOW_HTTP)" :
+		    "");
+	o.user = cli_resolve_user(o.user);
+	pf_log_set_level((enum pf_log_level)verbosity);
+	cli_resolve_secret(secret_arg, secret_file, secret, sizeof(secret));
+	o.secret = secret;
+	switch (cmd) {
+	case CMD_LIST:
+		status = sessions_list(&o, state);
+		break;
+	case CMD_STATUS:
+		status = sessions_status(&o, id, watch_s);
+		break;
+	case CMD_FETCH:
+		status = fetch_run(&o, id, out);
+		break;
+	case CMD_CANCEL:
+	default:
+		status = sessions_cancel(&o, id);
+		break;
+	}
+	pf_wipe(secret, sizeof(secret));
+	return status;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -386,5 +666,10 @@ main(int argc, char **argv)
 		return cmd_upload(argc - 1, argv + 1);
 	if (strcmp(cmd, "digest") == 0)
 		return cmd_digest(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(remote_cmds) / sizeof(remote_cmds[0]);
+	    i++)
+		if (strcmp(cmd, remote_cmds[i].name) == 0)
+			return cmd_remote((enum remote_cmd)i, argc - 1,
+			    argv + 1);
 	pf_usage_error("unknown command '%s'", cmd);
 }

@@ -244,6 +244,16 @@ remote_int(const json_t *obj, const char *key)
 	return json_integer_value(v);
 }
 
+double
+remote_num(const json_t *obj, const char *key)
+{
+	const json_t *v = json_object_get(obj, key);
+
+	if (!json_is_number(v) || !(json_number_value(v) >= 0))
+		return -1;
+	return json_number_value(v);
+}
+
 void
 remote_put_text(FILE *f, const char *s)
 {

@@ -84,6 +84,12 @@ const char *remote_str(const json_t *obj, const char *key);
 json_int_t remote_int(const json_t *obj, const char *key);
 
 /*
+ * A number member of obj, integer or real, or -1 if absent, not a number
+ * or < 0: for rates, which a server may well send as reals.
+ */
+double remote_num(const json_t *obj, const char *key);
+
+/*
  * Writes server text s to f with every control character (C0, DEL, C1)
  * and backslash escaped as \xNN, so that no name can drive the terminal.
  */

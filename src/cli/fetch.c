@@ -1,0 +1,444 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Downloads a finished upload through the gateway. Nothing the server says
+ * is taken on trust: the local name is ours, the download stops at the
+ * session's size, and the file is kept only if its receipt (computed here,
+ * as "paraflow digest" does) is the session's. A partial download is kept
+ * in FILE.part and resumed with Range and If-Range; since a .part may hold
+ * bytes of another file, a receipt mismatch after a resume says so.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chunkio.h"
+#include "cli.h"
+#include "clock.h"
+#include "digest.h"
+#include "fetch.h"
+#include "log.h"
+#include "progress.h"
+#include "proto.h"
+
+struct fetch {
+	const struct remote_opts *o;
+	struct http		*h;
+	const char		*id;
+	const char		*path;		/* the final name */
+	char			*part;		/* path + ".part" */
+	int			 fd;		/* the .part, locked */
+	uint64_t		 size;		/* the session's */
+	uint32_t		 chunk_size;
+	char			 digest[PF_SHA256_HEX];	/* the session's */
+	uint64_t		 kept;		/* .part bytes from before */
+	uint64_t		 offset;	/* where the next byte goes */
+	uint64_t		 got;		/* bytes received this run */
+	bool			 started;	/* the body has begun */
+	bool			 restarted;	/* the server sent it all */
+	const struct http_resp	*resp;		/* the answer in progress */
+	_Atomic uint64_t	 done;		/* for the progress bar */
+	struct remote_error	 e;		/* why the sink stopped */
+};
+
+static bool
+hex_digest_valid(const char *s)
+{
+	for (int i = 0; i < PF_SHA256_HEX - 1; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f') ||
+		    (s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	return s[PF_SHA256_HEX - 1] == '\0';
+}
+
+/*
+ * Reads what the session says about its file: complete, its size, chunk
+ * size and receipt, every one checked before use.
+ */
+static enum pf_status
+fetch_session(struct fetch *f)
+{
+	json_t *s = NULL;
+	const char *state, *digest;
+	json_int_t size, cs;
+	uint32_t count;
+	enum pf_status rc;
+
+	if ((rc = remote_call(f->h, "GET", f->id, &s, &f->e, "/sessions/%s",
+	    f->id)) != PF_OK)
+		goto out;
+	state = remote_str(s, "state");
+	if (strcmp(state, "complete") != 0) {
+		rc = PF_EINTERNAL;
+		f->e.exit = EXIT_NOT_READY;
+		snprintf(f->e.code, sizeof(f->e.code), "not_finished");
+		f->e.http_status = 0;
+		snprintf(f->e.session, sizeof(f->e.session), "%s", f->id);
+		snprintf(f->e.message, sizeof(f->e.message), "%s: session %s "
+		    "is not finished (%s): nothing to fetch", http_base(f->h),
+		    f->id, remote_state_final(state) ? "it ended without "
+		    "completing" : "still in progress");
+		goto out;
+	}
+	rc = PF_EPROTO;
+	size = remote_int(s, "size");
+	cs = remote_int(s, "chunk_size");
+	digest = remote_str(s, "digest");
+	if (size < 0 || cs < 0 || !proto_chunk_size_valid((uint64_t)cs) ||
+	    proto_chunk_count((uint64_t)size, (uint32_t)cs, &count) !=
+	    PF_OK || !hex_digest_valid(digest)) {
+		remote_fail(&f->e, rc, f->id, "%s: session %s: the size, chunk "
+		    "size or receipt the server gives is not valid",
+		    http_base(f->h), f->id);
+		goto out;
+	}
+	f->size = (uint64_t)size;
+	f->chunk_size = (uint32_t)cs;
+	for (int i = 0; i < PF_SHA256_HEX; i++)
+		f->digest[i] = (char)tolower((unsigned char)digest[i]);
+	rc = PF_OK;
+out:
+	json_decref(s);
+	return rc;
+}
+
+/* Opens and locks the .part; its length is where the download resumes. */
+static enum pf_status
+open_part(struct fetch *f)
+{
+	struct stat sb;
+	enum pf_status rc = PF_EIO;
+
+	if (stat(f->path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		remote_fail(&f->e, rc, f->id, "%s is a directory: name the "
+		    "file with -o", f->path);
+		goto out;
+	}
+	/* O_NOFOLLOW: a link planted at FILE.part does not redirect us. */
+	f->fd = open(f->part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0666);
+	if (f->fd == -1) {
+		remote_fail(&f->e, rc, f->id, "%s: %s", f->part,
+		    errno == ELOOP ? "is a symbolic link" : strerror(errno));
+		goto out;
+	}
+	if (fstat(f->fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		remote_fail(&f->e, rc, f->id, "%s: not a regular file",
+		    f->part);
+		goto out;
+	}
+	if (flock(f->fd, LOCK_EX | LOCK_NB) == -1) {
+		remote_fail(&f->e, rc, f->id, "%s: %s", f->part,
+		    errno == EWOULDBLOCK ? "another paraflow fetch is "
+		    "writing it" : strerror(errno));
+		goto out;
+	}
+	f->kept = (uint64_t)sb.st_size;
+	if (f->kept > f->size) {
+		/* Not a prefix of this file, whatever it is. */
+		log_info("%s is longer than session %s's file: starting over",
+		    f->part, f->id);
+		if (ftruncate(f->fd, 0) == -1) {
+			remote_fail(&f->e, rc, f->id, "%s: %s", f->part,
+			    strerror(errno));
+			goto out;
+		}
+		f->kept = 0;
+	}
+	f->offset = f->kept;
+	atomic_store(&f->done, f->offset);
+	rc = PF_OK;
+out:
+	return rc;
+}
+
+/* Checks the first bytes of an answer: the range asked for, or all. */
+static enum pf_status
+body_begins(struct fetch *f)
+{
+	const struct http_resp *r = f->resp;
+
+	f->started = true;
+	if (r->status == 206) {
+		if (r->has_range && r->range_first == f->offset &&
+		    r->range_total == f->size)
+			return PF_OK;
+		remote_fail(&f->e, PF_EPROTO, f->id, "%s: session %s: the "
+		    "server sent another range than bytes %llu- of %llu",
+		    http_base(f->h), f->id, (unsigned long long)f->offset,
+		    (unsigned long long)f->size);
+		return PF_EPROTO;
+	}
+	if (r->status != 200) {
+		remote_fail(&f->e, PF_EPROTO, f->id, "%s: session %s: "
+		    "unexpected answer HTTP %ld", http_base(f->h), f->id,
+		    r->status);
+		return PF_EPROTO;
+	}
+	if (f->offset > 0) {
+		/* If-Range failed, or the server ignores ranges. */
+		log_info("the server sent the whole file: starting over");
+		if (ftruncate(f->fd, 0) == -1) {
+			remote_fail(&f->e, PF_EIO, f->id, "%s: %s", f->part,
+			    strerror(errno));
+			return PF_EIO;
+		}
+		f->offset = 0;
+		f->restarted = true;
+		atomic_store(&f->done, 0);
+	}
+	return PF_OK;
+}
+
+/* The body sink: appends to the .part, never past the session's size. */
+static enum pf_status
+fetch_sink(void *arg, const void *p, size_t n)
+{
+	struct fetch *f = arg;
+	const char *b = p;
+	enum pf_status rc;
+
+	if (!f->started && (rc = body_begins(f)) != PF_OK)
+		return rc;
+	if (n > f->size - f->offset) {
+		remote_fail(&f->e, PF_EINTEGRITY, f->id, "%s: session %s: the "
+		    "server sent more than the file's %llu bytes; stopped",
+		    http_base(f->h), f->id, (unsigned long long)f->size);
+		return PF_EINTEGRITY;
+	}
+	while (n > 0) {
+		ssize_t k = pwrite(f->fd, b, n, (off_t)f->offset);
+
+		if (k == -1 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			remote_fail(&f->e, PF_EIO, f->id, "%s: %s", f->part,
+			    k == 0 ? "cannot write" : strerror(errno));
+			return PF_EIO;
+		}
+		b += k;
+		n -= (size_t)k;
+		f->offset += (uint64_t)k;
+		f->got += (uint64_t)k;
+	}
+	atomic_store(&f->done, f->offset);
+	return PF_OK;
+}
+
+/*
+ * Downloads what the .part lacks. A 416 (the server disagrees about the
+ * length) starts over once without a range.
+ */
+static enum pf_status
+download(struct fetch *f)
+{
+	char path[128], range[32], etag[PF_SHA256_HEX + 2];
+	struct http_req rq = { .method = "GET", .sink = fetch_sink,
+	    .arg = f };
+	struct http_resp resp;
+	struct progress *bar = NULL;
+	enum pf_status rc = PF_OK;
+
+	snprintf(path, sizeof(path), "%s/sessions/%s/file", REMOTE_API,
+	    f->id);
+	snprintf(etag, sizeof(etag), "\"%s\"", f->digest);
+	rq.path = path;
+	f->resp = &resp;
+	if (!f->o->quiet && !f->o->json)
+		bar = progress_start(f->id, f->size, &f->done);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		f->started = false;
+		rq.range = NULL;
+		rq.if_range = NULL;
+		if (f->offset > 0) {
+			snprintf(range, sizeof(range), "%llu-",
+			    (unsigned long long)f->offset);
+			rq.range = range;
+			/* A changed file comes whole, not spliced. */
+			rq.if_range = etag;
+		}
+		rc = http_request(f->h, &rq, &resp);
+		if (rc == PF_OK && resp.status == 416 && f->offset > 0) {
+			http_resp_clear(&resp);
+			log_info("the server refused bytes %llu-: starting "
+			    "over", (unsigned long long)f->offset);
+			if (ftruncate(f->fd, 0) == -1) {
+				remote_fail(&f->e, PF_EIO, f->id, "%s: %s",
+				    f->part, strerror(errno));
+				rc = PF_EIO;
+				goto out;
+			}
+			f->offset = 0;
+			f->restarted = true;
+			atomic_store(&f->done, 0);
+			continue;
+		}
+		break;
+	}
+	if (rc != PF_OK) {
+		/* A sink failure has its message; the rest are the link's. */
+		if (f->e.message[0] == '\0')
+			remote_fail_http(&f->e, f->h, rc, &resp, f->id);
+		goto out;
+	}
+	if (resp.status < 200 || resp.status > 299) {
+		remote_fail_http(&f->e, f->h, rc, &resp, f->id);
+		rc = PF_EPROTO;
+		goto out;
+	}
+	/* An empty answer must still be the right one. */
+	if (!f->started && (rc = body_begins(f)) != PF_OK)
+		goto out;
+	if (f->offset != f->size) {
+		rc = PF_ENET;
+		remote_fail(&f->e, rc, f->id, "%s: session %s: the download "
+		    "ended after %llu of %llu bytes", http_base(f->h), f->id,
+		    (unsigned long long)f->offset,
+		    (unsigned long long)f->size);
+	}
+out:
+	progress_stop(bar);
+	http_resp_clear(&resp);
+	f->resp = NULL;
+	if (rc != PF_OK && (f->e.exit == EXIT_NETWORK ||
+	    f->e.exit == EXIT_SERVER) && f->offset > 0) {
+		size_t n = strlen(f->e.message);
+
+		snprintf(f->e.message + n, sizeof(f->e.message) - n, "; %llu "
+		    "bytes are kept in %s: run the same command again to "
+		    "resume", (unsigned long long)f->offset, f->part);
+	}
+	return rc;
+}
+
+/* Syncs the directory of path, so that a rename in it is durable. */
+static void
+sync_dir(const char *path)
+{
+	char *copy = strdup(path);
+	int fd;
+
+	if (copy == NULL)
+		return;
+	if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) !=
+	    -1) {
+		if (fsync(fd) == -1)
+			log_warn("%s: fsync of its directory: %s", path,
+			    strerror(errno));
+		close(fd);
+	}
+	free(copy);
+}
+
+/* Syncs the .part, checks its receipt, and renames it into place. */
+static enum pf_status
+verify_and_keep(struct fetch *f)
+{
+	char mine[PF_SHA256_HEX];
+	enum pf_status rc = PF_EIO;
+
+	if (fsync(f->fd) == -1) {
+		remote_fail(&f->e, rc, f->id, "%s: fsync: %s", f->part,
+		    strerror(errno));
+		goto out;
+	}
+	if (chunkio_receipt(f->fd, f->size, f->chunk_size, mine) != PF_OK) {
+		remote_fail(&f->e, rc, f->id, "%s: cannot compute the receipt",
+		    f->part);
+		goto out;
+	}
+	if (strcmp(mine, f->digest) != 0) {
+		rc = PF_EINTEGRITY;
+		/* Kept, it would fail the same way at every run. */
+		unlink(f->part);
+		if (f->kept > 0 && !f->restarted)
+			remote_fail(&f->e, rc, f->id, "session %s: the receipt "
+			    "of the download is %s, not %s: the %llu bytes "
+			    "resumed from %s were not this file's or were "
+			    "damaged; removed it: run the same command again "
+			    "to download the whole file", f->id, mine,
+			    f->digest, (unsigned long long)f->kept, f->part);
+		else
+			remote_fail(&f->e, rc, f->id, "session %s: the file "
+			    "%s sent has receipt %s, not the session's %s; "
+			    "removed %s", f->id, http_base(f->h), mine,
+			    f->digest, f->part);
+		goto out;
+	}
+	if (rename(f->part, f->path) == -1) {
+		remote_fail(&f->e, rc, f->id, "cannot rename %s to %s: %s",
+		    f->part, f->path, strerror(errno));
+		goto out;
+	}
+	sync_dir(f->path);
+	rc = PF_OK;
+out:
+	return rc;
+}
+
+static void
+print_result(const struct fetch *f, double secs)
+{
+	char size[16], rate[16];
+
+	if (f->o->json) {
+		remote_print_json(json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,"
+		    "s:f}", "status", "ok", "session", f->id, "file", f->path,
+		    "size", (json_int_t)f->size, "bytes", (json_int_t)f->got,
+		    "resumed_bytes", (json_int_t)(f->restarted ? 0 : f->kept),
+		    "digest", f->digest, "seconds", secs));
+		return;
+	}
+	progress_format_bytes((double)f->size, size);
+	progress_format_bytes(secs > 0 ? (double)f->got / secs : 0, rate);
+	printf("fetched session %s to %s: %s in %.2f s (%s/s)\n", f->id,
+	    f->path, size, secs, rate);
+	if (f->kept > 0 && !f->restarted)
+		printf("resumed: %llu bytes were in %s already\n",
+		    (unsigned long long)f->kept, f->part);
+	printf("receipt %s\n", f->digest);
+}
+
+int
+fetch_run(const struct remote_opts *o, const char *id, const char *out)
+{
+	struct fetch f = { .o = o, .id = id, .path = out ? out : id,
+	    .fd = -1 };
+	uint64_t start = pf_now_ms();
+	int status = EXIT_OK;
+
+	if ((f.h = remote_open(o, &f.e)) == NULL)
+		goto fail;
+	if (asprintf(&f.part, "%s.part", f.path) == -1) {
+		f.part = NULL;
+		remote_fail(&f.e, PF_ENOMEM, id, "out of memory");
+		goto fail;
+	}
+	if (fetch_session(&f) != PF_OK || open_part(&f) != PF_OK)
+		goto fail;
+	if (f.offset < f.size && download(&f) != PF_OK)
+		goto fail;
+	if (verify_and_keep(&f) != PF_OK)
+		goto fail;
+	print_result(&f, (double)(pf_now_ms() - start) / 1000);
+	goto done;
+fail:
+	status = remote_report(&f.e, o->json);
+done:
+	if (f.fd != -1)
+		close(f.fd);
+	free(f.part);
+	remote_close(f.h);
+	return status;
+}

@@ -1,0 +1,501 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The gateway commands of paraflow(1) against a real paraflowd: the hints
+# upload prints, list, status (one session, the summary, --watch), fetch
+# (whole, to the default name, resumed from a .part, a .part of wrong bytes
+# caught by the receipt, a .part that is a symbolic link or too long),
+# cancel (a running upload, which then fails with "cancelled", and a
+# finished one), and the exit codes: 2 for a non-HTTP URL or a bad id, 3
+# for a wrong password, 5 for a closed port, 9 for an unknown session, 10
+# for a session not finished; every --json output is one JSON document.
+# Last, a mock server checks what no server is trusted with: the local
+# name, the download's length, the size of a JSON answer, redirects.
+. "$(dirname "$0")/lib.sh"
+
+"$PARAFLOWD" --help 2>&1 | grep -q -- '--http-port' ||
+    skip_all "this paraflowd has no HTTP gateway (--http-port)"
+
+# --- Helpers (start_gw as in t_http*.sh; run and json_get as in t_cli.sh).
+
+# start_gw [ARGS...]: start_server with the gateway on an ephemeral port;
+# sets HTTP_URL (lib.sh's start_server may already do so).
+start_gw() {
+	local hp
+	if declare -f start_server | grep -q -- --http-port; then
+		start_server "$@"
+	else
+		rm -f "$T/hport"
+		start_server --http-port 0 --http-port-file "$T/hport" "$@"
+		hp=$(started "$T/hport" "paraflowd (http)" "$T/server.log") ||
+		    exit 1
+		HTTP_URL=http://127.0.0.1:$hp
+	fi
+}
+
+# run ARGS...: runs a command, keeping stdout in $T/out and $OUT, stderr
+# in $T/err and the exit status in $RC.
+run() {
+	RC=0
+	timeout 60 "$@" >"$T/out" 2>"$T/err" </dev/null || RC=$?
+	OUT=$(cat "$T/out")
+}
+
+# lacks PATTERN FILE: no line of FILE matches PATTERN.
+# shellcheck disable=SC2317 # called through check
+lacks() {
+	! grep -q "$1" "$2"
+}
+
+# pf COMMAND ARGS...: paraflow COMMAND against the test gateway, via run.
+pf() {
+	run "$PARAFLOW" "$@" --http "$HTTP_URL"
+}
+
+# valid_json: stdin is one JSON document.
+# shellcheck disable=SC2317 # called through check
+valid_json() {
+	python3 -c 'import json,sys; json.load(sys.stdin)'
+}
+
+# json_get PATH: a value from the JSON on stdin (e.g. error.code,
+# sessions.0.id); empty if absent.
+json_get() {
+	python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    if isinstance(v, list) and k.isdigit():
+        v = v[int(k)] if int(k) < len(v) else None
+    else:
+        v = v.get(k) if isinstance(v, dict) else None
+print("" if v is None else v)' "$1"
+}
+
+# list_has SID: the "paraflow list --json" document in $T/out lists SID.
+# shellcheck disable=SC2317 # called through check
+list_has() {
+	python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if any(s.get("id") == sys.argv[2] for s in d["sessions"])
+         else 1)' "$T/out" "$1"
+}
+
+# expect_json_error DESC EXIT CODE: the last run failed with EXIT and
+# printed one --json error object with error.code CODE.
+expect_json_error() {
+	check_eq "$1: exit $2" "$2" "$RC"
+	check "$1: stdout is one JSON document" valid_json <"$T/out"
+	check_eq "$1: status error" error "$(json_get status <"$T/out")"
+	check_eq "$1: error.code $3" "$3" "$(json_get error.code <"$T/out")"
+}
+
+# no_progress_codes FILE: FILE holds no ESC and no CR.
+# shellcheck disable=SC2317 # called through check
+no_progress_codes() {
+	! LC_ALL=C grep -q $'[\033\r]' "$1"
+}
+
+# A stopped uploader would never see the SIGTERM of cleanup: wake it.
+upid=
+trap '[ -n "$upid" ] && kill -CONT "$upid" 2>/dev/null; cleanup' EXIT
+
+NOSUCH=00000000-0000-4000-8000-000000000000
+
+# --- Usage errors need no server.
+run "$PARAFLOW" list --http ftp://127.0.0.1/
+check_eq "--http ftp://: exit 2 (usage)" 2 "$RC"
+check "--http ftp://: says why" grep -q 'ftp://' "$T/err"
+check_eq "--http ftp://: nothing on stdout" "" "$OUT"
+RC=0
+PARAFLOW_HTTP=file:///etc/passwd "$PARAFLOW" status >"$T/out" 2>"$T/err" ||
+    RC=$?
+check_eq "PARAFLOW_HTTP=file://: exit 2" 2 "$RC"
+run "$PARAFLOW" status not-a-session-id
+check_eq "status of a malformed id: exit 2" 2 "$RC"
+run "$PARAFLOW" fetch
+check_eq "fetch without an id: exit 2" 2 "$RC"
+run "$PARAFLOW" cancel "$NOSUCH" --watch 1
+check_eq "cancel --watch: exit 2" 2 "$RC"
+for c in list status fetch cancel; do
+	run "$PARAFLOW" "$c" --help
+	check_eq "paraflow $c --help: exit 0" 0 "$RC"
+	check "paraflow $c --help: documents exit status 9" \
+	    grep -q '^  9  ' "$T/out"
+done
+run "$PARAFLOW" --help
+check "paraflow --help: mentions fetch" grep -q 'paraflow fetch ID' "$T/out"
+check "paraflow --help: mentions --http" grep -q -- '--http URL' "$T/out"
+
+# --min-rate 1: the uploader stopped below (SIGSTOP, mid-frame) keeps its
+# connections, so that its next frame after the cancel is what ends it.
+start_gw --min-rate 1
+echo "# gateway at $HTTP_URL"
+
+# --- upload says what to run next.
+mkfile "$T/src" $((5 * 1024 * 1024 + 3))
+size=$(stat -c %s "$T/src")
+receipt=$("$PARAFLOW" digest "$T/src" | cut -d' ' -f1)
+run "$PARAFLOW" upload --port "$PORT" --file "$T/src" --name one.bin
+check_eq "upload: exit 0" 0 "$RC"
+sid=$(sed -n 's/^session \(.*\)$/\1/p' "$T/out")
+check "upload: prints the session id ($sid)" \
+    grep -Eqx '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}' \
+    <(echo "$sid")
+check "upload: suggests paraflow status ID" \
+    grep -q "paraflow status $sid" "$T/out"
+check "upload: suggests paraflow fetch ID" grep -q "paraflow fetch $sid" \
+    "$T/out"
+run "$PARAFLOW" upload --port "$PORT" --file "$T/src" --name quiet.bin \
+    --quiet
+check "upload --quiet: no suggestions" lacks "paraflow fetch" "$T/out"
+run "$PARAFLOW" upload --port "$PORT" --file "$T/src" --name json.bin --json
+check_eq "upload --json: exit 0" 0 "$RC"
+jsid=$(json_get session <"$T/out")
+check "upload --json: has the session id" [ -n "$jsid" ]
+check "upload --json: no suggestions" lacks "paraflow fetch" "$T/out"
+
+# --- list.
+pf list
+check_eq "list: exit 0" 0 "$RC"
+check "list: shows the session" grep -q "^$sid  *complete .*one\.bin$" \
+    "$T/out"
+check "list: no escape codes or CR" no_progress_codes "$T/out"
+pf list --json
+check_eq "list --json: exit 0" 0 "$RC"
+check "list --json: one JSON document" valid_json <"$T/out"
+check_eq "list --json: status ok" ok "$(json_get status <"$T/out")"
+check "list --json: lists the upload" list_has "$sid"
+check "list --json: lists the --json upload" list_has "$jsid"
+check_eq "list --json: total 3" 3 "$(json_get total <"$T/out")"
+pf list --state receiving,assembling
+check_eq "list --state receiving,assembling: exit 0" 0 "$RC"
+check "list --state receiving,assembling: none" grep -q '^no sessions' \
+    "$T/out"
+pf list --state nonsense
+check_eq "list --state nonsense: exit 2" 2 "$RC"
+
+# --- status of one session, and the summary.
+pf status "$sid"
+check_eq "status ID: exit 0" 0 "$RC"
+check "status ID: complete" grep -q '^state  *complete' "$T/out"
+check "status ID: the name" grep -q '^name  *one\.bin$' "$T/out"
+check "status ID: the receipt is paraflow digest's" \
+    grep -q "^receipt  *$receipt\$" "$T/out"
+pf status "$sid" --json
+check_eq "status ID --json: exit 0" 0 "$RC"
+check "status ID --json: one JSON document" valid_json <"$T/out"
+check_eq "status ID --json: session" "$sid" "$(json_get session <"$T/out")"
+check_eq "status ID --json: state" complete "$(json_get state <"$T/out")"
+check_eq "status ID --json: size" "$size" "$(json_get size <"$T/out")"
+check_eq "status ID --json: digest" "$receipt" "$(json_get digest <"$T/out")"
+pf status
+check_eq "status: exit 0" 0 "$RC"
+check "status: counts the complete sessions" \
+    grep -q '^sessions  *3 complete' "$T/out"
+pf status --json
+check_eq "status --json: exit 0" 0 "$RC"
+check "status --json: one JSON document" valid_json <"$T/out"
+check_eq "status --json: counts.complete" 3 \
+    "$(json_get counts.complete <"$T/out")"
+check_eq "status --json: no active session" "" \
+    "$(json_get active.0.id <"$T/out")"
+pf status "$sid" --watch 1
+check_eq "status --watch of a finished session: returns, exit 0" 0 "$RC"
+check "status --watch of a finished session: shows it once" \
+    [ "$(grep -c '^state' "$T/out")" = 1 ]
+
+# --- fetch.
+pf fetch "$sid" -o "$T/got"
+check_eq "fetch: exit 0" 0 "$RC"
+check_eq "fetch: the file is the source" "$(sha "$T/src")" \
+    "$(sha "$T/got" 2>/dev/null)"
+check "fetch: no .part left" [ ! -e "$T/got.part" ]
+check "fetch: non-TTY, no progress codes on stderr" no_progress_codes \
+    "$T/err"
+check "fetch: says where it went" grep -q "to $T/got" "$T/out"
+pf fetch "$sid" -o "$T/got.json" --json
+check_eq "fetch --json: exit 0" 0 "$RC"
+check "fetch --json: one JSON document" valid_json <"$T/out"
+check_eq "fetch --json: status ok" ok "$(json_get status <"$T/out")"
+check_eq "fetch --json: bytes, all of them" "$size" \
+    "$(json_get bytes <"$T/out")"
+check_eq "fetch --json: digest" "$receipt" "$(json_get digest <"$T/out")"
+mkdir "$T/cwd"
+(cd "$T/cwd" && "$PARAFLOW" fetch "$sid" --http "$HTTP_URL" -q \
+    >/dev/null 2>&1)
+check_eq "fetch without -o: named after the session id" \
+    "$(sha "$T/src")" "$(sha "$T/cwd/$sid" 2>/dev/null)"
+check_eq "fetch without -o: nothing else written" 1 \
+    "$(find "$T/cwd" -mindepth 1 | wc -l | tr -d ' ')"
+
+# Resumed: a .part holding the first 3 MB; only the rest comes.
+kept=3000000
+head -c "$kept" "$T/src" >"$T/res.part"
+pf fetch "$sid" -o "$T/res" --json
+check_eq "resumed fetch: exit 0" 0 "$RC"
+check_eq "resumed fetch: the file is the source" "$(sha "$T/src")" \
+    "$(sha "$T/res" 2>/dev/null)"
+check_eq "resumed fetch: only the rest was sent" $((size - kept)) \
+    "$(json_get bytes <"$T/out")"
+check_eq "resumed fetch: resumed_bytes" "$kept" \
+    "$(json_get resumed_bytes <"$T/out")"
+check "resumed fetch: no .part left" [ ! -e "$T/res.part" ]
+
+# A whole .part: nothing to send, the receipt is checked all the same.
+cp "$T/src" "$T/whole.part"
+pf fetch "$sid" -o "$T/whole" --json
+check_eq "fetch of a complete .part: exit 0" 0 "$RC"
+check_eq "fetch of a complete .part: 0 bytes sent" 0 \
+    "$(json_get bytes <"$T/out")"
+
+# A .part with wrong bytes: the receipt catches it; nothing is kept.
+head -c "$kept" "$T/src" >"$T/bad.part"
+printf 'XXXXXXXX' | dd of="$T/bad.part" bs=1 seek=1000 conv=notrunc \
+    2>/dev/null
+pf fetch "$sid" -o "$T/bad"
+check_eq "fetch resumed from a wrong .part: exit 6" 6 "$RC"
+check "fetch resumed from a wrong .part: no file" [ ! -e "$T/bad" ]
+check "fetch resumed from a wrong .part: .part removed" \
+    [ ! -e "$T/bad.part" ]
+check "fetch resumed from a wrong .part: says the .part was to blame" \
+    grep -q 'resumed from' "$T/err"
+cp "$T/src" "$T/bad.part"
+printf 'X' | dd of="$T/bad.part" bs=1 seek=$((size - 1)) conv=notrunc \
+    2>/dev/null
+pf fetch "$sid" -o "$T/bad" --json
+expect_json_error "fetch of a wrong complete .part, --json" 6 integrity
+check "fetch of a wrong complete .part: no file" [ ! -e "$T/bad" ]
+pf fetch "$sid" -o "$T/bad" --json
+check_eq "fetch again after the mismatch: exit 0" 0 "$RC"
+check_eq "fetch again after the mismatch: the whole file came" "$size" \
+    "$(json_get bytes <"$T/out")"
+check_eq "fetch again after the mismatch: the file is the source" \
+    "$(sha "$T/src")" "$(sha "$T/bad" 2>/dev/null)"
+
+# A .part longer than the file cannot be a prefix of it: start over.
+{ cat "$T/src"; printf 'trailing'; } >"$T/long.part"
+pf fetch "$sid" -o "$T/long" --json
+check_eq "fetch with a too long .part: exit 0" 0 "$RC"
+check_eq "fetch with a too long .part: the file is the source" \
+    "$(sha "$T/src")" "$(sha "$T/long" 2>/dev/null)"
+
+# A .part that is a symbolic link is not followed.
+echo precious >"$T/target"
+ln -s "$T/target" "$T/link.part"
+pf fetch "$sid" -o "$T/link"
+check_eq "fetch onto a symlinked .part: exit 7" 7 "$RC"
+check_eq "fetch onto a symlinked .part: the target is untouched" \
+    precious "$(cat "$T/target")"
+check "fetch onto a symlinked .part: no file" [ ! -e "$T/link" ]
+
+# --- Unknown sessions, wrong passwords.
+for c in status fetch cancel; do
+	if [ "$c" = fetch ]; then
+		pf fetch "$NOSUCH" -o "$T/nosuch"
+	else
+		pf "$c" "$NOSUCH"
+	fi
+	check_eq "$c of an unknown session: exit 9" 9 "$RC"
+	check "$c of an unknown session: names the session and server" \
+	    grep -q "$HTTP_URL.*$NOSUCH" "$T/err"
+done
+pf status "$NOSUCH" --json
+expect_json_error "status of an unknown session, --json" 9 not_found
+check_eq "status of an unknown session, --json: names it" "$NOSUCH" \
+    "$(json_get session <"$T/out")"
+check "fetch of an unknown session: no file" [ ! -e "$T/nosuch" ]
+
+pf list --secret wrong-password
+check_eq "list with a wrong password: exit 3" 3 "$RC"
+check "list with a wrong password: names the server" \
+    grep -q "$HTTP_URL" "$T/err"
+pf status "$sid" --user nobody --json
+expect_json_error "status as an unknown user, --json" 3 auth_failed
+pf fetch "$sid" -o "$T/nopw" --secret wrong-password
+check_eq "fetch with a wrong password: exit 3" 3 "$RC"
+check "fetch with a wrong password: no file" [ ! -e "$T/nopw" ]
+echo secret123 >"$T/pw"
+pf list --secret-file "$T/pw"
+check_eq "--secret-file as for upload: exit 0" 0 "$RC"
+
+# --- cancel of a running upload. The uploader runs in short bursts
+# (SIGCONT, 50 ms, SIGSTOP) until its session shows up with a chunk
+# received, then stays stopped while we look at it and cancel it; resumed,
+# it meets the cancellation. (Stopped before its data connection has
+# joined, it would meet "unknown session" when joining, and paraflowd
+# answers a resume of a cancelled session the same way: the uploader then
+# starts over in a new session.)
+mkfile "$T/big" $((64 * 1024 * 1024))
+"$PARAFLOW" upload --port "$PORT" --file "$T/big" --name big.bin \
+    --threads 1 --chunk-size 64K --json >"$T/up.out" 2>"$T/up.err" &
+upid=$!
+PIDS+=("$upid")
+rsid=
+for ((i = 0; i < 100; i++)); do
+	sleep 0.05
+	kill -STOP "$upid" 2>/dev/null || break
+	run "$PARAFLOW" list --state receiving --json --http "$HTTP_URL"
+	[ "$(json_get sessions.0.chunks_acked <"$T/out")" -gt 0 ] 2>/dev/null &&
+	    rsid=$(json_get sessions.0.id <"$T/out") && break
+	kill -CONT "$upid"
+done
+check "a running upload shows in list --state receiving ($rsid)" \
+    [ -n "$rsid" ]
+pf status "$rsid"
+check "status of the running upload: receiving" \
+    grep -q '^state  *receiving' "$T/out"
+pf status
+check "status summary: counts the running upload" \
+    grep -q '1 receiving' "$T/out"
+check "status summary: lists it as active" grep -q "^$rsid .*big\.bin" \
+    "$T/out"
+pf status --json
+check_eq "status --json: the active session" "$rsid" \
+    "$(json_get active.0.id <"$T/out")"
+pf fetch "$rsid" -o "$T/early"
+check_eq "fetch of a session not finished: exit 10" 10 "$RC"
+check "fetch of a session not finished: no file" [ ! -e "$T/early" ]
+check "fetch of a session not finished: no .part" [ ! -e "$T/early.part" ]
+pf fetch "$rsid" -o "$T/early" --json
+expect_json_error "fetch of a session not finished, --json" 10 not_finished
+# A watch of the running session ends by itself once it is cancelled.
+"$PARAFLOW" status "$rsid" --watch 1 --http "$HTTP_URL" >"$T/watch.out" \
+    2>"$T/watch.err" &
+wpid=$!
+PIDS+=("$wpid")
+sleep 1.2
+pf cancel "$rsid"
+check_eq "cancel of a running upload: exit 0" 0 "$RC"
+check_eq "cancel of a running upload: says cancelled" \
+    "cancelled session $rsid" "$OUT"
+wrc=0
+for ((i = 0; i < 100; i++)); do
+	kill -0 "$wpid" 2>/dev/null || break
+	sleep 0.1
+done
+wait "$wpid" || wrc=$?
+check_eq "status --watch ends when the session is cancelled, exit 0" 0 \
+    "$wrc"
+check "status --watch: showed receiving" grep -q '^state  *receiving' \
+    "$T/watch.out"
+check_eq "status --watch: showed cancelled last" cancelled \
+    "$(sed -n 's/^state  *\([a-z]*\).*/\1/p' "$T/watch.out" | tail -n 1)"
+pf status "$rsid" --json
+check_eq "status after cancel: cancelled" cancelled \
+    "$(json_get state <"$T/out")"
+kill -CONT "$upid"
+urc=0
+wait "$upid" || urc=$?
+upid=
+check_eq "the cancelled upload exits with 8 (server-side failure)" 8 "$urc"
+check_eq "the cancelled upload reports error.code cancelled" cancelled \
+    "$(json_get error.code <"$T/up.out")"
+pf fetch "$rsid" -o "$T/cancelled"
+check_eq "fetch of a cancelled session: exit 10" 10 "$RC"
+
+# --- cancel of a finished upload deletes it.
+pf cancel "$jsid" --json
+check_eq "cancel of a finished upload: exit 0" 0 "$RC"
+check_eq "cancel of a finished upload --json: action deleted" deleted \
+    "$(json_get action <"$T/out")"
+pf status "$jsid"
+check_eq "status of the deleted session: exit 9" 9 "$RC"
+pf fetch "$jsid" -o "$T/deleted"
+check_eq "fetch of the deleted session: exit 9" 9 "$RC"
+pf cancel "$sid"
+check_eq "cancel of a finished upload: says deleted" \
+    "deleted session $sid" "$OUT"
+
+# --- A closed port: exit 5, naming the URL.
+dead_url=$HTTP_URL
+stop_server
+run "$PARAFLOW" list --http "$dead_url"
+check_eq "connection refused: exit 5" 5 "$RC"
+check "connection refused: names the URL" grep -q "$dead_url" "$T/err"
+run "$PARAFLOW" fetch "$sid" --http "$dead_url" --json -o "$T/dead"
+expect_json_error "connection refused, --json" 5 network
+
+# --- A server not to be trusted (a few lines of Python): a name in
+# Content-Disposition, a file longer than its session says, a JSON answer
+# over the cap, a redirect to ftp://, a redirect to another host.
+mkfile "$T/m.data" 200000
+m_digest=$("$PARAFLOW" digest --chunk-size 64K "$T/m.data" | cut -d' ' -f1)
+M_DATA=$T/m.data M_DIGEST=$m_digest M_LOG=$T/m.log M_PORT=$T/m.port \
+    python3 - <<'PY' 2>"$T/m.err" &
+import http.server, json, os
+data = open(os.environ["M_DATA"], "rb").read()
+SID = "11111111-2222-4333-8444-555555555555"
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+    def send(self, code, body, ctype="application/json", extra=()):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        with open(os.environ["M_LOG"], "a") as log:
+            log.write("%s %s auth=%s\n" % (self.headers.get("Host"),
+                self.path, "yes" if self.headers.get("Authorization")
+                else "no"))
+        mode, _, rest = self.path[1:].partition("/")
+        port = self.server.server_address[1]
+        if mode == "ftp":
+            self.send(302, b"", extra=[("Location",
+                "ftp://127.0.0.1:%d/x" % port)])
+        elif mode == "away":
+            self.send(302, b"", extra=[("Location",
+                "http://localhost:%d/ok/%s" % (port, rest))])
+        elif rest.endswith("/file"):
+            body = data + (b"x" * 100 if mode == "big" else b"")
+            self.send(200, body, "application/octet-stream",
+                [("Content-Disposition",
+                  'attachment; filename="../evil"')])
+        elif rest.startswith("api/v1/sessions/"):
+            self.send(200, json.dumps({"id": SID, "state": "complete",
+                "name": "../evil", "size": len(data),
+                "chunk_size": 65536, "digest": os.environ["M_DIGEST"]})
+                .encode())
+        elif mode == "big":
+            self.send(200, b'{"sessions": [' + b" " * (17 << 20) + b"]}")
+        else:
+            self.send(200, b'{"sessions": [], "total": 0, "next": null}')
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(os.environ["M_PORT"] + ".tmp", "w").write(str(s.server_address[1]))
+os.rename(os.environ["M_PORT"] + ".tmp", os.environ["M_PORT"])
+s.serve_forever()
+PY
+PIDS+=("$!")
+mport=$(started "$T/m.port" "python mock server" "$T/m.err") || exit 1
+M=http://127.0.0.1:$mport
+MSID=11111111-2222-4333-8444-555555555555
+mkdir "$T/mcwd"
+RC=0
+(cd "$T/mcwd" && timeout 60 "$PARAFLOW" fetch "$MSID" --http "$M/ok" -q \
+    >/dev/null 2>&1) || RC=$?
+check_eq "mock: fetch: exit 0" 0 "$RC"
+check_eq "mock: the file is named after the session, not the server" \
+    "$(sha "$T/m.data")" "$(sha "$T/mcwd/$MSID" 2>/dev/null)"
+check_eq "mock: no file named by Content-Disposition or \"name\"" "" \
+    "$(find "$T" -name evil)"
+run "$PARAFLOW" fetch "$MSID" --http "$M/big" -o "$T/m.big"
+check_eq "mock: a file longer than the session's size: exit 6" 6 "$RC"
+check "mock: a file longer than the session's size: no file" \
+    [ ! -e "$T/m.big" ]
+run "$PARAFLOW" list --http "$M/big" --json
+expect_json_error "mock: a JSON answer over 16 MiB" 8 protocol
+run "$PARAFLOW" list --http "$M/ftp"
+check_eq "mock: a redirect to ftp:// is not followed: exit 8" 8 "$RC"
+check "mock: a redirect to ftp:// is not followed: nothing fetched" \
+    lacks '^127.0.0.1:[0-9]* /x ' "$T/m.log"
+run "$PARAFLOW" status "$MSID" --http "$M/away"
+check_eq "mock: a redirect to another host is followed: exit 0" 0 "$RC"
+check "mock: the password went to the host named" \
+    grep -q "^127.0.0.1:$mport /away/.* auth=yes" "$T/m.log"
+check "mock: the password did not go to the other host" \
+    grep -q "^localhost:$mport /ok/.* auth=no" "$T/m.log"
+
+done_testing
