@@ -95,6 +95,14 @@ void engine_user_release(struct engine *e, const char *user);
  */
 void engine_retire(struct engine *e, struct session *s);
 
+/*
+ * PF_ECANCELLED if session id is listed as cancelled (and, unless user is
+ * NULL, is user's); PF_OK otherwise. Only a cancel is final for a client:
+ * after a failure or expiry, starting over is the right answer.
+ */
+enum pf_status engine_ended_reason(struct engine *e, const char *id,
+    const char *user);
+
 /* Lists the completed sessions found in storage. At start-up. */
 enum pf_status engine_history_load(struct engine *e);
 void engine_history_free(struct engine *e);

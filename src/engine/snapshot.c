@@ -197,6 +197,21 @@ engine_retire(struct engine *e, struct session *s)
 	session_remove(e->sessions, s);
 }
 
+enum pf_status
+engine_ended_reason(struct engine *e, const char *id, const char *user)
+{
+	struct engine_retired *r;
+	enum pf_status rc = PF_OK;
+
+	pthread_mutex_lock(&e->history.lock);
+	if ((r = history_find(&e->history, id)) != NULL &&
+	    r->info.state == ENGINE_CANCELLED &&
+	    (user == NULL || strcmp(r->info.user, user) == 0))
+		rc = PF_ECANCELLED;
+	pthread_mutex_unlock(&e->history.lock);
+	return rc;
+}
+
 static enum pf_status
 load_one(void *arg, const char *id, const json_t *meta)
 {

@@ -286,6 +286,9 @@ resume_finished(struct stream *st, const struct open_req *o)
 		return fail(st, PF_ENOSESSION, "no session %s", o->resume);
 	}
 	json_decref(meta);
+	if ((rc = engine_ended_reason(st->e, id, st->user)) != PF_OK)
+		return fail(st, rc, "session %s ended: %s", id,
+		    pf_status_message(rc));
 	meta = storage_final_meta(st->e->storage, id);
 	if (meta == NULL || json_unpack(meta, "{s:s,s:s,s:I,s:I,s:s}", "user",
 	    &user, "name", &name, "size", &size, "chunk_size", &chunk_size,
@@ -437,7 +440,14 @@ on_join(struct stream *st, const json_t *req)
 	    atomic_load(&s->state) != SESSION_RECEIVING ||
 	    session_owned_by(s, 0)) {
 		/* Owner 0: recovered after a restart, no login holds it yet. */
+		char sid[SESSION_ID_LEN + 1];
+
 		session_unref(s);
+		/* Ended on purpose: say so, or the client starts over. */
+		snprintf(sid, sizeof(sid), "%.*s", (int)idlen, id);
+		if ((rc = engine_ended_reason(st->e, sid, NULL)) != PF_OK)
+			return fail(st, rc, "session ended: %s",
+			    pf_status_message(rc));
 		return fail(st, PF_ENOSESSION, "no such session");
 	}
 	session_get_key(s, key);

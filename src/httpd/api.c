@@ -57,7 +57,7 @@ gw_session_json(const struct engine_session_info *s, double rate)
 	gw_time(s->updated, updated);
 	/* Strings are JSON-escaped here; HTML escaping is the page's job. */
 	return json_pack("{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-	    "s:f,s:I,s:s,s:s,s:o,s:o,s:o,s:o}",
+	    "s:I,s:I,s:s,s:s,s:o,s:o,s:o,s:o}",
 	    "id", s->id, "state", gw_state_name(s->state),
 	    "name", s->name, "user", s->user,
 	    "client_addr", string_or_null(s->peer),
@@ -68,7 +68,7 @@ gw_session_json(const struct engine_session_info *s, double rate)
 	    "chunks_nacked", (json_int_t)s->chunks_nacked,
 	    "chunks_resent", (json_int_t)s->chunks_resent,
 	    "bytes_received", (json_int_t)s->bytes_received,
-	    "rate_bps", s->state == ENGINE_RECEIVING ? rate : 0.0,
+	    "rate_bps", (json_int_t)(s->state == ENGINE_RECEIVING ? rate : 0),
 	    "streams", (json_int_t)s->streams,
 	    "created_at", created, "updated_at", updated,
 	    "finished_at", time_or_null(s->finished),
@@ -122,7 +122,7 @@ gw_stats_build(const struct httpd *h, const struct engine_stats *st,
 		    throughput[i]));
 	gw_time(st->started, started);
 	return json_pack("{s:s,s:s,s:I,s:{s:i,s:I,s:I,s:I,s:I,s:I,s:I},"
-	    "s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:{s:i,s:o}}",
+	    "s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:i,s:o}}",
 	    "version", h->version, "started_at", started,
 	    "uptime_s", (json_int_t)(time(NULL) - st->started),
 	    "sessions", "authenticating", 0,
@@ -140,7 +140,7 @@ gw_stats_build(const struct httpd *h, const struct engine_stats *st,
 	    "connections_open", (json_int_t)st->connections_open,
 	    "connections_authenticating",
 	    (json_int_t)st->connections_authenticating,
-	    "rate_bps", rate,
+	    "rate_bps", (json_int_t)rate,
 	    "throughput", "interval_s", 1, "bps", bps);
 }
 
