@@ -5,16 +5,35 @@ set -eu
 PACKAGES="build-essential autoconf automake pkg-config libmicrohttpd-dev
 libcurl4-openssl-dev libssl-dev libjansson-dev uuid-dev libcmocka-dev
 netcat-openbsd curl procps clang libclang-rt-14-dev python3 iproute2
-util-linux"
+util-linux python3-jsonschema python3-yaml prometheus wrk"
+# Lint of the deployment files (tests/integ/t_deploy.sh).
+PACKAGES="$PACKAGES shellcheck mandoc"
+# The browser the dashboard test drives (tests/integ/t_dashboard.sh).
+PACKAGES="$PACKAGES chromium"
+# The OpenAPI linter (tests/node) runs on node; Debian's only when the
+# machine has no node of its own.
+command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
 missing=
 for p in $PACKAGES; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 	    grep -q 'install ok installed' || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
-SUDO=
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get -o DPkg::Lock::Timeout=600 update -q
-# shellcheck disable=SC2086
-$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $missing
+if [ -n "$missing" ]; then
+	SUDO=
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get -o DPkg::Lock::Timeout=600 update -q
+	# shellcheck disable=SC2086
+	$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+	    --no-install-recommends $missing
+fi
+# The test-only npm tools, as pinned in tests/node/package-lock.json,
+# unless the tree there already matches it ("npm ls" says so).
+nodedir=$(cd "$(dirname "$0")/.." && pwd)/tests/node
+if command -v npm >/dev/null 2>&1 &&
+    ! npm ls --prefix "$nodedir" >/dev/null 2>&1; then
+	# Not fatal: without it only tests/integ/t_openapi.sh fails.
+	npm ci --prefix "$nodedir" --no-audit --no-fund ||
+	    echo "deps.sh: npm ci --prefix tests/node failed" >&2
+fi
+exit 0

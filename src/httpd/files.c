@@ -161,9 +161,15 @@ send_file(struct MHD_Connection *c, int fd,
 
 	snprintf(etag, sizeof(etag), "\"%s\"", s->digest);
 	if (inm != NULL && etag_matches(inm, etag)) {
-		close(fd);
-		r = MHD_create_response_from_buffer(0, NULL,
+		/*
+		 * The file itself, of which MHD sends no byte with a 304: a
+		 * 304 may state only the length the 200 would have.
+		 */
+		r = s->size ? MHD_create_response_from_fd64(s->size, fd) :
+		    MHD_create_response_from_buffer(0, NULL,
 		    MHD_RESPMEM_PERSISTENT);
+		if (r == NULL || s->size == 0)
+			close(fd);
 		status = MHD_HTTP_NOT_MODIFIED;
 		goto queue;
 	}
@@ -173,12 +179,9 @@ send_file(struct MHD_Connection *c, int fd,
 	if (rg.unsatisfiable) {
 		close(fd);
 		snprintf(cr, sizeof(cr), "bytes */%" PRIu64, s->size);
-		r = MHD_create_response_from_buffer(0, NULL,
-		    MHD_RESPMEM_PERSISTENT);
-		if (r != NULL)
-			MHD_add_response_header(r, "Content-Range", cr);
-		status = MHD_HTTP_RANGE_NOT_SATISFIABLE;
-		goto queue;
+		return gw_error_with(c, MHD_HTTP_RANGE_NOT_SATISFIABLE,
+		    "range_not_satisfiable", "the range is outside the file",
+		    "Content-Range", cr);
 	}
 	if (rg.len == 0) {
 		close(fd);

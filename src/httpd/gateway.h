@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include <jansson.h>
 #include <microhttpd.h>
 
@@ -22,9 +24,11 @@
 #define GW_AUTH_TTL_S		300
 #define GW_MAX_BODY		4096
 
-/* One TCP connection, for the whole-request deadline. */
+/* One TCP connection, for the request deadline and the per-address cap. */
 struct gw_conn {
 	int			 fd;
+	struct sockaddr_storage	 addr;		/* the client's, port zeroed */
+	bool			 over_limit;	/* over --http-max-per-ip */
 	uint64_t		 since_ms;	/* request (or idle) start */
 	_Atomic bool		 responding;	/* deadline no longer applies */
 	struct gw_conn		*prev, *next;
@@ -93,6 +97,9 @@ enum MHD_Result gw_error(struct MHD_Connection *c, unsigned status,
     __attribute__((format(printf, 4, 5)));
 enum MHD_Result gw_json(struct MHD_Connection *c, unsigned status,
     json_t *body);
+/* An error response with one more header. */
+enum MHD_Result gw_error_with(struct MHD_Connection *c, unsigned status,
+    const char *code, const char *msg, const char *header, const char *value);
 enum MHD_Result gw_unauthorized(struct MHD_Connection *c);
 enum MHD_Result gw_not_allowed(struct MHD_Connection *c, const char *allow);
 void gw_common_headers(struct MHD_Response *r);

@@ -17,7 +17,7 @@
 
 /* Per request: what the access handler keeps between its calls. */
 struct gw_request {
-	size_t		 body;		/* bytes of body seen (discarded) */
+	uint64_t	 body;		/* bytes of body seen (discarded) */
 };
 
 void
@@ -77,9 +77,8 @@ gw_error(struct MHD_Connection *c, unsigned status, const char *code,
 	    code, "message", msg));
 }
 
-/* An error response with one more header. */
-static enum MHD_Result
-error_with(struct MHD_Connection *c, unsigned status, const char *code,
+enum MHD_Result
+gw_error_with(struct MHD_Connection *c, unsigned status, const char *code,
     const char *msg, const char *header, const char *value)
 {
 	struct MHD_Response *r;
@@ -107,7 +106,7 @@ error_with(struct MHD_Connection *c, unsigned status, const char *code,
 enum MHD_Result
 gw_unauthorized(struct MHD_Connection *c)
 {
-	return error_with(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+	return gw_error_with(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 	    "sign in with a ParaFlow user (HTTP Basic)", "WWW-Authenticate",
 	    "Basic realm=\"paraflow\", charset=\"UTF-8\"");
 }
@@ -115,7 +114,7 @@ gw_unauthorized(struct MHD_Connection *c)
 enum MHD_Result
 gw_not_allowed(struct MHD_Connection *c, const char *allow)
 {
-	return error_with(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+	return gw_error_with(c, MHD_HTTP_METHOD_NOT_ALLOWED,
 	    "method_not_allowed", "method not allowed here", "Allow", allow);
 }
 
@@ -149,6 +148,26 @@ gw_responding(struct MHD_Connection *c)
 		atomic_store(&gc->responding, true);
 }
 
+/* The client's address without its port, to count per address. */
+static void
+client_addr(struct MHD_Connection *c, struct sockaddr_storage *out)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	memset(out, 0, sizeof(*out));
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || ci->client_addr == NULL)
+		return;
+	if (ci->client_addr->sa_family == AF_INET6) {
+		memcpy(out, ci->client_addr, sizeof(struct sockaddr_in6));
+		((struct sockaddr_in6 *)out)->sin6_port = 0;
+		((struct sockaddr_in6 *)out)->sin6_flowinfo = 0;
+	} else if (ci->client_addr->sa_family == AF_INET) {
+		memcpy(out, ci->client_addr, sizeof(struct sockaddr_in));
+		((struct sockaddr_in *)out)->sin_port = 0;
+	}
+}
+
 static void
 notify_connection(void *cls, struct MHD_Connection *c, void **ctx,
     enum MHD_ConnectionNotificationCode code)
@@ -156,6 +175,7 @@ notify_connection(void *cls, struct MHD_Connection *c, void **ctx,
 	struct httpd *h = cls;
 	struct gw_conn *gc = *ctx;
 	const union MHD_ConnectionInfo *ci;
+	unsigned same = 0;
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
 		if ((gc = calloc(1, sizeof(*gc))) == NULL)
@@ -164,7 +184,12 @@ notify_connection(void *cls, struct MHD_Connection *c, void **ctx,
 		    MHD_CONNECTION_INFO_CONNECTION_FD);
 		gc->fd = ci ? ci->connect_fd : -1;
 		gc->since_ms = pf_now_ms();
+		client_addr(c, &gc->addr);
 		pthread_mutex_lock(&h->conns_lock);
+		for (struct gw_conn *o = h->conns; o != NULL; o = o->next)
+			if (memcmp(&o->addr, &gc->addr, sizeof(o->addr)) == 0)
+				same++;
+		gc->over_limit = same >= h->cfg.max_per_ip;
 		gc->next = h->conns;
 		if (h->conns)
 			h->conns->prev = gc;
@@ -367,6 +392,10 @@ route(struct httpd *h, struct MHD_Connection *c, const char *url,
 	bool api = strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0;
 
 	memset(&who, 0, sizeof(who));
+	if (conn_of(c) != NULL && conn_of(c)->over_limit)
+		return gw_error_with(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
+		    "too many connections from this address", "Connection",
+		    "close");
 	if ((api || (open_path && h->cfg.auth_all)) &&
 	    !gw_authenticate(h, c, &who))
 		return gw_unauthorized(c);
@@ -392,19 +421,32 @@ access_handler(void *cls, struct MHD_Connection *c, const char *url,
 	struct httpd *h = cls;
 	struct gw_request *rq = *ctx;
 
+	const char *length;
+
 	(void)version;
 	(void)upload_data;
 	if (rq == NULL) {
 		if ((rq = calloc(1, sizeof(*rq))) == NULL)
 			return MHD_NO;
 		*ctx = rq;
+		/* Refused before it is read, when the length says so. */
+		length = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		    "Content-Length");
+		if (length != NULL && strtoull(length, NULL, 10) > GW_MAX_BODY)
+			return gw_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
+			    "too_large", "request body over %d bytes",
+			    GW_MAX_BODY);
 		return MHD_YES;
 	}
 	if (*upload_data_size != 0) {
-		/* No endpoint takes a body: read it, up to a cap, and drop. */
+		/*
+		 * No endpoint takes a body: drop it. A chunked one over the
+		 * cap is answered at its end (MHD takes no response while
+		 * a body is coming); the request deadline bounds it.
+		 */
 		rq->body += *upload_data_size;
 		*upload_data_size = 0;
-		return rq->body > GW_MAX_BODY ? MHD_NO : MHD_YES;
+		return MHD_YES;
 	}
 	if (rq->body > GW_MAX_BODY)
 		return gw_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
@@ -471,7 +513,8 @@ httpd_start(const struct httpd_config *cfg, struct engine *e,
 	    MHD_OPTION_SOCK_ADDR, sa,
 	    MHD_OPTION_THREAD_POOL_SIZE, 2u,
 	    MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_ip,
+	    /* Over max_per_ip a request gets 503; past twice, no accept. */
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, 2 * cfg->max_per_ip,
 	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
 	    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h,

@@ -1,0 +1,707 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The HTTP gateway's JSON API against docs/api.md, with curl and a real
+# paraflowd: open and closed endpoints (401 with WWW-Authenticate, and
+# --http-auth-all), one user's sessions hidden from another and shown to
+# --admin, every JSON body checked against docs/openapi.yaml (oacheck.py),
+# the session list's order, filters and pages, the error answers (404,
+# 405 with Allow, 400, 409, 413), DELETE of a session that is receiving
+# (its client gets the cancelled error, its staging area goes) and of a
+# finished one (its file goes, then 404), and /readyz failing on a
+# read-only storage directory (in a mount namespace when run as root).
+# Downloads are in t_http_files.sh; events, metrics, deadlines and load in
+# t_http_live.sh.
+if [ "$(id -u)" -eq 0 ] && [ -z "${PF_NS:-}" ] &&
+    command -v unshare >/dev/null 2>&1 && unshare -m true 2>/dev/null; then
+	PF_NS=1 exec unshare -m bash "$0" "$@"
+fi
+. "$(dirname "$0")/lib.sh"
+
+# --- Helpers shared by the t_http*.sh scripts (copies; see lib.sh) ---------
+
+SPEC=$here/../../docs/openapi.yaml
+"$PARAFLOWD" --help 2>&1 | grep -q -- '--http-port' ||
+    skip_all "this paraflowd has no HTTP gateway (--http-port)"
+command -v curl >/dev/null 2>&1 || skip_all "curl not found"
+PY=
+for p in /usr/bin/python3 python3; do
+	if "$p" -c 'import jsonschema, yaml' 2>/dev/null; then
+		PY=$p
+		break
+	fi
+done
+[ -n "$PY" ] || skip_all "python3-jsonschema and python3-yaml not found"
+
+# start_gw [ARGS...]: start_server with the gateway on an ephemeral port;
+# sets HTTP_URL (lib.sh's start_server may already do so).
+start_gw() {
+	local hp
+	if declare -f start_server | grep -q -- --http-port; then
+		start_server "$@"
+	else
+		rm -f "$T/hport"
+		start_server --http-port 0 --http-port-file "$T/hport" "$@"
+		hp=$(started "$T/hport" "paraflowd (http)" "$T/server.log") ||
+		    exit 1
+		HTTP_URL=http://127.0.0.1:$hp
+	fi
+}
+
+# req [CURL ARGS...] PATH: one request to the gateway; the status in CODE
+# (000 if there was no answer), headers in $T/h, body in $T/b.
+req() {
+	local path=${!#}
+	set -- "${@:1:$#-1}"
+	rm -f "$T/b" "$T/h"
+	: >"$T/b"
+	: >"$T/h"
+	CODE=$(curl -sS -o "$T/b" -D "$T/h" -w '%{http_code}' --max-time 20 \
+	    "$@" "$HTTP_URL$path" 2>"$T/curl.err") || true
+	[ -n "$CODE" ] || CODE=000
+}
+
+# hdr NAME: the value of header NAME of the last answer ("" if absent).
+hdr() {
+	tr -d '\r' <"$T/h" | sed -n "s/^$1: *//Ip" | tail -n 1
+}
+
+# jget PATH [FILE]: a value from the JSON in FILE (default the last body),
+# e.g. jget error.code or jget sessions.0.id; "" if absent, "null" for
+# null, lists joined by spaces.
+jget() {
+	"$PY" -c '
+import json, sys
+try:
+    v = json.load(open(sys.argv[2]))
+except ValueError:
+    sys.exit(0)
+for k in sys.argv[1].split("."):
+    if isinstance(v, list) and k.isdigit():
+        v = v[int(k)] if int(k) < len(v) else None
+    elif isinstance(v, dict):
+        v = v.get(k)
+    else:
+        v = None
+if v is None:
+    print("null" if sys.argv[1] else "")
+elif isinstance(v, bool):
+    print("true" if v else "false")
+elif isinstance(v, list):
+    print(" ".join(str(x) for x in v))
+else:
+    print(v)' "$1" "${2:-$T/b}"
+}
+
+# oa SCHEMA [FILE]: FILE (default the last body) matches SCHEMA of
+# docs/openapi.yaml; the mismatches become TAP comments.
+# shellcheck disable=SC2317 # called through check
+oa() {
+	if "$PY" "$here/oacheck.py" "$SPEC" "$1" "${2:-$T/b}" \
+	    2>"$T/oa.err"; then
+		return 0
+	fi
+	sed 's/^/#   /' "$T/oa.err"
+	return 1
+}
+
+# expect_status DESC CODE SCHEMA: the last answer had status CODE and a
+# body matching SCHEMA (none checked for "-").
+expect_status() {
+	check_eq "$1: status $2" "$2" "$CODE"
+	[ "$3" = - ] || check "$1: body is a $3" oa "$3"
+}
+
+# expect_error DESC STATUS CODE: the last answer was an Error with them.
+expect_error() {
+	expect_status "$1" "$2" Error
+	check_eq "$1: error.code $3" "$3" "$(jget error.code)"
+}
+
+# ids: the session ids of the last list, in order, space-separated.
+ids() {
+	"$PY" -c 'import json,sys
+print(" ".join(s["id"] for s in json.load(open(sys.argv[1]))["sessions"]))' \
+	    "$T/b" 2>/dev/null
+}
+
+# adduser NAME PASSWORD: adds NAME to the users file $U.
+adduser() {
+	printf '%s\n' "$2" | "$PARAFLOWD" --users "$U" --add-user "$1" \
+	    2>/dev/null
+}
+
+# wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds.
+wait_for() {
+	local i
+	for ((i = 0; i < $1 * 10; i++)); do
+		"${@:2}" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# jget_id_re: a sed pattern for a session id.
+jget_id_re() {
+	echo '[0-9a-f]\{8\}-[0-9a-f]\{4\}-[0-9a-f]\{4\}-[0-9a-f]\{4\}-[0-9a-f]\{12\}'
+}
+
+WWW='Basic realm="paraflow", charset="UTF-8"'
+UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+
+# --- Users: alice and bob, and carol who is an admin -----------------------
+
+U=$T/users
+if ! { adduser alice alice-pw && adduser bob bob-pw &&
+    adduser carol carol-pw; }; then
+	echo "# --add-user failed"
+	exit 1
+fi
+ALICE=(-u alice:alice-pw)
+BOB=(-u bob:bob-pw)
+CAROL=(-u carol:carol-pw)
+# uploads as USER: paraflow upload with that user's password.
+upload_as() {
+	local user=$1
+	shift
+	upload --user "$user" --secret "$user-pw" "$@"
+}
+
+start_gw --users "$U" --admin carol
+echo "# gateway at $HTTP_URL"
+
+# --- Open endpoints --------------------------------------------------------
+
+req /healthz
+expect_status "GET /healthz without credentials" 200 Health
+check_eq "/healthz: status ok" ok "$(jget status)"
+check "/healthz: Content-Type application/json" \
+    grep -q '^application/json' <<<"$(hdr Content-Type)"
+req /readyz
+expect_status "GET /readyz without credentials" 200 Ready
+check_eq "/readyz: status ready" ready "$(jget status)"
+req /metrics
+expect_status "GET /metrics without credentials" 200 -
+check "/metrics: Content-Type text/plain; version=0.0.4 ($(hdr \
+    Content-Type))" grep -q '^text/plain; *version=0\.0\.4' \
+    <<<"$(hdr Content-Type)"
+
+# --- Everything else needs a user --------------------------------------------
+
+zero=00000000-0000-4000-8000-000000000000
+for ep in "GET /api/v1/sessions" "GET /api/v1/stats" \
+    "GET /api/v1/sessions/$zero" "GET /api/v1/sessions/$zero/chunks" \
+    "GET /api/v1/sessions/$zero/file" "DELETE /api/v1/sessions/$zero" \
+    "GET /api/v1/events"; do
+	req -X "${ep% *}" "${ep#* }"
+	expect_error "$ep without credentials" 401 unauthorized
+	check_eq "$ep without credentials: WWW-Authenticate" "$WWW" \
+	    "$(hdr WWW-Authenticate)"
+done
+req -I "/api/v1/sessions/$zero/file"
+check_eq "HEAD .../file without credentials: 401" 401 "$CODE"
+check_eq "HEAD .../file without credentials: WWW-Authenticate" "$WWW" \
+    "$(hdr WWW-Authenticate)"
+
+req -u alice:wrong /api/v1/sessions
+expect_error "wrong password" 401 unauthorized
+check_eq "wrong password: WWW-Authenticate" "$WWW" "$(hdr WWW-Authenticate)"
+cp "$T/b" "$T/wrong.json"
+req -u mallory:alice-pw /api/v1/sessions
+expect_error "unknown user" 401 unauthorized
+check "unknown user and wrong password answer the same body" \
+    cmp -s "$T/b" "$T/wrong.json"
+req -u alice: /api/v1/sessions
+expect_error "empty password" 401 unauthorized
+req -H 'Authorization: Basic !!!not-base64' /api/v1/sessions
+expect_error "Authorization that is not base64" 401 unauthorized
+req -H "Authorization: Basic $(printf 'alice' | base64)" /api/v1/sessions
+expect_error "Basic credentials without a colon" 401 unauthorized
+req -H 'Authorization: Bearer alice-pw' /api/v1/sessions
+expect_error "a Bearer token" 401 unauthorized
+# The user of the native protocol's default is not a user here.
+req -u paraflow:secret123 /api/v1/sessions
+expect_error "the default user, with a users file" 401 unauthorized
+req "${ALICE[@]}" /api/v1/sessions
+expect_status "alice's password" 200 SessionList
+check_eq "alice has no sessions yet" 0 "$(jget total)"
+# The login cache must not turn a right password into a key for wrong ones.
+req -u alice:alice-pw-not /api/v1/sessions
+expect_error "wrong password after a right one" 401 unauthorized
+
+# --- Sessions of alice and bob ---------------------------------------------
+
+mkfile "$T/a1" 100000
+mkfile "$T/a2" $((5 * 1024 * 1024 + 3))
+mkfile "$T/b1" 70000
+# One second apart, so that "newest first" cannot depend on a tie.
+a1=$(json_field "$(upload_as alice --file "$T/a1" --name a1.bin \
+    --chunk-size 64K --json)" session)
+sleep 1.1
+a2=$(json_field "$(upload_as alice --file "$T/a2" --name a2.bin --json)" \
+    session)
+sleep 1.1
+b1=$(json_field "$(upload_as bob --file "$T/b1" --name b1.bin --json)" \
+    session)
+check "three uploads made ($a1 $a2 $b1)" \
+    [ -n "$a1" ] && [ -n "$a2" ] && [ -n "$b1" ]
+
+req "${ALICE[@]}" "/api/v1/sessions/$a1"
+expect_status "alice GETs a1" 200 Session
+check_eq "a1: id" "$a1" "$(jget id)"
+check_eq "a1: state" complete "$(jget state)"
+check_eq "a1: name" a1.bin "$(jget name)"
+check_eq "a1: user" alice "$(jget user)"
+check_eq "a1: size" 100000 "$(jget size)"
+check_eq "a1: chunk_size" 65536 "$(jget chunk_size)"
+check_eq "a1: chunks_total" 2 "$(jget chunks_total)"
+check_eq "a1: chunks_acked" 2 "$(jget chunks_acked)"
+check_eq "a1: chunks_nacked" 0 "$(jget chunks_nacked)"
+check_eq "a1: chunks_resent" 0 "$(jget chunks_resent)"
+check_eq "a1: bytes_received" 100000 "$(jget bytes_received)"
+check_eq "a1: rate_bps 0 once finished" 0 "$(jget rate_bps)"
+check_eq "a1: no streams once finished" 0 "$(jget streams)"
+check_eq "a1: digest is paraflow digest's" \
+    "$("$PARAFLOW" digest --chunk-size 64K "$T/a1" | cut -d' ' -f1)" \
+    "$(jget digest)"
+check "a1: finished_at set" [ "$(jget finished_at)" != null ]
+check_eq "a1: error null" null "$(jget error)"
+check_eq "a1: error_message null" null "$(jget error_message)"
+check "a1: client_addr is 127.0.0.1:PORT ($(jget client_addr))" \
+    grep -Eq '^127\.0\.0\.1:[0-9]+$' <<<"$(jget client_addr)"
+created=$(jget created_at)
+check "a1: created_at <= updated_at <= finished_at" "$PY" -c '
+import sys
+from datetime import datetime
+t = [datetime.fromisoformat(x.replace("Z", "+00:00")) for x in sys.argv[1:]]
+sys.exit(not t[0] <= t[1] <= t[2])' "$created" "$(jget updated_at)" \
+    "$(jget finished_at)"
+
+req "${ALICE[@]}" "/api/v1/sessions/$a1/chunks"
+expect_status "alice GETs a1's chunk map" 200 ChunkMap
+check_eq "a1's chunk map: every chunk d" "dd" "$(jget map)"
+check_eq "a1's chunk map: id" "$a1" "$(jget id)"
+check_eq "a1's chunk map: chunks_total" 2 "$(jget chunks_total)"
+check_eq "a1's chunk map: chunk_size" 65536 "$(jget chunk_size)"
+
+# --- One user cannot see another's sessions; an admin sees all -------------
+
+req "${ALICE[@]}" "/api/v1/sessions/$(cat /proc/sys/kernel/random/uuid)"
+expect_error "an unknown session" 404 not_found
+unknown=$(sed "s/$(jget_id_re)/ID/g" "$T/b")
+req "${ALICE[@]}" "/api/v1/sessions/$b1"
+expect_error "alice GETs bob's session" 404 not_found
+check_eq "... answered as if it did not exist (the id aside)" "$unknown" \
+    "$(sed "s/$(jget_id_re)/ID/g" "$T/b")"
+req "${ALICE[@]}" "/api/v1/sessions/$b1/chunks"
+expect_error "alice GETs bob's chunk map" 404 not_found
+req "${ALICE[@]}" "/api/v1/sessions/$b1/file"
+expect_error "alice GETs bob's file" 404 not_found
+req "${ALICE[@]}" -X DELETE "/api/v1/sessions/$b1"
+expect_error "alice DELETEs bob's session" 404 not_found
+check "... and bob's file is still stored" \
+    test -f "$(stored_file "$b1" b1.bin)"
+
+req "${ALICE[@]}" /api/v1/sessions
+expect_status "alice lists" 200 SessionList
+check_eq "alice's list: her two, newest first" "$a2 $a1" "$(ids)"
+check_eq "alice's list: total" 2 "$(jget total)"
+check_eq "alice's list: offset 0 by default" 0 "$(jget offset)"
+check_eq "alice's list: limit 50 by default" 50 "$(jget limit)"
+check_eq "alice's list: next null" null "$(jget next)"
+req "${BOB[@]}" /api/v1/sessions
+expect_status "bob lists" 200 SessionList
+check_eq "bob's list: his one" "$b1" "$(ids)"
+req "${CAROL[@]}" /api/v1/sessions
+expect_status "carol (--admin) lists" 200 SessionList
+check_eq "carol's list: all three, newest first" "$b1 $a2 $a1" "$(ids)"
+req "${CAROL[@]}" "/api/v1/sessions/$b1"
+expect_status "carol GETs bob's session" 200 Session
+check_eq "... user bob" bob "$(jget user)"
+req "${CAROL[@]}" "/api/v1/sessions/$a1/chunks"
+expect_status "carol GETs alice's chunk map" 200 ChunkMap
+
+req "${ALICE[@]}" /api/v1/stats
+expect_status "alice GETs stats" 200 Stats
+check_eq "alice's stats: complete counts her two" 2 \
+    "$(jget sessions.complete)"
+cp "$T/b" "$T/stats.alice"
+req "${CAROL[@]}" /api/v1/stats
+expect_status "carol GETs stats" 200 Stats
+check_eq "carol's stats: complete counts all three" 3 \
+    "$(jget sessions.complete)"
+check_eq "stats: server-wide bytes_received, the same for both" \
+    "$(jget bytes_received "$T/stats.alice")" "$(jget bytes_received)"
+check "stats: bytes_received covers the three uploads" \
+    [ "$(jget bytes_received)" -ge $((100000 + 5 * 1024 * 1024 + 3 + 70000)) ]
+check "stats: chunks_acked covers them (5)" [ "$(jget chunks_acked)" -ge 5 ]
+check_eq "stats: version is paraflowd's" \
+    "$("$PARAFLOWD" --version | cut -d' ' -f2)" "$(jget version)"
+check_eq "stats: throughput.interval_s" 1 "$(jget throughput.interval_s)"
+
+# --- An upload held open: the file is not ready, DELETE cancels it ---------
+#
+# pfwire (the tests' own client) opens a 3-chunk session as alice, sends
+# one chunk and waits for a word on its stdin: "send" tries the next chunk
+# and prints the answer.
+
+cat >"$T/held.py" <<'EOF'
+import os, sys
+import pfwire as w
+
+port = sys.argv[1]
+cs = 65536
+data = b"pf-data " + os.urandom(3 * cs - 8)
+c = w.connect(port)
+w.hello(c)
+key = w.scram_login(c, "alice", "alice-pw")
+opened = w.open_session(c, "held.bin", data, chunk_size=cs)
+sid = opened["session"]
+d = w.connect(port)
+w.join(d, key, sid)
+w.send_chunk(d, 0, 0, data[:cs])
+w.expect(d, w.ACK)
+print("session", sid, flush=True)
+i = 1
+for line in sys.stdin:
+    if line.strip() != "send":
+        break
+    try:
+        w.send_chunk(d, i, i * cs, data[i * cs:(i + 1) * cs])
+        print("ack", w.expect(d, w.ACK), flush=True)
+        i += 1
+    except w.WireError as e:
+        print("error", e.name, flush=True)
+    except OSError as e:
+        print("oserror", e.__class__.__name__, flush=True)
+EOF
+mkfifo "$T/held.in"
+PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" python3 "$T/held.py" "$PORT" \
+    <"$T/held.in" >"$T/held.out" 2>"$T/held.err" &
+held_pid=$!
+PIDS+=("$held_pid")
+exec 7>"$T/held.in"
+wait_file "$T/held.out" 10
+held=$(sed -n 's/^session //p' "$T/held.out")
+check "held upload: opened ($held)" grep -Eq "$UUID_RE" <<<"$held"
+[ -n "$held" ] || sed 's/^/# /' "$T/held.err"
+
+req "${ALICE[@]}" "/api/v1/sessions/$held"
+expect_status "held session" 200 Session
+check_eq "held session: receiving" receiving "$(jget state)"
+check_eq "held session: 1 chunk acked" 1 "$(jget chunks_acked)"
+check_eq "held session: 3 chunks" 3 "$(jget chunks_total)"
+check_eq "held session: 1 stream" 1 "$(jget streams)"
+check_eq "held session: finished_at null" null "$(jget finished_at)"
+check_eq "held session: digest null" null "$(jget digest)"
+req "${ALICE[@]}" "/api/v1/sessions/$held/chunks"
+expect_status "held session's chunk map" 200 ChunkMap
+check_eq "held session's chunk map: d.." "d.." "$(jget map)"
+req "${ALICE[@]}" "/api/v1/sessions?state=receiving"
+expect_status "list state=receiving" 200 SessionList
+check_eq "list state=receiving: the held one" "$held" "$(ids)"
+req "${ALICE[@]}" /api/v1/stats
+check_eq "stats: one receiving" 1 "$(jget sessions.receiving)"
+req "${BOB[@]}" /api/v1/stats
+check_eq "bob's stats: none receiving" 0 "$(jget sessions.receiving)"
+req "${ALICE[@]}" "/api/v1/sessions/$held/file"
+expect_error "the file of a session still receiving" 409 not_finished
+req "${ALICE[@]}" -I "/api/v1/sessions/$held/file"
+check_eq "HEAD: the file of a session still receiving: 409" 409 "$CODE"
+req "${BOB[@]}" -X DELETE "/api/v1/sessions/$held"
+expect_error "bob DELETEs alice's upload" 404 not_found
+
+req "${ALICE[@]}" -X DELETE "/api/v1/sessions/$held"
+expect_status "DELETE of the held upload" 200 DeleteResult
+check_eq "... action cancelled" cancelled "$(jget action)"
+check_eq "... id" "$held" "$(jget id)"
+echo send >&7
+wait_for 10 grep -q '^\(ack\|error\|oserror\)' "$T/held.out"
+check_eq "the held client's next chunk gets the cancelled error" \
+    "error cancelled" "$(grep -m1 '^\(ack\|error\|oserror\)' "$T/held.out")"
+exec 7>&-
+wait "$held_pid" 2>/dev/null
+check "cancelled: staging area empty" wait_for 5 staging_empty
+check "cancelled: nothing stored" [ ! -e "$STORAGE/$held" ]
+req "${ALICE[@]}" "/api/v1/sessions/$held"
+expect_status "cancelled session still listed" 200 Session
+check_eq "cancelled session: state" cancelled "$(jget state)"
+check_eq "cancelled session: error" cancelled "$(jget error)"
+check "cancelled session: finished_at set" [ "$(jget finished_at)" != null ]
+check_eq "cancelled session: no streams" 0 "$(jget streams)"
+req "${ALICE[@]}" "/api/v1/sessions/$held/chunks"
+expect_status "cancelled session's chunk map" 200 ChunkMap
+check_eq "cancelled session's chunk map: as it ended" "d.." "$(jget map)"
+req "${ALICE[@]}" "/api/v1/sessions/$held/file"
+expect_error "the file of a cancelled session" 409 not_finished
+
+# The real client, cancelled while it sends: 256 MiB in 64 KiB chunks is
+# thousands of durable ACKs, long enough to be caught receiving.
+mkfile "$T/big" $((256 * 1024 * 1024))
+upload_as alice --file "$T/big" --name big.bin --chunk-size 64K \
+    --threads 2 --json >"$T/big.out" 2>"$T/big.err" &
+big_pid=$!
+PIDS+=("$big_pid")
+# receiving_id: the id of alice's session that is receiving, if any.
+# shellcheck disable=SC2317 # called through wait_for
+receiving_id() {
+	req "${ALICE[@]}" "/api/v1/sessions?state=receiving"
+	big=$(ids)
+	[ -n "$big" ]
+}
+if wait_for 20 receiving_id; then
+	req "${ALICE[@]}" -X DELETE "/api/v1/sessions/$big"
+	expect_status "DELETE while paraflow upload sends" 200 DeleteResult
+	check_eq "... action cancelled" cancelled "$(jget action)"
+	rc=0
+	wait "$big_pid" || rc=$?
+	check "the cancelled paraflow upload fails (exit $rc)" [ "$rc" -ne 0 ]
+	check_eq "the cancelled paraflow upload: error.code cancelled" \
+	    cancelled "$(jget error.code "$T/big.out")"
+	check "cancelled upload: staging area empty" wait_for 5 staging_empty
+	check "cancelled upload: nothing stored" [ ! -e "$STORAGE/$big" ]
+	req "${ALICE[@]}" "/api/v1/sessions/$big"
+	check_eq "cancelled upload: state cancelled" cancelled "$(jget state)"
+	req "${ALICE[@]}" "/api/v1/sessions/$big/chunks"
+	check "cancelled upload: map as it ended, not all d ($(jget map | \
+	    cut -c1-40)...)" grep -q '[^d]' <<<"$(jget map)"
+else
+	not_ok "the 256 MiB upload was never seen receiving"
+	wait "$big_pid"
+fi
+rm -f "$T/big"
+
+# --- The list: order, filters, pages ----------------------------------------
+#
+# alice now has a2, a1 (complete) and two cancelled ones, newest first:
+# big, held, a2, a1.
+
+req "${ALICE[@]}" /api/v1/sessions
+check_eq "alice's list: newest first, cancelled ones included" \
+    "$big $held $a2 $a1" "$(ids)"
+check "alice's list: created_at never increases" "$PY" -c '
+import json, sys
+s = [x["created_at"] for x in json.load(open(sys.argv[1]))["sessions"]]
+sys.exit(s != sorted(s, reverse=True))' "$T/b"
+req "${ALICE[@]}" "/api/v1/sessions?state=complete"
+expect_status "state=complete" 200 SessionList
+check_eq "state=complete: a2 a1" "$a2 $a1" "$(ids)"
+check_eq "state=complete: total" 2 "$(jget total)"
+req "${ALICE[@]}" "/api/v1/sessions?state=cancelled"
+check_eq "state=cancelled: big held" "$big $held" "$(ids)"
+req "${ALICE[@]}" "/api/v1/sessions?state=complete,cancelled"
+check_eq "state=complete,cancelled: all four" "$big $held $a2 $a1" "$(ids)"
+req "${ALICE[@]}" "/api/v1/sessions?state=failed,expired"
+expect_status "state=failed,expired" 200 SessionList
+check_eq "state=failed,expired: none" "0:" "$(jget total):$(ids)"
+check_eq "state=failed,expired: next null" null "$(jget next)"
+req "${ALICE[@]}" "/api/v1/sessions?state=receiving"
+check_eq "state=receiving: none now" 0 "$(jget total)"
+
+req "${ALICE[@]}" "/api/v1/sessions?limit=1"
+expect_status "limit=1" 200 SessionList
+check_eq "limit=1: the newest" "$big" "$(ids)"
+check_eq "limit=1: total 4" 4 "$(jget total)"
+check_eq "limit=1: limit" 1 "$(jget limit)"
+check_eq "limit=1: next" "/api/v1/sessions?offset=1&limit=1" "$(jget next)"
+# Follow next to the end: the same four, in the same order.
+got='' next="/api/v1/sessions?limit=1" pages=0
+while [ "$next" != null ] && [ "$pages" -lt 10 ]; do
+	req "${ALICE[@]}" "$next"
+	[ "$CODE" = 200 ] || break
+	got="$got $(ids)"
+	next=$(jget next)
+	pages=$((pages + 1))
+done
+check_eq "paging by next with limit=1: four pages, newest first" \
+    "4: $big $held $a2 $a1" "$pages:$got"
+req "${ALICE[@]}" "/api/v1/sessions?offset=2&limit=1"
+check_eq "offset=2&limit=1: a2" "$a2" "$(ids)"
+check_eq "offset=2&limit=1: offset" 2 "$(jget offset)"
+req "${ALICE[@]}" "/api/v1/sessions?offset=3&limit=2"
+check_eq "offset=3&limit=2: the last one, next null" "$a1 null" \
+    "$(ids) $(jget next)"
+req "${ALICE[@]}" "/api/v1/sessions?offset=10"
+expect_status "offset past the end" 200 SessionList
+check_eq "offset past the end: no sessions, total 4, next null" \
+    ":4:null" "$(ids):$(jget total):$(jget next)"
+# next keeps the filter.
+got='' next="/api/v1/sessions?state=complete&limit=1" pages=0
+while [ "$next" != null ] && [ "$pages" -lt 10 ]; do
+	req "${ALICE[@]}" "$next"
+	[ "$CODE" = 200 ] || break
+	got="$got $(ids)"
+	next=$(jget next)
+	pages=$((pages + 1))
+done
+check_eq "paging state=complete by next: the filter is kept" \
+    "2: $a2 $a1" "$pages:$got"
+req "${ALICE[@]}" "/api/v1/sessions?limit=500"
+expect_status "limit=500" 200 SessionList
+for q in state=bogus state=complete,bogus limit=0 limit=501 limit=x \
+    limit=-1 offset=-1 offset=x limit=1.5; do
+	req "${ALICE[@]}" "/api/v1/sessions?$q"
+	expect_error "list ?$q" 400 bad_request
+done
+
+# --- Errors ------------------------------------------------------------------
+
+for p in /nope /api /api/v1 /api/v1/sessionsx /api/v2/sessions \
+    "/api/v1/sessions/$a1/nope" "/api/v1/sessions/$a1/chunks/x"; do
+	req "${ALICE[@]}" "$p"
+	expect_error "unknown path $p" 404 not_found
+done
+req /nope
+expect_error "unknown path without credentials" 404 not_found
+for p in not-a-uuid "${a1:0:35}" "${a1}0" "${a1//-/}" \
+    "${a1:0:35}g"; do
+	req "${ALICE[@]}" "/api/v1/sessions/$p"
+	expect_error "session id '$p'" 400 bad_request
+done
+req "${ALICE[@]}" /api/v1/sessions/not-a-uuid/chunks
+expect_error "chunks of a non-UUID id" 400 bad_request
+req "${ALICE[@]}" /api/v1/sessions/not-a-uuid/file
+expect_error "file of a non-UUID id" 400 bad_request
+req "${ALICE[@]}" -X DELETE /api/v1/sessions/not-a-uuid
+expect_error "DELETE of a non-UUID id" 400 bad_request
+
+# allow_has METHOD...: the last Allow header lists each METHOD.
+# shellcheck disable=SC2317 # called through check
+allow_has() {
+	local a m
+	a=$(hdr Allow | tr -d ' ')
+	for m in "$@"; do
+		grep -Eq "(^|,)$m(,|$)" <<<"$a" || return 1
+	done
+}
+# allow_lacks METHOD...: the last Allow header lists none of them.
+# shellcheck disable=SC2317 # called through check
+allow_lacks() {
+	local a m
+	a=$(hdr Allow | tr -d ' ')
+	for m in "$@"; do
+		grep -Eq "(^|,)$m(,|$)" <<<"$a" && return 1
+	done
+	return 0
+}
+not_allowed() {
+	local method=$1 path=$2
+	shift 2
+	req "${ALICE[@]}" -X "$method" "$path"
+	expect_error "$method $path" 405 method_not_allowed
+	check "$method $path: Allow lists $* ($(hdr Allow))" allow_has "$@"
+	check "$method $path: Allow does not list $method" allow_lacks "$method"
+}
+not_allowed POST /api/v1/sessions GET
+not_allowed PUT "/api/v1/sessions/$a1" GET DELETE
+not_allowed PATCH "/api/v1/sessions/$a1" GET DELETE
+not_allowed POST "/api/v1/sessions/$a1/chunks" GET
+not_allowed DELETE "/api/v1/sessions/$a1/file" GET HEAD
+not_allowed POST /api/v1/stats GET
+not_allowed DELETE /api/v1/events GET
+not_allowed POST /healthz GET
+not_allowed PUT /metrics GET
+req -X DELETE /readyz
+expect_error "DELETE /readyz without credentials" 405 method_not_allowed
+
+head -c 5000 /dev/zero | tr '\0' x >"$T/5k"
+req "${ALICE[@]}" -X GET --data-binary @"$T/5k" /api/v1/stats
+expect_error "a 5000-byte request body" 413 too_large
+head -c 4096 /dev/zero | tr '\0' x >"$T/4k"
+req "${ALICE[@]}" -X GET --data-binary @"$T/4k" /api/v1/stats
+check_eq "a 4096-byte request body is not too large" 200 "$CODE"
+
+# --- DELETE of finished sessions ---------------------------------------------
+
+req "${ALICE[@]}" -X DELETE "/api/v1/sessions/$a1"
+expect_status "alice DELETEs a1" 200 DeleteResult
+check_eq "... action deleted" deleted "$(jget action)"
+check_eq "... id" "$a1" "$(jget id)"
+check "a1: its directory is gone from storage" [ ! -e "$STORAGE/$a1" ]
+req "${ALICE[@]}" "/api/v1/sessions/$a1"
+expect_error "a1 after DELETE" 404 not_found
+req "${ALICE[@]}" "/api/v1/sessions/$a1/file"
+expect_error "a1's file after DELETE" 404 not_found
+req "${ALICE[@]}" "/api/v1/sessions/$a1/chunks"
+expect_error "a1's chunk map after DELETE" 404 not_found
+req "${ALICE[@]}" -X DELETE "/api/v1/sessions/$a1"
+expect_error "a1 DELETEd again" 404 not_found
+req "${ALICE[@]}" /api/v1/sessions
+check_eq "a1 no longer listed" "$big $held $a2" "$(ids)"
+req "${CAROL[@]}" -X DELETE "/api/v1/sessions/$b1"
+expect_status "carol (--admin) DELETEs bob's b1" 200 DeleteResult
+check_eq "... action deleted" deleted "$(jget action)"
+check "b1: its directory is gone" [ ! -e "$STORAGE/$b1" ]
+req "${BOB[@]}" "/api/v1/sessions/$b1"
+expect_error "bob's b1 after carol's DELETE" 404 not_found
+req "${ALICE[@]}" /api/v1/stats
+check_eq "alice's stats after the DELETE: one complete" 1 \
+    "$(jget sessions.complete)"
+check_eq "alice's stats: two cancelled" 2 "$(jget sessions.cancelled)"
+stop_server
+
+# --- --http-auth-all ---------------------------------------------------------
+
+start_gw --users "$U" --http-auth-all
+for p in /healthz /readyz /metrics; do
+	req "$p"
+	expect_error "--http-auth-all: $p without credentials" 401 unauthorized
+	check_eq "--http-auth-all: $p: WWW-Authenticate" "$WWW" \
+	    "$(hdr WWW-Authenticate)"
+	req "${BOB[@]}" "$p"
+	check_eq "--http-auth-all: $p with bob's password" 200 "$CODE"
+done
+req "${ALICE[@]}" /api/v1/sessions
+expect_status "after a restart: alice's list" 200 SessionList
+check_eq "after a restart: only her complete a2 (read back from storage)" \
+    "$a2" "$(ids)"
+stop_server
+
+# --- /readyz and an unwritable storage directory ------------------------------
+#
+# The server probes through a directory descriptor it holds, so a
+# read-only bind mount over the path would not touch it: as root the
+# storage is a tmpfs of the test's mount namespace, remounted read-only;
+# otherwise the directories lose their write permission.
+
+ro=no
+if [ "$(id -u)" -ne 0 ]; then
+	ro="chmod"
+elif [ -n "${PF_NS:-}" ] &&
+    mount -t tmpfs -o size=64m tmpfs "$STORAGE" 2>/dev/null; then
+	ro="mount"
+	# The mount must go before the scratch directory can.
+	# shellcheck disable=SC2317 # called by the EXIT trap
+	unmount_all() {
+		stop_all
+		umount "$STORAGE" 2>/dev/null
+		cleanup
+	}
+	trap unmount_all EXIT
+fi
+if [ "$ro" != no ]; then
+	start_gw --users "$U"
+	req /readyz
+	expect_status "/readyz on a writable $ro storage" 200 Ready
+	if [ "$ro" = chmod ]; then
+		chmod a-w "$STORAGE" "$STORAGE/.staging"
+	else
+		mount -o remount,ro "$STORAGE"
+	fi
+	req /readyz
+	expect_error "/readyz on a read-only storage directory ($ro)" 503 \
+	    not_ready
+	req /healthz
+	check_eq "/healthz still 200 meanwhile" 200 "$CODE"
+	if [ "$ro" = chmod ]; then
+		chmod u+w "$STORAGE" "$STORAGE/.staging"
+	else
+		mount -o remount,rw "$STORAGE"
+	fi
+	req /readyz
+	expect_status "/readyz once storage is writable again" 200 Ready
+	stop_server
+else
+	ok "/readyz on a read-only storage # SKIP root without a mount namespace"
+fi
+
+done_testing

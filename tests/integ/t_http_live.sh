@@ -1,0 +1,531 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The HTTP gateway while uploads run: the event stream (created, progress,
+# completed, deleted and stats events for the user's own sessions only,
+# each checked against docs/openapi.yaml, and the ": heartbeat" comment),
+# /metrics (promtool check metrics, and the counters moving with an
+# upload and a failed login), the limits (the whole-request deadline cuts
+# a client that trickles its headers, an idle connection is closed, but a
+# slow download and the event stream are not cut; a client over
+# --http-max-per-ip gets 503 busy), and 200 concurrent status requests
+# while a 512 MiB upload runs: all answered, the file intact.
+. "$(dirname "$0")/lib.sh"
+
+# --- Helpers shared by the t_http*.sh scripts (copies; see lib.sh) ---------
+
+SPEC=$here/../../docs/openapi.yaml
+"$PARAFLOWD" --help 2>&1 | grep -q -- '--http-port' ||
+    skip_all "this paraflowd has no HTTP gateway (--http-port)"
+command -v curl >/dev/null 2>&1 || skip_all "curl not found"
+PY=
+for p in /usr/bin/python3 python3; do
+	if "$p" -c 'import jsonschema, yaml' 2>/dev/null; then
+		PY=$p
+		break
+	fi
+done
+[ -n "$PY" ] || skip_all "python3-jsonschema and python3-yaml not found"
+
+# start_gw [ARGS...]: start_server with the gateway on an ephemeral port;
+# sets HTTP_URL (lib.sh's start_server may already do so).
+start_gw() {
+	local hp
+	if declare -f start_server | grep -q -- --http-port; then
+		start_server "$@"
+	else
+		rm -f "$T/hport"
+		start_server --http-port 0 --http-port-file "$T/hport" "$@"
+		hp=$(started "$T/hport" "paraflowd (http)" "$T/server.log") ||
+		    exit 1
+		HTTP_URL=http://127.0.0.1:$hp
+	fi
+}
+
+# req [CURL ARGS...] PATH: one request to the gateway; the status in CODE
+# (000 if there was no answer), headers in $T/h, body in $T/b.
+req() {
+	local path=${!#}
+	set -- "${@:1:$#-1}"
+	rm -f "$T/b" "$T/h"
+	: >"$T/b"
+	: >"$T/h"
+	CODE=$(curl -sS -o "$T/b" -D "$T/h" -w '%{http_code}' --max-time 20 \
+	    "$@" "$HTTP_URL$path" 2>"$T/curl.err") || true
+	[ -n "$CODE" ] || CODE=000
+}
+
+# hdr NAME: the value of header NAME of the last answer ("" if absent).
+hdr() {
+	tr -d '\r' <"$T/h" | sed -n "s/^$1: *//Ip" | tail -n 1
+}
+
+# jget PATH [FILE]: a value from the JSON in FILE (default the last body),
+# e.g. jget error.code or jget sessions.0.id; "" if absent, "null" for
+# null, lists joined by spaces.
+jget() {
+	"$PY" -c '
+import json, sys
+try:
+    v = json.load(open(sys.argv[2]))
+except ValueError:
+    sys.exit(0)
+for k in sys.argv[1].split("."):
+    if isinstance(v, list) and k.isdigit():
+        v = v[int(k)] if int(k) < len(v) else None
+    elif isinstance(v, dict):
+        v = v.get(k)
+    else:
+        v = None
+if v is None:
+    print("null" if sys.argv[1] else "")
+elif isinstance(v, bool):
+    print("true" if v else "false")
+elif isinstance(v, list):
+    print(" ".join(str(x) for x in v))
+else:
+    print(v)' "$1" "${2:-$T/b}"
+}
+
+# oa SCHEMA [FILE]: FILE (default the last body) matches SCHEMA of
+# docs/openapi.yaml; the mismatches become TAP comments.
+# shellcheck disable=SC2317 # called through check
+oa() {
+	if "$PY" "$here/oacheck.py" "$SPEC" "$1" "${2:-$T/b}" \
+	    2>"$T/oa.err"; then
+		return 0
+	fi
+	sed 's/^/#   /' "$T/oa.err"
+	return 1
+}
+
+# expect_status DESC CODE SCHEMA: the last answer had status CODE and a
+# body matching SCHEMA (none checked for "-").
+expect_status() {
+	check_eq "$1: status $2" "$2" "$CODE"
+	[ "$3" = - ] || check "$1: body is a $3" oa "$3"
+}
+
+# expect_error DESC STATUS CODE: the last answer was an Error with them.
+expect_error() {
+	expect_status "$1" "$2" Error
+	check_eq "$1: error.code $3" "$3" "$(jget error.code)"
+}
+
+# ids: the session ids of the last list, in order, space-separated.
+ids() {
+	"$PY" -c 'import json,sys
+print(" ".join(s["id"] for s in json.load(open(sys.argv[1]))["sessions"]))' \
+	    "$T/b" 2>/dev/null
+}
+
+# adduser NAME PASSWORD: adds NAME to the users file $U.
+adduser() {
+	printf '%s\n' "$2" | "$PARAFLOWD" --users "$U" --add-user "$1" \
+	    2>/dev/null
+}
+
+# wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds.
+wait_for() {
+	local i
+	for ((i = 0; i < $1 * 10; i++)); do
+		"${@:2}" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+
+U=$T/users
+if ! { adduser alice alice-pw && adduser bob bob-pw; }; then
+	echo "# --add-user failed"
+	exit 1
+fi
+ALICE=(-u alice:alice-pw)
+upload_as() {
+	local user=$1
+	shift
+	upload --user "$user" --secret "$user-pw" "$@"
+}
+MIB=$((1024 * 1024))
+
+# metric NAME FILE: the value of the series NAME (with its labels, if
+# any, as written) in the metrics text FILE; "" if absent.
+metric() {
+	awk -v n="$1" '$1 == n { print $2; exit }' "$2"
+}
+
+# grew NAME BY: the series NAME grew by at least BY from $T/m0 to $T/m1.
+# shellcheck disable=SC2317 # called through check
+grew() {
+	"$PY" -c 'import sys
+a, b, by = (float(x) if x else float("nan") for x in sys.argv[1:])
+sys.exit(not b - a >= by)' "$(metric "$1" "$T/m0")" "$(metric "$1" "$T/m1")" \
+	    "$2"
+}
+
+# promtool_ok FILE: promtool check metrics accepts FILE and says nothing.
+# shellcheck disable=SC2317 # called through check
+promtool_ok() {
+	local out rc=0
+	out=$(promtool check metrics <"$1" 2>&1) || rc=$?
+	[ -z "$out" ] || printf '%s\n' "$out" | sed 's/^/#   /'
+	[ "$rc" -eq 0 ] && [ -z "$out" ]
+}
+
+# oa_lines SCHEMA FILE: every line of FILE is a SCHEMA; the first
+# mismatches become TAP comments.
+# shellcheck disable=SC2317 # called through check
+oa_lines() {
+	if "$PY" "$here/oacheck.py" --lines "$SPEC" "$1" "$2" \
+	    2>"$T/oa.err"; then
+		return 0
+	fi
+	echo "#   $(wc -l <"$T/oa.err") mismatches; the first ones:"
+	head -n 5 "$T/oa.err" | sed 's/^/#   /'
+	return 1
+}
+
+# sse_parse FILE PREFIX: splits an event stream into PREFIX.events (one
+# "type<TAB>session id<TAB>state<TAB>event id" line per event, "-" where
+# absent), PREFIX.sessions (the data of session events, one JSON a line),
+# PREFIX.stats (the data of stats events) and PREFIX.comments.
+sse_parse() {
+	"$PY" - "$1" "$2" <<'PY'
+import json, sys
+src, pre = sys.argv[1], sys.argv[2]
+text = open(src, "rb").read().decode("utf-8", "replace")
+text = text.replace("\r\n", "\n").replace("\r", "\n")
+ev = open(pre + ".events", "w")
+ses = open(pre + ".sessions", "w")
+sts = open(pre + ".stats", "w")
+com = open(pre + ".comments", "w")
+for block in text.split("\n\n"):
+    etype, eid, data = "message", "-", []
+    for line in block.split("\n"):
+        if line.startswith(":"):
+            com.write(line + "\n")
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            etype = value
+        elif field == "id":
+            eid = value
+        elif field == "data":
+            data.append(value)
+    if not data:
+        continue
+    payload = "\n".join(data)
+    sid, state = "-", "-"
+    try:
+        obj = json.loads(payload)
+        if isinstance(obj, dict):
+            sid = obj.get("id", "-")
+            state = obj.get("state", "-")
+    except ValueError:
+        pass
+    (sts if etype == "stats" else ses).write(payload.replace("\n", " ")
+                                             + "\n")
+    ev.write("%s\t%s\t%s\t%s\n" % (etype, sid, state, eid))
+PY
+}
+
+# --- The event stream and the metrics around one upload -------------------
+
+start_gw --users "$U"
+echo "# gateway at $HTTP_URL"
+
+req /metrics
+cp "$T/b" "$T/m0"
+check "promtool check metrics: no complaint at start" promtool_ok "$T/m0"
+for s in paraflow_received_bytes_total paraflow_chunks_acked_total \
+    paraflow_chunks_nacked_total paraflow_auth_failures_total \
+    paraflow_connections paraflow_uptime_seconds \
+    paraflow_chunk_receive_seconds_count paraflow_chunk_receive_seconds_sum \
+    'paraflow_chunk_receive_seconds_bucket{le="+Inf"}'; do
+	check "/metrics has $s" [ -n "$(metric "$s" "$T/m0")" ]
+done
+for t in "paraflow_received_bytes_total counter" \
+    "paraflow_chunks_acked_total counter" \
+    "paraflow_chunks_nacked_total counter" \
+    "paraflow_auth_failures_total counter" \
+    "paraflow_chunk_receive_seconds histogram" \
+    "paraflow_sessions gauge" "paraflow_connections gauge" \
+    "paraflow_uptime_seconds gauge"; do
+	check "/metrics: # TYPE $t" grep -qx "# TYPE $t" "$T/m0"
+done
+# The engine has no authenticating sessions (logins in progress are
+# paraflow_connections' business), so that state is not required here.
+for st in receiving assembling complete failed cancelled expired; do
+	check "/metrics has paraflow_sessions{state=\"$st\"}" \
+	    [ -n "$(metric "paraflow_sessions{state=\"$st\"}" "$T/m0")" ]
+done
+
+# 128 MiB in 64 KiB chunks: a few seconds of progress.
+mkfile "$T/src" $((128 * MIB))
+curl -sS -N --max-time 90 "${ALICE[@]}" -D "$T/ev.h" \
+    "$HTTP_URL/api/v1/events" >"$T/ev.alice" 2>/dev/null &
+ev_alice=$!
+curl -sS -N --max-time 90 -u bob:bob-pw \
+    "$HTTP_URL/api/v1/events" >"$T/ev.bob" 2>/dev/null &
+ev_bob=$!
+PIDS+=("$ev_alice" "$ev_bob")
+SECONDS=0
+sleep 1
+up0=$SECONDS
+sid=$(json_field "$(upload_as alice --file "$T/src" --name sse.bin \
+    --chunk-size 64K --threads 2 --json)" session)
+up_s=$((SECONDS - up0 + 1))
+check "the upload completed ($sid, ${up_s}s)" grep -Eq "$UUID_RE" <<<"$sid"
+upload_as alice --file "$T/src" --secret wrong-pw >/dev/null 2>&1
+sleep 1.5
+req /metrics
+cp "$T/b" "$T/m1"
+check "promtool check metrics: no complaint after an upload" \
+    promtool_ok "$T/m1"
+check "paraflow_received_bytes_total grew by 128 MiB" \
+    grew paraflow_received_bytes_total $((128 * MIB))
+check "paraflow_chunks_acked_total grew by 2048" \
+    grew paraflow_chunks_acked_total 2048
+check "paraflow_chunk_receive_seconds_count grew by 2048" \
+    grew paraflow_chunk_receive_seconds_count 2048
+check "paraflow_chunk_receive_seconds_sum grew" \
+    grew paraflow_chunk_receive_seconds_sum 0.000001
+check "paraflow_auth_failures_total grew by the failed login" \
+    grew paraflow_auth_failures_total 1
+check "paraflow_uptime_seconds grew" grew paraflow_uptime_seconds 1
+check "paraflow_sessions{state=\"complete\"} grew" \
+    grew 'paraflow_sessions{state="complete"}' 1
+req "${ALICE[@]}" /api/v1/stats
+check "stats: auth_failures counts the failed login" \
+    [ "$(jget auth_failures)" -ge 1 ]
+
+# streams_done: alice's stream showed the upload completed, and both
+# streams carried a heartbeat (every 10 s: at most 10 s more).
+# shellcheck disable=SC2317 # called through wait_for
+streams_done() {
+	grep -q "$sid" "$T/ev.alice" &&
+	    grep -A3 -x 'event: completed' "$T/ev.alice" | grep -q "$sid" &&
+	    grep -qx ': heartbeat' "$T/ev.alice" &&
+	    grep -qx ': heartbeat' "$T/ev.bob"
+}
+wait_for 15 streams_done
+ev_s=$SECONDS
+kill "$ev_alice" "$ev_bob" 2>/dev/null
+wait "$ev_alice" "$ev_bob"
+check "event stream: Content-Type text/event-stream" \
+    grep -qi '^Content-Type: *text/event-stream' "$T/ev.h"
+sse_parse "$T/ev.alice" "$T/a"
+sse_parse "$T/ev.bob" "$T/bb"
+echo "# alice's stream: $(cut -f1 "$T/a.events" | sort | uniq -c |
+    tr -s ' \n' ' ')"
+mine() {
+	awk -F'\t' -v s="$sid" -v t="$1" '$1 == t && $2 == s' "$T/a.events"
+}
+check "event stream: a created event for the upload" [ -n "$(mine created)" ]
+nprog=$(mine progress | wc -l)
+check "event stream: progress events for the upload ($nprog)" \
+    [ "$nprog" -ge 1 ]
+check "event stream: at most 4 progress events a second ($nprog in ${up_s}s)" \
+    [ "$nprog" -le $((4 * up_s + 1)) ]
+check_eq "event stream: one completed event, state complete" \
+    "completed complete" "$(mine completed | cut -f1,3 | tr '\t' ' ')"
+check_eq "event stream: created, then progress, then completed" \
+    "created progress completed" "$(awk -F'\t' -v s="$sid" \
+    '$2 == s { print $1 }' "$T/a.events" | uniq | tr '\n' ' ' |
+    sed 's/ $//')"
+check "event stream: every session event is a Session" \
+    oa_lines Session "$T/a.sessions"
+nstats=$(grep -c '^stats' "$T/a.events")
+check "event stream: stats about once a second ($nstats in ${ev_s} s)" \
+    between $((ev_s * 6 / 10)) "$nstats" $((ev_s * 13 / 10 + 2))
+check "event stream: every stats event is a Stats" \
+    oa_lines Stats "$T/a.stats"
+check "event stream: a ': heartbeat' comment within ${ev_s} s" \
+    grep -qx ': heartbeat' "$T/a.comments"
+check "event stream: event ids increase" "$PY" -c '
+import sys
+ids = [int(l.split("\t")[3]) for l in open(sys.argv[1])
+       if l.rstrip("\n").split("\t")[3] != "-"]
+sys.exit(not ids or ids != sorted(set(ids)))' "$T/a.events"
+check "bob's stream: nothing of alice's session" \
+    [ -z "$(grep -F "$sid" "$T/ev.bob")" ]
+check "bob's stream: stats events all the same" \
+    [ "$(grep -c '^stats' "$T/bb.events")" -ge $((ev_s * 6 / 10)) ]
+check "bob's stream: a heartbeat all the same" \
+    grep -qx ': heartbeat' "$T/bb.comments"
+
+# A DELETE shows as a deleted event.
+curl -sS -N --max-time 3 "${ALICE[@]}" "$HTTP_URL/api/v1/events" \
+    >"$T/ev.del" 2>/dev/null &
+ev_del=$!
+PIDS+=("$ev_del")
+sleep 1
+req "${ALICE[@]}" -X DELETE "/api/v1/sessions/$sid"
+check_eq "DELETE the upload" 200 "$CODE"
+wait "$ev_del"
+sse_parse "$T/ev.del" "$T/d"
+check "event stream: a deleted event for the session" \
+    grep -q "^deleted	$sid	" "$T/d.events"
+rm -f "$T/src"
+stop_server
+
+# --- Limits: deadline, idle timeout, what the deadline spares --------------
+
+start_gw --users "$U" --http-timeout 2
+"$PY" - "${HTTP_URL##*:}" >"$T/slow.out" <<'PY' &
+import socket, sys, time
+port = int(sys.argv[1])
+
+def trickle():
+    """Header bytes one a second: never idle 2 s, but never done."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(0.2)
+    t0 = time.monotonic()
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    got = b""
+    while time.monotonic() - t0 < 20:
+        try:
+            s.sendall(b"a")
+        except OSError:
+            break
+        try:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        except socket.timeout:
+            pass
+        except OSError:
+            break
+        time.sleep(0.8)
+    status = got.split(b"\r\n", 1)[0].decode("latin-1") or "-"
+    print("trickle %.1f %s" % (time.monotonic() - t0, status.replace(" ", "_")))
+
+def idle():
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(20)
+    t0 = time.monotonic()
+    try:
+        s.recv(4096)
+    except OSError:
+        pass
+    print("idle %.1f" % (time.monotonic() - t0))
+
+trickle()
+idle()
+PY
+slow_pid=$!
+PIDS+=("$slow_pid")
+# Meanwhile: the event stream and a slow download outlive the deadline.
+curl -sS -N --max-time 13 "${ALICE[@]}" "$HTTP_URL/api/v1/events" \
+    >"$T/ev.long" 2>/dev/null &
+ev_long=$!
+PIDS+=("$ev_long")
+mkfile "$T/ten" $((10 * MIB))
+tsid=$(json_field "$(upload_as alice --file "$T/ten" --name ten.bin \
+    --json)" session)
+SECONDS=0
+rc=0
+curl -sS --max-time 30 --limit-rate 1M "${ALICE[@]}" -o "$T/ten.got" \
+    "$HTTP_URL/api/v1/sessions/$tsid/file" || rc=$?
+dl_s=$SECONDS
+check_eq "a download slower than the deadline (${dl_s}s, 6 s): curl exit 0" \
+    0 "$rc"
+check "... and whole" cmp -s "$T/ten" "$T/ten.got"
+rc=0
+wait "$ev_long" || rc=$?
+check_eq "the event stream outlives the deadline: cut by curl's 13 s" \
+    28 "$rc"
+check "... with a heartbeat" grep -qx ': heartbeat' "$T/ev.long"
+wait "$slow_pid"
+read -r _ trickle_s trickle_status < <(grep '^trickle' "$T/slow.out")
+read -r _ idle_s < <(grep '^idle' "$T/slow.out")
+echo "# trickling client cut after ${trickle_s:-?} s ($trickle_status);" \
+    "idle one after ${idle_s:-?} s"
+check "--http-timeout 2: headers trickled a byte a second are cut after 6 s (${trickle_s:-none})" \
+    "$PY" -c '
+import sys; sys.exit(not 5.0 <= float(sys.argv[1]) <= 10.0)' "${trickle_s:-99}"
+check "... without a 200 answer ($trickle_status)" \
+    [ "${trickle_status#HTTP/1.1_200}" = "$trickle_status" ]
+check "--http-timeout 2: an idle connection is closed after about 2 s (${idle_s:-none})" \
+    "$PY" -c '
+import sys; sys.exit(not 1.5 <= float(sys.argv[1]) <= 5.0)' "${idle_s:-99}"
+req /healthz
+check_eq "the server still answers" 200 "$CODE"
+stop_server
+
+# --- Over --http-max-per-ip: 503 busy -----------------------------------------
+
+start_gw --users "$U" --http-max-per-ip 2
+"$PY" - "${HTTP_URL##*:}" <<'PY' &
+import socket, sys, time
+socks = [socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+         for _ in range(2)]
+time.sleep(3)
+PY
+hold_pid=$!
+PIDS+=("$hold_pid")
+sleep 1
+req /healthz
+expect_error "a third connection over --http-max-per-ip 2" 503 busy
+wait "$hold_pid"
+req /healthz
+check_eq "once they are closed: 200" 200 "$CODE"
+stop_server
+
+# --- Load: 200 status requests at once while 512 MiB arrive ---------------
+#
+# Limits raised above the 200 connections: the defaults (32 per address)
+# would turn the load itself away, which is not what this measures.
+
+start_gw --users "$U" --http-max-connections 512 --http-max-per-ip 512
+mkfile "$T/src" $((512 * MIB))
+upload_as alice --file "$T/src" --name load.bin --chunk-size 64K \
+    --threads 4 --json >"$T/load.out" 2>"$T/load.err" &
+up_pid=$!
+PIDS+=("$up_pid")
+# shellcheck disable=SC2317 # called through wait_for
+receiving_id() {
+	req "${ALICE[@]}" "/api/v1/sessions?state=receiving"
+	lsid=$(ids)
+	[ -n "$lsid" ]
+}
+if wait_for 20 receiving_id; then
+	for i in $(seq 200); do
+		case $((i % 4)) in
+		0) echo "/api/v1/stats" ;;
+		1) echo "/api/v1/sessions" ;;
+		2) echo "/api/v1/sessions/$lsid/chunks" ;;
+		*) echo "/api/v1/sessions/$lsid" ;;
+		esac
+	done >"$T/urls"
+	SECONDS=0
+	xargs -P 200 -I{} curl -s -o /dev/null --max-time 30 \
+	    -w '%{http_code}\n' "${ALICE[@]}" "$HTTP_URL{}" <"$T/urls" \
+	    >"$T/codes" 2>/dev/null
+	load_s=$SECONDS
+	running=no
+	kill -0 "$up_pid" 2>/dev/null && running=yes
+	echo "# 200 requests in ${load_s}s; upload still running after: $running"
+	check_eq "200 concurrent status requests: 200 answers of 200" \
+	    "200 200" "$(grep -c '^200$' "$T/codes") $(wc -l <"$T/codes" |
+	    tr -d ' ')"
+	check_eq "the load overlapped the upload" yes "$running"
+else
+	not_ok "the 512 MiB upload was never seen receiving"
+fi
+rc=0
+wait "$up_pid" || rc=$?
+check_eq "the upload under load: exit 0" 0 "$rc"
+lsid=$(json_field "$(cat "$T/load.out")" session)
+check "the upload under load arrived intact" \
+    cmp -s "$T/src" "$(stored_file "$lsid" load.bin)"
+check_eq "its receipt is paraflow digest's" \
+    "$("$PARAFLOW" digest --chunk-size 64K "$T/src" | cut -d' ' -f1)" \
+    "$(json_field "$(cat "$T/load.out")" digest)"
+rm -f "$T/src"
+stop_server
+
+done_testing
