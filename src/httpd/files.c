@@ -156,7 +156,6 @@ send_file(struct MHD_Connection *c, int fd,
 	char etag[ENGINE_DIGEST_HEX + 2], cd[1200], date[64], cr[96];
 	struct MHD_Response *r;
 	struct range rg;
-	enum MHD_Result ret;
 	unsigned status = MHD_HTTP_OK;
 
 	snprintf(etag, sizeof(etag), "\"%s\"", s->digest);
@@ -215,10 +214,7 @@ queue:
 		MHD_add_response_header(r, "Last-Modified", date);
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(r, "Cache-Control", "private, no-cache");
-	gw_responding(c);
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return gw_queue(c, status, r);
 }
 
 enum MHD_Result
@@ -292,7 +288,6 @@ gw_static(struct httpd *h, struct MHD_Connection *c, const char *method,
 {
 	const char *rel = strcmp(url, "/") == 0 ? "index.html" : url + 1;
 	struct MHD_Response *r;
-	enum MHD_Result ret;
 	struct stat st;
 	int dirfd, fd = -1;
 
@@ -330,8 +325,5 @@ gw_static(struct httpd *h, struct MHD_Connection *c, const char *method,
 	    "default-src 'self'; img-src 'self' data:; "
 	    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
 	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-	gw_responding(c);
-	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
+	return gw_queue(c, MHD_HTTP_OK, r);
 }

@@ -97,7 +97,10 @@ enum MHD_Result gw_error(struct MHD_Connection *c, unsigned status,
     __attribute__((format(printf, 4, 5)));
 enum MHD_Result gw_json(struct MHD_Connection *c, unsigned status,
     json_t *body);
-/* An error response with one more header. */
+/* Queues r (NULL: out of memory) and drops the caller's reference. */
+enum MHD_Result gw_queue(struct MHD_Connection *c, unsigned status,
+    struct MHD_Response *r);
+/* An error response with one more header (none if header is NULL). */
 enum MHD_Result gw_error_with(struct MHD_Connection *c, unsigned status,
     const char *code, const char *msg, const char *header, const char *value);
 enum MHD_Result gw_unauthorized(struct MHD_Connection *c);

@@ -38,29 +38,55 @@ gw_common_headers(struct MHD_Response *r)
 }
 
 enum MHD_Result
-gw_json(struct MHD_Connection *c, unsigned status, json_t *body)
+gw_queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r)
+{
+	enum MHD_Result ret;
+
+	if (r == NULL)
+		return MHD_NO;
+	gw_responding(c);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* A JSON response holding body (a reference it takes); NULL on ENOMEM. */
+static struct MHD_Response *
+json_response(json_t *body)
 {
 	struct MHD_Response *r;
-	enum MHD_Result ret;
 	char *text;
 
 	text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) :
 	    NULL;
 	json_decref(body);
-	if (text == NULL)
-		return MHD_NO;
-	r = MHD_create_response_from_buffer(strlen(text), text,
-	    MHD_RESPMEM_MUST_FREE);
-	if (r == NULL) {
+	if (text == NULL || (r = MHD_create_response_from_buffer(strlen(text),
+	    text, MHD_RESPMEM_MUST_FREE)) == NULL) {
 		free(text);
-		return MHD_NO;
+		return NULL;
 	}
 	gw_common_headers(r);
 	MHD_add_response_header(r, "Content-Type", "application/json");
-	gw_responding(c);
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return r;
+}
+
+enum MHD_Result
+gw_json(struct MHD_Connection *c, unsigned status, json_t *body)
+{
+	return gw_queue(c, status, json_response(body));
+}
+
+enum MHD_Result
+gw_error_with(struct MHD_Connection *c, unsigned status, const char *code,
+    const char *msg, const char *header, const char *value)
+{
+	struct MHD_Response *r;
+
+	r = json_response(json_pack("{s:{s:s,s:s}}", "error", "code", code,
+	    "message", msg));
+	if (r != NULL && header != NULL)
+		MHD_add_response_header(r, header, value);
+	return gw_queue(c, status, r);
 }
 
 enum MHD_Result
@@ -73,34 +99,7 @@ gw_error(struct MHD_Connection *c, unsigned status, const char *code,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return gw_json(c, status, json_pack("{s:{s:s,s:s}}", "error", "code",
-	    code, "message", msg));
-}
-
-enum MHD_Result
-gw_error_with(struct MHD_Connection *c, unsigned status, const char *code,
-    const char *msg, const char *header, const char *value)
-{
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-	json_t *j;
-	char *text;
-
-	j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
-	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
-	if (text == NULL || (r = MHD_create_response_from_buffer(strlen(text),
-	    text, MHD_RESPMEM_MUST_FREE)) == NULL) {
-		free(text);
-		return MHD_NO;
-	}
-	gw_common_headers(r);
-	MHD_add_response_header(r, "Content-Type", "application/json");
-	MHD_add_response_header(r, header, value);
-	gw_responding(c);
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return gw_error_with(c, status, code, msg, NULL, NULL);
 }
 
 enum MHD_Result

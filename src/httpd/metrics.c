@@ -56,6 +56,36 @@ metric(struct text *t, const char *name, const char *type, const char *help)
 	text_add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* The plain counters: a name, its help, its value. */
+static void
+add_counters(struct text *t, const struct engine_stats *st)
+{
+	const struct {
+		const char	*name, *help;
+		uint64_t	 value;
+	} counters[] = {
+		{ "paraflow_received_bytes_total",
+		    "Chunk bytes read from clients, re-sent ones included.",
+		    st->bytes_received },
+		{ "paraflow_chunks_acked_total",
+		    "Chunks verified, stored durably and acknowledged.",
+		    st->chunks_acked },
+		{ "paraflow_chunks_nacked_total",
+		    "Chunks that failed their SHA-256 check.",
+		    st->chunks_nacked },
+		{ "paraflow_chunks_resent_total",
+		    "Chunks received more than once.", st->chunks_resent },
+		{ "paraflow_auth_failures_total",
+		    "Failed logins, native and HTTP.", st->auth_failures },
+	};
+
+	for (size_t i = 0; i < sizeof(counters) / sizeof(*counters); i++) {
+		metric(t, counters[i].name, "counter", counters[i].help);
+		text_add(t, "%s %" PRIu64 "\n", counters[i].name,
+		    counters[i].value);
+	}
+}
+
 enum MHD_Result
 gw_metrics(struct httpd *h, struct MHD_Connection *c)
 {
@@ -64,7 +94,6 @@ gw_metrics(struct httpd *h, struct MHD_Connection *c)
 	unsigned live[ENGINE_NSTATES] = { 0 };
 	struct MHD_Response *r;
 	struct text t = { .failed = false };
-	enum MHD_Result ret;
 	size_t n = 0;
 
 	t.cap = 8192;
@@ -76,26 +105,7 @@ gw_metrics(struct httpd *h, struct MHD_Connection *c)
 			live[v[i].state]++;
 	free(v);
 
-	metric(&t, "paraflow_received_bytes_total", "counter",
-	    "Chunk bytes read from clients, re-sent ones included.");
-	text_add(&t, "paraflow_received_bytes_total %" PRIu64 "\n",
-	    st.bytes_received);
-	metric(&t, "paraflow_chunks_acked_total", "counter",
-	    "Chunks verified, stored durably and acknowledged.");
-	text_add(&t, "paraflow_chunks_acked_total %" PRIu64 "\n",
-	    st.chunks_acked);
-	metric(&t, "paraflow_chunks_nacked_total", "counter",
-	    "Chunks that failed their SHA-256 check.");
-	text_add(&t, "paraflow_chunks_nacked_total %" PRIu64 "\n",
-	    st.chunks_nacked);
-	metric(&t, "paraflow_chunks_resent_total", "counter",
-	    "Chunks received more than once.");
-	text_add(&t, "paraflow_chunks_resent_total %" PRIu64 "\n",
-	    st.chunks_resent);
-	metric(&t, "paraflow_auth_failures_total", "counter",
-	    "Failed logins, native and HTTP.");
-	text_add(&t, "paraflow_auth_failures_total %" PRIu64 "\n",
-	    st.auth_failures);
+	add_counters(&t, &st);
 	metric(&t, "paraflow_sessions_ended_total", "counter",
 	    "Sessions that ended, by final state.");
 	for (int i = ENGINE_COMPLETE; i < ENGINE_NSTATES; i++)
@@ -137,8 +147,5 @@ gw_metrics(struct httpd *h, struct MHD_Connection *c)
 	gw_common_headers(r);
 	MHD_add_response_header(r, "Content-Type",
 	    "text/plain; version=0.0.4; charset=utf-8");
-	gw_responding(c);
-	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
+	return gw_queue(c, MHD_HTTP_OK, r);
 }

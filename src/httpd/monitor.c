@@ -391,7 +391,6 @@ gw_events(struct httpd *h, struct MHD_Connection *c,
 	static const char hello[] = "retry: 3000\n: connected\n\n";
 	struct gw_subscriber *s;
 	struct MHD_Response *r;
-	enum MHD_Result ret;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return MHD_NO;
@@ -412,8 +411,5 @@ gw_events(struct httpd *h, struct MHD_Connection *c,
 	gw_common_headers(r);
 	MHD_add_response_header(r, "Content-Type", "text/event-stream");
 	MHD_add_response_header(r, "X-Accel-Buffering", "no");
-	gw_responding(c);
-	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
+	return gw_queue(c, MHD_HTTP_OK, r);
 }
