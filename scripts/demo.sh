@@ -1,9 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # The main job, end to end: installs what is needed, builds, starts a real
-# paraflowd on 127.0.0.1 with a temporary storage directory, uploads a
-# generated file over several streams, and checks the stored copy.
+# paraflowd on 127.0.0.1 with a temporary storage directory and its
+# dashboard, uploads a generated file over several streams, checks the
+# stored copy, reads the session back over the REST API and downloads it.
 #   scripts/demo.sh [SIZE_MIB] [THREADS]      (default 256 MiB, 4 streams)
+# On a terminal it then keeps the server and dashboard up until Enter;
+# PARAFLOW_DEMO_HTTP_PORT picks the dashboard's port (default 8080, or a
+# free one if that is taken).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 size_mib=${1:-256}
@@ -24,13 +28,32 @@ trap cleanup EXIT
 echo "== generating a ${size_mib} MiB file"
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom >"$work/demo.bin"
 
+# start_server HTTP_PORT: paraflowd with its gateway; false if it exits.
+start_server() {
+	rm -f "$work/port" "$work/http_port"
+	"$bin/paraflowd" --port 0 --storage "$work/storage" \
+	    --port-file "$work/port" --http-port "$1" \
+	    --http-port-file "$work/http_port" --www "$top/www" \
+	    2>>"$work/paraflowd.log" &
+	server=$!
+	for _ in $(seq 100); do
+		[ -s "$work/http_port" ] && return 0
+		kill -0 "$server" 2>/dev/null || { server=; return 1; }
+		sleep 0.05
+	done
+	return 1
+}
+
 echo "== starting paraflowd (storage $work/storage)"
-"$bin/paraflowd" --port 0 --storage "$work/storage" \
-    --port-file "$work/port" 2>"$work/paraflowd.log" &
-server=$!
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+start_server "${PARAFLOW_DEMO_HTTP_PORT:-8080}" || start_server 0 || {
+	cat "$work/paraflowd.log" >&2
+	exit 1
+}
 port=$(cat "$work/port")
-echo "   listening on 127.0.0.1:$port"
+http=http://127.0.0.1:$(cat "$work/http_port")
+echo "   uploads on 127.0.0.1:$port"
+echo "   dashboard on $http/ (user paraflow, password secret123)"
+export PARAFLOW_HTTP=$http PARAFLOW_SECRET=secret123
 
 echo "== uploading over $threads streams"
 "$bin/paraflow" upload --file "$work/demo.bin" --port "$port" \
@@ -46,5 +69,22 @@ else
 	echo "FAILED: the stored file differs" >&2
 	exit 1
 fi
+echo "== the session over the REST API (paraflow status)"
+"$bin/paraflow" status "$session"
+
+echo "== downloading it back (paraflow fetch: Range resume, receipt checked)"
+"$bin/paraflow" fetch "$session" -o "$work/fetched.bin" --quiet
+cmp -s "$work/demo.bin" "$work/fetched.bin" &&
+    echo "OK: the downloaded copy is identical too"
+
+echo "== metrics (excerpt of $http/metrics)"
+curl -s "$http/metrics" | grep -E '^paraflow_(received_bytes|chunks_acked)_total'
+
 echo "== server log"
 sed 's/^/   /' "$work/paraflowd.log"
+
+if [ -t 0 ] && [ -t 1 ]; then
+	echo
+	echo "The dashboard is up at $http/ (user paraflow, password secret123)."
+	read -r -p "Press Enter to stop the server... " _
+fi
