@@ -322,6 +322,35 @@ remove_session(struct httpd *h, struct MHD_Connection *c, const char *id,
 	    "action", cancelled ? "cancelled" : "deleted"));
 }
 
+/*
+ * A short-lived link to the file that needs no login, for a browser
+ * download: a page cannot put credentials on a plain link, and fetching
+ * the file into the page would hold all of it in memory.
+ */
+static enum MHD_Result
+make_link(struct httpd *h, struct MHD_Connection *c, const char *id,
+    const struct gw_caller *who)
+{
+	struct engine_session_info s;
+	int64_t expires = (int64_t)time(NULL) + GW_LINK_TTL_S;
+	char token[128], url[256], at[32];
+	enum MHD_Result ret;
+
+	if (!find_session(h, c, id, who, &s, &ret))
+		return ret;
+	if (s.state != ENGINE_COMPLETE)
+		return gw_error(c, MHD_HTTP_CONFLICT, "not_finished",
+		    "session %s is not complete", id);
+	if (!gw_link_token(h, id, expires, token, sizeof(token)))
+		return gw_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+		    "cannot make a link");
+	snprintf(url, sizeof(url), "/api/v1/sessions/%s/file?token=%s", id,
+	    token);
+	gw_time(expires, at);
+	return gw_json(c, MHD_HTTP_OK, json_pack("{s:s,s:s}", "url", url,
+	    "expires_at", at));
+}
+
 /* /api/v1/sessions/{id}[/sub] */
 static enum MHD_Result
 one_session(struct httpd *h, struct MHD_Connection *c, const char *method,
@@ -339,6 +368,8 @@ one_session(struct httpd *h, struct MHD_Connection *c, const char *method,
 	id[idlen] = '\0';
 	if (!valid_id(id))
 		goto bad_id;
+	if (sub == NULL && who->link)
+		return gw_unauthorized(c);
 	if (sub == NULL) {
 		if (strcmp(method, "DELETE") == 0)
 			return remove_session(h, c, id, who);
@@ -351,6 +382,13 @@ one_session(struct httpd *h, struct MHD_Connection *c, const char *method,
 	}
 	if (strcmp(sub, "/file") == 0)
 		return gw_file(h, c, method, id, who);
+	if (who->link)
+		return gw_unauthorized(c);
+	if (strcmp(sub, "/link") == 0) {
+		if (strcmp(method, "POST") != 0)
+			return gw_not_allowed(c, "POST");
+		return make_link(h, c, id, who);
+	}
 	if (strcmp(sub, "/chunks") == 0) {
 		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 			return gw_not_allowed(c, "GET, HEAD");

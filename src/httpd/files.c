@@ -227,8 +227,13 @@ gw_file(struct httpd *h, struct MHD_Connection *c, const char *method,
 
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return gw_not_allowed(c, "GET, HEAD");
-	rc = engine_open_file(h->engine, id, who->admin ? NULL : who->user,
-	    &fd, &s);
+	/* A link stands for the login of whoever asked for it. */
+	if (who->link && !gw_link_valid(h, id, MHD_lookup_connection_value(c,
+	    MHD_GET_ARGUMENT_KIND, "token")))
+		return gw_error(c, MHD_HTTP_FORBIDDEN, "link_expired",
+		    "the download link is not valid (any more)");
+	rc = engine_open_file(h->engine, id, who->admin || who->link ? NULL :
+	    who->user, &fd, &s);
 	if (rc == PF_ENOSESSION)
 		return gw_error(c, MHD_HTTP_NOT_FOUND, "not_found",
 		    "no session %s", id);

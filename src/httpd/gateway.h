@@ -23,6 +23,7 @@
 #define GW_AUTH_CACHE		256	/* logins remembered */
 #define GW_AUTH_TTL_S		300
 #define GW_MAX_BODY		4096
+#define GW_LINK_TTL_S		300	/* download links */
 
 /* One TCP connection, for the request deadline and the per-address cap. */
 struct gw_conn {
@@ -89,6 +90,7 @@ struct gw_caller {
 	char			 user[ENGINE_MAX_USER + 1];
 	bool			 admin;
 	bool			 known;	/* signed in */
+	bool			 link;	/* a download link instead */
 };
 
 /* Responses. Each queues one and returns what the handler returns. */
@@ -113,6 +115,14 @@ void gw_responding(struct MHD_Connection *c);
 /* Checks HTTP Basic credentials into *who; false if none or wrong. */
 bool gw_authenticate(struct httpd *h, struct MHD_Connection *c,
     struct gw_caller *who);
+
+/*
+ * A download link's token for session id, valid until expires, into buf;
+ * and the check of one (true if valid now).
+ */
+bool gw_link_token(const struct httpd *h, const char *id, int64_t expires,
+    char *buf, size_t cap);
+bool gw_link_valid(const struct httpd *h, const char *id, const char *token);
 
 /* True if who may see a session of user. */
 bool gw_may_see(const struct gw_caller *who, const char *user);

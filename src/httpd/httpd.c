@@ -253,6 +253,66 @@ request_completed(void *cls, struct MHD_Connection *c, void **ctx,
 	}
 }
 
+/* The MAC of a download link: HMAC(secret, label, id, expiry), hex. */
+static bool
+link_mac(const struct httpd *h, const char *id, int64_t expires,
+    char out[2 * PF_SHA256_LEN + 1])
+{
+	uint8_t mac[PF_SHA256_LEN];
+	char msg[128];
+	int n;
+
+	n = snprintf(msg, sizeof(msg), "paraflow download %s %lld", id,
+	    (long long)expires);
+	if (n < 0 || (size_t)n >= sizeof(msg) || pf_hmac_sha256(h->secret,
+	    sizeof(h->secret), msg, (size_t)n, mac) != PF_OK)
+		return false;
+	pf_hex_encode(mac, sizeof(mac), out);
+	return true;
+}
+
+bool
+gw_link_token(const struct httpd *h, const char *id, int64_t expires,
+    char *buf, size_t cap)
+{
+	char mac[2 * PF_SHA256_LEN + 1];
+	int n;
+
+	if (!link_mac(h, id, expires, mac))
+		return false;
+	n = snprintf(buf, cap, "%lld.%s", (long long)expires, mac);
+	return n > 0 && (size_t)n < cap;
+}
+
+bool
+gw_link_valid(const struct httpd *h, const char *id, const char *token)
+{
+	char want[2 * PF_SHA256_LEN + 1];
+	const char *dot = strchr(token, '.');
+	long long expires;
+	char *end;
+
+	if (dot == NULL || strlen(dot + 1) != 2 * PF_SHA256_LEN)
+		return false;
+	expires = strtoll(token, &end, 10);
+	if (end != dot || expires < (long long)time(NULL) ||
+	    !link_mac(h, id, expires, want))
+		return false;
+	return pf_equal_ct(want, dot + 1, 2 * PF_SHA256_LEN);
+}
+
+/* True for GET|HEAD /api/v1/sessions/{id}/file?token=...: no login. */
+static bool
+is_link(struct MHD_Connection *c, const char *url)
+{
+	static const char prefix[] = "/api/v1/sessions/";
+	size_t n = strlen(url);
+
+	return strncmp(url, prefix, sizeof(prefix) - 1) == 0 && n > 5 &&
+	    strcmp(url + n - 5, "/file") == 0 && MHD_lookup_connection_value(
+	    c, MHD_GET_ARGUMENT_KIND, "token") != NULL;
+}
+
 bool
 gw_may_see(const struct gw_caller *who, const char *user)
 {
@@ -395,7 +455,9 @@ route(struct httpd *h, struct MHD_Connection *c, const char *url,
 		return gw_error_with(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
 		    "too many connections from this address", "Connection",
 		    "close");
-	if ((api || (open_path && h->cfg.auth_all)) &&
+	if (api && is_link(c, url))
+		who.link = true;
+	else if ((api || (open_path && h->cfg.auth_all)) &&
 	    !gw_authenticate(h, c, &who))
 		return gw_unauthorized(c);
 	if (strcmp(url, "/healthz") == 0)

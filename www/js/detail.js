@@ -217,11 +217,9 @@ export class SessionDetail {
   }
 
   /*
-   * Fetches the file with the credentials (a plain link would not send
-   * them) and hands it to the browser as a blob. The whole file is held
-   * in memory meanwhile; for very large files the dialog shows the
-   * "paraflow fetch" command, which streams to disk and checks the
-   * receipt.
+   * Asks the gateway for a short-lived link that needs no login (a plain
+   * link cannot carry the credentials) and lets the browser download it
+   * straight to disk, however large the file.
    */
   async download() {
     const s = this.session;
@@ -232,34 +230,14 @@ export class SessionDetail {
     const link = byId('detail-download');
     link.setAttribute('aria-disabled', 'true');
     try {
-      const res = await request(sessionPath(s.id, '/file'),
-        { accept: 'application/octet-stream' });
-      const total = Number(res.headers.get('Content-Length')) || s.size;
-      const reader = res.body.getReader();
-      const parts = [];
-      let got = 0;
-      let shown = -1;
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done)
-          break;
-        parts.push(value);
-        got += value.length;
-        const pct = Math.floor(100 * got / Math.max(1, total));
-        if (pct !== shown && pct % 10 === 0) {
-          shown = pct;
-          setText(status, `Downloading… ${pct} %`);
-        }
-      }
-      const url = URL.createObjectURL(new Blob(parts,
-        { type: 'application/octet-stream' }));
+      const res = await request(sessionPath(s.id, '/link'),
+        { method: 'POST' });
+      const { url } = await res.json();
       const a = el('a', { href: url, download: s.name, hidden: true });
       document.body.append(a);
       a.click();
       a.remove();
-      /* The browser reads the blob after the click returns. */
-      setTimeout(() => URL.revokeObjectURL(url), 60000);
-      setText(status, `Downloaded ${formatBytes(got)}.`);
+      setText(status, `Downloading ${formatBytes(s.size)}…`);
     } catch (err) {
       this.failed(err, 'Cannot download');
     } finally {
