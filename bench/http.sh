@@ -11,33 +11,19 @@
 # of 32 connections per client address); WRK_SECONDS the length of the
 # load-only run (default 10).
 set -eu
-top=$(cd "$(dirname "$0")/.." && pwd)
-bin=${BIN:-$top/build}
+. "$(dirname "$0")/lib.sh"
 size_mib=${1:-1024}
 conns=${WRK_CONNS:-16}
 threads=${WRK_THREADS:-2}
 wrk_s=${WRK_SECONDS:-10}
 
-[ -x "$bin/paraflowd" ] || "$top/scripts/build.sh" build >/dev/null
 command -v wrk >/dev/null || { echo "needs wrk (Debian package wrk)"; exit 1; }
 command -v curl >/dev/null || { echo "needs curl"; exit 1; }
 "$bin/paraflowd" --help | grep -q -- --http-port ||
     { echo "$bin/paraflowd has no HTTP gateway"; exit 1; }
 
-work=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/pf-bench-http.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-now() {
-	date +%s.%N
-}
-
-echo "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+bench_init pf-bench-http
+machine
 echo "file: $size_mib MiB in $work; wrk: $threads threads, $conns connections"
 
 printf 'bench-pw\n' | "$bin/paraflowd" --users "$work/users" \

@@ -6,30 +6,17 @@
 #   bench/loopback.sh [SIZE_MIB]          (default 1024)
 # BENCH_DIR picks the filesystem (default: a temporary directory in /tmp).
 set -eu
-top=$(cd "$(dirname "$0")/.." && pwd)
-bin=${BIN:-$top/build}
+. "$(dirname "$0")/lib.sh"
 size_mib=${1:-1024}
 hz=$(getconf CLK_TCK)
 
-[ -x "$bin/paraflowd" ] || "$top/scripts/build.sh" build >/dev/null
 command -v nc >/dev/null || { echo "needs nc (netcat-openbsd)"; exit 1; }
 
-work=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/pf-bench.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
+bench_init pf-bench
 
 # cpu_ticks PID: user+system clock ticks a process has used so far.
 cpu_ticks() {
 	awk '{ print $14 + $15 }' "/proc/$1/stat"
-}
-
-now() {
-	date +%s.%N
 }
 
 # report NAME SECONDS CPU_SECONDS
@@ -50,7 +37,7 @@ mbs_of() {
 	awk -v s="$1" -v mib="$size_mib" 'BEGIN { print mib * 1.048576 / s }'
 }
 
-echo "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+machine
 grep -q sha_ni /proc/cpuinfo && echo "cpu has SHA extensions (sha_ni)"
 echo "file: $size_mib MiB in $work"
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom >"$work/src"
@@ -74,7 +61,7 @@ nc_copy() {
 		local rpid=$!
 		sleep 0.2
 		kill -0 "$rpid" 2>/dev/null || continue
-		local s0 c0
+		local s0
 		s0=$(now)
 		nc -N 127.0.0.1 "$port" <"$work/src"
 		wait "$rpid"

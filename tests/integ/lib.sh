@@ -95,6 +95,7 @@ wait_file() {
 
 # start_server [ARGS...]: starts paraflowd, sets SERVER_PID and PORT, and
 # HTTP_PORT and HTTP_URL for its gateway (empty with --no-http).
+# shellcheck disable=SC2034 # HTTP_URL is read by the tests
 start_server() {
 	rm -f "$T/port" "$T/http_port"
 	"$PARAFLOWD" --port 0 --bind 127.0.0.1 --storage "$STORAGE" \
@@ -168,6 +169,124 @@ staging_empty() {
 stored_count() {
 	find "$STORAGE" -mindepth 1 -maxdepth 1 -type d ! -name .staging |
 	    wc -l
+}
+
+# --- Shared by the tests of the command line and of the gateway ---------
+
+# run ARGS...: runs a command (at most 60 s, stdin empty), keeping stdout
+# in $T/out and $OUT, stderr in $T/err and $ERR, the exit status in $RC.
+# shellcheck disable=SC2034 # OUT, ERR and RC are read by the tests
+run() {
+	RC=0
+	timeout 60 "$@" >"$T/out" 2>"$T/err" </dev/null || RC=$?
+	OUT=$(cat "$T/out")
+	ERR=$(cat "$T/err")
+}
+
+# wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds.
+wait_for() {
+	local i
+	for ((i = 0; i < $1 * 10; i++)); do
+		"${@:2}" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# valid_json: stdin is one JSON document.
+# shellcheck disable=SC2317 # called through check
+valid_json() {
+	python3 -c 'import json,sys; json.load(sys.stdin)'
+}
+
+# json_get PATH: a value from the JSON on stdin (e.g. error.code,
+# sessions.0.id); empty if absent.
+json_get() {
+	python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    if isinstance(v, list) and k.isdigit():
+        v = v[int(k)] if int(k) < len(v) else None
+    else:
+        v = v.get(k) if isinstance(v, dict) else None
+print("" if v is None else v)' "$1"
+}
+
+# no_progress_codes FILE: FILE holds no ESC and no CR, the bytes a
+# progress bar redraws with.
+# shellcheck disable=SC2317 # called through check
+no_progress_codes() {
+	! LC_ALL=C grep -q $'[\033\r]' "$1"
+}
+
+# schema_python: sets PY to a python3 that has jsonschema and yaml (what
+# oacheck.py needs); false if there is none.
+# shellcheck disable=SC2034 # PY is read by the callers
+schema_python() {
+	local p
+	PY=
+	for p in /usr/bin/python3 python3; do
+		if "$p" -c 'import jsonschema, yaml' 2>/dev/null; then
+			PY=$p
+			return 0
+		fi
+	done
+	return 1
+}
+
+# node_for TOOL...: true when node is installed and its version is in the
+# "engines" range of each TOOL (a package of tests/node, at the version
+# tests/node/package-lock.json pins); otherwise false, with the reason for
+# a SKIP in NODE_SKIP, such as "@redocly/cli 2.77.0 needs node >=22.12.0
+# || >=20.19.0 <21.0.0, not 18.19.0".
+node_for() {
+	local have why
+	NODE_SKIP=
+	if ! command -v node >/dev/null 2>&1; then
+		NODE_SKIP="node not found"
+		return 1
+	fi
+	have=$(node --version 2>/dev/null)
+	if ! why=$(python3 - "$here/../node/package-lock.json" \
+	    "${have#v}" "$@" 2>&1 <<'EOF'
+import json, re, sys
+
+def version(s):
+    # "20.19.0", "20.19" or "20": three numbers to compare.
+    return tuple(int(p) for p in (s.split(".") + ["0", "0"])[:3])
+
+def allows(rng, v):
+    # An npm range: comparators (>=, >, <=, <, = or none) joined by
+    # spaces, alternatives by "||"; any other syntax is an error, not a
+    # pass.
+    cmp = r"(>=|<=|>|<|=)?\s*(\d+(?:\.\d+){0,2})(?=\s|$)"
+    for alt in rng.split("||"):
+        if re.sub(cmp, "", alt).strip():
+            raise ValueError("cannot read the range " + rng)
+        if all(holds(op, v, version(w)) for op, w in re.findall(cmp, alt)):
+            return True
+    return False
+
+def holds(op, v, w):
+    return {">=": v >= w, ">": v > w, "<=": v <= w, "<": v < w}.get(op,
+                                                                  v == w)
+
+have = sys.argv[2]
+pkgs = json.load(open(sys.argv[1]))["packages"]
+for tool in sys.argv[3:]:
+    p = pkgs["node_modules/" + tool]
+    rng = p.get("engines", {}).get("node")
+    if rng and not allows(rng, version(have)):
+        print("%s %s needs node %s, not %s" % (tool, p["version"], rng, have))
+        break
+EOF
+	); then
+		# The last line of python's complaint says what went wrong.
+		why="cannot check node ${have:-(no version)}: ${why##*$'\n'}"
+	fi
+	NODE_SKIP=$why
+	[ -z "$NODE_SKIP" ]
 }
 
 # --- Shared by the protocol and fault-injection tests -----------------

@@ -5,39 +5,6 @@
 # "paraflow digest" against the server's receipt, and the human output.
 . "$(dirname "$0")/lib.sh"
 
-# run ARGS...: runs a command, keeping stdout in $OUT, stderr in $ERR and
-# the exit status in $RC.
-run() {
-	RC=0
-	"$@" >"$T/out" 2>"$T/err" || RC=$?
-	OUT=$(cat "$T/out")
-	ERR=$(cat "$T/err")
-}
-
-# valid_json: stdin is one JSON document.
-# shellcheck disable=SC2317 # called through check
-valid_json() {
-	python3 -c 'import json,sys; json.load(sys.stdin)'
-}
-
-# json_get PATH: prints a value from the JSON object on stdin, e.g.
-# json_get error.code; empty if absent.
-json_get() {
-	python3 -c '
-import json, sys
-v = json.load(sys.stdin)
-for k in sys.argv[1].split("."):
-    v = v.get(k) if isinstance(v, dict) else None
-print("" if v is None else v)' "$1"
-}
-
-# no_progress_codes FILE: FILE holds no ESC and no CR, the bytes a
-# progress bar redraws with.
-# shellcheck disable=SC2317 # called through check
-no_progress_codes() {
-	! LC_ALL=C grep -q $'[\033\r]' "$1"
-}
-
 # --- Help and version.
 run "$PARAFLOW" --help
 check_eq "paraflow --help: exit 0" 0 "$RC"

@@ -11,34 +11,9 @@
 # Last, a mock server checks what no server is trusted with: the local
 # name, the download's length, the size of a JSON answer, redirects.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_http.sh"
 
-"$PARAFLOWD" --help 2>&1 | grep -q -- '--http-port' ||
-    skip_all "this paraflowd has no HTTP gateway (--http-port)"
-
-# --- Helpers (start_gw as in t_http*.sh; run and json_get as in t_cli.sh).
-
-# start_gw [ARGS...]: start_server with the gateway on an ephemeral port;
-# sets HTTP_URL (lib.sh's start_server may already do so).
-start_gw() {
-	local hp
-	if declare -f start_server | grep -q -- --http-port; then
-		start_server "$@"
-	else
-		rm -f "$T/hport"
-		start_server --http-port 0 --http-port-file "$T/hport" "$@"
-		hp=$(started "$T/hport" "paraflowd (http)" "$T/server.log") ||
-		    exit 1
-		HTTP_URL=http://127.0.0.1:$hp
-	fi
-}
-
-# run ARGS...: runs a command, keeping stdout in $T/out and $OUT, stderr
-# in $T/err and the exit status in $RC.
-run() {
-	RC=0
-	timeout 60 "$@" >"$T/out" 2>"$T/err" </dev/null || RC=$?
-	OUT=$(cat "$T/out")
-}
+# --- Helpers of this test (the shared ones: lib.sh, lib_http.sh).
 
 # lacks PATTERN FILE: no line of FILE matches PATTERN.
 # shellcheck disable=SC2317 # called through check
@@ -49,26 +24,6 @@ lacks() {
 # pf COMMAND ARGS...: paraflow COMMAND against the test gateway, via run.
 pf() {
 	run "$PARAFLOW" "$@" --http "$HTTP_URL"
-}
-
-# valid_json: stdin is one JSON document.
-# shellcheck disable=SC2317 # called through check
-valid_json() {
-	python3 -c 'import json,sys; json.load(sys.stdin)'
-}
-
-# json_get PATH: a value from the JSON on stdin (e.g. error.code,
-# sessions.0.id); empty if absent.
-json_get() {
-	python3 -c '
-import json, sys
-v = json.load(sys.stdin)
-for k in sys.argv[1].split("."):
-    if isinstance(v, list) and k.isdigit():
-        v = v[int(k)] if int(k) < len(v) else None
-    else:
-        v = v.get(k) if isinstance(v, dict) else None
-print("" if v is None else v)' "$1"
 }
 
 # list_has SID: the "paraflow list --json" document in $T/out lists SID.
@@ -88,12 +43,6 @@ expect_json_error() {
 	check "$1: stdout is one JSON document" valid_json <"$T/out"
 	check_eq "$1: status error" error "$(json_get status <"$T/out")"
 	check_eq "$1: error.code $3" "$3" "$(json_get error.code <"$T/out")"
-}
-
-# no_progress_codes FILE: FILE holds no ESC and no CR.
-# shellcheck disable=SC2317 # called through check
-no_progress_codes() {
-	! LC_ALL=C grep -q $'[\033\r]' "$1"
 }
 
 # A stopped uploader would never see the SIGTERM of cleanup: wake it.

@@ -13,7 +13,7 @@
 top=$(cd "$here/../.." && pwd)
 WWW=$top/www
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-command -v node >/dev/null 2>&1 || skip_all "node not found"
+node_for playwright-core || skip_all "$NODE_SKIP"
 [ -x "$CHROMIUM" ] || skip_all "chromium not found ($CHROMIUM)"
 "$PARAFLOWD" --help 2>&1 | grep -q -- '--www' ||
     skip_all "this paraflowd serves no dashboard (--www)"

@@ -54,8 +54,8 @@ silent() {
 # --- Lint ------------------------------------------------------------
 
 dockerfilelint=${DOCKERFILELINT:-$srcdir/tests/node/node_modules/.bin/dockerfilelint}
-if ! command -v node >/dev/null 2>&1; then
-	skip "dockerfilelint docker/Dockerfile" "no node"
+if ! node_for dockerfilelint; then
+	skip "dockerfilelint docker/Dockerfile" "$NODE_SKIP"
 elif [ ! -x "$dockerfilelint" ]; then
 	skip "dockerfilelint docker/Dockerfile" \
 	    "no tests/node tools (npm ci --prefix tests/node)"
@@ -75,7 +75,7 @@ check "docker/entrypoint.sh is executable" test -x "$EP"
 
 # compose.yaml is YAML (no Docker here to run "docker compose config").
 jsyaml=$srcdir/tests/node/node_modules/.bin/js-yaml
-if command -v node >/dev/null 2>&1 && [ -x "$jsyaml" ]; then
+if node_for js-yaml && [ -x "$jsyaml" ]; then
 	lint "docker/compose.yaml parses" "$jsyaml" "$srcdir/docker/compose.yaml"
 elif python3 -c 'import yaml' 2>/dev/null; then
 	lint "docker/compose.yaml parses" python3 -c \

@@ -16,129 +16,8 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${PF_NS:-}" ] &&
 	PF_NS=1 exec unshare -m bash "$0" "$@"
 fi
 . "$(dirname "$0")/lib.sh"
-
-# --- Helpers shared by the t_http*.sh scripts (copies; see lib.sh) ---------
-
-SPEC=$here/../../docs/openapi.yaml
-"$PARAFLOWD" --help 2>&1 | grep -q -- '--http-port' ||
-    skip_all "this paraflowd has no HTTP gateway (--http-port)"
-command -v curl >/dev/null 2>&1 || skip_all "curl not found"
-PY=
-for p in /usr/bin/python3 python3; do
-	if "$p" -c 'import jsonschema, yaml' 2>/dev/null; then
-		PY=$p
-		break
-	fi
-done
-[ -n "$PY" ] || skip_all "python3-jsonschema and python3-yaml not found"
-
-# start_gw [ARGS...]: start_server with the gateway on an ephemeral port;
-# sets HTTP_URL (lib.sh's start_server may already do so).
-start_gw() {
-	local hp
-	if declare -f start_server | grep -q -- --http-port; then
-		start_server "$@"
-	else
-		rm -f "$T/hport"
-		start_server --http-port 0 --http-port-file "$T/hport" "$@"
-		hp=$(started "$T/hport" "paraflowd (http)" "$T/server.log") ||
-		    exit 1
-		HTTP_URL=http://127.0.0.1:$hp
-	fi
-}
-
-# req [CURL ARGS...] PATH: one request to the gateway; the status in CODE
-# (000 if there was no answer), headers in $T/h, body in $T/b.
-req() {
-	local path=${!#}
-	set -- "${@:1:$#-1}"
-	rm -f "$T/b" "$T/h"
-	: >"$T/b"
-	: >"$T/h"
-	CODE=$(curl -sS -o "$T/b" -D "$T/h" -w '%{http_code}' --max-time 20 \
-	    "$@" "$HTTP_URL$path" 2>"$T/curl.err") || true
-	[ -n "$CODE" ] || CODE=000
-}
-
-# hdr NAME: the value of header NAME of the last answer ("" if absent).
-hdr() {
-	tr -d '\r' <"$T/h" | sed -n "s/^$1: *//Ip" | tail -n 1
-}
-
-# jget PATH [FILE]: a value from the JSON in FILE (default the last body),
-# e.g. jget error.code or jget sessions.0.id; "" if absent, "null" for
-# null, lists joined by spaces.
-jget() {
-	"$PY" -c '
-import json, sys
-try:
-    v = json.load(open(sys.argv[2]))
-except ValueError:
-    sys.exit(0)
-for k in sys.argv[1].split("."):
-    if isinstance(v, list) and k.isdigit():
-        v = v[int(k)] if int(k) < len(v) else None
-    elif isinstance(v, dict):
-        v = v.get(k)
-    else:
-        v = None
-if v is None:
-    print("null" if sys.argv[1] else "")
-elif isinstance(v, bool):
-    print("true" if v else "false")
-elif isinstance(v, list):
-    print(" ".join(str(x) for x in v))
-else:
-    print(v)' "$1" "${2:-$T/b}"
-}
-
-# oa SCHEMA [FILE]: FILE (default the last body) matches SCHEMA of
-# docs/openapi.yaml; the mismatches become TAP comments.
-# shellcheck disable=SC2317 # called through check
-oa() {
-	if "$PY" "$here/oacheck.py" "$SPEC" "$1" "${2:-$T/b}" \
-	    2>"$T/oa.err"; then
-		return 0
-	fi
-	sed 's/^/#   /' "$T/oa.err"
-	return 1
-}
-
-# expect_status DESC CODE SCHEMA: the last answer had status CODE and a
-# body matching SCHEMA (none checked for "-").
-expect_status() {
-	check_eq "$1: status $2" "$2" "$CODE"
-	[ "$3" = - ] || check "$1: body is a $3" oa "$3"
-}
-
-# expect_error DESC STATUS CODE: the last answer was an Error with them.
-expect_error() {
-	expect_status "$1" "$2" Error
-	check_eq "$1: error.code $3" "$3" "$(jget error.code)"
-}
-
-# ids: the session ids of the last list, in order, space-separated.
-ids() {
-	"$PY" -c 'import json,sys
-print(" ".join(s["id"] for s in json.load(open(sys.argv[1]))["sessions"]))' \
-	    "$T/b" 2>/dev/null
-}
-
-# adduser NAME PASSWORD: adds NAME to the users file $U.
-adduser() {
-	printf '%s\n' "$2" | "$PARAFLOWD" --users "$U" --add-user "$1" \
-	    2>/dev/null
-}
-
-# wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds.
-wait_for() {
-	local i
-	for ((i = 0; i < $1 * 10; i++)); do
-		"${@:2}" && return 0
-		sleep 0.1
-	done
-	return 1
-}
+. "$(dirname "$0")/lib_http.sh"
+need_api_tools
 
 # jget_id_re: a sed pattern for a session id.
 jget_id_re() {
@@ -146,25 +25,13 @@ jget_id_re() {
 }
 
 WWW='Basic realm="paraflow", charset="UTF-8"'
-UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
 
 # --- Users: alice and bob, and carol who is an admin -----------------------
 
-U=$T/users
-if ! { adduser alice alice-pw && adduser bob bob-pw &&
-    adduser carol carol-pw; }; then
-	echo "# --add-user failed"
-	exit 1
-fi
+add_users alice bob carol
 ALICE=(-u alice:alice-pw)
 BOB=(-u bob:bob-pw)
 CAROL=(-u carol:carol-pw)
-# uploads as USER: paraflow upload with that user's password.
-upload_as() {
-	local user=$1
-	shift
-	upload --user "$user" --secret "$user-pw" "$@"
-}
 
 start_gw --users "$U" --admin carol
 echo "# gateway at $HTTP_URL"
@@ -437,18 +304,11 @@ expect_error "the file of a cancelled session" 409 not_finished
 # The real client, cancelled while it sends: 256 MiB in 64 KiB chunks is
 # thousands of durable ACKs, long enough to be caught receiving.
 mkfile "$T/big" $((256 * 1024 * 1024))
-upload_as alice --file "$T/big" --name big.bin --chunk-size 64K \
-    --threads 2 --json >"$T/big.out" 2>"$T/big.err" &
-big_pid=$!
-PIDS+=("$big_pid")
-# receiving_id: the id of alice's session that is receiving, if any.
-# shellcheck disable=SC2317 # called through wait_for
-receiving_id() {
-	req "${ALICE[@]}" "/api/v1/sessions?state=receiving"
-	big=$(ids)
-	[ -n "$big" ]
-}
-if wait_for 20 receiving_id; then
+upload_receiving alice "$T/big" --file "$T/big" --name big.bin \
+    --chunk-size 64K --threads 2
+big_pid=$UPLOAD_PID
+big=$RECEIVING
+if [ -n "$big" ]; then
 	req "${ALICE[@]}" -X DELETE "/api/v1/sessions/$big"
 	expect_status "DELETE while paraflow upload sends" 200 DeleteResult
 	check_eq "... action cancelled" cancelled "$(jget action)"
@@ -503,17 +363,23 @@ check_eq "limit=1: the newest" "$big" "$(ids)"
 check_eq "limit=1: total 4" 4 "$(jget total)"
 check_eq "limit=1: limit" 1 "$(jget limit)"
 check_eq "limit=1: next" "/api/v1/sessions?offset=1&limit=1" "$(jget next)"
+# pages_of PATH: follows "next" from PATH as alice, 10 pages at the most;
+# prints the number of pages, a colon, and the ids of each page, each
+# after a space.
+pages_of() {
+	local got='' next=$1 pages=0
+	while [ "$next" != null ] && [ "$pages" -lt 10 ]; do
+		req "${ALICE[@]}" "$next"
+		[ "$CODE" = 200 ] || break
+		got="$got $(ids)"
+		next=$(jget next)
+		pages=$((pages + 1))
+	done
+	echo "$pages:$got"
+}
 # Follow next to the end: the same four, in the same order.
-got='' next="/api/v1/sessions?limit=1" pages=0
-while [ "$next" != null ] && [ "$pages" -lt 10 ]; do
-	req "${ALICE[@]}" "$next"
-	[ "$CODE" = 200 ] || break
-	got="$got $(ids)"
-	next=$(jget next)
-	pages=$((pages + 1))
-done
 check_eq "paging by next with limit=1: four pages, newest first" \
-    "4: $big $held $a2 $a1" "$pages:$got"
+    "4: $big $held $a2 $a1" "$(pages_of "/api/v1/sessions?limit=1")"
 req "${ALICE[@]}" "/api/v1/sessions?offset=2&limit=1"
 check_eq "offset=2&limit=1: a2" "$a2" "$(ids)"
 check_eq "offset=2&limit=1: offset" 2 "$(jget offset)"
@@ -525,16 +391,8 @@ expect_status "offset past the end" 200 SessionList
 check_eq "offset past the end: no sessions, total 4, next null" \
     ":4:null" "$(ids):$(jget total):$(jget next)"
 # next keeps the filter.
-got='' next="/api/v1/sessions?state=complete&limit=1" pages=0
-while [ "$next" != null ] && [ "$pages" -lt 10 ]; do
-	req "${ALICE[@]}" "$next"
-	[ "$CODE" = 200 ] || break
-	got="$got $(ids)"
-	next=$(jget next)
-	pages=$((pages + 1))
-done
 check_eq "paging state=complete by next: the filter is kept" \
-    "2: $a2 $a1" "$pages:$got"
+    "2: $a2 $a1" "$(pages_of "/api/v1/sessions?state=complete&limit=1")"
 req "${ALICE[@]}" "/api/v1/sessions?limit=500"
 expect_status "limit=500" 200 SessionList
 for q in state=bogus state=complete,bogus limit=0 limit=501 limit=x \

@@ -10,143 +10,11 @@
 # --http-max-per-ip gets 503 busy), and 200 concurrent status requests
 # while a 512 MiB upload runs: all answered, the file intact.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_http.sh"
+need_api_tools
 
-# --- Helpers shared by the t_http*.sh scripts (copies; see lib.sh) ---------
-
-SPEC=$here/../../docs/openapi.yaml
-"$PARAFLOWD" --help 2>&1 | grep -q -- '--http-port' ||
-    skip_all "this paraflowd has no HTTP gateway (--http-port)"
-command -v curl >/dev/null 2>&1 || skip_all "curl not found"
-PY=
-for p in /usr/bin/python3 python3; do
-	if "$p" -c 'import jsonschema, yaml' 2>/dev/null; then
-		PY=$p
-		break
-	fi
-done
-[ -n "$PY" ] || skip_all "python3-jsonschema and python3-yaml not found"
-
-# start_gw [ARGS...]: start_server with the gateway on an ephemeral port;
-# sets HTTP_URL (lib.sh's start_server may already do so).
-start_gw() {
-	local hp
-	if declare -f start_server | grep -q -- --http-port; then
-		start_server "$@"
-	else
-		rm -f "$T/hport"
-		start_server --http-port 0 --http-port-file "$T/hport" "$@"
-		hp=$(started "$T/hport" "paraflowd (http)" "$T/server.log") ||
-		    exit 1
-		HTTP_URL=http://127.0.0.1:$hp
-	fi
-}
-
-# req [CURL ARGS...] PATH: one request to the gateway; the status in CODE
-# (000 if there was no answer), headers in $T/h, body in $T/b.
-req() {
-	local path=${!#}
-	set -- "${@:1:$#-1}"
-	rm -f "$T/b" "$T/h"
-	: >"$T/b"
-	: >"$T/h"
-	CODE=$(curl -sS -o "$T/b" -D "$T/h" -w '%{http_code}' --max-time 20 \
-	    "$@" "$HTTP_URL$path" 2>"$T/curl.err") || true
-	[ -n "$CODE" ] || CODE=000
-}
-
-# hdr NAME: the value of header NAME of the last answer ("" if absent).
-hdr() {
-	tr -d '\r' <"$T/h" | sed -n "s/^$1: *//Ip" | tail -n 1
-}
-
-# jget PATH [FILE]: a value from the JSON in FILE (default the last body),
-# e.g. jget error.code or jget sessions.0.id; "" if absent, "null" for
-# null, lists joined by spaces.
-jget() {
-	"$PY" -c '
-import json, sys
-try:
-    v = json.load(open(sys.argv[2]))
-except ValueError:
-    sys.exit(0)
-for k in sys.argv[1].split("."):
-    if isinstance(v, list) and k.isdigit():
-        v = v[int(k)] if int(k) < len(v) else None
-    elif isinstance(v, dict):
-        v = v.get(k)
-    else:
-        v = None
-if v is None:
-    print("null" if sys.argv[1] else "")
-elif isinstance(v, bool):
-    print("true" if v else "false")
-elif isinstance(v, list):
-    print(" ".join(str(x) for x in v))
-else:
-    print(v)' "$1" "${2:-$T/b}"
-}
-
-# oa SCHEMA [FILE]: FILE (default the last body) matches SCHEMA of
-# docs/openapi.yaml; the mismatches become TAP comments.
-# shellcheck disable=SC2317 # called through check
-oa() {
-	if "$PY" "$here/oacheck.py" "$SPEC" "$1" "${2:-$T/b}" \
-	    2>"$T/oa.err"; then
-		return 0
-	fi
-	sed 's/^/#   /' "$T/oa.err"
-	return 1
-}
-
-# expect_status DESC CODE SCHEMA: the last answer had status CODE and a
-# body matching SCHEMA (none checked for "-").
-expect_status() {
-	check_eq "$1: status $2" "$2" "$CODE"
-	[ "$3" = - ] || check "$1: body is a $3" oa "$3"
-}
-
-# expect_error DESC STATUS CODE: the last answer was an Error with them.
-expect_error() {
-	expect_status "$1" "$2" Error
-	check_eq "$1: error.code $3" "$3" "$(jget error.code)"
-}
-
-# ids: the session ids of the last list, in order, space-separated.
-ids() {
-	"$PY" -c 'import json,sys
-print(" ".join(s["id"] for s in json.load(open(sys.argv[1]))["sessions"]))' \
-	    "$T/b" 2>/dev/null
-}
-
-# adduser NAME PASSWORD: adds NAME to the users file $U.
-adduser() {
-	printf '%s\n' "$2" | "$PARAFLOWD" --users "$U" --add-user "$1" \
-	    2>/dev/null
-}
-
-# wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds.
-wait_for() {
-	local i
-	for ((i = 0; i < $1 * 10; i++)); do
-		"${@:2}" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-
-U=$T/users
-if ! { adduser alice alice-pw && adduser bob bob-pw; }; then
-	echo "# --add-user failed"
-	exit 1
-fi
+add_users alice bob
 ALICE=(-u alice:alice-pw)
-upload_as() {
-	local user=$1
-	shift
-	upload --user "$user" --secret "$user-pw" "$@"
-}
 MIB=$((1024 * 1024))
 
 # metric NAME FILE: the value of the series NAME (with its labels, if
@@ -482,17 +350,11 @@ stop_server
 
 start_gw --users "$U" --http-max-connections 512 --http-max-per-ip 512
 mkfile "$T/src" $((512 * MIB))
-upload_as alice --file "$T/src" --name load.bin --chunk-size 64K \
-    --threads 4 --json >"$T/load.out" 2>"$T/load.err" &
-up_pid=$!
-PIDS+=("$up_pid")
-# shellcheck disable=SC2317 # called through wait_for
-receiving_id() {
-	req "${ALICE[@]}" "/api/v1/sessions?state=receiving"
-	lsid=$(ids)
-	[ -n "$lsid" ]
-}
-if wait_for 20 receiving_id; then
+upload_receiving alice "$T/load" --file "$T/src" --name load.bin \
+    --chunk-size 64K --threads 4
+up_pid=$UPLOAD_PID
+lsid=$RECEIVING
+if [ -n "$lsid" ]; then
 	for i in $(seq 200); do
 		case $((i % 4)) in
 		0) echo "/api/v1/stats" ;;

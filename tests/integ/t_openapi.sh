@@ -13,8 +13,8 @@ REDOCLY=$top/tests/node/node_modules/.bin/redocly
 
 # --- The linter ------------------------------------------------------------
 
-if ! command -v node >/dev/null 2>&1; then
-	ok "redocly lint # SKIP node not found"
+if ! node_for @redocly/cli; then
+	ok "redocly lint # SKIP $NODE_SKIP"
 elif [ ! -x "$REDOCLY" ] && [ ! -d "$top/.git" ]; then
 	# A release tarball carries package.json, not node_modules.
 	ok "redocly lint # SKIP no tests/node/node_modules (npm ci --prefix tests/node)"
@@ -41,14 +41,7 @@ fi
 
 # --- The schemas, with oacheck.py --------------------------------------------
 
-PY=
-for p in /usr/bin/python3 python3; do
-	if "$p" -c 'import jsonschema, yaml' 2>/dev/null; then
-		PY=$p
-		break
-	fi
-done
-[ -n "$PY" ] || {
+schema_python || {
 	ok "schema checks # SKIP python3-jsonschema and python3-yaml not found"
 	done_testing
 }

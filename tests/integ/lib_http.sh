@@ -1,0 +1,156 @@
+# SPDX-License-Identifier: MIT
+# Shared helpers for the tests of the HTTP gateway (t_http*.sh,
+# t_cli_http.sh): the gateway started with the server, curl requests with
+# the status, headers and body kept, JSON values and bodies checked
+# against docs/openapi.yaml, and the test users. Source it after lib.sh;
+# it skips the test when paraflowd has no gateway.
+# shellcheck shell=bash
+# shellcheck disable=SC2154 # here, like T and PARAFLOWD, is set by lib.sh
+
+"$PARAFLOWD" --help 2>&1 | grep -q -- '--http-port' ||
+    skip_all "this paraflowd has no HTTP gateway (--http-port)"
+
+SPEC=$here/../../docs/openapi.yaml
+# shellcheck disable=SC2034 # UUID_RE is read by the tests
+UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+# The users file of add_users.
+U=$T/users
+
+# need_api_tools: skips the test unless curl and a python3 with jsonschema
+# and yaml (for oa) are there; sets PY.
+need_api_tools() {
+	command -v curl >/dev/null 2>&1 || skip_all "curl not found"
+	schema_python ||
+	    skip_all "python3-jsonschema and python3-yaml not found"
+}
+
+# start_gw [ARGS...]: start_server, and stops the test unless the gateway
+# came up with it (HTTP_URL set).
+start_gw() {
+	start_server "$@"
+	if [ -z "$HTTP_URL" ]; then
+		echo "# paraflowd (http) did not start"
+		sed 's/^/# /' "$T/server.log"
+		exit 1
+	fi
+}
+
+# req [CURL ARGS...] PATH: one request to the gateway; the status in CODE
+# (000 if there was no answer), headers in $T/h, body in $T/b.
+req() {
+	local path=${!#}
+	set -- "${@:1:$#-1}"
+	rm -f "$T/b" "$T/h"
+	: >"$T/b"
+	: >"$T/h"
+	CODE=$(curl -sS -o "$T/b" -D "$T/h" -w '%{http_code}' --max-time 20 \
+	    "$@" "$HTTP_URL$path" 2>"$T/curl.err") || true
+	[ -n "$CODE" ] || CODE=000
+}
+
+# hdr NAME: the value of header NAME of the last answer ("" if absent).
+hdr() {
+	tr -d '\r' <"$T/h" | sed -n "s/^$1: *//Ip" | tail -n 1
+}
+
+# jget PATH [FILE]: a value from the JSON in FILE (default the last body),
+# e.g. jget error.code or jget sessions.0.id; "" if absent, "null" for
+# null, lists joined by spaces.
+jget() {
+	"$PY" -c '
+import json, sys
+try:
+    v = json.load(open(sys.argv[2]))
+except ValueError:
+    sys.exit(0)
+for k in sys.argv[1].split("."):
+    if isinstance(v, list) and k.isdigit():
+        v = v[int(k)] if int(k) < len(v) else None
+    elif isinstance(v, dict):
+        v = v.get(k)
+    else:
+        v = None
+if v is None:
+    print("null" if sys.argv[1] else "")
+elif isinstance(v, bool):
+    print("true" if v else "false")
+elif isinstance(v, list):
+    print(" ".join(str(x) for x in v))
+else:
+    print(v)' "$1" "${2:-$T/b}"
+}
+
+# oa SCHEMA [FILE]: FILE (default the last body) matches SCHEMA of
+# docs/openapi.yaml; the mismatches become TAP comments.
+# shellcheck disable=SC2317 # called through check
+oa() {
+	if "$PY" "$here/oacheck.py" "$SPEC" "$1" "${2:-$T/b}" \
+	    2>"$T/oa.err"; then
+		return 0
+	fi
+	sed 's/^/#   /' "$T/oa.err"
+	return 1
+}
+
+# expect_status DESC CODE SCHEMA: the last answer had status CODE and a
+# body matching SCHEMA (none checked for "-").
+expect_status() {
+	check_eq "$1: status $2" "$2" "$CODE"
+	[ "$3" = - ] || check "$1: body is a $3" oa "$3"
+}
+
+# expect_error DESC STATUS CODE: the last answer was an Error with them.
+expect_error() {
+	expect_status "$1" "$2" Error
+	check_eq "$1: error.code $3" "$3" "$(jget error.code)"
+}
+
+# ids: the session ids of the last list, in order, space-separated.
+ids() {
+	"$PY" -c 'import json,sys
+print(" ".join(s["id"] for s in json.load(open(sys.argv[1]))["sessions"]))' \
+	    "$T/b" 2>/dev/null
+}
+
+# receiving_id [CURL ARGS...]: true when the caller (the curl credentials)
+# has a session that is receiving; its id in RECEIVING.
+# shellcheck disable=SC2317 # called through wait_for
+receiving_id() {
+	req "$@" "/api/v1/sessions?state=receiving"
+	RECEIVING=$(ids)
+	[ -n "$RECEIVING" ]
+}
+
+# add_users NAME...: adds each NAME to the users file $U, with the
+# password NAME-pw; the test stops if paraflowd cannot.
+add_users() {
+	local u
+	for u in "$@"; do
+		if ! printf '%s-pw\n' "$u" |
+		    "$PARAFLOWD" --users "$U" --add-user "$u" 2>/dev/null; then
+			echo "# --add-user $u failed"
+			exit 1
+		fi
+	done
+}
+
+# upload_as USER [ARGS...]: paraflow upload as USER, with its password
+# from add_users.
+upload_as() {
+	local user=$1
+	shift
+	upload --user "$user" --secret "$user-pw" "$@"
+}
+
+# upload_receiving USER OUT [ARGS...]: upload_as USER ARGS --json in the
+# background (stdout to OUT.out, stderr to OUT.err), its pid in UPLOAD_PID,
+# then waits up to 20 s for the gateway to list a session of USER as
+# receiving: true if it does, its id in RECEIVING.
+upload_receiving() {
+	local user=$1 out=$2
+	shift 2
+	upload_as "$user" "$@" --json >"$out.out" 2>"$out.err" &
+	UPLOAD_PID=$!
+	PIDS+=("$UPLOAD_PID")
+	wait_for 20 receiving_id -u "$user:$user-pw"
+}
