@@ -8,13 +8,15 @@
 # and If-Range, the headers of HEAD equal to those of GET, an empty file,
 # parallel downloads, Content-Disposition for hostile names (a quote, a
 # semicolon, a percent sign, non-ASCII, and newlines, which the server
-# turns into '_'), and 404 once the session is deleted.
+# turns into '_'), download links (no login, that file only, expiry and
+# MAC checked), and 404 once the session is deleted.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_http.sh"
 need_api_tools
 
-add_users alice
+add_users alice bob
 ALICE=(-u alice:alice-pw)
+BOB=(-u bob:bob-pw)
 
 # slice_sha FROM COUNT: sha256 of COUNT bytes of $T/src from offset FROM.
 slice_sha() {
@@ -272,6 +274,38 @@ hostile "CR LF and a header" $'evil\r\nSet-Cookie: a=b.txt' \
 hostile "a backslash before a quote (the directory is dropped)" \
     'dir\"x.txt' '"x.txt'
 
+# --- Download links ----------------------------------------------------------
+
+req "${ALICE[@]}" -X POST "/api/v1/sessions/$sid/link"
+expect_status "POST link" 200 DownloadLink
+link=$(jget url)
+req "$link"
+check_eq "the link, without a login: 200" 200 "$CODE"
+check_eq "the link: the whole file" "$(sha "$T/src")" "$(body_sha)"
+check_eq "the link: ETag as with a login" "\"$digest\"" "$(hdr ETag)"
+req -r 100-199 "$link"
+check_eq "the link with a Range: 206" 206 "$CODE"
+check_eq "the link with a Range: those bytes" "$(slice_sha 100 100)" \
+    "$(body_sha)"
+req "${link%?????}0000"
+expect_error "a link with another MAC" 403 link_expired
+req "${link%%.*}.$(printf '%064d' 0)"
+expect_error "a link with a zero MAC" 403 link_expired
+req "/api/v1/sessions/$sid/file?token=1.${link##*.}"
+expect_error "a link past its expiry" 403 link_expired
+req "${link%/file*}/chunks?token=${link##*token=}"
+expect_error "a token opens only the file, not the chunk map" 401 \
+    unauthorized
+req "${link%/file*}?token=${link##*token=}"
+expect_error "... nor the session" 401 unauthorized
+req "${ALICE[@]}" "/api/v1/sessions/$sid/link"
+expect_error "GET link" 405 method_not_allowed
+check_eq "GET link: Allow" POST "$(hdr Allow)"
+req "${BOB[@]}" -X POST "/api/v1/sessions/$sid/link"
+expect_error "bob asks for a link to alice's file" 404 not_found
+req -X POST "/api/v1/sessions/$sid/link"
+expect_error "a link without a login" 401 unauthorized
+
 # --- Deleted: 404 ----------------------------------------------------------------
 
 req "${ALICE[@]}" -X DELETE "/api/v1/sessions/$sid"
@@ -282,6 +316,8 @@ req "${ALICE[@]}" -I "$F"
 check_eq "HEAD file after DELETE: 404" 404 "$CODE"
 check_eq "the file is gone from storage" 0 \
     "$(find "$STORAGE/$sid" 2>/dev/null | wc -l)"
+req "$link"
+expect_error "the link after DELETE" 404 not_found
 
 stop_server
 done_testing
