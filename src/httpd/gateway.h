@@ -24,6 +24,8 @@
 #define GW_AUTH_TTL_S		300
 #define GW_MAX_BODY		4096
 #define GW_LINK_TTL_S		300	/* download links */
+#define GW_FAIL_MAX		10	/* failed logins a minute an address */
+#define GW_FAIL_SLOTS		256	/* addresses tracked */
 
 /* One TCP connection, for the request deadline and the per-address cap. */
 struct gw_conn {
@@ -53,6 +55,13 @@ struct gw_rate {
 	int			 state;
 };
 
+/* Failed logins of one client address (see failures_of). */
+struct gw_failures {
+	struct sockaddr_storage	 addr;
+	int64_t			 since;		/* start of its minute */
+	unsigned		 count;
+};
+
 struct gw_subscriber;
 
 struct httpd {
@@ -66,8 +75,9 @@ struct httpd {
 	pthread_mutex_t		 conns_lock;
 	struct gw_conn		*conns;
 
-	pthread_mutex_t		 logins_lock;
+	pthread_mutex_t		 logins_lock;	/* also for failures */
 	struct gw_login		 logins[GW_AUTH_CACHE];
+	struct gw_failures	 failures[GW_FAIL_SLOTS];
 
 	/* The monitor: rates, throughput, events. */
 	pthread_t		 monitor;
@@ -112,8 +122,14 @@ void gw_common_headers(struct MHD_Response *r);
 /* Marks the request as answered: the request deadline stops counting. */
 void gw_responding(struct MHD_Connection *c);
 
-/* Checks HTTP Basic credentials into *who; false if none or wrong. */
-bool gw_authenticate(struct httpd *h, struct MHD_Connection *c,
+enum gw_auth {
+	GW_AUTH_OK,
+	GW_AUTH_FAILED,		/* none, or wrong */
+	GW_AUTH_LIMITED		/* too many failures from this address */
+};
+
+/* Checks HTTP Basic credentials into *who. */
+enum gw_auth gw_authenticate(struct httpd *h, struct MHD_Connection *c,
     struct gw_caller *who);
 
 /*

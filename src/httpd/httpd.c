@@ -365,52 +365,104 @@ login_cached(struct httpd *h, const uint8_t mac[PF_SHA256_LEN],
 	return found;
 }
 
-bool
+/* The cache key of a login: HMAC(secret, user NUL password). */
+static bool
+login_mac(const struct httpd *h, const char *user, const char *password,
+    uint8_t mac[PF_SHA256_LEN])
+{
+	size_t ulen = strlen(user), plen = strlen(password);
+	char *msg;
+	bool ok;
+
+	/* The user name cannot hold a NUL: it separates the two. */
+	if ((msg = malloc(ulen + 1 + plen)) == NULL)
+		return false;
+	memcpy(msg, user, ulen + 1);
+	memcpy(msg + ulen + 1, password, plen);
+	ok = pf_hmac_sha256(h->secret, sizeof(h->secret), msg, ulen + 1 + plen,
+	    mac) == PF_OK;
+	pf_wipe(msg, ulen + 1 + plen);
+	free(msg);
+	return ok;
+}
+
+/*
+ * The failed logins of one client address in the current minute (under
+ * logins_lock). Over GW_FAIL_MAX the address waits out the minute: every
+ * wrong password costs a PBKDF2, which is what a guesser would spend.
+ */
+static struct gw_failures *
+failures_of(struct httpd *h, const struct sockaddr_storage *addr,
+    int64_t now, bool take)
+{
+	struct gw_failures *f, *oldest = &h->failures[0];
+
+	for (int i = 0; i < GW_FAIL_SLOTS; i++) {
+		f = &h->failures[i];
+		if (memcmp(&f->addr, addr, sizeof(*addr)) == 0) {
+			if (now - f->since >= 60) {
+				f->since = now;
+				f->count = 0;
+			}
+			return f;
+		}
+		if (f->since < oldest->since)
+			oldest = f;
+	}
+	if (!take)
+		return NULL;
+	oldest->addr = *addr;
+	oldest->since = now;
+	oldest->count = 0;
+	return oldest;
+}
+
+enum gw_auth
 gw_authenticate(struct httpd *h, struct MHD_Connection *c,
     struct gw_caller *who)
 {
 	char *user = NULL, *password = NULL;
 	uint8_t mac[PF_SHA256_LEN];
-	bool ok = false;
+	struct sockaddr_storage addr;
+	struct gw_failures *f;
+	int64_t now = (int64_t)time(NULL);
+	enum gw_auth rc = GW_AUTH_FAILED;
 	size_t ulen;
 
 	memset(who, 0, sizeof(*who));
+	client_addr(c, &addr);
 	user = MHD_basic_auth_get_username_password(c, &password);
 	if (user == NULL || password == NULL ||
-	    (ulen = strlen(user)) == 0 || ulen > ENGINE_MAX_USER)
+	    (ulen = strlen(user)) == 0 || ulen > ENGINE_MAX_USER ||
+	    !login_mac(h, user, password, mac))
 		goto out;
-	/* The user name cannot hold a NUL: it separates the two. */
-	{
-		size_t plen = strlen(password);
-		char *msg = malloc(ulen + 1 + plen);
-
-		if (msg == NULL)
-			goto out;
-		memcpy(msg, user, ulen + 1);
-		memcpy(msg + ulen + 1, password, plen);
-		if (pf_hmac_sha256(h->secret, sizeof(h->secret), msg,
-		    ulen + 1 + plen, mac) != PF_OK) {
-			pf_wipe(msg, ulen + 1 + plen);
-			free(msg);
-			goto out;
-		}
-		pf_wipe(msg, ulen + 1 + plen);
-		free(msg);
-	}
-	ok = login_cached(h, mac, false);
-	if (!ok && engine_check_password(h->engine, user, password) ==
-	    PF_OK) {
+	if (login_cached(h, mac, false))
+		goto ok;
+	pthread_mutex_lock(&h->logins_lock);
+	f = failures_of(h, &addr, now, false);
+	if (f != NULL && f->count >= GW_FAIL_MAX)
+		rc = GW_AUTH_LIMITED;
+	pthread_mutex_unlock(&h->logins_lock);
+	if (rc == GW_AUTH_LIMITED)
+		goto out;
+	if (engine_check_password(h->engine, user, password) == PF_OK) {
 		login_cached(h, mac, true);
-		ok = true;
+		goto ok;
 	}
-	if (!ok) {
-		engine_count_auth_failure(h->engine);
-		log_warn("http: login failed for a user");
-		goto out;
-	}
+	engine_count_auth_failure(h->engine);
+	pthread_mutex_lock(&h->logins_lock);
+	if ((f = failures_of(h, &addr, now, true))->count++ == GW_FAIL_MAX - 1)
+		log_warn("http: %d failed logins from one address within a "
+		    "minute; refusing its logins for the rest of it",
+		    GW_FAIL_MAX);
+	pthread_mutex_unlock(&h->logins_lock);
+	log_warn("http: login failed");
+	goto out;
+ok:
 	snprintf(who->user, sizeof(who->user), "%s", user);
 	who->admin = is_admin(h, user);
 	who->known = true;
+	rc = GW_AUTH_OK;
 out:
 	if (password != NULL) {
 		pf_wipe(password, strlen(password));
@@ -419,7 +471,7 @@ out:
 	if (user != NULL)
 		MHD_free(user);
 	pf_wipe(mac, sizeof(mac));
-	return ok;
+	return rc;
 }
 
 static bool
@@ -457,9 +509,19 @@ route(struct httpd *h, struct MHD_Connection *c, const char *url,
 		    "close");
 	if (api && is_link(c, url))
 		who.link = true;
-	else if ((api || (open_path && h->cfg.auth_all)) &&
-	    !gw_authenticate(h, c, &who))
-		return gw_unauthorized(c);
+	else if (api || (open_path && h->cfg.auth_all)) {
+		switch (gw_authenticate(h, c, &who)) {
+		case GW_AUTH_OK:
+			break;
+		case GW_AUTH_LIMITED:
+			return gw_error_with(c, MHD_HTTP_TOO_MANY_REQUESTS,
+			    "too_many_requests", "too many failed logins from "
+			    "this address; try again in a minute",
+			    "Retry-After", "60");
+		default:
+			return gw_unauthorized(c);
+		}
+	}
 	if (strcmp(url, "/healthz") == 0)
 		return health(h, c, method, false);
 	if (strcmp(url, "/readyz") == 0)

@@ -514,6 +514,29 @@ check_eq "after a restart: only her complete a2 (read back from storage)" \
     "$a2" "$(ids)"
 stop_server
 
+# --- Password guessing: 10 failed logins a minute an address ----------------
+
+start_gw --users "$U"
+req "${ALICE[@]}" /api/v1/stats
+check_eq "alice signs in (her login is cached)" 200 "$CODE"
+for ((i = 1; i <= 10; i++)); do
+	req -u "bob:guess-$i" /api/v1/stats
+	[ "$CODE" = 401 ] || break
+done
+check_eq "10 wrong passwords: each 401" 11 "$i"
+req -u bob:guess-11 /api/v1/stats
+expect_error "the 11th in the minute" 429 too_many_requests
+check_eq "... with Retry-After" 60 "$(hdr Retry-After)"
+req "${BOB[@]}" /api/v1/stats
+expect_error "even bob's right password, not cached, waits" 429 \
+    too_many_requests
+req "${ALICE[@]}" /api/v1/stats
+check_eq "alice's cached login still works" 200 "$CODE"
+req /metrics
+check_eq "auth failures counted: 10 (the refused ones ran no PBKDF2)" 10 \
+    "$(sed -n 's/^paraflow_auth_failures_total //p' "$T/b")"
+stop_server
+
 # --- /readyz and an unwritable storage directory ------------------------------
 #
 # The server probes through a directory descriptor it holds, so a
