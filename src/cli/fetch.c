@@ -38,6 +38,8 @@ struct fetch {
 	const char		*path;		/* the final name */
 	char			*part;		/* path + ".part" */
 	int			 fd;		/* the .part, locked */
+	dev_t			 dev;		/* and its identity */
+	ino_t			 ino;
 	uint64_t		 size;		/* the session's */
 	uint32_t		 chunk_size;
 	char			 digest[PF_SHA256_HEX];	/* the session's */
@@ -67,7 +69,7 @@ hex_digest_valid(const char *s)
  * size and receipt, every one checked before use.
  */
 static enum pf_status
-fetch_session(struct fetch *f)
+read_session(struct fetch *f)
 {
 	json_t *s = NULL;
 	const char *state, *digest;
@@ -138,6 +140,17 @@ open_part(struct fetch *f)
 		    f->part);
 		goto out;
 	}
+	/*
+	 * A hard link is a way round O_NOFOLLOW: writing or truncating it
+	 * would change the file it is linked to.
+	 */
+	if (sb.st_nlink != 1) {
+		remote_fail(&f->e, rc, f->id, "%s: has other hard links: "
+		    "remove it", f->part);
+		goto out;
+	}
+	f->dev = sb.st_dev;
+	f->ino = sb.st_ino;
 	if (flock(f->fd, LOCK_EX | LOCK_NB) == -1) {
 		remote_fail(&f->e, rc, f->id, "%s: %s", f->part,
 		    errno == EWOULDBLOCK ? "another paraflow fetch is "
@@ -203,7 +216,7 @@ body_begins(struct fetch *f)
 
 /* The body sink: appends to the .part, never past the session's size. */
 static enum pf_status
-fetch_sink(void *arg, const void *p, size_t n)
+part_sink(void *arg, const void *p, size_t n)
 {
 	struct fetch *f = arg;
 	const char *b = p;
@@ -244,7 +257,7 @@ static enum pf_status
 download(struct fetch *f)
 {
 	char path[128], range[32], etag[PF_SHA256_HEX + 2];
-	struct http_req rq = { .method = "GET", .sink = fetch_sink,
+	struct http_req rq = { .method = "GET", .sink = part_sink,
 	    .arg = f };
 	struct http_resp resp;
 	struct progress *bar = NULL;
@@ -346,6 +359,7 @@ static enum pf_status
 verify_and_keep(struct fetch *f)
 {
 	char mine[PF_SHA256_HEX];
+	struct stat sb;
 	enum pf_status rc = PF_EIO;
 
 	if (fsync(f->fd) == -1) {
@@ -376,6 +390,13 @@ verify_and_keep(struct fetch *f)
 			    f->digest, f->part);
 		goto out;
 	}
+	/* What is renamed MUST be what was checked, not a file put there. */
+	if (lstat(f->part, &sb) == -1 || sb.st_dev != f->dev ||
+	    sb.st_ino != f->ino) {
+		remote_fail(&f->e, rc, f->id, "%s was replaced during the "
+		    "download: not renamed", f->part);
+		goto out;
+	}
 	if (rename(f->part, f->path) == -1) {
 		remote_fail(&f->e, rc, f->id, "cannot rename %s to %s: %s",
 		    f->part, f->path, strerror(errno));
@@ -391,13 +412,18 @@ static void
 print_result(const struct fetch *f, double secs)
 {
 	char size[16], rate[16];
+	json_t *j, *file;
 
 	if (f->o->json) {
-		remote_print_json(json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,"
-		    "s:f}", "status", "ok", "session", f->id, "file", f->path,
-		    "size", (json_int_t)f->size, "bytes", (json_int_t)f->got,
-		    "resumed_bytes", (json_int_t)(f->restarted ? 0 : f->kept),
-		    "digest", f->digest, "seconds", secs));
+		/* A file name need not be UTF-8; a JSON string must. */
+		file = json_string(f->path);
+		j = json_pack("{s:s,s:s,s:o,s:I,s:I,s:I,s:s,s:f}", "status",
+		    "ok", "session", f->id, "file", file != NULL ? file :
+		    json_null(), "size", (json_int_t)f->size, "bytes",
+		    (json_int_t)f->got, "resumed_bytes",
+		    (json_int_t)(f->restarted ? 0 : f->kept), "digest",
+		    f->digest, "seconds", secs);
+		remote_print_json(j);
 		return;
 	}
 	progress_format_bytes((double)f->size, size);
@@ -425,7 +451,7 @@ fetch_run(const struct remote_opts *o, const char *id, const char *out)
 		remote_fail(&f.e, PF_ENOMEM, id, "out of memory");
 		goto fail;
 	}
-	if (fetch_session(&f) != PF_OK || open_part(&f) != PF_OK)
+	if (read_session(&f) != PF_OK || open_part(&f) != PF_OK)
 		goto fail;
 	if (f.offset < f.size && download(&f) != PF_OK)
 		goto fail;

@@ -3,7 +3,6 @@
 #include "config.h"
 
 #include <ctype.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,8 @@ struct http {
 	CURL		*curl;
 	char		*base;		/* without a trailing '/' */
 	unsigned	 timeout_s;
+	const volatile sig_atomic_t *cancel;	/* borrowed, or NULL */
+	uint64_t	 bytes_read;	/* body bytes, every request */
 	char		 errbuf[CURL_ERROR_SIZE];
 };
 
@@ -29,6 +30,7 @@ struct xfer {
 	const struct http_req	*rq;
 	struct http_resp	*resp;
 	size_t			 bodycap;	/* allocated */
+	size_t			 hdr_bytes;	/* header bytes read */
 	bool			 full;		/* an error body hit its cap */
 	enum pf_status		 rc;		/* why a callback aborted */
 };
@@ -69,6 +71,57 @@ http_base(const struct http *h)
 	return h->base;
 }
 
+uint64_t
+http_bytes_read(const struct http *h)
+{
+	return h->bytes_read;
+}
+
+/*
+ * Parses the decimal number at *p (digits only: no sign, no space, no
+ * overflow) and moves *p past it. False if there is none or it is too big.
+ */
+static bool
+parse_u64(const char **p, uint64_t *v)
+{
+	const char *s = *p;
+	uint64_t n = 0;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (n > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+			return false;
+		n = n * 10 + (uint64_t)(*s - '0');
+	}
+	*v = n;
+	*p = s;
+	return true;
+}
+
+/*
+ * Reads "bytes FIRST-LAST/TOTAL" into r; anything else (a sign, a space,
+ * "*", a number past 2^64) leaves r without a range.
+ */
+static void
+parse_content_range(const char *v, struct http_resp *r)
+{
+	uint64_t first, last, total;
+
+	if (strncasecmp(v, "bytes ", 6) != 0)
+		return;
+	v += 6;
+	if (!parse_u64(&v, &first) || *v++ != '-' ||
+	    !parse_u64(&v, &last) || *v++ != '/' ||
+	    !parse_u64(&v, &total) || *v != '\0')
+		return;
+	if (first <= last && last < total) {
+		r->has_range = true;
+		r->range_first = first;
+		r->range_total = total;
+	}
+}
+
 static size_t
 on_header(char *p, size_t size, size_t n, void *arg)
 {
@@ -78,6 +131,13 @@ on_header(char *p, size_t size, size_t n, void *arg)
 	const char *v;
 	char line[256];
 
+	if (len > HTTP_MAX_HEADERS - x->hdr_bytes) {
+		x->rc = PF_EPROTO;
+		snprintf(r->err, sizeof(r->err), "the headers of the answer "
+		    "are larger than %u bytes", HTTP_MAX_HEADERS);
+		return 0;
+	}
+	x->hdr_bytes += len;
 	/* Each answer, redirects included, starts with a status line. */
 	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
 		r->etag[0] = '\0';
@@ -102,15 +162,8 @@ on_header(char *p, size_t size, size_t n, void *arg)
 			r->etag[vlen] = '\0';
 		}
 	} else if (strncasecmp(line, "content-range:", 14) == 0) {
-		uint64_t first, last, total;
-
-		if (sscanf(v, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64,
-		    &first, &last, &total) == 3 && first <= last &&
-		    last < total) {
-			r->has_range = true;
-			r->range_first = first;
-			r->range_total = total;
-		}
+		line[(size_t)(v - line) + vlen] = '\0';
+		parse_content_range(v, r);
 	}
 	return len;
 }
@@ -156,6 +209,7 @@ on_body(char *p, size_t size, size_t n, void *arg)
 
 	curl_easy_getinfo(x->h->curl, CURLINFO_RESPONSE_CODE, &code);
 	x->resp->status = code;	/* for the sink */
+	x->h->bytes_read += len;
 	if (code >= 300 && code < 400)
 		return len;	/* a redirect's own body: not ours */
 	if (code >= 200 && code < 300) {
@@ -179,6 +233,20 @@ on_body(char *p, size_t size, size_t n, void *arg)
 		return len;
 	x->full = x->rc == PF_OK;
 	return 0;
+}
+
+/* Abandons the transfer once the caller's cancel flag is set. */
+static int
+on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+    curl_off_t ultotal, curl_off_t ulnow)
+{
+	const struct http *h = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return *h->cancel != 0;
 }
 
 /* Sets an option whose failure leaves the handle unusable. */
@@ -227,6 +295,12 @@ http_new(const struct http_opts *o)
 	SETOPT(h, CURLOPT_ERRORBUFFER, h->errbuf);
 	SETOPT(h, CURLOPT_HEADERFUNCTION, on_header);
 	SETOPT(h, CURLOPT_WRITEFUNCTION, on_body);
+	if ((h->cancel = o->cancel) != NULL) {
+		/* Called about once a second even while nothing arrives. */
+		SETOPT(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		SETOPT(h, CURLOPT_XFERINFODATA, h);
+		SETOPT(h, CURLOPT_NOPROGRESS, 0L);
+	}
 	return h;
 out:
 	http_free(h);
@@ -319,6 +393,12 @@ http_request(struct http *h, const struct http_req *rq, struct http_resp *resp)
 	}
 	if (cc == CURLE_WRITE_ERROR && x.rc != PF_OK) {
 		rc = x.rc;
+		goto out;
+	}
+	if (cc == CURLE_ABORTED_BY_CALLBACK && h->cancel != NULL &&
+	    *h->cancel != 0) {
+		rc = PF_ECANCELLED;
+		snprintf(resp->err, sizeof(resp->err), "interrupted");
 		goto out;
 	}
 	rc = curl_status(cc);

@@ -7,6 +7,7 @@
 #ifndef PF_HTTP_H
 #define PF_HTTP_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,12 @@
 #define HTTP_MAX_ERROR_BODY	(64u * 1024)
 #define HTTP_MAX_REDIRS		3
 #define HTTP_ETAG_MAX		128
+/*
+ * Header bytes read per request, redirects and interim answers included:
+ * libcurl keeps every header line for its own use, so a server sending
+ * them without end would otherwise fill our memory.
+ */
+#define HTTP_MAX_HEADERS	(256u * 1024)
 
 struct http;
 
@@ -27,6 +34,12 @@ struct http_opts {
 	const char	*user;
 	const char	*secret;	/* borrowed; libcurl keeps a copy */
 	unsigned	 timeout_s;	/* connect, and longest stall */
+	/*
+	 * Borrowed, or NULL: once *cancel is non-zero (a signal handler sets
+	 * it), the request in flight is abandoned within a second and
+	 * http_request returns PF_ECANCELLED.
+	 */
+	const volatile sig_atomic_t *cancel;
 };
 
 /*
@@ -85,7 +98,9 @@ void http_free(struct http *h);
  * HTTP_MAX_ERROR_BODY, cut there). Free resp->body with http_resp_clear.
  * Otherwise:
  *   PF_ENET / PF_ETIMEOUT  no answer (refused, reset, stalled)
- *   PF_EPROTO              a body over its cap, or a bad redirect or answer
+ *   PF_EPROTO              a body or headers over their cap, or a bad
+ *                          redirect or answer
+ *   PF_ECANCELLED          *o->cancel was set (see http_opts)
  *   PF_ENOMEM, or what the sink returned
  * with the reason in resp->err.
  */
@@ -97,5 +112,12 @@ void http_resp_clear(struct http_resp *resp);
 
 /* The base URL as given (borrowed), for messages. */
 const char *http_base(const struct http *h);
+
+/*
+ * Body bytes received by h over all its requests so far, error answers
+ * and bodies given to sinks included: lets a caller that makes many
+ * requests bound what a server can make it hold.
+ */
+uint64_t http_bytes_read(const struct http *h);
 
 #endif

@@ -46,7 +46,8 @@ remote_fail(struct remote_error *e, enum pf_status rc, const char *session,
 struct http *
 remote_open(const struct remote_opts *o, struct remote_error *e)
 {
-	struct http_opts ho = { o->url, o->user, o->secret, o->timeout_s };
+	struct http_opts ho = { o->url, o->user, o->secret, o->timeout_s,
+	    o->cancel };
 	struct http *h = NULL;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -70,6 +71,59 @@ remote_close(struct http *h)
 }
 
 /*
+ * The length of the UTF-8 character at p if it is valid and not a control
+ * character (C0, DEL, C1); 0 otherwise.
+ */
+static size_t
+utf8_printable(const unsigned char *p)
+{
+	size_t len, i;
+
+	if (p[0] >= 0x20 && p[0] < 0x7f)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;	/* C0, DEL, a stray or overlong lead byte */
+	for (i = 1; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;	/* the NUL of a cut sequence, too */
+	/* Overlong forms, surrogates, past U+10FFFF; and the C1 controls. */
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f) ||
+	    (p[0] == 0xc2 && p[1] <= 0x9f))
+		return 0;
+	return len;
+}
+
+void
+remote_clean_text(char *out, size_t cap, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = 0, k;
+
+	while (*p != '\0') {
+		if ((k = utf8_printable(p)) == 0) {
+			if (n + 1 >= cap)
+				break;
+			out[n++] = '?';
+			p++;
+			continue;
+		}
+		if (n + k >= cap)
+			break;	/* never half a character */
+		memcpy(out + n, p, k);
+		n += k;
+		p += k;
+	}
+	out[n] = '\0';
+}
+
+/*
  * The "message" of the gateway's error object, made one short printable
  * line, into out (capacity cap); "" if there is none.
  */
@@ -78,15 +132,12 @@ server_message(const struct http_resp *resp, char *out, size_t cap)
 {
 	json_t *j = NULL;
 	const char *m = "";
-	size_t n = 0;
 
 	if (resp->body != NULL && (j = json_loadb(resp->body, resp->len, 0,
 	    NULL)) != NULL)
 		m = remote_str(json_object_get(j, "error"), "message");
 	/* Server text: no control bytes reach the user's terminal. */
-	for (; *m != '\0' && n + 1 < cap && n < 160; m++)
-		out[n++] = (unsigned char)*m < 0x20 || *m == 0x7f ? '?' : *m;
-	out[n] = '\0';
+	remote_clean_text(out, cap < 161 ? cap : 161, m);
 	json_decref(j);
 }
 
@@ -122,7 +173,8 @@ remote_fail_http(struct remote_error *e, const struct http *h,
 		    "login (HTTP 401%s): check --user and the password", url,
 		    why);
 	} else if (st == 404) {
-		e->exit = EXIT_NOT_FOUND;
+		/* Exit 9 means "no such session": not a wrong URL. */
+		e->exit = *sid != '\0' ? EXIT_NOT_FOUND : EXIT_ERROR;
 		snprintf(e->code, sizeof(e->code), "not_found");
 		if (*sid != '\0')
 			snprintf(e->message, sizeof(e->message), "%s has no "
@@ -158,19 +210,25 @@ remote_call(struct http *h, const char *method, const char *session,
     json_t **out, struct remote_error *e, const char *fmt, ...)
 {
 	struct http_req rq = { .method = method, .cap = HTTP_MAX_JSON };
-	struct http_resp resp;
-	char path[512];
+	struct http_resp resp = { 0 };
+	char path[512] = REMOTE_API;
+	const size_t api = sizeof(REMOTE_API) - 1;
 	json_error_t jerr;
 	json_t *j = NULL;
 	va_list ap;
 	int n;
-	enum pf_status rc = PF_EINTERNAL;
+	enum pf_status rc = PF_EUSAGE;
 
 	*out = NULL;
-	n = snprintf(path, sizeof(path), "%s", REMOTE_API);
 	va_start(ap, fmt);
-	vsnprintf(path + n, sizeof(path) - (size_t)n, fmt, ap);
+	n = vsnprintf(path + api, sizeof(path) - api, fmt, ap);
 	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(path) - api) {
+		/* Cut, it would ask for something else. */
+		remote_fail(e, rc, session, "the request is too long (over %zu "
+		    "bytes)", sizeof(path) - 1);
+		goto out;
+	}
 	rq.path = path;
 	rc = http_request(h, &rq, &resp);
 	if (rc != PF_OK || resp.status < 200 || resp.status > 299) {
@@ -199,14 +257,20 @@ out:
 int
 remote_report(const struct remote_error *e, bool json)
 {
+	char msg[sizeof(e->message)];
 	json_t *j;
 
+	/*
+	 * The message may hold server text, or be cut in the middle of a
+	 * character; json_pack would refuse it and print nothing.
+	 */
+	remote_clean_text(msg, sizeof(msg), e->message);
 	if (!json) {
-		fprintf(stderr, "paraflow: %s\n", e->message);
+		fprintf(stderr, "paraflow: %s\n", msg);
 		return e->exit;
 	}
 	j = json_pack("{s:s,s:{s:s,s:s}}", "status", "error", "error",
-	    "code", e->code, "message", e->message);
+	    "code", e->code, "message", msg);
 	if (j != NULL && e->http_status != 0)
 		json_object_set_new(json_object_get(j, "error"),
 		    "http_status", json_integer(e->http_status));
@@ -220,7 +284,9 @@ remote_report(const struct remote_error *e, bool json)
 void
 remote_print_json(json_t *j)
 {
-	json_dumpf(j, stdout, JSON_COMPACT);
+	if (j == NULL)
+		return;
+	json_dumpf(j, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
 	putchar('\n');
 	fflush(stdout);
 	json_decref(j);
@@ -264,6 +330,12 @@ remote_put_text(FILE *f, const char *s)
 		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
 			fprintf(f, "\\xc2\\x%02x", p[1]);
 			p++;
+		} else if (p[0] == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa &&
+		    p[2] <= 0xae) || (p[1] == 0x81 && p[2] >= 0xa6 &&
+		    p[2] <= 0xa9))) {
+			/* U+202A..U+202E and U+2066..U+2069: bidi controls. */
+			fprintf(f, "\\xe2\\x%02x\\x%02x", p[1], p[2]);
+			p += 2;
 		} else if (*p < 0x20 || *p == 0x7f || *p == '\\')
 			fprintf(f, "\\x%02x", *p);
 		else

@@ -7,6 +7,7 @@
 #ifndef PF_REMOTE_H
 #define PF_REMOTE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -26,6 +27,8 @@ struct remote_opts {
 	unsigned	 timeout_s;
 	bool		 json;		/* one JSON document on stdout */
 	bool		 quiet;		/* no progress bar, no hints */
+	/* Borrowed, or NULL: when set, requests stop (see http_opts). */
+	const volatile sig_atomic_t *cancel;
 };
 
 /* Why a gateway command failed. */
@@ -70,11 +73,16 @@ void remote_fail(struct remote_error *e, enum pf_status rc,
 
 /*
  * Reports e: the --json error object on stdout, or "paraflow: message" on
- * stderr. Returns e->exit.
+ * stderr, the message made safe first (remote_clean_text). Returns e->exit.
  */
 int remote_report(const struct remote_error *e, bool json);
 
-/* Prints j (stolen) as one compact line on stdout, and flushes. */
+/*
+ * Prints j (stolen) as one compact line on stdout, and flushes. Every
+ * character past ASCII is written as \uXXXX, so that no string a server
+ * sent (a name holding C1 controls) can drive the terminal. NULL prints
+ * nothing.
+ */
 void remote_print_json(json_t *j);
 
 /* A string member of obj, or "" if absent or not a string (borrowed). */
@@ -90,10 +98,20 @@ json_int_t remote_int(const json_t *obj, const char *key);
 double remote_num(const json_t *obj, const char *key);
 
 /*
- * Writes server text s to f with every control character (C0, DEL, C1)
- * and backslash escaped as \xNN, so that no name can drive the terminal.
+ * Writes server text s to f with every control character (C0, DEL, C1),
+ * bidirectional override or isolate (U+202A..U+202E, U+2066..U+2069) and
+ * backslash escaped as \xNN, so that no name can drive the terminal or
+ * show other text than it holds.
  */
 void remote_put_text(FILE *f, const char *s);
+
+/*
+ * Copies s into out (capacity cap > 0), cut at a character boundary, with
+ * every control character (C0, DEL, C1) and every byte that is not part
+ * of valid UTF-8 replaced by '?': one printable line, and a valid JSON
+ * string, whatever s holds.
+ */
+void remote_clean_text(char *out, size_t cap, const char *s);
 
 /* True if state is one a session never leaves. */
 bool remote_state_final(const char *state);

@@ -4,11 +4,13 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/ioctl.h>
+#include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +20,8 @@
 
 #define LIST_PAGE	500	/* the gateway's largest page */
 #define LIST_MAX	100000	/* sessions read, whatever a server claims */
+/* Answer bytes read for one list: pages of huge sessions are no list. */
+#define LIST_MAX_BYTES	(64u * 1024 * 1024)
 #define ACTIVE_STATES	"authenticating,receiving,assembling"
 
 static const char *const states[] = { "authenticating", "receiving",
@@ -53,14 +57,19 @@ percent(const json_t *s)
 {
 	json_int_t acked = remote_int(s, "chunks_acked");
 	json_int_t total = remote_int(s, "chunks_total");
+	int p;
 
 	if (strcmp(state_of(s), "complete") == 0)
 		return 100;
 	if (acked < 0 || total <= 0)
 		return -1;
-	if (acked > total)
-		acked = total;
-	return (int)(acked * 100 / total);
+	if (acked >= total)
+		return 100;
+	if (total <= INT64_MAX / 100)
+		return (int)(acked * 100 / total);
+	/* Not acked * 100: a server's numbers may be near INT64_MAX. */
+	p = (int)((double)acked * 100 / (double)total);
+	return p < 99 ? p : 99;	/* not all: rounding made it 100 */
 }
 
 /*
@@ -267,8 +276,9 @@ snap_summary(struct http *h, const char *unused, struct snapshot *sn,
 	}
 	fprintf(m, "%s\n", any ? "" : "none");
 	if ((bps = remote_num(stats, "rate_bps")) >= 0) {
-		json_object_set_new(sn->doc, "rate_bps",
-		    json_integer((json_int_t)bps));
+		/* A double past 2^63 does not convert: that rate is no rate. */
+		json_object_set_new(sn->doc, "rate_bps", json_integer(
+		    bps < 9e18 ? (json_int_t)bps : (json_int_t)9e18));
 		progress_format_bytes(bps, rt);
 		fprintf(m, "%-10s%s/s\n", "rate", rt);
 	}
@@ -338,14 +348,40 @@ show(const struct remote_opts *o, const struct snapshot *sn, bool tty,
 	*shown = rows_of(sn->text, term_width());
 }
 
-/* Sleeps s seconds, or less if a signal comes. */
+/*
+ * Sleeps s seconds, or less if SIGINT or SIGTERM comes. The signals are
+ * blocked while the flag is tested and let in only inside pselect, so
+ * that one arriving just before the sleep cannot go unnoticed for s
+ * seconds.
+ */
 static void
 nap(unsigned s)
 {
-	struct timespec ts = { (time_t)s, 0 };
+	struct timespec end, now, left;
+	sigset_t block, old;
 
-	while (!interrupted && nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &block, &old) == -1)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += (time_t)s;
+	while (!interrupted) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left.tv_sec = end.tv_sec - now.tv_sec;
+		left.tv_nsec = end.tv_nsec - now.tv_nsec;
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000L;
+		}
+		if (left.tv_sec < 0)
+			break;
+		if (pselect(0, NULL, NULL, NULL, &left, &old) == 0 ||
+		    errno != EINTR)
+			break;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 int
@@ -356,6 +392,7 @@ sessions_status(const struct remote_opts *o, const char *id,
 	    struct snapshot *, struct remote_error *) =
 	    id != NULL ? snap_one : snap_summary;
 	struct snapshot sn = { NULL, NULL, false };
+	struct remote_opts wo = *o;
 	struct remote_error e;
 	struct sigaction sa;
 	struct http *h;
@@ -363,21 +400,28 @@ sessions_status(const struct remote_opts *o, const char *id,
 	unsigned shown = 0;
 	int status = EXIT_OK;
 
-	if ((h = remote_open(o, &e)) == NULL)
-		return remote_report(&e, o->json);
 	if (watch_s > 0) {
-		/* No SA_RESTART: a signal cuts the nap short. */
+		/*
+		 * No SA_RESTART: a signal cuts the nap short; and a request
+		 * in flight is abandoned (wo.cancel) rather than waited for,
+		 * which could take the whole timeout on a stalled server.
+		 */
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = on_signal;
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
+		wo.cancel = &interrupted;
 	}
+	if ((h = remote_open(&wo, &e)) == NULL)
+		return remote_report(&e, o->json);
 	for (;;) {
 		if (snap(h, id, &sn, &e) == PF_OK) {
 			show(o, &sn, tty, &shown);
 			seen = true;
-		} else if (watch_s > 0 && seen && (e.exit == EXIT_NETWORK ||
+		} else if (interrupted)
+			break;	/* what was cut off is no error */
+		else if (watch_s > 0 && seen && (e.exit == EXIT_NETWORK ||
 		    e.exit == EXIT_SERVER)) {
 			/* A watch outlives a server restart or a blip. */
 			remote_report(&e, o->json);
@@ -418,6 +462,12 @@ sessions_list(const struct remote_opts *o, const char *state)
 	 * is never followed, and no server can keep us reading forever.
 	 */
 	while (offset < LIST_MAX) {
+		if (http_bytes_read(h) > LIST_MAX_BYTES) {
+			remote_fail(&e, PF_EPROTO, NULL, "%s: the session list "
+			    "is larger than %u MiB: stopped", http_base(h),
+			    LIST_MAX_BYTES >> 20);
+			goto fail;
+		}
 		if (remote_call(h, "GET", NULL, &page, &e,
 		    "/sessions?limit=%d&offset=%zu%s%s", LIST_PAGE, offset,
 		    state != NULL ? "&state=" : "", state != NULL ? state :

@@ -9,7 +9,10 @@
 # for a wrong password, 5 for a closed port, 9 for an unknown session, 10
 # for a session not finished; every --json output is one JSON document.
 # Last, a mock server checks what no server is trusted with: the local
-# name, the download's length, the size of a JSON answer, redirects.
+# name, the download's length, the size of a JSON answer, redirects, the
+# range it sends back, counters near 2^63, control characters in names
+# and error messages, endless headers and list pages; and that Ctrl-C
+# ends a watch stuck in a request to a stalled server.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_http.sh"
 
@@ -238,6 +241,15 @@ check_eq "fetch onto a symlinked .part: the target is untouched" \
     precious "$(cat "$T/target")"
 check "fetch onto a symlinked .part: no file" [ ! -e "$T/link" ]
 
+# Nor one that is a hard link: writing it would change the other file.
+echo precious >"$T/target2"
+ln "$T/target2" "$T/hard.part"
+pf fetch "$sid" -o "$T/hard"
+check_eq "fetch onto a hard-linked .part: exit 7" 7 "$RC"
+check "fetch onto a hard-linked .part: the other file is untouched" \
+    cmp -s "$T/target2" <(echo precious)
+check "fetch onto a hard-linked .part: no file" [ ! -e "$T/hard" ]
+
 # --- Unknown sessions, wrong passwords.
 for c in status fetch cancel; do
 	if [ "$c" = fetch ]; then
@@ -372,7 +384,7 @@ mkfile "$T/m.data" 200000
 m_digest=$("$PARAFLOW" digest --chunk-size 64K "$T/m.data" | cut -d' ' -f1)
 M_DATA=$T/m.data M_DIGEST=$m_digest M_LOG=$T/m.log M_PORT=$T/m.port \
     python3 - <<'PY' 2>"$T/m.err" &
-import http.server, json, os
+import http.server, json, os, time
 data = open(os.environ["M_DATA"], "rb").read()
 SID = "11111111-2222-4333-8444-555555555555"
 class H(http.server.BaseHTTPRequestHandler):
@@ -392,7 +404,50 @@ class H(http.server.BaseHTTPRequestHandler):
                 else "no"))
         mode, _, rest = self.path[1:].partition("/")
         port = self.server.server_address[1]
-        if mode == "ftp":
+        if mode == "slow":
+            time.sleep(30)
+            self.send(200, b"{}")
+        elif mode == "nogw":
+            self.send(404, b"<html>no</html>", "text/html")
+        elif mode == "ctl":
+            # Controls in the message, and a cut in the middle of a
+            # character at 160 bytes.
+            self.send(500, json.dumps({"error": {"code": "internal",
+                "message": "\x1b]0;owned\x07\x9b31m" + "a" * 144 +
+                "\u00e9" * 20}}).encode())
+        elif mode == "garbage":
+            self.send(200, b"\x1b[2J\x1b]0;owned\x07")
+        elif mode == "hdrs":
+            self.send_response(200)
+            for i in range(4000):
+                self.send_header("X-Filler-%d" % i, "f" * 80)
+            self.end_headers()
+            self.wfile.write(b"{}")
+        elif mode == "fat":
+            # One session a page, each 4 MiB, with no end in sight.
+            self.send(200, json.dumps({"sessions": [{"id": SID,
+                "name": "n" * (4 << 20)}], "total": 10 ** 12,
+                "next": "/more"}).encode())
+        elif mode == "huge":
+            big = {"id": SID, "state": "receiving", "size": 2 ** 62,
+                "chunk_size": 4194304, "chunks_total": 2 ** 62 + 1,
+                "chunks_acked": 2 ** 62, "rate_bps": 1e300,
+                "name": "evil\u202etxt.exe\u009b2J"}
+            if rest.startswith("api/v1/stats"):
+                self.send(200, json.dumps({"version": "x\u009b2J",
+                    "sessions": {"receiving": 1},
+                    "rate_bps": 1e300}).encode())
+            elif rest.startswith("api/v1/sessions/"):
+                self.send(200, json.dumps(big).encode())
+            else:
+                self.send(200, json.dumps({"sessions": [big],
+                    "total": 1, "next": None}).encode())
+        elif mode == "splice" and rest.endswith("/file"):
+            # Asked for the rest of a .part, sends another range.
+            self.send(206, data, "application/octet-stream",
+                [("Content-Range", "bytes 0-%d/%d" % (len(data) - 1,
+                  len(data)))])
+        elif mode == "ftp":
             self.send(302, b"", extra=[("Location",
                 "ftp://127.0.0.1:%d/x" % port)])
         elif mode == "away":
@@ -446,5 +501,118 @@ check "mock: the password went to the host named" \
     grep -q "^127.0.0.1:$mport /away/.* auth=yes" "$T/m.log"
 check "mock: the password did not go to the other host" \
     grep -q "^localhost:$mport /ok/.* auth=no" "$T/m.log"
+
+# A .part the server will not resume (it ignores Range): the whole file
+# comes again, and nothing of the .part is kept.
+head -c 1000 "$T/m.data" >"$T/m.norange.part"
+run "$PARAFLOW" fetch "$MSID" --http "$M/ok" -o "$T/m.norange" --json
+check_eq "mock: a server ignoring Range: exit 0" 0 "$RC"
+check_eq "mock: a server ignoring Range: the whole file came" 200000 \
+    "$(json_get bytes <"$T/out")"
+check_eq "mock: a server ignoring Range: resumed_bytes 0" 0 \
+    "$(json_get resumed_bytes <"$T/out")"
+check_eq "mock: a server ignoring Range: the file is the source" \
+    "$(sha "$T/m.data")" "$(sha "$T/m.norange" 2>/dev/null)"
+# Asked for bytes 1000-, it sends 0-: not spliced after the .part.
+head -c 1000 "$T/m.data" >"$T/m.splice.part"
+run "$PARAFLOW" fetch "$MSID" --http "$M/splice" -o "$T/m.splice"
+check_eq "mock: another range than asked: exit 8" 8 "$RC"
+check "mock: another range than asked: no file" [ ! -e "$T/m.splice" ]
+check_eq "mock: another range than asked: the .part is untouched" 1000 \
+    "$(stat -c %s "$T/m.splice.part")"
+
+# Numbers near 2^63 in a session: no overflow (UBSan stops the program),
+# and a percentage that is one.
+run "$PARAFLOW" status "$MSID" --http "$M/huge"
+check_eq "mock: huge counters: status ID exits 0" 0 "$RC"
+check "mock: huge counters: 99% received" grep -q '^state  *receiving, 99%' \
+    "$T/out"
+check "mock: huge counters: no runtime error" lacks 'runtime error' "$T/err"
+run "$PARAFLOW" status --http "$M/huge"
+check_eq "mock: huge counters: the summary exits 0" 0 "$RC"
+check "mock: huge counters: the summary shows 99%" grep -q ' 99%  ' "$T/out"
+run "$PARAFLOW" status --http "$M/huge" --json
+check_eq "mock: huge counters: status --json exits 0" 0 "$RC"
+check "mock: huge counters: status --json is one JSON document" \
+    valid_json <"$T/out"
+
+# Server text drives no terminal: C0, C1 and bidi controls are escaped in
+# the tables, and --json is plain ASCII.
+run "$PARAFLOW" list --http "$M/huge"
+check "mock: list: no C0 or C1 control reaches the terminal" \
+    lacks $'\033\|\xc2\x9b' "$T/out"
+check "mock: list: the bidi override is escaped" \
+    grep -qF 'evil\xe2\x80\xaetxt' "$T/out"
+check "mock: list: the C1 CSI is escaped" grep -qF '\xc2\x9b2J' "$T/out"
+run "$PARAFLOW" list --http "$M/huge" --json
+check "mock: list --json: one JSON document" valid_json <"$T/out"
+check "mock: list --json: ASCII only" env LC_ALL=C grep -qv $'[\x80-\xff]' \
+    "$T/out"
+check_eq "mock: list --json: the name as the server gave it" \
+    "$(printf 'evil\u202etxt.exe\u009b2J')" "$(json_get sessions.0.name \
+    <"$T/out")"
+run "$PARAFLOW" status "$MSID" --http "$M/huge"
+check "mock: status ID: no control reaches the terminal" \
+    lacks $'\033\|\xc2\x9b\|\xe2\x80\xae' "$T/out"
+
+# An error message with controls, cut in the middle of a character: one
+# clean line, and with --json still one JSON document.
+run "$PARAFLOW" list --http "$M/ctl"
+check_eq "mock: a 500 with controls in its message: exit 8" 8 "$RC"
+check "mock: a 500 with controls in its message: none on stderr" \
+    lacks $'\033\|\a\|\xc2\x9b' "$T/err"
+run "$PARAFLOW" list --http "$M/ctl" --json
+expect_json_error "mock: a 500 with a message cut mid-character, --json" 8 \
+    internal
+run "$PARAFLOW" list --http "$M/garbage"
+check_eq "mock: an answer that is no JSON: exit 8" 8 "$RC"
+check "mock: an answer that is no JSON: no control on stderr" \
+    lacks $'\033\|\a' "$T/err"
+
+# A --state list too long for a request is refused, not cut short into
+# another request.
+states=$(printf 'receiving,%.0s' $(seq 60))complete
+run "$PARAFLOW" list --http "$M/ok" --state "$states"
+check_eq "mock: list --state too long for a request: exit 2" 2 "$RC"
+check "mock: list --state too long: nothing asked" \
+    lacks "/ok/api/v1/sessions?limit=500&offset=0&state=receiving,receiving" \
+    "$T/m.log"
+
+# 404 from what is not a gateway is no "no such session" (9).
+run "$PARAFLOW" list --http "$M/nogw"
+check_eq "mock: list from a URL that is no gateway: exit 1" 1 "$RC"
+run "$PARAFLOW" status "$MSID" --http "$M/nogw"
+check_eq "mock: status ID from a URL that is no gateway: exit 9" 9 "$RC"
+
+# What a server sends is bounded: headers without end, and list pages
+# of fat sessions without end.
+run "$PARAFLOW" list --http "$M/hdrs"
+check_eq "mock: 300 KiB of headers: exit 8" 8 "$RC"
+check "mock: 300 KiB of headers: says so" grep -q 'headers' "$T/err"
+run "$PARAFLOW" list --http "$M/fat" --json
+expect_json_error "mock: a session list of 4 MiB sessions without end" 8 \
+    protocol
+check "mock: a session list without end: stopped at 64 MiB" \
+    [ "$(grep -c ' /fat/api/v1/sessions' "$T/m.log")" -le 20 ]
+
+# Ctrl-C stops a watch at once, even in a request to a stalled server.
+"$PARAFLOW" status "$MSID" --watch 1 --http "$M/slow" --timeout 60 \
+    >"$T/slow.out" 2>"$T/slow.err" &
+wpid=$!
+PIDS+=("$wpid")
+sleep 1
+t0=$(date +%s)
+kill -INT "$wpid"
+wrc=0
+for ((i = 0; i < 100; i++)); do
+	kill -0 "$wpid" 2>/dev/null || break
+	sleep 0.1
+done
+wait "$wpid" || wrc=$?
+check "mock: SIGINT ends a watch stuck in a request within 3 s" \
+    [ $(($(date +%s) - t0)) -le 3 ]
+check_eq "mock: SIGINT ends a watch: exit 0" 0 "$wrc"
+check "mock: SIGINT ends a watch: no error shown" lacks 'paraflow:' \
+    "$T/slow.err"
 
 done_testing
