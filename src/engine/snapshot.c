@@ -277,34 +277,42 @@ engine_sessions(struct engine *e, struct engine_session_info **out,
     size_t *n)
 {
 	struct collect c = { .v = NULL };
-	struct engine_session_info *v;
+	struct engine_session_info *v = NULL;
+	size_t live, ended;
 
 	session_foreach(e->sessions, collect_one, &c);
-	pthread_mutex_lock(&e->history.lock);
-	if (!c.failed && (v = realloc(c.v, (c.n + e->history.n + 1) *
-	    sizeof(*v))) != NULL) {
-		size_t live = c.n;
-
-		c.v = v;
-		/* A session being retired is in both for a moment. */
-		for (size_t i = 0; i < e->history.n; i++) {
-			size_t j;
-
-			for (j = 0; j < live; j++)
-				if (strcmp(v[j].id,
-				    e->history.v[i].info.id) == 0)
-					break;
-			if (j == live)
-				c.v[c.n++] = e->history.v[i].info;
-		}
-	} else
-		c.failed = true;
-	pthread_mutex_unlock(&e->history.lock);
 	if (c.failed) {
 		free(c.v);
 		return PF_ENOMEM;
 	}
-	*out = c.v;
+	live = c.n;
+	/* Only a copy under the lock: engine_retire waits for it. */
+	pthread_mutex_lock(&e->history.lock);
+	ended = e->history.n;
+	if ((v = realloc(c.v, (live + ended + 1) * sizeof(*v))) != NULL) {
+		c.v = v;
+		for (size_t i = 0; i < ended; i++)
+			v[live + i] = e->history.v[i].info;
+	}
+	pthread_mutex_unlock(&e->history.lock);
+	if (v == NULL) {
+		free(c.v);
+		return PF_ENOMEM;
+	}
+	/*
+	 * A session being retired is in both for a moment: the live copy
+	 * stays. This is live x finished comparisons, hence after the lock.
+	 */
+	for (size_t i = 0; i < ended; i++) {
+		size_t j;
+
+		for (j = 0; j < live; j++)
+			if (strcmp(v[j].id, v[live + i].id) == 0)
+				break;
+		if (j == live)
+			v[c.n++] = v[live + i];
+	}
+	*out = v;
 	*n = c.n;
 	return PF_OK;
 }
@@ -413,26 +421,11 @@ engine_observe_chunk(struct engine *e, uint64_t us)
 	atomic_fetch_add(&e->hist[i], 1);
 }
 
-/* Deletes finished session id (locked history entry r) from storage. */
-static enum pf_status
-delete_finished(struct engine *e, struct engine_retired *r)
-{
-	enum pf_status rc = PF_OK;
-
-	if (r->info.state == ENGINE_COMPLETE &&
-	    (rc = storage_final_remove(e->storage, r->info.id,
-	    r->info.name)) != PF_OK)
-		return rc;
-	log_info("session %s (\"%s\") deleted", r->info.id, r->info.name);
-	history_drop(&e->history, r);
-	return PF_OK;
-}
-
 enum pf_status
 engine_remove_session(struct engine *e, const char *id, const char *user,
     bool *cancelled)
 {
-	struct engine_retired *r;
+	struct engine_retired *r, gone = { .map = NULL };
 	struct session *s;
 	enum pf_status rc = PF_ENOSESSION;
 
@@ -452,12 +445,34 @@ engine_remove_session(struct engine *e, const char *id, const char *user,
 		session_unref(s);
 		return rc;
 	}
+	/*
+	 * The entry leaves the history first and the file goes after, outside
+	 * the lock: engine_retire (a transfer ending) waits for that lock and
+	 * must not wait for unlinks and an fsync besides. Meanwhile the
+	 * session is simply not there any more.
+	 */
 	pthread_mutex_lock(&e->history.lock);
 	if ((r = history_find(&e->history, id)) != NULL &&
-	    (user == NULL || strcmp(r->info.user, user) == 0))
-		rc = delete_finished(e, r);
+	    (user == NULL || strcmp(r->info.user, user) == 0)) {
+		gone.info = r->info;
+		history_drop(&e->history, r);
+		rc = PF_OK;
+	}
 	pthread_mutex_unlock(&e->history.lock);
-	return rc;
+	if (rc != PF_OK)
+		return rc;
+	if (gone.info.state == ENGINE_COMPLETE && (rc = storage_final_remove(
+	    e->storage, gone.info.id, gone.info.name)) != PF_OK) {
+		/* Still (partly) stored: list it again. */
+		pthread_mutex_lock(&e->history.lock);
+		if (history_add(&e->history, &gone) != PF_OK)
+			log_warn("%s: session %s could not be listed again",
+			    __func__, gone.info.id);
+		pthread_mutex_unlock(&e->history.lock);
+		return rc;
+	}
+	log_info("session %s (\"%s\") deleted", gone.info.id, gone.info.name);
+	return PF_OK;
 }
 
 enum pf_status
@@ -465,19 +480,24 @@ engine_open_file(struct engine *e, const char *id, const char *user,
     int *fd, struct engine_session_info *info)
 {
 	struct engine_retired *r;
-	enum pf_status rc = PF_ENOSESSION;
+	bool listed = false;
 
 	*fd = -1;
 	pthread_mutex_lock(&e->history.lock);
 	if ((r = history_find(&e->history, id)) != NULL &&
 	    (user == NULL || strcmp(r->info.user, user) == 0)) {
 		*info = r->info;
-		rc = r->info.state == ENGINE_COMPLETE ? storage_final_open(
-		    e->storage, id, r->info.name, fd) : PF_EBUSY;
+		listed = true;
 	}
 	pthread_mutex_unlock(&e->history.lock);
-	if (rc != PF_ENOSESSION)
-		return rc;
+	/*
+	 * Opened outside the lock, which transfers take to retire sessions.
+	 * A file deleted meanwhile (or missing from storage) is PF_ENOSESSION:
+	 * a 404, not a "not complete".
+	 */
+	if (listed)
+		return info->state == ENGINE_COMPLETE ? storage_final_open(
+		    e->storage, id, info->name, fd) : PF_EBUSY;
 	/* Not finished (yet): the caller tells 404 from 409 by this. */
 	if (engine_session(e, id, info) == PF_OK &&
 	    (user == NULL || strcmp(info->user, user) == 0))

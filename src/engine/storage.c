@@ -45,6 +45,7 @@ struct storage {
 	enum storage_sync	 sync;
 	bool			 verify;	/* rebooted: check journals */
 	char			 boot_id[64];
+	_Atomic unsigned long	 probes;	/* names of storage_writable */
 };
 
 /* A record waiting for the next journal sync, and who waits for it. */
@@ -997,9 +998,17 @@ storage_final_remove(struct storage *s, const char *id, const char *name)
 bool
 storage_writable(struct storage *s)
 {
-	static const char probe[] = ".probe";
+	/*
+	 * A name of its own for each probe: readiness checks run on several
+	 * gateway threads at once, and with one shared name one check would
+	 * remove the file of another, which then finds it gone and reports
+	 * storage unwritable.
+	 */
+	char probe[48];
 	int fd;
 
+	snprintf(probe, sizeof(probe), ".probe.%lu",
+	    atomic_fetch_add(&s->probes, 1));
 	if ((fd = open_beneath(s->stagingfd, probe, O_WRONLY | O_CREAT |
 	    O_TRUNC, 0600)) == -1)
 		return false;

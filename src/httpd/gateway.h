@@ -143,7 +143,10 @@ bool gw_link_valid(const struct httpd *h, const char *id, const char *token);
 /* True if who may see a session of user. */
 bool gw_may_see(const struct gw_caller *who, const char *user);
 
-/* Session JSON, as docs/api.md shows it. */
+/*
+ * Session and stats JSON, as docs/api.md shows them: new references, NULL
+ * on ENOMEM. gw_stats_json takes h->lock: not with it held.
+ */
 json_t *gw_session_json(const struct engine_session_info *s, double rate);
 json_t *gw_stats_json(struct httpd *h, const struct gw_caller *who);
 /* The same from a snapshot; throughput oldest first. h->lock not needed. */
@@ -166,14 +169,21 @@ enum MHD_Result gw_events(struct httpd *h, struct MHD_Connection *c,
 enum MHD_Result gw_static(struct httpd *h, struct MHD_Connection *c,
     const char *method, const char *url);
 
-/* The monitor thread: rates, throughput and the event stream. */
+/*
+ * The monitor thread: rates, throughput and the event stream. Start and
+ * stop from the thread that starts and stops the gateway.
+ */
 enum pf_status gw_monitor_start(struct httpd *h);
 void gw_monitor_stop(struct httpd *h);
 /* Current rate of session id (h->lock not held), 0 if unknown. */
 double gw_rate_of(struct httpd *h, const char *id);
-/* Ends every event stream, so the daemon can stop. */
+/*
+ * Ends every event stream, so the daemon can stop: resumes each suspended
+ * one (MHD must not stop with one) and no stream suspends after. Call
+ * after gw_monitor_stop, before MHD_stop_daemon.
+ */
 void gw_events_close(struct httpd *h);
-/* Cuts connections over the whole-request deadline. */
+/* Cuts connections over the whole-request deadline. Monitor thread. */
 void gw_enforce_deadlines(struct httpd *h);
 
 #endif

@@ -73,7 +73,13 @@ json_response(json_t *body)
 enum MHD_Result
 gw_json(struct MHD_Connection *c, unsigned status, json_t *body)
 {
-	return gw_queue(c, status, json_response(body));
+	struct MHD_Response *r = json_response(body);
+
+	/* No body (out of memory, or a string jansson refused): a 500. */
+	if (r == NULL)
+		return gw_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+		    "cannot build the answer");
+	return gw_queue(c, status, r);
 }
 
 enum MHD_Result
@@ -214,17 +220,27 @@ notify_connection(void *cls, struct MHD_Connection *c, void **ctx,
 void
 gw_enforce_deadlines(struct httpd *h)
 {
-	uint64_t now = pf_now_ms(), limit = 3000ull * h->cfg.timeout_s;
+	uint64_t now, limit = 3000ull * h->cfg.timeout_s;
 
 	pthread_mutex_lock(&h->conns_lock);
+	/*
+	 * Read the clock under the lock: a connection that started (or a
+	 * request that ended) while this waited for it has since_ms past a
+	 * clock read before, and the unsigned difference would wrap and cut
+	 * it at once.
+	 */
+	now = pf_now_ms();
 	for (struct gw_conn *gc = h->conns; gc != NULL; gc = gc->next) {
 		if (gc->fd == -1 || atomic_load(&gc->responding) ||
-		    now - gc->since_ms < limit)
+		    gc->since_ms > now || now - gc->since_ms < limit)
 			continue;
 		/*
 		 * MHD's own timeout restarts with every byte, so a client
 		 * trickling its request would hold the slot for ever. The
 		 * event loop sees the shutdown and closes the connection.
+		 * gc->fd is still this connection's socket: MHD tells
+		 * NOTIFY_CLOSED (which unlinks gc under conns_lock) before it
+		 * closes the socket, so the number cannot have been reused.
 		 */
 		log_info("http: request not complete after %llu s; closing",
 		    (unsigned long long)limit / 1000);
@@ -543,7 +559,6 @@ access_handler(void *cls, struct MHD_Connection *c, const char *url,
 {
 	struct httpd *h = cls;
 	struct gw_request *rq = *ctx;
-
 	const char *length;
 
 	(void)version;

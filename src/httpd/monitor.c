@@ -68,7 +68,16 @@ sub_push(struct gw_subscriber *s, const char *text, size_t n)
 		s->overflow = true;
 		return;
 	}
-	if (s->off > 0 && s->off == s->len)
+	/*
+	 * Drop what was sent before growing: a reader that keeps up but never
+	 * quite catches up would otherwise grow the buffer for ever, however
+	 * little it lags.
+	 */
+	if (s->off > 0 && s->len + n > s->cap) {
+		memmove(s->buf, s->buf + s->off, s->len - s->off);
+		s->len -= s->off;
+		s->off = 0;
+	} else if (s->off > 0 && s->off == s->len)
 		s->off = s->len = 0;
 	if (s->len + n > s->cap) {
 		size_t cap = (s->len + n) * 2;
@@ -159,8 +168,9 @@ update_sessions(struct httpd *h, const struct engine_session_info *v,
 {
 	struct gw_rate *nr = calloc(n ? n : 1, sizeof(*nr));
 	const char **events = calloc(n ? n : 1, sizeof(*events));
+	bool *created = calloc(n ? n : 1, sizeof(*created));
 
-	if (nr == NULL || events == NULL)
+	if (nr == NULL || events == NULL || created == NULL)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		const struct engine_session_info *s = &v[i];
@@ -172,13 +182,18 @@ update_sessions(struct httpd *h, const struct engine_session_info *v,
 		else {
 			snprintf(r->id, sizeof(r->id), "%s", s->id);
 			snprintf(r->user, sizeof(r->user), "%s", s->user);
-			r->state = (int)s->state;
+			r->state = (int)ENGINE_RECEIVING;
 			r->acked = s->chunks_acked;
-			events[i] = first ? NULL : "created";
+			created[i] = !first;
 		}
 		rate_sample(r, s->bytes_received, now,
 		    s->state == ENGINE_RECEIVING);
-		if (old != NULL && r->state != (int)s->state &&
+		/*
+		 * A session that began and ended between two samples is new
+		 * and finished at once: it gets both events, so that a client
+		 * waiting for "completed" is not left waiting.
+		 */
+		if ((old != NULL || created[i]) && r->state != (int)s->state &&
 		    s->state >= ENGINE_COMPLETE)
 			events[i] = end_event(s->state);
 		else if (old != NULL && (r->acked != s->chunks_acked ||
@@ -187,10 +202,14 @@ update_sessions(struct httpd *h, const struct engine_session_info *v,
 		r->state = (int)s->state;
 		r->acked = s->chunks_acked;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (created[i])
+			publish(h, "created", v[i].user, gw_session_json(&v[i],
+			    nr[i].bps));
 		if (events[i] != NULL)
 			publish(h, events[i], v[i].user, gw_session_json(&v[i],
 			    nr[i].bps));
+	}
 	qsort(nr, n, sizeof(*nr), by_id);
 	for (size_t i = 0; i < h->nrates && !first; i++)
 		if (rate_find(nr, n, h->rates[i].id) == NULL)
@@ -203,6 +222,7 @@ update_sessions(struct httpd *h, const struct engine_session_info *v,
 out:
 	free(nr);
 	free(events);
+	free(created);
 }
 
 /* Once a second: throughput, the stats event, the heartbeat. */

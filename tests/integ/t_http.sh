@@ -8,7 +8,8 @@
 # 405 with Allow, 400, 409, 413), DELETE of a session that is receiving
 # (its client gets the cancelled error, its staging area goes) and of a
 # finished one (its file goes, then 404), and /readyz failing on a
-# read-only storage directory (in a mount namespace when run as root).
+# read-only storage directory (in a mount namespace when run as root), and
+# not failing when probed from many clients at once.
 # Downloads are in t_http_files.sh; events, metrics, deadlines and load in
 # t_http_live.sh.
 if [ "$(id -u)" -eq 0 ] && [ -z "${PF_NS:-}" ] &&
@@ -51,6 +52,35 @@ expect_status "GET /metrics without credentials" 200 -
 check "/metrics: Content-Type text/plain; version=0.0.4 ($(hdr \
     Content-Type))" grep -q '^text/plain; *version=0\.0\.4' \
     <<<"$(hdr Content-Type)"
+
+# Probes at once, on both of the gateway's threads (4 keep-alive clients):
+# each probe file is its own, so one probe never removes another's and
+# reports the storage unwritable.
+"$PY" - "$HTTP_PORT" >"$T/ready.codes" <<'PY'
+import collections, http.client, sys, threading
+port, codes, lock = int(sys.argv[1]), collections.Counter(), threading.Lock()
+def probe():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    for _ in range(500):
+        try:
+            c.request("GET", "/readyz")
+            r = c.getresponse()
+            r.read()
+            status = r.status
+        except OSError:
+            status = 0
+            c.close()
+        with lock:
+            codes[status] += 1
+threads = [threading.Thread(target=probe) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(" ".join("%d:%d" % kv for kv in sorted(codes.items())))
+PY
+check_eq "2000 /readyz, 4 clients at once: all 200" "200:2000" \
+    "$(cat "$T/ready.codes")"
 
 # --- Everything else needs a user --------------------------------------------
 

@@ -9,7 +9,8 @@
 # parallel downloads, Content-Disposition for hostile names (a quote, a
 # semicolon, a percent sign, non-ASCII, and newlines, which the server
 # turns into '_'), download links (no login, that file only, expiry and
-# MAC checked), and 404 once the session is deleted.
+# MAC checked), and 404 once the session is deleted or its file is gone
+# from storage.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_http.sh"
 need_api_tools
@@ -318,6 +319,15 @@ check_eq "the file is gone from storage" 0 \
     "$(find "$STORAGE/$sid" 2>/dev/null | wc -l)"
 req "$link"
 expect_error "the link after DELETE" 404 not_found
+
+# A complete session whose file left storage behind the server's back is
+# not there (404), not "not complete" (409).
+mkfile "$T/gone" 1000
+gsid=$(json_field "$(upload_as alice --file "$T/gone" --name gone.bin \
+    --json)" session)
+rm -f "$(stored_file "$gsid" gone.bin)"
+req "${ALICE[@]}" "/api/v1/sessions/$gsid/file"
+expect_error "GET file removed from storage under the server" 404 not_found
 
 stop_server
 done_testing

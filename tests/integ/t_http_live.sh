@@ -2,13 +2,16 @@
 # SPDX-License-Identifier: MIT
 # The HTTP gateway while uploads run: the event stream (created, progress,
 # completed, deleted and stats events for the user's own sessions only,
+# completed ones even for uploads too short to be seen receiving,
 # each checked against docs/openapi.yaml, and the ": heartbeat" comment),
 # /metrics (promtool check metrics, and the counters moving with an
 # upload and a failed login), the limits (the whole-request deadline cuts
 # a client that trickles its headers, an idle connection is closed, but a
 # slow download and the event stream are not cut; a client over
-# --http-max-per-ip gets 503 busy), and 200 concurrent status requests
-# while a 512 MiB upload runs: all answered, the file intact.
+# --http-max-per-ip gets 503 busy), SIGTERM with event streams and a
+# download open (a prompt, clean stop that ends them), and 200 concurrent
+# status requests while a 512 MiB upload runs: all answered, the file
+# intact.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_http.sh"
 need_api_tools
@@ -224,6 +227,31 @@ check "bob's stream: stats events all the same" \
 check "bob's stream: a heartbeat all the same" \
     grep -qx ': heartbeat' "$T/bb.comments"
 
+# Uploads too short to be seen receiving (they begin and end between two
+# samples) get their completed event all the same, after the created one.
+curl -sS -N --max-time 60 "${ALICE[@]}" "$HTTP_URL/api/v1/events" \
+    >"$T/ev.fast" 2>/dev/null &
+ev_fast=$!
+PIDS+=("$ev_fast")
+sleep 1
+mkfile "$T/tiny" 1000
+fast=()
+for i in 1 2 3 4 5; do
+	fast+=("$(json_field "$(upload_as alice --file "$T/tiny" \
+	    --name "tiny$i.bin" --json)" session)")
+done
+# The monitor samples 4 times a second: 2 s is time enough.
+sleep 2
+kill "$ev_fast" 2>/dev/null
+wait "$ev_fast"
+sse_parse "$T/ev.fast" "$T/f"
+got=0
+for f in "${fast[@]}"; do
+	[ "$(awk -F'\t' -v s="$f" '$2 == s { print $1 }' "$T/f.events" |
+	    tr '\n' ' ')" = "created completed " ] && got=$((got + 1))
+done
+check_eq "5 short uploads: each a created then a completed event" 5 "$got"
+
 # A DELETE shows as a deleted event.
 curl -sS -N --max-time 3 "${ALICE[@]}" "$HTTP_URL/api/v1/events" \
     >"$T/ev.del" 2>/dev/null &
@@ -342,6 +370,59 @@ wait "$hold_pid"
 req /healthz
 check_eq "once they are closed: 200" 200 "$CODE"
 stop_server
+
+# --- SIGTERM with event streams and a download in flight --------------------
+#
+# The streams are suspended between events; libmicrohttpd must not be
+# stopped with a suspended connection (it aborts), so the gateway ends
+# them first. The server stops at once and cleanly, and the streams end
+# rather than hang until curl gives up.
+
+start_gw --users "$U"
+mkfile "$T/big" $((64 * MIB))
+bsid=$(json_field "$(upload_as alice --file "$T/big" --name big.bin \
+    --json)" session)
+ev_pids=()
+for i in 1 2 3 4 5 6 7 8; do
+	curl -sS -N --max-time 30 "${ALICE[@]}" "$HTTP_URL/api/v1/events" \
+	    >"$T/ev.term.$i" 2>/dev/null &
+	ev_pids+=("$!")
+	PIDS+=("$!")
+done
+curl -sS --max-time 30 --limit-rate 1M "${ALICE[@]}" -o "$T/big.part" \
+    "$HTTP_URL/api/v1/sessions/$bsid/file" 2>/dev/null &
+dl_pid=$!
+PIDS+=("$dl_pid")
+# shellcheck disable=SC2317 # called through wait_for
+streams_connected() {
+	[ "$(grep -lx ': connected' "$T"/ev.term.* 2>/dev/null | wc -l)" \
+	    -eq 8 ]
+}
+check "8 event streams connected" wait_for 10 streams_connected
+# Between two stats events: the streams wait suspended.
+sleep 1.5
+log_at=$(($(wc -l <"$T/server.log") + 1))
+SECONDS=0
+kill -TERM "$SERVER_PID"
+rc=0
+wait "$SERVER_PID" || rc=$?
+stop_s=$SECONDS
+check_eq "SIGTERM with 8 event streams and a download: exit 0" 0 "$rc"
+check "... within 5 s (${stop_s}s)" [ "$stop_s" -le 5 ]
+check "... and libmicrohttpd did not complain of suspended connections" \
+    [ "$(tail -n +"$log_at" "$T/server.log" | grep -ci suspended)" = 0 ]
+ended=0
+for p in "${ev_pids[@]}"; do
+	rc=0
+	wait "$p" || rc=$?
+	[ "$rc" != 28 ] && ended=$((ended + 1))
+done
+check_eq "the 8 event streams ended with the server, not by curl's timeout" \
+    8 "$ended"
+rc=0
+wait "$dl_pid" || rc=$?
+check "the download was cut, not left hanging (curl exit $rc)" \
+    [ "$rc" != 28 ]
 
 # --- Load: 200 status requests at once while 512 MiB arrive ---------------
 #
