@@ -17,13 +17,9 @@
 #include <pthread.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#ifdef HAVE_LINUX_OPENAT2_H
-#include <linux/openat2.h>
-#endif
-
+#include "fsutil.h"
 #include "log.h"
 #include "proto.h"
 #include "storage.h"
@@ -72,33 +68,10 @@ struct staging {
 	_Atomic int		 broken;	/* a sync failed: pf_status */
 };
 
-/*
- * Opens name (one component) beneath dirfd, refusing symlinks anywhere;
- * openat2(RESOLVE_BENEATH) where the kernel has it, openat otherwise.
- */
-static int
-open_beneath(int dirfd, const char *name, int flags, mode_t mode)
-{
-	int fd;
-
-#if defined(HAVE_LINUX_OPENAT2_H) && defined(SYS_openat2)
-	struct open_how how = { .flags = (uint64_t)(flags | O_NOFOLLOW |
-	    O_CLOEXEC), .mode = (flags & O_CREAT) ? mode : 0,
-	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-	    RESOLVE_NO_MAGICLINKS };
-
-	fd = (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
-	if (fd != -1 || (errno != ENOSYS && errno != EPERM))
-		return fd;
-#endif
-	fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, mode);
-	return fd;
-}
-
 static int
 open_dir(int dirfd, const char *name)
 {
-	return open_beneath(dirfd, name, O_RDONLY | O_DIRECTORY, 0);
+	return pf_open_beneath(dirfd, name, O_RDONLY | O_DIRECTORY, 0);
 }
 
 /* mkdir -p for the root path only; everything below uses handles. */
@@ -131,7 +104,7 @@ read_line(int dirfd, const char *name, char *buf, size_t cap)
 	ssize_t n;
 	int fd;
 
-	if ((fd = open_beneath(dirfd, name, O_RDONLY, 0)) == -1)
+	if ((fd = pf_open_beneath(dirfd, name, O_RDONLY, 0)) == -1)
 		return false;
 	n = read(fd, buf, cap - 1);
 	close(fd);
@@ -174,7 +147,7 @@ save_boot(struct storage *s)
 
 	if (s->boot_id[0] == '\0')
 		return;
-	fd = open_beneath(s->stagingfd, BOOT_NAME ".tmp",
+	fd = pf_open_beneath(s->stagingfd, BOOT_NAME ".tmp",
 	    O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd == -1)
 		return;
@@ -305,7 +278,7 @@ write_json(int dirfd, const char *name, const json_t *json)
 		free(text);
 		return PF_ETOOLARGE;
 	}
-	fd = open_beneath(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	fd = pf_open_beneath(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd == -1)
 		goto fail;
 	errno = ENOSPC;	/* what a short write means */
@@ -349,9 +322,9 @@ storage_staging_create(struct storage *s, const char *id, uint64_t size,
 		    strerror(errno));
 		goto out;
 	}
-	st->fd = open_beneath(st->dirfd, DATA_NAME, O_RDWR | O_CREAT | O_EXCL,
+	st->fd = pf_open_beneath(st->dirfd, DATA_NAME, O_RDWR | O_CREAT | O_EXCL,
 	    0600);
-	st->jfd = open_beneath(st->dirfd, JOURNAL_NAME,
+	st->jfd = pf_open_beneath(st->dirfd, JOURNAL_NAME,
 	    O_RDWR | O_CREAT | O_EXCL, 0600);
 	if (st->fd == -1 || st->jfd == -1) {
 		rc = pf_status_from_errno(errno);
@@ -666,7 +639,7 @@ read_json(int dirfd, const char *name, enum pf_status *rc)
 	json_t *j = NULL;
 	int fd;
 
-	if ((fd = open_beneath(dirfd, name, O_RDONLY, 0)) == -1) {
+	if ((fd = pf_open_beneath(dirfd, name, O_RDONLY, 0)) == -1) {
 		*rc = errno == ENOENT ? PF_EBADFRAME : PF_EIO;
 		return NULL;
 	}
@@ -796,9 +769,9 @@ recover_one(struct storage *s, const char *id, struct storage_recovered *r,
 		    PF_EIO;
 	if ((r->meta = read_json(st->dirfd, SESSION_NAME, &rc)) == NULL)
 		return rc;
-	st->fd = open_beneath(st->dirfd, DATA_NAME, O_RDWR, 0);
+	st->fd = pf_open_beneath(st->dirfd, DATA_NAME, O_RDWR, 0);
 	if (st->fd != -1)
-		st->jfd = open_beneath(st->dirfd, JOURNAL_NAME, O_RDWR, 0);
+		st->jfd = pf_open_beneath(st->dirfd, JOURNAL_NAME, O_RDWR, 0);
 	if (st->fd == -1 || st->jfd == -1 || fstat(st->jfd, &sb) == -1)
 		return errno == ENOENT ? PF_EBADFRAME : PF_EIO;
 	r->last_active = sb.st_mtime;
@@ -963,7 +936,7 @@ storage_final_open(struct storage *s, const char *id, const char *name,
 
 	*fd = -1;
 	if ((dirfd = open_dir(s->rootfd, id)) == -1 ||
-	    (*fd = open_beneath(dirfd, name, O_RDONLY, 0)) == -1) {
+	    (*fd = pf_open_beneath(dirfd, name, O_RDONLY, 0)) == -1) {
 		rc = errno == ENOENT ? PF_ENOSESSION :
 		    pf_status_from_errno(errno);
 		if (rc != PF_ENOSESSION)
@@ -1009,7 +982,7 @@ storage_writable(struct storage *s)
 
 	snprintf(probe, sizeof(probe), ".probe.%lu",
 	    atomic_fetch_add(&s->probes, 1));
-	if ((fd = open_beneath(s->stagingfd, probe, O_WRONLY | O_CREAT |
+	if ((fd = pf_open_beneath(s->stagingfd, probe, O_WRONLY | O_CREAT |
 	    O_TRUNC, 0600)) == -1)
 		return false;
 	close(fd);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "gateway.h"
 
 /* A byte range of a file; whole unless a Range header asked otherwise. */
@@ -301,7 +302,7 @@ gw_static(struct httpd *h, struct MHD_Connection *c, const char *method,
 		    "no such path");
 	if ((dirfd = open(h->cfg.www_dir, O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC)) != -1) {
-		fd = openat(dirfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		fd = pf_open_beneath(dirfd, rel, O_RDONLY, 0);
 		close(dirfd);
 	}
 	if (fd == -1 || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {

@@ -615,4 +615,30 @@ else
 	ok "/readyz on a read-only storage # SKIP root without a mount namespace"
 fi
 
+# --- The dashboard's files (--www): only what is beneath it ------------------
+
+W=$T/www
+mkdir -p "$W/js" "$T/outside"
+echo '<!doctype html><title>t</title>' >"$W/index.html"
+echo 'export const x = 1;' >"$W/js/app.js"
+echo 'secret' >"$T/outside/secret.js"
+echo 'hidden' >"$W/.hidden"
+ln -s "$T/outside" "$W/linkdir"
+ln -s "$T/outside/secret.js" "$W/link.js"
+start_gw --users "$U" --www "$W"
+req /
+check_eq "/: index.html" 200 "$CODE"
+check_eq "/: text/html" "text/html; charset=utf-8" "$(hdr Content-Type)"
+check "/: a Content-Security-Policy" grep -qi \
+    "^Content-Security-Policy: default-src 'self'" "$T/h"
+req /js/app.js
+check_eq "/js/app.js: 200, a JavaScript module" \
+    "200 text/javascript; charset=utf-8" "$CODE $(hdr Content-Type)"
+for p in /linkdir/secret.js /link.js /.hidden /js/../index.html \
+    /js//app.js /nope.html; do
+	req --path-as-is "$p"
+	expect_error "$p: not served" 404 not_found
+done
+stop_server
+
 done_testing
