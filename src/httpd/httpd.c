@@ -173,6 +173,19 @@ client_addr(struct MHD_Connection *c, struct sockaddr_storage *out)
 	}
 }
 
+/* The address part of addr as text, for the log. */
+static void
+addr_text(const struct sockaddr_storage *addr, char out[INET6_ADDRSTRLEN])
+{
+	const void *a = addr->ss_family == AF_INET6 ?
+	    (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr :
+	    (const void *)&((const struct sockaddr_in *)addr)->sin_addr;
+
+	if (inet_ntop(addr->ss_family == AF_INET6 ? AF_INET6 : AF_INET, a, out,
+	    INET6_ADDRSTRLEN) == NULL)
+		snprintf(out, INET6_ADDRSTRLEN, "?");
+}
+
 static void
 notify_connection(void *cls, struct MHD_Connection *c, void **ctx,
     enum MHD_ConnectionNotificationCode code)
@@ -440,6 +453,7 @@ gw_authenticate(struct httpd *h, struct MHD_Connection *c,
 	char *user = NULL, *password = NULL;
 	uint8_t mac[PF_SHA256_LEN];
 	struct sockaddr_storage addr;
+	char where[INET6_ADDRSTRLEN];
 	struct gw_failures *f;
 	int64_t now = (int64_t)time(NULL);
 	enum gw_auth rc = GW_AUTH_FAILED;
@@ -466,13 +480,14 @@ gw_authenticate(struct httpd *h, struct MHD_Connection *c,
 		goto ok;
 	}
 	engine_count_auth_failure(h->engine);
+	addr_text(&addr, where);
 	pthread_mutex_lock(&h->logins_lock);
 	if ((f = failures_of(h, &addr, now, true))->count++ == GW_FAIL_MAX - 1)
-		log_warn("http: %d failed logins from one address within a "
-		    "minute; refusing its logins for the rest of it",
+		log_warn("http: %s: %d failed logins within a minute; "
+		    "refusing its logins for the rest of it", where,
 		    GW_FAIL_MAX);
 	pthread_mutex_unlock(&h->logins_lock);
-	log_warn("http: login failed");
+	log_warn("http: %s: login failed", where);
 	goto out;
 ok:
 	snprintf(who->user, sizeof(who->user), "%s", user);
