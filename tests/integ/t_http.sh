@@ -239,10 +239,11 @@ check_eq "stats: throughput.interval_s" 1 "$(jget throughput.interval_s)"
 #
 # pfwire (the tests' own client) opens a 3-chunk session as alice, sends
 # one chunk and waits for a word on its stdin: "send" tries the next chunk
-# and prints the answer.
+# and prints the answer; "join" and "resume" try a new data connection and
+# a new login on the session, and print the error they get.
 
 cat >"$T/held.py" <<'EOF'
-import os, sys
+import base64, os, sys
 import pfwire as w
 
 port = sys.argv[1]
@@ -260,7 +261,25 @@ w.expect(d, w.ACK)
 print("session", sid, flush=True)
 i = 1
 for line in sys.stdin:
-    if line.strip() != "send":
+    cmd = line.strip()
+    if cmd == "join":
+        # A new data connection, as a reconnecting client makes one.
+        j = w.connect(port)
+        w.send_join(j, sid, w.join_proof(key, sid, w.hello(j)))
+        print("join", w.error_name(j), flush=True)
+        continue
+    if cmd == "resume":
+        # A new login that resumes the session, as a rerun does.
+        r = w.connect(port)
+        w.hello(r)
+        w.scram_login(r, "alice", "alice-pw")
+        w.send_json(r, w.OPEN, {"name": "held.bin", "size": len(data),
+                                "chunk_size": cs, "resume": sid,
+                                "head": base64.b64encode(
+                                    data[:w.HEAD_LEN]).decode("ascii")})
+        print("resume", w.error_name(r), flush=True)
+        continue
+    if cmd != "send":
         break
     try:
         w.send_chunk(d, i, i * cs, data[i * cs:(i + 1) * cs])
@@ -315,6 +334,14 @@ echo send >&7
 wait_for 10 grep -q '^\(ack\|error\|oserror\)' "$T/held.out"
 check_eq "the held client's next chunk gets the cancelled error" \
     "error cancelled" "$(grep -m1 '^\(ack\|error\|oserror\)' "$T/held.out")"
+echo join >&7
+wait_for 10 grep -q '^join' "$T/held.out"
+check_eq "a data connection joining it later: cancelled, not unknown" \
+    "join cancelled" "$(grep -m1 '^join' "$T/held.out")"
+echo resume >&7
+wait_for 10 grep -q '^resume' "$T/held.out"
+check_eq "a login resuming it later: cancelled (so a rerun stops)" \
+    "resume cancelled" "$(grep -m1 '^resume' "$T/held.out")"
 exec 7>&-
 wait "$held_pid" 2>/dev/null
 check "cancelled: staging area empty" wait_for 5 staging_empty
