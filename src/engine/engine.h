@@ -134,6 +134,21 @@ struct engine_stats {
 enum pf_status engine_sessions(struct engine *e,
     struct engine_session_info **out, size_t *n);
 
+/*
+ * The same, but of the finished sessions only those that ended at or
+ * after since (Unix time): what changed lately, without copying every
+ * stored file's entry.
+ */
+enum pf_status engine_sessions_since(struct engine *e, int64_t since,
+    struct engine_session_info **out, size_t *n);
+
+/*
+ * Counts the sessions of user (NULL: everyone's) by state, without
+ * copying them.
+ */
+void engine_count_sessions(struct engine *e, const char *user,
+    uint64_t counts[ENGINE_NSTATES]);
+
 /* One session by id into *out; PF_ENOSESSION if unknown. */
 enum pf_status engine_session(struct engine *e, const char *id,
     struct engine_session_info *out);

@@ -276,9 +276,16 @@ enum pf_status
 engine_sessions(struct engine *e, struct engine_session_info **out,
     size_t *n)
 {
+	return engine_sessions_since(e, INT64_MIN, out, n);
+}
+
+enum pf_status
+engine_sessions_since(struct engine *e, int64_t since,
+    struct engine_session_info **out, size_t *n)
+{
 	struct collect c = { .v = NULL };
 	struct engine_session_info *v = NULL;
-	size_t live, ended;
+	size_t live, ended = 0;
 
 	session_foreach(e->sessions, collect_one, &c);
 	if (c.failed) {
@@ -288,11 +295,12 @@ engine_sessions(struct engine *e, struct engine_session_info **out,
 	live = c.n;
 	/* Only a copy under the lock: engine_retire waits for it. */
 	pthread_mutex_lock(&e->history.lock);
-	ended = e->history.n;
-	if ((v = realloc(c.v, (live + ended + 1) * sizeof(*v))) != NULL) {
+	if ((v = realloc(c.v, (live + e->history.n + 1) * sizeof(*v))) !=
+	    NULL) {
 		c.v = v;
-		for (size_t i = 0; i < ended; i++)
-			v[live + i] = e->history.v[i].info;
+		for (size_t i = 0; i < e->history.n; i++)
+			if (e->history.v[i].info.finished >= since)
+				v[live + ended++] = e->history.v[i].info;
 	}
 	pthread_mutex_unlock(&e->history.lock);
 	if (v == NULL) {
@@ -315,6 +323,41 @@ engine_sessions(struct engine *e, struct engine_session_info **out,
 	*out = v;
 	*n = c.n;
 	return PF_OK;
+}
+
+struct count {
+	const char	*user;
+	uint64_t	*counts;
+};
+
+static void
+count_one(struct session *s, void *arg)
+{
+	struct count *c = arg;
+	int state = atomic_load(&s->state);
+
+	/* Ended ones are being retired: the history counts them. */
+	if (atomic_load(&s->ready) && (state == SESSION_RECEIVING ||
+	    state == SESSION_ASSEMBLING) && (c->user == NULL ||
+	    strcmp(s->user, c->user) == 0))
+		c->counts[state_of(state)]++;
+}
+
+void
+engine_count_sessions(struct engine *e, const char *user,
+    uint64_t counts[ENGINE_NSTATES])
+{
+	struct count c = { user, counts };
+
+	memset(counts, 0, ENGINE_NSTATES * sizeof(*counts));
+	/* A session being retired may be counted twice for a moment. */
+	session_foreach(e->sessions, count_one, &c);
+	pthread_mutex_lock(&e->history.lock);
+	for (size_t i = 0; i < e->history.n; i++)
+		if (user == NULL || strcmp(e->history.v[i].info.user,
+		    user) == 0)
+			counts[e->history.v[i].info.state]++;
+	pthread_mutex_unlock(&e->history.lock);
 }
 
 /* A ready live session by id, with a reference; NULL if none. */

@@ -82,39 +82,29 @@ gw_session_json(const struct engine_session_info *s, double rate)
 json_t *
 gw_stats_json(struct httpd *h, const struct gw_caller *who)
 {
-	struct engine_session_info *v = NULL;
-	uint64_t tp[GW_THROUGHPUT_LEN];
+	uint64_t tp[GW_THROUGHPUT_LEN], counts[ENGINE_NSTATES];
 	struct engine_stats st;
-	size_t n = 0;
 	double rate;
-	json_t *j;
 
 	engine_stats(h->engine, &st);
-	if (engine_sessions(h->engine, &v, &n) != PF_OK)
-		return NULL;
+	engine_count_sessions(h->engine, who->admin ? NULL : who->user,
+	    counts);
 	pthread_mutex_lock(&h->lock);
 	for (unsigned i = 0; i < GW_THROUGHPUT_LEN; i++)
 		tp[i] = h->throughput[(h->throughput_at + i) %
 		    GW_THROUGHPUT_LEN];
 	rate = h->total_bps;
 	pthread_mutex_unlock(&h->lock);
-	j = gw_stats_build(h, &st, v, n, who, tp, rate);
-	free(v);
-	return j;
+	return gw_stats_build(h, &st, counts, tp, rate);
 }
 
 json_t *
 gw_stats_build(const struct httpd *h, const struct engine_stats *st,
-    const struct engine_session_info *v, size_t n,
-    const struct gw_caller *who, const uint64_t *throughput, double rate)
+    const uint64_t *counts, const uint64_t *throughput, double rate)
 {
-	json_int_t counts[ENGINE_NSTATES] = { 0 };
 	char started[32];
 	json_t *bps;
 
-	for (size_t i = 0; i < n; i++)
-		if (gw_may_see(who, v[i].user))
-			counts[v[i].state]++;
 	if ((bps = json_array()) == NULL)
 		return NULL;
 	for (unsigned i = 0; i < GW_THROUGHPUT_LEN; i++)
@@ -126,12 +116,12 @@ gw_stats_build(const struct httpd *h, const struct engine_stats *st,
 	    "version", h->version, "started_at", started,
 	    "uptime_s", (json_int_t)(time(NULL) - st->started),
 	    "sessions", "authenticating", 0,
-	    "receiving", counts[ENGINE_RECEIVING],
-	    "assembling", counts[ENGINE_ASSEMBLING],
-	    "complete", counts[ENGINE_COMPLETE],
-	    "failed", counts[ENGINE_FAILED],
-	    "cancelled", counts[ENGINE_CANCELLED],
-	    "expired", counts[ENGINE_EXPIRED],
+	    "receiving", (json_int_t)counts[ENGINE_RECEIVING],
+	    "assembling", (json_int_t)counts[ENGINE_ASSEMBLING],
+	    "complete", (json_int_t)counts[ENGINE_COMPLETE],
+	    "failed", (json_int_t)counts[ENGINE_FAILED],
+	    "cancelled", (json_int_t)counts[ENGINE_CANCELLED],
+	    "expired", (json_int_t)counts[ENGINE_EXPIRED],
 	    "bytes_received", (json_int_t)st->bytes_received,
 	    "chunks_acked", (json_int_t)st->chunks_acked,
 	    "chunks_nacked", (json_int_t)st->chunks_nacked,
@@ -303,9 +293,13 @@ static enum MHD_Result
 remove_session(struct httpd *h, struct MHD_Connection *c, const char *id,
     const struct gw_caller *who)
 {
+	struct engine_session_info s;
 	bool cancelled;
 	enum pf_status rc;
 
+	/* The owner, to whom (and admins) the event goes. */
+	if (engine_session(h->engine, id, &s) != PF_OK)
+		s.user[0] = '\0';
 	rc = engine_remove_session(h->engine, id, who->admin ? NULL :
 	    who->user, &cancelled);
 	if (rc == PF_ENOSESSION)
@@ -318,6 +312,8 @@ remove_session(struct httpd *h, struct MHD_Connection *c, const char *id,
 		return gw_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
 		    "cannot remove session %s: %s", id,
 		    pf_status_message(rc));
+	if (!cancelled)
+		gw_publish(h, "deleted", s.user, json_pack("{s:s}", "id", id));
 	return gw_json(c, MHD_HTTP_OK, json_pack("{s:s,s:s}", "id", id,
 	    "action", cancelled ? "cancelled" : "deleted"));
 }

@@ -149,10 +149,12 @@ bool gw_may_see(const struct gw_caller *who, const char *user);
  */
 json_t *gw_session_json(const struct engine_session_info *s, double rate);
 json_t *gw_stats_json(struct httpd *h, const struct gw_caller *who);
-/* The same from a snapshot; throughput oldest first. h->lock not needed. */
+/*
+ * The same from counts by state (engine_count_sessions) and throughput
+ * oldest first. h->lock not needed.
+ */
 json_t *gw_stats_build(const struct httpd *h, const struct engine_stats *st,
-    const struct engine_session_info *v, size_t n,
-    const struct gw_caller *who, const uint64_t *throughput, double rate);
+    const uint64_t *counts, const uint64_t *throughput, double rate);
 const char *gw_state_name(enum engine_state s);
 
 /* RFC 3339 UTC time of t into buf. */
@@ -183,6 +185,12 @@ double gw_rate_of(struct httpd *h, const char *id);
  * after gw_monitor_stop, before MHD_stop_daemon.
  */
 void gw_events_close(struct httpd *h);
+/*
+ * Sends an event to the streams of user (NULL: all) and admins; data is a
+ * reference it takes. Takes h->lock: not with it held.
+ */
+void gw_publish(struct httpd *h, const char *event, const char *user,
+    json_t *data);
 /* Cuts connections over the whole-request deadline. Monitor thread. */
 void gw_enforce_deadlines(struct httpd *h);
 

@@ -89,21 +89,16 @@ add_counters(struct text *t, const struct engine_stats *st)
 enum MHD_Result
 gw_metrics(struct httpd *h, struct MHD_Connection *c)
 {
-	struct engine_session_info *v = NULL;
 	struct engine_stats st;
-	unsigned live[ENGINE_NSTATES] = { 0 };
+	uint64_t counts[ENGINE_NSTATES];
 	struct MHD_Response *r;
 	struct text t = { .failed = false };
-	size_t n = 0;
 
 	t.cap = 8192;
 	if ((t.p = malloc(t.cap)) == NULL)
 		return MHD_NO;
 	engine_stats(h->engine, &st);
-	if (engine_sessions(h->engine, &v, &n) == PF_OK)
-		for (size_t i = 0; i < n; i++)
-			live[v[i].state]++;
-	free(v);
+	engine_count_sessions(h->engine, NULL, counts);
 
 	add_counters(&t, &st);
 	metric(&t, "paraflow_sessions_ended_total", "counter",
@@ -114,8 +109,8 @@ gw_metrics(struct httpd *h, struct MHD_Connection *c)
 	metric(&t, "paraflow_sessions", "gauge",
 	    "Sessions known to the server, by state.");
 	for (int i = 0; i < ENGINE_NSTATES; i++)
-		text_add(&t, "paraflow_sessions{state=\"%s\"} %u\n",
-		    gw_state_name(i), live[i]);
+		text_add(&t, "paraflow_sessions{state=\"%s\"} %" PRIu64 "\n",
+		    gw_state_name(i), counts[i]);
 	metric(&t, "paraflow_connections", "gauge",
 	    "Native protocol connections open.");
 	text_add(&t, "paraflow_connections %u\n", st.connections_open);

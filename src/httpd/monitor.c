@@ -17,6 +17,9 @@
 #define RATE_WINDOW_MS	2000
 #define SUB_MAX_BYTES	(1u << 20)	/* a subscriber this far behind goes */
 
+/* Ended sessions the monitor still samples, for their last events. */
+#define GW_RECENT_S	60
+
 /* One event stream (GET /api/v1/events). Guarded by h->lock. */
 struct gw_subscriber {
 	struct httpd		*h;
@@ -210,11 +213,11 @@ update_sessions(struct httpd *h, const struct engine_session_info *v,
 			publish(h, events[i], v[i].user, gw_session_json(&v[i],
 			    nr[i].bps));
 	}
+	/*
+	 * Sessions that leave the sample (ended over a minute ago) say
+	 * nothing: a DELETE publishes its own event.
+	 */
 	qsort(nr, n, sizeof(*nr), by_id);
-	for (size_t i = 0; i < h->nrates && !first; i++)
-		if (rate_find(nr, n, h->rates[i].id) == NULL)
-			publish(h, "deleted", h->rates[i].user, json_pack(
-			    "{s:s}", "id", h->rates[i].id));
 	free(h->rates);
 	h->rates = nr;
 	h->nrates = n;
@@ -227,10 +230,9 @@ out:
 
 /* Once a second: throughput, the stats event, the heartbeat. */
 static void
-every_second(struct httpd *h, const struct engine_stats *st,
-    const struct engine_session_info *v, size_t n, bool heartbeat)
+every_second(struct httpd *h, const struct engine_stats *st, bool heartbeat)
 {
-	uint64_t tp[GW_THROUGHPUT_LEN];
+	uint64_t tp[GW_THROUGHPUT_LEN], counts[ENGINE_NSTATES];
 
 	h->throughput[h->throughput_at] = st->bytes_received >= h->last_bytes ?
 	    st->bytes_received - h->last_bytes : 0;
@@ -243,12 +245,15 @@ every_second(struct httpd *h, const struct engine_stats *st,
 		tp[i] = h->throughput[(h->throughput_at + i) %
 		    GW_THROUGHPUT_LEN];
 	for (struct gw_subscriber *s = h->subscribers; s; s = s->next) {
-		json_t *j = gw_stats_build(h, st, v, n, &s->who, tp,
-		    h->total_bps);
-		char *json = j ? json_dumps(j, JSON_COMPACT) : NULL;
-		char *text;
+		json_t *j;
+
+		engine_count_sessions(h->engine, s->who.admin ? NULL :
+		    s->who.user, counts);
+		j = gw_stats_build(h, st, counts, tp, h->total_bps);
+		char *json, *text;
 		int len;
 
+		json = j ? json_dumps(j, JSON_COMPACT) : NULL;
 		json_decref(j);
 		if (json != NULL && (len = asprintf(&text, "event: stats\n"
 		    "data: %s\n\n", json)) >= 0) {
@@ -285,6 +290,16 @@ wake_subscribers(struct httpd *h)
 	} while (n == sizeof(wake) / sizeof(*wake));
 }
 
+void
+gw_publish(struct httpd *h, const char *event, const char *user,
+    json_t *data)
+{
+	pthread_mutex_lock(&h->lock);
+	publish(h, event, user, data);
+	pthread_mutex_unlock(&h->lock);
+	wake_subscribers(h);
+}
+
 static void *
 monitor_main(void *arg)
 {
@@ -302,7 +317,9 @@ monitor_main(void *arg)
 		pthread_mutex_unlock(&h->lock);
 		now = pf_now_ms();
 		engine_stats(h->engine, &st);
-		if (engine_sessions(h->engine, &v, &n) != PF_OK)
+		/* Live and lately ended: not every stored file, 4 times a s. */
+		if (engine_sessions_since(h->engine, (int64_t)time(NULL) -
+		    GW_RECENT_S, &v, &n) != PF_OK)
 			n = 0;
 		gw_enforce_deadlines(h);
 		pthread_mutex_lock(&h->lock);
@@ -312,7 +329,7 @@ monitor_main(void *arg)
 		if (now >= next_second) {
 			bool beat = now >= next_beat;
 
-			every_second(h, &st, v, n, beat && !first);
+			every_second(h, &st, beat && !first);
 			next_second = now + 1000;
 			if (beat)
 				next_beat = now + GW_HEARTBEAT_S * 1000;
