@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "digest.h"
 #include "log.h"
 #include "state.h"
@@ -319,14 +320,12 @@ state_save(struct state *st, const char *sid)
 {
 	char created[32], *text = NULL;
 	time_t now = time(NULL);
-	struct tm tm;
 	size_t len, off = 0;
 	json_t *j;
 	int fd = -1;
 	enum pf_status rc = PF_ENOMEM;
 
-	gmtime_r(&now, &tm);
-	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	pf_time_rfc3339(now, created);
 	/* json_pack refuses a string that is not UTF-8 (a path may not be). */
 	j = json_pack("{s:s,s:s,s:I,s:s,s:s,s:I,s:I,s:I,s:s,s:s}",
 	    "session", sid, "host", st->host, "port", (json_int_t)st->port,

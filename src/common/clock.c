@@ -2,6 +2,7 @@
 /* Monotonic time and timed condition waits, immune to clock jumps. */
 #include "config.h"
 
+#include <stdio.h>
 #include <time.h>
 
 #include "clock.h"
@@ -22,6 +23,19 @@ pf_now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+bool
+pf_time_rfc3339(int64_t t, char out[PF_TIME_LEN])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) != NULL &&
+	    strftime(out, PF_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) != 0)
+		return true;
+	snprintf(out, PF_TIME_LEN, "1970-01-01T00:00:00Z");
+	return false;
 }
 
 void

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 static enum pf_log_level max_level = PF_LOG_INFO;
@@ -37,12 +38,10 @@ vlog(enum pf_log_level level, const char *fmt, va_list ap)
 {
 	static const char *names[] = { "error", "warn", "info", "debug" };
 	char line[1024], stamp[32];
-	struct tm tm;
 	time_t now = time(NULL);
 	int n;
 
-	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	pf_time_rfc3339(now, stamp);
 	n = snprintf(line, sizeof(line), "%s %s[%d] %s: ", stamp, prog,
 	    (int)getpid(), names[level]);
 	if (n < 0 || (size_t)n >= sizeof(line))

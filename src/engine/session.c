@@ -7,6 +7,7 @@
 
 #include <uuid/uuid.h>
 
+#include "clock.h"
 #include "proto.h"
 #include "session.h"
 #include "storage.h"
@@ -253,11 +254,9 @@ json_t *
 session_to_json(const struct session *s, bool staging)
 {
 	char created[32], *head64 = NULL;
-	struct tm tm;
 	json_t *j;
 
-	if (gmtime_r(&s->created, &tm) == NULL ||
-	    strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	if (!pf_time_rfc3339(s->created, created))
 		snprintf(created, sizeof(created), "unknown");
 	j = json_pack("{s:s,s:s,s:s%,s:I,s:I,s:s,s:s,s:I}",
 	    "session", s->id, "name", s->name, "client_name",

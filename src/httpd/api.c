@@ -2,6 +2,7 @@
 /* The REST API under /api/v1: sessions, chunk maps, stats, cancel. */
 #include "config.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 
 #include <uuid/uuid.h>
 
+#include "args.h"
+#include "clock.h"
 #include "gateway.h"
 
 #define LIST_DEFAULT	50
@@ -43,7 +46,7 @@ time_or_null(int64_t t)
 
 	if (t == 0)
 		return json_null();
-	gw_time(t, buf);
+	pf_time_rfc3339(t, buf);
 	return json_string(buf);
 }
 
@@ -53,8 +56,8 @@ gw_session_json(const struct engine_session_info *s, double rate)
 	char created[32], updated[32];
 	bool ended = s->error != PF_OK && s->state != ENGINE_COMPLETE;
 
-	gw_time(s->created, created);
-	gw_time(s->updated, updated);
+	pf_time_rfc3339(s->created, created);
+	pf_time_rfc3339(s->updated, updated);
 	/* Strings are JSON-escaped here; HTML escaping is the page's job. */
 	return json_pack("{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 	    "s:I,s:I,s:s,s:s,s:o,s:o,s:o,s:o}",
@@ -110,7 +113,7 @@ gw_stats_build(const struct httpd *h, const struct engine_stats *st,
 	for (unsigned i = 0; i < GW_THROUGHPUT_LEN; i++)
 		json_array_append_new(bps, json_integer((json_int_t)
 		    throughput[i]));
-	gw_time(st->started, started);
+	pf_time_rfc3339(st->started, started);
 	return json_pack("{s:s,s:s,s:I,s:{s:i,s:I,s:I,s:I,s:I,s:I,s:I},"
 	    "s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:i,s:o}}",
 	    "version", h->version, "started_at", started,
@@ -181,20 +184,16 @@ parse_states(const char *arg, unsigned *mask)
 	return true;
 }
 
+/* A count parameter: def when absent, else min..max. */
 static bool
-parse_count(const char *arg, unsigned long def, unsigned long min,
-    unsigned long max, unsigned long *out)
+parse_count(const char *arg, uint64_t def, uint64_t min, uint64_t max,
+    uint64_t *out)
 {
-	char *end;
-
 	if (arg == NULL) {
 		*out = def;
 		return true;
 	}
-	if (*arg < '0' || *arg > '9')
-		return false;
-	*out = strtoul(arg, &end, 10);
-	return *end == '\0' && *out >= min && *out <= max;
+	return pf_parse_uint(arg, min, max, out) == PF_OK;
 }
 
 static enum MHD_Result
@@ -204,7 +203,7 @@ list_sessions(struct httpd *h, struct MHD_Connection *c,
 	const char *state = MHD_lookup_connection_value(c,
 	    MHD_GET_ARGUMENT_KIND, "state");
 	struct engine_session_info *v = NULL;
-	unsigned long limit, offset;
+	uint64_t limit, offset;
 	unsigned mask;
 	size_t n = 0, total = 0, shown = 0;
 	json_t *list, *next;
@@ -239,8 +238,8 @@ list_sessions(struct httpd *h, struct MHD_Connection *c,
 	free(v);
 	next = json_null();
 	if (offset + shown < total) {
-		snprintf(link, sizeof(link), "/api/v1/sessions?offset=%lu&"
-		    "limit=%lu%s%s", offset + shown, limit, state ?
+		snprintf(link, sizeof(link), "/api/v1/sessions?offset=%" PRIu64
+		    "&limit=%" PRIu64 "%s%s", offset + shown, limit, state ?
 		    "&state=" : "", state && strlen(state) < 200 ? state : "");
 		next = json_string(link);
 	}
@@ -342,7 +341,7 @@ make_link(struct httpd *h, struct MHD_Connection *c, const char *id,
 		    "cannot make a link");
 	snprintf(url, sizeof(url), "/api/v1/sessions/%s/file?token=%s", id,
 	    token);
-	gw_time(expires, at);
+	pf_time_rfc3339(expires, at);
 	return gw_json(c, MHD_HTTP_OK, json_pack("{s:s,s:s}", "url", url,
 	    "expires_at", at));
 }

@@ -157,9 +157,6 @@ json_t *gw_stats_build(const struct httpd *h, const struct engine_stats *st,
     const uint64_t *counts, const uint64_t *throughput, double rate);
 const char *gw_state_name(enum engine_state s);
 
-/* RFC 3339 UTC time of t into buf. */
-void gw_time(int64_t t, char buf[32]);
-
 /* Route handlers. */
 enum MHD_Result gw_api(struct httpd *h, struct MHD_Connection *c,
     const char *method, const char *url, const struct gw_caller *who);

@@ -123,17 +123,6 @@ gw_not_allowed(struct MHD_Connection *c, const char *allow)
 	    "method_not_allowed", "method not allowed here", "Allow", allow);
 }
 
-void
-gw_time(int64_t t, char buf[32])
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (gmtime_r(&tt, &tm) == NULL ||
-	    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, 32, "1970-01-01T00:00:00Z");
-}
-
 /* The connection's tracking record (its socket context). */
 static struct gw_conn *
 conn_of(struct MHD_Connection *c)
