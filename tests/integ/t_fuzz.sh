@@ -16,7 +16,7 @@ if ! clang -g -O1 -fsanitize=fuzzer,address,undefined \
     -I"$src/common" -I"$src/engine" \
     "$top/tests/fuzz/fuzz_input.c" "$src/engine/proto.c" \
     "$src/engine/auth.c" "$src/engine/policy.c" "$src/common/digest.c" \
-    "$src/common/log.c" "$src/common/status.c" \
+    "$src/common/clock.c" "$src/common/log.c" "$src/common/status.c" \
     -lcrypto -o "$bin" 2>"$T/build.log"; then
 	if grep -q 'fuzzer' "$T/build.log"; then
 		skip_all "clang has no libFuzzer runtime (libclang-rt-14-dev)"
