@@ -46,7 +46,6 @@ struct gw_login {
 /* Per-session rates the monitor works out, sorted by id. */
 struct gw_rate {
 	char			 id[ENGINE_ID_LEN + 1];
-	char			 user[ENGINE_MAX_USER + 1];
 	uint64_t		 bytes[9];	/* the last 2 s of samples */
 	uint64_t		 at_ms[9];
 	unsigned		 n;

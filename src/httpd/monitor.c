@@ -184,7 +184,6 @@ update_sessions(struct httpd *h, const struct engine_session_info *v,
 			*r = *old;
 		else {
 			snprintf(r->id, sizeof(r->id), "%s", s->id);
-			snprintf(r->user, sizeof(r->user), "%s", s->user);
 			r->state = (int)ENGINE_RECEIVING;
 			r->acked = s->chunks_acked;
 			created[i] = !first;
