@@ -27,12 +27,13 @@ if [ -n "$missing" ]; then
 	$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q \
 	    --no-install-recommends $missing
 fi
-# The test-only npm tools, as pinned in tests/node/package-lock.json,
-# unless the tree there already matches it ("npm ls" says so).
+# The test-only npm tools, as pinned in tests/node/package-lock.json (the
+# tree itself is never committed), unless the tree there already matches
+# it ("npm ls" says so).
 nodedir=$(cd "$(dirname "$0")/.." && pwd)/tests/node
 if command -v npm >/dev/null 2>&1 &&
     ! npm ls --prefix "$nodedir" >/dev/null 2>&1; then
-	# Not fatal: without it only tests/integ/t_openapi.sh fails.
+	# Not fatal: the tests that need these tools fail or skip, saying why.
 	npm ci --prefix "$nodedir" --no-audit --no-fund ||
 	    echo "deps.sh: npm ci --prefix tests/node failed" >&2
 fi

@@ -2,6 +2,7 @@
 /* paraflowd: configuration, start-up and shutdown of the receiver. */
 #include "config.h"
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include "args.h"
 #include "auth.h"
 #include "engine.h"
+#include "fsutil.h"
 #include "httpd.h"
 #include "log.h"
 #include "proto.h"
@@ -208,20 +210,14 @@ add_user(const char *users, const char *user, unsigned iterations)
 	return 0;
 }
 
+/* Written atomically: a reader never sees a half-written port. */
 static int
 write_port_file(const char *path, unsigned port)
 {
-	char tmp[4096];
-	FILE *f;
+	char text[16];
+	int n = snprintf(text, sizeof(text), "%u\n", port);
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if ((f = fopen(tmp, "w")) == NULL)
-		return -1;
-	fprintf(f, "%u\n", port);
-	if (fclose(f) != 0)
-		return -1;
-	/* Renamed into place, so a reader never sees a half-written port. */
-	return rename(tmp, path);
+	return pf_write_atomic(AT_FDCWD, path, text, (size_t)n, 0644);
 }
 
 int

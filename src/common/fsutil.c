@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: MIT */
-/* Opening files beneath a directory handle, so a path cannot leave it. */
+/* Opening beneath a directory handle; atomic, durable replacement. */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #ifdef HAVE_LINUX_OPENAT2_H
 #include <linux/openat2.h>
 #endif
 
+#include "digest.h"
 #include "fsutil.h"
 
 int
@@ -29,4 +34,113 @@ pf_open_beneath(int dirfd, const char *path, int flags, mode_t mode)
 		return fd;
 #endif
 	return openat(dirfd, path, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+}
+
+/* Opens the directory holding path beneath dirfd, for fsync. */
+static int
+open_parent(int dirfd, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int fd;
+
+	if (slash == NULL)
+		return openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (slash == path)
+		return open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if ((dir = strndup(path, (size_t)(slash - path))) == NULL)
+		return -1;
+	fd = openat(dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(dir);
+	return fd;
+}
+
+int
+pf_sync_dir(int dirfd, const char *path)
+{
+	int fd, rc, saved;
+
+	if ((fd = open_parent(dirfd, path)) == -1)
+		return -1;
+	rc = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+/* Writes all n bytes at p to fd; a short write is ENOSPC. */
+static int
+write_all(int fd, const void *p, size_t n)
+{
+	const char *q = p;
+
+	while (n > 0) {
+		ssize_t w = write(fd, q, n);
+
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w == -1)
+			return -1;
+		if (w == 0) {
+			errno = ENOSPC;
+			return -1;
+		}
+		q += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+pf_write_atomic(int dirfd, const char *path, const void *p, size_t n,
+    mode_t mode)
+{
+	uint8_t r[6];
+	char *tmp = NULL;
+	int fd = -1, saved, rc = -1;
+
+	/* Beside path, so that rename(2) is atomic; random, so two writers
+	 * never share one. */
+	if (pf_random(r, sizeof(r)) != PF_OK) {
+		errno = EIO;
+		goto out;
+	}
+	if (asprintf(&tmp, "%s.tmp-%02x%02x%02x%02x%02x%02x", path, r[0], r[1],
+	    r[2], r[3], r[4], r[5]) == -1) {
+		tmp = NULL;
+		errno = ENOMEM;
+		goto out;
+	}
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, mode);
+	if (fd == -1) {
+		free(tmp);
+		tmp = NULL;
+		goto out;
+	}
+	/* mode without the umask, as the caller asked. */
+	if (fchmod(fd, mode) == -1 || write_all(fd, p, n) == -1 ||
+	    fsync(fd) == -1)
+		goto out;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto out;
+	}
+	fd = -1;
+	if (renameat(dirfd, tmp, dirfd, path) == -1)
+		goto out;
+	free(tmp);
+	tmp = NULL;
+	rc = pf_sync_dir(dirfd, path);
+out:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	if (tmp != NULL) {
+		unlinkat(dirfd, tmp, 0);
+		free(tmp);
+	}
+	errno = saved;
+	return rc;
 }

@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* Opening files beneath a directory handle, so a path cannot leave it. */
+/*
+ * Files on disk: opening beneath a directory handle, so a path cannot leave
+ * it, and writing so that a crash or a power loss leaves the old content or
+ * the new, never a mix.
+ */
 #ifndef PF_FSUTIL_H
 #define PF_FSUTIL_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 /*
@@ -13,5 +18,24 @@
  * Returns the fd, or -1 with errno set.
  */
 int pf_open_beneath(int dirfd, const char *path, int flags, mode_t mode);
+
+/*
+ * fsync(2) of the directory that holds path (relative to dirfd, which may
+ * be AT_FDCWD): what makes a create, rename or unlink in it durable.
+ * Returns 0, or -1 with errno set.
+ */
+int pf_sync_dir(int dirfd, const char *path);
+
+/*
+ * Replaces path (relative to dirfd, which may be AT_FDCWD) with the n
+ * bytes at p, atomically and durably: a temporary file beside it is
+ * written, fsynced and renamed over path, then the directory is synced.
+ * A reader, and a restart after a power loss, sees the old content or the
+ * new one. The new file gets mode. A symlink at path is replaced, never
+ * followed. Returns 0, or -1 with errno set (a short write is ENOSPC);
+ * the temporary file is gone either way.
+ */
+int pf_write_atomic(int dirfd, const char *path, const void *p, size_t n,
+    mode_t mode);
 
 #endif

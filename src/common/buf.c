@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/* A growable byte buffer whose owner sets how large it may grow. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "digest.h"
+
+#define BUF_FIRST	256
+
+void
+pf_buf_init(struct pf_buf *b, size_t max)
+{
+	memset(b, 0, sizeof(*b));
+	b->max = max;
+}
+
+/* Makes room for n more bytes and the NUL; false past max or on ENOMEM. */
+static bool
+reserve(struct pf_buf *b, size_t n)
+{
+	size_t want, cap;
+	char *p;
+
+	if (b->failed || n > b->max || b->len > b->max - n)
+		goto fail;
+	want = b->len + n + 1;
+	if (want <= b->cap)
+		return true;
+	for (cap = b->cap ? b->cap : BUF_FIRST; cap < want; cap *= 2)
+		;
+	if (cap > b->max + 1)
+		cap = b->max + 1;
+	if (b->secret) {
+		if ((p = malloc(cap)) == NULL)
+			goto fail;
+		if (b->p != NULL) {
+			memcpy(p, b->p, b->len + 1);
+			pf_wipe(b->p, b->cap);
+			free(b->p);
+		}
+	} else if ((p = realloc(b->p, cap)) == NULL)
+		goto fail;
+	b->p = p;
+	b->cap = cap;
+	return true;
+fail:
+	b->failed = true;
+	return false;
+}
+
+bool
+pf_buf_add(struct pf_buf *b, const void *p, size_t n)
+{
+	if (!reserve(b, n))
+		return false;
+	if (n > 0)
+		memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return true;
+}
+
+bool
+pf_buf_printf(struct pf_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || !reserve(b, (size_t)n)) {
+		b->failed = true;
+		return false;
+	}
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return true;
+}
+
+void
+pf_buf_consume(struct pf_buf *b, size_t n)
+{
+	if (n >= b->len) {
+		b->len = 0;
+	} else {
+		memmove(b->p, b->p + n, b->len - n);
+		b->len -= n;
+	}
+	if (b->p != NULL)
+		b->p[b->len] = '\0';
+}
+
+char *
+pf_buf_steal(struct pf_buf *b, size_t *len)
+{
+	char *p = b->p;
+
+	if (len != NULL)
+		*len = b->len;
+	b->p = NULL;
+	b->len = b->cap = 0;
+	b->failed = false;
+	return p;
+}
+
+void
+pf_buf_free(struct pf_buf *b)
+{
+	if (b->p != NULL && b->secret)
+		pf_wipe(b->p, b->cap);
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+	b->failed = false;
+}

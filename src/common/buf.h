@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/* A growable byte buffer whose owner sets how large it may grow. */
+#ifndef PF_BUF_H
+#define PF_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * Grows by doubling from what was added, never from a length a peer
+ * announced, and never past max. Once an append fails (over max, or out
+ * of memory) the buffer keeps what it had and every later append fails
+ * too: a caller may build a whole text and check failed once at the end.
+ * p is NUL-terminated whenever it is not NULL. With secret set, growing
+ * copies and wipes the old block (realloc(3) could leave a copy behind)
+ * and pf_buf_free wipes too.
+ */
+struct pf_buf {
+	char	*p;
+	size_t	 len, cap;
+	size_t	 max;		/* bytes len may reach */
+	bool	 failed;
+	bool	 secret;
+};
+
+/* An empty buffer that will hold at most max bytes. Allocates nothing. */
+void pf_buf_init(struct pf_buf *b, size_t max);
+
+/* Appends n bytes; false (b unchanged, failed set) past max or on ENOMEM. */
+bool pf_buf_add(struct pf_buf *b, const void *p, size_t n);
+
+/* Appends formatted text; false as for pf_buf_add. */
+bool pf_buf_printf(struct pf_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Drops the first n bytes (at most len), keeping the rest. */
+void pf_buf_consume(struct pf_buf *b, size_t n);
+
+/*
+ * Hands the contents over: returns p (NUL-terminated; the caller frees it),
+ * *len its length, and leaves b empty. NULL if nothing was ever added.
+ */
+char *pf_buf_steal(struct pf_buf *b, size_t *len);
+
+/* Frees the contents and leaves b empty (same max); b may be empty. */
+void pf_buf_free(struct pf_buf *b);
+
+#endif

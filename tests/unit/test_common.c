@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of the bounded buffer and the atomic, durable file writer. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "buf.h"
+#include "fsutil.h"
+
+static void
+test_buf_grows_to_max(void **state)
+{
+	struct pf_buf b;
+	char big[1000];
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	pf_buf_init(&b, 1500);
+	assert_null(b.p);
+	assert_true(pf_buf_add(&b, "ab", 2));
+	assert_true(pf_buf_printf(&b, "%d-%s", 42, "z"));
+	assert_string_equal(b.p, "ab42-z");
+	assert_int_equal(b.len, 6);
+	assert_true(pf_buf_add(&b, big, sizeof(big)));
+	assert_int_equal(b.len, 1006);
+	/* Past max: refused, the contents kept, and every later add fails. */
+	assert_false(pf_buf_add(&b, big, 495));
+	assert_true(b.failed);
+	assert_int_equal(b.len, 1006);
+	assert_false(pf_buf_add(&b, "a", 1));
+	assert_int_equal(b.p[b.len], '\0');
+	pf_buf_free(&b);
+	assert_null(b.p);
+	assert_false(b.failed);
+
+	/* Exactly max fits, one more does not. */
+	pf_buf_init(&b, 4);
+	assert_true(pf_buf_printf(&b, "%s", "abcd"));
+	assert_false(pf_buf_printf(&b, "%s", "e"));
+	assert_string_equal(b.p, "abcd");
+	pf_buf_free(&b);
+}
+
+static void
+test_buf_consume_steal_secret(void **state)
+{
+	struct pf_buf b;
+	size_t len;
+	char *p;
+
+	(void)state;
+	pf_buf_init(&b, 1 << 20);
+	b.secret = true;
+	for (int i = 0; i < 1000; i++)
+		assert_true(pf_buf_printf(&b, "%03d", i % 1000));
+	assert_int_equal(b.len, 3000);
+	assert_memory_equal(b.p + 2997, "999", 3);
+	pf_buf_consume(&b, 2997);
+	assert_string_equal(b.p, "999");
+	pf_buf_consume(&b, 10);
+	assert_int_equal(b.len, 0);
+	assert_string_equal(b.p, "");
+	assert_true(pf_buf_add(&b, "tail", 4));
+	p = pf_buf_steal(&b, &len);
+	assert_int_equal(len, 4);
+	assert_string_equal(p, "tail");
+	assert_null(b.p);
+	assert_int_equal(b.len, 0);
+	free(p);
+	assert_null(pf_buf_steal(&b, &len));
+	assert_int_equal(len, 0);
+	pf_buf_free(&b);
+}
+
+/* Number of entries in dir other than . and .. */
+static int
+count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void
+test_write_atomic(void **state)
+{
+	char dir[] = "/tmp/pf-test-common-XXXXXX", path[128], link[128];
+	char got[64];
+	struct stat sb;
+	ssize_t n;
+	int dfd, fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/state.json", dir);
+
+	/* By path, new and replaced, with the mode asked for. */
+	assert_int_equal(pf_write_atomic(AT_FDCWD, path, "old\n", 4, 0600), 0);
+	assert_int_equal(pf_write_atomic(AT_FDCWD, path, "new!\n", 5, 0644),
+	    0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0644);
+	assert_int_equal(sb.st_size, 5);
+	fd = open(path, O_RDONLY);
+	n = read(fd, got, sizeof(got));
+	close(fd);
+	assert_int_equal(n, 5);
+	assert_memory_equal(got, "new!\n", 5);
+	assert_int_equal(count_entries(dir), 1);	/* no temporary left */
+	assert_int_equal(pf_sync_dir(AT_FDCWD, path), 0);
+
+	/* Beneath a directory handle, by name. */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
+	assert_int_equal(pf_write_atomic(dfd, "meta", "{}", 2, 0600), 0);
+	assert_int_equal(fstatat(dfd, "meta", &sb, 0), 0);
+	assert_int_equal(sb.st_size, 2);
+	assert_int_equal(pf_sync_dir(dfd, "meta"), 0);
+
+	/* A symlink in its place is replaced, its target untouched. */
+	snprintf(link, sizeof(link), "%s/link", dir);
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(pf_write_atomic(AT_FDCWD, link, "x", 1, 0600), 0);
+	assert_int_equal(lstat(link, &sb), 0);
+	assert_true(S_ISREG(sb.st_mode));
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 5);
+
+	/* A missing directory: -1 with errno, nothing left behind. */
+	assert_int_equal(pf_write_atomic(dfd, "no/such", "x", 1, 0600), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(pf_sync_dir(dfd, "no/such"), -1);
+	assert_int_equal(count_entries(dir), 3);
+
+	unlinkat(dfd, "meta", 0);
+	unlinkat(dfd, "link", 0);
+	unlinkat(dfd, "state.json", 0);
+	close(dfd);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/*
+ * A write that fails midway (here a file size limit, as a full disk would)
+ * leaves the old file whole and no temporary behind.
+ */
+static void
+test_write_atomic_fails_whole(void **state)
+{
+	char dir[] = "/tmp/pf-test-common-XXXXXX", path[128], got[16];
+	static char big[64 * 1024];
+	struct rlimit old, small;
+	ssize_t n;
+	int fd, rc, err;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/users", dir);
+	assert_int_equal(pf_write_atomic(AT_FDCWD, path, "alice\n", 6, 0600),
+	    0);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	/* The soft limit only: raising a hard one back needs a privilege. */
+	small.rlim_cur = 16 * 1024;
+	small.rlim_max = old.rlim_max;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	memset(big, 'z', sizeof(big));
+	rc = pf_write_atomic(AT_FDCWD, path, big, sizeof(big), 0600);
+	err = errno;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(rc, -1);
+	assert_int_equal(err, EFBIG);
+	fd = open(path, O_RDONLY);
+	n = read(fd, got, sizeof(got));
+	close(fd);
+	assert_int_equal(n, 6);
+	assert_memory_equal(got, "alice\n", 6);
+	assert_int_equal(count_entries(dir), 1);
+	unlink(path);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_buf_grows_to_max),
+		cmocka_unit_test(test_buf_consume_steal_secret),
+		cmocka_unit_test(test_write_atomic),
+		cmocka_unit_test(test_write_atomic_fails_whole),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
