@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Installs what is needed, builds ParaFlow twice (plain, and with ASan and
-# UBSan) and runs every test in both, then make distcheck. Ends with the
+# UBSan) and runs every test in both, runs the libFuzzer targets from a
+# third build (clang), then make distcheck. Ends with the
 # line "N passed, N failed" counted from the tests' own results.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +34,8 @@ run_suite() {
 
 run_suite build
 run_suite build-san --enable-asan --enable-ubsan
+# The libFuzzer targets, under ASan and UBSan (tests/integ/t_fuzz.sh).
+run_suite build-fuzz CC=clang --enable-fuzz --enable-asan --enable-ubsan
 
 if make -C build -j2 distcheck >build/distcheck.log 2>&1; then
 	echo "PASS: make distcheck"
@@ -43,7 +46,7 @@ else
 	extra_fail=$((extra_fail + 1))
 fi
 
-results=$(find build build-san -path '*/tests/*' -name '*.trs' \
+results=$(find build build-san build-fuzz -path '*/tests/*' -name '*.trs' \
     -exec grep -h '^:test-result:' {} + 2>/dev/null)
 count() { printf '%s\n' "$results" | grep -c "^:test-result: $1\$"; }
 passed=$(( $(count PASS) + $(count XFAIL) + extra_pass ))
