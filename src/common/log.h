@@ -22,10 +22,6 @@ const char *pf_log_prog(void);
 void pf_log(enum pf_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Logs at error level and exits with status 1. Start-up only. */
-void fatal(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-
 #define log_error(...)	pf_log(PF_LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)	pf_log(PF_LOG_WARN, __VA_ARGS__)
 #define log_info(...)	pf_log(PF_LOG_INFO, __VA_ARGS__)
