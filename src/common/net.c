@@ -42,7 +42,8 @@ tcp_close(struct pf_conn *c)
 	c->fd = -1;
 }
 
-static const struct pf_conn_ops tcp_ops = { tcp_read, tcp_write, tcp_close };
+static const struct pf_conn_ops tcp_ops = { tcp_read, tcp_write, tcp_close,
+    NULL };
 
 static void
 format_peer(int fd, char *out, size_t len)
@@ -113,7 +114,9 @@ wait_ready(struct pf_conn *c, short events)
 	uint64_t now;
 	int r;
 
-	if (c->deadline == 0)
+	/* What TLS decrypted already never shows on the socket. */
+	if (c->deadline == 0 || (events == POLLIN && c->ops->pending != NULL &&
+	    c->ops->pending(c) > 0))
 		return PF_OK;
 	do {
 		if ((now = pf_now_ms()) >= c->deadline)

@@ -21,6 +21,8 @@ struct pf_conn_ops {
 	ssize_t	(*read)(struct pf_conn *c, void *p, size_t n);
 	ssize_t	(*write)(struct pf_conn *c, const void *p, size_t n);
 	void	(*close)(struct pf_conn *c);
+	/* Bytes the transport holds already, readable without waiting. */
+	size_t	(*pending)(const struct pf_conn *c);
 };
 
 struct pf_conn {
@@ -28,6 +30,7 @@ struct pf_conn {
 	int		 fd;
 	char		 peer[64];	/* "addr:port", for logs */
 	uint64_t	 deadline;	/* monotonic ms; 0: none */
+	void		*tls;		/* the transport's state (tls.c) */
 };
 
 /* Wraps a connected TCP socket; takes ownership of fd. NULL on ENOMEM. */
