@@ -237,7 +237,7 @@ else
 	show "$T/build.log" 40
 	done_testing
 fi
-hc=$(pm image inspect -f '{{.Config.Healthcheck.Test}}' "$IMG")
+hc=$(pm image inspect -f '{{.Config.Healthcheck}}' "$IMG")
 case $hc in
 */healthz*) ok "the image keeps its HEALTHCHECK" ;;
 *) not_ok "the image keeps its HEALTHCHECK (got '$hc')" ;;
