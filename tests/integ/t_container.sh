@@ -85,8 +85,9 @@ pm() {
 pm info >"$T/info.log" 2>&1 ||
     unavailable "podman info fails: $(tail -n 1 "$T/info.log")"
 
-# Everything this run makes is named after it, so that cleanup finds it
-# all, and a second run (or another tree's) never meets it.
+# Everything this run makes is named after it ($run- or $run_, compose's
+# names), so that cleanup finds it all, and a second run (or another
+# tree's) never meets it.
 run=pftest-$$-$RANDOM
 IMG=localhost/paraflow-test:$run
 CTR=$run-run
@@ -100,8 +101,8 @@ podman_cleanup() {
 	local kind ids
 	for kind in container pod volume network; do
 		case $kind in
-		container) ids=$(pm ps -a -q --filter "name=$run") ;;
-		*) ids=$(pm "$kind" ls -q --filter "name=$run") ;;
+		container) ids=$(pm ps -a -q --filter "name=^${run}[-_]") ;;
+		*) ids=$(pm "$kind" ls -q --filter "name=^${run}[-_]") ;;
 		esac 2>/dev/null
 		# shellcheck disable=SC2086 # one word per object
 		case $kind in
