@@ -10,6 +10,11 @@ util-linux python3-jsonschema python3-yaml prometheus wrk"
 PACKAGES="$PACKAGES shellcheck mandoc"
 # The browser the dashboard test drives (tests/integ/t_dashboard.sh).
 PACKAGES="$PACKAGES chromium"
+# The image test (tests/integ/t_container.sh): Debian's podman on runc
+# (crun fails on some kernels' cgroups), with netavark and iptables for
+# published ports, podman-compose, and debootstrap for the base image.
+PACKAGES="$PACKAGES podman runc netavark aardvark-dns iptables
+podman-compose debootstrap"
 # The OpenAPI linter (tests/node) runs on node; Debian's only when the
 # machine has no node of its own.
 command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
