@@ -227,7 +227,6 @@ access_check_basic(struct httpd *h, struct MHD_Connection *c,
 ok:
 	snprintf(who->user, sizeof(who->user), "%s", user);
 	who->admin = is_admin(h, user);
-	who->known = true;
 	rc = ACCESS_AUTH_OK;
 out:
 	if (password != NULL) {

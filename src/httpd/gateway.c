@@ -214,6 +214,8 @@ httpd_stop(struct httpd *h)
 	}
 	pf_wipe(h->logins, sizeof(h->logins));
 	pf_wipe(h->secret, sizeof(h->secret));
+	/* The monitor's rates: request threads read them until MHD stops. */
+	free(h->rates);
 	pthread_cond_destroy(&h->wake);
 	pthread_mutex_destroy(&h->lock);
 	pthread_mutex_destroy(&h->logins_lock);

@@ -85,7 +85,6 @@ struct httpd {
 struct gw_caller {
 	char			 user[ENGINE_MAX_USER + 1];
 	bool			 admin;
-	bool			 known;	/* signed in */
 	bool			 link;	/* a download link instead */
 };
 

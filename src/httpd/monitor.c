@@ -267,7 +267,4 @@ monitor_stop(struct httpd *h)
 	pthread_mutex_unlock(&h->lock);
 	pthread_join(h->monitor, NULL);
 	h->monitor_started = false;
-	free(h->rates);
-	h->rates = NULL;
-	h->nrates = 0;
 }
