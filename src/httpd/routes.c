@@ -48,8 +48,11 @@ struct route {
 static enum MHD_Result not_found(const struct gw_call *call);
 
 /*
- * The routes, first match wins; the last entry (no pattern) is the 404.
- * Only the file of a session takes a download link.
+ * The routes. The first match wins, so each catch-all ("*") follows the
+ * routes it stands behind; the last entry (no pattern) is the 404. Only
+ * the file of a session takes a download link: elsewhere a ?token= is
+ * no login. Under /api the login comes before the 404, as everywhere
+ * there, so that the API's paths are not told to strangers.
  */
 static const struct route routes[] = {
 	{ "/healthz",		M_READ,		PROBE,	api_health_live },
