@@ -16,7 +16,7 @@ struct httpd_config {
 	const char	*bind;		/* NULL: 127.0.0.1 */
 	unsigned	 port;		/* 0: ephemeral */
 	bool		 auth_all;	/* also for healthz, readyz, metrics */
-	const char	*admins;	/* comma-separated user names, or NULL */
+	const char	*admins;	/* comma-separated names, or NULL */
 	unsigned	 max_connections;
 	unsigned	 max_per_ip;
 	unsigned	 timeout_s;	/* idle; a whole request gets 3 times */

@@ -3,62 +3,29 @@
 #include "config.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "gateway.h"
+#include "buf.h"
+#include "handlers.h"
+#include "response.h"
+#include "views.h"
 
-/* A growing text buffer; after a failure everything no-ops. */
-struct text {
-	char	*p;
-	size_t	 len, cap;
-	bool	 failed;
-};
-
-static void text_add(struct text *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* The text's cap: some 3 KiB today, far from it with any new metric. */
+#define METRICS_MAX	(1u << 20)
 
 static void
-text_add(struct text *t, const char *fmt, ...)
+metric(struct pf_buf *t, const char *name, const char *type, const char *help)
 {
-	va_list ap;
-	char *p;
-	int n;
-
-	if (t->failed)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
-	va_end(ap);
-	if (n >= 0 && (size_t)n >= t->cap - t->len) {
-		if ((p = realloc(t->p, 2 * t->cap + (size_t)n)) == NULL)
-			goto fail;
-		t->p = p;
-		t->cap = 2 * t->cap + (size_t)n;
-		va_start(ap, fmt);
-		n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
-		va_end(ap);
-	}
-	if (n < 0)
-		goto fail;
-	t->len += (size_t)n;
-	return;
-fail:
-	t->failed = true;
-}
-
-static void
-metric(struct text *t, const char *name, const char *type, const char *help)
-{
-	text_add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	pf_buf_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+	    type);
 }
 
 /* The plain counters: a name, its help, its value. */
 static void
-add_counters(struct text *t, const struct engine_stats *st)
+add_counters(struct pf_buf *t, const struct engine_stats *st)
 {
 	const struct {
 		const char	*name, *help;
@@ -81,66 +48,83 @@ add_counters(struct text *t, const struct engine_stats *st)
 
 	for (size_t i = 0; i < sizeof(counters) / sizeof(*counters); i++) {
 		metric(t, counters[i].name, "counter", counters[i].help);
-		text_add(t, "%s %" PRIu64 "\n", counters[i].name,
+		pf_buf_printf(t, "%s %" PRIu64 "\n", counters[i].name,
 		    counters[i].value);
 	}
 }
 
+/* Sessions by state: ended ones since the start, and those known now. */
+static void
+add_sessions(struct pf_buf *t, const struct engine_stats *st,
+    const uint64_t *counts)
+{
+	metric(t, "paraflow_sessions_ended_total", "counter",
+	    "Sessions that ended, by final state.");
+	for (int i = ENGINE_COMPLETE; i < ENGINE_NSTATES; i++)
+		pf_buf_printf(t, "paraflow_sessions_ended_total"
+		    "{state=\"%s\"} %" PRIu64 "\n", views_state_name(i),
+		    st->sessions_ended[i]);
+	metric(t, "paraflow_sessions", "gauge",
+	    "Sessions known to the server, by state.");
+	for (int i = 0; i < ENGINE_NSTATES; i++)
+		pf_buf_printf(t, "paraflow_sessions{state=\"%s\"} %" PRIu64
+		    "\n", views_state_name(i), counts[i]);
+}
+
+/* The time from a chunk's header to its ACK, as a histogram. */
+static void
+add_histogram(struct pf_buf *t, const struct engine_stats *st)
+{
+	static const char name[] = "paraflow_chunk_receive_seconds";
+
+	metric(t, name, "histogram",
+	    "Time from a chunk's header to its durable ACK.");
+	for (int i = 0; i < ENGINE_HIST_BUCKETS; i++)
+		pf_buf_printf(t, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+		    (double)engine_hist_bounds_us[i] / 1e6, st->hist_counts[i]);
+	pf_buf_printf(t, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name,
+	    st->hist_counts[ENGINE_HIST_BUCKETS]);
+	pf_buf_printf(t, "%s_sum %.6f\n", name, (double)st->hist_sum_us / 1e6);
+	pf_buf_printf(t, "%s_count %" PRIu64 "\n", name,
+	    st->hist_counts[ENGINE_HIST_BUCKETS]);
+}
+
 enum MHD_Result
-gw_metrics(struct httpd *h, struct MHD_Connection *c)
+metrics_serve(const struct gw_call *call)
 {
 	struct engine_stats st;
 	uint64_t counts[ENGINE_NSTATES];
 	struct MHD_Response *r;
-	struct text t = { .failed = false };
+	struct pf_buf t;
+	size_t len;
+	char *text;
 
-	t.cap = 8192;
-	if ((t.p = malloc(t.cap)) == NULL)
-		return MHD_NO;
-	engine_stats(h->engine, &st);
-	engine_count_sessions(h->engine, NULL, counts);
-
+	pf_buf_init(&t, METRICS_MAX);
+	engine_stats(call->h->engine, &st);
+	engine_count_sessions(call->h->engine, NULL, counts);
 	add_counters(&t, &st);
-	metric(&t, "paraflow_sessions_ended_total", "counter",
-	    "Sessions that ended, by final state.");
-	for (int i = ENGINE_COMPLETE; i < ENGINE_NSTATES; i++)
-		text_add(&t, "paraflow_sessions_ended_total{state=\"%s\"} %"
-		    PRIu64 "\n", gw_state_name(i), st.sessions_ended[i]);
-	metric(&t, "paraflow_sessions", "gauge",
-	    "Sessions known to the server, by state.");
-	for (int i = 0; i < ENGINE_NSTATES; i++)
-		text_add(&t, "paraflow_sessions{state=\"%s\"} %" PRIu64 "\n",
-		    gw_state_name(i), counts[i]);
+	add_sessions(&t, &st, counts);
 	metric(&t, "paraflow_connections", "gauge",
 	    "Native protocol connections open.");
-	text_add(&t, "paraflow_connections %u\n", st.connections_open);
+	pf_buf_printf(&t, "paraflow_connections %u\n", st.connections_open);
 	metric(&t, "paraflow_uptime_seconds", "gauge",
 	    "Seconds since the server started.");
-	text_add(&t, "paraflow_uptime_seconds %lld\n",
+	pf_buf_printf(&t, "paraflow_uptime_seconds %lld\n",
 	    (long long)(time(NULL) - st.started));
-	metric(&t, "paraflow_chunk_receive_seconds", "histogram",
-	    "Time from a chunk's header to its durable ACK.");
-	for (int i = 0; i < ENGINE_HIST_BUCKETS; i++)
-		text_add(&t, "paraflow_chunk_receive_seconds_bucket{le=\"%g\"} %"
-		    PRIu64 "\n", (double)engine_hist_bounds_us[i] / 1e6,
-		    st.hist_counts[i]);
-	text_add(&t, "paraflow_chunk_receive_seconds_bucket{le=\"+Inf\"} %"
-	    PRIu64 "\n", st.hist_counts[ENGINE_HIST_BUCKETS]);
-	text_add(&t, "paraflow_chunk_receive_seconds_sum %.6f\n",
-	    (double)st.hist_sum_us / 1e6);
-	text_add(&t, "paraflow_chunk_receive_seconds_count %" PRIu64 "\n",
-	    st.hist_counts[ENGINE_HIST_BUCKETS]);
+	add_histogram(&t, &st);
+	/* One failure fails the rest: checked once, at the end. */
 	if (t.failed) {
-		free(t.p);
+		pf_buf_free(&t);
 		return MHD_NO;
 	}
-	if ((r = MHD_create_response_from_buffer(t.len, t.p,
+	text = pf_buf_steal(&t, &len);
+	if ((r = MHD_create_response_from_buffer(len, text,
 	    MHD_RESPMEM_MUST_FREE)) == NULL) {
-		free(t.p);
+		free(text);
 		return MHD_NO;
 	}
-	gw_common_headers(r);
+	resp_add_common_headers(r);
 	MHD_add_response_header(r, "Content-Type",
 	    "text/plain; version=0.0.4; charset=utf-8");
-	return gw_queue(c, MHD_HTTP_OK, r);
+	return resp_queue(call->c, MHD_HTTP_OK, r);
 }

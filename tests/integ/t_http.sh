@@ -525,6 +525,113 @@ head -c 4096 /dev/zero | tr '\0' x >"$T/4k"
 req "${ALICE[@]}" -X GET --data-binary @"$T/4k" /api/v1/stats
 check_eq "a 4096-byte request body is not too large" 200 "$CODE"
 
+# --- The route table: methods, access kinds, the 404 ----------------------
+#
+# Each route answers a method it does not take with 405 and exactly the
+# Allow of its line in src/httpd/routes.c; the checks before (login,
+# session id) come first.
+
+allow_is() {
+	local method=$1 path=$2 allow=$3
+	req "${ALICE[@]}" -X "$method" "$path"
+	expect_error "$method $path" 405 method_not_allowed
+	check_eq "$method $path: Allow" "$allow" "$(hdr Allow)"
+}
+for m in POST PUT DELETE; do
+	allow_is "$m" /healthz "GET, HEAD"
+	allow_is "$m" /readyz "GET, HEAD"
+	allow_is "$m" /metrics "GET, HEAD"
+	allow_is "$m" /api/v1/sessions "GET, HEAD"
+	allow_is "$m" "/api/v1/sessions/$a1/file" "GET, HEAD"
+	allow_is "$m" "/api/v1/sessions/$a1/chunks" "GET, HEAD"
+	allow_is "$m" /api/v1/stats "GET, HEAD"
+	allow_is "$m" /api/v1/events GET
+done
+for m in POST PUT PATCH OPTIONS; do
+	allow_is "$m" "/api/v1/sessions/$a1" "GET, HEAD, DELETE"
+done
+for m in GET PUT DELETE; do
+	allow_is "$m" "/api/v1/sessions/$a1/link" POST
+done
+req "${ALICE[@]}" -I /api/v1/events
+check_eq "HEAD /api/v1/events: 405" 405 "$CODE"
+check_eq "HEAD /api/v1/events: Allow" GET "$(hdr Allow)"
+req "${ALICE[@]}" -I "/api/v1/sessions/$a1/link"
+check_eq "HEAD .../link: 405" 405 "$CODE"
+check_eq "HEAD .../link: Allow" POST "$(hdr Allow)"
+
+# The login comes before the method, the session id before the method.
+req -X POST /api/v1/stats
+expect_error "POST /api/v1/stats without credentials" 401 unauthorized
+req -X PUT "/api/v1/sessions/$a1"
+expect_error "PUT a session without credentials" 401 unauthorized
+req "${ALICE[@]}" -X PUT /api/v1/sessions/not-a-uuid
+expect_error "PUT of a non-UUID id" 400 bad_request
+req "${ALICE[@]}" -X POST /api/v1/sessions/not-a-uuid/link
+expect_error "POST link of a non-UUID id" 400 bad_request
+req "${ALICE[@]}" /api/v1/sessions/not-a-uuid/nope
+expect_error "an unknown path under a non-UUID id" 400 bad_request
+req "${ALICE[@]}" /api/v1/sessions/
+expect_error "/api/v1/sessions/ (an empty id)" 400 bad_request
+
+# Under /api, an unknown path is the JSON 404, after the login.
+for p in /api/v1/nope /api/v1/ /api/v1/stats/x /api/v1/events/x \
+    "/api/v1/sessions/$a1/" \
+    "/api/v1/sessions/$a1/file/x" "/api/v1/sessions/$a1/link/x"; do
+	req "${ALICE[@]}" "$p"
+	expect_error "unknown path $p" 404 not_found
+	check "unknown path $p: JSON" \
+	    grep -q '^application/json' <<<"$(hdr Content-Type)"
+	req "$p"
+	expect_error "unknown path $p without credentials" 401 unauthorized
+done
+for m in POST DELETE PUT; do
+	req "${ALICE[@]}" -X "$m" /api/v1/nope
+	expect_error "$m /api/v1/nope" 404 not_found
+	req -X "$m" /nope
+	expect_error "$m /nope (no dashboard)" 404 not_found
+done
+
+# A download link opens the file of its session and nothing else: every
+# other route wants a login, whatever the token.
+req "${ALICE[@]}" -X POST "/api/v1/sessions/$a1/link"
+expect_status "a link to a1" 200 DownloadLink
+tok=$(jget url)
+tok=${tok##*token=}
+req "/api/v1/sessions/$a1/file?token=$tok"
+check_eq "a1's link opens a1's file" 200 "$CODE"
+req -I "/api/v1/sessions/$a1/file?token=$tok"
+check_eq "a1's link: HEAD too" 200 "$CODE"
+for ep in "GET /api/v1/sessions" "GET /api/v1/sessions/$a1" \
+    "DELETE /api/v1/sessions/$a1" "GET /api/v1/sessions/$a1/chunks" \
+    "POST /api/v1/sessions/$a1/link" "GET /api/v1/stats" \
+    "GET /api/v1/events" "GET /api/v1/nope" "GET /api" \
+    "GET /api/v1/sessions/$a1/nope" "GET /api/v1/sessions/$a1/x/file" \
+    "GET /api/v1/sessions/$a2/chunks"; do
+	req -X "${ep% *}" "${ep#* }?token=$tok"
+	expect_error "$ep with a1's link" 401 unauthorized
+	check_eq "$ep with a1's link: WWW-Authenticate" "$WWW" \
+	    "$(hdr WWW-Authenticate)"
+done
+req "/api/v1/sessions/$a2/file?token=$tok"
+expect_error "a1's link on a2's file" 403 link_expired
+req "/api/v1/sessions/$b1/file?token=$tok"
+expect_error "a1's link on bob's file" 403 link_expired
+req -X DELETE "/api/v1/sessions/$a1/file?token=$tok"
+expect_error "DELETE of a1's file with its link" 405 method_not_allowed
+check_eq "DELETE of a1's file with its link: Allow" "GET, HEAD" \
+    "$(hdr Allow)"
+req -X DELETE "/api/v1/sessions/$a1/file?token=bad"
+expect_error "DELETE with a bad link: the method first" 405 \
+    method_not_allowed
+req "/api/v1/sessions/not-a-uuid/file?token=$tok"
+expect_error "a link on a non-UUID id" 400 bad_request
+req "${ALICE[@]}" "/api/v1/sessions/$a1"
+check_eq "a1 is still there after all that" 200 "$CODE"
+req "${BOB[@]}" "/api/v1/sessions/$a1/file?token=$tok"
+check_eq "a link stands for its own login: bob's credentials aside, 200" \
+    200 "$CODE"
+
 # --- DELETE of finished sessions ---------------------------------------------
 
 req "${ALICE[@]}" -X DELETE "/api/v1/sessions/$a1"
@@ -564,6 +671,12 @@ for p in /healthz /readyz /metrics; do
 	    "$(hdr WWW-Authenticate)"
 	req "${BOB[@]}" "$p"
 	check_eq "--http-auth-all: $p with bob's password" 200 "$CODE"
+	req "$p?token=x"
+	expect_error "--http-auth-all: $p with a token, no login" 401 \
+	    unauthorized
+	req -X POST "$p"
+	expect_error "--http-auth-all: POST $p: the login first" 401 \
+	    unauthorized
 done
 req "${ALICE[@]}" /api/v1/sessions
 expect_status "after a restart: alice's list" 200 SessionList
@@ -666,6 +779,18 @@ for p in /linkdir/secret.js /link.js /.hidden /js/../index.html \
 	req --path-as-is "$p"
 	expect_error "$p: not served" 404 not_found
 done
+req -X POST /js/app.js
+expect_error "POST /js/app.js" 405 method_not_allowed
+check_eq "POST /js/app.js: Allow" "GET, HEAD" "$(hdr Allow)"
+for m in POST DELETE; do
+	req -X "$m" /nope.html
+	expect_error "$m /nope.html: a missing file is 404 for any method" \
+	    404 not_found
+	req -X "$m" --path-as-is /.hidden
+	expect_error "$m /.hidden: 404" 404 not_found
+done
+req "${ALICE[@]}" -X POST /api/v1/nope
+expect_error "POST /api/v1/nope with the dashboard on" 404 not_found
 stop_server
 
 done_testing

@@ -1,19 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* Files over HTTP: finished uploads (with ranges) and the dashboard. */
+/* GET /api/v1/sessions/{id}/file: a finished upload, with ranges. */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "fsutil.h"
-#include "gateway.h"
+#include "handlers.h"
+#include "response.h"
 
 /* A byte range of a file; whole unless a Range header asked otherwise. */
 struct range {
@@ -179,7 +176,7 @@ send_file(struct MHD_Connection *c, int fd,
 	if (rg.unsatisfiable) {
 		close(fd);
 		snprintf(cr, sizeof(cr), "bytes */%" PRIu64, s->size);
-		return gw_error_with(c, MHD_HTTP_RANGE_NOT_SATISFIABLE,
+		return resp_error_with(c, MHD_HTTP_RANGE_NOT_SATISFIABLE,
 		    "range_not_satisfiable", "the range is outside the file",
 		    "Content-Range", cr);
 	}
@@ -215,121 +212,29 @@ queue:
 		MHD_add_response_header(r, "Last-Modified", date);
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(r, "Cache-Control", "private, no-cache");
-	return gw_queue(c, status, r);
+	return resp_queue(c, status, r);
 }
 
 enum MHD_Result
-gw_file(struct httpd *h, struct MHD_Connection *c, const char *method,
-    const char *id, const struct gw_caller *who)
+api_files_download(const struct gw_call *call)
 {
+	struct MHD_Connection *c = call->c;
+	const char *id = call->id;
 	struct engine_session_info s;
 	enum pf_status rc;
 	int fd;
 
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-		return gw_not_allowed(c, "GET, HEAD");
-	/* A link stands for the login of whoever asked for it. */
-	if (who->link && !gw_link_valid(h, id, MHD_lookup_connection_value(c,
-	    MHD_GET_ARGUMENT_KIND, "token")))
-		return gw_error(c, MHD_HTTP_FORBIDDEN, "link_expired",
-		    "the download link is not valid (any more)");
-	rc = engine_open_file(h->engine, id, who->admin || who->link ? NULL :
-	    who->user, &fd, &s);
+	/* A link (routes.c checked it) opens the file for anyone. */
+	rc = engine_open_file(call->h->engine, id, call->who.admin ||
+	    call->who.link ? NULL : call->who.user, &fd, &s);
 	if (rc == PF_ENOSESSION)
-		return gw_error(c, MHD_HTTP_NOT_FOUND, "not_found",
+		return resp_error(c, MHD_HTTP_NOT_FOUND, "not_found",
 		    "no session %s", id);
 	if (rc == PF_EBUSY)
-		return gw_error(c, MHD_HTTP_CONFLICT, "not_finished",
+		return resp_error(c, MHD_HTTP_CONFLICT, "not_finished",
 		    "session %s is not complete", id);
 	if (rc != PF_OK)
-		return gw_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
-		    "cannot open the file of session %s", id);
+		return resp_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "internal", "cannot open the file of session %s", id);
 	return send_file(c, fd, &s);
-}
-
-static const char *
-content_type(const char *path)
-{
-	static const struct {
-		const char	*ext, *type;
-	} types[] = {
-		{ ".html", "text/html; charset=utf-8" },
-		{ ".js", "text/javascript; charset=utf-8" },
-		{ ".mjs", "text/javascript; charset=utf-8" },
-		{ ".css", "text/css; charset=utf-8" },
-		{ ".svg", "image/svg+xml" },
-		{ ".png", "image/png" },
-		{ ".ico", "image/x-icon" },
-		{ ".json", "application/json" },
-		{ ".woff2", "font/woff2" },
-	};
-	const char *dot = strrchr(path, '.');
-
-	for (size_t i = 0; dot != NULL && i < sizeof(types) / sizeof(*types);
-	    i++)
-		if (strcmp(dot, types[i].ext) == 0)
-			return types[i].type;
-	return "application/octet-stream";
-}
-
-/* Dashboard paths: plain names only, no dot segments, no hidden files. */
-static bool
-safe_path(const char *p)
-{
-	if (*p == '\0' || strlen(p) > 200)
-		return false;
-	for (const char *q = p; *q != '\0'; q++) {
-		if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
-		    (*q >= '0' && *q <= '9') || strchr("._-/", *q)))
-			return false;
-		if ((q == p || q[-1] == '/') && (*q == '.' || *q == '/'))
-			return false;
-	}
-	return true;
-}
-
-enum MHD_Result
-gw_static(struct httpd *h, struct MHD_Connection *c, const char *method,
-    const char *url)
-{
-	const char *rel = strcmp(url, "/") == 0 ? "index.html" : url + 1;
-	struct MHD_Response *r;
-	struct stat st;
-	int dirfd, fd = -1;
-
-	if (h->cfg.www_dir == NULL || url[0] != '/' || !safe_path(rel))
-		return gw_error(c, MHD_HTTP_NOT_FOUND, "not_found",
-		    "no such path");
-	if ((dirfd = open(h->cfg.www_dir, O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC)) != -1) {
-		fd = pf_open_beneath(dirfd, rel, O_RDONLY, 0);
-		close(dirfd);
-	}
-	if (fd == -1 || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		if (fd != -1)
-			close(fd);
-		return gw_error(c, MHD_HTTP_NOT_FOUND, "not_found",
-		    "no such path");
-	}
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-		close(fd);
-		return gw_not_allowed(c, "GET, HEAD");
-	}
-	if (st.st_size == 0) {
-		close(fd);
-		r = MHD_create_response_from_buffer(0, NULL,
-		    MHD_RESPMEM_PERSISTENT);
-	} else if ((r = MHD_create_response_from_fd64((uint64_t)st.st_size,
-	    fd)) == NULL)
-		close(fd);
-	if (r == NULL)
-		return MHD_NO;
-	MHD_add_response_header(r, "Content-Type", content_type(rel));
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(r, "Cache-Control", "no-cache");
-	MHD_add_response_header(r, "Content-Security-Policy",
-	    "default-src 'self'; img-src 'self' data:; "
-	    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
-	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-	return gw_queue(c, MHD_HTTP_OK, r);
 }

@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+/* The gateway's daemon: libmicrohttpd set up, started and stopped. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "clock.h"
+#include "conns.h"
+#include "events.h"
+#include "gateway.h"
+#include "log.h"
+#include "monitor.h"
+#include "response.h"
+#include "routes.h"
+
+/* Per request (*req_cls): what the access handler keeps between calls. */
+struct gw_request {
+	uint64_t	 body;		/* bytes of body seen (discarded) */
+};
+
+void
+httpd_config_defaults(struct httpd_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->port = 8080;
+	cfg->max_connections = 128;
+	cfg->max_per_ip = 32;
+	cfg->timeout_s = 10;
+}
+
+/* A request ended: its state goes, the connection's deadline restarts. */
+static void
+request_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	(void)toe;
+	free(*req_cls);
+	*req_cls = NULL;
+	conns_request_done(cls, c);
+}
+
+/*
+ * MHD's access handler: bounds the request body, which no endpoint takes,
+ * then hands the request to the route table.
+ */
+static enum MHD_Result
+access_handler(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **req_cls)
+{
+	struct gw_request *rq = *req_cls;
+	const char *length;
+
+	(void)version;
+	(void)upload_data;
+	if (rq == NULL) {
+		if ((rq = calloc(1, sizeof(*rq))) == NULL)
+			return MHD_NO;
+		*req_cls = rq;
+		/* Refused before it is read, when the length says so. */
+		length = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		    "Content-Length");
+		if (length != NULL && strtoull(length, NULL, 10) > GW_MAX_BODY)
+			return resp_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
+			    "too_large", "request body over %d bytes",
+			    GW_MAX_BODY);
+		return MHD_YES;
+	}
+	if (*upload_data_size != 0) {
+		/*
+		 * No endpoint takes a body: drop it. A chunked one over the
+		 * cap is answered at its end (MHD takes no response while
+		 * a body is coming); the request deadline bounds it.
+		 */
+		rq->body += *upload_data_size;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (rq->body > GW_MAX_BODY)
+		return resp_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+		    "request body over %d bytes", GW_MAX_BODY);
+	return routes_dispatch(cls, c, url, method);
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	log_debug("http: %s", msg);
+}
+
+/* bind and port as a socket address into *ss; false if not an address. */
+static bool
+bind_address(const char *bind, unsigned port, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, bind, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		return true;
+	}
+	if (inet_pton(AF_INET6, bind, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		return true;
+	}
+	return false;
+}
+
+/* Starts MHD on h->cfg's address (bind); h->daemon NULL if it cannot. */
+static void
+start_daemon(struct httpd *h, const char *bind,
+    const struct sockaddr_storage *ss)
+{
+	const struct httpd_config *cfg = &h->cfg;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	const union MHD_DaemonInfo *di;
+
+	if (ss->ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	h->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL,
+	    access_handler, h,
+	    MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, 2u,
+	    MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+	    /* Over max_per_ip a request gets 503; past twice, no accept. */
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, 2 * cfg->max_per_ip,
+	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
+	    MHD_OPTION_NOTIFY_CONNECTION, conns_notify, h,
+	    MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+	    MHD_OPTION_END);
+	if (h->daemon == NULL) {
+		log_error("cannot serve HTTP on %s port %u (in use?)", bind,
+		    cfg->port);
+		return;
+	}
+	di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	h->port = di ? di->port : cfg->port;
+}
+
+enum pf_status
+httpd_start(const struct httpd_config *cfg, struct engine *e,
+    struct httpd **out)
+{
+	const char *bind = cfg->bind ? cfg->bind : "127.0.0.1";
+	struct sockaddr_storage ss;
+	struct httpd *h;
+	enum pf_status rc = PF_ENOMEM;
+
+	*out = NULL;
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return PF_ENOMEM;
+	h->cfg = *cfg;
+	h->engine = e;
+	snprintf(h->version, sizeof(h->version), "%s", PACKAGE_VERSION);
+	pthread_mutex_init(&h->conns_lock, NULL);
+	pthread_mutex_init(&h->logins_lock, NULL);
+	pthread_mutex_init(&h->lock, NULL);
+	pf_cond_init_monotonic(&h->wake);
+	if ((rc = pf_random(h->secret, sizeof(h->secret))) != PF_OK)
+		goto out;
+	if (!bind_address(bind, cfg->port, &ss)) {
+		log_error("--http-bind %s: not an IP address", bind);
+		rc = PF_EUSAGE;
+		goto out;
+	}
+	start_daemon(h, bind, &ss);
+	if (h->daemon == NULL) {
+		rc = PF_ENET;
+		goto out;
+	}
+	if ((rc = monitor_start(h)) != PF_OK)
+		goto out;
+	log_info("HTTP gateway on %s port %u", bind, h->port);
+	*out = h;
+	h = NULL;
+out:
+	httpd_stop(h);
+	return rc;
+}
+
+unsigned
+httpd_port(const struct httpd *h)
+{
+	return h->port;
+}
+
+void
+httpd_stop(struct httpd *h)
+{
+	if (h == NULL)
+		return;
+	monitor_stop(h);
+	if (h->daemon != NULL) {
+		/* MHD must not stop with suspended connections. */
+		events_close(h);
+		MHD_stop_daemon(h->daemon);
+	}
+	pf_wipe(h->logins, sizeof(h->logins));
+	pf_wipe(h->secret, sizeof(h->secret));
+	/* The monitor's rates: request threads read them until MHD stops. */
+	free(h->rates);
+	pthread_cond_destroy(&h->wake);
+	pthread_mutex_destroy(&h->lock);
+	pthread_mutex_destroy(&h->logins_lock);
+	pthread_mutex_destroy(&h->conns_lock);
+	free(h);
+}
