@@ -21,6 +21,7 @@
 #include "log.h"
 #include "progress.h"
 #include "remote.h"
+#include "scram.h"
 #include "sessions.h"
 #include "upload.h"
 
@@ -248,9 +249,9 @@ cli_resolve_user(const char *user)
 	if (user == NULL) {
 		user = getenv("PARAFLOW_USER");
 		if (user == NULL || *user == '\0')
-			user = AUTH_DEFAULT_USER;
+			user = SCRAM_DEFAULT_USER;
 	}
-	if (!auth_user_valid(user))
+	if (!proto_user_valid(user))
 		pf_usage_error("bad user name '%s'", user);
 	return user;
 }
@@ -269,7 +270,7 @@ cli_resolve_secret(const char *arg, const char *file, char *buf, size_t cap)
 	} else if (env != NULL && *env != '\0')
 		snprintf(buf, cap, "%s", env);
 	else
-		snprintf(buf, cap, "%s", AUTH_DEFAULT_PASSWORD);
+		snprintf(buf, cap, "%s", SCRAM_DEFAULT_PASSWORD);
 }
 
 static int
@@ -300,7 +301,7 @@ cmd_upload(int argc, char **argv)
 	    .chunk_size = PROTO_DEFAULT_CHUNK, .retries = 5,
 	    .timeout_ms = 60000, .give_up_s = 120, .progress = true };
 	struct upload_result r;
-	char secret[AUTH_MAX_PASSWORD + 1];
+	char secret[SCRAM_MAX_PASSWORD + 1];
 	const char *secret_arg = NULL, *secret_file = NULL;
 	bool json = false, quiet = false;
 	int ch, verbosity = PF_LOG_WARN;
@@ -526,7 +527,7 @@ cmd_remote(enum remote_cmd cmd, int argc, char **argv)
 	};
 	const char *name = remote_cmds[cmd].name;
 	struct remote_opts o = { .timeout_s = 30 };
-	char secret[AUTH_MAX_PASSWORD + 1];
+	char secret[SCRAM_MAX_PASSWORD + 1];
 	const char *secret_arg = NULL, *secret_file = NULL, *out = NULL;
 	const char *state = NULL, *id = NULL, *watch = NULL;
 	unsigned watch_s = 0;
@@ -609,7 +610,7 @@ cmd_remote(enum remote_cmd cmd, int argc, char **argv)
 		pf_usage_error("unexpected argument '%s'", argv[optind]);
 	if (id == NULL && (cmd == CMD_FETCH || cmd == CMD_CANCEL))
 		pf_usage_error("%s needs a session ID", name);
-	if (id != NULL && !remote_id_valid(id))
+	if (id != NULL && !proto_id_valid(id))
 		pf_usage_error("'%s' is not a session id (a UUID, as upload "
 		    "and list print it)", id);
 	if (!http_base_valid(o.url))

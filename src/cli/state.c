@@ -275,7 +275,7 @@ int_is(const json_t *j, const char *key, int64_t want)
 }
 
 void
-state_load(struct state *st, char sid[SESSION_ID_LEN + 1])
+state_load(struct state *st, char sid[PROTO_ID_LEN + 1])
 {
 	json_error_t err;
 	const char *s;
@@ -289,7 +289,7 @@ state_load(struct state *st, char sid[SESSION_ID_LEN + 1])
 		return;
 	}
 	s = json_string_value(json_object_get(j, "session"));
-	if (s == NULL || strlen(s) != SESSION_ID_LEN ||
+	if (s == NULL || strlen(s) != PROTO_ID_LEN ||
 	    !str_is(j, "host", st->host) || !int_is(j, "port", st->port) ||
 	    !str_is(j, "user", st->user) || !str_is(j, "file", st->real) ||
 	    !int_is(j, "size", (int64_t)st->size) ||
@@ -299,7 +299,7 @@ state_load(struct state *st, char sid[SESSION_ID_LEN + 1])
 		log_info("%s does not describe this upload; ignoring it",
 		    st->file);
 	else
-		memcpy(sid, s, SESSION_ID_LEN + 1);
+		memcpy(sid, s, PROTO_ID_LEN + 1);
 	json_decref(j);
 }
 

@@ -110,7 +110,7 @@ struct upload {
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 cond;		/* CLOCK_MONOTONIC */
 	uint8_t			 key[PF_SHA256_LEN];
-	char			 session[SESSION_ID_LEN + 1];
+	char			 session[PROTO_ID_LEN + 1];
 	unsigned		 gen;		/* login generation */
 	bool			 relogin;	/* gen found stale */
 	bool			 stopping;	/* workers must end */
@@ -331,7 +331,7 @@ worker_connect(struct worker *w)
 {
 	struct upload *u = w->u;
 	uint8_t key[PF_SHA256_LEN];
-	char sid[SESSION_ID_LEN + 1];
+	char sid[PROTO_ID_LEN + 1];
 	const char *what;
 	struct pf_conn *c;
 	enum worker_end end;
@@ -735,7 +735,7 @@ session_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
 	const struct upload_opts *o = u->o;
 	struct client_open_req rq = { u->fd, u->size, o->chunk_size,
 	    u->r->chunks, u->name, u->resume ? u->session : NULL };
-	uint8_t nonce[AUTH_NONCE_LEN];
+	uint8_t nonce[SCRAM_NONCE_LEN];
 	struct pf_conn *c = NULL;
 	enum pf_status rc;
 

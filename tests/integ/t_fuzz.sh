@@ -13,10 +13,12 @@ bin="$T/fuzz_input"
 if ! clang -g -O1 -fsanitize=fuzzer,address,undefined \
     -fno-sanitize-recover=undefined -std=gnu11 -pthread \
     -include "$top_builddir/config.h" -I"$top_builddir" \
-    -I"$src/common" -I"$src/engine" \
-    "$top/tests/fuzz/fuzz_input.c" "$src/engine/proto.c" \
-    "$src/engine/auth.c" "$src/engine/policy.c" "$src/common/digest.c" \
-    "$src/common/clock.c" "$src/common/log.c" "$src/common/status.c" \
+    -I"$src/common" -I"$src/proto" -I"$src/engine" \
+    "$top/tests/fuzz/fuzz_input.c" "$src/proto/proto.c" \
+    "$src/proto/scram.c" "$src/engine/auth.c" "$src/engine/users.c" \
+    "$src/engine/policy.c" "$src/common/buf.c" "$src/common/fsutil.c" \
+    "$src/common/digest.c" "$src/common/clock.c" "$src/common/log.c" \
+    "$src/common/status.c" \
     -lcrypto -o "$bin" 2>"$T/build.log"; then
 	if grep -q 'fuzzer' "$T/build.log"; then
 		skip_all "clang has no libFuzzer runtime (libclang-rt-14-dev)"
