@@ -87,9 +87,11 @@ auth_server_first(struct auth_server *s, const char *client_first,
 	rc = PF_EBADFRAME;
 	/* Only "n,,": no channel binding ("y", "p=") and no authzid. */
 	if (!scram_message_ok(client_first) ||
-	    strncmp(client_first, SCRAM_GS2_HEADER, sizeof(SCRAM_GS2_HEADER) - 1) != 0)
+	    strncmp(client_first, SCRAM_GS2_HEADER,
+	    sizeof(SCRAM_GS2_HEADER) - 1) != 0)
 		goto out;
-	if (!scram_split_attrs(client_first + sizeof(SCRAM_GS2_HEADER) - 1, "nr", a))
+	if (!scram_split_attrs(client_first + sizeof(SCRAM_GS2_HEADER) - 1,
+	    "nr", a))
 		goto out;
 	/*
 	 * Valid names hold neither '=' nor ',', so saslname escapes never
@@ -106,7 +108,8 @@ auth_server_first(struct auth_server *s, const char *client_first,
 	rc = PF_EINTERNAL;
 	if (s->nonce_bad)
 		goto out;
-	if (s->snonce[0] == '\0' && (rc = scram_random_nonce(s->snonce)) != PF_OK)
+	if (s->snonce[0] == '\0' &&
+	    (rc = scram_random_nonce(s->snonce)) != PF_OK)
 		goto out;
 	/* Computed for every user, so known ones answer no faster. */
 	if ((rc = fake_salt(s, fake)) != PF_OK)
@@ -161,13 +164,15 @@ auth_server_final(struct auth_server *s, const char *client_final,
 	if (s->step != SCRAM_FIRST)
 		goto out;
 	rc = PF_EBADFRAME;
-	if (!scram_message_ok(client_final) || !scram_split_attrs(client_final, "crp", a))
+	if (!scram_message_ok(client_final) ||
+	    !scram_split_attrs(client_final, "crp", a))
 		goto out;
 	if (scram_decode_attr(&a[2], proof, sizeof(proof)) != PF_SHA256_LEN)
 		goto out;
 	rc = PF_EAUTH;
 	/* The nonce check is what defeats a replayed client-final. */
-	if (!scram_attr_is(&a[0], SCRAM_CBIND_NONE) || !scram_attr_is(&a[1], s->nonce))
+	if (!scram_attr_is(&a[0], SCRAM_CBIND_NONE) ||
+	    !scram_attr_is(&a[1], s->nonce))
 		goto out;
 
 	rc = PF_ENOMEM;
@@ -175,8 +180,8 @@ auth_server_final(struct auth_server *s, const char *client_final,
 		goto out;
 	rc = PF_EINTERNAL;
 	/* Without the proof: everything before ",p=". */
-	if (!scram_authmsg_build(m, s->first_bare, s->server_first, client_final,
-	    (size_t)(a[2].p - 3 - client_final)))
+	if (!scram_authmsg_build(m, s->first_bare, s->server_first,
+	    client_final, (size_t)(a[2].p - 3 - client_final)))
 		goto out;
 	if ((rc = scram_authmsg_hmac(s->v.stored_key, m, sig)) != PF_OK)
 		goto out;

@@ -53,8 +53,8 @@ auth_verifier_make(const char *password, const uint8_t *salt, size_t saltlen,
 	v.iterations = iterations;
 	memcpy(v.salt, salt, saltlen);
 	v.saltlen = saltlen;
-	if ((rc = scram_derive_keys(password, passlen, salt, saltlen, iterations,
-	    client_key, v.stored_key, v.server_key)) != PF_OK)
+	if ((rc = scram_derive_keys(password, passlen, salt, saltlen,
+	    iterations, client_key, v.stored_key, v.server_key)) != PF_OK)
 		goto out;
 	*out = v;
 	rc = PF_OK;

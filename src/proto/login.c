@@ -69,12 +69,14 @@ login_first(struct login *c, char **out)
 	rc = PF_EINTERNAL;
 	if (c->nonce_bad)
 		goto out;
-	if (c->cnonce[0] == '\0' && (rc = scram_random_nonce(c->cnonce)) != PF_OK)
+	if (c->cnonce[0] == '\0' &&
+	    (rc = scram_random_nonce(c->cnonce)) != PF_OK)
 		goto out;
 	snprintf(c->first_bare, sizeof(c->first_bare), "n=%s,r=%s", c->user,
 	    c->cnonce);
 	rc = PF_ENOMEM;
-	if ((*out = scram_printf("%s%s", SCRAM_GS2_HEADER, c->first_bare)) == NULL)
+	if ((*out = scram_printf("%s%s", SCRAM_GS2_HEADER,
+	    c->first_bare)) == NULL)
 		goto out;
 	c->step = SCRAM_FIRST;
 	rc = PF_OK;
@@ -103,7 +105,8 @@ login_final(struct login *c, const char *server_first, char **out)
 	if (c->step != SCRAM_FIRST)
 		goto out;
 	rc = PF_EBADFRAME;
-	if (!scram_message_ok(server_first) || !scram_split_attrs(server_first, "rsi", a))
+	if (!scram_message_ok(server_first) ||
+	    !scram_split_attrs(server_first, "rsi", a))
 		goto out;
 	if (!scram_nonce_valid(a[0].p, a[0].len, 2 * SCRAM_NONCE_MAX))
 		goto out;
@@ -123,12 +126,13 @@ login_final(struct login *c, const char *server_first, char **out)
 	    iterations > SCRAM_MAX_ITERATIONS)
 		goto out;
 
-	if ((rc = scram_derive_keys(c->password, c->passlen, salt, (size_t)saltlen,
-	    iterations, client_key, stored_key, server_key)) != PF_OK)
+	if ((rc = scram_derive_keys(c->password, c->passlen, salt,
+	    (size_t)saltlen, iterations, client_key, stored_key,
+	    server_key)) != PF_OK)
 		goto out;
 	rc = PF_EINTERNAL;
-	n = snprintf(final_np, sizeof(final_np), "c=%s,r=%.*s", SCRAM_CBIND_NONE,
-	    (int)a[0].len, a[0].p);
+	n = snprintf(final_np, sizeof(final_np), "c=%s,r=%.*s",
+	    SCRAM_CBIND_NONE, (int)a[0].len, a[0].p);
 	if (n < 0 || (size_t)n >= sizeof(final_np))
 		goto out;
 	rc = PF_ENOMEM;
@@ -184,7 +188,8 @@ login_verify(struct login *c, const char *server_final)
 	 * including "e=..." and garbage.
 	 */
 	rc = PF_EAUTH;
-	if (!scram_message_ok(server_final) || !scram_split_attrs(server_final, "v", a))
+	if (!scram_message_ok(server_final) ||
+	    !scram_split_attrs(server_final, "v", a))
 		goto out;
 	if (scram_decode_attr(&a[0], sig, sizeof(sig)) != PF_SHA256_LEN ||
 	    !pf_equal_ct(sig, c->server_sig, PF_SHA256_LEN))

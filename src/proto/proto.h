@@ -27,7 +27,7 @@
 #define PROTO_MAX_CHUNKS	(1u << 20)
 #define PROTO_DEFAULT_PORT	7878
 #define PROTO_ID_LEN		36	/* a session id: canonical UUID text */
-#define PROTO_MAX_NAME		255	/* bytes of a stored name, as NAME_MAX */
+#define PROTO_MAX_NAME		255	/* bytes of a stored name (NAME_MAX) */
 #define PROTO_HEAD_LEN		512	/* bytes of content sent in OPEN */
 #define PROTO_MAX_USER		64	/* bytes in a user name */
 

@@ -201,8 +201,8 @@ scram_authmsg_build(struct scram_authmsg *m, const char *first_bare,
 }
 
 enum pf_status
-scram_authmsg_hmac(const uint8_t key[PF_SHA256_LEN], const struct scram_authmsg *m,
-    uint8_t out[PF_SHA256_LEN])
+scram_authmsg_hmac(const uint8_t key[PF_SHA256_LEN],
+    const struct scram_authmsg *m, uint8_t out[PF_SHA256_LEN])
 {
 	return pf_hmac_sha256(key, PF_SHA256_LEN, AUTHMSG(m), m->len, out);
 }

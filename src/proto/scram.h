@@ -125,7 +125,10 @@ bool scram_authmsg_build(struct scram_authmsg *m, const char *first_bare,
 enum pf_status scram_authmsg_hmac(const uint8_t key[PF_SHA256_LEN],
     const struct scram_authmsg *m, uint8_t out[PF_SHA256_LEN]);
 
-/* The session key K = HMAC(ClientKey, "paraflow session key" || AuthMessage). */
+/*
+ * The session key K = HMAC(ClientKey, "paraflow session key" ||
+ * AuthMessage).
+ */
 enum pf_status scram_authmsg_session_key(
     const uint8_t client_key[PF_SHA256_LEN], const struct scram_authmsg *m,
     uint8_t out[PF_SHA256_LEN]);
