@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "login.h"
 #include "wire.h"
 
 enum pf_status

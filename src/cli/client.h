@@ -12,7 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "login.h"
 #include "digest.h"
 #include "net.h"
 #include "proto.h"
