@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* Exit codes of paraflow(1), and the login options its commands share. */
+/*
+ * What every paraflow(1) subcommand shares: the exit code a failure
+ * gives, and the login options (-u, -s, --secret-file). Main thread only.
+ */
 #ifndef PF_CLI_H
 #define PF_CLI_H
 
+#include <getopt.h>
+#include <stdbool.h>
 #include <stddef.h>
 
+#include "scram.h"
 #include "status.h"
 
 /* Documented in paraflow --help and README.md; MUST NOT change. */
@@ -25,19 +31,44 @@ enum cli_exit {
 /* The exit code for a failed operation's status. */
 int cli_exit_code(enum pf_status s);
 
-/*
- * The user for a login: user if given, else $PARAFLOW_USER, else the
- * seed default. Exits with a usage error if the name is not valid.
- */
-const char *cli_resolve_user(const char *user);
+/* The long options of the login, for a subcommand's option table. */
+#define CLI_LOGIN_OPTIONS \
+	{ "user", required_argument, NULL, 'u' }, \
+	{ "secret", required_argument, NULL, 's' }, \
+	{ "secret-file", required_argument, NULL, 'S' }
+
+/* The short options of the login, for a subcommand's getopt string. */
+#define CLI_LOGIN_SHORT	"u:s:"
 
 /*
- * Picks the password into buf (capacity cap): arg (--secret), else the
- * first line of file (--secret-file), else $PARAFLOW_SECRET, else the seed
- * default. Exits with a usage error if file cannot be read. The caller
- * wipes buf.
+ * The login a subcommand was given. Zero it, feed it every option with
+ * cli_login_option, then call cli_login_resolve once; wipe it with
+ * cli_login_wipe when done. The strings point into argv or the
+ * environment; secret is the password itself.
  */
-void cli_resolve_secret(const char *arg, const char *file, char *buf,
-    size_t cap);
+struct cli_login {
+	const char	*user;
+	const char	*secret_arg;	/* -s */
+	const char	*secret_file;	/* --secret-file */
+	char		 secret[SCRAM_MAX_PASSWORD + 1];
+};
+
+/*
+ * Takes option ch (a getopt_long result) with its argument arg if it is
+ * one of the login's: true then, false for any other option.
+ */
+bool cli_login_option(struct cli_login *l, int ch, const char *arg);
+
+/*
+ * Settles the login: the user as given, else $PARAFLOW_USER, else the
+ * seed default; the password from -s, else the first line of
+ * --secret-file, else $PARAFLOW_SECRET, else the seed default. Exits with
+ * a usage error (status 2) if the user name is not valid or the secret
+ * file cannot be read.
+ */
+void cli_login_resolve(struct cli_login *l);
+
+/* Wipes the password. */
+void cli_login_wipe(struct cli_login *l);
 
 #endif

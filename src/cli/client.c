@@ -8,10 +8,11 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "login.h"
 #include "wire.h"
 
 enum pf_status
-client_hello(struct pf_conn *c, uint8_t nonce[AUTH_NONCE_LEN], char *err,
+client_hello(struct pf_conn *c, uint8_t nonce[SCRAM_NONCE_LEN], char *err,
     size_t errcap)
 {
 	const char *n64;
@@ -27,8 +28,8 @@ client_hello(struct pf_conn *c, uint8_t nonce[AUTH_NONCE_LEN], char *err,
 		goto out;
 	rc = PF_EBADFRAME;
 	n64 = wire_json_str(j, "nonce", NULL);
-	if (n64 == NULL || pf_base64_decode(n64, nonce, AUTH_NONCE_LEN) !=
-	    AUTH_NONCE_LEN)
+	if (n64 == NULL || pf_base64_decode(n64, nonce, SCRAM_NONCE_LEN) !=
+	    SCRAM_NONCE_LEN)
 		goto out;
 	rc = PF_OK;
 out:
@@ -66,19 +67,19 @@ enum pf_status
 client_login(struct pf_conn *c, const char *user, const char *secret,
     uint8_t key[PF_SHA256_LEN], char *err, size_t errcap)
 {
-	struct auth_client *ac;
+	struct login *ac;
 	char *msg = NULL, *reply = NULL;
 	enum pf_status rc = PF_ENOMEM;
 
-	if ((ac = auth_client_new(user, secret)) == NULL)
+	if ((ac = login_new(user, secret)) == NULL)
 		return rc;
-	if ((rc = auth_client_first(ac, &msg)) != PF_OK ||
+	if ((rc = login_first(ac, &msg)) != PF_OK ||
 	    (rc = scram_step(c, PROTO_AUTH, msg, PROTO_CHALLENGE, &reply,
 	    err, errcap)) != PF_OK)
 		goto out;
 	free(msg);
 	msg = NULL;
-	if ((rc = auth_client_final(ac, reply, &msg)) != PF_OK)
+	if ((rc = login_final(ac, reply, &msg)) != PF_OK)
 		goto out;
 	free(reply);
 	reply = NULL;
@@ -86,17 +87,17 @@ client_login(struct pf_conn *c, const char *user, const char *secret,
 	    err, errcap)) != PF_OK)
 		goto out;
 	/* Mutual: a server that cannot sign does not know our verifier. */
-	if ((rc = auth_client_verify(ac, reply)) != PF_OK) {
+	if ((rc = login_verify(ac, reply)) != PF_OK) {
 		snprintf(err, errcap, "server signature is wrong: it is not "
 		    "the server that holds this user");
 		rc = PF_EAUTH;
 		goto out;
 	}
-	rc = auth_client_session_key(ac, key);
+	rc = login_session_key(ac, key);
 out:
 	free(msg);
 	free(reply);
-	auth_client_free(ac);
+	login_free(ac);
 	/*
 	 * Trouble on the way (the network, a busy server) is reported as
 	 * such, so that it can be retried; anything else is a failed login.
@@ -138,7 +139,7 @@ enum pf_status
 client_open(struct pf_conn *c, const struct client_open_req *rq,
     struct client_opened *out, char *err, size_t errcap)
 {
-	uint8_t head[POLICY_HEAD_LEN];
+	uint8_t head[PROTO_HEAD_LEN];
 	size_t headlen = rq->size < sizeof(head) ? (size_t)rq->size :
 	    sizeof(head);
 	char *head64 = NULL;
@@ -186,7 +187,7 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 
 		if (rq->resume == NULL || sid == NULL ||
 		    strcmp(sid, rq->resume) != 0 || sname == NULL ||
-		    strlen(sname) > POLICY_MAX_NAME || digest == NULL ||
+		    strlen(sname) > PROTO_MAX_NAME || digest == NULL ||
 		    strlen(digest) != PF_SHA256_HEX - 1) {
 			snprintf(err, errcap, "COMPLETE does not match the "
 			    "OPEN");
@@ -199,8 +200,8 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 		rc = PF_OK;
 		goto out;
 	}
-	if (sid == NULL || strlen(sid) != SESSION_ID_LEN || sname == NULL ||
-	    strlen(sname) > POLICY_MAX_NAME ||
+	if (sid == NULL || strlen(sid) != PROTO_ID_LEN || sname == NULL ||
+	    strlen(sname) > PROTO_MAX_NAME ||
 	    wire_json_u64(j, "chunks", &chunks) == -1 ||
 	    chunks != rq->chunks || (json_object_get(j, "chunk_size") &&
 	    (wire_json_u64(j, "chunk_size", &chunk_size) == -1 ||
@@ -233,13 +234,13 @@ enum pf_status
 client_join(struct pf_conn *c, const uint8_t key[PF_SHA256_LEN],
     const char *session, char *err, size_t errcap)
 {
-	uint8_t nonce[AUTH_NONCE_LEN], proof[PF_SHA256_LEN];
+	uint8_t nonce[SCRAM_NONCE_LEN], proof[PF_SHA256_LEN];
 	char *proof64;
 	json_t *j;
 	enum pf_status rc;
 
 	if ((rc = client_hello(c, nonce, err, errcap)) != PF_OK ||
-	    (rc = auth_join_proof(key, session, nonce, sizeof(nonce),
+	    (rc = scram_join_proof(key, session, nonce, sizeof(nonce),
 	    proof)) != PF_OK)
 		return rc;
 	if ((proof64 = pf_base64_encode(proof, sizeof(proof))) == NULL)

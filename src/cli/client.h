@@ -12,11 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "auth.h"
 #include "digest.h"
 #include "net.h"
-#include "policy.h"
-#include "session.h"
+#include "proto.h"
+#include "scram.h"
 #include "status.h"
 
 /* What OPEN asks for. Every field is borrowed. */
@@ -31,8 +30,8 @@ struct client_open_req {
 
 /* What OPENED answered. */
 struct client_opened {
-	char		 session[SESSION_ID_LEN + 1];
-	char		 name[POLICY_MAX_NAME + 1];	/* as stored */
+	char		 session[PROTO_ID_LEN + 1];
+	char		 name[PROTO_MAX_NAME + 1];	/* as stored */
 	bool		 resumed;
 	uint8_t		*have;		/* ceil(chunks / 8) bytes, owned */
 	bool		 complete;	/* the resumed session had finished */
@@ -44,7 +43,7 @@ struct client_opened {
  * errors: the ERROR code, its message in err (capacity errcap).
  */
 enum pf_status client_hello(struct pf_conn *c,
-    uint8_t nonce[AUTH_NONCE_LEN], char *err, size_t errcap);
+    uint8_t nonce[SCRAM_NONCE_LEN], char *err, size_t errcap);
 
 /*
  * Logs in with SCRAM-SHA-256 and checks the server's signature; key

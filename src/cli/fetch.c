@@ -12,7 +12,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "digest.h"
+#include "fsutil.h"
 #include "fetch.h"
 #include "log.h"
 #include "progress.h"
@@ -335,25 +335,6 @@ out:
 	return rc;
 }
 
-/* Syncs the directory of path, so that a rename in it is durable. */
-static void
-sync_dir(const char *path)
-{
-	char *copy = strdup(path);
-	int fd;
-
-	if (copy == NULL)
-		return;
-	if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) !=
-	    -1) {
-		if (fsync(fd) == -1)
-			log_warn("%s: fsync of its directory: %s", path,
-			    strerror(errno));
-		close(fd);
-	}
-	free(copy);
-}
-
 /* Syncs the .part, checks its receipt, and renames it into place. */
 static enum pf_status
 verify_and_keep(struct fetch *f)
@@ -402,7 +383,10 @@ verify_and_keep(struct fetch *f)
 		    f->part, f->path, strerror(errno));
 		goto out;
 	}
-	sync_dir(f->path);
+	/* The rename is durable only once its directory is synced. */
+	if (pf_sync_dir(AT_FDCWD, f->path) == -1)
+		log_warn("%s: fsync of its directory: %s", f->path,
+		    strerror(errno));
 	rc = PF_OK;
 out:
 	return rc;

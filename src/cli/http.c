@@ -10,10 +10,9 @@
 
 #include <curl/curl.h>
 
+#include "buf.h"
 #include "http.h"
 #include "log.h"
-
-#define BODY_FIRST	4096	/* the first allocation of a body buffer */
 
 struct http {
 	CURL		*curl;
@@ -29,7 +28,7 @@ struct xfer {
 	struct http		*h;
 	const struct http_req	*rq;
 	struct http_resp	*resp;
-	size_t			 bodycap;	/* allocated */
+	struct pf_buf		 body;		/* goes to resp->body */
 	size_t			 hdr_bytes;	/* header bytes read */
 	bool			 full;		/* an error body hit its cap */
 	enum pf_status		 rc;		/* why a callback aborted */
@@ -168,34 +167,23 @@ on_header(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* Appends to resp->body, up to cap bytes; false when that would pass it. */
+/*
+ * Appends to the body, up to cap bytes; false when that would pass it, or
+ * on ENOMEM (x->rc says so). The buffer grows from what arrived, never
+ * from a length the server announced.
+ */
 static bool
 body_append(struct xfer *x, const char *p, size_t n, size_t cap)
 {
-	struct http_resp *r = x->resp;
-	size_t want;
-	char *nb;
+	struct pf_buf *b = &x->body;
 
-	if (n > cap || r->len > cap - n)
+	if (n > cap || b->len > cap - n)
 		return false;
-	want = r->len + n + 1;
-	if (want > x->bodycap) {
-		/* Grown by doubling from what arrived, never from a length the
-		 * server announced. */
-		size_t nc = x->bodycap ? x->bodycap : BODY_FIRST;
-
-		while (nc < want)
-			nc *= 2;
-		if ((nb = realloc(r->body, nc)) == NULL) {
-			x->rc = PF_ENOMEM;
-			return false;
-		}
-		r->body = nb;
-		x->bodycap = nc;
+	b->max = cap;
+	if (!pf_buf_add(b, p, n)) {
+		x->rc = PF_ENOMEM;
+		return false;
 	}
-	memcpy(r->body + r->len, p, n);
-	r->len += n;
-	r->body[r->len] = '\0';
 	return true;
 }
 
@@ -359,6 +347,7 @@ http_request(struct http *h, const struct http_req *rq, struct http_resp *resp)
 	CURLcode cc;
 
 	memset(resp, 0, sizeof(*resp));
+	pf_buf_init(&x.body, 0);	/* body_append sets the cap */
 	h->errbuf[0] = '\0';
 	if (asprintf(&url, "%s%s", h->base, rq->path) == -1) {
 		url = NULL;
@@ -409,6 +398,7 @@ out:
 	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(hdrs);
 	free(url);
+	resp->body = pf_buf_steal(&x.body, &resp->len);
 	if (rc != PF_OK) {
 		if (resp->err[0] == '\0')
 			snprintf(resp->err, sizeof(resp->err), "%s",

@@ -134,42 +134,6 @@ GATEWAY_OPTIONS
 "  8  server-side failure (busy, storage full, internal error)\n"
 EXIT_GATEWAY;
 
-int
-cli_exit_code(enum pf_status s)
-{
-	switch (s) {
-	case PF_OK:
-		return EXIT_OK;
-	case PF_EAUTH:
-		return EXIT_AUTH;
-	case PF_EFORBIDDEN:
-	case PF_EBADNAME:
-	case PF_ETOOLARGE:
-		return EXIT_REFUSED;
-	case PF_ENET:
-	case PF_ETIMEOUT:
-		return EXIT_NETWORK;
-	case PF_ECHECKSUM:
-	case PF_EINTEGRITY:
-		return EXIT_INTEGRITY;
-	case PF_EIO:
-		return EXIT_LOCAL_IO;
-	case PF_EUSAGE:
-		return EXIT_USAGE;
-	case PF_ENOSPC:
-	case PF_EBUSY:
-	case PF_EINTERNAL:
-	case PF_ENOSESSION:
-	case PF_ECANCELLED:
-	case PF_EPROTO:
-	case PF_EBADFRAME:
-	case PF_EVERSION:
-		return EXIT_SERVER;
-	default:
-		return EXIT_ERROR;
-	}
-}
-
 static uint32_t
 chunk_size_arg(const char *arg)
 {
@@ -242,36 +206,6 @@ print_result(const struct upload_result *r, const char *file, bool json,
 		    r->session);
 }
 
-const char *
-cli_resolve_user(const char *user)
-{
-	if (user == NULL) {
-		user = getenv("PARAFLOW_USER");
-		if (user == NULL || *user == '\0')
-			user = AUTH_DEFAULT_USER;
-	}
-	if (!auth_user_valid(user))
-		pf_usage_error("bad user name '%s'", user);
-	return user;
-}
-
-void
-cli_resolve_secret(const char *arg, const char *file, char *buf, size_t cap)
-{
-	const char *env = getenv("PARAFLOW_SECRET");
-
-	if (arg != NULL)
-		snprintf(buf, cap, "%s", arg);
-	else if (file != NULL) {
-		if (pf_read_secret_file(file, buf, cap) != PF_OK)
-			pf_usage_error("cannot read a password from '%s'",
-			    file);
-	} else if (env != NULL && *env != '\0')
-		snprintf(buf, cap, "%s", env);
-	else
-		snprintf(buf, cap, "%s", AUTH_DEFAULT_PASSWORD);
-}
-
 static int
 cmd_upload(int argc, char **argv)
 {
@@ -282,9 +216,7 @@ cmd_upload(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "chunk-size", required_argument, NULL, 'c' },
 		{ "name", required_argument, NULL, 'n' },
-		{ "user", required_argument, NULL, 'u' },
-		{ "secret", required_argument, NULL, 's' },
-		{ "secret-file", required_argument, NULL, 'S' },
+		CLI_LOGIN_OPTIONS,
 		{ "retries", required_argument, NULL, 'r' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "give-up", required_argument, NULL, 'G' },
@@ -300,13 +232,14 @@ cmd_upload(int argc, char **argv)
 	    .chunk_size = PROTO_DEFAULT_CHUNK, .retries = 5,
 	    .timeout_ms = 60000, .give_up_s = 120, .progress = true };
 	struct upload_result r;
-	char secret[AUTH_MAX_PASSWORD + 1];
-	const char *secret_arg = NULL, *secret_file = NULL;
+	struct cli_login login = { .user = NULL };
 	bool json = false, quiet = false;
 	int ch, verbosity = PF_LOG_WARN;
 
-	while ((ch = getopt_long(argc, argv, "f:H:p:t:c:n:u:s:qvh", opts,
-	    NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "f:H:p:t:c:n:" CLI_LOGIN_SHORT
+	    "qvh", opts, NULL)) != -1) {
+		if (cli_login_option(&login, ch, optarg))
+			continue;
 		switch (ch) {
 		case 'f':
 			o.file = optarg;
@@ -325,15 +258,6 @@ cmd_upload(int argc, char **argv)
 			break;
 		case 'n':
 			o.name = optarg;
-			break;
-		case 'u':
-			o.user = optarg;
-			break;
-		case 's':
-			secret_arg = optarg;
-			break;
-		case 'S':
-			secret_file = optarg;
 			break;
 		case 'r':
 			o.retries = pf_arg_uint("retries", optarg, 0, 1000);
@@ -372,12 +296,12 @@ cmd_upload(int argc, char **argv)
 		pf_usage_error("unexpected argument '%s'", argv[optind]);
 	if (o.file == NULL)
 		pf_usage_error("%s", "upload needs --file FILE");
-	o.user = cli_resolve_user(o.user);
 	pf_log_set_level((enum pf_log_level)verbosity);
-	cli_resolve_secret(secret_arg, secret_file, secret, sizeof(secret));
-	o.secret = secret;
+	cli_login_resolve(&login);
+	o.user = login.user;
+	o.secret = login.secret;
 	upload_run(&o, &r);
-	pf_wipe(secret, sizeof(secret));
+	cli_login_wipe(&login);
 	print_result(&r, o.file, json, quiet);
 	return cli_exit_code(r.status);
 }
@@ -506,14 +430,25 @@ all_digits(const char *s)
 	return true;
 }
 
+/* What a gateway command was given on its command line. */
+struct remote_args {
+	enum remote_cmd		 cmd;
+	const char		*name;
+	struct remote_opts	 o;
+	struct cli_login	 login;
+	const char		*out, *state, *id, *watch;
+	bool			 watching;
+	unsigned		 watch_s;
+	int			 verbosity;
+};
+
+/* Parses the options into a: -1 to go on, or the exit status to return. */
 static int
-cmd_remote(enum remote_cmd cmd, int argc, char **argv)
+remote_parse(struct remote_args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "http", required_argument, NULL, 'U' },
-		{ "user", required_argument, NULL, 'u' },
-		{ "secret", required_argument, NULL, 's' },
-		{ "secret-file", required_argument, NULL, 'S' },
+		CLI_LOGIN_OPTIONS,
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "watch", optional_argument, NULL, 'w' },
@@ -524,119 +459,128 @@ cmd_remote(enum remote_cmd cmd, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *name = remote_cmds[cmd].name;
-	struct remote_opts o = { .timeout_s = 30 };
-	char secret[AUTH_MAX_PASSWORD + 1];
-	const char *secret_arg = NULL, *secret_file = NULL, *out = NULL;
-	const char *state = NULL, *id = NULL, *watch = NULL;
-	unsigned watch_s = 0;
-	bool watching = false;
-	int ch, status, verbosity = PF_LOG_WARN;
+	int ch;
 
-	o.url = getenv("PARAFLOW_HTTP");
-	if (o.url == NULL || *o.url == '\0')
-		o.url = REMOTE_DEFAULT_URL;
-	while ((ch = getopt_long(argc, argv, "u:s:o:qvh", opts, NULL)) !=
-	    -1) {
+	while ((ch = getopt_long(argc, argv, CLI_LOGIN_SHORT "o:qvh", opts,
+	    NULL)) != -1) {
+		if (cli_login_option(&a->login, ch, optarg))
+			continue;
 		switch (ch) {
 		case 'U':
-			o.url = optarg;
-			break;
-		case 'u':
-			o.user = optarg;
-			break;
-		case 's':
-			secret_arg = optarg;
-			break;
-		case 'S':
-			secret_file = optarg;
+			a->o.url = optarg;
 			break;
 		case 'T':
-			o.timeout_s = pf_arg_uint("timeout", optarg, 1, 86400);
+			a->o.timeout_s = pf_arg_uint("timeout", optarg, 1,
+			    86400);
 			break;
 		case 'o':
-			out = optarg;
+			a->out = optarg;
 			break;
 		case 'w':
-			watching = true;
+			a->watching = true;
 			/* "--watch 5" as well as "--watch=5": ids are no
 			 * numbers, so a number after it is its value. */
 			if (optarg != NULL)
-				watch = optarg;
+				a->watch = optarg;
 			else if (optind < argc && all_digits(argv[optind]))
-				watch = argv[optind++];
+				a->watch = argv[optind++];
 			break;
 		case 'A':
-			state = optarg;
+			a->state = optarg;
 			break;
 		case 'j':
-			o.json = true;
-			o.quiet = true;
+			a->o.json = true;
+			a->o.quiet = true;
 			break;
 		case 'q':
-			o.quiet = true;
+			a->o.quiet = true;
 			break;
 		case 'v':
-			verbosity = PF_LOG_DEBUG;
+			a->verbosity = PF_LOG_DEBUG;
 			break;
 		case 'h':
-			remote_help(cmd);
+			remote_help(a->cmd);
 			return EXIT_OK;
 		default:
 			fprintf(stderr, "Try 'paraflow %s --help' for more "
-			    "information.\n", name);
+			    "information.\n", a->name);
 			return EXIT_USAGE;
 		}
 	}
-	if (out != NULL && cmd != CMD_FETCH)
+	return -1;
+}
+
+/* Checks what remote_parse left, and the operands; exits if it is wrong. */
+static void
+remote_check(struct remote_args *a, int argc, char **argv)
+{
+	enum remote_cmd cmd = a->cmd;
+	const char *name = a->name;
+
+	if (a->out != NULL && cmd != CMD_FETCH)
 		pf_usage_error("%s takes no --output", name);
-	if (out != NULL && *out == '\0')
+	if (a->out != NULL && *a->out == '\0')
 		pf_usage_error("%s", "--output needs a file name");
-	if (watching && cmd != CMD_STATUS)
+	if (a->watching && cmd != CMD_STATUS)
 		pf_usage_error("%s takes no --watch", name);
-	if (watching)
-		watch_s = watch != NULL ? pf_arg_uint("watch", watch, 1,
-		    86400) : 2;
-	if (state != NULL && cmd != CMD_LIST)
+	if (a->watching)
+		a->watch_s = a->watch != NULL ? pf_arg_uint("watch", a->watch,
+		    1, 86400) : 2;
+	if (a->state != NULL && cmd != CMD_LIST)
 		pf_usage_error("%s takes no --state", name);
-	if (state != NULL && !states_valid(state))
+	if (a->state != NULL && !states_valid(a->state))
 		pf_usage_error("bad --state '%s': one or more of receiving, "
 		    "assembling, complete, failed, cancelled, expired, "
-		    "authenticating, with commas between", state);
+		    "authenticating, with commas between", a->state);
 	if (optind < argc && cmd != CMD_LIST)
-		id = argv[optind++];
+		a->id = argv[optind++];
 	if (optind < argc)
 		pf_usage_error("unexpected argument '%s'", argv[optind]);
-	if (id == NULL && (cmd == CMD_FETCH || cmd == CMD_CANCEL))
+	if (a->id == NULL && (cmd == CMD_FETCH || cmd == CMD_CANCEL))
 		pf_usage_error("%s needs a session ID", name);
-	if (id != NULL && !remote_id_valid(id))
+	if (a->id != NULL && !proto_id_valid(a->id))
 		pf_usage_error("'%s' is not a session id (a UUID, as upload "
-		    "and list print it)", id);
-	if (!http_base_valid(o.url))
+		    "and list print it)", a->id);
+	if (!http_base_valid(a->o.url))
 		pf_usage_error("bad gateway URL '%s'%s: give http://HOST[:PORT]"
-		    " or https://HOST[:PORT], without user or query", o.url,
-		    o.url == getenv("PARAFLOW_HTTP") ? " (from PARAFLOW_HTTP)" :
-		    "");
-	o.user = cli_resolve_user(o.user);
-	pf_log_set_level((enum pf_log_level)verbosity);
-	cli_resolve_secret(secret_arg, secret_file, secret, sizeof(secret));
-	o.secret = secret;
+		    " or https://HOST[:PORT], without user or query", a->o.url,
+		    a->o.url == getenv("PARAFLOW_HTTP") ?
+		    " (from PARAFLOW_HTTP)" : "");
+}
+
+static int
+cmd_remote(enum remote_cmd cmd, int argc, char **argv)
+{
+	struct remote_args a = { .cmd = cmd, .name = remote_cmds[cmd].name,
+	    .o = { .timeout_s = 30 }, .verbosity = PF_LOG_WARN };
+	int status;
+
+	a.o.url = getenv("PARAFLOW_HTTP");
+	if (a.o.url == NULL || *a.o.url == '\0')
+		a.o.url = REMOTE_DEFAULT_URL;
+	if ((status = remote_parse(&a, argc, argv)) != -1)
+		return status;
+	remote_check(&a, argc, argv);
+	pf_log_set_level((enum pf_log_level)a.verbosity);
+	cli_login_resolve(&a.login);
+	a.o.user = a.login.user;
+	a.o.secret = a.login.secret;
 	switch (cmd) {
 	case CMD_LIST:
-		status = sessions_list(&o, state);
+		status = sessions_list(&a.o, a.state);
 		break;
 	case CMD_STATUS:
-		status = sessions_status(&o, id, watch_s);
+		status = sessions_status(&a.o, a.id, a.watch_s);
 		break;
 	case CMD_FETCH:
-		status = fetch_run(&o, id, out);
+		status = fetch_run(&a.o, a.id, a.out);
 		break;
 	case CMD_CANCEL:
 	default:
-		status = sessions_cancel(&o, id);
+		status = sessions_cancel(&a.o, a.id);
 		break;
 	}
-	pf_wipe(secret, sizeof(secret));
+	cli_login_wipe(&a.login);
 	return status;
 }
 

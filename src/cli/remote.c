@@ -2,7 +2,6 @@
 /* The gateway's JSON calls, and what each way of failing means to a user. */
 #include "config.h"
 
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,20 +11,6 @@
 
 #include "cli.h"
 #include "remote.h"
-
-bool
-remote_id_valid(const char *id)
-{
-	for (int i = 0; i < SESSION_ID_LEN; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-		if (id[i] == '\0')
-			return false;
-		if (dash ? id[i] != '-' : !isxdigit((unsigned char)id[i]))
-			return false;
-	}
-	return id[SESSION_ID_LEN] == '\0';
-}
 
 void
 remote_fail(struct remote_error *e, enum pf_status rc, const char *session,

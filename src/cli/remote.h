@@ -14,7 +14,7 @@
 #include <jansson.h>
 
 #include "http.h"
-#include "session.h"
+#include "proto.h"
 #include "status.h"
 
 #define REMOTE_DEFAULT_URL	"http://127.0.0.1:8080"
@@ -36,12 +36,9 @@ struct remote_error {
 	int		 exit;		/* enum cli_exit */
 	char		 code[32];	/* stable snake_case, for --json */
 	long		 http_status;	/* 0: no HTTP answer was involved */
-	char		 session[SESSION_ID_LEN + 1];	/* "" if none */
+	char		 session[PROTO_ID_LEN + 1];	/* "" if none */
 	char		 message[512];	/* one line, for people */
 };
-
-/* True if id is a UUID in its canonical text form (any hex case). */
-bool remote_id_valid(const char *id);
 
 /*
  * A new client for o, or NULL with e filled. Calls curl_global_init

@@ -94,7 +94,7 @@ print_row(FILE *f, const json_t *s, bool active)
 		snprintf(pc, sizeof(pc), "%d%%", p);
 	else
 		snprintf(pc, sizeof(pc), "?");
-	fprintf(f, "%-36s  %-10s  %12s  %4s  ", remote_id_valid(id) ? id :
+	fprintf(f, "%-36s  %-10s  %12s  %4s  ", proto_id_valid(id) ? id :
 	    "?", state_of(s), active ? rate : num, pc);
 	remote_put_text(f, remote_str(s, "name"));
 	putc('\n', f);

@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "digest.h"
+#include "fsutil.h"
 #include "log.h"
 #include "state.h"
 
@@ -26,7 +27,6 @@
 struct state {
 	char		*dir;
 	char		*file;		/* <dir>/<key>.json */
-	char		*tmp;		/* <dir>/<key>.json.tmp */
 	char		*lock;		/* <dir>/<key>.lock */
 	int		 lock_fd;
 	/* What the file must say to be ours. */
@@ -191,7 +191,6 @@ state_free(struct state *st)
 		close(st->lock_fd);
 	free(st->dir);
 	free(st->file);
-	free(st->tmp);
 	free(st->lock);
 	free(st->host);
 	free(st->user);
@@ -240,9 +239,8 @@ state_open(const struct state_id *id, struct state **out)
 	}
 	rc = PF_ENOMEM;
 	if (asprintf(&st->file, "%s/%s.json", st->dir, key) == -1 ||
-	    asprintf(&st->tmp, "%s/%s.json.tmp", st->dir, key) == -1 ||
 	    asprintf(&st->lock, "%s/%s.lock", st->dir, key) == -1) {
-		st->file = st->tmp = st->lock = NULL;
+		st->file = st->lock = NULL;
 		goto out;
 	}
 	/* Without a directory or a lock the upload simply is not resumable. */
@@ -275,7 +273,7 @@ int_is(const json_t *j, const char *key, int64_t want)
 }
 
 void
-state_load(struct state *st, char sid[SESSION_ID_LEN + 1])
+state_load(struct state *st, char sid[PROTO_ID_LEN + 1])
 {
 	json_error_t err;
 	const char *s;
@@ -289,7 +287,7 @@ state_load(struct state *st, char sid[SESSION_ID_LEN + 1])
 		return;
 	}
 	s = json_string_value(json_object_get(j, "session"));
-	if (s == NULL || strlen(s) != SESSION_ID_LEN ||
+	if (s == NULL || strlen(s) != PROTO_ID_LEN ||
 	    !str_is(j, "host", st->host) || !int_is(j, "port", st->port) ||
 	    !str_is(j, "user", st->user) || !str_is(j, "file", st->real) ||
 	    !int_is(j, "size", (int64_t)st->size) ||
@@ -299,20 +297,8 @@ state_load(struct state *st, char sid[SESSION_ID_LEN + 1])
 		log_info("%s does not describe this upload; ignoring it",
 		    st->file);
 	else
-		memcpy(sid, s, SESSION_ID_LEN + 1);
+		memcpy(sid, s, PROTO_ID_LEN + 1);
 	json_decref(j);
-}
-
-/* Makes a rename in dir durable. */
-static void
-sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd != -1) {
-		fsync(fd);
-		close(fd);
-	}
 }
 
 enum pf_status
@@ -320,9 +306,8 @@ state_save(struct state *st, const char *sid)
 {
 	char created[32], *text = NULL;
 	time_t now = time(NULL);
-	size_t len, off = 0;
+	size_t len;
 	json_t *j;
-	int fd = -1;
 	enum pf_status rc = PF_ENOMEM;
 
 	pf_time_rfc3339(now, created);
@@ -338,39 +323,15 @@ state_save(struct state *st, const char *sid)
 		goto out;
 	}
 	rc = PF_EIO;
-	fd = open(st->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW, 0600);
-	if (fd == -1)
-		goto fail;
 	len = strlen(text);
 	text[len++] = '\n';	/* json_dumps left room: it wrote a NUL */
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			goto fail;
-		off += (size_t)n;
+	/* A crash leaves the old state or the new one, never half of it. */
+	if (pf_write_atomic(AT_FDCWD, st->file, text, len, 0600) == -1) {
+		log_warn("cannot write %s: %s", st->file, strerror(errno));
+		goto out;
 	}
-	if (fsync(fd) == -1)
-		goto fail;
-	if (close(fd) == -1) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(st->tmp, st->file) == -1)
-		goto fail;
-	sync_dir(st->dir);
 	rc = PF_OK;
-	goto out;
-fail:
-	log_warn("cannot write %s: %s", st->file, strerror(errno));
-	unlink(st->tmp);
 out:
-	if (fd != -1)
-		close(fd);
 	free(text);
 	json_decref(j);
 	return rc;
@@ -381,7 +342,6 @@ state_remove(struct state *st)
 {
 	if (unlink(st->file) == -1 && errno != ENOENT)
 		log_warn("cannot remove %s: %s", st->file, strerror(errno));
-	unlink(st->tmp);
 }
 
 void

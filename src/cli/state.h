@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "session.h"
+#include "proto.h"
 #include "status.h"
 
 /* What identifies an upload; every field is borrowed. */
@@ -44,7 +44,7 @@ enum pf_status state_open(const struct state_id *id, struct state **out);
  * describes this very upload; otherwise sid is "". A missing, damaged or
  * foreign file is not an error.
  */
-void state_load(struct state *st, char sid[SESSION_ID_LEN + 1]);
+void state_load(struct state *st, char sid[PROTO_ID_LEN + 1]);
 
 /*
  * Writes the state file for session sid atomically (temporary file,

@@ -6,10 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "auth.h"
 #include "digest.h"
-#include "policy.h"
-#include "session.h"
+#include "proto.h"
 #include "status.h"
 
 struct upload_opts {
@@ -31,8 +29,8 @@ struct upload_opts {
 struct upload_result {
 	enum pf_status	 status;
 	char		 message[256];	/* why it failed, for people */
-	char		 session[SESSION_ID_LEN + 1];
-	char		 name[POLICY_MAX_NAME + 1];	/* as stored */
+	char		 session[PROTO_ID_LEN + 1];
+	char		 name[PROTO_MAX_NAME + 1];	/* as stored */
 	uint64_t	 bytes;
 	uint32_t	 chunks;
 	char		 digest[PF_SHA256_HEX];		/* the receipt */

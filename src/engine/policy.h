@@ -7,11 +7,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
 #include "status.h"
 
-#define POLICY_MAX_NAME		255	/* bytes, as NAME_MAX */
+/*
+ * The protocol's limits under their old names, for the engine files that
+ * still use them: the integrator renames them tree-wide after the merge.
+ */
+#define POLICY_MAX_NAME		PROTO_MAX_NAME	/* bytes, as NAME_MAX */
+#define POLICY_HEAD_LEN		PROTO_HEAD_LEN	/* bytes of content inspected */
 #define POLICY_MAX_CLIENT_NAME	4096	/* bytes of the name as sent */
-#define POLICY_HEAD_LEN		512	/* bytes of content inspected */
 #define POLICY_DEFAULT_EXTS	"exe,sh,bash,zsh,csh,ksh,fish,bat,cmd,com," \
 	"msi,msp,ps1,psm1,dll,scr,cpl,vbs,vbe,jse,wsf,wsh,hta,jar,apk," \
 	"appimage,run"

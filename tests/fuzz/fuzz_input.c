@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "users.h"
 #include "policy.h"
 #include "proto.h"
 

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of SCRAM-SHA-256, the users file and join proofs (auth.c). */
+/*
+ * Unit tests of the SCRAM-SHA-256 login (scram.c, login.c, auth.c), the
+ * users file (users.c) and join proofs.
+ */
 #include "config.h"
 
 #include <stdarg.h>
@@ -18,6 +21,10 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "login.h"
+#include "proto.h"
+#include "scram.h"
+#include "users.h"
 #include "digest.h"
 #include "log.h"
 #include "status.h"
@@ -133,7 +140,7 @@ rfc_users(void)
 {
 	struct auth_verifier v;
 	struct auth_users *u = NULL;
-	uint8_t salt[AUTH_MAX_SALT];
+	uint8_t salt[SCRAM_MAX_SALT];
 	char path[256], *line, *text;
 	long n;
 
@@ -164,22 +171,22 @@ static enum pf_status
 login(const struct auth_users *users, const char *user, const char *pw)
 {
 	struct auth_server *s = auth_server_new(users, secret);
-	struct auth_client *c = auth_client_new(user, pw);
+	struct login *c = login_new(user, pw);
 	char *cf = NULL, *sf = NULL, *cfin = NULL, *sfin = NULL;
 	uint8_t ks[PF_SHA256_LEN], kc[PF_SHA256_LEN];
 	enum pf_status rc;
 
 	assert_non_null(s);
 	assert_non_null(c);
-	assert_int_equal(auth_client_first(c, &cf), PF_OK);
+	assert_int_equal(login_first(c, &cf), PF_OK);
 	assert_int_equal(auth_server_first(s, cf, &sf), PF_OK);
-	assert_int_equal(auth_client_final(c, sf, &cfin), PF_OK);
+	assert_int_equal(login_final(c, sf, &cfin), PF_OK);
 	rc = auth_server_final(s, cfin, &sfin);
 	if (rc == PF_OK) {
 		assert_string_equal(auth_server_user(s), user);
-		assert_int_equal(auth_client_verify(c, sfin), PF_OK);
+		assert_int_equal(login_verify(c, sfin), PF_OK);
 		assert_int_equal(auth_server_session_key(s, ks), PF_OK);
-		assert_int_equal(auth_client_session_key(c, kc), PF_OK);
+		assert_int_equal(login_session_key(c, kc), PF_OK);
 		assert_memory_equal(ks, kc, sizeof(ks));
 	} else {
 		assert_null(sfin);
@@ -191,32 +198,32 @@ login(const struct auth_users *users, const char *user, const char *pw)
 	free(cfin);
 	free(sfin);
 	auth_server_free(s);
-	auth_client_free(c);
+	login_free(c);
 	return rc;
 }
 
 static void
 test_rfc7677_client(void **state)
 {
-	struct auth_client *c;
+	struct login *c;
 	char *cf = NULL, *cfin = NULL;
 	uint8_t k[PF_SHA256_LEN];
 
 	(void)state;
-	c = auth_client_new(RFC_USER, RFC_PASSWORD);
+	c = login_new(RFC_USER, RFC_PASSWORD);
 	assert_non_null(c);
-	auth_client_set_nonce(c, RFC_CNONCE);
-	assert_int_equal(auth_client_first(c, &cf), PF_OK);
+	login_set_nonce(c, RFC_CNONCE);
+	assert_int_equal(login_first(c, &cf), PF_OK);
 	assert_string_equal(cf, RFC_CLIENT_FIRST);
-	assert_int_equal(auth_client_final(c, RFC_SERVER_FIRST, &cfin), PF_OK);
+	assert_int_equal(login_final(c, RFC_SERVER_FIRST, &cfin), PF_OK);
 	assert_string_equal(cfin, RFC_CLIENT_FINAL);
 	/* No key until the server has proven itself. */
-	assert_int_equal(auth_client_session_key(c, k), PF_EPROTO);
-	assert_int_equal(auth_client_verify(c, RFC_SERVER_FINAL), PF_OK);
-	assert_int_equal(auth_client_session_key(c, k), PF_OK);
+	assert_int_equal(login_session_key(c, k), PF_EPROTO);
+	assert_int_equal(login_verify(c, RFC_SERVER_FINAL), PF_OK);
+	assert_int_equal(login_session_key(c, k), PF_OK);
 	free(cf);
 	free(cfin);
-	auth_client_free(c);
+	login_free(c);
 }
 
 /* K computed here from the RFC's inputs, independently of auth.c. */
@@ -245,7 +252,7 @@ test_rfc7677_server(void **state)
 {
 	struct auth_users *u = rfc_users();
 	struct auth_server *s;
-	struct auth_client *c;
+	struct login *c;
 	char *sf = NULL, *sfin = NULL, *cf = NULL, *cfin = NULL;
 	uint8_t ks[PF_SHA256_LEN], kc[PF_SHA256_LEN], want[PF_SHA256_LEN];
 
@@ -263,12 +270,12 @@ test_rfc7677_server(void **state)
 	assert_int_equal(auth_server_session_key(s, ks), PF_OK);
 
 	/* The client on the same vector derives the same K, and the right K. */
-	c = auth_client_new(RFC_USER, RFC_PASSWORD);
-	auth_client_set_nonce(c, RFC_CNONCE);
-	assert_int_equal(auth_client_first(c, &cf), PF_OK);
-	assert_int_equal(auth_client_final(c, sf, &cfin), PF_OK);
-	assert_int_equal(auth_client_verify(c, sfin), PF_OK);
-	assert_int_equal(auth_client_session_key(c, kc), PF_OK);
+	c = login_new(RFC_USER, RFC_PASSWORD);
+	login_set_nonce(c, RFC_CNONCE);
+	assert_int_equal(login_first(c, &cf), PF_OK);
+	assert_int_equal(login_final(c, sf, &cfin), PF_OK);
+	assert_int_equal(login_verify(c, sfin), PF_OK);
+	assert_int_equal(login_session_key(c, kc), PF_OK);
 	assert_memory_equal(ks, kc, sizeof(ks));
 	rfc_session_key(want);
 	assert_memory_equal(ks, want, sizeof(ks));
@@ -277,7 +284,7 @@ test_rfc7677_server(void **state)
 	free(sfin);
 	free(cf);
 	free(cfin);
-	auth_client_free(c);
+	login_free(c);
 	auth_server_free(s);
 	auth_users_free(u);
 }
@@ -287,7 +294,7 @@ test_round_trip(void **state)
 {
 	struct auth_users *u = NULL;
 	struct auth_server *s;
-	struct auth_client *c;
+	struct login *c;
 	char *cf = NULL, *sf = NULL, *cfin = NULL, *sfin = NULL;
 	uint8_t ks[PF_SHA256_LEN], kc[PF_SHA256_LEN], k2[PF_SHA256_LEN];
 	const char *r;
@@ -296,9 +303,9 @@ test_round_trip(void **state)
 	assert_int_equal(auth_users_single("alice", "correct horse", &u),
 	    PF_OK);
 	s = auth_server_new(u, secret);
-	c = auth_client_new("alice", "correct horse");
-	assert_int_equal(auth_client_first(c, &cf), PF_OK);
-	/* A random nonce: base64 of AUTH_NONCE_LEN bytes, 24 characters. */
+	c = login_new("alice", "correct horse");
+	assert_int_equal(login_first(c, &cf), PF_OK);
+	/* A random nonce: base64 of SCRAM_NONCE_LEN bytes, 24 characters. */
 	assert_int_equal(strncmp(cf, "n,,n=alice,r=", 13), 0);
 	assert_int_equal(strlen(cf + 13), 24);
 	assert_int_equal(auth_server_first(s, cf, &sf), PF_OK);
@@ -307,27 +314,27 @@ test_round_trip(void **state)
 	assert_int_equal(strncmp(sf + 2, r, 24), 0);
 	assert_int_equal(sf[2 + 48], ',');
 	assert_non_null(strstr(sf, ",i=4096"));
-	assert_int_equal(auth_client_final(c, sf, &cfin), PF_OK);
+	assert_int_equal(login_final(c, sf, &cfin), PF_OK);
 	assert_int_equal(auth_server_final(s, cfin, &sfin), PF_OK);
-	assert_int_equal(auth_client_verify(c, sfin), PF_OK);
+	assert_int_equal(login_verify(c, sfin), PF_OK);
 	assert_int_equal(auth_server_session_key(s, ks), PF_OK);
-	assert_int_equal(auth_client_session_key(c, kc), PF_OK);
+	assert_int_equal(login_session_key(c, kc), PF_OK);
 	assert_memory_equal(ks, kc, sizeof(ks));
 	free(cf);
 	free(sf);
 	free(cfin);
 	free(sfin);
 	auth_server_free(s);
-	auth_client_free(c);
+	login_free(c);
 
 	/* A second login gets another key: fresh nonces on both sides. */
 	s = auth_server_new(u, secret);
-	c = auth_client_new("alice", "correct horse");
-	assert_int_equal(auth_client_first(c, &cf), PF_OK);
+	c = login_new("alice", "correct horse");
+	assert_int_equal(login_first(c, &cf), PF_OK);
 	assert_int_equal(auth_server_first(s, cf, &sf), PF_OK);
-	assert_int_equal(auth_client_final(c, sf, &cfin), PF_OK);
+	assert_int_equal(login_final(c, sf, &cfin), PF_OK);
 	assert_int_equal(auth_server_final(s, cfin, &sfin), PF_OK);
-	assert_int_equal(auth_client_verify(c, sfin), PF_OK);
+	assert_int_equal(login_verify(c, sfin), PF_OK);
 	assert_int_equal(auth_server_session_key(s, k2), PF_OK);
 	assert_memory_not_equal(ks, k2, sizeof(ks));
 	free(cf);
@@ -335,7 +342,7 @@ test_round_trip(void **state)
 	free(cfin);
 	free(sfin);
 	auth_server_free(s);
-	auth_client_free(c);
+	login_free(c);
 	auth_users_free(u);
 }
 
@@ -383,8 +390,8 @@ test_unknown_user(void **state)
 {
 	static const uint8_t other[PF_SHA256_LEN] = { 9 };
 	struct auth_users *u = NULL;
-	uint8_t s1[AUTH_MAX_SALT], s2[AUTH_MAX_SALT], s3[AUTH_MAX_SALT];
-	uint8_t s4[AUTH_MAX_SALT], mac[PF_SHA256_LEN];
+	uint8_t s1[SCRAM_MAX_SALT], s2[SCRAM_MAX_SALT], s3[SCRAM_MAX_SALT];
+	uint8_t s4[SCRAM_MAX_SALT], mac[PF_SHA256_LEN];
 	char msg[64];
 
 	(void)state;
@@ -423,17 +430,17 @@ test_replay(void **state)
 {
 	struct auth_users *u = NULL;
 	struct auth_server *s;
-	struct auth_client *c;
+	struct login *c;
 	char *cf = NULL, *sf = NULL, *cfin = NULL, *sfin = NULL;
 	char *sf2 = NULL, *sfin2 = NULL;
 
 	(void)state;
 	assert_int_equal(auth_users_single("alice", "pw", &u), PF_OK);
 	s = auth_server_new(u, secret);
-	c = auth_client_new("alice", "pw");
-	assert_int_equal(auth_client_first(c, &cf), PF_OK);
+	c = login_new("alice", "pw");
+	assert_int_equal(login_first(c, &cf), PF_OK);
 	assert_int_equal(auth_server_first(s, cf, &sf), PF_OK);
-	assert_int_equal(auth_client_final(c, sf, &cfin), PF_OK);
+	assert_int_equal(login_final(c, sf, &cfin), PF_OK);
 	assert_int_equal(auth_server_final(s, cfin, &sfin), PF_OK);
 	auth_server_free(s);
 
@@ -451,20 +458,20 @@ test_replay(void **state)
 	free(cfin);
 	free(sfin);
 	free(sf2);
-	auth_client_free(c);
+	login_free(c);
 	auth_users_free(u);
 }
 
 /* A client on the RFC vector, stopped after client-final. */
-static struct auth_client *
+static struct login *
 rfc_client_at_final(void)
 {
-	struct auth_client *c = auth_client_new(RFC_USER, RFC_PASSWORD);
+	struct login *c = login_new(RFC_USER, RFC_PASSWORD);
 	char *cf = NULL, *cfin = NULL;
 
-	auth_client_set_nonce(c, RFC_CNONCE);
-	assert_int_equal(auth_client_first(c, &cf), PF_OK);
-	assert_int_equal(auth_client_final(c, RFC_SERVER_FIRST, &cfin), PF_OK);
+	login_set_nonce(c, RFC_CNONCE);
+	assert_int_equal(login_first(c, &cf), PF_OK);
+	assert_int_equal(login_final(c, RFC_SERVER_FIRST, &cfin), PF_OK);
 	free(cf);
 	free(cfin);
 	return c;
@@ -486,19 +493,19 @@ test_bad_server_final(void **state)
 		"e=invalid-proof",
 		"e=other-error",
 	};
-	struct auth_client *c;
+	struct login *c;
 	uint8_t k[PF_SHA256_LEN];
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		c = rfc_client_at_final();
-		if (auth_client_verify(c, cases[i]) != PF_EAUTH)
+		if (login_verify(c, cases[i]) != PF_EAUTH)
 			fail_msg("case %zu: \"%s\" accepted", i, cases[i]);
-		assert_int_equal(auth_client_session_key(c, k), PF_EPROTO);
+		assert_int_equal(login_session_key(c, k), PF_EPROTO);
 		/* One try only: not even the right answer helps now. */
-		assert_int_equal(auth_client_verify(c, RFC_SERVER_FINAL),
+		assert_int_equal(login_verify(c, RFC_SERVER_FINAL),
 		    PF_EPROTO);
-		auth_client_free(c);
+		login_free(c);
 	}
 }
 
@@ -546,7 +553,7 @@ test_bad_client_first(void **state)
 	char *sf, *longs[2];
 
 	(void)state;
-	longs[0] = repeat('a', AUTH_MAX_MESSAGE, "n,,n=user,r=");
+	longs[0] = repeat('a', SCRAM_MAX_MESSAGE, "n,,n=user,r=");
 	longs[1] = repeat('a', 300, "n,,n=user,r=");	/* nonce too long */
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]) + 2; i++) {
 		const char *m = i < sizeof(cases) / sizeof(cases[0]) ?
@@ -599,7 +606,7 @@ test_bad_client_final(void **state)
 
 	(void)state;
 	assert_int_equal(auth_users_single("alice", "pw", &u), PF_OK);
-	overlong = repeat('A', AUTH_MAX_MESSAGE, "c=biws,r=" T_NONCE ",p=");
+	overlong = repeat('A', SCRAM_MAX_MESSAGE, "c=biws,r=" T_NONCE ",p=");
 	for (size_t i = 0; i <= sizeof(cases) / sizeof(cases[0]); i++) {
 		bool last = i == sizeof(cases) / sizeof(cases[0]);
 		const char *m = last ? overlong : cases[i].msg;
@@ -642,7 +649,7 @@ test_bad_server_first(void **state)
 		{ "r=" T_NONCE ",s=,i=4096", PF_EBADFRAME },
 		{ "r=" T_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ,i=4096",
 		    PF_EBADFRAME },
-		/* 66 bytes of salt, more than AUTH_MAX_SALT. */
+		/* 66 bytes of salt, more than SCRAM_MAX_SALT. */
 		{ "r=" T_NONCE ",s=" B64_33 B64_33 ",i=4096", PF_EBADFRAME },
 		{ "r=" T_NONCE ",s=" RFC_SALT ",i=", PF_EBADFRAME },
 		{ "r=" T_NONCE ",s=" RFC_SALT ",i=abc", PF_EBADFRAME },
@@ -663,29 +670,29 @@ test_bad_server_first(void **state)
 		{ "r=cnonc,s=" RFC_SALT ",i=4096", PF_EAUTH },
 		{ "r=xnonce" T_SNONCE ",s=" RFC_SALT ",i=4096", PF_EAUTH },
 	};
-	struct auth_client *c;
+	struct login *c;
 	char *cf = NULL, *cfin, *overlong;
 
 	(void)state;
-	overlong = repeat('a', AUTH_MAX_MESSAGE, "r=" T_NONCE);
+	overlong = repeat('a', SCRAM_MAX_MESSAGE, "r=" T_NONCE);
 	for (size_t i = 0; i <= sizeof(cases) / sizeof(cases[0]); i++) {
 		bool last = i == sizeof(cases) / sizeof(cases[0]);
 		const char *m = last ? overlong : cases[i].msg;
 		enum pf_status want = last ? PF_EBADFRAME : cases[i].want;
 		enum pf_status got;
 
-		c = auth_client_new("alice", "pw");
-		auth_client_set_nonce(c, T_CNONCE);
-		assert_int_equal(auth_client_first(c, &cf), PF_OK);
+		c = login_new("alice", "pw");
+		login_set_nonce(c, T_CNONCE);
+		assert_int_equal(login_first(c, &cf), PF_OK);
 		cfin = (char *)1;
-		if ((got = auth_client_final(c, m, &cfin)) != want)
+		if ((got = login_final(c, m, &cfin)) != want)
 			fail_msg("case %zu: \"%s\": %d, want %d", i, m, got,
 			    want);
 		assert_null(cfin);
-		assert_int_equal(auth_client_verify(c, RFC_SERVER_FINAL),
+		assert_int_equal(login_verify(c, RFC_SERVER_FINAL),
 		    PF_EPROTO);
 		free(cf);
-		auth_client_free(c);
+		login_free(c);
 	}
 	free(overlong);
 }
@@ -695,7 +702,7 @@ test_order(void **state)
 {
 	struct auth_users *u = rfc_users();
 	struct auth_server *s;
-	struct auth_client *c;
+	struct login *c;
 	char *out = NULL, *cf = NULL;
 	uint8_t k[PF_SHA256_LEN];
 
@@ -745,40 +752,40 @@ test_order(void **state)
 	auth_server_free(s);
 
 	/* Client: final before first, verify before final, first twice. */
-	c = auth_client_new(RFC_USER, RFC_PASSWORD);
-	assert_int_equal(auth_client_final(c, RFC_SERVER_FIRST, &out),
+	c = login_new(RFC_USER, RFC_PASSWORD);
+	assert_int_equal(login_final(c, RFC_SERVER_FIRST, &out),
 	    PF_EPROTO);
-	assert_int_equal(auth_client_first(c, &out), PF_EPROTO);
-	auth_client_free(c);
-	c = auth_client_new(RFC_USER, RFC_PASSWORD);
-	assert_int_equal(auth_client_verify(c, RFC_SERVER_FINAL), PF_EPROTO);
-	auth_client_free(c);
-	c = auth_client_new(RFC_USER, RFC_PASSWORD);
-	assert_int_equal(auth_client_first(c, &cf), PF_OK);
-	assert_int_equal(auth_client_first(c, &out), PF_EPROTO);
+	assert_int_equal(login_first(c, &out), PF_EPROTO);
+	login_free(c);
+	c = login_new(RFC_USER, RFC_PASSWORD);
+	assert_int_equal(login_verify(c, RFC_SERVER_FINAL), PF_EPROTO);
+	login_free(c);
+	c = login_new(RFC_USER, RFC_PASSWORD);
+	assert_int_equal(login_first(c, &cf), PF_OK);
+	assert_int_equal(login_first(c, &out), PF_EPROTO);
 	assert_null(out);
-	assert_int_equal(auth_client_session_key(c, k), PF_EPROTO);
+	assert_int_equal(login_session_key(c, k), PF_EPROTO);
 	free(cf);
-	auth_client_free(c);
-	c = auth_client_new(RFC_USER, RFC_PASSWORD);
-	auth_client_set_nonce(c, "");
-	assert_int_equal(auth_client_first(c, &out), PF_EINTERNAL);
-	auth_client_free(c);
+	login_free(c);
+	c = login_new(RFC_USER, RFC_PASSWORD);
+	login_set_nonce(c, "");
+	assert_int_equal(login_first(c, &out), PF_EINTERNAL);
+	login_free(c);
 
 	/* Client: bad arguments are a usage error. */
-	c = auth_client_new("bad user", "pw");
+	c = login_new("bad user", "pw");
 	assert_non_null(c);
-	assert_int_equal(auth_client_first(c, &out), PF_EUSAGE);
+	assert_int_equal(login_first(c, &out), PF_EUSAGE);
 	assert_null(out);
-	auth_client_free(c);
-	cf = repeat('x', AUTH_MAX_PASSWORD + 1, "");
-	c = auth_client_new("alice", cf);
-	assert_int_equal(auth_client_first(c, &out), PF_EUSAGE);
-	auth_client_free(c);
+	login_free(c);
+	cf = repeat('x', SCRAM_MAX_PASSWORD + 1, "");
+	c = login_new("alice", cf);
+	assert_int_equal(login_first(c, &out), PF_EUSAGE);
+	login_free(c);
 	free(cf);
 
 	auth_server_free(NULL);
-	auth_client_free(NULL);
+	login_free(NULL);
 	auth_users_free(NULL);
 	auth_users_free(u);
 }
@@ -862,8 +869,8 @@ static void
 test_verifier_round_trip(void **state)
 {
 	struct auth_verifier v, w;
-	uint8_t salt[AUTH_MAX_SALT];
-	char user[AUTH_MAX_USER + 1], *line;
+	uint8_t salt[SCRAM_MAX_SALT];
+	char user[PROTO_MAX_USER + 1], *line;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(salt); i++)
@@ -886,22 +893,22 @@ test_verifier_round_trip(void **state)
 	free(line);
 
 	/* The longest salt we accept round-trips too. */
-	assert_int_equal(auth_verifier_make("pw", salt, AUTH_MAX_SALT, 4096,
+	assert_int_equal(auth_verifier_make("pw", salt, SCRAM_MAX_SALT, 4096,
 	    &v), PF_OK);
 	line = auth_verifier_format("bob", &v);
 	assert_int_equal(auth_verifier_parse(line, user, &w), PF_OK);
-	assert_int_equal(w.saltlen, AUTH_MAX_SALT);
-	assert_memory_equal(w.salt, salt, AUTH_MAX_SALT);
+	assert_int_equal(w.saltlen, SCRAM_MAX_SALT);
+	assert_memory_equal(w.salt, salt, SCRAM_MAX_SALT);
 	free(line);
 
 	/* Bad inputs to make and format. */
 	assert_int_equal(auth_verifier_make("pw", salt, 0, 4096, &v),
 	    PF_EUSAGE);
-	assert_int_equal(auth_verifier_make("pw", salt, AUTH_MAX_SALT + 1,
+	assert_int_equal(auth_verifier_make("pw", salt, SCRAM_MAX_SALT + 1,
 	    4096, &v), PF_EUSAGE);
 	assert_int_equal(auth_verifier_make("pw", salt, 16, 1, &v), PF_EUSAGE);
 	assert_int_equal(auth_verifier_make("pw", salt, 16,
-	    AUTH_MAX_ITERATIONS + 1, &v), PF_EUSAGE);
+	    SCRAM_MAX_ITERATIONS + 1, &v), PF_EUSAGE);
 	assert_null(auth_verifier_format("bad user", &v));
 }
 
@@ -950,7 +957,7 @@ test_verifier_parse_bad(void **state)
 		{ " " GOOD_LINE, PF_EBADFRAME },
 	};
 	struct auth_verifier v;
-	char user[AUTH_MAX_USER + 1];
+	char user[PROTO_MAX_USER + 1];
 	enum pf_status got;
 
 	(void)state;
@@ -1056,19 +1063,19 @@ test_users_single(void **state)
 	struct auth_users *u = NULL, *u2 = NULL;
 
 	(void)state;
-	assert_int_equal(auth_users_single(AUTH_DEFAULT_USER,
-	    AUTH_DEFAULT_PASSWORD, &u), PF_OK);
+	assert_int_equal(auth_users_single(SCRAM_DEFAULT_USER,
+	    SCRAM_DEFAULT_PASSWORD, &u), PF_OK);
 	assert_int_equal(auth_users_count(u), 1);
-	assert_non_null(auth_users_find(u, AUTH_DEFAULT_USER));
+	assert_non_null(auth_users_find(u, SCRAM_DEFAULT_USER));
 	assert_null(auth_users_find(u, "other"));
-	assert_int_equal(auth_users_find(u, AUTH_DEFAULT_USER)->iterations,
-	    AUTH_DEFAULT_ITERATIONS);
+	assert_int_equal(auth_users_find(u, SCRAM_DEFAULT_USER)->iterations,
+	    SCRAM_DEFAULT_ITERATIONS);
 	/* A fresh salt each time. */
-	assert_int_equal(auth_users_single(AUTH_DEFAULT_USER,
-	    AUTH_DEFAULT_PASSWORD, &u2), PF_OK);
-	assert_memory_not_equal(auth_users_find(u, AUTH_DEFAULT_USER)->salt,
-	    auth_users_find(u2, AUTH_DEFAULT_USER)->salt, AUTH_SALT_LEN);
-	assert_int_equal(login(u, AUTH_DEFAULT_USER, AUTH_DEFAULT_PASSWORD),
+	assert_int_equal(auth_users_single(SCRAM_DEFAULT_USER,
+	    SCRAM_DEFAULT_PASSWORD, &u2), PF_OK);
+	assert_memory_not_equal(auth_users_find(u, SCRAM_DEFAULT_USER)->salt,
+	    auth_users_find(u2, SCRAM_DEFAULT_USER)->salt, AUTH_SALT_LEN);
+	assert_int_equal(login(u, SCRAM_DEFAULT_USER, SCRAM_DEFAULT_PASSWORD),
 	    PF_OK);
 	auth_users_free(u);
 	auth_users_free(u2);
@@ -1170,12 +1177,12 @@ test_user_valid(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		if (!auth_user_valid(good[i]))
+		if (!proto_user_valid(good[i]))
 			fail_msg("\"%s\" refused", good[i]);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (auth_user_valid(bad[i]))
+		if (proto_user_valid(bad[i]))
 			fail_msg("\"%s\" accepted", bad[i]);
-	assert_false(auth_user_valid(NULL));
+	assert_false(proto_user_valid(NULL));
 }
 
 static void
@@ -1193,9 +1200,9 @@ test_join_proof(void **state)
 	memcpy(key2, key, sizeof(key));
 	key2[31] ^= 1;
 
-	assert_int_equal(auth_join_proof(key, sid, nonce, sizeof(nonce), a),
+	assert_int_equal(scram_join_proof(key, sid, nonce, sizeof(nonce), a),
 	    PF_OK);
-	assert_int_equal(auth_join_proof(key, sid, nonce, sizeof(nonce), b),
+	assert_int_equal(scram_join_proof(key, sid, nonce, sizeof(nonce), b),
 	    PF_OK);
 	assert_memory_equal(a, b, sizeof(a));
 
@@ -1211,16 +1218,16 @@ test_join_proof(void **state)
 	    PF_OK);
 	assert_memory_equal(a, want, sizeof(a));
 
-	assert_int_equal(auth_join_proof(key, "1b4e28ba-2fa1-41d2-883f-"
+	assert_int_equal(scram_join_proof(key, "1b4e28ba-2fa1-41d2-883f-"
 	    "0016d3cca428", nonce, sizeof(nonce), b), PF_OK);
 	assert_memory_not_equal(a, b, sizeof(a));
-	assert_int_equal(auth_join_proof(key, sid, nonce, sizeof(nonce) - 1,
+	assert_int_equal(scram_join_proof(key, sid, nonce, sizeof(nonce) - 1,
 	    b), PF_OK);
 	assert_memory_not_equal(a, b, sizeof(a));
-	assert_int_equal(auth_join_proof(key2, sid, nonce, sizeof(nonce), b),
+	assert_int_equal(scram_join_proof(key2, sid, nonce, sizeof(nonce), b),
 	    PF_OK);
 	assert_memory_not_equal(a, b, sizeof(a));
-	assert_int_equal(auth_join_proof(key, sid, NULL, 0, b), PF_OK);
+	assert_int_equal(scram_join_proof(key, sid, NULL, 0, b), PF_OK);
 	assert_memory_not_equal(a, b, sizeof(a));
 }
 

@@ -1,16 +1,26 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of the frame codec, limits and chunk math of proto.c. */
+/*
+ * Unit tests of the frame codec, limits and chunk math of proto.c, and of
+ * the CHUNK head and ACK codec of wire.c over a socketpair.
+ */
 #include "config.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+#include <uuid/uuid.h>
 
+#include "net.h"
 #include "proto.h"
+#include "wire.h"
 
 /* From Python: hashlib.sha256(b"PFR1" + pack(">QI", ...) + ...). */
 #define RECEIPT_HELLO \
@@ -269,6 +279,235 @@ test_receipt_vector(void **state)
 	pf_sha256_free(h);
 }
 
+static void
+test_id_valid(void **state)
+{
+	static const char *const good[] = {
+		"0b1f6c4e-3a2d-4f5e-8a9b-0c1d2e3f4a5b",
+		"0B1F6C4E-3A2D-4F5E-8A9B-0C1D2E3F4A5B",
+		"00000000-0000-0000-0000-000000000000",
+		"ffffffff-FFFF-ffff-FFFF-ffffffffffff",
+	};
+	static const char *const bad[] = {
+		"",
+		"0b1f6c4e-3a2d-4f5e-8a9b-0c1d2e3f4a5",		/* 35 */
+		"0b1f6c4e-3a2d-4f5e-8a9b-0c1d2e3f4a5b0",	/* 37 */
+		"0b1f6c4e03a2d-4f5e-8a9b-0c1d2e3f4a5b",
+		"0b1f6c4e-3a2d04f5e-8a9b-0c1d2e3f4a5b",
+		"0b1f6c4e-3a2d-4f5e08a9b-0c1d2e3f4a5b",
+		"0b1f6c4e-3a2d-4f5e-8a9b00c1d2e3f4a5b",
+		"0b1f6c4e-3a2d-4f5e-8a9b-0c1d2e3f4a5g",
+		"0b1f6c4-e3a2d-4f5e-8a9b-0c1d2e3f4a5b",
+		" b1f6c4e-3a2d-4f5e-8a9b-0c1d2e3f4a5b",
+		"{b1f6c4e-3a2d-4f5e-8a9b-0c1d2e3f4a5}",
+		"../../../../../../../../../etc/pass",
+	};
+
+	(void)state;
+	assert_false(proto_id_valid(NULL));
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_true(proto_id_valid(good[i]));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(proto_id_valid(bad[i]));
+}
+
+/* Exactly what uuid_parse accepts of 36 characters, as the server checks. */
+static void
+test_id_valid_as_uuid_parse(void **state)
+{
+	static const char alphabet[] = "0123456789abcdefABCDEF-gG /";
+	char id[PROTO_ID_LEN + 1];
+	unsigned seed = 0x5eed1d;
+	unsigned accepted = 0;
+	uuid_t uu;
+
+	(void)state;
+	for (int n = 0; n < 200000; n++) {
+		for (int i = 0; i < PROTO_ID_LEN; i++) {
+			bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+			seed = seed * 1103515245 + 12345;
+			/* Mostly the right shape, so both answers occur. */
+			if ((seed >> 16) % 64 != 0)
+				id[i] = dash ? '-' : alphabet[(seed >> 8) % 22];
+			else
+				id[i] = alphabet[(seed >> 8) %
+				    (sizeof(alphabet) - 1)];
+		}
+		id[PROTO_ID_LEN] = '\0';
+		assert_int_equal(proto_id_valid(id), uuid_parse(id, uu) == 0);
+		accepted += proto_id_valid(id);
+	}
+	print_message("# %u of 200000 ids accepted\n", accepted);
+	assert_true(accepted > 1000 && accepted < 199000);
+}
+
+/* A connected pair: cl the client's end, sv the server's. */
+static void
+conn_pair(struct pf_conn **cl, struct pf_conn **sv)
+{
+	int fds[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	assert_non_null(*cl = pf_conn_new_tcp(fds[0]));
+	assert_non_null(*sv = pf_conn_new_tcp(fds[1]));
+	pf_conn_set_timeout(*cl, 2000);
+	pf_conn_set_timeout(*sv, 2000);
+}
+
+/* The server's side: header, length cap, then the chunk head. */
+static enum pf_status
+recv_chunk(struct pf_conn *sv, uint64_t size, uint32_t cs,
+    struct proto_chunk_head *got)
+{
+	struct proto_header h;
+	enum pf_status rc;
+
+	if ((rc = wire_recv_header(sv, &h)) != PF_OK)
+		return rc;
+	assert_int_equal(h.type, PROTO_CHUNK);
+	if ((rc = proto_check_length(&h, true, cs)) != PF_OK)
+		return rc;
+	return wire_recv_chunk_head(sv, &h, size, cs, got);
+}
+
+static void
+test_wire_chunk_head_round_trip(void **state)
+{
+	const uint32_t cs = PROTO_MIN_CHUNK;
+	const uint64_t size = 3 * (uint64_t)cs + 5;
+	struct pf_conn *cl, *sv;
+	struct proto_chunk_head got, last = { 3, 3 * (uint64_t)cs, 5 };
+	uint8_t raw[PROTO_HEADER_LEN + PROTO_CHUNK_HEAD_LEN];
+	struct proto_header h;
+
+	(void)state;
+	conn_pair(&cl, &sv);
+	for (uint64_t i = 0; i < 4; i++) {
+		struct proto_chunk_head ch = { i, i * cs,
+		    proto_chunk_length(size, cs, i) };
+
+		assert_int_equal(wire_send_chunk_head(cl, &ch), PF_OK);
+		memset(&got, 0xee, sizeof(got));
+		assert_int_equal(recv_chunk(sv, size, cs, &got), PF_OK);
+		assert_int_equal(got.index, ch.index);
+		assert_int_equal(got.offset, ch.offset);
+		assert_int_equal(got.length, ch.length);
+	}
+	/* On the wire: one header announcing head + data + trailer. */
+	assert_int_equal(wire_send_chunk_head(cl, &last), PF_OK);
+	assert_int_equal(pf_conn_read_full(sv, raw, sizeof(raw)), PF_OK);
+	assert_int_equal(proto_decode_header(raw, &h), PF_OK);
+	assert_int_equal(h.length, PROTO_CHUNK_HEAD_LEN + 5 +
+	    PROTO_CHUNK_TRAILER_LEN);
+	proto_decode_chunk_head(raw + PROTO_HEADER_LEN, &got);
+	assert_int_equal(got.index, 3);
+	pf_conn_free(cl);
+	pf_conn_free(sv);
+}
+
+/* Sends a CHUNK header of frame length len and the head ch, by hand. */
+static void
+send_raw_chunk(struct pf_conn *cl, uint32_t len,
+    const struct proto_chunk_head *ch)
+{
+	struct proto_header h = { PROTO_VERSION, PROTO_CHUNK, 0, len };
+	uint8_t raw[PROTO_HEADER_LEN + PROTO_CHUNK_HEAD_LEN];
+
+	proto_encode_header(&h, raw);
+	proto_encode_chunk_head(ch, raw + PROTO_HEADER_LEN);
+	assert_int_equal(pf_conn_write_full(cl, raw, sizeof(raw)), PF_OK);
+}
+
+static void
+test_wire_chunk_head_bad(void **state)
+{
+	const uint32_t cs = PROTO_MIN_CHUNK;
+	const uint64_t size = 2 * (uint64_t)cs + 100;	/* 3 chunks */
+	const uint32_t whole = PROTO_CHUNK_HEAD_LEN + PROTO_CHUNK_TRAILER_LEN;
+	const struct {
+		struct proto_chunk_head	ch;
+		uint32_t		len;	/* frame length */
+	} cases[] = {
+		{ { 3, 3 * (uint64_t)cs, 100 }, whole + 100 },	/* index */
+		{ { 1ull << 40, 0, cs }, whole + cs },		/* index */
+		{ { 1, cs + 1, cs }, whole + cs },		/* offset */
+		{ { 1, 0, cs }, whole + cs },			/* offset */
+		{ { 1, cs, cs - 1 }, whole + cs - 1 },		/* length */
+		{ { 2, 2 * (uint64_t)cs, cs }, whole + cs },	/* length */
+		{ { 2, 2 * (uint64_t)cs, 100 }, whole + 101 },	/* frame */
+		{ { 1, cs, cs }, whole + cs - 1 },		/* frame */
+		{ { 0, 0, cs }, whole },			/* frame */
+	};
+	struct pf_conn *cl, *sv;
+	struct proto_chunk_head got;
+	struct proto_header h;
+
+	(void)state;
+	conn_pair(&cl, &sv);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		send_raw_chunk(cl, cases[i].len, &cases[i].ch);
+		assert_int_equal(wire_recv_header(sv, &h), PF_OK);
+		assert_int_equal(wire_recv_chunk_head(sv, &h, size, cs, &got),
+		    PF_EBADFRAME);
+	}
+	/* Cut off inside the head: the read's error, not bad_frame. */
+	{
+		struct proto_header fh = { PROTO_VERSION, PROTO_CHUNK, 0,
+		    whole + cs };
+		uint8_t raw[PROTO_HEADER_LEN + 4] = { 0 };
+
+		proto_encode_header(&fh, raw);
+		assert_int_equal(pf_conn_write_full(cl, raw, sizeof(raw)),
+		    PF_OK);
+		pf_conn_free(cl);
+		assert_int_equal(wire_recv_header(sv, &h), PF_OK);
+		assert_int_equal(wire_recv_chunk_head(sv, &h, size, cs, &got),
+		    PF_ENET);
+	}
+	pf_conn_free(sv);
+}
+
+static void
+test_wire_ack(void **state)
+{
+	static const struct {
+		int		type;
+		uint64_t	index;
+	} cases[] = {
+		{ PROTO_ACK, 0 }, { PROTO_NACK, 7 },
+		{ PROTO_ACK, PROTO_MAX_CHUNKS - 1 }, { PROTO_NACK, 1ull << 40 },
+	};
+	struct pf_conn *cl, *sv;
+	uint8_t raw[PROTO_HEADER_LEN + 8];
+	struct proto_header h;
+	uint64_t index;
+	char err[64];
+	int type;
+
+	(void)state;
+	conn_pair(&cl, &sv);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(wire_send_ack(sv, cases[i].type,
+		    cases[i].index), PF_OK);
+		assert_int_equal(wire_expect_ack(cl, &type, &index, err,
+		    sizeof(err)), PF_OK);
+		assert_int_equal(type, cases[i].type);
+		assert_int_equal(index, cases[i].index);
+	}
+	/* On the wire: a header of length 8, then the index big-endian. */
+	assert_int_equal(wire_send_ack(sv, PROTO_NACK, 0x0102030405060708ull),
+	    PF_OK);
+	assert_int_equal(pf_conn_read_full(cl, raw, sizeof(raw)), PF_OK);
+	assert_int_equal(proto_decode_header(raw, &h), PF_OK);
+	assert_int_equal(h.type, PROTO_NACK);
+	assert_int_equal(h.length, 8);
+	assert_memory_equal(raw + PROTO_HEADER_LEN,
+	    "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+	pf_conn_free(cl);
+	pf_conn_free(sv);
+}
+
 int
 main(void)
 {
@@ -283,6 +522,11 @@ main(void)
 		cmocka_unit_test(test_chunk_head_round_trip),
 		cmocka_unit_test(test_chunk_digest_binds_position),
 		cmocka_unit_test(test_receipt_vector),
+		cmocka_unit_test(test_id_valid),
+		cmocka_unit_test(test_id_valid_as_uuid_parse),
+		cmocka_unit_test(test_wire_chunk_head_round_trip),
+		cmocka_unit_test(test_wire_chunk_head_bad),
+		cmocka_unit_test(test_wire_ack),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

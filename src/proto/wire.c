@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Frame I/O: headers, JSON payloads and ERROR frames on a connection. */
+/*
+ * Frame I/O: headers, JSON payloads, ERROR frames, CHUNK heads and ACKs on
+ * a connection.
+ */
 #include "config.h"
 
 #include <stdarg.h>
@@ -194,6 +197,46 @@ wire_expect_ack(struct pf_conn *c, int *type, uint64_t *index, char *err,
 	*type = h.type;
 	*index = proto_get_u64(buf);
 	return PF_OK;
+}
+
+enum pf_status
+wire_send_chunk_head(struct pf_conn *c, const struct proto_chunk_head *ch)
+{
+	struct proto_header fh = { PROTO_VERSION, PROTO_CHUNK, 0,
+	    PROTO_CHUNK_HEAD_LEN + ch->length + PROTO_CHUNK_TRAILER_LEN };
+	uint8_t head[PROTO_HEADER_LEN + PROTO_CHUNK_HEAD_LEN];
+
+	/* One write for both: the data that follows may be much larger. */
+	proto_encode_header(&fh, head);
+	proto_encode_chunk_head(ch, head + PROTO_HEADER_LEN);
+	return pf_conn_write_full(c, head, sizeof(head));
+}
+
+enum pf_status
+wire_recv_chunk_head(struct pf_conn *c, const struct proto_header *h,
+    uint64_t size, uint32_t chunk_size, struct proto_chunk_head *ch)
+{
+	uint8_t head[PROTO_CHUNK_HEAD_LEN];
+	enum pf_status rc;
+
+	if ((rc = pf_conn_read_full(c, head, sizeof(head))) != PF_OK)
+		return rc;
+	proto_decode_chunk_head(head, ch);
+	/* 64-bit sum: a length near 2^32 must not wrap into a match. */
+	if (proto_check_chunk(ch, size, chunk_size) != PF_OK ||
+	    h->length != PROTO_CHUNK_HEAD_LEN + (uint64_t)ch->length +
+	    PROTO_CHUNK_TRAILER_LEN)
+		return PF_EBADFRAME;
+	return PF_OK;
+}
+
+enum pf_status
+wire_send_ack(struct pf_conn *c, int type, uint64_t index)
+{
+	uint8_t p[8];
+
+	proto_put_u64(p, index);
+	return wire_send(c, type, p, sizeof(p));
 }
 
 const char *

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Frame I/O over a struct pf_conn, shared by the server and the client. */
+/*
+ * Frame I/O over a struct pf_conn, shared by the server and the client:
+ * headers, JSON payloads, ERROR frames, and the binary CHUNK head and
+ * ACK/NACK. A connection is used by one thread at a time; every function
+ * here may be called from any thread that holds the connection.
+ */
 #ifndef PF_WIRE_H
 #define PF_WIRE_H
 
@@ -54,6 +59,34 @@ enum pf_status wire_expect_either(struct pf_conn *c, int want, int or,
  */
 enum pf_status wire_expect_ack(struct pf_conn *c, int *type, uint64_t *index,
     char *err, size_t errcap);
+
+/*
+ * Client side: sends the frame header of a CHUNK frame and the 20-byte
+ * chunk head ch (borrowed) in one write. The ch->length bytes of data and
+ * the PROTO_CHUNK_TRAILER_LEN-byte digest MUST follow on c, in that order,
+ * before any other frame. PF_ENET or PF_ETIMEOUT if the write fails.
+ */
+enum pf_status wire_send_chunk_head(struct pf_conn *c,
+    const struct proto_chunk_head *ch);
+
+/*
+ * Server side: after wire_recv_header returned a CHUNK header h whose
+ * length passed proto_check_length, reads the chunk head into *ch and
+ * checks it against the session's file of size bytes in chunk_size pieces
+ * (proto_check_chunk) and h->length against head + ch->length + trailer.
+ * A read error returns its status (PF_ENET, PF_ETIMEOUT), a head that does
+ * not fit PF_EBADFRAME; *ch is filled in either case once read. The data
+ * and the trailer are left on c for the caller.
+ */
+enum pf_status wire_recv_chunk_head(struct pf_conn *c,
+    const struct proto_header *h, uint64_t size, uint32_t chunk_size,
+    struct proto_chunk_head *ch);
+
+/*
+ * Server side: sends an ACK or a NACK (type PROTO_ACK or PROTO_NACK) for
+ * chunk index. PF_ENET or PF_ETIMEOUT if the write fails.
+ */
+enum pf_status wire_send_ack(struct pf_conn *c, int type, uint64_t index);
 
 /* Borrowed string member key of obj, or NULL; *len gets its length. */
 const char *wire_json_str(const json_t *obj, const char *key, size_t *len);

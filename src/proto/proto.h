@@ -26,6 +26,10 @@
 #define PROTO_DEFAULT_CHUNK	(4u * 1024 * 1024)
 #define PROTO_MAX_CHUNKS	(1u << 20)
 #define PROTO_DEFAULT_PORT	7878
+#define PROTO_ID_LEN		36	/* a session id: canonical UUID text */
+#define PROTO_MAX_NAME		255	/* bytes of a stored name (NAME_MAX) */
+#define PROTO_HEAD_LEN		512	/* bytes of content sent in OPEN */
+#define PROTO_MAX_USER		64	/* bytes in a user name */
 
 enum proto_type {
 	PROTO_HELLO = 1,
@@ -59,6 +63,20 @@ struct proto_chunk_head {
 	uint64_t	offset;
 	uint32_t	length;
 };
+
+/*
+ * True if id is a session id as the server makes them: the canonical text
+ * of a UUID (36 characters, '-' at 8, 13, 18 and 23, hex digits of either
+ * case elsewhere). Any thread.
+ */
+bool proto_id_valid(const char *id);
+
+/*
+ * True if name is a valid user name: 1..PROTO_MAX_USER bytes of
+ * [A-Za-z0-9._@+-]. Restricting the alphabet makes SASLprep the identity
+ * and keeps names safe in logs, files and JSON. Any thread.
+ */
+bool proto_user_valid(const char *name);
 
 /* True if a client may send frames of this type. */
 bool proto_from_client(int type);

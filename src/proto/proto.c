@@ -13,6 +13,46 @@ static const char *type_names[] = {
 };
 
 bool
+proto_id_valid(const char *id)
+{
+	if (id == NULL || strnlen(id, PROTO_ID_LEN + 1) != PROTO_ID_LEN)
+		return false;
+	for (size_t i = 0; i < PROTO_ID_LEN; i++) {
+		char c = id[i];
+
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (c != '-')
+				return false;
+		} else if (!((c >= '0' && c <= '9') ||
+		    (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+			return false;
+	}
+	return true;
+}
+
+bool
+proto_user_valid(const char *name)
+{
+	size_t len;
+
+	if (name == NULL)
+		return false;
+	len = strnlen(name, PROTO_MAX_USER + 1);
+	if (len == 0 || len > PROTO_MAX_USER)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+
+		/* Explicit ranges: isalnum() would follow the locale. */
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		    c == '@' || c == '+' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+bool
 proto_from_client(int type)
 {
 	switch (type) {

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The workers of an upload: threads that each make a data connection,
+ * join the session and send chunks from the queue, WINDOW at a time,
+ * until every chunk is acknowledged; lost connections are made again.
+ */
+#ifndef PF_WORKER_H
+#define PF_WORKER_H
+
+#include "job.h"
+
+/* A fixed number of worker slots for one upload. */
+struct worker_pool;
+
+/*
+ * A pool of n slots working for j (borrowed; it outlives the pool), with
+ * no thread started yet. NULL on ENOMEM. Supervisor only.
+ */
+struct worker_pool *worker_pool_new(struct job *j, unsigned n);
+
+/*
+ * Joins the threads that have ended, then starts workers in the free
+ * slots, as many as chunks are left. Fails the job if none can run.
+ * Supervisor only.
+ */
+void worker_pool_spawn(struct worker_pool *p);
+
+/*
+ * Makes every worker end: sets j->stopping and shuts their connections
+ * down so that none waits out a timeout. Returns when all have; the
+ * chunks they had in flight are back in the queue. Supervisor only.
+ */
+void worker_pool_stop(struct worker_pool *p);
+
+/* Stops the workers and frees the pool; NULL is a no-op. */
+void worker_pool_free(struct worker_pool *p);
+
+#endif
