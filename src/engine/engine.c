@@ -12,6 +12,7 @@
 
 #include "engine_int.h"
 #include "log.h"
+#include "recovery.h"
 #include "wire.h"
 
 #define ACCEPT_POLL_MS	250
@@ -87,7 +88,7 @@ engine_end_session(struct engine *e, struct session *s,
 
 /* Turns one staging area found at start-up back into a live session. */
 static enum pf_status
-recover_session(void *arg, struct storage_recovered *r)
+recover_session(void *arg, struct recovery_area *r)
 {
 	struct engine *e = arg;
 	struct session *s = NULL;
@@ -189,7 +190,7 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	if ((rc = pf_random(e->secret, sizeof(e->secret))) != PF_OK ||
 	    (rc = storage_open(cfg->storage_dir, cfg->no_sync ?
 	    STORAGE_SYNC_NONE : STORAGE_SYNC_FULL, &e->storage)) != PF_OK ||
-	    (rc = storage_recover(e->storage, recover_session, e)) != PF_OK ||
+	    (rc = recovery_scan(e->storage, recover_session, e)) != PF_OK ||
 	    (rc = engine_history_load(e)) != PF_OK ||
 	    (rc = pf_tcp_listen(cfg->bind, cfg->port, &e->listenfd,
 	    &e->port)) != PF_OK)

@@ -17,6 +17,8 @@
 #include "clock.h"
 #include "engine_int.h"
 #include "log.h"
+#include "finalize.h"
+#include "journal.h"
 #include "wire.h"
 
 /* Chunk data moves through this much memory per data connection. */
@@ -623,7 +625,7 @@ on_chunk(struct stream *st, const struct proto_header *h)
 		goto fail;
 	}
 	/* The ACK is a promise: data, then journal, on stable storage. */
-	rc = storage_commit_chunk(s->staging, (uint32_t)ch.index, got);
+	rc = journal_commit_chunk(s->staging, (uint32_t)ch.index, got);
 	if (rc != PF_OK) {
 		/* After a failed sync nothing staged can be trusted. */
 		if (storage_staging_broken(s->staging))
@@ -684,7 +686,7 @@ on_commit(struct stream *st, const json_t *req)
 		atomic_store(&s->state, SESSION_RECEIVING);
 		return fail(st, PF_EINTERNAL, "out of memory");
 	}
-	rc = storage_finalize(s->storage, s->staging, s->name, meta);
+	rc = finalize_file(s->storage, s->staging, s->name, meta);
 	json_decref(meta);
 	if (rc != PF_OK) {
 		/* Every chunk is still held: COMMIT may be tried again. */
