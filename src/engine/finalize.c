@@ -50,7 +50,8 @@ finalize_file(struct storage *s, struct staging *st, const char *name,
 		    strerror(errno));
 		goto out;
 	}
-	if ((rc = storage_write_json(finalfd, STORAGE_META_NAME, meta)) != PF_OK)
+	if ((rc = storage_write_json(finalfd, STORAGE_META_NAME, meta)) !=
+	    PF_OK)
 		goto out;
 	/* The one step that makes the file visible under its name. */
 	if (renameat(st->dirfd, DATA_NAME, finalfd, name) == -1 &&

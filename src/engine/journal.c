@@ -115,7 +115,8 @@ journal_commit_chunk(struct staging *st, uint32_t index,
 	pthread_mutex_lock(&st->lock);
 	if (st->queued == st->cap) {
 		size_t cap = st->cap ? 2 * st->cap : 16;
-		struct journal_pending *q = realloc(st->queue, cap * sizeof(*q));
+		struct journal_pending *q = realloc(st->queue,
+		    cap * sizeof(*q));
 
 		if (q == NULL) {
 			pthread_mutex_unlock(&st->lock);

@@ -205,8 +205,8 @@ storage_staging_create(struct storage *s, const char *id, uint64_t size,
 		    strerror(errno));
 		goto out;
 	}
-	st->fd = pf_open_beneath(st->dirfd, DATA_NAME, O_RDWR | O_CREAT | O_EXCL,
-	    0600);
+	st->fd = pf_open_beneath(st->dirfd, DATA_NAME,
+	    O_RDWR | O_CREAT | O_EXCL, 0600);
 	st->jfd = pf_open_beneath(st->dirfd, JOURNAL_NAME,
 	    O_RDWR | O_CREAT | O_EXCL, 0600);
 	if (st->fd == -1 || st->jfd == -1) {
