@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The listener: accepts connections and runs each on its own thread. */
+/*
+ * The listener: accepts connections and runs each on its own thread; the
+ * reaper of idle sessions; start-up and shutdown.
+ */
 #include "config.h"
 
 #include <errno.h>
@@ -10,8 +13,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "engine_int.h"
 #include "log.h"
+#include "peruser.h"
+#include "policy.h"
+#include "registry.h"
+#include "session.h"
+#include "storage.h"
 #include "wire.h"
 
 #define ACCEPT_POLL_MS	250
@@ -30,117 +39,6 @@ engine_config_defaults(struct engine_config *cfg)
 	cfg->min_rate = 64 * 1024;
 	cfg->staging_ttl_s = 24 * 3600;
 	cfg->stop_grace_ms = 10000;
-}
-
-bool
-engine_user_acquire(struct engine *e, const char *user)
-{
-	struct engine_user *u = NULL;
-	bool ok = false;
-
-	pthread_mutex_lock(&e->lock);
-	for (unsigned i = 0; i < e->nusers_conns; i++)
-		if (strcmp(e->users_conns[i].name, user) == 0)
-			u = &e->users_conns[i];
-	if (u == NULL) {
-		struct engine_user *n = realloc(e->users_conns,
-		    (e->nusers_conns + 1) * sizeof(*n));
-
-		if (n != NULL) {
-			e->users_conns = n;
-			u = &n[e->nusers_conns++];
-			snprintf(u->name, sizeof(u->name), "%s", user);
-			u->conns = 0;
-		}
-	}
-	if (u != NULL && u->conns < e->cfg.max_user_connections) {
-		u->conns++;
-		ok = true;
-	}
-	pthread_mutex_unlock(&e->lock);
-	return ok;
-}
-
-void
-engine_user_release(struct engine *e, const char *user)
-{
-	pthread_mutex_lock(&e->lock);
-	for (unsigned i = 0; i < e->nusers_conns; i++)
-		if (strcmp(e->users_conns[i].name, user) == 0 &&
-		    e->users_conns[i].conns > 0)
-			e->users_conns[i].conns--;
-	pthread_mutex_unlock(&e->lock);
-}
-
-bool
-engine_end_session(struct engine *e, struct session *s,
-    enum session_state state, enum pf_status why)
-{
-	if (!session_leave_receiving(s, state))
-		return false;
-	atomic_store(&s->error, (int)why);
-	/* A crash from here on must not bring the session back. */
-	storage_staging_forget(s->staging);
-	engine_retire(e, s);
-	return true;
-}
-
-/* Turns one staging area found at start-up back into a live session. */
-static enum pf_status
-recover_session(void *arg, struct storage_recovered *r)
-{
-	struct engine *e = arg;
-	struct session *s = NULL;
-	char id[SESSION_ID_LEN + 1];
-	json_int_t size, chunk_size;
-	uint32_t count;
-	enum pf_status rc;
-
-	if (session_id_from_json(r->meta, id) != PF_OK ||
-	    strcmp(id, r->id) != 0 || json_unpack(r->meta, "{s:I,s:I}",
-	    "size", &size, "chunk_size", &chunk_size) == -1 || size < 0 ||
-	    !proto_chunk_size_valid((uint64_t)chunk_size) ||
-	    proto_chunk_count((uint64_t)size, (uint32_t)chunk_size,
-	    &count) != PF_OK) {
-		log_warn("staging area %s has bad metadata; removing it",
-		    r->id);
-		return PF_EBADFRAME;
-	}
-	if (time(NULL) - r->last_active > (time_t)e->cfg.staging_ttl_s) {
-		log_info("session %s idle for over %u s; removing it", r->id,
-		    e->cfg.staging_ttl_s);
-		return PF_ENOSESSION;
-	}
-	if ((rc = session_create(e->sessions, count, id, &s)) != PF_OK) {
-		log_warn("session %s: %s; removing it", id,
-		    pf_status_message(rc));
-		return rc;
-	}
-	if ((rc = session_from_json(s, r->meta)) != PF_OK) {
-		log_warn("staging area %s has bad metadata; removing it", id);
-		engine_end_session(e, s, SESSION_FAILED, rc);
-		session_unref(s);
-		return rc;
-	}
-	s->storage = e->storage;
-	s->staging = r->staging;
-	r->staging = NULL;
-	atomic_store(&s->last_active, (int64_t)r->last_active);
-	for (uint32_t i = 0; i < r->nrecords; i++) {
-		uint32_t idx = r->indices[i];
-
-		if (idx >= count || atomic_load(&s->chunks[idx]) == CHUNK_DONE)
-			continue;
-		memcpy(s->digests + (size_t)idx * PF_SHA256_LEN,
-		    r->digests + (size_t)i * PF_SHA256_LEN, PF_SHA256_LEN);
-		atomic_store(&s->chunks[idx], CHUNK_DONE);
-		atomic_fetch_add(&s->chunks_acked, 1);
-	}
-	atomic_store(&s->ready, true);
-	log_info("session %s recovered: \"%s\", %u of %u chunks held", id,
-	    s->name, atomic_load(&s->chunks_acked), count);
-	session_unref(s);
-	return PF_OK;
 }
 
 static enum pf_status
@@ -174,7 +72,6 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	e->listenfd = -1;
 	e->start_time = time(NULL);
 	pthread_mutex_init(&e->lock, NULL);
-	pthread_mutex_init(&e->history.lock, NULL);
 	pf_cond_init_monotonic(&e->drained);
 	if ((rc = load_users(e)) != PF_OK)
 		goto out;
@@ -184,16 +81,22 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 		goto out;
 	}
 	rc = PF_ENOMEM;
-	if ((e->sessions = session_table_new(cfg->max_sessions)) == NULL)
+	if ((e->registry = registry_new(cfg->max_sessions,
+	    &e->counters)) == NULL ||
+	    (e->peruser = peruser_new(cfg->max_user_connections)) == NULL)
 		goto out;
 	if ((rc = pf_random(e->secret, sizeof(e->secret))) != PF_OK ||
 	    (rc = storage_open(cfg->storage_dir, cfg->no_sync ?
 	    STORAGE_SYNC_NONE : STORAGE_SYNC_FULL, &e->storage)) != PF_OK ||
-	    (rc = storage_recover(e->storage, recover_session, e)) != PF_OK ||
-	    (rc = engine_history_load(e)) != PF_OK ||
+	    (rc = registry_load(e->registry, e->storage,
+	    cfg->staging_ttl_s)) != PF_OK ||
 	    (rc = pf_tcp_listen(cfg->bind, cfg->port, &e->listenfd,
 	    &e->port)) != PF_OK)
 		goto out;
+	e->env = (struct stream_env){ .cfg = &e->cfg, .users = e->users,
+	    .secret = e->secret, .policy = e->policy, .storage = e->storage,
+	    .registry = e->registry, .peruser = e->peruser,
+	    .counters = &e->counters, .stopping = &e->stopping };
 	*out = e;
 	e = NULL;
 out:
@@ -214,7 +117,7 @@ conn_main(void *arg)
 	struct engine *e = ec->engine;
 	struct engine_conn **pp;
 
-	stream_serve(e, ec);
+	stream_serve(&e->env, ec->conn, ec->id, &ec->busy);
 	/*
 	 * Free this thread's crypto state now: the thread is detached, and
 	 * once it is off the list below, engine_stop may let the process
@@ -310,16 +213,6 @@ accept_main(void *arg)
 	return NULL;
 }
 
-/* True if nobody works on s and nothing happened since before. */
-static bool
-idle_since(struct session *s, time_t before)
-{
-	return atomic_load(&s->streams) == 0 &&
-	    atomic_load(&s->controls) == 0 &&
-	    atomic_load(&s->last_active) < (int64_t)before &&
-	    atomic_load(&s->state) == SESSION_RECEIVING;
-}
-
 /* Collects sessions idle past --staging-ttl with nobody attached. */
 struct reap {
 	struct session	**victims;
@@ -332,7 +225,7 @@ reap_check(struct session *s, void *arg)
 {
 	struct reap *r = arg;
 
-	if (r->n < r->cap && idle_since(s, r->before)) {
+	if (r->n < r->cap && session_idle_since(s, r->before)) {
 		session_ref(s);
 		r->victims[r->n++] = s;
 	}
@@ -341,20 +234,20 @@ reap_check(struct session *s, void *arg)
 static void
 reap(struct engine *e)
 {
-	struct reap r = { .cap = session_count(e->sessions) };
+	struct reap r = { .cap = registry_count(e->registry) };
 
 	if (r.cap == 0 ||
 	    (r.victims = calloc(r.cap, sizeof(*r.victims))) == NULL)
 		return;
 	r.before = time(NULL) - (time_t)e->cfg.staging_ttl_s;
-	session_foreach(e->sessions, reap_check, &r);
+	registry_foreach(e->registry, reap_check, &r);
 	for (unsigned i = 0; i < r.n; i++) {
 		/* Someone may have come back since the table was scanned. */
-		if (idle_since(r.victims[i], r.before)) {
+		if (session_idle_since(r.victims[i], r.before)) {
 			log_info("session %s idle for over %u s; removing it",
-			    r.victims[i]->id, e->cfg.staging_ttl_s);
-			engine_end_session(e, r.victims[i], SESSION_EXPIRED,
-			    PF_ENOSESSION);
+			    session_id(r.victims[i]), e->cfg.staging_ttl_s);
+			registry_end(e->registry, r.victims[i],
+			    SESSION_EXPIRED, PF_ENOSESSION);
 		}
 		session_unref(r.victims[i]);
 	}
@@ -400,7 +293,7 @@ engine_start(struct engine *e)
 	e->started = true;
 	log_info("listening on %s port %u, storage %s, %u sessions to resume",
 	    e->cfg.bind, e->port, storage_path(e->storage),
-	    session_count(e->sessions));
+	    registry_count(e->registry));
 	return PF_OK;
 }
 
@@ -452,12 +345,11 @@ engine_free(struct engine *e)
 		return;
 	if (e->listenfd != -1)
 		close(e->listenfd);
-	session_table_free(e->sessions);
-	engine_history_free(e);
+	registry_free(e->registry);
+	peruser_free(e->peruser);
 	storage_close(e->storage);
 	policy_free(e->policy);
 	auth_users_free(e->users);
-	free(e->users_conns);
 	pf_wipe(e->secret, sizeof(e->secret));
 	pthread_cond_destroy(&e->drained);
 	pthread_mutex_destroy(&e->lock);

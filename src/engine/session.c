@@ -1,40 +1,98 @@
 /* SPDX-License-Identifier: MIT */
-/* The table of live sessions, with UUIDv4 ids and reference counts. */
+/* One upload session: its fields, chunk states and state machine. */
 #include "config.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <uuid/uuid.h>
 
 #include "clock.h"
+#include "engine.h"
+#include "finalize.h"
+#include "journal.h"
 #include "proto.h"
 #include "session.h"
 #include "storage.h"
 
-struct session_table {
-	pthread_mutex_t	  lock;
-	struct session	**slots;
-	unsigned	  cap;		/* slots allocated */
-	unsigned	  max;		/* limit for new sessions */
-	unsigned	  count;
+enum chunk_state {
+	CHUNK_PENDING,
+	CHUNK_RECEIVING,
+	CHUNK_DONE
 };
 
-struct session_table *
-session_table_new(unsigned max)
-{
-	struct session_table *t;
+struct session {
+	char		 id[SESSION_ID_LEN + 1];
+	char		 user[AUTH_MAX_USER + 1];
+	char		 name[POLICY_MAX_NAME + 1];	/* sanitized */
+	char		*client_name;	/* as sent; may hold any bytes */
+	size_t		 client_name_len;
+	char		 peer[64];
+	uint64_t	 size;
+	uint32_t	 chunk_size;
+	uint32_t	 nchunks;
+	uint8_t		 head[POLICY_HEAD_LEN];
+	size_t		 headlen;
+	pthread_mutex_t	 lock;			/* guards key and owner */
+	uint8_t		 key[PF_SHA256_LEN];	/* the login's session key */
+	uint64_t	 owner;			/* control connection's id */
+	time_t		 created;
+	_Atomic int64_t	 finished;		/* time_t it left RECEIVING */
 
-	if ((t = calloc(1, sizeof(*t))) == NULL)
-		return NULL;
-	if ((t->slots = calloc(max ? max : 1, sizeof(*t->slots))) == NULL) {
-		free(t);
-		return NULL;
+	struct storage	*storage;		/* borrowed */
+	struct staging	*staging;		/* owned; NULL once final */
+	_Atomic uint8_t	*chunks;		/* enum chunk_state each */
+	_Atomic uint8_t	*tried;			/* 1: sent at least once */
+	uint8_t		*digests;		/* 32 bytes a chunk */
+
+	_Atomic bool	 ready;			/* fields set: may be shown */
+	_Atomic int	 state;			/* enum session_state */
+	_Atomic int64_t	 last_active;		/* time_t of the last chunk */
+	_Atomic uint64_t bytes_received;	/* all chunk bytes read */
+	_Atomic uint32_t chunks_duplicate;	/* sent again though held */
+	_Atomic uint32_t chunks_acked;
+	_Atomic uint32_t chunks_nacked;
+	_Atomic uint32_t chunks_resent;		/* sent more than once */
+	_Atomic uint32_t streams;		/* data connections joined */
+	_Atomic uint32_t controls;		/* control connections on it */
+	_Atomic int	 refs;
+	_Atomic int	 error;			/* enum pf_status, 0 if none */
+	char		 receipt[PF_SHA256_HEX];
+};
+
+/*
+ * The one place the state changes: from -> to if that is a legal
+ * transition (see session.h) and s is in from now. Leaving RECEIVING, or
+ * failing, stamps the time s finished.
+ */
+static bool
+transition(struct session *s, enum session_state from, enum session_state to)
+{
+	int expect = (int)from;
+	bool legal;
+
+	switch (from) {
+	case SESSION_RECEIVING:
+		legal = to == SESSION_ASSEMBLING || to == SESSION_FAILED ||
+		    to == SESSION_CANCELLED || to == SESSION_EXPIRED;
+		break;
+	case SESSION_ASSEMBLING:
+		legal = to == SESSION_COMPLETE || to == SESSION_FAILED ||
+		    to == SESSION_RECEIVING;
+		break;
+	default:
+		legal = false;
+		break;
 	}
-	t->cap = max ? max : 1;
-	t->max = max;
-	pthread_mutex_init(&t->lock, NULL);
-	return t;
+	if (!legal ||
+	    !atomic_compare_exchange_strong(&s->state, &expect, (int)to))
+		return false;
+	if (from == SESSION_RECEIVING || to == SESSION_FAILED)
+		atomic_store(&s->finished, (int64_t)time(NULL));
+	return true;
 }
 
 static void
@@ -56,27 +114,11 @@ session_free(struct session *s)
 	free(s);
 }
 
-void
-session_table_free(struct session_table *t)
-{
-	if (t == NULL)
-		return;
-	for (unsigned i = 0; i < t->cap; i++)
-		if (t->slots[i] != NULL)
-			session_unref(t->slots[i]);
-	pthread_mutex_destroy(&t->lock);
-	free(t->slots);
-	free(t);
-}
-
 enum pf_status
-session_create(struct session_table *t, uint32_t nchunks, const char *id,
-    struct session **out)
+session_new(uint32_t nchunks, const char *id, struct session **out)
 {
 	struct session *s;
 	uuid_t uu;
-	unsigned slot;
-	enum pf_status rc = PF_ENOMEM;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return PF_ENOMEM;
@@ -85,8 +127,10 @@ session_create(struct session_table *t, uint32_t nchunks, const char *id,
 	s->chunks = calloc(nchunks ? nchunks : 1, sizeof(*s->chunks));
 	s->digests = calloc(nchunks ? nchunks : 1, PF_SHA256_LEN);
 	s->tried = calloc(nchunks ? nchunks : 1, sizeof(*s->tried));
-	if (s->chunks == NULL || s->digests == NULL || s->tried == NULL)
-		goto out;
+	if (s->chunks == NULL || s->digests == NULL || s->tried == NULL) {
+		session_free(s);
+		return PF_ENOMEM;
+	}
 	s->nchunks = nchunks;
 	if (id != NULL)
 		snprintf(s->id, sizeof(s->id), "%s", id);
@@ -98,80 +142,9 @@ session_create(struct session_table *t, uint32_t nchunks, const char *id,
 	s->created = time(NULL);
 	atomic_init(&s->last_active, (int64_t)s->created);
 	atomic_init(&s->state, SESSION_RECEIVING);
-	atomic_init(&s->refs, 2);
-
-	rc = PF_EBUSY;
-	pthread_mutex_lock(&t->lock);
-	/*
-	 * Recovered sessions (id given) are admitted over the limit: they
-	 * hold acknowledged chunks, and a lower limit after a restart must
-	 * not throw those away.
-	 */
-	if (t->count == t->cap && id != NULL) {
-		struct session **n = realloc(t->slots, 2 * t->cap *
-		    sizeof(*n));
-
-		if (n != NULL) {
-			memset(n + t->cap, 0, t->cap * sizeof(*n));
-			t->slots = n;
-			t->cap *= 2;
-		}
-	}
-	if ((t->count < t->max || id != NULL) && t->count < t->cap) {
-		for (slot = 0; t->slots[slot] != NULL; slot++)
-			;
-		t->slots[slot] = s;
-		t->count++;
-		rc = PF_OK;
-	}
-	pthread_mutex_unlock(&t->lock);
-	if (rc != PF_OK)
-		goto out;
+	atomic_init(&s->refs, 1);
 	*out = s;
-	s = NULL;
-out:
-	if (s != NULL)
-		session_free(s);
-	return rc;
-}
-
-enum pf_status
-session_lookup(struct session_table *t, const char *id, struct session **out)
-{
-	enum pf_status rc = PF_ENOSESSION;
-
-	pthread_mutex_lock(&t->lock);
-	for (unsigned i = 0; i < t->cap; i++) {
-		struct session *s = t->slots[i];
-
-		if (s != NULL && strcmp(s->id, id) == 0) {
-			session_ref(s);
-			*out = s;
-			rc = PF_OK;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&t->lock);
-	return rc;
-}
-
-void
-session_remove(struct session_table *t, struct session *s)
-{
-	bool found = false;
-
-	pthread_mutex_lock(&t->lock);
-	for (unsigned i = 0; i < t->cap; i++) {
-		if (t->slots[i] == s) {
-			t->slots[i] = NULL;
-			t->count--;
-			found = true;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&t->lock);
-	if (found)
-		session_unref(s);
+	return PF_OK;
 }
 
 void
@@ -188,70 +161,15 @@ session_unref(struct session *s)
 	session_free(s);
 }
 
-bool
-session_leave_receiving(struct session *s, enum session_state state)
-{
-	int expect = SESSION_RECEIVING;
-
-	if (!atomic_compare_exchange_strong(&s->state, &expect, (int)state))
-		return false;
-	atomic_store(&s->finished, (int64_t)time(NULL));
-	return true;
-}
-
-unsigned
-session_count(struct session_table *t)
-{
-	unsigned n;
-
-	pthread_mutex_lock(&t->lock);
-	n = t->count;
-	pthread_mutex_unlock(&t->lock);
-	return n;
-}
-
-void
-session_get_key(struct session *s, uint8_t key[PF_SHA256_LEN])
-{
-	pthread_mutex_lock(&s->lock);
-	memcpy(key, s->key, PF_SHA256_LEN);
-	pthread_mutex_unlock(&s->lock);
-}
-
-void
-session_take(struct session *s, uint64_t owner,
-    const uint8_t key[PF_SHA256_LEN])
-{
-	pthread_mutex_lock(&s->lock);
-	memcpy(s->key, key, PF_SHA256_LEN);
-	s->owner = owner;
-	pthread_mutex_unlock(&s->lock);
-}
-
-bool
-session_owned_by(struct session *s, uint64_t owner)
-{
-	bool yes;
-
-	pthread_mutex_lock(&s->lock);
-	yes = s->owner == owner;
-	pthread_mutex_unlock(&s->lock);
-	return yes;
-}
-
-void
-session_foreach(struct session_table *t,
-    void (*fn)(struct session *s, void *arg), void *arg)
-{
-	pthread_mutex_lock(&t->lock);
-	for (unsigned i = 0; i < t->cap; i++)
-		if (t->slots[i] != NULL)
-			fn(t->slots[i], arg);
-	pthread_mutex_unlock(&t->lock);
-}
-
-json_t *
-session_to_json(const struct session *s, bool staging)
+/*
+ * The session's metadata as a new JSON object: id, user, name, client
+ * name, size, chunk size, creation time; with staging set, also the head
+ * (what recovery needs), else the receipt and the transfer counters
+ * (bytes received since the last restart, chunks NACKed, chunks sent
+ * again though already held).
+ */
+static json_t *
+to_json(const struct session *s, bool staging)
 {
 	char created[32], *head64 = NULL;
 	json_t *j;
@@ -291,6 +209,37 @@ session_to_json(const struct session *s, bool staging)
 }
 
 enum pf_status
+session_open(struct session *s, struct storage *storage,
+    const struct session_file *f)
+{
+	enum pf_status rc = PF_EINTERNAL;
+	json_t *meta;
+
+	s->storage = storage;
+	snprintf(s->user, sizeof(s->user), "%s", f->user);
+	snprintf(s->name, sizeof(s->name), "%s", f->name);
+	snprintf(s->peer, sizeof(s->peer), "%s", f->peer);
+	s->size = f->size;
+	s->chunk_size = f->chunk_size;
+	memcpy(s->head, f->head, f->headlen);
+	s->headlen = f->headlen;
+	if ((s->client_name = malloc(f->client_name_len + 1)) == NULL)
+		goto out;
+	memcpy(s->client_name, f->client_name, f->client_name_len + 1);
+	s->client_name_len = f->client_name_len;
+	if ((meta = to_json(s, true)) == NULL)
+		goto out;
+	rc = storage_staging_create(storage, s->id, f->size, meta,
+	    &s->staging);
+	json_decref(meta);
+	if (rc != PF_OK)
+		goto out;
+	atomic_store(&s->ready, true);
+out:
+	return rc;
+}
+
+enum pf_status
 session_id_from_json(const json_t *meta, char id[SESSION_ID_LEN + 1])
 {
 	const char *v = json_string_value(json_object_get(meta, "session"));
@@ -302,8 +251,13 @@ session_id_from_json(const json_t *meta, char id[SESSION_ID_LEN + 1])
 	return PF_OK;
 }
 
-enum pf_status
-session_from_json(struct session *s, const json_t *meta)
+/*
+ * Fills a new session's fields from metadata written by to_json (staging
+ * form), checking every field as if it came from a client. PF_EBADFRAME
+ * if anything is missing or out of range.
+ */
+static enum pf_status
+from_json(struct session *s, const json_t *meta)
 {
 	const char *user, *name, *cname, *head64;
 	json_int_t size, chunk_size, created;
@@ -339,4 +293,371 @@ session_from_json(struct session *s, const json_t *meta)
 	s->chunk_size = (uint32_t)chunk_size;
 	s->created = (time_t)created;
 	return PF_OK;
+}
+
+enum pf_status
+session_restore(struct session *s, struct storage *storage,
+    const json_t *meta, struct staging *st, const uint32_t *indices,
+    const uint8_t *digests, uint32_t n, time_t last_active)
+{
+	enum pf_status rc;
+
+	s->storage = storage;
+	if ((rc = from_json(s, meta)) != PF_OK)
+		return rc;
+	s->staging = st;
+	atomic_store(&s->last_active, (int64_t)last_active);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t idx = indices[i];
+
+		if (idx >= s->nchunks ||
+		    atomic_load(&s->chunks[idx]) == CHUNK_DONE)
+			continue;
+		memcpy(s->digests + (size_t)idx * PF_SHA256_LEN,
+		    digests + (size_t)i * PF_SHA256_LEN, PF_SHA256_LEN);
+		atomic_store(&s->chunks[idx], CHUNK_DONE);
+		atomic_fetch_add(&s->chunks_acked, 1);
+	}
+	atomic_store(&s->ready, true);
+	return PF_OK;
+}
+
+bool
+session_matches(struct session *s, const char *user,
+    const struct session_file *f)
+{
+	return atomic_load(&s->state) == SESSION_RECEIVING &&
+	    strcmp(s->user, user) == 0 && strcmp(s->name, f->name) == 0 &&
+	    s->size == f->size && s->chunk_size == f->chunk_size &&
+	    s->headlen == f->headlen &&
+	    memcmp(s->head, f->head, f->headlen) == 0;
+}
+
+enum session_claim
+session_claim_chunk(struct session *s, uint32_t index, bool *resent)
+{
+	uint8_t expect = CHUNK_PENDING;
+
+	*resent = false;
+	if (!atomic_compare_exchange_strong(&s->chunks[index], &expect,
+	    CHUNK_RECEIVING)) {
+		if (expect != CHUNK_DONE)
+			return SESSION_BUSY;
+		atomic_fetch_add(&s->chunks_duplicate, 1);
+		*resent = true;
+	} else if (atomic_load(&s->tried[index]) > 0)
+		*resent = true;
+	else
+		atomic_store(&s->tried[index], 1);
+	if (*resent) {
+		atomic_store(&s->tried[index], 2);
+		atomic_fetch_add(&s->chunks_resent, 1);
+	}
+	return expect == CHUNK_DONE ? SESSION_HELD : SESSION_CLAIMED;
+}
+
+enum pf_status
+session_write_chunk(struct session *s, uint64_t off, const void *p, size_t n)
+{
+	return storage_staging_write(s->staging, off, p, n);
+}
+
+enum pf_status
+session_done_chunk(struct session *s, uint32_t index,
+    const uint8_t digest[PF_SHA256_LEN])
+{
+	enum pf_status rc;
+
+	if ((rc = journal_commit_chunk(s->staging, index, digest)) != PF_OK)
+		return rc;
+	memcpy(s->digests + (size_t)index * PF_SHA256_LEN, digest,
+	    PF_SHA256_LEN);
+	atomic_store(&s->last_active, (int64_t)time(NULL));
+	atomic_store(&s->chunks[index], CHUNK_DONE);
+	atomic_fetch_add(&s->chunks_acked, 1);
+	return PF_OK;
+}
+
+void
+session_release_chunk(struct session *s, uint32_t index, bool nacked)
+{
+	atomic_store(&s->chunks[index], CHUNK_PENDING);
+	if (nacked)
+		atomic_fetch_add(&s->chunks_nacked, 1);
+}
+
+bool
+session_broken(struct session *s)
+{
+	return storage_staging_broken(s->staging);
+}
+
+bool
+session_end(struct session *s, enum session_state state, enum pf_status why)
+{
+	if (!transition(s, SESSION_RECEIVING, state))
+		return false;
+	atomic_store(&s->error, (int)why);
+	/* A crash from here on must not bring the session back. */
+	storage_staging_forget(s->staging);
+	return true;
+}
+
+enum pf_status
+session_commit(struct session *s, const uint8_t want[PF_SHA256_LEN])
+{
+	enum pf_status rc;
+	json_t *meta;
+
+	if (!transition(s, SESSION_RECEIVING, SESSION_ASSEMBLING))
+		return PF_ECANCELLED;
+	if (finalize_check_receipt(s->size, s->chunk_size, s->digests,
+	    s->nchunks, want) != PF_OK) {
+		transition(s, SESSION_ASSEMBLING, SESSION_FAILED);
+		atomic_store(&s->error, (int)PF_ECHECKSUM);
+		storage_staging_forget(s->staging);
+		return PF_ECHECKSUM;
+	}
+	pf_hex_encode(want, PF_SHA256_LEN, s->receipt);
+	rc = PF_EINTERNAL;
+	if ((meta = to_json(s, false)) != NULL) {
+		rc = finalize_file(s->storage, s->staging, s->name, meta);
+		json_decref(meta);
+	}
+	if (rc != PF_OK) {
+		/* Every chunk is still held: COMMIT may be tried again. */
+		transition(s, SESSION_ASSEMBLING, SESSION_RECEIVING);
+		return rc;
+	}
+	s->staging = NULL;
+	transition(s, SESSION_ASSEMBLING, SESSION_COMPLETE);
+	return PF_OK;
+}
+
+void
+session_take(struct session *s, uint64_t owner,
+    const uint8_t key[PF_SHA256_LEN])
+{
+	pthread_mutex_lock(&s->lock);
+	memcpy(s->key, key, PF_SHA256_LEN);
+	s->owner = owner;
+	pthread_mutex_unlock(&s->lock);
+}
+
+bool
+session_owned_by(struct session *s, uint64_t owner)
+{
+	bool yes;
+
+	pthread_mutex_lock(&s->lock);
+	yes = s->owner == owner;
+	pthread_mutex_unlock(&s->lock);
+	return yes;
+}
+
+void
+session_get_key(struct session *s, uint8_t key[PF_SHA256_LEN])
+{
+	pthread_mutex_lock(&s->lock);
+	memcpy(key, s->key, PF_SHA256_LEN);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void
+session_attach(struct session *s, bool control)
+{
+	atomic_fetch_add(control ? &s->controls : &s->streams, 1);
+}
+
+void
+session_detach(struct session *s, bool control)
+{
+	atomic_fetch_sub(control ? &s->controls : &s->streams, 1);
+}
+
+void
+session_touch(struct session *s)
+{
+	atomic_store(&s->last_active, (int64_t)time(NULL));
+}
+
+void
+session_count_bytes(struct session *s, uint64_t n)
+{
+	atomic_fetch_add(&s->bytes_received, n);
+}
+
+bool
+session_head_differs(struct session *s, const void *p)
+{
+	return memcmp(p, s->head, s->headlen) != 0;
+}
+
+bool
+session_idle_since(struct session *s, time_t before)
+{
+	return atomic_load(&s->streams) == 0 &&
+	    atomic_load(&s->controls) == 0 &&
+	    atomic_load(&s->last_active) < (int64_t)before &&
+	    atomic_load(&s->state) == SESSION_RECEIVING;
+}
+
+uint8_t *
+session_held_bitmap(struct session *s)
+{
+	uint8_t *bits;
+
+	if ((bits = calloc(1, (size_t)s->nchunks / 8 + 1)) == NULL)
+		return NULL;
+	for (uint32_t i = 0; i < s->nchunks; i++)
+		if (atomic_load(&s->chunks[i]) == CHUNK_DONE)
+			bits[i / 8] |= (uint8_t)(1u << (i % 8));
+	return bits;
+}
+
+static enum engine_state
+engine_state_of(int s)
+{
+	switch (s) {
+	case SESSION_RECEIVING:		return ENGINE_RECEIVING;
+	case SESSION_ASSEMBLING:	return ENGINE_ASSEMBLING;
+	case SESSION_COMPLETE:		return ENGINE_COMPLETE;
+	case SESSION_CANCELLED:		return ENGINE_CANCELLED;
+	case SESSION_EXPIRED:		return ENGINE_EXPIRED;
+	default:			return ENGINE_FAILED;
+	}
+}
+
+void
+session_info(struct session *s, struct engine_session_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	memcpy(out->id, s->id, sizeof(out->id));
+	snprintf(out->user, sizeof(out->user), "%s", s->user);
+	snprintf(out->name, sizeof(out->name), "%s", s->name);
+	snprintf(out->peer, sizeof(out->peer), "%s", s->peer);
+	out->state = engine_state_of(atomic_load(&s->state));
+	out->error = (enum pf_status)atomic_load(&s->error);
+	out->size = s->size;
+	out->chunk_size = s->chunk_size;
+	out->chunks_total = s->nchunks;
+	out->chunks_acked = atomic_load(&s->chunks_acked);
+	out->chunks_nacked = atomic_load(&s->chunks_nacked);
+	out->chunks_resent = atomic_load(&s->chunks_resent);
+	out->streams = atomic_load(&s->streams);
+	out->bytes_received = atomic_load(&s->bytes_received);
+	out->created = s->created;
+	out->updated = atomic_load(&s->last_active);
+	if (out->state != ENGINE_RECEIVING)
+		out->finished = atomic_load(&s->finished);
+	if (out->state == ENGINE_COMPLETE)
+		memcpy(out->digest, s->receipt, sizeof(out->digest));
+}
+
+char *
+session_chunk_map(struct session *s)
+{
+	char *map;
+
+	if ((map = malloc((size_t)s->nchunks + 1)) == NULL)
+		return NULL;
+	for (uint32_t i = 0; i < s->nchunks; i++) {
+		uint8_t c = atomic_load(&s->chunks[i]);
+		uint8_t sent = atomic_load(&s->tried[i]);
+
+		if (c == CHUNK_DONE)
+			map[i] = sent > 1 ? ENGINE_CHUNK_RESENT :
+			    ENGINE_CHUNK_DONE;
+		else if (c == CHUNK_RECEIVING)
+			map[i] = ENGINE_CHUNK_RECEIVING;
+		else
+			map[i] = sent ? ENGINE_CHUNK_RETRY :
+			    ENGINE_CHUNK_PENDING;
+	}
+	map[s->nchunks] = '\0';
+	return map;
+}
+
+const char *
+session_id(const struct session *s)
+{
+	return s->id;
+}
+
+const char *
+session_user(const struct session *s)
+{
+	return s->user;
+}
+
+const char *
+session_name(const struct session *s)
+{
+	return s->name;
+}
+
+uint64_t
+session_size(const struct session *s)
+{
+	return s->size;
+}
+
+uint32_t
+session_chunk_size(const struct session *s)
+{
+	return s->chunk_size;
+}
+
+uint32_t
+session_nchunks(const struct session *s)
+{
+	return s->nchunks;
+}
+
+const char *
+session_receipt(const struct session *s)
+{
+	return s->receipt;
+}
+
+enum session_state
+session_state(struct session *s)
+{
+	return (enum session_state)atomic_load(&s->state);
+}
+
+bool
+session_ready(struct session *s)
+{
+	return atomic_load(&s->ready);
+}
+
+enum pf_status
+session_error(struct session *s)
+{
+	return (enum pf_status)atomic_load(&s->error);
+}
+
+uint32_t
+session_chunks_acked(struct session *s)
+{
+	return atomic_load(&s->chunks_acked);
+}
+
+uint32_t
+session_chunks_nacked(struct session *s)
+{
+	return atomic_load(&s->chunks_nacked);
+}
+
+uint32_t
+session_chunks_duplicate(struct session *s)
+{
+	return atomic_load(&s->chunks_duplicate);
+}
+
+uint64_t
+session_bytes_received(struct session *s)
+{
+	return atomic_load(&s->bytes_received);
 }

@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Upload sessions: the table of live sessions, their ids, per-chunk state
- * and counters. Sessions are reference-counted: the table holds one
- * reference, and every connection working on a session holds another.
+ * One upload session and its state machine: opened (or recovered), its
+ * chunks claimed, done or released by the connections that carry them,
+ * then committed, failed, cancelled or expired. Every transition of its
+ * state is made here. A session is reference-counted: the registry holds
+ * one reference while it is live, and every connection working on it
+ * holds another. Its fields are private to session.c.
  */
 #ifndef PF_SESSION_H
 #define PF_SESSION_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -22,6 +24,12 @@
 
 #define SESSION_ID_LEN	36	/* canonical UUID text */
 
+/*
+ * The legal transitions (see transition() in session.c):
+ *   RECEIVING  -> ASSEMBLING (commit begins), FAILED, CANCELLED, EXPIRED
+ *   ASSEMBLING -> COMPLETE, FAILED (wrong receipt), RECEIVING (the final
+ *                 step failed: every chunk is still held, commit again)
+ */
 enum session_state {
 	SESSION_RECEIVING,
 	SESSION_ASSEMBLING,
@@ -31,90 +39,135 @@ enum session_state {
 	SESSION_EXPIRED
 };
 
-enum chunk_state {
-	CHUNK_PENDING,
-	CHUNK_RECEIVING,
-	CHUNK_DONE
+/* What session_claim_chunk found. */
+enum session_claim {
+	SESSION_CLAIMED,	/* the caller now receives the chunk */
+	SESSION_HELD,		/* acknowledged already: ACK it again */
+	SESSION_BUSY		/* another connection receives it: NACK */
 };
 
-struct staging;
-struct storage;
-
-struct session {
-	char		 id[SESSION_ID_LEN + 1];
-	char		 user[AUTH_MAX_USER + 1];
-	char		 name[POLICY_MAX_NAME + 1];	/* sanitized */
-	char		*client_name;	/* as sent; may hold any bytes */
+/* The file a client OPENs, as checked against policy; all borrowed. */
+struct session_file {
+	const char	*user;
+	const char	*name;		/* sanitized */
+	const char	*client_name;	/* as sent; may hold any bytes */
 	size_t		 client_name_len;
-	char		 peer[64];
+	const char	*peer;
 	uint64_t	 size;
 	uint32_t	 chunk_size;
-	uint32_t	 nchunks;
-	uint8_t		 head[POLICY_HEAD_LEN];
+	const uint8_t	*head;
 	size_t		 headlen;
-	pthread_mutex_t	 lock;			/* guards key and owner */
-	uint8_t		 key[PF_SHA256_LEN];	/* the login's session key */
-	uint64_t	 owner;			/* control connection's id */
-	time_t		 created;
-	_Atomic int64_t	 finished;		/* time_t it left RECEIVING */
-
-	struct storage	*storage;		/* borrowed */
-	struct staging	*staging;		/* owned; NULL once final */
-	_Atomic uint8_t	*chunks;		/* enum chunk_state each */
-	_Atomic uint8_t	*tried;			/* 1: sent at least once */
-	uint8_t		*digests;		/* 32 bytes a chunk */
-
-	_Atomic bool	 ready;			/* fields set: may be shown */
-	_Atomic int	 state;			/* enum session_state */
-	_Atomic int64_t	 last_active;		/* time_t of the last chunk */
-	_Atomic uint64_t bytes_received;	/* all chunk bytes read */
-	_Atomic uint32_t chunks_duplicate;	/* sent again though held */
-	_Atomic uint32_t chunks_acked;
-	_Atomic uint32_t chunks_nacked;
-	_Atomic uint32_t chunks_resent;		/* sent more than once */
-	_Atomic uint32_t streams;		/* data connections joined */
-	_Atomic uint32_t controls;		/* control connections on it */
-	_Atomic int	 refs;
-	_Atomic int	 error;			/* enum pf_status, 0 if none */
-	char		 receipt[PF_SHA256_HEX];
 };
 
-struct session_table;
-
-/* A table admitting at most max live sessions. NULL on ENOMEM. */
-struct session_table *session_table_new(unsigned max);
-
-/* Frees the table and drops its references. No session may be in use. */
-void session_table_free(struct session_table *t);
+struct session;
+struct staging;
+struct storage;
+struct engine_session_info;
 
 /*
- * Creates a session for nchunks chunks, with a fresh UUIDv4 id or, when
- * recovering one, with id; inserts it and returns it in *out with one
- * reference for the caller (plus the table's). PF_EBUSY when the table is
- * full, but recovered sessions are always admitted.
+ * A new session for nchunks chunks, in RECEIVING but not yet ready (not
+ * shown, not resumable), with id or, if id is NULL, a fresh UUIDv4 id;
+ * *out holds the caller's one reference. PF_ENOMEM. Any thread.
  */
-enum pf_status session_create(struct session_table *t, uint32_t nchunks,
-    const char *id, struct session **out);
-
-/* Finds a session by id; *out gets a new reference. PF_ENOSESSION if none. */
-enum pf_status session_lookup(struct session_table *t, const char *id,
+enum pf_status session_new(uint32_t nchunks, const char *id,
     struct session **out);
 
-/* Removes s from the table (dropping the table's reference), if there. */
-void session_remove(struct session_table *t, struct session *s);
-
-/* Takes another reference to s. */
+/* Takes another reference to s. Any thread. */
 void session_ref(struct session *s);
 
 /*
  * Drops a reference. The last one frees s and its staging area: removed
  * from disk if the session failed, was cancelled or expired, otherwise
- * left there to be resumed (after a restart, say).
+ * left there to be resumed (after a restart, say). NULL is a no-op.
  */
 void session_unref(struct session *s);
 
-/* Copies the session key into key (under the session's lock). */
-void session_get_key(struct session *s, uint8_t key[PF_SHA256_LEN]);
+/*
+ * Opens new session s for file f (copied): creates its staging area in
+ * storage (borrowed; it must outlive s) and makes s ready. PF_EINTERNAL
+ * if memory ran out before the staging area was begun, else what
+ * storage_staging_create returned. On failure the caller ends s.
+ */
+enum pf_status session_open(struct session *s, struct storage *storage,
+    const struct session_file *f);
+
+/*
+ * Brings new session s back from the staging metadata meta (borrowed),
+ * checking every field as if it came from a client, with the staging
+ * area st (owned by s on success; on failure the caller keeps it), the n
+ * journaled chunks (indices and 32-byte digests, borrowed) and the time
+ * of the last chunk; makes s ready. PF_EBADFRAME if the metadata does not hold.
+ * At start-up.
+ */
+enum pf_status session_restore(struct session *s, struct storage *storage,
+    const json_t *meta, struct staging *st, const uint32_t *indices,
+    const uint8_t *digests, uint32_t n, time_t last_active);
+
+/* Reads the id of staging metadata into id; PF_EBADFRAME if malformed. */
+enum pf_status session_id_from_json(const json_t *meta,
+    char id[SESSION_ID_LEN + 1]);
+
+/*
+ * True if s is receiving and was opened by user for file f: what a
+ * resume must match.
+ */
+bool session_matches(struct session *s, const char *user,
+    const struct session_file *f);
+
+/*
+ * Claims chunk index (below session_nchunks) for the calling connection:
+ * PENDING -> RECEIVING. Only the claimant writes a chunk, so an
+ * acknowledged chunk is never overwritten. *resent tells whether the
+ * chunk had been sent before (it is then counted as re-sent).
+ */
+enum session_claim session_claim_chunk(struct session *s, uint32_t index,
+    bool *resent);
+
+/*
+ * Writes n bytes of a claimed chunk at file offset off into the staging
+ * area. PF_ENOSPC or PF_EIO. Thread-safe.
+ */
+enum pf_status session_write_chunk(struct session *s, uint64_t off,
+    const void *p, size_t n);
+
+/*
+ * Makes claimed chunk index durable (data, then journal: see
+ * journal_commit_chunk) and marks it done with digest. On failure the
+ * chunk stays claimed (release it); if session_broken then holds, the
+ * session must fail.
+ */
+enum pf_status session_done_chunk(struct session *s, uint32_t index,
+    const uint8_t digest[PF_SHA256_LEN]);
+
+/*
+ * Releases claimed chunk index (RECEIVING -> PENDING) to be sent again;
+ * with nacked, counts it as failing its check.
+ */
+void session_release_chunk(struct session *s, uint32_t index, bool nacked);
+
+/* True once a sync of the staging area failed: nothing staged holds. */
+bool session_broken(struct session *s);
+
+/*
+ * Commits s with the client's receipt want: RECEIVING -> ASSEMBLING,
+ * the receipt checked against the chunk digests, then finalize_file;
+ * COMPLETE on success. On failure: PF_ECANCELLED if s was not receiving
+ * (nothing changed), PF_ECHECKSUM if the receipt does not match (s is
+ * FAILED: retire it), PF_EINTERNAL if out of memory, or the error of
+ * finalize_file; after the last two s is RECEIVING again with every chunk
+ * held, and COMMIT may be tried again. The caller checks beforehand that
+ * every chunk is done. One thread (the owning control connection).
+ */
+enum pf_status session_commit(struct session *s,
+    const uint8_t want[PF_SHA256_LEN]);
+
+/*
+ * Ends s in state (FAILED, CANCELLED or EXPIRED) for reason why, and
+ * removes its staging metadata at once, so a crash cannot bring it back.
+ * False if it was not receiving (then nothing changes). Any thread.
+ */
+bool session_end(struct session *s, enum session_state state,
+    enum pf_status why);
 
 /*
  * Makes control connection owner (a number unique to it) the session's
@@ -126,34 +179,59 @@ void session_take(struct session *s, uint64_t owner,
 /* True if owner is still the session's owner. */
 bool session_owned_by(struct session *s, uint64_t owner);
 
-/*
- * The session's metadata as a new JSON object: id, user, name, client
- * name, size, chunk size, creation time; with staging set, also the head
- * (what recovery needs), else the receipt and the transfer counters
- * (bytes received since the last restart, chunks NACKed, chunks sent
- * again though already held).
- */
-json_t *session_to_json(const struct session *s, bool staging);
+/* Copies the session key into key (under the session's lock). */
+void session_get_key(struct session *s, uint8_t key[PF_SHA256_LEN]);
+
+/* Counts a connection on s: data connections, or control with control. */
+void session_attach(struct session *s, bool control);
+void session_detach(struct session *s, bool control);
+
+/* Notes activity now (the reaper spares s for another --staging-ttl). */
+void session_touch(struct session *s);
+
+/* Counts n bytes of chunk data read for s, stored or not. */
+void session_count_bytes(struct session *s, uint64_t n);
 
 /*
- * Fills a new session's fields from metadata written by session_to_json
- * (staging form), checking every field as if it came from a client.
- * PF_EBADFRAME if anything is missing or out of range.
+ * True if the first bytes of chunk 0 at p (at least the declared head's
+ * length) differ from the head declared at OPEN.
  */
-enum pf_status session_from_json(struct session *s, const json_t *meta);
+bool session_head_differs(struct session *s, const void *p);
 
-/* Reads the id of staging metadata into id; PF_EBADFRAME if malformed. */
-enum pf_status session_id_from_json(const json_t *meta,
-    char id[SESSION_ID_LEN + 1]);
+/* True if s is receiving, nobody works on it and it was idle since before. */
+bool session_idle_since(struct session *s, time_t before);
 
-/* Calls fn for every live session (with the table locked: be quick). */
-void session_foreach(struct session_table *t,
-    void (*fn)(struct session *s, void *arg), void *arg);
+/*
+ * The chunks s holds as a new bitmap of nchunks / 8 + 1 bytes (bit i of
+ * byte i / 8 for chunk i); NULL on ENOMEM.
+ */
+uint8_t *session_held_bitmap(struct session *s);
 
-/* Moves s from RECEIVING to state; false if it was not RECEIVING. */
-bool session_leave_receiving(struct session *s, enum session_state state);
+/* A copy of s for the gateway (see engine.h). Its strings are fixed once
+ * s is ready. */
+void session_info(struct session *s, struct engine_session_info *out);
 
-/* Number of live sessions. */
-unsigned session_count(struct session_table *t);
+/* The chunk map of s as a new string (ENGINE_CHUNK_*); NULL on ENOMEM. */
+char *session_chunk_map(struct session *s);
+
+/* Fixed once s is ready; borrowed strings live as long as s. */
+const char *session_id(const struct session *s);
+const char *session_user(const struct session *s);
+const char *session_name(const struct session *s);
+uint64_t session_size(const struct session *s);
+uint32_t session_chunk_size(const struct session *s);
+uint32_t session_nchunks(const struct session *s);
+/* The receipt as hex; "" until s is complete. */
+const char *session_receipt(const struct session *s);
+
+/* Changing: read atomically. */
+enum session_state session_state(struct session *s);
+bool session_ready(struct session *s);
+/* Why s ended; PF_OK while it runs or if it completed. */
+enum pf_status session_error(struct session *s);
+uint32_t session_chunks_acked(struct session *s);
+uint32_t session_chunks_nacked(struct session *s);
+uint32_t session_chunks_duplicate(struct session *s);
+uint64_t session_bytes_received(struct session *s);
 
 #endif

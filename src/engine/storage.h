@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The storage directory: per-session staging areas (metadata, a data file
- * written at chunk offsets, and a journal of acknowledged chunks), their
- * recovery after a restart, and the atomic move of a verified file to its
- * final name.
+ * written at chunk offsets, and a journal of acknowledged chunks: see
+ * journal.h) and the finished files. Recovery of staging areas after a
+ * restart is in recovery.h, the move of a verified file to its final name
+ * in finalize.h.
  *
  * Layout:  <root>/.staging/<session>/session.json   metadata, synced
  *          <root>/.staging/<session>/data           staging file, 0600
@@ -69,19 +70,9 @@ enum pf_status storage_staging_write(struct staging *st, uint64_t off,
     const void *p, size_t n);
 
 /*
- * Makes chunk index (already written) durable: syncs the data, then
- * appends its record to the journal and syncs that. Returns once the
- * record is durable. Concurrent callers share syncs: while one thread
- * syncs, the others queue their records and the next sync takes them all
- * (group commit). Thread-safe.
- */
-enum pf_status storage_commit_chunk(struct staging *st, uint32_t index,
-    const uint8_t digest[PF_SHA256_LEN]);
-
-/*
- * True once a sync of st failed. The kernel may then have dropped dirty
- * pages that no later sync will write, so nothing more of st can be
- * trusted: the session must fail.
+ * True once a sync of st failed (see journal_commit_chunk). The kernel
+ * may then have dropped dirty pages that no later sync will write, so
+ * nothing more of st can be trusted: the session must fail.
  */
 bool storage_staging_broken(struct staging *st);
 
@@ -90,40 +81,6 @@ bool storage_staging_broken(struct staging *st);
  * cannot bring an ended session back. Thread-safe.
  */
 void storage_staging_forget(struct staging *st);
-
-/* Called by storage_recover for each staging area found. */
-struct storage_recovered {
-	const char	*id;
-	json_t		*meta;		/* borrowed: session.json */
-	uint32_t	 nrecords;
-	const uint32_t	*indices;	/* borrowed: journaled chunks */
-	const uint8_t	*digests;	/* borrowed: 32 bytes each */
-	time_t		 last_active;	/* mtime of the journal */
-	struct staging	*staging;	/* owned by the callback from now */
-};
-
-/*
- * Reads back every staging area: session.json and the journal, whose
- * torn or damaged tail is cut off. After a reboot (the kernel's boot id
- * changed since the last start) every journaled chunk is read back and
- * checked against its digest, since data that was not synced may be lost.
- * Calls cb for each area. An area is removed only on proof that it is
- * unusable: metadata or files missing or malformed (an OPEN cut short),
- * or cb returning PF_EBADFRAME or PF_ENOSESSION; other errors leave it
- * alone for a later start.
- */
-enum pf_status storage_recover(struct storage *s,
-    enum pf_status (*cb)(void *arg, struct storage_recovered *r), void *arg);
-
-/*
- * Makes the data durable, writes meta (borrowed) as the session's
- * metadata file, renames the data to <root>/<id>/<name> and syncs the
- * directories, then removes the staging area and frees st. A crash at any
- * moment leaves either no file or the whole file under its final name. On
- * failure st stays valid.
- */
-enum pf_status storage_finalize(struct storage *s, struct staging *st,
-    const char *name, const json_t *meta);
 
 /*
  * The metadata of finished session id (a new reference), or NULL if there

@@ -2,6 +2,8 @@
 /*
  * One connection of the native protocol, from HELLO to close: login and
  * session control on a control connection, chunks on a data connection.
+ * It reads frames and answers them; what a frame does to a session is
+ * done by session.c (through the registry for what leaves the table).
  */
 #include "config.h"
 
@@ -14,9 +16,17 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "auth.h"
 #include "clock.h"
-#include "engine_int.h"
+#include "counters.h"
+#include "engine.h"
 #include "log.h"
+#include "peruser.h"
+#include "policy.h"
+#include "registry.h"
+#include "session.h"
+#include "storage.h"
+#include "stream.h"
 #include "wire.h"
 
 /* Chunk data moves through this much memory per data connection. */
@@ -32,9 +42,10 @@ enum role {
 };
 
 struct stream {
-	struct engine		*e;
-	struct engine_conn	*ec;
+	const struct stream_env	*env;
 	struct pf_conn		*c;
+	uint64_t		 id;		/* the connection's */
+	_Atomic bool		*busy;		/* in the middle of a frame */
 	enum role		 role;
 	bool			 counted;	/* in the user's connections */
 	uint8_t			 nonce[AUTH_NONCE_LEN];
@@ -52,7 +63,7 @@ static void
 set_role(struct stream *st, enum role role)
 {
 	if (st->role == ROLE_NEW)
-		atomic_fetch_sub(&st->e->authenticating, 1);
+		atomic_fetch_sub(&st->env->counters->authenticating, 1);
 	st->role = role;
 }
 
@@ -127,7 +138,8 @@ on_auth(struct stream *st, const json_t *req)
 	if (mech == NULL || strcmp(mech, "SCRAM-SHA-256") != 0 || msg == NULL)
 		return fail(st, PF_EBADFRAME, "AUTH needs mechanism "
 		    "SCRAM-SHA-256 and a message");
-	if ((st->auth = auth_server_new(st->e->users, st->e->secret)) == NULL)
+	st->auth = auth_server_new(st->env->users, st->env->secret);
+	if (st->auth == NULL)
 		return fail(st, PF_EINTERNAL, "out of memory");
 	if ((rc = auth_server_first(st->auth, msg, &reply)) != PF_OK)
 		return fail(st, rc, "malformed SCRAM client-first message");
@@ -149,13 +161,13 @@ on_proof(struct stream *st, const json_t *req)
 		return fail(st, PF_EBADFRAME, "PROOF needs a message");
 	rc = auth_server_final(st->auth, msg, &reply);
 	if (rc != PF_OK) {
-		atomic_fetch_add(&st->e->auth_failures, 1);
+		atomic_fetch_add(&st->env->counters->auth_failures, 1);
 		log_warn("%s: login failed", st->c->peer);
 		return fail(st, rc == PF_EBADFRAME ? rc : PF_EAUTH,
 		    "authentication failed");
 	}
 	snprintf(st->user, sizeof(st->user), "%s", auth_server_user(st->auth));
-	if (!engine_user_acquire(st->e, st->user)) {
+	if (!peruser_acquire(st->env->peruser, st->user)) {
 		free(reply);
 		return fail(st, PF_EBUSY, "too many connections for user %s",
 		    st->user);
@@ -176,61 +188,62 @@ on_proof(struct stream *st, const json_t *req)
 
 /* What an OPEN asks for, checked against policy and limits. */
 struct open_req {
-	const char	*client_name;
-	size_t		 client_name_len;
-	char		 name[POLICY_MAX_NAME + 1];
-	uint64_t	 size;
-	uint32_t	 chunk_size;
-	uint32_t	 nchunks;
-	uint8_t		 head[POLICY_HEAD_LEN];
-	size_t		 headlen;
-	const char	*resume;	/* session id, or NULL */
+	struct session_file	 f;	/* user and peer set by on_open */
+	char			 name[POLICY_MAX_NAME + 1];
+	uint8_t			 head[POLICY_HEAD_LEN];
+	uint32_t		 nchunks;
+	const char		*resume;	/* session id, or NULL */
 };
 
 static enum pf_status
 parse_open(struct stream *st, const json_t *req, struct open_req *o)
 {
-	struct engine *e = st->e;
+	const struct stream_env *env = st->env;
 	const char *head64;
 	uint64_t chunk_size;
 	size_t resume_len = 0;
 	long headlen;
 
-	o->client_name = wire_json_str(req, "name", &o->client_name_len);
+	o->f.client_name = wire_json_str(req, "name",
+	    &o->f.client_name_len);
 	head64 = wire_json_str(req, "head", NULL);
 	o->resume = wire_json_str(req, "resume", &resume_len);
-	if (o->client_name == NULL || head64 == NULL ||
-	    wire_json_u64(req, "size", &o->size) == -1 ||
+	if (o->f.client_name == NULL || head64 == NULL ||
+	    wire_json_u64(req, "size", &o->f.size) == -1 ||
 	    wire_json_u64(req, "chunk_size", &chunk_size) == -1 ||
 	    (json_object_get(req, "resume") != NULL &&
 	    resume_len != SESSION_ID_LEN))
 		return fail(st, PF_EBADFRAME, "OPEN needs name, size, "
 		    "chunk_size and head (and resume: a session id)");
-	if (o->client_name_len > POLICY_MAX_CLIENT_NAME ||
-	    policy_sanitize_name(o->client_name, o->client_name_len,
+	if (o->f.client_name_len > POLICY_MAX_CLIENT_NAME ||
+	    policy_sanitize_name(o->f.client_name, o->f.client_name_len,
 	    o->name) != PF_OK)
 		return fail(st, PF_EBADNAME, "file name cannot be stored");
-	if (policy_check_name(e->policy, o->name) != PF_OK)
+	if (policy_check_name(env->policy, o->name) != PF_OK)
 		return fail(st, PF_EFORBIDDEN, "executable file type refused "
 		    "by name");
 	if (!proto_chunk_size_valid(chunk_size))
 		return fail(st, PF_EBADFRAME, "chunk size must be a power of "
 		    "two from %u to %u", PROTO_MIN_CHUNK, PROTO_MAX_CHUNK);
-	o->chunk_size = (uint32_t)chunk_size;
-	if (e->cfg.max_file_size != 0 && o->size > e->cfg.max_file_size)
+	o->f.chunk_size = (uint32_t)chunk_size;
+	if (env->cfg->max_file_size != 0 &&
+	    o->f.size > env->cfg->max_file_size)
 		return fail(st, PF_ETOOLARGE, "file of %llu bytes is over the "
-		    "limit of %llu", (unsigned long long)o->size,
-		    (unsigned long long)e->cfg.max_file_size);
-	if (proto_chunk_count(o->size, o->chunk_size, &o->nchunks) != PF_OK)
+		    "limit of %llu", (unsigned long long)o->f.size,
+		    (unsigned long long)env->cfg->max_file_size);
+	if (proto_chunk_count(o->f.size, o->f.chunk_size,
+	    &o->nchunks) != PF_OK)
 		return fail(st, PF_ETOOLARGE, "more than %u chunks",
 		    PROTO_MAX_CHUNKS);
 	headlen = pf_base64_decode(head64, o->head, sizeof(o->head));
-	if (headlen < 0 || (uint64_t)headlen != (o->size < POLICY_HEAD_LEN ?
-	    o->size : POLICY_HEAD_LEN))
+	if (headlen < 0 || (uint64_t)headlen != (o->f.size < POLICY_HEAD_LEN
+	    ? o->f.size : POLICY_HEAD_LEN))
 		return fail(st, PF_EBADFRAME, "head must hold the first "
 		    "min(size, %d) bytes", POLICY_HEAD_LEN);
-	o->headlen = (size_t)headlen;
-	if (policy_check_content(o->head, o->headlen) != PF_OK)
+	o->f.name = o->name;
+	o->f.head = o->head;
+	o->f.headlen = (size_t)headlen;
+	if (policy_check_content(o->head, o->f.headlen) != PF_OK)
 		return fail(st, PF_EFORBIDDEN, "executable content refused");
 	return PF_OK;
 }
@@ -239,22 +252,20 @@ parse_open(struct stream *st, const json_t *req, struct open_req *o)
 static enum pf_status
 send_opened(struct stream *st, struct session *s, bool resumed)
 {
-	size_t len = (size_t)s->nchunks / 8 + 1;
+	uint32_t n = session_nchunks(s);
 	uint8_t *bits;
 	char *have = NULL;
 	json_t *j = NULL;
 	enum pf_status rc = PF_ENOMEM;
 
-	if ((bits = calloc(1, len)) == NULL)
+	if ((bits = session_held_bitmap(s)) == NULL)
 		return PF_ENOMEM;
-	for (uint32_t i = 0; i < s->nchunks; i++)
-		if (atomic_load(&s->chunks[i]) == CHUNK_DONE)
-			bits[i / 8] |= (uint8_t)(1u << (i % 8));
-	if ((have = pf_base64_encode(bits, (s->nchunks + 7) / 8)) == NULL)
+	if ((have = pf_base64_encode(bits, (n + 7) / 8)) == NULL)
 		goto out;
-	j = json_pack("{s:s,s:I,s:I,s:s,s:b,s:s}", "session", s->id, "chunks",
-	    (json_int_t)s->nchunks, "chunk_size", (json_int_t)s->chunk_size,
-	    "name", s->name, "resumed", resumed, "have", have);
+	j = json_pack("{s:s,s:I,s:I,s:s,s:b,s:s}", "session", session_id(s),
+	    "chunks", (json_int_t)n, "chunk_size",
+	    (json_int_t)session_chunk_size(s), "name", session_name(s),
+	    "resumed", resumed, "have", have);
 	if (j == NULL)
 		goto out;
 	rc = wire_send_json(st->c, PROTO_OPENED, j);
@@ -286,15 +297,16 @@ resume_finished(struct stream *st, const struct open_req *o)
 		return fail(st, PF_ENOSESSION, "no session %s", o->resume);
 	}
 	json_decref(meta);
-	if ((rc = engine_ended_reason(st->e, id, st->user)) != PF_OK)
+	if ((rc = registry_ended_reason(st->env->registry, id,
+	    st->user)) != PF_OK)
 		return fail(st, rc, "session %s ended: %s", id,
 		    pf_status_message(rc));
-	meta = storage_final_meta(st->e->storage, id);
+	meta = storage_final_meta(st->env->storage, id);
 	if (meta == NULL || json_unpack(meta, "{s:s,s:s,s:I,s:I,s:s}", "user",
 	    &user, "name", &name, "size", &size, "chunk_size", &chunk_size,
 	    "digest", &digest) == -1 || strcmp(user, st->user) != 0 ||
-	    strcmp(name, o->name) != 0 || (uint64_t)size != o->size ||
-	    (uint64_t)chunk_size != o->chunk_size) {
+	    strcmp(name, o->name) != 0 || (uint64_t)size != o->f.size ||
+	    (uint64_t)chunk_size != o->f.chunk_size) {
 		rc = fail(st, PF_ENOSESSION, "no session %s to resume for "
 		    "this file", o->resume);
 		goto out;
@@ -321,38 +333,33 @@ resume_session(struct stream *st, const struct open_req *o)
 	struct session *s = NULL;
 	enum pf_status rc;
 
-	if (session_lookup(st->e->sessions, o->resume, &s) != PF_OK)
+	if (registry_lookup(st->env->registry, o->resume, &s) != PF_OK)
 		return resume_finished(st, o);
-	if (atomic_load(&s->state) != SESSION_RECEIVING ||
-	    strcmp(s->user, st->user) != 0 || strcmp(s->name, o->name) != 0 ||
-	    s->size != o->size || s->chunk_size != o->chunk_size ||
-	    s->headlen != o->headlen ||
-	    memcmp(s->head, o->head, o->headlen) != 0) {
+	if (!session_matches(s, st->user, &o->f)) {
 		session_unref(s);
 		return fail(st, PF_ENOSESSION, "no session %s to resume for "
 		    "this file", o->resume);
 	}
-	session_take(s, st->ec->id, st->key);
-	atomic_store(&s->last_active, (int64_t)time(NULL));
-	atomic_fetch_add(&s->controls, 1);
+	session_take(s, st->id, st->key);
+	session_touch(s);
+	session_attach(s, true);
 	st->session = s;
 	if ((rc = send_opened(st, s, true)) != PF_OK)
 		return rc;
 	log_info("%s: session %s resumed by %s with %u of %u chunks",
-	    st->c->peer, s->id, s->user, atomic_load(&s->chunks_acked),
-	    s->nchunks);
+	    st->c->peer, session_id(s), session_user(s),
+	    session_chunks_acked(s), session_nchunks(s));
 	return PF_OK;
 }
 
 static enum pf_status
 on_open(struct stream *st, const json_t *req)
 {
-	struct engine *e = st->e;
+	const struct stream_env *env = st->env;
 	struct session *s = NULL;
 	struct open_req o;
 	uint64_t avail;
 	enum pf_status rc;
-	json_t *meta;
 
 	if (st->role != ROLE_CONTROL || st->session != NULL)
 		return fail(st, PF_EPROTO, "OPEN not expected here");
@@ -365,57 +372,57 @@ on_open(struct stream *st, const json_t *req)
 	pf_conn_set_timeout(st->c, 0);
 	if (o.resume != NULL)
 		return resume_session(st, &o);
-	avail = storage_free_bytes(e->storage);
-	if (avail != UINT64_MAX && (avail < o.size ||
-	    avail - o.size < e->cfg.min_free_space))
+	avail = storage_free_bytes(env->storage);
+	if (avail != UINT64_MAX && (avail < o.f.size ||
+	    avail - o.f.size < env->cfg->min_free_space))
 		return fail(st, PF_ENOSPC, "%llu bytes would leave less than "
-		    "the %llu bytes kept free", (unsigned long long)o.size,
-		    (unsigned long long)e->cfg.min_free_space);
-	if ((rc = session_create(e->sessions, o.nchunks, NULL, &s)) != PF_OK)
+		    "the %llu bytes kept free", (unsigned long long)o.f.size,
+		    (unsigned long long)env->cfg->min_free_space);
+	if ((rc = registry_create(env->registry, o.nchunks, NULL, &s)) !=
+	    PF_OK)
 		return fail(st, rc, rc == PF_EBUSY ? "too many sessions" :
 		    "out of memory");
-	s->storage = e->storage;
-	snprintf(s->user, sizeof(s->user), "%s", st->user);
-	snprintf(s->name, sizeof(s->name), "%s", o.name);
-	snprintf(s->peer, sizeof(s->peer), "%s", st->c->peer);
-	s->size = o.size;
-	s->chunk_size = o.chunk_size;
-	memcpy(s->head, o.head, o.headlen);
-	s->headlen = o.headlen;
-	session_take(s, st->ec->id, st->key);
-	if ((s->client_name = malloc(o.client_name_len + 1)) == NULL) {
-		rc = fail(st, PF_EINTERNAL, "out of memory");
+	session_take(s, st->id, st->key);
+	o.f.user = st->user;
+	o.f.peer = st->c->peer;
+	if ((rc = session_open(s, env->storage, &o.f)) != PF_OK) {
+		rc = rc == PF_EINTERNAL ? fail(st, rc, "out of memory") :
+		    fail(st, rc, "cannot stage %llu bytes",
+		    (unsigned long long)o.f.size);
 		goto out;
 	}
-	memcpy(s->client_name, o.client_name, o.client_name_len + 1);
-	s->client_name_len = o.client_name_len;
-	if ((meta = session_to_json(s, true)) == NULL) {
-		rc = fail(st, PF_EINTERNAL, "out of memory");
-		goto out;
-	}
-	rc = storage_staging_create(e->storage, s->id, o.size, meta,
-	    &s->staging);
-	json_decref(meta);
-	if (rc != PF_OK) {
-		rc = fail(st, rc, "cannot stage %llu bytes",
-		    (unsigned long long)o.size);
-		goto out;
-	}
-	atomic_store(&s->ready, true);
 	if ((rc = send_opened(st, s, false)) != PF_OK)
 		goto out;
 	log_info("%s: session %s opened by %s: \"%s\", %llu bytes, %u chunks",
-	    st->c->peer, s->id, s->user, s->name, (unsigned long long)o.size,
-	    o.nchunks);
-	atomic_fetch_add(&s->controls, 1);
+	    st->c->peer, session_id(s), session_user(s), session_name(s),
+	    (unsigned long long)o.f.size, o.nchunks);
+	session_attach(s, true);
 	st->session = s;
 	s = NULL;
 out:
 	if (s != NULL) {
-		engine_end_session(e, s, SESSION_FAILED, rc);
+		registry_end(env->registry, s, SESSION_FAILED, rc);
 		session_unref(s);
 	}
 	return rc;
+}
+
+/*
+ * Refuses a JOIN of session id (idlen bytes): as cancelled if it was
+ * cancelled on purpose, or the client would start over; else unknown.
+ */
+static enum pf_status
+refuse_join(struct stream *st, const char *id, size_t idlen)
+{
+	char sid[SESSION_ID_LEN + 1];
+	enum pf_status rc;
+
+	snprintf(sid, sizeof(sid), "%.*s", (int)idlen, id);
+	if ((rc = registry_ended_reason(st->env->registry, sid, NULL)) !=
+	    PF_OK)
+		return fail(st, rc, "session ended: %s",
+		    pf_status_message(rc));
+	return fail(st, PF_ENOSESSION, "no such session");
 }
 
 static enum pf_status
@@ -436,37 +443,31 @@ on_join(struct stream *st, const json_t *req)
 	    pf_base64_decode(proof64, proof, sizeof(proof)) != sizeof(proof))
 		return fail(st, PF_EBADFRAME, "JOIN needs a session id and "
 		    "a 32-byte proof");
-	if (session_lookup(st->e->sessions, id, &s) != PF_OK ||
-	    atomic_load(&s->state) != SESSION_RECEIVING ||
-	    session_owned_by(s, 0)) {
-		/* Owner 0: recovered after a restart, no login holds it yet. */
-		char sid[SESSION_ID_LEN + 1];
-
+	/* Owner 0: recovered after a restart, no login holds it yet. */
+	if (registry_lookup(st->env->registry, id, &s) != PF_OK ||
+	    session_state(s) != SESSION_RECEIVING || session_owned_by(s, 0)) {
 		session_unref(s);
-		/* Ended on purpose: say so, or the client starts over. */
-		snprintf(sid, sizeof(sid), "%.*s", (int)idlen, id);
-		if ((rc = engine_ended_reason(st->e, sid, NULL)) != PF_OK)
-			return fail(st, rc, "session ended: %s",
-			    pf_status_message(rc));
-		return fail(st, PF_ENOSESSION, "no such session");
+		return refuse_join(st, id, idlen);
 	}
 	session_get_key(s, key);
-	rc = auth_join_proof(key, s->id, st->nonce, sizeof(st->nonce), want);
+	rc = auth_join_proof(key, session_id(s), st->nonce, sizeof(st->nonce),
+	    want);
 	pf_wipe(key, sizeof(key));
 	if (rc != PF_OK || !pf_equal_ct(proof, want, sizeof(want))) {
 		session_unref(s);
-		atomic_fetch_add(&st->e->auth_failures, 1);
+		atomic_fetch_add(&st->env->counters->auth_failures, 1);
 		log_warn("%s: join proof refused", st->c->peer);
 		return fail(st, PF_EAUTH, "join proof refused");
 	}
-	if (!engine_user_acquire(st->e, s->user)) {
+	if (!peruser_acquire(st->env->peruser, session_user(s))) {
+		rc = fail(st, PF_EBUSY, "too many connections for user %s",
+		    session_user(s));
 		session_unref(s);
-		return fail(st, PF_EBUSY, "too many connections for user %s",
-		    s->user);
+		return rc;
 	}
-	snprintf(st->user, sizeof(st->user), "%s", s->user);
+	snprintf(st->user, sizeof(st->user), "%s", session_user(s));
 	st->counted = true;
-	atomic_store(&s->last_active, (int64_t)time(NULL));
+	session_touch(s);
 	st->buf = malloc(STREAM_BUF);
 	st->hash = pf_sha256_new();
 	if (st->buf == NULL || st->hash == NULL) {
@@ -475,8 +476,8 @@ on_join(struct stream *st, const json_t *req)
 	}
 	st->session = s;
 	set_role(st, ROLE_DATA);
-	atomic_fetch_add(&s->streams, 1);
-	if ((j = json_pack("{s:s}", "session", s->id)) == NULL)
+	session_attach(s, false);
+	if ((j = json_pack("{s:s}", "session", session_id(s))) == NULL)
 		return PF_ENOMEM;
 	rc = wire_send_json(st->c, PROTO_JOINED, j);
 	json_decref(j);
@@ -494,7 +495,7 @@ drain(struct stream *st, uint64_t n)
 
 		if ((rc = pf_conn_read_full(st->c, st->buf, k)) != PF_OK)
 			return rc;
-		atomic_fetch_add(&st->session->bytes_received, k);
+		session_count_bytes(st->session, k);
 		n -= k;
 	}
 	return PF_OK;
@@ -502,24 +503,29 @@ drain(struct stream *st, uint64_t n)
 
 /* Refuses work on a session that failed, or was cancelled or expired. */
 static enum pf_status
-session_ended(struct stream *st)
+refuse_ended(struct stream *st)
 {
-	enum pf_status why = (enum pf_status)atomic_load(&st->session->error);
+	enum pf_status why = session_error(st->session);
 
 	if (why == PF_OK)
 		why = PF_ECANCELLED;
 	return fail(st, why, "session ended: %s", pf_status_message(why));
 }
 
-/* Counts chunk index, sent again, as re-sent. */
-static void
-count_resent(struct stream *st, uint64_t index)
+/* Reads the 20-byte head of a CHUNK frame. */
+static enum pf_status
+read_chunk_head(struct stream *st, struct proto_chunk_head *ch)
 {
-	atomic_store(&st->session->tried[index], 2);
-	atomic_fetch_add(&st->session->chunks_resent, 1);
-	atomic_fetch_add(&st->e->chunks_resent, 1);
+	uint8_t head[PROTO_CHUNK_HEAD_LEN];
+	enum pf_status rc;
+
+	if ((rc = pf_conn_read_full(st->c, head, sizeof(head))) != PF_OK)
+		return rc;
+	proto_decode_chunk_head(head, ch);
+	return PF_OK;
 }
 
+/* Answers chunk index with an ACK or a NACK (type). */
 static enum pf_status
 send_ack(struct stream *st, int type, uint64_t index)
 {
@@ -530,183 +536,148 @@ send_ack(struct stream *st, int type, uint64_t index)
 }
 
 /*
- * Streams one chunk from the connection into the staging file, hashing as
- * it goes, and answers ACK or NACK. Only the connection that claimed a
- * chunk (PENDING -> RECEIVING) writes it, so an acknowledged chunk is never
- * overwritten.
+ * Streams the data of claimed chunk ch from the connection into the
+ * staging file, hashing as it goes, then reads the digest the client
+ * sent into want and the one computed into got. *head_differs tells
+ * whether chunk 0 did not start with the declared head (then nothing
+ * more of it was stored).
  */
 static enum pf_status
-on_chunk(struct stream *st, const struct proto_header *h)
+receive_chunk(struct stream *st, const struct proto_chunk_head *ch,
+    uint8_t got[PF_SHA256_LEN], uint8_t want[PF_SHA256_LEN],
+    bool *head_differs)
 {
 	struct session *s = st->session;
-	struct engine *e = st->e;
-	struct proto_chunk_head ch;
-	uint8_t head[PROTO_CHUNK_HEAD_LEN];
-	uint8_t got[PF_SHA256_LEN], want[PF_SHA256_LEN];
-	uint8_t expect = CHUNK_PENDING;
-	uint64_t started = pf_now_us();
-	bool head_differs = false;
 	uint64_t pos = 0;
 	enum pf_status rc;
 
-	if ((rc = pf_conn_read_full(st->c, head, sizeof(head))) != PF_OK)
+	*head_differs = false;
+	if ((rc = proto_chunk_digest_begin(st->hash, ch)) != PF_OK)
 		return rc;
-	proto_decode_chunk_head(head, &ch);
-	if (proto_check_chunk(&ch, s->size, s->chunk_size) != PF_OK ||
-	    h->length != PROTO_CHUNK_HEAD_LEN + (uint64_t)ch.length +
-	    PROTO_CHUNK_TRAILER_LEN)
-		return fail(st, PF_EBADFRAME, "chunk head out of range");
-	if (atomic_load(&s->state) != SESSION_RECEIVING)
-		return session_ended(st);
-	if (!atomic_compare_exchange_strong(&s->chunks[ch.index], &expect,
-	    CHUNK_RECEIVING)) {
-		/* Done already (ACK again) or being received elsewhere. */
-		if (expect == CHUNK_DONE) {
-			atomic_fetch_add(&s->chunks_duplicate, 1);
-			count_resent(st, ch.index);
-		}
-		if ((rc = drain(st, (uint64_t)ch.length +
-		    PROTO_CHUNK_TRAILER_LEN)) != PF_OK)
-			return rc;
-		return send_ack(st, expect == CHUNK_DONE ? PROTO_ACK :
-		    PROTO_NACK, ch.index);
-	}
-	if (atomic_load(&s->tried[ch.index]) > 0)
-		count_resent(st, ch.index);
-	else
-		atomic_store(&s->tried[ch.index], 1);
-	if ((rc = proto_chunk_digest_begin(st->hash, &ch)) != PF_OK)
-		goto fail;
-	while (pos < ch.length) {
-		size_t k = ch.length - pos < STREAM_BUF ?
-		    (size_t)(ch.length - pos) : STREAM_BUF;
+	while (pos < ch->length) {
+		size_t k = ch->length - pos < STREAM_BUF ?
+		    (size_t)(ch->length - pos) : STREAM_BUF;
 
 		if ((rc = pf_conn_read_full(st->c, st->buf, k)) != PF_OK)
-			goto fail;
-		atomic_fetch_add(&s->bytes_received, k);
-		atomic_fetch_add(&e->bytes_received, k);
+			return rc;
+		session_count_bytes(s, k);
+		atomic_fetch_add(&st->env->counters->bytes_received, k);
 		/*
 		 * The declared head must be what really arrives. Damage in
 		 * transit looks the same, so the verdict waits for the digest;
 		 * meanwhile nothing more of this chunk is stored.
 		 */
-		if (ch.index == 0 && pos == 0 &&
-		    memcmp(st->buf, s->head, s->headlen) != 0)
-			head_differs = true;
+		if (ch->index == 0 && pos == 0 &&
+		    session_head_differs(s, st->buf))
+			*head_differs = true;
 		if ((rc = pf_sha256_update(st->hash, st->buf, k)) != PF_OK)
-			goto fail;
-		if (!head_differs)
-			rc = storage_staging_write(s->staging, ch.offset + pos,
-			    st->buf, k);
-		if (rc != PF_OK) {
-			rc = fail(st, rc, "cannot store chunk %llu",
-			    (unsigned long long)ch.index);
-			goto fail;
-		}
+			return rc;
+		if (!*head_differs)
+			rc = session_write_chunk(s, ch->offset + pos, st->buf,
+			    k);
+		if (rc != PF_OK)
+			return fail(st, rc, "cannot store chunk %llu",
+			    (unsigned long long)ch->index);
 		pos += k;
 	}
-	if ((rc = pf_conn_read_full(st->c, want, sizeof(want))) != PF_OK ||
-	    (rc = pf_sha256_final(st->hash, got)) != PF_OK)
-		goto fail;
+	if ((rc = pf_conn_read_full(st->c, want, PF_SHA256_LEN)) != PF_OK)
+		return rc;
+	return pf_sha256_final(st->hash, got);
+}
+
+/*
+ * One CHUNK frame: claims the chunk, receives it and answers ACK or
+ * NACK. Only the connection that claimed a chunk writes it, so an
+ * acknowledged chunk is never overwritten.
+ */
+static enum pf_status
+on_chunk(struct stream *st, const struct proto_header *h)
+{
+	struct session *s = st->session;
+	const struct stream_env *env = st->env;
+	struct proto_chunk_head ch;
+	uint8_t got[PF_SHA256_LEN], want[PF_SHA256_LEN];
+	uint64_t started = pf_now_us();
+	enum session_claim claim;
+	bool head_differs, resent;
+	enum pf_status rc;
+
+	if ((rc = read_chunk_head(st, &ch)) != PF_OK)
+		return rc;
+	if (proto_check_chunk(&ch, session_size(s), session_chunk_size(s)) !=
+	    PF_OK || h->length != PROTO_CHUNK_HEAD_LEN +
+	    (uint64_t)ch.length + PROTO_CHUNK_TRAILER_LEN)
+		return fail(st, PF_EBADFRAME, "chunk head out of range");
+	if (session_state(s) != SESSION_RECEIVING)
+		return refuse_ended(st);
+	claim = session_claim_chunk(s, (uint32_t)ch.index, &resent);
+	if (resent)
+		atomic_fetch_add(&env->counters->chunks_resent, 1);
+	if (claim != SESSION_CLAIMED) {
+		/* Done already (ACK again) or being received elsewhere. */
+		if ((rc = drain(st, (uint64_t)ch.length +
+		    PROTO_CHUNK_TRAILER_LEN)) != PF_OK)
+			return rc;
+		return send_ack(st, claim == SESSION_HELD ? PROTO_ACK :
+		    PROTO_NACK, ch.index);
+	}
+	if ((rc = receive_chunk(st, &ch, got, want, &head_differs)) != PF_OK)
+		goto release;
 	if (!pf_equal_ct(got, want, sizeof(got))) {
-		atomic_store(&s->chunks[ch.index], CHUNK_PENDING);
-		atomic_fetch_add(&s->chunks_nacked, 1);
-		atomic_fetch_add(&e->chunks_nacked, 1);
-		log_info("%s: session %s chunk %llu failed its check", 
-		    st->c->peer, s->id, (unsigned long long)ch.index);
+		session_release_chunk(s, (uint32_t)ch.index, true);
+		atomic_fetch_add(&env->counters->chunks_nacked, 1);
+		log_info("%s: session %s chunk %llu failed its check",
+		    st->c->peer, session_id(s), (unsigned long long)ch.index);
 		return send_ack(st, PROTO_NACK, ch.index);
 	}
 	if (head_differs) {
-		engine_end_session(e, s, SESSION_FAILED, PF_EFORBIDDEN);
+		registry_end(env->registry, s, SESSION_FAILED, PF_EFORBIDDEN);
 		rc = fail(st, PF_EFORBIDDEN, "chunk 0 does not start with the "
 		    "declared head");
-		goto fail;
+		goto release;
 	}
 	/* The ACK is a promise: data, then journal, on stable storage. */
-	rc = storage_commit_chunk(s->staging, (uint32_t)ch.index, got);
-	if (rc != PF_OK) {
+	if ((rc = session_done_chunk(s, (uint32_t)ch.index, got)) != PF_OK) {
 		/* After a failed sync nothing staged can be trusted. */
-		if (storage_staging_broken(s->staging))
-			engine_end_session(e, s, SESSION_FAILED, rc);
+		if (session_broken(s))
+			registry_end(env->registry, s, SESSION_FAILED, rc);
 		rc = fail(st, rc, "cannot make chunk %llu durable",
 		    (unsigned long long)ch.index);
-		goto fail;
+		goto release;
 	}
-	memcpy(s->digests + ch.index * PF_SHA256_LEN, got, PF_SHA256_LEN);
-	atomic_store(&s->last_active, (int64_t)time(NULL));
-	atomic_store(&s->chunks[ch.index], CHUNK_DONE);
-	atomic_fetch_add(&s->chunks_acked, 1);
-	atomic_fetch_add(&e->chunks_acked, 1);
+	atomic_fetch_add(&env->counters->chunks_acked, 1);
 	rc = send_ack(st, PROTO_ACK, ch.index);
-	engine_observe_chunk(e, pf_now_us() - started);
+	counters_observe_chunk(env->counters, pf_now_us() - started);
 	return rc;
-fail:
-	atomic_store(&s->chunks[ch.index], CHUNK_PENDING);
+release:
+	session_release_chunk(s, (uint32_t)ch.index, false);
 	return rc;
 }
 
+/* Tells the client its file is stored, and lets the session go. */
 static enum pf_status
-on_commit(struct stream *st, const json_t *req)
+send_complete(struct stream *st)
 {
 	struct session *s = st->session;
-	uint8_t want[PF_SHA256_LEN], got[PF_SHA256_LEN];
-	const char *hex = wire_json_str(req, "digest", NULL);
 	enum pf_status rc;
-	json_t *meta, *j;
+	json_t *j;
 
-	if (st->role != ROLE_CONTROL || s == NULL)
-		return fail(st, PF_EPROTO, "COMMIT not expected here");
-	if (!session_owned_by(s, st->ec->id))
-		return fail(st, PF_ECANCELLED, "session was resumed by another "
-		    "connection");
-	if (hex == NULL || pf_hex_decode(hex, want, sizeof(want)) == -1)
-		return fail(st, PF_EBADFRAME, "COMMIT needs a hex digest");
-	if (atomic_load(&s->state) != SESSION_RECEIVING)
-		return fail(st, atomic_load(&s->error) ?
-		    atomic_load(&s->error) : PF_ECANCELLED,
-		    "session is no longer receiving");
-	if (atomic_load(&s->chunks_acked) != s->nchunks)
-		return fail(st, PF_EPROTO, "%u of %u chunks received",
-		    atomic_load(&s->chunks_acked), s->nchunks);
-	if (!session_leave_receiving(s, SESSION_ASSEMBLING))
-		return fail(st, PF_ECANCELLED, "session is no longer "
-		    "receiving");
-	rc = proto_receipt(s->size, s->chunk_size, s->digests, s->nchunks,
-	    got);
-	if (rc != PF_OK || !pf_equal_ct(got, want, sizeof(got))) {
-		atomic_store(&s->state, SESSION_RECEIVING);
-		engine_end_session(st->e, s, SESSION_FAILED, PF_ECHECKSUM);
-		return fail(st, PF_ECHECKSUM, "receipt does not match the "
-		    "chunks received");
-	}
-	pf_hex_encode(got, sizeof(got), s->receipt);
-	if ((meta = session_to_json(s, false)) == NULL) {
-		atomic_store(&s->state, SESSION_RECEIVING);
-		return fail(st, PF_EINTERNAL, "out of memory");
-	}
-	rc = storage_finalize(s->storage, s->staging, s->name, meta);
-	json_decref(meta);
-	if (rc != PF_OK) {
-		/* Every chunk is still held: COMMIT may be tried again. */
-		atomic_store(&s->state, SESSION_RECEIVING);
-		return fail(st, rc, "cannot store the file");
-	}
-	s->staging = NULL;
-	atomic_store(&s->state, SESSION_COMPLETE);
 	log_info("%s: session %s complete: \"%s\", %llu bytes, receipt %s; "
 	    "%llu bytes received, %u chunks NACKed, %u already held",
-	    st->c->peer, s->id, s->name, (unsigned long long)s->size,
-	    s->receipt, (unsigned long long)atomic_load(&s->bytes_received),
-	    atomic_load(&s->chunks_nacked), atomic_load(&s->chunks_duplicate));
-	j = json_pack("{s:s,s:s,s:I,s:s,s:s++}", "session", s->id, "name",
-	    s->name, "size", (json_int_t)s->size, "digest", s->receipt,
-	    "path", s->id, "/", s->name);
-	engine_retire(st->e, s);
-	atomic_fetch_sub(&s->controls, 1);
+	    st->c->peer, session_id(s), session_name(s),
+	    (unsigned long long)session_size(s), session_receipt(s),
+	    (unsigned long long)session_bytes_received(s),
+	    session_chunks_nacked(s), session_chunks_duplicate(s));
+	j = json_pack("{s:s,s:s,s:I,s:s,s:s++}", "session", session_id(s),
+	    "name", session_name(s), "size", (json_int_t)session_size(s),
+	    "digest", session_receipt(s), "path", session_id(s), "/",
+	    session_name(s));
+	registry_retire(st->env->registry, s);
+	session_detach(s, true);
 	session_unref(s);
 	st->session = NULL;
 	/* Without a session, an idle control connection times out again. */
-	pf_conn_set_timeout(st->c, st->e->cfg.idle_timeout_ms);
+	pf_conn_set_timeout(st->c, st->env->cfg->idle_timeout_ms);
 	if (j == NULL)
 		return PF_ENOMEM;
 	rc = wire_send_json(st->c, PROTO_COMPLETE, j);
@@ -715,16 +686,53 @@ on_commit(struct stream *st, const json_t *req)
 }
 
 static enum pf_status
+on_commit(struct stream *st, const json_t *req)
+{
+	struct session *s = st->session;
+	uint8_t want[PF_SHA256_LEN];
+	const char *hex = wire_json_str(req, "digest", NULL);
+	enum pf_status rc;
+
+	if (st->role != ROLE_CONTROL || s == NULL)
+		return fail(st, PF_EPROTO, "COMMIT not expected here");
+	if (!session_owned_by(s, st->id))
+		return fail(st, PF_ECANCELLED, "session was resumed by another "
+		    "connection");
+	if (hex == NULL || pf_hex_decode(hex, want, sizeof(want)) == -1)
+		return fail(st, PF_EBADFRAME, "COMMIT needs a hex digest");
+	if (session_state(s) != SESSION_RECEIVING)
+		return fail(st, session_error(s) ? session_error(s) :
+		    PF_ECANCELLED, "session is no longer receiving");
+	if (session_chunks_acked(s) != session_nchunks(s))
+		return fail(st, PF_EPROTO, "%u of %u chunks received",
+		    session_chunks_acked(s), session_nchunks(s));
+	switch ((rc = session_commit(s, want))) {
+	case PF_OK:
+		return send_complete(st);
+	case PF_ECANCELLED:
+		return fail(st, rc, "session is no longer receiving");
+	case PF_ECHECKSUM:
+		registry_retire(st->env->registry, s);
+		return fail(st, rc, "receipt does not match the chunks "
+		    "received");
+	case PF_EINTERNAL:
+		return fail(st, rc, "out of memory");
+	default:
+		return fail(st, rc, "cannot store the file");
+	}
+}
+
+static enum pf_status
 on_abort(struct stream *st)
 {
 	if (st->role != ROLE_CONTROL || st->session == NULL)
 		return fail(st, PF_EPROTO, "ABORT not expected here");
-	if (!session_owned_by(st->session, st->ec->id))
+	if (!session_owned_by(st->session, st->id))
 		return fail(st, PF_ECANCELLED, "session was resumed by another "
 		    "connection");
 	log_info("%s: session %s aborted by client", st->c->peer,
-	    st->session->id);
-	engine_end_session(st->e, st->session, SESSION_CANCELLED,
+	    session_id(st->session));
+	registry_end(st->env->registry, st->session, SESSION_CANCELLED,
 	    PF_ECANCELLED);
 	return PF_ECANCELLED;
 }
@@ -737,7 +745,7 @@ serve_frame(struct stream *st)
 	json_t *req = NULL;
 	enum pf_status rc;
 	uint32_t chunk_size = st->role == ROLE_DATA ?
-	    st->session->chunk_size : 0;
+	    session_chunk_size(st->session) : 0;
 
 	/*
 	 * Deadlines, so that no peer holds a slot by trickling bytes: before
@@ -748,9 +756,9 @@ serve_frame(struct stream *st)
 	 */
 	if (st->role != ROLE_NEW)
 		pf_conn_set_deadline(st->c, st->role == ROLE_CONTROL &&
-		    st->session != NULL ? 0 : st->e->cfg.idle_timeout_ms);
+		    st->session != NULL ? 0 : st->env->cfg->idle_timeout_ms);
 	rc = wire_recv_header(st->c, &h);
-	atomic_store(&st->ec->busy, true);
+	atomic_store(st->busy, true);
 	if (rc == PF_EBADFRAME || rc == PF_EVERSION)
 		return fail(st, rc, rc == PF_EVERSION ? "protocol version %d "
 		    "is spoken here" : "damaged frame header", PROTO_VERSION);
@@ -765,8 +773,8 @@ serve_frame(struct stream *st)
 		return fail(st, rc, "%s frame of %u bytes refused",
 		    proto_type_name(h.type), h.length);
 	if (st->role != ROLE_NEW)
-		pf_conn_set_deadline(st->c, st->e->cfg.idle_timeout_ms +
-		    (uint64_t)h.length * 1000 / st->e->cfg.min_rate);
+		pf_conn_set_deadline(st->c, st->env->cfg->idle_timeout_ms +
+		    (uint64_t)h.length * 1000 / st->env->cfg->min_rate);
 	if (h.type == PROTO_CHUNK)
 		return on_chunk(st, &h);
 	if ((rc = wire_recv_json(st->c, &h, &req)) != PF_OK)
@@ -807,12 +815,10 @@ stream_release(struct stream *st)
 	struct session *s = st->session;
 
 	/* A control connection that goes away leaves its session to resume. */
-	if (s != NULL && st->role == ROLE_DATA)
-		atomic_fetch_sub(&s->streams, 1);
-	if (s != NULL && st->role == ROLE_CONTROL)
-		atomic_fetch_sub(&s->controls, 1);
+	if (s != NULL && st->role != ROLE_NEW)
+		session_detach(s, st->role == ROLE_CONTROL);
 	if (st->counted)
-		engine_user_release(st->e, st->user);
+		peruser_release(st->env->peruser, st->user);
 	session_unref(s);
 	auth_server_free(st->auth);
 	pf_sha256_free(st->hash);
@@ -857,26 +863,27 @@ linger(struct stream *st)
 }
 
 void
-stream_serve(struct engine *e, struct engine_conn *ec)
+stream_serve(const struct stream_env *env, struct pf_conn *c, uint64_t id,
+    _Atomic bool *busy)
 {
-	struct pf_conn *c = ec->conn;
-	struct stream st = { .e = e, .ec = ec, .c = c, .role = ROLE_NEW };
+	struct stream st = { .env = env, .c = c, .id = id, .busy = busy,
+	    .role = ROLE_NEW };
 	enum pf_status rc;
 
-	atomic_fetch_add(&e->authenticating, 1);
+	atomic_fetch_add(&env->counters->authenticating, 1);
 	enable_keepalive(c->fd);
-	pf_conn_set_timeout(c, e->cfg.idle_timeout_ms);
-	pf_conn_set_deadline(c, e->cfg.idle_timeout_ms);
+	pf_conn_set_timeout(c, env->cfg->idle_timeout_ms);
+	pf_conn_set_deadline(c, env->cfg->idle_timeout_ms);
 	if ((rc = send_hello(&st)) == PF_OK)
 		while ((rc = serve_frame(&st)) == PF_OK &&
-		    !atomic_load(&e->stopping))
-			atomic_store(&ec->busy, false);
+		    !atomic_load(env->stopping))
+			atomic_store(busy, false);
 	if (rc == PF_ETIMEOUT)
 		log_info("%s: idle for %u ms, closing", c->peer,
-		    e->cfg.idle_timeout_ms);
+		    env->cfg->idle_timeout_ms);
 	if (st.role == ROLE_NEW)
-		atomic_fetch_sub(&e->authenticating, 1);
+		atomic_fetch_sub(&env->counters->authenticating, 1);
 	stream_release(&st);
-	if (st.errored && !atomic_load(&e->stopping))
+	if (st.errored && !atomic_load(env->stopping))
 		linger(&st);
 }

@@ -20,6 +20,8 @@
 #include <cmocka.h>
 
 #include "proto.h"
+#include "journal.h"
+#include "recovery.h"
 #include "storage.h"
 
 #define CS	PROTO_MIN_CHUNK
@@ -66,7 +68,7 @@ commit_four(void *arg)
 
 	for (uint32_t i = c->first; i < c->first + 4; i++) {
 		put_chunk(c->st, i, d);
-		if (storage_commit_chunk(c->st, i, d) != PF_OK)
+		if (journal_commit_chunk(c->st, i, d) != PF_OK)
 			return (void *)1;
 	}
 	return NULL;
@@ -79,7 +81,7 @@ struct found {
 };
 
 static enum pf_status
-collect(void *arg, struct storage_recovered *r)
+collect(void *arg, struct recovery_area *r)
 {
 	struct found *f = arg;
 
@@ -99,7 +101,7 @@ recover(void)
 	struct found f = { 0 };
 
 	assert_int_equal(storage_open(dir, STORAGE_SYNC_FULL, &s), PF_OK);
-	assert_int_equal(storage_recover(s, collect, &f), PF_OK);
+	assert_int_equal(recovery_scan(s, collect, &f), PF_OK);
 	storage_close(s);
 	return f;
 }

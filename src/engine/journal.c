@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/* The journal of acknowledged chunks: records, group commit, read back. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "log.h"
+#include "proto.h"
+#include "storage_int.h"
+
+struct journal_pending {
+	uint8_t		 rec[JOURNAL_REC];
+	bool		*done;
+	enum pf_status	*rc;
+};
+
+static void
+journal_record(uint32_t index, const uint8_t digest[PF_SHA256_LEN],
+    uint8_t rec[JOURNAL_REC])
+{
+	uint8_t check[PF_SHA256_LEN];
+
+	proto_put_u32(rec, index);
+	proto_put_u32(rec + 4, 0);
+	memcpy(rec + 8, digest, PF_SHA256_LEN);
+	if (pf_sha256(rec, 40, check) != PF_OK)
+		memset(check, 0, sizeof(check));
+	memcpy(rec + 40, check, 8);
+}
+
+static bool
+journal_record_valid(const uint8_t rec[JOURNAL_REC])
+{
+	uint8_t check[PF_SHA256_LEN];
+
+	return proto_get_u32(rec + 4) == 0 && pf_sha256(rec, 40, check) ==
+	    PF_OK && memcmp(check, rec + 40, 8) == 0;
+}
+
+/*
+ * Syncs the data and appends the records of batch to the journal. A
+ * short or failed append is cut back to the last whole record, so the
+ * journal never holds a torn record followed by good ones.
+ */
+static enum pf_status
+sync_batch(struct staging *st, const struct journal_pending *batch, size_t n)
+{
+	size_t len = n * JOURNAL_REC, done = 0;
+	uint8_t *buf;
+	enum pf_status rc = PF_EIO;
+
+	if (st->sync == STORAGE_SYNC_FULL && fdatasync(st->fd) == -1) {
+		rc = pf_status_from_errno(errno);
+		log_error("%s: fdatasync %s data: %s", __func__, st->id,
+		    strerror(errno));
+		atomic_store(&st->broken, (int)rc);
+		return rc;
+	}
+	if ((buf = malloc(len)) == NULL)
+		return PF_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		memcpy(buf + i * JOURNAL_REC, batch[i].rec, JOURNAL_REC);
+	while (done < len) {
+		ssize_t w = pwrite(st->jfd, buf + done, len - done,
+		    st->jlen + (off_t)done);
+
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			rc = pf_status_from_errno(w == 0 ? ENOSPC : errno);
+			log_error("%s: journal of %s: %s", __func__, st->id,
+			    strerror(w == 0 ? ENOSPC : errno));
+			if (ftruncate(st->jfd, st->jlen) == -1)
+				log_error("%s: cannot cut the journal of %s "
+				    "back: %s", __func__, st->id,
+				    strerror(errno));
+			goto out;
+		}
+		done += (size_t)w;
+	}
+	if (st->sync == STORAGE_SYNC_FULL && fdatasync(st->jfd) == -1) {
+		rc = pf_status_from_errno(errno);
+		log_error("%s: fdatasync %s journal: %s", __func__, st->id,
+		    strerror(errno));
+		/* What was written may or may not be durable: count it lost. */
+		if (ftruncate(st->jfd, st->jlen) == -1)
+			log_error("%s: cannot cut the journal of %s back",
+			    __func__, st->id);
+		atomic_store(&st->broken, (int)rc);
+		goto out;
+	}
+	st->jlen += (off_t)len;
+	rc = PF_OK;
+out:
+	free(buf);
+	return rc;
+}
+
+enum pf_status
+journal_commit_chunk(struct staging *st, uint32_t index,
+    const uint8_t digest[PF_SHA256_LEN])
+{
+	enum pf_status rc = PF_EINTERNAL;
+	struct journal_pending *batch;
+	bool done = false;
+	size_t n;
+
+	if (atomic_load(&st->broken) != PF_OK)
+		return (enum pf_status)atomic_load(&st->broken);
+	pthread_mutex_lock(&st->lock);
+	if (st->queued == st->cap) {
+		size_t cap = st->cap ? 2 * st->cap : 16;
+		struct journal_pending *q = realloc(st->queue,
+		    cap * sizeof(*q));
+
+		if (q == NULL) {
+			pthread_mutex_unlock(&st->lock);
+			return PF_ENOMEM;
+		}
+		st->queue = q;
+		st->cap = cap;
+	}
+	journal_record(index, digest, st->queue[st->queued].rec);
+	st->queue[st->queued].done = &done;
+	st->queue[st->queued].rc = &rc;
+	st->queued++;
+	while (!done) {
+		if (st->syncing) {
+			pthread_cond_wait(&st->synced, &st->lock);
+			continue;
+		}
+		/* Lead one sync for everything queued so far, ours included. */
+		st->syncing = true;
+		batch = st->queue;
+		n = st->queued;
+		st->queue = NULL;
+		st->queued = st->cap = 0;
+		pthread_mutex_unlock(&st->lock);
+		enum pf_status brc = sync_batch(st, batch, n);
+		pthread_mutex_lock(&st->lock);
+		for (size_t i = 0; i < n; i++) {
+			*batch[i].rc = brc;
+			*batch[i].done = true;
+		}
+		free(batch);
+		st->syncing = false;
+		pthread_cond_broadcast(&st->synced);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+enum pf_status
+journal_load(struct staging *st, off_t size, uint32_t **indices,
+    uint8_t **digests, uint32_t *count)
+{
+	uint8_t rec[JOURNAL_REC];
+	uint32_t n = 0, cap = 0;
+	ssize_t got;
+
+	st->jlen = 0;
+	while ((got = pread(st->jfd, rec, sizeof(rec), st->jlen)) ==
+	    (ssize_t)sizeof(rec) && journal_record_valid(rec)) {
+		if (n == cap) {
+			uint32_t *ni;
+			uint8_t *nd;
+
+			cap = cap ? 2 * cap : 64;
+			ni = realloc(*indices, cap * sizeof(**indices));
+			if (ni != NULL)
+				*indices = ni;
+			nd = realloc(*digests, (size_t)cap * PF_SHA256_LEN);
+			if (nd != NULL)
+				*digests = nd;
+			if (ni == NULL || nd == NULL)
+				return PF_ENOMEM;
+		}
+		(*indices)[n] = proto_get_u32(rec);
+		memcpy(*digests + (size_t)n * PF_SHA256_LEN, rec + 8,
+		    PF_SHA256_LEN);
+		n++;
+		st->jlen += JOURNAL_REC;
+	}
+	if (got == -1)
+		return PF_EIO;	/* a read error is not the journal's end */
+	/* A crash mid-append leaves a torn tail: cut it off. */
+	if (size != st->jlen) {
+		log_warn("%s: session %s: journal cut back from %lld to %lld "
+		    "bytes", __func__, st->id, (long long)size,
+		    (long long)st->jlen);
+		if (ftruncate(st->jfd, st->jlen) == -1)
+			return PF_EIO;
+	}
+	*count = n;
+	return PF_OK;
+}
+
+enum pf_status
+journal_rewrite(struct staging *st, const uint32_t *indices,
+    const uint8_t *digests, uint32_t n)
+{
+	uint8_t rec[JOURNAL_REC];
+
+	if (ftruncate(st->jfd, 0) == -1)
+		return PF_EIO;
+	st->jlen = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		journal_record(indices[i], digests + (size_t)i * PF_SHA256_LEN,
+		    rec);
+		if (pwrite(st->jfd, rec, sizeof(rec), st->jlen) !=
+		    (ssize_t)sizeof(rec))
+			return PF_EIO;
+		st->jlen += JOURNAL_REC;
+	}
+	if (fdatasync(st->jfd) == -1)
+		return PF_EIO;
+	return PF_OK;
+}

@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+/* Recovery: staging areas read back at start-up, checked after a reboot. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "journal.h"
+#include "log.h"
+#include "proto.h"
+#include "recovery.h"
+#include "storage_int.h"
+
+#define BOOT_NAME	".boot"
+#define BOOT_ID_PATH	"/proc/sys/kernel/random/boot_id"
+#define BOOT_ID_MAX	64
+#define VERIFY_BUF	(1024 * 1024)
+
+/* Reads a short text file beneath dirfd into buf, without its newline. */
+static bool
+read_line(int dirfd, const char *name, char *buf, size_t cap)
+{
+	ssize_t n;
+	int fd;
+
+	if ((fd = pf_open_beneath(dirfd, name, O_RDONLY, 0)) == -1)
+		return false;
+	n = read(fd, buf, cap - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return true;
+}
+
+/*
+ * Reads the kernel's boot id into boot_id ("" if unknown) and compares it
+ * with the one saved at the last start: true if they differ (or either is
+ * unknown), since the machine may have lost unsynced data since, and
+ * recovery must check the journaled chunks.
+ */
+static bool
+boot_changed(struct storage *s, char boot_id[BOOT_ID_MAX])
+{
+	char last[BOOT_ID_MAX];
+	int fd;
+
+	boot_id[0] = '\0';
+	fd = open(BOOT_ID_PATH, O_RDONLY | O_CLOEXEC);
+	if (fd != -1) {
+		ssize_t n = read(fd, boot_id, BOOT_ID_MAX - 1);
+
+		close(fd);
+		boot_id[n > 0 ? n : 0] = '\0';
+		boot_id[strcspn(boot_id, "\n")] = '\0';
+	}
+	return boot_id[0] == '\0' ||
+	    !read_line(s->stagingfd, BOOT_NAME, last, sizeof(last)) ||
+	    strcmp(last, boot_id) != 0;
+}
+
+/* Saves the boot id once recovery has checked what needed checking. */
+static void
+save_boot(struct storage *s, const char *boot_id)
+{
+	if (boot_id[0] == '\0')
+		return;
+	if (pf_write_atomic(s->stagingfd, BOOT_NAME, boot_id, strlen(boot_id),
+	    0600) == -1)
+		log_warn("%s: %s: %s", __func__, BOOT_NAME, strerror(errno));
+}
+
+/* Reads chunk index back from the data file and checks its digest. */
+static bool
+chunk_intact(struct staging *st, uint64_t size, uint32_t chunk_size,
+    uint32_t index, const uint8_t digest[PF_SHA256_LEN], uint8_t *buf,
+    struct pf_sha256 *h)
+{
+	struct proto_chunk_head ch = { index, (uint64_t)index * chunk_size,
+	    proto_chunk_length(size, chunk_size, index) };
+	uint8_t got[PF_SHA256_LEN];
+	uint64_t pos = 0;
+
+	if (proto_chunk_digest_begin(h, &ch) != PF_OK)
+		return false;
+	while (pos < ch.length) {
+		size_t want = ch.length - pos < VERIFY_BUF ?
+		    (size_t)(ch.length - pos) : VERIFY_BUF;
+		ssize_t n = pread(st->fd, buf, want, (off_t)(ch.offset + pos));
+
+		if (n <= 0 || pf_sha256_update(h, buf, (size_t)n) != PF_OK)
+			return false;
+		pos += (uint64_t)n;
+	}
+	return pf_sha256_final(h, got) == PF_OK &&
+	    memcmp(got, digest, sizeof(got)) == 0;
+}
+
+/*
+ * After a reboot: keeps only the journal records whose chunk reads back
+ * intact, and rewrites the journal if any was dropped, so a later start
+ * does not trust them again.
+ */
+static enum pf_status
+verify_records(struct staging *st, const json_t *meta, uint32_t *indices,
+    uint8_t *digests, uint32_t *count)
+{
+	json_int_t size = json_integer_value(json_object_get(meta, "size"));
+	json_int_t cs = json_integer_value(json_object_get(meta,
+	    "chunk_size"));
+	struct pf_sha256 *h = pf_sha256_new();
+	uint8_t *buf = malloc(VERIFY_BUF);
+	uint32_t n = *count, kept = 0, chunks;
+	enum pf_status rc = PF_ENOMEM;
+
+	if (h == NULL || buf == NULL)
+		goto out;
+	rc = PF_EBADFRAME;
+	if (size < 0 || !proto_chunk_size_valid((uint64_t)cs) ||
+	    proto_chunk_count((uint64_t)size, (uint32_t)cs, &chunks) != PF_OK)
+		goto out;
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *d = digests + (size_t)i * PF_SHA256_LEN;
+
+		if (indices[i] >= chunks || !chunk_intact(st, (uint64_t)size,
+		    (uint32_t)cs, indices[i], d, buf, h))
+			continue;
+		indices[kept] = indices[i];
+		memmove(digests + (size_t)kept * PF_SHA256_LEN, d,
+		    PF_SHA256_LEN);
+		kept++;
+	}
+	rc = PF_OK;
+	if (kept == n)
+		goto out;
+	log_warn("%s: session %s: %u of %u journaled chunks did not survive "
+	    "and will be sent again", __func__, st->id, n - kept, n);
+	if ((rc = journal_rewrite(st, indices, digests, kept)) != PF_OK)
+		goto out;
+	*count = kept;
+out:
+	pf_sha256_free(h);
+	free(buf);
+	return rc;
+}
+
+/*
+ * Opens one staging area and reads its journal into r. PF_EBADFRAME if
+ * the area is provably unusable (to be removed); another error if it could
+ * not be read now (to be left alone).
+ */
+static enum pf_status
+recover_one(struct storage *s, bool verify, const char *id,
+    struct recovery_area *r, uint32_t **indices, uint8_t **digests)
+{
+	struct staging *st;
+	struct stat sb;
+	uint32_t n = 0;
+	enum pf_status rc;
+
+	if ((st = storage_staging_new(id, s->sync)) == NULL)
+		return PF_ENOMEM;
+	r->staging = st;
+	if ((st->dirfd = storage_open_dir(s->stagingfd, id)) == -1)
+		return errno == ENOENT || errno == ENOTDIR ? PF_EBADFRAME :
+		    PF_EIO;
+	if ((r->meta = storage_read_json(st->dirfd, SESSION_NAME, &rc)) ==
+	    NULL)
+		return rc;
+	st->fd = pf_open_beneath(st->dirfd, DATA_NAME, O_RDWR, 0);
+	if (st->fd != -1)
+		st->jfd = pf_open_beneath(st->dirfd, JOURNAL_NAME, O_RDWR, 0);
+	if (st->fd == -1 || st->jfd == -1 || fstat(st->jfd, &sb) == -1)
+		return errno == ENOENT ? PF_EBADFRAME : PF_EIO;
+	r->last_active = sb.st_mtime;
+	if ((rc = journal_load(st, sb.st_size, indices, digests, &n)) != PF_OK)
+		return rc;
+	if (verify && n > 0 &&
+	    (rc = verify_records(st, r->meta, *indices, *digests, &n)) != PF_OK)
+		return rc;
+	r->nrecords = n;
+	r->indices = *indices;
+	r->digests = *digests;
+	return PF_OK;
+}
+
+enum pf_status
+recovery_scan(struct storage *s,
+    enum pf_status (*cb)(void *arg, struct recovery_area *r), void *arg)
+{
+	char boot_id[BOOT_ID_MAX];
+	bool verify = boot_changed(s, boot_id);
+	struct dirent *de;
+	unsigned told = 0;
+	DIR *dir;
+	int fd;
+
+	if ((fd = dup(s->stagingfd)) == -1 || (dir = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		log_error("%s: %s", __func__, strerror(errno));
+		return PF_EIO;
+	}
+	rewinddir(dir);
+	while ((de = readdir(dir)) != NULL) {
+		struct recovery_area r = { .id = de->d_name };
+		uint32_t *indices = NULL;
+		uint8_t *digests = NULL;
+		enum pf_status rc;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (verify && !told++)
+			log_info("first start since boot: checking journaled "
+			    "chunks");
+		rc = recover_one(s, verify, de->d_name, &r, &indices,
+		    &digests);
+		if (rc == PF_OK)
+			rc = cb(arg, &r);
+		if (rc == PF_EBADFRAME || rc == PF_ENOSESSION) {
+			log_warn("%s: removing staging area %s: %s", __func__,
+			    de->d_name, rc == PF_EBADFRAME ? "unusable" :
+			    "expired");
+			storage_staging_discard(s, r.staging);
+		} else {
+			if (rc != PF_OK)
+				log_error("%s: cannot recover staging area "
+				    "%s now (%s); leaving it for a later "
+				    "start", __func__, de->d_name,
+				    pf_status_message(rc));
+			storage_staging_close(r.staging);
+		}
+		json_decref(r.meta);
+		free(indices);
+		free(digests);
+	}
+	closedir(dir);
+	save_boot(s, boot_id);
+	return PF_OK;
+}

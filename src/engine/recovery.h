@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reading staging areas back at start-up: their metadata and journals,
+ * checked against the data after a reboot.
+ */
+#ifndef PF_RECOVERY_H
+#define PF_RECOVERY_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "status.h"
+
+struct storage;
+struct staging;
+
+/* Handed to the callback of recovery_scan for each staging area found. */
+struct recovery_area {
+	const char	*id;
+	json_t		*meta;		/* borrowed: session.json */
+	uint32_t	 nrecords;
+	const uint32_t	*indices;	/* borrowed: journaled chunks */
+	const uint8_t	*digests;	/* borrowed: 32 bytes each */
+	time_t		 last_active;	/* mtime of the journal */
+	struct staging	*staging;	/* the callback may take it (and NULL
+					 * this); else it is closed after */
+};
+
+/*
+ * Reads back every staging area of s: session.json and the journal, whose
+ * torn or damaged tail is cut off. After a reboot (the kernel's boot id
+ * changed since the last start) every journaled chunk is read back and
+ * checked against its digest, since data that was not synced may be lost.
+ * Calls cb for each area. An area is removed only on proof that it is
+ * unusable: metadata or files missing or malformed (an OPEN cut short),
+ * or cb returning PF_EBADFRAME or PF_ENOSESSION; other errors leave it
+ * alone for a later start. At start-up, from one thread.
+ */
+enum pf_status recovery_scan(struct storage *s,
+    enum pf_status (*cb)(void *arg, struct recovery_area *r), void *arg);
+
+#endif

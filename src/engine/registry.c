@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+/* The registry: live sessions in a table, finished ones in a history. */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "counters.h"
+#include "history.h"
+#include "log.h"
+#include "proto.h"
+#include "recovery.h"
+#include "registry.h"
+#include "storage.h"
+
+struct registry {
+	pthread_mutex_t	  lock;
+	struct session	**slots;
+	unsigned	  cap;		/* slots allocated */
+	unsigned	  max;		/* limit for new sessions */
+	unsigned	  count;
+	struct history	 *history;
+	struct counters	 *counters;	/* borrowed */
+};
+
+struct registry *
+registry_new(unsigned max, struct counters *c)
+{
+	struct registry *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->slots = calloc(max ? max : 1, sizeof(*r->slots));
+	r->history = history_new();
+	if (r->slots == NULL || r->history == NULL) {
+		history_free(r->history);
+		free(r->slots);
+		free(r);
+		return NULL;
+	}
+	r->cap = max ? max : 1;
+	r->max = max;
+	r->counters = c;
+	pthread_mutex_init(&r->lock, NULL);
+	return r;
+}
+
+void
+registry_free(struct registry *r)
+{
+	if (r == NULL)
+		return;
+	for (unsigned i = 0; i < r->cap; i++)
+		if (r->slots[i] != NULL)
+			session_unref(r->slots[i]);
+	history_free(r->history);
+	pthread_mutex_destroy(&r->lock);
+	free(r->slots);
+	free(r);
+}
+
+/* Puts s in a free slot (the caller holds the lock). False if full. */
+static bool
+insert(struct registry *r, struct session *s, bool recovered)
+{
+	unsigned slot;
+
+	/*
+	 * Recovered sessions are admitted over the limit: they hold
+	 * acknowledged chunks, and a lower limit after a restart must not
+	 * throw those away.
+	 */
+	if (r->count == r->cap && recovered) {
+		struct session **n = realloc(r->slots, 2 * r->cap *
+		    sizeof(*n));
+
+		if (n != NULL) {
+			memset(n + r->cap, 0, r->cap * sizeof(*n));
+			r->slots = n;
+			r->cap *= 2;
+		}
+	}
+	if ((r->count >= r->max && !recovered) || r->count >= r->cap)
+		return false;
+	for (slot = 0; r->slots[slot] != NULL; slot++)
+		;
+	r->slots[slot] = s;
+	r->count++;
+	return true;
+}
+
+enum pf_status
+registry_create(struct registry *r, uint32_t nchunks, const char *id,
+    struct session **out)
+{
+	struct session *s;
+	enum pf_status rc;
+	bool in;
+
+	if ((rc = session_new(nchunks, id, &s)) != PF_OK)
+		return rc;
+	session_ref(s);		/* the table's */
+	pthread_mutex_lock(&r->lock);
+	in = insert(r, s, id != NULL);
+	pthread_mutex_unlock(&r->lock);
+	if (!in) {
+		session_unref(s);
+		session_unref(s);
+		return PF_EBUSY;
+	}
+	*out = s;
+	return PF_OK;
+}
+
+enum pf_status
+registry_lookup(struct registry *r, const char *id, struct session **out)
+{
+	enum pf_status rc = PF_ENOSESSION;
+
+	pthread_mutex_lock(&r->lock);
+	for (unsigned i = 0; i < r->cap; i++) {
+		struct session *s = r->slots[i];
+
+		if (s != NULL && strcmp(session_id(s), id) == 0) {
+			session_ref(s);
+			*out = s;
+			rc = PF_OK;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+void
+registry_foreach(struct registry *r,
+    void (*fn)(struct session *s, void *arg), void *arg)
+{
+	pthread_mutex_lock(&r->lock);
+	for (unsigned i = 0; i < r->cap; i++)
+		if (r->slots[i] != NULL)
+			fn(r->slots[i], arg);
+	pthread_mutex_unlock(&r->lock);
+}
+
+unsigned
+registry_count(struct registry *r)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&r->lock);
+	n = r->count;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+/* Removes s from the table (dropping the table's reference), if there. */
+static void
+remove_live(struct registry *r, struct session *s)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&r->lock);
+	for (unsigned i = 0; i < r->cap; i++) {
+		if (r->slots[i] == s) {
+			r->slots[i] = NULL;
+			r->count--;
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (found)
+		session_unref(s);
+}
+
+void
+registry_retire(struct registry *r, struct session *s)
+{
+	enum session_state state = session_state(s);
+	struct engine_session_info info;
+
+	if (session_ready(s) && state != SESSION_RECEIVING) {
+		session_info(s, &info);
+		atomic_fetch_add(&r->counters->sessions_ended[info.state], 1);
+		history_add_session(r->history, s);
+	}
+	remove_live(r, s);
+}
+
+bool
+registry_end(struct registry *r, struct session *s, enum session_state state,
+    enum pf_status why)
+{
+	if (!session_end(s, state, why))
+		return false;
+	registry_retire(r, s);
+	return true;
+}
+
+enum pf_status
+registry_ended_reason(struct registry *r, const char *id, const char *user)
+{
+	return history_ended_reason(r->history, id, user);
+}
+
+struct history *
+registry_history(struct registry *r)
+{
+	return r->history;
+}
+
+/* What the callbacks of registry_load need. */
+struct load {
+	struct registry	*r;
+	struct storage	*storage;
+	unsigned	 ttl_s;
+};
+
+/* Turns one staging area found at start-up back into a live session. */
+static enum pf_status
+revive(void *arg, struct recovery_area *a)
+{
+	struct load *l = arg;
+	struct session *s = NULL;
+	char id[SESSION_ID_LEN + 1];
+	json_int_t size, chunk_size;
+	uint32_t count;
+	enum pf_status rc;
+
+	if (session_id_from_json(a->meta, id) != PF_OK ||
+	    strcmp(id, a->id) != 0 || json_unpack(a->meta, "{s:I,s:I}",
+	    "size", &size, "chunk_size", &chunk_size) == -1 || size < 0 ||
+	    !proto_chunk_size_valid((uint64_t)chunk_size) ||
+	    proto_chunk_count((uint64_t)size, (uint32_t)chunk_size,
+	    &count) != PF_OK) {
+		log_warn("staging area %s has bad metadata; removing it",
+		    a->id);
+		return PF_EBADFRAME;
+	}
+	if (time(NULL) - a->last_active > (time_t)l->ttl_s) {
+		log_info("session %s idle for over %u s; removing it", a->id,
+		    l->ttl_s);
+		return PF_ENOSESSION;
+	}
+	if ((rc = registry_create(l->r, count, id, &s)) != PF_OK) {
+		log_warn("session %s: %s; removing it", id,
+		    pf_status_message(rc));
+		return rc;
+	}
+	if ((rc = session_restore(s, l->storage, a->meta, a->staging,
+	    a->indices, a->digests, a->nrecords, a->last_active)) != PF_OK) {
+		log_warn("staging area %s has bad metadata; removing it", id);
+		registry_end(l->r, s, SESSION_FAILED, rc);
+		session_unref(s);
+		return rc;
+	}
+	a->staging = NULL;
+	log_info("session %s recovered: \"%s\", %u of %u chunks held", id,
+	    session_name(s), session_chunks_acked(s), count);
+	session_unref(s);
+	return PF_OK;
+}
+
+static enum pf_status
+list_stored(void *arg, const char *id, const json_t *meta)
+{
+	struct load *l = arg;
+
+	return history_add_stored(l->r->history, id, meta);
+}
+
+enum pf_status
+registry_load(struct registry *r, struct storage *storage, unsigned ttl_s)
+{
+	struct load l = { r, storage, ttl_s };
+	enum pf_status rc;
+
+	if ((rc = recovery_scan(storage, revive, &l)) != PF_OK)
+		return rc;
+	return storage_final_foreach(storage, list_stored, &l);
+}
