@@ -173,12 +173,12 @@ static const struct option options[] = {
 static int
 add_user(const char *users, const char *user, unsigned iterations)
 {
-	char pass[AUTH_MAX_PASSWORD + 1], again[AUTH_MAX_PASSWORD + 1];
+	char pass[SCRAM_MAX_PASSWORD + 1], again[SCRAM_MAX_PASSWORD + 1];
 	enum pf_status rc;
 
 	if (users == NULL)
 		pf_usage_error("%s", "--add-user needs --users FILE");
-	if (!auth_user_valid(user))
+	if (!proto_user_valid(user))
 		pf_usage_error("bad user name '%s': use 1-64 of A-Z a-z 0-9 "
 		    ". _ @ + -", user);
 	if (isatty(STDIN_FILENO)) {
@@ -231,7 +231,7 @@ main(int argc, char **argv)
 	const char *http_port_file = NULL;
 	char admins[1024] = "";
 	bool http = true;
-	unsigned iterations = AUTH_DEFAULT_ITERATIONS;
+	unsigned iterations = SCRAM_DEFAULT_ITERATIONS;
 	int verbosity = PF_LOG_INFO, ch, sig;
 	uint64_t size;
 	sigset_t set;
@@ -327,7 +327,7 @@ main(int argc, char **argv)
 			http_port_file = optarg;
 			break;
 		case OPT_ADMIN:
-			if (!auth_user_valid(optarg))
+			if (!proto_user_valid(optarg))
 				pf_usage_error("bad user name '%s' for "
 				    "--admin", optarg);
 			if (strlen(admins) + strlen(optarg) + 2 >
@@ -360,7 +360,7 @@ main(int argc, char **argv)
 			break;
 		case OPT_ITERATIONS:
 			iterations = pf_arg_uint("iterations", optarg,
-			    AUTH_MIN_ITERATIONS, AUTH_MAX_ITERATIONS);
+			    SCRAM_MIN_ITERATIONS, SCRAM_MAX_ITERATIONS);
 			break;
 		case 'v':
 			if (verbosity < PF_LOG_DEBUG)

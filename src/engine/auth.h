@@ -20,22 +20,6 @@
 #include "users.h"
 
 /*
- * The old names, for the engine files that still use them (session,
- * stream, engine, paraflowd.c): the integrator renames them tree-wide
- * after the merge, then these go.
- */
-#define AUTH_DEFAULT_ITERATIONS	SCRAM_DEFAULT_ITERATIONS
-#define AUTH_MIN_ITERATIONS	SCRAM_MIN_ITERATIONS
-#define AUTH_MAX_ITERATIONS	SCRAM_MAX_ITERATIONS
-#define AUTH_NONCE_LEN		SCRAM_NONCE_LEN
-#define AUTH_MAX_USER		PROTO_MAX_USER
-#define AUTH_MAX_PASSWORD	SCRAM_MAX_PASSWORD
-#define AUTH_DEFAULT_USER	SCRAM_DEFAULT_USER
-#define AUTH_DEFAULT_PASSWORD	SCRAM_DEFAULT_PASSWORD
-#define auth_user_valid		proto_user_valid
-#define auth_join_proof		scram_join_proof
-
-/*
  * Server side of one exchange, on one connection. Not thread-safe; one per
  * connection. users is borrowed and must outlive s. secret (32 bytes,
  * borrowed) derives stable fake salts for unknown users, so probing does

@@ -55,8 +55,8 @@ load_users(struct engine *e)
 		return PF_EUSAGE;
 	}
 	log_warn("no --users file: accepting user \"%s\" with the default "
-	    "password; create real users with --add-user", AUTH_DEFAULT_USER);
-	return auth_users_single(AUTH_DEFAULT_USER, AUTH_DEFAULT_PASSWORD,
+	    "password; create real users with --add-user", SCRAM_DEFAULT_USER);
+	return auth_users_single(SCRAM_DEFAULT_USER, SCRAM_DEFAULT_PASSWORD,
 	    &e->users);
 }
 

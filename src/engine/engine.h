@@ -86,7 +86,7 @@ struct engine_session_info {
 	char		 name[ENGINE_MAX_NAME + 1];	/* sanitized */
 	char		 peer[64];		/* "addr:port", "" if unknown */
 	enum engine_state state;
-	enum pf_status	 error;			/* PF_OK unless it ended badly */
+	enum pf_status	 error;		/* PF_OK unless it ended badly */
 	uint64_t	 size;
 	uint32_t	 chunk_size;
 	uint32_t	 chunks_total;

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <uuid/uuid.h>
 
 #include "digest.h"
 #include "history.h"
@@ -169,9 +168,8 @@ history_add_stored(struct history *h, const char *id, const json_t *meta)
 {
 	struct retired r = { .map = NULL };
 	enum pf_status rc;
-	uuid_t uu;
 
-	if (uuid_parse(id, uu) != 0)
+	if (!proto_id_valid(id))
 		return PF_OK;
 	if (!info_from_meta(id, meta, &r.info)) {
 		log_warn("stored session %s has bad metadata; not listing it",

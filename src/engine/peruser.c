@@ -11,7 +11,7 @@
 #include "peruser.h"
 
 struct user {
-	char		 name[AUTH_MAX_USER + 1];
+	char		 name[PROTO_MAX_USER + 1];
 	unsigned	 conns;
 };
 

@@ -170,14 +170,14 @@ policy_sanitize_name(const char *name, size_t len, char *out)
 	if (dot > s)
 		extlen = map_range(in, dot, t, NULL, 0);
 
-	if (map_range(in, s, t, NULL, 0) <= POLICY_MAX_NAME)
-		olen = map_range(in, s, t, out, POLICY_MAX_NAME);
+	if (map_range(in, s, t, NULL, 0) <= PROTO_MAX_NAME)
+		olen = map_range(in, s, t, out, PROTO_MAX_NAME);
 	else if (dot > s && extlen <= KEEP_EXT_MAX + 1) {
 		/* Cut the stem, so that "long...pdf" still opens as a PDF. */
-		olen = map_range(in, s, dot, out, POLICY_MAX_NAME - extlen);
+		olen = map_range(in, s, dot, out, PROTO_MAX_NAME - extlen);
 		olen += map_range(in, dot, t, out + olen, extlen);
 	} else
-		olen = map_range(in, s, t, out, POLICY_MAX_NAME);
+		olen = map_range(in, s, t, out, PROTO_MAX_NAME);
 
 	/* A hidden file is a surprise to whoever lists the directory. */
 	if (out[0] == '.')

@@ -10,12 +10,6 @@
 #include "proto.h"
 #include "status.h"
 
-/*
- * The protocol's limits under their old names, for the engine files that
- * still use them: the integrator renames them tree-wide after the merge.
- */
-#define POLICY_MAX_NAME		PROTO_MAX_NAME	/* bytes, as NAME_MAX */
-#define POLICY_HEAD_LEN		PROTO_HEAD_LEN	/* bytes of content inspected */
 #define POLICY_MAX_CLIENT_NAME	4096	/* bytes of the name as sent */
 #define POLICY_DEFAULT_EXTS	"exe,sh,bash,zsh,csh,ksh,fish,bat,cmd,com," \
 	"msi,msp,ps1,psm1,dll,scr,cpl,vbs,vbe,jse,wsf,wsh,hta,jar,apk," \
@@ -35,7 +29,7 @@ void policy_free(struct policy *p);
 
 /*
  * Turns the name a client sent (len bytes, which may hold NULs) into a
- * safe base name in out (capacity POLICY_MAX_NAME + 1):
+ * safe base name in out (capacity PROTO_MAX_NAME + 1):
  *  - PF_EBADNAME if it is empty, holds a NUL or invalid UTF-8 (overlong
  *    forms and surrogates included), or nothing usable remains;
  *  - otherwise only the part after the last '/' or '\' is kept; control
@@ -43,7 +37,7 @@ void policy_free(struct policy *p);
  *    (U+200B-U+200F, U+202A-U+202E, U+2066-U+2069, U+061C, U+FEFF) become
  *    '_'; leading and trailing spaces and trailing dots are dropped; a
  *    leading '.' becomes '_'; "." and ".." are refused; the result is cut
- *    to POLICY_MAX_NAME bytes at a character boundary, keeping the
+ *    to PROTO_MAX_NAME bytes at a character boundary, keeping the
  *    extension where it is short (at most 16 bytes).
  * The result never contains '/', '\', NUL or control characters and is
  * never "." or "..".

@@ -226,7 +226,7 @@ revive(void *arg, struct recovery_area *a)
 {
 	struct load *l = arg;
 	struct session *s = NULL;
-	char id[SESSION_ID_LEN + 1];
+	char id[PROTO_ID_LEN + 1];
 	json_int_t size, chunk_size;
 	uint32_t count;
 	enum pf_status rc;

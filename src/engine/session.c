@@ -25,16 +25,16 @@ enum chunk_state {
 };
 
 struct session {
-	char		 id[SESSION_ID_LEN + 1];
-	char		 user[AUTH_MAX_USER + 1];
-	char		 name[POLICY_MAX_NAME + 1];	/* sanitized */
+	char		 id[PROTO_ID_LEN + 1];
+	char		 user[PROTO_MAX_USER + 1];
+	char		 name[PROTO_MAX_NAME + 1];	/* sanitized */
 	char		*client_name;	/* as sent; may hold any bytes */
 	size_t		 client_name_len;
 	char		 peer[64];
 	uint64_t	 size;
 	uint32_t	 chunk_size;
 	uint32_t	 nchunks;
-	uint8_t		 head[POLICY_HEAD_LEN];
+	uint8_t		 head[PROTO_HEAD_LEN];
 	size_t		 headlen;
 	pthread_mutex_t	 lock;			/* guards key and owner */
 	uint8_t		 key[PF_SHA256_LEN];	/* the login's session key */
@@ -240,14 +240,13 @@ out:
 }
 
 enum pf_status
-session_id_from_json(const json_t *meta, char id[SESSION_ID_LEN + 1])
+session_id_from_json(const json_t *meta, char id[PROTO_ID_LEN + 1])
 {
 	const char *v = json_string_value(json_object_get(meta, "session"));
-	uuid_t uu;
 
-	if (v == NULL || strlen(v) != SESSION_ID_LEN || uuid_parse(v, uu) != 0)
+	if (v == NULL || !proto_id_valid(v))
 		return PF_EBADFRAME;
-	memcpy(id, v, SESSION_ID_LEN + 1);
+	memcpy(id, v, PROTO_ID_LEN + 1);
 	return PF_OK;
 }
 
@@ -262,7 +261,7 @@ from_json(struct session *s, const json_t *meta)
 	const char *user, *name, *cname, *head64;
 	json_int_t size, chunk_size, created;
 	size_t cname_len;
-	char safe[POLICY_MAX_NAME + 1];
+	char safe[PROTO_MAX_NAME + 1];
 	uint32_t count;
 	long headlen;
 
@@ -272,7 +271,7 @@ from_json(struct session *s, const json_t *meta)
 	    &created, "head", &head64) == -1)
 		return PF_EBADFRAME;
 	/* A damaged or edited file is treated like hostile input. */
-	if (!auth_user_valid(user) || size < 0 || !proto_chunk_size_valid(
+	if (!proto_user_valid(user) || size < 0 || !proto_chunk_size_valid(
 	    (uint64_t)chunk_size) || proto_chunk_count((uint64_t)size,
 	    (uint32_t)chunk_size, &count) != PF_OK || count != s->nchunks ||
 	    policy_sanitize_name(name, strlen(name), safe) != PF_OK ||
@@ -280,7 +279,7 @@ from_json(struct session *s, const json_t *meta)
 		return PF_EBADFRAME;
 	headlen = pf_base64_decode(head64, s->head, sizeof(s->head));
 	if (headlen < 0 || (uint64_t)headlen != ((uint64_t)size <
-	    POLICY_HEAD_LEN ? (uint64_t)size : POLICY_HEAD_LEN))
+	    PROTO_HEAD_LEN ? (uint64_t)size : PROTO_HEAD_LEN))
 		return PF_EBADFRAME;
 	if ((s->client_name = malloc(cname_len + 1)) == NULL)
 		return PF_ENOMEM;

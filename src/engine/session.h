@@ -22,7 +22,6 @@
 #include "policy.h"
 #include "status.h"
 
-#define SESSION_ID_LEN	36	/* canonical UUID text */
 
 /*
  * The legal transitions (see transition() in session.c):
@@ -105,7 +104,7 @@ enum pf_status session_restore(struct session *s, struct storage *storage,
 
 /* Reads the id of staging metadata into id; PF_EBADFRAME if malformed. */
 enum pf_status session_id_from_json(const json_t *meta,
-    char id[SESSION_ID_LEN + 1]);
+    char id[PROTO_ID_LEN + 1]);
 
 /*
  * True if s is receiving and was opened by user for file f: what a

@@ -48,9 +48,9 @@ struct stream {
 	_Atomic bool		*busy;		/* in the middle of a frame */
 	enum role		 role;
 	bool			 counted;	/* in the user's connections */
-	uint8_t			 nonce[AUTH_NONCE_LEN];
+	uint8_t			 nonce[SCRAM_NONCE_LEN];
 	struct auth_server	*auth;
-	char			 user[AUTH_MAX_USER + 1];
+	char			 user[PROTO_MAX_USER + 1];
 	uint8_t			 key[PF_SHA256_LEN];
 	struct session		*session;	/* held reference */
 	uint8_t			*buf;
@@ -189,8 +189,8 @@ on_proof(struct stream *st, const json_t *req)
 /* What an OPEN asks for, checked against policy and limits. */
 struct open_req {
 	struct session_file	 f;	/* user and peer set by on_open */
-	char			 name[POLICY_MAX_NAME + 1];
-	uint8_t			 head[POLICY_HEAD_LEN];
+	char			 name[PROTO_MAX_NAME + 1];
+	uint8_t			 head[PROTO_HEAD_LEN];
 	uint32_t		 nchunks;
 	const char		*resume;	/* session id, or NULL */
 };
@@ -212,7 +212,7 @@ parse_open(struct stream *st, const json_t *req, struct open_req *o)
 	    wire_json_u64(req, "size", &o->f.size) == -1 ||
 	    wire_json_u64(req, "chunk_size", &chunk_size) == -1 ||
 	    (json_object_get(req, "resume") != NULL &&
-	    resume_len != SESSION_ID_LEN))
+	    resume_len != PROTO_ID_LEN))
 		return fail(st, PF_EBADFRAME, "OPEN needs name, size, "
 		    "chunk_size and head (and resume: a session id)");
 	if (o->f.client_name_len > POLICY_MAX_CLIENT_NAME ||
@@ -236,10 +236,10 @@ parse_open(struct stream *st, const json_t *req, struct open_req *o)
 		return fail(st, PF_ETOOLARGE, "more than %u chunks",
 		    PROTO_MAX_CHUNKS);
 	headlen = pf_base64_decode(head64, o->head, sizeof(o->head));
-	if (headlen < 0 || (uint64_t)headlen != (o->f.size < POLICY_HEAD_LEN
-	    ? o->f.size : POLICY_HEAD_LEN))
+	if (headlen < 0 || (uint64_t)headlen != (o->f.size < PROTO_HEAD_LEN
+	    ? o->f.size : PROTO_HEAD_LEN))
 		return fail(st, PF_EBADFRAME, "head must hold the first "
-		    "min(size, %d) bytes", POLICY_HEAD_LEN);
+		    "min(size, %d) bytes", PROTO_HEAD_LEN);
 	o->f.name = o->name;
 	o->f.head = o->head;
 	o->f.headlen = (size_t)headlen;
@@ -286,7 +286,7 @@ resume_finished(struct stream *st, const struct open_req *o)
 {
 	const char *user, *name, *digest;
 	json_int_t size, chunk_size;
-	char id[SESSION_ID_LEN + 1];
+	char id[PROTO_ID_LEN + 1];
 	enum pf_status rc = PF_ENOSESSION;
 	json_t *meta, *j = NULL;
 
@@ -414,7 +414,7 @@ out:
 static enum pf_status
 refuse_join(struct stream *st, const char *id, size_t idlen)
 {
-	char sid[SESSION_ID_LEN + 1];
+	char sid[PROTO_ID_LEN + 1];
 	enum pf_status rc;
 
 	snprintf(sid, sizeof(sid), "%.*s", (int)idlen, id);
@@ -439,7 +439,7 @@ on_join(struct stream *st, const json_t *req)
 		return fail(st, PF_EPROTO, "JOIN not expected here");
 	id = wire_json_str(req, "session", &idlen);
 	proof64 = wire_json_str(req, "proof", NULL);
-	if (id == NULL || idlen != SESSION_ID_LEN || proof64 == NULL ||
+	if (id == NULL || idlen != PROTO_ID_LEN || proof64 == NULL ||
 	    pf_base64_decode(proof64, proof, sizeof(proof)) != sizeof(proof))
 		return fail(st, PF_EBADFRAME, "JOIN needs a session id and "
 		    "a 32-byte proof");
@@ -450,7 +450,7 @@ on_join(struct stream *st, const json_t *req)
 		return refuse_join(st, id, idlen);
 	}
 	session_get_key(s, key);
-	rc = auth_join_proof(key, session_id(s), st->nonce, sizeof(st->nonce),
+	rc = scram_join_proof(key, session_id(s), st->nonce, sizeof(st->nonce),
 	    want);
 	pf_wipe(key, sizeof(key));
 	if (rc != PF_OK || !pf_equal_ct(proof, want, sizeof(want))) {
@@ -510,29 +510,6 @@ refuse_ended(struct stream *st)
 	if (why == PF_OK)
 		why = PF_ECANCELLED;
 	return fail(st, why, "session ended: %s", pf_status_message(why));
-}
-
-/* Reads the 20-byte head of a CHUNK frame. */
-static enum pf_status
-read_chunk_head(struct stream *st, struct proto_chunk_head *ch)
-{
-	uint8_t head[PROTO_CHUNK_HEAD_LEN];
-	enum pf_status rc;
-
-	if ((rc = pf_conn_read_full(st->c, head, sizeof(head))) != PF_OK)
-		return rc;
-	proto_decode_chunk_head(head, ch);
-	return PF_OK;
-}
-
-/* Answers chunk index with an ACK or a NACK (type). */
-static enum pf_status
-send_ack(struct stream *st, int type, uint64_t index)
-{
-	uint8_t p[8];
-
-	proto_put_u64(p, index);
-	return wire_send(st->c, type, p, sizeof(p));
 }
 
 /*
@@ -602,12 +579,12 @@ on_chunk(struct stream *st, const struct proto_header *h)
 	bool head_differs, resent;
 	enum pf_status rc;
 
-	if ((rc = read_chunk_head(st, &ch)) != PF_OK)
-		return rc;
-	if (proto_check_chunk(&ch, session_size(s), session_chunk_size(s)) !=
-	    PF_OK || h->length != PROTO_CHUNK_HEAD_LEN +
-	    (uint64_t)ch.length + PROTO_CHUNK_TRAILER_LEN)
+	rc = wire_recv_chunk_head(st->c, h, session_size(s),
+	    session_chunk_size(s), &ch);
+	if (rc == PF_EBADFRAME)
 		return fail(st, PF_EBADFRAME, "chunk head out of range");
+	if (rc != PF_OK)
+		return rc;
 	if (session_state(s) != SESSION_RECEIVING)
 		return refuse_ended(st);
 	claim = session_claim_chunk(s, (uint32_t)ch.index, &resent);
@@ -618,7 +595,7 @@ on_chunk(struct stream *st, const struct proto_header *h)
 		if ((rc = drain(st, (uint64_t)ch.length +
 		    PROTO_CHUNK_TRAILER_LEN)) != PF_OK)
 			return rc;
-		return send_ack(st, claim == SESSION_HELD ? PROTO_ACK :
+		return wire_send_ack(st->c, claim == SESSION_HELD ? PROTO_ACK :
 		    PROTO_NACK, ch.index);
 	}
 	if ((rc = receive_chunk(st, &ch, got, want, &head_differs)) != PF_OK)
@@ -628,7 +605,7 @@ on_chunk(struct stream *st, const struct proto_header *h)
 		atomic_fetch_add(&env->counters->chunks_nacked, 1);
 		log_info("%s: session %s chunk %llu failed its check",
 		    st->c->peer, session_id(s), (unsigned long long)ch.index);
-		return send_ack(st, PROTO_NACK, ch.index);
+		return wire_send_ack(st->c, PROTO_NACK, ch.index);
 	}
 	if (head_differs) {
 		registry_end(env->registry, s, SESSION_FAILED, PF_EFORBIDDEN);
@@ -646,7 +623,7 @@ on_chunk(struct stream *st, const struct proto_header *h)
 		goto release;
 	}
 	atomic_fetch_add(&env->counters->chunks_acked, 1);
-	rc = send_ack(st, PROTO_ACK, ch.index);
+	rc = wire_send_ack(st->c, PROTO_ACK, ch.index);
 	counters_observe_chunk(env->counters, pf_now_us() - started);
 	return rc;
 release:

@@ -5,11 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <uuid/uuid.h>
 
 #include "access.h"
 #include "conns.h"
 #include "handlers.h"
+#include "proto.h"
 #include "response.h"
 #include "routes.h"
 
@@ -168,14 +168,6 @@ match(const char *pattern, const char *url, const char **id, size_t *idlen)
 	return ok;
 }
 
-static bool
-valid_id(const char *id)
-{
-	uuid_t uu;
-
-	return strlen(id) == ENGINE_ID_LEN && uuid_parse(id, uu) == 0;
-}
-
 /*
  * Checks the caller against the route's access kind into call->who; on
  * refusal queues the answer into *ret and returns false.
@@ -251,7 +243,7 @@ routes_dispatch(struct httpd *h, struct MHD_Connection *c, const char *url,
 			goto bad_id;
 		memcpy(call.id, id, idlen);
 		call.id[idlen] = '\0';
-		if (!valid_id(call.id))
+		if (!proto_id_valid(call.id))
 			goto bad_id;
 	}
 	if (r->pattern != NULL &&

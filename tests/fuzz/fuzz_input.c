@@ -60,7 +60,7 @@ fuzz_scram(const char *s, size_t n)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char name[POLICY_MAX_NAME + 1];
+	char name[PROTO_MAX_NAME + 1];
 	uint8_t out[512];
 	char *s;
 
@@ -84,7 +84,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 2:
 		if (policy_sanitize_name((const char *)data + 1, size - 1,
 		    name) == PF_OK && (strchr(name, '/') != NULL ||
-		    strcmp(name, "..") == 0 || strlen(name) > POLICY_MAX_NAME))
+		    strcmp(name, "..") == 0 || strlen(name) > PROTO_MAX_NAME))
 			abort();
 		break;
 	case 3:

@@ -33,7 +33,7 @@ sanitize(const void *in, size_t len)
 	enum pf_status rc;
 
 	copy = malloc(len > 0 ? len : 1);
-	out = malloc(POLICY_MAX_NAME + 1);
+	out = malloc(PROTO_MAX_NAME + 1);
 	assert_non_null(copy);
 	assert_non_null(out);
 	if (len > 0)
@@ -117,7 +117,7 @@ check_output(const char *name, const void *in, size_t inlen)
 	uint32_t c = 0;
 	char *again;
 
-	if (len < 1 || len > POLICY_MAX_NAME)
+	if (len < 1 || len > PROTO_MAX_NAME)
 		why = "length";
 	else if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		why = "dot name";
@@ -298,7 +298,7 @@ test_name_vectors(void **state)
 static void
 test_name_args(void **state)
 {
-	char out[POLICY_MAX_NAME + 1];
+	char out[PROTO_MAX_NAME + 1];
 
 	(void)state;
 	assert_int_equal(policy_sanitize_name(NULL, 0, out), PF_EBADNAME);
@@ -398,7 +398,7 @@ test_name_random(void **state)
 		if ((got = sanitize(buf, len)) == NULL)
 			continue;
 		ok++;
-		if (strlen(got) > POLICY_MAX_NAME - 4)
+		if (strlen(got) > PROTO_MAX_NAME - 4)
 			cut++;
 		check_output(got, buf, len);
 		free(got);
@@ -542,7 +542,7 @@ test_content_magics(void **state)
 		{ "#!", 2 },
 		{ "#!/bin/sh\n", 10 },
 	};
-	uint8_t big[POLICY_HEAD_LEN];
+	uint8_t big[PROTO_HEAD_LEN];
 	size_t i;
 
 	(void)state;

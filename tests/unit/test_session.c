@@ -57,7 +57,7 @@ opened(void)
 	struct session_file f = { .user = "alice", .name = "f.bin",
 	    .client_name = "f.bin", .client_name_len = 5, .peer = "test",
 	    .size = sizeof(file), .chunk_size = CS, .head = file,
-	    .headlen = POLICY_HEAD_LEN };
+	    .headlen = PROTO_HEAD_LEN };
 
 	assert_int_equal(session_new(CHUNKS, NULL, &s), PF_OK);
 	assert_int_equal(session_open(s, storage, &f), PF_OK);
