@@ -16,7 +16,6 @@
 #include "chunkio.h"
 #include "client.h"
 #include "clock.h"
-#include "job.h"
 #include "log.h"
 #include "net.h"
 #include "queue.h"

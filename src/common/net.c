@@ -17,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "log.h"
 #include "net.h"
 

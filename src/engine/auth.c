@@ -9,8 +9,6 @@
 #include "auth.h"
 #include "digest.h"
 #include "log.h"
-#include "proto.h"
-#include "scram.h"
 #include "status.h"
 
 #define LABEL_FAKE_SALT	"paraflow fake salt"

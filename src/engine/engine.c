@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "engine_int.h"
 #include "log.h"
 #include "peruser.h"

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
 #include "engine_int.h"
 #include "history.h"
 #include "log.h"

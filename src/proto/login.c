@@ -9,7 +9,6 @@
 #include "digest.h"
 #include "login.h"
 #include "proto.h"
-#include "scram.h"
 
 struct login {
 	enum scram_step	step;

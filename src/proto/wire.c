@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
 #include "wire.h"
 
 enum pf_status

@@ -334,6 +334,7 @@ for ((i = 0; i < 20; i++)); do
 done
 check "max-sessions 2: abandoned sessions expired" staging_empty
 out=$(upload --file "$T/src1" --name after-limit.bin --json)
+echo "# $out"
 check "max-sessions 2: server serves an upload afterwards" \
     verify_stored "$T/src1" "$(json_field "$out" session)" after-limit.bin
 check "max-sessions 2: server alive" kill -0 "$SERVER_PID"
