@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include "auth.h"
 #include "engine.h"
 #include "fsutil.h"
+#include "tls.h"
 #include "httpd.h"
 #include "log.h"
 #include "proto.h"
@@ -59,6 +61,20 @@ static const char usage_text[] =
 "      --stop-grace SEC      on SIGTERM, let chunks in flight finish for up\n"
 "                            to SEC seconds (default 10)\n"
 "      --port-file FILE      write the bound port to FILE once listening\n"
+"\n"
+"TLS (TLS 1.3 on the native port and the gateway, on by default):\n"
+"      --tls-cert FILE       the certificate (PEM; a chain may follow it)\n"
+"      --tls-key FILE        its private key (PEM)\n"
+"      --tls-dir DIR         without --tls-cert: where the self-signed pair\n"
+"                            made on first start lives (default\n"
+"                            STORAGE/.tls)\n"
+"      --fingerprint         print the certificate's public-key pin\n"
+"                            (sha256//..., the form curl's pinned public\n"
+"                            key takes) and exit, making the pair first\n"
+"                            if needed\n"
+"      --no-tls              speak the plaintext protocol (trusted links,\n"
+"                            benchmarks); clients must say --no-tls too\n"
+"      --http-no-tls         serve the gateway over plain HTTP\n"
 "\n"
 "HTTP gateway (REST status API, metrics, downloads, dashboard):\n"
 "      --http-port PORT      HTTP port (default 8080; 0 picks a free one)\n"
@@ -127,7 +143,13 @@ enum {
 	OPT_HTTP_MAX_CONNS,
 	OPT_HTTP_MAX_PER_IP,
 	OPT_HTTP_TIMEOUT,
-	OPT_WWW
+	OPT_WWW,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_DIR,
+	OPT_FINGERPRINT,
+	OPT_NO_TLS,
+	OPT_HTTP_NO_TLS
 };
 
 static const struct option options[] = {
@@ -162,12 +184,77 @@ static const struct option options[] = {
 	{ "http-max-per-ip", required_argument, NULL, OPT_HTTP_MAX_PER_IP },
 	{ "http-timeout", required_argument, NULL, OPT_HTTP_TIMEOUT },
 	{ "www", required_argument, NULL, OPT_WWW },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-dir", required_argument, NULL, OPT_TLS_DIR },
+	{ "fingerprint", no_argument, NULL, OPT_FINGERPRINT },
+	{ "no-tls", no_argument, NULL, OPT_NO_TLS },
+	{ "http-no-tls", no_argument, NULL, OPT_HTTP_NO_TLS },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 }
 };
+
+/* What the command line says about TLS. */
+struct tls_opts {
+	const char	*cert, *key;	/* given; else the self-signed pair */
+	const char	*dir;		/* of the self-signed pair */
+	bool		 off;		/* --no-tls */
+	bool		 http_off;	/* --http-no-tls */
+	bool		 fingerprint;	/* --fingerprint */
+	char		 cert_buf[4096], key_buf[4096];
+};
+
+/*
+ * Settles which certificate and key serve TLS: the ones given, or the
+ * self-signed pair in the TLS directory, made on first start. Logs (or,
+ * for --fingerprint, prints) the pin. 0, or -1 after saying why.
+ */
+static int
+tls_setup(struct tls_opts *t, const char *storage)
+{
+	char pin[PF_TLS_PIN_LEN + 1], err[512], dir[4096];
+	bool created = false;
+
+	if ((t->cert == NULL) != (t->key == NULL)) {
+		log_error("--tls-cert and --tls-key go together");
+		return -1;
+	}
+	if (t->cert == NULL) {
+		if (t->dir == NULL) {
+			snprintf(dir, sizeof(dir), "%s/.tls", storage);
+			t->dir = dir;
+			/* The storage directory may be new. */
+			mkdir(storage, 0750);
+		}
+		if (pf_tls_ensure_self_signed(t->dir, "paraflowd", &created,
+		    err, sizeof(err)) != PF_OK) {
+			log_error("TLS: %s", err);
+			return -1;
+		}
+		snprintf(t->cert_buf, sizeof(t->cert_buf), "%s/%s", t->dir,
+		    PF_TLS_CERT_NAME);
+		snprintf(t->key_buf, sizeof(t->key_buf), "%s/%s", t->dir,
+		    PF_TLS_KEY_NAME);
+		t->cert = t->cert_buf;
+		t->key = t->key_buf;
+		t->dir = NULL;	/* dir may be this frame's */
+	}
+	if (pf_tls_pin_of_file(t->cert, pin) != PF_OK) {
+		log_error("%s: no certificate to read", t->cert);
+		return -1;
+	}
+	if (t->fingerprint)
+		printf("%s\n", pin);
+	else if (created)
+		log_info("TLS: made a self-signed certificate, %s; its "
+		    "fingerprint is %s", t->cert, pin);
+	else
+		log_info("TLS: certificate %s, fingerprint %s", t->cert, pin);
+	return 0;
+}
 
 /* --add-user: read the password off argv and write the verifier. */
 static int
@@ -230,6 +317,7 @@ main(int argc, char **argv)
 	const char *port_file = NULL, *new_user = NULL;
 	const char *http_port_file = NULL;
 	char admins[1024] = "";
+	struct tls_opts tls = { .cert = NULL };
 	bool http = true;
 	unsigned iterations = SCRAM_DEFAULT_ITERATIONS;
 	int verbosity = PF_LOG_INFO, ch, sig;
@@ -352,6 +440,24 @@ main(int argc, char **argv)
 			hcfg.timeout_s = pf_arg_uint("http-timeout", optarg,
 			    1, 3600);
 			break;
+		case OPT_TLS_CERT:
+			tls.cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			tls.key = optarg;
+			break;
+		case OPT_TLS_DIR:
+			tls.dir = optarg;
+			break;
+		case OPT_FINGERPRINT:
+			tls.fingerprint = true;
+			break;
+		case OPT_NO_TLS:
+			tls.off = true;
+			break;
+		case OPT_HTTP_NO_TLS:
+			tls.http_off = true;
+			break;
 		case OPT_WWW:
 			hcfg.www_dir = optarg;
 			break;
@@ -386,6 +492,23 @@ main(int argc, char **argv)
 	pf_log_set_level((enum pf_log_level)verbosity);
 	if (new_user != NULL)
 		return add_user(cfg.users_file, new_user, iterations);
+	if (tls.fingerprint || !tls.off || (http && !tls.http_off)) {
+		if (tls_setup(&tls, cfg.storage_dir) == -1)
+			return 1;
+		if (tls.fingerprint)
+			return 0;
+		if (!tls.off) {
+			cfg.tls_cert = tls.cert;
+			cfg.tls_key = tls.key;
+		}
+		if (!tls.http_off) {
+			hcfg.tls_cert = tls.cert;
+			hcfg.tls_key = tls.key;
+		}
+	}
+	if (tls.off && !pf_addr_is_loopback(cfg.bind ? cfg.bind : "127.0.0.1"))
+		log_warn("--no-tls on %s: uploads, names and logins cross the "
+		    "network in clear", cfg.bind);
 
 	/* A size limit or a closed peer is an error return, not a death. */
 	signal(SIGPIPE, SIG_IGN);

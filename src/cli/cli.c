@@ -91,6 +91,18 @@ cli_login_option(struct cli_login *l, int ch, const char *arg)
 	case 'S':
 		l->secret_file = arg;
 		return true;
+	case CLI_OPT_NO_TLS:
+		l->trust.no_tls = true;
+		return true;
+	case CLI_OPT_PIN:
+		l->trust.pin = arg;
+		return true;
+	case CLI_OPT_CACERT:
+		l->trust.cacert = arg;
+		return true;
+	case CLI_OPT_CA_SYSTEM:
+		l->trust.ca_system = true;
+		return true;
 	default:
 		return false;
 	}

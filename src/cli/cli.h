@@ -12,6 +12,7 @@
 
 #include "scram.h"
 #include "status.h"
+#include "trust.h"
 
 /* Documented in paraflow --help and README.md; MUST NOT change. */
 enum cli_exit {
@@ -31,11 +32,26 @@ enum cli_exit {
 /* The exit code for a failed operation's status. */
 int cli_exit_code(enum pf_status s);
 
-/* The long options of the login, for a subcommand's option table. */
+/* Option values of the login's long-only options. */
+enum {
+	CLI_OPT_NO_TLS = 0x1000,
+	CLI_OPT_PIN,
+	CLI_OPT_CACERT,
+	CLI_OPT_CA_SYSTEM
+};
+
+/*
+ * The long options of the login and of the server's trust, for a
+ * subcommand's option table.
+ */
 #define CLI_LOGIN_OPTIONS \
 	{ "user", required_argument, NULL, 'u' }, \
 	{ "secret", required_argument, NULL, 's' }, \
-	{ "secret-file", required_argument, NULL, 'S' }
+	{ "secret-file", required_argument, NULL, 'S' }, \
+	{ "no-tls", no_argument, NULL, CLI_OPT_NO_TLS }, \
+	{ "pin", required_argument, NULL, CLI_OPT_PIN }, \
+	{ "cacert", required_argument, NULL, CLI_OPT_CACERT }, \
+	{ "ca-system", no_argument, NULL, CLI_OPT_CA_SYSTEM }
 
 /* The short options of the login, for a subcommand's getopt string. */
 #define CLI_LOGIN_SHORT	"u:s:"
@@ -51,6 +67,7 @@ struct cli_login {
 	const char	*secret_arg;	/* -s */
 	const char	*secret_file;	/* --secret-file */
 	char		 secret[SCRAM_MAX_PASSWORD + 1];
+	struct cli_trust trust;		/* --no-tls, --pin, --cacert... */
 };
 
 /*

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "buf.h"
 #include "fsutil.h"
@@ -25,24 +24,6 @@ known_key(const char *host, unsigned port, char *out, size_t cap)
 {
 	snprintf(out, cap, strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u",
 	    host, port);
-}
-
-/* Makes the directory that holds file, as the state directory is made. */
-static int
-make_parent(const char *file)
-{
-	char *dir = strdup(file), *slash;
-	int rc = 0;
-
-	if (dir == NULL)
-		return -1;
-	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0700) == -1 && errno != EEXIST)
-			rc = -1;
-	}
-	free(dir);
-	return rc;
 }
 
 /*
@@ -106,8 +87,7 @@ known_check(const char *file, const char *host, unsigned port,
 	    (b.len > 0 && b.p[b.len - 1] != '\n' && !pf_buf_add(&b, "\n", 1)) ||
 	    !pf_buf_printf(&b, "%s %s\n", key, pin))
 		goto out;
-	if (make_parent(file) == -1 ||
-	    pf_write_atomic(AT_FDCWD, file, b.p, b.len, 0600) == -1) {
+	if (pf_write_atomic(AT_FDCWD, file, b.p, b.len, 0600) == -1) {
 		log_warn("%s: cannot record the server: %s", file,
 		    strerror(errno));
 		goto out;

@@ -22,7 +22,8 @@ enum known_verdict {
 
 /*
  * Looks up host:port in file and compares its pin with pin. Unknown, it
- * records the pair (creating file and its directory, mode 0600/0700) and
+ * records the pair (creating file, mode 0600, in a directory that MUST
+ * exist) and
  * says KNOWN_NEW. On KNOWN_MISMATCH, old gets the recorded pin and *line
  * the line to delete to accept the new one. PF_EIO if the file cannot be
  * read or written.

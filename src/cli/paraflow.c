@@ -31,8 +31,9 @@
 "                         $PARAFLOW_HTTP, else " REMOTE_DEFAULT_URL ")\n" \
 "  -u, --user USER, -s, --secret SECRET, --secret-file F\n" \
 "                         as for upload; the password goes with every\n" \
-"                         request (HTTP Basic): use loopback, a VPN or\n" \
-"                         https\n" \
+"                         request (HTTP Basic), over https by default\n" \
+"      --pin P, --cacert FILE, --ca-system, --no-tls\n" \
+"                         as for upload\n" \
 "      --timeout SEC      connect timeout, and the longest a transfer may\n" \
 "                         stall (default 30)\n" \
 "      --json             print one JSON document on stdout (status\n" \
@@ -86,6 +87,13 @@ static const char usage_text[] =
 "      --secret-file F    read the password from the first line of F\n"
 "                         (PARAFLOW_SECRET in the environment also works;\n"
 "                         without any, the seed default secret123 is used)\n"
+"      --pin sha256//...  accept only the server with this key pin\n"
+"                         (paraflowd --fingerprint prints it)\n"
+"      --cacert FILE      accept a certificate a CA in FILE signed for\n"
+"                         the host name; --ca-system: the system's CAs\n"
+"                         (default: trust on first use, the pin recorded\n"
+"                         in the state directory's known_servers)\n"
+"      --no-tls           the plaintext protocol (server --no-tls)\n"
 "      --retries N        re-sends per chunk after a failed check (default 5)\n"
 "      --timeout SEC      network timeout (default 60)\n"
 "      --give-up SEC      once the upload is under way, lost connections\n"

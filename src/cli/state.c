@@ -40,8 +40,7 @@ struct state {
 	char		*name;
 };
 
-/* The state directory, a new string, or NULL if there is none. */
-static char *
+char *
 state_dir(void)
 {
 	const char *env = getenv("PARAFLOW_STATE_DIR");
@@ -65,9 +64,8 @@ state_dir(void)
 	return NULL;
 }
 
-/* Creates dir and its missing parents, each mode 0700. */
-static enum pf_status
-make_dirs(const char *dir)
+enum pf_status
+state_make_dirs(const char *dir)
 {
 	char *p = strdup(dir), *s, c;
 	struct stat sb;
@@ -244,7 +242,7 @@ state_open(const struct state_id *id, struct state **out)
 		goto out;
 	}
 	/* Without a directory or a lock the upload simply is not resumable. */
-	if (make_dirs(st->dir) != PF_OK || take_lock(st) != PF_OK) {
+	if (state_make_dirs(st->dir) != PF_OK || take_lock(st) != PF_OK) {
 		rc = PF_OK;
 		goto out;
 	}

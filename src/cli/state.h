@@ -65,4 +65,13 @@ void state_close(struct state *st);
 /* The path of the state file, for messages; borrowed from st. */
 const char *state_path(const struct state *st);
 
+/*
+ * The state directory: $PARAFLOW_STATE_DIR, else $XDG_STATE_HOME/paraflow,
+ * else ~/.local/state/paraflow. A new string, or NULL if there is none.
+ */
+char *state_dir(void);
+
+/* Creates dir and its missing parents, each mode 0700. */
+enum pf_status state_make_dirs(const char *dir);
+
 #endif

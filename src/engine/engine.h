@@ -29,6 +29,8 @@ struct engine_config {
 	unsigned	 staging_ttl_s;	/* idle sessions are removed after */
 	bool		 no_sync;	/* ACK without fdatasync */
 	unsigned	 stop_grace_ms;	/* for chunks in flight at SIGTERM */
+	const char	*tls_cert;	/* PEM files; NULL: plaintext */
+	const char	*tls_key;
 };
 
 /* Fills cfg with the defaults documented in paraflowd(8). */

@@ -21,6 +21,8 @@ struct httpd_config {
 	unsigned	 max_per_ip;
 	unsigned	 timeout_s;	/* idle; a whole request gets 3 times */
 	const char	*www_dir;	/* the dashboard; NULL: none */
+	const char	*tls_cert;	/* PEM files; NULL: plain HTTP */
+	const char	*tls_key;
 };
 
 /* Fills cfg with the defaults documented in paraflowd(8). */

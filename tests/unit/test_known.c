@@ -33,7 +33,7 @@ test_first_use_then_match_then_mismatch(void **state)
 	(void)state;
 	assert_non_null(mkdtemp(dir));
 	/* The state directory may not exist yet. */
-	snprintf(file, sizeof(file), "%s/state/%s", dir, KNOWN_FILE_NAME);
+	snprintf(file, sizeof(file), "%s/%s", dir, KNOWN_FILE_NAME);
 	assert_int_equal(known_check(file, "127.0.0.1", 7878, PIN_A, &v, old,
 	    &line), PF_OK);
 	assert_int_equal(v, KNOWN_NEW);
