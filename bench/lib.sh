@@ -37,3 +37,20 @@ machine() {
 	echo "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' \
 	    /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 }
+
+# bench_need PACKAGE...: installs the Debian packages a benchmark's peers
+# need (as scripts/deps.sh does for the tests), once.
+bench_need() {
+	local p missing=
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+		    grep -q 'install ok installed' || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	local sudo=
+	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get \
+	    -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \
+	    $missing >/dev/null
+}

@@ -1,12 +1,15 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Loopback throughput of paraflow upload with 1, 2, 4 and 8 streams, next
-# to baselines measured in the same run on the same file: a raw nc copy
-# (to /dev/null and to a file on the storage filesystem) and sha256sum.
+# Loopback throughput of paraflow upload with 1, 2, 4 and 8 streams over
+# TLS (the default), and with --no-tls, next to baselines measured in the
+# same run on the same file: a raw nc copy (to /dev/null and to a file on
+# the storage filesystem), sha256sum, and scp and rsync -e ssh to a
+# throwaway sshd on 127.0.0.1 (bench/sshd.sh).
 #   bench/loopback.sh [SIZE_MIB]          (default 1024)
 # BENCH_DIR picks the filesystem (default: a temporary directory in /tmp).
 set -eu
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/sshd.sh"
 size_mib=${1:-1024}
 hz=$(getconf CLK_TCK)
 
@@ -98,15 +101,17 @@ start_server() {
 	port=$(cat "$work/port")
 }
 
-# run LABEL THREADS: one upload, reported with client + server CPU time.
+# run LABEL THREADS [CLIENT_ARGS...]: one upload, reported with client +
+# server CPU time; its MB/s goes to last_mbs.
 run() {
-	local label=$1 threads=$2 sc0 sc1 s0 s1 out cpu
+	local label=$1 threads=$2 sc0 sc1 s0 s1 out cpu secs
+	shift 2
 	sc0=$(cpu_ticks "$server")
 	s0=$(now)
 	# The client's CPU time comes from bash's times for its children.
 	out=$( { TIMEFORMAT='%U %S'; time "$bin/paraflow" upload \
 	    --file "$work/src" --port "$port" --threads "$threads" --json \
-	    --no-resume --name "run$threads.bin" >"$work/result"; } 2>&1 )
+	    --no-resume --name "run$threads.bin" "$@" >"$work/result"; } 2>&1 )
 	s1=$(now)
 	sc1=$(cpu_ticks "$server")
 	grep -q '"status":"ok"' "$work/result" || {
@@ -116,20 +121,64 @@ run() {
 	}
 	cpu=$(echo "$out" | awk -v s="$((sc1 - sc0))" -v hz="$hz" \
 	    '{ print $1 + $2 + s / hz }')
-	report "$label" "$(echo "$s1 - $s0" | bc -l)" "$cpu"
+	secs=$(echo "$s1 - $s0" | bc -l)
+	last_mbs=$(mbs_of "$secs")
+	report "$label" "$secs" "$cpu"
 	rm -rf "$work/storage"/*-*-*-*-*
 }
 
+# peer LABEL COMMAND...: a peer's copy of the file, client CPU only (the
+# server side, sshd, is not measured); its MB/s goes to last_mbs.
+peer() {
+	local label=$1 s0 s1 out secs
+	shift
+	rm -rf "$work/peer.out"
+	s0=$(now)
+	out=$( { TIMEFORMAT='%U %S'; time "$@" >/dev/null 2>"$work/peer.err"; } \
+	    2>&1 ) || { echo "$label failed:"; cat "$work/peer.err"; exit 1; }
+	s1=$(now)
+	cmp -s "$work/src" "$work/peer.out" ||
+	    { echo "$label: the copy differs"; exit 1; }
+	secs=$(echo "$s1 - $s0" | bc -l)
+	last_mbs=$(mbs_of "$secs")
+	report "$label" "$secs" "$(echo "$out" | awk '{ print $1 + $2 }')"
+	rm -f "$work/peer.out"
+}
+
 export PARAFLOW_STATE_DIR="$work/state"
+sshd_up
+peer "scp" scp -q -P "$ssh_port" "${ssh_opts[@]}" "$work/src" \
+    "127.0.0.1:$work/peer.out"
+scp_mbs=$last_mbs
+peer "scp -c aes128-gcm" scp -q -c aes128-gcm@openssh.com -P "$ssh_port" \
+    "${ssh_opts[@]}" "$work/src" "127.0.0.1:$work/peer.out"
+[ "$(echo "$last_mbs > $scp_mbs" | bc -l)" = 1 ] && scp_mbs=$last_mbs
+peer "rsync -e ssh" rsync -a --whole-file -e "$ssh_cmd" "$work/src" \
+    "127.0.0.1:$work/peer.out"
+
+# TLS, the default: the first connection records the server's key.
 start_server
 for threads in 1 2 4 8; do
 	run "paraflow, $threads streams" "$threads"
+	[ "$threads" = 4 ] && tls4_mbs=$last_mbs
 done
+kill "$server"
+wait "$server" 2>/dev/null || true
+# The price of TLS: the same in plaintext, both ends saying so.
+start_server --no-tls
+run "paraflow, 4, --no-tls" 4 --no-tls
+plain4_mbs=$last_mbs
 kill "$server"
 wait "$server" 2>/dev/null || true
 # The price of durable ACKs: the same with no fdatasync at all.
 start_server --sync none
 run "paraflow, 4, --sync none" 4
 echo
-echo "cpu-s: client and server together (nc's own time is not measured);"
-echo "MB = 10^6 bytes; paraflow runs include the server's fdatasync and rename."
+awk -v t="$tls4_mbs" -v p="$plain4_mbs" -v s="$scp_mbs" 'BEGIN {
+	printf "TLS, 4 streams: %.2fx the --no-tls upload (target >= 0.8), " \
+	    "%.2fx the faster scp (target >= 3)\n", t / p, t / s }'
+echo "server TLS engine: $(grep -m1 -o 'kTLS\|OpenSSL' "$work/server.log" ||
+    echo "see paraflowd -v")"
+echo "cpu-s: client and server together (nc's own time is not measured;"
+echo "scp and rsync: the client's only); MB = 10^6 bytes; paraflow runs"
+echo "include the server's fdatasync and rename."
