@@ -85,7 +85,7 @@ subst(const char *tmpl, const char *keys, const char *const *vals)
 			p++;
 		} else
 			*o++ = *p;
-		assert_true(o < out + 4 * SCRAM_MAX_MESSAGE - SCRAM_MAX_MESSAGE);
+		assert_true(o < out + 3 * SCRAM_MAX_MESSAGE);
 	}
 	return out;
 }
@@ -927,8 +927,10 @@ forge_client_final(const char *cf_bare, const char *sf, const char *cbind,
 	return out;
 }
 
-/* One forged case: the server's answer to client-first cf, then to cbind
- * and the nonce template (@N: the whole nonce, @S: the server's part). */
+/*
+ * One forged case: the server's answer to client-first cf, then to cbind
+ * and the nonce template (@N: the whole nonce, @S: the server's part).
+ */
 static enum pf_status
 forged_login(const struct auth_users *u, const uint8_t *exporter,
     const char *cf, const char *gs2, const char *cbind, const char *tmpl)
@@ -1432,10 +1434,10 @@ test_join_proof(void **state)
 	memcpy(key2, key, sizeof(key));
 	key2[31] ^= 1;
 
-	assert_int_equal(scram_join_proof(key, sid, nonce, sizeof(nonce), NULL, a),
-	    PF_OK);
-	assert_int_equal(scram_join_proof(key, sid, nonce, sizeof(nonce), NULL, b),
-	    PF_OK);
+	assert_int_equal(scram_join_proof(key, sid, nonce, sizeof(nonce), NULL,
+	    a), PF_OK);
+	assert_int_equal(scram_join_proof(key, sid, nonce, sizeof(nonce), NULL,
+	    b), PF_OK);
 	assert_memory_equal(a, b, sizeof(a));
 
 	/* Exactly HMAC(K, "paraflow join" || session || nonce). */
@@ -1456,8 +1458,8 @@ test_join_proof(void **state)
 	assert_int_equal(scram_join_proof(key, sid, nonce, sizeof(nonce) - 1,
 	    NULL, b), PF_OK);
 	assert_memory_not_equal(a, b, sizeof(a));
-	assert_int_equal(scram_join_proof(key2, sid, nonce, sizeof(nonce), NULL, b),
-	    PF_OK);
+	assert_int_equal(scram_join_proof(key2, sid, nonce, sizeof(nonce), NULL,
+	    b), PF_OK);
 	assert_memory_not_equal(a, b, sizeof(a));
 	assert_int_equal(scram_join_proof(key, sid, NULL, 0, NULL, b), PF_OK);
 	assert_memory_not_equal(a, b, sizeof(a));
