@@ -152,10 +152,16 @@ on_auth(struct stream *st, const json_t *req)
 	    0 || msg == NULL)
 		return fail(st, PF_EBADFRAME, "AUTH needs mechanism %s and a "
 		    "message", auth_server_mechanism(st->auth));
-	if ((rc = auth_server_first(st->auth, msg, &reply)) != PF_OK)
-		return fail(st, rc, rc == PF_EAUTH ? "channel binding is "
-		    "required over TLS" : "malformed SCRAM client-first "
-		    "message");
+	rc = auth_server_first(st->auth, msg, &reply);
+	if (rc == PF_EAUTH) {
+		/* A client talked out of binding: a failed login. */
+		atomic_fetch_add(&st->env->counters->auth_failures, 1);
+		log_warn("%s: login failed: no channel binding over TLS",
+		    st->c->peer);
+		return fail(st, rc, "channel binding is required over TLS");
+	}
+	if (rc != PF_OK)
+		return fail(st, rc, "malformed SCRAM client-first message");
 	rc = send_message(st, PROTO_CHALLENGE, reply);
 	free(reply);
 	return rc;
