@@ -9,7 +9,22 @@
 
 #include "client.h"
 #include "login.h"
+#include "tls.h"
 #include "wire.h"
+
+/* True if HELLO j lists mechanism mech in "mechanisms". */
+static bool
+offers(const json_t *j, const char *mech)
+{
+	const json_t *a = json_object_get(j, "mechanisms"), *m;
+	size_t i;
+
+	json_array_foreach(a, i, m)
+		if (json_is_string(m) && strcmp(json_string_value(m), mech) ==
+		    0)
+			return true;
+	return false;
+}
 
 enum pf_status
 client_hello(struct pf_conn *c, uint8_t nonce[SCRAM_NONCE_LEN], char *err,
@@ -31,6 +46,16 @@ client_hello(struct pf_conn *c, uint8_t nonce[SCRAM_NONCE_LEN], char *err,
 	if (n64 == NULL || pf_base64_decode(n64, nonce, SCRAM_NONCE_LEN) !=
 	    SCRAM_NONCE_LEN)
 		goto out;
+	/*
+	 * Over TLS the login must be bound to the channel: a server that
+	 * does not offer it is refused rather than logged in to unbound.
+	 */
+	rc = PF_EAUTH;
+	if (pf_conn_is_tls(c) && !offers(j, SCRAM_MECH_PLUS)) {
+		snprintf(err, errcap, "the server does not offer %s over TLS "
+		    "(a downgrade?)", SCRAM_MECH_PLUS);
+		goto out;
+	}
 	rc = PF_OK;
 out:
 	json_decref(j);
@@ -39,16 +64,16 @@ out:
 
 /* Sends {"message": msg} (plus mechanism on AUTH) and reads the reply. */
 static enum pf_status
-scram_step(struct pf_conn *c, int type, const char *msg, int want,
-    char **reply, char *err, size_t errcap)
+scram_step(struct pf_conn *c, const char *mech, int type, const char *msg,
+    int want, char **reply, char *err, size_t errcap)
 {
 	json_t *j;
 	const char *m;
 	enum pf_status rc;
 
 	j = type == PROTO_AUTH ?
-	    json_pack("{s:s,s:s}", "mechanism", "SCRAM-SHA-256", "message",
-	    msg) : json_pack("{s:s}", "message", msg);
+	    json_pack("{s:s,s:s}", "mechanism", mech, "message", msg) :
+	    json_pack("{s:s}", "message", msg);
 	if (j == NULL)
 		return PF_ENOMEM;
 	rc = wire_send_json(c, type, j);
@@ -68,14 +93,20 @@ client_login(struct pf_conn *c, const char *user, const char *secret,
     uint8_t key[PF_SHA256_LEN], char *err, size_t errcap)
 {
 	struct login *ac;
+	uint8_t ex[SCRAM_EXPORTER_LEN];
 	char *msg = NULL, *reply = NULL;
 	enum pf_status rc = PF_ENOMEM;
+	bool tls;
 
-	if ((ac = login_new(user, secret)) == NULL)
+	/* Over TLS always the bound mechanism: client_hello checked it. */
+	tls = pf_conn_tls_exporter(c, ex) == PF_OK;
+	ac = login_new(user, secret, tls ? ex : NULL);
+	pf_wipe(ex, sizeof(ex));
+	if (ac == NULL)
 		return rc;
 	if ((rc = login_first(ac, &msg)) != PF_OK ||
-	    (rc = scram_step(c, PROTO_AUTH, msg, PROTO_CHALLENGE, &reply,
-	    err, errcap)) != PF_OK)
+	    (rc = scram_step(c, login_mechanism(ac), PROTO_AUTH, msg,
+	    PROTO_CHALLENGE, &reply, err, errcap)) != PF_OK)
 		goto out;
 	free(msg);
 	msg = NULL;
@@ -83,7 +114,7 @@ client_login(struct pf_conn *c, const char *user, const char *secret,
 		goto out;
 	free(reply);
 	reply = NULL;
-	if ((rc = scram_step(c, PROTO_PROOF, msg, PROTO_AUTH_OK, &reply,
+	if ((rc = scram_step(c, NULL, PROTO_PROOF, msg, PROTO_AUTH_OK, &reply,
 	    err, errcap)) != PF_OK)
 		goto out;
 	/* Mutual: a server that cannot sign does not know our verifier. */
@@ -235,13 +266,20 @@ client_join(struct pf_conn *c, const uint8_t key[PF_SHA256_LEN],
     const char *session, char *err, size_t errcap)
 {
 	uint8_t nonce[SCRAM_NONCE_LEN], proof[PF_SHA256_LEN];
+	uint8_t ex[SCRAM_EXPORTER_LEN];
 	char *proof64;
 	json_t *j;
 	enum pf_status rc;
+	bool tls;
 
-	if ((rc = client_hello(c, nonce, err, errcap)) != PF_OK ||
-	    (rc = scram_join_proof(key, session, nonce, sizeof(nonce),
-	    proof)) != PF_OK)
+	if ((rc = client_hello(c, nonce, err, errcap)) != PF_OK)
+		return rc;
+	/* Bound to this data connection's own TLS channel, if any. */
+	tls = pf_conn_tls_exporter(c, ex) == PF_OK;
+	rc = scram_join_proof(key, session, nonce, sizeof(nonce),
+	    tls ? ex : NULL, proof);
+	pf_wipe(ex, sizeof(ex));
+	if (rc != PF_OK)
 		return rc;
 	if ((proof64 = pf_base64_encode(proof, sizeof(proof))) == NULL)
 		return PF_ENOMEM;

@@ -39,16 +39,20 @@ struct client_opened {
 };
 
 /*
- * Reads HELLO, checks the protocol version and returns the nonce. Server
- * errors: the ERROR code, its message in err (capacity errcap).
+ * Reads HELLO, checks the protocol version and returns the nonce. On a
+ * TLS connection the server must offer SCRAM-SHA-256-PLUS, else PF_EAUTH
+ * (a downgrade). Server errors: the ERROR code, its message in err
+ * (capacity errcap).
  */
 enum pf_status client_hello(struct pf_conn *c,
     uint8_t nonce[SCRAM_NONCE_LEN], char *err, size_t errcap);
 
 /*
- * Logs in with SCRAM-SHA-256 and checks the server's signature; key
+ * Logs in with SCRAM-SHA-256 (SCRAM-SHA-256-PLUS bound to the connection's
+ * tls-exporter when c is TLS) and checks the server's signature; key
  * receives the session key K. PF_EAUTH if the server cannot prove that it
- * holds the user's verifier; network errors and busy come back as such.
+ * holds the user's verifier, or is not at the other end of our TLS
+ * channel; network errors and busy come back as such.
  */
 enum pf_status client_login(struct pf_conn *c, const char *user,
     const char *secret, uint8_t key[PF_SHA256_LEN], char *err,
@@ -69,7 +73,10 @@ enum pf_status client_open(struct pf_conn *c, const struct client_open_req *rq,
 /* Frees what client_open allocated in o; safe on a zeroed o. */
 void client_opened_clear(struct client_opened *o);
 
-/* Reads HELLO and joins session with a proof made with key. */
+/*
+ * Reads HELLO and joins session with a proof made with key (and bound to
+ * c's own tls-exporter value when c is TLS).
+ */
 enum pf_status client_join(struct pf_conn *c, const uint8_t key[PF_SHA256_LEN],
     const char *session, char *err, size_t errcap);
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The server side of the SCRAM-SHA-256 login. */
+/* The server side of the SCRAM-SHA-256(-PLUS) login, run by GNU SASL. */
 #include "config.h"
 
 #include <stdio.h>
@@ -16,10 +16,13 @@
 struct auth_server {
 	const struct auth_users	*users;
 	uint8_t			 secret[PF_SHA256_LEN];
+	bool			 plus;		/* exporter holds the binding */
+	uint8_t			 exporter[SCRAM_EXPORTER_LEN];
+	const char		*gs2;		/* the client's GS2 header */
 	enum scram_step		 step;
 	bool			 known;
-	bool			 nonce_bad;
-	char			 snonce[SCRAM_NONCE_MAX + 1];	/* "": random */
+	Gsasl_session		*sctx;
+	struct scram_hook	 hook;
 	char			 user[PROTO_MAX_USER + 1];
 	char			 nonce[2 * SCRAM_NONCE_MAX + 1];
 	char			 first_bare[SCRAM_MAX_MESSAGE + 1];
@@ -28,28 +31,74 @@ struct auth_server {
 	uint8_t			 key[PF_SHA256_LEN];
 };
 
+/*
+ * Answers GNU SASL's questions about the user from the verifier chosen in
+ * auth_server_first (a real one or the fake one), never from a password:
+ * GSASL_NO_CALLBACK for SaltedPassword makes it use StoredKey/ServerKey.
+ */
+static int
+answer(void *arg, Gsasl_session *sctx, Gsasl_property prop)
+{
+	struct auth_server *s = arg;
+	char iter[16];
+
+	switch (prop) {
+	case GSASL_CB_TLS_EXPORTER:
+		if (!s->plus)
+			return GSASL_NO_CALLBACK;
+		return scram_set_base64(sctx, prop, s->exporter,
+		    sizeof(s->exporter)) == PF_OK ? GSASL_OK :
+		    GSASL_MALLOC_ERROR;
+	case GSASL_SCRAM_ITER:
+		snprintf(iter, sizeof(iter), "%u", s->v.iterations);
+		return gsasl_property_set(sctx, prop, iter);
+	case GSASL_SCRAM_SALT:
+		return scram_set_base64(sctx, prop, s->v.salt,
+		    s->v.saltlen) == PF_OK ? GSASL_OK : GSASL_MALLOC_ERROR;
+	case GSASL_SCRAM_SERVERKEY:
+		/* GNU SASL 2.2 wants base64 here, whatever its header says. */
+		return scram_set_base64(sctx, prop, s->v.server_key,
+		    PF_SHA256_LEN) == PF_OK ? GSASL_OK : GSASL_MALLOC_ERROR;
+	case GSASL_SCRAM_STOREDKEY:
+		return scram_set_base64(sctx, prop, s->v.stored_key,
+		    PF_SHA256_LEN) == PF_OK ? GSASL_OK : GSASL_MALLOC_ERROR;
+	default:
+		return GSASL_NO_CALLBACK;
+	}
+}
+
 struct auth_server *
 auth_server_new(const struct auth_users *users,
-    const uint8_t secret[PF_SHA256_LEN])
+    const uint8_t secret[PF_SHA256_LEN], const uint8_t *exporter)
 {
 	struct auth_server *s;
+	Gsasl *ctx;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL)
+	if ((ctx = scram_sasl()) == NULL ||
+	    (s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->users = users;
 	memcpy(s->secret, secret, PF_SHA256_LEN);
+	if (exporter != NULL) {
+		s->plus = true;
+		memcpy(s->exporter, exporter, SCRAM_EXPORTER_LEN);
+	}
 	s->step = SCRAM_NEW;
+	s->hook.fn = answer;
+	s->hook.arg = s;
+	if (gsasl_server_start(ctx, auth_server_mechanism(s), &s->sctx) !=
+	    GSASL_OK) {
+		free(s);
+		return NULL;
+	}
+	gsasl_session_hook_set(s->sctx, &s->hook);
 	return s;
 }
 
-void
-auth_server_set_nonce(struct auth_server *s, const char *nonce)
+const char *
+auth_server_mechanism(const struct auth_server *s)
 {
-	/* Misuse fails the exchange rather than being silently ignored. */
-	if (s->step != SCRAM_NEW)
-		s->step = SCRAM_FAILED;
-	else if (!scram_set_test_nonce(s->snonce, nonce))
-		s->nonce_bad = true;
+	return s->plus ? SCRAM_MECH_PLUS : SCRAM_MECH;
 }
 
 /*
@@ -68,46 +117,91 @@ fake_salt(const struct auth_server *s, uint8_t out[PF_SHA256_LEN])
 	    sizeof(LABEL_FAKE_SALT) - 1 + ulen, out);
 }
 
+/*
+ * The GS2 header of client-first, as one of ours, or NULL with *rc set.
+ * Over TLS only "p=tls-exporter" passes: "n" and "y" there are a client
+ * that was talked out of binding, a downgrade (RFC 5802, section 6).
+ * Without TLS "n" and "y" pass, "p" cannot be honoured.
+ */
+static const char *
+parse_gs2(const struct auth_server *s, const char *msg, enum pf_status *rc)
+{
+	static const char *const gs2[] = { SCRAM_GS2_PLUS, SCRAM_GS2_HEADER,
+	    SCRAM_GS2_YES };
+
+	*rc = PF_EBADFRAME;
+	for (size_t i = 0; i < sizeof(gs2) / sizeof(gs2[0]); i++) {
+		if (strncmp(msg, gs2[i], strlen(gs2[i])) != 0)
+			continue;
+		if ((i == 0) != s->plus) {
+			*rc = s->plus ? PF_EAUTH : PF_EBADFRAME;
+			return NULL;
+		}
+		return gs2[i];
+	}
+	return NULL;
+}
+
+/* Runs one step of GNU SASL; its output as a new string in *out. */
+static enum pf_status
+sasl_step(struct auth_server *s, const char *in, char **out)
+{
+	char *o = NULL;
+	size_t olen = 0;
+	int grc;
+
+	*out = NULL;
+	grc = gsasl_step(s->sctx, in, strlen(in), &o, &olen);
+	if ((grc == GSASL_OK || grc == GSASL_NEEDS_MORE) && o != NULL &&
+	    olen <= SCRAM_MAX_MESSAGE)
+		*out = scram_printf("%.*s", (int)olen, o);
+	gsasl_free(o);
+	if (grc != GSASL_OK && grc != GSASL_NEEDS_MORE)
+		return PF_EAUTH;
+	return *out != NULL ? PF_OK : PF_EINTERNAL;
+}
+
+/* Takes the name and nonce of client-first-bare into s; PF_EBADFRAME. */
+static enum pf_status
+parse_first_bare(struct auth_server *s, const char *bare)
+{
+	struct scram_attr a[2];
+
+	if (!scram_split_attrs(bare, "nr", a))
+		return PF_EBADFRAME;
+	/*
+	 * Valid names hold neither '=' nor ',', so saslname escapes never
+	 * need decoding: a name with "=2C" is simply invalid.
+	 */
+	if (a[0].len > PROTO_MAX_USER)
+		return PF_EBADFRAME;
+	memcpy(s->user, a[0].p, a[0].len);
+	s->user[a[0].len] = '\0';
+	if (!proto_user_valid(s->user) || !scram_nonce_valid(a[1].p, a[1].len,
+	    SCRAM_NONCE_MAX))
+		return PF_EBADFRAME;
+	snprintf(s->first_bare, sizeof(s->first_bare), "%s", bare);
+	return PF_OK;
+}
+
 enum pf_status
 auth_server_first(struct auth_server *s, const char *client_first,
     char **server_first)
 {
 	enum pf_status rc = PF_EPROTO;
 	const struct auth_verifier *v;
-	struct scram_attr a[2];
+	struct scram_attr a[3];
 	uint8_t fake[PF_SHA256_LEN];
-	char *salt = NULL;
-	int n;
 
 	*server_first = NULL;
 	if (s->step != SCRAM_NEW)
 		goto out;
 	rc = PF_EBADFRAME;
-	/* Only "n,,": no channel binding ("y", "p=") and no authzid. */
 	if (!scram_message_ok(client_first) ||
-	    strncmp(client_first, SCRAM_GS2_HEADER,
-	    sizeof(SCRAM_GS2_HEADER) - 1) != 0)
+	    (s->gs2 = parse_gs2(s, client_first, &rc)) == NULL)
 		goto out;
-	if (!scram_split_attrs(client_first + sizeof(SCRAM_GS2_HEADER) - 1,
-	    "nr", a))
-		goto out;
-	/*
-	 * Valid names hold neither '=' nor ',', so saslname escapes never
-	 * need decoding: a name with "=2C" is simply invalid.
-	 */
-	if (a[0].len > PROTO_MAX_USER)
-		goto out;
-	memcpy(s->user, a[0].p, a[0].len);
-	s->user[a[0].len] = '\0';
-	if (!proto_user_valid(s->user) || !scram_nonce_valid(a[1].p, a[1].len,
-	    SCRAM_NONCE_MAX))
-		goto out;
-
-	rc = PF_EINTERNAL;
-	if (s->nonce_bad)
-		goto out;
-	if (s->snonce[0] == '\0' &&
-	    (rc = scram_random_nonce(s->snonce)) != PF_OK)
+	if ((rc = parse_first_bare(s, client_first + strlen(s->gs2))) !=
+	    PF_OK)
 		goto out;
 	/* Computed for every user, so known ones answer no faster. */
 	if ((rc = fake_salt(s, fake)) != PF_OK)
@@ -120,29 +214,93 @@ auth_server_first(struct auth_server *s, const char *client_first,
 		auth_users_fake_verifier(s->users, fake, AUTH_SALT_LEN, &s->v);
 		s->known = false;
 	}
-
-	rc = PF_ENOMEM;
-	if ((salt = pf_base64_encode(s->v.salt, s->v.saltlen)) == NULL)
+	if ((rc = sasl_step(s, client_first, server_first)) != PF_OK)
 		goto out;
 	rc = PF_EINTERNAL;
-	snprintf(s->nonce, sizeof(s->nonce), "%.*s%s", (int)a[1].len, a[1].p,
-	    s->snonce);
-	n = snprintf(s->server_first, sizeof(s->server_first), "r=%s,s=%s,i=%u",
-	    s->nonce, salt, s->v.iterations);
-	if (n < 0 || (size_t)n >= sizeof(s->server_first))
+	if (!scram_message_ok(*server_first) ||
+	    !scram_split_attrs(*server_first, "rsi", a) ||
+	    a[0].len >= sizeof(s->nonce))
 		goto out;
-	snprintf(s->first_bare, sizeof(s->first_bare), "%s",
-	    client_first + sizeof(SCRAM_GS2_HEADER) - 1);
-	rc = PF_ENOMEM;
-	if ((*server_first = strdup(s->server_first)) == NULL)
-		goto out;
+	memcpy(s->nonce, a[0].p, a[0].len);
+	s->nonce[a[0].len] = '\0';
+	snprintf(s->server_first, sizeof(s->server_first), "%s",
+	    *server_first);
 	s->step = SCRAM_FIRST;
 	rc = PF_OK;
 out:
-	if (rc != PF_OK)
+	if (rc != PF_OK) {
 		s->step = SCRAM_FAILED;
+		free(*server_first);
+		*server_first = NULL;
+	}
 	pf_wipe(fake, sizeof(fake));
-	free(salt);
+	return rc;
+}
+
+/*
+ * After GNU SASL accepted the proof: ClientKey = ClientProof XOR
+ * HMAC(StoredKey, AuthMessage), and from it the session key K.
+ */
+static enum pf_status
+derive_session_key(struct auth_server *s, const char *client_final,
+    const struct scram_attr *proof64)
+{
+	enum pf_status rc = PF_ENOMEM;
+	struct scram_authmsg *m;
+	uint8_t proof[PF_SHA256_LEN], client_key[PF_SHA256_LEN];
+
+	if ((m = malloc(sizeof(*m))) == NULL)
+		return rc;
+	rc = PF_EINTERNAL;
+	/* Without the proof: everything before ",p=". */
+	if (scram_decode_attr(proof64, proof, sizeof(proof)) !=
+	    PF_SHA256_LEN || !scram_authmsg_build(m, s->first_bare,
+	    s->server_first, client_final,
+	    (size_t)(proof64->p - 3 - client_final)))
+		goto out;
+	if ((rc = scram_authmsg_hmac(s->v.stored_key, m, client_key)) !=
+	    PF_OK)
+		goto out;
+	for (size_t i = 0; i < PF_SHA256_LEN; i++)
+		client_key[i] ^= proof[i];
+	rc = scram_authmsg_session_key(client_key, m, s->key);
+out:
+	pf_wipe(m, sizeof(*m));
+	free(m);
+	pf_wipe(proof, sizeof(proof));
+	pf_wipe(client_key, sizeof(client_key));
+	return rc;
+}
+
+/*
+ * Checks what GNU SASL would also check, so that a malformed message is
+ * PF_EBADFRAME and a wrong binding or nonce PF_EAUTH whatever its version
+ * says: the "c=" value must be exactly what this connection expects.
+ */
+static enum pf_status
+check_final(const struct auth_server *s, const char *client_final,
+    struct scram_attr a[3])
+{
+	uint8_t proof[PF_SHA256_LEN];
+	enum pf_status rc = PF_EBADFRAME;
+	char *cbind = NULL;
+
+	if (!scram_message_ok(client_final) ||
+	    !scram_split_attrs(client_final, "crp", a))
+		goto out;
+	if (scram_decode_attr(&a[2], proof, sizeof(proof)) != PF_SHA256_LEN)
+		goto out;
+	rc = PF_ENOMEM;
+	if ((cbind = scram_cbind(s->gs2, s->plus ? s->exporter : NULL)) ==
+	    NULL)
+		goto out;
+	rc = PF_EAUTH;
+	/* The nonce check is what defeats a replayed client-final. */
+	if (!scram_attr_is(&a[0], cbind) || !scram_attr_is(&a[1], s->nonce))
+		goto out;
+	rc = PF_OK;
+out:
+	free(cbind);
 	return rc;
 }
 
@@ -151,55 +309,21 @@ auth_server_final(struct auth_server *s, const char *client_final,
     char **server_final)
 {
 	enum pf_status rc = PF_EPROTO;
-	struct scram_authmsg *m = NULL;
 	struct scram_attr a[3];
-	uint8_t proof[PF_SHA256_LEN], sig[PF_SHA256_LEN];
-	uint8_t client_key[PF_SHA256_LEN], hash[PF_SHA256_LEN];
-	char *b64 = NULL;
-	bool match;
 
 	*server_final = NULL;
 	if (s->step != SCRAM_FIRST)
 		goto out;
-	rc = PF_EBADFRAME;
-	if (!scram_message_ok(client_final) ||
-	    !scram_split_attrs(client_final, "crp", a))
+	if ((rc = check_final(s, client_final, a)) != PF_OK)
 		goto out;
-	if (scram_decode_attr(&a[2], proof, sizeof(proof)) != PF_SHA256_LEN)
-		goto out;
-	rc = PF_EAUTH;
-	/* The nonce check is what defeats a replayed client-final. */
-	if (!scram_attr_is(&a[0], SCRAM_CBIND_NONE) ||
-	    !scram_attr_is(&a[1], s->nonce))
-		goto out;
-
-	rc = PF_ENOMEM;
-	if ((m = malloc(sizeof(*m))) == NULL)
-		goto out;
-	rc = PF_EINTERNAL;
-	/* Without the proof: everything before ",p=". */
-	if (!scram_authmsg_build(m, s->first_bare, s->server_first,
-	    client_final, (size_t)(a[2].p - 3 - client_final)))
-		goto out;
-	if ((rc = scram_authmsg_hmac(s->v.stored_key, m, sig)) != PF_OK)
-		goto out;
-	for (size_t i = 0; i < PF_SHA256_LEN; i++)
-		client_key[i] = proof[i] ^ sig[i];
-	if ((rc = pf_sha256(client_key, sizeof(client_key), hash)) != PF_OK)
-		goto out;
-	/* Same work for an unknown user; only then does it fail. */
-	match = pf_equal_ct(hash, s->v.stored_key, PF_SHA256_LEN);
-	if (!match || !s->known) {
+	/* GNU SASL does the same work for an unknown user; then it fails. */
+	rc = sasl_step(s, client_final, server_final);
+	if (rc != PF_OK || !s->known) {
 		log_info("%s: login failed for user %s", __func__, s->user);
 		rc = PF_EAUTH;
 		goto out;
 	}
-	if ((rc = scram_authmsg_hmac(s->v.server_key, m, sig)) != PF_OK ||
-	    (rc = scram_authmsg_session_key(client_key, m, s->key)) != PF_OK)
-		goto out;
-	rc = PF_ENOMEM;
-	if ((b64 = pf_base64_encode(sig, sizeof(sig))) == NULL ||
-	    (*server_final = scram_printf("v=%s", b64)) == NULL)
+	if ((rc = derive_session_key(s, client_final, &a[2])) != PF_OK)
 		goto out;
 	s->step = SCRAM_DONE;
 	rc = PF_OK;
@@ -207,16 +331,9 @@ out:
 	if (rc != PF_OK) {
 		s->step = SCRAM_FAILED;
 		pf_wipe(s->key, sizeof(s->key));
+		free(*server_final);
+		*server_final = NULL;
 	}
-	if (m != NULL) {
-		pf_wipe(m, sizeof(*m));
-		free(m);
-	}
-	pf_wipe(proof, sizeof(proof));
-	pf_wipe(sig, sizeof(sig));
-	pf_wipe(client_key, sizeof(client_key));
-	pf_wipe(hash, sizeof(hash));
-	free(b64);
 	return rc;
 }
 
@@ -241,6 +358,7 @@ auth_server_free(struct auth_server *s)
 {
 	if (s == NULL)
 		return;
+	gsasl_finish(s->sctx);
 	pf_wipe(s, sizeof(*s));
 	free(s);
 }

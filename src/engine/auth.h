@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The server side of the SCRAM-SHA-256 login (RFC 5802, RFC 7677): the
- * challenge for a client's first message and the check of its proof. No
- * function here does I/O on a connection; all messages are strings. The
- * users set comes from users.h, the primitives both sides share from
- * scram.h (src/proto).
+ * The server side of the SCRAM-SHA-256 login (RFC 5802, RFC 7677), and of
+ * SCRAM-SHA-256-PLUS with tls-exporter channel binding (RFC 9266) over
+ * TLS: GNU SASL runs the exchange, this module feeds it the verifiers and
+ * the binding and keeps the session key. No function here does I/O on a
+ * connection; all messages are strings. The users set comes from users.h,
+ * the primitives both sides share from scram.h (src/proto).
  */
 #ifndef PF_AUTH_H
 #define PF_AUTH_H
@@ -27,14 +28,26 @@
  */
 struct auth_server;
 
-/* A new exchange (free it with auth_server_free), or NULL on ENOMEM. */
+/*
+ * A new exchange (free it with auth_server_free), or NULL on ENOMEM or if
+ * GNU SASL cannot start. exporter is the connection's tls-exporter value
+ * (SCRAM_EXPORTER_LEN bytes, copied) on a TLS connection: the exchange
+ * then requires SCRAM-SHA-256-PLUS bound to it. NULL on plaintext: plain
+ * SCRAM-SHA-256.
+ */
 struct auth_server *auth_server_new(const struct auth_users *users,
-    const uint8_t secret[PF_SHA256_LEN]);
+    const uint8_t secret[PF_SHA256_LEN], const uint8_t *exporter);
+
+/* The one mechanism s accepts (a static string): the PLUS one over TLS. */
+const char *auth_server_mechanism(const struct auth_server *s);
 
 /*
- * Takes client-first ("n,,n=user,r=nonce"), returns server-first in
- * *server_first (new string). PF_EBADFRAME on a malformed message. An
- * unknown user still gets a well-formed challenge.
+ * Takes client-first ("n,,n=user,r=nonce"; "p=tls-exporter,,n=..." over
+ * TLS), returns server-first in *server_first (new string). PF_EBADFRAME
+ * on a malformed message or channel binding asked on plaintext; PF_EAUTH
+ * for "n,," or "y,," over TLS (binding is required there). Plaintext
+ * accepts "y,,": the client could bind but the server cannot, which is
+ * true. An unknown user still gets a well-formed challenge.
  */
 enum pf_status auth_server_first(struct auth_server *s,
     const char *client_first, char **server_first);
@@ -59,15 +72,5 @@ enum pf_status auth_server_session_key(const struct auth_server *s,
 
 /* Wipes all secrets and frees; NULL is a no-op. */
 void auth_server_free(struct auth_server *s);
-
-/*
- * Tests only; call before auth_server_first. Uses nonce (1..256 bytes of
- * printable ASCII but ',') as the server's own part of the nonce instead
- * of a random one: the nonce sent in server-first is still the client's
- * nonce followed by this part. An invalid nonce, or a call after
- * auth_server_first, makes the exchange fail with PF_EINTERNAL or
- * PF_EPROTO.
- */
-void auth_server_set_nonce(struct auth_server *s, const char *nonce);
 
 #endif

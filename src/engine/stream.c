@@ -27,6 +27,7 @@
 #include "session.h"
 #include "storage.h"
 #include "stream.h"
+#include "tls.h"
 #include "wire.h"
 
 /* Chunk data moves through this much memory per data connection. */
@@ -101,8 +102,10 @@ send_hello(struct stream *st)
 		return rc;
 	if ((nonce = pf_base64_encode(st->nonce, sizeof(st->nonce))) == NULL)
 		return PF_ENOMEM;
-	j = json_pack("{s:s,s:i,s:s}", "server", "paraflowd/" PACKAGE_VERSION,
-	    "version", PROTO_VERSION, "nonce", nonce);
+	/* One mechanism: over TLS the bound one, so none can be downgraded. */
+	j = json_pack("{s:s,s:i,s:s,s:[s]}", "server", "paraflowd/"
+	    PACKAGE_VERSION, "version", PROTO_VERSION, "nonce", nonce,
+	    "mechanisms", pf_conn_is_tls(st->c) ? SCRAM_MECH_PLUS : SCRAM_MECH);
 	free(nonce);
 	if (j == NULL)
 		return PF_ENOMEM;
@@ -133,15 +136,31 @@ on_auth(struct stream *st, const json_t *req)
 	char *reply = NULL;
 	enum pf_status rc;
 
+	uint8_t ex[SCRAM_EXPORTER_LEN];
+	bool tls;
+
 	if (st->role != ROLE_NEW || st->auth != NULL)
 		return fail(st, PF_EPROTO, "AUTH not expected here");
-	if (mech == NULL || strcmp(mech, "SCRAM-SHA-256") != 0 || msg == NULL)
-		return fail(st, PF_EBADFRAME, "AUTH needs mechanism "
-		    "SCRAM-SHA-256 and a message");
-	st->auth = auth_server_new(st->env->users, st->env->secret);
+	/* Over TLS the login is bound to this connection's exporter. */
+	tls = pf_conn_tls_exporter(st->c, ex) == PF_OK;
+	st->auth = auth_server_new(st->env->users, st->env->secret,
+	    tls ? ex : NULL);
+	pf_wipe(ex, sizeof(ex));
 	if (st->auth == NULL)
 		return fail(st, PF_EINTERNAL, "out of memory");
-	if ((rc = auth_server_first(st->auth, msg, &reply)) != PF_OK)
+	if (mech == NULL || strcmp(mech, auth_server_mechanism(st->auth)) !=
+	    0 || msg == NULL)
+		return fail(st, PF_EBADFRAME, "AUTH needs mechanism %s and a "
+		    "message", auth_server_mechanism(st->auth));
+	rc = auth_server_first(st->auth, msg, &reply);
+	if (rc == PF_EAUTH) {
+		/* A client talked out of binding: a failed login. */
+		atomic_fetch_add(&st->env->counters->auth_failures, 1);
+		log_warn("%s: login failed: no channel binding over TLS",
+		    st->c->peer);
+		return fail(st, rc, "channel binding is required over TLS");
+	}
+	if (rc != PF_OK)
 		return fail(st, rc, "malformed SCRAM client-first message");
 	rc = send_message(st, PROTO_CHALLENGE, reply);
 	free(reply);
@@ -430,7 +449,9 @@ on_join(struct stream *st, const json_t *req)
 {
 	struct session *s = NULL;
 	uint8_t proof[PF_SHA256_LEN], want[PF_SHA256_LEN], key[PF_SHA256_LEN];
+	uint8_t ex[SCRAM_EXPORTER_LEN];
 	const char *id, *proof64;
+	bool tls;
 	size_t idlen;
 	enum pf_status rc;
 	json_t *j;
@@ -450,9 +471,12 @@ on_join(struct stream *st, const json_t *req)
 		return refuse_join(st, id, idlen);
 	}
 	session_get_key(s, key);
+	/* Bound to this data connection's own TLS channel, if any. */
+	tls = pf_conn_tls_exporter(st->c, ex) == PF_OK;
 	rc = scram_join_proof(key, session_id(s), st->nonce, sizeof(st->nonce),
-	    want);
+	    tls ? ex : NULL, want);
 	pf_wipe(key, sizeof(key));
+	pf_wipe(ex, sizeof(ex));
 	if (rc != PF_OK || !pf_equal_ct(proof, want, sizeof(want))) {
 		session_unref(s);
 		atomic_fetch_add(&st->env->counters->auth_failures, 1);

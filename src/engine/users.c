@@ -39,7 +39,7 @@ auth_verifier_make(const char *password, const uint8_t *salt, size_t saltlen,
 {
 	enum pf_status rc = PF_EUSAGE;
 	struct auth_verifier v;
-	uint8_t client_key[PF_SHA256_LEN];
+	uint8_t client_key[PF_SHA256_LEN], salted[PF_SHA256_LEN];
 	size_t passlen;
 
 	memset(&v, 0, sizeof(v));
@@ -53,13 +53,23 @@ auth_verifier_make(const char *password, const uint8_t *salt, size_t saltlen,
 	v.iterations = iterations;
 	memcpy(v.salt, salt, saltlen);
 	v.saltlen = saltlen;
-	if ((rc = scram_derive_keys(password, passlen, salt, saltlen,
+	/*
+	 * GNU SASL applies SASLprep to the password first, as its client and
+	 * PostgreSQL do. A password SASLprep refuses is used as it is, which
+	 * is also what PostgreSQL does.
+	 */
+	if (gsasl_scram_secrets_from_password(GSASL_HASH_SHA256, password,
+	    iterations, (const char *)salt, saltlen, (char *)salted,
+	    (char *)client_key, (char *)v.server_key,
+	    (char *)v.stored_key) != GSASL_OK &&
+	    (rc = scram_derive_keys(password, passlen, salt, saltlen,
 	    iterations, client_key, v.stored_key, v.server_key)) != PF_OK)
 		goto out;
 	*out = v;
 	rc = PF_OK;
 out:
 	pf_wipe(client_key, sizeof(client_key));
+	pf_wipe(salted, sizeof(salted));
 	pf_wipe(&v, sizeof(v));
 	return rc;
 }

@@ -26,7 +26,7 @@ struct auth_verifier {
 };
 
 /*
- * Computes a verifier from a password (SCRAM's SaltedPassword etc.) into
+ * Computes a verifier from a password (SASLprep, then SCRAM's keys) into
  * *out, which the caller wipes. PF_EUSAGE if the salt is empty or longer
  * than SCRAM_MAX_SALT, the password longer than SCRAM_MAX_PASSWORD or the
  * iteration count outside [SCRAM_MIN_ITERATIONS, SCRAM_MAX_ITERATIONS].

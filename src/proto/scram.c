@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* The SCRAM-SHA-256 primitives both ends of a login share. */
+/* The SCRAM-SHA-256 primitives and the GNU SASL context both ends share. */
 #include "config.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,97 @@
 #define B64_FIELD_MAX	(4 * ((SCRAM_MAX_SALT + 2) / 3))
 
 #define AUTHMSG(m)	((m)->buf + sizeof(SCRAM_LABEL_SESSION) - 1)
+
+static Gsasl *sasl;
+static pthread_once_t sasl_once = PTHREAD_ONCE_INIT;
+
+/* Hands a property request to the hook of the session that asks. */
+static int
+sasl_callback(Gsasl *ctx, Gsasl_session *sctx, Gsasl_property prop)
+{
+	struct scram_hook *h = gsasl_session_hook_get(sctx);
+
+	(void)ctx;
+	if (h == NULL || h->fn == NULL)
+		return GSASL_NO_CALLBACK;
+	return h->fn(h->arg, sctx, prop);
+}
+
+static void
+sasl_start(void)
+{
+	Gsasl *ctx;
+
+	if (gsasl_init(&ctx) != GSASL_OK)
+		return;
+	gsasl_callback_set(ctx, sasl_callback);
+	sasl = ctx;
+}
+
+/*
+ * One context for the process: it only holds the mechanism table and the
+ * callback, which sessions on any thread may share.
+ */
+Gsasl *
+scram_sasl(void)
+{
+	pthread_once(&sasl_once, sasl_start);
+	return sasl;
+}
+
+enum pf_status
+scram_set_base64(Gsasl_session *sctx, Gsasl_property prop, const uint8_t *p,
+    size_t n)
+{
+	char *b64;
+	int grc;
+
+	if ((b64 = pf_base64_encode(p, n)) == NULL)
+		return PF_ENOMEM;
+	grc = gsasl_property_set(sctx, prop, b64);
+	pf_wipe(b64, strlen(b64));
+	free(b64);
+	return grc == GSASL_OK ? PF_OK : PF_ENOMEM;
+}
+
+char *
+scram_cbind(const char *gs2, const uint8_t *exporter)
+{
+	uint8_t buf[sizeof(SCRAM_GS2_PLUS) - 1 + SCRAM_EXPORTER_LEN];
+	size_t n = strlen(gs2);
+
+	if (n > sizeof(SCRAM_GS2_PLUS) - 1)
+		return NULL;
+	memcpy(buf, gs2, n);
+	if (strcmp(gs2, SCRAM_GS2_PLUS) == 0) {
+		if (exporter == NULL)
+			return NULL;
+		memcpy(buf + n, exporter, SCRAM_EXPORTER_LEN);
+		n += SCRAM_EXPORTER_LEN;
+	}
+	return pf_base64_encode(buf, n);
+}
+
+enum pf_status
+scram_client_key_from_hex(const char *hex, uint8_t client_key[PF_SHA256_LEN])
+{
+	uint8_t salted[PF_SHA256_LEN];
+	enum pf_status rc = PF_EPROTO;
+	unsigned v;
+
+	if (hex == NULL || strlen(hex) != 2 * PF_SHA256_LEN)
+		goto out;
+	for (size_t i = 0; i < PF_SHA256_LEN; i++) {
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			goto out;
+		salted[i] = (uint8_t)v;
+	}
+	rc = pf_hmac_sha256(salted, sizeof(salted), "Client Key", 10,
+	    client_key);
+out:
+	pf_wipe(salted, sizeof(salted));
+	return rc;
+}
 
 char *
 scram_printf(const char *fmt, ...)
@@ -142,42 +234,6 @@ scram_decode_attr(const struct scram_attr *a, uint8_t *out, size_t cap)
 	return n;
 }
 
-/* A fresh nonce: base64 of SCRAM_NONCE_LEN random bytes, into out. */
-enum pf_status
-scram_random_nonce(char out[SCRAM_NONCE_MAX + 1])
-{
-	enum pf_status rc;
-	uint8_t raw[SCRAM_NONCE_LEN];
-	char *b64 = NULL;
-
-	if ((rc = pf_random(raw, sizeof(raw))) != PF_OK)
-		goto out;
-	rc = PF_ENOMEM;
-	if ((b64 = pf_base64_encode(raw, sizeof(raw))) == NULL)
-		goto out;
-	snprintf(out, SCRAM_NONCE_MAX + 1, "%s", b64);
-	rc = PF_OK;
-out:
-	free(b64);
-	return rc;
-}
-
-/* Copies a test nonce into out; false if it is not a valid nonce. */
-bool
-scram_set_test_nonce(char out[SCRAM_NONCE_MAX + 1], const char *nonce)
-{
-	size_t len;
-
-	if (nonce == NULL)
-		return false;
-	len = strnlen(nonce, SCRAM_NONCE_MAX + 1);
-	if (!scram_nonce_valid(nonce, len, SCRAM_NONCE_MAX))
-		return false;
-	memcpy(out, nonce, len);
-	out[len] = '\0';
-	return true;
-}
-
 /*
  * AuthMessage = client-first-bare "," server-first ","
  * client-final-without-proof (RFC 5802, section 3).
@@ -245,8 +301,10 @@ out:
 
 enum pf_status
 scram_join_proof(const uint8_t key[PF_SHA256_LEN], const char *session_id,
-    const uint8_t *nonce, size_t noncelen, uint8_t out[PF_SHA256_LEN])
+    const uint8_t *nonce, size_t noncelen, const uint8_t *exporter,
+    uint8_t out[PF_SHA256_LEN])
 {
+	size_t exlen = exporter != NULL ? SCRAM_EXPORTER_LEN : 0;
 	enum pf_status rc = PF_EINTERNAL;
 	size_t idlen, len;
 	uint8_t *msg = NULL;
@@ -254,9 +312,9 @@ scram_join_proof(const uint8_t key[PF_SHA256_LEN], const char *session_id,
 	if (session_id == NULL || (nonce == NULL && noncelen > 0))
 		goto out;
 	idlen = strlen(session_id);
-	if (noncelen > SIZE_MAX - sizeof(LABEL_JOIN) - idlen)
+	if (noncelen > SIZE_MAX - sizeof(LABEL_JOIN) - idlen - exlen)
 		goto out;
-	len = sizeof(LABEL_JOIN) - 1 + idlen + noncelen;
+	len = sizeof(LABEL_JOIN) - 1 + idlen + noncelen + exlen;
 	rc = PF_ENOMEM;
 	if ((msg = malloc(len)) == NULL)
 		goto out;
@@ -264,6 +322,8 @@ scram_join_proof(const uint8_t key[PF_SHA256_LEN], const char *session_id,
 	memcpy(msg + sizeof(LABEL_JOIN) - 1, session_id, idlen);
 	if (noncelen > 0)
 		memcpy(msg + sizeof(LABEL_JOIN) - 1 + idlen, nonce, noncelen);
+	if (exlen > 0)
+		memcpy(msg + len - exlen, exporter, exlen);
 	rc = pf_hmac_sha256(key, PF_SHA256_LEN, msg, len, out);
 out:
 	free(msg);

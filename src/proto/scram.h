@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What both ends of the SCRAM-SHA-256 login (RFC 5802, RFC 7677) share:
- * its limits, the parsing of message attributes, nonces, the AuthMessage,
- * the keys derived from a password, and the join proof that binds a data
+ * What both ends of the SCRAM-SHA-256(-PLUS) login (RFC 5802, RFC 7677,
+ * RFC 9266) share: the GNU SASL context that runs the exchange, its
+ * limits, the parsing of message attributes, the AuthMessage, the keys
+ * derived from a password, and the join proof that binds a data
  * connection to a login. No I/O; every function may be called from any
  * thread.
  */
@@ -12,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <gsasl.h>
 
 #include "digest.h"
 #include "status.h"
@@ -32,7 +35,14 @@
 #define SCRAM_DEFAULT_USER	"paraflow"
 #define SCRAM_DEFAULT_PASSWORD	"secret123"
 
-#define SCRAM_GS2_HEADER	"n,,"
+#define SCRAM_MECH		"SCRAM-SHA-256"
+#define SCRAM_MECH_PLUS		"SCRAM-SHA-256-PLUS"
+#define SCRAM_EXPORTER_LEN	32	/* bytes of tls-exporter (RFC 9266) */
+
+/* The GS2 headers we speak: no authzid, ever. */
+#define SCRAM_GS2_HEADER	"n,,"	/* no binding: client cannot */
+#define SCRAM_GS2_YES		"y,,"	/* client can, thinks server cannot */
+#define SCRAM_GS2_PLUS		"p=tls-exporter,,"
 #define SCRAM_CBIND_NONE	"biws"		/* base64 of SCRAM_GS2_HEADER */
 #define SCRAM_LABEL_SESSION	"paraflow session key"
 
@@ -65,6 +75,37 @@ struct scram_authmsg {
 	    3 * (SCRAM_MAX_MESSAGE + 1)];
 	size_t	len;		/* of the AuthMessage alone */
 };
+
+/*
+ * The process-wide GNU SASL context, made on first use (any thread; its
+ * callback hands each property request to the scram_hook of the session).
+ * NULL if GNU SASL cannot start. Borrowed: never free it.
+ */
+Gsasl *scram_sasl(void);
+
+/*
+ * What a session's property callback is: fn(arg, session, property), set
+ * on a session with gsasl_session_hook_set(sctx, hook). The hook is
+ * borrowed and must outlive the session. fn returns a GSASL_* code.
+ */
+struct scram_hook {
+	int	(*fn)(void *arg, Gsasl_session *sctx, Gsasl_property prop);
+	void	*arg;
+};
+
+/*
+ * Sets property prop of sctx to the base64 of n bytes of p. PF_ENOMEM or
+ * PF_EINTERNAL on failure.
+ */
+enum pf_status scram_set_base64(Gsasl_session *sctx, Gsasl_property prop,
+    const uint8_t *p, size_t n);
+
+/*
+ * The channel-binding attribute value ("c=") a client-final must carry
+ * for gs2 header gs2 and, when it is SCRAM_GS2_PLUS, exporter (32 bytes):
+ * base64(gs2 || exporter), a new string, or NULL on ENOMEM.
+ */
+char *scram_cbind(const char *gs2, const uint8_t *exporter);
 
 /* A new string formatted as printf(3) does; NULL on ENOMEM. */
 char *scram_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -107,12 +148,6 @@ bool scram_parse_count(const struct scram_attr *a, unsigned *out);
  */
 long scram_decode_attr(const struct scram_attr *a, uint8_t *out, size_t cap);
 
-/* A fresh nonce: base64 of SCRAM_NONCE_LEN random bytes, into out. */
-enum pf_status scram_random_nonce(char out[SCRAM_NONCE_MAX + 1]);
-
-/* Copies a test nonce into out; false if it is not a valid nonce. */
-bool scram_set_test_nonce(char out[SCRAM_NONCE_MAX + 1], const char *nonce);
-
 /*
  * Builds AuthMessage = client-first-bare "," server-first ","
  * client-final-without-proof (RFC 5802, section 3) into m. False if it
@@ -144,12 +179,23 @@ enum pf_status scram_derive_keys(const char *password, size_t passlen,
     uint8_t server_key[PF_SHA256_LEN]);
 
 /*
- * Join proof: HMAC-SHA-256(key, "paraflow join" || session_id || nonce),
- * key being the session key K of a login; into out. The client sends it in
- * JOIN, the server computes it again to check.
+ * Join proof: HMAC-SHA-256(key, "paraflow join" || session_id || nonce
+ * [|| exporter]), key being the session key K of a login; into out.
+ * exporter is the data connection's own tls-exporter value (32 bytes), or
+ * NULL on a plaintext connection: so a proof relayed from another TLS
+ * connection does not match. The client sends it in JOIN, the server
+ * computes it again to check.
  */
 enum pf_status scram_join_proof(const uint8_t key[PF_SHA256_LEN],
     const char *session_id, const uint8_t *nonce, size_t noncelen,
-    uint8_t out[PF_SHA256_LEN]);
+    const uint8_t *exporter, uint8_t out[PF_SHA256_LEN]);
+
+/*
+ * ClientKey = HMAC(SaltedPassword, "Client Key") from the hex
+ * SaltedPassword GNU SASL gives (GSASL_SCRAM_SALTED_PASSWORD). PF_EPROTO
+ * if hex is not 64 hex digits.
+ */
+enum pf_status scram_client_key_from_hex(const char *hex,
+    uint8_t client_key[PF_SHA256_LEN]);
 
 #endif

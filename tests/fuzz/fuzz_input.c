@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target over everything a peer controls before and after login:
- * frame headers and their caps, chunk heads, SCRAM messages, file names
- * and base64. The first byte picks the parser; the rest is its input.
+ * frame headers and their caps, chunk heads, SCRAM messages (plain and
+ * channel-bound), file names and base64. The first byte picks the parser;
+ * the rest is its input.
  */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,11 +40,16 @@ fuzz_frame(const uint8_t *p, size_t n)
 	proto_check_chunk(&c, proto_get_u64(p + 4), PROTO_MAX_CHUNK);
 }
 
-/* The input holds client-first and client-final separated by a NUL. */
+/*
+ * The input holds client-first and client-final separated by a NUL; plus
+ * runs the exchange as over TLS (SCRAM-SHA-256-PLUS, a fixed exporter).
+ */
 static void
-fuzz_scram(const char *s, size_t n)
+fuzz_scram(const char *s, size_t n, bool plus)
 {
-	struct auth_server *srv = auth_server_new(users, secret);
+	static const uint8_t exporter[SCRAM_EXPORTER_LEN] = { 9, 8, 7 };
+	struct auth_server *srv = auth_server_new(users, secret,
+	    plus ? exporter : NULL);
 	char *reply = NULL;
 	size_t first = strnlen(s, n);
 
@@ -79,7 +86,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_frame(data + 1, size - 1);
 		break;
 	case 1:
-		fuzz_scram(s, size - 1);
+		fuzz_scram(s, size - 1, (data[0] & 0x80) != 0);
 		break;
 	case 2:
 		if (policy_sanitize_name((const char *)data + 1, size - 1,

@@ -158,18 +158,22 @@ def _attrs(message):
     return dict(a.split("=", 1) for a in message.split(","))
 
 
-def scram_login(sock, user, password, cnonce=None):
-    """SCRAM-SHA-256 login on a connection whose HELLO was read.
+def scram_login(sock, user, password, cnonce=None, gs2="n,,",
+                mechanism="SCRAM-SHA-256"):
+    """SCRAM-SHA-256 login on a plaintext connection whose HELLO was read.
 
-    Returns the session key K = HMAC(ClientKey, "paraflow session key" ||
-    AuthMessage). Raises WireError (name "auth_failed" for a wrong user or
-    password) and ValueError if the server's signature is wrong.
+    gs2 is the GS2 header sent: "n,," (no binding), "y,," (a client that
+    could bind but thinks the server cannot; fine on plaintext) or another
+    to test refusals; the client-final's c= is its base64. Returns the
+    session key K = HMAC(ClientKey, "paraflow session key" || AuthMessage).
+    Raises WireError (name "auth_failed" for a wrong user or password) and
+    ValueError if the server's signature is wrong.
     """
     if cnonce is None:
         cnonce = base64.b64encode(os.urandom(18)).decode("ascii")
     first_bare = "n=%s,r=%s" % (user, cnonce)
-    send_json(sock, AUTH, {"mechanism": "SCRAM-SHA-256",
-                           "message": "n,," + first_bare})
+    send_json(sock, AUTH, {"mechanism": mechanism,
+                           "message": gs2 + first_bare})
     server_first = expect(sock, CHALLENGE)["message"]
     a = _attrs(server_first)
     if not a["r"].startswith(cnonce) or len(a["r"]) <= len(cnonce):
@@ -179,7 +183,8 @@ def scram_login(sock, user, password, cnonce=None):
                                  int(a["i"]))
     client_key = _hmac(salted, b"Client Key")
     stored_key = hashlib.sha256(client_key).digest()
-    final_bare = "c=biws,r=" + a["r"]
+    final_bare = "c=%s,r=%s" % (
+        base64.b64encode(gs2.encode("ascii")).decode("ascii"), a["r"])
     auth_message = ",".join((first_bare, server_first, final_bare)) \
         .encode("utf-8")
     signature = _hmac(stored_key, auth_message)

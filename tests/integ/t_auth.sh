@@ -207,6 +207,57 @@ else
 	ok "JOIN proofs # SKIP python3 not found"
 fi
 
+# --- Mechanisms and the GS2 header on plaintext -------------------------
+#
+# HELLO names the one mechanism the connection takes: SCRAM-SHA-256 on
+# plaintext. "y,," (the client could bind, the server cannot) logs in;
+# asking for binding ("p=") or for the -PLUS mechanism is refused.
+
+if command -v python3 >/dev/null 2>&1; then
+	pywire "$PORT" >"$T/gs2.out" 2>"$T/gs2.err" <<'EOF'
+import sys
+import pfwire as w
+
+port = sys.argv[1]
+
+def result(label, value):
+    print("%s %s" % (label, value), flush=True)
+
+def attempt(gs2, mechanism="SCRAM-SHA-256"):
+    c = w.connect(port)
+    w.hello(c)
+    try:
+        w.scram_login(c, "paraflow", "secret123", gs2=gs2,
+                      mechanism=mechanism)
+        return "ok"
+    except w.WireError as e:
+        return e.name
+    finally:
+        c.close()
+
+c = w.connect(port)
+result("mechanisms", ",".join(w.expect(c, w.HELLO).get("mechanisms", [])))
+c.close()
+result("gs2_y", attempt("y,,"))
+result("gs2_n", attempt("n,,"))
+result("gs2_p", attempt("p=tls-exporter,,"))
+result("mech_plus", attempt("p=tls-exporter,,", "SCRAM-SHA-256-PLUS"))
+EOF
+	check_eq "pfwire mechanism script ran" 0 $?
+	sed 's/^/# /' "$T/gs2.err" "$T/gs2.out"
+	res() { sed -n "s/^$1 //p" "$T/gs2.out"; }
+	check_eq "plaintext HELLO offers SCRAM-SHA-256 only" SCRAM-SHA-256 \
+	    "$(res mechanisms)"
+	check_eq "plaintext login with y,, is accepted" ok "$(res gs2_y)"
+	check_eq "plaintext login with n,, is accepted" ok "$(res gs2_n)"
+	check_eq "plaintext login asking for binding: bad_frame" bad_frame \
+	    "$(res gs2_p)"
+	check_eq "SCRAM-SHA-256-PLUS on plaintext: bad_frame" bad_frame \
+	    "$(res mech_plus)"
+else
+	ok "mechanisms # SKIP python3 not found"
+fi
+
 stop_server
 check "no password ever reaches the log" \
     lacks "$T/server.log" secret123 "$wrong"

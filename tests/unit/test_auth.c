@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of the SCRAM-SHA-256 login (scram.c, login.c, auth.c), the
- * users file (users.c) and join proofs.
+ * Unit tests of the SCRAM-SHA-256(-PLUS) login on GNU SASL (scram.c,
+ * login.c, auth.c) with and without a tls-exporter binding, the users file
+ * (users.c) with verifiers made by PostgreSQL, and join proofs.
  */
 #include "config.h"
 
@@ -19,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <gsasl.h>
 
 #include "auth.h"
 #include "login.h"
@@ -58,6 +61,54 @@
 #define T_NONCE		T_CNONCE T_SNONCE
 
 static const uint8_t secret[PF_SHA256_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+
+/* Two tls-exporter values: two different TLS connections. */
+static const uint8_t ex1[SCRAM_EXPORTER_LEN] = { 0x11, 0x22, 0x33 };
+static const uint8_t ex2[SCRAM_EXPORTER_LEN] = { 0x11, 0x22, 0x34 };
+
+/*
+ * A new copy of tmpl with every "@" followed by a key character replaced:
+ * the values of keys[i] ("N" -> vals[i]). The nonces GNU SASL makes are
+ * random, so message tables name them this way.
+ */
+static char *
+subst(const char *tmpl, const char *keys, const char *const *vals)
+{
+	char *out = calloc(1, 4 * SCRAM_MAX_MESSAGE), *o = out;
+	const char *k;
+
+	assert_non_null(out);
+	for (const char *p = tmpl; *p != '\0'; p++) {
+		if (p[0] == '@' && p[1] != '\0' &&
+		    (k = strchr(keys, p[1])) != NULL) {
+			o = stpcpy(o, vals[k - keys]);
+			p++;
+		} else
+			*o++ = *p;
+		assert_true(o < out + 3 * SCRAM_MAX_MESSAGE);
+	}
+	return out;
+}
+
+/* The value of attribute "key=" of a SCRAM message, as a new string. */
+static char *
+attr(const char *msg, char key)
+{
+	char pat[4] = { ',', key, '=', '\0' };
+	const char *p, *e;
+	char *out;
+
+	if (strncmp(msg, pat + 1, 2) == 0)
+		p = msg + 2;
+	else {
+		assert_non_null(p = strstr(msg, pat));
+		p += 3;
+	}
+	e = strchr(p, ',');
+	out = strndup(p, e ? (size_t)(e - p) : strlen(p));
+	assert_non_null(out);
+	return out;
+}
 
 /* The scratch directory of the whole run, made by group_setup. */
 static char tmpdir[] = "/tmp/test_auth.XXXXXX";
@@ -168,10 +219,11 @@ rfc_users(void)
  * success, checks that both ends hold the same session key.
  */
 static enum pf_status
-login(const struct auth_users *users, const char *user, const char *pw)
+login_bound(const struct auth_users *users, const char *user, const char *pw,
+    const uint8_t *sx, const uint8_t *cx)
 {
-	struct auth_server *s = auth_server_new(users, secret);
-	struct login *c = login_new(user, pw);
+	struct auth_server *s = auth_server_new(users, secret, sx);
+	struct login *c = login_new(user, pw, cx);
 	char *cf = NULL, *sf = NULL, *cfin = NULL, *sfin = NULL;
 	uint8_t ks[PF_SHA256_LEN], kc[PF_SHA256_LEN];
 	enum pf_status rc;
@@ -179,7 +231,9 @@ login(const struct auth_users *users, const char *user, const char *pw)
 	assert_non_null(s);
 	assert_non_null(c);
 	assert_int_equal(login_first(c, &cf), PF_OK);
-	assert_int_equal(auth_server_first(s, cf, &sf), PF_OK);
+	/* A client that binds and a server that cannot, or the reverse. */
+	if ((rc = auth_server_first(s, cf, &sf)) != PF_OK)
+		goto out;
 	assert_int_equal(login_final(c, sf, &cfin), PF_OK);
 	rc = auth_server_final(s, cfin, &sfin);
 	if (rc == PF_OK) {
@@ -193,6 +247,7 @@ login(const struct auth_users *users, const char *user, const char *pw)
 		assert_null(auth_server_user(s));
 		assert_int_equal(auth_server_session_key(s, ks), PF_EPROTO);
 	}
+out:
 	free(cf);
 	free(sf);
 	free(cfin);
@@ -202,82 +257,111 @@ login(const struct auth_users *users, const char *user, const char *pw)
 	return rc;
 }
 
-static void
-test_rfc7677_client(void **state)
+static enum pf_status
+login(const struct auth_users *users, const char *user, const char *pw)
 {
-	struct login *c;
-	char *cf = NULL, *cfin = NULL;
-	uint8_t k[PF_SHA256_LEN];
-
-	(void)state;
-	c = login_new(RFC_USER, RFC_PASSWORD);
-	assert_non_null(c);
-	login_set_nonce(c, RFC_CNONCE);
-	assert_int_equal(login_first(c, &cf), PF_OK);
-	assert_string_equal(cf, RFC_CLIENT_FIRST);
-	assert_int_equal(login_final(c, RFC_SERVER_FIRST, &cfin), PF_OK);
-	assert_string_equal(cfin, RFC_CLIENT_FINAL);
-	/* No key until the server has proven itself. */
-	assert_int_equal(login_session_key(c, k), PF_EPROTO);
-	assert_int_equal(login_verify(c, RFC_SERVER_FINAL), PF_OK);
-	assert_int_equal(login_session_key(c, k), PF_OK);
-	free(cf);
-	free(cfin);
-	login_free(c);
+	return login_bound(users, user, pw, NULL, NULL);
 }
 
-/* K computed here from the RFC's inputs, independently of auth.c. */
+/*
+ * GNU SASL makes its own nonces, so the RFC 7677 exchange cannot be
+ * replayed through login.c and auth.c: the primitives that are ours (the
+ * verifier, the AuthMessage, the signatures) must give the RFC's values,
+ * and GNU SASL's verifier the same keys as ours.
+ */
 static void
-rfc_session_key(uint8_t k[PF_SHA256_LEN])
+test_rfc7677_primitives(void **state)
 {
-	static const char am[] = "n=user,r=" RFC_CNONCE "," RFC_SERVER_FIRST
-	    ",c=biws,r=" RFC_CNONCE RFC_SNONCE;
+	uint8_t salt[16], ck[PF_SHA256_LEN], stored[PF_SHA256_LEN];
+	uint8_t server[PF_SHA256_LEN], sig[PF_SHA256_LEN];
+	char gsalted[PF_SHA256_LEN], gck[PF_SHA256_LEN];
+	char gserver[PF_SHA256_LEN], gstored[PF_SHA256_LEN], *b64, *want;
+	struct scram_authmsg m;
+
+	(void)state;
+	assert_int_equal(pf_base64_decode(RFC_SALT, salt, sizeof(salt)), 16);
+	assert_int_equal(scram_derive_keys(RFC_PASSWORD, 6, salt, 16, 4096, ck,
+	    stored, server), PF_OK);
+	assert_int_equal(gsasl_scram_secrets_from_password(GSASL_HASH_SHA256,
+	    RFC_PASSWORD, 4096, (const char *)salt, 16, gsalted, gck, gserver,
+	    gstored), GSASL_OK);
+	assert_memory_equal(ck, gck, sizeof(ck));
+	assert_memory_equal(stored, gstored, sizeof(stored));
+	assert_memory_equal(server, gserver, sizeof(server));
+	assert_true(scram_authmsg_build(&m, &RFC_CLIENT_FIRST[3],
+	    RFC_SERVER_FIRST, "c=biws,r=" RFC_CNONCE RFC_SNONCE,
+	    strlen("c=biws,r=" RFC_CNONCE RFC_SNONCE)));
+	/* ClientProof = ClientKey XOR HMAC(StoredKey, AuthMessage). */
+	assert_int_equal(scram_authmsg_hmac(stored, &m, sig), PF_OK);
+	for (size_t i = 0; i < sizeof(sig); i++)
+		sig[i] ^= ck[i];
+	b64 = pf_base64_encode(sig, sizeof(sig));
+	want = attr(RFC_CLIENT_FINAL, 'p');
+	assert_string_equal(b64, want);
+	free(b64);
+	free(want);
+	assert_int_equal(scram_authmsg_hmac(server, &m, sig), PF_OK);
+	b64 = pf_base64_encode(sig, sizeof(sig));
+	assert_string_equal(b64, RFC_SERVER_FINAL + 2);
+	free(b64);
+}
+
+/* K computed here from the messages, independently of auth.c. */
+static void
+session_key_of(const char *cf_bare, const char *sf, const char *cfin,
+    uint8_t k[PF_SHA256_LEN])
+{
 	static const char label[] = "paraflow session key";
 	uint8_t salt[16], salted[PF_SHA256_LEN], ck[PF_SHA256_LEN];
-	char msg[sizeof(label) + sizeof(am)];
+	char msg[2048];
+	int n;
 
 	assert_int_equal(pf_base64_decode(RFC_SALT, salt, sizeof(salt)), 16);
 	assert_int_equal(pf_pbkdf2_sha256(RFC_PASSWORD, 6, salt, 16, 4096,
 	    salted), PF_OK);
 	assert_int_equal(pf_hmac_sha256(salted, sizeof(salted), "Client Key",
 	    10, ck), PF_OK);
-	memcpy(msg, label, sizeof(label) - 1);
-	memcpy(msg + sizeof(label) - 1, am, sizeof(am) - 1);
-	assert_int_equal(pf_hmac_sha256(ck, sizeof(ck), msg,
-	    sizeof(label) - 1 + sizeof(am) - 1, k), PF_OK);
+	n = snprintf(msg, sizeof(msg), "%s%s,%s,%.*s", label, cf_bare, sf,
+	    (int)(strstr(cfin, ",p=") - cfin), cfin);
+	assert_int_equal(pf_hmac_sha256(ck, sizeof(ck), msg, (size_t)n, k),
+	    PF_OK);
 }
 
+/*
+ * The RFC's verifier, from a users file: GNU SASL on both sides logs in
+ * with it, and both ends hold the K computed from the three messages.
+ */
 static void
 test_rfc7677_server(void **state)
 {
 	struct auth_users *u = rfc_users();
 	struct auth_server *s;
 	struct login *c;
-	char *sf = NULL, *sfin = NULL, *cf = NULL, *cfin = NULL;
+	char *sf = NULL, *sfin = NULL, *cf = NULL, *cfin = NULL, *salt;
 	uint8_t ks[PF_SHA256_LEN], kc[PF_SHA256_LEN], want[PF_SHA256_LEN];
 
 	(void)state;
-	s = auth_server_new(u, secret);
+	s = auth_server_new(u, secret, NULL);
 	assert_non_null(s);
-	auth_server_set_nonce(s, RFC_SNONCE);
+	c = login_new(RFC_USER, RFC_PASSWORD, NULL);
 	assert_null(auth_server_user(s));
-	assert_int_equal(auth_server_first(s, RFC_CLIENT_FIRST, &sf), PF_OK);
-	assert_string_equal(sf, RFC_SERVER_FIRST);
+	assert_int_equal(login_first(c, &cf), PF_OK);
+	assert_int_equal(auth_server_first(s, cf, &sf), PF_OK);
+	salt = attr(sf, 's');
+	assert_string_equal(salt, RFC_SALT);
+	free(salt);
+	assert_non_null(strstr(sf, ",i=4096"));
 	assert_null(auth_server_user(s));
-	assert_int_equal(auth_server_final(s, RFC_CLIENT_FINAL, &sfin), PF_OK);
-	assert_string_equal(sfin, RFC_SERVER_FINAL);
+	assert_int_equal(login_final(c, sf, &cfin), PF_OK);
+	/* No key until the server has proven itself. */
+	assert_int_equal(login_session_key(c, kc), PF_EPROTO);
+	assert_int_equal(auth_server_final(s, cfin, &sfin), PF_OK);
 	assert_string_equal(auth_server_user(s), RFC_USER);
 	assert_int_equal(auth_server_session_key(s, ks), PF_OK);
-
-	/* The client on the same vector derives the same K, and the right K. */
-	c = login_new(RFC_USER, RFC_PASSWORD);
-	login_set_nonce(c, RFC_CNONCE);
-	assert_int_equal(login_first(c, &cf), PF_OK);
-	assert_int_equal(login_final(c, sf, &cfin), PF_OK);
 	assert_int_equal(login_verify(c, sfin), PF_OK);
 	assert_int_equal(login_session_key(c, kc), PF_OK);
 	assert_memory_equal(ks, kc, sizeof(ks));
-	rfc_session_key(want);
+	session_key_of(cf + 3, sf, cfin, want);
 	assert_memory_equal(ks, want, sizeof(ks));
 
 	free(sf);
@@ -302,8 +386,8 @@ test_round_trip(void **state)
 	(void)state;
 	assert_int_equal(auth_users_single("alice", "correct horse", &u),
 	    PF_OK);
-	s = auth_server_new(u, secret);
-	c = login_new("alice", "correct horse");
+	s = auth_server_new(u, secret, NULL);
+	c = login_new("alice", "correct horse", NULL);
 	assert_int_equal(login_first(c, &cf), PF_OK);
 	/* A random nonce: base64 of SCRAM_NONCE_LEN bytes, 24 characters. */
 	assert_int_equal(strncmp(cf, "n,,n=alice,r=", 13), 0);
@@ -328,8 +412,8 @@ test_round_trip(void **state)
 	login_free(c);
 
 	/* A second login gets another key: fresh nonces on both sides. */
-	s = auth_server_new(u, secret);
-	c = login_new("alice", "correct horse");
+	s = auth_server_new(u, secret, NULL);
+	c = login_new("alice", "correct horse", NULL);
 	assert_int_equal(login_first(c, &cf), PF_OK);
 	assert_int_equal(auth_server_first(s, cf, &sf), PF_OK);
 	assert_int_equal(login_final(c, sf, &cfin), PF_OK);
@@ -365,7 +449,7 @@ static long
 challenge_salt(const struct auth_users *u, const uint8_t *key,
     const char *user, uint8_t *salt, size_t cap)
 {
-	struct auth_server *s = auth_server_new(u, key);
+	struct auth_server *s = auth_server_new(u, key, NULL);
 	char cf[256], *sf = NULL, b64[128];
 	const char *p, *q;
 	long n;
@@ -436,8 +520,8 @@ test_replay(void **state)
 
 	(void)state;
 	assert_int_equal(auth_users_single("alice", "pw", &u), PF_OK);
-	s = auth_server_new(u, secret);
-	c = login_new("alice", "pw");
+	s = auth_server_new(u, secret, NULL);
+	c = login_new("alice", "pw", NULL);
 	assert_int_equal(login_first(c, &cf), PF_OK);
 	assert_int_equal(auth_server_first(s, cf, &sf), PF_OK);
 	assert_int_equal(login_final(c, sf, &cfin), PF_OK);
@@ -445,7 +529,7 @@ test_replay(void **state)
 	auth_server_free(s);
 
 	/* An eavesdropper replays both recorded messages to a new server. */
-	s = auth_server_new(u, secret);
+	s = auth_server_new(u, secret, NULL);
 	assert_int_equal(auth_server_first(s, cf, &sf2), PF_OK);
 	assert_string_not_equal(sf, sf2);
 	assert_int_equal(auth_server_final(s, cfin, &sfin2), PF_EAUTH);
@@ -462,18 +546,25 @@ test_replay(void **state)
 	auth_users_free(u);
 }
 
-/* A client on the RFC vector, stopped after client-final. */
+/*
+ * A client of the RFC user against a real server, stopped after
+ * client-final; the server's genuine server-final in *sfin (new).
+ */
 static struct login *
-rfc_client_at_final(void)
+client_at_final(const struct auth_users *u, char **sfin)
 {
-	struct login *c = login_new(RFC_USER, RFC_PASSWORD);
-	char *cf = NULL, *cfin = NULL;
+	struct auth_server *s = auth_server_new(u, secret, NULL);
+	struct login *c = login_new(RFC_USER, RFC_PASSWORD, NULL);
+	char *cf = NULL, *sf = NULL, *cfin = NULL;
 
-	login_set_nonce(c, RFC_CNONCE);
 	assert_int_equal(login_first(c, &cf), PF_OK);
-	assert_int_equal(login_final(c, RFC_SERVER_FIRST, &cfin), PF_OK);
+	assert_int_equal(auth_server_first(s, cf, &sf), PF_OK);
+	assert_int_equal(login_final(c, sf, &cfin), PF_OK);
+	assert_int_equal(auth_server_final(s, cfin, sfin), PF_OK);
 	free(cf);
+	free(sf);
 	free(cfin);
+	auth_server_free(s);
 	return c;
 }
 
@@ -488,25 +579,30 @@ test_bad_server_final(void **state)
 		"v=" B64_32,
 		"v=" B64_33,
 		"v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
-		RFC_SERVER_FINAL ",x=1",
-		"x=1," RFC_SERVER_FINAL,
+		"@V,x=1",
+		"x=1,@V",
 		"e=invalid-proof",
 		"e=other-error",
 	};
+	struct auth_users *u = rfc_users();
 	struct login *c;
 	uint8_t k[PF_SHA256_LEN];
+	char *sfin = NULL, *m;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		c = rfc_client_at_final();
-		if (login_verify(c, cases[i]) != PF_EAUTH)
-			fail_msg("case %zu: \"%s\" accepted", i, cases[i]);
+		c = client_at_final(u, &sfin);
+		m = subst(cases[i], "V", (const char *[]){ sfin });
+		if (login_verify(c, m) != PF_EAUTH)
+			fail_msg("case %zu: \"%s\" accepted", i, m);
 		assert_int_equal(login_session_key(c, k), PF_EPROTO);
 		/* One try only: not even the right answer helps now. */
-		assert_int_equal(login_verify(c, RFC_SERVER_FINAL),
-		    PF_EPROTO);
+		assert_int_equal(login_verify(c, sfin), PF_EPROTO);
+		free(m);
+		free(sfin);
 		login_free(c);
 	}
+	auth_users_free(u);
 }
 
 static char *
@@ -529,7 +625,6 @@ test_bad_client_first(void **state)
 		"",
 		"n=user,r=" T_CNONCE,			/* no gs2 header */
 		"p=tls-unique,,n=user,r=" T_CNONCE,	/* channel binding */
-		"y,,n=user,r=" T_CNONCE,
 		"n,a=user,n=user,r=" T_CNONCE,		/* authzid */
 		"n,,n=user",				/* missing r= */
 		"n,,n=user,r=",
@@ -559,7 +654,7 @@ test_bad_client_first(void **state)
 		const char *m = i < sizeof(cases) / sizeof(cases[0]) ?
 		    cases[i] : longs[i - sizeof(cases) / sizeof(cases[0])];
 
-		s = auth_server_new(NULL, secret);
+		s = auth_server_new(NULL, secret, NULL);
 		sf = (char *)1;
 		if (auth_server_first(s, m, &sf) != PF_EBADFRAME)
 			fail_msg("case %zu: \"%s\" not bad_frame", i, m);
@@ -580,43 +675,46 @@ test_bad_client_final(void **state)
 		enum pf_status	 want;
 	} cases[] = {
 		{ "", PF_EBADFRAME },
-		{ "c=biws,r=" T_NONCE, PF_EBADFRAME },
-		{ "r=" T_NONCE ",p=" B64_32, PF_EBADFRAME },
+		{ "c=biws,r=@N", PF_EBADFRAME },
+		{ "r=@N,p=" B64_32, PF_EBADFRAME },
 		{ "c=biws,p=" B64_32, PF_EBADFRAME },
-		{ "p=" B64_32 ",c=biws,r=" T_NONCE, PF_EBADFRAME },
-		{ "c=biws,r=" T_NONCE ",p=", PF_EBADFRAME },
-		{ "c=biws,r=" T_NONCE ",p=!!!!", PF_EBADFRAME },
-		{ "c=biws,r=" T_NONCE ",p=AAAA", PF_EBADFRAME },
-		{ "c=biws,r=" T_NONCE ",p=" B64_33, PF_EBADFRAME },
-		{ "c=biws,r=" T_NONCE ",p=" B64_32 "AAAA", PF_EBADFRAME },
-		{ "c=biws,r=" T_NONCE ",x=1,p=" B64_32, PF_EBADFRAME },
-		{ "c=biws,r=" T_NONCE ",p=" B64_32 ",x=1", PF_EBADFRAME },
-		{ "m=1,c=biws,r=" T_NONCE ",p=" B64_32, PF_EBADFRAME },
+		{ "p=" B64_32 ",c=biws,r=@N", PF_EBADFRAME },
+		{ "c=biws,r=@N,p=", PF_EBADFRAME },
+		{ "c=biws,r=@N,p=!!!!", PF_EBADFRAME },
+		{ "c=biws,r=@N,p=AAAA", PF_EBADFRAME },
+		{ "c=biws,r=@N,p=" B64_33, PF_EBADFRAME },
+		{ "c=biws,r=@N,p=" B64_32 "AAAA", PF_EBADFRAME },
+		{ "c=biws,r=@N,x=1,p=" B64_32, PF_EBADFRAME },
+		{ "c=biws,r=@N,p=" B64_32 ",x=1", PF_EBADFRAME },
+		{ "m=1,c=biws,r=@N,p=" B64_32, PF_EBADFRAME },
 		/* Well-formed but wrong: channel binding, nonce, proof. */
-		{ "c=eSws,r=" T_NONCE ",p=" B64_32, PF_EAUTH },
-		{ "c=cD10bHMtdW5pcXVlLCw=,r=" T_NONCE ",p=" B64_32, PF_EAUTH },
+		{ "c=eSws,r=@N,p=" B64_32, PF_EAUTH },
+		{ "c=cD10bHMtdW5pcXVlLCw=,r=@N,p=" B64_32, PF_EAUTH },
 		{ "c=biws,r=" T_CNONCE ",p=" B64_32, PF_EAUTH },
-		{ "c=biws,r=" T_NONCE "x,p=" B64_32, PF_EAUTH },
+		{ "c=biws,r=@Nx,p=" B64_32, PF_EAUTH },
 		{ "c=biws,r=other,p=" B64_32, PF_EAUTH },
-		{ "c=biws,r=" T_NONCE ",p=" B64_32, PF_EAUTH },
+		{ "c=biws,r=@N,p=" B64_32, PF_EAUTH },
 	};
 	struct auth_users *u = NULL;
 	struct auth_server *s;
-	char *sf = NULL, *sfin, *overlong;
+	char *sf = NULL, *sfin, *overlong, *nonce, *m;
 
 	(void)state;
 	assert_int_equal(auth_users_single("alice", "pw", &u), PF_OK);
-	overlong = repeat('A', SCRAM_MAX_MESSAGE, "c=biws,r=" T_NONCE ",p=");
+	overlong = repeat('A', SCRAM_MAX_MESSAGE, "c=biws,r=@N,p=");
 	for (size_t i = 0; i <= sizeof(cases) / sizeof(cases[0]); i++) {
 		bool last = i == sizeof(cases) / sizeof(cases[0]);
-		const char *m = last ? overlong : cases[i].msg;
+		const char *tmpl = last ? overlong : cases[i].msg;
 		enum pf_status want = last ? PF_EBADFRAME : cases[i].want;
 		enum pf_status got;
 
-		s = auth_server_new(u, secret);
-		auth_server_set_nonce(s, T_SNONCE);
+		s = auth_server_new(u, secret, NULL);
 		assert_int_equal(auth_server_first(s, "n,,n=alice,r=" T_CNONCE,
 		    &sf), PF_OK);
+		/* The whole nonce: ours, then the server's random part. */
+		nonce = attr(sf, 'r');
+		assert_int_equal(strncmp(nonce, T_CNONCE, 6), 0);
+		m = subst(tmpl, "N", (const char *[]){ nonce });
 		sfin = (char *)1;
 		if ((got = auth_server_final(s, m, &sfin)) != want)
 			fail_msg("case %zu: \"%s\": %d, want %d", i, m, got,
@@ -626,6 +724,8 @@ test_bad_client_final(void **state)
 		/* At most one PROOF per connection. */
 		assert_int_equal(auth_server_final(s, m, &sfin), PF_EPROTO);
 		free(sf);
+		free(m);
+		free(nonce);
 		auth_server_free(s);
 	}
 	free(overlong);
@@ -640,50 +740,55 @@ test_bad_server_first(void **state)
 		enum pf_status	 want;
 	} cases[] = {
 		{ "", PF_EBADFRAME },
-		{ "r=" T_NONCE ",s=" RFC_SALT, PF_EBADFRAME },
-		{ "r=" T_NONCE ",i=4096", PF_EBADFRAME },
-		{ "s=" RFC_SALT ",r=" T_NONCE ",i=4096", PF_EBADFRAME },
-		{ "m=1,r=" T_NONCE ",s=" RFC_SALT ",i=4096", PF_EBADFRAME },
-		{ "r=" T_NONCE ",s=" RFC_SALT ",i=4096,x=1", PF_EBADFRAME },
-		{ "r=" T_NONCE ",s=!!!!,i=4096", PF_EBADFRAME },
-		{ "r=" T_NONCE ",s=,i=4096", PF_EBADFRAME },
-		{ "r=" T_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ,i=4096",
+		{ "r=@C" T_SNONCE ",s=" RFC_SALT, PF_EBADFRAME },
+		{ "r=@C" T_SNONCE ",i=4096", PF_EBADFRAME },
+		{ "s=" RFC_SALT ",r=@C" T_SNONCE ",i=4096", PF_EBADFRAME },
+		{ "m=1,r=@C" T_SNONCE ",s=" RFC_SALT ",i=4096", PF_EBADFRAME },
+		{ "r=@C" T_SNONCE ",s=" RFC_SALT ",i=4096,x=1", PF_EBADFRAME },
+		{ "r=@C" T_SNONCE ",s=!!!!,i=4096", PF_EBADFRAME },
+		{ "r=@C" T_SNONCE ",s=,i=4096", PF_EBADFRAME },
+		{ "r=@C" T_SNONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ,i=4096",
 		    PF_EBADFRAME },
 		/* 66 bytes of salt, more than SCRAM_MAX_SALT. */
-		{ "r=" T_NONCE ",s=" B64_33 B64_33 ",i=4096", PF_EBADFRAME },
-		{ "r=" T_NONCE ",s=" RFC_SALT ",i=", PF_EBADFRAME },
-		{ "r=" T_NONCE ",s=" RFC_SALT ",i=abc", PF_EBADFRAME },
-		{ "r=" T_NONCE ",s=" RFC_SALT ",i=-4096", PF_EBADFRAME },
-		{ "r=" T_NONCE ",s=" RFC_SALT ",i=04096", PF_EBADFRAME },
-		{ "r=" T_NONCE ",s=" RFC_SALT ",i=0", PF_EBADFRAME },
-		{ "r=" T_NONCE ",s=" RFC_SALT ",i=4096x", PF_EBADFRAME },
+		{ "r=@C" T_SNONCE ",s=" B64_33 B64_33 ",i=4096", PF_EBADFRAME },
+		{ "r=@C" T_SNONCE ",s=" RFC_SALT ",i=", PF_EBADFRAME },
+		{ "r=@C" T_SNONCE ",s=" RFC_SALT ",i=abc", PF_EBADFRAME },
+		{ "r=@C" T_SNONCE ",s=" RFC_SALT ",i=-4096", PF_EBADFRAME },
+		{ "r=@C" T_SNONCE ",s=" RFC_SALT ",i=04096", PF_EBADFRAME },
+		{ "r=@C" T_SNONCE ",s=" RFC_SALT ",i=0", PF_EBADFRAME },
+		{ "r=@C" T_SNONCE ",s=" RFC_SALT ",i=4096x", PF_EBADFRAME },
 		{ "r=cn\x7fonce,s=" RFC_SALT ",i=4096", PF_EBADFRAME },
 		{ "e=other-error", PF_EBADFRAME },
 		/* Well-formed, but not from a server we should trust. */
-		{ "r=" T_NONCE ",s=" RFC_SALT ",i=1", PF_EAUTH },
-		{ "r=" T_NONCE ",s=" RFC_SALT ",i=4095", PF_EAUTH },
-		{ "r=" T_NONCE ",s=" RFC_SALT ",i=10000001", PF_EAUTH },
-		{ "r=" T_NONCE ",s=" RFC_SALT ",i=99999999999", PF_EAUTH },
-		{ "r=" T_NONCE ",s=" RFC_SALT
+		{ "r=@C" T_SNONCE ",s=" RFC_SALT ",i=1", PF_EAUTH },
+		{ "r=@C" T_SNONCE ",s=" RFC_SALT ",i=4095", PF_EAUTH },
+		{ "r=@C" T_SNONCE ",s=" RFC_SALT ",i=10000001", PF_EAUTH },
+		{ "r=@C" T_SNONCE ",s=" RFC_SALT ",i=99999999999", PF_EAUTH },
+		{ "r=@C" T_SNONCE ",s=" RFC_SALT
 		    ",i=999999999999999999999999999999", PF_EAUTH },
-		{ "r=" T_CNONCE ",s=" RFC_SALT ",i=4096", PF_EAUTH },
-		{ "r=cnonc,s=" RFC_SALT ",i=4096", PF_EAUTH },
-		{ "r=xnonce" T_SNONCE ",s=" RFC_SALT ",i=4096", PF_EAUTH },
+		{ "r=@C,s=" RFC_SALT ",i=4096", PF_EAUTH },
+		{ "r=@c,s=" RFC_SALT ",i=4096", PF_EAUTH },
+		{ "r=@X" T_SNONCE ",s=" RFC_SALT ",i=4096", PF_EAUTH },
 	};
 	struct login *c;
-	char *cf = NULL, *cfin, *overlong;
+	char *cf = NULL, *cfin, *overlong, *m, *cn, *shorter, *other;
 
 	(void)state;
-	overlong = repeat('a', SCRAM_MAX_MESSAGE, "r=" T_NONCE);
+	overlong = repeat('a', SCRAM_MAX_MESSAGE, "r=@C" T_SNONCE);
 	for (size_t i = 0; i <= sizeof(cases) / sizeof(cases[0]); i++) {
 		bool last = i == sizeof(cases) / sizeof(cases[0]);
-		const char *m = last ? overlong : cases[i].msg;
+		const char *tmpl = last ? overlong : cases[i].msg;
 		enum pf_status want = last ? PF_EBADFRAME : cases[i].want;
 		enum pf_status got;
 
-		c = login_new("alice", "pw");
-		login_set_nonce(c, T_CNONCE);
+		c = login_new("alice", "pw", NULL);
 		assert_int_equal(login_first(c, &cf), PF_OK);
+		/* The client's random nonce, one char short, one changed. */
+		cn = attr(cf + 3, 'r');
+		shorter = strndup(cn, strlen(cn) - 1);
+		other = strdup(cn);
+		other[0] = other[0] == 'x' ? 'y' : 'x';
+		m = subst(tmpl, "CcX", (const char *[]){ cn, shorter, other });
 		cfin = (char *)1;
 		if ((got = login_final(c, m, &cfin)) != want)
 			fail_msg("case %zu: \"%s\": %d, want %d", i, m, got,
@@ -692,9 +797,25 @@ test_bad_server_first(void **state)
 		assert_int_equal(login_verify(c, RFC_SERVER_FINAL),
 		    PF_EPROTO);
 		free(cf);
+		free(m);
+		free(cn);
+		free(shorter);
+		free(other);
 		login_free(c);
 	}
 	free(overlong);
+}
+
+/* A client of the RFC user: its client-first and, for server s, final. */
+static void
+client_messages(struct auth_server *s, char **cf, char **sf, char **cfin)
+{
+	struct login *c = login_new(RFC_USER, RFC_PASSWORD, NULL);
+
+	assert_int_equal(login_first(c, cf), PF_OK);
+	assert_int_equal(auth_server_first(s, *cf, sf), PF_OK);
+	assert_int_equal(login_final(c, *sf, cfin), PF_OK);
+	login_free(c);
 }
 
 static void
@@ -703,83 +824,64 @@ test_order(void **state)
 	struct auth_users *u = rfc_users();
 	struct auth_server *s;
 	struct login *c;
-	char *out = NULL, *cf = NULL;
+	char *out = NULL, *cf = NULL, *sf = NULL, *cfin = NULL;
 	uint8_t k[PF_SHA256_LEN];
 
 	(void)state;
 	/* Server: PROOF before AUTH, AUTH twice, PROOF twice. */
-	s = auth_server_new(u, secret);
+	s = auth_server_new(u, secret, NULL);
 	assert_int_equal(auth_server_final(s, RFC_CLIENT_FINAL, &out),
 	    PF_EPROTO);
 	assert_int_equal(auth_server_first(s, RFC_CLIENT_FIRST, &out),
 	    PF_EPROTO);
 	auth_server_free(s);
 
-	s = auth_server_new(u, secret);
-	auth_server_set_nonce(s, RFC_SNONCE);
-	assert_int_equal(auth_server_first(s, RFC_CLIENT_FIRST, &out), PF_OK);
-	free(out);
-	assert_int_equal(auth_server_first(s, RFC_CLIENT_FIRST, &out),
-	    PF_EPROTO);
+	s = auth_server_new(u, secret, NULL);
+	client_messages(s, &cf, &sf, &cfin);
+	assert_int_equal(auth_server_first(s, cf, &out), PF_EPROTO);
 	assert_null(out);
-	assert_int_equal(auth_server_final(s, RFC_CLIENT_FINAL, &out),
-	    PF_EPROTO);
+	assert_int_equal(auth_server_final(s, cfin, &out), PF_EPROTO);
 	auth_server_free(s);
+	free(cf);
+	free(sf);
+	free(cfin);
 
-	s = auth_server_new(u, secret);
-	auth_server_set_nonce(s, RFC_SNONCE);
-	assert_int_equal(auth_server_first(s, RFC_CLIENT_FIRST, &out), PF_OK);
+	s = auth_server_new(u, secret, NULL);
+	client_messages(s, &cf, &sf, &cfin);
+	assert_int_equal(auth_server_final(s, cfin, &out), PF_OK);
 	free(out);
-	assert_int_equal(auth_server_final(s, RFC_CLIENT_FINAL, &out), PF_OK);
-	free(out);
-	assert_int_equal(auth_server_final(s, RFC_CLIENT_FINAL, &out),
-	    PF_EPROTO);
+	assert_int_equal(auth_server_final(s, cfin, &out), PF_EPROTO);
 	assert_null(out);
 	auth_server_free(s);
-
-	/* set_nonce: invalid, or too late. */
-	s = auth_server_new(u, secret);
-	auth_server_set_nonce(s, "bad,nonce");
-	assert_int_equal(auth_server_first(s, RFC_CLIENT_FIRST, &out),
-	    PF_EINTERNAL);
-	auth_server_free(s);
-	s = auth_server_new(u, secret);
-	assert_int_equal(auth_server_first(s, RFC_CLIENT_FIRST, &out), PF_OK);
-	free(out);
-	auth_server_set_nonce(s, RFC_SNONCE);
-	assert_int_equal(auth_server_final(s, RFC_CLIENT_FINAL, &out),
-	    PF_EPROTO);
-	auth_server_free(s);
+	free(cf);
+	free(sf);
+	free(cfin);
 
 	/* Client: final before first, verify before final, first twice. */
-	c = login_new(RFC_USER, RFC_PASSWORD);
+	c = login_new(RFC_USER, RFC_PASSWORD, NULL);
 	assert_int_equal(login_final(c, RFC_SERVER_FIRST, &out),
 	    PF_EPROTO);
 	assert_int_equal(login_first(c, &out), PF_EPROTO);
 	login_free(c);
-	c = login_new(RFC_USER, RFC_PASSWORD);
+	c = login_new(RFC_USER, RFC_PASSWORD, NULL);
 	assert_int_equal(login_verify(c, RFC_SERVER_FINAL), PF_EPROTO);
 	login_free(c);
-	c = login_new(RFC_USER, RFC_PASSWORD);
+	c = login_new(RFC_USER, RFC_PASSWORD, NULL);
 	assert_int_equal(login_first(c, &cf), PF_OK);
 	assert_int_equal(login_first(c, &out), PF_EPROTO);
 	assert_null(out);
 	assert_int_equal(login_session_key(c, k), PF_EPROTO);
 	free(cf);
 	login_free(c);
-	c = login_new(RFC_USER, RFC_PASSWORD);
-	login_set_nonce(c, "");
-	assert_int_equal(login_first(c, &out), PF_EINTERNAL);
-	login_free(c);
 
 	/* Client: bad arguments are a usage error. */
-	c = login_new("bad user", "pw");
+	c = login_new("bad user", "pw", NULL);
 	assert_non_null(c);
 	assert_int_equal(login_first(c, &out), PF_EUSAGE);
 	assert_null(out);
 	login_free(c);
 	cf = repeat('x', SCRAM_MAX_PASSWORD + 1, "");
-	c = login_new("alice", cf);
+	c = login_new("alice", cf, NULL);
 	assert_int_equal(login_first(c, &out), PF_EUSAGE);
 	login_free(c);
 	free(cf);
@@ -792,19 +894,20 @@ test_order(void **state)
 
 /*
  * Client-final with cbind and nonce of our choosing but a proof that is
- * right for them, as a client knowing the password could forge it: only
- * the server's own checks of c= and r= can refuse it.
+ * right for them (the RFC user's password, the messages cf_bare and sf),
+ * as a client knowing the password could forge it: only the server's own
+ * checks of c= and r= can refuse it.
  */
 static char *
-forge_client_final(const char *cbind, const char *nonce)
+forge_client_final(const char *cf_bare, const char *sf, const char *cbind,
+    const char *nonce)
 {
 	uint8_t salt[16], salted[PF_SHA256_LEN], ck[PF_SHA256_LEN];
 	uint8_t sk[PF_SHA256_LEN], sig[PF_SHA256_LEN];
 	char np[256], am[1024], *b64, *out;
 
 	snprintf(np, sizeof(np), "c=%s,r=%s", cbind, nonce);
-	snprintf(am, sizeof(am), "%s,%s,%s", &RFC_CLIENT_FIRST[3],
-	    RFC_SERVER_FIRST, np);
+	snprintf(am, sizeof(am), "%s,%s,%s", cf_bare, sf, np);
 	assert_int_equal(pf_base64_decode(RFC_SALT, salt, sizeof(salt)), 16);
 	assert_int_equal(pf_pbkdf2_sha256(RFC_PASSWORD, 6, salt, 16, 4096,
 	    salted), PF_OK);
@@ -824,6 +927,34 @@ forge_client_final(const char *cbind, const char *nonce)
 	return out;
 }
 
+/*
+ * One forged case: the server's answer to client-first cf, then to cbind
+ * and the nonce template (@N: the whole nonce, @S: the server's part).
+ */
+static enum pf_status
+forged_login(const struct auth_users *u, const uint8_t *exporter,
+    const char *cf, const char *gs2, const char *cbind, const char *tmpl)
+{
+	struct auth_server *s = auth_server_new(u, secret, exporter);
+	char *sf = NULL, *sfin = NULL, *cfin, *nonce, *n;
+	enum pf_status rc;
+
+	assert_int_equal(auth_server_first(s, cf, &sf), PF_OK);
+	nonce = attr(sf, 'r');
+	n = subst(tmpl, "NS", (const char *[]){ nonce,
+	    nonce + strlen(RFC_CNONCE) });
+	cfin = forge_client_final(cf + strlen(gs2), sf, cbind, n);
+	rc = auth_server_final(s, cfin, &sfin);
+	assert_true((rc == PF_OK) == (sfin != NULL));
+	free(sf);
+	free(sfin);
+	free(cfin);
+	free(nonce);
+	free(n);
+	auth_server_free(s);
+	return rc;
+}
+
 static void
 test_nonce_and_binding_checked(void **state)
 {
@@ -832,36 +963,139 @@ test_nonce_and_binding_checked(void **state)
 		const char	*nonce;
 		enum pf_status	 want;
 	} cases[] = {
-		{ "biws", RFC_CNONCE RFC_SNONCE, PF_OK },	/* control */
+		{ "biws", "@N", PF_OK },	/* control */
 		{ "biws", RFC_CNONCE, PF_EAUTH },
-		{ "biws", RFC_CNONCE RFC_SNONCE "x", PF_EAUTH },
-		{ "biws", "x" RFC_SNONCE, PF_EAUTH },
-		{ "eSws", RFC_CNONCE RFC_SNONCE, PF_EAUTH },
-		{ "biwx", RFC_CNONCE RFC_SNONCE, PF_EAUTH },
+		{ "biws", "@Nx", PF_EAUTH },
+		{ "biws", "x@S", PF_EAUTH },
+		{ "eSws", "@N", PF_EAUTH },
+		{ "biwx", "@N", PF_EAUTH },
 	};
 	struct auth_users *u = rfc_users();
-	struct auth_server *s;
-	char *sf = NULL, *sfin = NULL, *cfin;
 	enum pf_status got;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		cfin = forge_client_final(cases[i].cbind, cases[i].nonce);
-		s = auth_server_new(u, secret);
-		auth_server_set_nonce(s, RFC_SNONCE);
-		assert_int_equal(auth_server_first(s, RFC_CLIENT_FIRST, &sf),
-		    PF_OK);
-		if ((got = auth_server_final(s, cfin, &sfin)) != cases[i].want)
+		got = forged_login(u, NULL, RFC_CLIENT_FIRST, SCRAM_GS2_HEADER,
+		    cases[i].cbind, cases[i].nonce);
+		if (got != cases[i].want)
 			fail_msg("case %zu: %d, want %d", i, got,
 			    cases[i].want);
-		if (i == 0)
-			assert_string_equal(cfin, RFC_CLIENT_FINAL);
-		free(sf);
-		free(sfin);
-		sfin = NULL;
-		free(cfin);
-		auth_server_free(s);
 	}
+	auth_users_free(u);
+}
+
+/*
+ * RFC 9266 over TLS: the binding must be "p=tls-exporter" with this
+ * connection's exporter; "n" and "y" there are a downgrade. Without TLS,
+ * "y" is fine (the server indeed cannot bind) and "p" cannot be honoured.
+ */
+static void
+test_channel_binding(void **state)
+{
+	static const char plus_cf[] = SCRAM_GS2_PLUS "n=user,r=" RFC_CNONCE;
+	static const char yes_cf[] = SCRAM_GS2_YES "n=user,r=" RFC_CNONCE;
+	struct auth_users *u = rfc_users();
+	struct auth_server *s;
+	char *sf, *cb1, *cb2;
+
+	(void)state;
+	cb1 = scram_cbind(SCRAM_GS2_PLUS, ex1);
+	cb2 = scram_cbind(SCRAM_GS2_PLUS, ex2);
+	assert_non_null(cb1);
+	assert_non_null(cb2);
+	sf = scram_cbind(SCRAM_GS2_HEADER, NULL);
+	assert_string_equal(sf, SCRAM_CBIND_NONE);
+	free(sf);
+	sf = scram_cbind(SCRAM_GS2_YES, NULL);
+	assert_string_equal(sf, "eSws");
+	free(sf);
+	assert_null(scram_cbind(SCRAM_GS2_PLUS, NULL));
+	assert_int_equal(forged_login(u, ex1, plus_cf, SCRAM_GS2_PLUS, cb1,
+	    "@N"), PF_OK);
+	assert_int_equal(forged_login(u, ex1, plus_cf, SCRAM_GS2_PLUS, cb2,
+	    "@N"), PF_EAUTH);
+	assert_int_equal(forged_login(u, ex1, plus_cf, SCRAM_GS2_PLUS,
+	    SCRAM_CBIND_NONE, "@N"), PF_EAUTH);
+	assert_int_equal(forged_login(u, ex1, plus_cf, SCRAM_GS2_PLUS, "eSws",
+	    "@N"), PF_EAUTH);
+	/* Plaintext: "y,," logs in, bound to "y,," itself. */
+	assert_int_equal(forged_login(u, NULL, yes_cf, SCRAM_GS2_YES, "eSws",
+	    "@N"), PF_OK);
+	assert_int_equal(forged_login(u, NULL, yes_cf, SCRAM_GS2_YES,
+	    SCRAM_CBIND_NONE, "@N"), PF_EAUTH);
+	/* Over TLS, "n" and "y" fail at once; "p" without TLS is malformed. */
+	s = auth_server_new(u, secret, ex1);
+	assert_string_equal(auth_server_mechanism(s), SCRAM_MECH_PLUS);
+	assert_int_equal(auth_server_first(s, yes_cf, &sf), PF_EAUTH);
+	assert_null(sf);
+	auth_server_free(s);
+	s = auth_server_new(u, secret, ex1);
+	assert_int_equal(auth_server_first(s, RFC_CLIENT_FIRST, &sf),
+	    PF_EAUTH);
+	auth_server_free(s);
+	s = auth_server_new(u, secret, NULL);
+	assert_string_equal(auth_server_mechanism(s), SCRAM_MECH);
+	assert_int_equal(auth_server_first(s, plus_cf, &sf), PF_EBADFRAME);
+	auth_server_free(s);
+	free(cb1);
+	free(cb2);
+	auth_users_free(u);
+}
+
+/* Both ends on GNU SASL, bound to equal or different exporters. */
+static void
+test_plus_round_trip(void **state)
+{
+	struct auth_users *u = NULL;
+	struct login *c;
+
+	(void)state;
+	assert_int_equal(auth_users_single("alice", "pw", &u), PF_OK);
+	c = login_new("alice", "pw", ex1);
+	assert_string_equal(login_mechanism(c), SCRAM_MECH_PLUS);
+	login_free(c);
+	c = login_new("alice", "pw", NULL);
+	assert_string_equal(login_mechanism(c), SCRAM_MECH);
+	login_free(c);
+	assert_int_equal(login_bound(u, "alice", "pw", ex1, ex1), PF_OK);
+	assert_int_equal(login_bound(u, "alice", "wrong", ex1, ex1),
+	    PF_EAUTH);
+	assert_int_equal(login_bound(u, "mallory", "pw", ex1, ex1), PF_EAUTH);
+	/* A relay between two TLS connections: each end sees its own. */
+	assert_int_equal(login_bound(u, "alice", "pw", ex1, ex2), PF_EAUTH);
+	/* A client that does not bind over TLS, or binds without TLS. */
+	assert_int_equal(login_bound(u, "alice", "pw", ex1, NULL), PF_EAUTH);
+	assert_int_equal(login_bound(u, "alice", "pw", NULL, ex1),
+	    PF_EBADFRAME);
+	auth_users_free(u);
+}
+
+/* Server-final is checked by GNU SASL on the bound path too. */
+static void
+test_plus_server_final_checked(void **state)
+{
+	struct auth_users *u = NULL;
+	struct auth_server *s1;
+	struct login *c;
+	char *cf = NULL, *sf = NULL, *cfin = NULL, *sfin = NULL;
+
+	(void)state;
+	assert_int_equal(auth_users_single("alice", "pw", &u), PF_OK);
+	s1 = auth_server_new(u, secret, ex1);
+	c = login_new("alice", "pw", ex1);
+	assert_int_equal(login_first(c, &cf), PF_OK);
+	assert_int_equal(auth_server_first(s1, cf, &sf), PF_OK);
+	assert_int_equal(login_final(c, sf, &cfin), PF_OK);
+	assert_int_equal(auth_server_final(s1, cfin, &sfin), PF_OK);
+	/* The genuine answer passes; a flipped bit in it does not. */
+	sfin[3] = sfin[3] == 'A' ? 'B' : 'A';
+	assert_int_equal(login_verify(c, sfin), PF_EAUTH);
+	free(cf);
+	free(sf);
+	free(cfin);
+	free(sfin);
+	login_free(c);
+	auth_server_free(s1);
 	auth_users_free(u);
 }
 
@@ -1200,10 +1434,10 @@ test_join_proof(void **state)
 	memcpy(key2, key, sizeof(key));
 	key2[31] ^= 1;
 
-	assert_int_equal(scram_join_proof(key, sid, nonce, sizeof(nonce), a),
-	    PF_OK);
-	assert_int_equal(scram_join_proof(key, sid, nonce, sizeof(nonce), b),
-	    PF_OK);
+	assert_int_equal(scram_join_proof(key, sid, nonce, sizeof(nonce), NULL,
+	    a), PF_OK);
+	assert_int_equal(scram_join_proof(key, sid, nonce, sizeof(nonce), NULL,
+	    b), PF_OK);
 	assert_memory_equal(a, b, sizeof(a));
 
 	/* Exactly HMAC(K, "paraflow join" || session || nonce). */
@@ -1219,23 +1453,115 @@ test_join_proof(void **state)
 	assert_memory_equal(a, want, sizeof(a));
 
 	assert_int_equal(scram_join_proof(key, "1b4e28ba-2fa1-41d2-883f-"
-	    "0016d3cca428", nonce, sizeof(nonce), b), PF_OK);
+	    "0016d3cca428", nonce, sizeof(nonce), NULL, b), PF_OK);
 	assert_memory_not_equal(a, b, sizeof(a));
 	assert_int_equal(scram_join_proof(key, sid, nonce, sizeof(nonce) - 1,
+	    NULL, b), PF_OK);
+	assert_memory_not_equal(a, b, sizeof(a));
+	assert_int_equal(scram_join_proof(key2, sid, nonce, sizeof(nonce), NULL,
 	    b), PF_OK);
 	assert_memory_not_equal(a, b, sizeof(a));
-	assert_int_equal(scram_join_proof(key2, sid, nonce, sizeof(nonce), b),
-	    PF_OK);
+	assert_int_equal(scram_join_proof(key, sid, NULL, 0, NULL, b), PF_OK);
 	assert_memory_not_equal(a, b, sizeof(a));
-	assert_int_equal(scram_join_proof(key, sid, NULL, 0, b), PF_OK);
+
+	/* Over TLS: HMAC(K, "paraflow join" || session || nonce || ex). */
+	memcpy(msg + len, ex1, sizeof(ex1));
+	assert_int_equal(pf_hmac_sha256(key, sizeof(key), msg,
+	    len + sizeof(ex1), want), PF_OK);
+	assert_int_equal(scram_join_proof(key, sid, nonce, sizeof(nonce), ex1,
+	    b), PF_OK);
+	assert_memory_equal(b, want, sizeof(b));
 	assert_memory_not_equal(a, b, sizeof(a));
+	/* Relayed from another TLS connection: another proof. */
+	assert_int_equal(scram_join_proof(key, sid, nonce, sizeof(nonce), ex2,
+	    a), PF_OK);
+	assert_memory_not_equal(a, b, sizeof(a));
+}
+
+/*
+ * Opens tests/vectors/name. Automake exports srcdir to tests;
+ * PF_VECTORS_DIR overrides it.
+ */
+static FILE *
+open_vectors(const char *name)
+{
+	const char *dir = getenv("PF_VECTORS_DIR"), *srcdir = getenv("srcdir");
+	char path[512];
+	FILE *fp;
+
+	if (dir != NULL)
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+	else
+		snprintf(path, sizeof(path), "%s/tests/vectors/%s",
+		    srcdir != NULL ? srcdir : ".", name);
+	if ((fp = fopen(path, "r")) == NULL)
+		fail_msg("cannot open %s (set srcdir or PF_VECTORS_DIR)", path);
+	return fp;
+}
+
+/*
+ * Verifiers PostgreSQL made (tests/vectors/make_pg_scram.sh), non-ASCII
+ * passwords among them: each logs in through GNU SASL on both ends, with
+ * and without binding, and passes the HTTP Basic check; a wrong password
+ * does neither; ours computes the same keys from the same salt.
+ */
+static void
+test_pg_vectors(void **state)
+{
+	FILE *fp = open_vectors("pg_scram.txt");
+	char line[1024], entry[1024], path[256], name[PROTO_MAX_USER + 1];
+	char *user, *pw, *ver;
+	struct auth_verifier v, mine;
+	struct auth_users *u;
+	unsigned n = 0;
+
+	(void)state;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		if (line[0] == '#')
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		user = strtok(line, "\t");
+		pw = strtok(NULL, "\t");
+		ver = strtok(NULL, "\t");
+		assert_non_null(ver);
+		snprintf(entry, sizeof(entry), "%s:%s", user, ver);
+		assert_int_equal(auth_verifier_parse(entry, name, &v), PF_OK);
+		assert_int_equal(auth_verifier_make(pw, v.salt, v.saltlen,
+		    v.iterations, &mine), PF_OK);
+		assert_memory_equal(mine.stored_key, v.stored_key,
+		    PF_SHA256_LEN);
+		assert_memory_equal(mine.server_key, v.server_key,
+		    PF_SHA256_LEN);
+		/* Loaded from a users file, as paraflowd would. */
+		tmp_path(path, sizeof(path), "pg.users");
+		snprintf(entry, sizeof(entry), "%s:%s\n", user, ver);
+		write_file(path, entry);
+		u = NULL;
+		assert_int_equal(auth_users_load(path, &u), PF_OK);
+		unlink(path);
+		assert_int_equal(login(u, user, pw), PF_OK);
+		assert_int_equal(login_bound(u, user, pw, ex1, ex1), PF_OK);
+		assert_int_equal(auth_users_check(u, user, pw, secret), PF_OK);
+		assert_int_equal(login(u, user, "pencil!"), PF_EAUTH);
+		assert_int_equal(auth_users_check(u, user, "p\xc3\xa4ss",
+		    secret), PF_EAUTH);
+		/* SASLprep: U+2168 is "IX", U+00A0 a space. */
+		if (strcmp(user, "roman") == 0)
+			assert_int_equal(login(u, user, "IX"), PF_OK);
+		if (strcmp(user, "nbsp") == 0)
+			assert_int_equal(login(u, user, "a b"), PF_OK);
+		auth_users_free(u);
+		n++;
+	}
+	fclose(fp);
+	assert_int_equal(n, 5);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc7677_client),
+		cmocka_unit_test(test_rfc7677_primitives),
 		cmocka_unit_test(test_rfc7677_server),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_wrong_password),
@@ -1247,6 +1573,10 @@ main(void)
 		cmocka_unit_test(test_bad_server_first),
 		cmocka_unit_test(test_order),
 		cmocka_unit_test(test_nonce_and_binding_checked),
+		cmocka_unit_test(test_channel_binding),
+		cmocka_unit_test(test_plus_round_trip),
+		cmocka_unit_test(test_plus_server_final_checked),
+		cmocka_unit_test(test_pg_vectors),
 		cmocka_unit_test(test_verifier_round_trip),
 		cmocka_unit_test(test_verifier_parse_bad),
 		cmocka_unit_test(test_users_add),
