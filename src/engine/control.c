@@ -1,0 +1,422 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The frames of a control connection: the login (AUTH, PROOF), then
+ * OPEN (or resume), COMMIT and ABORT of its session.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "control.h"
+#include "counters.h"
+#include "engine.h"
+#include "log.h"
+#include "peruser.h"
+#include "policy.h"
+#include "registry.h"
+#include "reply.h"
+#include "session.h"
+#include "storage.h"
+#include "stream_int.h"
+#include "tls.h"
+#include "wire.h"
+
+enum pf_status
+control_on_auth(struct stream *st, const json_t *req)
+{
+	const char *mech = wire_json_str(req, "mechanism", NULL);
+	const char *msg = wire_json_str(req, "message", NULL);
+	char *reply = NULL;
+	enum pf_status rc;
+
+	uint8_t ex[SCRAM_EXPORTER_LEN];
+	bool tls;
+
+	if (st->role != ROLE_NEW || st->auth != NULL)
+		return reply_fail(st, PF_EPROTO, "AUTH not expected here");
+	/* Over TLS the login is bound to this connection's exporter. */
+	tls = pf_conn_tls_exporter(st->c, ex) == PF_OK;
+	st->auth = auth_server_new(st->env->users, st->env->secret,
+	    tls ? ex : NULL);
+	pf_wipe(ex, sizeof(ex));
+	if (st->auth == NULL)
+		return reply_fail(st, PF_EINTERNAL, "out of memory");
+	if (mech == NULL || strcmp(mech, auth_server_mechanism(st->auth)) !=
+	    0 || msg == NULL)
+		return reply_fail(st, PF_EBADFRAME,
+		    "AUTH needs mechanism %s and a "
+		    "message", auth_server_mechanism(st->auth));
+	rc = auth_server_first(st->auth, msg, &reply);
+	if (rc == PF_EAUTH) {
+		/* A client talked out of binding: a failed login. */
+		atomic_fetch_add(&st->env->counters->auth_failures, 1);
+		log_warn("%s: login failed: no channel binding over TLS",
+		    st->c->peer);
+		return reply_fail(st, rc,
+		    "channel binding is required over TLS");
+	}
+	if (rc != PF_OK)
+		return reply_fail(st, rc,
+		    "malformed SCRAM client-first message");
+	rc = reply_message(st, PROTO_CHALLENGE, reply);
+	free(reply);
+	return rc;
+}
+
+enum pf_status
+control_on_proof(struct stream *st, const json_t *req)
+{
+	const char *msg = wire_json_str(req, "message", NULL);
+	char *reply = NULL;
+	enum pf_status rc;
+
+	if (st->role != ROLE_NEW || st->auth == NULL)
+		return reply_fail(st, PF_EPROTO, "PROOF not expected here");
+	if (msg == NULL)
+		return reply_fail(st, PF_EBADFRAME, "PROOF needs a message");
+	rc = auth_server_final(st->auth, msg, &reply);
+	if (rc != PF_OK) {
+		atomic_fetch_add(&st->env->counters->auth_failures, 1);
+		log_warn("%s: login failed", st->c->peer);
+		return reply_fail(st, rc == PF_EBADFRAME ? rc : PF_EAUTH,
+		    "authentication failed");
+	}
+	snprintf(st->user, sizeof(st->user), "%s", auth_server_user(st->auth));
+	if (!peruser_acquire(st->env->peruser, st->user)) {
+		free(reply);
+		return reply_fail(st, PF_EBUSY,
+		    "too many connections for user %s",
+		    st->user);
+	}
+	st->counted = true;
+	rc = auth_server_session_key(st->auth, st->key);
+	if (rc == PF_OK)
+		rc = reply_message(st, PROTO_AUTH_OK, reply);
+	free(reply);
+	auth_server_free(st->auth);
+	st->auth = NULL;
+	if (rc != PF_OK)
+		return rc;
+	stream_set_role(st, ROLE_CONTROL);
+	log_info("%s: user %s logged in", st->c->peer, st->user);
+	return PF_OK;
+}
+
+/* What an OPEN asks for, checked against policy and limits. */
+struct open_req {
+	struct session_file	 f;	/* user and peer set by on_open */
+	char			 name[PROTO_MAX_NAME + 1];
+	uint8_t			 head[PROTO_HEAD_LEN];
+	uint32_t		 nchunks;
+	const char		*resume;	/* session id, or NULL */
+};
+
+static enum pf_status
+parse_open(struct stream *st, const json_t *req, struct open_req *o)
+{
+	const struct stream_env *env = st->env;
+	const char *head64;
+	uint64_t chunk_size;
+	size_t resume_len = 0;
+	long headlen;
+
+	o->f.client_name = wire_json_str(req, "name",
+	    &o->f.client_name_len);
+	head64 = wire_json_str(req, "head", NULL);
+	o->resume = wire_json_str(req, "resume", &resume_len);
+	if (o->f.client_name == NULL || head64 == NULL ||
+	    wire_json_u64(req, "size", &o->f.size) == -1 ||
+	    wire_json_u64(req, "chunk_size", &chunk_size) == -1 ||
+	    (json_object_get(req, "resume") != NULL &&
+	    resume_len != PROTO_ID_LEN))
+		return reply_fail(st, PF_EBADFRAME, "OPEN needs name, size, "
+		    "chunk_size and head (and resume: a session id)");
+	if (o->f.client_name_len > POLICY_MAX_CLIENT_NAME ||
+	    policy_sanitize_name(o->f.client_name, o->f.client_name_len,
+	    o->name) != PF_OK)
+		return reply_fail(st, PF_EBADNAME,
+		    "file name cannot be stored");
+	if (policy_check_name(env->policy, o->name) != PF_OK)
+		return reply_fail(st, PF_EFORBIDDEN,
+		    "executable file type refused "
+		    "by name");
+	if (!proto_chunk_size_valid(chunk_size))
+		return reply_fail(st, PF_EBADFRAME,
+		    "chunk size must be a power of "
+		    "two from %u to %u", PROTO_MIN_CHUNK, PROTO_MAX_CHUNK);
+	o->f.chunk_size = (uint32_t)chunk_size;
+	if (env->cfg->max_file_size != 0 &&
+	    o->f.size > env->cfg->max_file_size)
+		return reply_fail(st, PF_ETOOLARGE,
+		    "file of %llu bytes is over the "
+		    "limit of %llu", (unsigned long long)o->f.size,
+		    (unsigned long long)env->cfg->max_file_size);
+	if (proto_chunk_count(o->f.size, o->f.chunk_size,
+	    &o->nchunks) != PF_OK)
+		return reply_fail(st, PF_ETOOLARGE, "more than %u chunks",
+		    PROTO_MAX_CHUNKS);
+	headlen = pf_base64_decode(head64, o->head, sizeof(o->head));
+	if (headlen < 0 || (uint64_t)headlen != (o->f.size < PROTO_HEAD_LEN
+	    ? o->f.size : PROTO_HEAD_LEN))
+		return reply_fail(st, PF_EBADFRAME, "head must hold the first "
+		    "min(size, %d) bytes", PROTO_HEAD_LEN);
+	o->f.name = o->name;
+	o->f.head = o->head;
+	o->f.headlen = (size_t)headlen;
+	if (policy_check_content(o->head, o->f.headlen) != PF_OK)
+		return reply_fail(st, PF_EFORBIDDEN,
+		    "executable content refused");
+	return PF_OK;
+}
+
+/* Sends OPENED with the bitmap of the chunks s holds. */
+static enum pf_status
+send_opened(struct stream *st, struct session *s, bool resumed)
+{
+	uint32_t n = session_nchunks(s);
+	uint8_t *bits;
+	char *have = NULL;
+	json_t *j = NULL;
+	enum pf_status rc = PF_ENOMEM;
+
+	if ((bits = session_held_bitmap(s)) == NULL)
+		return PF_ENOMEM;
+	if ((have = pf_base64_encode(bits, (n + 7) / 8)) == NULL)
+		goto out;
+	j = json_pack("{s:s,s:I,s:I,s:s,s:b,s:s}", "session", session_id(s),
+	    "chunks", (json_int_t)n, "chunk_size",
+	    (json_int_t)session_chunk_size(s), "name", session_name(s),
+	    "resumed", resumed, "have", have);
+	if (j == NULL)
+		goto out;
+	rc = wire_send_json(st->c, PROTO_OPENED, j);
+out:
+	json_decref(j);
+	free(have);
+	free(bits);
+	return rc;
+}
+
+/*
+ * OPEN with "resume" for a session no longer in the table: if it finished
+ * (the COMPLETE was lost with a connection), say so again, so the client
+ * does not upload the file a second time.
+ */
+static enum pf_status
+resume_finished(struct stream *st, const struct open_req *o)
+{
+	const char *user, *name, *digest;
+	json_int_t size, chunk_size;
+	char id[PROTO_ID_LEN + 1];
+	enum pf_status rc = PF_ENOSESSION;
+	json_t *meta, *j = NULL;
+
+	/* A path component from a client: only a well-formed id. */
+	meta = json_pack("{s:s}", "session", o->resume);
+	if (meta == NULL || session_id_from_json(meta, id) != PF_OK) {
+		json_decref(meta);
+		return reply_fail(st, PF_ENOSESSION,
+		    "no session %s", o->resume);
+	}
+	json_decref(meta);
+	if ((rc = registry_ended_reason(st->env->registry, id,
+	    st->user)) != PF_OK)
+		return reply_fail(st, rc, "session %s ended: %s", id,
+		    pf_status_message(rc));
+	meta = storage_final_meta(st->env->storage, id);
+	if (meta == NULL || json_unpack(meta, "{s:s,s:s,s:I,s:I,s:s}", "user",
+	    &user, "name", &name, "size", &size, "chunk_size", &chunk_size,
+	    "digest", &digest) == -1 || strcmp(user, st->user) != 0 ||
+	    strcmp(name, o->name) != 0 || (uint64_t)size != o->f.size ||
+	    (uint64_t)chunk_size != o->f.chunk_size) {
+		rc = reply_fail(st, PF_ENOSESSION,
+		    "no session %s to resume for "
+		    "this file", o->resume);
+		goto out;
+	}
+	j = json_pack("{s:s,s:s,s:I,s:s,s:s++}", "session", id, "name", name,
+	    "size", size, "digest", digest, "path", id, "/", name);
+	if (j == NULL) {
+		rc = PF_ENOMEM;
+		goto out;
+	}
+	log_info("%s: session %s was complete already; telling %s again",
+	    st->c->peer, id, st->user);
+	rc = wire_send_json(st->c, PROTO_COMPLETE, j);
+out:
+	json_decref(j);
+	json_decref(meta);
+	return rc;
+}
+
+/* OPEN with "resume": take over a session this user opened before. */
+static enum pf_status
+resume_session(struct stream *st, const struct open_req *o)
+{
+	struct session *s = NULL;
+	enum pf_status rc;
+
+	if (registry_lookup(st->env->registry, o->resume, &s) != PF_OK)
+		return resume_finished(st, o);
+	if (!session_matches(s, st->user, &o->f)) {
+		session_unref(s);
+		return reply_fail(st, PF_ENOSESSION,
+		    "no session %s to resume for "
+		    "this file", o->resume);
+	}
+	session_take(s, st->id, st->key);
+	session_touch(s);
+	session_attach(s, true);
+	st->session = s;
+	if ((rc = send_opened(st, s, true)) != PF_OK)
+		return rc;
+	log_info("%s: session %s resumed by %s with %u of %u chunks",
+	    st->c->peer, session_id(s), session_user(s),
+	    session_chunks_acked(s), session_nchunks(s));
+	return PF_OK;
+}
+
+enum pf_status
+control_on_open(struct stream *st, const json_t *req)
+{
+	const struct stream_env *env = st->env;
+	struct session *s = NULL;
+	struct open_req o;
+	uint64_t avail;
+	enum pf_status rc;
+
+	if (st->role != ROLE_CONTROL || st->session != NULL)
+		return reply_fail(st, PF_EPROTO, "OPEN not expected here");
+	if ((rc = parse_open(st, req, &o)) != PF_OK)
+		return rc;
+	/*
+	 * While a session is open the control connection legitimately idles
+	 * for as long as the transfer takes; TCP keepalive finds dead peers.
+	 */
+	pf_conn_set_timeout(st->c, 0);
+	if (o.resume != NULL)
+		return resume_session(st, &o);
+	avail = storage_free_bytes(env->storage);
+	if (avail != UINT64_MAX && (avail < o.f.size ||
+	    avail - o.f.size < env->cfg->min_free_space))
+		return reply_fail(st, PF_ENOSPC,
+		    "%llu bytes would leave less than "
+		    "the %llu bytes kept free", (unsigned long long)o.f.size,
+		    (unsigned long long)env->cfg->min_free_space);
+	if ((rc = registry_create(env->registry, o.nchunks, NULL, &s)) !=
+	    PF_OK)
+		return reply_fail(st, rc, rc == PF_EBUSY ? "too many sessions" :
+		    "out of memory");
+	session_take(s, st->id, st->key);
+	o.f.user = st->user;
+	o.f.peer = st->c->peer;
+	if ((rc = session_open(s, env->storage, &o.f)) != PF_OK) {
+		rc = rc == PF_EINTERNAL ? reply_fail(st, rc, "out of memory") :
+		    reply_fail(st, rc, "cannot stage %llu bytes",
+		    (unsigned long long)o.f.size);
+		goto out;
+	}
+	if ((rc = send_opened(st, s, false)) != PF_OK)
+		goto out;
+	log_info("%s: session %s opened by %s: \"%s\", %llu bytes, %u chunks",
+	    st->c->peer, session_id(s), session_user(s), session_name(s),
+	    (unsigned long long)o.f.size, o.nchunks);
+	session_attach(s, true);
+	st->session = s;
+	s = NULL;
+out:
+	if (s != NULL) {
+		registry_end(env->registry, s, SESSION_FAILED, rc);
+		session_unref(s);
+	}
+	return rc;
+}
+
+/* Tells the client its file is stored, and lets the session go. */
+static enum pf_status
+send_complete(struct stream *st)
+{
+	struct session *s = st->session;
+	enum pf_status rc;
+	json_t *j;
+
+	log_info("%s: session %s complete: \"%s\", %llu bytes, receipt %s; "
+	    "%llu bytes received, %u chunks NACKed, %u already held",
+	    st->c->peer, session_id(s), session_name(s),
+	    (unsigned long long)session_size(s), session_receipt(s),
+	    (unsigned long long)session_bytes_received(s),
+	    session_chunks_nacked(s), session_chunks_duplicate(s));
+	j = json_pack("{s:s,s:s,s:I,s:s,s:s++}", "session", session_id(s),
+	    "name", session_name(s), "size", (json_int_t)session_size(s),
+	    "digest", session_receipt(s), "path", session_id(s), "/",
+	    session_name(s));
+	registry_retire(st->env->registry, s);
+	session_detach(s, true);
+	session_unref(s);
+	st->session = NULL;
+	/* Without a session, an idle control connection times out again. */
+	pf_conn_set_timeout(st->c, st->env->cfg->idle_timeout_ms);
+	if (j == NULL)
+		return PF_ENOMEM;
+	rc = wire_send_json(st->c, PROTO_COMPLETE, j);
+	json_decref(j);
+	return rc;
+}
+
+enum pf_status
+control_on_commit(struct stream *st, const json_t *req)
+{
+	struct session *s = st->session;
+	uint8_t want[PF_SHA256_LEN];
+	const char *hex = wire_json_str(req, "digest", NULL);
+	enum pf_status rc;
+
+	if (st->role != ROLE_CONTROL || s == NULL)
+		return reply_fail(st, PF_EPROTO, "COMMIT not expected here");
+	if (!session_owned_by(s, st->id))
+		return reply_fail(st, PF_ECANCELLED,
+		    "session was resumed by another "
+		    "connection");
+	if (hex == NULL || pf_hex_decode(hex, want, sizeof(want)) == -1)
+		return reply_fail(st, PF_EBADFRAME,
+		    "COMMIT needs a hex digest");
+	if (session_state(s) != SESSION_RECEIVING)
+		return reply_fail(st, session_error(s) ? session_error(s) :
+		    PF_ECANCELLED, "session is no longer receiving");
+	if (session_chunks_acked(s) != session_nchunks(s))
+		return reply_fail(st, PF_EPROTO, "%u of %u chunks received",
+		    session_chunks_acked(s), session_nchunks(s));
+	switch ((rc = session_commit(s, want))) {
+	case PF_OK:
+		return send_complete(st);
+	case PF_ECANCELLED:
+		return reply_fail(st, rc, "session is no longer receiving");
+	case PF_ECHECKSUM:
+		registry_retire(st->env->registry, s);
+		return reply_fail(st, rc, "receipt does not match the chunks "
+		    "received");
+	case PF_EINTERNAL:
+		return reply_fail(st, rc, "out of memory");
+	default:
+		return reply_fail(st, rc, "cannot store the file");
+	}
+}
+
+enum pf_status
+control_on_abort(struct stream *st)
+{
+	if (st->role != ROLE_CONTROL || st->session == NULL)
+		return reply_fail(st, PF_EPROTO, "ABORT not expected here");
+	if (!session_owned_by(st->session, st->id))
+		return reply_fail(st, PF_ECANCELLED,
+		    "session was resumed by another "
+		    "connection");
+	log_info("%s: session %s aborted by client", st->c->peer,
+	    session_id(st->session));
+	registry_end(st->env->registry, st->session, SESSION_CANCELLED,
+	    PF_ECANCELLED);
+	return PF_ECANCELLED;
+}

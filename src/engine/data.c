@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The frames of a data connection: JOIN of a session, then CHUNKs streamed
+ * to the staging file, each verified, made durable and acknowledged.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "clock.h"
+#include "counters.h"
+#include "data.h"
+#include "log.h"
+#include "peruser.h"
+#include "registry.h"
+#include "reply.h"
+#include "session.h"
+#include "stream_int.h"
+#include "tls.h"
+#include "wire.h"
+
+/*
+ * Refuses a JOIN of session id (idlen bytes): as cancelled if it was
+ * cancelled on purpose, or the client would start over; else unknown.
+ */
+static enum pf_status
+refuse_join(struct stream *st, const char *id, size_t idlen)
+{
+	char sid[PROTO_ID_LEN + 1];
+	enum pf_status rc;
+
+	snprintf(sid, sizeof(sid), "%.*s", (int)idlen, id);
+	if ((rc = registry_ended_reason(st->env->registry, sid, NULL)) !=
+	    PF_OK)
+		return reply_fail(st, rc, "session ended: %s",
+		    pf_status_message(rc));
+	return reply_fail(st, PF_ENOSESSION, "no such session");
+}
+
+enum pf_status
+data_on_join(struct stream *st, const json_t *req)
+{
+	struct session *s = NULL;
+	uint8_t proof[PF_SHA256_LEN], want[PF_SHA256_LEN], key[PF_SHA256_LEN];
+	uint8_t ex[SCRAM_EXPORTER_LEN];
+	const char *id, *proof64;
+	bool tls;
+	size_t idlen;
+	enum pf_status rc;
+	json_t *j;
+
+	if (st->role != ROLE_NEW || st->auth != NULL)
+		return reply_fail(st, PF_EPROTO, "JOIN not expected here");
+	id = wire_json_str(req, "session", &idlen);
+	proof64 = wire_json_str(req, "proof", NULL);
+	if (id == NULL || idlen != PROTO_ID_LEN || proof64 == NULL ||
+	    pf_base64_decode(proof64, proof, sizeof(proof)) != sizeof(proof))
+		return reply_fail(st, PF_EBADFRAME,
+		    "JOIN needs a session id and "
+		    "a 32-byte proof");
+	/* Owner 0: recovered after a restart, no login holds it yet. */
+	if (registry_lookup(st->env->registry, id, &s) != PF_OK ||
+	    session_state(s) != SESSION_RECEIVING || session_owned_by(s, 0)) {
+		session_unref(s);
+		return refuse_join(st, id, idlen);
+	}
+	session_get_key(s, key);
+	/* Bound to this data connection's own TLS channel, if any. */
+	tls = pf_conn_tls_exporter(st->c, ex) == PF_OK;
+	rc = scram_join_proof(key, session_id(s), st->nonce, sizeof(st->nonce),
+	    tls ? ex : NULL, want);
+	pf_wipe(key, sizeof(key));
+	pf_wipe(ex, sizeof(ex));
+	if (rc != PF_OK || !pf_equal_ct(proof, want, sizeof(want))) {
+		session_unref(s);
+		atomic_fetch_add(&st->env->counters->auth_failures, 1);
+		log_warn("%s: join proof refused", st->c->peer);
+		return reply_fail(st, PF_EAUTH, "join proof refused");
+	}
+	if (!peruser_acquire(st->env->peruser, session_user(s))) {
+		rc = reply_fail(st, PF_EBUSY,
+		    "too many connections for user %s",
+		    session_user(s));
+		session_unref(s);
+		return rc;
+	}
+	snprintf(st->user, sizeof(st->user), "%s", session_user(s));
+	st->counted = true;
+	session_touch(s);
+	st->buf = malloc(STREAM_BUF);
+	st->hash = pf_sha256_new();
+	if (st->buf == NULL || st->hash == NULL) {
+		session_unref(s);
+		return reply_fail(st, PF_EINTERNAL, "out of memory");
+	}
+	st->session = s;
+	stream_set_role(st, ROLE_DATA);
+	session_attach(s, false);
+	if ((j = json_pack("{s:s}", "session", session_id(s))) == NULL)
+		return PF_ENOMEM;
+	rc = wire_send_json(st->c, PROTO_JOINED, j);
+	json_decref(j);
+	return rc;
+}
+
+/* Reads and drops n bytes of a chunk that is not to be stored. */
+static enum pf_status
+drain(struct stream *st, uint64_t n)
+{
+	enum pf_status rc;
+
+	while (n > 0) {
+		size_t k = n < STREAM_BUF ? (size_t)n : STREAM_BUF;
+
+		if ((rc = pf_conn_read_full(st->c, st->buf, k)) != PF_OK)
+			return rc;
+		session_count_bytes(st->session, k);
+		n -= k;
+	}
+	return PF_OK;
+}
+
+/*
+ * Streams the data of claimed chunk ch from the connection into the
+ * staging file, hashing as it goes, then reads the digest the client
+ * sent into want and the one computed into got. *head_differs tells
+ * whether chunk 0 did not start with the declared head (then nothing
+ * more of it was stored).
+ */
+static enum pf_status
+receive_chunk(struct stream *st, const struct proto_chunk_head *ch,
+    uint8_t got[PF_SHA256_LEN], uint8_t want[PF_SHA256_LEN],
+    bool *head_differs)
+{
+	struct session *s = st->session;
+	uint64_t pos = 0;
+	enum pf_status rc;
+
+	*head_differs = false;
+	if ((rc = proto_chunk_digest_begin(st->hash, ch)) != PF_OK)
+		return rc;
+	while (pos < ch->length) {
+		size_t k = ch->length - pos < STREAM_BUF ?
+		    (size_t)(ch->length - pos) : STREAM_BUF;
+
+		if ((rc = pf_conn_read_full(st->c, st->buf, k)) != PF_OK)
+			return rc;
+		session_count_bytes(s, k);
+		atomic_fetch_add(&st->env->counters->bytes_received, k);
+		/*
+		 * The declared head must be what really arrives. Damage in
+		 * transit looks the same, so the verdict waits for the digest;
+		 * meanwhile nothing more of this chunk is stored.
+		 */
+		if (ch->index == 0 && pos == 0 &&
+		    session_head_differs(s, st->buf))
+			*head_differs = true;
+		if ((rc = pf_sha256_update(st->hash, st->buf, k)) != PF_OK)
+			return rc;
+		if (!*head_differs)
+			rc = session_write_chunk(s, ch->offset + pos, st->buf,
+			    k);
+		if (rc != PF_OK)
+			return reply_fail(st, rc, "cannot store chunk %llu",
+			    (unsigned long long)ch->index);
+		pos += k;
+	}
+	if ((rc = pf_conn_read_full(st->c, want, PF_SHA256_LEN)) != PF_OK)
+		return rc;
+	return pf_sha256_final(st->hash, got);
+}
+
+/*
+ * One CHUNK frame: claims the chunk, receives it and answers ACK or
+ * NACK. Only the connection that claimed a chunk writes it, so an
+ * acknowledged chunk is never overwritten.
+ */
+enum pf_status
+data_on_chunk(struct stream *st, const struct proto_header *h)
+{
+	struct session *s = st->session;
+	const struct stream_env *env = st->env;
+	struct proto_chunk_head ch;
+	uint8_t got[PF_SHA256_LEN], want[PF_SHA256_LEN];
+	uint64_t started = pf_now_us();
+	enum session_claim claim;
+	bool head_differs, resent;
+	enum pf_status rc;
+
+	rc = wire_recv_chunk_head(st->c, h, session_size(s),
+	    session_chunk_size(s), &ch);
+	if (rc == PF_EBADFRAME)
+		return reply_fail(st, PF_EBADFRAME, "chunk head out of range");
+	if (rc != PF_OK)
+		return rc;
+	if (session_state(s) != SESSION_RECEIVING)
+		return reply_ended(st);
+	claim = session_claim_chunk(s, (uint32_t)ch.index, &resent);
+	if (resent)
+		atomic_fetch_add(&env->counters->chunks_resent, 1);
+	if (claim != SESSION_CLAIMED) {
+		/* Done already (ACK again) or being received elsewhere. */
+		if ((rc = drain(st, (uint64_t)ch.length +
+		    PROTO_CHUNK_TRAILER_LEN)) != PF_OK)
+			return rc;
+		return wire_send_ack(st->c, claim == SESSION_HELD ? PROTO_ACK :
+		    PROTO_NACK, ch.index);
+	}
+	if ((rc = receive_chunk(st, &ch, got, want, &head_differs)) != PF_OK)
+		goto release;
+	if (!pf_equal_ct(got, want, sizeof(got))) {
+		session_release_chunk(s, (uint32_t)ch.index, true);
+		atomic_fetch_add(&env->counters->chunks_nacked, 1);
+		log_info("%s: session %s chunk %llu failed its check",
+		    st->c->peer, session_id(s), (unsigned long long)ch.index);
+		return wire_send_ack(st->c, PROTO_NACK, ch.index);
+	}
+	if (head_differs) {
+		registry_end(env->registry, s, SESSION_FAILED, PF_EFORBIDDEN);
+		rc = reply_fail(st, PF_EFORBIDDEN,
+		    "chunk 0 does not start with the "
+		    "declared head");
+		goto release;
+	}
+	/* The ACK is a promise: data, then journal, on stable storage. */
+	if ((rc = session_done_chunk(s, (uint32_t)ch.index, got)) != PF_OK) {
+		/* After a failed sync nothing staged can be trusted. */
+		if (session_broken(s))
+			registry_end(env->registry, s, SESSION_FAILED, rc);
+		rc = reply_fail(st, rc, "cannot make chunk %llu durable",
+		    (unsigned long long)ch.index);
+		goto release;
+	}
+	atomic_fetch_add(&env->counters->chunks_acked, 1);
+	rc = wire_send_ack(st->c, PROTO_ACK, ch.index);
+	counters_observe_chunk(env->counters, pf_now_us() - started);
+	return rc;
+release:
+	session_release_chunk(s, (uint32_t)ch.index, false);
+	return rc;
+}
