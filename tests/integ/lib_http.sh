@@ -54,6 +54,7 @@ gw_trust() {
 	[[ " $* " != *" --http-no-tls "* ]] || return 0
 	HTTP_URL=https://127.0.0.1:$HTTP_PORT
 	GW_CA=$STORAGE/.tls/cert.pem
+	# shellcheck disable=SC2034 # GW_PIN is read by the tests
 	GW_PIN=$(paraflowd_fp 2>/dev/null)
 	PF_GW_CA=$GW_CA
 	printf 'cacert = "%s"\n' "$GW_CA" >"$T/.curlrc"
