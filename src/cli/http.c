@@ -417,7 +417,8 @@ http_request(struct http *h, const struct http_req *rq, struct http_resp *resp)
 	/* And a plain one answers a TLS hello with what TLS cannot read. */
 	if (cc == CURLE_SSL_CONNECT_ERROR)
 		snprintf(resp->err, sizeof(resp->err), "%s (a gateway started "
-		    "with --http-no-tls? give http://)", curl_easy_strerror(cc));
+		    "with --http-no-tls? give http://)",
+		    curl_easy_strerror(cc));
 out:
 	/* The handle MUST NOT keep pointers to what is freed here. */
 	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
