@@ -37,9 +37,9 @@ url_parts(const char *url, bool *https, char *host, size_t cap,
 		memmove(h, h + 1, len - 2);
 		h[len - 2] = '\0';
 	}
-	if (strlen(h) >= cap)
+	if ((len = strlen(h)) >= cap)
 		goto out;
-	strcpy(host, h);
+	memcpy(host, h, len + 1);
 	*port = (unsigned)strtoul(p, NULL, 10);
 	ok = true;
 out:

@@ -16,9 +16,10 @@
 
 /* What libcurl is told to accept for one gateway URL. */
 struct gwtrust {
-	bool	 tls;		/* an https:// URL */
-	char	 pin[PF_TLS_PIN_LEN + 1];	/* "" : CA checking instead */
-	const char *cacert;	/* with no pin: a CA file, NULL: the system's */
+	bool		 tls;		/* an https:// URL */
+	/* The key the gateway must show; "": a CA checks it instead. */
+	char		 pin[PF_TLS_PIN_LEN + 1];
+	const char	*cacert;	/* the CA file; NULL: the system's */
 };
 
 /*

@@ -36,7 +36,7 @@
 "                         as for upload, for an https:// gateway (by\n" \
 "                         default its key is recorded in known_servers\n" \
 "                         on first use, under the gateway's host:port);\n" \
-"                         a --http-no-tls gateway takes an http:// URL\n" \
+"                         a gateway serving plain HTTP takes http://\n" \
 "      --timeout SEC      connect timeout, and the longest a transfer may\n" \
 "                         stall (default 30)\n" \
 "      --json             print one JSON document on stdout (status\n" \
