@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# The HTTP gateway under load, next to its baselines in the same run:
+# The HTTPS gateway under load, next to its baselines in the same run:
 # requests/s and latency of GET /api/v1/sessions?limit=100 (with Basic
 # auth, 100 sessions known to the server) measured with wrk while a large
 # upload runs, and that upload's throughput with and without the load.
@@ -9,7 +9,9 @@
 # BIN the build directory (default build/); WRK_CONNS and WRK_THREADS the
 # load (default 16 connections on 2 threads, under the gateway's default
 # of 32 connections per client address); WRK_SECONDS the length of the
-# load-only run (default 10).
+# load-only run (default 10). The gateway is HTTPS (the default, the
+# self-signed certificate, which curl checks); wrk speaks TLS without
+# checking it.
 set -eu
 . "$(dirname "$0")/lib.sh"
 size_mib=${1:-1024}
@@ -38,7 +40,8 @@ for _ in $(seq 100); do
 	sleep 0.05
 done
 port=$(cat "$work/port")
-url=http://127.0.0.1:$(cat "$work/hport")
+url=https://127.0.0.1:$(cat "$work/hport")
+ca=$work/storage/.tls/cert.pem
 auth="Authorization: Basic $(printf 'bench:bench-pw' | base64)"
 target="$url/api/v1/sessions?limit=100"
 
@@ -55,11 +58,11 @@ head -c 4096 /dev/urandom >"$work/small"
 for i in $(seq 100); do
 	up "small$i.bin" "$work/small" >/dev/null
 done
-known=$(curl -sf -H "$auth" "$target" |
+known=$(curl -sf --cacert "$ca" -H "$auth" "$target" |
     sed -n 's/.*"total": *\([0-9]*\).*/\1/p')
 echo "sessions known to the server: $known"
 [ "$known" = 100 ] || { echo "expected 100 sessions"; exit 1; }
-if ! curl -sf -o /dev/null -H "$auth" "$target"; then
+if ! curl -sf --cacert "$ca" -o /dev/null -H "$auth" "$target"; then
 	echo "GET $target fails"
 	exit 1
 fi
@@ -111,7 +114,8 @@ read -r rps0 p500 p990 err0 < <(wrk_fig "$work/wrk.alone")
 
 # Baseline 2: the upload alone.
 read -r up0_s sid0 < <(timed_upload alone.bin)
-curl -sf -o /dev/null -X DELETE -H "$auth" "$url/api/v1/sessions/$sid0"
+curl -sf --cacert "$ca" -o /dev/null -X DELETE -H "$auth" \
+    "$url/api/v1/sessions/$sid0"
 
 # Both at once: wrk from just before the upload starts until it ends.
 # An asynchronous command starts with SIGINT ignored, but wrk sets its own
@@ -124,7 +128,8 @@ read -r up1_s sid1 < <(timed_upload loaded.bin)
 kill -INT "$wrk_pid"
 wait "$wrk_pid" || true
 read -r rps1 p501 p991 err1 < <(wrk_fig "$work/wrk.load")
-curl -sf -o /dev/null -X DELETE -H "$auth" "$url/api/v1/sessions/$sid1"
+curl -sf --cacert "$ca" -o /dev/null -X DELETE -H "$auth" \
+    "$url/api/v1/sessions/$sid1"
 
 mbs0=$(mbs_of "$up0_s")
 mbs1=$(mbs_of "$up1_s")

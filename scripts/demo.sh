@@ -50,7 +50,7 @@ start_server "${PARAFLOW_DEMO_HTTP_PORT:-8080}" || start_server 0 || {
 	exit 1
 }
 port=$(cat "$work/port")
-http=http://127.0.0.1:$(cat "$work/http_port")
+http=https://127.0.0.1:$(cat "$work/http_port")
 echo "   uploads on 127.0.0.1:$port"
 echo "   dashboard on $http/ (user paraflow, password secret123)"
 export PARAFLOW_HTTP=$http PARAFLOW_SECRET=secret123
@@ -78,7 +78,8 @@ cmp -s "$work/demo.bin" "$work/fetched.bin" &&
     echo "OK: the downloaded copy is identical too"
 
 echo "== metrics (excerpt of $http/metrics)"
-curl -s "$http/metrics" | grep -E '^paraflow_(received_bytes|chunks_acked)_total'
+curl -s --cacert "$work/storage/.tls/cert.pem" "$http/metrics" |
+    grep -E '^paraflow_(received_bytes|chunks_acked)_total'
 
 echo "== server log"
 sed 's/^/   /' "$work/paraflowd.log"

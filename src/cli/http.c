@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* One libcurl easy handle set up to trust no server, and its requests. */
+/*
+ * One libcurl easy handle set up to trust no server but the one its
+ * caller names (a key pin or a CA), and its requests.
+ */
 #include "config.h"
 
 #include <ctype.h>
@@ -17,6 +20,7 @@
 struct http {
 	CURL		*curl;
 	char		*base;		/* without a trailing '/' */
+	bool		 https;
 	unsigned	 timeout_s;
 	const volatile sig_atomic_t *cancel;	/* borrowed, or NULL */
 	uint64_t	 bytes_read;	/* body bytes, every request */
@@ -260,9 +264,21 @@ http_new(const struct http_opts *o)
 	while (len > 0 && h->base[len - 1] == '/')
 		h->base[--len] = '\0';
 	h->timeout_s = o->timeout_s;
-	/* Whatever a server says, only HTTP(S), and no more than a few hops. */
-	SETOPT(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	SETOPT(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	/*
+	 * Whatever a server says, only HTTP(S), and no more than a few hops;
+	 * from https, never down to plain http.
+	 */
+	h->https = strncasecmp(h->base, "https:", 6) == 0;
+	SETOPT(h, CURLOPT_PROTOCOLS_STR, h->https ? "https" : "http,https");
+	SETOPT(h, CURLOPT_REDIR_PROTOCOLS_STR, h->https ? "https" :
+	    "http,https");
+	if (o->pin != NULL) {
+		/* The pin is the trust: a self-signed key is what it names. */
+		SETOPT(h, CURLOPT_PINNEDPUBLICKEY, o->pin);
+		SETOPT(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		SETOPT(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	} else if (o->cacert != NULL)
+		SETOPT(h, CURLOPT_CAINFO, o->cacert);
 	SETOPT(h, CURLOPT_FOLLOWLOCATION, 1L);
 	SETOPT(h, CURLOPT_MAXREDIRS, (long)HTTP_MAX_REDIRS);
 	/*
@@ -324,6 +340,7 @@ curl_status(CURLcode cc)
 	case CURLE_OUT_OF_MEMORY:
 		return PF_ENOMEM;
 	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 		return PF_EAUTH;	/* the server is not the one named */
 	case CURLE_TOO_MANY_REDIRECTS:
 	case CURLE_UNSUPPORTED_PROTOCOL:
@@ -393,6 +410,15 @@ http_request(struct http *h, const struct http_req *rq, struct http_resp *resp)
 	rc = curl_status(cc);
 	snprintf(resp->err, sizeof(resp->err), "%s", h->errbuf[0] != '\0' ?
 	    h->errbuf : curl_easy_strerror(cc));
+	/* An HTTPS gateway closes a plain HTTP request without a word. */
+	if (cc == CURLE_GOT_NOTHING && !h->https)
+		snprintf(resp->err, sizeof(resp->err), "%s (an HTTPS gateway? "
+		    "give https://)", curl_easy_strerror(cc));
+	/* And a plain one answers a TLS hello with what TLS cannot read. */
+	if (cc == CURLE_SSL_CONNECT_ERROR)
+		snprintf(resp->err, sizeof(resp->err), "%s (a gateway started "
+		    "with --http-no-tls? give http://)",
+		    curl_easy_strerror(cc));
 out:
 	/* The handle MUST NOT keep pointers to what is freed here. */
 	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);

@@ -40,6 +40,14 @@ struct http_opts {
 	 * http_request returns PF_ECANCELLED.
 	 */
 	const volatile sig_atomic_t *cancel;
+	/*
+	 * For an https:// base, the server accepted: the one whose key has
+	 * pin (sha256//..., curl's CURLOPT_PINNEDPUBLICKEY; the pin is the
+	 * whole trust), or with pin NULL one a CA of cacert signed for the
+	 * host name (cacert NULL: the system's CAs). Borrowed.
+	 */
+	const char	*pin;
+	const char	*cacert;
 };
 
 /*
@@ -97,7 +105,9 @@ void http_free(struct http *h);
  * rq->cap bytes); the body of any other answer to resp->body (at most
  * HTTP_MAX_ERROR_BODY, cut there). Free resp->body with http_resp_clear.
  * Otherwise:
- *   PF_ENET / PF_ETIMEOUT  no answer (refused, reset, stalled)
+ *   PF_ENET / PF_ETIMEOUT  no answer (refused, reset, stalled, no TLS)
+ *   PF_EAUTH               the server's key or certificate is not the
+ *                          one trusted (see http_opts)
  *   PF_EPROTO              a body or headers over their cap, or a bad
  *                          redirect or answer
  *   PF_ECANCELLED          *o->cancel was set (see http_opts)

@@ -32,8 +32,11 @@
 "  -u, --user USER, -s, --secret SECRET, --secret-file F\n" \
 "                         as for upload; the password goes with every\n" \
 "                         request (HTTP Basic), over https by default\n" \
-"      --pin P, --cacert FILE, --ca-system, --no-tls\n" \
-"                         as for upload\n" \
+"      --pin P, --cacert FILE, --ca-system\n" \
+"                         as for upload, for an https:// gateway (by\n" \
+"                         default its key is recorded in known_servers\n" \
+"                         on first use, under the gateway's host:port);\n" \
+"                         a gateway serving plain HTTP takes http://\n" \
 "      --timeout SEC      connect timeout, and the longest a transfer may\n" \
 "                         stall (default 30)\n" \
 "      --json             print one JSON document on stdout (status\n" \
@@ -573,6 +576,7 @@ cmd_remote(enum remote_cmd cmd, int argc, char **argv)
 	cli_login_resolve(&a.login);
 	a.o.user = a.login.user;
 	a.o.secret = a.login.secret;
+	a.o.trust = &a.login.trust;
 	switch (cmd) {
 	case CMD_LIST:
 		status = sessions_list(&a.o, a.state);

@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include "cli.h"
+#include "gwtrust.h"
 #include "remote.h"
 
 void
@@ -31,14 +32,26 @@ remote_fail(struct remote_error *e, enum pf_status rc, const char *session,
 struct http *
 remote_open(const struct remote_opts *o, struct remote_error *e)
 {
+	static const struct cli_trust tofu = { .no_tls = false };
 	struct http_opts ho = { o->url, o->user, o->secret, o->timeout_s,
-	    o->cancel };
+	    o->cancel, NULL, NULL };
 	struct http *h = NULL;
+	struct gwtrust gt;
+	char err[sizeof(e->message)];
+	enum pf_status rc;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		remote_fail(e, PF_ENOMEM, NULL, "cannot initialize libcurl");
 		return NULL;
 	}
+	if ((rc = gwtrust_resolve(o->url, o->trust ? o->trust : &tofu,
+	    o->timeout_s, o->quiet, &gt, err, sizeof(err))) != PF_OK) {
+		remote_fail(e, rc, NULL, "%s", err);
+		curl_global_cleanup();
+		return NULL;
+	}
+	ho.pin = gt.pin[0] != '\0' ? gt.pin : NULL;
+	ho.cacert = gt.cacert;
 	if ((h = http_new(&ho)) == NULL) {
 		remote_fail(e, PF_ENOMEM, NULL, "cannot set up an HTTP client");
 		curl_global_cleanup();

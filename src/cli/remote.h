@@ -16,8 +16,9 @@
 #include "http.h"
 #include "proto.h"
 #include "status.h"
+#include "trust.h"
 
-#define REMOTE_DEFAULT_URL	"http://127.0.0.1:8080"
+#define REMOTE_DEFAULT_URL	"https://127.0.0.1:8080"
 #define REMOTE_API		"/api/v1"
 
 struct remote_opts {
@@ -29,6 +30,8 @@ struct remote_opts {
 	bool		 quiet;		/* no progress bar, no hints */
 	/* Borrowed, or NULL: when set, requests stop (see http_opts). */
 	const volatile sig_atomic_t *cancel;
+	/* Borrowed: how an https:// gateway is trusted (gwtrust.h). */
+	const struct cli_trust *trust;
 };
 
 /* Why a gateway command failed. */
@@ -42,7 +45,9 @@ struct remote_error {
 
 /*
  * A new client for o, or NULL with e filled. Calls curl_global_init
- * once; remote_close undoes both.
+ * once; remote_close undoes both. For an https:// URL it settles first
+ * which key the gateway must show (gwtrust_resolve): a gateway that is
+ * not the one trusted fails here, exit 3 (EXIT_AUTH).
  */
 struct http *remote_open(const struct remote_opts *o, struct remote_error *e);
 

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -120,6 +121,37 @@ bind_address(const char *bind, unsigned port, struct sockaddr_storage *ss)
 	return false;
 }
 
+/*
+ * Reads the PEM file path into b (at most GW_MAX_PEM bytes): GnuTLS takes
+ * the key and certificate from memory only, as MHD hands them over.
+ */
+static enum pf_status
+read_pem(const char *path, struct pf_buf *b)
+{
+	enum pf_status rc = PF_EUSAGE;
+	char chunk[4096];
+	size_t n;
+	FILE *f;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		log_error("HTTPS: cannot open %s: %s", path, strerror(errno));
+		return rc;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (!pf_buf_add(b, chunk, n))
+			break;
+	if (ferror(f) || b->failed || b->len == 0) {
+		log_error("HTTPS: cannot read %s (empty, unreadable or over "
+		    "%d bytes)", path, GW_MAX_PEM);
+		goto out;
+	}
+	rc = PF_OK;
+out:
+	pf_wipe(chunk, sizeof(chunk));
+	fclose(f);
+	return rc;
+}
+
 /* Starts MHD on h->cfg's address (bind); h->daemon NULL if it cannot. */
 static void
 start_daemon(struct httpd *h, const char *bind,
@@ -129,9 +161,20 @@ start_daemon(struct httpd *h, const char *bind,
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	const union MHD_DaemonInfo *di;
+	/* HTTPS when httpd_start read a key: its options, else none. */
+	struct MHD_OptionItem tls[] = {
+		{ MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key.p },
+		{ MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert.p },
+		{ MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)GW_TLS_PRIORITIES },
+		{ MHD_OPTION_END, 0, NULL }
+	};
 
 	if (ss->ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	if (h->tls_key.p != NULL)
+		flags |= MHD_USE_TLS;
+	else
+		tls[0].option = MHD_OPTION_END;
 	h->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL,
 	    access_handler, h,
 	    MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss,
@@ -144,10 +187,12 @@ start_daemon(struct httpd *h, const char *bind,
 	    MHD_OPTION_NOTIFY_CONNECTION, conns_notify, h,
 	    MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+	    MHD_OPTION_ARRAY, tls,
 	    MHD_OPTION_END);
 	if (h->daemon == NULL) {
-		log_error("cannot serve HTTP on %s port %u (in use?)", bind,
-		    cfg->port);
+		log_error("cannot serve HTTP%s on %s port %u (in use?%s)",
+		    h->tls_key.p ? "S" : "", bind, cfg->port, h->tls_key.p ?
+		    " or a key GnuTLS cannot use" : "");
 		return;
 	}
 	di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -173,7 +218,14 @@ httpd_start(const struct httpd_config *cfg, struct engine *e,
 	pthread_mutex_init(&h->logins_lock, NULL);
 	pthread_mutex_init(&h->lock, NULL);
 	pf_cond_init_monotonic(&h->wake);
+	pf_buf_init(&h->tls_cert, GW_MAX_PEM);
+	pf_buf_init(&h->tls_key, GW_MAX_PEM);
+	h->tls_key.secret = true;
 	if ((rc = pf_random(h->secret, sizeof(h->secret))) != PF_OK)
+		goto out;
+	if (cfg->tls_cert != NULL && ((rc = read_pem(cfg->tls_cert,
+	    &h->tls_cert)) != PF_OK || (rc = read_pem(cfg->tls_key,
+	    &h->tls_key)) != PF_OK))
 		goto out;
 	if (!bind_address(bind, cfg->port, &ss)) {
 		log_error("--http-bind %s: not an IP address", bind);
@@ -187,7 +239,8 @@ httpd_start(const struct httpd_config *cfg, struct engine *e,
 	}
 	if ((rc = monitor_start(h)) != PF_OK)
 		goto out;
-	log_info("HTTP gateway on %s port %u", bind, h->port);
+	log_info("HTTP gateway on %s port %u (%s)", bind, h->port,
+	    h->tls_key.p != NULL ? "HTTPS" : "plain HTTP, no TLS");
 	*out = h;
 	h = NULL;
 out:
@@ -214,6 +267,8 @@ httpd_stop(struct httpd *h)
 	}
 	pf_wipe(h->logins, sizeof(h->logins));
 	pf_wipe(h->secret, sizeof(h->secret));
+	pf_buf_free(&h->tls_key);
+	pf_buf_free(&h->tls_cert);
 	/* The monitor's rates: request threads read them until MHD stops. */
 	free(h->rates);
 	pthread_cond_destroy(&h->wake);

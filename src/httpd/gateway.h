@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "buf.h"
 #include "digest.h"
 #include "engine.h"
 #include "httpd.h"
@@ -26,6 +27,11 @@
 #define GW_LINK_TTL_S		300	/* download links */
 #define GW_FAIL_MAX		10	/* failed logins a minute an address */
 #define GW_FAIL_SLOTS		256	/* addresses tracked */
+#define GW_MAX_PEM		(1024 * 1024)	/* a key, a chain */
+/* One year; browsers want at least that before they trust the header. */
+#define GW_HSTS			"max-age=31536000"
+/* TLS 1.3 only, as on the native port; GnuTLS's choice of ciphers. */
+#define GW_TLS_PRIORITIES	"NORMAL:-VERS-ALL:+VERS-TLS1.3"
 
 /* A login the gateway has checked, by HMAC of user and password. */
 struct gw_login {
@@ -53,6 +59,9 @@ struct httpd {
 	struct engine		*engine;
 	struct MHD_Daemon	*daemon;
 	unsigned		 port;
+	/* The PEM texts MHD serves HTTPS with, kept while it runs. */
+	struct pf_buf		 tls_cert;
+	struct pf_buf		 tls_key;	/* secret: wiped */
 	uint8_t			 secret[PF_SHA256_LEN];
 	char			 version[32];
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conns.h"
+#include "gateway.h"
 #include "response.h"
 
 void
@@ -24,6 +25,11 @@ resp_queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r)
 
 	if (r == NULL)
 		return MHD_NO;
+	/* Over HTTPS, browsers are told never to try plain HTTP here. */
+	if (MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION) !=
+	    NULL)
+		MHD_add_response_header(r, "Strict-Transport-Security",
+		    GW_HSTS);
 	conns_mark_responding(c);
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);

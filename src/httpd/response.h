@@ -12,7 +12,10 @@
  * thread may call them, from the handler of c's request.
  */
 
-/* Queues r (NULL: out of memory) and drops the caller's reference to it. */
+/*
+ * Queues r (NULL: out of memory) and drops the caller's reference to it;
+ * over HTTPS it adds Strict-Transport-Security first.
+ */
 enum MHD_Result resp_queue(struct MHD_Connection *c, unsigned status,
     struct MHD_Response *r);
 

@@ -8,7 +8,9 @@
 //
 // Input in the environment (set by t_dashboard.sh): HTTP_URL, PF_PORT,
 // PARAFLOW, PF_USER, PF_PASS, PF_BIG, PF_SMALL, PF_TMP, PF_OUT, CHROMIUM,
-// PF_SRCDIR, and optionally PF_NODE_MODULES. Screenshots go to PF_OUT.
+// PF_SRCDIR, and optionally PF_NODE_MODULES, and PF_SPKI (the base64
+// SHA-256 of the gateway's public key) for an https:// HTTP_URL.
+// Screenshots go to PF_OUT.
 // Output on stdout: one
 // "ok|fail<TAB>description<TAB>detail" line per check, for lib.sh's
 // tap_from; "skip<TAB>reason" and exit 3 if playwright-core is missing.
@@ -40,6 +42,8 @@ const TMP = need('PF_TMP');
 const OUT = need('PF_OUT');
 const CHROMIUM = need('CHROMIUM');
 const SRCDIR = need('PF_SRCDIR');
+/* An HTTPS gateway's self-signed key: trusted by its hash, nothing else. */
+const SPKI = URL0.startsWith('https:') ? need('PF_SPKI') : null;
 
 const HOSTILE = '<img src=x onerror=alert(1)>.txt';
 const MIB = 1024 * 1024;
@@ -211,11 +215,14 @@ async function main() {
     console.log('skip\tplaywright-core not found');
     process.exit(3);
   }
+  if (SPKI)
+    await untrusted(pw);
   const browser = await pw.chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: ['--no-sandbox', '--disable-background-networking',
-      '--disable-dev-shm-usage', '--no-first-run', '--disable-gpu'],
+      '--disable-dev-shm-usage', '--no-first-run', '--disable-gpu',
+      ...(SPKI ? [`--ignore-certificate-errors-spki-list=${SPKI}`] : [])],
   });
   const problems = [];
   try {
@@ -227,6 +234,34 @@ async function main() {
   }
   check('no console error, page error or dialog on any page',
     problems.length === 0, problems.slice(0, 8).join(' | '));
+}
+
+/* Without the key's hash, Chromium refuses the HTTPS gateway: the trust
+ * comes from that flag alone, not from errors ignored in general. */
+async function untrusted(pw) {
+  const browser = await pw.chromium.launch({ executablePath: CHROMIUM,
+    headless: true, args: ['--no-sandbox', '--disable-background-networking',
+      '--disable-dev-shm-usage', '--no-first-run', '--disable-gpu'] });
+  let why = '';
+  try {
+    const page = await browser.newPage();
+    /* A browser just started may still see its network "change". */
+    for (let i = 0; i < 5; i++) {
+      why = '';
+      try {
+        await page.goto(URL0, { timeout: 15000 });
+      } catch (e) {
+        why = String(e.message).split('\n')[0];
+      }
+      if (!/ERR_NETWORK_CHANGED/.test(why))
+        break;
+      await sleep(500);
+    }
+  } finally {
+    await browser.close();
+  }
+  check('without the key\'s hash, Chromium refuses the page (a ' +
+    'certificate error)', /ERR_CERT/.test(why), why || 'page loaded');
 }
 
 /* A wrong password, in a page of its own that watches through the

@@ -4,6 +4,14 @@
 # the status, headers and body kept, JSON values and bodies checked
 # against docs/openapi.yaml, and the test users. Source it after lib.sh;
 # it skips the test when paraflowd has no gateway.
+#
+# The gateway speaks HTTPS unless started with --http-no-tls: start_gw then
+# sets HTTP_URL to https://, GW_PIN to the key pin paraflowd --fingerprint
+# prints and GW_CA to the self-signed certificate (its names are 127.0.0.1,
+# ::1 and localhost), and writes $T/.curlrc (CURL_HOME=$T) so that every
+# curl of the test verifies the gateway against GW_CA, the way a user who
+# was handed the certificate would: no test ever turns verification off.
+# Python clients read the same file from PF_GW_CA.
 # shellcheck shell=bash
 # shellcheck disable=SC2154 # here, like T and PARAFLOWD, is set by lib.sh
 
@@ -25,7 +33,7 @@ need_api_tools() {
 }
 
 # start_gw [ARGS...]: start_server, and stops the test unless the gateway
-# came up with it (HTTP_URL set).
+# came up with it (HTTP_URL set); then the gateway's trust as above.
 start_gw() {
 	start_server "$@"
 	if [ -z "$HTTP_URL" ]; then
@@ -33,18 +41,45 @@ start_gw() {
 		sed 's/^/# /' "$T/server.log"
 		exit 1
 	fi
+	gw_trust "$@"
 }
 
-# req [CURL ARGS...] PATH: one request to the gateway; the status in CODE
-# (000 if there was no answer), headers in $T/h, body in $T/b.
+# gw_trust [ARGS...]: HTTP_URL, GW_PIN, GW_CA and the curl configuration
+# for a gateway started with ARGS (see the top of this file).
+gw_trust() {
+	export CURL_HOME=$T PF_GW_CA=
+	GW_PIN=
+	GW_CA=
+	: >"$T/.curlrc"
+	[[ " $* " != *" --http-no-tls "* ]] || return 0
+	HTTP_URL=https://127.0.0.1:$HTTP_PORT
+	GW_CA=$STORAGE/.tls/cert.pem
+	# shellcheck disable=SC2034 # GW_PIN is read by the tests
+	GW_PIN=$(paraflowd_fp 2>/dev/null)
+	PF_GW_CA=$GW_CA
+	printf 'cacert = "%s"\n' "$GW_CA" >"$T/.curlrc"
+}
+
+# paraflowd_fp: what paraflowd --fingerprint prints for the test's storage.
+paraflowd_fp() {
+	"$PARAFLOWD" --fingerprint --storage "$STORAGE"
+}
+
+# req [-q] [CURL ARGS...] PATH: one request to the gateway; the status in
+# CODE (000 if there was no answer), headers in $T/h, body in $T/b. With
+# -q (which curl takes only first) curl does not read $T/.curlrc.
 req() {
-	local path=${!#}
+	local path=${!#} q=()
 	set -- "${@:1:$#-1}"
+	if [ "${1:-}" = -q ]; then
+		q=(-q)
+		shift
+	fi
 	rm -f "$T/b" "$T/h"
 	: >"$T/b"
 	: >"$T/h"
-	CODE=$(curl -sS -o "$T/b" -D "$T/h" -w '%{http_code}' --max-time 20 \
-	    "$@" "$HTTP_URL$path" 2>"$T/curl.err") || true
+	CODE=$(curl "${q[@]}" -sS -o "$T/b" -D "$T/h" -w '%{http_code}' \
+	    --max-time 20 "$@" "$HTTP_URL$path" 2>"$T/curl.err") || true
 	[ -n "$CODE" ] || CODE=000
 }
 

@@ -8,6 +8,13 @@
 # finished one), and the exit codes: 2 for a non-HTTP URL or a bad id, 3
 # for a wrong password, 5 for a closed port, 9 for an unknown session, 10
 # for a session not finished; every --json output is one JSON document.
+# The gateway speaks HTTPS, and the commands verify it as upload verifies
+# the native port: trust on first use (the key recorded in known_servers
+# under the gateway's host:port, the same key accepted silently later, a
+# new key after a restart refused with exit 3 naming both keys and the line
+# to delete, accepted once it is deleted), --pin, --cacert, --ca-system;
+# plain http:// to it and https:// to a --http-no-tls gateway: exit 5 with
+# a hint, http:// to the latter works.
 # Last, a mock server checks what no server is trusted with: the local
 # name, the download's length, the size of a JSON answer, redirects, the
 # range it sends back, counters near 2^63, control characters in names
@@ -368,6 +375,67 @@ pf cancel "$sid"
 check_eq "cancel of a finished upload: says deleted" \
     "deleted session $sid" "$OUT"
 
+# --- How the commands trust the HTTPS gateway.
+check "the gateway is HTTPS ($HTTP_URL)" grep -q '^https://' <<<"$HTTP_URL"
+known=$PARAFLOW_STATE_DIR/known_servers
+gw_key=127.0.0.1:$HTTP_PORT
+pf list
+check_eq "list: exit 0" 0 "$RC"
+# upload made the state directory: the gateway may be known already.
+sed -i "/^$gw_key /d" "$known" 2>/dev/null
+pf list
+check_eq "first use: exit 0" 0 "$RC"
+check "first use: says which key it accepted" \
+    grep -qF "first connection to $gw_key: accepted its key $GW_PIN" "$T/err"
+check "first use: recorded in known_servers" \
+    grep -qxF "$gw_key $GW_PIN" "$known"
+pf list
+check_eq "the known key again: exit 0" 0 "$RC"
+check_eq "the known key again: nothing on stderr" "" "$(cat "$T/err")"
+pf list --pin "$GW_PIN"
+check_eq "--pin (paraflowd --fingerprint): exit 0" 0 "$RC"
+pf list --pin "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+check_eq "--pin of another key: exit 3" 3 "$RC"
+check "--pin of another key: says so" grep -q 'pinned public key' "$T/err"
+pf list --pin nonsense
+check_eq "--pin that is not a pin: exit 2" 2 "$RC"
+pf list --cacert "$GW_CA"
+check_eq "--cacert with the gateway's certificate: exit 0" 0 "$RC"
+run "$PARAFLOW" list --cacert "$GW_CA" --http "https://localhost:$HTTP_PORT"
+check_eq "--cacert, by the name localhost: exit 0" 0 "$RC"
+pf list --ca-system
+check_eq "--ca-system: a self-signed gateway is refused: exit 3" 3 "$RC"
+pf fetch "$sid" --ca-system --json -o "$T/nottrusted"
+expect_json_error "--ca-system, fetch --json" 3 auth_failed
+check_eq "--ca-system, fetch: nothing written" "" \
+    "$(find "$T" -maxdepth 1 -name 'nottrusted*')"
+run "$PARAFLOW" list --http "http://127.0.0.1:$HTTP_PORT"
+check_eq "plain http:// to the HTTPS gateway: exit 5" 5 "$RC"
+check "plain http:// to the HTTPS gateway: says give https://" \
+    grep -q 'give https://' "$T/err"
+
+# The gateway comes back on its port with a new key: refused, then
+# accepted once the line is deleted.
+old_pin=$GW_PIN
+stop_server
+mv "$STORAGE/.tls" "$T/old.tls"
+start_gw --min-rate 1 --http-port "$HTTP_PORT"
+check "restarted with a new key ($GW_PIN)" [ "$GW_PIN" != "$old_pin" ]
+pf list
+check_eq "a new key: exit 3" 3 "$RC"
+check "a new key: names the key shown" grep -qF "$GW_PIN" "$T/err"
+check "a new key: names the key recorded" grep -qF "$old_pin" "$T/err"
+line=$(grep -n "^$gw_key " "$known" | cut -d: -f1)
+check "a new key: names the line to delete ($line)" \
+    grep -qF "sed -i '${line}d' $known" "$T/err"
+pf status "$sid" --json
+expect_json_error "a new key, --json" 3 auth_failed
+sed -i "${line}d" "$known"
+pf list
+check_eq "the line deleted: accepted, exit 0" 0 "$RC"
+check "the line deleted: the new key recorded" \
+    grep -qxF "$gw_key $GW_PIN" "$known"
+
 # --- A closed port: exit 5, naming the URL.
 dead_url=$HTTP_URL
 stop_server
@@ -376,6 +444,21 @@ check_eq "connection refused: exit 5" 5 "$RC"
 check "connection refused: names the URL" grep -q "$dead_url" "$T/err"
 run "$PARAFLOW" fetch "$sid" --http "$dead_url" --json -o "$T/dead"
 expect_json_error "connection refused, --json" 5 network
+
+# --- A gateway started with --http-no-tls: http://, and https:// fails.
+start_gw --http-no-tls
+check "--http-no-tls: an http:// gateway" grep -q '^http://' <<<"$HTTP_URL"
+pf list
+check_eq "--http-no-tls: list over http://: exit 0" 0 "$RC"
+run "$PARAFLOW" list --http "https://127.0.0.1:$HTTP_PORT"
+check_eq "https:// to a plain gateway: exit 5" 5 "$RC"
+check "https:// to a plain gateway: says give http://" \
+    grep -q 'reached with http://' "$T/err"
+run "$PARAFLOW" list --http "https://127.0.0.1:$HTTP_PORT" --pin "$old_pin"
+check_eq "https:// to a plain gateway, --pin: exit 5" 5 "$RC"
+check "https:// to a plain gateway, --pin: says give http://" \
+    grep -q 'give http://' "$T/err"
+stop_server
 
 # --- A server not to be trusted (a few lines of Python): a name in
 # Content-Disposition, a file longer than its session says, a JSON answer

@@ -331,9 +331,11 @@ serves() {
 	    cmp -s "$f" "$mp/$sid/${f##*/}"
 	check_eq "$what: the stored file belongs to uid 10001" 10001 \
 	    "$(stat -c %u "$mp/$sid/${f##*/}" 2>&1)"
+	# The gateway is HTTPS with the container's self-signed key (-k:
+	# this checks PARAFLOW_ADMINS, the TLS tests are t_http*.sh).
 	check "$what: bob (PARAFLOW_ADMINS) sees it complete over REST" \
-	    listed "$sid" < <(curl -fsS --max-time 10 -u bob:pw-bob \
-	    "http://127.0.0.1:$hport/api/v1/sessions")
+	    listed "$sid" < <(curl -fsSk --max-time 10 -u bob:pw-bob \
+	    "https://127.0.0.1:$hport/api/v1/sessions")
 	return 0
 }
 

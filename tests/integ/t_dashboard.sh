@@ -7,8 +7,13 @@
 # cancels another upload (see dashboard.mjs for the whole list); this
 # side checks the server agrees, and leaves screenshots next to this
 # test's log (dashboard-mid-upload.png, dashboard-chunk-map.png,
-# dashboard-narrow.png).
+# dashboard-narrow.png). The page is served over HTTPS (the default), and
+# Chromium trusts exactly the gateway's key: its SPKI hash, the pin of
+# paraflowd --fingerprint without "sha256//", goes to
+# --ignore-certificate-errors-spki-list (no certificate error is ignored
+# for any other key).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_http.sh"
 
 top=$(cd "$here/../.." && pwd)
 WWW=$top/www
@@ -29,14 +34,16 @@ MIB=$((1024 * 1024))
 mkfile "$T/big" $((256 * MIB))
 mkfile "$T/small" $((128 * MIB))
 
-start_server --users "$U" --www "$WWW"
+start_gw --users "$U" --www "$WWW"
 echo "# gateway at $HTTP_URL, dashboard from $WWW"
 check "the gateway is up" [ -n "$HTTP_URL" ]
+check "the dashboard is served over HTTPS" grep -q '^https://' <<<"$HTTP_URL"
 
 # The screenshots go next to this test's .log, in the build tree.
 mkdir -p "$top_builddir/tests/integ"
 rc=0
-HTTP_URL=$HTTP_URL PF_PORT=$PORT PARAFLOW=$PARAFLOW PF_USER=alice \
+HTTP_URL=$HTTP_URL PF_SPKI=${GW_PIN#sha256//} PF_PORT=$PORT \
+    PARAFLOW=$PARAFLOW PF_USER=alice \
     PF_PASS=alice-pw PF_BIG=$T/big PF_SMALL=$T/small PF_TMP=$T \
     PF_OUT=$top_builddir/tests/integ CHROMIUM=$CHROMIUM PF_SRCDIR=$top \
     node "$here/dashboard.mjs" >"$T/browser.out" 2>"$T/browser.err" || rc=$?

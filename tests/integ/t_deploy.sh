@@ -345,12 +345,14 @@ if [ "$has_http" = yes ]; then
 	done
 	HPORT=$(started "$T/hport" "the gateway" "$T/server.log") || exit 1
 	check_eq "/healthz answers on the HTTP port" '{"status":"ok"}' \
-	    "$(curl -fsS --max-time 10 "http://127.0.0.1:$HPORT/healthz" |
+	    "$(curl -fsS --max-time 10 --cacert "$STORAGE/.tls/cert.pem" \
+	    "https://127.0.0.1:$HPORT/healthz" |
 	    tr -d ' \n')"
 	# bob is an admin through PARAFLOW_ADMINS: alice's session shows.
 	check "bob (in PARAFLOW_ADMINS) sees alice's session over REST" \
 	    grep -q "$sid" <(curl -fsS --max-time 10 -u bob:pw-bob \
-	    "http://127.0.0.1:$HPORT/api/v1/sessions")
+	    --cacert "$STORAGE/.tls/cert.pem" \
+	    "https://127.0.0.1:$HPORT/api/v1/sessions")
 else
 	skip "/healthz answers on the HTTP port" "paraflowd has no gateway yet"
 fi

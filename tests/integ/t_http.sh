@@ -9,7 +9,10 @@
 # (its client gets the cancelled error, its staging area goes) and of a
 # finished one (its file goes, then 404), and /readyz failing on a
 # read-only storage directory (in a mount namespace when run as root), and
-# not failing when probed from many clients at once.
+# not failing when probed from many clients at once. All of it over HTTPS
+# (the default), verified with the certificate; the key pin of paraflowd
+# --fingerprint works as curl's --pinnedpubkey, plain HTTP to the HTTPS
+# port gets no answer, and --http-no-tls serves plain HTTP without HSTS.
 # Downloads are in t_http_files.sh; events, metrics, deadlines and load in
 # t_http_live.sh.
 if [ "$(id -u)" -eq 0 ] && [ -z "${PF_NS:-}" ] &&
@@ -37,6 +40,35 @@ CAROL=(-u carol:carol-pw)
 start_gw --users "$U" --admin carol
 echo "# gateway at $HTTP_URL"
 
+# --- HTTPS: the default, and how a client trusts it ------------------------
+
+check "the gateway speaks HTTPS by default ($HTTP_URL)" \
+    grep -q '^https://' <<<"$HTTP_URL"
+check "paraflowd --fingerprint: a pin (sha256//, 44 base64 characters)" \
+    grep -Eq '^sha256//[A-Za-z0-9+/]{43}=$' <<<"$GW_PIN"
+req /healthz
+check_eq "HTTPS with the certificate as CA: 200" 200 "$CODE"
+check_eq "HTTPS: Strict-Transport-Security" "max-age=31536000" \
+    "$(hdr Strict-Transport-Security)"
+# -q: without $T/.curlrc, so without the CA; the pin is the only trust.
+req -q --insecure --pinnedpubkey "$(paraflowd_fp)" /healthz
+check_eq "curl --pinnedpubkey \"\$(paraflowd --fingerprint)\": 200" 200 \
+    "$CODE"
+req -q --insecure \
+    --pinnedpubkey "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" \
+    /healthz
+check_eq "another pin: no answer" 000 "$CODE"
+check "another pin: curl says the key does not match" \
+    grep -qi 'pinned public key' "$T/curl.err"
+req -q /healthz
+check_eq "HTTPS without trusting the certificate: no answer" 000 "$CODE"
+CODE=$(curl -q -sS -o /dev/null -w '%{http_code}' --max-time 20 \
+    "http://127.0.0.1:$HTTP_PORT/healthz" 2>"$T/curl.err") || CODE=000:$?
+check_eq "plain HTTP to the HTTPS port: no answer (curl exit 52)" "000:52" \
+    "$CODE"
+check "plain HTTP to the HTTPS port: curl says empty reply" \
+    grep -qi 'empty reply' "$T/curl.err"
+
 # --- Open endpoints --------------------------------------------------------
 
 req /healthz
@@ -57,10 +89,15 @@ check "/metrics: Content-Type text/plain; version=0.0.4 ($(hdr \
 # each probe file is its own, so one probe never removes another's and
 # reports the storage unwritable.
 "$PY" - "$HTTP_PORT" >"$T/ready.codes" <<'PY'
-import collections, http.client, sys, threading
+import collections, http.client, os, ssl, sys, threading
 port, codes, lock = int(sys.argv[1]), collections.Counter(), threading.Lock()
 def probe():
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    if os.environ.get("PF_GW_CA"):
+        ctx = ssl.create_default_context(cafile=os.environ["PF_GW_CA"])
+        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=20,
+                                        context=ctx)
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
     for _ in range(500):
         try:
             c.request("GET", "/readyz")
@@ -791,6 +828,21 @@ for m in POST DELETE; do
 done
 req "${ALICE[@]}" -X POST /api/v1/nope
 expect_error "POST /api/v1/nope with the dashboard on" 404 not_found
+stop_server
+
+# --- --http-no-tls: plain HTTP as before, no HSTS --------------------------
+
+start_gw --users "$U" --http-no-tls
+check "--http-no-tls: an http:// gateway ($HTTP_URL)" \
+    grep -q '^http://' <<<"$HTTP_URL"
+req "${ALICE[@]}" /api/v1/sessions
+expect_status "--http-no-tls: GET /api/v1/sessions" 200 SessionList
+check_eq "--http-no-tls: no Strict-Transport-Security" "" \
+    "$(hdr Strict-Transport-Security)"
+CODE=$(curl -q -sS -k -o /dev/null -w '%{http_code}' --max-time 20 \
+    "https://127.0.0.1:$HTTP_PORT/healthz" 2>"$T/curl.err") || CODE=000:$?
+check "--http-no-tls: HTTPS to it fails (curl exit 35, $CODE)" \
+    [ "$CODE" = 000:35 ]
 stop_server
 
 done_testing

@@ -271,12 +271,19 @@ stop_server
 
 start_gw --users "$U" --http-timeout 2
 "$PY" - "${HTTP_URL##*:}" >"$T/slow.out" <<'PY' &
-import socket, sys, time
+import os, socket, ssl, sys, time
+def connect(port, **kw):
+    """A connection to the gateway: TLS-wrapped when it speaks HTTPS."""
+    s = socket.create_connection(("127.0.0.1", port), **kw)
+    if not os.environ.get("PF_GW_CA"):
+        return s
+    ctx = ssl.create_default_context(cafile=os.environ["PF_GW_CA"])
+    return ctx.wrap_socket(s, server_hostname="127.0.0.1")
 port = int(sys.argv[1])
 
 def trickle():
     """Header bytes one a second: never idle 2 s, but never done."""
-    s = socket.create_connection(("127.0.0.1", port))
+    s = connect(port)
     s.settimeout(0.2)
     t0 = time.monotonic()
     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
@@ -300,7 +307,7 @@ def trickle():
     print("trickle %.1f %s" % (time.monotonic() - t0, status.replace(" ", "_")))
 
 def idle():
-    s = socket.create_connection(("127.0.0.1", port))
+    s = connect(port)
     s.settimeout(20)
     t0 = time.monotonic()
     try:
@@ -356,9 +363,15 @@ stop_server
 
 start_gw --users "$U" --http-max-per-ip 2
 "$PY" - "${HTTP_URL##*:}" <<'PY' &
-import socket, sys, time
-socks = [socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-         for _ in range(2)]
+import os, socket, ssl, sys, time
+def connect(port, **kw):
+    """A connection to the gateway: TLS-wrapped when it speaks HTTPS."""
+    s = socket.create_connection(("127.0.0.1", port), **kw)
+    if not os.environ.get("PF_GW_CA"):
+        return s
+    ctx = ssl.create_default_context(cafile=os.environ["PF_GW_CA"])
+    return ctx.wrap_socket(s, server_hostname="127.0.0.1")
+socks = [connect(int(sys.argv[1])) for _ in range(2)]
 time.sleep(3)
 PY
 hold_pid=$!
