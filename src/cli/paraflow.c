@@ -241,6 +241,8 @@ cmd_upload(int argc, char **argv)
 	    .timeout_ms = 60000, .give_up_s = 120, .progress = true };
 	struct upload_result r;
 	struct cli_login login = { .user = NULL };
+	struct pf_tls *tls = NULL;
+	char err[512];
 	bool json = false, quiet = false;
 	int ch, verbosity = PF_LOG_WARN;
 
@@ -308,7 +310,13 @@ cmd_upload(int argc, char **argv)
 	cli_login_resolve(&login);
 	o.user = login.user;
 	o.secret = login.secret;
+	o.trust = &login.trust;
+	if (trust_context(&login.trust, &tls, err, sizeof(err)) != PF_OK)
+		pf_usage_error("%s", err);
+	o.tls = tls;
+	o.quiet = quiet;
 	upload_run(&o, &r);
+	pf_tls_free(tls);
 	cli_login_wipe(&login);
 	print_result(&r, o.file, json, quiet);
 	return cli_exit_code(r.status);

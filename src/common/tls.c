@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@
 #define EXPORTER_LABEL	"EXPORTER-Channel-Binding"	/* RFC 9266 */
 #define CERT_DAYS	3650
 #define TLS_RECORD_HANDSHAKE	0x16
+#define PROTO_MAGIC_FIRST	'P'	/* of "PFLW", every frame's start */
 
 struct pf_tls {
 	SSL_CTX		*ctx;
@@ -255,17 +257,72 @@ tls_pending(const struct pf_conn *c)
 static const struct pf_conn_ops tls_ops = { tls_read, tls_write, tls_close,
     tls_pending };
 
-/* Runs the handshake of ssl; on success c speaks TLS from now on. */
-static enum pf_status
-handshake(struct pf_conn *c, SSL *ssl, bool *resumed, char *err,
-    size_t errcap)
+/* The socket's receive timeout in ms, for poll(2): -1 for none. */
+static int
+recv_timeout_ms(int fd)
 {
+	struct timeval tv;
+	socklen_t len = sizeof(tv);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == -1 ||
+	    (tv.tv_sec == 0 && tv.tv_usec == 0))
+		return -1;
+	return (int)(tv.tv_sec * 1000 + tv.tv_usec / 1000);
+}
+
+/*
+ * Client side: sends the ClientHello, then peeks at the first byte of the
+ * answer without reading it. A plaintext server has sent its HELLO frame
+ * (it speaks first) and a server refusing the connection before TLS a
+ * plaintext ERROR frame: PF_EVERSION, and the frame stays on the socket
+ * for the caller to read. Anything else is left to the handshake.
+ */
+static enum pf_status
+peek_answer(struct pf_conn *c, SSL *ssl, char *err, size_t errcap)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	int fl, r;
+	char b;
+
+	if ((fl = fcntl(c->fd, F_GETFL)) == -1 ||
+	    fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) == -1)
+		return PF_OK;
+	r = SSL_do_handshake(ssl);
+	fcntl(c->fd, F_SETFL, fl);
+	if (r == 1 || SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ)
+		return PF_OK;
+	ERR_clear_error();
+	do
+		r = poll(&pfd, 1, recv_timeout_ms(c->fd));
+	while (r == -1 && errno == EINTR);
+	if (r == 0) {
+		snprintf(err, errcap, "TLS handshake timed out");
+		return PF_ETIMEOUT;
+	}
+	if (recv(c->fd, &b, 1, MSG_PEEK) == 1 && b == PROTO_MAGIC_FIRST) {
+		snprintf(err, errcap, "the server does not speak TLS");
+		return PF_EVERSION;
+	}
+	return PF_OK;
+}
+
+/*
+ * Runs the handshake of ssl (a client's if client); on success c speaks
+ * TLS from now on.
+ */
+static enum pf_status
+handshake(struct pf_conn *c, SSL *ssl, bool client, bool *resumed,
+    char *err, size_t errcap)
+{
+	enum pf_status rc;
 	int r, e;
 
 	if (SSL_set_fd(ssl, c->fd) != 1) {
 		tls_error(err, errcap, "TLS");
 		return PF_ENOMEM;
 	}
+	if (client && (rc = peek_answer(c, ssl, err, errcap)) != PF_OK)
+		return rc;
 	ERR_clear_error();
 	errno = 0;
 	if ((r = SSL_do_handshake(ssl)) != 1) {
@@ -303,7 +360,7 @@ pf_tls_accept(struct pf_tls *t, struct pf_conn *c, bool *resumed, char *err,
 		return PF_ENOMEM;
 	}
 	SSL_set_accept_state(ssl);
-	if ((rc = handshake(c, ssl, resumed, err, errcap)) != PF_OK)
+	if ((rc = handshake(c, ssl, false, resumed, err, errcap)) != PF_OK)
 		SSL_free(ssl);
 	return rc;
 }
@@ -343,7 +400,7 @@ pf_tls_connect(struct pf_tls *t, struct pf_conn *c, const char *host,
 		SSL_set_session(ssl, t->ticket);
 	pthread_mutex_unlock(&t->lock);
 	SSL_set_connect_state(ssl);
-	if ((rc = handshake(c, ssl, resumed, err, errcap)) == PF_OK)
+	if ((rc = handshake(c, ssl, true, resumed, err, errcap)) == PF_OK)
 		return PF_OK;
 fail:
 	if (rc == PF_ENOMEM)
