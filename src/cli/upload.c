@@ -241,7 +241,7 @@ control_setup(struct upload *u)
 	struct client_opened op = { .have = NULL };
 	struct pf_conn *c = NULL;
 	uint8_t key[PF_SHA256_LEN];
-	char what[128], err[256];
+	char what[128], err[768];
 	unsigned attempt = 0;
 	enum pf_status rc;
 

@@ -33,7 +33,7 @@ struct upload_opts {
 
 struct upload_result {
 	enum pf_status	 status;
-	char		 message[256];	/* why it failed, for people */
+	char		 message[1024];	/* why it failed, for people */
 	char		 session[PROTO_ID_LEN + 1];
 	char		 name[PROTO_MAX_NAME + 1];	/* as stored */
 	uint64_t	 bytes;

@@ -54,7 +54,7 @@ struct worker {
 	unsigned	 attempt;	/* connection attempts since an ACK */
 	uint32_t	 inflight[WINDOW];	/* oldest first */
 	unsigned	 n;
-	char		 err[256];
+	char		 err[768];
 };
 
 struct worker_pool {

@@ -276,34 +276,43 @@ recv_timeout_ms(int fd)
  * (it speaks first) and a server refusing the connection before TLS a
  * plaintext ERROR frame: PF_EVERSION, and the frame stays on the socket
  * for the caller to read. Anything else is left to the handshake.
+ *
+ * OpenSSL reads from an empty memory BIO meanwhile, so it never takes in
+ * a byte of the answer, however early that comes.
  */
 static enum pf_status
 peek_answer(struct pf_conn *c, SSL *ssl, char *err, size_t errcap)
 {
 	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-	int fl, r;
+	BIO *sock = SSL_get_wbio(ssl), *mem;
+	enum pf_status rc = PF_OK;
+	int r;
 	char b;
 
-	if ((fl = fcntl(c->fd, F_GETFL)) == -1 ||
-	    fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) == -1)
-		return PF_OK;
+	if ((mem = BIO_new(BIO_s_mem())) == NULL || BIO_up_ref(sock) != 1) {
+		BIO_free(mem);
+		return PF_OK;	/* the handshake will say what is wrong */
+	}
+	BIO_set_mem_eof_return(mem, -1);	/* empty: "try again" */
+	SSL_set0_rbio(ssl, mem);
 	r = SSL_do_handshake(ssl);
-	fcntl(c->fd, F_SETFL, fl);
 	if (r == 1 || SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ)
-		return PF_OK;
+		goto out;
 	ERR_clear_error();
 	do
 		r = poll(&pfd, 1, recv_timeout_ms(c->fd));
 	while (r == -1 && errno == EINTR);
 	if (r == 0) {
 		snprintf(err, errcap, "TLS handshake timed out");
-		return PF_ETIMEOUT;
-	}
-	if (recv(c->fd, &b, 1, MSG_PEEK) == 1 && b == PROTO_MAGIC_FIRST) {
+		rc = PF_ETIMEOUT;
+	} else if (recv(c->fd, &b, 1, MSG_PEEK) == 1 &&
+	    b == PROTO_MAGIC_FIRST) {
 		snprintf(err, errcap, "the server does not speak TLS");
-		return PF_EVERSION;
+		rc = PF_EVERSION;
 	}
-	return PF_OK;
+out:
+	SSL_set0_rbio(ssl, sock);	/* frees mem */
+	return rc;
 }
 
 /*
@@ -380,6 +389,7 @@ pf_tls_connect(struct pf_tls *t, struct pf_conn *c, const char *host,
     bool *resumed, char *err, size_t errcap)
 {
 	enum pf_status rc = PF_ENOMEM;
+	SSL_SESSION *sess;
 	SSL *ssl;
 
 	if ((ssl = SSL_new(t->ctx)) == NULL) {
@@ -395,10 +405,19 @@ pf_tls_connect(struct pf_tls *t, struct pf_conn *c, const char *host,
 		    SSL_set1_host(ssl, host)) != 1)
 			goto fail;
 	}
+	/*
+	 * Each connection resumes from its own copy of the ticket: OpenSSL
+	 * writes to the session of a connection as it runs (and marks it
+	 * unresumable when one ends badly), so connections sharing one
+	 * object would spoil it for the others.
+	 */
 	pthread_mutex_lock(&t->lock);
-	if (t->ticket != NULL)
-		SSL_set_session(ssl, t->ticket);
+	sess = t->ticket != NULL ? SSL_SESSION_dup(t->ticket) : NULL;
 	pthread_mutex_unlock(&t->lock);
+	if (sess != NULL) {
+		SSL_set_session(ssl, sess);
+		SSL_SESSION_free(sess);
+	}
 	SSL_set_connect_state(ssl);
 	if ((rc = handshake(c, ssl, true, resumed, err, errcap)) == PF_OK)
 		return PF_OK;
