@@ -139,8 +139,10 @@ flag PARAFLOW_INSECURE_DEFAULT_USER || true
 # default STORAGE/.tls, inside the storage volume, so the key and the
 # fingerprint clients pinned survive a new container).
 if [ -n "${PARAFLOW_TLS_CERT:-}" ] || [ -n "${PARAFLOW_TLS_KEY:-}" ]; then
-	[ -n "${PARAFLOW_TLS_CERT:-}" ] && [ -n "${PARAFLOW_TLS_KEY:-}" ] ||
-	    die 2 "PARAFLOW_TLS_CERT and PARAFLOW_TLS_KEY go together"
+	if [ -z "${PARAFLOW_TLS_CERT:-}" ] || [ -z "${PARAFLOW_TLS_KEY:-}" ]
+	then
+		die 2 "PARAFLOW_TLS_CERT and PARAFLOW_TLS_KEY go together"
+	fi
 	for v in PARAFLOW_TLS_CERT PARAFLOW_TLS_KEY; do
 		[ -r "${!v}" ] ||
 		    die 1 "$v: ${!v} is not readable by uid $(id -u)"

@@ -126,11 +126,16 @@ start_server() {
 
 # tls_mode [ARGS...]: after a server started with ARGS on $PORT, sets
 # NOTLS, and trusts its key (in $TLS_DIR) in the known-servers file.
+#
+# PFWIRE_TLS, exported, tells pfwire.py (the tests' hand-made client) to
+# speak TLS or not, so that scripts running it need not know.
 tls_mode() {
 	local pin
 	NOTLS=()
+	export PFWIRE_TLS=1
 	if [[ " $* " == *" --no-tls "* ]]; then
 		NOTLS=(--no-tls)
+		PFWIRE_TLS=0
 		return 0
 	fi
 	pin=$(server_pin) || return 1
