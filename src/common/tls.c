@@ -324,6 +324,7 @@ handshake(struct pf_conn *c, SSL *ssl, bool client, bool *resumed,
     char *err, size_t errcap)
 {
 	enum pf_status rc;
+	bool verify_failed;
 	int r, e;
 
 	if (SSL_set_fd(ssl, c->fd) != 1) {
@@ -346,9 +347,18 @@ handshake(struct pf_conn *c, SSL *ssl, bool client, bool *resumed,
 			    strerror(errno) : "connection closed by peer");
 			return PF_ENET;
 		}
+		/*
+		 * Only a certificate that fails the check is the server's
+		 * fault to report as such: the verify result alone is not,
+		 * as a resumed session carries the first one's (with
+		 * PF_TLS_VERIFY_PIN that of an unchecked self-signed
+		 * certificate). Anything else, a peer gone or bytes damaged
+		 * on the way, is network trouble: worth another try.
+		 */
+		verify_failed = ERR_GET_REASON(ERR_peek_error()) ==
+		    SSL_R_CERTIFICATE_VERIFY_FAILED;
 		tls_error(err, errcap, "TLS handshake");
-		return SSL_get_verify_result(ssl) != X509_V_OK ? PF_EAUTH :
-		    PF_EPROTO;
+		return verify_failed ? PF_EAUTH : PF_ENET;
 	}
 	if (resumed != NULL)
 		*resumed = SSL_session_reused(ssl) == 1;

@@ -77,7 +77,8 @@ enum pf_status pf_tls_accept(struct pf_tls *t, struct pf_conn *c,
  * certificate with PF_TLS_VERIFY_CA. PF_EVERSION if the server answers
  * with a plaintext frame (it runs without TLS, or refused the connection
  * before TLS): that frame is left unread on c, which is still plaintext,
- * for the caller to read. PF_EAUTH if the certificate fails the CA check.
+ * for the caller to read. PF_EAUTH if the certificate fails the CA check;
+ * PF_ENET for other failures (the server gone, bytes damaged on the way).
  */
 enum pf_status pf_tls_connect(struct pf_tls *t, struct pf_conn *c,
     const char *host, bool *resumed, char *err, size_t errcap);

@@ -362,6 +362,7 @@ kill -TERM "$SERVER_PID"
 wait "$SERVER_PID" 2>/dev/null
 SERVER_ARGS+=(--no-tls)
 restart_server
+tls_mode --no-tls
 sid=$(pysim open "$T/sim" 2>"$T/sim.err")
 check "crash between mkdir and rename: session with every chunk held" \
     [ -n "$sid" ]
