@@ -134,6 +134,30 @@ elif ! loopback "$PARAFLOW_BIND"; then
 fi
 flag PARAFLOW_INSECURE_DEFAULT_USER || true
 
+# TLS: on by default. A certificate and key of one's own, or the
+# self-signed pair paraflowd makes on first start in PARAFLOW_TLS_DIR (by
+# default STORAGE/.tls, inside the storage volume, so the key and the
+# fingerprint clients pinned survive a new container).
+if [ -n "${PARAFLOW_TLS_CERT:-}" ] || [ -n "${PARAFLOW_TLS_KEY:-}" ]; then
+	if [ -z "${PARAFLOW_TLS_CERT:-}" ] || [ -z "${PARAFLOW_TLS_KEY:-}" ]
+	then
+		die 2 "PARAFLOW_TLS_CERT and PARAFLOW_TLS_KEY go together"
+	fi
+	for v in PARAFLOW_TLS_CERT PARAFLOW_TLS_KEY; do
+		[ -r "${!v}" ] ||
+		    die 1 "$v: ${!v} is not readable by uid $(id -u)"
+	done
+fi
+opt PARAFLOW_TLS_CERT --tls-cert any
+opt PARAFLOW_TLS_KEY --tls-key any
+opt PARAFLOW_TLS_DIR --tls-dir any
+if flag PARAFLOW_NO_TLS; then
+	args+=(--no-tls)
+fi
+if flag PARAFLOW_HTTP_NO_TLS; then
+	args+=(--http-no-tls)
+fi
+
 # Set but empty is meaningful here: "" refuses no extension by name.
 if [ -n "${PARAFLOW_FORBIDDEN_EXT+set}" ]; then
 	args+=(--forbidden-ext "$PARAFLOW_FORBIDDEN_EXT")

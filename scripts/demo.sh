@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # The main job, end to end: installs what is needed, builds, starts a real
 # paraflowd on 127.0.0.1 with a temporary storage directory and its
-# dashboard, uploads a generated file over several streams, checks the
+# dashboard, prints its TLS fingerprint, uploads a generated file over
+# several TLS streams pinned to that fingerprint, checks the
 # stored copy, reads the session back over the REST API and downloads it.
 #   scripts/demo.sh [SIZE_MIB] [THREADS]      (default 256 MiB, 4 streams)
 # On a terminal it then keeps the server and dashboard up until Enter;
@@ -51,13 +52,18 @@ start_server "${PARAFLOW_DEMO_HTTP_PORT:-8080}" || start_server 0 || {
 }
 port=$(cat "$work/port")
 http=https://127.0.0.1:$(cat "$work/http_port")
-echo "   uploads on 127.0.0.1:$port"
+# TLS is on: paraflowd made a self-signed pair in the storage on start.
+fingerprint=$("$bin/paraflowd" --fingerprint --storage "$work/storage")
+echo "   uploads on 127.0.0.1:$port over TLS 1.3"
+echo "   server fingerprint $fingerprint"
 echo "   dashboard on $http/ (user paraflow, password secret123)"
 export PARAFLOW_HTTP=$http PARAFLOW_SECRET=secret123
 
-echo "== uploading over $threads streams"
+# --pin trusts exactly this server's key (the demo's server is new on
+# every run, so the known-servers file is left alone).
+echo "== uploading over $threads TLS streams"
 "$bin/paraflow" upload --file "$work/demo.bin" --port "$port" \
-    --threads "$threads" | tee "$work/result"
+    --pin "$fingerprint" --threads "$threads" | tee "$work/result"
 
 session=$(sed -n 's/^session //p' "$work/result")
 stored="$work/storage/$session/demo.bin"
@@ -70,10 +76,11 @@ else
 	exit 1
 fi
 echo "== the session over the REST API (paraflow status)"
-"$bin/paraflow" status "$session"
+"$bin/paraflow" status "$session" --pin "$fingerprint"
 
 echo "== downloading it back (paraflow fetch: Range resume, receipt checked)"
-"$bin/paraflow" fetch "$session" -o "$work/fetched.bin" --quiet
+"$bin/paraflow" fetch "$session" -o "$work/fetched.bin" --quiet \
+    --pin "$fingerprint"
 cmp -s "$work/demo.bin" "$work/fetched.bin" &&
     echo "OK: the downloaded copy is identical too"
 

@@ -217,6 +217,34 @@ print_result(const struct upload_result *r, const char *file, bool json,
 		    r->session);
 }
 
+/*
+ * Runs an upload with options o and the login's user, password and trust
+ * (one TLS context for all its connections); prints the outcome. The
+ * exit status.
+ */
+static int
+upload_with(struct upload_opts *o, struct cli_login *login, bool json,
+    bool quiet)
+{
+	struct upload_result r;
+	struct pf_tls *tls = NULL;
+	char err[512];
+
+	cli_login_resolve(login);
+	o->user = login->user;
+	o->secret = login->secret;
+	o->trust = &login->trust;
+	o->quiet = quiet;
+	if (trust_context(&login->trust, &tls, err, sizeof(err)) != PF_OK)
+		pf_usage_error("%s", err);
+	o->tls = tls;
+	upload_run(o, &r);
+	pf_tls_free(tls);
+	cli_login_wipe(login);
+	print_result(&r, o->file, json, quiet);
+	return cli_exit_code(r.status);
+}
+
 static int
 cmd_upload(int argc, char **argv)
 {
@@ -242,7 +270,6 @@ cmd_upload(int argc, char **argv)
 	    .port = PROTO_DEFAULT_PORT, .threads = 4,
 	    .chunk_size = PROTO_DEFAULT_CHUNK, .retries = 5,
 	    .timeout_ms = 60000, .give_up_s = 120, .progress = true };
-	struct upload_result r;
 	struct cli_login login = { .user = NULL };
 	bool json = false, quiet = false;
 	int ch, verbosity = PF_LOG_WARN;
@@ -308,13 +335,7 @@ cmd_upload(int argc, char **argv)
 	if (o.file == NULL)
 		pf_usage_error("%s", "upload needs --file FILE");
 	pf_log_set_level((enum pf_log_level)verbosity);
-	cli_login_resolve(&login);
-	o.user = login.user;
-	o.secret = login.secret;
-	upload_run(&o, &r);
-	cli_login_wipe(&login);
-	print_result(&r, o.file, json, quiet);
-	return cli_exit_code(r.status);
+	return upload_with(&o, &login, json, quiet);
 }
 
 static int

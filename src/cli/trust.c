@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client.h"
 #include "known.h"
+#include "log.h"
 #include "state.h"
 #include "trust.h"
 
@@ -103,4 +105,52 @@ trust_check(const struct cli_trust *t, const struct pf_conn *c,
 		return PF_EAUTH;
 	}
 	return PF_OK;
+}
+
+/*
+ * The server answered the ClientHello with a plaintext frame: a HELLO if
+ * it runs without TLS, an ERROR if it refused the connection (busy).
+ */
+static enum pf_status
+plaintext_answer(struct pf_conn *c, char *err, size_t errcap)
+{
+	uint8_t nonce[SCRAM_NONCE_LEN];
+	enum pf_status rc;
+
+	if ((rc = client_hello(c, nonce, err, errcap)) != PF_OK)
+		return rc;
+	snprintf(err, errcap, "the server speaks plaintext: it runs with "
+	    "--no-tls; say --no-tls too, only on a trusted link");
+	return PF_EPROTO;
+}
+
+enum pf_status
+trust_connect(const struct cli_trust *t, struct pf_tls *tls,
+    const char *host, unsigned port, unsigned timeout_ms, bool quiet,
+    struct pf_conn **out, char *err, size_t errcap)
+{
+	struct pf_conn *c = NULL;
+	bool resumed = false;
+	enum pf_status rc;
+
+	err[0] = '\0';
+	if ((rc = pf_tcp_connect(host, port, timeout_ms, &c)) != PF_OK)
+		goto out;
+	pf_conn_set_timeout(c, timeout_ms);
+	if (t->no_tls)
+		goto out;
+	rc = pf_tls_connect(tls, c, host, &resumed, err, errcap);
+	if (rc == PF_EVERSION)
+		rc = plaintext_answer(c, err, errcap);
+	if (rc != PF_OK)
+		goto out;
+	log_debug("%s: TLS 1.3, %s (%s)", c->peer, resumed ? "resumed" :
+	    "full handshake", pf_conn_tls_engine(c));
+	rc = trust_check(t, c, host, port, quiet, err, errcap);
+out:
+	if (rc == PF_OK)
+		*out = c;
+	else
+		pf_conn_free(c);
+	return rc;
 }

@@ -41,4 +41,19 @@ enum pf_status trust_context(const struct cli_trust *t, struct pf_tls **out,
 enum pf_status trust_check(const struct cli_trust *t, const struct pf_conn *c,
     const char *host, unsigned port, bool quiet, char *err, size_t errcap);
 
+/*
+ * Opens a connection to host:port ready for the protocol: TCP within
+ * timeout_ms (also set as its timeout), then, unless t says --no-tls, the
+ * TLS handshake with tls and trust_check, before a byte of the protocol
+ * is sent. tls is borrowed and may be shared by every connection of an
+ * upload: the later ones resume the first one's session. *out is a new
+ * connection for the caller to free. Fails with the message in err:
+ * PF_EAUTH if the server is not the one trusted (quiet as for
+ * trust_check), PF_EPROTO if it speaks plaintext, or the code of the
+ * ERROR frame it refused the connection with (busy). Any thread.
+ */
+enum pf_status trust_connect(const struct cli_trust *t, struct pf_tls *tls,
+    const char *host, unsigned port, unsigned timeout_ms, bool quiet,
+    struct pf_conn **out, char *err, size_t errcap);
+
 #endif

@@ -36,6 +36,7 @@
 #include "progress.h"
 #include "queue.h"
 #include "state.h"
+#include "trust.h"
 #include "upload.h"
 #include "worker.h"
 
@@ -118,10 +119,9 @@ control_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
 	err[0] = '\0';
 	snprintf(what, whatcap, "cannot connect to %s port %u", o->host,
 	    o->port);
-	if ((rc = pf_tcp_connect(o->host, o->port, o->timeout_ms, &c)) !=
-	    PF_OK)
+	if ((rc = trust_connect(o->trust, o->tls, o->host, o->port,
+	    o->timeout_ms, o->quiet, &c, err, errcap)) != PF_OK)
 		goto out;
-	pf_conn_set_timeout(c, o->timeout_ms);
 	snprintf(what, whatcap, "no greeting from server");
 	if ((rc = client_hello(c, nonce, err, errcap)) != PF_OK)
 		goto out;
@@ -241,7 +241,7 @@ control_setup(struct upload *u)
 	struct client_opened op = { .have = NULL };
 	struct pf_conn *c = NULL;
 	uint8_t key[PF_SHA256_LEN];
-	char what[128], err[256];
+	char what[128], err[768];
 	unsigned attempt = 0;
 	enum pf_status rc;
 

@@ -9,6 +9,7 @@
 #include "digest.h"
 #include "proto.h"
 #include "status.h"
+#include "trust.h"
 
 struct upload_opts {
 	const char	*file;
@@ -24,11 +25,15 @@ struct upload_opts {
 	unsigned	 give_up_s;	/* retry until no ACK for this long */
 	bool		 no_resume;	/* ignore, replace the state file */
 	bool		 progress;
+	bool		 quiet;		/* no note of a server's first key */
+	const struct cli_trust *trust;	/* how to trust the server */
+	struct pf_tls	*tls;		/* NULL with --no-tls; borrowed,
+					   shared by every connection */
 };
 
 struct upload_result {
 	enum pf_status	 status;
-	char		 message[256];	/* why it failed, for people */
+	char		 message[1024];	/* why it failed, for people */
 	char		 session[PROTO_ID_LEN + 1];
 	char		 name[PROTO_MAX_NAME + 1];	/* as stored */
 	uint64_t	 bytes;

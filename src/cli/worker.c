@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "log.h"
 #include "net.h"
+#include "trust.h"
 #include "queue.h"
 #include "wire.h"
 #include "worker.h"
@@ -53,7 +54,7 @@ struct worker {
 	unsigned	 attempt;	/* connection attempts since an ACK */
 	uint32_t	 inflight[WINDOW];	/* oldest first */
 	unsigned	 n;
-	char		 err[256];
+	char		 err[768];
 };
 
 struct worker_pool {
@@ -154,13 +155,13 @@ worker_connect(struct worker *w)
 		w->err[0] = '\0';
 		c = NULL;
 		what = "cannot open a data connection";
-		rc = pf_tcp_connect(j->o->host, j->o->port, j->o->timeout_ms,
-		    &c);
+		rc = trust_connect(j->o->trust, j->o->tls, j->o->host,
+		    j->o->port, j->o->timeout_ms, true, &c, w->err,
+		    sizeof(w->err));
 		if (rc == PF_OK) {
 			what = "cannot join the session";
 			w->c = c;
 			worker_set_conn(w, c);
-			pf_conn_set_timeout(c, j->o->timeout_ms);
 			pthread_mutex_lock(&j->lock);
 			memcpy(key, j->key, sizeof(key));
 			memcpy(sid, j->session, sizeof(sid));

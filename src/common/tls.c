@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@
 #define EXPORTER_LABEL	"EXPORTER-Channel-Binding"	/* RFC 9266 */
 #define CERT_DAYS	3650
 #define TLS_RECORD_HANDSHAKE	0x16
+#define PROTO_MAGIC_FIRST	'P'	/* of "PFLW", every frame's start */
 
 struct pf_tls {
 	SSL_CTX		*ctx;
@@ -255,17 +257,82 @@ tls_pending(const struct pf_conn *c)
 static const struct pf_conn_ops tls_ops = { tls_read, tls_write, tls_close,
     tls_pending };
 
-/* Runs the handshake of ssl; on success c speaks TLS from now on. */
-static enum pf_status
-handshake(struct pf_conn *c, SSL *ssl, bool *resumed, char *err,
-    size_t errcap)
+/* The socket's receive timeout in ms, for poll(2): -1 for none. */
+static int
+recv_timeout_ms(int fd)
 {
+	struct timeval tv;
+	socklen_t len = sizeof(tv);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == -1 ||
+	    (tv.tv_sec == 0 && tv.tv_usec == 0))
+		return -1;
+	return (int)(tv.tv_sec * 1000 + tv.tv_usec / 1000);
+}
+
+/*
+ * Client side: sends the ClientHello, then peeks at the first byte of the
+ * answer without reading it. A plaintext server has sent its HELLO frame
+ * (it speaks first) and a server refusing the connection before TLS a
+ * plaintext ERROR frame: PF_EVERSION, and the frame stays on the socket
+ * for the caller to read. Anything else is left to the handshake.
+ *
+ * OpenSSL reads from an empty memory BIO meanwhile, so it never takes in
+ * a byte of the answer, however early that comes.
+ */
+static enum pf_status
+peek_answer(struct pf_conn *c, SSL *ssl, char *err, size_t errcap)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	BIO *sock = SSL_get_wbio(ssl), *mem;
+	enum pf_status rc = PF_OK;
+	int r;
+	char b;
+
+	if ((mem = BIO_new(BIO_s_mem())) == NULL || BIO_up_ref(sock) != 1) {
+		BIO_free(mem);
+		return PF_OK;	/* the handshake will say what is wrong */
+	}
+	BIO_set_mem_eof_return(mem, -1);	/* empty: "try again" */
+	SSL_set0_rbio(ssl, mem);
+	r = SSL_do_handshake(ssl);
+	if (r == 1 || SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ)
+		goto out;
+	ERR_clear_error();
+	do
+		r = poll(&pfd, 1, recv_timeout_ms(c->fd));
+	while (r == -1 && errno == EINTR);
+	if (r == 0) {
+		snprintf(err, errcap, "TLS handshake timed out");
+		rc = PF_ETIMEOUT;
+	} else if (recv(c->fd, &b, 1, MSG_PEEK) == 1 &&
+	    b == PROTO_MAGIC_FIRST) {
+		snprintf(err, errcap, "the server does not speak TLS");
+		rc = PF_EVERSION;
+	}
+out:
+	SSL_set0_rbio(ssl, sock);	/* frees mem */
+	return rc;
+}
+
+/*
+ * Runs the handshake of ssl (a client's if client); on success c speaks
+ * TLS from now on.
+ */
+static enum pf_status
+handshake(struct pf_conn *c, SSL *ssl, bool client, bool *resumed,
+    char *err, size_t errcap)
+{
+	enum pf_status rc;
+	bool verify_failed;
 	int r, e;
 
 	if (SSL_set_fd(ssl, c->fd) != 1) {
 		tls_error(err, errcap, "TLS");
 		return PF_ENOMEM;
 	}
+	if (client && (rc = peek_answer(c, ssl, err, errcap)) != PF_OK)
+		return rc;
 	ERR_clear_error();
 	errno = 0;
 	if ((r = SSL_do_handshake(ssl)) != 1) {
@@ -280,9 +347,18 @@ handshake(struct pf_conn *c, SSL *ssl, bool *resumed, char *err,
 			    strerror(errno) : "connection closed by peer");
 			return PF_ENET;
 		}
+		/*
+		 * Only a certificate that fails the check is the server's
+		 * fault to report as such: the verify result alone is not,
+		 * as a resumed session carries the first one's (with
+		 * PF_TLS_VERIFY_PIN that of an unchecked self-signed
+		 * certificate). Anything else, a peer gone or bytes damaged
+		 * on the way, is network trouble: worth another try.
+		 */
+		verify_failed = ERR_GET_REASON(ERR_peek_error()) ==
+		    SSL_R_CERTIFICATE_VERIFY_FAILED;
 		tls_error(err, errcap, "TLS handshake");
-		return SSL_get_verify_result(ssl) != X509_V_OK ? PF_EAUTH :
-		    PF_EPROTO;
+		return verify_failed ? PF_EAUTH : PF_ENET;
 	}
 	if (resumed != NULL)
 		*resumed = SSL_session_reused(ssl) == 1;
@@ -303,7 +379,7 @@ pf_tls_accept(struct pf_tls *t, struct pf_conn *c, bool *resumed, char *err,
 		return PF_ENOMEM;
 	}
 	SSL_set_accept_state(ssl);
-	if ((rc = handshake(c, ssl, resumed, err, errcap)) != PF_OK)
+	if ((rc = handshake(c, ssl, false, resumed, err, errcap)) != PF_OK)
 		SSL_free(ssl);
 	return rc;
 }
@@ -323,6 +399,7 @@ pf_tls_connect(struct pf_tls *t, struct pf_conn *c, const char *host,
     bool *resumed, char *err, size_t errcap)
 {
 	enum pf_status rc = PF_ENOMEM;
+	SSL_SESSION *sess;
 	SSL *ssl;
 
 	if ((ssl = SSL_new(t->ctx)) == NULL) {
@@ -338,12 +415,21 @@ pf_tls_connect(struct pf_tls *t, struct pf_conn *c, const char *host,
 		    SSL_set1_host(ssl, host)) != 1)
 			goto fail;
 	}
+	/*
+	 * Each connection resumes from its own copy of the ticket: OpenSSL
+	 * writes to the session of a connection as it runs (and marks it
+	 * unresumable when one ends badly), so connections sharing one
+	 * object would spoil it for the others.
+	 */
 	pthread_mutex_lock(&t->lock);
-	if (t->ticket != NULL)
-		SSL_set_session(ssl, t->ticket);
+	sess = t->ticket != NULL ? SSL_SESSION_dup(t->ticket) : NULL;
 	pthread_mutex_unlock(&t->lock);
+	if (sess != NULL) {
+		SSL_set_session(ssl, sess);
+		SSL_SESSION_free(sess);
+	}
 	SSL_set_connect_state(ssl);
-	if ((rc = handshake(c, ssl, resumed, err, errcap)) == PF_OK)
+	if ((rc = handshake(c, ssl, true, resumed, err, errcap)) == PF_OK)
 		return PF_OK;
 fail:
 	if (rc == PF_ENOMEM)

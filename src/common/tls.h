@@ -74,7 +74,11 @@ enum pf_status pf_tls_accept(struct pf_tls *t, struct pf_conn *c,
 /*
  * Client side: the same, offering the context's newest session ticket.
  * host is sent as SNI when it is a name, and checked against the
- * certificate with PF_TLS_VERIFY_CA.
+ * certificate with PF_TLS_VERIFY_CA. PF_EVERSION if the server answers
+ * with a plaintext frame (it runs without TLS, or refused the connection
+ * before TLS): that frame is left unread on c, which is still plaintext,
+ * for the caller to read. PF_EAUTH if the certificate fails the CA check;
+ * PF_ENET for other failures (the server gone, bytes damaged on the way).
  */
 enum pf_status pf_tls_connect(struct pf_tls *t, struct pf_conn *c,
     const char *host, bool *resumed, char *err, size_t errcap);

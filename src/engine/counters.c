@@ -29,6 +29,8 @@ counters_read(struct counters *c, struct engine_stats *out)
 	out->chunks_nacked = atomic_load(&c->chunks_nacked);
 	out->chunks_resent = atomic_load(&c->chunks_resent);
 	out->auth_failures = atomic_load(&c->auth_failures);
+	out->tls_handshakes_full = atomic_load(&c->tls_full);
+	out->tls_handshakes_resumed = atomic_load(&c->tls_resumed);
 	for (int i = 0; i < ENGINE_NSTATES; i++)
 		out->sessions_ended[i] = atomic_load(&c->sessions_ended[i]);
 	out->connections_authenticating = atomic_load(&c->authenticating);

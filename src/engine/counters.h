@@ -17,6 +17,8 @@ struct counters {
 	_Atomic uint64_t	 chunks_nacked;
 	_Atomic uint64_t	 auth_failures;
 	_Atomic uint64_t	 chunks_resent;
+	_Atomic uint64_t	 tls_full;	/* handshakes */
+	_Atomic uint64_t	 tls_resumed;
 	_Atomic uint64_t	 sessions_ended[ENGINE_NSTATES];
 	_Atomic unsigned	 authenticating;	/* connections */
 	_Atomic uint64_t	 hist[ENGINE_HIST_BUCKETS + 1];

@@ -24,6 +24,14 @@
 
 #define ACCEPT_POLL_MS	250
 
+/*
+ * The server speaks first in the plaintext protocol, so a plaintext
+ * client sends nothing: after this long without a TLS ClientHello, the
+ * connection is taken for one and told why it cannot go on. A TLS client
+ * sends its hello right after connecting.
+ */
+#define SNIFF_MS	2000
+
 void
 engine_config_defaults(struct engine_config *cfg)
 {
@@ -59,6 +67,22 @@ load_users(struct engine *e)
 	    &e->users);
 }
 
+/* The server's TLS context, if the native port speaks TLS. */
+static enum pf_status
+tls_load(struct engine *e)
+{
+	char err[256];
+
+	if (e->cfg.tls_cert == NULL)
+		return PF_OK;
+	if (pf_tls_server_new(e->cfg.tls_cert, e->cfg.tls_key, &e->tls, err,
+	    sizeof(err)) != PF_OK) {
+		log_error("TLS certificate or key unusable: %s", err);
+		return PF_EUSAGE;
+	}
+	return PF_OK;
+}
+
 enum pf_status
 engine_new(const struct engine_config *cfg, struct engine **out)
 {
@@ -72,7 +96,7 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	e->start_time = time(NULL);
 	pthread_mutex_init(&e->lock, NULL);
 	pf_cond_init_monotonic(&e->drained);
-	if ((rc = load_users(e)) != PF_OK)
+	if ((rc = load_users(e)) != PF_OK || (rc = tls_load(e)) != PF_OK)
 		goto out;
 	rc = PF_EUSAGE;
 	if ((e->policy = policy_new(cfg->forbidden_exts)) == NULL) {
@@ -109,6 +133,41 @@ engine_port(const struct engine *e)
 	return e->port;
 }
 
+/*
+ * Runs the TLS handshake on a new connection, bounded by the pre-login
+ * timeout. A client that speaks plaintext is told so in a plaintext
+ * ERROR frame, as it expects one. False: close the connection.
+ */
+static bool
+conn_secure(struct engine *e, struct pf_conn *c)
+{
+	unsigned ms = e->cfg.idle_timeout_ms;
+	bool is_tls = false, resumed = false;
+	char err[256];
+	enum pf_status rc;
+
+	pf_conn_set_timeout(c, ms);
+	rc = pf_tls_sniff(c->fd, ms < SNIFF_MS ? ms : SNIFF_MS, &is_tls);
+	if (rc == PF_ENET)
+		return false;
+	if (!is_tls) {
+		log_info("%s: a plaintext client on the TLS port; refused",
+		    c->peer);
+		wire_send_error(c, PF_EPROTO, "this server speaks TLS: drop "
+		    "--no-tls");
+		return false;
+	}
+	if (pf_tls_accept(e->tls, c, &resumed, err, sizeof(err)) != PF_OK) {
+		log_info("%s: %s", c->peer, err);
+		return false;
+	}
+	atomic_fetch_add(resumed ? &e->counters.tls_resumed :
+	    &e->counters.tls_full, 1);
+	log_debug("%s: TLS 1.3, %s (%s)", c->peer, resumed ? "resumed" :
+	    "full handshake", pf_conn_tls_engine(c));
+	return true;
+}
+
 static void *
 conn_main(void *arg)
 {
@@ -116,7 +175,8 @@ conn_main(void *arg)
 	struct engine *e = ec->engine;
 	struct engine_conn **pp;
 
-	stream_serve(&e->env, ec->conn, ec->id, &ec->busy);
+	if (e->tls == NULL || conn_secure(e, ec->conn))
+		stream_serve(&e->env, ec->conn, ec->id, &ec->busy);
 	/*
 	 * Free this thread's crypto state now: the thread is detached, and
 	 * once it is off the list below, engine_stop may let the process
@@ -349,6 +409,7 @@ engine_free(struct engine *e)
 	storage_close(e->storage);
 	policy_free(e->policy);
 	auth_users_free(e->users);
+	pf_tls_free(e->tls);
 	pf_wipe(e->secret, sizeof(e->secret));
 	pthread_cond_destroy(&e->drained);
 	pthread_mutex_destroy(&e->lock);

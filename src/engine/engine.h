@@ -127,6 +127,9 @@ struct engine_stats {
 	/* Chunk receive times: cumulative counts per bound, then +Inf. */
 	uint64_t	 hist_counts[ENGINE_HIST_BUCKETS + 1];
 	uint64_t	 hist_sum_us;
+	/* TLS handshakes on the native port: full, and resumed tickets. */
+	uint64_t	 tls_handshakes_full;
+	uint64_t	 tls_handshakes_resumed;
 };
 
 /*

@@ -16,6 +16,7 @@
 #include "engine.h"
 #include "net.h"
 #include "stream.h"
+#include "tls.h"
 
 /* One accepted connection; lives in the engine's list while its thread runs. */
 struct engine_conn {
@@ -34,6 +35,7 @@ struct engine {
 	struct storage		*storage;
 	struct registry		*registry;	/* live and finished sessions */
 	struct peruser		*peruser;	/* connections per user */
+	struct pf_tls		*tls;		/* NULL: plaintext port */
 	struct counters		 counters;
 	struct stream_env	 env;		/* what connections borrow */
 	uint8_t			 secret[PF_SHA256_LEN];	/* fake salts */

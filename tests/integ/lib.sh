@@ -16,6 +16,10 @@ PFPROXY=${PFPROXY:-$top_builddir/tests/tools/pfproxy}
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/pf-test.XXXXXX")
 STORAGE=$T/storage
+# The server's self-signed TLS pair, outside the storage it is checked in.
+TLS_DIR=$T/tls
+# What a client says to the server started last: --no-tls, or nothing.
+NOTLS=()
 # Resume state of the client stays inside the test directory.
 export PARAFLOW_STATE_DIR=$T/state
 PIDS=()
@@ -96,14 +100,21 @@ wait_file() {
 # start_server [ARGS...]: starts paraflowd, sets SERVER_PID and PORT, and
 # HTTP_PORT and HTTP_URL for its gateway (empty with --no-http).
 # shellcheck disable=SC2034 # HTTP_URL is read by the tests
+#
+# With TLS (unless ARGS say --no-tls) the pair is in $TLS_DIR and the
+# client's known-servers file trusts it already, so no test meets the
+# first-use note unless it means to; with --no-tls, NOTLS holds the
+# client's --no-tls.
 start_server() {
 	rm -f "$T/port" "$T/http_port"
 	"$PARAFLOWD" --port 0 --bind 127.0.0.1 --storage "$STORAGE" \
 	    --port-file "$T/port" --http-port 0 \
-	    --http-port-file "$T/http_port" "$@" 2>>"$T/server.log" &
+	    --http-port-file "$T/http_port" --tls-dir "$TLS_DIR" "$@" \
+	    2>>"$T/server.log" &
 	SERVER_PID=$!
 	PIDS+=("$SERVER_PID")
 	PORT=$(started "$T/port" paraflowd "$T/server.log") || exit 1
+	tls_mode "$@"
 	HTTP_PORT=
 	HTTP_URL=
 	if [[ " $* " != *" --no-http "* ]] && wait_file "$T/http_port" 10
@@ -111,6 +122,31 @@ start_server() {
 		HTTP_PORT=$(cat "$T/http_port")
 		HTTP_URL=http://127.0.0.1:$HTTP_PORT
 	fi
+}
+
+# tls_mode [ARGS...]: after a server started with ARGS on $PORT, sets
+# NOTLS, and trusts its key (in $TLS_DIR) in the known-servers file.
+#
+# PFWIRE_TLS, exported, tells pfwire.py (the tests' hand-made client) to
+# speak TLS or not, so that scripts running it need not know.
+tls_mode() {
+	local pin
+	NOTLS=()
+	export PFWIRE_TLS=1
+	if [[ " $* " == *" --no-tls "* ]]; then
+		NOTLS=(--no-tls)
+		PFWIRE_TLS=0
+		return 0
+	fi
+	pin=$(server_pin) || return 1
+	mkdir -p "$PARAFLOW_STATE_DIR"
+	echo "127.0.0.1:$PORT $pin" >>"$PARAFLOW_STATE_DIR/known_servers"
+}
+
+# server_pin [DIR]: the pin of the key in DIR (default $TLS_DIR).
+server_pin() {
+	"$PARAFLOWD" --fingerprint --tls-dir "${1:-$TLS_DIR}" \
+	    --storage "$STORAGE"
 }
 
 # started PORTFILE NAME LOG: prints the port a process just started wrote
@@ -135,7 +171,7 @@ stop_server() {
 
 # upload [ARGS...]: runs paraflow upload against the test server.
 upload() {
-	"$PARAFLOW" upload --port "$PORT" --quiet "$@"
+	"$PARAFLOW" upload --port "$PORT" --quiet "${NOTLS[@]}" "$@"
 }
 
 # mkfile NAME BYTES: a file of random bytes after a fixed prefix, so it
@@ -165,9 +201,10 @@ staging_empty() {
 	    ! -name '.*' 2>/dev/null)" ]
 }
 
-# stored_count: number of finished uploads in storage.
+# stored_count: number of finished uploads in storage (paraflowd's own
+# dot directories, .staging and .tls, are not uploads).
 stored_count() {
-	find "$STORAGE" -mindepth 1 -maxdepth 1 -type d ! -name .staging |
+	find "$STORAGE" -mindepth 1 -maxdepth 1 -type d ! -name '.*' |
 	    wc -l
 }
 
@@ -317,7 +354,7 @@ stop_proxy() {
 pupload() {
 	RC=0
 	OUT=$(timeout 150 "$PARAFLOW" upload --port "$PPORT" --quiet \
-	    --timeout 20 --give-up 30 --json "$@" 2>"$T/client.err") || RC=$?
+	    "${NOTLS[@]}" --timeout 20 --give-up 30 --json "$@" 2>"$T/client.err") || RC=$?
 	[ "$RC" = 0 ] || echo "# client: exit $RC: $OUT"
 }
 

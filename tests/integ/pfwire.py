@@ -25,6 +25,7 @@ import hmac
 import json
 import os
 import socket
+import ssl
 import struct
 
 MAGIC = b"PFLW"
@@ -67,10 +68,23 @@ def header(ftype, length, version=VERSION, flags=0, magic=MAGIC):
     return first + hashlib.sha256(first).digest()[:4]
 
 
-def connect(port, host="127.0.0.1", timeout=10.0):
-    """A TCP connection to the server; the caller reads HELLO next."""
+def connect(port, host="127.0.0.1", timeout=10.0, tls=None):
+    """A connection to the server; the caller reads HELLO next.
+
+    With tls (default: PFWIRE_TLS=1 in the environment) it runs TLS 1.3
+    first, trusting any certificate: the tests check frames here, and the
+    server's key elsewhere.
+    """
     sock = socket.create_connection((host, int(port)), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls is None:
+        tls = os.environ.get("PFWIRE_TLS") == "1"
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        sock = ctx.wrap_socket(sock, server_hostname=host)
     return sock
 
 

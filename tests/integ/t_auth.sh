@@ -67,7 +67,11 @@ check "wrong secret: never in the server log" \
 # --- Replay: a recorded control connection sent again ------------------
 #
 # pfproxy records what the client sends on the first (control) connection;
-# --threads 1 makes the whole upload two connections.
+# --threads 1 makes the whole upload two connections. The recording is
+# of the plaintext protocol, as are the hand-made JOINs below.
+
+stop_server
+start_server --no-tls
 
 "$PFPROXY" --listen-port 0 --target-port "$PORT" --port-file "$T/pport" \
     --record "$T/record" --max-conns 2 --log "$T/proxy.log" \
@@ -76,7 +80,8 @@ proxy_pid=$!
 PIDS+=("$proxy_pid")
 wait_file "$T/pport" 10 || echo "# pfproxy did not start"
 pport=$(cat "$T/pport" 2>/dev/null)
-out=$("$PARAFLOW" upload --port "$pport" --quiet --file "$T/small" \
+out=$("$PARAFLOW" upload --port "$pport" --quiet "${NOTLS[@]}" \
+    --file "$T/small" \
     --name replay.bin --threads 1 --json)
 check_eq "upload through pfproxy: exit 0" 0 $?
 for ((i = 0; i < 100; i++)); do

@@ -29,7 +29,7 @@ C1_CLEN=$((C1 + 32))		# chunk head: length (4 bytes)
 C1_DATA=$((C1 + 36))		# chunk data
 
 # The debug log names each refusal ("bad_frame: chunk head out of range").
-start_server -v
+start_server -v --no-tls
 
 corrupt_lines() {
 	grep -c '^corrupt ' "$T/proxy.log" 2>/dev/null

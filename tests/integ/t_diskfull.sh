@@ -98,8 +98,9 @@ stop_server
 
 # --- Space runs out after OPEN, with a raw client: the staging data file
 # was preallocated, the journal was not, so the first chunk cannot be made
-# durable. After space is freed the session resumes and completes.
-start_server -v
+# durable. After space is freed the session resumes and completes. The
+# raw client speaks the plaintext protocol.
+start_server -v --no-tls
 PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" python3 - "$PORT" \
     "$STORAGE" "$T/mid" >"$T/mid.out" 2>"$T/mid.err" <<'EOF'
 import base64
@@ -190,7 +191,7 @@ rm -f "$STORAGE/filler"
 # (it may fail, never with a wrong file), space freed, re-run: the same
 # session completes identical.
 mkfile "$T/half" $((24 * MIB))
-"$PARAFLOW" upload --port "$PORT" --quiet --json --file "$T/half" \
+"$PARAFLOW" upload --port "$PORT" --quiet "${NOTLS[@]}" --json --file "$T/half" \
     --name half.bin --threads 2 >"$T/half.out" 2>"$T/half.err" &
 cpid=$!
 # Kill it once the server holds at least two chunks (journal records).
@@ -215,7 +216,7 @@ held=$(($(stat -c %s "$STORAGE/.staging/$sid1/journal" 2>/dev/null ||
 echo "# killed with $held chunks held by session ${sid1:-none}"
 fill
 rc=0
-out=$(timeout 120 "$PARAFLOW" upload --port "$PORT" --quiet --json \
+out=$(timeout 120 "$PARAFLOW" upload --port "$PORT" --quiet "${NOTLS[@]}" --json \
     --file "$T/half" --name half.bin --threads 2 --give-up 10 \
     2>"$T/full.err") || rc=$?
 echo "# re-run on a full disk: exit $rc: $out"
@@ -230,7 +231,7 @@ else
 	check "re-run on a full disk: server alive" kill -0 "$SERVER_PID"
 	free_space
 	rc=0
-	out=$(timeout 120 "$PARAFLOW" upload --port "$PORT" --quiet --json \
+	out=$(timeout 120 "$PARAFLOW" upload --port "$PORT" --quiet "${NOTLS[@]}" --json \
 	    --file "$T/half" --name half.bin --threads 2 \
 	    2>"$T/freed.err") || rc=$?
 	echo "# re-run after freeing space: $out"

@@ -21,7 +21,7 @@ mkdir -p "$PARAFLOW_STATE_DIR"
 # session of an earlier case is recovered into it.
 new_server() {
 	STORAGE=$T/storage.$((++nservers))
-	start_server -v "$@"
+	start_server -v --no-tls "$@"
 }
 nservers=0
 

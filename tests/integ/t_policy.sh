@@ -149,6 +149,9 @@ check "invalid UTF-8 name: staging empty" staging_empty
 
 # --- What only a hand-made client can send -----------------------------
 
+# The hand-made client speaks the plaintext protocol.
+stop_server
+start_server --no-tls
 if command -v python3 >/dev/null 2>&1; then
 	before=$(stored_count)
 	pywire "$PORT" "$STORAGE" >"$T/wire.out" 2>"$T/wire.err" <<'EOF'

@@ -59,7 +59,7 @@ restart_server() {
 		rm -f "$T/port"
 		"$PARAFLOWD" --port "$PORT" --bind 127.0.0.1 --no-http \
 		    --storage "$STORAGE" --port-file "$T/port" \
-		    "${SERVER_ARGS[@]}" 2>>"$T/server.log" &
+		    --tls-dir "$TLS_DIR" "${SERVER_ARGS[@]}" 2>>"$T/server.log" &
 		SERVER_PID=$!
 		PIDS+=("$SERVER_PID")
 		while kill -0 "$SERVER_PID" 2>/dev/null && [ ! -s "$T/port" ]
@@ -357,6 +357,12 @@ pysim() {
 	PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" python3 "$T/sim.py" \
 	    "$PORT" "$@"
 }
+# The raw client speaks the plaintext protocol.
+kill -TERM "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null
+SERVER_ARGS+=(--no-tls)
+restart_server
+tls_mode --no-tls
 sid=$(pysim open "$T/sim" 2>"$T/sim.err")
 check "crash between mkdir and rename: session with every chunk held" \
     [ -n "$sid" ]
