@@ -44,6 +44,12 @@ add_counters(struct pf_buf *t, const struct engine_stats *st)
 		    "Chunks received more than once.", st->chunks_resent },
 		{ "paraflow_auth_failures_total",
 		    "Failed logins, native and HTTP.", st->auth_failures },
+		{ "paraflow_tls_handshakes_full_total",
+		    "Full TLS handshakes on the native port.",
+		    st->tls_handshakes_full },
+		{ "paraflow_tls_handshakes_resumed_total",
+		    "TLS handshakes that resumed a session (data connections).",
+		    st->tls_handshakes_resumed },
 	};
 
 	for (size_t i = 0; i < sizeof(counters) / sizeof(*counters); i++) {

@@ -105,7 +105,7 @@ views_stats_json(const struct httpd *h, const struct engine_stats *st,
 		    throughput[i]));
 	pf_time_rfc3339(st->started, started);
 	return json_pack("{s:s,s:s,s:I,s:{s:i,s:I,s:I,s:I,s:I,s:I,s:I},"
-	    "s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:i,s:o}}",
+	    "s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:i,s:o}}",
 	    "version", h->version, "started_at", started,
 	    "uptime_s", (json_int_t)(time(NULL) - st->started),
 	    "sessions", "authenticating", 0,
@@ -120,6 +120,8 @@ views_stats_json(const struct httpd *h, const struct engine_stats *st,
 	    "chunks_nacked", (json_int_t)st->chunks_nacked,
 	    "chunks_resent", (json_int_t)st->chunks_resent,
 	    "auth_failures", (json_int_t)st->auth_failures,
+	    "tls_handshakes_full", (json_int_t)st->tls_handshakes_full,
+	    "tls_handshakes_resumed", (json_int_t)st->tls_handshakes_resumed,
 	    "connections_open", (json_int_t)st->connections_open,
 	    "connections_authenticating",
 	    (json_int_t)st->connections_authenticating,

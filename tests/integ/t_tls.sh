@@ -355,11 +355,19 @@ check "man in the middle: the client sent no frame of the protocol" \
 check_eq "man in the middle: no login reached the server" 0 \
     "$(log_since | grep -c 'login\|opened by')"
 check_eq "man in the middle: nothing stored" "$before" "$(stored_count)"
-# With the relay trusted, the relayed login must fail once the login is
-# bound to the TLS channel (SCRAM-SHA-256-PLUS); not asserted yet.
+# With the relay trusted (the client was tricked into its pin), the login
+# it relays still fails: SCRAM-SHA-256-PLUS binds the proof to the
+# client's TLS channel, which is not the one the server sees.
+before=$(stored_count)
+log_mark
 run "$PARAFLOW" upload --port "$mport" --quiet --pin "$mitm_pin" \
     --file "$T/f" --name relayed.bin
-echo "# relayed login with the relay's pin trusted: exit $RC"
+check_eq "relayed login, the relay's pin trusted: exit 3" 3 "$RC"
+check "relayed login: the server saw a failed login" \
+    eval 'log_since | grep -q "login failed"'
+check_eq "relayed login: no session opened" 0 \
+    "$(log_since | grep -c 'opened by')"
+check_eq "relayed login: nothing stored" "$before" "$(stored_count)"
 
 stop_server
 done_testing
