@@ -53,16 +53,16 @@ gw_trust() {
 	: >"$T/.curlrc"
 	[[ " $* " != *" --http-no-tls "* ]] || return 0
 	HTTP_URL=https://127.0.0.1:$HTTP_PORT
-	GW_CA=$STORAGE/.tls/cert.pem
+	GW_CA=$TLS_DIR/cert.pem
 	# shellcheck disable=SC2034 # GW_PIN is read by the tests
 	GW_PIN=$(paraflowd_fp 2>/dev/null)
 	PF_GW_CA=$GW_CA
 	printf 'cacert = "%s"\n' "$GW_CA" >"$T/.curlrc"
 }
 
-# paraflowd_fp: what paraflowd --fingerprint prints for the test's storage.
+# paraflowd_fp: what paraflowd --fingerprint prints for the test's pair.
 paraflowd_fp() {
-	"$PARAFLOWD" --fingerprint --storage "$STORAGE"
+	"$PARAFLOWD" --fingerprint --tls-dir "$TLS_DIR"
 }
 
 # req [-q] [CURL ARGS...] PATH: one request to the gateway; the status in

@@ -418,7 +418,7 @@ check "plain http:// to the HTTPS gateway: says give https://" \
 # accepted once the line is deleted.
 old_pin=$GW_PIN
 stop_server
-mv "$STORAGE/.tls" "$T/old.tls"
+mv "$TLS_DIR" "$T/old.tls"
 start_gw --min-rate 1 --http-port "$HTTP_PORT"
 check "restarted with a new key ($GW_PIN)" [ "$GW_PIN" != "$old_pin" ]
 pf list
