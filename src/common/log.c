@@ -32,6 +32,9 @@ pf_log_prog(void)
 	return prog;
 }
 
+static void vlog(enum pf_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 vlog(enum pf_log_level level, const char *fmt, va_list ap)
 {

@@ -89,6 +89,10 @@ access_handler(void *cls, struct MHD_Connection *c, const char *url,
 	return routes_dispatch(cls, c, url, method);
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+/* libmicrohttpd's own messages, at debug level. */
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
