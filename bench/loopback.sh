@@ -177,8 +177,11 @@ echo
 awk -v t="$tls4_mbs" -v p="$plain4_mbs" -v s="$scp_mbs" 'BEGIN {
 	printf "TLS, 4 streams: %.2fx the --no-tls upload (target >= 0.8), " \
 	    "%.2fx the faster scp (target >= 3)\n", t / p, t / s }'
-echo "server TLS engine: $(grep -m1 -o 'kTLS\|OpenSSL' "$work/server.log" ||
-    echo "see paraflowd -v")"
+if grep -qw tls /proc/sys/net/ipv4/tcp_available_ulp 2>/dev/null; then
+	echo "TLS records: kTLS available (the kernel's tls ULP)"
+else
+	echo "TLS records: OpenSSL in user space (this kernel has no tls ULP)"
+fi
 echo "cpu-s: client and server together (nc's own time is not measured;"
 echo "scp and rsync: the client's only); MB = 10^6 bytes; paraflow runs"
 echo "include the server's fdatasync and rename."

@@ -83,6 +83,9 @@ tls_new(const SSL_METHOD *method, bool server)
 	/* TLS 1.3 only: its handshake is encrypted and it has no
 	 * renegotiation; every client here is ours. */
 	SSL_CTX_set_min_proto_version(t->ctx, TLS1_3_VERSION);
+	/* AES-128-GCM first: as safe here, and the fastest with AES-NI. */
+	SSL_CTX_set_ciphersuites(t->ctx, "TLS_AES_128_GCM_SHA256:"
+	    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
 	/* The kernel encrypts where it can (no "tls" module here). */
 	SSL_CTX_set_options(t->ctx, SSL_OP_ENABLE_KTLS);
 	SSL_CTX_set_mode(t->ctx, SSL_MODE_AUTO_RETRY);
