@@ -300,7 +300,9 @@ mkfile "$T/big" $((64 * 1024 * 1024))
 upid=$!
 PIDS+=("$upid")
 rsid=
-for ((i = 0; i < 100; i++)); do
+# Up to 20 s of bursts: a sanitizer build with TLS needs a few seconds
+# before its first chunk.
+for ((i = 0; i < 400; i++)); do
 	sleep 0.05
 	kill -STOP "$upid" 2>/dev/null || break
 	run "$PARAFLOW" list --state receiving --json --http "$HTTP_URL"
@@ -338,7 +340,9 @@ check_eq "cancel of a running upload: exit 0" 0 "$RC"
 check_eq "cancel of a running upload: says cancelled" \
     "cancelled session $rsid" "$OUT"
 wrc=0
-for ((i = 0; i < 100; i++)); do
+# Up to 20 s of bursts: a sanitizer build with TLS needs a few seconds
+# before its first chunk.
+for ((i = 0; i < 400; i++)); do
 	kill -0 "$wpid" 2>/dev/null || break
 	sleep 0.1
 done
@@ -687,7 +691,9 @@ sleep 1
 t0=$(date +%s)
 kill -INT "$wpid"
 wrc=0
-for ((i = 0; i < 100; i++)); do
+# Up to 20 s of bursts: a sanitizer build with TLS needs a few seconds
+# before its first chunk.
+for ((i = 0; i < 400; i++)); do
 	kill -0 "$wpid" 2>/dev/null || break
 	sleep 0.1
 done
