@@ -35,15 +35,9 @@ body_size() {
 # for PATH as alice, on a raw connection read to its end (curl -I would
 # not read a body that should not be there).
 head_extra() {
-	"$PY" - "${HTTP_URL##*:}" "$1" "${2:-}" <<'PY'
+	PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" "$PY" - "${HTTP_URL##*:}" "$1" "${2:-}" <<'PY'
 import base64, os, socket, ssl, sys
-def connect(port, **kw):
-    """A connection to the gateway: TLS-wrapped when it speaks HTTPS."""
-    s = socket.create_connection(("127.0.0.1", port), **kw)
-    if not os.environ.get("PF_GW_CA"):
-        return s
-    ctx = ssl.create_default_context(cafile=os.environ["PF_GW_CA"])
-    return ctx.wrap_socket(s, server_hostname="127.0.0.1")
+from gwconn import connect
 port, path, extra = sys.argv[1:4]
 s = connect(int(port), timeout=10)
 auth = base64.b64encode(b"alice:alice-pw").decode()

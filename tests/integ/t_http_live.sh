@@ -270,15 +270,9 @@ stop_server
 # --- Limits: deadline, idle timeout, what the deadline spares --------------
 
 start_gw --users "$U" --http-timeout 2
-"$PY" - "${HTTP_URL##*:}" >"$T/slow.out" <<'PY' &
+PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" "$PY" - "${HTTP_URL##*:}" >"$T/slow.out" <<'PY' &
 import os, socket, ssl, sys, time
-def connect(port, **kw):
-    """A connection to the gateway: TLS-wrapped when it speaks HTTPS."""
-    s = socket.create_connection(("127.0.0.1", port), **kw)
-    if not os.environ.get("PF_GW_CA"):
-        return s
-    ctx = ssl.create_default_context(cafile=os.environ["PF_GW_CA"])
-    return ctx.wrap_socket(s, server_hostname="127.0.0.1")
+from gwconn import connect
 port = int(sys.argv[1])
 
 def trickle():
@@ -362,15 +356,9 @@ stop_server
 # --- Over --http-max-per-ip: 503 busy -----------------------------------------
 
 start_gw --users "$U" --http-max-per-ip 2
-"$PY" - "${HTTP_URL##*:}" <<'PY' &
+PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" "$PY" - "${HTTP_URL##*:}" <<'PY' &
 import os, socket, ssl, sys, time
-def connect(port, **kw):
-    """A connection to the gateway: TLS-wrapped when it speaks HTTPS."""
-    s = socket.create_connection(("127.0.0.1", port), **kw)
-    if not os.environ.get("PF_GW_CA"):
-        return s
-    ctx = ssl.create_default_context(cafile=os.environ["PF_GW_CA"])
-    return ctx.wrap_socket(s, server_hostname="127.0.0.1")
+from gwconn import connect
 socks = [connect(int(sys.argv[1])) for _ in range(2)]
 time.sleep(3)
 PY
