@@ -183,32 +183,51 @@ pf_tls_client_new(enum pf_tls_verify verify, const char *cafile,
 
 /* The transport once TLS runs: OpenSSL over the same socket. */
 
+/*
+ * What a failed SSL_read_ex or SSL_write_ex (result r) means, said as
+ * read(2) and write(2) say it: 0 when reading meets the peer's close, else
+ * -1 with errno: EAGAIN when the socket's timeout passed, EPIPE when
+ * writing to a peer gone, EPROTO when a record failed its check (or
+ * worse).
+ */
+static ssize_t
+io_failed(struct pf_conn *c, int r, bool reading)
+{
+	ssize_t rc = -1;
+
+	switch (SSL_get_error(c->tls, r)) {
+	case SSL_ERROR_ZERO_RETURN:
+		if (reading)
+			rc = 0;
+		else
+			errno = EPROTO;
+		break;
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		errno = EAGAIN;
+		break;
+	case SSL_ERROR_SYSCALL:
+		/* errno 0: the peer closed without a close_notify. */
+		if (errno == 0 && reading)
+			rc = 0;
+		else if (errno == 0)
+			errno = EPIPE;
+		break;
+	default:
+		errno = EPROTO;
+		break;
+	}
+	ERR_clear_error();
+	return rc;
+}
+
 static ssize_t
 tls_read(struct pf_conn *c, void *p, size_t n)
 {
 	size_t got = 0;
 	int r = SSL_read_ex(c->tls, p, n, &got);
 
-	if (r == 1)
-		return (ssize_t)got;
-	switch (SSL_get_error(c->tls, r)) {
-	case SSL_ERROR_ZERO_RETURN:
-		return 0;
-	case SSL_ERROR_WANT_READ:
-	case SSL_ERROR_WANT_WRITE:
-		errno = EAGAIN;	/* the socket's timeout passed */
-		break;
-	case SSL_ERROR_SYSCALL:
-		if (errno == 0)
-			return 0;	/* EOF without close_notify */
-		break;
-	default:
-		/* A record failed its integrity check, or worse. */
-		errno = EPROTO;
-		break;
-	}
-	ERR_clear_error();
-	return -1;
+	return r == 1 ? (ssize_t)got : io_failed(c, r, true);
 }
 
 static ssize_t
@@ -217,23 +236,7 @@ tls_write(struct pf_conn *c, const void *p, size_t n)
 	size_t put = 0;
 	int r = SSL_write_ex(c->tls, p, n, &put);
 
-	if (r == 1)
-		return (ssize_t)put;
-	switch (SSL_get_error(c->tls, r)) {
-	case SSL_ERROR_WANT_READ:
-	case SSL_ERROR_WANT_WRITE:
-		errno = EAGAIN;
-		break;
-	case SSL_ERROR_SYSCALL:
-		if (errno == 0)
-			errno = EPIPE;
-		break;
-	default:
-		errno = EPROTO;
-		break;
-	}
-	ERR_clear_error();
-	return -1;
+	return r == 1 ? (ssize_t)put : io_failed(c, r, false);
 }
 
 static void
