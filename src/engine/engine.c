@@ -177,12 +177,6 @@ conn_main(void *arg)
 
 	if (e->tls == NULL || conn_secure(e, ec->conn))
 		stream_serve(&e->env, ec->conn, ec->id, &ec->busy);
-	/*
-	 * Free this thread's crypto state now: the thread is detached, and
-	 * once it is off the list below, engine_stop may let the process
-	 * exit before the thread itself is gone.
-	 */
-	pf_thread_cleanup();
 
 	/* Unlink and close under the lock: engine_stop may shut it down. */
 	pthread_mutex_lock(&e->lock);
@@ -190,6 +184,13 @@ conn_main(void *arg)
 		;
 	*pp = ec->next;
 	pf_conn_free(ec->conn);
+	/*
+	 * Free this thread's crypto state after its last OpenSSL call (the
+	 * close above) and before it counts as gone: the thread is
+	 * detached, so once nconns drops engine_stop may let the process
+	 * exit (and OpenSSL clean up) while the thread is still ending.
+	 */
+	pf_thread_cleanup();
 	if (--e->nconns == 0)
 		pthread_cond_broadcast(&e->drained);
 	pthread_mutex_unlock(&e->lock);

@@ -42,15 +42,6 @@ mkdir -p "$PARAFLOW_STATE_DIR"
 
 SERVER_ARGS=(-v --stop-grace 5)
 
-# Connection threads are detached and engine_stop only waits for their
-# count to drop to 0, so paraflowd may exit before a thread has run
-# OpenSSL's thread-exit cleanup: LeakSanitizer then reports that thread's
-# OpenSSL state (only libcrypto frames), and the exit status is 134.
-
-# A kill after the rename but before COMPLETE was sent: the restarted
-# server has forgotten the session it stored, and answers its resume with
-# unknown_session.
-
 # restart_server: paraflowd again on the same port and storage. The port
 # may still be held for a moment, so a failed start is tried again.
 restart_server() {
@@ -239,6 +230,7 @@ if wait_active "$name" 30; then
 	t1=$(date +%s%N)
 	faults=$((faults + 1))
 	check_eq "SIGTERM mid-upload: server exits 0" 0 "$rc"
+	[ "$rc" = 0 ] || log_since | tail -n 40 | sed 's/^/#   /'
 	check "SIGTERM mid-upload: stopped within the grace period" \
 	    [ $(((t1 - t0) / 1000000)) -le 7000 ]
 	log_mark
