@@ -48,7 +48,18 @@ static const char usage_text[] =
 "      --max-connections N   connections at once (default 256)\n"
 "      --max-user-connections N\n"
 "                            connections at once per user (default 64)\n"
-"      --idle-timeout SEC    close connections idle this long (default 60)\n"
+"      --max-user-sessions N sessions open at once per user, resumable ones\n"
+"                            included (default 8)\n"
+"      --max-user-reserved SIZE\n"
+"                            bytes one user may have declared but not yet\n"
+"                            sent, over all their sessions (default: no\n"
+"                            fixed cap, only the share below)\n"
+"      --max-user-share PCT  percent of the free space one user's unsent\n"
+"                            bytes may hold (default 50; 100 lets one\n"
+"                            upload fill the disk)\n"
+"      --idle-timeout SEC    close connections idle this long, and a\n"
+"                            session's control connection once no chunk\n"
+"                            data came for that long (default 60)\n"
 "      --min-rate SIZE       a frame must arrive at least this fast once it\n"
 "                            has started, in bytes/s (default 64K), so a\n"
 "                            peer cannot hold a slot by trickling bytes\n"
@@ -149,7 +160,10 @@ enum {
 	OPT_TLS_DIR,
 	OPT_FINGERPRINT,
 	OPT_NO_TLS,
-	OPT_HTTP_NO_TLS
+	OPT_HTTP_NO_TLS,
+	OPT_MAX_USER_SESSIONS,
+	OPT_MAX_USER_RESERVED,
+	OPT_MAX_USER_SHARE
 };
 
 static const struct option options[] = {
@@ -169,6 +183,11 @@ static const struct option options[] = {
 	{ "min-free-space", required_argument, NULL, OPT_MIN_FREE },
 	{ "max-user-connections", required_argument, NULL,
 	    OPT_MAX_USER_CONNS },
+	{ "max-user-sessions", required_argument, NULL,
+	    OPT_MAX_USER_SESSIONS },
+	{ "max-user-reserved", required_argument, NULL,
+	    OPT_MAX_USER_RESERVED },
+	{ "max-user-share", required_argument, NULL, OPT_MAX_USER_SHARE },
 	{ "min-rate", required_argument, NULL, OPT_MIN_RATE },
 	{ "staging-ttl", required_argument, NULL, OPT_STAGING_TTL },
 	{ "sync", required_argument, NULL, OPT_SYNC },
@@ -364,6 +383,20 @@ main(int argc, char **argv)
 		case OPT_MAX_USER_CONNS:
 			cfg.max_user_connections = pf_arg_uint(
 			    "max-user-connections", optarg, 1, 100000);
+			break;
+		case OPT_MAX_USER_SESSIONS:
+			cfg.max_user_sessions = pf_arg_uint(
+			    "max-user-sessions", optarg, 1, 100000);
+			break;
+		case OPT_MAX_USER_RESERVED:
+			if (pf_parse_size(optarg, &size) != PF_OK || size == 0)
+				pf_usage_error("bad size for --%s",
+				    "max-user-reserved");
+			cfg.max_user_reserved = size;
+			break;
+		case OPT_MAX_USER_SHARE:
+			cfg.max_user_share = pf_arg_uint("max-user-share",
+			    optarg, 1, 100);
 			break;
 		case OPT_MIN_RATE:
 			if (pf_parse_size(optarg, &size) != PF_OK ||

@@ -35,6 +35,7 @@ cli_exit_code(enum pf_status s)
 	case PF_EUSAGE:
 		return EXIT_USAGE;
 	case PF_ENOSPC:
+	case PF_EQUOTA:
 	case PF_EBUSY:
 	case PF_EINTERNAL:
 	case PF_ENOSESSION:

@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +271,7 @@ resume_session(struct stream *st, const struct open_req *o)
 	}
 	session_take(s, st->id, st->key);
 	session_touch(s);
+	session_note_progress(s);
 	session_attach(s, true);
 	st->session = s;
 	if ((rc = send_opened(st, s, true)) != PF_OK)
@@ -279,13 +282,33 @@ resume_session(struct stream *st, const struct open_req *o)
 	return PF_OK;
 }
 
+/* The free space above --min-free-space, which an OPEN of size leaves. */
+static enum pf_status
+check_space(struct stream *st, uint64_t size, uint64_t *room)
+{
+	uint64_t avail = storage_free_bytes(st->env->storage);
+	uint64_t keep = st->env->cfg->min_free_space;
+
+	*room = UINT64_MAX;
+	if (avail == UINT64_MAX)
+		return PF_OK;
+	if (avail < size || avail - size < keep)
+		return reply_fail(st, PF_ENOSPC,
+		    "%llu bytes would leave less than "
+		    "the %llu bytes kept free", (unsigned long long)size,
+		    (unsigned long long)keep);
+	*room = avail - keep;
+	return PF_OK;
+}
+
 enum pf_status
 control_on_open(struct stream *st, const json_t *req)
 {
 	const struct stream_env *env = st->env;
 	struct session *s = NULL;
+	struct registry_ask ask = { .user = st->user };
 	struct open_req o;
-	uint64_t avail;
+	char why[256];
 	enum pf_status rc;
 
 	if (st->role != ROLE_CONTROL || st->session != NULL)
@@ -293,25 +316,24 @@ control_on_open(struct stream *st, const json_t *req)
 	if ((rc = parse_open(st, req, &o)) != PF_OK)
 		return rc;
 	/*
-	 * While a session is open the control connection legitimately idles
-	 * for as long as the transfer takes; TCP keepalive finds dead peers.
+	 * While a session is open the control connection waits as long as
+	 * the transfer makes progress (see control_wait), not a fixed time.
 	 */
 	pf_conn_set_timeout(st->c, 0);
 	if (o.resume != NULL)
 		return resume_session(st, &o);
-	avail = storage_free_bytes(env->storage);
-	if (avail != UINT64_MAX && (avail < o.f.size ||
-	    avail - o.f.size < env->cfg->min_free_space))
-		return reply_fail(st, PF_ENOSPC,
-		    "%llu bytes would leave less than "
-		    "the %llu bytes kept free", (unsigned long long)o.f.size,
-		    (unsigned long long)env->cfg->min_free_space);
-	if ((rc = registry_create(env->registry, o.nchunks, NULL, &s)) !=
-	    PF_OK)
-		return reply_fail(st, rc, rc == PF_EBUSY ? "too many sessions" :
-		    "out of memory");
+	ask.size = o.f.size;
+	if ((rc = check_space(st, o.f.size, &ask.room)) != PF_OK)
+		return rc;
+	if ((rc = registry_open(env->registry, o.nchunks, &ask, &s, why,
+	    sizeof(why))) != PF_OK) {
+		if (rc != PF_ENOMEM)
+			log_info("%s: OPEN of %llu bytes refused: %s",
+			    st->c->peer, (unsigned long long)o.f.size, why);
+		return reply_fail(st, rc == PF_ENOMEM ? PF_EINTERNAL : rc,
+		    "%s", why);
+	}
 	session_take(s, st->id, st->key);
-	o.f.user = st->user;
 	o.f.peer = st->c->peer;
 	if ((rc = session_open(s, env->storage, &o.f)) != PF_OK) {
 		rc = rc == PF_EINTERNAL ? reply_fail(st, rc, "out of memory") :
@@ -333,6 +355,36 @@ out:
 		session_unref(s);
 	}
 	return rc;
+}
+
+enum pf_status
+control_wait(struct stream *st)
+{
+	struct pollfd pfd = { .fd = st->c->fd, .events = POLLIN };
+	uint64_t limit = st->env->cfg->idle_timeout_ms, idle;
+	struct session *s = st->session;
+	int r;
+
+	for (;;) {
+		/* What TLS decrypted already never shows on the socket. */
+		if (st->c->ops->pending != NULL && st->c->ops->pending(st->c))
+			return PF_OK;
+		if ((idle = session_idle_ms(s)) >= limit)
+			break;
+		/* Then look again: data connections may have made progress. */
+		r = poll(&pfd, 1, (int)(limit - idle));
+		if (r == 1 || (r == -1 && errno != EINTR))
+			return PF_OK;	/* the read says what came */
+		if (atomic_load(st->env->stopping))
+			return PF_ENET;
+	}
+	/* From now on the session waits, resumable, for --staging-ttl. */
+	session_touch(s);
+	log_info("%s: session %s made no progress for %llu s; closing its "
+	    "control connection (it stays resumable for %u s)", st->c->peer,
+	    session_id(s), (unsigned long long)idle / 1000,
+	    st->env->cfg->staging_ttl_s);
+	return PF_ETIMEOUT;
 }
 
 /* Tells the client its file is stored, and lets the session go. */

@@ -28,4 +28,13 @@ enum pf_status control_on_commit(struct stream *st, const json_t *req);
 /* ABORT: cancels the session; always ends the connection. */
 enum pf_status control_on_abort(struct stream *st);
 
+/*
+ * Waits for the next frame of a control connection holding a session:
+ * PF_OK once bytes (or EOF) are there to read; PF_ETIMEOUT once none of
+ * the session's connections received chunk data for --idle-timeout (the
+ * connection is then to be closed, and the session waits for
+ * --staging-ttl from now); PF_ENET when the server stops.
+ */
+enum pf_status control_wait(struct stream *st);
+
 #endif

@@ -42,6 +42,8 @@ engine_config_defaults(struct engine_config *cfg)
 	cfg->max_connections = 256;
 	cfg->max_user_connections = 64;
 	cfg->max_sessions = 64;
+	cfg->max_user_sessions = 8;
+	cfg->max_user_share = 50;
 	cfg->idle_timeout_ms = 60000;
 	cfg->min_rate = 64 * 1024;
 	cfg->staging_ttl_s = 24 * 3600;
@@ -104,8 +106,9 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 		goto out;
 	}
 	rc = PF_ENOMEM;
-	if ((e->registry = registry_new(cfg->max_sessions,
-	    &e->counters)) == NULL ||
+	if ((e->registry = registry_new(&(struct registry_limits){
+	    cfg->max_sessions, cfg->max_user_sessions, cfg->max_user_reserved,
+	    cfg->max_user_share }, &e->counters)) == NULL ||
 	    (e->peruser = peruser_new(cfg->max_user_connections)) == NULL)
 		goto out;
 	if ((rc = pf_random(e->secret, sizeof(e->secret))) != PF_OK ||

@@ -22,6 +22,9 @@ struct engine_config {
 	unsigned	 max_connections;
 	unsigned	 max_user_connections;
 	unsigned	 max_sessions;
+	unsigned	 max_user_sessions;	/* live sessions per user */
+	uint64_t	 max_user_reserved;	/* bytes per user; 0: none */
+	unsigned	 max_user_share;	/* % of the free space, 1-100 */
 	unsigned	 idle_timeout_ms;
 	unsigned	 min_rate;	/* bytes/s a frame must arrive at */
 	uint64_t	 max_file_size;	/* 0: no limit */

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,15 +21,16 @@ struct registry {
 	pthread_mutex_t	  lock;
 	struct session	**slots;
 	unsigned	  cap;		/* slots allocated */
-	unsigned	  max;		/* limit for new sessions */
+	struct registry_limits lim;	/* for new sessions */
 	unsigned	  count;
 	struct history	 *history;
 	struct counters	 *counters;	/* borrowed */
 };
 
 struct registry *
-registry_new(unsigned max, struct counters *c)
+registry_new(const struct registry_limits *lim, struct counters *c)
 {
+	unsigned max = lim->sessions;
 	struct registry *r;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
@@ -42,7 +44,7 @@ registry_new(unsigned max, struct counters *c)
 		return NULL;
 	}
 	r->cap = max ? max : 1;
-	r->max = max;
+	r->lim = *lim;
 	r->counters = c;
 	pthread_mutex_init(&r->lock, NULL);
 	return r;
@@ -83,7 +85,7 @@ insert(struct registry *r, struct session *s, bool recovered)
 			r->cap *= 2;
 		}
 	}
-	if ((r->count >= r->max && !recovered) || r->count >= r->cap)
+	if ((r->count >= r->lim.sessions && !recovered) || r->count >= r->cap)
 		return false;
 	for (slot = 0; r->slots[slot] != NULL; slot++)
 		;
@@ -92,24 +94,135 @@ insert(struct registry *r, struct session *s, bool recovered)
 	return true;
 }
 
+/* Adds a, saturating: sums of declared sizes must not wrap. */
+static uint64_t
+add_sat(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/*
+ * The live sessions of user and the bytes they hold reserved but not yet
+ * received (the caller holds the lock).
+ */
+static void
+user_usage(struct registry *r, const char *user, unsigned *n,
+    uint64_t *reserved)
+{
+	*n = 0;
+	*reserved = 0;
+	for (unsigned i = 0; i < r->cap; i++) {
+		struct session *s = r->slots[i];
+
+		if (s != NULL && strcmp(session_user(s), user) == 0) {
+			(*n)++;
+			*reserved = add_sat(*reserved, session_reserved(s));
+		}
+	}
+}
+
+/* pct percent of n, without overflow. */
+static uint64_t
+percent(uint64_t n, unsigned pct)
+{
+	return n / 100 * pct + n % 100 * pct / 100;
+}
+
+/*
+ * Checks a new session of a against the limits (the caller holds the
+ * lock): PF_OK, PF_EQUOTA when its user would go over one of theirs,
+ * PF_EBUSY when the server is at --max-sessions; why then says which.
+ */
+static enum pf_status
+admit(struct registry *r, const struct registry_ask *a, char *why,
+    size_t whycap)
+{
+	const struct registry_limits *l = &r->lim;
+	uint64_t mine, want, share;
+	unsigned n;
+
+	user_usage(r, a->user, &n, &mine);
+	want = add_sat(mine, a->size);
+	if (n >= l->user_sessions) {
+		snprintf(why, whycap, "user %s has %u sessions open, "
+		    "--max-user-sessions is %u: finish, resume or cancel one "
+		    "first", a->user, n, l->user_sessions);
+		return PF_EQUOTA;
+	}
+	if (l->user_reserved != 0 && want > l->user_reserved) {
+		snprintf(why, whycap, "user %s would hold %llu bytes declared "
+		    "but not yet sent, over --max-user-reserved %llu",
+		    a->user, (unsigned long long)want,
+		    (unsigned long long)l->user_reserved);
+		return PF_EQUOTA;
+	}
+	/* The room free to this user: the free space plus their own. */
+	share = percent(add_sat(a->room, mine), l->user_share);
+	if (a->room != UINT64_MAX && want > share) {
+		snprintf(why, whycap, "user %s would hold %llu bytes declared "
+		    "but not yet sent, over their share: %u%% of the %llu "
+		    "bytes free to them (--max-user-share)", a->user,
+		    (unsigned long long)want, l->user_share,
+		    (unsigned long long)add_sat(a->room, mine));
+		return PF_EQUOTA;
+	}
+	if (r->count >= l->sessions) {
+		snprintf(why, whycap, "too many sessions: %u open, "
+		    "--max-sessions is %u", r->count, l->sessions);
+		return PF_EBUSY;
+	}
+	return PF_OK;
+}
+
 enum pf_status
-registry_create(struct registry *r, uint32_t nchunks, const char *id,
+registry_open(struct registry *r, uint32_t nchunks,
+    const struct registry_ask *a, struct session **out, char *why,
+    size_t whycap)
+{
+	struct session *s;
+	enum pf_status rc;
+
+	if ((rc = session_new(nchunks, NULL, a->user, a->size, &s)) !=
+	    PF_OK) {
+		snprintf(why, whycap, "out of memory");
+		return rc;
+	}
+	session_ref(s);		/* the table's */
+	pthread_mutex_lock(&r->lock);
+	/* Checked and inserted under one lock: two OPENs cannot both fit. */
+	if ((rc = admit(r, a, why, whycap)) == PF_OK && !insert(r, s, false)) {
+		snprintf(why, whycap, "too many sessions");
+		rc = PF_EBUSY;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (rc != PF_OK) {
+		session_unref(s);
+		session_unref(s);
+		return rc;
+	}
+	*out = s;
+	return PF_OK;
+}
+
+/* A recovered session, admitted whatever the limits (see revive). */
+static enum pf_status
+recover(struct registry *r, uint32_t nchunks, const char *id,
     struct session **out)
 {
 	struct session *s;
 	enum pf_status rc;
 	bool in;
 
-	if ((rc = session_new(nchunks, id, &s)) != PF_OK)
+	if ((rc = session_new(nchunks, id, NULL, 0, &s)) != PF_OK)
 		return rc;
 	session_ref(s);		/* the table's */
 	pthread_mutex_lock(&r->lock);
-	in = insert(r, s, id != NULL);
+	in = insert(r, s, true);
 	pthread_mutex_unlock(&r->lock);
 	if (!in) {
 		session_unref(s);
 		session_unref(s);
-		return PF_EBUSY;
+		return PF_ENOMEM;
 	}
 	*out = s;
 	return PF_OK;
@@ -246,7 +359,7 @@ revive(void *arg, struct recovery_area *a)
 		    l->ttl_s);
 		return PF_ENOSESSION;
 	}
-	if ((rc = registry_create(l->r, count, id, &s)) != PF_OK) {
+	if ((rc = recover(l->r, count, id, &s)) != PF_OK) {
 		log_warn("session %s: %s; removing it", id,
 		    pf_status_message(rc));
 		return rc;
@@ -273,6 +386,40 @@ list_stored(void *arg, const char *id, const json_t *meta)
 	return history_add_stored(l->r->history, id, meta);
 }
 
+/*
+ * Says so when the sessions recovered are over a limit. They are all
+ * kept, as they hold acknowledged chunks; admit() refuses new ones
+ * until enough of them end or expire.
+ */
+static void
+report_over(struct registry *r)
+{
+	uint64_t reserved;
+	unsigned n;
+
+	if (r->count > r->lim.sessions)
+		log_warn("%u sessions recovered, over --max-sessions %u: all "
+		    "are kept, and new sessions are refused until fewer "
+		    "remain", r->count, r->lim.sessions);
+	for (unsigned i = 0; i < r->cap; i++) {
+		const char *user;
+		bool seen = false;
+
+		if (r->slots[i] == NULL)
+			continue;
+		user = session_user(r->slots[i]);
+		for (unsigned j = 0; j < i && !seen; j++)
+			seen = r->slots[j] != NULL &&
+			    strcmp(session_user(r->slots[j]), user) == 0;
+		user_usage(r, user, &n, &reserved);
+		if (!seen && n > r->lim.user_sessions)
+			log_warn("user %s has %u sessions recovered, over "
+			    "--max-user-sessions %u: all are kept, and their "
+			    "new sessions are refused until fewer remain",
+			    user, n, r->lim.user_sessions);
+	}
+}
+
 enum pf_status
 registry_load(struct registry *r, struct storage *storage, unsigned ttl_s)
 {
@@ -281,5 +428,8 @@ registry_load(struct registry *r, struct storage *storage, unsigned ttl_s)
 
 	if ((rc = recovery_scan(storage, revive, &l)) != PF_OK)
 		return rc;
+	pthread_mutex_lock(&r->lock);
+	report_over(r);
+	pthread_mutex_unlock(&r->lock);
 	return storage_final_foreach(storage, list_stored, &l);
 }

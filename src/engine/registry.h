@@ -8,6 +8,7 @@
 #ifndef PF_REGISTRY_H
 #define PF_REGISTRY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "session.h"
@@ -18,23 +19,48 @@ struct history;
 struct registry;
 struct storage;
 
+/* What the table admits: see paraflowd(8) for each. */
+struct registry_limits {
+	unsigned	 sessions;	/* live sessions: --max-sessions */
+	unsigned	 user_sessions;	/* of one user */
+	uint64_t	 user_reserved;	/* bytes one user reserves; 0: none */
+	unsigned	 user_share;	/* percent of the space free to one */
+};
+
+/* What a new session asks for: its user (borrowed) and the bytes. */
+struct registry_ask {
+	const char	*user;
+	uint64_t	 size;		/* to reserve: the file's size */
+	uint64_t	 room;		/* free space above the margin kept
+					   (--min-free-space); UINT64_MAX:
+					   unknown */
+};
+
 /*
- * A registry admitting at most max new live sessions, counting ended
- * sessions in c (borrowed; it must outlive the registry). NULL on ENOMEM.
+ * A registry admitting new live sessions within lim (copied), counting
+ * ended sessions in c (borrowed; it must outlive the registry). NULL on
+ * ENOMEM.
  */
-struct registry *registry_new(unsigned max, struct counters *c);
+struct registry *registry_new(const struct registry_limits *lim,
+    struct counters *c);
 
 /* Frees r and drops its references. No session may be in use. */
 void registry_free(struct registry *r);
 
 /*
- * Creates a session for nchunks chunks (see session_new), inserts it and
- * returns it in *out with one reference for the caller (plus the
- * table's). PF_EBUSY when the table is full, but recovered sessions (id
- * given) are always admitted. Any thread.
+ * Creates a session of a for nchunks chunks (see session_new), inserts it
+ * and returns it in *out with one reference for the caller (plus the
+ * table's). Every live session counts, recovered ones too. A user may
+ * have at most user_sessions of them, and hold at most user_reserved
+ * bytes, and user_share percent of the space free to them (the room
+ * plus what they hold), reserved but not yet received: past one of
+ * these PF_EQUOTA; when the table is full PF_EBUSY; PF_ENOMEM. On
+ * failure why (whycap bytes) says which limit, in a sentence for the
+ * client. Any thread.
  */
-enum pf_status registry_create(struct registry *r, uint32_t nchunks,
-    const char *id, struct session **out);
+enum pf_status registry_open(struct registry *r, uint32_t nchunks,
+    const struct registry_ask *a, struct session **out, char *why,
+    size_t whycap);
 
 /* Finds a live session by id; *out gets a new reference. PF_ENOSESSION. */
 enum pf_status registry_lookup(struct registry *r, const char *id,
@@ -75,7 +101,9 @@ struct history *registry_history(struct registry *r);
 /*
  * At start-up: lists the completed sessions found in storage, and turns
  * its staging areas back into live sessions, removing those idle for
- * over ttl_s seconds.
+ * over ttl_s seconds. All others are kept, even over the limits (they
+ * hold acknowledged chunks): that is logged, and registry_open refuses
+ * new sessions until they are under again.
  */
 enum pf_status registry_load(struct registry *r, struct storage *storage,
     unsigned ttl_s);

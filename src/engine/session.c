@@ -52,6 +52,8 @@ struct session {
 	_Atomic int	 state;			/* enum session_state */
 	_Atomic int64_t	 last_active;		/* time_t of the last chunk */
 	_Atomic uint64_t bytes_received;	/* all chunk bytes read */
+	_Atomic uint64_t bytes_held;		/* in chunks done */
+	_Atomic uint64_t progress_ms;		/* monotonic ms, last byte */
 	_Atomic uint32_t chunks_duplicate;	/* sent again though held */
 	_Atomic uint32_t chunks_acked;
 	_Atomic uint32_t chunks_nacked;
@@ -115,7 +117,8 @@ session_free(struct session *s)
 }
 
 enum pf_status
-session_new(uint32_t nchunks, const char *id, struct session **out)
+session_new(uint32_t nchunks, const char *id, const char *user,
+    uint64_t size, struct session **out)
 {
 	struct session *s;
 	uuid_t uu;
@@ -139,8 +142,12 @@ session_new(uint32_t nchunks, const char *id, struct session **out)
 		uuid_generate_random(uu);
 		uuid_unparse_lower(uu, s->id);
 	}
+	if (user != NULL)
+		snprintf(s->user, sizeof(s->user), "%s", user);
+	s->size = size;
 	s->created = time(NULL);
 	atomic_init(&s->last_active, (int64_t)s->created);
+	atomic_init(&s->progress_ms, pf_now_ms());
 	atomic_init(&s->state, SESSION_RECEIVING);
 	atomic_init(&s->refs, 1);
 	*out = s;
@@ -216,10 +223,8 @@ session_open(struct session *s, struct storage *storage,
 	json_t *meta;
 
 	s->storage = storage;
-	snprintf(s->user, sizeof(s->user), "%s", f->user);
 	snprintf(s->name, sizeof(s->name), "%s", f->name);
 	snprintf(s->peer, sizeof(s->peer), "%s", f->peer);
-	s->size = f->size;
 	s->chunk_size = f->chunk_size;
 	memcpy(s->head, f->head, f->headlen);
 	s->headlen = f->headlen;
@@ -229,7 +234,7 @@ session_open(struct session *s, struct storage *storage,
 	s->client_name_len = f->client_name_len;
 	if ((meta = to_json(s, true)) == NULL)
 		goto out;
-	rc = storage_staging_create(storage, s->id, f->size, meta,
+	rc = storage_staging_create(storage, s->id, s->size, meta,
 	    &s->staging);
 	json_decref(meta);
 	if (rc != PF_OK)
@@ -316,6 +321,8 @@ session_restore(struct session *s, struct storage *storage,
 		    digests + (size_t)i * PF_SHA256_LEN, PF_SHA256_LEN);
 		atomic_store(&s->chunks[idx], CHUNK_DONE);
 		atomic_fetch_add(&s->chunks_acked, 1);
+		atomic_fetch_add(&s->bytes_held, proto_chunk_length(s->size,
+		    s->chunk_size, idx));
 	}
 	atomic_store(&s->ready, true);
 	return PF_OK;
@@ -374,6 +381,8 @@ session_done_chunk(struct session *s, uint32_t index,
 	atomic_store(&s->last_active, (int64_t)time(NULL));
 	atomic_store(&s->chunks[index], CHUNK_DONE);
 	atomic_fetch_add(&s->chunks_acked, 1);
+	atomic_fetch_add(&s->bytes_held, proto_chunk_length(s->size,
+	    s->chunk_size, index));
 	return PF_OK;
 }
 
@@ -484,6 +493,31 @@ void
 session_count_bytes(struct session *s, uint64_t n)
 {
 	atomic_fetch_add(&s->bytes_received, n);
+	atomic_store(&s->progress_ms, pf_now_ms());
+}
+
+void
+session_note_progress(struct session *s)
+{
+	atomic_store(&s->progress_ms, pf_now_ms());
+}
+
+uint64_t
+session_idle_ms(struct session *s)
+{
+	uint64_t now = pf_now_ms(), then = atomic_load(&s->progress_ms);
+
+	return now > then ? now - then : 0;
+}
+
+uint64_t
+session_reserved(struct session *s)
+{
+	uint64_t held = atomic_load(&s->bytes_held);
+
+	if (atomic_load(&s->state) != SESSION_RECEIVING)
+		return 0;
+	return s->size > held ? s->size - held : 0;
 }
 
 bool

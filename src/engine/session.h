@@ -45,9 +45,11 @@ enum session_claim {
 	SESSION_BUSY		/* another connection receives it: NACK */
 };
 
-/* The file a client OPENs, as checked against policy; all borrowed. */
+/*
+ * The file a client OPENs, as checked against policy; all borrowed. Its
+ * user and size were given to session_new already.
+ */
 struct session_file {
-	const char	*user;
 	const char	*name;		/* sanitized */
 	const char	*client_name;	/* as sent; may hold any bytes */
 	size_t		 client_name_len;
@@ -66,10 +68,13 @@ struct engine_session_info;
 /*
  * A new session for nchunks chunks, in RECEIVING but not yet ready (not
  * shown, not resumable), with id or, if id is NULL, a fresh UUIDv4 id;
- * *out holds the caller's one reference. PF_ENOMEM. Any thread.
+ * *out holds the caller's one reference. user (borrowed) and size are
+ * fixed from here on, so the registry can count them against the user's
+ * caps before the session is opened; a recovered session passes NULL and
+ * 0 and gets them from session_restore. PF_ENOMEM. Any thread.
  */
 enum pf_status session_new(uint32_t nchunks, const char *id,
-    struct session **out);
+    const char *user, uint64_t size, struct session **out);
 
 /* Takes another reference to s. Any thread. */
 void session_ref(struct session *s);
@@ -188,8 +193,23 @@ void session_detach(struct session *s, bool control);
 /* Notes activity now (the reaper spares s for another --staging-ttl). */
 void session_touch(struct session *s);
 
-/* Counts n bytes of chunk data read for s, stored or not. */
+/*
+ * Counts n bytes of chunk data read for s, stored or not; that is
+ * progress (see session_idle_ms).
+ */
 void session_count_bytes(struct session *s, uint64_t n);
+
+/* Notes progress now: a control connection took s over. */
+void session_note_progress(struct session *s);
+
+/* Milliseconds since the last progress of s (any of its connections). */
+uint64_t session_idle_ms(struct session *s);
+
+/*
+ * Bytes s holds reserved but not yet received: its size less the chunks
+ * done; 0 once it left RECEIVING. Any thread.
+ */
+uint64_t session_reserved(struct session *s);
 
 /*
  * True if the first bytes of chunk 0 at p (at least the declared head's

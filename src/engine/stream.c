@@ -88,13 +88,16 @@ serve_frame(struct stream *st)
 	/*
 	 * Deadlines, so that no peer holds a slot by trickling bytes: before
 	 * login the whole handshake has one (set in stream_serve); after it,
-	 * a frame header must come within the idle timeout (except on a
-	 * control connection waiting out its transfer), and once a frame has
-	 * started, all of it must arrive at --min-rate or better.
+	 * a frame header must come within the idle timeout (a control
+	 * connection holding a session first waits as long as the transfer
+	 * makes progress), and once a frame has started, all of it must
+	 * arrive at --min-rate or better.
 	 */
+	if (st->role == ROLE_CONTROL && st->session != NULL &&
+	    (rc = control_wait(st)) != PF_OK)
+		return rc;
 	if (st->role != ROLE_NEW)
-		pf_conn_set_deadline(st->c, st->role == ROLE_CONTROL &&
-		    st->session != NULL ? 0 : st->env->cfg->idle_timeout_ms);
+		pf_conn_set_deadline(st->c, st->env->cfg->idle_timeout_ms);
 	rc = wire_recv_header(st->c, &h);
 	atomic_store(st->busy, true);
 	if (rc == PF_EBADFRAME || rc == PF_EVERSION)

@@ -54,12 +54,13 @@ static struct session *
 opened(void)
 {
 	struct session *s;
-	struct session_file f = { .user = "alice", .name = "f.bin",
+	struct session_file f = { .name = "f.bin",
 	    .client_name = "f.bin", .client_name_len = 5, .peer = "test",
 	    .size = sizeof(file), .chunk_size = CS, .head = file,
 	    .headlen = PROTO_HEAD_LEN };
 
-	assert_int_equal(session_new(CHUNKS, NULL, &s), PF_OK);
+	assert_int_equal(session_new(CHUNKS, NULL, "alice", sizeof(file), &s),
+	    PF_OK);
 	assert_int_equal(session_open(s, storage, &f), PF_OK);
 	assert_true(session_ready(s));
 	assert_int_equal(session_state(s), SESSION_RECEIVING);
