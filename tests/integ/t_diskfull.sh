@@ -99,8 +99,10 @@ stop_server
 # --- Space runs out after OPEN, with a raw client: the staging data file
 # was preallocated, the journal was not, so the first chunk cannot be made
 # durable. After space is freed the session resumes and completes. The
-# raw client speaks the plaintext protocol.
-start_server -v --no-tls
+# raw client speaks the plaintext protocol. One user alone may fill the
+# disk here (--max-user-share 100): the 24 MiB upload below is more than
+# half of the 40 MiB.
+start_server -v --no-tls --max-user-share 100
 PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" python3 - "$PORT" \
     "$STORAGE" "$T/mid" >"$T/mid.out" 2>"$T/mid.err" <<'EOF'
 import base64

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of the session state machine: chunk claims, commit with a
- * right and a wrong receipt, and ends that only a receiving session takes.
+ * right and a wrong receipt, ends that only a receiving session takes,
+ * and the bytes a session holds reserved.
  */
 #include "config.h"
 
@@ -119,8 +120,12 @@ test_commit(void **state)
 	char path[256];
 
 	(void)state;
-	for (uint32_t i = 0; i < CHUNKS; i++)
+	/* What counts against the user's share: declared, not yet held. */
+	assert_int_equal(session_reserved(s), sizeof(file));
+	for (uint32_t i = 0; i < CHUNKS; i++) {
 		put_chunk(s, i, d + i * PF_SHA256_LEN);
+		assert_int_equal(session_reserved(s), (CHUNKS - 1 - i) * CS);
+	}
 	assert_int_equal(proto_receipt(sizeof(file), CS, d, CHUNKS, receipt),
 	    PF_OK);
 	assert_int_equal(session_commit(s, receipt), PF_OK);
@@ -160,6 +165,7 @@ test_end_once(void **state)
 	assert_true(session_end(s, SESSION_EXPIRED, PF_ENOSESSION));
 	assert_int_equal(session_state(s), SESSION_EXPIRED);
 	assert_int_equal(session_error(s), PF_ENOSESSION);
+	assert_int_equal(session_reserved(s), 0);
 	assert_false(session_end(s, SESSION_FAILED, PF_EIO));
 	assert_int_equal(session_error(s), PF_ENOSESSION);
 	assert_int_equal(session_commit(s, receipt), PF_ECANCELLED);
