@@ -167,6 +167,9 @@ opt PARAFLOW_MIN_FREE_SPACE --min-free-space size
 opt PARAFLOW_MAX_SESSIONS --max-sessions uint 1 100000
 opt PARAFLOW_MAX_CONNECTIONS --max-connections uint 1 100000
 opt PARAFLOW_MAX_USER_CONNECTIONS --max-user-connections uint 1 100000
+opt PARAFLOW_MAX_USER_SESSIONS --max-user-sessions uint 1 100000
+opt PARAFLOW_MAX_USER_RESERVED --max-user-reserved size
+opt PARAFLOW_MAX_USER_SHARE --max-user-share uint 1 100
 opt PARAFLOW_IDLE_TIMEOUT --idle-timeout uint 1 86400
 opt PARAFLOW_MIN_RATE --min-rate size
 opt PARAFLOW_STAGING_TTL --staging-ttl uint 1 31536000

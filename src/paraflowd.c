@@ -52,7 +52,7 @@ static const char usage_text[] =
 "                            included (default 8)\n"
 "      --max-user-reserved SIZE\n"
 "                            bytes one user may have declared but not yet\n"
-"                            sent, over all their sessions (default: no\n"
+"                            sent, over all their sessions (default 0: no\n"
 "                            fixed cap, only the share below)\n"
 "      --max-user-share PCT  percent of the free space one user's unsent\n"
 "                            bytes may hold (default 50; 100 lets one\n"
@@ -389,7 +389,7 @@ main(int argc, char **argv)
 			    "max-user-sessions", optarg, 1, 100000);
 			break;
 		case OPT_MAX_USER_RESERVED:
-			if (pf_parse_size(optarg, &size) != PF_OK || size == 0)
+			if (pf_parse_size(optarg, &size) != PF_OK)
 				pf_usage_error("bad size for --%s",
 				    "max-user-reserved");
 			cfg.max_user_reserved = size;
