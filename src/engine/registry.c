@@ -401,7 +401,9 @@ report_over(struct registry *r)
 		log_warn("%u sessions recovered, over --max-sessions %u: all "
 		    "are kept, and new sessions are refused until fewer "
 		    "remain", r->count, r->lim.sessions);
-	for (unsigned i = 0; i < r->cap; i++) {
+	/* Nobody can be over with fewer in all; else a scan per user. */
+	for (unsigned i = 0; i < r->cap && r->count > r->lim.user_sessions;
+	    i++) {
 		const char *user;
 		bool seen = false;
 

@@ -383,6 +383,8 @@ session_done_chunk(struct session *s, uint32_t index,
 	atomic_fetch_add(&s->chunks_acked, 1);
 	atomic_fetch_add(&s->bytes_held, proto_chunk_length(s->size,
 	    s->chunk_size, index));
+	/* A slow sync is progress too: the chunk was all there. */
+	atomic_store(&s->progress_ms, pf_now_ms());
 	return PF_OK;
 }
 
