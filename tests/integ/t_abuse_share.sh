@@ -13,6 +13,7 @@
 #  - after a restart her recovered sessions count against the same caps,
 #    and, over a lowered --max-sessions, all are kept but new sessions are
 #    refused (logged) until enough of them end;
+#  - --max-user-reserved caps the bytes declared and not yet sent;
 #  - a control connection left open and idle with its session is closed
 #    after --idle-timeout, and the session is reaped after --staging-ttl;
 #    one whose chunks keep coming is not.
@@ -345,7 +346,35 @@ stop_server
 # --- An idle control connection holding a session ---------------------
 rm -rf "${STORAGE:?}"/* "$STORAGE/.staging"
 log_mark
-start_server -v --no-tls --users "$U" --idle-timeout 2 --staging-ttl 3
+start_server -v --no-tls --users "$U" --idle-timeout 2 --staging-ttl 3 \
+    --max-user-reserved 8M
+# A fixed cap, under the share: 6 MiB fit, 3 MiB more do not.
+py "$PORT" <<'EOF'
+import sys
+
+from share import login, note, open_raw, report
+
+port = sys.argv[1]
+HEAD = (b"pf-data " * 64)[:512]
+c, key = login(port, "alice")
+got = open_raw(c, "six.bin", 6 << 20, HEAD)
+report(isinstance(got, dict), "--max-user-reserved 8M: 6 MiB accepted",
+       repr(got))
+c2, key = login(port, "alice")
+got = open_raw(c2, "three.bin", 3 << 20, HEAD)
+report(isinstance(got, tuple) and got[0] == "quota_exceeded" and
+       "--max-user-reserved" in got[1],
+       "--max-user-reserved 8M: 3 MiB more is quota_exceeded", repr(got))
+note("alice was told: %s" % (got[1] if isinstance(got, tuple) else got))
+c2.close()
+c2, key = login(port, "bob")
+got = open_raw(c2, "three.bin", 3 << 20, HEAD)
+report(isinstance(got, dict), "bob's 3 MiB beside it: accepted", repr(got))
+c2.close()
+c.close()
+EOF
+# Both sessions were left behind: the reaper takes them (--staging-ttl 3).
+check "the sessions left behind are reaped" wait_for 15 staging_empty
 py "$PORT" "$STORAGE" <<'EOF'
 import os
 import socket
