@@ -15,6 +15,7 @@
 
 struct counters;
 struct history;
+struct policy;
 struct registry;
 struct storage;
 
@@ -75,9 +76,10 @@ struct history *registry_history(struct registry *r);
 /*
  * At start-up: lists the completed sessions found in storage, and turns
  * its staging areas back into live sessions, removing those idle for
- * over ttl_s seconds.
+ * over ttl_s seconds and those whose name or content policy (borrowed)
+ * now refuses.
  */
 enum pf_status registry_load(struct registry *r, struct storage *storage,
-    unsigned ttl_s);
+    const struct policy *policy, unsigned ttl_s);
 
 #endif
