@@ -383,6 +383,11 @@ lpt9.doc|lpt9
 aux .log|aux
 CONOUT$|conout$
 NAMES
+# The name as sent ends in ".yyy...", but the cut to 255 bytes leaves
+# ".exe" at the end of the stored name: that one is checked too.
+refused_why "300-byte name whose cut ends in .exe" "extension .exe" \
+    --file "$T/plain" --name "$(printf 'x%.0s' {1..250}).exe.$(printf \
+    'y%.0s' {1..30})"
 refused_why "device name COM1 with a superscript one" \
     "reserved Windows device name com1 (name 'COM\\u00B9.txt')" \
     --file "$T/plain" --name $'COM\xc2\xb9.txt'
