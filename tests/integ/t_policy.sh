@@ -364,6 +364,7 @@ refused_why "Cyrillic E in A.EXE" \
 refused_why "fullwidth full stop before sh" \
     "extension .sh (after normalising 'a\\uFF0Esh')" \
     --file "$T/plain" --name $'a\xef\xbc\x8esh'
+# shellcheck disable=SC2016 # $DATA is the stream's name, not a variable
 refused_why "NTFS stream a.exe::\$DATA" \
     "extension .exe (after normalising 'a.exe::\$DATA')" \
     --file "$T/plain" --name 'a.exe::$DATA'
