@@ -3,7 +3,11 @@
 # What paraflowd agrees to store: executables are refused by name and by
 # content (and a client cannot lie its way past the content check), names
 # are sanitized so nothing lands outside the session directory, and
-# --forbidden-ext and --max-file-size do what they say.
+# --forbidden-ext and --max-file-size do what they say. Then issue 11's
+# table: hostile names (look-alikes, NTFS streams, device names) and
+# contents (scripts libmagic knows, #! behind a BOM, WebAssembly), each
+# refused with the rule it broke while another user uploads throughout;
+# --allow-ext; and uploads staged under a looser policy dropped at start.
 . "$(dirname "$0")/lib.sh"
 
 
