@@ -162,6 +162,7 @@ fi
 if [ -n "${PARAFLOW_FORBIDDEN_EXT+set}" ]; then
 	args+=(--forbidden-ext "$PARAFLOW_FORBIDDEN_EXT")
 fi
+opt PARAFLOW_ALLOW_EXT --allow-ext any
 opt PARAFLOW_MAX_FILE_SIZE --max-file-size size
 opt PARAFLOW_MIN_FREE_SPACE --min-free-space size
 opt PARAFLOW_MAX_SESSIONS --max-sessions uint 1 100000

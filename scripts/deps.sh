@@ -4,7 +4,7 @@
 set -eu
 PACKAGES="build-essential autoconf automake pkg-config libmicrohttpd-dev
 libcurl4-openssl-dev libssl-dev libjansson-dev uuid-dev libcmocka-dev
-libgsasl-dev
+libgsasl-dev libmagic-dev libicu-dev
 netcat-openbsd curl procps clang libclang-rt-14-dev python3 iproute2
 util-linux python3-jsonschema python3-yaml prometheus wrk"
 # Lint of the deployment files (tests/integ/t_deploy.sh).

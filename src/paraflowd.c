@@ -40,7 +40,9 @@ static const char usage_text[] =
 "                            password \"secret123\" even off loopback\n"
 "      --forbidden-ext LIST  comma-separated extensions to refuse, replacing\n"
 "                            the default list (exe,sh,bat,cmd,com,msi,ps1,\n"
-"                            dll,...); \"\" refuses none by name\n"
+"                            dll,py,js,...); \"\" refuses none by name\n"
+"      --allow-ext LIST      extensions to let through all the same, and\n"
+"                            the scripts tied to them (py: Python)\n"
 "      --max-file-size SIZE  refuse larger uploads (K, M, G, T suffixes)\n"
 "      --min-free-space SIZE refuse uploads that would leave less free space\n"
 "      --max-sessions N      sessions open at once, resumable ones included\n"
@@ -121,7 +123,8 @@ static const char usage_text[] =
 "\"secret123\", logs a warning, and refuses to start on a non-loopback\n"
 "address unless --insecure-default-user is given.\n"
 "\n"
-"Executables are refused by extension and by content (ELF, PE, Mach-O, #!).\n"
+"Executables and scripts are refused by extension (after Unicode\n"
+"normalisation), by content (libmagic), and as Windows device names.\n"
 "Uploads in progress are kept in DIR/.staging and survive a restart: a\n"
 "client that runs the same upload again sends only the missing chunks.\n"
 "Finished files are stored as DIR/<session-id>/<sanitized name>.\n"
@@ -132,6 +135,7 @@ static const char usage_text[] =
 enum {
 	OPT_INSECURE = 256,
 	OPT_FORBIDDEN,
+	OPT_ALLOW_EXT,
 	OPT_MAX_FILE,
 	OPT_MAX_SESSIONS,
 	OPT_MAX_CONNS,
@@ -173,6 +177,7 @@ static const struct option options[] = {
 	{ "users", required_argument, NULL, 'u' },
 	{ "insecure-default-user", no_argument, NULL, OPT_INSECURE },
 	{ "forbidden-ext", required_argument, NULL, OPT_FORBIDDEN },
+	{ "allow-ext", required_argument, NULL, OPT_ALLOW_EXT },
 	{ "max-file-size", required_argument, NULL, OPT_MAX_FILE },
 	{ "max-sessions", required_argument, NULL, OPT_MAX_SESSIONS },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
@@ -367,6 +372,9 @@ main(int argc, char **argv)
 			break;
 		case OPT_FORBIDDEN:
 			cfg.forbidden_exts = optarg;
+			break;
+		case OPT_ALLOW_EXT:
+			cfg.allowed_exts = optarg;
 			break;
 		case OPT_MAX_FILE:
 			if (pf_parse_size(optarg, &size) != PF_OK)

@@ -120,7 +120,9 @@ static enum pf_status
 parse_open(struct stream *st, const json_t *req, struct open_req *o)
 {
 	const struct stream_env *env = st->env;
+	char why[POLICY_WHY_MAX];
 	const char *head64;
+	enum pf_status rc;
 	uint64_t chunk_size;
 	size_t resume_len = 0;
 	long headlen;
@@ -141,10 +143,11 @@ parse_open(struct stream *st, const json_t *req, struct open_req *o)
 	    o->name) != PF_OK)
 		return reply_fail(st, PF_EBADNAME,
 		    "file name cannot be stored");
-	if (policy_check_name(env->policy, o->name) != PF_OK)
-		return reply_fail(st, PF_EFORBIDDEN,
-		    "executable file type refused "
-		    "by name");
+	if ((rc = policy_check_names(env->policy, o->f.client_name,
+	    o->f.client_name_len, o->name, why, sizeof(why))) != PF_OK)
+		return rc == PF_EFORBIDDEN ? reply_fail(st, rc, "%s", why) :
+		    reply_fail(st, rc == PF_ENOMEM ? PF_EINTERNAL :
+		    PF_EBADNAME, "file name cannot be stored");
 	if (!proto_chunk_size_valid(chunk_size))
 		return reply_fail(st, PF_EBADFRAME,
 		    "chunk size must be a power of "
@@ -168,9 +171,9 @@ parse_open(struct stream *st, const json_t *req, struct open_req *o)
 	o->f.name = o->name;
 	o->f.head = o->head;
 	o->f.headlen = (size_t)headlen;
-	if (policy_check_content(o->head, o->f.headlen) != PF_OK)
-		return reply_fail(st, PF_EFORBIDDEN,
-		    "executable content refused");
+	if (policy_check_head(env->policy, o->head, o->f.headlen, why,
+	    sizeof(why)) != PF_OK)
+		return reply_fail(st, PF_EFORBIDDEN, "%s", why);
 	return PF_OK;
 }
 

@@ -101,8 +101,10 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	if ((rc = load_users(e)) != PF_OK || (rc = tls_load(e)) != PF_OK)
 		goto out;
 	rc = PF_EUSAGE;
-	if ((e->policy = policy_new(cfg->forbidden_exts)) == NULL) {
-		log_error("bad list of forbidden extensions");
+	if ((e->policy = policy_new(cfg->forbidden_exts,
+	    cfg->allowed_exts)) == NULL) {
+		log_error("bad list of forbidden or allowed extensions, or "
+		    "no libmagic or ICU data");
 		goto out;
 	}
 	rc = PF_ENOMEM;
@@ -114,7 +116,7 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	if ((rc = pf_random(e->secret, sizeof(e->secret))) != PF_OK ||
 	    (rc = storage_open(cfg->storage_dir, cfg->no_sync ?
 	    STORAGE_SYNC_NONE : STORAGE_SYNC_FULL, &e->storage)) != PF_OK ||
-	    (rc = registry_load(e->registry, e->storage,
+	    (rc = registry_load(e->registry, e->storage, e->policy,
 	    cfg->staging_ttl_s)) != PF_OK ||
 	    (rc = pf_tcp_listen(cfg->bind, cfg->port, &e->listenfd,
 	    &e->port)) != PF_OK)

@@ -19,6 +19,7 @@ struct engine_config {
 	const char	*users_file;	/* NULL: default user, see below */
 	bool		 insecure_default_user;	/* allow it off loopback */
 	const char	*forbidden_exts;	/* NULL: policy default */
+	const char	*allowed_exts;		/* exceptions, or NULL */
 	unsigned	 max_connections;
 	unsigned	 max_user_connections;
 	unsigned	 max_sessions;

@@ -226,10 +226,11 @@ recovery_scan(struct storage *s,
 		    &digests);
 		if (rc == PF_OK)
 			rc = cb(arg, &r);
-		if (rc == PF_EBADFRAME || rc == PF_ENOSESSION) {
+		if (rc == PF_EBADFRAME || rc == PF_ENOSESSION ||
+		    rc == PF_EFORBIDDEN) {
 			log_warn("%s: removing staging area %s: %s", __func__,
 			    de->d_name, rc == PF_EBADFRAME ? "unusable" :
-			    "expired");
+			    rc == PF_EFORBIDDEN ? "refused" : "expired");
 			storage_staging_discard(s, r.staging);
 		} else {
 			if (rc != PF_OK)

@@ -35,7 +35,8 @@ struct recovery_area {
  * checked against its digest, since data that was not synced may be lost.
  * Calls cb for each area. An area is removed only on proof that it is
  * unusable: metadata or files missing or malformed (an OPEN cut short),
- * or cb returning PF_EBADFRAME or PF_ENOSESSION; other errors leave it
+ * or cb returning PF_EBADFRAME, PF_ENOSESSION or PF_EFORBIDDEN (the
+ * file-type policy refuses it now); other errors leave it
  * alone for a later start. At start-up, from one thread.
  */
 enum pf_status recovery_scan(struct storage *s,

@@ -10,8 +10,10 @@
 #include <time.h>
 
 #include "counters.h"
+#include "digest.h"
 #include "history.h"
 #include "log.h"
+#include "policy.h"
 #include "proto.h"
 #include "recovery.h"
 #include "registry.h"
@@ -328,10 +330,39 @@ registry_history(struct registry *r)
 
 /* What the callbacks of registry_load need. */
 struct load {
-	struct registry	*r;
-	struct storage	*storage;
-	unsigned	 ttl_s;
+	struct registry		*r;
+	struct storage		*storage;
+	const struct policy	*policy;
+	unsigned		 ttl_s;
 };
+
+/*
+ * True if the policy in force now refuses a staged upload (metadata
+ * meta) by its name or its first bytes: it may have been accepted under
+ * an older, looser one. Says why in the log.
+ */
+static bool
+refused_now(const struct load *l, const char *id, const json_t *meta)
+{
+	const char *cname, *name, *head64;
+	uint8_t head[PROTO_HEAD_LEN];
+	char why[POLICY_WHY_MAX];
+	size_t cname_len;
+	long n;
+
+	/* Malformed metadata is session_restore's to refuse. */
+	if (json_unpack((json_t *)meta, "{s:s%,s:s,s:s}", "client_name",
+	    &cname, &cname_len, "name", &name, "head", &head64) == -1 ||
+	    (n = pf_base64_decode(head64, head, sizeof(head))) < 0)
+		return false;
+	if (policy_check_names(l->policy, cname, cname_len, name, why,
+	    sizeof(why)) != PF_EFORBIDDEN && policy_check_head(l->policy,
+	    head, (size_t)n, why, sizeof(why)) != PF_EFORBIDDEN)
+		return false;
+	log_warn("session %s: refused by the file-type policy: %s; "
+	    "removing it", id, why);
+	return true;
+}
 
 /* Turns one staging area found at start-up back into a live session. */
 static enum pf_status
@@ -359,6 +390,8 @@ revive(void *arg, struct recovery_area *a)
 		    l->ttl_s);
 		return PF_ENOSESSION;
 	}
+	if (refused_now(l, id, a->meta))
+		return PF_EFORBIDDEN;
 	if ((rc = recover(l->r, count, id, &s)) != PF_OK) {
 		log_warn("session %s: %s; removing it", id,
 		    pf_status_message(rc));
@@ -423,9 +456,10 @@ report_over(struct registry *r)
 }
 
 enum pf_status
-registry_load(struct registry *r, struct storage *storage, unsigned ttl_s)
+registry_load(struct registry *r, struct storage *storage,
+    const struct policy *policy, unsigned ttl_s)
 {
-	struct load l = { r, storage, ttl_s };
+	struct load l = { r, storage, policy, ttl_s };
 	enum pf_status rc;
 
 	if ((rc = recovery_scan(storage, revive, &l)) != PF_OK)

@@ -16,6 +16,7 @@
 
 struct counters;
 struct history;
+struct policy;
 struct registry;
 struct storage;
 
@@ -101,11 +102,12 @@ struct history *registry_history(struct registry *r);
 /*
  * At start-up: lists the completed sessions found in storage, and turns
  * its staging areas back into live sessions, removing those idle for
- * over ttl_s seconds. All others are kept, even over the limits (they
- * hold acknowledged chunks): that is logged, and registry_open refuses
- * new sessions until they are under again.
+ * over ttl_s seconds and those whose name or content policy (borrowed)
+ * now refuses. All others are kept, even over the limits (they hold
+ * acknowledged chunks): that is logged, and registry_open refuses new
+ * sessions until they are under again.
  */
 enum pf_status registry_load(struct registry *r, struct storage *storage,
-    unsigned ttl_s);
+    const struct policy *policy, unsigned ttl_s);
 
 #endif

@@ -417,7 +417,7 @@ test_ext_default(void **state)
 	char *list, *item, *save, name[64];
 
 	(void)state;
-	assert_non_null(p = policy_new(NULL));
+	assert_non_null(p = policy_new(NULL, NULL));
 	assert_int_equal(policy_check_name(p, "setup.EXE"), PF_EFORBIDDEN);
 	assert_int_equal(policy_check_name(p, "run.Sh"), PF_EFORBIDDEN);
 	assert_int_equal(policy_check_name(p, "x.AppImage"), PF_EFORBIDDEN);
@@ -456,7 +456,7 @@ test_ext_custom(void **state)
 	char list[64];
 
 	(void)state;
-	assert_non_null(p = policy_new("foo,.BAR"));
+	assert_non_null(p = policy_new("foo,.BAR", NULL));
 	assert_int_equal(policy_check_name(p, "x.bar"), PF_EFORBIDDEN);
 	assert_int_equal(policy_check_name(p, "x.Bar"), PF_EFORBIDDEN);
 	assert_int_equal(policy_check_name(p, "x.FOO"), PF_EFORBIDDEN);
@@ -467,7 +467,7 @@ test_ext_custom(void **state)
 	policy_free(p);
 
 	/* Spaces around items and empty items are fine. */
-	assert_non_null(p = policy_new(" foo , \t.bar\t,, ,"));
+	assert_non_null(p = policy_new(" foo , \t.bar\t,, ,", NULL));
 	assert_int_equal(policy_check_name(p, "x.foo"), PF_EFORBIDDEN);
 	assert_int_equal(policy_check_name(p, "x.bar"), PF_EFORBIDDEN);
 	assert_int_equal(policy_check_name(p, "x.exe"), PF_OK);
@@ -476,10 +476,10 @@ test_ext_custom(void **state)
 
 	/* 32 bytes is the longest item, with or without its dot. */
 	snprintf(list, sizeof(list), "%.32s", LONG_EXT);
-	assert_non_null(p = policy_new(list));
+	assert_non_null(p = policy_new(list, NULL));
 	policy_free(p);
 	snprintf(list, sizeof(list), "x,.%.32s", LONG_EXT);
-	assert_non_null(p = policy_new(list));
+	assert_non_null(p = policy_new(list, NULL));
 	policy_free(p);
 }
 
@@ -489,12 +489,12 @@ test_ext_empty(void **state)
 	struct policy *p;
 
 	(void)state;
-	assert_non_null(p = policy_new(""));
+	assert_non_null(p = policy_new("", NULL));
 	assert_int_equal(policy_check_name(p, "x.exe"), PF_OK);
 	assert_int_equal(policy_check_name(p, "x.sh"), PF_OK);
 	assert_int_equal(policy_check_name(p, "x."), PF_OK);
 	policy_free(p);
-	assert_non_null(p = policy_new(" , ,"));
+	assert_non_null(p = policy_new(" , ,", NULL));
 	assert_int_equal(policy_check_name(p, "x.exe"), PF_OK);
 	policy_free(p);
 }
@@ -512,7 +512,7 @@ test_ext_malformed(void **state)
 	(void)state;
 	assert_int_equal(strlen(LONG_EXT), 33);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct policy *p = policy_new(bad[i]);
+		struct policy *p = policy_new(bad[i], NULL);
 
 		if (p != NULL) {
 			policy_free(p);
@@ -541,6 +541,11 @@ test_content_magics(void **state)
 		{ "\xbe\xba\xfe\xca", 4 },
 		{ "#!", 2 },
 		{ "#!/bin/sh\n", 10 },
+		/* A shell skips these before it reads the "#!". */
+		{ " #!/bin/sh", 10 },
+		{ "\xef\xbb\xbf#!/bin/sh", 12 },
+		{ "\r\n\t#!", 5 },
+		{ "\0asm\x01\0\0\0", 8 },
 	};
 	uint8_t big[PROTO_HEAD_LEN];
 	size_t i;
@@ -574,7 +579,6 @@ test_content_near_misses(void **state)
 		{ "ZM", 2 },
 		{ "# comment\n", 10 },
 		{ "!#", 2 },
-		{ " #!/bin/sh", 10 },
 		{ "x\x7f" "ELF", 5 },
 		{ "\xfe\xed\xfa", 3 },
 		{ "\xca\xfe\xba", 3 },
@@ -600,6 +604,217 @@ test_content_near_misses(void **state)
 	assert_int_equal(policy_check_content((const uint8_t *)"#!", 1), PF_OK);
 }
 
+/* One name and what policy_check_names must say of it. */
+struct name_case {
+	const char	*name;
+	enum pf_status	 rc;
+	const char	*why;	/* the reason, exactly */
+};
+
+static void
+check_names(const struct policy *p, const struct name_case *c, size_t n)
+{
+	char safe[PROTO_MAX_NAME + 1], why[POLICY_WHY_MAX];
+	enum pf_status rc;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (policy_sanitize_name(c[i].name, strlen(c[i].name),
+		    safe) != PF_OK)
+			fail_msg("case %zu: sanitize refused it", i);
+		rc = policy_check_names(p, c[i].name, strlen(c[i].name), safe,
+		    why, sizeof(why));
+		if (rc != c[i].rc || strcmp(why, c[i].why) != 0)
+			fail_msg("case %zu: got %d \"%s\", want %d \"%s\"", i,
+			    rc, why, c[i].rc, c[i].why);
+	}
+}
+
+static void
+test_names_normalised(void **state)
+{
+	static const struct name_case cases[] = {
+		{ "run.sh", PF_EFORBIDDEN, "extension .sh" },
+		{ "dir/X.PY", PF_EFORBIDDEN, "extension .py" },
+		/* Look-alikes: Cyrillic, fullwidth, invisible. */
+		{ "a.\xd1\x95h", PF_EFORBIDDEN,
+		    "extension .sh (after normalising 'a.\\u0455h')" },
+		{ "a.\xef\xbd\x93h", PF_EFORBIDDEN,
+		    "extension .sh (after normalising 'a.\\uFF53h')" },
+		{ "a.s\xe2\x80\x8bh", PF_EFORBIDDEN,
+		    "extension .sh (after normalising 'a.s\\u200Bh')" },
+		{ "a.s\xc2\xadh", PF_EFORBIDDEN,
+		    "extension .sh (after normalising 'a.s\\u00ADh')" },
+		{ "a.e\xe2\x80\x8dxe", PF_EFORBIDDEN,
+		    "extension .exe (after normalising 'a.e\\u200Dxe')" },
+		{ "a.\xe2\x80\x8e" "exe", PF_EFORBIDDEN,
+		    "extension .exe (after normalising 'a.\\u200Eexe')" },
+		{ "A.\xd0\x95XE", PF_EFORBIDDEN,
+		    "extension .exe (after normalising 'A.\\u0415XE')" },
+		{ "a\xef\xbc\x8esh", PF_EFORBIDDEN,
+		    "extension .sh (after normalising 'a\\uFF0Esh')" },
+		{ "x.\xf0\x9d\x90\xac\xf0\x9d\x90\xa1", PF_EFORBIDDEN,
+		    "extension .sh (after normalising "
+		    "'x.\\U0001D42C\\U0001D421')" },
+		/* NTFS streams and what Windows drops. */
+		{ "a.exe::$DATA", PF_EFORBIDDEN,
+		    "extension .exe (after normalising 'a.exe::$DATA')" },
+		{ "a.exe:stream", PF_EFORBIDDEN,
+		    "extension .exe (after normalising 'a.exe:stream')" },
+		{ "a.exe. .:x", PF_EFORBIDDEN,
+		    "extension .exe (after normalising 'a.exe. .:x')" },
+		/* Devices. */
+		{ "CON", PF_EFORBIDDEN,
+		    "reserved Windows device name con (name 'CON')" },
+		{ "con.txt", PF_EFORBIDDEN,
+		    "reserved Windows device name con (name 'con.txt')" },
+		{ "Nul.tar.gz", PF_EFORBIDDEN,
+		    "reserved Windows device name nul (name 'Nul.tar.gz')" },
+		{ "aux .log", PF_EFORBIDDEN,
+		    "reserved Windows device name aux (name 'aux .log')" },
+		{ "lpt9", PF_EFORBIDDEN,
+		    "reserved Windows device name lpt9 (name 'lpt9')" },
+		{ "COM\xc2\xb9.txt", PF_EFORBIDDEN,
+		    "reserved Windows device name com1 "
+		    "(name 'COM\\u00B9.txt')" },
+		{ "x/prn:a", PF_EFORBIDDEN,
+		    "reserved Windows device name prn (name 'prn:a')" },
+		{ "CONOUT$", PF_EFORBIDDEN,
+		    "reserved Windows device name conout$ (name 'CONOUT$')" },
+		/* Near misses, and ordinary names. */
+		{ "console.log", PF_OK, "" },
+		{ "com10.txt", PF_OK, "" },
+		{ "lpt", PF_OK, "" },
+		{ "con_x", PF_OK, "" },
+		{ "caf\xc3\xa9.txt", PF_OK, "" },
+		{ "cafe\xcc\x81.txt", PF_OK, "" },
+		{ "\xe6\x97\xa5\xe6\x9c\xac.txt", PF_OK, "" },
+		{ "report.tar.gz", PF_OK, "" },
+		{ "a.exe.txt", PF_OK, "" },
+		{ "firmware.bin", PF_OK, "" },
+		{ "a.txt:x.exe", PF_OK, "" },
+		{ "x.shx", PF_OK, "" },
+	};
+	struct policy *p;
+
+	(void)state;
+	assert_non_null(p = policy_new(NULL, NULL));
+	check_names(p, cases, sizeof(cases) / sizeof(cases[0]));
+	policy_free(p);
+}
+
+static void
+test_names_allowed(void **state)
+{
+	static const struct name_case cases[] = {
+		{ "x.py", PF_OK, "" },
+		{ "x.PY", PF_OK, "" },
+		/* The same skeleton: Cyrillic "р" is "p". */
+		{ "x.\xd1\x80y", PF_OK, "" },
+		{ "x.sh", PF_EFORBIDDEN, "extension .sh" },
+		{ "CON.py", PF_EFORBIDDEN,
+		    "reserved Windows device name con (name 'CON.py')" },
+	};
+	char why[POLICY_WHY_MAX];
+	struct policy *p;
+
+	(void)state;
+	assert_non_null(p = policy_new(NULL, "py"));
+	check_names(p, cases, sizeof(cases) / sizeof(cases[0]));
+	policy_free(p);
+	/* An allowed extension that is not refused anyway changes nothing. */
+	assert_non_null(p = policy_new("foo", ".bar, baz"));
+	assert_int_equal(policy_check_names(p, "a.foo", 5, "a.foo", why,
+	    sizeof(why)), PF_EFORBIDDEN);
+	assert_int_equal(policy_check_name(p, "a.bar"), PF_OK);
+	policy_free(p);
+	assert_null(policy_new(NULL, "tar.gz"));
+}
+
+/* One head and what policy_check_head must say of it. */
+struct head_case {
+	const char	*head;
+	size_t		 n;
+	const char	*why;	/* "" for PF_OK */
+};
+
+static void
+check_heads(const struct policy *p, const struct head_case *c, size_t n)
+{
+	char why[POLICY_WHY_MAX];
+	enum pf_status rc;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		rc = policy_check_head(p, (const uint8_t *)c[i].head, c[i].n,
+		    why, sizeof(why));
+		if (rc != (c[i].why[0] != '\0' ? PF_EFORBIDDEN : PF_OK) ||
+		    strcmp(why, c[i].why) != 0)
+			fail_msg("head %zu: got %d \"%s\", want \"%s\"", i, rc,
+			    why, c[i].why);
+	}
+}
+
+#define H(s)	s, sizeof(s) - 1
+
+static void
+test_content_libmagic(void **state)
+{
+	static const struct head_case cases[] = {
+		{ H("\x7f" "ELF\x02\x01\x01"),
+		    "content: ELF executable (magic bytes)" },
+		{ H("\0asm\x01\0\0\0"),
+		    "content: WebAssembly module (magic bytes)" },
+		{ H("\xef\xbb\xbf#!/bin/sh\necho hi\n"),
+		    "content: text/x-shellscript (libmagic)" },
+		{ H("  #!/bin/sh\necho hi\n"),
+		    "content: text/x-shellscript (libmagic)" },
+		{ H("#!/usr/bin/env python3\nprint(1)\n"),
+		    "content: text/x-script.python (libmagic)" },
+		{ H("import os\nimport sys\n\ndef main():\n    print(1)\n"),
+		    "content: text/x-script.python (libmagic)" },
+		{ H("<?php echo 1; ?>\n"), "content: text/x-php (libmagic)" },
+		{ H("@echo off\r\necho hi\r\n"),
+		    "content: text/x-msdos-batch (libmagic)" },
+		{ H("Windows Registry Editor Version 5.00\r\n\r\n"),
+		    "content: text/x-ms-regedit (libmagic)" },
+		{ H("L\0\0\0\x01\x14\x02\0\0\0\0\0\xc0\0\0\0\0\0\0\x46"),
+		    "content: application/x-ms-shortcut (libmagic)" },
+		{ H("!<arch>\ndebian-binary   1342177280  0     0     100644  "
+		    "4         `\n2.0\n"),
+		    "content: application/vnd.debian.binary-package "
+		    "(libmagic)" },
+		{ H("\xca\xfe\xba\xbe\0\0\0\x34"),
+		    "content: Mach-O universal executable (magic bytes)" },
+		{ H("#!/opt/odd/interpreter\nrun\n"),
+		    "content: #! script (text/plain)" },
+		{ H("hello, world\n"), "" },
+		{ H("caf\xc3\xa9 au lait\n"), "" },
+		{ H("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"), "" },
+		{ H("\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), "" },
+		{ H("\x1f\x8b\x08\0\0\0\0\0\0\x03"), "" },
+		{ H(""), "" },
+	};
+	static const struct head_case allow_py[] = {
+		{ H("#!/usr/bin/env python3\nprint(1)\n"), "" },
+		{ H("import os\nimport sys\n\ndef main():\n    print(1)\n"),
+		    "" },
+		{ H("#!/bin/sh\necho hi\n"),
+		    "content: text/x-shellscript (libmagic)" },
+		{ H("\x7f" "ELF\x02\x01\x01"),
+		    "content: ELF executable (magic bytes)" },
+	};
+	struct policy *p;
+
+	(void)state;
+	assert_non_null(p = policy_new(NULL, NULL));
+	check_heads(p, cases, sizeof(cases) / sizeof(cases[0]));
+	policy_free(p);
+	assert_non_null(p = policy_new(NULL, "py"));
+	check_heads(p, allow_py, sizeof(allow_py) / sizeof(allow_py[0]));
+	policy_free(p);
+}
+
 int
 main(void)
 {
@@ -613,6 +828,9 @@ main(void)
 		cmocka_unit_test(test_ext_malformed),
 		cmocka_unit_test(test_content_magics),
 		cmocka_unit_test(test_content_near_misses),
+		cmocka_unit_test(test_names_normalised),
+		cmocka_unit_test(test_names_allowed),
+		cmocka_unit_test(test_content_libmagic),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

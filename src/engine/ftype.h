@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* A file's type from its first bytes, as libmagic (behind file(1)) sees it. */
+#ifndef PF_FTYPE_H
+#define PF_FTYPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+#define FTYPE_MIME_MAX	80	/* bytes of a MIME type, NUL included */
+
+struct ftype;
+
+/*
+ * Opens libmagic and loads its database once (the system's, as file(1)
+ * uses). NULL if it cannot be loaded: the caller must not go on without
+ * it. Any thread may use the result; calls are serialized inside, since
+ * a magic_t is not thread-safe.
+ */
+struct ftype *ftype_new(void);
+
+void ftype_free(struct ftype *ft);
+
+/*
+ * Writes the MIME type of p[0..n) ("text/x-shellscript") into mime
+ * (FTYPE_MIME_MAX bytes), without the details libmagic may add after it.
+ * Compressed data is not opened and nothing is run. PF_EINTERNAL if
+ * libmagic gives no answer.
+ */
+enum pf_status ftype_classify(struct ftype *ft, const uint8_t *p, size_t n,
+    char mime[FTYPE_MIME_MAX]);
+
+#endif
