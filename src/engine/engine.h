@@ -23,6 +23,9 @@ struct engine_config {
 	unsigned	 max_user_connections;
 	unsigned	 max_sessions;
 	unsigned	 idle_timeout_ms;
+	unsigned	 login_timeout_ms;	/* TLS handshake to login */
+	unsigned	 max_login_connections;	/* 0: max_connections / 4 */
+	unsigned	 max_ip_logins;	/* logging in from one address */
 	unsigned	 min_rate;	/* bytes/s a frame must arrive at */
 	uint64_t	 max_file_size;	/* 0: no limit */
 	uint64_t	 min_free_space; /* bytes kept free after an OPEN */

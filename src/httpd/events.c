@@ -189,6 +189,43 @@ events_free(void *cls)
 	free(s);
 }
 
+/*
+ * Why s may not join the streams, or NULL: at most --http-max-user-events
+ * per user, and at most half the connections for all, so that streams,
+ * which stay open, leave room for ordinary requests. h->lock held.
+ */
+static const char *
+refusal(struct httpd *h, const struct gw_subscriber *s)
+{
+	unsigned all = 0, mine = 0;
+
+	for (struct gw_subscriber *o = h->subscribers; o; o = o->next) {
+		all++;
+		mine += strcmp(o->who.user, s->who.user) == 0;
+	}
+	if (mine >= h->cfg.max_user_events)
+		return "user";
+	if (all >= h->cfg.max_connections / 2)
+		return "all";
+	return NULL;
+}
+
+/* Answers a stream refused for why (see refusal). */
+static enum MHD_Result
+refuse(const struct gw_call *call, const char *why)
+{
+	char msg[128];
+
+	if (strcmp(why, "user") == 0) {
+		snprintf(msg, sizeof(msg), "this user has %u event streams "
+		    "open already", call->h->cfg.max_user_events);
+		return resp_error_with(call->c, MHD_HTTP_TOO_MANY_REQUESTS,
+		    "too_many_requests", msg, "Retry-After", "60");
+	}
+	return resp_error_with(call->c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
+	    "too many event streams open", "Retry-After", "60");
+}
+
 enum MHD_Result
 events_subscribe(const struct gw_call *call)
 {
@@ -196,6 +233,7 @@ events_subscribe(const struct gw_call *call)
 	struct httpd *h = call->h;
 	struct gw_subscriber *s;
 	struct MHD_Response *r;
+	const char *why;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return MHD_NO;
@@ -211,9 +249,15 @@ events_subscribe(const struct gw_call *call)
 		return MHD_NO;
 	}
 	pthread_mutex_lock(&h->lock);
-	s->next = h->subscribers;
-	h->subscribers = s;
+	if ((why = refusal(h, s)) == NULL) {
+		s->next = h->subscribers;
+		h->subscribers = s;
+	}
 	pthread_mutex_unlock(&h->lock);
+	if (why != NULL) {
+		MHD_destroy_response(r);	/* frees s */
+		return refuse(call, why);
+	}
 	resp_add_common_headers(r);
 	MHD_add_response_header(r, "Content-Type", "text/event-stream");
 	MHD_add_response_header(r, "X-Accel-Buffering", "no");
