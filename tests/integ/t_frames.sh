@@ -12,8 +12,11 @@
 
 command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
 
-# Frames made by hand: the plaintext protocol.
-start_server --no-tls
+# Frames made by hand: the plaintext protocol. The flood below tests
+# --max-connections (256): the login caps, which would refuse most of 300
+# connections from one address first, are lifted to it (t_abuse_conns.sh
+# tests them).
+start_server --no-tls --max-login-connections 256 --max-ip-logins 256
 
 pywire "$PORT" >"$T/frames.out" 2>"$T/frames.err" <<'EOF'
 import base64
