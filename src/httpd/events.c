@@ -189,12 +189,19 @@ events_free(void *cls)
 	free(s);
 }
 
+/* Why a new stream may not join the others. */
+enum refusal {
+	ADMITTED,
+	OVER_USER,	/* the user's streams: 429 */
+	OVER_ALL	/* everyone's: 503 */
+};
+
 /*
- * Why s may not join the streams, or NULL: at most --http-max-user-events
- * per user, and at most half the connections for all, so that streams,
- * which stay open, leave room for ordinary requests. h->lock held.
+ * At most --http-max-user-events streams per user, and at most half the
+ * connections for all, so that streams, which stay open, leave room for
+ * ordinary requests. h->lock held.
  */
-static const char *
+static enum refusal
 refusal(struct httpd *h, const struct gw_subscriber *s)
 {
 	unsigned all = 0, mine = 0;
@@ -204,19 +211,19 @@ refusal(struct httpd *h, const struct gw_subscriber *s)
 		mine += strcmp(o->who.user, s->who.user) == 0;
 	}
 	if (mine >= h->cfg.max_user_events)
-		return "user";
+		return OVER_USER;
 	if (all >= h->cfg.max_connections / 2)
-		return "all";
-	return NULL;
+		return OVER_ALL;
+	return ADMITTED;
 }
 
-/* Answers a stream refused for why (see refusal). */
+/* Answers a stream refused for why. */
 static enum MHD_Result
-refuse(const struct gw_call *call, const char *why)
+refuse(const struct gw_call *call, enum refusal why)
 {
 	char msg[128];
 
-	if (strcmp(why, "user") == 0) {
+	if (why == OVER_USER) {
 		snprintf(msg, sizeof(msg), "this user has %u event streams "
 		    "open already", call->h->cfg.max_user_events);
 		return resp_error_with(call->c, MHD_HTTP_TOO_MANY_REQUESTS,
@@ -233,7 +240,7 @@ events_subscribe(const struct gw_call *call)
 	struct httpd *h = call->h;
 	struct gw_subscriber *s;
 	struct MHD_Response *r;
-	const char *why;
+	enum refusal why;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return MHD_NO;
@@ -249,12 +256,12 @@ events_subscribe(const struct gw_call *call)
 		return MHD_NO;
 	}
 	pthread_mutex_lock(&h->lock);
-	if ((why = refusal(h, s)) == NULL) {
+	if ((why = refusal(h, s)) == ADMITTED) {
 		s->next = h->subscribers;
 		h->subscribers = s;
 	}
 	pthread_mutex_unlock(&h->lock);
-	if (why != NULL) {
+	if (why != ADMITTED) {
 		MHD_destroy_response(r);	/* frees s */
 		return refuse(call, why);
 	}
