@@ -132,14 +132,15 @@ budget_admit(struct budget *b, unsigned nconns, int fd,
 		}
 	/*
 	 * The connections over max_logins are kept for users who logged
-	 * in: a flood of peers that never do cannot take them.
+	 * in: a flood of peers that never do cannot take them. The address
+	 * is checked first, so that the summary names the flooding one.
 	 */
 	if (nconns >= b->lim.max_connections)
 		refused(b, &b->tally.full, addr);
-	else if (logins >= b->lim.max_logins)
-		refused(b, &b->tally.logins, addr);
 	else if (same >= b->lim.max_ip_logins)
 		refused(b, &b->tally.ip, addr);
+	else if (logins >= b->lim.max_logins)
+		refused(b, &b->tally.logins, addr);
 	else if ((t = calloc(1, sizeof(*t))) != NULL) {
 		t->addr = *addr;
 		t->fd = fd;
