@@ -74,6 +74,50 @@ check "the summary counts the refusals over --max-ip-logins" \
     grep -q "$summary" "$T/server.log"
 stop_server
 
+# --- Native port: the slots kept for users who logged in ---------------
+# A flood from 40 addresses (more than the per-address cap can stop) may
+# take --max-login-connections (5) of --max-connections (20), no more; a
+# user who logged in before it goes on working. Plaintext: pfwire.py's
+# login has no channel binding; the budget is the same.
+start_server --no-tls --max-connections 20 --max-login-connections 5
+addrs=$(seq -s, -f '127.0.1.%g' 1 40)
+PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" python3 - "$PORT" "$ABUSE" \
+    "$addrs" "$T" >"$T/reserve.out" 2>"$T/reserve.err" <<'EOF'
+import os
+import subprocess
+import sys
+import time
+
+import pfwire as w
+
+port, abuse, addrs, tmp = sys.argv[1:5]
+c = w.connect(port, timeout=10)
+w.hello(c)
+w.scram_login(c, "paraflow", "secret123")
+ready = os.path.join(tmp, "reserve.ready")
+flood = subprocess.Popen([sys.executable, abuse, "native", port, "60", addrs,
+                          "60", ready], stdout=subprocess.PIPE, text=True)
+while not os.path.exists(ready):
+    time.sleep(0.1)
+data = b"pf-data " + os.urandom(1000)
+try:
+    o = w.open_session(c, "reserve.bin", data, chunk_size=65536)
+    print("open", "ok" if o.get("session") else "no-session", flush=True)
+except (OSError, w.WireError) as e:
+    print("open", repr(e).replace(" ", "_"), flush=True)
+flood.terminate()
+print(flood.communicate()[0].strip(), flush=True)
+EOF
+check_eq "flood from 40 addresses: the script ran" 0 $?
+sed 's/^/# /' "$T/reserve.err" | tail -n 5
+echo "# attackers: $(sed -n 2p "$T/reserve.out")"
+check_eq "a user logged in before the flood still opens a session" ok \
+    "$(awk '$1 == "open" { print $2 }' "$T/reserve.out")"
+held=$(sed -n 's/.*held_max=\([0-9]*\).*/\1/p' "$T/reserve.out")
+check "the flood held at most --max-login-connections 5 of 20 (${held:-?})" \
+    test "${held:-999}" -le 5
+stop_server
+
 # --- Native port: stalled logins meet --login-timeout -------------------
 # --idle-timeout 60 would let each stall on for a minute; --login-timeout
 # 2 bounds the TLS handshake and the login together.
