@@ -193,7 +193,11 @@ conn_secure(struct engine *e, struct pf_conn *c)
 		return false;
 	}
 	if (pf_tls_accept(e->tls, c, &resumed, err, sizeof(err)) != PF_OK) {
-		log_info("%s: %s", c->peer, err);
+		/* Cut at the login deadline: budget.c's summary counts it. */
+		if (pf_now_ms() >= c->deadline)
+			log_debug("%s: %s", c->peer, err);
+		else
+			log_info("%s: %s", c->peer, err);
 		return false;
 	}
 	atomic_fetch_add(resumed ? &e->counters.tls_resumed :
