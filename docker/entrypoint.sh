@@ -172,6 +172,9 @@ opt PARAFLOW_MAX_USER_SESSIONS --max-user-sessions uint 1 100000
 opt PARAFLOW_MAX_USER_RESERVED --max-user-reserved size
 opt PARAFLOW_MAX_USER_SHARE --max-user-share uint 1 100
 opt PARAFLOW_IDLE_TIMEOUT --idle-timeout uint 1 86400
+opt PARAFLOW_LOGIN_TIMEOUT --login-timeout uint 1 3600
+opt PARAFLOW_MAX_LOGIN_CONNECTIONS --max-login-connections uint 1 100000
+opt PARAFLOW_MAX_IP_LOGINS --max-ip-logins uint 1 100000
 opt PARAFLOW_MIN_RATE --min-rate size
 opt PARAFLOW_STAGING_TTL --staging-ttl uint 1 31536000
 opt PARAFLOW_STOP_GRACE --stop-grace uint 0 3600
@@ -193,7 +196,8 @@ esac
 
 http_vars="PARAFLOW_HTTP_PORT PARAFLOW_HTTP_BIND PARAFLOW_HTTP_PORT_FILE
 PARAFLOW_HTTP_AUTH_ALL PARAFLOW_ADMINS PARAFLOW_HTTP_MAX_CONNECTIONS
-PARAFLOW_HTTP_MAX_PER_IP PARAFLOW_HTTP_TIMEOUT PARAFLOW_WWW"
+PARAFLOW_HTTP_MAX_PER_IP PARAFLOW_HTTP_MAX_USER_EVENTS PARAFLOW_HTTP_TIMEOUT
+PARAFLOW_WWW"
 
 # A paraflowd built without the gateway runs the native protocol alone;
 # asking it for gateway settings is a mistake worth stopping on.
@@ -214,6 +218,7 @@ else
 	flag PARAFLOW_HTTP_AUTH_ALL && args+=(--http-auth-all)
 	opt PARAFLOW_HTTP_MAX_CONNECTIONS --http-max-connections uint 1 10000
 	opt PARAFLOW_HTTP_MAX_PER_IP --http-max-per-ip uint 1 10000
+	opt PARAFLOW_HTTP_MAX_USER_EVENTS --http-max-user-events uint 1 10000
 	opt PARAFLOW_HTTP_TIMEOUT --http-timeout uint 1 3600
 	opt PARAFLOW_WWW --www any
 	# Names separated by commas or spaces; the characters a user name

@@ -62,6 +62,14 @@ static const char usage_text[] =
 "      --idle-timeout SEC    close connections idle this long, and a\n"
 "                            session's control connection once no chunk\n"
 "                            data came for that long (default 60)\n"
+"      --login-timeout SEC   a connection must finish TLS and log in (or\n"
+"                            join) within SEC seconds (default 10)\n"
+"      --max-login-connections N\n"
+"                            connections still logging in at once (default\n"
+"                            a quarter of --max-connections): the rest are\n"
+"                            kept for users who have logged in\n"
+"      --max-ip-logins N     connections logging in at once from one\n"
+"                            address (default 8)\n"
 "      --min-rate SIZE       a frame must arrive at least this fast once it\n"
 "                            has started, in bytes/s (default 64K), so a\n"
 "                            peer cannot hold a slot by trickling bytes\n"
@@ -102,6 +110,10 @@ static const char usage_text[] =
 "                            HTTP connections at once (default 128)\n"
 "      --http-max-per-ip N   HTTP connections per client address (default\n"
 "                            32)\n"
+"      --http-max-user-events N\n"
+"                            event streams per user (default 8); all\n"
+"                            users' together take at most half of\n"
+"                            --http-max-connections\n"
 "      --http-timeout SEC    close idle HTTP connections after SEC seconds,\n"
 "                            and any request not received in 3 x SEC\n"
 "                            (default 10)\n"
@@ -167,7 +179,11 @@ enum {
 	OPT_HTTP_NO_TLS,
 	OPT_MAX_USER_SESSIONS,
 	OPT_MAX_USER_RESERVED,
-	OPT_MAX_USER_SHARE
+	OPT_MAX_USER_SHARE,
+	OPT_LOGIN_TIMEOUT,
+	OPT_MAX_LOGINS,
+	OPT_MAX_IP_LOGINS,
+	OPT_HTTP_MAX_USER_EVENTS
 };
 
 static const struct option options[] = {
@@ -182,6 +198,9 @@ static const struct option options[] = {
 	{ "max-sessions", required_argument, NULL, OPT_MAX_SESSIONS },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
 	{ "idle-timeout", required_argument, NULL, OPT_IDLE },
+	{ "login-timeout", required_argument, NULL, OPT_LOGIN_TIMEOUT },
+	{ "max-login-connections", required_argument, NULL, OPT_MAX_LOGINS },
+	{ "max-ip-logins", required_argument, NULL, OPT_MAX_IP_LOGINS },
 	{ "port-file", required_argument, NULL, OPT_PORT_FILE },
 	{ "add-user", required_argument, NULL, OPT_ADD_USER },
 	{ "iterations", required_argument, NULL, OPT_ITERATIONS },
@@ -206,6 +225,8 @@ static const struct option options[] = {
 	{ "http-max-connections", required_argument, NULL,
 	    OPT_HTTP_MAX_CONNS },
 	{ "http-max-per-ip", required_argument, NULL, OPT_HTTP_MAX_PER_IP },
+	{ "http-max-user-events", required_argument, NULL,
+	    OPT_HTTP_MAX_USER_EVENTS },
 	{ "http-timeout", required_argument, NULL, OPT_HTTP_TIMEOUT },
 	{ "www", required_argument, NULL, OPT_WWW },
 	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
@@ -440,6 +461,18 @@ main(int argc, char **argv)
 			cfg.idle_timeout_ms = 1000 * pf_arg_uint("idle-timeout",
 			    optarg, 1, 86400);
 			break;
+		case OPT_LOGIN_TIMEOUT:
+			cfg.login_timeout_ms = 1000 * pf_arg_uint(
+			    "login-timeout", optarg, 1, 3600);
+			break;
+		case OPT_MAX_LOGINS:
+			cfg.max_login_connections = pf_arg_uint(
+			    "max-login-connections", optarg, 1, 100000);
+			break;
+		case OPT_MAX_IP_LOGINS:
+			cfg.max_ip_logins = pf_arg_uint("max-ip-logins",
+			    optarg, 1, 100000);
+			break;
 		case OPT_PORT_FILE:
 			port_file = optarg;
 			break;
@@ -476,6 +509,10 @@ main(int argc, char **argv)
 		case OPT_HTTP_MAX_PER_IP:
 			hcfg.max_per_ip = pf_arg_uint("http-max-per-ip",
 			    optarg, 1, 10000);
+			break;
+		case OPT_HTTP_MAX_USER_EVENTS:
+			hcfg.max_user_events = pf_arg_uint(
+			    "http-max-user-events", optarg, 1, 10000);
 			break;
 		case OPT_HTTP_TIMEOUT:
 			hcfg.timeout_s = pf_arg_uint("http-timeout", optarg,

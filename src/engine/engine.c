@@ -45,6 +45,8 @@ engine_config_defaults(struct engine_config *cfg)
 	cfg->max_user_sessions = 8;
 	cfg->max_user_share = 50;
 	cfg->idle_timeout_ms = 60000;
+	cfg->login_timeout_ms = 10000;
+	cfg->max_ip_logins = 8;
 	cfg->min_rate = 64 * 1024;
 	cfg->staging_ttl_s = 24 * 3600;
 	cfg->stop_grace_ms = 10000;
@@ -85,6 +87,36 @@ tls_load(struct engine *e)
 	return PF_OK;
 }
 
+/* The login deadline: a connection idle longer goes anyway. */
+static unsigned
+login_ms(const struct engine_config *cfg)
+{
+	return cfg->login_timeout_ms < cfg->idle_timeout_ms ?
+	    cfg->login_timeout_ms : cfg->idle_timeout_ms;
+}
+
+/*
+ * The budget of cfg's limits. Unless told otherwise, connections logging
+ * in may take a quarter of the slots: the rest stay for users who have
+ * logged in, whatever a flood of peers that never do holds.
+ */
+static struct budget *
+budget_new_for(const struct engine_config *cfg)
+{
+	struct budget_limits lim = { .max_connections = cfg->max_connections,
+	    .max_logins = cfg->max_login_connections,
+	    .max_ip_logins = cfg->max_ip_logins,
+	    .login_ms = login_ms(cfg) };
+
+	if (lim.max_logins == 0)
+		lim.max_logins = cfg->max_connections / 4;
+	if (lim.max_logins == 0 || lim.max_logins > cfg->max_connections)
+		lim.max_logins = cfg->max_connections;
+	if (lim.max_ip_logins == 0)
+		lim.max_ip_logins = lim.max_logins;
+	return budget_new(&lim);
+}
+
 enum pf_status
 engine_new(const struct engine_config *cfg, struct engine **out)
 {
@@ -111,7 +143,8 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	if ((e->registry = registry_new(&(struct registry_limits){
 	    cfg->max_sessions, cfg->max_user_sessions, cfg->max_user_reserved,
 	    cfg->max_user_share }, &e->counters)) == NULL ||
-	    (e->peruser = peruser_new(cfg->max_user_connections)) == NULL)
+	    (e->peruser = peruser_new(cfg->max_user_connections)) == NULL ||
+	    (e->budget = budget_new_for(cfg)) == NULL)
 		goto out;
 	if ((rc = pf_random(e->secret, sizeof(e->secret))) != PF_OK ||
 	    (rc = storage_open(cfg->storage_dir, cfg->no_sync ?
@@ -124,7 +157,8 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	e->env = (struct stream_env){ .cfg = &e->cfg, .users = e->users,
 	    .secret = e->secret, .policy = e->policy, .storage = e->storage,
 	    .registry = e->registry, .peruser = e->peruser,
-	    .counters = &e->counters, .stopping = &e->stopping };
+	    .counters = &e->counters, .stopping = &e->stopping,
+	    .budget = e->budget };
 	*out = e;
 	e = NULL;
 out:
@@ -139,14 +173,15 @@ engine_port(const struct engine *e)
 }
 
 /*
- * Runs the TLS handshake on a new connection, bounded by the pre-login
- * timeout. A client that speaks plaintext is told so in a plaintext
- * ERROR frame, as it expects one. False: close the connection.
+ * Runs the TLS handshake on a new connection, within the login deadline
+ * (budget.c cuts a handshake that outlasts it). A client that speaks
+ * plaintext is told so in a plaintext ERROR frame, as it expects one.
+ * False: close the connection.
  */
 static bool
 conn_secure(struct engine *e, struct pf_conn *c)
 {
-	unsigned ms = e->cfg.idle_timeout_ms;
+	unsigned ms = login_ms(&e->cfg);
 	bool is_tls = false, resumed = false;
 	char err[256];
 	enum pf_status rc;
@@ -163,7 +198,11 @@ conn_secure(struct engine *e, struct pf_conn *c)
 		return false;
 	}
 	if (pf_tls_accept(e->tls, c, &resumed, err, sizeof(err)) != PF_OK) {
-		log_info("%s: %s", c->peer, err);
+		/* Cut at the login deadline: budget.c's summary counts it. */
+		if (pf_now_ms() >= c->deadline)
+			log_debug("%s: %s", c->peer, err);
+		else
+			log_info("%s: %s", c->peer, err);
 		return false;
 	}
 	atomic_fetch_add(resumed ? &e->counters.tls_resumed :
@@ -180,14 +219,18 @@ conn_main(void *arg)
 	struct engine *e = ec->engine;
 	struct engine_conn **pp;
 
+	/* One deadline from TCP accept to login, TLS handshake included. */
+	pf_conn_set_deadline(ec->conn, login_ms(&e->cfg));
 	if (e->tls == NULL || conn_secure(e, ec->conn))
-		stream_serve(&e->env, ec->conn, ec->id, &ec->busy);
+		stream_serve(&e->env, ec->conn, ec->id, &ec->busy,
+		    ec->ticket);
 
 	/* Unlink and close under the lock: engine_stop may shut it down. */
 	pthread_mutex_lock(&e->lock);
 	for (pp = &e->conns; *pp != ec; pp = &(*pp)->next)
 		;
 	*pp = ec->next;
+	budget_release(e->budget, ec->ticket);
 	pf_conn_free(ec->conn);
 	/*
 	 * Free this thread's crypto state after its last OpenSSL call (the
@@ -215,12 +258,15 @@ refuse_busy(struct pf_conn *c)
 static void
 accept_one(struct engine *e)
 {
+	struct sockaddr_storage ss = { .ss_family = AF_UNSPEC };
+	socklen_t sl = sizeof(ss);
+	struct budget_ticket *ticket;
 	struct engine_conn *ec;
 	struct pf_conn *c;
 	pthread_attr_t attr;
 	int fd;
 
-	fd = accept4(e->listenfd, NULL, NULL, SOCK_CLOEXEC);
+	fd = accept4(e->listenfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
 	if (fd == -1) {
 		/* Out of descriptors: back off instead of spinning. */
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
@@ -233,20 +279,21 @@ accept_one(struct engine *e)
 	if ((c = pf_conn_new_tcp(fd)) == NULL)
 		return;
 	pthread_mutex_lock(&e->lock);
-	if (e->nconns >= e->cfg.max_connections) {
+	/* Refusals are counted there and logged in a summary. */
+	if (!budget_admit(e->budget, e->nconns, c->fd, &ss, &ticket)) {
 		pthread_mutex_unlock(&e->lock);
-		log_warn("%s: connection limit %u reached", c->peer,
-		    e->cfg.max_connections);
 		refuse_busy(c);
 		return;
 	}
 	if ((ec = calloc(1, sizeof(*ec))) == NULL) {
+		budget_release(e->budget, ticket);
 		pthread_mutex_unlock(&e->lock);
 		pf_conn_free(c);
 		return;
 	}
 	ec->engine = e;
 	ec->conn = c;
+	ec->ticket = ticket;
 	ec->id = ++e->next_conn_id;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -254,6 +301,7 @@ accept_one(struct engine *e)
 		pthread_mutex_unlock(&e->lock);
 		pthread_attr_destroy(&attr);
 		log_warn("%s: cannot start a thread", c->peer);
+		budget_release(e->budget, ticket);
 		refuse_busy(c);
 		free(ec);
 		return;
@@ -274,6 +322,7 @@ accept_main(void *arg)
 	while (!atomic_load(&e->stopping)) {
 		if (poll(&pfd, 1, ACCEPT_POLL_MS) == 1)
 			accept_one(e);
+		budget_tick(e->budget);
 	}
 	return NULL;
 }
@@ -412,6 +461,7 @@ engine_free(struct engine *e)
 		close(e->listenfd);
 	registry_free(e->registry);
 	peruser_free(e->peruser);
+	budget_free(e->budget);
 	storage_close(e->storage);
 	policy_free(e->policy);
 	auth_users_free(e->users);

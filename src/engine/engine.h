@@ -27,6 +27,9 @@ struct engine_config {
 	uint64_t	 max_user_reserved;	/* bytes per user; 0: none */
 	unsigned	 max_user_share;	/* % of the free space, 1-100 */
 	unsigned	 idle_timeout_ms;
+	unsigned	 login_timeout_ms;	/* TLS handshake to login */
+	unsigned	 max_login_connections;	/* 0: max_connections / 4 */
+	unsigned	 max_ip_logins;	/* logging in from one address */
 	unsigned	 min_rate;	/* bytes/s a frame must arrive at */
 	uint64_t	 max_file_size;	/* 0: no limit */
 	uint64_t	 min_free_space; /* bytes kept free after an OPEN */

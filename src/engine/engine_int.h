@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "budget.h"
 #include "counters.h"
 #include "digest.h"
 #include "engine.h"
@@ -24,6 +25,7 @@ struct engine_conn {
 	struct pf_conn		*conn;
 	uint64_t		 id;		/* unique in this process */
 	_Atomic bool		 busy;		/* in the middle of a frame */
+	struct budget_ticket	*ticket;	/* its place in the budget */
 	pthread_t		 thread;
 	struct engine_conn	*next;
 };
@@ -35,6 +37,7 @@ struct engine {
 	struct storage		*storage;
 	struct registry		*registry;	/* live and finished sessions */
 	struct peruser		*peruser;	/* connections per user */
+	struct budget		*budget;	/* who may log in */
 	struct pf_tls		*tls;		/* NULL: plaintext port */
 	struct counters		 counters;
 	struct stream_env	 env;		/* what connections borrow */

@@ -87,11 +87,12 @@ serve_frame(struct stream *st)
 
 	/*
 	 * Deadlines, so that no peer holds a slot by trickling bytes: before
-	 * login the whole handshake has one (set in stream_serve); after it,
-	 * a frame header must come within the idle timeout (a control
-	 * connection holding a session first waits as long as the transfer
-	 * makes progress), and once a frame has started, all of it must
-	 * arrive at --min-rate or better.
+	 * login the whole handshake has one (--login-timeout, set by the
+	 * engine before TLS, which budget.c enforces too); after it, a frame
+	 * header must come within the idle timeout (a control connection
+	 * holding a session first waits as long as the transfer makes
+	 * progress), and once a frame has started, all of it must arrive at
+	 * --min-rate or better.
 	 */
 	if (st->role == ROLE_CONTROL && st->session != NULL &&
 	    (rc = control_wait(st)) != PF_OK)
@@ -207,23 +208,25 @@ linger(struct stream *st)
 
 void
 stream_serve(const struct stream_env *env, struct pf_conn *c, uint64_t id,
-    _Atomic bool *busy)
+    _Atomic bool *busy, struct budget_ticket *ticket)
 {
 	struct stream st = { .env = env, .c = c, .id = id, .busy = busy,
-	    .role = ROLE_NEW };
+	    .ticket = ticket, .role = ROLE_NEW };
 	enum pf_status rc;
 
 	atomic_fetch_add(&env->counters->authenticating, 1);
 	enable_keepalive(c->fd);
 	pf_conn_set_timeout(c, env->cfg->idle_timeout_ms);
-	pf_conn_set_deadline(c, env->cfg->idle_timeout_ms);
 	if ((rc = send_hello(&st)) == PF_OK)
 		while ((rc = serve_frame(&st)) == PF_OK &&
 		    !atomic_load(env->stopping))
 			atomic_store(busy, false);
-	if (rc == PF_ETIMEOUT)
+	/* Late logins are counted in budget.c's summary, not one by one. */
+	if (rc == PF_ETIMEOUT && st.role != ROLE_NEW)
 		log_info("%s: idle for %u ms, closing", c->peer,
 		    env->cfg->idle_timeout_ms);
+	else if (rc == PF_ETIMEOUT)
+		log_debug("%s: no login in time, closing", c->peer);
 	if (st.role == ROLE_NEW)
 		atomic_fetch_sub(&env->counters->authenticating, 1);
 	stream_release(&st);

@@ -13,6 +13,8 @@
 #include "net.h"
 
 struct auth_users;
+struct budget;
+struct budget_ticket;
 struct counters;
 struct engine_config;
 struct peruser;
@@ -31,16 +33,19 @@ struct stream_env {
 	struct peruser		*peruser;
 	struct counters		*counters;
 	_Atomic bool		*stopping;	/* the engine is stopping */
+	struct budget		*budget;	/* logins, see budget.h */
 };
 
 /*
  * Serves connection c (borrowed; the caller closes it) until it closes
  * or the engine stops. id is a number unique to the connection in this
  * process; *busy is set while a frame is being read or answered, so a
- * stopping engine closes idle connections first. Runs on the
- * connection's own thread.
+ * stopping engine closes idle connections first. ticket (borrowed) is
+ * the connection's in env->budget: it leaves the logins at login or
+ * JOIN. The caller sets c's login deadline (it bounds the TLS handshake
+ * too). Runs on the connection's own thread.
  */
 void stream_serve(const struct stream_env *env, struct pf_conn *c,
-    uint64_t id, _Atomic bool *busy);
+    uint64_t id, _Atomic bool *busy, struct budget_ticket *ticket);
 
 #endif

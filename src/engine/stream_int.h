@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "budget.h"
 #include "counters.h"
 #include "digest.h"
 #include "net.h"
@@ -34,6 +35,7 @@ struct stream {
 	struct pf_conn		*c;
 	uint64_t		 id;		/* the connection's */
 	_Atomic bool		*busy;		/* in the middle of a frame */
+	struct budget_ticket	*ticket;	/* borrowed, see budget.h */
 	enum role		 role;
 	bool			 counted;	/* in the user's connections */
 	uint8_t			 nonce[SCRAM_NONCE_LEN];
@@ -50,8 +52,10 @@ struct stream {
 static inline void
 stream_set_role(struct stream *st, enum role role)
 {
-	if (st->role == ROLE_NEW)
+	if (st->role == ROLE_NEW) {
 		atomic_fetch_sub(&st->env->counters->authenticating, 1);
+		budget_logged_in(st->env->budget, st->ticket);
+	}
 	st->role = role;
 }
 

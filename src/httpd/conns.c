@@ -80,6 +80,55 @@ conns_addr_text(const struct sockaddr_storage *addr,
 		snprintf(out, INET6_ADDRSTRLEN, "?");
 }
 
+/*
+ * The connection that has waited longest, over GW_EVICT_MS, for a request
+ * to come in whole (idle or trickling), or NULL. Answers being sent
+ * (event streams, too) do not count. h->conns_lock held.
+ */
+static struct gw_conn *
+longest_waiting(struct httpd *h, uint64_t now, unsigned *live)
+{
+	struct gw_conn *oldest = NULL;
+
+	*live = 0;
+	for (struct gw_conn *gc = h->conns; gc != NULL; gc = gc->next) {
+		if (gc->fd == -1)
+			continue;
+		(*live)++;
+		if (!atomic_load(&gc->responding) &&
+		    gc->since_ms + GW_EVICT_MS <= now &&
+		    (oldest == NULL || gc->since_ms < oldest->since_ms))
+			oldest = gc;
+	}
+	return oldest;
+}
+
+/*
+ * Keeps GW_SPARE connections (or an eighth) free for requests that come
+ * in at once: past that, the connections that have waited longest for
+ * their request are shut down, so slow or silent peers cannot take every
+ * slot. MHD sees the shutdown and closes them. h->conns_lock held.
+ */
+static void
+make_room(struct httpd *h, uint64_t now)
+{
+	unsigned max = h->cfg.max_connections, spare = max / 8, live;
+	struct gw_conn *gc;
+
+	if (spare < GW_SPARE)
+		spare = GW_SPARE;
+	if (max <= 2 * spare || h->nconns + spare < max)
+		return;
+	while ((gc = longest_waiting(h, now, &live)) != NULL &&
+	    live + spare >= max) {
+		log_debug("http: %u connections open; closing one that has "
+		    "waited %llu ms for a request", live,
+		    (unsigned long long)(now - gc->since_ms));
+		shutdown(gc->fd, SHUT_RDWR);
+		gc->fd = -1;
+	}
+}
+
 /* A new connection: tracked, and counted against its address's cap. */
 static void
 conn_started(struct httpd *h, struct MHD_Connection *c, void **ctx)
@@ -99,10 +148,12 @@ conn_started(struct httpd *h, struct MHD_Connection *c, void **ctx)
 		if (memcmp(&o->addr, &gc->addr, sizeof(o->addr)) == 0)
 			same++;
 	gc->over_limit = same >= h->cfg.max_per_ip;
+	make_room(h, pf_now_ms());
 	gc->next = h->conns;
 	if (h->conns)
 		h->conns->prev = gc;
 	h->conns = gc;
+	h->nconns++;
 	pthread_mutex_unlock(&h->conns_lock);
 	*ctx = gc;
 }
@@ -127,6 +178,7 @@ conns_notify(void *cls, struct MHD_Connection *c, void **ctx,
 		h->conns = gc->next;
 	if (gc->next)
 		gc->next->prev = gc->prev;
+	h->nconns--;
 	pthread_mutex_unlock(&h->conns_lock);
 	free(gc);
 	*ctx = NULL;
@@ -175,5 +227,6 @@ conns_enforce_deadlines(struct httpd *h)
 		shutdown(gc->fd, SHUT_RDWR);
 		gc->fd = -1;
 	}
+	make_room(h, now);
 	pthread_mutex_unlock(&h->conns_lock);
 }

@@ -41,8 +41,9 @@ void conns_addr_text(const struct sockaddr_storage *addr,
     char out[INET6_ADDRSTRLEN]);
 
 /*
- * Cuts connections whose request is over 3 times --http-timeout. The
- * monitor thread calls it, without h->lock.
+ * Cuts connections whose request is over 3 times --http-timeout, and,
+ * with the table nearly full, those that have waited longest for their
+ * request (see GW_SPARE). The monitor thread calls it, without h->lock.
  */
 void conns_enforce_deadlines(struct httpd *h);
 

@@ -189,6 +189,50 @@ events_free(void *cls)
 	free(s);
 }
 
+/* Why a new stream may not join the others. */
+enum refusal {
+	ADMITTED,
+	OVER_USER,	/* the user's streams: 429 */
+	OVER_ALL	/* everyone's: 503 */
+};
+
+/*
+ * At most --http-max-user-events streams per user, and at most half the
+ * connections for all, so that streams, which stay open, leave room for
+ * ordinary requests. h->lock held.
+ */
+static enum refusal
+refusal(struct httpd *h, const struct gw_subscriber *s)
+{
+	unsigned all = 0, mine = 0;
+
+	for (struct gw_subscriber *o = h->subscribers; o; o = o->next) {
+		all++;
+		mine += strcmp(o->who.user, s->who.user) == 0;
+	}
+	if (mine >= h->cfg.max_user_events)
+		return OVER_USER;
+	if (all >= h->cfg.max_connections / 2)
+		return OVER_ALL;
+	return ADMITTED;
+}
+
+/* Answers a stream refused for why. */
+static enum MHD_Result
+refuse(const struct gw_call *call, enum refusal why)
+{
+	char msg[128];
+
+	if (why == OVER_USER) {
+		snprintf(msg, sizeof(msg), "this user has %u event streams "
+		    "open already", call->h->cfg.max_user_events);
+		return resp_error_with(call->c, MHD_HTTP_TOO_MANY_REQUESTS,
+		    "too_many_requests", msg, "Retry-After", "60");
+	}
+	return resp_error_with(call->c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
+	    "too many event streams open", "Retry-After", "60");
+}
+
 enum MHD_Result
 events_subscribe(const struct gw_call *call)
 {
@@ -196,6 +240,7 @@ events_subscribe(const struct gw_call *call)
 	struct httpd *h = call->h;
 	struct gw_subscriber *s;
 	struct MHD_Response *r;
+	enum refusal why;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return MHD_NO;
@@ -211,9 +256,15 @@ events_subscribe(const struct gw_call *call)
 		return MHD_NO;
 	}
 	pthread_mutex_lock(&h->lock);
-	s->next = h->subscribers;
-	h->subscribers = s;
+	if ((why = refusal(h, s)) == ADMITTED) {
+		s->next = h->subscribers;
+		h->subscribers = s;
+	}
 	pthread_mutex_unlock(&h->lock);
+	if (why != ADMITTED) {
+		MHD_destroy_response(r);	/* frees s */
+		return refuse(call, why);
+	}
 	resp_add_common_headers(r);
 	MHD_add_response_header(r, "Content-Type", "text/event-stream");
 	MHD_add_response_header(r, "X-Accel-Buffering", "no");

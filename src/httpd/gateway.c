@@ -32,6 +32,7 @@ httpd_config_defaults(struct httpd_config *cfg)
 	cfg->port = 8080;
 	cfg->max_connections = 128;
 	cfg->max_per_ip = 32;
+	cfg->max_user_events = 8;
 	cfg->timeout_s = 10;
 }
 

@@ -28,6 +28,13 @@
 #define GW_FAIL_MAX		10	/* failed logins a minute an address */
 #define GW_FAIL_SLOTS		256	/* addresses tracked */
 #define GW_MAX_PEM		(1024 * 1024)	/* a key, a chain */
+/*
+ * Ordinary requests keep this many connections (or an eighth of
+ * --http-max-connections, if more): past it a new connection pushes out
+ * the one that has waited longest, over GW_EVICT_MS, for its request.
+ */
+#define GW_SPARE		4
+#define GW_EVICT_MS		1000
 /* One year; browsers want at least that before they trust the header. */
 #define GW_HSTS			"max-age=31536000"
 /* TLS 1.3 only, as on the native port; GnuTLS's choice of ciphers. */
@@ -68,6 +75,7 @@ struct httpd {
 	/* conns.c: open connections. */
 	pthread_mutex_t		 conns_lock;
 	struct gw_conn		*conns;
+	unsigned		 nconns;
 
 	/* access.c: the login cache and the failed-login limiter. */
 	pthread_mutex_t		 logins_lock;	/* also for failures */

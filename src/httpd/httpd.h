@@ -19,6 +19,7 @@ struct httpd_config {
 	const char	*admins;	/* comma-separated names, or NULL */
 	unsigned	 max_connections;
 	unsigned	 max_per_ip;
+	unsigned	 max_user_events;	/* event streams per user */
 	unsigned	 timeout_s;	/* idle; a whole request gets 3 times */
 	const char	*www_dir;	/* the dashboard; NULL: none */
 	const char	*tls_cert;	/* PEM files; NULL: plain HTTP */
