@@ -19,7 +19,9 @@
 #include "policy.h"
 #include "registry.h"
 #include "session.h"
+#include "keyfile.h"
 #include "storage.h"
+#include "throttle.h"
 #include "wire.h"
 
 #define ACCEPT_POLL_MS	250
@@ -46,6 +48,7 @@ engine_config_defaults(struct engine_config *cfg)
 	cfg->min_rate = 64 * 1024;
 	cfg->staging_ttl_s = 24 * 3600;
 	cfg->stop_grace_ms = 10000;
+	cfg->login_log_interval_s = 60;
 }
 
 static enum pf_status
@@ -106,11 +109,13 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	rc = PF_ENOMEM;
 	if ((e->registry = registry_new(cfg->max_sessions,
 	    &e->counters)) == NULL ||
-	    (e->peruser = peruser_new(cfg->max_user_connections)) == NULL)
+	    (e->peruser = peruser_new(cfg->max_user_connections)) == NULL ||
+	    (e->throttle = throttle_new(cfg->login_log_interval_s)) == NULL)
 		goto out;
-	if ((rc = pf_random(e->secret, sizeof(e->secret))) != PF_OK ||
-	    (rc = storage_open(cfg->storage_dir, cfg->no_sync ?
+	if ((rc = storage_open(cfg->storage_dir, cfg->no_sync ?
 	    STORAGE_SYNC_NONE : STORAGE_SYNC_FULL, &e->storage)) != PF_OK ||
+	    (rc = keyfile_load(storage_path(e->storage), e->secret)) !=
+	    PF_OK ||
 	    (rc = registry_load(e->registry, e->storage,
 	    cfg->staging_ttl_s)) != PF_OK ||
 	    (rc = pf_tcp_listen(cfg->bind, cfg->port, &e->listenfd,
@@ -119,6 +124,7 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	e->env = (struct stream_env){ .cfg = &e->cfg, .users = e->users,
 	    .secret = e->secret, .policy = e->policy, .storage = e->storage,
 	    .registry = e->registry, .peruser = e->peruser,
+	    .throttle = e->throttle,
 	    .counters = &e->counters, .stopping = &e->stopping };
 	*out = e;
 	e = NULL;
@@ -322,6 +328,9 @@ reaper_main(void *arg)
 
 	if (every > 60)
 		every = 60;
+	/* It also ends the failed-login summaries' intervals. */
+	if (every > e->cfg.login_log_interval_s)
+		every = e->cfg.login_log_interval_s;
 	if (every == 0)
 		every = 1;
 	pthread_mutex_lock(&e->lock);
@@ -331,6 +340,7 @@ reaper_main(void *arg)
 			break;
 		pthread_mutex_unlock(&e->lock);
 		reap(e);
+		throttle_report(e->throttle);
 		pthread_mutex_lock(&e->lock);
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -407,6 +417,7 @@ engine_free(struct engine *e)
 		close(e->listenfd);
 	registry_free(e->registry);
 	peruser_free(e->peruser);
+	throttle_free(e->throttle);
 	storage_close(e->storage);
 	policy_free(e->policy);
 	auth_users_free(e->users);
