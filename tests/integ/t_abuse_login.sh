@@ -182,6 +182,12 @@ check "a throttled answer carries retry_after (8 s or more by now)" \
 read -r res _ < <(probe login alice alice-pw 127.0.0.1)
 check_eq "alice's right password from 127.0.0.1: still throttled" \
     throttled "$res"
+run "$PARAFLOW" upload --port "$PORT" --quiet "${NOTLS[@]}" --user alice \
+    --secret alice-pw --file "$T/f" --json
+check_eq "paraflow upload as alice from there: exit 3 (a login refused)" 3 \
+    "$RC"
+check_eq "... code throttled" throttled "$(json_field "$OUT" code)"
+echo "# paraflow: $(json_field "$OUT" message)"
 req -u alice:alice-pw /api/v1/stats
 check_eq "gateway: alice from 127.0.0.1 too (one throttle): 429" 429 \
     "$CODE"
