@@ -104,6 +104,7 @@ opt PARAFLOW_PORT --port uint 0 65535
 opt PARAFLOW_BIND --bind any
 opt PARAFLOW_STORAGE --storage any
 opt PARAFLOW_PORT_FILE --port-file any
+opt PARAFLOW_LOGIN_LOG_INTERVAL --login-log-interval uint 1 86400
 
 # The users file: one named on purpose must be there; the compose secret
 # is used when mounted. Without one paraflowd serves only the default

@@ -82,6 +82,9 @@ static const char usage_text[] =
 "      --stop-grace SEC      on SIGTERM, let chunks in flight finish for up\n"
 "                            to SEC seconds (default 10)\n"
 "      --port-file FILE      write the bound port to FILE once listening\n"
+"      --login-log-interval SEC\n"
+"                            sum failed logins (they are throttled) up in\n"
+"                            one log line every SEC seconds (default 60)\n"
 "\n"
 "TLS (TLS 1.3 on the native port and the gateway, on by default):\n"
 "      --tls-cert FILE       the certificate (PEM; a chain may follow it)\n"
@@ -183,7 +186,8 @@ enum {
 	OPT_LOGIN_TIMEOUT,
 	OPT_MAX_LOGINS,
 	OPT_MAX_IP_LOGINS,
-	OPT_HTTP_MAX_USER_EVENTS
+	OPT_HTTP_MAX_USER_EVENTS,
+	OPT_LOGIN_LOG
 };
 
 static const struct option options[] = {
@@ -235,6 +239,7 @@ static const struct option options[] = {
 	{ "fingerprint", no_argument, NULL, OPT_FINGERPRINT },
 	{ "no-tls", no_argument, NULL, OPT_NO_TLS },
 	{ "http-no-tls", no_argument, NULL, OPT_HTTP_NO_TLS },
+	{ "login-log-interval", required_argument, NULL, OPT_LOGIN_LOG },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -475,6 +480,10 @@ main(int argc, char **argv)
 			break;
 		case OPT_PORT_FILE:
 			port_file = optarg;
+			break;
+		case OPT_LOGIN_LOG:
+			cfg.login_log_interval_s = pf_arg_uint(
+			    "login-log-interval", optarg, 1, 86400);
 			break;
 		case OPT_HTTP_PORT:
 			hcfg.port = pf_arg_uint("http-port", optarg, 0, 65535);

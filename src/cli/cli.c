@@ -19,6 +19,7 @@ cli_exit_code(enum pf_status s)
 	case PF_OK:
 		return EXIT_OK;
 	case PF_EAUTH:
+	case PF_ETHROTTLED:	/* wrong passwords before; not retried */
 		return EXIT_AUTH;
 	case PF_EFORBIDDEN:
 	case PF_EBADNAME:

@@ -134,7 +134,8 @@ out:
 	 * such, so that it can be retried; anything else is a failed login.
 	 */
 	if (rc != PF_OK && rc != PF_ENET && rc != PF_ETIMEOUT &&
-	    rc != PF_EBUSY && rc != PF_ENOMEM && rc != PF_EBADFRAME)
+	    rc != PF_EBUSY && rc != PF_ENOMEM && rc != PF_EBADFRAME &&
+	    rc != PF_ETHROTTLED)
 		rc = PF_EAUTH;
 	return rc;
 }

@@ -399,6 +399,7 @@ ends_session(enum pf_status rc)
 	case PF_ENOSPC:		/* a rerun resumes once there is room */
 	case PF_EQUOTA:
 	case PF_EAUTH:
+	case PF_ETHROTTLED:
 	case PF_EBUSY:
 	case PF_EIO:
 	case PF_ENOMEM:

@@ -27,6 +27,7 @@ static const struct {
 	{ PF_EBADNAME, "bad_name", "file name cannot be stored" },
 	{ PF_ECANCELLED, "cancelled", "session cancelled" },
 	{ PF_EQUOTA, "quota_exceeded", "over the user's share of the server" },
+	{ PF_ETHROTTLED, "throttled", "too many failed logins; try later" },
 	{ PF_ENET, "network", "network failure" },
 	{ PF_ETIMEOUT, "timeout", "timed out" },
 	{ PF_EIO, "io", "local I/O error" },

@@ -4,7 +4,7 @@
 #define PF_STATUS_H
 
 /*
- * The values from PF_EAUTH to PF_EQUOTA are the wire error codes of
+ * The values from PF_EAUTH to PF_ETHROTTLED are the wire error codes of
  * docs/protocol.md and MUST NOT change. Values from 100 on are local only:
  * they never travel in an ERROR frame.
  */
@@ -24,6 +24,7 @@ enum pf_status {
 	PF_EBADNAME = 12,	/* bad_name */
 	PF_ECANCELLED = 13,	/* cancelled */
 	PF_EQUOTA = 14,		/* quota_exceeded */
+	PF_ETHROTTLED = 15,	/* throttled: too many failed logins */
 
 	PF_ENET = 100,		/* connection refused, reset or closed */
 	PF_ETIMEOUT = 101,	/* peer too slow */
@@ -33,7 +34,7 @@ enum pf_status {
 	PF_EINTEGRITY = 105	/* retries exhausted, or receipt wrong */
 };
 
-#define PF_WIRE_MAX PF_EQUOTA
+#define PF_WIRE_MAX PF_ETHROTTLED
 
 /* Stable snake_case name of a status ("auth_failed"); never NULL. */
 const char *pf_status_name(enum pf_status s);

@@ -11,8 +11,6 @@
 #include "log.h"
 #include "status.h"
 
-#define LABEL_FAKE_SALT	"paraflow fake salt"
-
 struct auth_server {
 	const struct auth_users	*users;
 	uint8_t			 secret[PF_SHA256_LEN];
@@ -102,22 +100,6 @@ auth_server_mechanism(const struct auth_server *s)
 }
 
 /*
- * The salt an unknown user gets: stable per name, so that asking twice
- * does not tell a made-up user from a real one.
- */
-static enum pf_status
-fake_salt(const struct auth_server *s, uint8_t out[PF_SHA256_LEN])
-{
-	char msg[sizeof(LABEL_FAKE_SALT) - 1 + PROTO_MAX_USER];
-	size_t ulen = strlen(s->user);
-
-	memcpy(msg, LABEL_FAKE_SALT, sizeof(LABEL_FAKE_SALT) - 1);
-	memcpy(msg + sizeof(LABEL_FAKE_SALT) - 1, s->user, ulen);
-	return pf_hmac_sha256(s->secret, PF_SHA256_LEN, msg,
-	    sizeof(LABEL_FAKE_SALT) - 1 + ulen, out);
-}
-
-/*
  * The GS2 header of client-first, as one of ours, or NULL with *rc set.
  * Over TLS only "p=tls-exporter" passes: "n" and "y" there are a client
  * that was talked out of binding, a downgrade (RFC 5802, section 6).
@@ -191,8 +173,9 @@ auth_server_first(struct auth_server *s, const char *client_first,
 	enum pf_status rc = PF_EPROTO;
 	const struct auth_verifier *v;
 	struct scram_attr a[3];
-	uint8_t fake[PF_SHA256_LEN];
+	struct auth_verifier fake;
 
+	memset(&fake, 0, sizeof(fake));
 	*server_first = NULL;
 	if (s->step != SCRAM_NEW)
 		goto out;
@@ -204,16 +187,13 @@ auth_server_first(struct auth_server *s, const char *client_first,
 	    PF_OK)
 		goto out;
 	/* Computed for every user, so known ones answer no faster. */
-	if ((rc = fake_salt(s, fake)) != PF_OK)
+	if ((rc = auth_users_fake_verifier(s->users, s->secret, s->user,
+	    &fake)) != PF_OK)
 		goto out;
-	if ((v = auth_users_find(s->users, s->user)) != NULL) {
-		s->v = *v;
-		s->known = true;
-	} else {
-		/* StoredKey stays zero: no ClientKey hashes to it. */
-		auth_users_fake_verifier(s->users, fake, AUTH_SALT_LEN, &s->v);
-		s->known = false;
-	}
+	/* The fake StoredKey stays zero: no ClientKey hashes to it. */
+	v = auth_users_find(s->users, s->user);
+	s->known = v != NULL;
+	s->v = s->known ? *v : fake;
 	if ((rc = sasl_step(s, client_first, server_first)) != PF_OK)
 		goto out;
 	rc = PF_EINTERNAL;
@@ -233,7 +213,7 @@ out:
 		free(*server_first);
 		*server_first = NULL;
 	}
-	pf_wipe(fake, sizeof(fake));
+	pf_wipe(&fake, sizeof(fake));
 	return rc;
 }
 
@@ -319,7 +299,7 @@ auth_server_final(struct auth_server *s, const char *client_final,
 	/* GNU SASL does the same work for an unknown user; then it fails. */
 	rc = sasl_step(s, client_final, server_final);
 	if (rc != PF_OK || !s->known) {
-		log_info("%s: login failed for user %s", __func__, s->user);
+		log_debug("%s: login failed for user %s", __func__, s->user);
 		rc = PF_EAUTH;
 		goto out;
 	}
@@ -341,6 +321,13 @@ const char *
 auth_server_user(const struct auth_server *s)
 {
 	return s->step == SCRAM_DONE ? s->user : NULL;
+}
+
+const char *
+auth_server_claimed_user(const struct auth_server *s)
+{
+	return s->step == SCRAM_FIRST || s->step == SCRAM_DONE ? s->user :
+	    NULL;
 }
 
 enum pf_status

@@ -23,8 +23,8 @@
 /*
  * Server side of one exchange, on one connection. Not thread-safe; one per
  * connection. users is borrowed and must outlive s. secret (32 bytes,
- * borrowed) derives stable fake salts for unknown users, so probing does
- * not reveal which users exist.
+ * copied) derives stable fake salts for unknown users, so probing does
+ * not reveal which users exist (auth_users_fake_verifier).
  */
 struct auth_server;
 
@@ -62,6 +62,12 @@ enum pf_status auth_server_final(struct auth_server *s,
 
 /* After success: the authenticated user name (borrowed from s). */
 const char *auth_server_user(const struct auth_server *s);
+
+/*
+ * After a successful auth_server_first: the name the client claims, not
+ * yet proven (borrowed from s); NULL before, or after a failure.
+ */
+const char *auth_server_claimed_user(const struct auth_server *s);
 
 /*
  * After success: K = HMAC(ClientKey, "paraflow session key" ||

@@ -23,8 +23,33 @@
 #include "session.h"
 #include "storage.h"
 #include "stream_int.h"
+#include "throttle.h"
 #include "tls.h"
 #include "wire.h"
+
+/*
+ * Refuses the login of user from this connection's address while it must
+ * wait (ERROR throttled); PF_OK if it may go on.
+ */
+static enum pf_status
+refuse_throttled(struct stream *st, const char *user)
+{
+	unsigned wait = throttle_check(st->env->throttle, st->c->peer, user);
+
+	if (wait == 0)
+		return PF_OK;
+	log_debug("%s: login throttled for %u s", st->c->peer, wait);
+	return reply_throttled(st, wait);
+}
+
+/* Counts a failed login; only the first of an interval has a line. */
+static void
+login_failed(struct stream *st, const char *user, const char *why)
+{
+	atomic_fetch_add(&st->env->counters->auth_failures, 1);
+	if (throttle_failed(st->env->throttle, st->c->peer, user))
+		log_warn("%s: login failed%s", st->c->peer, why);
+}
 
 enum pf_status
 control_on_auth(struct stream *st, const json_t *req)
@@ -53,17 +78,20 @@ control_on_auth(struct stream *st, const json_t *req)
 		    "message", auth_server_mechanism(st->auth));
 	rc = auth_server_first(st->auth, msg, &reply);
 	if (rc == PF_EAUTH) {
-		/* A client talked out of binding: a failed login. */
-		atomic_fetch_add(&st->env->counters->auth_failures, 1);
-		log_warn("%s: login failed: no channel binding over TLS",
-		    st->c->peer);
-		return reply_fail(st, rc,
+		/* A client talked out of binding: a failed login, no name. */
+		if ((rc = refuse_throttled(st, "")) != PF_OK)
+			return rc;
+		login_failed(st, "", ": no channel binding over TLS");
+		return reply_fail(st, PF_EAUTH,
 		    "channel binding is required over TLS");
 	}
 	if (rc != PF_OK)
 		return reply_fail(st, rc,
 		    "malformed SCRAM client-first message");
-	rc = reply_message(st, PROTO_CHALLENGE, reply);
+	/* Before the client spends a PBKDF2 on a proof we would refuse. */
+	if ((rc = refuse_throttled(st, auth_server_claimed_user(st->auth))) ==
+	    PF_OK)
+		rc = reply_message(st, PROTO_CHALLENGE, reply);
 	free(reply);
 	return rc;
 }
@@ -72,6 +100,7 @@ enum pf_status
 control_on_proof(struct stream *st, const json_t *req)
 {
 	const char *msg = wire_json_str(req, "message", NULL);
+	char user[PROTO_MAX_USER + 1] = "";
 	char *reply = NULL;
 	enum pf_status rc;
 
@@ -79,13 +108,19 @@ control_on_proof(struct stream *st, const json_t *req)
 		return reply_fail(st, PF_EPROTO, "PROOF not expected here");
 	if (msg == NULL)
 		return reply_fail(st, PF_EBADFRAME, "PROOF needs a message");
+	if (auth_server_claimed_user(st->auth) != NULL)
+		snprintf(user, sizeof(user), "%s",
+		    auth_server_claimed_user(st->auth));
+	/* Connections in parallel got their challenges before the wait. */
+	if ((rc = refuse_throttled(st, user)) != PF_OK)
+		return rc;
 	rc = auth_server_final(st->auth, msg, &reply);
 	if (rc != PF_OK) {
-		atomic_fetch_add(&st->env->counters->auth_failures, 1);
-		log_warn("%s: login failed", st->c->peer);
+		login_failed(st, user, "");
 		return reply_fail(st, rc == PF_EBADFRAME ? rc : PF_EAUTH,
 		    "authentication failed");
 	}
+	throttle_succeeded(st->env->throttle, st->c->peer, user);
 	snprintf(st->user, sizeof(st->user), "%s", auth_server_user(st->auth));
 	if (!peruser_acquire(st->env->peruser, st->user)) {
 		free(reply);

@@ -19,7 +19,9 @@
 #include "policy.h"
 #include "registry.h"
 #include "session.h"
+#include "keyfile.h"
 #include "storage.h"
+#include "throttle.h"
 #include "wire.h"
 
 #define ACCEPT_POLL_MS	250
@@ -50,6 +52,7 @@ engine_config_defaults(struct engine_config *cfg)
 	cfg->min_rate = 64 * 1024;
 	cfg->staging_ttl_s = 24 * 3600;
 	cfg->stop_grace_ms = 10000;
+	cfg->login_log_interval_s = 60;
 }
 
 static enum pf_status
@@ -144,11 +147,13 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	    cfg->max_sessions, cfg->max_user_sessions, cfg->max_user_reserved,
 	    cfg->max_user_share }, &e->counters)) == NULL ||
 	    (e->peruser = peruser_new(cfg->max_user_connections)) == NULL ||
-	    (e->budget = budget_new_for(cfg)) == NULL)
+	    (e->budget = budget_new_for(cfg)) == NULL ||
+	    (e->throttle = throttle_new(cfg->login_log_interval_s)) == NULL)
 		goto out;
-	if ((rc = pf_random(e->secret, sizeof(e->secret))) != PF_OK ||
-	    (rc = storage_open(cfg->storage_dir, cfg->no_sync ?
+	if ((rc = storage_open(cfg->storage_dir, cfg->no_sync ?
 	    STORAGE_SYNC_NONE : STORAGE_SYNC_FULL, &e->storage)) != PF_OK ||
+	    (rc = keyfile_load(storage_path(e->storage), e->secret)) !=
+	    PF_OK ||
 	    (rc = registry_load(e->registry, e->storage, e->policy,
 	    cfg->staging_ttl_s)) != PF_OK ||
 	    (rc = pf_tcp_listen(cfg->bind, cfg->port, &e->listenfd,
@@ -157,8 +162,8 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	e->env = (struct stream_env){ .cfg = &e->cfg, .users = e->users,
 	    .secret = e->secret, .policy = e->policy, .storage = e->storage,
 	    .registry = e->registry, .peruser = e->peruser,
-	    .counters = &e->counters, .stopping = &e->stopping,
-	    .budget = e->budget };
+	    .throttle = e->throttle, .budget = e->budget,
+	    .counters = &e->counters, .stopping = &e->stopping };
 	*out = e;
 	e = NULL;
 out:
@@ -376,6 +381,9 @@ reaper_main(void *arg)
 
 	if (every > 60)
 		every = 60;
+	/* It also ends the failed-login summaries' intervals. */
+	if (every > e->cfg.login_log_interval_s)
+		every = e->cfg.login_log_interval_s;
 	if (every == 0)
 		every = 1;
 	pthread_mutex_lock(&e->lock);
@@ -385,6 +393,7 @@ reaper_main(void *arg)
 			break;
 		pthread_mutex_unlock(&e->lock);
 		reap(e);
+		throttle_report(e->throttle);
 		pthread_mutex_lock(&e->lock);
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -462,6 +471,7 @@ engine_free(struct engine *e)
 	registry_free(e->registry);
 	peruser_free(e->peruser);
 	budget_free(e->budget);
+	throttle_free(e->throttle);
 	storage_close(e->storage);
 	policy_free(e->policy);
 	auth_users_free(e->users);

@@ -36,6 +36,7 @@ struct engine_config {
 	unsigned	 staging_ttl_s;	/* idle sessions are removed after */
 	bool		 no_sync;	/* ACK without fdatasync */
 	unsigned	 stop_grace_ms;	/* for chunks in flight at SIGTERM */
+	unsigned	 login_log_interval_s;	/* failed-login summaries */
 	const char	*tls_cert;	/* PEM files; NULL: plaintext */
 	const char	*tls_key;
 };
@@ -198,13 +199,23 @@ enum pf_status engine_open_file(struct engine *e, const char *id,
 bool engine_ready(struct engine *e);
 
 /*
- * Checks a plain password (HTTP Basic) against user's verifier: PF_OK or
- * PF_EAUTH. Runs PBKDF2: callers cache the outcome.
+ * Before a password of user from addr (the client's address as text) is
+ * checked, or a cached login accepted: 0 if it may be now, else the
+ * seconds until it may, after too many failed logins of that user from
+ * that address or of anyone from it (the native port's count too; see
+ * docs/security.md). Runs no PBKDF2. Any thread.
  */
-enum pf_status engine_check_password(struct engine *e, const char *user,
-    const char *password);
+unsigned engine_login_wait(struct engine *e, const char *addr,
+    const char *user);
 
-/* Counts a failed login seen outside the native protocol. */
-void engine_count_auth_failure(struct engine *e);
+/*
+ * Checks a plain password (HTTP Basic) of user from addr against user's
+ * verifier: PF_OK or PF_EAUTH. Runs PBKDF2: callers ask
+ * engine_login_wait first and cache the outcome. The outcome counts in
+ * the login throttle; a failure in the stats and the log (the first of
+ * an interval on a line of its own, the rest in a summary).
+ */
+enum pf_status engine_check_password(struct engine *e, const char *addr,
+    const char *user, const char *password);
 
 #endif

@@ -38,10 +38,11 @@ struct engine {
 	struct registry		*registry;	/* live and finished sessions */
 	struct peruser		*peruser;	/* connections per user */
 	struct budget		*budget;	/* who may log in */
+	struct throttle		*throttle;	/* failed logins */
 	struct pf_tls		*tls;		/* NULL: plaintext port */
 	struct counters		 counters;
 	struct stream_env	 env;		/* what connections borrow */
-	uint8_t			 secret[PF_SHA256_LEN];	/* fake salts */
+	uint8_t			 secret[PF_SHA256_LEN];	/* keyfile.h */
 	int			 listenfd;
 	unsigned		 port;
 	pthread_t		 acceptor;

@@ -26,6 +26,25 @@ reply_fail(struct stream *st, enum pf_status code, const char *fmt, ...)
 	return code;
 }
 
+enum pf_status
+reply_throttled(struct stream *st, unsigned retry_after)
+{
+	char msg[80];
+	json_t *j;
+
+	snprintf(msg, sizeof(msg), "too many failed logins: try again in "
+	    "%u s", retry_after);
+	j = json_pack("{s:i,s:s,s:s,s:I}", "code", (int)PF_ETHROTTLED,
+	    "name", pf_status_name(PF_ETHROTTLED), "message", msg,
+	    "retry_after", (json_int_t)retry_after);
+	if (j == NULL)
+		return PF_ENOMEM;
+	if (wire_send_json(st->c, PROTO_ERROR, j) == PF_OK)
+		st->errored = true;
+	json_decref(j);
+	return PF_ETHROTTLED;
+}
+
 /* Sends {"message": msg} as a frame of type. */
 enum pf_status
 reply_message(struct stream *st, int type, const char *msg)

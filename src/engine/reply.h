@@ -15,6 +15,12 @@ enum pf_status
 reply_fail(struct stream *st, enum pf_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Refuses a login with ERROR throttled, its "retry_after" the seconds
+ * until one may be tried again; returns PF_ETHROTTLED.
+ */
+enum pf_status reply_throttled(struct stream *st, unsigned retry_after);
+
 /* Sends {"message": msg} as a frame of type. */
 enum pf_status reply_message(struct stream *st, int type, const char *msg);
 

@@ -14,6 +14,7 @@
 #include "registry.h"
 #include "session.h"
 #include "storage.h"
+#include "throttle.h"
 
 struct collect {
 	struct engine_session_info	*v;
@@ -247,15 +248,22 @@ engine_ready(struct engine *e)
 	    storage_writable(e->storage);
 }
 
-enum pf_status
-engine_check_password(struct engine *e, const char *user,
-    const char *password)
+unsigned
+engine_login_wait(struct engine *e, const char *addr, const char *user)
 {
-	return auth_users_check(e->users, user, password, e->secret);
+	return throttle_check(e->throttle, addr, user);
 }
 
-void
-engine_count_auth_failure(struct engine *e)
+enum pf_status
+engine_check_password(struct engine *e, const char *addr, const char *user,
+    const char *password)
 {
+	if (auth_users_check(e->users, user, password, e->secret) == PF_OK) {
+		throttle_succeeded(e->throttle, addr, user);
+		return PF_OK;
+	}
 	atomic_fetch_add(&e->counters.auth_failures, 1);
+	if (throttle_failed(e->throttle, addr, user))
+		log_warn("http: %s: login failed", addr);
+	return PF_EAUTH;
 }

@@ -21,6 +21,7 @@ struct peruser;
 struct policy;
 struct registry;
 struct storage;
+struct throttle;
 
 /* What a connection needs of the engine; all borrowed, set at start-up. */
 struct stream_env {
@@ -31,6 +32,7 @@ struct stream_env {
 	struct storage		*storage;
 	struct registry		*registry;
 	struct peruser		*peruser;
+	struct throttle		*throttle;	/* failed logins */
 	struct counters		*counters;
 	_Atomic bool		*stopping;	/* the engine is stopping */
 	struct budget		*budget;	/* logins, see budget.h */

@@ -21,6 +21,7 @@
 
 #define USERS_SCHEME	"SCRAM-SHA-256$"
 #define USERS_LINE_MAX	1024
+#define LABEL_FAKE_SALT	"paraflow fake salt"
 
 struct user {
 	char			name[PROTO_MAX_USER + 1];
@@ -31,6 +32,7 @@ struct auth_users {
 	struct user	*v;
 	size_t		 n;
 	size_t		 cap;
+	unsigned	 fake_iterations;	/* what most users have */
 };
 
 enum pf_status
@@ -195,6 +197,42 @@ users_append(struct auth_users *u, const char *name,
 	return PF_OK;
 }
 
+static int
+cmp_unsigned(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The iteration count most users have (of two as common, the higher);
+ * the default for no users or if out of memory. Unknown users get it, so
+ * that they look like the many, whatever order the file is in.
+ */
+static unsigned
+common_iterations(const struct auth_users *u)
+{
+	unsigned *it, best = SCRAM_DEFAULT_ITERATIONS;
+	size_t bestn = 0, i, j;
+
+	if (u->n == 0 || (it = calloc(u->n, sizeof(*it))) == NULL)
+		return best;
+	for (i = 0; i < u->n; i++)
+		it[i] = u->v[i].v.iterations;
+	qsort(it, u->n, sizeof(*it), cmp_unsigned);
+	for (i = 0; i < u->n; i = j) {
+		for (j = i; j < u->n && it[j] == it[i]; j++)
+			;
+		if (j - i >= bestn) {
+			bestn = j - i;
+			best = it[i];
+		}
+	}
+	free(it);
+	return best;
+}
+
 static bool
 blank_line(const char *s)
 {
@@ -256,6 +294,7 @@ auth_users_load(const char *path, struct auth_users **out)
 		rc = PF_EIO;
 		goto out;
 	}
+	u->fake_iterations = common_iterations(u);
 	*out = u;
 	u = NULL;
 	rc = PF_OK;
@@ -293,6 +332,7 @@ auth_users_single(const char *user, const char *password,
 		goto out;
 	if ((rc = users_append(u, user, &v)) != PF_OK)
 		goto out;
+	u->fake_iterations = common_iterations(u);
 	*out = u;
 	u = NULL;
 	rc = PF_OK;
@@ -322,33 +362,45 @@ auth_users_check(const struct auth_users *u, const char *user,
 	enum pf_status rc = PF_EAUTH;
 
 	memset(&fake, 0, sizeof(fake));
+	memset(&got, 0, sizeof(got));
 	if (proto_user_valid(user))
 		v = auth_users_find(u, user);
 	if (v == NULL) {
-		auth_users_fake_verifier(u, secret, AUTH_SALT_LEN, &fake);
+		if (auth_users_fake_verifier(u, secret, user, &fake) != PF_OK)
+			goto out;
 		v = &fake;
 	}
 	if (auth_verifier_make(password, v->salt, v->saltlen, v->iterations,
 	    &got) == PF_OK && pf_equal_ct(got.stored_key, v->stored_key,
 	    PF_SHA256_LEN) && v != &fake)
 		rc = PF_OK;
+out:
 	pf_wipe(&got, sizeof(got));
+	pf_wipe(&fake, sizeof(fake));
 	return rc;
 }
 
-void
-auth_users_fake_verifier(const struct auth_users *u, const uint8_t *salt,
-    size_t saltlen, struct auth_verifier *out)
+enum pf_status
+auth_users_fake_verifier(const struct auth_users *u, const uint8_t *secret,
+    const char *user, struct auth_verifier *out)
 {
+	char msg[sizeof(LABEL_FAKE_SALT) - 1 + PROTO_MAX_USER];
+	size_t ulen = strnlen(user, PROTO_MAX_USER);
+	uint8_t salt[PF_SHA256_LEN];
+	enum pf_status rc;
+
 	memset(out, 0, sizeof(*out));
-	/*
-	 * A real user's iteration count gives nothing away where all users
-	 * share one (as --add-user makes them).
-	 */
-	out->iterations = u != NULL && u->n > 0 ? u->v[0].v.iterations :
+	out->iterations = u != NULL && u->n > 0 ? u->fake_iterations :
 	    SCRAM_DEFAULT_ITERATIONS;
-	out->saltlen = saltlen < SCRAM_MAX_SALT ? saltlen : SCRAM_MAX_SALT;
-	memcpy(out->salt, salt, out->saltlen);
+	memcpy(msg, LABEL_FAKE_SALT, sizeof(LABEL_FAKE_SALT) - 1);
+	memcpy(msg + sizeof(LABEL_FAKE_SALT) - 1, user, ulen);
+	rc = pf_hmac_sha256(secret, PF_SHA256_LEN, msg,
+	    sizeof(LABEL_FAKE_SALT) - 1 + ulen, salt);
+	/* As long as the salts --add-user makes. */
+	out->saltlen = AUTH_SALT_LEN;
+	memcpy(out->salt, salt, AUTH_SALT_LEN);
+	pf_wipe(salt, sizeof(salt));
+	return rc;
 }
 
 size_t

@@ -75,22 +75,25 @@ const struct auth_verifier *auth_users_find(const struct auth_users *u,
     const char *user);
 
 /*
- * The verifier an unknown user gets, into *out: salt (saltlen bytes, at
- * most SCRAM_MAX_SALT) with the iteration count of the first real user
- * (or the default), and a StoredKey of zeros that no password hashes to.
- * It makes a login or a password check for a user that does not exist
- * cost what one for a real user costs.
+ * The verifier an unknown user gets, into *out: a salt of AUTH_SALT_LEN
+ * bytes, HMAC(secret, label || user), the same at every ask and, with
+ * the key kept across restarts (keyfile.h), after a restart; the
+ * iteration count most of u's users have (the default without users),
+ * never one user's in particular; and a StoredKey of zeros that no
+ * password hashes to. A login or a password check for a user that does
+ * not exist thus looks and costs like one for a real user. secret is 32
+ * bytes. PF_EINTERNAL if the HMAC fails.
  */
-void auth_users_fake_verifier(const struct auth_users *u,
-    const uint8_t *salt, size_t saltlen, struct auth_verifier *out);
+enum pf_status auth_users_fake_verifier(const struct auth_users *u,
+    const uint8_t *secret, const char *user, struct auth_verifier *out);
 
 /* Number of users in u; 0 for NULL. */
 size_t auth_users_count(const struct auth_users *u);
 
 /*
  * Checks a plain password (HTTP Basic) against user's verifier: PF_OK, or
- * PF_EAUTH. An unknown user costs the same PBKDF2 as a known one, with a
- * salt derived from secret (32 bytes).
+ * PF_EAUTH. An unknown user costs the same PBKDF2 as a known one, with
+ * the fake verifier of auth_users_fake_verifier (secret: 32 bytes).
  */
 enum pf_status auth_users_check(const struct auth_users *u, const char *user,
     const char *password, const uint8_t *secret);

@@ -43,21 +43,41 @@ access_link_token(const struct httpd *h, const char *id, int64_t expires,
 }
 
 bool
+access_link_parse(const char *token, int64_t *expires, const char **mac)
+{
+	const char *p = token;
+	int64_t v = 0;
+
+	if (token == NULL || *p < '1' || *p > '9')
+		return false;
+	/*
+	 * Digits only, as access_link_token writes them: no sign, space or
+	 * leading zero, so that one expiry has one spelling.
+	 */
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (INT64_MAX - (*p - '0')) / 10)
+			return false;
+		v = v * 10 + (*p - '0');
+	}
+	if (*p != '.' || strlen(p + 1) != 2 * PF_SHA256_LEN ||
+	    strspn(p + 1, "0123456789abcdef") != 2 * PF_SHA256_LEN)
+		return false;
+	*expires = v;
+	*mac = p + 1;
+	return true;
+}
+
+bool
 access_link_valid(const struct httpd *h, const char *id, const char *token)
 {
 	char want[2 * PF_SHA256_LEN + 1];
-	const char *dot;
-	long long expires;
-	char *end;
+	const char *mac;
+	int64_t expires;
 
-	if (token == NULL || (dot = strchr(token, '.')) == NULL ||
-	    strlen(dot + 1) != 2 * PF_SHA256_LEN)
+	if (!access_link_parse(token, &expires, &mac) ||
+	    expires < (int64_t)time(NULL) || !link_mac(h, id, expires, want))
 		return false;
-	expires = strtoll(token, &end, 10);
-	if (end != dot || expires < (long long)time(NULL) ||
-	    !link_mac(h, id, expires, want))
-		return false;
-	return pf_equal_ct(want, dot + 1, 2 * PF_SHA256_LEN);
+	return pf_equal_ct(want, mac, 2 * PF_SHA256_LEN);
 }
 
 bool
@@ -133,96 +153,39 @@ login_mac(const struct httpd *h, const char *user, const char *password,
 	return ok;
 }
 
-/*
- * The failed logins of one client address in the current minute (under
- * logins_lock). Over GW_FAIL_MAX the address waits out the minute: every
- * wrong password costs a PBKDF2, which is what a guesser would spend.
- */
-static struct gw_failures *
-failures_of(struct httpd *h, const struct sockaddr_storage *addr,
-    int64_t now, bool take)
-{
-	struct gw_failures *f, *oldest = &h->failures[0];
-
-	for (int i = 0; i < GW_FAIL_SLOTS; i++) {
-		f = &h->failures[i];
-		if (memcmp(&f->addr, addr, sizeof(*addr)) == 0) {
-			if (now - f->since >= 60) {
-				f->since = now;
-				f->count = 0;
-			}
-			return f;
-		}
-		if (f->since < oldest->since)
-			oldest = f;
-	}
-	if (!take)
-		return NULL;
-	oldest->addr = *addr;
-	oldest->since = now;
-	oldest->count = 0;
-	return oldest;
-}
-
-/* True if addr has used up its failed logins of the minute. */
-static bool
-limited(struct httpd *h, const struct sockaddr_storage *addr, int64_t now)
-{
-	struct gw_failures *f;
-	bool over;
-
-	pthread_mutex_lock(&h->logins_lock);
-	f = failures_of(h, addr, now, false);
-	over = f != NULL && f->count >= GW_FAIL_MAX;
-	pthread_mutex_unlock(&h->logins_lock);
-	return over;
-}
-
-/* Counts and logs a failed login from addr. */
-static void
-failed(struct httpd *h, const struct sockaddr_storage *addr, int64_t now)
-{
-	char where[INET6_ADDRSTRLEN];
-
-	engine_count_auth_failure(h->engine);
-	conns_addr_text(addr, where);
-	pthread_mutex_lock(&h->logins_lock);
-	if (failures_of(h, addr, now, true)->count++ == GW_FAIL_MAX - 1)
-		log_warn("http: %s: %d failed logins within a minute; "
-		    "refusing its logins for the rest of it", where,
-		    GW_FAIL_MAX);
-	pthread_mutex_unlock(&h->logins_lock);
-	log_warn("http: %s: login failed", where);
-}
-
 enum access_auth
 access_check_basic(struct httpd *h, struct MHD_Connection *c,
-    struct gw_caller *who)
+    struct gw_caller *who, unsigned *retry_after)
 {
 	char *user = NULL, *password = NULL;
 	uint8_t mac[PF_SHA256_LEN];
 	struct sockaddr_storage addr;
-	int64_t now = (int64_t)time(NULL);
+	char where[INET6_ADDRSTRLEN];
 	enum access_auth rc = ACCESS_AUTH_FAILED;
 	size_t ulen;
 
 	memset(who, 0, sizeof(*who));
+	*retry_after = 0;
 	conns_client_addr(c, &addr);
+	conns_addr_text(&addr, where);
 	user = MHD_basic_auth_get_username_password(c, &password);
 	if (user == NULL || password == NULL ||
 	    (ulen = strlen(user)) == 0 || ulen > ENGINE_MAX_USER ||
 	    !login_mac(h, user, password, mac))
 		goto out;
-	if (login_cached(h, mac, false))
-		goto ok;
-	if (limited(h, &addr, now)) {
+	/*
+	 * The wait comes before the cache: a guesser would otherwise learn
+	 * the right password, at no PBKDF2, from a cache hit while the real
+	 * user is active.
+	 */
+	if ((*retry_after = engine_login_wait(h->engine, where, user)) > 0) {
 		rc = ACCESS_AUTH_LIMITED;
 		goto out;
 	}
-	if (engine_check_password(h->engine, user, password) != PF_OK) {
-		failed(h, &addr, now);
+	if (login_cached(h, mac, false))
+		goto ok;
+	if (engine_check_password(h->engine, where, user, password) != PF_OK)
 		goto out;
-	}
 	login_cached(h, mac, true);
 ok:
 	snprintf(who->user, sizeof(who->user), "%s", user);

@@ -14,17 +14,19 @@
 enum access_auth {
 	ACCESS_AUTH_OK,
 	ACCESS_AUTH_FAILED,	/* none, or wrong */
-	ACCESS_AUTH_LIMITED	/* too many failures from this address */
+	ACCESS_AUTH_LIMITED	/* too many failed logins: wait */
 };
 
 /*
  * Checks the HTTP Basic credentials of c against the engine's users (a
  * login that passed lately comes from a cache, without a PBKDF2) and
- * fills *who. Over GW_FAIL_MAX failures a minute from one address, that
- * address gets ACCESS_AUTH_LIMITED without a check. MHD threads.
+ * fills *who. After too many failed logins of that user from the
+ * client's address, or of anyone from it (engine_login_wait), it is
+ * ACCESS_AUTH_LIMITED without a check, and *retry_after the seconds to
+ * wait. MHD threads.
  */
 enum access_auth access_check_basic(struct httpd *h, struct MHD_Connection *c,
-    struct gw_caller *who);
+    struct gw_caller *who, unsigned *retry_after);
 
 /*
  * The token of a download link to the file of session id, valid until
@@ -32,6 +34,15 @@ enum access_auth access_check_basic(struct httpd *h, struct MHD_Connection *c,
  */
 bool access_link_token(const struct httpd *h, const char *id,
     int64_t expires, char *buf, size_t cap);
+
+/*
+ * Splits token ("<expiry>.<64 lowercase hex>", as access_link_token
+ * writes it) into *expires and *mac (borrowed from token). False if it
+ * is not exactly that: the expiry is decimal digits without a sign,
+ * space or leading zero, within int64_t. Pure; any thread.
+ */
+bool access_link_parse(const char *token, int64_t *expires,
+    const char **mac);
 
 /* True if token (NULL: false) is a valid link to id's file right now. */
 bool access_link_valid(const struct httpd *h, const char *id,

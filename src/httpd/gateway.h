@@ -25,8 +25,6 @@
 #define GW_AUTH_TTL_S		300
 #define GW_MAX_BODY		4096
 #define GW_LINK_TTL_S		300	/* download links */
-#define GW_FAIL_MAX		10	/* failed logins a minute an address */
-#define GW_FAIL_SLOTS		256	/* addresses tracked */
 #define GW_MAX_PEM		(1024 * 1024)	/* a key, a chain */
 /*
  * Ordinary requests keep this many connections (or an eighth of
@@ -44,13 +42,6 @@
 struct gw_login {
 	uint8_t			 mac[PF_SHA256_LEN];
 	int64_t			 expires;
-};
-
-/* Failed logins of one client address (see failures_of in access.c). */
-struct gw_failures {
-	struct sockaddr_storage	 addr;
-	int64_t			 since;		/* start of its minute */
-	unsigned		 count;
 };
 
 struct gw_conn;		/* conns.c */
@@ -77,10 +68,9 @@ struct httpd {
 	struct gw_conn		*conns;
 	unsigned		 nconns;
 
-	/* access.c: the login cache and the failed-login limiter. */
-	pthread_mutex_t		 logins_lock;	/* also for failures */
+	/* access.c: the login cache (the engine throttles failures). */
+	pthread_mutex_t		 logins_lock;
 	struct gw_login		 logins[GW_AUTH_CACHE];
-	struct gw_failures	 failures[GW_FAIL_SLOTS];
 
 	/* monitor.c and events.c: rates, throughput, event streams. */
 	pthread_t		 monitor;

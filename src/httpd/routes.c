@@ -178,6 +178,8 @@ check_access(struct gw_call *call, enum access_kind kind,
 {
 	struct httpd *h = call->h;
 	struct MHD_Connection *c = call->c;
+	unsigned wait;
+	char secs[16], msg[96];
 
 	if (kind == OPEN || (kind == PROBE && !h->cfg.auth_all))
 		return true;
@@ -187,13 +189,15 @@ check_access(struct gw_call *call, enum access_kind kind,
 		call->who.link = true;
 		return true;
 	}
-	switch (access_check_basic(h, c, &call->who)) {
+	switch (access_check_basic(h, c, &call->who, &wait)) {
 	case ACCESS_AUTH_OK:
 		return true;
 	case ACCESS_AUTH_LIMITED:
+		snprintf(secs, sizeof(secs), "%u", wait);
+		snprintf(msg, sizeof(msg), "too many failed logins; try again "
+		    "in %u s", wait);
 		*ret = resp_error_with(c, MHD_HTTP_TOO_MANY_REQUESTS,
-		    "too_many_requests", "too many failed logins from this "
-		    "address; try again in a minute", "Retry-After", "60");
+		    "too_many_requests", msg, "Retry-After", secs);
 		return false;
 	default:
 		*ret = resp_unauthorized(c);

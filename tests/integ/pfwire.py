@@ -68,14 +68,17 @@ def header(ftype, length, version=VERSION, flags=0, magic=MAGIC):
     return first + hashlib.sha256(first).digest()[:4]
 
 
-def connect(port, host="127.0.0.1", timeout=10.0, tls=None):
+def connect(port, host="127.0.0.1", timeout=10.0, tls=None, source=None):
     """A connection to the server; the caller reads HELLO next.
 
     With tls (default: PFWIRE_TLS=1 in the environment) it runs TLS 1.3
     first, trusting any certificate: the tests check frames here, and the
-    server's key elsewhere.
+    server's key elsewhere. source is the local address to connect from
+    (any of 127.0.0.0/8 on loopback), for tests of per-address limits.
     """
-    sock = socket.create_connection((host, int(port)), timeout=timeout)
+    sock = socket.create_connection(
+        (host, int(port)), timeout=timeout,
+        source_address=(source, 0) if source else None)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if tls is None:
         tls = os.environ.get("PFWIRE_TLS") == "1"

@@ -1340,6 +1340,46 @@ load_logged(const char *path, struct auth_users **u, char **log)
 	return rc;
 }
 
+/*
+ * An unknown user's verifier: the iteration count most users have (not
+ * the first one's; of two as common, the higher), a salt as long as real
+ * ones that depends on the secret and the name only.
+ */
+static void
+test_fake_verifier(void **state)
+{
+	uint8_t k1[PF_SHA256_LEN] = { 1 }, k2[PF_SHA256_LEN] = { 2 };
+	struct auth_verifier a, b;
+	struct auth_users *u = NULL;
+	char path[256];
+
+	(void)state;
+	tmp_path(path, sizeof(path), "fake.users");
+	write_file(path, "bob:SCRAM-SHA-256$10000:" GOOD_TAIL "\n" GOOD_LINE
+	    "\ncarol:SCRAM-SHA-256$4096:" GOOD_TAIL "\n");
+	assert_int_equal(auth_users_load(path, &u), PF_OK);
+	assert_int_equal(auth_users_fake_verifier(u, k1, "x", &a), PF_OK);
+	assert_int_equal(a.iterations, 4096);
+	assert_int_equal(a.saltlen, AUTH_SALT_LEN);
+	assert_int_equal(auth_users_fake_verifier(u, k1, "x", &b), PF_OK);
+	assert_memory_equal(a.salt, b.salt, AUTH_SALT_LEN);
+	assert_int_equal(auth_users_fake_verifier(u, k1, "y", &b), PF_OK);
+	assert_memory_not_equal(a.salt, b.salt, AUTH_SALT_LEN);
+	assert_int_equal(auth_users_fake_verifier(u, k2, "x", &b), PF_OK);
+	assert_memory_not_equal(a.salt, b.salt, AUTH_SALT_LEN);
+	auth_users_free(u);
+
+	write_file(path, GOOD_LINE "\nbob:SCRAM-SHA-256$10000:" GOOD_TAIL
+	    "\n");
+	assert_int_equal(auth_users_load(path, &u), PF_OK);
+	assert_int_equal(auth_users_fake_verifier(u, k1, "x", &a), PF_OK);
+	assert_int_equal(a.iterations, 10000);
+	auth_users_free(u);
+	assert_int_equal(auth_users_fake_verifier(NULL, k1, "x", &a), PF_OK);
+	assert_int_equal(a.iterations, SCRAM_DEFAULT_ITERATIONS);
+	unlink(path);
+}
+
 static void
 test_users_load(void **state)
 {
@@ -1582,6 +1622,7 @@ main(void)
 		cmocka_unit_test(test_users_add),
 		cmocka_unit_test(test_users_single),
 		cmocka_unit_test(test_users_load),
+		cmocka_unit_test(test_fake_verifier),
 		cmocka_unit_test(test_user_valid),
 		cmocka_unit_test(test_join_proof),
 	};
