@@ -66,7 +66,8 @@ pf_log(enum pf_log_level level, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (level > max_level)
+	/* PF_LOG_NONE is a setting, not a level a line may have. */
+	if (level > max_level || level < PF_LOG_ERROR)
 		return;
 	va_start(ap, fmt);
 	vlog(level, fmt, ap);

@@ -110,30 +110,62 @@ setup(void)
 		abort();
 }
 
-/* A data connection joined to a new session of one 100-byte chunk. */
-static bool
-join_fresh(struct stream *st)
+/* The session seeds resume and join: its key is all ones. */
+#define FIXED_ID	"0a1b2c3d-0000-4000-8000-00000000abcd"
+
+/*
+ * A new receiving session of one 100-byte chunk ("pf", then zeros) named
+ * f.txt, with id (NULL: a random one); NULL if it cannot be made.
+ */
+static struct session *
+new_session(const char *id)
 {
 	static const uint8_t head[100] = { 'p', 'f' };
+	static uint8_t key[PF_SHA256_LEN];
 	struct session_file f = { .user = "paraflow", .name = "f.txt",
 	    .client_name = "f.txt", .client_name_len = 5, .peer = "fuzz",
 	    .size = sizeof(head), .chunk_size = PROTO_MIN_CHUNK,
 	    .head = head, .headlen = sizeof(head) };
 	struct session *s;
 
-	if (registry_create(env.registry, 1, NULL, &s) != PF_OK)
-		return false;
-	session_take(s, 99, st->key);
+	memset(key, 1, sizeof(key));
+	if (registry_create(env.registry, 1, id, &s) != PF_OK)
+		return NULL;
+	session_take(s, 99, key);
 	if (session_open(s, env.storage, &f) != PF_OK) {
 		registry_end(env.registry, s, SESSION_FAILED, PF_EIO);
 		session_unref(s);
-		return false;
+		return NULL;
 	}
+	return s;
+}
+
+/* Makes sure the session of FIXED_ID is there, left by the last run. */
+static void
+keep_fixed(void)
+{
+	struct session *s = NULL;
+
+	if (registry_lookup(env.registry, FIXED_ID, &s) != PF_OK ||
+	    session_state(s) != SESSION_RECEIVING) {
+		if (s != NULL)
+			registry_retire(env.registry, s);
+		session_unref(s);
+		s = new_session(FIXED_ID);
+	}
+	session_unref(s);
+}
+
+/* A data connection joined to a new session. */
+static bool
+join_fresh(struct stream *st)
+{
+	if ((st->session = new_session(NULL)) == NULL)
+		return false;
 	st->buf = malloc(STREAM_BUF);
 	st->hash = pf_sha256_new();
-	st->session = s;
 	st->role = ROLE_DATA;
-	session_attach(s, false);
+	session_attach(st->session, false);
 	return st->buf != NULL && st->hash != NULL;
 }
 
@@ -233,6 +265,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_escape(data, size);
 	f.p = data + 1;
 	f.n = size - 1;
+	keep_fixed();
 	/* The role is set directly: no login counts as in progress. */
 	switch (data[0] % 3) {
 	case 0:

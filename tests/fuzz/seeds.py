@@ -66,8 +66,18 @@ def control():
             base64.b64encode(bytes(32)).decode()}))
     seed("fuzz_control", "join", b"\1" + frame(w.JOIN, {
         "session": SID, "proof": base64.b64encode(bytes(32)).decode()}))
-    # fuzz_control's joined session: one chunk of 100 bytes, "pf" + zeros.
+    # fuzz_control's sessions: one chunk of 100 bytes, "pf" + zeros; the
+    # one of SID is there at every run, its key all ones, and the
+    # connection's HELLO nonce is all zeros.
     data = b"pf" + bytes(98)
+    same = {"name": "f.txt", "size": 100, "chunk_size": 65536,
+            "head": base64.b64encode(data).decode(), "resume": SID}
+    seed("fuzz_control", "resume_commit", b"\0" + frame(w.OPEN, same) +
+         frame(w.COMMIT, {"digest": "00" * 32}) + frame(w.ABORT, {}))
+    proof = w.join_proof(bytes([1]) * 32, SID, bytes(18))
+    seed("fuzz_control", "join_chunk", b"\1" + frame(w.JOIN, {
+        "session": SID, "proof": base64.b64encode(proof).decode()}) +
+        chunk(0, 0, data) + chunk(0, 0, data))
     seed("fuzz_control", "chunk_ok_again_bad", b"\2" + chunk(0, 0, data) +
          chunk(0, 0, data) + chunk(0, 0, data, bytes(32)))
     seed("fuzz_control", "chunk_bad_head", b"\2" + chunk(0, 0, bytes(100)))
