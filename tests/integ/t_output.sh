@@ -4,7 +4,8 @@
 # (tests/integ/hostile.py) answers "paraflow upload" with ERROR messages,
 # a stored name and a session id full of terminal escapes, bidi controls
 # and newlines: the client's stdout and stderr, with -v and with --json,
-# hold none of them raw, and show them escaped (\xNN). Then a raw client
+# and its progress bar on a terminal, hold none of them raw, and show them
+# escaped (\xNN). Then a raw client
 # sends a real paraflowd -vv an OPEN whose "resume" holds a newline and an
 # ESC: its log gets no forged line and no raw control.
 . "$(dirname "$0")/lib.sh"
@@ -87,6 +88,17 @@ want=$(python3 "$here/hostile.py" text)
 check_eq "--json: the stored name is the server's, exactly" "$want" \
     "$(python3 -c 'import json,sys; print(ascii(json.load(sys.stdin)["name"]))' \
     <"$T/out")"
+
+# On a terminal the progress bar shows the stored name: escaped too (the
+# bar's own "\r\033[K" aside, nothing of the name's is raw).
+if command -v script >/dev/null 2>&1; then
+	script -qec "$PARAFLOW upload --no-tls --port $HPORT --no-resume \
+	    --file $T/src" /dev/null >"$T/tty" 2>&1 </dev/null
+	check "on a terminal: the bar shows the name escaped" \
+	    grep -aq '\\x1b\]0;owned.* \[=*' "$T/tty"
+	check "on a terminal: none of the name's controls is raw" \
+	    raw_free <(LC_ALL=C sed $'s/\r\033\\[K//g; s/\r//g' "$T/tty")
+fi
 kill "$HPID" 2>/dev/null
 wait "$HPID" 2>/dev/null
 HPID=
