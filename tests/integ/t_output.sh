@@ -5,9 +5,9 @@
 # a stored name and a session id full of terminal escapes, bidi controls
 # and newlines: the client's stdout and stderr, with -v and with --json,
 # and its progress bar on a terminal, hold none of them raw, and show them
-# escaped (\xNN). Then a raw client
-# sends a real paraflowd -vv an OPEN whose "resume" holds a newline and an
-# ESC: its log gets no forged line and no raw control.
+# escaped (\xNN). Then a raw client sends a real paraflowd -vv an OPEN
+# whose "resume" holds a newline and an ESC: its log gets no forged line
+# and no raw control.
 . "$(dirname "$0")/lib.sh"
 
 command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
