@@ -232,7 +232,8 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 		rc = PF_OK;
 		goto out;
 	}
-	if (sid == NULL || strlen(sid) != PROTO_ID_LEN || sname == NULL ||
+	/* The id goes into state files and names: well-formed only. */
+	if (!proto_id_valid(sid) || sname == NULL ||
 	    strlen(sname) > PROTO_MAX_NAME ||
 	    wire_json_u64(j, "chunks", &chunks) == -1 ||
 	    chunks != rq->chunks || (json_object_get(j, "chunk_size") &&

@@ -22,6 +22,7 @@
 #include "progress.h"
 #include "remote.h"
 #include "sessions.h"
+#include "text.h"
 #include "upload.h"
 
 /* Shared by the full help and the help of each gateway command. */
@@ -156,13 +157,32 @@ chunk_size_arg(const char *arg)
 	return (uint32_t)v;
 }
 
+/* s made printable (text.h) into buf; returns buf. */
+static const char *
+esc(char *buf, size_t cap, const char *s)
+{
+	pf_text_escape(buf, cap, s, NULL);
+	return buf;
+}
+
+/*
+ * The outcome, on stdout (or stderr for a failure). Name, session and
+ * message may come from the server: escaped for people, and as JSON in
+ * ASCII, so no byte of theirs reaches a terminal raw.
+ */
 static void
 print_result(const struct upload_result *r, const char *file, bool json,
     bool quiet)
 {
 	char size[16], rate[16];
+	char m[PF_TEXT_ESC_MAX * sizeof(r->message) + 1];
+	char n[PF_TEXT_ESC_MAX * sizeof(r->name) + 1];
+	char f[PF_TEXT_ESC_MAX * 1024 + 1];
+	char sid[PF_TEXT_ESC_MAX * sizeof(r->session) + 1];
 	json_t *j;
 
+	/* The message may also be cut mid-character: escaped, it is UTF-8. */
+	esc(m, sizeof(m), r->message);
 	if (json) {
 		if (r->status == PF_OK)
 			j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:f,s:I}",
@@ -174,7 +194,7 @@ print_result(const struct upload_result *r, const char *file, bool json,
 		else
 			j = json_pack("{s:s,s:{s:s,s:s},s:s,s:I}", "status",
 			    "error", "error", "code",
-			    pf_status_name(r->status), "message", r->message,
+			    pf_status_name(r->status), "message", m,
 			    "session", r->session, "retries",
 			    (json_int_t)r->retries);
 		/* Both shapes: what resuming saved and what it cost. */
@@ -187,34 +207,36 @@ print_result(const struct upload_result *r, const char *file, bool json,
 			j = NULL;
 		}
 		if (j != NULL) {
-			json_dumpf(j, stdout, JSON_COMPACT);
+			json_dumpf(j, stdout, JSON_COMPACT |
+			    JSON_ENSURE_ASCII);
 			putchar('\n');
 			json_decref(j);
 		}
 		return;
 	}
+	esc(f, sizeof(f), file);
 	if (r->status != PF_OK) {
-		fprintf(stderr, "paraflow: %s: %s\n", file, r->message);
+		fprintf(stderr, "paraflow: %s: %s\n", f, m);
 		return;
 	}
+	esc(sid, sizeof(sid), r->session);
 	progress_format_bytes((double)r->bytes, size);
 	/* The rate of this run: what it sent, not what was there already. */
 	progress_format_bytes(r->seconds > 0 ? r->bytes_sent / r->seconds : 0,
 	    rate);
 	printf("uploaded %s as %s: %s in %.2f s (%s/s), %u chunks, "
-	    "%u re-sent\n", file, r->name, size, r->seconds, rate, r->chunks,
-	    r->retries);
+	    "%u re-sent\n", f, esc(n, sizeof(n), r->name), size, r->seconds,
+	    rate, r->chunks, r->retries);
 	if (r->resumed_chunks > 0)
 		printf("resumed: %u of %u chunks were on the server already\n",
 		    r->resumed_chunks, r->chunks);
 	if (r->reconnects > 0)
 		printf("reconnected %u times\n", r->reconnects);
-	printf("session %s\n", r->session);
+	printf("session %s\n", sid);
 	printf("receipt %s\n", r->digest);
 	if (!quiet)
 		printf("follow it up with: paraflow status %s\n"
-		    "                   paraflow fetch %s\n", r->session,
-		    r->session);
+		    "                   paraflow fetch %s\n", sid, sid);
 }
 
 /*

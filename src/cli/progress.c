@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "progress.h"
+#include "text.h"
 
 #define BAR_WIDTH	24
 
@@ -103,7 +104,8 @@ progress_start(const char *label, uint64_t total, const _Atomic uint64_t *done)
 		return NULL;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
-	snprintf(p->label, sizeof(p->label), "%s", label);
+	/* The name as the server stored it: no control may reach the tty. */
+	pf_text_escape(p->label, sizeof(p->label), label, NULL);
 	p->total = total;
 	p->done = done;
 	p->base = atomic_load(done);

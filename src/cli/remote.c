@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "gwtrust.h"
 #include "remote.h"
+#include "text.h"
 
 void
 remote_fail(struct remote_error *e, enum pf_status rc, const char *session,
@@ -68,44 +69,14 @@ remote_close(struct http *h)
 	curl_global_cleanup();
 }
 
-/*
- * The length of the UTF-8 character at p if it is valid and not a control
- * character (C0, DEL, C1); 0 otherwise.
- */
-static size_t
-utf8_printable(const unsigned char *p)
-{
-	size_t len, i;
-
-	if (p[0] >= 0x20 && p[0] < 0x7f)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		len = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		len = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		len = 4;
-	else
-		return 0;	/* C0, DEL, a stray or overlong lead byte */
-	for (i = 1; i < len; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;	/* the NUL of a cut sequence, too */
-	/* Overlong forms, surrogates, past U+10FFFF; and the C1 controls. */
-	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
-	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f) ||
-	    (p[0] == 0xc2 && p[1] <= 0x9f))
-		return 0;
-	return len;
-}
-
 void
 remote_clean_text(char *out, size_t cap, const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
+	const char *p = s;
 	size_t n = 0, k;
 
 	while (*p != '\0') {
-		if ((k = utf8_printable(p)) == 0) {
+		if ((k = pf_text_safe_len(p)) == 0) {
 			if (n + 1 >= cap)
 				break;
 			out[n++] = '?';
@@ -321,23 +292,13 @@ remote_num(const json_t *obj, const char *key)
 void
 remote_put_text(FILE *f, const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
+	char buf[256];
+	size_t n, used;
 
-	for (; *p != '\0'; p++) {
-		/* C1 controls are U+0080..U+009F: C2 80..C2 9F in UTF-8. */
-		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-			fprintf(f, "\\xc2\\x%02x", p[1]);
-			p++;
-		} else if (p[0] == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa &&
-		    p[2] <= 0xae) || (p[1] == 0x81 && p[2] >= 0xa6 &&
-		    p[2] <= 0xa9))) {
-			/* U+202A..U+202E and U+2066..U+2069: bidi controls. */
-			fprintf(f, "\\xe2\\x%02x\\x%02x", p[1], p[2]);
-			p += 2;
-		} else if (*p < 0x20 || *p == 0x7f || *p == '\\')
-			fprintf(f, "\\x%02x", *p);
-		else
-			putc(*p, f);
+	while (*s != '\0') {
+		n = pf_text_escape(buf, sizeof(buf), s, &used);
+		fwrite(buf, 1, n, f);
+		s += used;
 	}
 }
 

@@ -100,18 +100,17 @@ json_int_t remote_int(const json_t *obj, const char *key);
 double remote_num(const json_t *obj, const char *key);
 
 /*
- * Writes server text s to f with every control character (C0, DEL, C1),
- * bidirectional override or isolate (U+202A..U+202E, U+2066..U+2069) and
- * backslash escaped as \xNN, so that no name can drive the terminal or
- * show other text than it holds.
+ * Writes server text s to f as pf_text_escape (text.h) makes it: every
+ * control character (C0, DEL, C1), bidirectional control, byte of invalid
+ * UTF-8 and backslash escaped as \xNN, so that no name can drive the
+ * terminal or show other text than it holds.
  */
 void remote_put_text(FILE *f, const char *s);
 
 /*
  * Copies s into out (capacity cap > 0), cut at a character boundary, with
- * every control character (C0, DEL, C1) and every byte that is not part
- * of valid UTF-8 replaced by '?': one printable line, and a valid JSON
- * string, whatever s holds.
+ * every byte pf_text_safe_len (text.h) finds unsafe replaced by '?': one
+ * printable line, and a valid JSON string, whatever s holds.
  */
 void remote_clean_text(char *out, size_t cap, const char *s);
 

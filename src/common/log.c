@@ -4,12 +4,12 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
+#include "text.h"
 
 static enum pf_log_level max_level = PF_LOG_INFO;
 static const char *prog = "paraflow";
@@ -39,7 +39,7 @@ static void
 vlog(enum pf_log_level level, const char *fmt, va_list ap)
 {
 	static const char *names[] = { "error", "warn", "info", "debug" };
-	char line[1024], stamp[32];
+	char msg[1024], line[2048], stamp[32];
 	time_t now = time(NULL);
 	int n;
 
@@ -48,9 +48,14 @@ vlog(enum pf_log_level level, const char *fmt, va_list ap)
 	    (int)getpid(), names[level]);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
-	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	/*
+	 * Messages quote peers (names, ids, their error texts): escaped, a
+	 * newline cannot forge a line nor an ESC drive the reader's terminal.
+	 */
+	n += (int)pf_text_escape(line + n, sizeof(line) - (size_t)n - 1, msg,
+	    NULL);
 	/* One write per line, so lines of concurrent threads never mix. */
-	n = (int)strlen(line);
 	line[n++] = '\n';
 	if (write(STDERR_FILENO, line, (size_t)n) < 0)
 		return;
@@ -61,7 +66,8 @@ pf_log(enum pf_log_level level, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (level > max_level)
+	/* PF_LOG_NONE is a setting, not a level a line may have. */
+	if (level > max_level || level < PF_LOG_ERROR)
 		return;
 	va_start(ap, fmt);
 	vlog(level, fmt, ap);

@@ -4,6 +4,8 @@
 #define PF_LOG_H
 
 enum pf_log_level {
+	PF_LOG_NONE = -1,	/* nothing: the fuzz targets, whose input
+				   is malformed by design */
 	PF_LOG_ERROR,
 	PF_LOG_WARN,
 	PF_LOG_INFO,

@@ -9,15 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api_files_int.h"
 #include "handlers.h"
 #include "response.h"
-
-/* A byte range of a file; whole unless a Range header asked otherwise. */
-struct range {
-	uint64_t	 first, len;
-	bool		 partial;
-	bool		 unsatisfiable;
-};
 
 static bool
 parse_u64(const char **p, uint64_t *out)
@@ -41,8 +35,8 @@ parse_u64(const char **p, uint64_t *out)
  * ranges, other units, garbage) is ignored, as the RFC allows: the whole
  * file goes out.
  */
-static void
-parse_range(const char *hdr, uint64_t size, struct range *r)
+void
+api_files_parse_range(const char *hdr, uint64_t size, struct range *r)
 {
 	uint64_t a, b;
 	const char *p = hdr;
@@ -123,8 +117,8 @@ http_date(int64_t t, char buf[64])
 }
 
 /* True if an If-None-Match or If-Range value names etag. */
-static bool
-etag_matches(const char *hdr, const char *etag)
+bool
+api_files_etag_matches(const char *hdr, const char *etag)
 {
 	size_t n = strlen(etag);
 	const char *p = hdr;
@@ -157,7 +151,7 @@ send_file(struct MHD_Connection *c, int fd,
 	unsigned status = MHD_HTTP_OK;
 
 	snprintf(etag, sizeof(etag), "\"%s\"", s->digest);
-	if (inm != NULL && etag_matches(inm, etag)) {
+	if (inm != NULL && api_files_etag_matches(inm, etag)) {
 		/*
 		 * The file itself, of which MHD sends no byte with a 304: a
 		 * 304 may state only the length the 200 would have.
@@ -172,7 +166,7 @@ send_file(struct MHD_Connection *c, int fd,
 	}
 	if (if_range != NULL && strcmp(if_range, etag) != 0)
 		range_hdr = NULL;
-	parse_range(range_hdr, s->size, &rg);
+	api_files_parse_range(range_hdr, s->size, &rg);
 	if (rg.unsatisfiable) {
 		close(fd);
 		snprintf(cr, sizeof(cr), "bytes */%" PRIu64, s->size);

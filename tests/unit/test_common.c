@@ -21,6 +21,7 @@
 
 #include "buf.h"
 #include "fsutil.h"
+#include "text.h"
 
 static void
 test_buf_grows_to_max(void **state)
@@ -202,6 +203,48 @@ test_write_atomic_fails_whole(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* What pf_text_escape keeps, what it escapes, and where it stops. */
+static void
+test_text_escape(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "plain name.txt", "plain name.txt" },
+		{ "caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x98\x80", NULL },
+		{ "a\nb\rc\td", "a\\x0ab\\x0dc\\x09d" },
+		{ "\x1b[2J\x7f", "\\x1b[2J\\x7f" },
+		{ "\xc2\x9b" "1m", "\\xc2\\x9b1m" },
+		{ "a\xe2\x80\xae" "b", "a\\xe2\\x80\\xaeb" },
+		{ "\xe2\x81\xa6\xe2\x80\x8f\xe2\x80\xa8", "\\xe2\\x81\\xa6"
+		    "\\xe2\\x80\\x8f\\xe2\\x80\\xa8" },
+		{ "back\\slash", "back\\x5cslash" },
+		{ "\xff\xc0\xaf\xed\xa0\x80", "\\xff\\xc0\\xaf\\xed\\xa0"
+		    "\\x80" },
+		{ "cut \xe2\x82", "cut \\xe2\\x82" },
+	};
+	char out[128];
+	size_t used, n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		n = pf_text_escape(out, sizeof(out), cases[i].in, &used);
+		assert_string_equal(out, cases[i].out ? cases[i].out :
+		    cases[i].in);
+		assert_int_equal(n, strlen(out));
+		assert_int_equal(used, strlen(cases[i].in));
+	}
+	/* Full: no half escape, no half character, always terminated. */
+	n = pf_text_escape(out, 6, "ab\x1b", &used);
+	assert_string_equal(out, "ab");
+	assert_int_equal(used, 2);
+	n = pf_text_escape(out, 4, "ab\xc3\xa9", &used);
+	assert_string_equal(out, "ab");
+	assert_int_equal(n, 2);
+	assert_int_equal(pf_text_escape(out, 1, "abc", NULL), 0);
+	assert_string_equal(out, "");
+}
+
 int
 main(void)
 {
@@ -210,6 +253,7 @@ main(void)
 		cmocka_unit_test(test_buf_consume_steal_secret),
 		cmocka_unit_test(test_write_atomic),
 		cmocka_unit_test(test_write_atomic_fails_whole),
+		cmocka_unit_test(test_text_escape),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

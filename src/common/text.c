@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/* Untrusted text escaped for terminals and logs. */
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "text.h"
+
+/* Bidirectional controls and line breaks past Latin-1 (3 bytes each). */
+static bool
+unsafe_three(const unsigned char *p)
+{
+	if (p[0] != 0xe2)
+		return false;
+	/* U+200E, U+200F; U+2028, U+2029; U+202A..U+202E. */
+	if (p[1] == 0x80)
+		return p[2] == 0x8e || p[2] == 0x8f ||
+		    (p[2] >= 0xa8 && p[2] <= 0xae);
+	/* U+2066..U+2069: the isolates. */
+	return p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9;
+}
+
+size_t
+pf_text_safe_len(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len, i;
+
+	if (p[0] >= 0x20 && p[0] < 0x7f)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;	/* NUL, C0, DEL, a stray or an overlong lead */
+	for (i = 1; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;	/* the NUL of a cut sequence, too */
+	/* Overlong forms, surrogates, past U+10FFFF. */
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+		return 0;
+	/* C1 (U+0080..U+009F), the Arabic letter mark (U+061C). */
+	if ((p[0] == 0xc2 && p[1] <= 0x9f) || (p[0] == 0xd8 && p[1] == 0x9c))
+		return 0;
+	if (len == 3 && unsafe_three(p))
+		return 0;
+	return len;
+}
+
+size_t
+pf_text_escape(char *out, size_t cap, const char *s, size_t *used)
+{
+	size_t n = 0, k = 0, len;
+
+	while (s[k] != '\0') {
+		len = pf_text_safe_len(s + k);
+		if (len == 0 || s[k] == '\\') {
+			/*
+			 * One byte at a time: the rest of an unsafe character
+			 * is no valid UTF-8 on its own, so it is escaped too.
+			 */
+			if (n + PF_TEXT_ESC_MAX >= cap)
+				break;
+			snprintf(out + n, cap - n, "\\x%02x",
+			    (unsigned char)s[k]);
+			n += PF_TEXT_ESC_MAX;
+			k++;
+			continue;
+		}
+		if (n + len >= cap)
+			break;	/* never half a character */
+		memcpy(out + n, s + k, len);
+		n += len;
+		k += len;
+	}
+	out[n] = '\0';
+	if (used != NULL)
+		*used = k;
+	return n;
+}
