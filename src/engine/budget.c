@@ -160,6 +160,8 @@ budget_admit(struct budget *b, unsigned nconns, int fd,
 void
 budget_logged_in(struct budget *b, struct budget_ticket *t)
 {
+	if (t == NULL)
+		return;
 	pthread_mutex_lock(&b->lock);
 	t->logging_in = false;
 	pthread_mutex_unlock(&b->lock);

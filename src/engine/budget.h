@@ -38,7 +38,8 @@ bool budget_admit(struct budget *b, unsigned nconns, int fd,
 
 /*
  * The connection of t has logged in (or joined a session): it no longer
- * counts as logging in and its login deadline is off. Its own thread.
+ * counts as logging in and its login deadline is off. t NULL: no-op
+ * (a connection the budget never saw). Its own thread.
  */
 void budget_logged_in(struct budget *b, struct budget_ticket *t);
 

@@ -184,7 +184,7 @@ registry_open(struct registry *r, uint32_t nchunks,
 	struct session *s;
 	enum pf_status rc;
 
-	if ((rc = session_new(nchunks, NULL, a->user, a->size, &s)) !=
+	if ((rc = session_new(nchunks, a->id, a->user, a->size, &s)) !=
 	    PF_OK) {
 		snprintf(why, whycap, "out of memory");
 		return rc;

@@ -33,6 +33,7 @@
 #include "storage.h"
 #include "stream_int.h"
 #include "text.h"
+#include "throttle.h"
 #include "users.h"
 #include "wire.h"
 
@@ -102,11 +103,14 @@ setup(void)
 	    STORAGE_SYNC_NONE, &storage) != PF_OK)
 		abort();
 	env = (struct stream_env){ .cfg = &cfg, .users = users,
-	    .secret = secret, .policy = policy_new(NULL), .storage = storage,
-	    .registry = registry_new(8, &counters),
-	    .peruser = peruser_new(64), .counters = &counters,
+	    .secret = secret, .policy = policy_new(NULL, NULL), .storage = storage,
+	    .registry = registry_new(&(struct registry_limits){ 8, 8, 0, 100 },
+	    &counters),
+	    .peruser = peruser_new(64), .throttle = throttle_new(60),
+	    .counters = &counters,
 	    .stopping = &stopping };
-	if (env.policy == NULL || env.registry == NULL || env.peruser == NULL)
+	if (env.policy == NULL || env.registry == NULL ||
+	    env.peruser == NULL || env.throttle == NULL)
 		abort();
 }
 
@@ -122,14 +126,18 @@ new_session(const char *id)
 {
 	static const uint8_t head[100] = { 'p', 'f' };
 	static uint8_t key[PF_SHA256_LEN];
-	struct session_file f = { .user = "paraflow", .name = "f.txt",
+	struct registry_ask ask = { .id = id, .user = "paraflow",
+	    .size = sizeof(head), .room = UINT64_MAX };
+	struct session_file f = { .name = "f.txt",
 	    .client_name = "f.txt", .client_name_len = 5, .peer = "fuzz",
 	    .size = sizeof(head), .chunk_size = PROTO_MIN_CHUNK,
 	    .head = head, .headlen = sizeof(head) };
 	struct session *s;
+	char why[128];
 
 	memset(key, 1, sizeof(key));
-	if (registry_create(env.registry, 1, id, &s) != PF_OK)
+	if (registry_open(env.registry, 1, &ask, &s, why, sizeof(why)) !=
+	    PF_OK)
 		return NULL;
 	session_take(s, 99, key);
 	if (session_open(s, env.storage, &f) != PF_OK) {

@@ -21,6 +21,7 @@
 
 #include "counters.h"
 #include "log.h"
+#include "policy.h"
 #include "registry.h"
 #include "storage.h"
 
@@ -30,6 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char root[256];
 static int stagingfd = -1;
+/* Made once: loading libmagic's database is slow. */
+static struct policy *policy;
 /* Every byte of data differs from its neighbours: like a real file. */
 static uint8_t pattern[63 * 1024];
 
@@ -118,10 +121,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setup();
 	if (!write_area(data, size))
 		return 0;
-	if ((r = registry_new(4, &counters)) == NULL ||
+	if (policy == NULL && (policy = policy_new(NULL, NULL)) == NULL)
+		abort();
+	if ((r = registry_new(&(struct registry_limits){ 4, 4, 0, 100 },
+	    &counters)) == NULL ||
 	    storage_open(root, STORAGE_SYNC_NONE, &s) != PF_OK)
 		abort();
-	registry_load(r, s, 3600);
+	registry_load(r, s, policy, 3600);
 	registry_free(r);
 	storage_close(s);
 	clear_area();
