@@ -30,7 +30,7 @@ struct registry_limits {
 
 /* What a new session asks for: its user (borrowed) and the bytes. */
 struct registry_ask {
-	const char	*id;		/* NULL: a fresh UUIDv4 (tests fix it) */
+	const char	*id;		/* NULL: a fresh UUIDv4 */
 	const char	*user;
 	uint64_t	 size;		/* to reserve: the file's size */
 	uint64_t	 room;		/* free space above the margin kept

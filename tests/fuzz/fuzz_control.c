@@ -103,7 +103,8 @@ setup(void)
 	    STORAGE_SYNC_NONE, &storage) != PF_OK)
 		abort();
 	env = (struct stream_env){ .cfg = &cfg, .users = users,
-	    .secret = secret, .policy = policy_new(NULL, NULL), .storage = storage,
+	    .secret = secret, .policy = policy_new(NULL, NULL),
+	    .storage = storage,
 	    .registry = registry_new(&(struct registry_limits){ 8, 8, 0, 100 },
 	    &counters),
 	    .peruser = peruser_new(64), .throttle = throttle_new(60),
