@@ -286,9 +286,10 @@ out:
 
 /*
  * Writes s[0..len) (valid UTF-8) into out (cap bytes) as printable ASCII
- * between quotes: anything else as \uXXXX, so that a message shows which
- * character it was ("a.\u0455h"), not a look-alike, and carries no byte a
- * terminal or a log reader could take for something else.
+ * between quotes: anything else (and '<') as <U+XXXX>, so that a message
+ * shows which character it was ("a.<U+0455>h"), not a look-alike, and
+ * carries no byte a terminal or a log reader could take for something
+ * else, nor a backslash the log's own escaping would double.
  */
 static void
 quote(const char *s, size_t len, char *out, size_t cap)
@@ -304,11 +305,10 @@ quote(const char *s, size_t len, char *out, size_t cap)
 			n = 1;
 			c = 0xfffd;
 		}
-		if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\')
+		if (c >= 0x20 && c < 0x7f && c != '\'' && c != '<')
 			snprintf(one, sizeof(one), "%c", (char)c);
 		else
-			snprintf(one, sizeof(one), c > 0xffff ? "\\U%08X" :
-			    "\\u%04X", (unsigned)c);
+			snprintf(one, sizeof(one), "<U+%04X>", (unsigned)c);
 		/* Room for this, "...", the quote and the NUL. */
 		if (w + strlen(one) + 5 > cap) {
 			snprintf(out + w, cap - w, "...");

@@ -28,7 +28,8 @@ nservers=0
 # SOURCES: "name sha256" of every file uploaded, to check storage against.
 : >"$T/sources"
 
-# check_all_stored: every file in every storage is one of the sources.
+# check_all_stored: every file in every storage is one of the sources
+# (the dot directories, .staging, .tls and .auth, hold no uploads).
 check_all_stored() {
 	local f n bad=0 name
 	n=0
@@ -40,7 +41,7 @@ check_all_stored() {
 			bad=$((bad + 1))
 		fi
 	done < <(find "$T"/storage.* -mindepth 2 -maxdepth 2 -type f \
-	    ! -name '.*' ! -path '*/.staging/*')
+	    ! -name '.*' ! -path "$T/storage.*/.*")
 	corrupted=$((corrupted + bad))
 	check "all $n stored files are identical to their source" [ "$bad" = 0 ]
 }

@@ -351,22 +351,22 @@ for e in py js pl php lnk pif reg msc vb ws command desktop deb jar wasm \
 	    --name "x.$e"
 done
 refused_why "Cyrillic s in a.sh" \
-    "extension .sh (after normalising 'a.\\u0455h')" \
+    "extension .sh (after normalising 'a.<U+0455>h')" \
     --file "$T/plain" --name $'a.\xd1\x95h'
 refused_why "fullwidth s in a.sh" \
-    "extension .sh (after normalising 'a.\\uFF53h')" \
+    "extension .sh (after normalising 'a.<U+FF53>h')" \
     --file "$T/plain" --name $'a.\xef\xbd\x93h'
 refused_why "ZWSP inside sh" \
-    "extension .sh (after normalising 'a.s\\u200Bh')" \
+    "extension .sh (after normalising 'a.s<U+200B>h')" \
     --file "$T/plain" --name $'a.s\xe2\x80\x8bh'
 refused_why "soft hyphen inside exe" \
-    "extension .exe (after normalising 'a.e\\u00ADxe')" \
+    "extension .exe (after normalising 'a.e<U+00AD>xe')" \
     --file "$T/plain" --name $'a.e\xc2\xadxe'
 refused_why "Cyrillic E in A.EXE" \
-    "extension .exe (after normalising 'A.\\u0415XE')" \
+    "extension .exe (after normalising 'A.<U+0415>XE')" \
     --file "$T/plain" --name $'A.\xd0\x95XE'
 refused_why "fullwidth full stop before sh" \
-    "extension .sh (after normalising 'a\\uFF0Esh')" \
+    "extension .sh (after normalising 'a<U+FF0E>sh')" \
     --file "$T/plain" --name $'a\xef\xbc\x8esh'
 # shellcheck disable=SC2016 # $DATA is the stream's name, not a variable
 refused_why "NTFS stream a.exe::\$DATA" \
@@ -394,7 +394,7 @@ refused_why "300-byte name whose cut ends in .exe" "extension .exe" \
     --file "$T/plain" --name "$(printf 'x%.0s' {1..250}).exe.$(printf \
     'y%.0s' {1..30})"
 refused_why "device name COM1 with a superscript one" \
-    "reserved Windows device name com1 (name 'COM\\u00B9.txt')" \
+    "reserved Windows device name com1 (name 'COM<U+00B9>.txt')" \
     --file "$T/plain" --name $'COM\xc2\xb9.txt'
 
 # Contents, each under an innocent name.
