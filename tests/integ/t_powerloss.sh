@@ -1,0 +1,402 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Simulated power losses under real uploads. paraflowd's storage and its
+# users file live on lossyfs (tests/tools/lossyfs.c), a FUSE passthrough
+# that, at a chosen operation, drops everything not yet made durable by
+# fsync/fdatasync (file data) or a directory fsync (names). Each round:
+# `paraflowd --add-user` rewrites the users file, then one upload that is
+# finished, one that is cut off and resumed, two at once; the power goes
+# at the round's crash point (or, if the point is never reached, at the
+# end). Then paraflowd is killed, the filesystem mounted again, the
+# boot marker removed (a real power loss is a reboot), paraflowd started
+# again, and every client run again. Checked after each: every chunk a
+# client saw acknowledged is still held (journal and data, or the
+# finished file), no held chunk or finished file differs from its source,
+# a COMMIT the client saw succeed left its file, and the users file is
+# the old one or the new one, never anything else.
+#
+# PF_CRASH_AT='KIND:GLOB:N[+]' runs that one point instead of the list
+# below (KIND: write fsync fsyncdir create mkdir rename unlink truncate
+# fallocate; GLOB against the path under the mount, e.g.
+# 'fsync:storage/.staging/*/journal:3'; '+': just after that operation).
+# PF_TRACE=FILE keeps the operations of the last round, to pick points.
+. "$(dirname "$0")/lib.sh"
+
+LOSSYFS=${LOSSYFS:-$top_builddir/tests/tools/lossyfs}
+[ -x "$LOSSYFS" ] ||
+    skip_all "lossyfs not built (configure found no libfuse3-dev)"
+command -v fusermount3 >/dev/null 2>&1 || skip_all "fusermount3 not found"
+[ -c /dev/fuse ] || skip_all "no /dev/fuse"
+command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
+
+KIB=1024
+CHUNK=$((64 * KIB))
+BACK=$T/back
+STORE=$T/store
+MNT=$T/mnt
+# What paraflowd sees, and the same files as the disk holds them.
+STORAGE=$MNT/storage
+DISK=$BACK/storage
+export PARAFLOW_SECRET=alice-pw
+export PARAFLOW_USER=alice
+LFS_PID=
+PORT=0
+mkdir -p "$MNT" "$BACK" "$PARAFLOW_STATE_DIR"
+
+# mount_lossy [ARGS...]: lossyfs on $BACK at $MNT, the store emptied.
+mount_lossy() {
+	local i
+	rm -rf "$STORE"
+	mkdir -p "$STORE"
+	"$LOSSYFS" "$@" "$BACK" "$STORE" "$MNT" 2>>"$T/lossyfs.log" &
+	LFS_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		grep -q " $MNT fuse" /proc/mounts && return 0
+		kill -0 "$LFS_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	return 1
+}
+
+umount_lossy() {
+	[ -n "$LFS_PID" ] || return 0
+	fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
+	wait "$LFS_PID" 2>/dev/null
+	LFS_PID=
+}
+
+crashed() {
+	[ -s "$STORE/crashed" ]
+}
+
+# The test's own cleanup first: nothing may stay mounted.
+powerloss_cleanup() {
+	for p in "${PIDS[@]}"; do
+		kill -KILL "$p" 2>/dev/null
+	done
+	umount_lossy
+	cleanup
+}
+trap powerloss_cleanup EXIT
+
+mount_lossy || skip_all "cannot mount FUSE here: $(tail -n 1 \
+    "$T/lossyfs.log" 2>/dev/null)"
+umount_lossy
+
+# The sources, and the users file before the round's rewrite.
+mkfile "$T/a.bin" $((16 * CHUNK))
+mkfile "$T/b.bin" $((40 * CHUNK))
+mkfile "$T/c.bin" $((8 * CHUNK))
+mkfile "$T/d.bin" $((8 * CHUNK + 1000))
+printf '%s\n' "$PARAFLOW_SECRET" | "$PARAFLOWD" --users "$T/users.old" \
+    --add-user alice 2>/dev/null || exit 1
+SERVER_ARGS=(--no-http --users "$MNT/users" --tls-dir "$TLS_DIR"
+    --storage "$STORAGE" --bind 127.0.0.1 --stop-grace 1)
+
+# start_paraflowd: on $PORT (0 the first time); sets SERVER_PID and PORT.
+start_paraflowd() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		rm -f "$T/port"
+		"$PARAFLOWD" --port "$PORT" --port-file "$T/port" \
+		    "${SERVER_ARGS[@]}" 2>>"$T/server.log" &
+		SERVER_PID=$!
+		PIDS+=("$SERVER_PID")
+		while kill -0 "$SERVER_PID" 2>/dev/null && [ ! -s "$T/port" ]
+		do
+			sleep 0.02
+		done
+		if [ -s "$T/port" ]; then
+			PORT=$(cat "$T/port")
+			grep -qs "^127.0.0.1:$PORT " \
+			    "$PARAFLOW_STATE_DIR/known_servers" || tls_mode
+			return 0
+		fi
+		wait "$SERVER_PID" 2>/dev/null
+		crashed && return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# client NAME: starts an upload of $T/NAME in the background (CPIDS),
+# its ACKs (-v) in $T/NAME.err, its result in $T/NAME.out.
+declare -A CPIDS
+client() {
+	"$PARAFLOW" upload --port "$PORT" -v --json --file "$T/$1" \
+	    --name "$1" --chunk-size "$CHUNK" --threads 4 --timeout 5 \
+	    --give-up 3 >"$T/$1.out" 2>>"$T/$1.err" &
+	CPIDS[$1]=$!
+	PIDS+=("$!")
+}
+
+# client_wait NAME: waits for it (at most 60 s) unless the power goes;
+# a finished client's result is kept in $T/NAME.done.
+client_wait() {
+	local i rc
+	for ((i = 0; i < 1200; i++)); do
+		kill -0 "${CPIDS[$1]}" 2>/dev/null || break
+		crashed && return 1
+		sleep 0.05
+	done
+	rc=0
+	wait "${CPIDS[$1]}" 2>/dev/null || rc=$?
+	[ "$rc" = 0 ] && grep -q '"session"' "$T/$1.out" &&
+	    cp "$T/$1.out" "$T/$1.done"
+	return "$rc"
+}
+
+acks() {
+	grep -c 'chunk [0-9]* acknowledged' "$T/$1.err" 2>/dev/null
+}
+
+# workload: the round's work, until the power goes.
+workload() {
+	local i
+	printf 'bob-pw\n' | "$PARAFLOWD" --users "$MNT/users" \
+	    --add-user bob 2>>"$T/server.log" || return 1
+	start_paraflowd || return 1
+	client a.bin
+	client_wait a.bin || return 1
+	# b.bin: killed once it has a few ACKs, then resumed.
+	client b.bin
+	for ((i = 0; i < 400; i++)); do
+		[ "$(acks b.bin)" -ge 4 ] && break
+		kill -0 "${CPIDS[b.bin]}" 2>/dev/null || break
+		crashed && return 1
+		sleep 0.01
+	done
+	kill -KILL "${CPIDS[b.bin]}" 2>/dev/null
+	wait "${CPIDS[b.bin]}" 2>/dev/null
+	crashed && return 1
+	client b.bin
+	client_wait b.bin || return 1
+	client c.bin
+	client d.bin
+	client_wait c.bin
+	client_wait d.bin
+}
+
+# sid NAME: the session paraflowd opened for NAME (the round's first).
+sid() {
+	sed -n "s/.*session \([0-9a-f-]*\) opened by .*\"$1\".*/\1/p" \
+	    "$T/round.log" | head -n 1
+}
+
+# check_chunks NAME SID: compares what the disk holds for SID with the
+# source and with what the client saw acknowledged. Prints "acked held
+# lost torn" (torn: a held chunk or a finished file unlike the source).
+check_chunks() {
+	python3 - "$T/$1" "$CHUNK" "$DISK" "$2" "$1" "$T/$1.err" <<'EOF'
+import hashlib, os, re, struct, sys
+src, chunk, disk, sid, name, err = sys.argv[1:]
+chunk = int(chunk)
+data = open(src, "rb").read()
+n = (len(data) + chunk - 1) // chunk
+acked = set()
+if os.path.exists(err):
+    acked = {int(m) for m in re.findall(r"chunk (\d+) acknowledged",
+                                        open(err).read())}
+held, torn = set(), 0
+final = os.path.join(disk, sid, name)
+stage = os.path.join(disk, ".staging", sid)
+if sid and os.path.exists(final):
+    if open(final, "rb").read() == data:
+        held = set(range(n))
+    else:
+        torn += 1
+if sid and os.path.exists(os.path.join(stage, "journal")):
+    j = open(os.path.join(stage, "journal"), "rb").read()
+    d = open(os.path.join(stage, "data"), "rb").read()
+    for i in range(0, len(j) - 47, 48):
+        r = j[i:i + 48]
+        if r[4:8] != b"\0" * 4 or hashlib.sha256(r[:40]).digest()[:8] \
+                != r[40:48]:
+            break
+        idx = struct.unpack(">I", r[:4])[0]
+        if d[idx * chunk:(idx + 1) * chunk] != \
+                data[idx * chunk:(idx + 1) * chunk]:
+            torn += 1
+        else:
+            held.add(idx)
+print(len(acked), len(held), len(acked - held), torn)
+EOF
+}
+
+# users_ok: the users file is the old one, or the old one and bob's line.
+users_ok() {
+	python3 - "$T/users.old" "$BACK/users" <<'EOF'
+import re, sys
+old = open(sys.argv[1], "rb").read()
+new = open(sys.argv[2], "rb").read()
+bob = rb"bob:SCRAM-SHA-256\$4096:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:" \
+    rb"[A-Za-z0-9+/=]+\n"
+sys.exit(0 if new == old or (new.startswith(old) and
+                             re.fullmatch(bob, new[len(old):])) else 1)
+EOF
+}
+
+# json_ok: every JSON file paraflowd wrote on the disk reads back whole.
+json_ok() {
+	find "$DISK" -name '*.json' -print0 2>/dev/null |
+	    xargs -0 -r python3 -c '
+import json, sys
+for f in sys.argv[1:]:
+    try:
+        json.load(open(f))
+    except ValueError:
+        print("# torn JSON: " + f)
+        sys.exit(1)'
+}
+
+rounds=0 reached=0 acked_total=0 lost_total=0 torn_total=0 commits=0
+users_torn=0 unfinished=0
+
+# stop_round: the power is off (or goes now): everyone dies, the disk is
+# what lossyfs kept.
+stop_round() {
+	local p
+	crashed || kill -USR1 "$LFS_PID"
+	# SIGUSR1 takes effect at the next operation: make one.
+	for p in 1 2 3 4 5 6 7 8 9 10; do
+		crashed && break
+		ls "$MNT" >/dev/null 2>&1
+		sleep 0.05
+	done
+	kill -KILL "$SERVER_PID" 2>/dev/null
+	wait "$SERVER_PID" 2>/dev/null
+	for p in "${CPIDS[@]}"; do
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	umount_lossy
+}
+
+# round POINT: one power loss at POINT (or at the end).
+round() {
+	local point=$1 f s out lost=0 torn=0 acked=0
+	rounds=$((rounds + 1))
+	rm -rf "$BACK" "$T"/*.err "$T"/*.out "$T"/*.done "$T/round.log" \
+	    "$PARAFLOW_STATE_DIR"/state* "$T/trace"
+	mkdir -p "$BACK"
+	cp "$T/users.old" "$BACK/users"
+	: >"$T/server.log"
+	mount_lossy --crash-at "$point" --trace "$T/trace" || {
+		not_ok "$point: lossyfs mounted"
+		return
+	}
+	workload
+	if crashed; then
+		reached=$((reached + 1))
+	else
+		echo "# $point: not reached; the power goes at the end"
+	fi
+	stop_round
+	cp "$T/server.log" "$T/round.log"
+	[ -n "${PF_TRACE:-}" ] && cp "$T/trace" "$PF_TRACE"
+	users_ok || users_torn=$((users_torn + 1))
+	# A reboot: paraflowd must check the journaled chunks.
+	rm -f "$DISK/.staging/.boot"
+	mount_lossy || return
+	start_paraflowd || {
+		not_ok "$point: paraflowd started after the power loss"
+		sed 's/^/# /' "$T/server.log" | tail -n 20
+		umount_lossy
+		return
+	}
+	for f in a.bin b.bin c.bin d.bin; do
+		s=$(sid "$f")
+		read -r a h l t < <(check_chunks "$f" "$s")
+		acked=$((acked + a))
+		lost=$((lost + l))
+		torn=$((torn + t))
+		[ "$l" = 0 ] || echo "# $point: $f: $l of $a acknowledged" \
+		    "chunks lost (session ${s:-none})"
+		if [ -f "$T/$f.done" ]; then
+			commits=$((commits + 1))
+			s=$(json_field "$(cat "$T/$f.done")" session)
+			cmp -s "$T/$f" "$DISK/$s/$f" || {
+				echo "# $point: $f: committed, but its file" \
+				    "is gone or differs"
+				torn=$((torn + 1))
+			}
+			continue
+		fi
+		# Not finished before the power loss: it must finish now.
+		client "$f"
+		client_wait "$f" || unfinished=$((unfinished + 1))
+		out=$(cat "$T/$f.out")
+		s=$(json_field "$out" session)
+		cmp -s "$T/$f" "$DISK/$s/$f" || {
+			echo "# $point: $f: not stored whole after the rerun:" \
+			    "$out"
+			unfinished=$((unfinished + 1))
+		}
+	done
+	json_ok || torn=$((torn + 1))
+	echo "# $point: $(head -c 200 "$STORE/crashed" 2>/dev/null |
+	    head -n 1); $acked acknowledged, $lost lost, $torn torn"
+	acked_total=$((acked_total + acked))
+	lost_total=$((lost_total + lost))
+	torn_total=$((torn_total + torn))
+	kill -TERM "$SERVER_PID"
+	wait "$SERVER_PID" 2>/dev/null
+	umount_lossy
+}
+
+if [ -n "${PF_CRASH_AT:-}" ]; then
+	POINTS=("$PF_CRASH_AT")
+else
+	S='storage/.staging'
+	POINTS=(
+	    # The users file rewrite (pf_write_atomic).
+	    "write:users.tmp-*:1"
+	    "fsync:users.tmp-*:1"
+	    "rename:users.tmp-*:1"
+	    "rename:users.tmp-*:1+"
+	    # The storage directory and an OPEN.
+	    "mkdir:storage/*:1+"
+	    "rename:$S/*/session.json.tmp-*:1+"
+	    "fsyncdir:$S:1"
+	    # A chunk: data written, not synced; synced, not journaled;
+	    # journaled, not synced; synced, not acknowledged.
+	    "write:$S/*/data:1+"
+	    "fsync:$S/*/data:1"
+	    "fsync:$S/*/data:1+"
+	    "write:$S/*/journal:3"
+	    "write:$S/*/journal:3+"
+	    "fsync:$S/*/journal:2"
+	    "fsync:$S/*/journal:4+"
+	    "fsync:$S/*/journal:12+"
+	    # COMMIT of a.bin: before and after the rename, during the
+	    # directory syncs, while the staging area goes.
+	    "create:storage/*/.paraflow.json.tmp-*:1"
+	    "rename:$S/*/data:1"
+	    "rename:$S/*/data:1+"
+	    "fsyncdir:storage/*:1"
+	    "fsyncdir:storage:1"
+	    "fsyncdir:storage:1+"
+	    "unlink:$S/*/journal:1"
+	    # The resume of b.bin and the two uploads at once.
+	    "fsync:$S/*/journal:30+"
+	    "write:$S/*/data:60"
+	    "fsync:$S/*/journal:50"
+	    "rename:$S/*/data:3+"
+	)
+fi
+
+for p in "${POINTS[@]}"; do
+	round "$p"
+done
+
+echo "# $rounds simulated power losses ($reached at their point):" \
+    "$acked_total acknowledged chunks, $lost_total lost; $torn_total" \
+    "torn files; $commits COMMITs seen by clients; users file torn" \
+    "$users_torn times"
+check_eq "acknowledged chunks lost" 0 "$lost_total"
+check_eq "torn files (chunk, finished file or JSON unlike its source)" 0 \
+    "$torn_total"
+check_eq "users file neither the old one nor the new one" 0 "$users_torn"
+check_eq "uploads that did not finish when run again" 0 "$unfinished"
+check "every crash point was reached" [ "$reached" = "$rounds" ]
+done_testing
