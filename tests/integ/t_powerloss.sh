@@ -19,6 +19,7 @@
 # below (KIND: write fsync fsyncdir create mkdir rename unlink truncate
 # fallocate; GLOB against the path under the mount, e.g.
 # 'fsync:storage/.staging/*/journal:3'; '+': just after that operation).
+# 'end' loses the power after all the work.
 # PF_TRACE=FILE keeps the operations of the last round, to pick points.
 . "$(dirname "$0")/lib.sh"
 
@@ -250,7 +251,7 @@ for f in sys.argv[1:]:
 }
 
 rounds=0 reached=0 acked_total=0 lost_total=0 torn_total=0 commits=0
-users_torn=0 unfinished=0
+users_torn=0 unfinished=0 zombies=0
 
 # stop_round: the power is off (or goes now): everyone dies, the disk is
 # what lossyfs kept.
@@ -281,12 +282,14 @@ round() {
 	mkdir -p "$BACK"
 	cp "$T/users.old" "$BACK/users"
 	: >"$T/server.log"
-	mount_lossy --crash-at "$point" --trace "$T/trace" || {
+	local arm=(--crash-at "$point")
+	[ "$point" = end ] && arm=()
+	mount_lossy "${arm[@]}" --trace "$T/trace" || {
 		not_ok "$point: lossyfs mounted"
 		return
 	}
 	workload
-	if crashed; then
+	if crashed || [ "$point" = end ]; then
 		reached=$((reached + 1))
 	else
 		echo "# $point: not reached; the power goes at the end"
@@ -298,6 +301,7 @@ round() {
 	# A reboot: paraflowd must check the journaled chunks.
 	rm -f "$DISK/.staging/.boot"
 	mount_lossy || return
+	log_mark
 	start_paraflowd || {
 		not_ok "$point: paraflowd started after the power loss"
 		sed 's/^/# /' "$T/server.log" | tail -n 20
@@ -319,6 +323,12 @@ round() {
 				echo "# $point: $f: committed, but its file" \
 				    "is gone or differs"
 				torn=$((torn + 1))
+			}
+			# Finished, so not to be resumed as well.
+			! log_since | grep -q "session $s recovered" || {
+				echo "# $point: $f: finished, and recovered" \
+				    "as a live session too"
+				zombies=$((zombies + 1))
 			}
 			continue
 		fi
@@ -349,6 +359,8 @@ if [ -n "${PF_CRASH_AT:-}" ]; then
 else
 	S='storage/.staging'
 	POINTS=(
+	    # After all the work: what was finished must be there.
+	    end
 	    # The users file rewrite (pf_write_atomic).
 	    "write:users.tmp-*:1"
 	    "fsync:users.tmp-*:1"
@@ -398,5 +410,6 @@ check_eq "torn files (chunk, finished file or JSON unlike its source)" 0 \
     "$torn_total"
 check_eq "users file neither the old one nor the new one" 0 "$users_torn"
 check_eq "uploads that did not finish when run again" 0 "$unfinished"
+check_eq "finished uploads recovered as live sessions too" 0 "$zombies"
 check "every crash point was reached" [ "$reached" = "$rounds" ]
 done_testing
