@@ -275,7 +275,7 @@ stop_round() {
 
 # round POINT: one power loss at POINT (or at the end).
 round() {
-	local point=$1 f s out lost=0 torn=0 acked=0
+	local point=$1 f s out why lost=0 torn=0 acked=0
 	rounds=$((rounds + 1))
 	rm -rf "$BACK" "$T"/*.err "$T"/*.out "$T"/*.done "$T/round.log" \
 	    "$PARAFLOW_STATE_DIR"/state* "$T/trace"
@@ -296,6 +296,7 @@ round() {
 	fi
 	stop_round
 	cp "$T/server.log" "$T/round.log"
+	why=$(head -n 1 "$STORE/crashed" 2>/dev/null)
 	[ -n "${PF_TRACE:-}" ] && cp "$T/trace" "$PF_TRACE"
 	users_ok || users_torn=$((users_torn + 1))
 	# A reboot: paraflowd must check the journaled chunks.
@@ -344,8 +345,8 @@ round() {
 		}
 	done
 	json_ok || torn=$((torn + 1))
-	echo "# $point: $(head -c 200 "$STORE/crashed" 2>/dev/null |
-	    head -n 1); $acked acknowledged, $lost lost, $torn torn"
+	echo "# $point: power lost at ${why:-the end}; $acked acknowledged," \
+	    "$lost lost, $torn torn"
 	acked_total=$((acked_total + acked))
 	lost_total=$((lost_total + lost))
 	torn_total=$((torn_total + torn))
@@ -392,7 +393,7 @@ else
 	    # The resume of b.bin and the two uploads at once.
 	    "fsync:$S/*/journal:30+"
 	    "write:$S/*/data:60"
-	    "fsync:$S/*/journal:50"
+	    "fsync:$S/*/journal:36"
 	    "rename:$S/*/data:3+"
 	)
 fi
