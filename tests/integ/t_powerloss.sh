@@ -148,7 +148,7 @@ client_wait() {
 }
 
 acks() {
-	grep -c 'chunk [0-9]* acknowledged' "$T/$1.err" 2>/dev/null
+	cat "$T/$1.err" 2>/dev/null | grep -c 'chunk [0-9]* acknowledged'
 }
 
 # workload: the round's work, until the power goes.
@@ -386,7 +386,7 @@ else
 	    "create:storage/*/.paraflow.json.tmp-*:1"
 	    "rename:$S/*/data:1"
 	    "rename:$S/*/data:1+"
-	    "fsyncdir:storage/*:1"
+	    "fsyncdir:storage/[0-9a-f]*:1"
 	    "fsyncdir:storage:1"
 	    "fsyncdir:storage:1+"
 	    "unlink:$S/*/journal:1"
