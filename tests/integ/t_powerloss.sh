@@ -40,9 +40,14 @@ STORAGE=$MNT/storage
 DISK=$BACK/storage
 export PARAFLOW_SECRET=alice-pw
 export PARAFLOW_USER=alice
+# The client's resume state on the same disk: the client makes it.
+export PARAFLOW_STATE_DIR=$MNT/state
 LFS_PID=
 PORT=0
-mkdir -p "$MNT" "$BACK" "$PARAFLOW_STATE_DIR"
+HTTP_PORT=0
+mkdir -p "$MNT" "$BACK"
+# The server's key, made now; the clients trust it by its pin.
+PIN=$(server_pin) || exit 1
 
 # mount_lossy [ARGS...]: lossyfs on $BACK at $MNT, the store emptied.
 mount_lossy() {
@@ -91,15 +96,16 @@ mkfile "$T/c.bin" $((8 * CHUNK))
 mkfile "$T/d.bin" $((8 * CHUNK + 1000))
 printf '%s\n' "$PARAFLOW_SECRET" | "$PARAFLOWD" --users "$T/users.old" \
     --add-user alice 2>/dev/null || exit 1
-SERVER_ARGS=(--no-http --users "$MNT/users" --tls-dir "$TLS_DIR"
+SERVER_ARGS=(--users "$MNT/users" --tls-dir "$TLS_DIR"
     --storage "$STORAGE" --bind 127.0.0.1 --stop-grace 1)
 
 # start_paraflowd: on $PORT (0 the first time); sets SERVER_PID and PORT.
 start_paraflowd() {
 	local i
 	for ((i = 0; i < 50; i++)); do
-		rm -f "$T/port"
+		rm -f "$T/port" "$T/http_port"
 		"$PARAFLOWD" --port "$PORT" --port-file "$T/port" \
+		    --http-port "$HTTP_PORT" --http-port-file "$T/http_port" \
 		    "${SERVER_ARGS[@]}" 2>>"$T/server.log" &
 		SERVER_PID=$!
 		PIDS+=("$SERVER_PID")
@@ -107,12 +113,12 @@ start_paraflowd() {
 		do
 			sleep 0.02
 		done
-		if [ -s "$T/port" ]; then
+		if [ -s "$T/port" ] && wait_file "$T/http_port" 10; then
 			PORT=$(cat "$T/port")
-			grep -qs "^127.0.0.1:$PORT " \
-			    "$PARAFLOW_STATE_DIR/known_servers" || tls_mode
+			HTTP_PORT=$(cat "$T/http_port")
 			return 0
 		fi
+		kill -KILL "$SERVER_PID" 2>/dev/null
 		wait "$SERVER_PID" 2>/dev/null
 		crashed && return 1
 		sleep 0.1
@@ -124,7 +130,8 @@ start_paraflowd() {
 # its ACKs (-v) in $T/NAME.err, its result in $T/NAME.out.
 declare -A CPIDS
 client() {
-	"$PARAFLOW" upload --port "$PORT" -v --json --file "$T/$1" \
+	"$PARAFLOW" upload --port "$PORT" --pin "$PIN" -v --json \
+	    --file "$T/$1" \
 	    --name "$1" --chunk-size "$CHUNK" --threads 4 --timeout 5 \
 	    --give-up 3 >"$T/$1.out" 2>>"$T/$1.err" &
 	CPIDS[$1]=$!
@@ -175,13 +182,43 @@ workload() {
 	client c.bin
 	client d.bin
 	client_wait c.bin
-	client_wait d.bin
+	client_wait d.bin || return 1
+	fetch
+}
+
+# fetch: a.bin from the gateway to dl/a.bin on the lossy disk; FETCHED
+# says whether it said it was done.
+fetch() {
+	FETCHED=no
+	timeout 30 "$PARAFLOW" fetch "$(json_field "$(cat "$T/a.bin.out")" \
+	    session)" -o "$MNT/dl/a.bin" \
+	    --http "https://127.0.0.1:$HTTP_PORT" --pin "$PIN" \
+	    >>"$T/fetch.out" 2>&1 && FETCHED=yes
+}
+
+# fetch_ok: dl/a.bin is whole or absent, and a .part left is a prefix.
+fetch_ok() {
+	local part=$BACK/dl/a.bin.part
+	if [ -e "$BACK/dl/a.bin" ] && ! cmp -s "$T/a.bin" "$BACK/dl/a.bin"
+	then
+		echo "# fetch: dl/a.bin is not the file"
+		return 1
+	fi
+	if [ -e "$part" ] && ! cmp -s -n "$(stat -c %s "$part")" \
+	    "$T/a.bin" "$part"; then
+		echo "# fetch: dl/a.bin.part is not a prefix of the file"
+		return 1
+	fi
+	if [ "$FETCHED" = yes ] && [ ! -e "$BACK/dl/a.bin" ]; then
+		echo "# fetch: done before the power loss, and gone after it"
+		return 1
+	fi
 }
 
 # sid NAME: the session paraflowd opened for NAME (the round's first).
 sid() {
 	sed -n "s/.*session \([0-9a-f-]*\) opened by .*\"$1\".*/\1/p" \
-	    "$T/round.log" | head -n 1
+	    "$T/server.log" | head -n 1
 }
 
 # check_chunks NAME SID: compares what the disk holds for SID with the
@@ -251,7 +288,7 @@ for f in sys.argv[1:]:
 }
 
 rounds=0 reached=0 acked_total=0 lost_total=0 torn_total=0 commits=0
-users_torn=0 unfinished=0 zombies=0
+users_torn=0 unfinished=0 zombies=0 restarted=0
 
 # stop_round: the power is off (or goes now): everyone dies, the disk is
 # what lossyfs kept.
@@ -277,9 +314,10 @@ stop_round() {
 round() {
 	local point=$1 f s out why lost=0 torn=0 acked=0
 	rounds=$((rounds + 1))
-	rm -rf "$BACK" "$T"/*.err "$T"/*.out "$T"/*.done "$T/round.log" \
-	    "$PARAFLOW_STATE_DIR"/state* "$T/trace"
-	mkdir -p "$BACK"
+	rm -rf "$BACK" "$T"/*.err "$T"/*.out "$T"/*.done "$T/trace" \
+	    "$T/fetch.out"
+	mkdir -p "$BACK/dl"
+	FETCHED=no
 	cp "$T/users.old" "$BACK/users"
 	: >"$T/server.log"
 	local arm=(--crash-at "$point")
@@ -295,7 +333,6 @@ round() {
 		echo "# $point: not reached; the power goes at the end"
 	fi
 	stop_round
-	cp "$T/server.log" "$T/round.log"
 	why=$(head -n 1 "$STORE/crashed" 2>/dev/null)
 	[ -n "${PF_TRACE:-}" ] && cp "$T/trace" "$PF_TRACE"
 	users_ok || users_torn=$((users_torn + 1))
@@ -333,10 +370,16 @@ round() {
 			}
 			continue
 		fi
-		# Not finished before the power loss: it must finish now.
+		# Not finished before the power loss: it must finish now,
+		# in the same session if a chunk of it was acknowledged.
 		client "$f"
 		client_wait "$f" || unfinished=$((unfinished + 1))
 		out=$(cat "$T/$f.out")
+		[ "$a" = 0 ] || [ "$(json_field "$out" session)" = "$(sid "$f")" ] || {
+			echo "# $point: $f: a new session after the power" \
+			    "loss, though $a chunks were acknowledged"
+			restarted=$((restarted + 1))
+		}
 		s=$(json_field "$out" session)
 		cmp -s "$T/$f" "$DISK/$s/$f" || {
 			echo "# $point: $f: not stored whole after the rerun:" \
@@ -345,6 +388,13 @@ round() {
 		}
 	done
 	json_ok || torn=$((torn + 1))
+	# The download: what the power loss left must be usable.
+	fetch_ok || torn=$((torn + 1))
+	[ "$FETCHED" = yes ] || fetch
+	cmp -s "$T/a.bin" "$BACK/dl/a.bin" || {
+		echo "# $point: fetch did not finish after the power loss"
+		unfinished=$((unfinished + 1))
+	}
 	echo "# $point: power lost at ${why:-the end}; $acked acknowledged," \
 	    "$lost lost, $torn torn"
 	acked_total=$((acked_total + acked))
@@ -412,5 +462,7 @@ check_eq "torn files (chunk, finished file or JSON unlike its source)" 0 \
 check_eq "users file neither the old one nor the new one" 0 "$users_torn"
 check_eq "uploads that did not finish when run again" 0 "$unfinished"
 check_eq "finished uploads recovered as live sessions too" 0 "$zombies"
+check_eq "uploads started over though chunks were acknowledged" 0 \
+    "$restarted"
 check "every crash point was reached" [ "$reached" = "$rounds" ]
 done_testing
