@@ -445,6 +445,14 @@ else
 	    "write:$S/*/data:60"
 	    "fsync:$S/*/journal:36"
 	    "rename:$S/*/data:3+"
+	    # The client's resume state on the same disk.
+	    "mkdir:state:1+"
+	    "rename:state/*.json.tmp-*:1+"
+	    # fetch's .part, its sync and its rename into place.
+	    "write:dl/a.bin.part:3+"
+	    "fsync:dl/a.bin.part:1"
+	    "rename:dl/a.bin.part:1"
+	    "fsyncdir:dl:1"
 	)
 fi
 
