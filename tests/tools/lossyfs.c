@@ -216,9 +216,11 @@ sync_dir(int dfd, size_t id, bool scan, int depth)
 		if (strcmp(de->d_name, ".") == 0 ||
 		    strcmp(de->d_name, "..") == 0)
 			continue;
-		cfd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW);
+		/* Symbolic links, sockets and fifos are not modelled. */
+		cfd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW |
+		    O_NONBLOCK);
 		if (cfd == -1)
-			continue;	/* a symlink or a socket: not modelled */
+			continue;
 		child = node_of_fd(cfd);
 		if (child != SIZE_MAX && scan && fs.nodes[child].dir)
 			sync_dir(cfd, child, true, depth + 1);
