@@ -5,7 +5,8 @@
 # that, at a chosen operation, drops everything not yet made durable by
 # fsync/fdatasync (file data) or a directory fsync (names). Each round:
 # `paraflowd --add-user` rewrites the users file, then one upload that is
-# finished, one that is cut off and resumed, two at once; the power goes
+# finished, one that is cut off and resumed, one cut off and cancelled,
+# two at once, and a fetch of a finished one; the power goes
 # at the round's crash point (or, if the point is never reached, at the
 # end). Then paraflowd is killed, the filesystem mounted again, the
 # boot marker removed (a real power loss is a reboot), paraflowd started
@@ -113,6 +114,7 @@ mkfile "$T/a.bin" $((16 * CHUNK))
 mkfile "$T/b.bin" $((40 * CHUNK))
 mkfile "$T/c.bin" $((8 * CHUNK))
 mkfile "$T/d.bin" $((8 * CHUNK + 1000))
+mkfile "$T/e.bin" $((40 * CHUNK))
 printf '%s\n' "$PARAFLOW_SECRET" | "$PARAFLOWD" --users "$T/users.old" \
     --add-user alice 2>/dev/null || exit 1
 SERVER_ARGS=(--users "$MNT/users" --tls-dir "$TLS_DIR"
@@ -174,31 +176,42 @@ client_wait() {
 }
 
 acks() {
-	grep -c 'chunk [0-9]* acknowledged' "$T/$1.err" 2>/dev/null ||
-	    [ -e "$T/$1.err" ] || echo 0
+	local n
+	n=$(grep -c 'chunk [0-9]* acknowledged' "$T/$1.err" 2>/dev/null)
+	echo "${n:-0}"
+}
+
+# cut_off NAME: an upload of NAME killed once it has a few ACKs.
+cut_off() {
+	local i
+	client "$1"
+	for ((i = 0; i < 400; i++)); do
+		[ "$(acks "$1")" -ge 4 ] && break
+		kill -0 "${CPIDS[$1]}" 2>/dev/null || break
+		crashed && return 1
+		sleep 0.01
+	done
+	kill -KILL "${CPIDS[$1]}" 2>/dev/null
+	wait "${CPIDS[$1]}" 2>/dev/null
+	! crashed
 }
 
 # workload: the round's work, until the power goes.
 workload() {
-	local i
 	printf 'bob-pw\n' | "$PARAFLOWD" --users "$MNT/users" \
 	    --add-user bob 2>>"$T/server.log" || return 1
 	start_paraflowd || return 1
 	client a.bin
 	client_wait a.bin || return 1
 	# b.bin: killed once it has a few ACKs, then resumed.
-	client b.bin
-	for ((i = 0; i < 400; i++)); do
-		[ "$(acks b.bin)" -ge 4 ] && break
-		kill -0 "${CPIDS[b.bin]}" 2>/dev/null || break
-		crashed && return 1
-		sleep 0.01
-	done
-	kill -KILL "${CPIDS[b.bin]}" 2>/dev/null
-	wait "${CPIDS[b.bin]}" 2>/dev/null
-	crashed && return 1
+	cut_off b.bin || return 1
 	client b.bin
 	client_wait b.bin || return 1
+	# e.bin: cut off, then cancelled.
+	cut_off e.bin || return 1
+	timeout 30 "$PARAFLOW" cancel "$(sid e.bin)" \
+	    --http "https://127.0.0.1:$HTTP_PORT" --pin "$PIN" \
+	    >>"$T/cancel.out" 2>&1 && CANCELLED=yes
 	client c.bin
 	client d.bin
 	client_wait c.bin
@@ -335,9 +348,9 @@ round() {
 	local point=$1 f s out why lost=0 torn=0 acked=0
 	rounds=$((rounds + 1))
 	rm -rf "$BACK" "$T"/*.err "$T"/*.out "$T"/*.done "$T/trace" \
-	    "$T/fetch.out"
+	    "$T/fetch.out" "$T/cancel.out"
 	mkdir -p "$BACK/dl"
-	FETCHED=no
+	FETCHED=no CANCELLED=no
 	cp "$T/users.old" "$BACK/users"
 	: >"$T/server.log"
 	local arm=(--crash-at "$point")
@@ -408,6 +421,14 @@ round() {
 			unfinished=$((unfinished + 1))
 		}
 	done
+	# A cancelled upload stays cancelled.
+	s=$(sid e.bin)
+	[ "$CANCELLED" = no ] || ! log_since | grep -q "session $s recovered" ||
+	    {
+		echo "# $point: e.bin: cancelled, and recovered as a live" \
+		    "session"
+		zombies=$((zombies + 1))
+	}
 	json_ok || torn=$((torn + 1))
 	# The download: what the power loss left must be usable.
 	fetch_ok || torn=$((torn + 1))
@@ -461,11 +482,13 @@ else
 	    "fsyncdir:storage:1"
 	    "fsyncdir:storage:1+"
 	    "unlink:$S/*/journal:1"
-	    # The resume of b.bin and the two uploads at once.
+	    # The resume of b.bin, e.bin before and after its cancel, and
+	    # the two uploads at once.
 	    "fsync:$S/*/journal:9"
 	    "write:$S/*/data:40+"
-	    "write:$S/*/data:60"
-	    "write:$S/*/data:68"
+	    "write:$S/*/data:62"
+	    "mkdir:$S/*:4"
+	    "write:$S/*/data:74"
 	    "rename:$S/*/data:3+"
 	    # The client's resume state on the same disk.
 	    "mkdir:state:1+"
@@ -491,7 +514,8 @@ check_eq "torn files (chunk, finished file or JSON unlike its source)" 0 \
     "$torn_total"
 check_eq "users file neither the old one nor the new one" 0 "$users_torn"
 check_eq "uploads that did not finish when run again" 0 "$unfinished"
-check_eq "finished uploads recovered as live sessions too" 0 "$zombies"
+check_eq "finished or cancelled uploads recovered as live sessions" 0 \
+    "$zombies"
 check_eq "uploads started over though chunks were acknowledged" 0 \
     "$restarted"
 check "every crash point was reached" [ "$reached" = "$rounds" ]
