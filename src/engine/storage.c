@@ -366,8 +366,11 @@ storage_staging_forget(struct staging *st)
 {
 	if (st == NULL || st->dirfd == -1)
 		return;
-	if (unlinkat(st->dirfd, SESSION_NAME, 0) == 0)
-		fsync(st->dirfd);
+	/* The session has ended already: say so if it may come back. */
+	if (unlinkat(st->dirfd, SESSION_NAME, 0) == 0 ? fsync(st->dirfd) == -1 :
+	    errno != ENOENT)
+		log_error("%s: session %s: %s; a power loss now may bring it "
+		    "back", __func__, st->id, strerror(errno));
 }
 
 json_t *

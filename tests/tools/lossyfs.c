@@ -16,7 +16,10 @@
  * replaces the backing directory by the durable image, writes the point
  * to STORE/crashed and fails every later operation with EIO, as a disk
  * without power would. The test then kills the program, unmounts, and
- * mounts again on the same backing directory.
+ * mounts again on the same backing directory. With --keep-some SEED the
+ * power loss also keeps a random part of the unsynced writes (whole, in
+ * part or not at all, each on its own), as a disk that had written some
+ * of its cache back, in no particular order, would.
  */
 #define FUSE_USE_VERSION 31
 #include "config.h"
@@ -54,6 +57,14 @@ struct node {
 	size_t		 nents;
 };
 
+/* A write not yet synced, which a power loss may still have kept. */
+struct pending {
+	size_t		 node;
+	off_t		 off;
+	size_t		 len;
+	char		*data;
+};
+
 /* The crash point: the count-th operation of kind on a matching path. */
 struct point {
 	char		 kind[16];
@@ -72,6 +83,10 @@ static struct {
 	bool		 armed;
 	bool		 crashed;
 	FILE		*trace;
+	struct pending	*pend;		/* unsynced writes (--keep-some) */
+	size_t		 npend;
+	bool		 keep_some;
+	unsigned	 seed;
 	unsigned long	 ops;
 	char		 why[PATH_MAX + 64];	/* a crash point passed */
 } fs;
@@ -317,6 +332,72 @@ rebuild(size_t id, int dfd, int depth)
 	}
 }
 
+/*
+ * With --keep-some: the disk may have written some unsynced writes before
+ * the power went, in any order and a write in part (whole 512-byte
+ * sectors). Each is dropped, kept whole or kept in part, at random.
+ */
+static void
+keep_some(void)
+{
+	char name[32];
+	int fd;
+
+	for (size_t i = 0; i < fs.npend; i++) {
+		struct pending *p = &fs.pend[i];
+		size_t len = p->len;
+
+		switch (rand_r(&fs.seed) % 3) {
+		case 0:
+			continue;
+		case 1:
+			len = (size_t)rand_r(&fs.seed) % (len / 512 + 1) * 512;
+			break;
+		}
+		store_name(p->node, name);
+		if (len == 0 || (fd = openat(fs.storefd, name, O_WRONLY)) == -1)
+			continue;
+		if (pwrite(fd, p->data, len, p->off) != (ssize_t)len)
+			fprintf(stderr, "lossyfs: cannot keep a write\n");
+		close(fd);
+	}
+}
+
+/* Forgets the unsynced writes of node id (it was synced), or all. */
+static void
+pending_drop(size_t id)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < fs.npend; i++) {
+		if (id == SIZE_MAX || fs.pend[i].node == id) {
+			free(fs.pend[i].data);
+			continue;
+		}
+		fs.pend[kept++] = fs.pend[i];
+	}
+	fs.npend = kept;
+}
+
+static void
+pending_add(int fd, const char *buf, size_t n, off_t off)
+{
+	struct pending *p;
+	size_t id = node_of_fd(fd);
+
+	if (id == SIZE_MAX)
+		return;
+	p = realloc(fs.pend, (fs.npend + 1) * sizeof(*p));
+	if (p == NULL || (p[fs.npend].data = malloc(n)) == NULL)
+		die("out of memory");
+	memcpy(p[fs.npend].data, buf, n);
+	p[fs.npend].node = id;
+	p[fs.npend].off = off;
+	p[fs.npend].len = n;
+	fs.pend = p;
+	fs.npend++;
+}
+
 /* The power loss: the backing directory becomes the durable image. */
 static void
 crash(const char *why)
@@ -324,6 +405,9 @@ crash(const char *why)
 	int fd;
 
 	fs.crashed = true;
+	if (fs.keep_some)
+		keep_some();
+	pending_drop(SIZE_MAX);
 	empty_tree(fs.backfd, 0);
 	rebuild(0, fs.backfd, 0);
 	fsync(fs.backfd);
@@ -649,6 +733,8 @@ lfs_write(const char *path, const char *buf, size_t n, off_t off,
 
 	CHECK("write", path, NULL);
 	r = pwrite((int)fi->fh, buf, n, off);
+	if (r > 0 && fs.keep_some)
+		pending_add((int)fi->fh, buf, (size_t)r, off);
 	return r == -1 ? -errno : (int)r;
 }
 
@@ -680,6 +766,7 @@ lfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 		return -errno;
 	if ((id = node_of_fd((int)fi->fh)) == SIZE_MAX)
 		return -EIO;
+	pending_drop(id);
 	return store_content(id, (int)fi->fh);
 }
 
@@ -766,6 +853,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: lossyfs [--crash-at KIND:GLOB:N[+]] "
+	    "[--keep-some SEED] "
 	    "[--trace FILE] BACKDIR STOREDIR MOUNTPOINT\n"
 	    "KIND: write fsync fsyncdir create mkdir rename unlink rmdir "
 	    "truncate fallocate\n");
@@ -786,6 +874,9 @@ main(int argc, char **argv)
 			if (parse_point(argv[i + 1], &fs.at) == -1)
 				usage();
 			fs.armed = true;
+		} else if (strcmp(argv[i], "--keep-some") == 0) {
+			fs.keep_some = true;
+			fs.seed = (unsigned)strtoul(argv[i + 1], NULL, 10);
 		} else if (strcmp(argv[i], "--trace") == 0) {
 			if ((fs.trace = fopen(argv[i + 1], "w")) == NULL)
 				die("%s", argv[i + 1]);
