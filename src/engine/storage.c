@@ -361,16 +361,20 @@ storage_staging_broken(struct staging *st)
 	return atomic_load(&st->broken) != PF_OK;
 }
 
-void
+enum pf_status
 storage_staging_forget(struct staging *st)
 {
+	enum pf_status rc;
+
 	if (st == NULL || st->dirfd == -1)
-		return;
-	/* The session has ended already: say so if it may come back. */
-	if (unlinkat(st->dirfd, SESSION_NAME, 0) == 0 ? fsync(st->dirfd) == -1 :
-	    errno != ENOENT)
-		log_error("%s: session %s: %s; a power loss now may bring it "
-		    "back", __func__, st->id, strerror(errno));
+		return PF_OK;
+	if (unlinkat(st->dirfd, SESSION_NAME, 0) == 0 ? fsync(st->dirfd) == 0 :
+	    errno == ENOENT)
+		return PF_OK;
+	rc = pf_status_from_errno(errno);
+	log_error("%s: session %s: %s; a power loss now may bring it back",
+	    __func__, st->id, strerror(errno));
+	return rc;
 }
 
 json_t *

@@ -325,7 +325,7 @@ for f in sys.argv[1:]:
 SEED=${PF_SEED:-$(date +%s)}
 echo "# seed $SEED (PF_SEED=$SEED replays which unsynced writes survive)"
 rounds=0 reached=0 acked_total=0 lost_total=0 torn_total=0 commits=0
-users_torn=0 unfinished=0 zombies=0 restarted=0 undurable=0
+users_torn=0 unfinished=0 zombies=0 restarted=0
 
 # stop_round: the power is off (or goes now): everyone dies, the disk is
 # what lossyfs kept.
@@ -426,20 +426,13 @@ round() {
 			unfinished=$((unfinished + 1))
 		}
 	done
-	# A cancelled upload stays cancelled, unless paraflowd said it could
-	# not make the cancel durable (the power went during it: the cancel
-	# is still answered as done, see docs/reliability.md).
+	# A cancel answered as done stays done.
 	s=$(sid e.bin)
 	if [ "$CANCELLED" = yes ] && log_since | grep -q "session $s recovered"
 	then
-		if grep -q "session $s: .*may bring it back" "$T/server.log"
-		then
-			undurable=$((undurable + 1))
-		else
-			echo "# $point: e.bin: cancelled, and recovered as a" \
-			    "live session"
-			zombies=$((zombies + 1))
-		fi
+		echo "# $point: e.bin: cancelled, and recovered as a live" \
+		    "session"
+		zombies=$((zombies + 1))
 	fi
 	json_ok || torn=$((torn + 1))
 	# The download: what the power loss left must be usable.
@@ -499,6 +492,7 @@ else
 	    "fsync:$S/*/journal:9"
 	    "write:$S/*/data:40+"
 	    "write:$S/*/data:62"
+	    "unlink:$S/*/session.json:3"
 	    "mkdir:$S/*:4"
 	    "write:$S/*/data:74"
 	    "rename:$S/*/data:3+"
@@ -520,8 +514,7 @@ done
 echo "# $rounds simulated power losses ($reached at their point):" \
     "$acked_total acknowledged chunks, $lost_total lost; $torn_total" \
     "torn files; $commits COMMITs seen by clients; users file torn" \
-    "$users_torn times; cancels answered though not durable (the power" \
-    "went during them): $undurable"
+    "$users_torn times"
 check_eq "acknowledged chunks lost" 0 "$lost_total"
 check_eq "torn files (chunk, finished file or JSON unlike its source)" 0 \
     "$torn_total"
