@@ -7,6 +7,8 @@ libcurl4-openssl-dev libssl-dev libjansson-dev uuid-dev libcmocka-dev
 libgsasl-dev libmagic-dev libicu-dev
 netcat-openbsd curl procps clang libclang-rt-14-dev python3 iproute2
 util-linux python3-jsonschema python3-yaml prometheus wrk"
+# The power-loss test's FUSE filesystem (tests/integ/t_powerloss.sh).
+PACKAGES="$PACKAGES fuse3 libfuse3-dev"
 # Lint of the deployment files (tests/integ/t_deploy.sh).
 PACKAGES="$PACKAGES shellcheck mandoc"
 # The browser the dashboard test drives (tests/integ/t_dashboard.sh).

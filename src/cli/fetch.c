@@ -383,10 +383,15 @@ verify_and_keep(struct fetch *f)
 		    f->part, f->path, strerror(errno));
 		goto out;
 	}
-	/* The rename is durable only once its directory is synced. */
-	if (pf_sync_dir(AT_FDCWD, f->path) == -1)
-		log_warn("%s: fsync of its directory: %s", f->path,
-		    strerror(errno));
+	/*
+	 * The rename is durable only once its directory is synced: until
+	 * then a power loss may take the file, so it is not yet done.
+	 */
+	if (pf_sync_dir(AT_FDCWD, f->path) == -1) {
+		remote_fail(&f->e, rc, f->id, "%s: fsync of its directory: "
+		    "%s", f->path, strerror(errno));
+		goto out;
+	}
 	rc = PF_OK;
 out:
 	return rc;

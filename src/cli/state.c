@@ -79,7 +79,12 @@ state_make_dirs(const char *dir)
 			continue;
 		c = *s;
 		*s = '\0';
-		if (mkdir(p, 0700) == -1 && errno != EEXIST) {
+		/*
+		 * A directory made here has its parent synced: otherwise a
+		 * power loss may take it, with the state files synced in it.
+		 */
+		if (mkdir(p, 0700) == 0 ? pf_sync_dir(AT_FDCWD, p) == -1 :
+		    errno != EEXIST) {
 			log_info("cannot create %s: %s", p, strerror(errno));
 			goto out;
 		}

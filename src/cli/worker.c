@@ -252,6 +252,8 @@ read_response(struct worker *w)
 	}
 	memmove(w->inflight, w->inflight + 1, --w->n * sizeof(w->inflight[0]));
 	if (type == PROTO_ACK) {
+		/* What the power-loss test holds the server to (-v). */
+		log_debug("chunk %u acknowledged", idx);
 		atomic_store(&j->last_ack_ms, pf_now_ms());
 		w->attempt = 0;
 		if (queue_ack(j->q, idx))

@@ -69,6 +69,13 @@ finalize_file(struct storage *s, struct staging *st, const char *name,
 		    strerror(errno));
 		goto out;
 	}
+	/*
+	 * The staging area stops being resumable for good: until its
+	 * directory is synced, a power loss may bring back its metadata
+	 * and the data under its old name, and the finished upload would
+	 * be recovered as a live session too.
+	 */
+	storage_staging_forget(st);
 	rc = PF_OK;
 out:
 	if (finalfd != -1) {

@@ -50,6 +50,7 @@ struct session {
 
 	_Atomic bool	 ready;			/* fields set: may be shown */
 	_Atomic int	 state;			/* enum session_state */
+	_Atomic int	 end_rc;		/* session_end made durable? */
 	_Atomic int64_t	 last_active;		/* time_t of the last chunk */
 	_Atomic uint64_t bytes_received;	/* all chunk bytes read */
 	_Atomic uint64_t bytes_held;		/* in chunks done */
@@ -409,8 +410,14 @@ session_end(struct session *s, enum session_state state, enum pf_status why)
 		return false;
 	atomic_store(&s->error, (int)why);
 	/* A crash from here on must not bring the session back. */
-	storage_staging_forget(s->staging);
+	atomic_store(&s->end_rc, (int)storage_staging_forget(s->staging));
 	return true;
+}
+
+enum pf_status
+session_end_status(struct session *s)
+{
+	return (enum pf_status)atomic_load(&s->end_rc);
 }
 
 enum pf_status

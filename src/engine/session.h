@@ -174,6 +174,12 @@ bool session_end(struct session *s, enum session_state state,
     enum pf_status why);
 
 /*
+ * After session_end: PF_OK if the end is durable (a power loss cannot
+ * bring s back), else why not. Any thread.
+ */
+enum pf_status session_end_status(struct session *s);
+
+/*
  * Makes control connection owner (a number unique to it) the session's
  * owner, with a new session key.
  */

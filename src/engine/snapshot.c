@@ -176,10 +176,15 @@ static enum pf_status
 cancel_live(struct engine *e, struct session *s, const char *user,
     bool *cancelled)
 {
+	enum pf_status rc;
+
 	if (user != NULL && strcmp(session_user(s), user) != 0)
 		return PF_ENOSESSION;
 	if (!registry_end(e->registry, s, SESSION_CANCELLED, PF_ECANCELLED))
 		return PF_EBUSY;	/* assembling; a moment later, gone */
+	/* Answered as done, the cancel must outlive a power loss. */
+	if ((rc = session_end_status(s)) != PF_OK)
+		return rc;
 	log_info("session %s cancelled over HTTP by %s", session_id(s),
 	    user ? user : "an admin");
 	*cancelled = true;

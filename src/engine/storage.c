@@ -30,6 +30,18 @@ storage_open_dir(int dirfd, const char *name)
 	return pf_open_beneath(dirfd, name, O_RDONLY | O_DIRECTORY, 0);
 }
 
+/*
+ * mkdir(2), and if it made the directory, its parent synced: a name that
+ * is not synced may be gone after a power loss, with all beneath it.
+ */
+static int
+mkdir_durable(int dirfd, const char *path, mode_t mode)
+{
+	if (mkdirat(dirfd, path, mode) == -1)
+		return errno == EEXIST ? 0 : -1;
+	return pf_sync_dir(dirfd, path);
+}
+
 /* mkdir -p for the root path only; everything below uses handles. */
 static int
 mkdir_parents(const char *path)
@@ -44,13 +56,11 @@ mkdir_parents(const char *path)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(buf, 0755) == -1 && errno != EEXIST)
+		if (mkdir_durable(AT_FDCWD, buf, 0755) == -1)
 			return -1;
 		*p = '/';
 	}
-	if (mkdir(buf, 0700) == -1 && errno != EEXIST)
-		return -1;
-	return 0;
+	return mkdir_durable(AT_FDCWD, buf, 0700);
 }
 
 enum pf_status
@@ -75,7 +85,7 @@ storage_open(const char *dir, enum storage_sync sync, struct storage **out)
 		log_error("%s: open %s: %s", __func__, dir, strerror(errno));
 		goto out;
 	}
-	if (mkdirat(s->rootfd, STAGING_DIR, 0700) == -1 && errno != EEXIST) {
+	if (mkdir_durable(s->rootfd, STAGING_DIR, 0700) == -1) {
 		log_error("%s: mkdir %s/%s: %s", __func__, dir, STAGING_DIR,
 		    strerror(errno));
 		goto out;
@@ -351,13 +361,20 @@ storage_staging_broken(struct staging *st)
 	return atomic_load(&st->broken) != PF_OK;
 }
 
-void
+enum pf_status
 storage_staging_forget(struct staging *st)
 {
+	enum pf_status rc;
+
 	if (st == NULL || st->dirfd == -1)
-		return;
-	if (unlinkat(st->dirfd, SESSION_NAME, 0) == 0)
-		fsync(st->dirfd);
+		return PF_OK;
+	if (unlinkat(st->dirfd, SESSION_NAME, 0) == 0 ? fsync(st->dirfd) == 0 :
+	    errno == ENOENT)
+		return PF_OK;
+	rc = pf_status_from_errno(errno);
+	log_error("%s: session %s: %s; a power loss now may bring it back",
+	    __func__, st->id, strerror(errno));
+	return rc;
 }
 
 json_t *

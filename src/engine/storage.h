@@ -78,9 +78,11 @@ bool storage_staging_broken(struct staging *st);
 
 /*
  * Removes st's metadata at once, so a crash before the area is removed
- * cannot bring an ended session back. Thread-safe.
+ * cannot bring an ended session back. Returns PF_OK once that is
+ * durable (or there was nothing to remove), else why not (logged).
+ * Thread-safe.
  */
-void storage_staging_forget(struct staging *st);
+enum pf_status storage_staging_forget(struct staging *st);
 
 /*
  * The metadata of finished session id (a new reference), or NULL if there
