@@ -3,11 +3,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "journal.h"
 #include "log.h"
 #include "proto.h"
@@ -204,20 +206,29 @@ enum pf_status
 journal_rewrite(struct staging *st, const uint32_t *indices,
     const uint8_t *digests, uint32_t n)
 {
-	uint8_t rec[JOURNAL_REC];
+	size_t len = (size_t)n * JOURNAL_REC;
+	uint8_t *buf = malloc(len > 0 ? len : 1);
+	enum pf_status rc = PF_OK;
+	int fd;
 
-	if (ftruncate(st->jfd, 0) == -1)
-		return PF_EIO;
-	st->jlen = 0;
-	for (uint32_t i = 0; i < n; i++) {
+	if (buf == NULL)
+		return PF_ENOMEM;
+	for (uint32_t i = 0; i < n; i++)
 		journal_record(indices[i], digests + (size_t)i * PF_SHA256_LEN,
-		    rec);
-		if (pwrite(st->jfd, rec, sizeof(rec), st->jlen) !=
-		    (ssize_t)sizeof(rec))
-			return PF_EIO;
-		st->jlen += JOURNAL_REC;
+		    buf + (size_t)i * JOURNAL_REC);
+	/*
+	 * Beside it and renamed over it, never truncated in place: a power
+	 * loss in between must leave the old journal or the new one, not an
+	 * empty one that forgets chunks still intact.
+	 */
+	if (pf_write_atomic(st->dirfd, JOURNAL_NAME, buf, len, 0600) == -1 ||
+	    (fd = pf_open_beneath(st->dirfd, JOURNAL_NAME, O_RDWR, 0)) == -1)
+		rc = pf_status_from_errno(errno);
+	else {
+		close(st->jfd);
+		st->jfd = fd;
+		st->jlen = len;
 	}
-	if (fdatasync(st->jfd) == -1)
-		return PF_EIO;
-	return PF_OK;
+	free(buf);
+	return rc;
 }

@@ -37,8 +37,8 @@ enum pf_status journal_load(struct staging *st, off_t size,
     uint32_t **indices, uint8_t **digests, uint32_t *n);
 
 /*
- * Replaces the journal of st with the n records given (borrowed) and
- * syncs it. At recovery only.
+ * Replaces the journal of st with the n records given (borrowed),
+ * atomically and durably (a new file renamed over it). At recovery only.
  */
 enum pf_status journal_rewrite(struct staging *st, const uint32_t *indices,
     const uint8_t *digests, uint32_t n);

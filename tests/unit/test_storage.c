@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -115,6 +117,24 @@ path(const char *name)
 	return p;
 }
 
+/* Entries in the staging area (data, journal, session.json). */
+static int
+entries(void)
+{
+	char p[256];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(p, sizeof(p), "%s/.staging/%s", dir, ID);
+	assert_non_null(d = opendir(p));
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
 static int
 setup(void **state)
 {
@@ -205,6 +225,7 @@ test_damaged_record_ends_journal(void **state)
 static void
 test_reboot_checks_chunks(void **state)
 {
+	struct stat before, after;
 	char p[256];
 	int fd;
 
@@ -217,8 +238,17 @@ test_reboot_checks_chunks(void **state)
 	fd = open(path("data"), O_WRONLY);
 	assert_int_equal(pwrite(fd, "\0\0\0\0", 4, 3 * CS + 100), 4);
 	close(fd);
+	assert_int_equal(stat(path("journal"), &before), 0);
 	assert_int_equal(recover().records, CHUNKS - 1);
-	/* The journal was rewritten: the next start, same boot, agrees. */
+	/*
+	 * The journal was rewritten as a new file renamed over the old one
+	 * (never truncated in place), and nothing is left beside it: the
+	 * next start, same boot, agrees.
+	 */
+	assert_int_equal(stat(path("journal"), &after), 0);
+	assert_true(before.st_ino != after.st_ino);
+	assert_int_equal(after.st_size, (CHUNKS - 1) * 48);
+	assert_int_equal(entries(), 3);
 	assert_int_equal(recover().records, CHUNKS - 1);
 }
 
