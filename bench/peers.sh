@@ -204,6 +204,9 @@ pf_rows() {
 		    pf_up --no-tls --threads "$t"
 	done
 	measure "paraflow, default" yes 1 pf_up --no-tls
+	echo "  paraflowd's peak RSS over these runs:" \
+	    "$(awk '/VmHWM/ { printf "%.1f MiB", $2 / 1024 }' \
+	    "/proc/$pf_pid/status")"
 	pf_stop
 	pf_start "$mdir/pf"
 	measure "paraflow, default, TLS" yes 1 pf_up
