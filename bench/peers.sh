@@ -44,6 +44,9 @@ peers_cleanup() {
 	cg_done
 }
 trap peers_cleanup EXIT
+# A signal ends the run through exit, so the daemons, namespaces and
+# cgroups go too.
+trap 'exit 130' INT TERM
 cg_init
 [ -n "$cg" ] || echo "no writable cgroup mount: CPU times read 0"
 export PARAFLOW_STATE_DIR=$work/state
