@@ -54,3 +54,48 @@ bench_need() {
 	    -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \
 	    $missing >/dev/null
 }
+
+# CPU time per side, from cgroups: cg_init makes two groups, srv and cli,
+# under the cgroup v2 mount (else v1's cpuacct); cg_run GROUP CMD... runs
+# CMD in GROUP, where every process it forks stays; cg_usec GROUP prints
+# the microseconds of CPU the group has used so far. For a background
+# job use cg_exec GROUP CMD... & instead: it moves the job's own process
+# and execs CMD there, so $! is CMD's pid (to kill). This counts forked
+# daemons' children (rsync, sshd) that /proc/PID/stat would miss. Without
+# a writable cgroup mount cg stays empty and cg_usec prints 0.
+cg_init() {
+	local m
+	cg=
+	m=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+	[ -n "$m" ] || m=$(awk '$3 == "cgroup" && $4 ~ /cpuacct/ {
+	    print $2; exit }' /proc/mounts)
+	[ -n "$m" ] && mkdir "$m/pf-bench.$$" 2>/dev/null || return 0
+	cg=$m/pf-bench.$$
+	mkdir "$cg/srv" "$cg/cli"
+}
+
+cg_exec() {
+	[ -z "$cg" ] || echo "$BASHPID" >"$cg/$1/cgroup.procs"
+	shift
+	exec "$@"
+}
+
+cg_run() {
+	( cg_exec "$@" )
+}
+
+cg_usec() {
+	if [ -z "$cg" ]; then
+		echo 0
+	elif [ -f "$cg/$1/cpu.stat" ]; then
+		awk '$1 == "usage_usec" { print $2 }' "$cg/$1/cpu.stat"
+	else
+		echo $(($(cat "$cg/$1/cpuacct.usage") / 1000))
+	fi
+}
+
+# cg_done: removes the groups, once their processes are gone.
+cg_done() {
+	[ -n "$cg" ] || return 0
+	rmdir "$cg/srv" "$cg/cli" "$cg" 2>/dev/null || true
+}

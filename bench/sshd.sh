@@ -7,7 +7,8 @@
 
 # sshd_up: starts the server; sets ssh_port, ssh_opts (the client's
 # options, for ssh -p and scp -P) and ssh_cmd (one string, for rsync -e),
-# logging in as the current user.
+# logging in as the current user. sshd_launch, if set, is a command the
+# server runs under (bench/peers.sh: "cg_exec srv", to count its CPU).
 sshd_up() {
 	local d=$work/ssh
 	bench_need openssh-server openssh-client rsync
@@ -30,7 +31,9 @@ UsePAM no
 PidFile $d/sshd.pid
 Subsystem sftp internal-sftp
 CFG
-	/usr/sbin/sshd -D -e -f "$d/sshd_config" 2>>"$d/sshd.log" &
+	# shellcheck disable=SC2086
+	${sshd_launch:-} /usr/sbin/sshd -D -e -f "$d/sshd_config" \
+	    2>>"$d/sshd.log" &
 	pids+=($!)
 	ssh_opts=(-i "$d/client" -o BatchMode=yes -o StrictHostKeyChecking=no
 	    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
