@@ -65,6 +65,21 @@ struct session {
 	char		 receipt[PF_SHA256_HEX];
 };
 
+/* See session_generation; process-wide, as the gateway needs no more. */
+static _Atomic uint64_t generation;
+
+void
+session_changed(void)
+{
+	atomic_fetch_add(&generation, 1);
+}
+
+uint64_t
+session_generation(void)
+{
+	return atomic_load(&generation);
+}
+
 /*
  * The one place the state changes: from -> to if that is a legal
  * transition (see session.h) and s is in from now. Leaving RECEIVING, or
@@ -94,6 +109,7 @@ transition(struct session *s, enum session_state from, enum session_state to)
 		return false;
 	if (from == SESSION_RECEIVING || to == SESSION_FAILED)
 		atomic_store(&s->finished, (int64_t)time(NULL));
+	session_changed();
 	return true;
 }
 
@@ -240,6 +256,7 @@ session_open(struct session *s, struct storage *storage,
 	if (rc != PF_OK)
 		goto out;
 	atomic_store(&s->ready, true);
+	session_changed();
 out:
 	return rc;
 }
@@ -325,6 +342,7 @@ session_restore(struct session *s, struct storage *storage,
 		    s->chunk_size, idx));
 	}
 	atomic_store(&s->ready, true);
+	session_changed();
 	return PF_OK;
 }
 
@@ -358,6 +376,7 @@ session_claim_chunk(struct session *s, uint32_t index, bool *resent)
 	if (*resent) {
 		atomic_store(&s->tried[index], 2);
 		atomic_fetch_add(&s->chunks_resent, 1);
+		session_changed();
 	}
 	return expect == CHUNK_DONE ? SESSION_HELD : SESSION_CLAIMED;
 }
@@ -385,6 +404,7 @@ session_done_chunk(struct session *s, uint32_t index,
 	    s->chunk_size, index));
 	/* A slow sync is progress too: the chunk was all there. */
 	atomic_store(&s->progress_ms, pf_now_ms());
+	session_changed();
 	return PF_OK;
 }
 
@@ -392,8 +412,10 @@ void
 session_release_chunk(struct session *s, uint32_t index, bool nacked)
 {
 	atomic_store(&s->chunks[index], CHUNK_PENDING);
-	if (nacked)
+	if (nacked) {
 		atomic_fetch_add(&s->chunks_nacked, 1);
+		session_changed();
+	}
 }
 
 bool
@@ -408,6 +430,7 @@ session_end(struct session *s, enum session_state state, enum pf_status why)
 	if (!transition(s, SESSION_RECEIVING, state))
 		return false;
 	atomic_store(&s->error, (int)why);
+	session_changed();
 	/* A crash from here on must not bring the session back. */
 	storage_staging_forget(s->staging);
 	return true;
@@ -425,6 +448,7 @@ session_commit(struct session *s, const uint8_t want[PF_SHA256_LEN])
 	    s->nchunks, want) != PF_OK) {
 		transition(s, SESSION_ASSEMBLING, SESSION_FAILED);
 		atomic_store(&s->error, (int)PF_ECHECKSUM);
+		session_changed();
 		storage_staging_forget(s->staging);
 		return PF_ECHECKSUM;
 	}
@@ -477,12 +501,14 @@ void
 session_attach(struct session *s, bool control)
 {
 	atomic_fetch_add(control ? &s->controls : &s->streams, 1);
+	session_changed();
 }
 
 void
 session_detach(struct session *s, bool control)
 {
 	atomic_fetch_sub(control ? &s->controls : &s->streams, 1);
+	session_changed();
 }
 
 void

@@ -12,13 +12,18 @@
 #include "args.h"
 #include "clock.h"
 #include "events.h"
+#include "digest.h"
 #include "handlers.h"
+#include "listcache.h"
 #include "monitor.h"
 #include "response.h"
 #include "views.h"
 
 #define LIST_DEFAULT	50
 #define LIST_MAX	500
+/* A list's ETag: W/"<first LIST_ETAG_MAC bytes of its MAC, hex>". */
+#define LIST_ETAG_MAC	12
+#define LIST_ETAG_LEN	(2 * LIST_ETAG_MAC + 5)
 
 /* Newest first; the id breaks ties so pages are stable. */
 static int
@@ -79,32 +84,22 @@ next_page(const char *state, uint64_t offset, uint64_t limit)
 	return json_string(link);
 }
 
-enum MHD_Result
-api_sessions_list(const struct gw_call *call)
+/*
+ * The page of sessions the caller may see, newest first, as a new JSON
+ * object; NULL if out of memory.
+ */
+static json_t *
+list_json(const struct gw_call *call, const char *state, unsigned mask,
+    uint64_t offset, uint64_t limit)
 {
-	struct MHD_Connection *c = call->c;
-	const char *state = MHD_lookup_connection_value(c,
-	    MHD_GET_ARGUMENT_KIND, "state");
 	struct engine_session_info *v = NULL;
-	uint64_t limit, offset;
-	unsigned mask;
 	size_t n = 0, total = 0, shown = 0;
 	json_t *list;
 
-	if (!parse_states(state, &mask))
-		return resp_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
-		    "unknown state in \"state\"");
-	if (!parse_count(MHD_lookup_connection_value(c,
-	    MHD_GET_ARGUMENT_KIND, "limit"), LIST_DEFAULT, 1, LIST_MAX,
-	    &limit) || !parse_count(MHD_lookup_connection_value(c,
-	    MHD_GET_ARGUMENT_KIND, "offset"), 0, 0, 1ul << 31, &offset))
-		return resp_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
-		    "limit must be 1 to %d, offset a count", LIST_MAX);
 	if (engine_sessions(call->h->engine, &v, &n) != PF_OK ||
 	    (list = json_array()) == NULL) {
 		free(v);
-		return resp_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-		    "internal", "out of memory");
+		return NULL;
 	}
 	qsort(v, n, sizeof(*v), newest_first);
 	for (size_t i = 0; i < n; i++) {
@@ -118,11 +113,130 @@ api_sessions_list(const struct gw_call *call)
 		shown++;
 	}
 	free(v);
-	return resp_json(c, MHD_HTTP_OK, json_pack("{s:o,s:I,s:I,s:I,s:o}",
-	    "sessions", list, "total", (json_int_t)total, "offset",
-	    (json_int_t)offset, "limit", (json_int_t)limit, "next",
-	    offset + shown < total ? next_page(state, offset + shown, limit) :
-	    json_null()));
+	return json_pack("{s:o,s:I,s:I,s:I,s:o}", "sessions", list, "total",
+	    (json_int_t)total, "offset", (json_int_t)offset, "limit",
+	    (json_int_t)limit, "next", offset + shown < total ?
+	    next_page(state, offset + shown, limit) : json_null());
+}
+
+/*
+ * What a list depends on besides the generations, into key: the view
+ * (all, for an admin, or one user's) and the query. Its length, 0 if it
+ * does not fit (a state filter of hundreds of bytes: not kept).
+ */
+static size_t
+list_key(const struct gw_call *call, const char *state, uint64_t offset,
+    uint64_t limit, char key[LISTCACHE_KEY_MAX])
+{
+	const char *user = call->who.admin ? "" : call->who.user;
+	size_t ulen = strlen(user), slen = state ? strlen(state) : 0;
+	size_t n = 1 + ulen + 1 + 2 * sizeof(uint64_t) + 1 + slen;
+	char *p = key;
+
+	if (n > LISTCACHE_KEY_MAX)
+		return 0;
+	/* The user's name holds no NUL and the state comes last: one key. */
+	*p++ = call->who.admin ? 'A' : 'U';
+	memcpy(p, user, ulen + 1);
+	p += ulen + 1;
+	memcpy(p, &offset, sizeof(offset));
+	p += sizeof(offset);
+	memcpy(p, &limit, sizeof(limit));
+	p += sizeof(limit);
+	*p++ = state ? 'S' : 'N';
+	memcpy(p, state ? state : "", slen);
+	return n;
+}
+
+/*
+ * The weak ETag of the list of key at gen: a MAC under the gateway's
+ * secret, so it differs between views, queries, changes and restarts and
+ * tells nothing of them.
+ */
+static bool
+list_etag(struct httpd *h, const char *key, size_t klen,
+    const struct listcache_gen *gen, char etag[LIST_ETAG_LEN])
+{
+	uint8_t msg[2 * sizeof(uint64_t) + LISTCACHE_KEY_MAX];
+	uint8_t mac[PF_SHA256_LEN];
+
+	memcpy(msg, &gen->engine, sizeof(gen->engine));
+	memcpy(msg + sizeof(gen->engine), &gen->monitor,
+	    sizeof(gen->monitor));
+	memcpy(msg + 2 * sizeof(uint64_t), key, klen);
+	if (pf_hmac_sha256(h->secret, sizeof(h->secret), msg,
+	    2 * sizeof(uint64_t) + klen, mac) != PF_OK)
+		return false;
+	memcpy(etag, "W/\"", 3);
+	pf_hex_encode(mac, LIST_ETAG_MAC, etag + 3);
+	memcpy(etag + 3 + 2 * LIST_ETAG_MAC, "\"", 2);
+	return true;
+}
+
+/*
+ * The list of the given page: from the cache if nothing it shows has
+ * changed since it was rendered, else rendered and kept; a 304 if the
+ * caller's If-None-Match names it.
+ */
+static enum MHD_Result
+list_answer(const struct gw_call *call, const char *state, unsigned mask,
+    uint64_t offset, uint64_t limit)
+{
+	struct MHD_Connection *c = call->c;
+	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "If-None-Match");
+	struct listcache_gen gen;
+	char key[LISTCACHE_KEY_MAX], etag[LIST_ETAG_LEN], *text;
+	struct MHD_Response *r;
+	size_t klen, len;
+	json_t *body;
+
+	/* Read before the copies: a change after them makes a new tag. */
+	gen.engine = engine_generation(call->h->engine);
+	gen.monitor = monitor_generation(call->h);
+	if ((klen = list_key(call, state, offset, limit, key)) == 0 ||
+	    !list_etag(call->h, key, klen, &gen, etag))
+		return resp_json(c, MHD_HTTP_OK, list_json(call, state, mask,
+		    offset, limit));
+	if (inm != NULL && resp_etag_matches(inm, etag + 2))
+		return resp_tagged(c, NULL, etag);
+	if ((r = listcache_get(call->h, key, klen, &gen)) != NULL)
+		return resp_tagged(c, r, etag);
+	if ((body = list_json(call, state, mask, offset, limit)) == NULL)
+		return resp_json(c, MHD_HTTP_OK, NULL);
+	text = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(body);
+	if (text == NULL)
+		return resp_json(c, MHD_HTTP_OK, NULL);
+	len = strlen(text);
+	listcache_put(call->h, key, klen, &gen, text, len);
+	if ((r = MHD_create_response_from_buffer(len, text,
+	    MHD_RESPMEM_MUST_FREE)) == NULL) {
+		free(text);
+		return MHD_NO;
+	}
+	return resp_tagged(c, r, etag);
+}
+
+enum MHD_Result
+api_sessions_list(const struct gw_call *call)
+{
+	struct MHD_Connection *c = call->c;
+	const char *state = MHD_lookup_connection_value(c,
+	    MHD_GET_ARGUMENT_KIND, "state");
+	uint64_t limit, offset;
+	unsigned mask;
+
+	if (!parse_states(state, &mask))
+		return resp_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+		    "unknown state in \"state\"");
+	if (!parse_count(MHD_lookup_connection_value(c,
+	    MHD_GET_ARGUMENT_KIND, "limit"), LIST_DEFAULT, 1, LIST_MAX,
+	    &limit) || !parse_count(MHD_lookup_connection_value(c,
+	    MHD_GET_ARGUMENT_KIND, "offset"), 0, 0, 1ul << 31, &offset))
+		return resp_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+		    "limit must be 1 to %d, offset a count", LIST_MAX);
+	return list_answer(call, state, mask, offset, limit);
 }
 
 /* The session if the caller may see it; else answers 404, returns false. */

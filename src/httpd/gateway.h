@@ -25,6 +25,7 @@
 #define GW_AUTH_TTL_S		300
 #define GW_MAX_BODY		4096
 #define GW_LINK_TTL_S		300	/* download links */
+#define GW_LIST_CACHE		16	/* rendered session lists kept */
 #define GW_MAX_PEM		(1024 * 1024)	/* a key, a chain */
 /*
  * Ordinary requests keep this many connections (or an eighth of
@@ -45,6 +46,7 @@ struct gw_login {
 };
 
 struct gw_conn;		/* conns.c */
+struct gw_list;		/* listcache.c */
 struct gw_rate;		/* monitor.c */
 struct gw_subscriber;	/* events.c */
 
@@ -72,6 +74,11 @@ struct httpd {
 	pthread_mutex_t		 logins_lock;
 	struct gw_login		 logins[GW_AUTH_CACHE];
 
+	/* listcache.c: rendered session lists. */
+	pthread_mutex_t		 lists_lock;
+	struct gw_list		*lists[GW_LIST_CACHE];
+	uint64_t		 lists_clock;
+
 	/* monitor.c and events.c: rates, throughput, event streams. */
 	pthread_t		 monitor;
 	bool			 monitor_started;
@@ -80,6 +87,7 @@ struct httpd {
 	bool			 stopping;
 	struct gw_rate		*rates;
 	size_t			 nrates;
+	uint64_t		 rates_gen;	/* grows as sampled values do */
 	double			 total_bps;
 	uint64_t		 throughput[GW_THROUGHPUT_LEN];
 	unsigned		 throughput_at;	/* next slot */

@@ -31,6 +31,7 @@ struct gw_rate {
 	double			 bps;
 	uint32_t		 acked;		/* at the last event */
 	int			 state;
+	int64_t			 updated;	/* at the last sample */
 };
 
 static int
@@ -47,6 +48,17 @@ rate_find(struct gw_rate *v, size_t n, const char *id)
 
 	snprintf(key.id, sizeof(key.id), "%s", id);
 	return n ? bsearch(&key, v, n, sizeof(*v), by_id) : NULL;
+}
+
+uint64_t
+monitor_generation(struct httpd *h)
+{
+	uint64_t gen;
+
+	pthread_mutex_lock(&h->lock);
+	gen = h->rates_gen;
+	pthread_mutex_unlock(&h->lock);
+	return gen;
 }
 
 double
@@ -113,6 +125,7 @@ update_sessions(struct httpd *h, const struct engine_session_info *v,
 	struct gw_rate *nr = calloc(n ? n : 1, sizeof(*nr));
 	const char **events = calloc(n ? n : 1, sizeof(*events));
 	bool *created = calloc(n ? n : 1, sizeof(*created));
+	bool changed = n != h->nrates;
 
 	if (nr == NULL || events == NULL || created == NULL)
 		goto out;
@@ -129,8 +142,13 @@ update_sessions(struct httpd *h, const struct engine_session_info *v,
 			r->acked = s->chunks_acked;
 			created[i] = !first;
 		}
+		if (old == NULL || old->n == 0 || old->updated != s->updated ||
+		    old->bytes[old->n - 1] != s->bytes_received)
+			changed = true;
 		rate_sample(r, s->bytes_received, now,
 		    s->state == ENGINE_RECEIVING);
+		changed |= old == NULL || old->bps != r->bps;
+		r->updated = s->updated;
 		/*
 		 * A session that began and ended between two samples is new
 		 * and finished at once: it gets both events, so that a client
@@ -162,6 +180,9 @@ update_sessions(struct httpd *h, const struct engine_session_info *v,
 	h->rates = nr;
 	h->nrates = n;
 	nr = NULL;
+	/* What lists show between two engine generations: see docs/api.md. */
+	if (changed)
+		h->rates_gen++;
 out:
 	free(nr);
 	free(events);
