@@ -11,8 +11,9 @@
 #include "access.h"
 #include "args.h"
 #include "clock.h"
-#include "events.h"
+#include "buf.h"
 #include "digest.h"
+#include "events.h"
 #include "handlers.h"
 #include "listcache.h"
 #include "monitor.h"
@@ -24,6 +25,13 @@
 /* A list's ETag: W/"<first LIST_ETAG_MAC bytes of its MAC, hex>". */
 #define LIST_ETAG_MAC	12
 #define LIST_ETAG_LEN	(2 * LIST_ETAG_MAC + 5)
+/* A state filter "next" repeats: shorter than this. */
+#define LIST_STATE_ECHO	200
+/* A list's text: 500 sessions of the longest names fit. */
+#define LIST_TEXT_MAX	(8u * 1024 * 1024)
+
+_Static_assert(1 + ENGINE_MAX_USER + 1 + 2 * sizeof(uint64_t) + 1 +
+    LIST_STATE_ECHO <= LISTCACHE_KEY_MAX, "a list's key fits");
 
 /* Newest first; the id breaks ties so pages are stable. */
 static int
@@ -80,61 +88,85 @@ next_page(const char *state, uint64_t offset, uint64_t limit)
 
 	snprintf(link, sizeof(link), "/api/v1/sessions?offset=%" PRIu64
 	    "&limit=%" PRIu64 "%s%s", offset, limit, state ? "&state=" : "",
-	    state && strlen(state) < 200 ? state : "");
+	    state && strlen(state) < LIST_STATE_ECHO ? state : "");
 	return json_string(link);
 }
 
 /*
- * The page of sessions the caller may see, newest first, as a new JSON
- * object; NULL if out of memory.
+ * The page after the sessions of a list (their JSON in b already): the
+ * rest of the SessionList, as jansson would write it.
  */
-static json_t *
-list_json(const struct gw_call *call, const char *state, unsigned mask,
-    uint64_t offset, uint64_t limit)
+static void
+list_tail(struct pf_buf *b, const char *state, size_t total,
+    uint64_t offset, uint64_t limit, size_t shown)
+{
+	json_t *j = json_pack("{s:I,s:I,s:I,s:o}", "total", (json_int_t)total,
+	    "offset", (json_int_t)offset, "limit", (json_int_t)limit, "next",
+	    offset + shown < total ? next_page(state, offset + shown, limit) :
+	    json_null());
+	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) :
+	    NULL;
+
+	json_decref(j);
+	/* "{...}" follows "...]," without its brace. */
+	if (text == NULL || !pf_buf_add(b, "],", 2) ||
+	    !pf_buf_add(b, text + 1, strlen(text + 1)))
+		b->failed = true;
+	free(text);
+}
+
+/*
+ * The page of sessions the caller may see, newest first, as new compact
+ * JSON text (*len bytes); NULL if out of memory. Each session's JSON
+ * comes from listcache_session: rendered once per change of it.
+ */
+static char *
+list_text(const struct gw_call *call, const char *state, unsigned mask,
+    uint64_t offset, uint64_t limit, size_t *len)
 {
 	struct engine_session_info *v = NULL;
 	size_t n = 0, total = 0, shown = 0;
-	json_t *list;
+	struct pf_buf b;
 
-	if (engine_sessions(call->h->engine, &v, &n) != PF_OK ||
-	    (list = json_array()) == NULL) {
-		free(v);
+	pf_buf_init(&b, LIST_TEXT_MAX);
+	if (engine_sessions(call->h->engine, &v, &n) != PF_OK)
 		return NULL;
-	}
 	qsort(v, n, sizeof(*v), newest_first);
-	for (size_t i = 0; i < n; i++) {
+	pf_buf_add(&b, "{\"sessions\":[", 13);
+	for (size_t i = 0; i < n && !b.failed; i++) {
 		if (!access_may_see(&call->who, v[i].user) ||
 		    !(mask & (1u << v[i].state)))
 			continue;
 		if (total++ < offset || shown >= limit)
 			continue;
-		json_array_append_new(list, views_session_json(&v[i],
-		    monitor_rate_of(call->h, v[i].id)));
-		shown++;
+		if ((shown++ > 0 && !pf_buf_add(&b, ",", 1)) ||
+		    !listcache_session(call->h, &v[i], monitor_rate_of(call->h,
+		    v[i].id), &b))
+			b.failed = true;
 	}
 	free(v);
-	return json_pack("{s:o,s:I,s:I,s:I,s:o}", "sessions", list, "total",
-	    (json_int_t)total, "offset", (json_int_t)offset, "limit",
-	    (json_int_t)limit, "next", offset + shown < total ?
-	    next_page(state, offset + shown, limit) : json_null());
+	list_tail(&b, state, total, offset, limit, shown);
+	if (b.failed) {
+		pf_buf_free(&b);
+		return NULL;
+	}
+	return pf_buf_steal(&b, len);
 }
 
 /*
  * What a list depends on besides the generations, into key: the view
- * (all, for an admin, or one user's) and the query. Its length, 0 if it
- * does not fit (a state filter of hundreds of bytes: not kept).
+ * (all, for an admin, or one user's) and the query: the state filter as
+ * given, which next_page repeats, or only its mask when too long for
+ * that. Returns its length.
  */
 static size_t
-list_key(const struct gw_call *call, const char *state, uint64_t offset,
-    uint64_t limit, char key[LISTCACHE_KEY_MAX])
+list_key(const struct gw_call *call, const char *state, unsigned mask,
+    uint64_t offset, uint64_t limit, char key[LISTCACHE_KEY_MAX])
 {
 	const char *user = call->who.admin ? "" : call->who.user;
 	size_t ulen = strlen(user), slen = state ? strlen(state) : 0;
-	size_t n = 1 + ulen + 1 + 2 * sizeof(uint64_t) + 1 + slen;
 	char *p = key;
 
-	if (n > LISTCACHE_KEY_MAX)
-		return 0;
 	/* The user's name holds no NUL and the state comes last: one key. */
 	*p++ = call->who.admin ? 'A' : 'U';
 	memcpy(p, user, ulen + 1);
@@ -143,9 +175,18 @@ list_key(const struct gw_call *call, const char *state, uint64_t offset,
 	p += sizeof(offset);
 	memcpy(p, &limit, sizeof(limit));
 	p += sizeof(limit);
-	*p++ = state ? 'S' : 'N';
-	memcpy(p, state ? state : "", slen);
-	return n;
+	if (state == NULL)
+		*p++ = 'N';
+	else if (slen < LIST_STATE_ECHO) {
+		*p++ = 'S';
+		memcpy(p, state, slen);
+		p += slen;
+	} else {
+		*p++ = 'M';
+		memcpy(p, &mask, sizeof(mask));
+		p += sizeof(mask);
+	}
+	return (size_t)(p - key);
 }
 
 /*
@@ -189,26 +230,22 @@ list_answer(const struct gw_call *call, const char *state, unsigned mask,
 	char key[LISTCACHE_KEY_MAX], etag[LIST_ETAG_LEN], *text;
 	struct MHD_Response *r;
 	size_t klen, len;
-	json_t *body;
 
 	/* Read before the copies: a change after them makes a new tag. */
 	gen.engine = engine_generation(call->h->engine);
 	gen.monitor = monitor_generation(call->h);
-	if ((klen = list_key(call, state, offset, limit, key)) == 0 ||
-	    !list_etag(call->h, key, klen, &gen, etag))
-		return resp_json(c, MHD_HTTP_OK, list_json(call, state, mask,
-		    offset, limit));
+	klen = list_key(call, state, mask, offset, limit, key);
+	if (!list_etag(call->h, key, klen, &gen, etag))
+		return resp_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "internal", "cannot tag the list");
 	if (inm != NULL && resp_etag_matches(inm, etag + 2))
 		return resp_tagged(c, NULL, etag);
 	if ((r = listcache_get(call->h, key, klen, &gen)) != NULL)
 		return resp_tagged(c, r, etag);
-	if ((body = list_json(call, state, mask, offset, limit)) == NULL)
-		return resp_json(c, MHD_HTTP_OK, NULL);
-	text = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII);
-	json_decref(body);
-	if (text == NULL)
-		return resp_json(c, MHD_HTTP_OK, NULL);
-	len = strlen(text);
+	if ((text = list_text(call, state, mask, offset, limit, &len)) ==
+	    NULL)
+		return resp_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "internal", "out of memory");
 	listcache_put(call->h, key, klen, &gen, text, len);
 	if ((r = MHD_create_response_from_buffer(len, text,
 	    MHD_RESPMEM_MUST_FREE)) == NULL) {

@@ -26,6 +26,7 @@
 #define GW_MAX_BODY		4096
 #define GW_LINK_TTL_S		300	/* download links */
 #define GW_LIST_CACHE		16	/* rendered session lists kept */
+#define GW_FRAGS		4096	/* slots for rendered sessions */
 #define GW_MAX_PEM		(1024 * 1024)	/* a key, a chain */
 /*
  * Ordinary requests keep this many connections (or an eighth of
@@ -47,6 +48,7 @@ struct gw_login {
 
 struct gw_conn;		/* conns.c */
 struct gw_list;		/* listcache.c */
+struct gw_frag;		/* listcache.c */
 struct gw_rate;		/* monitor.c */
 struct gw_subscriber;	/* events.c */
 
@@ -78,6 +80,8 @@ struct httpd {
 	pthread_mutex_t		 lists_lock;
 	struct gw_list		*lists[GW_LIST_CACHE];
 	uint64_t		 lists_clock;
+	struct gw_frag		*frags[GW_FRAGS];
+	unsigned		 nfrags;
 
 	/* monitor.c and events.c: rates, throughput, event streams. */
 	pthread_t		 monitor;

@@ -4,7 +4,9 @@
  * once per request. An entry holds the JSON of one view (a user's, or
  * the admins') and one query, with the generations it was rendered at;
  * a request at other generations renders again. A small table, replaced
- * least recently used first, under its own lock.
+ * least recently used first. Rendering again reuses the JSON of each
+ * session that looks as it did (during an upload, all but one): a table
+ * of those by id, emptied when full. Both under h->lists_lock.
  */
 #include "config.h"
 
@@ -12,6 +14,15 @@
 #include <string.h>
 
 #include "listcache.h"
+#include "views.h"
+
+/* A session's JSON, and the copy and rate it was rendered from. */
+struct gw_frag {
+	struct engine_session_info info;
+	json_int_t		 rate;
+	char			*text;
+	size_t			 len;
+};
 
 struct gw_list {
 	char			 key[LISTCACHE_KEY_MAX];
@@ -99,6 +110,110 @@ listcache_put(struct httpd *h, const void *key, size_t klen,
 	pthread_mutex_unlock(&h->lists_lock);
 }
 
+/* True if a list shows a and b the same (a field-wise ==). */
+static bool
+same_info(const struct engine_session_info *a,
+    const struct engine_session_info *b)
+{
+	return a->state == b->state && a->error == b->error &&
+	    a->size == b->size && a->chunk_size == b->chunk_size &&
+	    a->chunks_total == b->chunks_total &&
+	    a->chunks_acked == b->chunks_acked &&
+	    a->chunks_nacked == b->chunks_nacked &&
+	    a->chunks_resent == b->chunks_resent &&
+	    a->streams == b->streams &&
+	    a->bytes_received == b->bytes_received &&
+	    a->created == b->created && a->updated == b->updated &&
+	    a->finished == b->finished && strcmp(a->id, b->id) == 0 &&
+	    strcmp(a->user, b->user) == 0 && strcmp(a->name, b->name) == 0 &&
+	    strcmp(a->peer, b->peer) == 0 &&
+	    strcmp(a->digest, b->digest) == 0;
+}
+
+/* The slot of id in h->frags: its entry's, or the empty one it goes in. */
+static unsigned
+frag_slot(const struct httpd *h, const char *id)
+{
+	uint32_t x = 2166136261u;	/* FNV-1a */
+	unsigned i;
+
+	for (const char *p = id; *p != '\0'; p++)
+		x = (x ^ (uint8_t)*p) * 16777619u;
+	for (i = x % GW_FRAGS; h->frags[i] != NULL; i = (i + 1) % GW_FRAGS)
+		if (strcmp(h->frags[i]->info.id, id) == 0)
+			break;
+	return i;
+}
+
+static void
+frags_clear(struct httpd *h)
+{
+	for (unsigned i = 0; i < GW_FRAGS; i++) {
+		if (h->frags[i] != NULL)
+			free(h->frags[i]->text);
+		free(h->frags[i]);
+		h->frags[i] = NULL;
+	}
+	h->nfrags = 0;
+}
+
+/*
+ * The JSON of s at rate, rendered now, in the table in place of what
+ * was kept of s; NULL if out of memory. h->lists_lock held.
+ */
+static struct gw_frag *
+frag_render(struct httpd *h, const struct engine_session_info *s,
+    json_int_t rate)
+{
+	json_t *j = views_session_json(s, (double)rate);
+	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) :
+	    NULL;
+	struct gw_frag *f;
+	unsigned i;
+
+	json_decref(j);
+	if (text == NULL)
+		return NULL;
+	/* Full (a table over 3/4 probes slowly): start again. */
+	if (h->frags[i = frag_slot(h, s->id)] == NULL &&
+	    h->nfrags >= GW_FRAGS / 4 * 3) {
+		frags_clear(h);
+		i = frag_slot(h, s->id);
+	}
+	if ((f = h->frags[i]) == NULL) {
+		if ((f = calloc(1, sizeof(*f))) == NULL) {
+			free(text);
+			return NULL;
+		}
+		h->frags[i] = f;
+		h->nfrags++;
+	}
+	free(f->text);
+	f->info = *s;
+	f->rate = rate;
+	f->text = text;
+	f->len = strlen(text);
+	return f;
+}
+
+bool
+listcache_session(struct httpd *h, const struct engine_session_info *s,
+    double rate, struct pf_buf *b)
+{
+	/* The rate as the view shows it: whole bytes, while receiving. */
+	json_int_t shown = s->state == ENGINE_RECEIVING ? (json_int_t)rate : 0;
+	struct gw_frag *f;
+	bool ok;
+
+	pthread_mutex_lock(&h->lists_lock);
+	f = h->frags[frag_slot(h, s->id)];
+	if (f == NULL || f->rate != shown || !same_info(&f->info, s))
+		f = frag_render(h, s, shown);
+	ok = f != NULL && pf_buf_add(b, f->text, f->len);
+	pthread_mutex_unlock(&h->lists_lock);
+	return ok;
+}
+
 void
 listcache_clear(struct httpd *h)
 {
@@ -108,4 +223,5 @@ listcache_clear(struct httpd *h)
 		free(h->lists[i]);
 		h->lists[i] = NULL;
 	}
+	frags_clear(h);
 }

@@ -9,6 +9,7 @@
 
 #include <microhttpd.h>
 
+#include "buf.h"
 #include "gateway.h"
 
 /* Bytes of a key: the view, the query's values (see api_sessions.c). */
@@ -41,6 +42,15 @@ struct MHD_Response *listcache_get(struct httpd *h, const void *key,
  */
 void listcache_put(struct httpd *h, const void *key, size_t klen,
     const struct listcache_gen *gen, const char *body, size_t len);
+
+/*
+ * Appends the JSON of session s at rate (views_session_json's, compact)
+ * to b: the text kept from when s last looked the same, else rendered
+ * now and kept. False if it could not (out of memory, b full). MHD
+ * threads.
+ */
+bool listcache_session(struct httpd *h, const struct engine_session_info *s,
+    double rate, struct pf_buf *b);
 
 /* Frees every entry; at stop, when no request runs. */
 void listcache_clear(struct httpd *h);
