@@ -226,8 +226,9 @@ list_answer(const struct gw_call *call, const char *state, unsigned mask,
 	struct MHD_Connection *c = call->c;
 	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 	    "If-None-Match");
-	struct listcache_gen gen;
 	char key[LISTCACHE_KEY_MAX], etag[LIST_ETAG_LEN], *text;
+	struct listcache_body *body;
+	struct listcache_gen gen;
 	struct MHD_Response *r;
 	size_t klen, len;
 
@@ -243,16 +244,13 @@ list_answer(const struct gw_call *call, const char *state, unsigned mask,
 	if ((r = listcache_get(call->h, key, klen, &gen)) != NULL)
 		return resp_tagged(c, r, etag);
 	if ((text = list_text(call, state, mask, offset, limit, &len)) ==
-	    NULL)
+	    NULL || (body = listcache_body_new(text, len)) == NULL)
 		return resp_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "internal", "out of memory");
-	listcache_put(call->h, key, klen, &gen, text, len);
-	if ((r = MHD_create_response_from_buffer(len, text,
-	    MHD_RESPMEM_MUST_FREE)) == NULL) {
-		free(text);
-		return MHD_NO;
-	}
-	return resp_tagged(c, r, etag);
+	listcache_put(call->h, key, klen, &gen, body);
+	r = listcache_response(body);
+	listcache_body_unref(body);
+	return r ? resp_tagged(c, r, etag) : MHD_NO;
 }
 
 enum MHD_Result

@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,14 +25,62 @@ struct gw_frag {
 	size_t			 len;
 };
 
+/*
+ * A rendered list, shared by the cache and the responses sending it:
+ * the last reference frees it, in whichever thread lets go last.
+ */
+struct listcache_body {
+	_Atomic unsigned	 refs;
+	char			*text;
+	size_t			 len;
+};
+
 struct gw_list {
 	char			 key[LISTCACHE_KEY_MAX];
 	size_t			 klen;
 	struct listcache_gen	 gen;
-	char			*body;
-	size_t			 len;
+	struct listcache_body	*body;
 	uint64_t		 used;	/* h->lists_clock at the last use */
 };
+
+struct listcache_body *
+listcache_body_new(char *text, size_t len)
+{
+	struct listcache_body *b;
+
+	if ((b = malloc(sizeof(*b))) == NULL) {
+		free(text);
+		return NULL;
+	}
+	atomic_init(&b->refs, 1);
+	b->text = text;
+	b->len = len;
+	return b;
+}
+
+void
+listcache_body_unref(void *body)
+{
+	struct listcache_body *b = body;
+
+	if (b == NULL || atomic_fetch_sub(&b->refs, 1) != 1)
+		return;
+	free(b->text);
+	free(b);
+}
+
+struct MHD_Response *
+listcache_response(struct listcache_body *b)
+{
+	struct MHD_Response *r;
+
+	atomic_fetch_add(&b->refs, 1);
+	/* MHD calls back when the last connection using r is done. */
+	if ((r = MHD_create_response_from_buffer_with_free_callback_cls(
+	    b->len, b->text, listcache_body_unref, b)) == NULL)
+		listcache_body_unref(b);
+	return r;
+}
 
 /* The entry of key, or NULL; h->lists_lock held. */
 static struct gw_list *
@@ -51,31 +100,34 @@ struct MHD_Response *
 listcache_get(struct httpd *h, const void *key, size_t klen,
     const struct listcache_gen *gen)
 {
-	struct MHD_Response *r = NULL;
+	struct listcache_body *b = NULL;
+	struct MHD_Response *r;
 	struct gw_list *l;
 
 	pthread_mutex_lock(&h->lists_lock);
 	if ((l = find(h, key, klen)) != NULL &&
 	    l->gen.engine == gen->engine && l->gen.monitor == gen->monitor) {
 		l->used = ++h->lists_clock;
-		r = MHD_create_response_from_buffer(l->len, l->body,
-		    MHD_RESPMEM_MUST_COPY);
+		b = l->body;
+		atomic_fetch_add(&b->refs, 1);
 	}
 	pthread_mutex_unlock(&h->lists_lock);
+	if (b == NULL)
+		return NULL;
+	r = listcache_response(b);
+	listcache_body_unref(b);
 	return r;
 }
 
 void
 listcache_put(struct httpd *h, const void *key, size_t klen,
-    const struct listcache_gen *gen, const char *body, size_t len)
+    const struct listcache_gen *gen, struct listcache_body *body)
 {
+	struct listcache_body *old;
 	struct gw_list *l, *victim = NULL;
-	char *copy;
 
-	if (klen > LISTCACHE_KEY_MAX || len > LISTCACHE_BODY_MAX ||
-	    (copy = malloc(len ? len : 1)) == NULL)
+	if (klen > LISTCACHE_KEY_MAX || body->len > LISTCACHE_BODY_MAX)
 		return;
-	memcpy(copy, body, len);
 	pthread_mutex_lock(&h->lists_lock);
 	if ((l = find(h, key, klen)) == NULL) {
 		for (unsigned i = 0; i < GW_LIST_CACHE && l == NULL; i++) {
@@ -97,17 +149,17 @@ listcache_put(struct httpd *h, const void *key, size_t klen,
 	    (l->gen.engine > gen->engine || (l->gen.engine == gen->engine &&
 	    l->gen.monitor > gen->monitor)))) {
 		pthread_mutex_unlock(&h->lists_lock);
-		free(copy);
 		return;
 	}
 	memcpy(l->key, key, klen);
 	l->klen = klen;
 	l->gen = *gen;
-	free(l->body);
-	l->body = copy;
-	l->len = len;
+	old = l->body;
+	atomic_fetch_add(&body->refs, 1);
+	l->body = body;
 	l->used = ++h->lists_clock;
 	pthread_mutex_unlock(&h->lists_lock);
+	listcache_body_unref(old);
 }
 
 /* True if a list shows a and b the same (a field-wise ==). */
@@ -219,7 +271,7 @@ listcache_clear(struct httpd *h)
 {
 	for (unsigned i = 0; i < GW_LIST_CACHE; i++) {
 		if (h->lists[i] != NULL)
-			free(h->lists[i]->body);
+			listcache_body_unref(h->lists[i]->body);
 		free(h->lists[i]);
 		h->lists[i] = NULL;
 	}

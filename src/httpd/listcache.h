@@ -27,21 +27,40 @@ struct listcache_gen {
 	uint64_t	 monitor;
 };
 
+/* A rendered list: its text, shared by the cache and responses. */
+struct listcache_body;
+
 /*
- * A new MHD response holding a copy of the list rendered for key (klen
- * bytes, borrowed) at gen, or NULL if there is none (or no memory). MHD
+ * A new body of len bytes of text (taken: a malloc'd block, freed with
+ * the body), with one reference, the caller's; NULL (text freed) on
+ * ENOMEM. Any thread.
+ */
+struct listcache_body *listcache_body_new(char *text, size_t len);
+
+/* Drops a reference to body (a struct listcache_body); NULL: no-op. */
+void listcache_body_unref(void *body);
+
+/*
+ * A new MHD response sending b, without a copy: it holds a reference
+ * until MHD is done with it. NULL on ENOMEM. Any thread.
+ */
+struct MHD_Response *listcache_response(struct listcache_body *b);
+
+/*
+ * A new MHD response sending the list rendered for key (klen bytes,
+ * borrowed) at gen, or NULL if there is none (or no memory). MHD
  * threads.
  */
 struct MHD_Response *listcache_get(struct httpd *h, const void *key,
     size_t klen, const struct listcache_gen *gen);
 
 /*
- * Keeps a copy of body (len bytes, borrowed), the list rendered for key
+ * Keeps body (with a reference of its own), the list rendered for key
  * at gen, in place of the entry used longest ago; bodies over
  * LISTCACHE_BODY_MAX are not kept. MHD threads.
  */
 void listcache_put(struct httpd *h, const void *key, size_t klen,
-    const struct listcache_gen *gen, const char *body, size_t len);
+    const struct listcache_gen *gen, struct listcache_body *body);
 
 /*
  * Appends the JSON of session s at rate (views_session_json's, compact)
