@@ -37,8 +37,14 @@
 #define GW_EVICT_MS		1000
 /* One year; browsers want at least that before they trust the header. */
 #define GW_HSTS			"max-age=31536000"
-/* TLS 1.3 only, as on the native port; GnuTLS's choice of ciphers. */
-#define GW_TLS_PRIORITIES	"NORMAL:-VERS-ALL:+VERS-TLS1.3"
+/*
+ * TLS 1.3 only, as on the native port, and its order of ciphers:
+ * AES-128-GCM first, the fastest with AES-NI and as safe here, whatever
+ * the client prefers (curl and wrk put AES-256 first).
+ */
+#define GW_TLS_PRIORITIES	"NORMAL:-VERS-ALL:+VERS-TLS1.3:" \
+	"-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:" \
+	"%SERVER_PRECEDENCE"
 
 /* A login the gateway has checked, by HMAC of user and password. */
 struct gw_login {
