@@ -10,8 +10,8 @@
 
 #include "access.h"
 #include "args.h"
-#include "clock.h"
 #include "buf.h"
+#include "clock.h"
 #include "digest.h"
 #include "events.h"
 #include "handlers.h"
@@ -124,6 +124,7 @@ static char *
 list_text(const struct gw_call *call, const char *state, unsigned mask,
     uint64_t offset, uint64_t limit, size_t *len)
 {
+	static const char head[] = "{\"sessions\":[";
 	struct engine_session_info *v = NULL;
 	size_t n = 0, total = 0, shown = 0;
 	struct pf_buf b;
@@ -132,7 +133,7 @@ list_text(const struct gw_call *call, const char *state, unsigned mask,
 	if (engine_sessions(call->h->engine, &v, &n) != PF_OK)
 		return NULL;
 	qsort(v, n, sizeof(*v), newest_first);
-	pf_buf_add(&b, "{\"sessions\":[", 13);
+	pf_buf_add(&b, head, sizeof(head) - 1);
 	for (size_t i = 0; i < n && !b.failed; i++) {
 		if (!access_may_see(&call->who, v[i].user) ||
 		    !(mask & (1u << v[i].state)))
@@ -192,21 +193,27 @@ list_key(const struct gw_call *call, const char *state, unsigned mask,
 /*
  * The weak ETag of the list of key at gen: a MAC under the gateway's
  * secret, so it differs between views, queries, changes and restarts and
- * tells nothing of them.
+ * tells nothing of them. The label keeps it apart from the download
+ * links' MACs under the same secret.
  */
 static bool
 list_etag(struct httpd *h, const char *key, size_t klen,
     const struct listcache_gen *gen, char etag[LIST_ETAG_LEN])
 {
-	uint8_t msg[2 * sizeof(uint64_t) + LISTCACHE_KEY_MAX];
-	uint8_t mac[PF_SHA256_LEN];
+	static const char label[] = "paraflow list";
+	uint8_t msg[sizeof(label) + 2 * sizeof(uint64_t) + LISTCACHE_KEY_MAX];
+	uint8_t mac[PF_SHA256_LEN], *p = msg;
 
-	memcpy(msg, &gen->engine, sizeof(gen->engine));
-	memcpy(msg + sizeof(gen->engine), &gen->monitor,
-	    sizeof(gen->monitor));
-	memcpy(msg + 2 * sizeof(uint64_t), key, klen);
+	memcpy(p, label, sizeof(label));
+	p += sizeof(label);
+	memcpy(p, &gen->engine, sizeof(gen->engine));
+	p += sizeof(gen->engine);
+	memcpy(p, &gen->monitor, sizeof(gen->monitor));
+	p += sizeof(gen->monitor);
+	memcpy(p, key, klen);
+	p += klen;
 	if (pf_hmac_sha256(h->secret, sizeof(h->secret), msg,
-	    2 * sizeof(uint64_t) + klen, mac) != PF_OK)
+	    (size_t)(p - msg), mac) != PF_OK)
 		return false;
 	memcpy(etag, "W/\"", 3);
 	pf_hex_encode(mac, LIST_ETAG_MAC, etag + 3);
@@ -239,6 +246,7 @@ list_answer(const struct gw_call *call, const char *state, unsigned mask,
 	if (!list_etag(call->h, key, klen, &gen, etag))
 		return resp_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "internal", "cannot tag the list");
+	/* The tag's quoted part: W/"x" and "x" both match (weakly). */
 	if (inm != NULL && resp_etag_matches(inm, etag + 2))
 		return resp_tagged(c, NULL, etag);
 	if ((r = listcache_get(call->h, key, klen, &gen)) != NULL)
