@@ -178,6 +178,16 @@ enum pf_status engine_chunk_map(struct engine *e, const char *id,
 void engine_stats(struct engine *e, struct engine_stats *out);
 
 /*
+ * A number that grows after every change the copies above show at chunk
+ * granularity (a session new, ended or deleted, its state, a chunk
+ * acknowledged, refused or re-sent, a stream joining or leaving), so a
+ * view made from copies taken after reading it stays exact while it
+ * stays the same. Bytes of a chunk still arriving and the last activity
+ * time change without it. Any thread; no lock.
+ */
+uint64_t engine_generation(struct engine *e);
+
+/*
  * Cancels session id if it is receiving (its chunks are refused from now
  * on and its staging area goes), or deletes it if finished (a completed
  * one's file and metadata leave storage). user, unless NULL, must own it.

@@ -161,6 +161,7 @@ history_add_session(struct history *h, struct session *s)
 	if (add(h, &r) != PF_OK)
 		free(r.map);
 	pthread_mutex_unlock(&h->lock);
+	session_changed();
 }
 
 enum pf_status
@@ -179,6 +180,7 @@ history_add_stored(struct history *h, const char *id, const json_t *meta)
 	pthread_mutex_lock(&h->lock);
 	rc = add(h, &r);
 	pthread_mutex_unlock(&h->lock);
+	session_changed();
 	return rc;
 }
 
@@ -276,6 +278,7 @@ history_take(struct history *h, const char *id, const char *user,
 		drop(h, r);
 	}
 	pthread_mutex_unlock(&h->lock);
+	session_changed();
 	return r != NULL;
 }
 
@@ -288,5 +291,6 @@ history_put(struct history *h, const struct engine_session_info *info)
 	pthread_mutex_lock(&h->lock);
 	rc = add(h, &r);
 	pthread_mutex_unlock(&h->lock);
+	session_changed();
 	return rc;
 }

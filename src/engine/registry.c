@@ -288,8 +288,11 @@ remove_live(struct registry *r, struct session *s)
 		}
 	}
 	pthread_mutex_unlock(&r->lock);
-	if (found)
+	if (found) {
+		/* Its history entry (streams 0) now shows instead. */
+		session_changed();
 		session_unref(s);
+	}
 }
 
 void

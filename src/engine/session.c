@@ -66,6 +66,21 @@ struct session {
 	char		 receipt[PF_SHA256_HEX];
 };
 
+/* See session_generation; process-wide, as the gateway needs no more. */
+static _Atomic uint64_t generation;
+
+void
+session_changed(void)
+{
+	atomic_fetch_add(&generation, 1);
+}
+
+uint64_t
+session_generation(void)
+{
+	return atomic_load(&generation);
+}
+
 /*
  * The one place the state changes: from -> to if that is a legal
  * transition (see session.h) and s is in from now. Leaving RECEIVING, or
@@ -95,6 +110,7 @@ transition(struct session *s, enum session_state from, enum session_state to)
 		return false;
 	if (from == SESSION_RECEIVING || to == SESSION_FAILED)
 		atomic_store(&s->finished, (int64_t)time(NULL));
+	session_changed();
 	return true;
 }
 
@@ -241,6 +257,7 @@ session_open(struct session *s, struct storage *storage,
 	if (rc != PF_OK)
 		goto out;
 	atomic_store(&s->ready, true);
+	session_changed();
 out:
 	return rc;
 }
@@ -326,6 +343,7 @@ session_restore(struct session *s, struct storage *storage,
 		    s->chunk_size, idx));
 	}
 	atomic_store(&s->ready, true);
+	session_changed();
 	return PF_OK;
 }
 
@@ -359,6 +377,7 @@ session_claim_chunk(struct session *s, uint32_t index, bool *resent)
 	if (*resent) {
 		atomic_store(&s->tried[index], 2);
 		atomic_fetch_add(&s->chunks_resent, 1);
+		session_changed();
 	}
 	return expect == CHUNK_DONE ? SESSION_HELD : SESSION_CLAIMED;
 }
@@ -386,6 +405,7 @@ session_done_chunk(struct session *s, uint32_t index,
 	    s->chunk_size, index));
 	/* A slow sync is progress too: the chunk was all there. */
 	atomic_store(&s->progress_ms, pf_now_ms());
+	session_changed();
 	return PF_OK;
 }
 
@@ -393,8 +413,10 @@ void
 session_release_chunk(struct session *s, uint32_t index, bool nacked)
 {
 	atomic_store(&s->chunks[index], CHUNK_PENDING);
-	if (nacked)
+	if (nacked) {
 		atomic_fetch_add(&s->chunks_nacked, 1);
+		session_changed();
+	}
 }
 
 bool
@@ -409,6 +431,7 @@ session_end(struct session *s, enum session_state state, enum pf_status why)
 	if (!transition(s, SESSION_RECEIVING, state))
 		return false;
 	atomic_store(&s->error, (int)why);
+	session_changed();
 	/* A crash from here on must not bring the session back. */
 	atomic_store(&s->end_rc, (int)storage_staging_forget(s->staging));
 	return true;
@@ -432,6 +455,7 @@ session_commit(struct session *s, const uint8_t want[PF_SHA256_LEN])
 	    s->nchunks, want) != PF_OK) {
 		transition(s, SESSION_ASSEMBLING, SESSION_FAILED);
 		atomic_store(&s->error, (int)PF_ECHECKSUM);
+		session_changed();
 		storage_staging_forget(s->staging);
 		return PF_ECHECKSUM;
 	}
@@ -484,12 +508,14 @@ void
 session_attach(struct session *s, bool control)
 {
 	atomic_fetch_add(control ? &s->controls : &s->streams, 1);
+	session_changed();
 }
 
 void
 session_detach(struct session *s, bool control)
 {
 	atomic_fetch_sub(control ? &s->controls : &s->streams, 1);
+	session_changed();
 }
 
 void

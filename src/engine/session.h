@@ -232,6 +232,19 @@ bool session_idle_since(struct session *s, time_t before);
  */
 uint8_t *session_held_bitmap(struct session *s);
 
+/*
+ * The change generation of all sessions: it grows after every change a
+ * copy (session_info) shows at chunk granularity: a session ready, a
+ * state, an error, a chunk acknowledged, refused or sent again, a stream
+ * joining or leaving; a session entering or leaving the live table or
+ * the history (registry.c and history.c call session_changed). Bytes of
+ * a chunk still arriving and the time of the last activity change
+ * without it. Bumped after the change, so a reader who reads it before
+ * copying never keeps an older copy under a newer number. Any thread.
+ */
+void session_changed(void);
+uint64_t session_generation(void);
+
 /* A copy of s for the gateway (see engine.h). Its strings are fixed once
  * s is ready. */
 void session_info(struct session *s, struct engine_session_info *out);

@@ -160,6 +160,13 @@ engine_chunk_map(struct engine *e, const char *id, char **out)
 	return history_chunk_map(registry_history(e->registry), id, out);
 }
 
+uint64_t
+engine_generation(struct engine *e)
+{
+	(void)e;
+	return session_generation();
+}
+
 void
 engine_stats(struct engine *e, struct engine_stats *out)
 {

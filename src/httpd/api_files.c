@@ -116,25 +116,6 @@ http_date(int64_t t, char buf[64])
 		buf[0] = '\0';
 }
 
-/* True if an If-None-Match or If-Range value names etag. */
-bool
-api_files_etag_matches(const char *hdr, const char *etag)
-{
-	size_t n = strlen(etag);
-	const char *p = hdr;
-
-	if (strcmp(hdr, "*") == 0)
-		return true;
-	while ((p = strstr(p, etag)) != NULL) {
-		if ((p == hdr || p[-1] == ' ' || p[-1] == ',' ||
-		    (p - hdr >= 2 && p[-2] == 'W' && p[-1] == '/')) &&
-		    (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
-			return true;
-		p += n;
-	}
-	return false;
-}
-
 static enum MHD_Result
 send_file(struct MHD_Connection *c, int fd,
     const struct engine_session_info *s)
@@ -151,7 +132,7 @@ send_file(struct MHD_Connection *c, int fd,
 	unsigned status = MHD_HTTP_OK;
 
 	snprintf(etag, sizeof(etag), "\"%s\"", s->digest);
-	if (inm != NULL && api_files_etag_matches(inm, etag)) {
+	if (inm != NULL && resp_etag_matches(inm, etag)) {
 		/*
 		 * The file itself, of which MHD sends no byte with a 304: a
 		 * 304 may state only the length the 200 would have.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The header parsers of api_files.c, declared for its fuzz target
+ * The Range parser of api_files.c, declared for its fuzz target
  * (tests/fuzz/fuzz_http.c); nothing else in the gateway calls them.
  */
 #ifndef PF_API_FILES_INT_H
@@ -21,8 +21,5 @@ struct range {
  * into *r: one "bytes=" range, else the whole file. Any thread.
  */
 void api_files_parse_range(const char *hdr, uint64_t size, struct range *r);
-
-/* True if an If-None-Match or If-Range value hdr names etag. Any thread. */
-bool api_files_etag_matches(const char *hdr, const char *etag);
 
 #endif

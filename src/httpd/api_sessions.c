@@ -10,15 +10,28 @@
 
 #include "access.h"
 #include "args.h"
+#include "buf.h"
 #include "clock.h"
+#include "digest.h"
 #include "events.h"
 #include "handlers.h"
+#include "listcache.h"
 #include "monitor.h"
 #include "response.h"
 #include "views.h"
 
 #define LIST_DEFAULT	50
 #define LIST_MAX	500
+/* A list's ETag: W/"<first LIST_ETAG_MAC bytes of its MAC, hex>". */
+#define LIST_ETAG_MAC	12
+#define LIST_ETAG_LEN	(2 * LIST_ETAG_MAC + 5)
+/* A state filter "next" repeats: shorter than this. */
+#define LIST_STATE_ECHO	200
+/* A list's text: 500 sessions of the longest names fit. */
+#define LIST_TEXT_MAX	(8u * 1024 * 1024)
+
+_Static_assert(1 + ENGINE_MAX_USER + 1 + 2 * sizeof(uint64_t) + 1 +
+    LIST_STATE_ECHO <= LISTCACHE_KEY_MAX, "a list's key fits");
 
 /* Newest first; the id breaks ties so pages are stable. */
 static int
@@ -75,8 +88,177 @@ next_page(const char *state, uint64_t offset, uint64_t limit)
 
 	snprintf(link, sizeof(link), "/api/v1/sessions?offset=%" PRIu64
 	    "&limit=%" PRIu64 "%s%s", offset, limit, state ? "&state=" : "",
-	    state && strlen(state) < 200 ? state : "");
+	    state && strlen(state) < LIST_STATE_ECHO ? state : "");
 	return json_string(link);
+}
+
+/*
+ * The page after the sessions of a list (their JSON in b already): the
+ * rest of the SessionList, as jansson would write it.
+ */
+static void
+list_tail(struct pf_buf *b, const char *state, size_t total,
+    uint64_t offset, uint64_t limit, size_t shown)
+{
+	json_t *j = json_pack("{s:I,s:I,s:I,s:o}", "total", (json_int_t)total,
+	    "offset", (json_int_t)offset, "limit", (json_int_t)limit, "next",
+	    offset + shown < total ? next_page(state, offset + shown, limit) :
+	    json_null());
+	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) :
+	    NULL;
+
+	json_decref(j);
+	/* "{...}" follows "...]," without its brace. */
+	if (text == NULL || !pf_buf_add(b, "],", 2) ||
+	    !pf_buf_add(b, text + 1, strlen(text + 1)))
+		b->failed = true;
+	free(text);
+}
+
+/*
+ * The page of sessions the caller may see, newest first, as new compact
+ * JSON text (*len bytes); NULL if out of memory. Each session's JSON
+ * comes from listcache_session: rendered once per change of it.
+ */
+static char *
+list_text(const struct gw_call *call, const char *state, unsigned mask,
+    uint64_t offset, uint64_t limit, size_t *len)
+{
+	static const char head[] = "{\"sessions\":[";
+	struct engine_session_info *v = NULL;
+	size_t n = 0, total = 0, shown = 0;
+	struct pf_buf b;
+
+	pf_buf_init(&b, LIST_TEXT_MAX);
+	if (engine_sessions(call->h->engine, &v, &n) != PF_OK)
+		return NULL;
+	qsort(v, n, sizeof(*v), newest_first);
+	pf_buf_add(&b, head, sizeof(head) - 1);
+	for (size_t i = 0; i < n && !b.failed; i++) {
+		if (!access_may_see(&call->who, v[i].user) ||
+		    !(mask & (1u << v[i].state)))
+			continue;
+		if (total++ < offset || shown >= limit)
+			continue;
+		if ((shown++ > 0 && !pf_buf_add(&b, ",", 1)) ||
+		    !listcache_session(call->h, &v[i], monitor_rate_of(call->h,
+		    v[i].id), &b))
+			b.failed = true;
+	}
+	free(v);
+	list_tail(&b, state, total, offset, limit, shown);
+	if (b.failed) {
+		pf_buf_free(&b);
+		return NULL;
+	}
+	return pf_buf_steal(&b, len);
+}
+
+/*
+ * What a list depends on besides the generations, into key: the view
+ * (all, for an admin, or one user's) and the query: the state filter as
+ * given, which next_page repeats, or only its mask when too long for
+ * that. Returns its length.
+ */
+static size_t
+list_key(const struct gw_call *call, const char *state, unsigned mask,
+    uint64_t offset, uint64_t limit, char key[LISTCACHE_KEY_MAX])
+{
+	const char *user = call->who.admin ? "" : call->who.user;
+	size_t ulen = strlen(user), slen = state ? strlen(state) : 0;
+	char *p = key;
+
+	/* The user's name holds no NUL and the state comes last: one key. */
+	*p++ = call->who.admin ? 'A' : 'U';
+	memcpy(p, user, ulen + 1);
+	p += ulen + 1;
+	memcpy(p, &offset, sizeof(offset));
+	p += sizeof(offset);
+	memcpy(p, &limit, sizeof(limit));
+	p += sizeof(limit);
+	if (state == NULL)
+		*p++ = 'N';
+	else if (slen < LIST_STATE_ECHO) {
+		*p++ = 'S';
+		memcpy(p, state, slen);
+		p += slen;
+	} else {
+		*p++ = 'M';
+		memcpy(p, &mask, sizeof(mask));
+		p += sizeof(mask);
+	}
+	return (size_t)(p - key);
+}
+
+/*
+ * The weak ETag of the list of key at gen: a MAC under the gateway's
+ * secret, so it differs between views, queries, changes and restarts and
+ * tells nothing of them. The label keeps it apart from the download
+ * links' MACs under the same secret.
+ */
+static bool
+list_etag(struct httpd *h, const char *key, size_t klen,
+    const struct listcache_gen *gen, char etag[LIST_ETAG_LEN])
+{
+	static const char label[] = "paraflow list";
+	uint8_t msg[sizeof(label) + 2 * sizeof(uint64_t) + LISTCACHE_KEY_MAX];
+	uint8_t mac[PF_SHA256_LEN], *p = msg;
+
+	memcpy(p, label, sizeof(label));
+	p += sizeof(label);
+	memcpy(p, &gen->engine, sizeof(gen->engine));
+	p += sizeof(gen->engine);
+	memcpy(p, &gen->monitor, sizeof(gen->monitor));
+	p += sizeof(gen->monitor);
+	memcpy(p, key, klen);
+	p += klen;
+	if (pf_hmac_sha256(h->secret, sizeof(h->secret), msg,
+	    (size_t)(p - msg), mac) != PF_OK)
+		return false;
+	memcpy(etag, "W/\"", 3);
+	pf_hex_encode(mac, LIST_ETAG_MAC, etag + 3);
+	memcpy(etag + 3 + 2 * LIST_ETAG_MAC, "\"", 2);
+	return true;
+}
+
+/*
+ * The list of the given page: from the cache if nothing it shows has
+ * changed since it was rendered, else rendered and kept; a 304 if the
+ * caller's If-None-Match names it.
+ */
+static enum MHD_Result
+list_answer(const struct gw_call *call, const char *state, unsigned mask,
+    uint64_t offset, uint64_t limit)
+{
+	struct MHD_Connection *c = call->c;
+	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "If-None-Match");
+	char key[LISTCACHE_KEY_MAX], etag[LIST_ETAG_LEN], *text;
+	struct listcache_body *body;
+	struct listcache_gen gen;
+	struct MHD_Response *r;
+	size_t klen, len;
+
+	/* Read before the copies: a change after them makes a new tag. */
+	gen.engine = engine_generation(call->h->engine);
+	gen.monitor = monitor_generation(call->h);
+	klen = list_key(call, state, mask, offset, limit, key);
+	if (!list_etag(call->h, key, klen, &gen, etag))
+		return resp_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "internal", "cannot tag the list");
+	/* The tag's quoted part: W/"x" and "x" both match (weakly). */
+	if (inm != NULL && resp_etag_matches(inm, etag + 2))
+		return resp_tagged(c, NULL, etag);
+	if ((r = listcache_get(call->h, key, klen, &gen)) != NULL)
+		return resp_tagged(c, r, etag);
+	if ((text = list_text(call, state, mask, offset, limit, &len)) ==
+	    NULL || (body = listcache_body_new(text, len)) == NULL)
+		return resp_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "internal", "out of memory");
+	listcache_put(call->h, key, klen, &gen, body);
+	r = listcache_response(body);
+	listcache_body_unref(body);
+	return r ? resp_tagged(c, r, etag) : MHD_NO;
 }
 
 enum MHD_Result
@@ -85,11 +267,8 @@ api_sessions_list(const struct gw_call *call)
 	struct MHD_Connection *c = call->c;
 	const char *state = MHD_lookup_connection_value(c,
 	    MHD_GET_ARGUMENT_KIND, "state");
-	struct engine_session_info *v = NULL;
 	uint64_t limit, offset;
 	unsigned mask;
-	size_t n = 0, total = 0, shown = 0;
-	json_t *list;
 
 	if (!parse_states(state, &mask))
 		return resp_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
@@ -100,29 +279,7 @@ api_sessions_list(const struct gw_call *call)
 	    MHD_GET_ARGUMENT_KIND, "offset"), 0, 0, 1ul << 31, &offset))
 		return resp_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
 		    "limit must be 1 to %d, offset a count", LIST_MAX);
-	if (engine_sessions(call->h->engine, &v, &n) != PF_OK ||
-	    (list = json_array()) == NULL) {
-		free(v);
-		return resp_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-		    "internal", "out of memory");
-	}
-	qsort(v, n, sizeof(*v), newest_first);
-	for (size_t i = 0; i < n; i++) {
-		if (!access_may_see(&call->who, v[i].user) ||
-		    !(mask & (1u << v[i].state)))
-			continue;
-		if (total++ < offset || shown >= limit)
-			continue;
-		json_array_append_new(list, views_session_json(&v[i],
-		    monitor_rate_of(call->h, v[i].id)));
-		shown++;
-	}
-	free(v);
-	return resp_json(c, MHD_HTTP_OK, json_pack("{s:o,s:I,s:I,s:I,s:o}",
-	    "sessions", list, "total", (json_int_t)total, "offset",
-	    (json_int_t)offset, "limit", (json_int_t)limit, "next",
-	    offset + shown < total ? next_page(state, offset + shown, limit) :
-	    json_null()));
+	return list_answer(call, state, mask, offset, limit);
 }
 
 /* The session if the caller may see it; else answers 404, returns false. */

@@ -15,6 +15,7 @@
 #include "conns.h"
 #include "events.h"
 #include "gateway.h"
+#include "listcache.h"
 #include "log.h"
 #include "monitor.h"
 #include "response.h"
@@ -222,6 +223,7 @@ httpd_start(const struct httpd_config *cfg, struct engine *e,
 	pthread_mutex_init(&h->conns_lock, NULL);
 	pthread_mutex_init(&h->logins_lock, NULL);
 	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_init(&h->lists_lock, NULL);
 	pf_cond_init_monotonic(&h->wake);
 	pf_buf_init(&h->tls_cert, GW_MAX_PEM);
 	pf_buf_init(&h->tls_key, GW_MAX_PEM);
@@ -276,6 +278,8 @@ httpd_stop(struct httpd *h)
 	pf_buf_free(&h->tls_cert);
 	/* The monitor's rates: request threads read them until MHD stops. */
 	free(h->rates);
+	listcache_clear(h);
+	pthread_mutex_destroy(&h->lists_lock);
 	pthread_cond_destroy(&h->wake);
 	pthread_mutex_destroy(&h->lock);
 	pthread_mutex_destroy(&h->logins_lock);

@@ -31,6 +31,7 @@ struct gw_rate {
 	double			 bps;
 	uint32_t		 acked;		/* at the last event */
 	int			 state;
+	int64_t			 updated;	/* at the last sample */
 };
 
 static int
@@ -47,6 +48,17 @@ rate_find(struct gw_rate *v, size_t n, const char *id)
 
 	snprintf(key.id, sizeof(key.id), "%s", id);
 	return n ? bsearch(&key, v, n, sizeof(*v), by_id) : NULL;
+}
+
+uint64_t
+monitor_generation(struct httpd *h)
+{
+	uint64_t gen;
+
+	pthread_mutex_lock(&h->lock);
+	gen = h->rates_gen;
+	pthread_mutex_unlock(&h->lock);
+	return gen;
 }
 
 double
@@ -100,6 +112,24 @@ rate_sample(struct gw_rate *r, uint64_t bytes, uint64_t now, bool running)
 }
 
 /*
+ * True if a list may show s other than at the last sample (old, NULL if
+ * none; r the new one): its rate, or what changes without the engine's
+ * generation (bytes of a chunk arriving, the activity time). Only a
+ * receiving session shows a rate or changes so; one that ended did so
+ * with a new engine generation.
+ */
+static bool
+list_changed(const struct gw_rate *old, const struct gw_rate *r,
+    const struct engine_session_info *s)
+{
+	if (s->state != ENGINE_RECEIVING)
+		return false;
+	return old == NULL || old->bps != r->bps || old->updated !=
+	    s->updated || old->n == 0 || old->bytes[old->n - 1] !=
+	    s->bytes_received;
+}
+
+/*
  * Works out the new rate table from a snapshot (h->lock held) and
  * publishes what changed since the last one: at most one event per
  * session per sample, so progress comes at most 1000/GW_SAMPLE_MS times
@@ -113,6 +143,7 @@ update_sessions(struct httpd *h, const struct engine_session_info *v,
 	struct gw_rate *nr = calloc(n ? n : 1, sizeof(*nr));
 	const char **events = calloc(n ? n : 1, sizeof(*events));
 	bool *created = calloc(n ? n : 1, sizeof(*created));
+	bool changed = false;
 
 	if (nr == NULL || events == NULL || created == NULL)
 		goto out;
@@ -131,6 +162,8 @@ update_sessions(struct httpd *h, const struct engine_session_info *v,
 		}
 		rate_sample(r, s->bytes_received, now,
 		    s->state == ENGINE_RECEIVING);
+		changed |= list_changed(old, r, s);
+		r->updated = s->updated;
 		/*
 		 * A session that began and ended between two samples is new
 		 * and finished at once: it gets both events, so that a client
@@ -162,6 +195,9 @@ update_sessions(struct httpd *h, const struct engine_session_info *v,
 	h->rates = nr;
 	h->nrates = n;
 	nr = NULL;
+	/* What lists show between two engine generations: see docs/api.md. */
+	if (changed)
+		h->rates_gen++;
 out:
 	free(nr);
 	free(events);

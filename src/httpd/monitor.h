@@ -17,6 +17,13 @@
 enum pf_status monitor_start(struct httpd *h);
 void monitor_stop(struct httpd *h);
 
+/*
+ * A number that grows with every sample in which a rate, a byte count or
+ * an activity time of a session changed: what a session list shows that
+ * the engine's generation does not cover. Takes h->lock.
+ */
+uint64_t monitor_generation(struct httpd *h);
+
 /* The current rate of session id in bytes a second, 0 if unknown. */
 double monitor_rate_of(struct httpd *h, const char *id);
 

@@ -68,6 +68,49 @@ resp_json(struct MHD_Connection *c, unsigned status, json_t *body)
 	return resp_queue(c, status, r);
 }
 
+bool
+resp_etag_matches(const char *hdr, const char *etag)
+{
+	size_t n = strlen(etag);
+	const char *p = hdr;
+
+	if (strcmp(hdr, "*") == 0)
+		return true;
+	while ((p = strstr(p, etag)) != NULL) {
+		if ((p == hdr || p[-1] == ' ' || p[-1] == ',' ||
+		    (p - hdr >= 2 && p[-2] == 'W' && p[-1] == '/')) &&
+		    (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+enum MHD_Result
+resp_tagged(struct MHD_Connection *c, struct MHD_Response *r,
+    const char *etag)
+{
+	unsigned status = MHD_HTTP_OK;
+
+	if (r == NULL) {
+		/* A 304 states what the 200 would, with no body. */
+		if ((r = MHD_create_response_from_buffer(0, NULL,
+		    MHD_RESPMEM_PERSISTENT)) == NULL)
+			return MHD_NO;
+		status = MHD_HTTP_NOT_MODIFIED;
+	} else
+		MHD_add_response_header(r, "Content-Type", "application/json");
+	/*
+	 * Kept by the browser, never by a shared cache (the answer is the
+	 * caller's), and asked again each time with If-None-Match.
+	 */
+	MHD_add_response_header(r, "Cache-Control", "private, no-cache");
+	MHD_add_response_header(r, "Vary", "Authorization");
+	MHD_add_response_header(r, "ETag", etag);
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	return resp_queue(c, status, r);
+}
+
 enum MHD_Result
 resp_error_with(struct MHD_Connection *c, unsigned status, const char *code,
     const char *msg, const char *header, const char *value)

@@ -3,6 +3,8 @@
 #ifndef PF_RESPONSE_H
 #define PF_RESPONSE_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 #include <microhttpd.h>
 
@@ -22,6 +24,21 @@ enum MHD_Result resp_queue(struct MHD_Connection *c, unsigned status,
 /* body as compact JSON; takes the reference. NULL body: a 500 instead. */
 enum MHD_Result resp_json(struct MHD_Connection *c, unsigned status,
     json_t *body);
+
+/*
+ * True if hdr, an If-None-Match or If-Range value, names etag (its
+ * quoted part), weak or strong, or is "*". Pure.
+ */
+bool resp_etag_matches(const char *hdr, const char *etag);
+
+/*
+ * Queues r, a JSON body (its reference taken), as a 200 validated by
+ * etag (borrowed, quoted, e.g. W/"..."), or with r NULL a 304 Not
+ * Modified without a body; both revalidate (Cache-Control: private,
+ * no-cache) instead of the no-store of other answers.
+ */
+enum MHD_Result resp_tagged(struct MHD_Connection *c, struct MHD_Response *r,
+    const char *etag);
 
 /* The Error body of docs/api.md, {"error":{"code","message"}}. */
 enum MHD_Result resp_error(struct MHD_Connection *c, unsigned status,

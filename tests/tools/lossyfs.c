@@ -93,6 +93,9 @@ static struct {
 
 static volatile sig_atomic_t crash_now;
 
+static void die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
 static void
 die(const char *fmt, ...)
 {

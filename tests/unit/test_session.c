@@ -2,7 +2,8 @@
 /*
  * Unit tests of the session state machine: chunk claims, commit with a
  * right and a wrong receipt, ends that only a receiving session takes,
- * and the bytes a session holds reserved.
+ * the bytes a session holds reserved, and the change generation the
+ * gateway's list cache relies on.
  */
 #include "config.h"
 
@@ -172,6 +173,56 @@ test_end_once(void **state)
 	session_unref(s);
 }
 
+/* The generation moved since *g (then *g is the new one). */
+static bool
+moved(uint64_t *g)
+{
+	uint64_t now = session_generation();
+	bool yes = now > *g;
+
+	*g = now;
+	return yes;
+}
+
+/*
+ * Every change a list shows at chunk granularity moves the generation,
+ * after it is made: a session ready, a stream, each chunk ACKed, NACKed
+ * or sent again, the state and its error. Bytes of a chunk arriving do
+ * not (the gateway's monitor covers them).
+ */
+static void
+test_generation(void **state)
+{
+	uint64_t g = session_generation();
+	struct session *s = opened();
+	uint8_t d[PF_SHA256_LEN];
+	bool resent;
+
+	(void)state;
+	assert_true(moved(&g));
+	session_attach(s, false);
+	assert_true(moved(&g));
+	assert_int_equal(session_claim_chunk(s, 0, &resent), SESSION_CLAIMED);
+	session_count_bytes(s, CS / 2);
+	assert_false(moved(&g));
+	session_release_chunk(s, 0, true);
+	assert_true(moved(&g));
+	assert_int_equal(session_claim_chunk(s, 0, &resent), SESSION_CLAIMED);
+	assert_true(resent);
+	assert_true(moved(&g));
+	session_release_chunk(s, 0, false);
+	put_chunk(s, 0, d);
+	assert_true(moved(&g));
+	session_detach(s, false);
+	assert_true(moved(&g));
+	assert_true(session_end(s, SESSION_CANCELLED, PF_ECANCELLED));
+	assert_true(moved(&g));
+	/* Nothing changed: nothing moves. */
+	assert_false(session_end(s, SESSION_FAILED, PF_EIO));
+	assert_false(moved(&g));
+	session_unref(s);
+}
+
 int
 main(void)
 {
@@ -181,6 +232,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_wrong_receipt_fails,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_end_once, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_generation, setup,
 		    teardown),
 	};
 
