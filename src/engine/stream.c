@@ -31,9 +31,6 @@
 /* How long a connection is drained after an ERROR frame (see linger). */
 #define LINGER_MS	2000
 
-
-
-
 static enum pf_status
 send_hello(struct stream *st)
 {
@@ -57,23 +54,27 @@ send_hello(struct stream *st)
 	return rc;
 }
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
+enum pf_status
+stream_on_json(struct stream *st, uint8_t type, json_t *req)
+{
+	switch (type) {
+	case PROTO_AUTH:
+		return control_on_auth(st, req);
+	case PROTO_PROOF:
+		return control_on_proof(st, req);
+	case PROTO_OPEN:
+		return control_on_open(st, req);
+	case PROTO_JOIN:
+		return data_on_join(st, req);
+	case PROTO_COMMIT:
+		return control_on_commit(st, req);
+	case PROTO_ABORT:
+		return control_on_abort(st);
+	default:
+		return reply_fail(st, PF_EPROTO, "%s is not a client frame",
+		    proto_type_name(type));
+	}
+}
 
 /* Reads one frame and acts on it. Anything but PF_OK ends the connection. */
 static enum pf_status
@@ -125,30 +126,7 @@ serve_frame(struct stream *st)
 		    "payload is not a "
 		    "JSON object%s", rc == PF_ETOOLARGE ?
 		    " (number too large)" : "") : rc;
-	switch (h.type) {
-	case PROTO_AUTH:
-		rc = control_on_auth(st, req);
-		break;
-	case PROTO_PROOF:
-		rc = control_on_proof(st, req);
-		break;
-	case PROTO_OPEN:
-		rc = control_on_open(st, req);
-		break;
-	case PROTO_JOIN:
-		rc = data_on_join(st, req);
-		break;
-	case PROTO_COMMIT:
-		rc = control_on_commit(st, req);
-		break;
-	case PROTO_ABORT:
-		rc = control_on_abort(st);
-		break;
-	default:
-		rc = reply_fail(st, PF_EPROTO, "%s is not a client frame",
-		    proto_type_name(h.type));
-		break;
-	}
+	rc = stream_on_json(st, h.type, req);
 	json_decref(req);
 	return rc;
 }

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "budget.h"
 #include "counters.h"
 #include "digest.h"
@@ -47,6 +49,13 @@ struct stream {
 	struct pf_sha256	*hash;
 	bool			 errored;	/* an ERROR frame was sent */
 };
+
+/*
+ * Hands a client's JSON frame of type (req borrowed) to its handler;
+ * answers protocol for a type the client may not send. What the handler
+ * returns: PF_OK to go on reading frames.
+ */
+enum pf_status stream_on_json(struct stream *st, uint8_t type, json_t *req);
 
 /* Leaves ROLE_NEW: the connection no longer counts as logging in. */
 static inline void

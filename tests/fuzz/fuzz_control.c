@@ -197,28 +197,7 @@ one_frame(struct stream *st)
 		    PF_EPROTO;
 	if ((rc = wire_recv_json(st->c, &h, &req)) != PF_OK)
 		return rc;
-	switch (h.type) {
-	case PROTO_AUTH:
-		rc = control_on_auth(st, req);
-		break;
-	case PROTO_PROOF:
-		rc = control_on_proof(st, req);
-		break;
-	case PROTO_OPEN:
-		rc = control_on_open(st, req);
-		break;
-	case PROTO_JOIN:
-		rc = data_on_join(st, req);
-		break;
-	case PROTO_COMMIT:
-		rc = control_on_commit(st, req);
-		break;
-	case PROTO_ABORT:
-		rc = control_on_abort(st);
-		break;
-	default:
-		rc = PF_EPROTO;
-	}
+	rc = stream_on_json(st, h.type, req);
 	json_decref(req);
 	return rc;
 }
