@@ -417,6 +417,19 @@ except (OSError, ValueError, KeyError):
     pass' "$STORAGE/$1/.paraflow.json" "$2"
 }
 
+# storage_on_tmpfs SIZE: in the mount and network namespaces a test
+# re-ran itself in (PF_NS=1 unshare -m -n), puts $STORAGE on a tmpfs of
+# SIZE (mount's syntax: 64m) with loopback up; skips the test otherwise.
+storage_on_tmpfs() {
+	[ -n "${PF_NS:-}" ] ||
+	    skip_all "cannot make a mount namespace (unshare -m)"
+	command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
+	ip link set lo up 2>/dev/null || skip_all "cannot bring up loopback"
+	mkdir -p "$STORAGE"
+	mount -t tmpfs -o size="$1" tmpfs "$STORAGE" 2>/dev/null ||
+	    skip_all "cannot mount a tmpfs"
+}
+
 # throttle_loopback: in a test that re-ran itself under "unshare -n" with
 # PF_NETNS=1, brings loopback up and caps it at 256 Mbit/s, so that an
 # upload lasts long enough to be interrupted many times. Sets throttled

@@ -23,12 +23,7 @@ if [ -z "${PF_NS:-}" ] && command -v unshare >/dev/null 2>&1 &&
 fi
 . "$(dirname "$0")/lib.sh"
 
-[ -n "${PF_NS:-}" ] || skip_all "cannot make a mount namespace (unshare -m)"
-command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
-ip link set lo up 2>/dev/null || skip_all "cannot bring up loopback"
-mkdir -p "$STORAGE"
-mount -t tmpfs -o size=64m tmpfs "$STORAGE" 2>/dev/null ||
-    skip_all "cannot mount a tmpfs"
+storage_on_tmpfs 64m
 
 # The server must be gone before its storage can be unmounted.
 # shellcheck disable=SC2317 # called by the EXIT trap

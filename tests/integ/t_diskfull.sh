@@ -19,13 +19,7 @@ if [ -z "${PF_NS:-}" ] && command -v unshare >/dev/null 2>&1 &&
 fi
 . "$(dirname "$0")/lib.sh"
 
-
-[ -n "${PF_NS:-}" ] || skip_all "cannot make a mount namespace (unshare -m)"
-command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
-ip link set lo up 2>/dev/null || skip_all "cannot bring up loopback"
-mkdir -p "$STORAGE"
-mount -t tmpfs -o size=40m tmpfs "$STORAGE" 2>/dev/null ||
-    skip_all "cannot mount a tmpfs"
+storage_on_tmpfs 40m
 # The upload that is killed half-way must last long enough: 64 Mbit/s.
 throttled=no
 command -v tc >/dev/null 2>&1 &&
