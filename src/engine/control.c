@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,9 @@
 #include "throttle.h"
 #include "tls.h"
 #include "wire.h"
+
+/* How often a wait for COMMIT looks whether the server is stopping. */
+#define HELD_POLL_MS	1000
 
 /*
  * Refuses the login of user from this connection's address while it must
@@ -404,13 +408,21 @@ control_wait(struct stream *st)
 	int r;
 
 	for (;;) {
+		bool held;
+
 		/* What TLS decrypted already never shows on the socket. */
 		if (st->c->ops->pending != NULL && st->c->ops->pending(st->c))
 			return PF_OK;
-		if ((idle = session_idle_ms(s)) >= limit)
+		/*
+		 * With every chunk held, the client is hashing the chunks it
+		 * sent before (for the receipt), as long as reading the file
+		 * takes: no chunk comes, and COMMIT will.
+		 */
+		held = session_chunks_acked(s) == session_nchunks(s);
+		if (!held && (idle = session_idle_ms(s)) >= limit)
 			break;
 		/* Then look again: data connections may have made progress. */
-		r = poll(&pfd, 1, (int)(limit - idle));
+		r = poll(&pfd, 1, held ? HELD_POLL_MS : (int)(limit - idle));
 		if (r == 1 || (r == -1 && errno != EINTR))
 			return PF_OK;	/* the read says what came */
 		if (atomic_load(st->env->stopping))

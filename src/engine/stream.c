@@ -200,7 +200,9 @@ stream_serve(const struct stream_env *env, struct pf_conn *c, uint64_t id,
 		    !atomic_load(env->stopping))
 			atomic_store(busy, false);
 	/* Late logins are counted in budget.c's summary, not one by one. */
-	if (rc == PF_ETIMEOUT && st.role != ROLE_NEW)
+	/* A control connection's own idle close is logged by control_wait. */
+	if (rc == PF_ETIMEOUT && st.role != ROLE_NEW && !(st.role ==
+	    ROLE_CONTROL && st.session != NULL))
 		log_info("%s: idle for %u ms, closing", c->peer,
 		    env->cfg->idle_timeout_ms);
 	else if (rc == PF_ETIMEOUT)

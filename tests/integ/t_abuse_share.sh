@@ -16,7 +16,8 @@
 #  - --max-user-reserved caps the bytes declared and not yet sent;
 #  - a control connection left open and idle with its session is closed
 #    after --idle-timeout, and the session is reaped after --staging-ttl;
-#    one whose chunks keep coming is not.
+#    one whose chunks keep coming is not, nor one with every chunk held
+#    waiting for its COMMIT.
 if [ -z "${PF_NS:-}" ] && command -v unshare >/dev/null 2>&1 &&
     unshare -m -n true 2>/dev/null; then
 	PF_NS=1 exec unshare -m -n bash "$0" "$@"
@@ -406,6 +407,32 @@ except w.WireError as e:
     report(False, "a transfer making progress keeps its control "
            "connection", str(e))
 d.close()
+c.close()
+
+# Every chunk held, then 4 s before COMMIT (a resuming client hashes the
+# chunks it sent before, for the receipt, for as long as reading the
+# file takes): the control connection is kept, and the commit goes.
+data = b"pf-data " + os.urandom(2 * CS - 8)
+c, key = login(port, "bob")
+o = open_raw(c, "slowcommit.bin", len(data), data[:512], chunk_size=CS)
+d = w.connect(port, timeout=30)
+w.join(d, key, o["session"])
+digests = []
+for i in range(2):
+    part = data[i * CS:(i + 1) * CS]
+    digests.append(w.chunk_digest(i, i * CS, part))
+    w.send_chunk(d, i, i * CS, part)
+    w.expect(d, w.ACK)
+d.close()
+time.sleep(4)
+try:
+    w.send_json(c, w.COMMIT, {"digest": w.receipt(len(data), CS, digests)})
+    done = w.expect(c, w.COMPLETE)
+    report(done["session"] == o["session"], "every chunk held, COMMIT "
+           "4 s later (idle timeout 2 s): the control connection is "
+           "kept and the file stored")
+except (w.WireError, OSError) as e:
+    report(False, "every chunk held, a late COMMIT still commits", str(e))
 c.close()
 
 # Alice opens a session and then says nothing, on no connection.
