@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,20 +71,39 @@ budget_free(struct budget *b)
 	free(b);
 }
 
+/*
+ * The part of an address the per-address cap counts, in key: an IPv4
+ * address (mapped into IPv6 or not), or an IPv6 /64, since one host or
+ * site is given a whole /64 and could spread its connections over it (as
+ * the login throttle counts). Its length, 0 for another family.
+ */
+static size_t
+addr_key(const struct sockaddr_storage *ss, uint8_t key[8])
+{
+	const struct in6_addr *a6;
+
+	if (ss->ss_family == AF_INET) {
+		memcpy(key, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+		return 4;
+	}
+	if (ss->ss_family != AF_INET6)
+		return 0;
+	a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(a6)) {
+		memcpy(key, &a6->s6_addr[12], 4);
+		return 4;
+	}
+	memcpy(key, a6->s6_addr, 8);
+	return 8;
+}
+
 static bool
 same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET)
-		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-		    &((const struct sockaddr_in *)b)->sin_addr,
-		    sizeof(struct in_addr)) == 0;
-	if (a->ss_family == AF_INET6)
-		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-		    &((const struct sockaddr_in6 *)b)->sin6_addr,
-		    sizeof(struct in6_addr)) == 0;
-	return false;
+	uint8_t ka[8], kb[8];
+	size_t n = addr_key(a, ka);
+
+	return n != 0 && addr_key(b, kb) == n && memcmp(ka, kb, n) == 0;
 }
 
 static void

@@ -31,14 +31,51 @@ addr4(const char *text)
 	return ss;
 }
 
+static struct sockaddr_storage
+addr6(const char *text)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	a->sin6_family = AF_INET6;
+	a->sin6_port = htons(40000);
+	assert_int_equal(inet_pton(AF_INET6, text, &a->sin6_addr), 1);
+	return ss;
+}
+
 /* Admits from text with nconns open; true if admitted, ticket in t[i]. */
 static bool
 admit(struct budget *b, unsigned nconns, const char *text,
     struct budget_ticket **t)
 {
-	struct sockaddr_storage ss = addr4(text);
+	struct sockaddr_storage ss = strchr(text, ':') != NULL ? addr6(text) :
+	    addr4(text);
 
 	return budget_admit(b, nconns, -1, &ss, t);
+}
+
+/* An IPv6 /64 is one address to the cap; a mapped IPv4 its IPv4. */
+static void
+test_ipv6_prefix(void **state)
+{
+	struct budget_limits lim = { .max_connections = 10, .max_logins = 8,
+	    .max_ip_logins = 2, .login_ms = 10000 };
+	struct budget_ticket *t[NT] = { NULL }, *x;
+	struct budget *b = budget_new(&lim);
+
+	(void)state;
+	assert_non_null(b);
+	assert_true(admit(b, 0, "2001:db8:1:2::1", &t[0]));
+	assert_true(admit(b, 1, "2001:db8:1:2:ffff::7", &t[1]));
+	assert_false(admit(b, 2, "2001:db8:1:2:abcd::9", &x));
+	assert_true(admit(b, 2, "2001:db8:1:3::1", &t[2]));
+	assert_true(admit(b, 3, "192.0.2.1", &t[3]));
+	assert_true(admit(b, 4, "::ffff:192.0.2.1", &t[4]));
+	assert_false(admit(b, 5, "192.0.2.1", &x));
+	for (int i = 0; i < NT; i++)
+		budget_release(b, t[i]);
+	budget_free(b);
 }
 
 /* The caps: all connections, those logging in, those from one address. */
@@ -114,6 +151,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_caps),
+		cmocka_unit_test(test_ipv6_prefix),
 		cmocka_unit_test(test_deadline),
 	};
 
