@@ -669,9 +669,9 @@ policy_check_head(const struct policy *p, const uint8_t *head, size_t n,
 		n -= (size_t)bang;
 	}
 	if (ftype_classify(p->ft, head, n, mime) != PF_OK) {
-		/* Unknown is not harmless: refuse, and say so. */
+		/* Unknown is not harmless: the caller refuses, and says so. */
 		snprintf(why, cap, "content: not classified (libmagic)");
-		return PF_EFORBIDDEN;
+		return PF_EINTERNAL;
 	}
 	for (i = 0; i < NMIMES; i++)
 		if (strcmp(mime, mimes[i].mime) == 0)

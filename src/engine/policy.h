@@ -94,8 +94,9 @@ enum pf_status policy_check_content(const uint8_t *head, size_t n);
  * WebAssembly unless allowed), then libmagic's MIME type of head (from
  * its "#!" on, for a script) against the executables and scripts p
  * refuses, unless allowed through their extension; a "#!" libmagic gives
- * no script type is refused too, and so is content libmagic cannot
- * classify. Else PF_OK. Any thread (libmagic calls are serialized).
+ * no script type is refused too. PF_EINTERNAL (why says so) if libmagic
+ * failed on head: a new upload is refused for it, a recovered one kept.
+ * Else PF_OK. Any thread (libmagic calls are serialized).
  */
 enum pf_status policy_check_head(const struct policy *p,
     const uint8_t *head, size_t n, char *why, size_t cap);

@@ -358,6 +358,10 @@ refused_now(const struct load *l, const char *id, const json_t *meta)
 	    &cname, &cname_len, "name", &name, "head", &head64) == -1 ||
 	    (n = pf_base64_decode(head64, head, sizeof(head))) < 0)
 		return false;
+	/*
+	 * Only a definite refusal removes it: content libmagic failed on
+	 * keeps its acknowledged chunks, as it did before this start.
+	 */
 	if (policy_check_names(l->policy, cname, cname_len, name, why,
 	    sizeof(why)) != PF_EFORBIDDEN && policy_check_head(l->policy,
 	    head, (size_t)n, why, sizeof(why)) != PF_EFORBIDDEN)
