@@ -22,6 +22,8 @@ job_init(struct job *j, const struct upload_opts *o, struct upload_result *r)
 	pthread_mutex_init(&j->lock, NULL);
 	pf_cond_init_monotonic(&j->cond);
 	j->give_up_ms = (uint64_t)o->give_up_s * 1000;
+	j->autotune = o->threads == 0;
+	j->target = o->threads;
 	atomic_store(&j->last_ack_ms, pf_now_ms());
 }
 

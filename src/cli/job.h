@@ -16,6 +16,7 @@
 #include "digest.h"
 #include "proto.h"
 #include "queue.h"
+#include "ratelimit.h"
 #include "status.h"
 #include "upload.h"
 
@@ -27,6 +28,8 @@ struct job {
 	struct chunk_queue	*q;
 	uint8_t			*digests;	/* ours, 32 bytes a chunk */
 	uint64_t		 give_up_ms;
+	bool			 autotune;	/* --threads auto */
+	struct ratelimit	*limit;		/* --limit-rate, or NULL */
 
 	/* Guards what follows, and r->status and r->message. */
 	pthread_mutex_t		 lock;
@@ -37,9 +40,16 @@ struct job {
 	bool			 relogin;	/* gen found stale */
 	bool			 stopping;	/* workers must end */
 	unsigned		 running;	/* workers */
+	unsigned		 target;	/* streams wanted */
+	unsigned		 active;	/* workers not retiring */
+	unsigned		 busy_cap;	/* streams when the server
+						   said busy; 0: never */
 	char			 trouble[256];	/* the last transient error */
 
 	_Atomic uint64_t	 last_ack_ms;
+	_Atomic uint64_t	 acked_bytes;	/* by ACKs of this run */
+	_Atomic uint64_t	 acks;
+	_Atomic unsigned	 busy;		/* data connections refused */
 	_Atomic uint64_t	 bytes_sent;
 	_Atomic unsigned	 resent;
 	_Atomic unsigned	 reconnects;

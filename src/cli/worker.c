@@ -36,6 +36,7 @@ enum worker_end {
 	WORKER_STOPPED,		/* the upload failed, or told to stop */
 	WORKER_RELOGIN,		/* the login is stale: the supervisor acts */
 	WORKER_GAVE_UP,		/* nothing acknowledged for --give-up */
+	WORKER_RETIRED,		/* fewer streams are wanted */
 	WORKER_FAILED		/* a permanent error, recorded */
 };
 
@@ -45,6 +46,7 @@ struct worker {
 	pthread_t	 tid;
 	bool		 joinable;	/* tid must be joined */
 	bool		 running;	/* under j->lock */
+	bool		 retired;	/* under j->lock: not in j->active */
 	int		 fd;		/* its socket, under j->lock; or -1 */
 	uint32_t	 rng;		/* for jitter */
 	struct pf_conn	*c;
@@ -75,6 +77,55 @@ worker_should_end(struct worker *w)
 	if (stop)
 		return WORKER_STOPPED;
 	return queue_all_done(j->q) ? WORKER_DONE : WORKER_ON;
+}
+
+/*
+ * True once the worker is to retire: fewer streams are wanted than are
+ * active, and it is the one that noticed. It then takes no new chunk,
+ * waits for the answers to those in flight, and ends: nothing is lost or
+ * sent twice.
+ */
+static bool
+worker_retiring(struct worker *w)
+{
+	struct job *j = w->j;
+
+	pthread_mutex_lock(&j->lock);
+	if (!w->retired && j->active > j->target) {
+		j->active--;
+		w->retired = true;
+	}
+	pthread_mutex_unlock(&j->lock);
+	return w->retired;
+}
+
+/*
+ * A busy answer to a data connection under --threads auto: the server
+ * holds no more of our connections, so this stream retires and the
+ * supervisor caps the streams at those still active. The last stream
+ * never retires: it waits and tries again like any other.
+ */
+static bool
+worker_busy_retire(struct worker *w)
+{
+	struct job *j = w->j;
+
+	if (!j->autotune)
+		return false;
+	pthread_mutex_lock(&j->lock);
+	if (!w->retired && j->active > 1) {
+		j->active--;
+		w->retired = true;
+		j->busy_cap = j->active;
+		pthread_cond_broadcast(&j->cond);
+	}
+	pthread_mutex_unlock(&j->lock);
+	if (w->retired) {
+		atomic_fetch_add(&j->busy, 1);
+		log_info("server busy: %s; one stream less", w->err[0] ?
+		    w->err : "too many connections");
+	}
+	return w->retired;
 }
 
 /* Sets or clears the worker's connection, so the supervisor can cut it. */
@@ -143,6 +194,8 @@ worker_connect(struct worker *w)
 	for (;;) {
 		if ((end = worker_should_end(w)) != WORKER_ON)
 			return end;
+		if (worker_retiring(w))
+			return WORKER_RETIRED;
 		if (w->attempt > 0) {
 			if (job_gave_up(j))
 				return WORKER_GAVE_UP;
@@ -173,6 +226,8 @@ worker_connect(struct worker *w)
 				return WORKER_ON;
 			worker_set_conn(w, NULL);
 		}
+		if (rc == PF_EBUSY && worker_busy_retire(w))
+			return WORKER_RETIRED;
 		end = worker_trouble(w, rc, what);
 		if (end != WORKER_LOST)
 			return end;
@@ -188,7 +243,12 @@ send_piece(void *arg, const void *p, size_t n)
 
 	/* pf_conn_write_full, but bytes_sent also counts a cut-off piece. */
 	while (n > 0) {
-		ssize_t k = w->c->ops->write(w->c, b, n);
+		size_t m = n < ratelimit_slice(w->j->limit) ? n :
+		    ratelimit_slice(w->j->limit);
+		ssize_t k;
+
+		ratelimit_take(w->j->limit, m);
+		k = w->c->ops->write(w->c, b, m);
 
 		if (k > 0) {
 			atomic_fetch_add(&w->j->bytes_sent, (uint64_t)k);
@@ -252,6 +312,9 @@ read_response(struct worker *w)
 	}
 	memmove(w->inflight, w->inflight + 1, --w->n * sizeof(w->inflight[0]));
 	if (type == PROTO_ACK) {
+		atomic_fetch_add(&j->acked_bytes, proto_chunk_length(j->size,
+		    j->o->chunk_size, idx));
+		atomic_fetch_add(&j->acks, 1);
 		atomic_store(&j->last_ack_ms, pf_now_ms());
 		w->attempt = 0;
 		if (queue_ack(j->q, idx))
@@ -329,7 +392,7 @@ worker_transfer(struct worker *w)
 
 		w->err[0] = '\0';
 		/* Keep WINDOW chunks in flight: no idling on ACKs. */
-		if (w->n < WINDOW)
+		if (w->n < WINDOW && !worker_retiring(w))
 			idx = queue_pop(j->q, w->n == 0);
 		if (idx >= 0) {
 			w->inflight[w->n++] = (uint32_t)idx;
@@ -345,6 +408,8 @@ worker_transfer(struct worker *w)
 			}
 			continue;
 		}
+		if (w->n == 0 && w->retired)
+			return WORKER_RETIRED;
 		if (w->n == 0) {
 			end = worker_should_end(w);
 			return end == WORKER_ON ? WORKER_STOPPED : end;
@@ -402,6 +467,8 @@ out:
 	pthread_mutex_lock(&j->lock);
 	w->running = false;
 	j->running--;
+	if (!w->retired)
+		j->active--;
 	pthread_cond_broadcast(&j->cond);
 	pthread_mutex_unlock(&j->lock);
 	return NULL;
@@ -458,7 +525,9 @@ worker_pool_spawn(struct worker_pool *p)
 
 	reap(p);
 	pthread_mutex_lock(&j->lock);
-	have = j->running;
+	have = j->active;
+	if (want > j->target)
+		want = j->target;
 	pthread_mutex_unlock(&j->lock);
 	for (unsigned i = 0; i < p->n && have < want; i++) {
 		struct worker *w = &p->w[i];
@@ -471,19 +540,22 @@ worker_pool_spawn(struct worker_pool *p)
 		w->rng |= 1;
 		pthread_mutex_lock(&j->lock);
 		w->running = true;
+		w->retired = false;
 		j->running++;
+		j->active++;
 		pthread_mutex_unlock(&j->lock);
 		if (pthread_create(&w->tid, NULL, worker_main, w) != 0) {
 			pthread_mutex_lock(&j->lock);
 			w->running = false;
 			j->running--;
+			j->active--;
 			pthread_mutex_unlock(&j->lock);
 			break;
 		}
 		w->joinable = true;
 		have++;
 	}
-	if (have == 0)
+	if (have == 0 && want > 0)
 		job_set_error(j, PF_ENOMEM, "cannot start worker threads");
 }
 

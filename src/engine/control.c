@@ -212,6 +212,21 @@ parse_open(struct stream *st, const json_t *req, struct open_req *o)
 	return PF_OK;
 }
 
+/*
+ * The connection limits a client fits its streams to (--threads auto), so
+ * that it does not run into busy: what one user and the whole server may
+ * hold, and what this user holds now, this connection included.
+ */
+static json_t *
+limits_json(const struct stream *st)
+{
+	return json_pack("{s:I,s:I,s:I}", "user_connections",
+	    (json_int_t)st->env->cfg->max_user_connections,
+	    "user_connections_used",
+	    (json_int_t)peruser_count(st->env->peruser, st->user),
+	    "connections", (json_int_t)st->env->cfg->max_connections);
+}
+
 /* Sends OPENED with the bitmap of the chunks s holds. */
 static enum pf_status
 send_opened(struct stream *st, struct session *s, bool resumed)
@@ -226,10 +241,10 @@ send_opened(struct stream *st, struct session *s, bool resumed)
 		return PF_ENOMEM;
 	if ((have = pf_base64_encode(bits, (n + 7) / 8)) == NULL)
 		goto out;
-	j = json_pack("{s:s,s:I,s:I,s:s,s:b,s:s}", "session", session_id(s),
-	    "chunks", (json_int_t)n, "chunk_size",
+	j = json_pack("{s:s,s:I,s:I,s:s,s:b,s:s,s:o}", "session",
+	    session_id(s), "chunks", (json_int_t)n, "chunk_size",
 	    (json_int_t)session_chunk_size(s), "name", session_name(s),
-	    "resumed", resumed, "have", have);
+	    "resumed", resumed, "have", have, "limits", limits_json(st));
 	if (j == NULL)
 		goto out;
 	rc = wire_send_json(st->c, PROTO_OPENED, j);

@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The stream-count controller of --threads auto. It measures goodput
+ * (bytes acknowledged per second, between ACKs) over intervals of a few
+ * chunk-times, doubles the streams while each doubling gains GAIN, goes
+ * back when a step does not, and then holds, probing one step up or down
+ * now and then. Oscillation is kept down by discarding the interval right
+ * after a change (new streams are still connecting, retiring ones still
+ * draining), by asymmetric thresholds (more streams must earn GAIN, fewer
+ * may cost FEWER_LOSS), by doubling the hold after each failed probe, and
+ * by freezing near the end of the file.
+ */
+#include "config.h"
+
+#include <limits.h>
+
+#include "autotune.h"
+
+#define MIN_INTERVAL_MS	300	/* several RTTs even on a slow link */
+#define MAX_INTERVAL_MS	8000	/* a slow link ends intervals early */
+#define MIN_ACKS	8	/* one ACK more or less: <= 12 % */
+#define MAX_ACKS	32
+#define GAIN		0.10	/* what one more step must earn */
+#define FEWER_LOSS	0.05	/* what one step less may cost */
+#define CHANGE		0.30	/* a held level's goodput moved: probe */
+#define HOLD_FIRST	4	/* intervals held before the first probe */
+#define HOLD_MAX	32
+
+void
+autotune_init(struct autotune *a, unsigned max)
+{
+	*a = (struct autotune){ .max = max > 0 ? max : 1 };
+	a->level = a->max < AUTOTUNE_START ? a->max : AUTOTUNE_START;
+	a->base = a->peak = a->level;
+	a->phase = AUTOTUNE_GROWING;
+	a->hold_len = HOLD_FIRST;
+	a->settling = true;
+}
+
+static void
+mark(struct autotune *a, const struct autotune_sample *s)
+{
+	a->t0 = s->last_ack_ms;
+	a->b0 = s->acked;
+	a->n0 = s->acks;
+	a->marked = true;
+}
+
+/* Moves to level to; the next interval is discarded. */
+static bool
+change(struct autotune *a, unsigned to, enum autotune_why why, double rate,
+    uint64_t now_ms, struct autotune_event *ev)
+{
+	*ev = (struct autotune_event){ now_ms, a->level, to, rate, why };
+	a->level = to;
+	if (to > a->peak)
+		a->peak = to;
+	a->settling = true;
+	a->marked = false;
+	return true;
+}
+
+static unsigned
+doubled(const struct autotune *a)
+{
+	return a->level * 2 < a->max ? a->level * 2 : a->max;
+}
+
+/* Holds at base from the next interval on, measuring it afresh. */
+static void
+hold(struct autotune *a, unsigned hold_len, bool probe_up)
+{
+	a->phase = AUTOTUNE_HOLDING;
+	a->held = 0;
+	a->hold_len = hold_len < HOLD_MAX ? hold_len : HOLD_MAX;
+	a->probe_up = probe_up;
+}
+
+static bool
+on_growing(struct autotune *a, double rate, uint64_t now,
+    struct autotune_event *ev)
+{
+	if (a->base_rate == 0 || rate >= a->base_rate * (1 + GAIN)) {
+		a->base = a->level;
+		a->base_rate = rate;
+		if (a->level < a->max)
+			return change(a, doubled(a), AUTOTUNE_GROW, rate, now,
+			    ev);
+		hold(a, HOLD_FIRST, false);
+		return false;
+	}
+	hold(a, HOLD_FIRST, false);
+	return change(a, a->base, AUTOTUNE_BACK, rate, now, ev);
+}
+
+static bool
+on_holding(struct autotune *a, double rate, uint64_t now,
+    struct autotune_event *ev)
+{
+	unsigned to;
+
+	if (a->held++ == 0)
+		a->base_rate = rate;	/* a fresh reference at this level */
+	else if (rate > a->base_rate * (1 + CHANGE) ||
+	    rate < a->base_rate * (1 - CHANGE)) {
+		/* The link changed under us: look around now. */
+		a->base_rate = rate;
+		a->held = a->hold_len = HOLD_FIRST;
+		a->probe_up = true;
+	} else
+		a->base_rate = 0.75 * a->base_rate + 0.25 * rate;
+	if (a->held < a->hold_len)
+		return false;
+	a->held = 0;
+	if ((a->probe_up || a->level == 1) && a->level < a->max) {
+		to = a->level + (a->level / 2 > 1 ? a->level / 2 : 1);
+		a->phase = AUTOTUNE_PROBING;
+		return change(a, to < a->max ? to : a->max, AUTOTUNE_PROBE_UP,
+		    rate, now, ev);
+	}
+	if (a->level > 1) {
+		to = a->level - (a->level / 4 > 1 ? a->level / 4 : 1);
+		a->phase = AUTOTUNE_PROBING;
+		return change(a, to, AUTOTUNE_PROBE_DOWN, rate, now, ev);
+	}
+	return false;
+}
+
+static bool
+on_probing(struct autotune *a, double rate, uint64_t now,
+    struct autotune_event *ev)
+{
+	if (a->level > a->base) {
+		if (rate >= a->base_rate * (1 + GAIN)) {
+			/* More helped again: grow from here. */
+			a->phase = AUTOTUNE_GROWING;
+			return on_growing(a, rate, now, ev);
+		}
+		hold(a, a->hold_len * 2, false);
+		return change(a, a->base, AUTOTUNE_BACK, rate, now, ev);
+	}
+	if (rate >= a->base_rate * (1 - FEWER_LOSS)) {
+		/* As good with fewer: stay, and see if fewer still will do. */
+		*ev = (struct autotune_event){ now, a->base, a->level, rate,
+		    AUTOTUNE_FEWER };
+		a->base = a->level;
+		hold(a, HOLD_FIRST, false);
+		a->base_rate = rate;
+		a->held = 1;
+		return true;
+	}
+	hold(a, a->hold_len * 2, true);
+	return change(a, a->base, AUTOTUNE_BACK, rate, now, ev);
+}
+
+/* Ends the interval if it is long enough; *rate is its goodput. */
+static bool
+interval_done(struct autotune *a, const struct autotune_sample *s,
+    double *rate)
+{
+	uint64_t n = s->acks - a->n0, dt = s->last_ack_ms - a->t0;
+	uint64_t need = a->settling ? (a->level > 2 ? a->level : 2) :
+	    2 * (uint64_t)a->level;
+
+	if (!a->settling)
+		need = need < MIN_ACKS ? MIN_ACKS : need > MAX_ACKS ?
+		    MAX_ACKS : need;
+	if (s->last_ack_ms < a->t0)
+		dt = 0;
+	if (n >= need && dt >= MIN_INTERVAL_MS)
+		goto done;
+	if (s->now_ms < a->t0 + MAX_INTERVAL_MS)
+		return false;
+	if (n < 2 || dt == 0) {
+		mark(a, s);	/* a stall: start over rather than judge it */
+		return false;
+	}
+done:
+	*rate = dt > 0 ? (double)(s->acked - a->b0) * 1000 / (double)dt : 0;
+	mark(a, s);
+	return true;
+}
+
+bool
+autotune_step(struct autotune *a, const struct autotune_sample *s,
+    struct autotune_event *ev)
+{
+	double rate;
+
+	/* Near the end too few chunks are left to keep every stream busy. */
+	if (s->left < 2 * a->level) {
+		a->marked = false;
+		return false;
+	}
+	if (!a->marked) {
+		mark(a, s);
+		return false;
+	}
+	if (!interval_done(a, s, &rate))
+		return false;
+	if (a->settling) {
+		a->settling = false;
+		return false;
+	}
+	switch (a->phase) {
+	case AUTOTUNE_GROWING:
+		return on_growing(a, rate, s->now_ms, ev);
+	case AUTOTUNE_HOLDING:
+		return on_holding(a, rate, s->now_ms, ev);
+	case AUTOTUNE_PROBING:
+		return on_probing(a, rate, s->now_ms, ev);
+	}
+	return false;
+}
+
+bool
+autotune_cap(struct autotune *a, unsigned max, uint64_t now_ms,
+    struct autotune_event *ev)
+{
+	if (max == 0)
+		max = 1;
+	if (max >= a->max)
+		return false;
+	a->max = max;
+	if (a->base > max)
+		a->base = max;
+	if (a->level <= max)
+		return false;
+	a->base = max;
+	hold(a, HOLD_FIRST, false);
+	return change(a, max, AUTOTUNE_CAP, 0, now_ms, ev);
+}
+
+unsigned
+autotune_level(const struct autotune *a)
+{
+	return a->level;
+}
+
+unsigned
+autotune_settled(const struct autotune *a)
+{
+	return a->phase == AUTOTUNE_PROBING ? a->base : a->level;
+}
+
+unsigned
+autotune_peak(const struct autotune *a)
+{
+	return a->peak;
+}
+
+unsigned
+autotune_room(bool told, unsigned user_conns, unsigned user_used,
+    unsigned conns, unsigned mine)
+{
+	uint64_t room;
+
+	if (!told)
+		return AUTOTUNE_UNTOLD_CAP;
+	room = user_conns > user_used ? user_conns - user_used : 0;
+	room += mine;
+	/* The whole server's cap, less the control connection. */
+	if (conns > 0 && room > conns - 1)
+		room = conns - 1;
+	return room > 0 ? (unsigned)(room < UINT_MAX ? room : UINT_MAX) : 1;
+}
+
+const char *
+autotune_why_name(enum autotune_why why)
+{
+	static const char *const names[] = {
+		[AUTOTUNE_GROW] = "grow",
+		[AUTOTUNE_BACK] = "back",
+		[AUTOTUNE_PROBE_UP] = "probe-up",
+		[AUTOTUNE_PROBE_DOWN] = "probe-down",
+		[AUTOTUNE_FEWER] = "fewer",
+		[AUTOTUNE_CAP] = "cap"
+	};
+
+	return (unsigned)why < sizeof(names) / sizeof(names[0]) ?
+	    names[why] : "?";
+}
