@@ -194,6 +194,8 @@ parse_limits(const json_t *j, struct client_opened *o)
 	    limit_of(l, "user_connections_used", &o->user_conns_used) &&
 	    limit_of(l, "connections", &o->conns) && o->user_conns > 0 &&
 	    o->conns > 0;
+	if (!o->limits || !limit_of(l, "ip_logins", &o->ip_logins))
+		o->ip_logins = 0;
 }
 
 enum pf_status

@@ -41,6 +41,8 @@ struct client_opened {
 	unsigned	 user_conns;	/* a user may hold at once */
 	unsigned	 user_conns_used; /* held, this login's included */
 	unsigned	 conns;		/* the server holds at once */
+	unsigned	 ip_logins;	/* logging in from one address;
+					   0: not told */
 };
 
 /*

@@ -44,6 +44,9 @@ struct job {
 	unsigned		 active;	/* workers not retiring */
 	unsigned		 busy_cap;	/* streams when the server
 						   said busy; 0: never */
+	unsigned		 connecting;	/* data connections logging
+						   in */
+	unsigned		 connect_max;	/* at once, at most */
 	char			 trouble[256];	/* the last transient error */
 
 	_Atomic uint64_t	 last_ack_ms;
@@ -114,5 +117,14 @@ void job_pause_ms(struct job *j, unsigned ms);
 
 /* Wakes the supervisor and every pause. Any thread. */
 void job_wake_all(struct job *j);
+
+/*
+ * Waits until fewer than j->connect_max data connections are logging in
+ * (the server caps those of one address), and counts one more; false if
+ * the upload stops meanwhile. job_connect_leave when it has joined or
+ * failed. Workers only.
+ */
+bool job_connect_enter(struct job *j);
+void job_connect_leave(struct job *j);
 
 #endif

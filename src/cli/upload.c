@@ -186,6 +186,12 @@ streams_fit(struct upload *u, const struct client_opened *op)
 	pthread_mutex_unlock(&j->lock);
 	room = autotune_room(op->limits, op->user_conns, op->user_conns_used,
 	    op->conns, mine);
+	pthread_mutex_lock(&j->lock);
+	/* One login slot of our address is left for the control's. */
+	j->connect_max = op->ip_logins > 1 ? op->ip_logins - 1 : op->limits ?
+	    1 : j->connect_max;
+	pthread_cond_broadcast(&j->cond);
+	pthread_mutex_unlock(&j->lock);
 	if (op->limits)
 		j->r->server_cap = room;
 	else

@@ -208,6 +208,8 @@ worker_connect(struct worker *w)
 		w->err[0] = '\0';
 		c = NULL;
 		what = "cannot open a data connection";
+		if (!job_connect_enter(j))
+			return WORKER_STOPPED;
 		rc = trust_connect(j->o->trust, j->o->tls, j->o->host,
 		    j->o->port, j->o->timeout_ms, true, &c, w->err,
 		    sizeof(w->err));
@@ -222,10 +224,13 @@ worker_connect(struct worker *w)
 			pthread_mutex_unlock(&j->lock);
 			rc = client_join(c, key, sid, w->err, sizeof(w->err));
 			pf_wipe(key, sizeof(key));
-			if (rc == PF_OK)
+			if (rc == PF_OK) {
+				job_connect_leave(j);
 				return WORKER_ON;
+			}
 			worker_set_conn(w, NULL);
 		}
+		job_connect_leave(j);
 		if (rc == PF_EBUSY && worker_busy_retire(w))
 			return WORKER_RETIRED;
 		end = worker_trouble(w, rc, what);

@@ -215,16 +215,24 @@ parse_open(struct stream *st, const json_t *req, struct open_req *o)
 /*
  * The connection limits a client fits its streams to (--threads auto), so
  * that it does not run into busy: what one user and the whole server may
- * hold, and what this user holds now, this connection included.
+ * hold, what this user holds now (this connection included), and how
+ * many connections of one address may be logging in at once.
  */
 static json_t *
 limits_json(const struct stream *st)
 {
-	return json_pack("{s:I,s:I,s:I}", "user_connections",
-	    (json_int_t)st->env->cfg->max_user_connections,
-	    "user_connections_used",
+	const struct engine_config *cfg = st->env->cfg;
+	unsigned ip = cfg->max_ip_logins;
+
+	/* 0 means the overall login cap, as engine.c reads it. */
+	if (ip == 0)
+		ip = cfg->max_login_connections ? cfg->max_login_connections :
+		    cfg->max_connections / 4;
+	return json_pack("{s:I,s:I,s:I,s:I}", "user_connections",
+	    (json_int_t)cfg->max_user_connections, "user_connections_used",
 	    (json_int_t)peruser_count(st->env->peruser, st->user),
-	    "connections", (json_int_t)st->env->cfg->max_connections);
+	    "connections", (json_int_t)cfg->max_connections, "ip_logins",
+	    (json_int_t)(ip > 0 ? ip : 1));
 }
 
 /* Sends OPENED with the bitmap of the chunks s holds. */

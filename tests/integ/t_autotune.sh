@@ -114,6 +114,20 @@ check_eq "limits: stored file identical" "$(sha "$T/lim")" \
     "$(sha "$(stored_file "$(field session)" lim.bin)")"
 stop_server
 
+# --- Logins from one address: new streams are let in a few at a time --
+start_server --no-tls --no-http --max-ip-logins 2
+shape_per_flow 32mbit
+auto_upload ip.bin "$T/lim" --chunk-size 256K --max-threads 16
+echo "# --max-ip-logins 2, per-flow cap: $(field streams.max) data" \
+    "streams at most, $(field streams.busy) busy answers"
+check_eq "ip logins: upload succeeds" 0 "$RC"
+check "ip logins: auto still grew past 2 streams" \
+    test "$(field streams.max)" -gt 2
+check_eq "ip logins: no busy answer" 0 "$(field streams.busy)"
+check "ip logins: no busy in the client's log" \
+    bash -c "! grep -qi busy '$T/up.err'"
+stop_server
+
 start_server --no-tls --no-http
 
 # --- Per-flow cap: more streams help --------------------------------

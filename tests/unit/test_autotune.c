@@ -74,6 +74,14 @@ noise(uint32_t *rng)
 	return 0.95 + (double)(*rng % 1001) / 10000;
 }
 
+/* With AT_TRACE set in the environment, each change is printed. */
+static void
+trace(const struct autotune_event *ev)
+{
+	printf("# %6.1f s: %u -> %u %s, %.1f MB/s\n", ev->at_ms / 1000.0,
+	    ev->from, ev->to, autotune_why_name(ev->why), ev->rate / MB);
+}
+
 /* Runs the controller over link for ms, max streams at most. */
 static void
 simulate(link_fn link, unsigned max, uint64_t ms, struct sim *out)
@@ -103,8 +111,8 @@ simulate(link_fn link, unsigned max, uint64_t ms, struct sim *out)
 		}
 		s.left = 1000000;
 		if (autotune_step(&a, &s, &ev)) {
-			if (getenv("AT_TRACE"))
-				printf("# %6.1f s: %u -> %u %s %.1f MB/s\n", ev.at_ms / 1000.0, ev.from, ev.to, autotune_why_name(ev.why), ev.rate / MB);
+			if (getenv("AT_TRACE") != NULL)
+				trace(&ev);
 			out->changes++;
 			pending = autotune_level(&a);
 			changed_at = s.now_ms;
