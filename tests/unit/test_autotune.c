@@ -254,6 +254,25 @@ test_no_change_near_the_end(void **state)
 	assert_int_equal(autotune_level(&a), AUTOTUNE_START);
 }
 
+static void
+test_room_from_the_server_limits(void **state)
+{
+	(void)state;
+	/* An older server tells nothing: the safe cap. */
+	assert_int_equal(autotune_room(false, 0, 0, 0, 0),
+	    AUTOTUNE_UNTOLD_CAP);
+	/* 3 per user, the control connection held: 2 data connections. */
+	assert_int_equal(autotune_room(true, 3, 1, 256, 0), 2);
+	/* At a new login our own 2 data connections are among the used. */
+	assert_int_equal(autotune_room(true, 3, 3, 256, 2), 2);
+	/* Another upload of the user holds some. */
+	assert_int_equal(autotune_room(true, 8, 5, 256, 0), 3);
+	/* The whole server's cap, less the control connection. */
+	assert_int_equal(autotune_room(true, 64, 1, 5, 0), 4);
+	/* Never below one stream. */
+	assert_int_equal(autotune_room(true, 2, 2, 256, 0), 1);
+}
+
 int
 main(void)
 {
@@ -265,6 +284,7 @@ main(void)
 		cmocka_unit_test(test_reacts_when_flows_become_capped),
 		cmocka_unit_test(test_cap_lowers_the_level),
 		cmocka_unit_test(test_no_change_near_the_end),
+		cmocka_unit_test(test_room_from_the_server_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
