@@ -6,9 +6,11 @@
  * back when a step does not, and then holds, probing one step up or down
  * now and then. Oscillation is kept down by discarding the interval right
  * after a change (new streams are still connecting, retiring ones still
- * draining), by asymmetric thresholds (more streams must earn GAIN, fewer
- * may cost FEWER_LOSS), by doubling the hold after each failed probe, and
- * by freezing near the end of the file.
+ * draining), by judging a level by the best of JUDGE intervals (other
+ * load on the machine or the link slows a transfer now and then, it never
+ * speeds it up), by asymmetric thresholds (more streams must earn GAIN,
+ * fewer may cost FEWER_LOSS), by doubling the hold after each failed
+ * probe, and by freezing near the end of the file.
  */
 #include "config.h"
 
@@ -20,11 +22,15 @@
 #define MAX_INTERVAL_MS	8000	/* a slow link ends intervals early */
 #define MIN_ACKS	8	/* one ACK more or less: <= 12 % */
 #define MAX_ACKS	32
+#define JUDGE		2	/* intervals a level is tried for */
+#define EARLY_ACKS	4	/* enough to see a plain step */
+#define EARLY_GAIN	0.50	/* a plain gain: judged after one */
+#define EARLY_LOSS	0.30	/* a plain loss: likewise */
 #define GAIN		0.10	/* what one more step must earn */
 #define FEWER_LOSS	0.05	/* what one step less may cost */
 #define CHANGE		0.30	/* a held level's goodput moved: probe */
-#define HOLD_FIRST	4	/* intervals held before the first probe */
-#define HOLD_MAX	32
+#define HOLD_FIRST	6	/* intervals held before the first probe */
+#define HOLD_MAX	64
 
 void
 autotune_init(struct autotune *a, unsigned max)
@@ -57,6 +63,8 @@ change(struct autotune *a, unsigned to, enum autotune_why why, double rate,
 		a->peak = to;
 	a->settling = true;
 	a->marked = false;
+	a->best = 0;
+	a->seen = 0;
 	return true;
 }
 
@@ -72,14 +80,32 @@ hold(struct autotune *a, unsigned hold_len, bool probe_up)
 {
 	a->phase = AUTOTUNE_HOLDING;
 	a->held = 0;
+	a->last = 0;
 	a->hold_len = hold_len < HOLD_MAX ? hold_len : HOLD_MAX;
 	a->probe_up = probe_up;
 }
 
+/*
+ * True if best, the best goodput seen at the level being tried, settles
+ * it against base_rate early: a gain or a loss so large that noise
+ * cannot explain it.
+ */
 static bool
-on_growing(struct autotune *a, double rate, uint64_t now,
-    struct autotune_event *ev)
+plain(const struct autotune *a, double best)
 {
+	if (a->base_rate == 0 || a->phase == AUTOTUNE_HOLDING)
+		return false;
+	if (a->level > a->base)
+		return best >= a->base_rate * (1 + EARLY_GAIN);
+	return best <= a->base_rate * (1 - EARLY_LOSS);
+}
+
+/* Growing: a->best is what the new level did. */
+static bool
+on_growing(struct autotune *a, uint64_t now, struct autotune_event *ev)
+{
+	double rate = a->best;
+
 	if (a->base_rate == 0 || rate >= a->base_rate * (1 + GAIN)) {
 		a->base = a->level;
 		a->base_rate = rate;
@@ -93,48 +119,67 @@ on_growing(struct autotune *a, double rate, uint64_t now,
 	return change(a, a->base, AUTOTUNE_BACK, rate, now, ev);
 }
 
+/* One step up or down from the held level, as the turn says. */
 static bool
-on_holding(struct autotune *a, double rate, uint64_t now,
-    struct autotune_event *ev)
+probe(struct autotune *a, uint64_t now, struct autotune_event *ev)
 {
 	unsigned to;
 
-	if (a->held++ == 0)
-		a->base_rate = rate;	/* a fresh reference at this level */
-	else if (rate > a->base_rate * (1 + CHANGE) ||
-	    rate < a->base_rate * (1 - CHANGE)) {
-		/* The link changed under us: look around now. */
-		a->base_rate = rate;
-		a->held = a->hold_len = HOLD_FIRST;
-		a->probe_up = true;
-	} else
-		a->base_rate = 0.75 * a->base_rate + 0.25 * rate;
-	if (a->held < a->hold_len)
-		return false;
 	a->held = 0;
 	if ((a->probe_up || a->level == 1) && a->level < a->max) {
 		to = a->level + (a->level / 2 > 1 ? a->level / 2 : 1);
 		a->phase = AUTOTUNE_PROBING;
 		return change(a, to < a->max ? to : a->max, AUTOTUNE_PROBE_UP,
-		    rate, now, ev);
+		    a->base_rate, now, ev);
 	}
 	if (a->level > 1) {
 		to = a->level - (a->level / 4 > 1 ? a->level / 4 : 1);
 		a->phase = AUTOTUNE_PROBING;
-		return change(a, to, AUTOTUNE_PROBE_DOWN, rate, now, ev);
+		return change(a, to, AUTOTUNE_PROBE_DOWN, a->base_rate, now,
+		    ev);
 	}
 	return false;
 }
 
+/*
+ * Holding: the reference is the better of the last two intervals (a
+ * transfer is slowed by other load now and then, never sped up); two
+ * intervals in a row 30 % off it mean the link changed.
+ */
 static bool
-on_probing(struct autotune *a, double rate, uint64_t now,
+on_holding(struct autotune *a, double rate, uint64_t now,
     struct autotune_event *ev)
 {
+	double prev = a->last, hi = rate > prev ? rate : prev;
+	double lo = rate < prev ? rate : prev;
+
+	a->last = rate;
+	if (a->held++ == 0)
+		a->base_rate = rate;	/* a fresh reference at this level */
+	else if (hi < a->base_rate * (1 - CHANGE) ||
+	    lo > a->base_rate * (1 + CHANGE)) {
+		/* The link changed under us: look around now. */
+		a->base_rate = hi;
+		a->held = a->hold_len = HOLD_FIRST;
+		a->probe_up = true;
+	} else
+		a->base_rate = hi;
+	if (a->held < a->hold_len)
+		return false;
+	return probe(a, now, ev);
+}
+
+/* Probing: a->best is what the level one step away did. */
+static bool
+on_probing(struct autotune *a, uint64_t now, struct autotune_event *ev)
+{
+	double rate = a->best;
+
 	if (a->level > a->base) {
 		if (rate >= a->base_rate * (1 + GAIN)) {
 			/* More helped again: grow from here. */
 			a->phase = AUTOTUNE_GROWING;
-			return on_growing(a, rate, now, ev);
+			return on_growing(a, now, ev);
 		}
 		hold(a, a->hold_len * 2, false);
 		return change(a, a->base, AUTOTUNE_BACK, rate, now, ev);
@@ -145,7 +190,7 @@ on_probing(struct autotune *a, double rate, uint64_t now,
 		    AUTOTUNE_FEWER };
 		a->base = a->level;
 		hold(a, HOLD_FIRST, false);
-		a->base_rate = rate;
+		a->base_rate = a->last = rate;
 		a->held = 1;
 		return true;
 	}
@@ -169,6 +214,13 @@ interval_done(struct autotune *a, const struct autotune_sample *s,
 		dt = 0;
 	if (n >= need && dt >= MIN_INTERVAL_MS)
 		goto done;
+	/* A plain step need not wait for the interval's end. */
+	if (!a->settling && n >= EARLY_ACKS && dt >= MIN_INTERVAL_MS) {
+		double r = (double)(s->acked - a->b0) * 1000 / (double)dt;
+
+		if (plain(a, r > a->best ? r : a->best))
+			goto done;
+	}
 	if (s->now_ms < a->t0 + MAX_INTERVAL_MS)
 		return false;
 	if (n < 2 || dt == 0) {
@@ -202,15 +254,17 @@ autotune_step(struct autotune *a, const struct autotune_sample *s,
 		a->settling = false;
 		return false;
 	}
-	switch (a->phase) {
-	case AUTOTUNE_GROWING:
-		return on_growing(a, rate, s->now_ms, ev);
-	case AUTOTUNE_HOLDING:
+	if (a->phase == AUTOTUNE_HOLDING)
 		return on_holding(a, rate, s->now_ms, ev);
-	case AUTOTUNE_PROBING:
-		return on_probing(a, rate, s->now_ms, ev);
-	}
-	return false;
+	/* A level being tried is judged by its best of JUDGE intervals. */
+	a->seen++;
+	if (rate > a->best)
+		a->best = rate;
+	if (a->seen < JUDGE && !plain(a, a->best))
+		return false;
+	if (a->phase == AUTOTUNE_GROWING)
+		return on_growing(a, s->now_ms, ev);
+	return on_probing(a, s->now_ms, ev);
 }
 
 bool

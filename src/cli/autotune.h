@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define AUTOTUNE_START	2	/* streams at first */
+#define AUTOTUNE_START	4	/* streams at first: the old fixed default */
 /* Streams when the server does not tell its limits (an older one). */
 #define AUTOTUNE_UNTOLD_CAP	8
 
@@ -62,6 +62,9 @@ struct autotune {
 	bool			 marked;	/* t0, b0, n0 are set */
 	uint64_t		 t0, b0, n0;	/* the interval's start */
 	unsigned		 peak;		/* highest level so far */
+	double			 best;		/* the tried level's best */
+	unsigned		 seen;		/* its intervals so far */
+	double			 last;		/* holding: the last interval */
 };
 
 /* Starts at min(AUTOTUNE_START, max) streams; max >= 1. */

@@ -42,6 +42,7 @@ struct job {
 	unsigned		 running;	/* workers */
 	unsigned		 target;	/* streams wanted */
 	unsigned		 active;	/* workers not retiring */
+	unsigned		 peak;		/* the most active at once */
 	unsigned		 busy_cap;	/* streams when the server
 						   said busy; 0: never */
 	unsigned		 connecting;	/* data connections logging

@@ -80,7 +80,7 @@ static const char usage_text[] =
 "  -H, --host HOST        server address (default 127.0.0.1)\n"
 "  -p, --port PORT        server port (default 7878)\n"
 "  -t, --threads auto|N   parallel data connections: auto (the default)\n"
-"                         starts with 2 and adds streams while the\n"
+"                         starts with 4 and adds streams while the\n"
 "                         goodput keeps rising, within the server's limits;\n"
 "                         N (1 to 64) uses exactly N\n"
 "      --max-threads N    the most streams auto may use (default 64)\n"

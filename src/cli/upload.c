@@ -641,14 +641,11 @@ upload_finish(struct upload *u)
 	r->reconnects = atomic_load(&j->reconnects);
 	r->bytes_sent = atomic_load(&j->bytes_sent);
 	r->busy = atomic_load(&j->busy);
-	if (j->autotune) {
-		r->streams_max = autotune_peak(&u->at);
-		r->streams_final = autotune_settled(&u->at);
-	} else
-		r->streams_max = r->streams_final = j->o->threads;
+	/* Workers have ended: j->peak is no longer written. */
+	r->streams_max = j->peak;
+	r->streams_final = j->autotune ? autotune_settled(&u->at) :
+	    j->o->threads;
 	/* No more streams than chunks ever ran. */
-	if (r->streams_max > r->chunks)
-		r->streams_max = r->chunks;
 	if (r->streams_final > r->chunks)
 		r->streams_final = r->chunks;
 	ratelimit_free(j->limit);

@@ -547,7 +547,8 @@ worker_pool_spawn(struct worker_pool *p)
 		w->running = true;
 		w->retired = false;
 		j->running++;
-		j->active++;
+		if (++j->active > j->peak)
+			j->peak = j->active;
 		pthread_mutex_unlock(&j->lock);
 		if (pthread_create(&w->tid, NULL, worker_main, w) != 0) {
 			pthread_mutex_lock(&j->lock);
