@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The stream-count controller of --threads auto. It measures goodput
- * (bytes acknowledged per second, between ACKs) over intervals of a few
+ * (bytes the server acknowledged per second) over intervals of a few
  * chunk-times, doubles the streams while each doubling gains GAIN, goes
  * back when a step does not, and then holds, probing one step up or down
  * now and then. Oscillation is kept down by discarding the interval right
@@ -19,17 +19,18 @@
 #include "autotune.h"
 
 #define MIN_INTERVAL_MS	300	/* several RTTs even on a slow link */
+#define FULL_MS		1000	/* an interval judging a small step */
 #define MAX_INTERVAL_MS	8000	/* a slow link ends intervals early */
-#define MIN_ACKS	8	/* one ACK more or less: <= 12 % */
+#define MIN_ACKS	4	/* an interval: a chunk-time or so */
 #define MAX_ACKS	32
 #define JUDGE		2	/* intervals a level is tried for */
-#define EARLY_ACKS	4	/* enough to see a plain step */
+#define EARLY_ACKS	2	/* enough to see a plain step */
 #define EARLY_GAIN	0.50	/* a plain gain: judged after one */
-#define EARLY_LOSS	0.30	/* a plain loss: likewise */
+#define EARLY_LOSS	0.20	/* a plain loss: likewise */
 #define GAIN		0.10	/* what one more step must earn */
 #define FEWER_LOSS	0.05	/* what one step less may cost */
 #define CHANGE		0.30	/* a held level's goodput moved: probe */
-#define HOLD_FIRST	6	/* intervals held before the first probe */
+#define HOLD_FIRST	8	/* intervals held before the first probe */
 #define HOLD_MAX	64
 
 void
@@ -46,8 +47,8 @@ autotune_init(struct autotune *a, unsigned max)
 static void
 mark(struct autotune *a, const struct autotune_sample *s)
 {
-	a->t0 = s->last_ack_ms;
-	a->b0 = s->acked;
+	a->t0 = s->now_ms;
+	a->b0 = s->delivered;
 	a->n0 = s->acks;
 	a->marked = true;
 }
@@ -203,20 +204,26 @@ static bool
 interval_done(struct autotune *a, const struct autotune_sample *s,
     double *rate)
 {
-	uint64_t n = s->acks - a->n0, dt = s->last_ack_ms - a->t0;
+	uint64_t n = s->acks - a->n0, dt = s->now_ms - a->t0;
+	/*
+	 * About one chunk per stream: every stream has a chunk through (the
+	 * new ones their first), whether their ACKs come spread or together.
+	 */
 	uint64_t need = a->settling ? (a->level > 2 ? a->level : 2) :
-	    2 * (uint64_t)a->level;
+	    a->level;
 
 	if (!a->settling)
 		need = need < MIN_ACKS ? MIN_ACKS : need > MAX_ACKS ?
 		    MAX_ACKS : need;
-	if (s->last_ack_ms < a->t0)
+	if (s->now_ms < a->t0)
 		dt = 0;
-	if (n >= need && dt >= MIN_INTERVAL_MS)
+	/* Judging a step takes longer than the first look at a level. */
+	if (n >= need && dt >= (a->settling || a->base_rate == 0 ?
+	    MIN_INTERVAL_MS : FULL_MS))
 		goto done;
 	/* A plain step need not wait for the interval's end. */
 	if (!a->settling && n >= EARLY_ACKS && dt >= MIN_INTERVAL_MS) {
-		double r = (double)(s->acked - a->b0) * 1000 / (double)dt;
+		double r = (double)(s->delivered - a->b0) * 1000 / (double)dt;
 
 		if (plain(a, r > a->best ? r : a->best))
 			goto done;
@@ -228,7 +235,8 @@ interval_done(struct autotune *a, const struct autotune_sample *s,
 		return false;
 	}
 done:
-	*rate = dt > 0 ? (double)(s->acked - a->b0) * 1000 / (double)dt : 0;
+	*rate = dt > 0 ? (double)(s->delivered - a->b0) * 1000 / (double)dt :
+	    0;
 	mark(a, s);
 	return true;
 }

@@ -25,12 +25,17 @@ enum autotune_why {
 	AUTOTUNE_CAP		/* the server's limit, or it said busy */
 };
 
-/* What the upload measured so far; every field counts from its start. */
+/*
+ * What the upload measured so far; every field counts from its start.
+ * delivered is the goodput's measure: the bytes the server's TCP has
+ * acknowledged on every data connection (TCP_INFO), which grow smoothly,
+ * where ACK frames come in bursts when the streams finish their chunks
+ * together; acks, the chunks acknowledged, set how long an interval is.
+ */
 struct autotune_sample {
 	uint64_t	 now_ms;
-	uint64_t	 acked;		/* bytes acknowledged */
-	uint64_t	 acks;		/* chunks acknowledged */
-	uint64_t	 last_ack_ms;	/* when the last ACK came */
+	uint64_t	 delivered;	/* bytes */
+	uint64_t	 acks;		/* chunks */
 	uint32_t	 left;		/* chunks not acknowledged yet */
 };
 

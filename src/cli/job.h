@@ -43,6 +43,9 @@ struct job {
 	unsigned		 target;	/* streams wanted */
 	unsigned		 active;	/* workers not retiring */
 	unsigned		 peak;		/* the most active at once */
+	uint64_t		 tcp_closed;	/* bytes the server's TCP
+						   acknowledged on closed
+						   data connections */
 	unsigned		 busy_cap;	/* streams when the server
 						   said busy; 0: never */
 	unsigned		 connecting;	/* data connections logging
@@ -51,8 +54,7 @@ struct job {
 	char			 trouble[256];	/* the last transient error */
 
 	_Atomic uint64_t	 last_ack_ms;
-	_Atomic uint64_t	 acked_bytes;	/* by ACKs of this run */
-	_Atomic uint64_t	 acks;
+	_Atomic uint64_t	 acks;		/* ACKs in this run */
 	_Atomic unsigned	 busy;		/* data connections refused */
 	_Atomic uint64_t	 bytes_sent;
 	_Atomic unsigned	 resent;

@@ -125,10 +125,12 @@ streams_record(struct upload *u, const struct autotune_event *ev)
 	pthread_mutex_lock(&j->lock);
 	j->target = autotune_level(&u->at);
 	pthread_mutex_unlock(&j->lock);
+	/* A kept step down reports the goodput of the level it kept. */
 	if (ev->rate > 0)
 		log_info("streams: %u -> %u (%s; goodput %.1f MB/s with %u)",
 		    ev->from, ev->to, autotune_why_name(ev->why),
-		    ev->rate / 1e6, ev->from);
+		    ev->rate / 1e6, ev->why == AUTOTUNE_FEWER ? ev->to :
+		    ev->from);
 	else
 		log_info("streams: %u -> %u (%s)", ev->from, ev->to,
 		    autotune_why_name(ev->why));
@@ -153,10 +155,9 @@ static void
 streams_tune(struct upload *u)
 {
 	struct job *j = &u->j;
-	uint64_t last = atomic_load(&j->last_ack_ms);
 	struct autotune_sample s = { pf_now_ms() - u->start_ms,
-	    atomic_load(&j->acked_bytes), atomic_load(&j->acks),
-	    last > u->start_ms ? last - u->start_ms : 0, queue_left(j->q) };
+	    worker_pool_delivered(u->pool), atomic_load(&j->acks),
+	    queue_left(j->q) };
 	struct autotune_event ev;
 	unsigned busy;
 

@@ -8,10 +8,14 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <linux/tcp.h>	/* tcpi_bytes_acked: glibc's tcp_info lacks it */
 
 #include "chunkio.h"
 #include "client.h"
@@ -128,11 +132,30 @@ worker_busy_retire(struct worker *w)
 	return w->retired;
 }
 
-/* Sets or clears the worker's connection, so the supervisor can cut it. */
+/* The bytes the peer's TCP acknowledged on socket fd; 0 if unknown. */
+static uint64_t
+tcp_acked(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (fd == -1 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ==
+	    -1 || len < offsetof(struct tcp_info, tcpi_bytes_acked) +
+	    sizeof(ti.tcpi_bytes_acked))
+		return 0;
+	return ti.tcpi_bytes_acked;
+}
+
+/*
+ * Sets or clears the worker's connection, so the supervisor can cut it;
+ * a connection cleared adds what its peer acknowledged to j->tcp_closed.
+ */
 static void
 worker_set_conn(struct worker *w, struct pf_conn *c)
 {
 	pthread_mutex_lock(&w->j->lock);
+	if (c == NULL)
+		w->j->tcp_closed += tcp_acked(w->fd);
 	w->fd = c != NULL ? c->fd : -1;
 	pthread_mutex_unlock(&w->j->lock);
 	if (c == NULL) {
@@ -317,8 +340,6 @@ read_response(struct worker *w)
 	}
 	memmove(w->inflight, w->inflight + 1, --w->n * sizeof(w->inflight[0]));
 	if (type == PROTO_ACK) {
-		atomic_fetch_add(&j->acked_bytes, proto_chunk_length(j->size,
-		    j->o->chunk_size, idx));
 		atomic_fetch_add(&j->acks, 1);
 		atomic_store(&j->last_ack_ms, pf_now_ms());
 		w->attempt = 0;
@@ -563,6 +584,20 @@ worker_pool_spawn(struct worker_pool *p)
 	}
 	if (have == 0 && want > 0)
 		job_set_error(j, PF_ENOMEM, "cannot start worker threads");
+}
+
+uint64_t
+worker_pool_delivered(struct worker_pool *p)
+{
+	struct job *j = p->j;
+	uint64_t sum;
+
+	pthread_mutex_lock(&j->lock);
+	sum = j->tcp_closed;
+	for (unsigned i = 0; i < p->n; i++)
+		sum += tcp_acked(p->w[i].fd);
+	pthread_mutex_unlock(&j->lock);
+	return sum;
 }
 
 struct worker_pool *

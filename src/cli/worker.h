@@ -35,6 +35,13 @@ void worker_pool_spawn(struct worker_pool *p);
  */
 void worker_pool_stop(struct worker_pool *p);
 
+/*
+ * The bytes the server's TCP has acknowledged on every data connection
+ * of the pool so far, closed ones included: a goodput that grows
+ * smoothly. Supervisor only.
+ */
+uint64_t worker_pool_delivered(struct worker_pool *p);
+
 /* Stops the workers and frees the pool; NULL is a no-op. */
 void worker_pool_free(struct worker_pool *p);
 

