@@ -18,7 +18,7 @@
 
 #include "autotune.h"
 
-#define MIN_INTERVAL_MS	300	/* several RTTs even on a slow link */
+#define MIN_INTERVAL_MS	200	/* a few RTTs even on a slow link */
 #define FULL_MS		1000	/* an interval judging a small step */
 #define MAX_INTERVAL_MS	8000	/* a slow link ends intervals early */
 #define MIN_ACKS	4	/* an interval: a chunk-time or so */
@@ -206,17 +206,23 @@ interval_done(struct autotune *a, const struct autotune_sample *s,
 {
 	uint64_t n = s->acks - a->n0, dt = s->now_ms - a->t0;
 	/*
-	 * About one chunk per stream: every stream has a chunk through (the
-	 * new ones their first), whether their ACKs come spread or together.
+	 * About one chunk per stream: every stream has a chunk through,
+	 * whether their ACKs come spread or together. Settling only needs
+	 * the new streams under way (goodput counts TCP's bytes, not
+	 * chunks) and the retired ones gone: until their chunks in flight
+	 * are through they still add to the goodput.
 	 */
-	uint64_t need = a->settling ? (a->level > 2 ? a->level : 2) :
-	    a->level;
+	uint64_t need = a->settling ? 1 : a->level;
 
 	if (!a->settling)
 		need = need < MIN_ACKS ? MIN_ACKS : need > MAX_ACKS ?
 		    MAX_ACKS : need;
 	if (s->now_ms < a->t0)
 		dt = 0;
+	if (a->settling && s->draining > 0) {
+		mark(a, s);
+		return false;
+	}
 	/* Judging a step takes longer than the first look at a level. */
 	if (n >= need && dt >= (a->settling || a->base_rate == 0 ?
 	    MIN_INTERVAL_MS : FULL_MS))

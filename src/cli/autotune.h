@@ -37,6 +37,7 @@ struct autotune_sample {
 	uint64_t	 delivered;	/* bytes */
 	uint64_t	 acks;		/* chunks */
 	uint32_t	 left;		/* chunks not acknowledged yet */
+	unsigned	 draining;	/* retired streams still sending */
 };
 
 /* One change of level, for the log and the JSON result. */

@@ -157,13 +157,14 @@ streams_tune(struct upload *u)
 	struct job *j = &u->j;
 	struct autotune_sample s = { pf_now_ms() - u->start_ms,
 	    worker_pool_delivered(u->pool), atomic_load(&j->acks),
-	    queue_left(j->q) };
+	    queue_left(j->q), 0 };
 	struct autotune_event ev;
 	unsigned busy;
 
 	pthread_mutex_lock(&j->lock);
 	busy = j->busy_cap;
 	j->busy_cap = 0;
+	s.draining = j->running > j->active ? j->running - j->active : 0;
 	pthread_mutex_unlock(&j->lock);
 	if (busy > 0)
 		streams_cap(u, busy);

@@ -267,6 +267,50 @@ test_cap_lowers_the_level(void **state)
 }
 
 static void
+test_waits_for_retired_streams(void **state)
+{
+	struct autotune a;
+	struct autotune_event ev;
+	struct autotune_sample s = { .left = 100000 };
+	unsigned level;
+
+	(void)state;
+	autotune_init(&a, 64);
+	/* A link where 4 streams are as good as 8: it goes back to 4. */
+	for (s.now_ms = TICK_MS; s.now_ms < 60000; s.now_ms += TICK_MS) {
+		s.delivered += 10 * CHUNK;
+		s.acks += 10;
+		if (autotune_step(&a, &s, &ev) && ev.why == AUTOTUNE_BACK)
+			break;
+	}
+	assert_int_equal(ev.why, AUTOTUNE_BACK);
+	level = autotune_level(&a);
+	/*
+	 * The retired streams take 5 s to send their chunks in flight, at
+	 * twice the rate: nothing may be judged from that.
+	 */
+	for (int i = 0; i < 50; i++) {
+		s.now_ms += TICK_MS;
+		s.delivered += 20 * CHUNK;
+		s.acks += 20;
+		s.draining = 4;
+		assert_false(autotune_step(&a, &s, &ev));
+		assert_int_equal(autotune_level(&a), level);
+		/* Still settling: no interval has been measured. */
+		assert_true(a.settling);
+	}
+	/* Once they are gone, measuring starts. */
+	s.draining = 0;
+	for (int i = 0; i < 10; i++) {
+		s.now_ms += TICK_MS;
+		s.delivered += 10 * CHUNK;
+		s.acks += 10;
+		autotune_step(&a, &s, &ev);
+	}
+	assert_false(a.settling);
+}
+
+static void
 test_no_change_near_the_end(void **state)
 {
 	struct autotune a;
@@ -313,6 +357,7 @@ main(void)
 		cmocka_unit_test(test_reacts_when_flows_stop_being_capped),
 		cmocka_unit_test(test_reacts_when_flows_become_capped),
 		cmocka_unit_test(test_cap_lowers_the_level),
+		cmocka_unit_test(test_waits_for_retired_streams),
 		cmocka_unit_test(test_no_change_near_the_end),
 		cmocka_unit_test(test_room_from_the_server_limits),
 	};
