@@ -162,6 +162,12 @@ check "auto ends with more streams on the per-flow-capped link" \
     test "$flow_final" -gt "$whole_final"
 check_eq "whole link: stored file identical" "$(sha "$T/mid")" \
     "$(sha "$(stored_file "$(field session)" whole.bin)")"
+# Streams retired on the way (auto went back from 8) sent nothing twice.
+check "whole link: auto retired streams on the way" \
+    grep -q -- '-> .*(back' "$T/up.err"
+check_eq "whole link: every byte sent once, streams retired or not" \
+    "$(field bytes)" "$(field bytes_sent)"
+check_eq "whole link: no chunk sent again" 0 "$(field retries)"
 
 # --- --limit-rate: one bucket for all streams ------------------------
 unshaped
