@@ -2,6 +2,7 @@
 /* One function per protocol exchange, client side. */
 #include "config.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,36 @@ bad:
 	return PF_EPROTO;
 }
 
+/* A count of "limits", at most UINT_MAX; false if absent or not one. */
+static bool
+limit_of(const json_t *l, const char *key, unsigned *out)
+{
+	uint64_t v;
+
+	if (wire_json_u64(l, key, &v) == -1)
+		return false;
+	*out = v > UINT_MAX ? UINT_MAX : (unsigned)v;
+	return true;
+}
+
+/*
+ * Reads "limits" of OPENED, if the server sent it: only a whole one
+ * counts, since a client caps its streams with it.
+ */
+static void
+parse_limits(const json_t *j, struct client_opened *o)
+{
+	const json_t *l = json_object_get(j, "limits");
+
+	o->limits = json_is_object(l) &&
+	    limit_of(l, "user_connections", &o->user_conns) &&
+	    limit_of(l, "user_connections_used", &o->user_conns_used) &&
+	    limit_of(l, "connections", &o->conns) && o->user_conns > 0 &&
+	    o->conns > 0;
+	if (!o->limits || !limit_of(l, "ip_logins", &o->ip_logins))
+		o->ip_logins = 0;
+}
+
 enum pf_status
 client_open(struct pf_conn *c, const struct client_open_req *rq,
     struct client_opened *out, char *err, size_t errcap)
@@ -247,6 +278,7 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 	snprintf(out->session, sizeof(out->session), "%s", sid);
 	snprintf(out->name, sizeof(out->name), "%s", sname);
 	out->resumed = json_is_true(json_object_get(j, "resumed"));
+	parse_limits(j, out);
 	rc = PF_OK;
 out:
 	if (rc != PF_OK)

@@ -36,6 +36,13 @@ struct client_opened {
 	uint8_t		*have;		/* ceil(chunks / 8) bytes, owned */
 	bool		 complete;	/* the resumed session had finished */
 	char		 digest[PF_SHA256_HEX];	/* its receipt, if so */
+	/* The server's connection limits; an older server tells none. */
+	bool		 limits;
+	unsigned	 user_conns;	/* a user may hold at once */
+	unsigned	 user_conns_used; /* held, this login's included */
+	unsigned	 conns;		/* the server holds at once */
+	unsigned	 ip_logins;	/* logging in from one address;
+					   0: not told */
 };
 
 /*
@@ -65,7 +72,9 @@ enum pf_status client_login(struct pf_conn *c, const char *user,
  * past the last chunk, is PF_EPROTO. PF_EBADNAME if the name is not
  * UTF-8, PF_EIO if the head cannot be read. A resumed session that had
  * finished already answers COMPLETE instead: out->complete is set and
- * out->digest holds the receipt the server stored.
+ * out->digest holds the receipt the server stored. out->limits says
+ * whether OPENED told the server's connection limits (an older server
+ * does not).
  */
 enum pf_status client_open(struct pf_conn *c, const struct client_open_req *rq,
     struct client_opened *out, char *err, size_t errcap);

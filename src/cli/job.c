@@ -12,6 +12,8 @@
 
 #define BACKOFF_FIRST_MS	100
 #define BACKOFF_MAX_MS		5000
+/* Data connections logging in at once when the server does not say. */
+#define JOB_CONNECT_UNTOLD	4
 
 void
 job_init(struct job *j, const struct upload_opts *o, struct upload_result *r)
@@ -22,6 +24,9 @@ job_init(struct job *j, const struct upload_opts *o, struct upload_result *r)
 	pthread_mutex_init(&j->lock, NULL);
 	pf_cond_init_monotonic(&j->cond);
 	j->give_up_ms = (uint64_t)o->give_up_s * 1000;
+	j->autotune = o->threads == 0;
+	j->connect_max = JOB_CONNECT_UNTOLD;
+	j->target = o->threads;
 	atomic_store(&j->last_ack_ms, pf_now_ms());
 }
 
@@ -159,6 +164,30 @@ void
 job_wake_all(struct job *j)
 {
 	pthread_mutex_lock(&j->lock);
+	pthread_cond_broadcast(&j->cond);
+	pthread_mutex_unlock(&j->lock);
+}
+
+bool
+job_connect_enter(struct job *j)
+{
+	bool ok;
+
+	pthread_mutex_lock(&j->lock);
+	while (!j->stopping && j->connecting >= j->connect_max)
+		pthread_cond_wait(&j->cond, &j->lock);
+	ok = !j->stopping;
+	if (ok)
+		j->connecting++;
+	pthread_mutex_unlock(&j->lock);
+	return ok;
+}
+
+void
+job_connect_leave(struct job *j)
+{
+	pthread_mutex_lock(&j->lock);
+	j->connecting--;
 	pthread_cond_broadcast(&j->cond);
 	pthread_mutex_unlock(&j->lock);
 }

@@ -16,6 +16,7 @@
 #include "digest.h"
 #include "proto.h"
 #include "queue.h"
+#include "ratelimit.h"
 #include "status.h"
 #include "upload.h"
 
@@ -27,6 +28,8 @@ struct job {
 	struct chunk_queue	*q;
 	uint8_t			*digests;	/* ours, 32 bytes a chunk */
 	uint64_t		 give_up_ms;
+	bool			 autotune;	/* --threads auto */
+	struct ratelimit	*limit;		/* --limit-rate, or NULL */
 
 	/* Guards what follows, and r->status and r->message. */
 	pthread_mutex_t		 lock;
@@ -37,9 +40,22 @@ struct job {
 	bool			 relogin;	/* gen found stale */
 	bool			 stopping;	/* workers must end */
 	unsigned		 running;	/* workers */
+	unsigned		 target;	/* streams wanted */
+	unsigned		 active;	/* workers not retiring */
+	unsigned		 peak;		/* the most active at once */
+	uint64_t		 tcp_closed;	/* bytes the server's TCP
+						   acknowledged on closed
+						   data connections */
+	unsigned		 busy_cap;	/* streams when the server
+						   said busy; 0: never */
+	unsigned		 connecting;	/* data connections logging
+						   in */
+	unsigned		 connect_max;	/* at once, at most */
 	char			 trouble[256];	/* the last transient error */
 
 	_Atomic uint64_t	 last_ack_ms;
+	_Atomic uint64_t	 acks;		/* ACKs in this run */
+	_Atomic unsigned	 busy;		/* data connections refused */
 	_Atomic uint64_t	 bytes_sent;
 	_Atomic unsigned	 resent;
 	_Atomic unsigned	 reconnects;
@@ -104,5 +120,14 @@ void job_pause_ms(struct job *j, unsigned ms);
 
 /* Wakes the supervisor and every pause. Any thread. */
 void job_wake_all(struct job *j);
+
+/*
+ * Waits until fewer than j->connect_max data connections are logging in
+ * (the server caps those of one address), and counts one more; false if
+ * the upload stops meanwhile. job_connect_leave when it has joined or
+ * failed. Workers only.
+ */
+bool job_connect_enter(struct job *j);
+void job_connect_leave(struct job *j);
 
 #endif

@@ -80,7 +80,13 @@ static const char usage_text[] =
 "  -f, --file FILE        the file to send (required)\n"
 "  -H, --host HOST        server address (default 127.0.0.1)\n"
 "  -p, --port PORT        server port (default 7878)\n"
-"  -t, --threads N        parallel data connections (default 4, max 64)\n"
+"  -t, --threads auto|N   parallel data connections: auto (the default)\n"
+"                         starts with 4 and adds streams while the\n"
+"                         goodput keeps rising, within the server's limits;\n"
+"                         N (1 to 64) uses exactly N\n"
+"      --max-threads N    the most streams auto may use (default 64)\n"
+"      --limit-rate RATE  send at most RATE bytes a second in all (K, M, G\n"
+"                         are 1024-based, as curl's; default no limit)\n"
 "  -c, --chunk-size SIZE  chunk size, a power of two from 64K to 64M\n"
 "                         (default 4M)\n"
 "  -n, --name NAME        name to store the file under (default: the\n"
@@ -157,6 +163,46 @@ chunk_size_arg(const char *arg)
 	return (uint32_t)v;
 }
 
+static uint64_t
+rate_arg(const char *arg)
+{
+	uint64_t v;
+
+	if (pf_parse_size(arg, &v) != PF_OK || v < 1024)
+		pf_usage_error("bad --limit-rate '%s': bytes a second, at "
+		    "least 1K (suffixes K, M, G)", arg);
+	return v;
+}
+
+/*
+ * The data connections of an upload, for --json: how many at most and at
+ * the end, the server's limit, and each change auto made. New reference.
+ */
+static json_t *
+streams_json(const struct upload_result *r, bool autotune)
+{
+	json_t *ch = json_array(), *e;
+
+	for (unsigned i = 0; ch != NULL && i < r->nchanges; i++) {
+		const struct autotune_event *ev = &r->changes[i];
+
+		e = json_pack("{s:f,s:I,s:I,s:s,s:f}", "at",
+		    (double)ev->at_ms / 1000, "from", (json_int_t)ev->from,
+		    "to", (json_int_t)ev->to, "why",
+		    autotune_why_name(ev->why), "goodput", ev->rate);
+		if (e == NULL || json_array_append_new(ch, e) == -1) {
+			json_decref(ch);
+			return NULL;
+		}
+	}
+	return json_pack("{s:s,s:I,s:I,s:o,s:I,s:o,s:I}", "mode",
+	    autotune ? "auto" : "fixed", "max", (json_int_t)r->streams_max,
+	    "final", (json_int_t)r->streams_final, "server_cap",
+	    r->server_cap ? json_integer(r->server_cap) : json_null(),
+	    "busy", (json_int_t)r->busy, "changes", ch, "changes_dropped",
+	    (json_int_t)r->changes_dropped);
+}
+
 /* s made printable (text.h) into buf; returns buf. */
 static const char *
 esc(char *buf, size_t cap, const char *s)
@@ -172,7 +218,7 @@ esc(char *buf, size_t cap, const char *s)
  */
 static void
 print_result(const struct upload_result *r, const char *file, bool json,
-    bool quiet)
+    bool quiet, bool autotune)
 {
 	char size[16], rate[16];
 	char m[PF_TEXT_ESC_MAX * sizeof(r->message) + 1];
@@ -199,10 +245,11 @@ print_result(const struct upload_result *r, const char *file, bool json,
 			    (json_int_t)r->retries);
 		/* Both shapes: what resuming saved and what it cost. */
 		if (j != NULL && json_object_update_new(j, json_pack(
-		    "{s:I,s:I,s:I}", "resumed_chunks",
+		    "{s:I,s:I,s:I,s:o}", "resumed_chunks",
 		    (json_int_t)r->resumed_chunks, "reconnects",
 		    (json_int_t)r->reconnects, "bytes_sent",
-		    (json_int_t)r->bytes_sent)) == -1) {
+		    (json_int_t)r->bytes_sent, "streams",
+		    streams_json(r, autotune))) == -1) {
 			json_decref(j);
 			j = NULL;
 		}
@@ -232,6 +279,10 @@ print_result(const struct upload_result *r, const char *file, bool json,
 		    r->resumed_chunks, r->chunks);
 	if (r->reconnects > 0)
 		printf("reconnected %u times\n", r->reconnects);
+	if (autotune)
+		printf("streams: %u at the end, %u at most (auto, %u "
+		    "changes)\n", r->streams_final, r->streams_max,
+		    r->nchanges + r->changes_dropped);
 	printf("session %s\n", sid);
 	printf("receipt %s\n", r->digest);
 	if (!quiet)
@@ -263,7 +314,7 @@ upload_with(struct upload_opts *o, struct cli_login *login, bool json,
 	upload_run(o, &r);
 	pf_tls_free(tls);
 	cli_login_wipe(login);
-	print_result(&r, o->file, json, quiet);
+	print_result(&r, o->file, json, quiet, o->threads == 0);
 	return cli_exit_code(r.status);
 }
 
@@ -275,6 +326,8 @@ cmd_upload(int argc, char **argv)
 		{ "host", required_argument, NULL, 'H' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "max-threads", required_argument, NULL, 'M' },
+		{ "limit-rate", required_argument, NULL, 'L' },
 		{ "chunk-size", required_argument, NULL, 'c' },
 		{ "name", required_argument, NULL, 'n' },
 		CLI_LOGIN_OPTIONS,
@@ -289,7 +342,8 @@ cmd_upload(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct upload_opts o = { .host = "127.0.0.1",
-	    .port = PROTO_DEFAULT_PORT, .threads = 4,
+	    .port = PROTO_DEFAULT_PORT, .threads = 0,
+	    .max_threads = 64,
 	    .chunk_size = PROTO_DEFAULT_CHUNK, .retries = 5,
 	    .timeout_ms = 60000, .give_up_s = 120, .progress = true };
 	struct cli_login login = { .user = NULL };
@@ -311,7 +365,15 @@ cmd_upload(int argc, char **argv)
 			o.port = pf_arg_uint("port", optarg, 1, 65535);
 			break;
 		case 't':
-			o.threads = pf_arg_uint("threads", optarg, 1, 64);
+			o.threads = strcmp(optarg, "auto") == 0 ? 0 :
+			    pf_arg_uint("threads", optarg, 1, 64);
+			break;
+		case 'M':
+			o.max_threads = pf_arg_uint("max-threads", optarg, 1,
+			    64);
+			break;
+		case 'L':
+			o.limit_rate = rate_arg(optarg);
 			break;
 		case 'c':
 			o.chunk_size = chunk_size_arg(optarg);

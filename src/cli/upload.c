@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "autotune.h"
 #include "chunkio.h"
 #include "client.h"
 #include "clock.h"
@@ -42,13 +43,18 @@
 
 /* The server syncs the whole file before COMPLETE: allow it time. */
 #define COMMIT_TIMEOUT_MS	(15u * 60 * 1000)
+/* How often --threads auto looks at the goodput. */
+#define TICK_MS			100
+/* Threads that hash the chunks the server held, under --threads auto. */
+#define AUTO_DIGEST_THREADS	4
 
 /* What woke the supervisor. */
 enum wake {
 	WAKE_FAILED,
 	WAKE_DONE,		/* every chunk is done */
 	WAKE_RELOGIN,		/* a worker found the login stale */
-	WAKE_IDLE		/* no worker is left */
+	WAKE_IDLE,		/* no worker is left */
+	WAKE_TICK		/* time for --threads auto to look */
 };
 
 /* The supervisor's own state; what workers see is in j. */
@@ -64,6 +70,8 @@ struct upload {
 	bool			 finished;	/* the server had done it */
 	uint32_t		 rng;
 	struct worker_pool	*pool;
+	struct autotune		 at;		/* --threads auto */
+	uint64_t		 start_ms;
 };
 
 
@@ -72,6 +80,7 @@ static enum wake
 wait_workers(struct upload *u)
 {
 	struct job *j = &u->j;
+	uint64_t tick = pf_now_ms() + TICK_MS, now;
 	enum wake why;
 
 	pthread_mutex_lock(&j->lock);
@@ -92,10 +101,109 @@ wait_workers(struct upload *u)
 			why = WAKE_IDLE;
 			break;
 		}
-		pthread_cond_wait(&j->cond, &j->lock);
+		if (!j->autotune) {
+			pthread_cond_wait(&j->cond, &j->lock);
+			continue;
+		}
+		if ((now = pf_now_ms()) >= tick) {
+			why = WAKE_TICK;
+			break;
+		}
+		pf_cond_wait_ms(&j->cond, &j->lock, (unsigned)(tick - now));
 	}
 	pthread_mutex_unlock(&j->lock);
 	return why;
+}
+
+/* Takes in a change of stream count: the target, the log, the result. */
+static void
+streams_record(struct upload *u, const struct autotune_event *ev)
+{
+	struct job *j = &u->j;
+	struct upload_result *r = j->r;
+
+	pthread_mutex_lock(&j->lock);
+	j->target = autotune_level(&u->at);
+	pthread_mutex_unlock(&j->lock);
+	/* A kept step down reports the goodput of the level it kept. */
+	if (ev->rate > 0)
+		log_info("streams: %u -> %u (%s; goodput %.1f MB/s with %u)",
+		    ev->from, ev->to, autotune_why_name(ev->why),
+		    ev->rate / 1e6, ev->why == AUTOTUNE_FEWER ? ev->to :
+		    ev->from);
+	else
+		log_info("streams: %u -> %u (%s)", ev->from, ev->to,
+		    autotune_why_name(ev->why));
+	if (r->nchanges < UPLOAD_MAX_CHANGES)
+		r->changes[r->nchanges++] = *ev;
+	else
+		r->changes_dropped++;
+}
+
+/* Lowers auto's cap to max streams. */
+static void
+streams_cap(struct upload *u, unsigned max)
+{
+	struct autotune_event ev;
+
+	if (autotune_cap(&u->at, max, pf_now_ms() - u->start_ms, &ev))
+		streams_record(u, &ev);
+}
+
+/* One look at the goodput under --threads auto (a tick). */
+static void
+streams_tune(struct upload *u)
+{
+	struct job *j = &u->j;
+	struct autotune_sample s = { pf_now_ms() - u->start_ms,
+	    worker_pool_delivered(u->pool), atomic_load(&j->acks),
+	    queue_left(j->q), 0 };
+	struct autotune_event ev;
+	unsigned busy;
+
+	pthread_mutex_lock(&j->lock);
+	busy = j->busy_cap;
+	j->busy_cap = 0;
+	s.draining = j->running > j->active ? j->running - j->active : 0;
+	pthread_mutex_unlock(&j->lock);
+	if (busy > 0)
+		streams_cap(u, busy);
+	if (autotune_step(&u->at, &s, &ev))
+		streams_record(u, &ev);
+}
+
+/*
+ * Fits the streams to the connection limits an OPENED told: auto caps
+ * itself; a fixed --threads over them is only noted (its extra streams
+ * wait for room, as before).
+ */
+static void
+streams_fit(struct upload *u, const struct client_opened *op)
+{
+	struct job *j = &u->j;
+	unsigned mine, room;
+
+	pthread_mutex_lock(&j->lock);
+	mine = j->active;
+	pthread_mutex_unlock(&j->lock);
+	room = autotune_room(op->limits, op->user_conns, op->user_conns_used,
+	    op->conns, mine);
+	pthread_mutex_lock(&j->lock);
+	/* One login slot of our address is left for the control's. */
+	j->connect_max = op->ip_logins > 1 ? op->ip_logins - 1 : op->limits ?
+	    1 : j->connect_max;
+	pthread_cond_broadcast(&j->cond);
+	pthread_mutex_unlock(&j->lock);
+	if (op->limits)
+		j->r->server_cap = room;
+	else
+		log_info("the server does not tell its limits: at most %u "
+		    "streams", room);
+	if (j->autotune)
+		streams_cap(u, room);
+	else if (op->limits && j->o->threads > room)
+		log_info("--threads %u: the server has room for %u data "
+		    "connections of this user now", j->o->threads, room);
 }
 
 /*
@@ -168,6 +276,7 @@ control_apply(struct upload *u, struct pf_conn *c, struct client_opened *op,
 	j->relogin = false;
 	j->stopping = j->r->status != PF_OK;
 	pthread_mutex_unlock(&j->lock);
+	streams_fit(u, op);
 	held = queue_load_have(j->q, op->have, fresh || !u->started);
 	snprintf(j->r->name, sizeof(j->r->name), "%s", op->name);
 	if (held > 0)
@@ -313,7 +422,7 @@ commit(struct upload *u, char *err, size_t errcap)
 		return rc;
 	queue_held_bitmap(j->q, held);
 	rc = chunkio_digest_chunks(j->fd, j->size, j->o->chunk_size, n, held,
-	    j->digests, j->o->threads);
+	    j->digests, j->o->threads ? j->o->threads : AUTO_DIGEST_THREADS);
 	free(held);
 	if (rc != PF_OK) {
 		snprintf(err, errcap, "cannot read %s", j->o->file);
@@ -337,6 +446,7 @@ supervise(struct upload *u)
 	uint64_t seen;
 	unsigned relogins = 0;
 	enum pf_status rc;
+	enum wake why;
 
 	for (;;) {
 		if (u->finished)
@@ -344,13 +454,19 @@ supervise(struct upload *u)
 		if (queue_left(j->q) > 0) {
 			worker_pool_spawn(u->pool);
 			seen = atomic_load(&j->last_ack_ms);
-			switch (wait_workers(u)) {
+			while ((why = wait_workers(u)) == WAKE_TICK) {
+				streams_tune(u);
+				if (queue_left(j->q) > 0)
+					worker_pool_spawn(u->pool);
+			}
+			switch (why) {
 			case WAKE_FAILED:
 				return j->r->status;
 			case WAKE_DONE:
 				continue;
 			case WAKE_RELOGIN:
 			case WAKE_IDLE:
+			case WAKE_TICK:
 				break;
 			}
 			if (job_gave_up(j)) {
@@ -483,7 +599,17 @@ upload_init(struct upload *u, const struct upload_opts *o,
 	job_init(&u->j, o, r);
 	pf_random(&u->rng, sizeof(u->rng));
 	u->rng |= 1;
-	if ((u->pool = worker_pool_new(&u->j, o->threads)) == NULL)
+	u->start_ms = pf_now_ms();
+	if (o->threads == 0) {
+		autotune_init(&u->at, o->max_threads);
+		u->j.target = autotune_level(&u->at);
+	}
+	if (o->limit_rate > 0 &&
+	    (u->j.limit = ratelimit_new(o->limit_rate)) == NULL)
+		return PF_ENOMEM;
+	/* Slots for the most streams there may be. */
+	if ((u->pool = worker_pool_new(&u->j, o->threads ? o->threads :
+	    o->max_threads)) == NULL)
 		return PF_ENOMEM;
 	return PF_OK;
 }
@@ -516,6 +642,15 @@ upload_finish(struct upload *u)
 	r->retries = atomic_load(&j->resent);
 	r->reconnects = atomic_load(&j->reconnects);
 	r->bytes_sent = atomic_load(&j->bytes_sent);
+	r->busy = atomic_load(&j->busy);
+	/* Workers have ended: j->peak is no longer written. */
+	r->streams_max = j->peak;
+	r->streams_final = j->autotune ? autotune_settled(&u->at) :
+	    j->o->threads;
+	/* No more streams than chunks ever ran. */
+	if (r->streams_final > r->chunks)
+		r->streams_final = r->chunks;
+	ratelimit_free(j->limit);
 	if (j->fd != -1)
 		close(j->fd);
 	queue_free(j->q);

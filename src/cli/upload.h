@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "autotune.h"
 #include "digest.h"
 #include "proto.h"
 #include "status.h"
@@ -18,7 +19,9 @@ struct upload_opts {
 	unsigned	 port;
 	const char	*user;
 	const char	*secret;	/* borrowed; the caller wipes it */
-	unsigned	 threads;
+	unsigned	 threads;	/* data connections; 0: auto */
+	unsigned	 max_threads;	/* auto's cap */
+	uint64_t	 limit_rate;	/* bytes/s for all; 0: none */
 	uint32_t	 chunk_size;
 	unsigned	 retries;	/* per chunk, after a NACK */
 	unsigned	 timeout_ms;	/* per network operation */
@@ -30,6 +33,9 @@ struct upload_opts {
 	struct pf_tls	*tls;		/* NULL with --no-tls; borrowed,
 					   shared by every connection */
 };
+
+/* Changes of stream count an upload keeps for its result. */
+#define UPLOAD_MAX_CHANGES	64
 
 struct upload_result {
 	enum pf_status	 status;
@@ -45,6 +51,14 @@ struct upload_result {
 	unsigned	 reconnects;	/* data connections lost and made
 					   again, and logins made again */
 	uint64_t	 bytes_sent;	/* chunk data written to sockets */
+	/* The data connections: how many, and how auto changed them. */
+	unsigned	 streams_max;	/* the most at once */
+	unsigned	 streams_final;	/* where auto settled */
+	unsigned	 server_cap;	/* the server's limit; 0: not told */
+	unsigned	 busy;		/* data connections refused busy */
+	unsigned	 nchanges;	/* in changes[], oldest first */
+	unsigned	 changes_dropped; /* later ones not kept */
+	struct autotune_event changes[UPLOAD_MAX_CHANGES];
 };
 
 /*

@@ -8,10 +8,14 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <linux/tcp.h>	/* tcpi_bytes_acked: glibc's tcp_info lacks it */
 
 #include "chunkio.h"
 #include "client.h"
@@ -36,6 +40,7 @@ enum worker_end {
 	WORKER_STOPPED,		/* the upload failed, or told to stop */
 	WORKER_RELOGIN,		/* the login is stale: the supervisor acts */
 	WORKER_GAVE_UP,		/* nothing acknowledged for --give-up */
+	WORKER_RETIRED,		/* fewer streams are wanted */
 	WORKER_FAILED		/* a permanent error, recorded */
 };
 
@@ -45,6 +50,7 @@ struct worker {
 	pthread_t	 tid;
 	bool		 joinable;	/* tid must be joined */
 	bool		 running;	/* under j->lock */
+	bool		 retired;	/* under j->lock: not in j->active */
 	int		 fd;		/* its socket, under j->lock; or -1 */
 	uint32_t	 rng;		/* for jitter */
 	struct pf_conn	*c;
@@ -77,11 +83,79 @@ worker_should_end(struct worker *w)
 	return queue_all_done(j->q) ? WORKER_DONE : WORKER_ON;
 }
 
-/* Sets or clears the worker's connection, so the supervisor can cut it. */
+/*
+ * True once the worker is to retire: fewer streams are wanted than are
+ * active, and it is the one that noticed. It then takes no new chunk,
+ * waits for the answers to those in flight, and ends: nothing is lost or
+ * sent twice.
+ */
+static bool
+worker_retiring(struct worker *w)
+{
+	struct job *j = w->j;
+
+	pthread_mutex_lock(&j->lock);
+	if (!w->retired && j->active > j->target) {
+		j->active--;
+		w->retired = true;
+	}
+	pthread_mutex_unlock(&j->lock);
+	return w->retired;
+}
+
+/*
+ * A busy answer to a data connection under --threads auto: the server
+ * holds no more of our connections, so this stream retires and the
+ * supervisor caps the streams at those still active. The last stream
+ * never retires: it waits and tries again like any other.
+ */
+static bool
+worker_busy_retire(struct worker *w)
+{
+	struct job *j = w->j;
+
+	if (!j->autotune)
+		return false;
+	pthread_mutex_lock(&j->lock);
+	if (!w->retired && j->active > 1) {
+		j->active--;
+		w->retired = true;
+		j->busy_cap = j->active;
+		pthread_cond_broadcast(&j->cond);
+	}
+	pthread_mutex_unlock(&j->lock);
+	if (w->retired) {
+		atomic_fetch_add(&j->busy, 1);
+		log_info("server busy: %s; one stream less", w->err[0] ?
+		    w->err : "too many connections");
+	}
+	return w->retired;
+}
+
+/* The bytes the peer's TCP acknowledged on socket fd; 0 if unknown. */
+static uint64_t
+tcp_acked(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (fd == -1 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ==
+	    -1 || len < offsetof(struct tcp_info, tcpi_bytes_acked) +
+	    sizeof(ti.tcpi_bytes_acked))
+		return 0;
+	return ti.tcpi_bytes_acked;
+}
+
+/*
+ * Sets or clears the worker's connection, so the supervisor can cut it;
+ * a connection cleared adds what its peer acknowledged to j->tcp_closed.
+ */
 static void
 worker_set_conn(struct worker *w, struct pf_conn *c)
 {
 	pthread_mutex_lock(&w->j->lock);
+	if (c == NULL)
+		w->j->tcp_closed += tcp_acked(w->fd);
 	w->fd = c != NULL ? c->fd : -1;
 	pthread_mutex_unlock(&w->j->lock);
 	if (c == NULL) {
@@ -143,6 +217,8 @@ worker_connect(struct worker *w)
 	for (;;) {
 		if ((end = worker_should_end(w)) != WORKER_ON)
 			return end;
+		if (worker_retiring(w))
+			return WORKER_RETIRED;
 		if (w->attempt > 0) {
 			if (job_gave_up(j))
 				return WORKER_GAVE_UP;
@@ -155,6 +231,8 @@ worker_connect(struct worker *w)
 		w->err[0] = '\0';
 		c = NULL;
 		what = "cannot open a data connection";
+		if (!job_connect_enter(j))
+			return WORKER_STOPPED;
 		rc = trust_connect(j->o->trust, j->o->tls, j->o->host,
 		    j->o->port, j->o->timeout_ms, true, &c, w->err,
 		    sizeof(w->err));
@@ -169,10 +247,15 @@ worker_connect(struct worker *w)
 			pthread_mutex_unlock(&j->lock);
 			rc = client_join(c, key, sid, w->err, sizeof(w->err));
 			pf_wipe(key, sizeof(key));
-			if (rc == PF_OK)
+			if (rc == PF_OK) {
+				job_connect_leave(j);
 				return WORKER_ON;
+			}
 			worker_set_conn(w, NULL);
 		}
+		job_connect_leave(j);
+		if (rc == PF_EBUSY && worker_busy_retire(w))
+			return WORKER_RETIRED;
 		end = worker_trouble(w, rc, what);
 		if (end != WORKER_LOST)
 			return end;
@@ -188,7 +271,12 @@ send_piece(void *arg, const void *p, size_t n)
 
 	/* pf_conn_write_full, but bytes_sent also counts a cut-off piece. */
 	while (n > 0) {
-		ssize_t k = w->c->ops->write(w->c, b, n);
+		size_t m = n < ratelimit_slice(w->j->limit) ? n :
+		    ratelimit_slice(w->j->limit);
+		ssize_t k;
+
+		ratelimit_take(w->j->limit, m);
+		k = w->c->ops->write(w->c, b, m);
 
 		if (k > 0) {
 			atomic_fetch_add(&w->j->bytes_sent, (uint64_t)k);
@@ -254,6 +342,7 @@ read_response(struct worker *w)
 	if (type == PROTO_ACK) {
 		/* What the power-loss test holds the server to (-v). */
 		log_debug("chunk %u acknowledged", idx);
+		atomic_fetch_add(&j->acks, 1);
 		atomic_store(&j->last_ack_ms, pf_now_ms());
 		w->attempt = 0;
 		if (queue_ack(j->q, idx))
@@ -331,7 +420,7 @@ worker_transfer(struct worker *w)
 
 		w->err[0] = '\0';
 		/* Keep WINDOW chunks in flight: no idling on ACKs. */
-		if (w->n < WINDOW)
+		if (w->n < WINDOW && !worker_retiring(w))
 			idx = queue_pop(j->q, w->n == 0);
 		if (idx >= 0) {
 			w->inflight[w->n++] = (uint32_t)idx;
@@ -347,6 +436,8 @@ worker_transfer(struct worker *w)
 			}
 			continue;
 		}
+		if (w->n == 0 && w->retired)
+			return WORKER_RETIRED;
 		if (w->n == 0) {
 			end = worker_should_end(w);
 			return end == WORKER_ON ? WORKER_STOPPED : end;
@@ -404,6 +495,8 @@ out:
 	pthread_mutex_lock(&j->lock);
 	w->running = false;
 	j->running--;
+	if (!w->retired)
+		j->active--;
 	pthread_cond_broadcast(&j->cond);
 	pthread_mutex_unlock(&j->lock);
 	return NULL;
@@ -460,7 +553,9 @@ worker_pool_spawn(struct worker_pool *p)
 
 	reap(p);
 	pthread_mutex_lock(&j->lock);
-	have = j->running;
+	have = j->active;
+	if (want > j->target)
+		want = j->target;
 	pthread_mutex_unlock(&j->lock);
 	for (unsigned i = 0; i < p->n && have < want; i++) {
 		struct worker *w = &p->w[i];
@@ -473,20 +568,38 @@ worker_pool_spawn(struct worker_pool *p)
 		w->rng |= 1;
 		pthread_mutex_lock(&j->lock);
 		w->running = true;
+		w->retired = false;
 		j->running++;
+		if (++j->active > j->peak)
+			j->peak = j->active;
 		pthread_mutex_unlock(&j->lock);
 		if (pthread_create(&w->tid, NULL, worker_main, w) != 0) {
 			pthread_mutex_lock(&j->lock);
 			w->running = false;
 			j->running--;
+			j->active--;
 			pthread_mutex_unlock(&j->lock);
 			break;
 		}
 		w->joinable = true;
 		have++;
 	}
-	if (have == 0)
+	if (have == 0 && want > 0)
 		job_set_error(j, PF_ENOMEM, "cannot start worker threads");
+}
+
+uint64_t
+worker_pool_delivered(struct worker_pool *p)
+{
+	struct job *j = p->j;
+	uint64_t sum;
+
+	pthread_mutex_lock(&j->lock);
+	sum = j->tcp_closed;
+	for (unsigned i = 0; i < p->n; i++)
+		sum += tcp_acked(p->w[i].fd);
+	pthread_mutex_unlock(&j->lock);
+	return sum;
 }
 
 struct worker_pool *

@@ -3,6 +3,7 @@
  * The workers of an upload: threads that each make a data connection,
  * join the session and send chunks from the queue, WINDOW at a time,
  * until every chunk is acknowledged; lost connections are made again.
+ * How many run is the supervisor's choice (j->target), and may change.
  */
 #ifndef PF_WORKER_H
 #define PF_WORKER_H
@@ -20,7 +21,9 @@ struct worker_pool *worker_pool_new(struct job *j, unsigned n);
 
 /*
  * Joins the threads that have ended, then starts workers in the free
- * slots, as many as chunks are left. Fails the job if none can run.
+ * slots until j->target are active (not retiring), or as many as chunks
+ * are left. Workers over j->target retire by themselves: each finishes
+ * the chunks it has in flight and ends. Fails the job if none can run.
  * Supervisor only.
  */
 void worker_pool_spawn(struct worker_pool *p);
@@ -31,6 +34,13 @@ void worker_pool_spawn(struct worker_pool *p);
  * chunks they had in flight are back in the queue. Supervisor only.
  */
 void worker_pool_stop(struct worker_pool *p);
+
+/*
+ * The bytes the server's TCP has acknowledged on every data connection
+ * of the pool so far, closed ones included: a goodput that grows
+ * smoothly. Supervisor only.
+ */
+uint64_t worker_pool_delivered(struct worker_pool *p);
 
 /* Stops the workers and frees the pool; NULL is a no-op. */
 void worker_pool_free(struct worker_pool *p);

@@ -216,6 +216,29 @@ parse_open(struct stream *st, const json_t *req, struct open_req *o)
 	return PF_OK;
 }
 
+/*
+ * The connection limits a client fits its streams to (--threads auto), so
+ * that it does not run into busy: what one user and the whole server may
+ * hold, what this user holds now (this connection included), and how
+ * many connections of one address may be logging in at once.
+ */
+static json_t *
+limits_json(const struct stream *st)
+{
+	const struct engine_config *cfg = st->env->cfg;
+	unsigned ip = cfg->max_ip_logins;
+
+	/* 0 means the overall login cap, as engine.c reads it. */
+	if (ip == 0)
+		ip = cfg->max_login_connections ? cfg->max_login_connections :
+		    cfg->max_connections / 4;
+	return json_pack("{s:I,s:I,s:I,s:I}", "user_connections",
+	    (json_int_t)cfg->max_user_connections, "user_connections_used",
+	    (json_int_t)peruser_count(st->env->peruser, st->user),
+	    "connections", (json_int_t)cfg->max_connections, "ip_logins",
+	    (json_int_t)(ip > 0 ? ip : 1));
+}
+
 /* Sends OPENED with the bitmap of the chunks s holds. */
 static enum pf_status
 send_opened(struct stream *st, struct session *s, bool resumed)
@@ -230,10 +253,10 @@ send_opened(struct stream *st, struct session *s, bool resumed)
 		return PF_ENOMEM;
 	if ((have = pf_base64_encode(bits, (n + 7) / 8)) == NULL)
 		goto out;
-	j = json_pack("{s:s,s:I,s:I,s:s,s:b,s:s}", "session", session_id(s),
-	    "chunks", (json_int_t)n, "chunk_size",
+	j = json_pack("{s:s,s:I,s:I,s:s,s:b,s:s,s:o}", "session",
+	    session_id(s), "chunks", (json_int_t)n, "chunk_size",
 	    (json_int_t)session_chunk_size(s), "name", session_name(s),
-	    "resumed", resumed, "have", have);
+	    "resumed", resumed, "have", have, "limits", limits_json(st));
 	if (j == NULL)
 		goto out;
 	rc = wire_send_json(st->c, PROTO_OPENED, j);

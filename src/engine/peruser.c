@@ -81,3 +81,16 @@ peruser_release(struct peruser *l, const char *user)
 			l->v[i].conns--;
 	pthread_mutex_unlock(&l->lock);
 }
+
+unsigned
+peruser_count(struct peruser *l, const char *user)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&l->lock);
+	for (unsigned i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].name, user) == 0)
+			n = l->v[i].conns;
+	pthread_mutex_unlock(&l->lock);
+	return n;
+}

@@ -23,4 +23,7 @@ bool peruser_acquire(struct peruser *l, const char *user);
 /* Counts one connection of user less. Any thread. */
 void peruser_release(struct peruser *l, const char *user);
 
+/* The connections user holds now. Any thread. */
+unsigned peruser_count(struct peruser *l, const char *user);
+
 #endif

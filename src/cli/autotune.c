@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The stream-count controller of --threads auto. It measures goodput
+ * (bytes the server acknowledged per second) over intervals of a few
+ * chunk-times, doubles the streams while each doubling gains GAIN, goes
+ * back when a step does not, and then holds, probing one step up or down
+ * now and then. Oscillation is kept down by discarding the interval right
+ * after a change (new streams are still connecting, retiring ones still
+ * draining), by judging a level by the best of JUDGE intervals (other
+ * load on the machine or the link slows a transfer now and then, it never
+ * speeds it up), by asymmetric thresholds (more streams must earn GAIN,
+ * fewer may cost FEWER_LOSS), by doubling the hold after each failed
+ * probe, and by freezing near the end of the file.
+ */
+#include "config.h"
+
+#include <limits.h>
+
+#include "autotune.h"
+
+#define MIN_INTERVAL_MS	200	/* a few RTTs even on a slow link */
+#define FULL_MS		1000	/* an interval judging a small step */
+#define MAX_INTERVAL_MS	8000	/* a slow link ends intervals early */
+#define MIN_ACKS	4	/* an interval: a chunk-time or so */
+#define MAX_ACKS	32
+#define JUDGE		2	/* intervals a level is tried for */
+#define EARLY_ACKS	2	/* enough to see a plain step */
+#define EARLY_GAIN	0.50	/* a plain gain: judged after one */
+#define EARLY_LOSS	0.20	/* a plain loss: likewise */
+#define GAIN		0.10	/* what one more step must earn */
+#define FEWER_LOSS	0.05	/* what one step less may cost */
+#define CHANGE		0.30	/* a held level's goodput moved: probe */
+#define HOLD_FIRST	8	/* intervals held before the first probe */
+#define HOLD_MAX	64
+
+void
+autotune_init(struct autotune *a, unsigned max)
+{
+	*a = (struct autotune){ .max = max > 0 ? max : 1 };
+	a->level = a->max < AUTOTUNE_START ? a->max : AUTOTUNE_START;
+	a->base = a->peak = a->level;
+	a->phase = AUTOTUNE_GROWING;
+	a->hold_len = HOLD_FIRST;
+	a->settling = true;
+}
+
+static void
+mark(struct autotune *a, const struct autotune_sample *s)
+{
+	a->t0 = s->now_ms;
+	a->b0 = s->delivered;
+	a->n0 = s->acks;
+	a->marked = true;
+}
+
+/* Moves to level to; the next interval is discarded. */
+static bool
+change(struct autotune *a, unsigned to, enum autotune_why why, double rate,
+    uint64_t now_ms, struct autotune_event *ev)
+{
+	*ev = (struct autotune_event){ now_ms, a->level, to, rate, why };
+	a->level = to;
+	if (to > a->peak)
+		a->peak = to;
+	a->settling = true;
+	a->marked = false;
+	a->best = 0;
+	a->seen = 0;
+	return true;
+}
+
+static unsigned
+doubled(const struct autotune *a)
+{
+	return a->level * 2 < a->max ? a->level * 2 : a->max;
+}
+
+/* Holds at base from the next interval on, measuring it afresh. */
+static void
+hold(struct autotune *a, unsigned hold_len, bool probe_up)
+{
+	a->phase = AUTOTUNE_HOLDING;
+	a->held = 0;
+	a->last = 0;
+	a->hold_len = hold_len < HOLD_MAX ? hold_len : HOLD_MAX;
+	a->probe_up = probe_up;
+}
+
+/*
+ * True if best, the best goodput seen at the level being tried, settles
+ * it against base_rate early: a gain or a loss so large that noise
+ * cannot explain it.
+ */
+static bool
+plain(const struct autotune *a, double best)
+{
+	if (a->base_rate == 0 || a->phase == AUTOTUNE_HOLDING)
+		return false;
+	if (a->level > a->base)
+		return best >= a->base_rate * (1 + EARLY_GAIN);
+	return best <= a->base_rate * (1 - EARLY_LOSS);
+}
+
+/* Growing: a->best is what the new level did. */
+static bool
+on_growing(struct autotune *a, uint64_t now, struct autotune_event *ev)
+{
+	double rate = a->best;
+
+	if (a->base_rate == 0 || rate >= a->base_rate * (1 + GAIN)) {
+		a->base = a->level;
+		a->base_rate = rate;
+		if (a->level < a->max)
+			return change(a, doubled(a), AUTOTUNE_GROW, rate, now,
+			    ev);
+		hold(a, HOLD_FIRST, false);
+		return false;
+	}
+	hold(a, HOLD_FIRST, false);
+	return change(a, a->base, AUTOTUNE_BACK, rate, now, ev);
+}
+
+/* One step up or down from the held level, as the turn says. */
+static bool
+probe(struct autotune *a, uint64_t now, struct autotune_event *ev)
+{
+	unsigned to;
+
+	a->held = 0;
+	if ((a->probe_up || a->level == 1) && a->level < a->max) {
+		to = a->level + (a->level / 2 > 1 ? a->level / 2 : 1);
+		a->phase = AUTOTUNE_PROBING;
+		return change(a, to < a->max ? to : a->max, AUTOTUNE_PROBE_UP,
+		    a->base_rate, now, ev);
+	}
+	if (a->level > 1) {
+		to = a->level - (a->level / 4 > 1 ? a->level / 4 : 1);
+		a->phase = AUTOTUNE_PROBING;
+		return change(a, to, AUTOTUNE_PROBE_DOWN, a->base_rate, now,
+		    ev);
+	}
+	return false;
+}
+
+/*
+ * Holding: the reference is the better of the last two intervals (a
+ * transfer is slowed by other load now and then, never sped up); two
+ * intervals in a row 30 % off it mean the link changed.
+ */
+static bool
+on_holding(struct autotune *a, double rate, uint64_t now,
+    struct autotune_event *ev)
+{
+	double prev = a->last, hi = rate > prev ? rate : prev;
+	double lo = rate < prev ? rate : prev;
+
+	a->last = rate;
+	if (a->held++ == 0)
+		a->base_rate = rate;	/* a fresh reference at this level */
+	else if (hi < a->base_rate * (1 - CHANGE) ||
+	    lo > a->base_rate * (1 + CHANGE)) {
+		/* The link changed under us: look around now. */
+		a->base_rate = hi;
+		a->held = a->hold_len = HOLD_FIRST;
+		a->probe_up = true;
+	} else
+		a->base_rate = hi;
+	if (a->held < a->hold_len)
+		return false;
+	return probe(a, now, ev);
+}
+
+/* Probing: a->best is what the level one step away did. */
+static bool
+on_probing(struct autotune *a, uint64_t now, struct autotune_event *ev)
+{
+	double rate = a->best;
+
+	if (a->level > a->base) {
+		if (rate >= a->base_rate * (1 + GAIN)) {
+			/* More helped again: grow from here. */
+			a->phase = AUTOTUNE_GROWING;
+			return on_growing(a, now, ev);
+		}
+		hold(a, a->hold_len * 2, false);
+		return change(a, a->base, AUTOTUNE_BACK, rate, now, ev);
+	}
+	if (rate >= a->base_rate * (1 - FEWER_LOSS)) {
+		/* As good with fewer: stay, and see if fewer still will do. */
+		*ev = (struct autotune_event){ now, a->base, a->level, rate,
+		    AUTOTUNE_FEWER };
+		a->base = a->level;
+		hold(a, HOLD_FIRST, false);
+		a->base_rate = a->last = rate;
+		a->held = 1;
+		return true;
+	}
+	hold(a, a->hold_len * 2, true);
+	return change(a, a->base, AUTOTUNE_BACK, rate, now, ev);
+}
+
+/* Ends the interval if it is long enough; *rate is its goodput. */
+static bool
+interval_done(struct autotune *a, const struct autotune_sample *s,
+    double *rate)
+{
+	uint64_t n = s->acks - a->n0, dt = s->now_ms - a->t0;
+	/*
+	 * About one chunk per stream: every stream has a chunk through,
+	 * whether their ACKs come spread or together. Settling only needs
+	 * the new streams under way (goodput counts TCP's bytes, not
+	 * chunks) and the retired ones gone: until their chunks in flight
+	 * are through they still add to the goodput.
+	 */
+	uint64_t need = a->settling ? 1 : a->level;
+
+	if (!a->settling)
+		need = need < MIN_ACKS ? MIN_ACKS : need > MAX_ACKS ?
+		    MAX_ACKS : need;
+	if (s->now_ms < a->t0)
+		dt = 0;
+	if (a->settling && s->draining > 0) {
+		mark(a, s);
+		return false;
+	}
+	/* Judging a step takes longer than the first look at a level. */
+	if (n >= need && dt >= (a->settling || a->base_rate == 0 ?
+	    MIN_INTERVAL_MS : FULL_MS))
+		goto done;
+	/* A plain step need not wait for the interval's end. */
+	if (!a->settling && n >= EARLY_ACKS && dt >= MIN_INTERVAL_MS) {
+		double r = (double)(s->delivered - a->b0) * 1000 / (double)dt;
+
+		if (plain(a, r > a->best ? r : a->best))
+			goto done;
+	}
+	if (s->now_ms < a->t0 + MAX_INTERVAL_MS)
+		return false;
+	if (n < 2 || dt == 0) {
+		mark(a, s);	/* a stall: start over rather than judge it */
+		return false;
+	}
+done:
+	*rate = dt > 0 ? (double)(s->delivered - a->b0) * 1000 / (double)dt :
+	    0;
+	mark(a, s);
+	return true;
+}
+
+bool
+autotune_step(struct autotune *a, const struct autotune_sample *s,
+    struct autotune_event *ev)
+{
+	double rate;
+
+	/* Near the end too few chunks are left to keep every stream busy. */
+	if (s->left < 2 * a->level) {
+		a->marked = false;
+		return false;
+	}
+	if (!a->marked) {
+		mark(a, s);
+		return false;
+	}
+	if (!interval_done(a, s, &rate))
+		return false;
+	if (a->settling) {
+		a->settling = false;
+		return false;
+	}
+	if (a->phase == AUTOTUNE_HOLDING)
+		return on_holding(a, rate, s->now_ms, ev);
+	/* A level being tried is judged by its best of JUDGE intervals. */
+	a->seen++;
+	if (rate > a->best)
+		a->best = rate;
+	if (a->seen < JUDGE && !plain(a, a->best))
+		return false;
+	if (a->phase == AUTOTUNE_GROWING)
+		return on_growing(a, s->now_ms, ev);
+	return on_probing(a, s->now_ms, ev);
+}
+
+bool
+autotune_cap(struct autotune *a, unsigned max, uint64_t now_ms,
+    struct autotune_event *ev)
+{
+	if (max == 0)
+		max = 1;
+	if (max >= a->max)
+		return false;
+	a->max = max;
+	if (a->base > max)
+		a->base = max;
+	if (a->level <= max)
+		return false;
+	a->base = max;
+	hold(a, HOLD_FIRST, false);
+	return change(a, max, AUTOTUNE_CAP, 0, now_ms, ev);
+}
+
+unsigned
+autotune_level(const struct autotune *a)
+{
+	return a->level;
+}
+
+unsigned
+autotune_settled(const struct autotune *a)
+{
+	return a->phase == AUTOTUNE_PROBING ? a->base : a->level;
+}
+
+unsigned
+autotune_peak(const struct autotune *a)
+{
+	return a->peak;
+}
+
+unsigned
+autotune_room(bool told, unsigned user_conns, unsigned user_used,
+    unsigned conns, unsigned mine)
+{
+	uint64_t room;
+
+	if (!told)
+		return AUTOTUNE_UNTOLD_CAP;
+	room = user_conns > user_used ? user_conns - user_used : 0;
+	room += mine;
+	/* The whole server's cap, less the control connection. */
+	if (conns > 0 && room > conns - 1)
+		room = conns - 1;
+	return room > 0 ? (unsigned)(room < UINT_MAX ? room : UINT_MAX) : 1;
+}
+
+const char *
+autotune_why_name(enum autotune_why why)
+{
+	static const char *const names[] = {
+		[AUTOTUNE_GROW] = "grow",
+		[AUTOTUNE_BACK] = "back",
+		[AUTOTUNE_PROBE_UP] = "probe-up",
+		[AUTOTUNE_PROBE_DOWN] = "probe-down",
+		[AUTOTUNE_FEWER] = "fewer",
+		[AUTOTUNE_CAP] = "cap"
+	};
+
+	return (unsigned)why < sizeof(names) / sizeof(names[0]) ?
+	    names[why] : "?";
+}
