@@ -38,7 +38,7 @@ struct data_answer {
 	bool			 synced;
 	int			 type;	/* PROTO_ACK or PROTO_NACK */
 	uint32_t		 index;
-	uint64_t		 started;	/* us, for the chunk histogram */
+	uint64_t		 started;	/* us: the chunk histogram */
 	uint8_t			 digest[PF_SHA256_LEN];
 };
 
@@ -355,8 +355,8 @@ receive_chunk(struct stream *st, const struct proto_chunk_head *ch,
 
 /*
  * One CHUNK frame: claims the chunk, receives it and queues its answer:
- * ACK once synced, or NACK. Only the connection that claimed a chunk writes it, so an
- * acknowledged chunk is never overwritten.
+ * ACK once synced, or NACK. Only the connection that claimed a chunk
+ * writes it, so an acknowledged chunk is never overwritten.
  */
 enum pf_status
 data_on_chunk(struct stream *st, const struct proto_header *h)
