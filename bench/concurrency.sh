@@ -32,7 +32,9 @@ echo "$runs runs per case, medians"
 # make_source MIB: the file to upload, of MIB MiB, and its digest.
 make_source() {
 	size_mib=$1
-	head -c "$((size_mib * 1024 * 1024))" /dev/urandom >"$work/src"
+	# A fixed prefix: random bytes may start like an executable ("MZ").
+	{ printf 'pf-data '; head -c "$((size_mib * 1024 * 1024 - 8))" \
+	    /dev/urandom; } >"$work/src"
 	src_sum=$(sha256sum <"$work/src" | cut -d' ' -f1)
 }
 
@@ -44,6 +46,7 @@ start_server() {
 	"$bin/paraflowd" --port 0 --no-http --storage "$dir" --no-tls \
 	    --max-user-connections 256 --max-connections 512 \
 	    --max-user-sessions 16 --max-sessions 64 --max-user-share 100 \
+	    --max-ip-logins 256 --max-login-connections 256 \
 	    --port-file "$work/port" --quiet "$@" 2>>"$work/server.log" &
 	server=$!
 	pids+=("$server")

@@ -144,10 +144,12 @@ data_wait(struct stream *st)
 		    { .fd = st->c->fd, .events = POLLIN } };
 		bool full;
 
-		if ((rc = flush(st)) != PF_OK || q->n == 0)
+		if ((rc = flush(st)) != PF_OK)
 			return rc;
-		/* Chunks on their way to disk: the connection is busy. */
-		atomic_store(st->busy, true);
+		/* Busy while chunks are on their way to disk (engine_stop). */
+		atomic_store(st->busy, q->n > 0);
+		if (q->n == 0)
+			return PF_OK;
 		full = q->n == DATA_PIPELINE;
 		/* What TLS decrypted already never shows on the socket. */
 		if (!full && st->c->ops->pending != NULL &&
