@@ -102,7 +102,10 @@ answer(struct stream *st, struct data_answer *a)
 
 	if (!a->synced)
 		return wire_send_ack(st->c, a->type, a->index);
-	/* The committer is done with our wakefd: see session_settle. */
+	/*
+	 * The committer may still be writing our wakefd: wait it out, so
+	 * data_release can close it however soon a COMMIT follows the ACK.
+	 */
 	session_settle(s);
 	if ((rc = a->t.rc) != PF_OK) {
 		session_release_chunk(s, a->index, false);
