@@ -5,8 +5,13 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "counters.h"
@@ -19,6 +24,185 @@
 #include "stream_int.h"
 #include "tls.h"
 #include "wire.h"
+
+/*
+ * Answers a connection holds back while their chunks are synced. The
+ * client keeps a few chunks in flight (cli/worker.c, WINDOW); a client
+ * that sends more waits for the oldest sync. A few hundred bytes each.
+ */
+#define DATA_PIPELINE	8
+
+/* The answer to one CHUNK, sent in the order the chunks came. */
+struct data_answer {
+	struct journal_ticket	 t;	/* synced: the chunk's way to disk */
+	bool			 synced;
+	int			 type;	/* PROTO_ACK or PROTO_NACK */
+	uint32_t		 index;
+	uint64_t		 started;	/* us: the chunk histogram */
+	uint8_t			 digest[PF_SHA256_LEN];
+};
+
+/* A ring of answers; wakefd is written by the committer (journal.c). */
+struct data_acks {
+	struct data_answer	 a[DATA_PIPELINE];
+	unsigned		 head, n;
+	int			 wakefd;
+};
+
+static struct data_acks *
+acks_new(void)
+{
+	struct data_acks *q = calloc(1, sizeof(*q));
+
+	if (q != NULL &&
+	    (q->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
+		log_error("%s: eventfd: %s", __func__, strerror(errno));
+		free(q);
+		q = NULL;
+	}
+	return q;
+}
+
+/* A new answer at the tail; the caller checked there is room. */
+static struct data_answer *
+acks_push(struct data_acks *q, int type, uint32_t index, bool synced)
+{
+	struct data_answer *a = &q->a[(q->head + q->n++) % DATA_PIPELINE];
+
+	a->type = type;
+	a->index = index;
+	a->synced = synced;
+	a->t.wakefd = q->wakefd;
+	return a;
+}
+
+/* The oldest answer if it is ready, taken off the ring; else NULL. */
+static struct data_answer *
+acks_pop_ready(struct data_acks *q)
+{
+	struct data_answer *a = &q->a[q->head];
+
+	if (q->n == 0 || (a->synced && !atomic_load(&a->t.done)))
+		return NULL;
+	q->head = (q->head + 1) % DATA_PIPELINE;
+	q->n--;
+	return a;
+}
+
+/*
+ * Sends answer a, whose sync (if any) is done: the chunk is marked held
+ * first, so an ACK is never sent for a chunk the server does not hold.
+ */
+static enum pf_status
+answer(struct stream *st, struct data_answer *a)
+{
+	struct session *s = st->session;
+	const struct stream_env *env = st->env;
+	enum pf_status rc;
+
+	if (!a->synced)
+		return wire_send_ack(st->c, a->type, a->index);
+	/*
+	 * The committer may still be writing our wakefd: wait it out, so
+	 * data_release can close it however soon a COMMIT follows the ACK.
+	 */
+	session_settle(s);
+	if ((rc = a->t.rc) != PF_OK) {
+		session_release_chunk(s, a->index, false);
+		/* After a failed sync nothing staged can be trusted. */
+		if (session_broken(s))
+			registry_end(env->registry, s, SESSION_FAILED, rc);
+		return reply_fail(st, rc, "cannot make chunk %lu durable",
+		    (unsigned long)a->index);
+	}
+	session_held_chunk(s, a->index, a->digest);
+	atomic_fetch_add(&env->counters->chunks_acked, 1);
+	rc = wire_send_ack(st->c, PROTO_ACK, a->index);
+	counters_observe_chunk(env->counters, pf_now_us() - a->started);
+	return rc;
+}
+
+/* Sends the answers that are ready, oldest first, without waiting. */
+static enum pf_status
+flush(struct stream *st)
+{
+	struct data_answer *a;
+	enum pf_status rc;
+
+	while ((a = acks_pop_ready(st->acks)) != NULL)
+		if ((rc = answer(st, a)) != PF_OK)
+			return rc;
+	return PF_OK;
+}
+
+enum pf_status
+data_wait(struct stream *st)
+{
+	struct data_acks *q = st->acks;
+	enum pf_status rc;
+	uint64_t v;
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = q->wakefd, .events = POLLIN },
+		    { .fd = st->c->fd, .events = POLLIN } };
+		bool full;
+
+		if ((rc = flush(st)) != PF_OK)
+			return rc;
+		/* Busy while chunks are on their way to disk (engine_stop). */
+		atomic_store(st->busy, q->n > 0);
+		if (q->n == 0)
+			return PF_OK;
+		full = q->n == DATA_PIPELINE;
+		/* What TLS decrypted already never shows on the socket. */
+		if (!full && st->c->ops->pending != NULL &&
+		    st->c->ops->pending(st->c) > 0)
+			return PF_OK;
+		if (poll(p, full ? 1 : 2, -1) == -1 && errno != EINTR) {
+			log_error("%s: poll: %s", __func__, strerror(errno));
+			return PF_EINTERNAL;
+		}
+		if ((p[0].revents & POLLIN) &&
+		    read(q->wakefd, &v, sizeof(v)) == -1 && errno != EAGAIN)
+			return PF_EINTERNAL;
+		if (!full && p[1].revents != 0)
+			return PF_OK;
+	}
+}
+
+void
+data_release(struct stream *st, bool answering)
+{
+	struct data_acks *q = st->acks;
+	struct session *s = st->session;
+	struct data_answer *a;
+
+	if (q == NULL)
+		return;
+	while (q->n > 0) {
+		a = &q->a[q->head];
+		if (a->synced)
+			session_wait_chunk(s, &a->t);
+		a = acks_pop_ready(q);
+		if (answering) {
+			answering = answer(st, a) == PF_OK;
+			continue;
+		}
+		if (!a->synced)
+			continue;
+		/* Durable though unanswered: held, as after a restart. */
+		if (a->t.rc == PF_OK)
+			session_held_chunk(s, a->index, a->digest);
+		else
+			session_release_chunk(s, a->index, false);
+		if (session_broken(s))
+			registry_end(st->env->registry, s, SESSION_FAILED,
+			    a->t.rc);
+	}
+	close(q->wakefd);
+	free(q);
+	st->acks = NULL;
+}
 
 /*
  * Refuses a JOIN of session id (idlen bytes): as cancelled if it was
@@ -90,7 +274,8 @@ data_on_join(struct stream *st, const json_t *req)
 	session_touch(s);
 	st->buf = malloc(STREAM_BUF);
 	st->hash = pf_sha256_new();
-	if (st->buf == NULL || st->hash == NULL) {
+	st->acks = acks_new();
+	if (st->buf == NULL || st->hash == NULL || st->acks == NULL) {
 		session_unref(s);
 		return reply_fail(st, PF_EINTERNAL, "out of memory");
 	}
@@ -144,7 +329,9 @@ receive_chunk(struct stream *st, const struct proto_chunk_head *ch,
 		size_t k = ch->length - pos < STREAM_BUF ?
 		    (size_t)(ch->length - pos) : STREAM_BUF;
 
-		if ((rc = pf_conn_read_full(st->c, st->buf, k)) != PF_OK)
+		/* Earlier chunks' ACKs go out as soon as they are synced. */
+		if ((rc = flush(st)) != PF_OK ||
+		    (rc = pf_conn_read_full(st->c, st->buf, k)) != PF_OK)
 			return rc;
 		session_count_bytes(s, k);
 		atomic_fetch_add(&st->env->counters->bytes_received, k);
@@ -172,9 +359,9 @@ receive_chunk(struct stream *st, const struct proto_chunk_head *ch,
 }
 
 /*
- * One CHUNK frame: claims the chunk, receives it and answers ACK or
- * NACK. Only the connection that claimed a chunk writes it, so an
- * acknowledged chunk is never overwritten.
+ * One CHUNK frame: claims the chunk, receives it and queues its answer:
+ * ACK once synced, or NACK. Only the connection that claimed a chunk
+ * writes it, so an acknowledged chunk is never overwritten.
  */
 enum pf_status
 data_on_chunk(struct stream *st, const struct proto_header *h)
@@ -184,6 +371,7 @@ data_on_chunk(struct stream *st, const struct proto_header *h)
 	struct proto_chunk_head ch;
 	uint8_t got[PF_SHA256_LEN], want[PF_SHA256_LEN];
 	uint64_t started = pf_now_us();
+	struct data_answer *a;
 	enum session_claim claim;
 	bool head_differs, resent;
 	enum pf_status rc;
@@ -204,8 +392,9 @@ data_on_chunk(struct stream *st, const struct proto_header *h)
 		if ((rc = drain(st, (uint64_t)ch.length +
 		    PROTO_CHUNK_TRAILER_LEN)) != PF_OK)
 			return rc;
-		return wire_send_ack(st->c, claim == SESSION_HELD ? PROTO_ACK :
-		    PROTO_NACK, ch.index);
+		acks_push(st->acks, claim == SESSION_HELD ? PROTO_ACK :
+		    PROTO_NACK, (uint32_t)ch.index, false);
+		return flush(st);
 	}
 	if ((rc = receive_chunk(st, &ch, got, want, &head_differs)) != PF_OK)
 		goto release;
@@ -214,7 +403,8 @@ data_on_chunk(struct stream *st, const struct proto_header *h)
 		atomic_fetch_add(&env->counters->chunks_nacked, 1);
 		log_info("%s: session %s chunk %llu failed its check",
 		    st->c->peer, session_id(s), (unsigned long long)ch.index);
-		return wire_send_ack(st->c, PROTO_NACK, ch.index);
+		acks_push(st->acks, PROTO_NACK, (uint32_t)ch.index, false);
+		return flush(st);
 	}
 	if (head_differs) {
 		registry_end(env->registry, s, SESSION_FAILED, PF_EFORBIDDEN);
@@ -223,19 +413,23 @@ data_on_chunk(struct stream *st, const struct proto_header *h)
 		    "declared head");
 		goto release;
 	}
-	/* The ACK is a promise: data, then journal, on stable storage. */
-	if ((rc = session_done_chunk(s, (uint32_t)ch.index, got)) != PF_OK) {
-		/* After a failed sync nothing staged can be trusted. */
+	/*
+	 * The ACK is a promise: data, then journal, on stable storage. The
+	 * committer syncs while this connection reads the next chunk.
+	 */
+	a = acks_push(st->acks, PROTO_ACK, (uint32_t)ch.index, true);
+	a->started = started;
+	memcpy(a->digest, got, sizeof(got));
+	if ((rc = session_sync_chunk(s, (uint32_t)ch.index, got, &a->t)) !=
+	    PF_OK) {
+		st->acks->n--;
 		if (session_broken(s))
 			registry_end(env->registry, s, SESSION_FAILED, rc);
 		rc = reply_fail(st, rc, "cannot make chunk %llu durable",
 		    (unsigned long long)ch.index);
 		goto release;
 	}
-	atomic_fetch_add(&env->counters->chunks_acked, 1);
-	rc = wire_send_ack(st->c, PROTO_ACK, ch.index);
-	counters_observe_chunk(env->counters, pf_now_us() - started);
-	return rc;
+	return flush(st);
 release:
 	session_release_chunk(s, (uint32_t)ch.index, false);
 	return rc;

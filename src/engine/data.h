@@ -7,6 +7,8 @@
 #ifndef PF_DATA_H
 #define PF_DATA_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 
 #include "proto.h"
@@ -19,8 +21,26 @@ enum pf_status data_on_join(struct stream *st, const json_t *req);
 
 /*
  * CHUNK with header h: streams the chunk to the staging file, hashing
- * it, and answers ACK once it is durable, or NACK.
+ * it, and queues it to be made durable (ACK) or answers NACK. Answers go
+ * out in the order the chunks came, each ACK once its chunk's data and
+ * journal record are synced: the connection goes on receiving meanwhile.
  */
 enum pf_status data_on_chunk(struct stream *st, const struct proto_header *h);
+
+/*
+ * Before the next frame of a data connection: sends the answers that are
+ * ready and waits, while answers are pending, until either the next frame
+ * starts to arrive or more answers are ready; with DATA_PIPELINE answers
+ * pending it waits for the oldest. PF_OK to read the next frame.
+ */
+enum pf_status data_wait(struct stream *st);
+
+/*
+ * At the end of a data connection: waits for every chunk still being
+ * synced and marks it held (or releases it if its sync failed); with
+ * answering set, sends the answers too (a stop between frames). Frees what
+ * data_on_join allocated.
+ */
+void data_release(struct stream *st, bool answering);
 
 #endif

@@ -15,10 +15,11 @@
 #include "proto.h"
 #include "storage_int.h"
 
+/* A journal record waiting for the next sync, and who waits for it. */
 struct journal_pending {
-	uint8_t		 rec[JOURNAL_REC];
-	bool		*done;
-	enum pf_status	*rc;
+	uint8_t			 rec[JOURNAL_REC];
+	struct journal_ticket	*t;
+	int			 wakefd;	/* t's, read before t is done */
 };
 
 static void
@@ -47,7 +48,8 @@ journal_record_valid(const uint8_t rec[JOURNAL_REC])
 /*
  * Syncs the data and appends the records of batch to the journal. A
  * short or failed append is cut back to the last whole record, so the
- * journal never holds a torn record followed by good ones.
+ * journal never holds a torn record followed by good ones. Called by the
+ * committer only, so appends never race.
  */
 static enum pf_status
 sync_batch(struct staging *st, const struct journal_pending *batch, size_t n)
@@ -103,58 +105,141 @@ out:
 	return rc;
 }
 
-enum pf_status
-journal_commit_chunk(struct staging *st, uint32_t index,
-    const uint8_t digest[PF_SHA256_LEN])
+/* Wakes the owner of batch[i] unless a later entry of the batch will. */
+static void
+wake(const struct journal_pending *batch, size_t n, size_t i)
 {
-	enum pf_status rc = PF_EINTERNAL;
+	uint64_t one = 1;
+	int fd = batch[i].wakefd;
+
+	for (size_t k = i + 1; k < n && fd != -1; k++)
+		if (batch[k].wakefd == fd)
+			return;
+	if (fd != -1 && write(fd, &one, sizeof(one)) == -1)
+		log_warn("%s: %s", __func__, strerror(errno));
+}
+
+/*
+ * The committer of st: one sync for everything queued while the last
+ * one ran (group commit), so a stream never waits on the disk to go on
+ * receiving. Each ticket's result is published and its owner woken under
+ * st->lock (see journal_settle).
+ */
+static void *
+committer(void *arg)
+{
+	struct staging *st = arg;
 	struct journal_pending *batch;
-	bool done = false;
+	enum pf_status rc;
 	size_t n;
 
-	if (atomic_load(&st->broken) != PF_OK)
-		return (enum pf_status)atomic_load(&st->broken);
 	pthread_mutex_lock(&st->lock);
-	if (st->queued == st->cap) {
-		size_t cap = st->cap ? 2 * st->cap : 16;
-		struct journal_pending *q = realloc(st->queue,
-		    cap * sizeof(*q));
-
-		if (q == NULL) {
-			pthread_mutex_unlock(&st->lock);
-			return PF_ENOMEM;
-		}
-		st->queue = q;
-		st->cap = cap;
-	}
-	journal_record(index, digest, st->queue[st->queued].rec);
-	st->queue[st->queued].done = &done;
-	st->queue[st->queued].rc = &rc;
-	st->queued++;
-	while (!done) {
-		if (st->syncing) {
-			pthread_cond_wait(&st->synced, &st->lock);
-			continue;
-		}
-		/* Lead one sync for everything queued so far, ours included. */
-		st->syncing = true;
+	for (;;) {
+		while (st->queued == 0 && !st->closing)
+			pthread_cond_wait(&st->work, &st->lock);
+		if (st->queued == 0)
+			break;
 		batch = st->queue;
 		n = st->queued;
 		st->queue = NULL;
 		st->queued = st->cap = 0;
 		pthread_mutex_unlock(&st->lock);
-		enum pf_status brc = sync_batch(st, batch, n);
+		rc = sync_batch(st, batch, n);
 		pthread_mutex_lock(&st->lock);
+		/* Once done, a ticket is its owner's again: not read after. */
 		for (size_t i = 0; i < n; i++) {
-			*batch[i].rc = brc;
-			*batch[i].done = true;
+			batch[i].t->rc = rc;
+			atomic_store(&batch[i].t->done, true);
 		}
+		for (size_t i = 0; i < n; i++)
+			wake(batch, n, i);
 		free(batch);
-		st->syncing = false;
 		pthread_cond_broadcast(&st->synced);
 	}
 	pthread_mutex_unlock(&st->lock);
+	return NULL;
+}
+
+enum pf_status
+journal_submit(struct staging *st, uint32_t index,
+    const uint8_t digest[PF_SHA256_LEN], struct journal_ticket *t)
+{
+	enum pf_status rc = PF_ENOMEM;
+
+	atomic_store(&t->done, false);
+	t->rc = PF_EINTERNAL;
+	if (atomic_load(&st->broken) != PF_OK)
+		return (enum pf_status)atomic_load(&st->broken);
+	pthread_mutex_lock(&st->lock);
+	if (!st->running) {
+		if (pthread_create(&st->thread, NULL, committer, st) != 0) {
+			log_error("%s: cannot start the committer of %s",
+			    __func__, st->id);
+			rc = PF_EINTERNAL;
+			goto out;
+		}
+		st->running = true;
+	}
+	if (st->queued == st->cap) {
+		size_t cap = st->cap ? 2 * st->cap : 16;
+		struct journal_pending *q = realloc(st->queue,
+		    cap * sizeof(*q));
+
+		if (q == NULL)
+			goto out;
+		st->queue = q;
+		st->cap = cap;
+	}
+	journal_record(index, digest, st->queue[st->queued].rec);
+	st->queue[st->queued].t = t;
+	st->queue[st->queued].wakefd = t->wakefd;
+	st->queued++;
+	pthread_cond_signal(&st->work);
+	rc = PF_OK;
+out:
+	pthread_mutex_unlock(&st->lock);
 	return rc;
+}
+
+enum pf_status
+journal_wait(struct staging *st, struct journal_ticket *t)
+{
+	pthread_mutex_lock(&st->lock);
+	while (!atomic_load(&t->done))
+		pthread_cond_wait(&st->synced, &st->lock);
+	pthread_mutex_unlock(&st->lock);
+	return t->rc;
+}
+
+void
+journal_settle(struct staging *st)
+{
+	pthread_mutex_lock(&st->lock);
+	pthread_mutex_unlock(&st->lock);
+}
+
+enum pf_status
+journal_commit_chunk(struct staging *st, uint32_t index,
+    const uint8_t digest[PF_SHA256_LEN])
+{
+	struct journal_ticket t = { .wakefd = -1 };
+	enum pf_status rc;
+
+	if ((rc = journal_submit(st, index, digest, &t)) != PF_OK)
+		return rc;
+	return journal_wait(st, &t);
+}
+
+void
+journal_stop(struct staging *st)
+{
+	pthread_mutex_lock(&st->lock);
+	st->closing = true;
+	pthread_cond_signal(&st->work);
+	pthread_mutex_unlock(&st->lock);
+	if (st->running)
+		pthread_join(st->thread, NULL);
+	st->running = false;
 }
 
 enum pf_status

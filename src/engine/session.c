@@ -396,6 +396,21 @@ session_done_chunk(struct session *s, uint32_t index,
 
 	if ((rc = journal_commit_chunk(s->staging, index, digest)) != PF_OK)
 		return rc;
+	session_held_chunk(s, index, digest);
+	return PF_OK;
+}
+
+enum pf_status
+session_sync_chunk(struct session *s, uint32_t index,
+    const uint8_t digest[PF_SHA256_LEN], struct journal_ticket *t)
+{
+	return journal_submit(s->staging, index, digest, t);
+}
+
+void
+session_held_chunk(struct session *s, uint32_t index,
+    const uint8_t digest[PF_SHA256_LEN])
+{
 	memcpy(s->digests + (size_t)index * PF_SHA256_LEN, digest,
 	    PF_SHA256_LEN);
 	atomic_store(&s->last_active, (int64_t)time(NULL));
@@ -406,7 +421,18 @@ session_done_chunk(struct session *s, uint32_t index,
 	/* A slow sync is progress too: the chunk was all there. */
 	atomic_store(&s->progress_ms, pf_now_ms());
 	session_changed();
-	return PF_OK;
+}
+
+enum pf_status
+session_wait_chunk(struct session *s, struct journal_ticket *t)
+{
+	return journal_wait(s->staging, t);
+}
+
+void
+session_settle(struct session *s)
+{
+	journal_settle(s->staging);
 }
 
 void

@@ -19,6 +19,7 @@
 
 #include "auth.h"
 #include "digest.h"
+#include "journal.h"
 #include "policy.h"
 #include "status.h"
 
@@ -142,6 +143,24 @@ enum pf_status session_write_chunk(struct session *s, uint64_t off,
  */
 enum pf_status session_done_chunk(struct session *s, uint32_t index,
     const uint8_t digest[PF_SHA256_LEN]);
+
+/*
+ * The same in two steps, so the caller goes on receiving while the chunk
+ * is synced: session_sync_chunk queues claimed chunk index (see
+ * journal_submit; t is the caller's until done), and once t is done with
+ * PF_OK, session_held_chunk marks it done with digest. Until then the
+ * chunk stays claimed; on a failure release it (and if session_broken
+ * holds, the session must fail). session_wait_chunk waits for t;
+ * session_settle MUST be called before closing the wakefd of a ticket
+ * that was seen done without session_wait_chunk.
+ */
+enum pf_status session_sync_chunk(struct session *s, uint32_t index,
+    const uint8_t digest[PF_SHA256_LEN], struct journal_ticket *t);
+void session_held_chunk(struct session *s, uint32_t index,
+    const uint8_t digest[PF_SHA256_LEN]);
+enum pf_status session_wait_chunk(struct session *s,
+    struct journal_ticket *t);
+void session_settle(struct session *s);
 
 /*
  * Releases claimed chunk index (RECEIVING -> PENDING) to be sent again;

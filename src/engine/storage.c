@@ -21,6 +21,7 @@
 
 #include "buf.h"
 #include "fsutil.h"
+#include "journal.h"
 #include "log.h"
 #include "storage_int.h"
 
@@ -144,6 +145,7 @@ storage_staging_new(const char *id, enum storage_sync sync)
 	snprintf(st->id, sizeof(st->id), "%s", id);
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->synced, NULL);
+	pthread_cond_init(&st->work, NULL);
 	return st;
 }
 
@@ -152,6 +154,7 @@ staging_free(struct staging *st)
 {
 	if (st == NULL)
 		return;
+	journal_stop(st);
 	if (st->jfd != -1)
 		close(st->jfd);
 	if (st->fd != -1)
@@ -159,6 +162,7 @@ staging_free(struct staging *st)
 	if (st->dirfd != -1)
 		close(st->dirfd);
 	pthread_cond_destroy(&st->synced);
+	pthread_cond_destroy(&st->work);
 	pthread_mutex_destroy(&st->lock);
 	free(st->queue);
 	free(st);

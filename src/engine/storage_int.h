@@ -40,12 +40,14 @@ struct staging {
 	int			 jfd;
 	enum storage_sync	 sync;
 
-	/* Group commit: see journal_commit_chunk. */
+	/* Group commit by a committer thread: see journal_submit. */
 	pthread_mutex_t		 lock;
-	pthread_cond_t		 synced;
+	pthread_cond_t		 synced;	/* a batch is done */
+	pthread_cond_t		 work;		/* records are queued */
+	pthread_t		 thread;
+	bool			 running, closing;
 	struct journal_pending	*queue;
 	size_t			 queued, cap;
-	bool			 syncing;
 	off_t			 jlen;	/* bytes of whole records */
 	_Atomic int		 broken;	/* a sync failed: pf_status */
 };

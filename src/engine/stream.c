@@ -98,6 +98,8 @@ serve_frame(struct stream *st)
 	if (st->role == ROLE_CONTROL && st->session != NULL &&
 	    (rc = control_wait(st)) != PF_OK)
 		return rc;
+	if (st->role == ROLE_DATA && (rc = data_wait(st)) != PF_OK)
+		return rc;
 	if (st->role != ROLE_NEW)
 		pf_conn_set_deadline(st->c, st->env->cfg->idle_timeout_ms);
 	rc = wire_recv_header(st->c, &h);
@@ -132,9 +134,12 @@ serve_frame(struct stream *st)
 }
 
 static void
-stream_release(struct stream *st)
+stream_release(struct stream *st, bool answering)
 {
 	struct session *s = st->session;
+
+	/* Chunks still being synced end first: they are the session's. */
+	data_release(st, answering);
 
 	/* A control connection that goes away leaves its session to resume. */
 	if (s != NULL && st->role != ROLE_NEW)
@@ -209,7 +214,7 @@ stream_serve(const struct stream_env *env, struct pf_conn *c, uint64_t id,
 		log_debug("%s: no login in time, closing", c->peer);
 	if (st.role == ROLE_NEW)
 		atomic_fetch_sub(&env->counters->authenticating, 1);
-	stream_release(&st);
+	stream_release(&st, rc == PF_OK);
 	if (st.errored && !atomic_load(env->stopping))
 		linger(&st);
 }

@@ -25,6 +25,8 @@
 /* Chunk data moves through this much memory per data connection. */
 #define STREAM_BUF	(256u * 1024)
 
+/* The answers of a data connection held back until their syncs end. */
+struct data_acks;
 
 enum role {
 	ROLE_NEW,	/* greeted, not logged in or joined */
@@ -47,6 +49,7 @@ struct stream {
 	struct session		*session;	/* held reference */
 	uint8_t			*buf;
 	struct pf_sha256	*hash;
+	struct data_acks	*acks;		/* data connections: data.c */
 	bool			 errored;	/* an ERROR frame was sent */
 };
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of the staging journal: group commit from many threads,
+ * tickets done only once their records are on disk, a failed append,
  * recovery, a torn tail, a damaged record, and the check of journaled
  * chunks after a reboot.
  */
@@ -8,6 +9,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,10 +28,12 @@
 #include "journal.h"
 #include "recovery.h"
 #include "storage.h"
+#include "storage_int.h"
 
 #define CS	PROTO_MIN_CHUNK
 #define CHUNKS	16
 #define ID	"0b7e1f3c-9c1a-4f6e-8d2b-5a4c3b2a1f00"
+#define ID2	"0b7e1f3c-9c1a-4f6e-8d2b-5a4c3b2a1f02"
 
 static char dir[64];
 
@@ -261,6 +266,115 @@ test_missing_metadata_removes_area(void **state)
 	assert_int_equal(access(path("data"), F_OK), -1);
 }
 
+/* A staging area ID2 beside the one setup made, and its storage. */
+static struct staging *
+second_area(struct storage **s)
+{
+	struct staging *st;
+	json_t *m = meta();
+
+	assert_int_equal(storage_open(dir, STORAGE_SYNC_FULL, s), PF_OK);
+	assert_int_equal(storage_staging_create(*s, ID2,
+	    (uint64_t)CHUNKS * CS, m, &st), PF_OK);
+	json_decref(m);
+	return st;
+}
+
+static off_t
+journal_size(const char *id)
+{
+	char p[256];
+	struct stat sb;
+
+	snprintf(p, sizeof(p), "%s/.staging/%s/journal", dir, id);
+	assert_int_equal(stat(p, &sb), 0);
+	return sb.st_size;
+}
+
+/*
+ * The asynchronous path a stream uses: every chunk submitted at once,
+ * none waited for. A ticket is done (and its wakefd written) only once
+ * its record is in the journal, tickets finish in the order submitted,
+ * and the journal ends with every record once.
+ */
+static void
+test_ticket_done_after_record(void **state)
+{
+	struct journal_ticket t[CHUNKS];
+	uint8_t d[PF_SHA256_LEN];
+	struct storage *s;
+	struct staging *st = second_area(&s);
+	struct pollfd p = { .events = POLLIN };
+	unsigned done = 0;
+	uint64_t v;
+
+	(void)state;
+	p.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_true(p.fd >= 0);
+	for (uint32_t i = 0; i < CHUNKS; i++) {
+		put_chunk(st, i, d);
+		t[i].wakefd = p.fd;
+		assert_int_equal(journal_submit(st, i, d, &t[i]), PF_OK);
+	}
+	while (done < CHUNKS) {
+		assert_int_equal(poll(&p, 1, 10000), 1);
+		assert_int_equal(read(p.fd, &v, sizeof(v)), sizeof(v));
+		while (done < CHUNKS && atomic_load(&t[done].done)) {
+			assert_int_equal(t[done].rc, PF_OK);
+			done++;
+			assert_true(journal_size(ID2) >= (off_t)done * 48);
+		}
+		/* Never a later ticket done before an earlier one. */
+		for (unsigned k = done; k < CHUNKS; k++)
+			assert_false(atomic_load(&t[k].done));
+	}
+	journal_settle(st);
+	close(p.fd);
+	assert_int_equal(journal_size(ID2), CHUNKS * 48);
+	storage_staging_close(st);
+	storage_close(s);
+}
+
+/*
+ * An append that fails (here: the journal cannot be written) fails the
+ * tickets of its batch and wakes their owner, cuts nothing good, and
+ * leaves the area usable: the same chunk commits once the journal can be
+ * written again, as after a full disk is freed.
+ */
+static void
+test_failed_append_fails_tickets(void **state)
+{
+	struct journal_ticket t[2] = { { .wakefd = -1 }, { .wakefd = -1 } };
+	uint8_t d[PF_SHA256_LEN];
+	struct storage *s;
+	struct staging *st = second_area(&s);
+	int saved, ro;
+	uint64_t v;
+
+	(void)state;
+	t[0].wakefd = t[1].wakefd = eventfd(0, EFD_CLOEXEC);
+	put_chunk(st, 0, d);
+	saved = dup(st->jfd);
+	ro = open("/dev/null", O_RDONLY);
+	assert_true(saved >= 0 && ro >= 0 && t[0].wakefd >= 0);
+	assert_int_equal(dup2(ro, st->jfd), st->jfd);
+	assert_int_equal(journal_submit(st, 0, d, &t[0]), PF_OK);
+	assert_int_equal(journal_submit(st, 0, d, &t[1]), PF_OK);
+	assert_int_not_equal(journal_wait(st, &t[0]), PF_OK);
+	assert_int_not_equal(journal_wait(st, &t[1]), PF_OK);
+	assert_int_equal(read(t[0].wakefd, &v, sizeof(v)), sizeof(v));
+	assert_false(storage_staging_broken(st));
+	assert_int_equal(dup2(saved, st->jfd), st->jfd);
+	assert_int_equal(journal_size(ID2), 0);
+	assert_int_equal(journal_commit_chunk(st, 0, d), PF_OK);
+	assert_int_equal(journal_size(ID2), 48);
+	close(saved);
+	close(ro);
+	close(t[0].wakefd);
+	storage_staging_close(st);
+	storage_close(s);
+}
+
 int
 main(void)
 {
@@ -275,6 +389,10 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_missing_metadata_removes_area, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_ticket_done_after_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_failed_append_fails_tickets, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
