@@ -649,6 +649,20 @@ policy_check_content(const uint8_t *head, size_t n)
 	    PF_EFORBIDDEN : PF_OK;
 }
 
+/*
+ * True for libmagic's "DOS executable (COM)": a COM file has no magic, so
+ * libmagic guesses one from a first byte that is a jump or a move, and 1
+ * random head in 120 (compressed or encrypted data) would be refused. A
+ * DOS or Windows program proper starts with "MZ", which is refused above
+ * whatever follows; .com names are refused by extension.
+ */
+static bool
+com_guess(const char *mime, const uint8_t *head, size_t n)
+{
+	return strcmp(mime, "application/x-dosexec") == 0 &&
+	    (n < 2 || memcmp(head, "MZ", 2) != 0);
+}
+
 enum pf_status
 policy_check_head(const struct policy *p, const uint8_t *head, size_t n,
     char *why, size_t cap)
@@ -676,7 +690,7 @@ policy_check_head(const struct policy *p, const uint8_t *head, size_t n,
 	for (i = 0; i < NMIMES; i++)
 		if (strcmp(mime, mimes[i].mime) == 0)
 			break;
-	if (i < NMIMES && !p->mime_allowed[i]) {
+	if (i < NMIMES && !p->mime_allowed[i] && !com_guess(mime, head, n)) {
 		snprintf(why, cap, "content: %s (libmagic)", mime);
 		return PF_EFORBIDDEN;
 	}
