@@ -204,6 +204,20 @@ data_release(struct stream *st, bool answering)
 	st->acks = NULL;
 }
 
+enum pf_status
+data_start(struct stream *st, struct session *s)
+{
+	st->buf = malloc(STREAM_BUF);
+	st->hash = pf_sha256_new();
+	st->acks = acks_new();
+	if (st->buf == NULL || st->hash == NULL || st->acks == NULL)
+		return PF_ENOMEM;
+	st->session = s;
+	stream_set_role(st, ROLE_DATA);
+	session_attach(s, false);
+	return PF_OK;
+}
+
 /*
  * Refuses a JOIN of session id (idlen bytes): as cancelled if it was
  * cancelled on purpose, or the client would start over; else unknown.
@@ -272,16 +286,10 @@ data_on_join(struct stream *st, const json_t *req)
 	snprintf(st->user, sizeof(st->user), "%s", session_user(s));
 	st->counted = true;
 	session_touch(s);
-	st->buf = malloc(STREAM_BUF);
-	st->hash = pf_sha256_new();
-	st->acks = acks_new();
-	if (st->buf == NULL || st->hash == NULL || st->acks == NULL) {
+	if (data_start(st, s) != PF_OK) {
 		session_unref(s);
 		return reply_fail(st, PF_EINTERNAL, "out of memory");
 	}
-	st->session = s;
-	stream_set_role(st, ROLE_DATA);
-	session_attach(s, false);
 	if ((j = json_pack("{s:s}", "session", session_id(s))) == NULL)
 		return PF_ENOMEM;
 	rc = wire_send_json(st->c, PROTO_JOINED, j);

@@ -14,6 +14,7 @@
 #include "proto.h"
 #include "status.h"
 
+struct session;
 struct stream;
 
 /* JOIN: the data connection's proof for a session; answers JOINED. */
@@ -36,10 +37,18 @@ enum pf_status data_on_chunk(struct stream *st, const struct proto_header *h);
 enum pf_status data_wait(struct stream *st);
 
 /*
+ * Makes st a data connection of s (its reference passes to st): the
+ * buffers and the answer queue a CHUNK needs. PF_ENOMEM (what was
+ * allocated is data_release's and the stream's to free; s stays the
+ * caller's). After the JOIN proof, and in the control-frame fuzz target.
+ */
+enum pf_status data_start(struct stream *st, struct session *s);
+
+/*
  * At the end of a data connection: waits for every chunk still being
  * synced and marks it held (or releases it if its sync failed); with
  * answering set, sends the answers too (a stop between frames). Frees what
- * data_on_join allocated.
+ * data_start allocated.
  */
 void data_release(struct stream *st, bool answering);
 

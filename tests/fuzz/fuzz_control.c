@@ -169,13 +169,15 @@ keep_fixed(void)
 static bool
 join_fresh(struct stream *st)
 {
-	if ((st->session = new_session(NULL)) == NULL)
+	struct session *s = new_session(NULL);
+
+	if (s == NULL)
 		return false;
-	st->buf = malloc(STREAM_BUF);
-	st->hash = pf_sha256_new();
-	st->role = ROLE_DATA;
-	session_attach(st->session, false);
-	return st->buf != NULL && st->hash != NULL;
+	if (data_start(st, s) != PF_OK) {
+		session_unref(s);
+		return false;
+	}
+	return true;
 }
 
 /* One frame, checked and dispatched as stream.c's serve_frame does. */
@@ -208,6 +210,7 @@ release(struct stream *st)
 {
 	struct session *s = st->session;
 
+	data_release(st, false);
 	if (s != NULL && st->role != ROLE_NEW)
 		session_detach(s, st->role == ROLE_CONTROL);
 	if (s != NULL)
