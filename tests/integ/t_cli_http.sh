@@ -87,8 +87,10 @@ check "paraflow --help: mentions fetch" grep -q 'paraflow fetch ID' "$T/out"
 check "paraflow --help: mentions --http" grep -q -- '--http URL' "$T/out"
 
 # --min-rate 1: the uploader stopped below (SIGSTOP, mid-frame) keeps its
-# connections, so that its next frame after the cancel is what ends it.
-start_gw --min-rate 1
+# connections, so that its next frame after the cancel is what ends it;
+# --login-timeout 60: it logs in (TLS, SCRAM) in 50 ms bursts, which on a
+# sanitizer build can take longer than the default 10 s of wall time.
+start_gw --min-rate 1 --login-timeout 60
 echo "# gateway at $HTTP_URL"
 
 # --- upload says what to run next.
@@ -312,6 +314,7 @@ for ((i = 0; i < 400; i++)); do
 done
 check "a running upload shows in list --state receiving ($rsid)" \
     [ -n "$rsid" ]
+[ -n "$rsid" ] || sed 's/^/#   uploader: /' "$T/up.err" "$T/up.out"
 pf status "$rsid"
 check "status of the running upload: receiving" \
     grep -q '^state  *receiving' "$T/out"
