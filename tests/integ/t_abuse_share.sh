@@ -82,6 +82,22 @@ def open_raw(c, name, size, head, chunk_size=w.DEFAULT_CHUNK,
         return (e.name, "")
 
 
+def send_chunks(port, key, sid, data, cs, pause=0.0):
+    """Sends data in cs-byte chunks on one data connection, each ACKed,
+    pause seconds apart; closes it. The chunks' digests, in order."""
+    d = w.connect(port, timeout=30)
+    w.join(d, key, sid)
+    digests = []
+    for i in range(0, len(data), cs):
+        part = data[i:i + cs]
+        digests.append(w.chunk_digest(i // cs, i, part))
+        w.send_chunk(d, i // cs, i, part)
+        w.expect(d, w.ACK)
+        time.sleep(pause)
+    d.close()
+    return digests
+
+
 def free_bytes(path):
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize
@@ -378,7 +394,7 @@ import sys
 import time
 
 import pfwire as w
-from share import login, note, open_raw, report, staged
+from share import login, note, open_raw, report, send_chunks, staged
 
 port, storage = sys.argv[1:3]
 
@@ -388,15 +404,7 @@ CS = 1 << 20
 data = b"pf-data " + os.urandom(5 * CS - 8)
 c, key = login(port, "bob")
 o = open_raw(c, "steady.bin", len(data), data[:512], chunk_size=CS)
-d = w.connect(port, timeout=30)
-w.join(d, key, o["session"])
-digests = []
-for i in range(5):
-    part = data[i * CS:(i + 1) * CS]
-    digests.append(w.chunk_digest(i, i * CS, part))
-    w.send_chunk(d, i, i * CS, part)
-    w.expect(d, w.ACK)
-    time.sleep(1)
+digests = send_chunks(port, key, o["session"], data, CS, pause=1)
 w.send_json(c, w.COMMIT, {"digest": w.receipt(len(data), CS, digests)})
 try:
     done = w.expect(c, w.COMPLETE)
@@ -406,7 +414,6 @@ try:
 except w.WireError as e:
     report(False, "a transfer making progress keeps its control "
            "connection", str(e))
-d.close()
 c.close()
 
 # Every chunk held, then 4 s before COMMIT (a resuming client hashes the
@@ -415,15 +422,7 @@ c.close()
 data = b"pf-data " + os.urandom(2 * CS - 8)
 c, key = login(port, "bob")
 o = open_raw(c, "slowcommit.bin", len(data), data[:512], chunk_size=CS)
-d = w.connect(port, timeout=30)
-w.join(d, key, o["session"])
-digests = []
-for i in range(2):
-    part = data[i * CS:(i + 1) * CS]
-    digests.append(w.chunk_digest(i, i * CS, part))
-    w.send_chunk(d, i, i * CS, part)
-    w.expect(d, w.ACK)
-d.close()
+digests = send_chunks(port, key, o["session"], data, CS)
 time.sleep(4)
 try:
     w.send_json(c, w.COMMIT, {"digest": w.receipt(len(data), CS, digests)})
