@@ -4,7 +4,7 @@
 set -eu
 PACKAGES="build-essential autoconf automake pkg-config libmicrohttpd-dev
 libcurl4-openssl-dev libssl-dev libjansson-dev uuid-dev libcmocka-dev
-libgsasl-dev libmagic-dev libicu-dev
+libgsasl-dev libmagic-dev libicu-dev libexpat1-dev
 netcat-openbsd curl procps clang libclang-rt-14-dev python3 iproute2
 util-linux python3-jsonschema python3-yaml prometheus wrk"
 # The power-loss test's FUSE filesystem (tests/integ/t_powerloss.sh).
@@ -18,6 +18,10 @@ PACKAGES="$PACKAGES chromium"
 # published ports, podman-compose, and debootstrap for the base image.
 PACKAGES="$PACKAGES podman runc netavark aardvark-dns iptables
 podman-compose debootstrap"
+# Test-only: the S3 tests' throwaway Ceph cluster with RadosGW
+# (tests/s3/rgw.sh; no ceph-mgr, not needed) and awscli to check the
+# bucket independently of ParaFlow.
+PACKAGES="$PACKAGES ceph-mon ceph-osd radosgw ceph-common awscli"
 # The OpenAPI linter (tests/node) runs on node; Debian's only when the
 # machine has no node of its own.
 command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"

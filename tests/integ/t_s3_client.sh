@@ -1,0 +1,186 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The S3 client (src/engine/s3.c) against a real Ceph RGW, through
+# tests/tools/s3tool: every operation, each result checked with awscli
+# (object present, size, SHA-256); a multipart upload of 3 parts of 8 MiB
+# and a tail over one connection; ListParts paged; an abort that leaves
+# no upload behind; conditional PUT; wrong keys; and the store stopped in
+# the middle of an upload: a bounded number of tries, then a clear error.
+. "$(dirname "$0")/lib.sh"
+. "$here/lib_s3.sh"
+
+s3_start
+B=pf-s3-client
+export S3_BUCKET=$B
+check "awscli creates bucket $B" s3api create-bucket --bucket "$B" \
+    --output text
+MiB=$((1024 * 1024))
+
+# not_in FILE TEXT...: true if FILE holds none of the TEXTs.
+not_in() {
+	local f=$1 w
+	shift
+	for w in "$@"; do
+		! grep -qF -e "$w" "$f" || return 1
+	done
+}
+
+# s3t ARGS...: s3tool, its output in $T/out and its errors in $T/err.
+s3t() {
+	"$S3TOOL" "$@" >"$T/out" 2>"$T/err"
+}
+
+# --- one object: put, head, get (whole and a range), delete
+mkfile "$T/small" $((MiB + 3))
+check "s3tool put" s3t put small "$T/small"
+check_eq "awscli sees its size" $((MiB + 3)) "$(s3_size "$B" small)"
+check_eq "awscli reads the same SHA-256" "$(sha "$T/small")" \
+    "$(s3_sha "$B" small)"
+check_eq "the ETag put answered is the body's MD5" \
+    "\"$(md5sum <"$T/small" | cut -d' ' -f1)\"" "$(cat "$T/out")"
+mkfile "$T/aws" $((3 * MiB + 5))
+s3api put-object --bucket "$B" --key by-aws --body "$T/aws" >/dev/null
+check "s3tool get of what awscli put" s3t get by-aws "$T/got"
+check_eq "same bytes" "$(sha "$T/aws")" "$(sha "$T/got")"
+check "s3tool get of a range" s3t get by-aws "$T/range" 1000001 777777
+check_eq "the range's bytes" \
+    "$(tail -c +1000002 "$T/aws" | head -c 777777 | sha256sum)" \
+    "$(sha256sum <"$T/range")"
+check "s3tool head" s3t head by-aws
+check_eq "head: size and ETag as awscli sees them" \
+    "size=$((3 * MiB + 5)) etag=$(s3api head-object --bucket "$B" \
+    --key by-aws --query ETag --output text)" "$(cat "$T/out")"
+key='dir/a b+c&d%.txt'
+check "s3tool put of a key that needs encoding" s3t put "$key" "$T/small"
+check_eq "awscli finds it by that key" $((MiB + 3)) "$(s3_size "$B" "$key")"
+check "s3tool delete" s3t delete "$key"
+check_eq "awscli: gone" "" "$(s3_size "$B" "$key")"
+! s3t head "$key"
+check "head of a missing key: unknown_session, HTTP 404" \
+    grep -q 'unknown_session: HTTP 404' "$T/err"
+
+# --- conditional put (If-None-Match: *)
+mkfile "$T/other" 4096
+! s3t put small "$T/other" if-absent
+check "if-absent put over an object: busy, 412 PreconditionFailed" \
+    grep -q 'busy: HTTP 412 PreconditionFailed' "$T/err"
+check_eq "the object is unchanged" "$(sha "$T/small")" "$(s3_sha "$B" small)"
+check "if-absent put of a new key" s3t put fresh "$T/other" if-absent
+check_eq "awscli sees it" 4096 "$(s3_size "$B" fresh)"
+
+# --- multipart: 3 parts of 8 MiB and a tail, one part in memory at a time
+mkfile "$T/big" $((3 * 8 * MiB + 123457))
+check "s3tool upload: 3 x 8 MiB + tail, ListParts checked, completed" \
+    s3t upload big "$T/big" $((8 * MiB))
+echo "# $(cat "$T/out")"
+check "4 parts, every request on one connection" \
+    grep -q '^parts=4 .* connects=1$' "$T/out"
+check_eq "awscli: size" $((3 * 8 * MiB + 123457)) "$(s3_size "$B" big)"
+check_eq "awscli: same SHA-256" "$(sha "$T/big")" "$(s3_sha "$B" big)"
+check_eq "awscli: a multipart ETag of 4 parts" 4 \
+    "$(s3api head-object --bucket "$B" --key big --query ETag \
+    --output text | sed 's/.*-\([0-9]*\)"$/\1/')"
+
+# --- the same steps one by one, ListParts one part a page
+check "mpu-create" s3t mpu-create steps
+id=$(cat "$T/out")
+for i in 1 2 3; do
+	len=$((5 * MiB))
+	[ "$i" = 3 ] && len=4321
+	s3t mpu-part steps "$id" "$i" "$T/big" $(((i - 1) * 5 * MiB)) "$len"
+	etag[i]=$(cat "$T/out")
+done
+check "mpu-part x 3 (5 MiB, 5 MiB, 4321 bytes) each gave an ETag" \
+    test -n "${etag[1]}" -a -n "${etag[2]}" -a -n "${etag[3]}"
+check "ListParts in pages of 1" s3t --page 1 mpu-parts steps "$id"
+check_eq "ListParts: numbers, sizes and ETags" \
+    "1 $((5 * MiB)) ${etag[1]}|2 $((5 * MiB)) ${etag[2]}|3 4321 ${etag[3]}" \
+    "$(paste -sd'|' "$T/out")"
+check_eq "awscli lists the same ETags" \
+    "${etag[1]} ${etag[2]} ${etag[3]}" \
+    "$(s3api list-parts --bucket "$B" --key steps --upload-id "$id" \
+    --query 'Parts[].ETag' --output text | tr '\t' ' ')"
+check "mpu-complete" s3t mpu-complete steps "$id"
+check_eq "awscli: the completed object's bytes" \
+    "$(head -c $((10 * MiB + 4321)) "$T/big" | sha256sum | cut -d' ' -f1)" \
+    "$(s3_sha "$B" steps)"
+
+# --- parts under S3's 5 MiB minimum: the store refuses to complete
+s3t mpu-create small-parts
+id=$(cat "$T/out")
+s3t mpu-part small-parts "$id" 1 "$T/big" 0 $MiB
+s3t mpu-part small-parts "$id" 2 "$T/big" $MiB 10
+! s3t mpu-complete small-parts "$id"
+check "1 MiB parts: complete refused with EntityTooSmall" \
+    grep -q 'protocol: HTTP 400 EntityTooSmall' "$T/err"
+sed 's/^/# /' "$T/err"
+
+# --- abort, and ListMultipartUploads paged
+for k in up/a up/b up/c; do
+	s3t mpu-create "$k"
+	s3t mpu-part "$k" "$(cat "$T/out")" 1 "$T/small" 0 100
+done
+check "ListMultipartUploads in pages of 1" s3t --page 1 mpu-list up/
+check_eq "it lists the 3 uploads under up/" "up/a up/b up/c" \
+    "$(cut -d' ' -f1 "$T/out" | paste -sd' ')"
+check_eq "awscli counts 4 uploads in progress" 4 "$(s3_uploads "$B")"
+s3t mpu-list
+cp "$T/out" "$T/uploads"
+while read -r k i; do
+	check "mpu-abort $k" s3t mpu-abort "$k" "$i"
+done <"$T/uploads"
+check_eq "awscli: ListMultipartUploads is empty" 0 "$(s3_uploads "$B")"
+check "s3tool mpu-list: empty too" s3t mpu-list
+check_eq "nothing listed" "" "$(cat "$T/out")"
+! s3t mpu-parts small-parts "$id"
+# AWS says NoSuchUpload; RGW 16 says NoSuchKey.
+check "ListParts of an aborted upload: unknown_session, HTTP 404" \
+    grep -qE 'unknown_session: HTTP 404 NoSuch(Upload|Key)' "$T/err"
+check_eq "awscli: no object for an aborted upload" "" \
+    "$(s3_size "$B" small-parts)"
+
+# --- credentials: wrong ones are a clear error that never shows a secret
+AWS_SECRET_ACCESS_KEY=wrong-$S3_SECRET_KEY s3t put nope "$T/small"
+check "a wrong secret: auth_failed, 403 SignatureDoesNotMatch" \
+    grep -q 'auth_failed: HTTP 403 SignatureDoesNotMatch' "$T/err"
+AWS_ACCESS_KEY_ID=NOSUCHKEY s3t put nope "$T/small"
+check "an unknown key id: auth_failed, 403 InvalidAccessKeyId" \
+    grep -q 'auth_failed: HTTP 403 InvalidAccessKeyId' "$T/err"
+check "the errors name no secret" \
+    not_in "$T/err" "$S3_SECRET_KEY" wrong-
+check_eq "awscli: nothing was stored" "" "$(s3_size "$B" nope)"
+printf '[other]\naws_access_key_id = X\n[default]\n' >"$T/creds"
+printf 'aws_access_key_id = %s\naws_secret_access_key = %s\n' \
+    "$S3_ACCESS_KEY" "$S3_SECRET_KEY" >>"$T/creds"
+AWS_ACCESS_KEY_ID='' AWS_SECRET_ACCESS_KEY='' \
+    s3t --credentials "$T/creds" head big
+check_eq "keys from a credentials file ([default])" 0 "$?"
+AWS_ACCESS_KEY_ID='' AWS_SECRET_ACCESS_KEY='' s3t head big
+check "no keys at all: a clear error" \
+    grep -q 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY' "$T/err"
+
+# --- the store stopped between two parts: the client tries 4 times,
+# backing off, then says what happened; nothing hangs
+rgw_pid=$(cat "$S3_DIR/run/client.rgw.pid")
+S3TOOL_HOLD=$T/go "$S3TOOL" --attempts 4 upload cut "$T/big" $((8 * MiB)) \
+    >"$T/cut.out" 2>"$T/cut.err" &
+tool=$!
+check "the upload holds after part 1" wait_file "$T/go.ready" 60
+kill -TERM "$rgw_pid"
+for ((i = 0; i < 300; i++)); do
+	[ -d "/proc/$rgw_pid" ] || break
+	sleep 0.1
+done
+check "radosgw stopped" test ! -d "/proc/$rgw_pid"
+t0=$SECONDS
+touch "$T/go"
+wait "$tool"
+check_eq "s3tool failed (exit 1)" 1 "$?"
+echo "# $(cat "$T/cut.err") (in $((SECONDS - t0)) s)"
+check "part 2: no answer from the store, 4 tries" \
+    grep -q 'upload: network: no answer from the store: .*, 4 tries$' \
+    "$T/cut.err"
+check "the reason names the refused connection" \
+    grep -qi "couldn't connect\|connection refused" "$T/cut.err"
+
+done_testing
