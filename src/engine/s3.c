@@ -217,8 +217,8 @@ s3_encode(struct pf_buf *b, const char *text, bool keep_slash)
 
 	for (c = (const unsigned char *)text; *c != '\0'; c++) {
 		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
-		    (*c >= '0' && *c <= '9') || *c == '-' || *c == '.' || *c == '_' ||
-		    *c == '~' || (keep_slash && *c == '/'))
+		    (*c >= '0' && *c <= '9') || *c == '-' || *c == '.' ||
+		    *c == '_' || *c == '~' || (keep_slash && *c == '/'))
 			pf_buf_add(b, c, 1);
 		else
 			pf_buf_printf(b, "%%%02X", *c);

@@ -65,7 +65,7 @@ struct s3_error {
 	char		 message[256];
 	char		 request_id[96];
 	unsigned	 tries;
-	int		 curl;		/* CURLcode of the last try, 0 if none */
+	int		 curl;		/* the last try's CURLcode, or 0 */
 };
 
 /* Requests made, tries (first and repeated) and new connections opened. */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Drives src/engine/s3.c from the command line, for tests/integ/t_s3_client.sh. */
+/* Runs the S3 client's operations from a command line (t_s3_client.sh). */
 #include "config.h"
 
 #include <errno.h>
