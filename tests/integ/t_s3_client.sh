@@ -55,13 +55,15 @@ check "s3tool put of a key that needs encoding" s3t put "$key" "$T/small"
 check_eq "awscli finds it by that key" $((MiB + 3)) "$(s3_size "$B" "$key")"
 check "s3tool delete" s3t delete "$key"
 check_eq "awscli: gone" "" "$(s3_size "$B" "$key")"
-! s3t head "$key"
+s3t head "$key"
+check_eq "head of a missing key fails (exit 1)" 1 "$?"
 check "head of a missing key: unknown_session, HTTP 404" \
     grep -q 'unknown_session: HTTP 404' "$T/err"
 
 # --- conditional put (If-None-Match: *)
 mkfile "$T/other" 4096
-! s3t put small "$T/other" if-absent
+s3t put small "$T/other" if-absent
+check_eq "if-absent put over an object fails (exit 1)" 1 "$?"
 check "if-absent put over an object: busy, 412 PreconditionFailed" \
     grep -q 'busy: HTTP 412 PreconditionFailed' "$T/err"
 check_eq "the object is unchanged" "$(sha "$T/small")" "$(s3_sha "$B" small)"
@@ -110,7 +112,8 @@ s3t mpu-create small-parts
 id=$(cat "$T/out")
 s3t mpu-part small-parts "$id" 1 "$T/big" 0 $MiB
 s3t mpu-part small-parts "$id" 2 "$T/big" $MiB 10
-! s3t mpu-complete small-parts "$id"
+s3t mpu-complete small-parts "$id"
+check_eq "complete of 1 MiB parts fails (exit 1)" 1 "$?"
 check "1 MiB parts: complete refused with EntityTooSmall" \
     grep -q 'protocol: HTTP 400 EntityTooSmall' "$T/err"
 sed 's/^/# /' "$T/err"
@@ -132,7 +135,8 @@ done <"$T/uploads"
 check_eq "awscli: ListMultipartUploads is empty" 0 "$(s3_uploads "$B")"
 check "s3tool mpu-list: empty too" s3t mpu-list
 check_eq "nothing listed" "" "$(cat "$T/out")"
-! s3t mpu-parts small-parts "$id"
+s3t mpu-parts small-parts "$id"
+check_eq "ListParts of an aborted upload fails (exit 1)" 1 "$?"
 # AWS says NoSuchUpload; RGW 16 says NoSuchKey.
 check "ListParts of an aborted upload: unknown_session, HTTP 404" \
     grep -qE 'unknown_session: HTTP 404 NoSuch(Upload|Key)' "$T/err"
@@ -141,9 +145,11 @@ check_eq "awscli: no object for an aborted upload" "" \
 
 # --- credentials: wrong ones are a clear error that never shows a secret
 AWS_SECRET_ACCESS_KEY=wrong-$S3_SECRET_KEY s3t put nope "$T/small"
+check_eq "a wrong secret fails (exit 1)" 1 "$?"
 check "a wrong secret: auth_failed, 403 SignatureDoesNotMatch" \
     grep -q 'auth_failed: HTTP 403 SignatureDoesNotMatch' "$T/err"
 AWS_ACCESS_KEY_ID=NOSUCHKEY s3t put nope "$T/small"
+check_eq "an unknown key id fails (exit 1)" 1 "$?"
 check "an unknown key id: auth_failed, 403 InvalidAccessKeyId" \
     grep -q 'auth_failed: HTTP 403 InvalidAccessKeyId' "$T/err"
 check "the errors name no secret" \
@@ -156,6 +162,7 @@ AWS_ACCESS_KEY_ID='' AWS_SECRET_ACCESS_KEY='' \
     s3t --credentials "$T/creds" head big
 check_eq "keys from a credentials file ([default])" 0 "$?"
 AWS_ACCESS_KEY_ID='' AWS_SECRET_ACCESS_KEY='' s3t head big
+check_eq "no keys at all: exit 2" 2 "$?"
 check "no keys at all: a clear error" \
     grep -q 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY' "$T/err"
 

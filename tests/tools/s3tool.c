@@ -302,8 +302,10 @@ main(int argc, char **argv)
 	cfg.bucket = env_dup("S3_BUCKET", NULL);
 	cfg.region = env_dup("S3_REGION", "us-east-1");
 	if (s3_config_credentials(&cfg, creds) != PF_OK ||
-	    s3_global_init() != PF_OK || (s3 = s3_new(&cfg)) == NULL)
+	    s3_global_init() != PF_OK || (s3 = s3_new(&cfg)) == NULL) {
+		s3_config_clear(&cfg);
 		return 2;
+	}
 	if (strcmp(op, "upload") == 0 && argc == 4)
 		rc = upload(argv[1], argv[2], strtoull(argv[3], NULL, 10));
 	else if (strcmp(op, "mpu-complete") == 0 && argc == 3)
