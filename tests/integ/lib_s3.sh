@@ -50,7 +50,7 @@ s3_start() {
 	export S3_ENDPOINT AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY \
 	    AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY AWS_DEFAULT_REGION=us-east-1 \
 	    AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
-	    AWS_PAGER= AWS_REQUEST_CHECKSUM_CALCULATION=when_required \
+	    AWS_PAGER='' AWS_REQUEST_CHECKSUM_CALCULATION=when_required \
 	    AWS_RESPONSE_CHECKSUM_VALIDATION=when_required
 }
 
@@ -73,6 +73,7 @@ s3_size() {
 
 # s3_uploads BUCKET: how many multipart uploads awscli lists.
 s3_uploads() {
+	# shellcheck disable=SC2016 # a JMESPath literal, not the shell's
 	s3api list-multipart-uploads --bucket "$1" \
 	    --query 'length(Uploads || `[]`)' --output text
 }

@@ -66,8 +66,9 @@ halt() {
 	for f in /proc/[0-9]*/cmdline; do
 		pid=${f#/proc/}
 		pid=${pid%/cmdline}
-		[ "$pid" != $$ ] && mine "$pid" "$conf" || continue
-		kill -KILL "$pid" 2>/dev/null || true
+		if [ "$pid" != $$ ] && mine "$pid" "$conf"; then
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
 	done
 }
 
