@@ -27,7 +27,7 @@ s3_unavailable() {
 }
 
 s3_stop() {
-	[ -d "$S3_DIR" ] && "$RGW_SH" stop "$S3_DIR" 2>>"$T/rgw.log"
+	[ -d "$S3_DIR" ] && bash "$RGW_SH" stop "$S3_DIR" 2>>"$T/rgw.log"
 }
 
 # s3_start: starts the store and sets S3_ENDPOINT, S3_ACCESS_KEY and
@@ -38,7 +38,7 @@ s3_start() {
 	[ -n "$AWS" ] || s3_unavailable "awscli not found (scripts/deps.sh)"
 	[ -x "$S3TOOL" ] || s3_unavailable "$S3TOOL not built"
 	trap 's3_stop; cleanup' EXIT
-	"$RGW_SH" start "$S3_DIR" >"$T/s3.env" 2>"$T/rgw.log" || rc=$?
+	bash "$RGW_SH" start "$S3_DIR" >"$T/s3.env" 2>"$T/rgw.log" || rc=$?
 	if [ "$rc" -ne 0 ]; then
 		sed 's/^/# /' "$T/rgw.log" | tail -n 40
 		s3_unavailable "Ceph RGW did not start:" \
