@@ -133,6 +133,7 @@ s3_config_clear(struct s3_config *cfg)
 	free(cfg->endpoint);
 	free(cfg->region);
 	free(cfg->bucket);
+	free(cfg->prefix);
 	free(cfg->access_key);
 	free(cfg->secret_key);
 	memset(cfg, 0, sizeof(*cfg));
@@ -178,6 +179,12 @@ const struct s3_error *
 s3_last_error(const struct s3 *s)
 {
 	return &s->err;
+}
+
+const struct s3_config *
+s3_cfg(const struct s3 *s)
+{
+	return s->cfg;
 }
 
 unsigned

@@ -24,6 +24,8 @@ struct s3_config {
 	char		*endpoint;	/* "http://127.0.0.1:8000", no path */
 	char		*region;	/* SigV4 region; RGW accepts any */
 	char		*bucket;
+	char		*prefix;	/* "" or ending in '/': where the
+					   engine's keys start */
 	char		*access_key;
 	char		*secret_key;
 	unsigned	 attempts;	/* tries per request (>= 1) */
@@ -47,6 +49,26 @@ void s3_config_defaults(struct s3_config *cfg);
  * secret) if neither gives both keys or the file cannot be read.
  */
 enum pf_status s3_config_credentials(struct s3_config *cfg, const char *file);
+
+/*
+ * Parses a storage target "s3://BUCKET" or "s3://BUCKET/PREFIX" into
+ * cfg->bucket and cfg->prefix ("" or PREFIX ending in '/'). PF_EUSAGE,
+ * with the reason logged, for anything else: see s3_config_check for the
+ * rules of each part.
+ */
+enum pf_status s3_config_target(struct s3_config *cfg, const char *target);
+
+/*
+ * Checks a filled cfg before any request: the endpoint is
+ * http(s)://HOST[:PORT] with no path, query or user; the region is 1 to
+ * 32 of [a-z0-9-] (it goes into libcurl's colon-separated SigV4 scope);
+ * the bucket follows S3's naming rules (3 to 63 of [a-z0-9.-], a letter
+ * or digit at each end, no "..", not an IPv4 address); the prefix is at
+ * most 512 bytes, without control characters, a leading '/', empty, "."
+ * or ".." segments; the keys are set; attempts 1 to 20, page 1 to 1000.
+ * PF_EUSAGE with the first problem logged; the secret is never shown.
+ */
+enum pf_status s3_config_check(const struct s3_config *cfg);
 
 /* Frees cfg's strings (wiping the secret); cfg may be all zero. */
 void s3_config_clear(struct s3_config *cfg);
@@ -176,6 +198,13 @@ enum pf_status s3_mpu_list_parts(struct s3 *s, const char *key,
  */
 enum pf_status s3_mpu_complete(struct s3 *s, const char *key, const char *id,
     const struct s3_part *parts, size_t n);
+
+/*
+ * Proves the store takes writes where the engine will make its keys:
+ * creates PREFIX.pf/probe-<random> if absent, then deletes it. The
+ * status of the first step that failed (s3_last_error tells more).
+ */
+enum pf_status s3_probe(struct s3 *s);
 
 /* Aborts upload id, freeing its parts. */
 enum pf_status s3_mpu_abort(struct s3 *s, const char *key, const char *id);

@@ -46,6 +46,9 @@ bool s3_encode(struct pf_buf *b, const char *text, bool keep_slash);
  */
 enum pf_status s3_answer_error(struct s3 *s, struct s3_req *r);
 
+/* The config s was made from (borrowed). */
+const struct s3_config *s3_cfg(const struct s3 *s);
+
 /* Entries per list request: cfg->page, 1000 if unset. */
 unsigned s3_page(const struct s3 *s);
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "digest.h"
 #include "log.h"
 #include "s3_int.h"
 #include "s3xml.h"
@@ -432,4 +433,23 @@ out:
 	pf_buf_free(&q);
 	free(pg);
 	return rc;
+}
+
+enum pf_status
+s3_probe(struct s3 *s)
+{
+	const char *prefix = s3_cfg(s)->prefix;
+	uint8_t rnd[8];
+	char hex[2 * sizeof(rnd) + 1], key[S3_KEY_MAX + 1];
+	enum pf_status rc;
+
+	if ((rc = pf_random(rnd, sizeof(rnd))) != PF_OK)
+		return rc;
+	pf_hex_encode(rnd, sizeof(rnd), hex);
+	if ((size_t)snprintf(key, sizeof(key), "%s.pf/probe-%s",
+	    prefix != NULL ? prefix : "", hex) >= sizeof(key))
+		return PF_EUSAGE;
+	if ((rc = s3_put(s, key, "probe\n", 6, true, NULL)) != PF_OK)
+		return rc;
+	return s3_delete(s, key);
 }

@@ -39,10 +39,20 @@ s3_start() {
 	[ -x "$S3TOOL" ] || s3_unavailable "$S3TOOL not built"
 	trap 's3_stop; cleanup' EXIT
 	bash "$RGW_SH" start "$S3_DIR" >"$T/s3.env" 2>"$T/rgw.log" || rc=$?
+	if [ "$rc" = 1 ]; then
+		# A start that failed (not "cannot run here": 2) is tried once
+		# more: on a loaded machine a fresh cluster has failed once.
+		sed 's/^/# /' "$T/rgw.log" | tail -n 150
+		echo "# Ceph RGW did not start; once more"
+		s3_stop
+		rc=0
+		bash "$RGW_SH" start "$S3_DIR" >"$T/s3.env" 2>"$T/rgw.log" ||
+		    rc=$?
+	fi
 	if [ "$rc" -ne 0 ]; then
-		sed 's/^/# /' "$T/rgw.log" | tail -n 40
+		sed 's/^/# /' "$T/rgw.log" | tail -n 150
 		s3_unavailable "Ceph RGW did not start:" \
-		    "$(grep 'rgw.sh:' "$T/rgw.log" | tail -n 1)"
+		    "$(grep -m 1 'rgw.sh: ' "$T/rgw.log" | cut -c9-)"
 	fi
 	# shellcheck disable=SC1091
 	. "$T/s3.env"

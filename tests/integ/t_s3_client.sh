@@ -4,8 +4,9 @@
 # tests/tools/s3tool: every operation, each result checked with awscli
 # (object present, size, SHA-256); a multipart upload of 3 parts of 8 MiB
 # and a tail over one connection; ListParts paged; an abort that leaves
-# no upload behind; conditional PUT; wrong keys; and the store stopped in
-# the middle of an upload: a bounded number of tries, then a clear error.
+# no upload behind; conditional PUT; wrong keys; a storage target checked
+# and probed; and the store stopped in the middle of an upload: a bounded
+# number of tries, then a clear error.
 . "$(dirname "$0")/lib.sh"
 . "$here/lib_s3.sh"
 
@@ -150,9 +151,25 @@ check_eq "no keys at all: exit 2" 2 "$?"
 check "no keys at all: a clear error" \
     grep -q 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY' "$T/err"
 
+# --- a storage target (s3://BUCKET/PREFIX) checked, then probed
+S3_TARGET=s3://$B/tenant/a s3t probe
+check_eq "probe under s3://$B/tenant/a: the store takes writes" 0 "$?"
+S3_TARGET=s3://no-such-bucket/x s3t probe
+check "probe of a missing bucket: unknown_session, HTTP 404 NoSuchBucket" \
+    grep -q 'probe: unknown_session: HTTP 404 NoSuchBucket' "$T/err"
+S3_TARGET=s3://Bad_Bucket/x s3t probe
+check_eq "a bad bucket name is refused before any request (exit 2)" 2 "$?"
+check "  saying why" grep -q "bucket name may hold only a-z" "$T/err"
+S3_TARGET=s3://$B/a/../b s3t probe
+check "a prefix with '..' is refused" \
+    grep -q "the prefix has an empty, '.' or '..' segment" "$T/err"
+S3_ENDPOINT=$S3_ENDPOINT/path s3t head big
+check "an endpoint with a path is refused" \
+    grep -q 'S3 endpoint must be http(s)://HOST\[:PORT\]' "$T/err"
+
 # --- what is in the bucket, by awscli, once for all (each run of awscli
 # costs 1.5 s of start-up): every object present or absent as it should
-# be, with its size and SHA-256
+# be (the probe's object is gone), with its size and SHA-256
 s3api list-objects-v2 --bucket "$B" --query 'Contents[].[Key,Size,ETag]' \
     --output text >"$T/listing"
 "$AWS" --endpoint-url "$S3_ENDPOINT" s3 cp --recursive --quiet "s3://$B/" \

@@ -167,7 +167,7 @@ print("".join(secrets.choice(sys.argv[2]) for _ in range(int(sys.argv[1]))))' \
 }
 
 start() {
-	local d c mon_port rgw_port fsid osd_uuid id ak sk ep pid code
+	local d c mon_port rgw_port fsid osd_uuid id ak sk ep pid code try
 	local t0=$SECONDS err
 	for c in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool \
 	    uuidgen curl python3; do
@@ -209,9 +209,16 @@ start() {
 	ceph-osd "${c[@]}" -i 0 --mkfs --osd-uuid "$osd_uuid" >>"$err" 2>&1 ||
 	    failed "$d" "ceph-osd --mkfs"
 	ceph-osd "${c[@]}" -i 0 >>"$err" 2>&1 || failed "$d" ceph-osd
-	timeout 120 radosgw-admin "${c[@]}" user create --uid=test \
-	    --display-name=test --access-key="$ak" --secret-key="$sk" \
-	    >/dev/null 2>>"$err" || failed "$d" "radosgw-admin user create"
+	# The user's first creation also creates RGW's pools; once it failed
+	# silently here under load (1 run in about 20), so it is tried again.
+	for try in 1 2 3; do
+		timeout 120 radosgw-admin "${c[@]}" user create --uid=test \
+		    --display-name=test --access-key="$ak" --secret-key="$sk" \
+		    >/dev/null 2>>"$d/log/admin.log" && break
+		echo "radosgw-admin: exit $? (try $try)" >>"$d/log/admin.log"
+		[ "$try" = 3 ] && failed "$d" "radosgw-admin user create"
+		sleep 1
+	done
 
 	# radosgw daemonizes before it binds its port, and a daemon that
 	# cannot bind removes its PID file: run it in the foreground, in a

@@ -22,8 +22,9 @@ static const char usage[] =
 "  put KEY FILE [if-absent] | get KEY OUT [OFF LEN] | head KEY\n"
 "  delete KEY | mpu-create KEY | mpu-part KEY ID N FILE OFF LEN\n"
 "  mpu-parts KEY ID | mpu-complete KEY ID | mpu-abort KEY ID\n"
-"  mpu-list [PREFIX] | upload KEY FILE PARTSIZE\n"
-"environment: S3_ENDPOINT, S3_BUCKET, S3_REGION, AWS_ACCESS_KEY_ID,\n"
+"  mpu-list [PREFIX] | upload KEY FILE PARTSIZE | probe\n"
+"environment: S3_ENDPOINT, S3_BUCKET or S3_TARGET (s3://BUCKET/PREFIX),\n"
+"  S3_REGION, AWS_ACCESS_KEY_ID,\n"
 "  AWS_SECRET_ACCESS_KEY; S3TOOL_HOLD=F: upload waits for F after part 1\n";
 
 static struct s3 *s3;
@@ -280,6 +281,7 @@ main(int argc, char **argv)
 {
 	struct s3_config cfg = { 0 };
 	const char *creds = NULL;
+	enum pf_status st = PF_OK;
 	int rc;
 
 	pf_log_set_prog("s3tool");
@@ -299,14 +301,20 @@ main(int argc, char **argv)
 		return fputs(usage, stderr), 2;
 	op = argv[0];
 	cfg.endpoint = env_dup("S3_ENDPOINT", NULL);
-	cfg.bucket = env_dup("S3_BUCKET", NULL);
 	cfg.region = env_dup("S3_REGION", "us-east-1");
-	if (s3_config_credentials(&cfg, creds) != PF_OK ||
-	    s3_global_init() != PF_OK || (s3 = s3_new(&cfg)) == NULL) {
+	if (getenv("S3_TARGET") != NULL)
+		st = s3_config_target(&cfg, getenv("S3_TARGET"));
+	else if ((cfg.bucket = env_dup("S3_BUCKET", NULL)) != NULL)
+		st = (cfg.prefix = strdup("")) != NULL ? PF_OK : PF_ENOMEM;
+	if (st != PF_OK || s3_config_credentials(&cfg, creds) != PF_OK ||
+	    s3_config_check(&cfg) != PF_OK || s3_global_init() != PF_OK ||
+	    (s3 = s3_new(&cfg)) == NULL) {
 		s3_config_clear(&cfg);
 		return 2;
 	}
-	if (strcmp(op, "upload") == 0 && argc == 4)
+	if (strcmp(op, "probe") == 0 && argc == 1)
+		rc = (st = s3_probe(s3)) == PF_OK ? 0 : fail(st);
+	else if (strcmp(op, "upload") == 0 && argc == 4)
 		rc = upload(argv[1], argv[2], strtoull(argv[3], NULL, 10));
 	else if (strcmp(op, "mpu-complete") == 0 && argc == 3)
 		rc = complete(argv[1], argv[2]);
