@@ -165,7 +165,26 @@ def http():
         seed("fuzz_http", name, b"\2" + SID.encode() + b"\0" + token)
 
 
+def s3():
+    for name, xml in (
+            ("list_parts", b'<?xml version="1.0" encoding="UTF-8"?>'
+             b'<ListPartsResult xmlns="http://s3.amazonaws.com/doc/'
+             b'2006-03-01/"><IsTruncated>true</IsTruncated>'
+             b'<NextPartNumberMarker>1</NextPartNumberMarker><Part>'
+             b'<PartNumber>1</PartNumber><ETag>&quot;ab&quot;</ETag>'
+             b'<Size>5242880</Size></Part></ListPartsResult>'),
+            ("error", b"<Error><Code>NoSuchUpload</Code><Message></Message>"
+             b"<RequestId>tx0</RequestId></Error>"),
+            ("dtd", b'<!DOCTYPE a [<!ENTITY x "xx">]><a>&x;</a>')):
+        seed("fuzz_s3", name, b"\0" + xml)
+    for name, t in (("target", b"s3://bucket/a/b"),
+                    ("target_bare", b"s3://my.bucket-1"),
+                    ("target_dots", b"s3://bkt/a/../b")):
+        seed("fuzz_s3", name, b"\1" + t)
+
+
 control()
 journal()
 users()
 http()
+s3()
