@@ -108,6 +108,11 @@ s3_config_credentials(struct s3_config *cfg, const char *file)
 	const char *sk = getenv("AWS_SECRET_ACCESS_KEY");
 	enum pf_status rc;
 
+	free(cfg->access_key);
+	if (cfg->secret_key != NULL)
+		pf_wipe(cfg->secret_key, strlen(cfg->secret_key));
+	free(cfg->secret_key);
+	cfg->access_key = cfg->secret_key = NULL;
 	if (ak != NULL && *ak != '\0' && sk != NULL && *sk != '\0') {
 		cfg->access_key = strdup(ak);
 		cfg->secret_key = strdup(sk);
