@@ -476,7 +476,8 @@ start(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 		    TUS_VERSION, "Tus-Version", TUS_VERSION);
 	if (!login(h, c, &who, &ret))
 		return ret;
-	one = *id == '/';
+	/* The collection, with or without a slash; else one upload. */
+	one = *id == '/' && id[1] != '\0';
 	if (one) {
 		if (strlen(++id) != ENGINE_ID_LEN || !proto_id_valid(id))
 			return fail(c, MHD_HTTP_NOT_FOUND, "not_found",
