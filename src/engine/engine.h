@@ -244,6 +244,7 @@ struct engine_upload_new {
 	const char	*name;		/* the client's name: namelen bytes */
 	size_t		 namelen;
 	uint64_t	 size;
+	bool		 partial;	/* tus concatenation: a part */
 };
 
 struct engine_upload_info {
@@ -251,6 +252,7 @@ struct engine_upload_info {
 	uint64_t	 offset;	/* durable: what a resume sends from */
 	uint64_t	 size;
 	int64_t		 expires;	/* Unix time; 0 once finished */
+	bool		 partial;	/* a part, for engine_upload_concat */
 	char		 name[ENGINE_MAX_NAME + 1];	/* sanitized */
 	char		 digest[ENGINE_DIGEST_HEX];	/* once complete */
 };
@@ -319,6 +321,23 @@ const char *engine_upload_why(const struct engine_upload *u);
  */
 enum pf_status engine_upload_end(struct engine_upload *u, bool keep,
     uint64_t *offset);
+
+/*
+ * tus concatenation. A partial upload (n->partial of
+ * engine_upload_create) is a session never stored as a file, and its
+ * first bytes are not judged; once every one of the nparts partial
+ * uploads ids (user's, complete) is there, this creates the upload of n
+ * (its size is theirs together) and writes their bytes into it in order,
+ * through the same path as a client's, so the policy judges its first
+ * bytes before any is stored: on PF_OK it is complete, with its id in
+ * id. The parts end either way. PF_ENOSESSION if a part is unknown,
+ * another user's or not a part; PF_EPROTO if one is not complete; else
+ * as engine_upload_create and engine_upload_write. why (cap bytes)
+ * says why. Any thread; it takes as long as copying the file.
+ */
+enum pf_status engine_upload_concat(struct engine *e,
+    const struct engine_upload_new *n, const char *const *ids,
+    size_t nparts, char id[ENGINE_ID_LEN + 1], char *why, size_t cap);
 
 /*
  * Cancels upload id of user (NULL: anyone's), or deletes it if it is

@@ -43,12 +43,23 @@ struct pending {
 	char		*client_name;	/* as sent */
 	size_t		 client_name_len;
 	char		 peer[64];
+	bool		 partial;	/* see struct partial */
 	struct pending	*next;
 };
 
+/*
+ * A partial upload of tus concatenation: a session of its own, never
+ * stored as a file, copied into the final upload that names it.
+ */
+struct partial {
+	struct session	*s;		/* a reference */
+	struct partial	*next;
+};
+
 struct gwup {
-	pthread_mutex_t	 lock;
+	pthread_mutex_t	 lock;		/* guards both lists */
 	struct pending	*pending;
+	struct partial	*partials;
 };
 
 /* A chunk of the write on its way to the journal. */
@@ -63,6 +74,7 @@ struct engine_upload {
 	struct session		*s;		/* a reference */
 	struct pending		*p;		/* owned, until opened */
 	bool			 hold;
+	bool			 partial;	/* never finalized itself */
 	uint64_t		 off;		/* of the next byte */
 	uint64_t		 size;
 	uint32_t		 cs;
@@ -105,12 +117,18 @@ void
 gwup_free(struct gwup *g)
 {
 	struct pending *p, *next;
+	struct partial *q, *qnext;
 
 	if (g == NULL)
 		return;
 	for (p = g->pending; p != NULL; p = next) {
 		next = p->next;
 		pending_free(p);
+	}
+	for (q = g->partials; q != NULL; q = qnext) {
+		qnext = q->next;
+		session_unref(q->s);
+		free(q);
 	}
 	pthread_mutex_destroy(&g->lock);
 	free(g);
@@ -156,6 +174,54 @@ pending_put(struct gwup *g, struct pending *p)
 	p->next = g->pending;
 	g->pending = p;
 	pthread_mutex_unlock(&g->lock);
+}
+
+/* Notes s as a partial upload; false on ENOMEM. */
+static bool
+partial_add(struct gwup *g, struct session *s)
+{
+	struct partial *q = calloc(1, sizeof(*q));
+
+	if (q == NULL)
+		return false;
+	session_ref(s);
+	q->s = s;
+	pthread_mutex_lock(&g->lock);
+	q->next = g->partials;
+	g->partials = q;
+	pthread_mutex_unlock(&g->lock);
+	return true;
+}
+
+/*
+ * True if s is a partial upload; with forget, it is not one any more.
+ * Entries of sessions that ended are dropped on the way.
+ */
+static bool
+partial_is(struct gwup *g, struct session *s, bool forget)
+{
+	struct partial **pp, *q, *gone = NULL;
+	bool found = false;
+
+	pthread_mutex_lock(&g->lock);
+	for (pp = &g->partials; (q = *pp) != NULL;) {
+		found |= q->s == s;
+		if ((q->s == s && forget) ||
+		    session_state(q->s) != SESSION_RECEIVING) {
+			*pp = q->next;
+			q->next = gone;
+			gone = q;
+			continue;
+		}
+		pp = &q->next;
+	}
+	pthread_mutex_unlock(&g->lock);
+	while ((q = gone) != NULL) {
+		gone = q->next;
+		session_unref(q->s);
+		free(q);
+	}
+	return found;
 }
 
 /* Checks n's name and size as control.c's OPEN does; sets p's names. */
@@ -234,8 +300,9 @@ open_with_head(struct engine *e, struct pending *p, const uint8_t *head,
 	    .head = head, .headlen = headlen };
 	enum pf_status rc;
 
-	if ((rc = policy_check_head(e->policy, head, headlen, why, cap)) !=
-	    PF_OK) {
+	/* A partial upload's head is judged in the final upload. */
+	if (!p->partial && (rc = policy_check_head(e->policy, head, headlen,
+	    why, cap)) != PF_OK) {
 		log_info("%s: upload %s refused: %s", p->peer,
 		    session_id(p->s), why);
 		rc = rc == PF_EFORBIDDEN ? rc : PF_EINTERNAL;
@@ -298,6 +365,16 @@ engine_upload_create(struct engine *e, const struct engine_upload_new *n,
 		goto out;
 	}
 	snprintf(id, ENGINE_ID_LEN + 1, "%s", session_id(p->s));
+	p->partial = n->partial;
+	if (n->partial && !partial_add(e->uploads, p->s)) {
+		registry_end(e->registry, p->s, SESSION_FAILED, PF_EINTERNAL);
+		rc = PF_EINTERNAL;
+		goto out;
+	}
+	if (n->size == 0 && n->partial) {
+		rc = open_with_head(e, p, (const uint8_t *)"", 0, why, cap);
+		goto out;
+	}
 	if (n->size == 0) {
 		/* Nothing to wait for: judged, opened and stored now. */
 		if ((rc = open_with_head(e, p, (const uint8_t *)"", 0, why,
@@ -363,6 +440,7 @@ engine_upload_info(struct engine *e, const char *id, const char *user,
 	out->size = session_size(s);
 	out->offset = session_ready(s) ? session_held_prefix(s) : 0;
 	out->expires = si.updated + (int64_t)e->cfg.staging_ttl_s;
+	out->partial = partial_is(e->uploads, s, false);
 	snprintf(out->name, sizeof(out->name), "%s", session_name(s));
 	session_unref(s);
 	return PF_OK;
@@ -402,6 +480,7 @@ engine_upload_begin(struct engine *e, const char *id, const char *user,
 	/* Not ready: a new upload, whose first write opens it. */
 	if (!session_ready(s))
 		u->p = pending_take(e->uploads, s);
+	u->partial = partial_is(e->uploads, s, false);
 	session_attach(s, false);
 	session_touch(s);
 	if (u->hash == NULL || (!session_ready(s) && u->p == NULL)) {
@@ -652,7 +731,7 @@ engine_upload_end(struct engine_upload *u, bool keep, uint64_t *offset)
 		if (u->headlen > 0 && u->err == PF_OK)
 			rc = PF_EPROTO;
 		pending_put(e->uploads, u->p);
-	} else if (*offset == u->size && u->err == PF_OK)
+	} else if (*offset == u->size && u->err == PF_OK && !u->partial)
 		rc = complete(e, s);
 	session_detach(s, false);
 	pf_sha256_free(u->hash);
@@ -680,4 +759,139 @@ engine_upload_cancel(struct engine *e, const char *id, const char *user)
 	}
 	session_unref(s);
 	return engine_remove_session(e, id, user, &cancelled);
+}
+
+/* Bytes copied at once from a part into the final upload. */
+#define CONCAT_BUF	(1024 * 1024)
+
+/*
+ * Takes the nparts parts ids of user into parts (references), checking
+ * each is a complete partial upload; their total size in *size.
+ */
+static enum pf_status
+take_parts(struct engine *e, const char *user, const char *const *ids,
+    size_t nparts, struct session **parts, uint64_t *size, char *why,
+    size_t cap)
+{
+	for (size_t i = 0; i < nparts; i++) {
+		struct session *s = lookup(e, ids[i], user);
+
+		parts[i] = s;
+		if (s == NULL || !partial_is(e->uploads, s, false)) {
+			snprintf(why, cap, "no partial upload %s", ids[i]);
+			return PF_ENOSESSION;
+		}
+		if (!session_ready(s) || session_held_prefix(s) !=
+		    session_size(s)) {
+			snprintf(why, cap, "partial upload %s is not "
+			    "complete", ids[i]);
+			return PF_EPROTO;
+		}
+		*size += session_size(s);
+		if (*size < session_size(s)) {
+			snprintf(why, cap, "the parts are too large together");
+			return PF_ETOOLARGE;
+		}
+	}
+	return PF_OK;
+}
+
+/* Writes the bytes of the parts in order into u. */
+static enum pf_status
+copy_parts(struct engine_upload *u, struct session **parts, size_t nparts,
+    uint8_t *buf)
+{
+	enum pf_status rc;
+
+	for (size_t i = 0; i < nparts; i++) {
+		uint64_t size = session_size(parts[i]);
+
+		for (uint64_t off = 0; off < size; off += CONCAT_BUF) {
+			size_t k = size - off < CONCAT_BUF ?
+			    (size_t)(size - off) : CONCAT_BUF;
+
+			if ((rc = session_read_staged(parts[i], off, buf,
+			    k)) != PF_OK || (rc = engine_upload_write(u, buf,
+			    k)) != PF_OK)
+				return rc;
+		}
+	}
+	return PF_OK;
+}
+
+/* Creates the final upload of n (size set) and copies the parts in. */
+static enum pf_status
+concat_into(struct engine *e, const struct engine_upload_new *n,
+    struct session **parts, size_t nparts, char id[ENGINE_ID_LEN + 1],
+    char *why, size_t cap)
+{
+	struct engine_upload *u = NULL;
+	uint64_t off = 0;
+	uint8_t *buf;
+	enum pf_status rc;
+
+	if ((buf = malloc(CONCAT_BUF)) == NULL)
+		return PF_EINTERNAL;
+	if ((rc = engine_upload_create(e, n, id, why, cap)) != PF_OK ||
+	    n->size == 0)
+		goto out;
+	if ((rc = engine_upload_begin(e, id, n->user, 0, false, &u, &off)) !=
+	    PF_OK) {
+		snprintf(why, cap, "%s", pf_status_message(rc));
+		goto out;
+	}
+	if ((rc = copy_parts(u, parts, nparts, buf)) != PF_OK) {
+		snprintf(why, cap, "%s", engine_upload_why(u)[0] ?
+		    engine_upload_why(u) : pf_status_message(rc));
+		engine_upload_end(u, false, &off);
+		/* The final upload holds part of a refused file: it goes. */
+		engine_upload_cancel(e, id, n->user);
+		goto out;
+	}
+	if ((rc = engine_upload_end(u, true, &off)) == PF_OK &&
+	    off != n->size)
+		rc = PF_EIO;
+	if (rc != PF_OK)
+		snprintf(why, cap, "%s", pf_status_message(rc));
+out:
+	free(buf);
+	return rc;
+}
+
+enum pf_status
+engine_upload_concat(struct engine *e, const struct engine_upload_new *n,
+    const char *const *ids, size_t nparts, char id[ENGINE_ID_LEN + 1],
+    char *why, size_t cap)
+{
+	struct engine_upload_new fin = *n;
+	struct session **parts;
+	enum pf_status rc;
+
+	if ((parts = calloc(nparts ? nparts : 1, sizeof(*parts))) == NULL)
+		return PF_EINTERNAL;
+	fin.size = 0;
+	fin.partial = false;
+	if ((rc = take_parts(e, n->user, ids, nparts, parts, &fin.size, why,
+	    cap)) != PF_OK)
+		goto out;
+	rc = concat_into(e, &fin, parts, nparts, id, why, cap);
+	/*
+	 * Copied, or refused with the file: the parts are done with. Else
+	 * (a cap, the space) they stay for the final upload to be tried
+	 * again.
+	 */
+	for (size_t i = 0; i < nparts && (rc == PF_OK ||
+	    rc == PF_EFORBIDDEN); i++) {
+		partial_is(e->uploads, parts[i], true);
+		registry_end(e->registry, parts[i], rc == PF_OK ?
+		    SESSION_CANCELLED : SESSION_FAILED, rc);
+	}
+	if (rc == PF_OK)
+		log_info("upload %s is the concatenation of %zu parts", id,
+		    nparts);
+out:
+	for (size_t i = 0; i < nparts; i++)
+		session_unref(parts[i]);
+	free(parts);
+	return rc;
 }

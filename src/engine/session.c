@@ -779,3 +779,9 @@ session_commit_held(struct session *s)
 		return rc == PF_ENOMEM ? PF_EINTERNAL : rc;
 	return session_commit(s, want);
 }
+
+enum pf_status
+session_read_staged(struct session *s, uint64_t off, void *p, size_t n)
+{
+	return storage_staging_read(s->staging, off, p, n);
+}

@@ -297,6 +297,9 @@ uint64_t session_bytes_received(struct session *s);
  * done; and session_commit with the receipt of the chunks held.
  */
 uint64_t session_held_prefix(struct session *s);
+/* n bytes at off of the staging file of ready s: storage_staging_read. */
+enum pf_status session_read_staged(struct session *s, uint64_t off, void *p,
+    size_t n);
 enum pf_status session_commit_held(struct session *s);
 
 #endif

@@ -2,7 +2,7 @@
 /*
  * Resumable uploads over HTTP: the tus 1.0.0 protocol under
  * /api/v1/uploads (core, creation, creation-with-upload, termination,
- * checksum, expiration), written into the engine's sessions through
+ * checksum, expiration, concatenation), written into the engine's sessions through
  * engine_upload_*. Request bodies are streamed to the engine as MHD
  * hands them over, so a request holds MHD's buffer and no more.
  */
@@ -23,9 +23,10 @@
 
 #define TUS_VERSION	"1.0.0"
 #define TUS_EXTENSIONS	"creation,creation-with-upload,termination," \
-	"checksum,expiration"
+	"checksum,expiration,concatenation"
 #define TUS_ROOT	"/api/v1/uploads"
 #define TUS_MAX_META	4096	/* bytes of Upload-Metadata */
+#define TUS_MAX_PARTS	64	/* partial uploads in a final one */
 /* tus's own status: the body does not match its Upload-Checksum. */
 #define TUS_CHECKSUM_MISMATCH	460
 /* Body bytes read past a refusal before the connection is cut. */
@@ -325,6 +326,50 @@ begin_body(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	return true;
 }
 
+/*
+ * POST with Upload-Concat: final;<urls>: the upload joining the partial
+ * uploads named, in that order (each URL's last segment is its id).
+ */
+static enum MHD_Result
+create_final(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
+    struct engine_upload_new *n, const char *list)
+{
+	char ids[TUS_MAX_PARTS][ENGINE_ID_LEN + 1], why[256];
+	const char *part[TUS_MAX_PARTS], *p = list, *seg;
+	struct engine_upload_info info;
+	enum pf_status rc;
+	size_t k, np = 0;
+
+	while (*(p += strspn(p, " ")) != '\0') {
+		k = strcspn(p, " ");
+		for (seg = p + k; seg > p && seg[-1] != '/'; seg--)
+			;
+		if (np == TUS_MAX_PARTS || (size_t)(p + k - seg) !=
+		    ENGINE_ID_LEN)
+			return fail(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+			    "Upload-Concat: final; needs 1 to 64 upload URLs");
+		memcpy(ids[np], seg, ENGINE_ID_LEN);
+		ids[np][ENGINE_ID_LEN] = '\0';
+		if (!proto_id_valid(ids[np]))
+			return fail(c, MHD_HTTP_NOT_FOUND, "not_found",
+			    "no such partial upload");
+		part[np] = ids[np];
+		np++;
+		p += k;
+	}
+	if (np == 0 || has_body(c) || header(c, "Upload-Length") != NULL)
+		return fail(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+		    "a final upload names its parts, and has neither "
+		    "Upload-Length nor a body");
+	if ((rc = engine_upload_concat(h->engine, n, part, np, rq->id, why,
+	    sizeof(why))) != PF_OK)
+		return fail_rc(c, rc, why);
+	rq->create = true;
+	if (engine_upload_info(h->engine, rq->id, NULL, &info) != PF_OK)
+		info.offset = 0;
+	return answer_offset(rq, h, c, info.offset);
+}
+
 /* POST: a new upload, maybe with its first bytes (creation-with-upload). */
 static enum MHD_Result
 create(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
@@ -333,21 +378,30 @@ create(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	struct engine_upload_new n = { .user = who->user };
 	struct sockaddr_storage addr;
 	char peer[INET6_ADDRSTRLEN], name[TUS_MAX_META], why[256];
+	const char *concat = header(c, "Upload-Concat");
 	enum MHD_Result ret;
 	enum pf_status rc;
 
-	if (header(c, "Upload-Defer-Length") != NULL ||
-	    !header_u64(c, "Upload-Length", &n.size))
-		return fail(c, MHD_HTTP_BAD_REQUEST, "bad_request",
-		    "POST needs Upload-Length (a number of bytes)");
-	if (!meta_filename(header(c, "Upload-Metadata"), name, sizeof(name),
-	    &n.namelen))
-		return fail(c, MHD_HTTP_BAD_REQUEST, "bad_request",
-		    "Upload-Metadata needs a filename (base64)");
-	n.name = name;
 	conns_client_addr(c, &addr);
 	conns_addr_text(&addr, peer);
 	n.peer = peer;
+	n.name = name;
+	n.partial = concat != NULL && strcmp(concat, "partial") == 0;
+	if (!meta_filename(header(c, "Upload-Metadata"), name, sizeof(name),
+	    &n.namelen)) {
+		if (!n.partial)
+			return fail(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+			    "Upload-Metadata needs a filename (base64)");
+		n.namelen = (size_t)snprintf(name, sizeof(name), "partial");
+	}
+	if (concat != NULL && strncmp(concat, "final;", 6) == 0)
+		return create_final(rq, h, c, &n, concat + 6);
+	if ((concat != NULL && !n.partial) ||
+	    header(c, "Upload-Defer-Length") != NULL ||
+	    !header_u64(c, "Upload-Length", &n.size))
+		return fail(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+		    "POST needs Upload-Length (a number of bytes), and "
+		    "Upload-Concat is partial or final;<urls>");
 	if ((rc = engine_upload_create(h->engine, &n, rq->id, why,
 	    sizeof(why))) != PF_OK)
 		return fail_rc(c, rc, why);
@@ -381,6 +435,8 @@ head(const char *id, struct httpd *h, struct MHD_Connection *c,
 	snprintf(v, sizeof(v), "%llu", (unsigned long long)info.size);
 	MHD_add_response_header(r, "Upload-Length", v);
 	add_expires(r, info.state == ENGINE_RECEIVING ? info.expires : 0);
+	if (info.partial)
+		MHD_add_response_header(r, "Upload-Concat", "partial");
 	if (info.name[0] != '\0' && (b64 = pf_base64_encode((const uint8_t *)
 	    info.name, strlen(info.name))) != NULL) {
 		if ((meta = malloc(strlen(b64) + 16)) != NULL) {

@@ -155,6 +155,25 @@ check_eq "... forbidden_type" forbidden_type "$(jget error.code)"
 check "... no staging area was made" [ ! -e "$STORAGE/.staging/$ID" ]
 check "... and no file" [ ! -e "$STORAGE/$ID" ]
 
+# Concatenation by hand: two parts, the first refused as a file's start.
+req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Concat: partial' \
+    -H 'Upload-Length: 100000' /api/v1/uploads
+check_eq "a partial upload: 201" 201 "$CODE"
+p1=$(hdr Location)
+LOC=$p1
+patch 0 "$T/exe" -H 'Upload-Concat: partial' 2>/dev/null
+head -c 100000 "$T/exe" >"$T/exe1"
+patch 0 "$T/exe1"
+check_eq "... its bytes are not judged alone (an ELF start): 204" 204 "$CODE"
+req "${ALICE[@]}" "${TUS[@]}" -I "$p1"
+check_eq "... HEAD says Upload-Concat: partial" partial \
+    "$(hdr Upload-Concat)"
+req "${ALICE[@]}" "${TUS[@]}" -X POST -H "Upload-Concat: final;$p1" \
+    -H "Upload-Metadata: filename $(printf x.dat | base64)" \
+    /api/v1/uploads
+check_eq "a final upload starting like an ELF executable: 403" 403 "$CODE"
+check "... nothing stored, no staging area left" staging_empty
+
 # Termination.
 create 1000000 gone.bin
 mkfile "$T/g" 1000000
@@ -228,5 +247,19 @@ check "... only the rest was sent" [ "$((64 * MIB - held))" -lt \
     "$((64 * MIB))" ]
 check "... stored file identical, receipt = paraflow digest" stored_as \
     "${url##*/}" "$T/big2"
+
+# Concatenation: parallelUploads: 4 makes 4 partial uploads, sent at
+# once, and a final one that joins them.
+mkfile "$T/big3" $((64 * MIB))
+rc=0
+tusjs "$T/big3" 4 || rc=$?
+check_eq "tus-js-client, parallelUploads: 4" 0 "$rc"
+id=$(field url)
+id=${id##*/}
+check "... stored file identical, receipt = paraflow digest" stored_as \
+    "$id" "$T/big3"
+check "... the partial uploads left no staging area" staging_empty
+check_eq "... 4 parts joined" 1 "$(grep -c \
+    "upload $id is the concatenation of 4 parts" "$T/server.log")"
 
 done_testing
