@@ -571,6 +571,8 @@ chunk_enter(struct engine_upload *u)
 	u->chunk_end = ch.offset + ch.length;
 	switch (session_claim_chunk(u->s, u->idx, &resent)) {
 	case SESSION_BUSY:
+		snprintf(u->why, sizeof(u->why), "another request is writing "
+		    "this part of the upload; try again in a moment");
 		return PF_EBUSY;
 	case SESSION_HELD:
 		u->skip = true;

@@ -312,7 +312,9 @@ begin_body(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 		return false;
 	}
 	if (rc != PF_OK) {
-		*ret = fail_rc(c, rc, pf_status_message(rc));
+		*ret = fail_rc(c, rc, rc == PF_EBUSY ? "the upload is being "
+		    "written or finished by another request; try again in a "
+		    "moment" : pf_status_message(rc));
 		return false;
 	}
 	rq->room = engine_upload_room(rq->u);
