@@ -269,7 +269,7 @@ parse_checksum(struct tus_req *rq, struct MHD_Connection *c,
 		return true;
 	if (strncmp(v, "sha256 ", 7) != 0 || pf_base64_decode(v + 7,
 	    rq->want, sizeof(rq->want)) != PF_SHA256_LEN) {
-		*ret = fail(c, MHD_HTTP_BAD_REQUEST, "bad_checksum",
+		*ret = fail(c, MHD_HTTP_BAD_REQUEST, "bad_request",
 		    "Upload-Checksum must be \"sha256 <base64 of 32 "
 		    "bytes>\"");
 		return false;
@@ -519,12 +519,18 @@ start(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	const char *id = url + strlen(TUS_ROOT), *v;
 	struct gw_caller who = { .admin = false };
 	enum MHD_Result ret;
+	uint64_t len;
 	bool one;
 
 	if (conns_over_limit(c))
 		return fail_with(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
 		    "too many connections from this address", "Connection",
 		    "close");
+	/* Only an upload's bytes are a body; elsewhere the gateway's cap. */
+	if (strcmp(method, "POST") != 0 && strcmp(method, "PATCH") != 0 &&
+	    header_u64(c, "Content-Length", &len) && len > GW_MAX_BODY)
+		return fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+		    "request body over 4096 bytes");
 	if (strcmp(method, "OPTIONS") == 0)
 		return discover(h, c);
 	v = header(c, "Tus-Resumable");
