@@ -132,6 +132,14 @@ check_eq "... offset = length" "$(stat -c %s "$T/a")" "$(hdr Upload-Offset)"
 check_eq "... Upload-Metadata names it" "filename $(printf a.bin | base64)" \
     "$(hdr Upload-Metadata)"
 
+# The same session everywhere: events, metrics.
+curl -sN "${ALICE[@]}" "$HTTP_URL/api/v1/events" >"$T/events" 2>/dev/null &
+ev=$!
+PIDS+=("$ev")
+metric() {
+	curl -s "$HTTP_URL/metrics" | awk -v m="$1" '$1 == m { print $2 }'
+}
+before=$(metric paraflow_received_bytes_total)
 # creation-with-upload, and an empty file.
 mkfile "$T/c" 300000
 req "${ALICE[@]}" "${TUS[@]}" "${OCT[@]}" -X POST \
@@ -141,6 +149,15 @@ check_eq "creation-with-upload: 201" 201 "$CODE"
 check_eq "... offset 300000" 300000 "$(hdr Upload-Offset)"
 check "... stored, receipt = paraflow digest" stored_as \
     "$(basename "$(hdr Location)")" "$T/c"
+cid=$(basename "$(hdr Location)")
+saw_completed() {
+	grep -A3 '^event: completed' "$T/events" | grep -q "$cid"
+}
+check "... an SSE completed event for it" wait_for 30 saw_completed
+kill "$ev" 2>/dev/null
+after=$(metric paraflow_received_bytes_total)
+check "... counted in paraflow_received_bytes_total" \
+    [ "$((${after%.*} - ${before%.*}))" -ge 300000 ]
 : >"$T/empty"
 create 0 empty.txt
 check_eq "an empty upload: 201" 201 "$CODE"
@@ -261,5 +278,15 @@ check "... stored file identical, receipt = paraflow digest" stored_as \
 check "... the partial uploads left no staging area" staging_empty
 check_eq "... 4 parts joined" 1 "$(grep -c \
     "upload $id is the concatenation of 4 parts" "$T/server.log")"
+
+# Last, as it throttles this address: the login throttle applies here.
+throttled() {
+	req -u bob:wrong "${TUS[@]}" -X POST -H 'Upload-Length: 5' \
+	    -H "Upload-Metadata: filename $(printf t | base64)" \
+	    /api/v1/uploads
+	[ "$CODE" = 429 ]
+}
+check "failed logins on /api/v1/uploads end in 429" wait_for 60 throttled
+check "... with Retry-After" [ -n "$(hdr Retry-After)" ]
 
 done_testing
