@@ -2,9 +2,10 @@
 /*
  * Resumable uploads over HTTP: the tus 1.0.0 protocol under
  * /api/v1/uploads (core, creation, creation-with-upload, termination,
- * checksum, expiration, concatenation), written into the engine's sessions through
- * engine_upload_*. Request bodies are streamed to the engine as MHD
- * hands them over, so a request holds MHD's buffer and no more.
+ * checksum, expiration, concatenation), written into the engine's
+ * sessions through engine_upload_*. Request bodies are streamed to the
+ * engine as MHD hands them over, so a request holds MHD's buffer and no
+ * more.
  */
 #include "config.h"
 

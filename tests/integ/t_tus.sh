@@ -7,9 +7,11 @@
 # the rest is sent again), Upload-Checksum (460, nothing kept), 409 on a
 # wrong offset, 412 without Tus-Resumable, 413 past the length, an
 # executable refused before anything is stored, termination, another
-# user's 404s; then a 64 MiB file through tus-js-client, once whole and
-# once killed midway and resumed from its stored URL (only the rest is
-# sent), and with parallelUploads: 4 (concatenation). Every stored file
+# user's 404s, the offset kept across a SIGKILL of the server, events,
+# metrics and the login throttle; then a 64 MiB file through
+# tus-js-client, once whole and once killed midway and resumed from its
+# stored URL (only the rest is sent), and with parallelUploads: 4
+# (concatenation). Every stored file
 # is compared with its source and its receipt with `paraflow digest`.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_http.sh"
@@ -119,6 +121,14 @@ check_eq "bob's PATCH: 404" 404 "$CODE"
 req -u bob:bob-pw "${TUS[@]}" -X DELETE "$LOC"
 check_eq "bob's DELETE: 404" 404 "$CODE"
 check_eq "alice's upload is untouched" "$CHUNK" "$(offset_of "$LOC")"
+
+# A crash (SIGKILL) keeps what HEAD said: the offset is durable.
+kill -KILL "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null
+start_gw --users "$U"
+EP=$HTTP_URL/api/v1/uploads
+check_eq "after a SIGKILL and a restart, HEAD gives the same offset" \
+    "$CHUNK" "$(offset_of "$LOC")"
 
 patch "$CHUNK" "$T/a.rest" -H "Upload-Checksum: sha256 $right"
 check_eq "the rest with its checksum: 204" 204 "$CODE"
