@@ -35,6 +35,7 @@
 
 /* One tus request (*req_cls of gateway.c while it runs). */
 struct tus_req {
+	bool			 started;	/* its headers were handled */
 	bool			 create;	/* POST: 201 and Location */
 	char			 id[ENGINE_ID_LEN + 1];
 	struct engine_upload	*u;		/* a body being written */
@@ -305,6 +306,11 @@ begin_body(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 		return false;
 	rc = engine_upload_begin(h->engine, rq->id, who->admin ? NULL :
 	    who->user, off, rq->sum != NULL, &rq->u, &durable);
+	/* Complete already, and the client is there too: nothing to do. */
+	if (rc == PF_EPROTO && durable == off) {
+		*ret = answer_offset(rq, h, c, off);
+		return false;
+	}
 	if (rc == PF_EPROTO) {
 		snprintf(v, sizeof(v), "%llu", (unsigned long long)durable);
 		*ret = fail_with(c, MHD_HTTP_CONFLICT, "offset_mismatch",
@@ -618,12 +624,32 @@ tus_access(struct httpd *h, struct MHD_Connection *c, const char *url,
     const char *method, const char *data, size_t *size, void **ctx)
 {
 	struct tus_req *rq = *ctx;
+	enum MHD_Result ret;
 
 	if (rq == NULL) {
 		if ((rq = calloc(1, sizeof(*rq))) == NULL)
 			return MHD_NO;
 		*ctx = rq;
+		/*
+		 * Without a body, answered once the request is all in: an
+		 * answer queued before that closes the connection.
+		 */
+		if (!has_body(c))
+			return MHD_YES;
+		rq->started = true;
 		return start(rq, h, c, url, method);
+	}
+	if (!rq->started) {
+		/* A body no header announced: dropped. */
+		if (*size != 0) {
+			*size = 0;
+			return MHD_YES;
+		}
+		rq->started = true;
+		ret = start(rq, h, c, url, method);
+		/* An empty PATCH: its end is now. */
+		return ret == MHD_YES && rq->u != NULL ? finish(rq, h, c) :
+		    ret;
 	}
 	if (rq->u == NULL) {
 		/* Answered at the start; a body is not read. */
@@ -631,8 +657,7 @@ tus_access(struct httpd *h, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	}
 	if (*size != 0) {
-		enum MHD_Result ret = take(rq, h, c, data, *size);
-
+		ret = take(rq, h, c, data, *size);
 		*size = 0;
 		return ret;
 	}

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 // One upload with tus-js-client (from tests/node, or PF_NODE_MODULES),
 // under node, for t_tus.sh:
-//   node tus.mjs FILE ENDPOINT USER PASS [PARALLEL [STOP_AT]]
+//   node tus.mjs FILE ENDPOINT USER PASS [PARALLEL [STOP_AT [CHUNK]]]
 // PARALLEL > 1 splits the file into that many partial uploads joined by
 // concatenation. STOP_AT > 0: the process kills itself (SIGKILL, nothing
-// flushed) once that many bytes are sent. The upload URL is kept in
+// flushed) once that many bytes are sent. CHUNK > 0: PATCHes of that
+// many bytes (tus-js-client's chunkSize), each answered before the next,
+// so no more than that is on its way when the process dies. The upload URL is kept in
 // FILE.tusurls (tus-js-client's FileUrlStorage), so a second run resumes
 // it. Prints "url URL", "resumed_from N" (the Upload-Offset of the first
 // PATCH: what was not sent again), "sent N" and "done" on stdout; exit
@@ -28,7 +30,7 @@ function loadTus() {
   return null;
 }
 
-const [file, endpoint, user, pass, par = '1', stopAt = '0'] =
+const [file, endpoint, user, pass, par = '1', stopAt = '0', chunk = '0'] =
   process.argv.slice(2);
 const tus = loadTus();
 if (tus === null) {
@@ -46,6 +48,7 @@ const upload = new tus.Upload(fs.createReadStream(file), {
   metadata: { filename: path.basename(file) },
   headers: { Authorization: auth },
   parallelUploads: parallel,
+  chunkSize: Number(chunk) > 0 ? Number(chunk) : Infinity,
   retryDelays: [0, 500, 1000, 2000],
   storeFingerprintForResuming: true,
   removeFingerprintOnSuccess: false,
