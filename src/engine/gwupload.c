@@ -453,15 +453,16 @@ engine_upload_begin(struct engine *e, const char *id, const char *user,
 	struct engine_upload_info info;
 	struct engine_upload *u;
 	struct session *s;
+	enum pf_status rc;
 	uint64_t at;
 
 	*out = NULL;
 	if ((s = lookup(e, id, user)) == NULL) {
-		if (info_finished(e, id, user, &info) != PF_OK)
-			return PF_ENOSESSION;
+		/* Finished: complete (at its size), or gone. */
+		if ((rc = info_finished(e, id, user, &info)) == PF_ENOSESSION)
+			return rc;
 		*durable = info.offset;
-		return info.state == ENGINE_COMPLETE ? PF_EPROTO :
-		    PF_ECANCELLED;
+		return rc == PF_OK ? PF_EPROTO : PF_ECANCELLED;
 	}
 	if (session_state(s) != SESSION_RECEIVING) {
 		session_unref(s);
