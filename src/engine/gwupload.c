@@ -565,6 +565,13 @@ chunk_enter(struct engine_upload *u)
 	struct proto_chunk_head ch;
 	bool resent;
 
+	/* Cancelled (DELETE) or failed meanwhile: nothing more is taken. */
+	if (session_state(u->s) != SESSION_RECEIVING) {
+		snprintf(u->why, sizeof(u->why), "the upload was %s",
+		    session_state(u->s) == SESSION_CANCELLED ? "cancelled" :
+		    "ended");
+		return PF_ECANCELLED;
+	}
 	u->idx = (uint32_t)(u->off / u->cs);
 	ch.index = u->idx;
 	ch.offset = (uint64_t)u->idx * u->cs;
@@ -612,6 +619,9 @@ store(struct engine_upload *u, const uint8_t *p, size_t n)
 		u->off += k;
 		p += k;
 		n -= k;
+		/* Chunks synced meanwhile count now: HEAD reports them. */
+		while (u->rn > 0 && atomic_load(&u->ring[u->rhead].t.done))
+			ring_pop(u);
 		if (u->off < u->chunk_end)
 			continue;
 		if (u->skip) {

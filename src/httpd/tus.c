@@ -43,6 +43,7 @@ struct tus_req {
 	uint8_t			 want[PF_SHA256_LEN];
 	uint64_t		 body;		/* bytes read */
 	uint64_t		 room;		/* bytes the upload can take */
+	uint64_t		 err_at;	/* body bytes read at err */
 	enum pf_status		 err;		/* of the first failed write */
 	char			 why[256];
 };
@@ -582,7 +583,9 @@ take(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 		snprintf(rq->why, sizeof(rq->why), "%s",
 		    engine_upload_why(rq->u));
 	/* Refused: read a little on to answer, not a whole file. */
-	if (rq->err != PF_OK && rq->body > rq->room + TUS_DRAIN_MAX)
+	if (rq->err != PF_OK && rq->err_at == 0)
+		rq->err_at = rq->body;
+	if (rq->err != PF_OK && rq->body - rq->err_at > TUS_DRAIN_MAX)
 		return MHD_NO;
 	return MHD_YES;
 }

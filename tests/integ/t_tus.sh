@@ -215,6 +215,27 @@ check_eq "... HEAD: 410 (it was cancelled)" 410 "$CODE"
 patch 600 "$T/g.head"
 check_eq "... PATCH: 410" 410 "$CODE"
 
+# Termination while a PATCH is streaming: the rest of its body is not
+# taken, and the upload is gone.
+mkfile "$T/d" $((32 * MIB))
+create "$(stat -c %s "$T/d")" during.bin
+curl -s -o "$T/d.out" -w '%{http_code}' --limit-rate 2M "${ALICE[@]}" \
+    "${TUS[@]}" "${OCT[@]}" -X PATCH -H 'Upload-Offset: 0' \
+    --data-binary @"$T/d" "$HTTP_URL$LOC" >"$T/d.code" 2>/dev/null &
+slow=$!
+PIDS+=("$slow")
+some_held() {
+	[ "$(offset_of "$LOC")" -gt 0 ] 2>/dev/null
+}
+check "a slow PATCH makes progress" wait_for 60 some_held
+req "${ALICE[@]}" "${TUS[@]}" -X DELETE "$LOC"
+check_eq "DELETE during the PATCH: 204" 204 "$CODE"
+wait "$slow" 2>/dev/null
+check "... the PATCH did not succeed" [ "$(cat "$T/d.code")" != 204 ]
+check "... its staging area is gone" [ ! -e "$STORAGE/.staging/$ID" ]
+req "${ALICE[@]}" "${TUS[@]}" -I "$LOC"
+check_eq "... HEAD: 410" 410 "$CODE"
+
 # --- tus-js-client ------------------------------------------------------
 if ! node_for tus-js-client; then
 	ok "tus-js-client # SKIP $NODE_SKIP"
