@@ -76,6 +76,14 @@ req "${TUS[@]}" -X POST -H 'Upload-Length: 5' /api/v1/uploads
 check_eq "no login: 401" 401 "$CODE"
 req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Length: 5' /api/v1/uploads
 check_eq "no filename: 400" 400 "$CODE"
+req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Length: 0' \
+    -H "Upload-Metadata: is_confidential,filename $(printf 'm d.txt' |
+    base64),filetype dGV4dC9wbGFpbg==" /api/v1/uploads
+check_eq "Upload-Metadata with other keys, one without a value: 201" 201 \
+    "$CODE"
+req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Length: 5' \
+    -H 'Upload-Metadata: filename !!!' /api/v1/uploads
+check_eq "a filename that is not base64: 400" 400 "$CODE"
 
 # --- curl: a PATCH that ends inside a chunk, then the rest ------------
 mkfile "$T/a" $((10 * MIB + 12345))
