@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "engine_int.h"
+#include "gwupload.h"
 #include "log.h"
 #include "peruser.h"
 #include "policy.h"
@@ -148,7 +149,8 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	    cfg->max_user_share }, &e->counters)) == NULL ||
 	    (e->peruser = peruser_new(cfg->max_user_connections)) == NULL ||
 	    (e->budget = budget_new_for(cfg)) == NULL ||
-	    (e->throttle = throttle_new(cfg->login_log_interval_s)) == NULL)
+	    (e->throttle = throttle_new(cfg->login_log_interval_s)) == NULL ||
+	    (e->uploads = gwup_new()) == NULL)
 		goto out;
 	if ((rc = storage_open(cfg->storage_dir, cfg->no_sync ?
 	    STORAGE_SYNC_NONE : STORAGE_SYNC_FULL, &e->storage)) != PF_OK ||
@@ -468,6 +470,8 @@ engine_free(struct engine *e)
 		return;
 	if (e->listenfd != -1)
 		close(e->listenfd);
+	/* Its pending uploads hold references to sessions of the table. */
+	gwup_free(e->uploads);
 	registry_free(e->registry);
 	peruser_free(e->peruser);
 	budget_free(e->budget);

@@ -228,4 +228,122 @@ unsigned engine_login_wait(struct engine *e, const char *addr,
 enum pf_status engine_check_password(struct engine *e, const char *addr,
     const char *user, const char *password);
 
+/*
+ * The gateway's door (tus, src/httpd/tus.c): uploads sent over HTTP
+ * become sessions like the native client's (same ids, limits, policy,
+ * staging file, journal, receipt and final rename), written in order at
+ * the durable offset: the bytes of the chunks made durable (data, then
+ * journal) from the start of the file on. See gwupload.c.
+ */
+struct engine_upload;
+
+/* What an HTTP client asks to upload; all borrowed. */
+struct engine_upload_new {
+	const char	*user;		/* logged in */
+	const char	*peer;		/* "addr", for the log and view */
+	const char	*name;		/* the client's name: namelen bytes */
+	size_t		 namelen;
+	uint64_t	 size;
+	bool		 partial;	/* tus concatenation: a part */
+};
+
+struct engine_upload_info {
+	enum engine_state state;
+	uint64_t	 offset;	/* durable: what a resume sends from */
+	uint64_t	 size;
+	int64_t		 expires;	/* Unix time; 0 once finished */
+	bool		 partial;	/* a part, for engine_upload_concat */
+	char		 name[ENGINE_MAX_NAME + 1];	/* sanitized */
+	char		 digest[ENGINE_DIGEST_HEX];	/* once complete */
+};
+
+/*
+ * Creates the session of n (a fresh UUIDv4 into id) for n->user, after
+ * the checks of a native OPEN: the name (PF_EBADNAME, PF_EFORBIDDEN), the
+ * size (PF_ETOOLARGE), the space (PF_ENOSPC) and the user's caps
+ * (PF_EQUOTA, PF_EBUSY); why (cap bytes) says which. Its content is
+ * judged on its first bytes, by the first write, before any is stored;
+ * until then it holds its place in the caps but is not shown. An empty
+ * file is complete at once. Any thread.
+ */
+enum pf_status engine_upload_create(struct engine *e,
+    const struct engine_upload_new *n, char id[ENGINE_ID_LEN + 1],
+    char *why, size_t cap);
+
+/*
+ * Upload id of user (NULL: anyone's) into *out: PF_ENOSESSION if there
+ * is none (or it is another user's), PF_ECANCELLED if it ended without
+ * completing (out->state says how).
+ */
+enum pf_status engine_upload_info(struct engine *e, const char *id,
+    const char *user, struct engine_upload_info *out);
+
+/*
+ * Begins a write to upload id of user at offset off, which must be its
+ * durable offset: else PF_EPROTO, with that offset in *durable.
+ * PF_ENOSESSION, PF_ECANCELLED (ended), PF_EBUSY (being finished).
+ * With hold, the chunks this write completes are kept back until
+ * engine_upload_end says whether to keep them (a checksum of the whole
+ * body); without, each is made durable as soon as it is whole. *out is
+ * new: end it with engine_upload_end. One thread per write.
+ */
+enum pf_status engine_upload_begin(struct engine *e, const char *id,
+    const char *user, uint64_t off, bool hold, struct engine_upload **out,
+    uint64_t *durable);
+
+/*
+ * Streams n bytes of the body (borrowed) into the staging file. Once it
+ * fails it keeps failing the same way, storing nothing more:
+ * PF_ETOOLARGE past the upload's size, PF_EFORBIDDEN if its first bytes
+ * are refused (the session fails, nothing was stored), PF_EBUSY if
+ * another write holds the chunk, PF_ENOSPC, PF_EIO.
+ */
+enum pf_status engine_upload_write(struct engine_upload *u, const void *p,
+    size_t n);
+
+/* The bytes write u may still take: the upload's size less its offset. */
+uint64_t engine_upload_room(const struct engine_upload *u);
+
+/* The largest upload accepted (--max-file-size); 0: no limit. */
+uint64_t engine_upload_max_size(const struct engine *e);
+
+/* Why a write failed, for the client: "" if it did not. Borrowed. */
+const char *engine_upload_why(const struct engine_upload *u);
+
+/*
+ * Ends write u and frees it. With keep, the chunks it completed are made
+ * durable (they are already without hold), else dropped; a chunk not
+ * whole is dropped, to be sent again from its start. *offset gets the
+ * durable offset; once it is the size, the upload is finalized (receipt
+ * from its chunks, sync, atomic rename): PF_OK then means complete.
+ * PF_EPROTO if a new upload's first write ended before its first
+ * min(size, 512) bytes, which the policy judges, were all there.
+ */
+enum pf_status engine_upload_end(struct engine_upload *u, bool keep,
+    uint64_t *offset);
+
+/*
+ * tus concatenation. A partial upload (n->partial of
+ * engine_upload_create) is a session never stored as a file, and its
+ * first bytes are not judged; once every one of the nparts partial
+ * uploads ids (user's, complete) is there, this creates the upload of n
+ * (its size is theirs together) and writes their bytes into it in order,
+ * through the same path as a client's, so the policy judges its first
+ * bytes before any is stored: on PF_OK it is complete, with its id in
+ * id. The parts end either way. PF_ENOSESSION if a part is unknown,
+ * another user's or not a part; PF_EPROTO if one is not complete; else
+ * as engine_upload_create and engine_upload_write. why (cap bytes)
+ * says why. Any thread; it takes as long as copying the file.
+ */
+enum pf_status engine_upload_concat(struct engine *e,
+    const struct engine_upload_new *n, const char *const *ids,
+    size_t nparts, char id[ENGINE_ID_LEN + 1], char *why, size_t cap);
+
+/*
+ * Cancels upload id of user (NULL: anyone's), or deletes it if it is
+ * finished: see engine_remove_session.
+ */
+enum pf_status engine_upload_cancel(struct engine *e, const char *id,
+    const char *user);
+
 #endif

@@ -39,6 +39,7 @@ struct engine {
 	struct peruser		*peruser;	/* connections per user */
 	struct budget		*budget;	/* who may log in */
 	struct throttle		*throttle;	/* failed logins */
+	struct gwup		*uploads;	/* gwupload.h */
 	struct pf_tls		*tls;		/* NULL: plaintext port */
 	struct counters		 counters;
 	struct stream_env	 env;		/* what connections borrow */

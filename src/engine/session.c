@@ -755,3 +755,33 @@ session_bytes_received(struct session *s)
 {
 	return atomic_load(&s->bytes_received);
 }
+
+uint64_t
+session_held_prefix(struct session *s)
+{
+	uint64_t off = 0;
+
+	for (uint32_t i = 0; i < s->nchunks &&
+	    atomic_load(&s->chunks[i]) == CHUNK_DONE; i++)
+		off += proto_chunk_length(s->size, s->chunk_size, i);
+	return off;
+}
+
+enum pf_status
+session_commit_held(struct session *s)
+{
+	uint8_t want[PF_SHA256_LEN];
+	enum pf_status rc;
+
+	/* Every chunk is done, so its digest stays as it is. */
+	if ((rc = proto_receipt(s->size, s->chunk_size, s->digests,
+	    s->nchunks, want)) != PF_OK)
+		return rc == PF_ENOMEM ? PF_EINTERNAL : rc;
+	return session_commit(s, want);
+}
+
+enum pf_status
+session_read_staged(struct session *s, uint64_t off, void *p, size_t n)
+{
+	return storage_staging_read(s->staging, off, p, n);
+}

@@ -291,4 +291,15 @@ uint32_t session_chunks_nacked(struct session *s);
 uint32_t session_chunks_duplicate(struct session *s);
 uint64_t session_bytes_received(struct session *s);
 
+/*
+ * For uploads that send no receipt (the gateway's, gwupload.c): the
+ * bytes held from the start of the file on, up to the first chunk not
+ * done; and session_commit with the receipt of the chunks held.
+ */
+uint64_t session_held_prefix(struct session *s);
+/* n bytes at off of the staging file of ready s: storage_staging_read. */
+enum pf_status session_read_staged(struct session *s, uint64_t off, void *p,
+    size_t n);
+enum pf_status session_commit_held(struct session *s);
+
 #endif

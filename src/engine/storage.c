@@ -486,3 +486,26 @@ storage_writable(struct storage *s)
 	close(fd);
 	return unlinkat(s->stagingfd, probe, 0) == 0;
 }
+
+enum pf_status
+storage_staging_read(struct staging *st, uint64_t off, void *p, size_t n)
+{
+	char *b = p;
+
+	while (n > 0) {
+		ssize_t r = pread(st->fd, b, n, (off_t)off);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			log_warn("%s: %s at %llu: %s", __func__, st->id,
+			    (unsigned long long)off, r == 0 ?
+			    "end of file" : strerror(errno));
+			return PF_EIO;
+		}
+		b += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return PF_OK;
+}

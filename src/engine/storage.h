@@ -70,6 +70,13 @@ enum pf_status storage_staging_write(struct staging *st, uint64_t off,
     const void *p, size_t n);
 
 /*
+ * Reads n bytes at off of the staging file into p (tus concatenation
+ * copies partial uploads so). PF_EIO, also if the file is shorter.
+ */
+enum pf_status storage_staging_read(struct staging *st, uint64_t off,
+    void *p, size_t n);
+
+/*
  * True once a sync of st failed (see journal_commit_chunk). The kernel
  * may then have dropped dirty pages that no later sync will write, so
  * nothing more of st can be trusted: the session must fail.

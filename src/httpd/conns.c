@@ -17,6 +17,7 @@ struct gw_conn {
 	struct sockaddr_storage	 addr;		/* the client's, port zeroed */
 	bool			 over_limit;	/* over --http-max-per-ip */
 	uint64_t		 since_ms;	/* request (or idle) start */
+	uint64_t		 body;		/* body bytes since then */
 	_Atomic bool		 responding;	/* deadline no longer applies */
 	struct gw_conn		*prev, *next;
 };
@@ -185,6 +186,22 @@ conns_notify(void *cls, struct MHD_Connection *c, void **ctx,
 }
 
 void
+conns_note_body(struct httpd *h, struct MHD_Connection *c, size_t n)
+{
+	struct gw_conn *gc = conn_of(c);
+
+	if (gc == NULL)
+		return;
+	pthread_mutex_lock(&h->conns_lock);
+	/* Every GW_BODY_STEP bytes of an upload, its deadline starts over. */
+	if ((gc->body += n) >= GW_BODY_STEP) {
+		gc->body = 0;
+		gc->since_ms = pf_now_ms();
+	}
+	pthread_mutex_unlock(&h->conns_lock);
+}
+
+void
 conns_request_done(struct httpd *h, struct MHD_Connection *c)
 {
 	struct gw_conn *gc = conn_of(c);
@@ -193,6 +210,7 @@ conns_request_done(struct httpd *h, struct MHD_Connection *c)
 		return;
 	pthread_mutex_lock(&h->conns_lock);
 	gc->since_ms = pf_now_ms();
+	gc->body = 0;
 	atomic_store(&gc->responding, false);
 	pthread_mutex_unlock(&h->conns_lock);
 }

@@ -26,6 +26,13 @@ void conns_notify(void *cls, struct MHD_Connection *c, void **ctx,
  */
 void conns_request_done(struct httpd *h, struct MHD_Connection *c);
 
+/*
+ * n more bytes of an upload's body came on c (tus.c): each GW_BODY_STEP
+ * of them restarts the request's deadline, so an upload may take as long
+ * as it goes on at that much per 3 times --http-timeout.
+ */
+void conns_note_body(struct httpd *h, struct MHD_Connection *c, size_t n);
+
 /* Marks c's request as answered: its deadline stops counting. */
 void conns_mark_responding(struct MHD_Connection *c);
 

@@ -20,10 +20,13 @@
 #include "monitor.h"
 #include "response.h"
 #include "routes.h"
+#include "tus.h"
 
 /* Per request (*req_cls): what the access handler keeps between calls. */
 struct gw_request {
 	uint64_t	 body;		/* bytes of body seen (discarded) */
+	bool		 tus;		/* tus.c's: it takes bodies */
+	void		*tus_state;
 };
 
 void
@@ -42,15 +45,20 @@ static void
 request_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     enum MHD_RequestTerminationCode toe)
 {
+	struct gw_request *rq = *req_cls;
+
 	(void)toe;
+	if (rq != NULL)
+		tus_request_free(rq->tus_state);
 	free(*req_cls);
 	*req_cls = NULL;
 	conns_request_done(cls, c);
 }
 
 /*
- * MHD's access handler: bounds the request body, which no endpoint takes,
- * then hands the request to the route table.
+ * MHD's access handler: tus requests (their bodies are uploads) go to
+ * tus.c; for the others it bounds the request body, which no endpoint
+ * takes, then hands the request to the route table.
  */
 static enum MHD_Result
 access_handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -61,11 +69,13 @@ access_handler(void *cls, struct MHD_Connection *c, const char *url,
 	const char *length;
 
 	(void)version;
-	(void)upload_data;
 	if (rq == NULL) {
 		if ((rq = calloc(1, sizeof(*rq))) == NULL)
 			return MHD_NO;
 		*req_cls = rq;
+		if ((rq->tus = tus_path(url)))
+			return tus_access(cls, c, url, method, upload_data,
+			    upload_data_size, &rq->tus_state);
 		/* Refused before it is read, when the length says so. */
 		length = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 		    "Content-Length");
@@ -75,6 +85,9 @@ access_handler(void *cls, struct MHD_Connection *c, const char *url,
 			    GW_MAX_BODY);
 		return MHD_YES;
 	}
+	if (rq->tus)
+		return tus_access(cls, c, url, method, upload_data,
+		    upload_data_size, &rq->tus_state);
 	if (*upload_data_size != 0) {
 		/*
 		 * No endpoint takes a body: drop it. A chunked one over the

@@ -24,6 +24,7 @@
 #define GW_AUTH_CACHE		256	/* logins remembered */
 #define GW_AUTH_TTL_S		300
 #define GW_MAX_BODY		4096
+#define GW_BODY_STEP		(256 * 1024)	/* see conns_note_body */
 #define GW_LINK_TTL_S		300	/* download links */
 #define GW_LIST_CACHE		16	/* rendered session lists kept */
 #define GW_FRAGS		4096	/* slots for rendered sessions */

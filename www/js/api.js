@@ -54,6 +54,11 @@ export function restore() {
   return auth !== null;
 }
 
+/* The Authorization value while signed in (upload.js sends it). */
+export function authHeader() {
+  return auth === null ? '' : auth.header;
+}
+
 export function currentUser() {
   return auth === null ? null : auth.user;
 }

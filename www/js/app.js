@@ -9,6 +9,7 @@ import { byId, setText } from './dom.js';
 import { LiveFeed } from './live.js';
 import { SessionTable } from './sessions.js';
 import { Totals } from './totals.js';
+import { Uploader } from './uploader.js';
 
 const MODE_TEXT = {
   connecting: 'Connecting…',
@@ -25,6 +26,8 @@ let lastHeard = Date.now(); /* when the server last told us something */
 const table = new SessionTable(byId('sessions-body'), byId('sessions-empty'),
   byId('sessions'), (s, row) => detail.open(s, row));
 const totals = new Totals(byId('totals'));
+const uploader = new Uploader(byId('drop'), byId('upload-pick'),
+  byId('upload-list'));
 const chart = new ThroughputChart(byId('chart'), byId('chart-summary'));
 const detail = new SessionDetail({
   onChanged: () => feed.refresh().catch(() => {}),
@@ -101,6 +104,7 @@ function showDashboard() {
   byId('dash').hidden = false;
   byId('account').hidden = false;
   setText(byId('account-user'), api.currentUser());
+  uploader.start(api.currentUser());
   feed.start();
 }
 

@@ -1,0 +1,339 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Resumable uploads over HTTPS with tus 1.0.0 (/api/v1/uploads, see
+# docs/api.md), from curl and from tus-js-client under node (tests/node,
+# installed from npm): discovery, creation (with upload), a PATCH that
+# ends inside a chunk (the offset is the end of the durable chunks, and
+# the rest is sent again), Upload-Checksum (460, nothing kept), 409 on a
+# wrong offset, 412 without Tus-Resumable, 413 past the length, an
+# executable refused before anything is stored, termination, another
+# user's 404s, the offset kept across a SIGKILL of the server, events,
+# metrics and the login throttle; then a 64 MiB file through
+# tus-js-client, once whole and once killed midway and resumed from its
+# stored URL (only the rest is sent), and with parallelUploads: 4
+# (concatenation). Every stored file
+# is compared with its source and its receipt with `paraflow digest`.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_http.sh"
+need_api_tools
+
+add_users alice bob
+start_gw --users "$U"
+EP=$HTTP_URL/api/v1/uploads
+TUS=(-H 'Tus-Resumable: 1.0.0')
+OCT=(-H 'Content-Type: application/offset+octet-stream')
+ALICE=(-u alice:alice-pw)
+MIB=$((1024 * 1024))
+CHUNK=$((4 * MIB))
+
+# create SIZE NAME [USER]: POSTs a new upload; its path in LOC, id in ID.
+create() {
+	req -u "${3:-alice}:${3:-alice}-pw" "${TUS[@]}" -X POST \
+	    -H "Upload-Length: $1" \
+	    -H "Upload-Metadata: filename $(printf %s "$2" | base64 -w0)" \
+	    /api/v1/uploads
+	LOC=$(hdr Location)
+	ID=${LOC##*/}
+}
+# patch OFFSET FILE [CURL ARGS...]: PATCHes FILE's bytes to $LOC as alice.
+patch() {
+	local off=$1 f=$2
+	shift 2
+	req "${ALICE[@]}" "${TUS[@]}" "${OCT[@]}" -X PATCH \
+	    -H "Upload-Offset: $off" --data-binary "@$f" "$@" "$LOC"
+}
+offset_of() {
+	req "${ALICE[@]}" "${TUS[@]}" -I "$1"
+	hdr Upload-Offset
+}
+receipt() {
+	"$PARAFLOW" digest "$1" | cut -d' ' -f1
+}
+# stored_as ID SRC: the stored file of ID is SRC, and the REST view says
+# complete with SRC's receipt.
+stored_as() {
+	local name
+	name=$(jget name <(curl -s "${ALICE[@]}" \
+	    "$HTTP_URL/api/v1/sessions/$1"))
+	cmp -s "$2" "$STORAGE/$1/$name" &&
+	    [ "$(curl -s "${ALICE[@]}" "$HTTP_URL/api/v1/sessions/$1" |
+	    json_get digest)" = "$(receipt "$2")" ]
+}
+
+# --- Discovery and refusals -------------------------------------------
+req -X OPTIONS /api/v1/uploads
+check_eq "OPTIONS: 204" 204 "$CODE"
+check_eq "Tus-Version" 1.0.0 "$(hdr Tus-Version)"
+check "Tus-Extension lists creation, creation-with-upload, termination, \
+checksum, expiration" grep -q \
+    'creation,creation-with-upload,termination,checksum,expiration' \
+    <<<"$(hdr Tus-Extension)"
+check_eq "Tus-Checksum-Algorithm" sha256 "$(hdr Tus-Checksum-Algorithm)"
+req "${ALICE[@]}" -X POST -H 'Upload-Length: 5' /api/v1/uploads
+check_eq "no Tus-Resumable: 412" 412 "$CODE"
+check_eq "... with Tus-Version" 1.0.0 "$(hdr Tus-Version)"
+req "${TUS[@]}" -X POST -H 'Upload-Length: 5' /api/v1/uploads
+check_eq "no login: 401" 401 "$CODE"
+req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Length: 5' /api/v1/uploads
+check_eq "no filename: 400" 400 "$CODE"
+req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Length: 0' \
+    -H "Upload-Metadata: is_confidential,filename $(printf 'm d.txt' |
+    base64),filetype dGV4dC9wbGFpbg==" /api/v1/uploads
+check_eq "Upload-Metadata with other keys, one without a value: 201" 201 \
+    "$CODE"
+req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Length: 5' \
+    -H 'Upload-Metadata: filename !!!' /api/v1/uploads
+check_eq "a filename that is not base64: 400" 400 "$CODE"
+
+# --- curl: a PATCH that ends inside a chunk, then the rest ------------
+mkfile "$T/a" $((10 * MIB + 12345))
+create "$(stat -c %s "$T/a")" a.bin
+check_eq "POST: 201" 201 "$CODE"
+check "Location is /api/v1/uploads/<uuid>" grep -Eq \
+    '^/api/v1/uploads/[0-9a-f-]{36}$' <<<"$LOC"
+check_eq "a new upload's offset is 0" 0 "$(hdr Upload-Offset)"
+check "Upload-Expires is an HTTP date" grep -q GMT <<<"$(hdr Upload-Expires)"
+req "${ALICE[@]}" "${TUS[@]}" -I "$LOC"
+check_eq "HEAD: 200" 200 "$CODE"
+check_eq "HEAD: Upload-Length" "$(stat -c %s "$T/a")" "$(hdr Upload-Length)"
+check_eq "HEAD: Cache-Control" no-store "$(hdr Cache-Control)"
+head -c $((5 * MIB)) "$T/a" >"$T/a.head"
+patch 0 "$T/a.head"
+check_eq "PATCH of 5 MiB: 204" 204 "$CODE"
+check_eq "... its offset is the end of the durable chunk (4 MiB)" \
+    "$CHUNK" "$(hdr Upload-Offset)"
+check_eq "HEAD says the same" "$CHUNK" "$(offset_of "$LOC")"
+patch 0 "$T/a.head"
+check_eq "PATCH at a stale offset: 409" 409 "$CODE"
+check_eq "... with the offset" "$CHUNK" "$(hdr Upload-Offset)"
+tail -c +$((CHUNK + 1)) "$T/a" >"$T/a.rest"
+wrong=$(printf x | sha256sum | cut -d' ' -f1 | xxd -r -p | base64 -w0)
+right=$(sha256sum <"$T/a.rest" | cut -d' ' -f1 | xxd -r -p | base64 -w0)
+patch "$CHUNK" "$T/a.rest" -H "Upload-Checksum: sha256 $wrong"
+check_eq "wrong Upload-Checksum: 460" 460 "$CODE"
+check_eq "... nothing of it kept" "$CHUNK" "$(offset_of "$LOC")"
+patch "$CHUNK" "$T/a.rest" -H "Upload-Checksum: sha256 $wrong" \
+    -H 'Transfer-Encoding: chunked'
+check_eq "... chunked too: 460" 460 "$CODE"
+check_eq "... nothing kept" "$CHUNK" "$(offset_of "$LOC")"
+patch "$CHUNK" "$T/a" 
+check_eq "a body past the upload's length: 413" 413 "$CODE"
+check_eq "... nothing kept" "$CHUNK" "$(offset_of "$LOC")"
+
+# Another user knows nothing of it.
+req -u bob:bob-pw "${TUS[@]}" -I "$LOC"
+check_eq "bob's HEAD: 404" 404 "$CODE"
+req -u bob:bob-pw "${TUS[@]}" "${OCT[@]}" -X PATCH \
+    -H "Upload-Offset: $CHUNK" --data-binary @"$T/a.rest" "$LOC"
+check_eq "bob's PATCH: 404" 404 "$CODE"
+req -u bob:bob-pw "${TUS[@]}" -X DELETE "$LOC"
+check_eq "bob's DELETE: 404" 404 "$CODE"
+check_eq "alice's upload is untouched" "$CHUNK" "$(offset_of "$LOC")"
+
+# A crash (SIGKILL) keeps what HEAD said: the offset is durable.
+kill -KILL "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null
+start_gw --users "$U"
+EP=$HTTP_URL/api/v1/uploads
+check_eq "after a SIGKILL and a restart, HEAD gives the same offset" \
+    "$CHUNK" "$(offset_of "$LOC")"
+
+patch "$CHUNK" "$T/a.rest" -H "Upload-Checksum: sha256 $right"
+check_eq "the rest with its checksum: 204" 204 "$CODE"
+check_eq "... offset is the length" "$(stat -c %s "$T/a")" \
+    "$(hdr Upload-Offset)"
+check "stored file identical, receipt = paraflow digest" stored_as "$ID" \
+    "$T/a"
+req "${ALICE[@]}" "${TUS[@]}" -I "$LOC"
+check_eq "HEAD of a complete upload: 200" 200 "$CODE"
+check_eq "... offset = length" "$(stat -c %s "$T/a")" "$(hdr Upload-Offset)"
+check_eq "... Upload-Metadata names it" "filename $(printf a.bin | base64)" \
+    "$(hdr Upload-Metadata)"
+
+# The same session everywhere: events, metrics.
+curl -sN "${ALICE[@]}" "$HTTP_URL/api/v1/events" >"$T/events" 2>/dev/null &
+ev=$!
+PIDS+=("$ev")
+metric() {
+	curl -s "$HTTP_URL/metrics" | awk -v m="$1" '$1 == m { print $2 }'
+}
+before=$(metric paraflow_received_bytes_total)
+# creation-with-upload, and an empty file.
+mkfile "$T/c" 300000
+req "${ALICE[@]}" "${TUS[@]}" "${OCT[@]}" -X POST \
+    -H "Upload-Length: 300000" -H "Upload-Metadata: filename $(printf \
+    c.txt | base64)" --data-binary @"$T/c" /api/v1/uploads
+check_eq "creation-with-upload: 201" 201 "$CODE"
+check_eq "... offset 300000" 300000 "$(hdr Upload-Offset)"
+check "... stored, receipt = paraflow digest" stored_as \
+    "$(basename "$(hdr Location)")" "$T/c"
+cid=$(basename "$(hdr Location)")
+saw_completed() {
+	grep -A3 '^event: completed' "$T/events" | grep -q "$cid"
+}
+check "... an SSE completed event for it" wait_for 30 saw_completed
+kill "$ev" 2>/dev/null
+after=$(metric paraflow_received_bytes_total)
+check "... counted in paraflow_received_bytes_total" \
+    [ "$((${after%.*} - ${before%.*}))" -ge 300000 ]
+: >"$T/empty"
+create 0 empty.txt
+check_eq "an empty upload: 201" 201 "$CODE"
+check "... stored at once" stored_as "$ID" "$T/empty"
+
+# An executable: refused on its first bytes, nothing stored.
+{ printf '\177ELF\002\001\001'; head -c 200000 /dev/urandom; } >"$T/exe"
+create "$(stat -c %s "$T/exe")" tool.dat
+patch 0 "$T/exe"
+check_eq "an ELF executable: 403" 403 "$CODE"
+check_eq "... forbidden_type" forbidden_type "$(jget error.code)"
+check "... no staging area was made" [ ! -e "$STORAGE/.staging/$ID" ]
+check "... and no file" [ ! -e "$STORAGE/$ID" ]
+
+# Concatenation by hand: two parts, the first refused as a file's start.
+req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Concat: partial' \
+    -H 'Upload-Length: 100000' /api/v1/uploads
+check_eq "a partial upload: 201" 201 "$CODE"
+p1=$(hdr Location)
+LOC=$p1
+patch 0 "$T/exe" -H 'Upload-Concat: partial' 2>/dev/null
+head -c 100000 "$T/exe" >"$T/exe1"
+patch 0 "$T/exe1"
+check_eq "... its bytes are not judged alone (an ELF start): 204" 204 "$CODE"
+req "${ALICE[@]}" "${TUS[@]}" -I "$p1"
+check_eq "... HEAD says Upload-Concat: partial" partial \
+    "$(hdr Upload-Concat)"
+req "${ALICE[@]}" "${TUS[@]}" -X POST -H "Upload-Concat: final;$p1" \
+    -H "Upload-Metadata: filename $(printf x.dat | base64)" \
+    /api/v1/uploads
+check_eq "a final upload starting like an ELF executable: 403" 403 "$CODE"
+check "... nothing stored, no staging area left" staging_empty
+
+# Termination.
+create 1000000 gone.bin
+mkfile "$T/g" 1000000
+head -c 600 "$T/g" >"$T/g.head"
+patch 0 "$T/g.head"
+check "a first PATCH of 600 bytes opened it" [ -d "$STORAGE/.staging/$ID" ]
+req "${ALICE[@]}" "${TUS[@]}" -X DELETE "$LOC"
+check_eq "DELETE: 204" 204 "$CODE"
+check "... its staging area is gone" [ ! -e "$STORAGE/.staging/$ID" ]
+req "${ALICE[@]}" "${TUS[@]}" -I "$LOC"
+check_eq "... HEAD: 410 (it was cancelled)" 410 "$CODE"
+patch 600 "$T/g.head"
+check_eq "... PATCH: 410" 410 "$CODE"
+
+# Termination while a PATCH is streaming: the rest of its body is not
+# taken, and the upload is gone.
+mkfile "$T/d" $((32 * MIB))
+create "$(stat -c %s "$T/d")" during.bin
+curl -s -o "$T/d.out" -w '%{http_code}' --limit-rate 2M "${ALICE[@]}" \
+    "${TUS[@]}" "${OCT[@]}" -X PATCH -H 'Upload-Offset: 0' \
+    --data-binary @"$T/d" "$HTTP_URL$LOC" >"$T/d.code" 2>/dev/null &
+slow=$!
+PIDS+=("$slow")
+some_held() {
+	[ "$(offset_of "$LOC")" -gt 0 ] 2>/dev/null
+}
+check "a slow PATCH makes progress" wait_for 60 some_held
+req "${ALICE[@]}" "${TUS[@]}" -X DELETE "$LOC"
+check_eq "DELETE during the PATCH: 204" 204 "$CODE"
+wait "$slow" 2>/dev/null
+check "... the PATCH did not succeed" [ "$(cat "$T/d.code")" != 204 ]
+check "... its staging area is gone" [ ! -e "$STORAGE/.staging/$ID" ]
+req "${ALICE[@]}" "${TUS[@]}" -I "$LOC"
+check_eq "... HEAD: 410" 410 "$CODE"
+
+# --- tus-js-client ------------------------------------------------------
+if ! node_for tus-js-client; then
+	ok "tus-js-client # SKIP $NODE_SKIP"
+	done_testing
+fi
+export NODE_EXTRA_CA_CERTS=$GW_CA
+# tusjs FILE [PARALLEL [STOP_AT [CHUNK]]]: tus.mjs's output in
+# $T/tus.out.
+tusjs() {
+	local rc=0
+	timeout 300 node "$here/tus.mjs" "$1" "$EP/" alice alice-pw \
+	    "${2:-1}" "${3:-0}" "${4:-0}" >"$T/tus.out" 2>"$T/tus.err" || rc=$?
+	sed 's/^/# tus.mjs: /' "$T/tus.out" "$T/tus.err" | tail -n 8
+	return $rc
+}
+field() {
+	sed -n "s/^$1 //p" "$T/tus.out" | tail -n 1
+}
+rc=0
+mkfile "$T/big" $((64 * MIB))
+tusjs "$T/big" || rc=$?
+if [ "$rc" -eq 2 ]; then
+	if [ -e "$here/../../.git" ]; then
+		not_ok "tus-js-client missing (npm ci --prefix tests/node)"
+	else
+		ok "tus-js-client # SKIP not installed (npm ci --prefix" \
+		    "tests/node, or PF_NODE_MODULES=DIR)"
+	fi
+	done_testing
+fi
+check_eq "tus-js-client: 64 MiB in one stream" 0 "$rc"
+id=$(field url)
+id=${id##*/}
+check "... stored file identical, receipt = paraflow digest" stored_as \
+    "$id" "$T/big"
+
+mkfile "$T/big2" $((64 * MIB))
+rc=0
+# In PATCHes of 8 MiB, so that the socket buffers cannot carry the rest
+# of the file to the server after the kill.
+tusjs "$T/big2" 1 $((40 * MIB)) $((8 * MIB)) || rc=$?
+check_eq "a client killed midway (SIGKILL at 40 MiB sent)" 137 "$rc"
+url=$(sed -n 's/.*"uploadUrl":"\([^"]*\)".*/\1/p' "$T/big2.tusurls")
+check "... its URL was stored" grep -q '^https://' <<<"$url"
+# The server sees the connection go (the session has no stream left);
+# what it made durable stays.
+held_ok() {
+	local o
+	[ "$(curl -s "${ALICE[@]}" "$HTTP_URL/api/v1/sessions/${url##*/}" |
+	    json_get streams)" = 0 ] || return 1
+	o=$(offset_of "${url#"$HTTP_URL"}")
+	[ -n "$o" ] && [ "$o" -gt 0 ] && [ $((o % CHUNK)) -eq 0 ]
+}
+check "... a whole number of chunks is durable" wait_for 30 held_ok
+held=$(offset_of "${url#"$HTTP_URL"}")
+echo "# durable after the kill: $held bytes"
+rc=0
+tusjs "$T/big2" || rc=$?
+check_eq "resumed by a new client from the stored URL" 0 "$rc"
+check_eq "... the same upload" "$url" "$(field url)"
+check_eq "... it went on from the durable offset" "$held" \
+    "$(field resumed_from)"
+echo "# bytes sent after the resume: $((64 * MIB - held)) of $((64 * MIB))"
+check "... only the rest was sent" [ "$((64 * MIB - held))" -lt \
+    "$((64 * MIB))" ]
+check "... stored file identical, receipt = paraflow digest" stored_as \
+    "${url##*/}" "$T/big2"
+
+# Concatenation: parallelUploads: 4 makes 4 partial uploads, sent at
+# once, and a final one that joins them.
+mkfile "$T/big3" $((64 * MIB))
+rc=0
+tusjs "$T/big3" 4 || rc=$?
+check_eq "tus-js-client, parallelUploads: 4" 0 "$rc"
+id=$(field url)
+id=${id##*/}
+check "... stored file identical, receipt = paraflow digest" stored_as \
+    "$id" "$T/big3"
+check "... the partial uploads left no staging area" staging_empty
+check_eq "... 4 parts joined" 1 "$(grep -c \
+    "upload $id is the concatenation of 4 parts" "$T/server.log")"
+
+# Last, as it throttles this address: the login throttle applies here.
+throttled() {
+	req -u bob:wrong "${TUS[@]}" -X POST -H 'Upload-Length: 5' \
+	    -H "Upload-Metadata: filename $(printf t | base64)" \
+	    /api/v1/uploads
+	[ "$CODE" = 429 ]
+}
+check "failed logins on /api/v1/uploads end in 429" wait_for 60 throttled
+check "... with Retry-After" [ -n "$(hdr Retry-After)" ]
+
+done_testing
