@@ -381,6 +381,68 @@ storage_staging_forget(struct staging *st)
 	return rc;
 }
 
+enum pf_status
+storage_put_list(int dirfd, const char *name, const json_t *json)
+{
+	enum pf_status rc = PF_OK;
+	char *text;
+	size_t len;
+
+	if ((text = json_dumps(json, JSON_COMPACT)) == NULL)
+		return PF_ENOMEM;
+	if ((len = strlen(text)) >= STORAGE_MAX_LIST)
+		rc = PF_ETOOLARGE;
+	else if (pf_write_atomic(dirfd, name, text, len, 0600) == -1) {
+		rc = pf_status_from_errno(errno);
+		log_warn("%s: %s: %s", __func__, name, strerror(errno));
+	}
+	free(text);
+	return rc;
+}
+
+json_t *
+storage_get_list(int dirfd, const char *name)
+{
+	json_error_t err;
+	struct stat sb;
+	json_t *j = NULL;
+	int fd;
+
+	if ((fd = pf_open_beneath(dirfd, name, O_RDONLY, 0)) == -1)
+		return NULL;
+	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    sb.st_size < (off_t)STORAGE_MAX_LIST)
+		j = json_loadfd(fd, JSON_REJECT_DUPLICATES, &err);
+	close(fd);
+	return j;
+}
+
+enum pf_status
+storage_staging_put_list(struct staging *st, const char *name,
+    const json_t *json)
+{
+	return storage_put_list(st->dirfd, name, json);
+}
+
+json_t *
+storage_staging_get_list(struct staging *st, const char *name)
+{
+	return storage_get_list(st->dirfd, name);
+}
+
+json_t *
+storage_final_list(struct storage *s, const char *id, const char *name)
+{
+	json_t *j;
+	int dirfd;
+
+	if ((dirfd = storage_open_dir(s->rootfd, id)) == -1)
+		return NULL;
+	j = storage_get_list(dirfd, name);
+	close(dirfd);
+	return j;
+}
+
 json_t *
 storage_final_meta(struct storage *s, const char *id)
 {
