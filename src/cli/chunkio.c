@@ -151,8 +151,8 @@ digest_main(void *arg)
 
 		if (!(job->want[i / 8] >> (i % 8) & 1))
 			continue;
-		rc = chunkio_read(job->src, &ch, buf, CHUNKIO_BUF, h, NULL, NULL,
-		    job->digests + (size_t)i * PF_SHA256_LEN);
+		rc = chunkio_read(job->src, &ch, buf, CHUNKIO_BUF, h, NULL,
+		    NULL, job->digests + (size_t)i * PF_SHA256_LEN);
 	}
 out:
 	if (rc != PF_OK) {

@@ -60,12 +60,16 @@
 "                         equals the session's (as paraflow digest computes\n" \
 "                         it); if not, FILE.part is removed (exit 6)\n"
 
-/* Long-only options of upload. */
+/* Long-only options of upload PATH... */
 enum {
 	OPT_EXCLUDE = 0x2000,
 	OPT_FOLLOW,
 	OPT_DRY_RUN
 };
+#define FOLDER_OPTIONS \
+	{ "exclude", required_argument, NULL, OPT_EXCLUDE }, \
+	{ "follow-symlinks", no_argument, NULL, OPT_FOLLOW }, \
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN }
 
 #define EXIT_GATEWAY \
 "  9  no such session (unknown, deleted, or another user's)\n" \
@@ -353,9 +357,32 @@ struct folder_args {
 	bool		 dry_run;
 };
 
+/* Takes in an option of upload PATH...; false if ch is none of them. */
+static bool
+folder_option(struct folder_args *fa, int ch, const char *arg)
+{
+	switch (ch) {
+	case OPT_EXCLUDE:
+		if (fa->to.nexclude == sizeof(fa->exclude) /
+		    sizeof(fa->exclude[0]))
+			pf_usage_error("%s", "at most 64 --exclude");
+		fa->exclude[fa->to.nexclude++] = arg;
+		return true;
+	case OPT_FOLLOW:
+		fa->to.follow_symlinks = true;
+		return true;
+	case OPT_DRY_RUN:
+		fa->dry_run = true;
+		return true;
+	default:
+		return false;
+	}
+}
+
 /*
  * Builds the transfer of paths (argc of them) into o and runs it (or
- * lists it, with --dry-run). The exit status.
+ * lists it, with --dry-run); without paths, uploads o->file. The exit
+ * status.
  */
 static int
 upload_paths(struct upload_opts *o, struct folder_args *fa, char **paths,
@@ -366,6 +393,16 @@ upload_paths(struct upload_opts *o, struct folder_args *fa, char **paths,
 	const char *base;
 	int rc;
 
+	if (argc == 0 && o->file == NULL)
+		pf_usage_error("%s", "upload needs --file FILE or PATH...");
+	if (argc == 0 && (fa->dry_run || fa->to.nexclude > 0 ||
+	    fa->to.follow_symlinks))
+		pf_usage_error("%s", "--exclude, --follow-symlinks and "
+		    "--dry-run go with PATH...");
+	if (argc == 0)
+		return upload_with(o, login, json, quiet);
+	if (o->file != NULL)
+		pf_usage_error("%s", "give --file FILE or PATH..., not both");
 	fa->to.exclude = fa->exclude;
 	fa->to.quiet = json;
 	if (tree_build((const char *const *)paths, (size_t)argc, &fa->to, &t,
@@ -407,9 +444,7 @@ cmd_upload(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "give-up", required_argument, NULL, 'G' },
 		{ "no-resume", no_argument, NULL, 'N' },
-		{ "exclude", required_argument, NULL, OPT_EXCLUDE },
-		{ "follow-symlinks", no_argument, NULL, OPT_FOLLOW },
-		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		FOLDER_OPTIONS,
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -428,7 +463,8 @@ cmd_upload(int argc, char **argv)
 
 	while ((ch = getopt_long(argc, argv, "f:H:p:t:c:n:" CLI_LOGIN_SHORT
 	    "qvh", opts, NULL)) != -1) {
-		if (cli_login_option(&login, ch, optarg))
+		if (cli_login_option(&login, ch, optarg) ||
+		    folder_option(&fa, ch, optarg))
 			continue;
 		switch (ch) {
 		case 'f':
@@ -470,18 +506,7 @@ cmd_upload(int argc, char **argv)
 		case 'N':
 			o.no_resume = true;
 			break;
-		case OPT_EXCLUDE:
-			if (fa.to.nexclude == sizeof(fa.exclude) /
-			    sizeof(fa.exclude[0]))
-				pf_usage_error("%s", "at most 64 --exclude");
-			fa.exclude[fa.to.nexclude++] = optarg;
-			break;
-		case OPT_FOLLOW:
-			fa.to.follow_symlinks = true;
-			break;
-		case OPT_DRY_RUN:
-			fa.dry_run = true;
-			break;
+
 		case 'j':
 			json = true;
 			o.progress = false;
@@ -503,19 +528,8 @@ cmd_upload(int argc, char **argv)
 		}
 	}
 	pf_log_set_level((enum pf_log_level)verbosity);
-	if (optind != argc) {
-		if (o.file != NULL)
-			pf_usage_error("%s", "give --file FILE or PATH..., not "
-			    "both");
-		return upload_paths(&o, &fa, argv + optind, argc - optind,
-		    &login, json, quiet);
-	}
-	if (o.file == NULL)
-		pf_usage_error("%s", "upload needs --file FILE or PATH...");
-	if (fa.dry_run || fa.to.nexclude > 0 || fa.to.follow_symlinks)
-		pf_usage_error("%s", "--exclude, --follow-symlinks and "
-		    "--dry-run go with PATH...");
-	return upload_with(&o, &login, json, quiet);
+	return upload_paths(&o, &fa, argv + optind, argc - optind, &login,
+	    json, quiet);
 }
 
 static int

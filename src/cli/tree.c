@@ -108,7 +108,8 @@ walk_dir(struct walk *w, const char *local, const char *rel, unsigned depth)
 		const char *d = names[i]->d_name;
 		char *l = NULL, *r = NULL;
 
-		if (rc == PF_OK && strcmp(d, ".") != 0 && strcmp(d, "..") != 0) {
+		if (rc == PF_OK && strcmp(d, ".") != 0 &&
+		    strcmp(d, "..") != 0) {
 			if (asprintf(&l, "%s/%s", local, d) == -1)
 				l = NULL;
 			if (asprintf(&r, "%s/%s", rel, d) == -1)
