@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "chunkio.h"
@@ -61,13 +62,17 @@ same_file(const struct tree_entry *e, uint32_t chunk_size,
     const char *digest)
 {
 	char mine[PF_SHA256_HEX];
+	struct stat sb;
 	bool same;
 	int fd;
 
 	if (atomic_load(&e->changed) || digest == NULL ||
 	    (fd = open(e->local, O_RDONLY | O_CLOEXEC)) == -1)
 		return false;
-	same = chunkio_receipt(fd, e->size, chunk_size, mine) == PF_OK &&
+	/* Grown, or rewritten, since it was listed: not what was sent. */
+	same = fstat(fd, &sb) == 0 && (uint64_t)sb.st_size == e->size &&
+	    (int64_t)sb.st_mtim.tv_sec == e->mtime &&
+	    chunkio_receipt(fd, e->size, chunk_size, mine) == PF_OK &&
 	    strcmp(mine, digest) == 0;
 	close(fd);
 	return same;
