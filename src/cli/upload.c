@@ -564,9 +564,11 @@ open_tree(struct upload *u, struct stat *sb)
 		memset(sb, 0, sizeof(*sb));
 	sb->st_size = (off_t)t->total;
 	pf_hex_decode(t->digest, md, sizeof(md));
-	memcpy(&sb->st_mtim.tv_sec, md, sizeof(sb->st_mtim.tv_sec));
-	sb->st_mtim.tv_nsec = (long)((md[8] << 16 | md[9] << 8 | md[10]) %
-	    1000000000);
+	/* 30 + 24 bits of the digest: st_mtim in ns must not overflow. */
+	sb->st_mtim.tv_sec = (time_t)((uint32_t)md[0] << 22 |
+	    (uint32_t)md[1] << 14 | (uint32_t)md[2] << 6 | md[3] >> 2);
+	sb->st_mtim.tv_nsec = (long)((uint32_t)md[4] << 16 |
+	    (uint32_t)md[5] << 8 | md[6]);
 	if (proto_chunk_count(j->size, j->o->chunk_size,
 	    &j->r->chunks) != PF_OK) {
 		job_set_error(j, PF_ETOOLARGE, "more than %u chunks; use a "
