@@ -701,6 +701,7 @@ session_info(struct session *s, struct engine_session_info *out)
 	out->chunks_resent = atomic_load(&s->chunks_resent);
 	out->streams = atomic_load(&s->streams);
 	out->bytes_received = atomic_load(&s->bytes_received);
+	out->files = s->mf != NULL ? (uint32_t)s->mf->n : 0;
 	out->created = s->created;
 	out->updated = atomic_load(&s->last_active);
 	if (out->state != ENGINE_RECEIVING)

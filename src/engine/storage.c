@@ -492,6 +492,7 @@ storage_final_open(struct storage *s, const char *id, const char *name,
     int *fd)
 {
 	enum pf_status rc = PF_OK;
+	struct stat sb;
 	int dirfd;
 
 	*fd = -1;
@@ -502,9 +503,53 @@ storage_final_open(struct storage *s, const char *id, const char *name,
 		if (rc != PF_ENOSESSION)
 			log_error("%s: %s/%s: %s", __func__, id, name,
 			    strerror(errno));
+	} else if (fstat(*fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		/* A transfer's top directory is not a file to serve. */
+		close(*fd);
+		*fd = -1;
+		rc = PF_EPROTO;
 	}
 	if (dirfd != -1)
 		close(dirfd);
+	return rc;
+}
+
+/*
+ * Removes everything in directory dirfd: a file, or a transfer's tree
+ * (which the server made: directories and files, never a symlink).
+ */
+static int
+remove_all(int dirfd)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd, rc = 0;
+
+	if ((fd = dup(dirfd)) == -1 || (dir = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	rewinddir(dir);
+	while (rc == 0 && (de = readdir(dir)) != NULL) {
+		int sub;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0 ||
+		    unlinkat(dirfd, de->d_name, 0) == 0)
+			continue;
+		if (errno != EISDIR && errno != EPERM)
+			rc = -1;
+		else if ((sub = storage_open_dir(dirfd, de->d_name)) == -1)
+			rc = -1;
+		else {
+			rc = remove_all(sub);
+			close(sub);
+			if (rc == 0)
+				rc = unlinkat(dirfd, de->d_name, AT_REMOVEDIR);
+		}
+	}
+	closedir(dir);
 	return rc;
 }
 
@@ -518,7 +563,8 @@ storage_final_remove(struct storage *s, const char *id, const char *name)
 		return errno == ENOENT ? PF_OK : pf_status_from_errno(errno);
 	/* Metadata first: a crash midway leaves a file no one lists. */
 	if ((unlinkat(dirfd, STORAGE_META_NAME, 0) == -1 && errno != ENOENT) ||
-	    (unlinkat(dirfd, name, 0) == -1 && errno != ENOENT) ||
+	    (unlinkat(dirfd, name, 0) == -1 && errno != ENOENT &&
+	    errno != EISDIR) || remove_all(dirfd) == -1 ||
 	    unlinkat(s->rootfd, id, AT_REMOVEDIR) == -1) {
 		rc = pf_status_from_errno(errno);
 		log_error("%s: %s: %s", __func__, id, strerror(errno));

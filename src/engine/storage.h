@@ -99,11 +99,17 @@ enum pf_status storage_final_foreach(struct storage *s,
     enum pf_status (*cb)(void *arg, const char *id, const json_t *meta),
     void *arg);
 
-/* Opens finished file <root>/<id>/<name> for reading into *fd. */
+/*
+ * Opens finished file <root>/<id>/<name> for reading into *fd; PF_EPROTO
+ * if it is not a regular file (a transfer's directory).
+ */
 enum pf_status storage_final_open(struct storage *s, const char *id,
     const char *name, int *fd);
 
-/* Removes a finished session: its file, metadata and directory. */
+/*
+ * Removes a finished session: its file (or a transfer's tree), metadata
+ * and directory.
+ */
 enum pf_status storage_final_remove(struct storage *s, const char *id,
     const char *name);
 

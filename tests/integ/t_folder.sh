@@ -123,6 +123,43 @@ check_eq "a file's receipt is paraflow digest's" \
     "$("$PARAFLOW" digest -c 64K "$SRC/photos/2024/summer/beach.jpg" |
     cut -d' ' -f1)" "$R"
 check "the staging area is gone" staging_empty
+cp "$T/out" "$T/out.keep"
+
+# --- The gateway: the file list, one file, the whole tree as tar -------
+GW=https://127.0.0.1:$HTTP_PORT/api/v1/sessions/$SID
+gw() {	# gw PATH [CURL ARGS...]: body in $T/b, status echoed
+	curl -sk -u paraflow:secret123 -o "$T/b" -w '%{http_code}' "${@:2}" \
+	    "$GW$1"
+}
+check_eq "GET /files answers 200" 200 "$(gw /files)"
+check_eq "it lists every entry" "$(python3 -c '
+import json, sys
+print(len(json.load(open(sys.argv[1]))["entries"]))' "$T/out.keep")" \
+    "$(python3 -c 'import json, sys
+print(len(json.load(open(sys.argv[1]))["files"]))' "$T/b")"
+check_eq "a refused file's state over HTTP" forbidden_type "$(python3 -c '
+import json, sys
+for f in json.load(open(sys.argv[1]))["files"]:
+    if f["client"] == "photos/2024/install.sh":
+        print(f["state"])' "$T/b")"
+check_eq "GET /file of a transfer: 409" 409 "$(gw /file)"
+check "its code is is_transfer" grep -q is_transfer "$T/b"
+check_eq "GET /file?path= answers 200" 200 \
+    "$(gw '/file?path=photos/2024/summer/beach.jpg')"
+check "and it is that file" cmp "$T/b" "$SRC/photos/2024/summer/beach.jpg"
+check_eq "a refused file cannot be fetched" 404 \
+    "$(gw '/file?path=photos/2024/install.sh')"
+check_eq "a path outside the list cannot be fetched" 404 \
+    "$(gw '/file?path=../../etc/passwd')"
+check_eq "GET /tar answers 200" 200 "$(gw /tar -D "$T/tar.h")"
+check "its type is application/x-tar" grep -qi \
+    '^content-type: application/x-tar' "$T/tar.h"
+mkdir -p "$T/untar"
+check "the tar unpacks" tar -x -C "$T/untar" -f "$T/b"
+check "the tar equals the source (diff -r)" \
+    diff -r "$WANT/photos" "$T/untar/photos"
+check "the tar's docs equal the source (diff -r)" \
+    diff -r "$WANT/docs" "$T/untar/docs"
 
 # --- Kill mid-transfer, rerun -------------------------------------------
 MANY=$T/many
@@ -184,6 +221,10 @@ run "$PARAFLOW" upload --port "$PORT" --quiet -c 64K --json "$CH"
 check_eq "the next run stores it as it is now" 0 "$RC"
 check "and it equals the local file" cmp "$CH/aaa-first.bin" \
     "$STORAGE/$(json_get session <"$T/out")/changing/aaa-first.bin"
+
+# --- DELETE of a transfer removes its tree ------------------------------
+check_eq "DELETE of a transfer answers 200" 200 "$(gw '' -X DELETE)"
+check "its whole tree is gone" test ! -e "$STORAGE/$SID"
 
 # --- Hostile paths from a hand-made client ------------------------------
 stop_server
