@@ -189,7 +189,9 @@ tar_read(void *cls, uint64_t pos, char *buf, size_t max)
 		}
 	}
 	if (t->poff < t->plen) {
-		n = (ssize_t)(t->plen - t->poff < max ? t->plen - t->poff : max);
+		size_t k = t->plen - t->poff;
+
+		n = (ssize_t)(k < max ? k : max);
 		memcpy(buf, t->pend + t->poff, (size_t)n);
 		t->poff += (size_t)n;
 		return n;
