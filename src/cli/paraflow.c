@@ -58,7 +58,10 @@
 "                         FILE.part, resumed by the next run if cut off;\n" \
 "                         FILE appears only once the receipt of what came\n" \
 "                         equals the session's (as paraflow digest computes\n" \
-"                         it); if not, FILE.part is removed (exit 6)\n"
+"                         it); if not, FILE.part is removed (exit 6).\n" \
+"                         A transfer (upload PATH...): FILE is a\n" \
+"                         directory; each stored file goes to its path\n" \
+"                         in it, its own receipt checked\n"
 
 /* Long-only options of upload PATH... */
 enum {

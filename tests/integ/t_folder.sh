@@ -161,6 +161,16 @@ check "the tar equals the source (diff -r)" \
 check "the tar's docs equal the source (diff -r)" \
     diff -r "$WANT/docs" "$T/untar/docs"
 
+# paraflow fetch of a transfer: every stored file, each receipt checked.
+run "$PARAFLOW" fetch "$SID" -o "$T/fetched" --quiet --pin "$(server_pin)" \
+    --http "https://127.0.0.1:$HTTP_PORT"
+check_eq "fetch of the transfer exits 0" 0 "$RC"
+check "fetch reproduces the tree (diff -r)" \
+    diff -r "$WANT/photos" "$T/fetched/photos"
+check "fetch reproduces the docs (diff -r)" \
+    diff -r "$WANT/docs" "$T/fetched/docs"
+check "fetch left no .part" test -z "$(find "$T/fetched" -name '*.part')"
+
 # --- Kill mid-transfer, rerun -------------------------------------------
 MANY=$T/many
 mkdir -p "$MANY"
