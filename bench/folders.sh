@@ -115,7 +115,11 @@ run_tree() {
 	mkdir -p "$dwork/nc/$1"
 	(cd "$dwork/nc/$1" && nc -l 127.0.0.1 "$nc_port" | tar -x) &
 	nc_pid=$!
-	wait_port "$nc_port"
+	# Not wait_port: the listener takes one connection, the probe's.
+	for _ in $(seq 100); do
+		ss -ltn | grep -q ":$nc_port " && break
+		sleep 0.05
+	done
 	timed 'tar|nc' "$t" "$dwork/nc/$1/$1" nc_copy "$1" || true
 	timed rsync "$t" "$dwork/rsync/$1" rsync -r "$t" \
 	    "rsync://127.0.0.1:$rs_port/bench/" || true

@@ -327,15 +327,18 @@ manifest_to_json(const struct manifest *m, bool final)
 static enum pf_status
 load_entry(const json_t *e, struct manifest_file *f)
 {
-	const char *client, *path = NULL, *reason = NULL;
+	const char *client, *path, *reason;
 	json_int_t size, mode, mtime;
 	int dir, status;
 	char comp[PROTO_MAX_NAME + 1];
 
-	if (json_unpack((json_t *)e, "{s:s,s?s,s:b,s:I,s:I,s:I,s:i,s?s}",
-	    "client", &client, "path", &path, "dir", &dir, "size", &size,
-	    "mode", &mode, "mtime", &mtime, "status", &status, "reason",
-	    &reason) == -1 || size < 0 || mode < 0 || mode > 0777 ||
+	/* path and reason may be null: read apart from the rest. */
+	path = json_string_value(json_object_get(e, "path"));
+	reason = json_string_value(json_object_get(e, "reason"));
+	if (json_unpack((json_t *)e, "{s:s,s:b,s:I,s:I,s:I,s:i}", "client",
+	    &client, "dir", &dir, "size", &size, "mode", &mode, "mtime",
+	    &mtime, "status", &status) == -1 || size < 0 || mode < 0 ||
+	    mode > 0777 ||
 	    (status != PF_OK && !pf_status_is_wire(status)) ||
 	    (path == NULL) != (status != PF_OK))
 		return PF_EBADFRAME;

@@ -209,6 +209,24 @@ SID2=$(json_get session <"$T/out")
 check "resumed tree equals the source (diff -r)" \
     diff -r "$MANY" "$STORAGE/$SID2/many"
 
+# --- paraflowd killed mid-transfer: the transfer survives the restart ----
+cp -a "$MANY" "$T/many2"
+"$PARAFLOW" upload --port "$PORT" --quiet -c 64K -t 2 --limit-rate 1M \
+    "$T/many2" >"$T/kill2.out" 2>"$T/kill2.err" &
+CPID=$!
+check "the first chunks arrive again" wait_for 60 held
+kill -9 "$SERVER_PID" "$CPID" 2>/dev/null
+wait "$SERVER_PID" "$CPID" 2>/dev/null
+start_server --port "$PORT"
+check "the restarted server recovers the transfer" \
+    grep -q '1 sessions to resume' "$T/server.log"
+run "$PARAFLOW" upload --port "$PORT" --quiet -c 64K --json "$T/many2"
+check_eq "the rerun after the restart completes" 0 "$RC"
+check "it resumed chunks the server kept across the restart" \
+    test "$(json_get resumed_chunks <"$T/out")" -gt 0
+check "that tree equals the source (diff -r)" diff -r "$T/many2" \
+    "$STORAGE/$(json_get session <"$T/out")/many2"
+
 # --- A file changed after it was sent -----------------------------------
 CH=$T/changing
 mkdir -p "$CH"
@@ -233,6 +251,7 @@ check "and it equals the local file" cmp "$CH/aaa-first.bin" \
     "$STORAGE/$(json_get session <"$T/out")/changing/aaa-first.bin"
 
 # --- DELETE of a transfer removes its tree ------------------------------
+GW=https://127.0.0.1:$HTTP_PORT/api/v1/sessions/$SID	# after the restart
 check_eq "DELETE of a transfer answers 200" 200 "$(gw '' -X DELETE)"
 check "its whole tree is gone" test ! -e "$STORAGE/$SID"
 
