@@ -737,7 +737,14 @@ upload_run(const struct upload_opts *o, struct upload_result *r)
 	}
 	if (open_state(&u, &sb) != PF_OK || control_setup(&u) != PF_OK)
 		goto out;
-	if (o->progress)
+	if (o->progress && o->tree != NULL) {
+		char label[PROTO_MAX_NAME + 32];
+
+		/* A transfer: its label, and how many files it holds. */
+		snprintf(label, sizeof(label), "%s (%zu files)", r->name,
+		    o->tree->files);
+		bar = progress_start(label, u.j.size, queue_done_bytes(u.j.q));
+	} else if (o->progress)
 		bar = progress_start(r->name, u.j.size,
 		    queue_done_bytes(u.j.q));
 	supervise(&u);
