@@ -12,13 +12,34 @@
 
 #include "chunkio.h"
 #include "log.h"
+#include "tree.h"
 
 #define CHUNKIO_BUF	(1024u * 1024)
 
 enum pf_status
-chunkio_read(int fd, const struct proto_chunk_head *ch, uint8_t *buf,
-    size_t bufsz, struct pf_sha256 *h, chunkio_sink sink, void *arg,
-    uint8_t digest[PF_SHA256_LEN])
+chunkio_pread(const struct chunk_src *src, void *buf, size_t n, uint64_t off)
+{
+	size_t got = 0;
+
+	if (src->tree != NULL)
+		return tree_pread(src->tree, buf, n, off);
+	while (got < n) {
+		ssize_t r = pread(src->fd, (uint8_t *)buf + got, n - got,
+		    (off_t)(off + got));
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return PF_EIO;
+		got += (size_t)r;
+	}
+	return PF_OK;
+}
+
+enum pf_status
+chunkio_read(const struct chunk_src *src, const struct proto_chunk_head *ch,
+    uint8_t *buf, size_t bufsz, struct pf_sha256 *h, chunkio_sink sink,
+    void *arg, uint8_t digest[PF_SHA256_LEN])
 {
 	uint64_t pos = 0;
 	enum pf_status rc;
@@ -28,7 +49,15 @@ chunkio_read(int fd, const struct proto_chunk_head *ch, uint8_t *buf,
 	while (pos < ch->length) {
 		size_t want = ch->length - pos < bufsz ?
 		    (size_t)(ch->length - pos) : bufsz;
-		ssize_t n = pread(fd, buf, want, (off_t)(ch->offset + pos));
+		ssize_t n;
+
+		/* A transfer's files: read whole, a short file zero-filled. */
+		if (src->tree != NULL)
+			n = tree_pread(src->tree, buf, want, ch->offset +
+			    pos) == PF_OK ? (ssize_t)want : -1;
+		else
+			n = pread(src->fd, buf, want,
+			    (off_t)(ch->offset + pos));
 
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -51,6 +80,15 @@ enum pf_status
 chunkio_receipt(int fd, uint64_t size, uint32_t chunk_size,
     char hex[PF_SHA256_HEX])
 {
+	struct chunk_src src = { fd, NULL };
+
+	return chunkio_receipt_src(&src, size, chunk_size, hex);
+}
+
+enum pf_status
+chunkio_receipt_src(const struct chunk_src *src, uint64_t size,
+    uint32_t chunk_size, char hex[PF_SHA256_HEX])
+{
 	struct pf_sha256 *h = NULL;
 	uint8_t *buf = NULL, *digests = NULL, receipt[PF_SHA256_LEN];
 	uint32_t count;
@@ -68,7 +106,7 @@ chunkio_receipt(int fd, uint64_t size, uint32_t chunk_size,
 		struct proto_chunk_head ch = { i, (uint64_t)i * chunk_size,
 		    proto_chunk_length(size, chunk_size, i) };
 
-		rc = chunkio_read(fd, &ch, buf, CHUNKIO_BUF, h, NULL, NULL,
+		rc = chunkio_read(src, &ch, buf, CHUNKIO_BUF, h, NULL, NULL,
 		    digests + (size_t)i * PF_SHA256_LEN);
 		if (rc != PF_OK)
 			goto out;
@@ -85,7 +123,7 @@ out:
 
 /* Shared by the threads of chunkio_digest_chunks. */
 struct digest_job {
-	int			 fd;
+	const struct chunk_src	*src;
 	uint64_t		 size;
 	uint32_t		 chunk_size, count;
 	const uint8_t		*want;
@@ -113,8 +151,8 @@ digest_main(void *arg)
 
 		if (!(job->want[i / 8] >> (i % 8) & 1))
 			continue;
-		rc = chunkio_read(job->fd, &ch, buf, CHUNKIO_BUF, h, NULL, NULL,
-		    job->digests + (size_t)i * PF_SHA256_LEN);
+		rc = chunkio_read(job->src, &ch, buf, CHUNKIO_BUF, h, NULL,
+		    NULL, job->digests + (size_t)i * PF_SHA256_LEN);
 	}
 out:
 	if (rc != PF_OK) {
@@ -128,10 +166,11 @@ out:
 }
 
 enum pf_status
-chunkio_digest_chunks(int fd, uint64_t size, uint32_t chunk_size,
-    uint32_t count, const uint8_t *want, uint8_t *digests, unsigned threads)
+chunkio_digest_chunks(const struct chunk_src *src, uint64_t size,
+    uint32_t chunk_size, uint32_t count, const uint8_t *want,
+    uint8_t *digests, unsigned threads)
 {
-	struct digest_job job = { .fd = fd, .size = size,
+	struct digest_job job = { .src = src, .size = size,
 	    .chunk_size = chunk_size, .count = count, .want = want,
 	    .digests = digests };
 	pthread_t *tids;

@@ -9,16 +9,29 @@
 #include "digest.h"
 #include "proto.h"
 
+struct tree;
+
+/* Where chunks are read: one file (fd), or a transfer's files (tree). */
+struct chunk_src {
+	int		 fd;
+	struct tree	*tree;		/* if not NULL, fd is not used */
+};
+
+/* Reads n bytes of src at off into buf: PF_OK, or PF_EIO if short. */
+enum pf_status chunkio_pread(const struct chunk_src *src, void *buf,
+    size_t n, uint64_t off);
+
 /* Receives each piece of the chunk as it is read; PF_OK to go on. */
 typedef enum pf_status (*chunkio_sink)(void *arg, const void *p, size_t n);
 
 /*
- * Reads chunk ch of the file fd in pieces of at most bufsz bytes through
+ * Reads chunk ch of src in pieces of at most bufsz bytes through
  * buf, feeds each piece to the chunk digest h and then to sink (if not
  * NULL), and writes the chunk digest to digest. PF_EIO if the file is
  * shorter than it was (it changed under us).
  */
-enum pf_status chunkio_read(int fd, const struct proto_chunk_head *ch,
+enum pf_status chunkio_read(const struct chunk_src *src,
+    const struct proto_chunk_head *ch,
     uint8_t *buf, size_t bufsz, struct pf_sha256 *h, chunkio_sink sink,
     void *arg, uint8_t digest[PF_SHA256_LEN]);
 
@@ -29,13 +42,18 @@ enum pf_status chunkio_read(int fd, const struct proto_chunk_head *ch,
 enum pf_status chunkio_receipt(int fd, uint64_t size, uint32_t chunk_size,
     char hex[PF_SHA256_HEX]);
 
+/* chunkio_receipt of the payload src: a file, or a transfer's files. */
+enum pf_status chunkio_receipt_src(const struct chunk_src *src,
+    uint64_t size, uint32_t chunk_size, char hex[PF_SHA256_HEX]);
+
 /*
- * Computes the digest of every chunk of fd (size bytes in count chunks of
+ * Computes the digest of every chunk of src (size bytes in count chunks of
  * chunk_size) whose bit is set in want (bit i % 8 of byte i / 8), into
  * digests (32 bytes a chunk, at the chunk's place), reading with up to
  * threads threads at once. PF_EIO if the file cannot be read.
  */
-enum pf_status chunkio_digest_chunks(int fd, uint64_t size,
+enum pf_status chunkio_digest_chunks(const struct chunk_src *src,
+    uint64_t size,
     uint32_t chunk_size, uint32_t count, const uint8_t *want,
     uint8_t *digests, unsigned threads);
 

@@ -26,7 +26,8 @@ enum cli_exit {
 	EXIT_LOCAL_IO = 7,	/* the local file cannot be read or written */
 	EXIT_SERVER = 8,	/* server busy, full, or failed */
 	EXIT_NOT_FOUND = 9,	/* gateway: no such session (HTTP 404) */
-	EXIT_NOT_READY = 10	/* gateway: session not finished (409) */
+	EXIT_NOT_READY = 10,	/* gateway: session not finished (409) */
+	EXIT_PARTIAL = 11	/* transfer: some files refused or changed */
 };
 
 /* The exit code for a failed operation's status. */

@@ -8,16 +8,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chunkio.h"
 #include "client.h"
 #include "login.h"
 #include "tls.h"
 #include "wire.h"
 
-/* True if HELLO j lists mechanism mech in "mechanisms". */
+/* True if HELLO j lists mech in its array key ("mechanisms"...). */
 static bool
-offers(const json_t *j, const char *mech)
+lists(const json_t *j, const char *key, const char *mech)
 {
-	const json_t *a = json_object_get(j, "mechanisms"), *m;
+	const json_t *a = json_object_get(j, key), *m;
 	size_t i;
 
 	json_array_foreach(a, i, m)
@@ -30,6 +31,13 @@ offers(const json_t *j, const char *mech)
 enum pf_status
 client_hello(struct pf_conn *c, uint8_t nonce[SCRAM_NONCE_LEN], char *err,
     size_t errcap)
+{
+	return client_hello_features(c, nonce, NULL, err, errcap);
+}
+
+enum pf_status
+client_hello_features(struct pf_conn *c, uint8_t nonce[SCRAM_NONCE_LEN],
+    unsigned *features, char *err, size_t errcap)
 {
 	const char *n64;
 	uint64_t version;
@@ -52,11 +60,14 @@ client_hello(struct pf_conn *c, uint8_t nonce[SCRAM_NONCE_LEN], char *err,
 	 * does not offer it is refused rather than logged in to unbound.
 	 */
 	rc = PF_EAUTH;
-	if (pf_conn_is_tls(c) && !offers(j, SCRAM_MECH_PLUS)) {
+	if (pf_conn_is_tls(c) && !lists(j, "mechanisms", SCRAM_MECH_PLUS)) {
 		snprintf(err, errcap, "the server does not offer %s over TLS "
 		    "(a downgrade?)", SCRAM_MECH_PLUS);
 		goto out;
 	}
+	if (features != NULL)
+		*features = lists(j, "features", "transfer") ?
+		    CLIENT_FEATURE_TRANSFER : 0;
 	rc = PF_OK;
 out:
 	json_decref(j);
@@ -213,8 +224,8 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 	int type;
 
 	memset(out, 0, sizeof(*out));
-	if (headlen > 0 && pread(rq->fd, head, headlen, 0) !=
-	    (ssize_t)headlen) {
+	if (headlen > 0 && chunkio_pread(rq->src, head, headlen, 0) !=
+	    PF_OK) {
 		snprintf(err, errcap, "cannot read the file");
 		return rc;
 	}
@@ -233,7 +244,8 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 	    (json_int_t)rq->size, "chunk_size", (json_int_t)rq->chunk_size,
 	    "head", head64);
 	if (j == NULL || (rq->resume != NULL && json_object_set_new(j,
-	    "resume", json_string(rq->resume)) == -1))
+	    "resume", json_string(rq->resume)) == -1) || (rq->files != NULL &&
+	    json_object_set(j, "files", (json_t *)rq->files) == -1))
 		goto out;
 	if ((rc = wire_send_json(c, PROTO_OPEN, j)) != PF_OK)
 		goto out;
@@ -259,6 +271,7 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 		snprintf(out->session, sizeof(out->session), "%s", sid);
 		snprintf(out->name, sizeof(out->name), "%s", sname);
 		snprintf(out->digest, sizeof(out->digest), "%s", digest);
+		out->files = json_incref(json_object_get(j, "files"));
 		out->complete = out->resumed = true;
 		rc = PF_OK;
 		goto out;
@@ -278,6 +291,8 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 	snprintf(out->session, sizeof(out->session), "%s", sid);
 	snprintf(out->name, sizeof(out->name), "%s", sname);
 	out->resumed = json_is_true(json_object_get(j, "resumed"));
+	out->files_refused = (unsigned)json_integer_value(json_object_get(j,
+	    "files_refused"));
 	parse_limits(j, out);
 	rc = PF_OK;
 out:
@@ -293,6 +308,8 @@ client_opened_clear(struct client_opened *o)
 {
 	free(o->have);
 	o->have = NULL;
+	json_decref(o->files);
+	o->files = NULL;
 }
 
 enum pf_status
@@ -330,7 +347,7 @@ client_join(struct pf_conn *c, const uint8_t key[PF_SHA256_LEN],
 
 enum pf_status
 client_commit(struct pf_conn *c, const char *receipt, unsigned timeout_ms,
-    char *err, size_t errcap)
+    json_t **files, char *err, size_t errcap)
 {
 	const char *digest;
 	json_t *j;
@@ -351,6 +368,8 @@ client_commit(struct pf_conn *c, const char *receipt, unsigned timeout_ms,
 	    PF_EINTEGRITY;
 	if (rc != PF_OK)
 		snprintf(err, errcap, "server reports another receipt");
+	else if (files != NULL)
+		*files = json_incref(json_object_get(j, "files"));
 	json_decref(j);
 	return rc;
 }

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "digest.h"
 #include "net.h"
 #include "proto.h"
@@ -20,13 +22,17 @@
 
 /* What OPEN asks for. Every field is borrowed. */
 struct client_open_req {
-	int		 fd;		/* the file, to read its head */
+	const struct chunk_src *src;	/* the file(s), to read the head */
 	uint64_t	 size;
 	uint32_t	 chunk_size;
 	uint32_t	 chunks;	/* what OPENED must report */
 	const char	*name;
 	const char	*resume;	/* session id to resume, or NULL */
+	const json_t	*files;		/* a transfer's manifest, or NULL */
 };
+
+/* What a server's HELLO offers beyond one file per OPEN. */
+#define CLIENT_FEATURE_TRANSFER	0x1u
 
 /* What OPENED answered. */
 struct client_opened {
@@ -36,6 +42,8 @@ struct client_opened {
 	uint8_t		*have;		/* ceil(chunks / 8) bytes, owned */
 	bool		 complete;	/* the resumed session had finished */
 	char		 digest[PF_SHA256_HEX];	/* its receipt, if so */
+	json_t		*files;		/* and a transfer's files; owned */
+	unsigned	 files_refused;	/* a transfer's, refused at OPEN */
 	/* The server's connection limits; an older server tells none. */
 	bool		 limits;
 	unsigned	 user_conns;	/* a user may hold at once */
@@ -51,6 +59,14 @@ struct client_opened {
  * (a downgrade). Server errors: the ERROR code, its message in err
  * (capacity errcap).
  */
+/*
+ * client_hello that also tells, in *features, what the server offers
+ * (CLIENT_FEATURE_*); a server that says nothing offers nothing.
+ */
+enum pf_status client_hello_features(struct pf_conn *c,
+    uint8_t nonce[SCRAM_NONCE_LEN], unsigned *features, char *err,
+    size_t errcap);
+
 enum pf_status client_hello(struct pf_conn *c,
     uint8_t nonce[SCRAM_NONCE_LEN], char *err, size_t errcap);
 
@@ -74,7 +90,8 @@ enum pf_status client_login(struct pf_conn *c, const char *user,
  * finished already answers COMPLETE instead: out->complete is set and
  * out->digest holds the receipt the server stored. out->limits says
  * whether OPENED told the server's connection limits (an older server
- * does not).
+ * does not). rq->files makes it the OPEN of a transfer; a COMPLETE then
+ * brings the files' list in out->files.
  */
 enum pf_status client_open(struct pf_conn *c, const struct client_open_req *rq,
     struct client_opened *out, char *err, size_t errcap);
@@ -91,10 +108,12 @@ enum pf_status client_join(struct pf_conn *c, const uint8_t key[PF_SHA256_LEN],
 
 /*
  * Sends COMMIT with the receipt (hex) and waits up to timeout_ms for
- * COMPLETE. PF_EINTEGRITY if the server reports another receipt.
+ * COMPLETE. PF_EINTEGRITY if the server reports another receipt. With
+ * files not NULL, *files is the COMPLETE's list of a transfer's files (a
+ * new reference, or NULL).
  */
 enum pf_status client_commit(struct pf_conn *c, const char *receipt,
-    unsigned timeout_ms, char *err, size_t errcap);
+    unsigned timeout_ms, json_t **files, char *err, size_t errcap);
 
 /* Sends ABORT; the server then deletes the session's staging area. */
 enum pf_status client_abort(struct pf_conn *c);

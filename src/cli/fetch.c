@@ -36,6 +36,8 @@ struct fetch {
 	struct http		*h;
 	const char		*id;
 	const char		*path;		/* the final name */
+	const char		*qpath;		/* a transfer's file: its
+						   stored path, URL-encoded */
 	char			*part;		/* path + ".part" */
 	int			 fd;		/* the .part, locked */
 	dev_t			 dev;		/* and its identity */
@@ -51,6 +53,7 @@ struct fetch {
 	const struct http_resp	*resp;		/* the answer in progress */
 	_Atomic uint64_t	 done;		/* for the progress bar */
 	struct remote_error	 e;		/* why the sink stopped */
+	unsigned		 files;		/* a transfer's, fetched */
 };
 
 static bool
@@ -256,15 +259,16 @@ part_sink(void *arg, const void *p, size_t n)
 static enum pf_status
 download(struct fetch *f)
 {
-	char path[128], range[32], etag[PF_SHA256_HEX + 2];
+	char path[128 + 3 * PROTO_MAX_PATH], range[32];
+	char etag[PF_SHA256_HEX + 2];
 	struct http_req rq = { .method = "GET", .sink = part_sink,
 	    .arg = f };
 	struct http_resp resp;
 	struct progress *bar = NULL;
 	enum pf_status rc = PF_OK;
 
-	snprintf(path, sizeof(path), "%s/sessions/%s/file", REMOTE_API,
-	    f->id);
+	snprintf(path, sizeof(path), "%s/sessions/%s/file%s%s", REMOTE_API,
+	    f->id, f->qpath ? "?path=" : "", f->qpath ? f->qpath : "");
 	snprintf(etag, sizeof(etag), "\"%s\"", f->digest);
 	rq.path = path;
 	f->resp = &resp;
@@ -397,6 +401,26 @@ out:
 	return rc;
 }
 
+/* The outcome of fetching a transfer into directory f->path. */
+static void
+print_tree(const struct fetch *f, double secs)
+{
+	char size[16];
+	json_t *dir;
+
+	if (f->o->json) {
+		dir = json_string(f->path);
+		remote_print_json(json_pack("{s:s,s:s,s:o,s:I,s:I,s:f}",
+		    "status", "ok", "session", f->id, "directory", dir ? dir :
+		    json_null(), "files", (json_int_t)f->files, "bytes",
+		    (json_int_t)f->got, "seconds", secs));
+		return;
+	}
+	progress_format_bytes((double)f->got, size);
+	printf("fetched transfer %s to %s/: %u files, %s in %.2f s, every "
+	    "receipt checked\n", f->id, f->path, f->files, size, secs);
+}
+
 static void
 print_result(const struct fetch *f, double secs)
 {
@@ -425,12 +449,160 @@ print_result(const struct fetch *f, double secs)
 	printf("receipt %s\n", f->digest);
 }
 
+/* A stored path of a transfer, URL-encoded but for '/'; NULL if unsafe. */
+static char *
+encode_path(const char *p)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char *out, *q;
+
+	/* The server's paths are sanitised; one that is not, is refused. */
+	if (p[0] == '/' || p[0] == '\0' || strlen(p) > PROTO_MAX_PATH ||
+	    strstr(p, "//") || strcmp(p, "..") == 0 || strncmp(p, "../", 3) ==
+	    0 || strstr(p, "/../") || (strlen(p) >= 3 &&
+	    strcmp(p + strlen(p) - 3, "/..") == 0) || strchr(p, '\\'))
+		return NULL;
+	if ((q = out = malloc(3 * strlen(p) + 1)) == NULL)
+		return NULL;
+	for (; *p != '\0'; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if (isalnum(ch) || strchr("-._~/", ch))
+			*q++ = (char)ch;
+		else {
+			*q++ = '%';
+			*q++ = hex[ch >> 4];
+			*q++ = hex[ch & 15];
+		}
+	}
+	*q = '\0';
+	return out;
+}
+
+/* Creates the directories of path (all of it with whole), mode 0777. */
+static enum pf_status
+make_dirs(char *path, bool whole)
+{
+	for (char *s = strchr(path + 1, '/'); ; s = strchr(s + 1, '/')) {
+		if (s != NULL)
+			*s = '\0';
+		if ((s != NULL || whole) && mkdir(path, 0777) == -1 &&
+		    errno != EEXIST) {
+			if (s != NULL)
+				*s = '/';
+			return PF_EIO;
+		}
+		if (s == NULL)
+			return PF_OK;
+		*s = '/';
+	}
+}
+
+/*
+ * Fetches file entry e of transfer f into dir/<its path>, as one file is
+ * fetched (resumable .part, receipt checked before the rename), with the
+ * file's own receipt.
+ */
+static enum pf_status
+fetch_entry(struct fetch *f, const char *dir, const json_t *e)
+{
+	const char *p = json_string_value(json_object_get(e, "path"));
+	const char *d = json_string_value(json_object_get(e, "digest"));
+	json_int_t size = json_integer_value(json_object_get(e, "size"));
+	struct fetch g = { .o = f->o, .h = f->h, .id = f->id, .fd = -1,
+	    .chunk_size = f->chunk_size };
+	char *path = NULL, *q = NULL;
+	enum pf_status rc = PF_EPROTO;
+
+	if (p == NULL || (q = encode_path(p)) == NULL || d == NULL ||
+	    strlen(d) != PF_SHA256_HEX - 1 || !hex_digest_valid(d) ||
+	    size < 0) {
+		remote_fail(&f->e, rc, f->id, "session %s: an entry the "
+		    "server lists is not valid", f->id);
+		goto out;
+	}
+	if (asprintf(&path, "%s/%s", dir, p) == -1 || asprintf(&g.part,
+	    "%s.part", path) == -1) {
+		rc = PF_ENOMEM;
+		goto out;
+	}
+	g.path = path;
+	g.qpath = q;
+	g.size = (uint64_t)size;
+	memcpy(g.digest, d, PF_SHA256_HEX);
+	if ((rc = make_dirs(path, false)) != PF_OK) {
+		remote_fail(&f->e, rc, f->id, "%s: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	if ((rc = open_part(&g)) != PF_OK ||
+	    (g.offset < g.size && (rc = download(&g)) != PF_OK) ||
+	    (rc = verify_and_keep(&g)) != PF_OK)
+		f->e = g.e;
+	f->got += g.got;
+out:
+	if (g.fd != -1)
+		close(g.fd);
+	free(g.part);
+	free(path);
+	free(q);
+	return rc;
+}
+
+/*
+ * A transfer: every stored entry of list into directory dir, each file
+ * with its own receipt checked.
+ */
+static enum pf_status
+fetch_tree(struct fetch *f, const char *dir, const json_t *list)
+{
+	const json_t *e;
+	char *path, *safe = NULL;
+	size_t i;
+	enum pf_status rc = PF_OK;
+
+	json_array_foreach(list, i, e) {
+		const char *p = json_string_value(json_object_get(e, "path"));
+
+		if (json_integer_value(json_object_get(e, "status")) != 0 ||
+		    p == NULL)
+			continue;
+		if (!json_is_true(json_object_get(e, "dir"))) {
+			if ((rc = fetch_entry(f, dir, e)) != PF_OK) {
+				free(safe);
+				return rc;
+			}
+			f->files++;
+			continue;
+		}
+		free(safe);
+		if ((safe = encode_path(p)) == NULL || asprintf(&path,
+		    "%s/%s", dir, p) == -1) {
+			free(safe);
+			remote_fail(&f->e, PF_EPROTO, f->id, "session %s: an "
+			    "entry the server lists is not valid", f->id);
+			return PF_EPROTO;
+		}
+		rc = make_dirs(path, true);
+		free(path);
+		if (rc != PF_OK) {
+			free(safe);
+			remote_fail(&f->e, rc, f->id, "%s: %s", dir,
+			    strerror(errno));
+			return rc;
+		}
+	}
+	free(safe);
+	return PF_OK;
+}
+
 int
 fetch_run(const struct remote_opts *o, const char *id, const char *out)
 {
 	struct fetch f = { .o = o, .id = id, .path = out ? out : id,
 	    .fd = -1 };
 	uint64_t start = pf_now_ms();
+	json_t *list = NULL;
 	int status = EXIT_OK;
 
 	if ((f.h = remote_open(o, &f.e)) == NULL)
@@ -440,7 +612,19 @@ fetch_run(const struct remote_opts *o, const char *id, const char *out)
 		remote_fail(&f.e, PF_ENOMEM, id, "out of memory");
 		goto fail;
 	}
-	if (read_session(&f) != PF_OK || open_part(&f) != PF_OK)
+	if (read_session(&f) != PF_OK)
+		goto fail;
+	/* A transfer of many files lists them; one file does not. */
+	if (remote_call(f.h, "GET", id, &list, &f.e, "/sessions/%s/files",
+	    id) == PF_OK) {
+		if (fetch_tree(&f, f.path, json_object_get(list, "files")) !=
+		    PF_OK)
+			goto fail;
+		print_tree(&f, (double)(pf_now_ms() - start) / 1000);
+		goto done;
+	}
+	memset(&f.e, 0, sizeof(f.e));
+	if (open_part(&f) != PF_OK)
 		goto fail;
 	if (f.offset < f.size && download(&f) != PF_OK)
 		goto fail;
@@ -451,6 +635,7 @@ fetch_run(const struct remote_opts *o, const char *id, const char *out)
 fail:
 	status = remote_report(&f.e, o->json);
 done:
+	json_decref(list);
 	if (f.fd != -1)
 		close(f.fd);
 	free(f.part);

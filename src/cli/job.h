@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "chunkio.h"
 #include "digest.h"
 #include "proto.h"
 #include "queue.h"
@@ -23,7 +24,7 @@
 struct job {
 	const struct upload_opts *o;
 	struct upload_result	*r;
-	int			 fd;		/* the file */
+	struct chunk_src	 src;		/* the file, or files */
 	uint64_t		 size;
 	struct chunk_queue	*q;
 	uint8_t			*digests;	/* ours, 32 bytes a chunk */

@@ -17,12 +17,14 @@
 #include "chunkio.h"
 #include "cli.h"
 #include "fetch.h"
+#include "folder.h"
 #include "http.h"
 #include "log.h"
 #include "progress.h"
 #include "remote.h"
 #include "sessions.h"
 #include "text.h"
+#include "tree.h"
 #include "upload.h"
 
 /* Shared by the full help and the help of each gateway command. */
@@ -56,14 +58,31 @@
 "                         FILE.part, resumed by the next run if cut off;\n" \
 "                         FILE appears only once the receipt of what came\n" \
 "                         equals the session's (as paraflow digest computes\n" \
-"                         it); if not, FILE.part is removed (exit 6)\n"
+"                         it); if not, FILE.part is removed (exit 6).\n" \
+"                         A transfer (upload PATH...): FILE is a\n" \
+"                         directory; each stored file goes to its path\n" \
+"                         in it, its own receipt checked\n"
+
+/* Long-only options of upload PATH... */
+enum {
+	OPT_EXCLUDE = 0x2000,
+	OPT_FOLLOW,
+	OPT_DRY_RUN
+};
+#define FOLDER_OPTIONS \
+	{ "exclude", required_argument, NULL, OPT_EXCLUDE }, \
+	{ "follow-symlinks", no_argument, NULL, OPT_FOLLOW }, \
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN }
 
 #define EXIT_GATEWAY \
 "  9  no such session (unknown, deleted, or another user's)\n" \
-"  10 the session has not finished (fetch), or is being stored (cancel)\n"
+"  10 the session has not finished (fetch), or is being stored (cancel)\n" \
+"  11 upload PATH...: the transfer completed, but some files were refused\n" \
+"     (type, name) or changed while being sent; the result lists them\n"
 
 static const char usage_text[] =
 "Usage: paraflow upload --file FILE [OPTION]...\n"
+"       paraflow upload PATH... [OPTION]...\n"
 "       paraflow digest [--chunk-size SIZE] FILE...\n"
 "       paraflow list [--state STATE[,STATE]...] [GATEWAY OPTION]...\n"
 "       paraflow status [ID] [--watch [SEC]] [GATEWAY OPTION]...\n"
@@ -77,7 +96,15 @@ static const char usage_text[] =
 "the whole-file receipt matches.\n"
 "\n"
 "upload options:\n"
-"  -f, --file FILE        the file to send (required)\n"
+"  -f, --file FILE        the file to send\n"
+"  PATH...                files and directories (recursively) to send as\n"
+"                         one transfer: one login, one set of streams,\n"
+"                         small files sharing chunks; each file keeps its\n"
+"                         own receipt and the server's type checks\n"
+"      --exclude GLOB     leave out what GLOB matches (base name or\n"
+"                         relative path; repeatable)\n"
+"      --follow-symlinks  send what symlinks point at (default: skip them)\n"
+"      --dry-run          list what would be sent, send nothing\n"
 "  -H, --host HOST        server address (default 127.0.0.1)\n"
 "  -p, --port PORT        server port (default 7878)\n"
 "  -t, --threads auto|N   parallel data connections: auto (the default)\n"
@@ -112,6 +139,7 @@ static const char usage_text[] =
 "      --no-resume        start a new upload even if an interrupted one\n"
 "                         can be resumed (its state file is replaced)\n"
 "      --json             print one JSON object with the result on stdout\n"
+"                         (for PATH...: the transfer and every file)\n"
 "  -q, --quiet            no progress bar\n"
 "  -v, --verbose          log more\n"
 "\n"
@@ -302,6 +330,7 @@ upload_with(struct upload_opts *o, struct cli_login *login, bool json,
 	struct upload_result r;
 	struct pf_tls *tls = NULL;
 	char err[512];
+	int rc;
 
 	cli_login_resolve(login);
 	o->user = login->user;
@@ -314,8 +343,91 @@ upload_with(struct upload_opts *o, struct cli_login *login, bool json,
 	upload_run(o, &r);
 	pf_tls_free(tls);
 	cli_login_wipe(login);
-	print_result(&r, o->file, json, quiet, o->threads == 0);
-	return cli_exit_code(r.status);
+	if (o->tree != NULL && r.status == PF_OK)
+		rc = folder_report(&r, o->tree, o->chunk_size, json, quiet);
+	else {
+		print_result(&r, o->file, json, quiet, o->threads == 0);
+		rc = cli_exit_code(r.status);
+	}
+	json_decref(r.files);
+	return rc;
+}
+
+/* The options of "paraflow upload PATH..." beyond those of --file. */
+struct folder_args {
+	const char	*exclude[64];
+	struct tree_opts to;
+	bool		 dry_run;
+};
+
+/* Takes in an option of upload PATH...; false if ch is none of them. */
+static bool
+folder_option(struct folder_args *fa, int ch, const char *arg)
+{
+	switch (ch) {
+	case OPT_EXCLUDE:
+		if (fa->to.nexclude == sizeof(fa->exclude) /
+		    sizeof(fa->exclude[0]))
+			pf_usage_error("%s", "at most 64 --exclude");
+		fa->exclude[fa->to.nexclude++] = arg;
+		return true;
+	case OPT_FOLLOW:
+		fa->to.follow_symlinks = true;
+		return true;
+	case OPT_DRY_RUN:
+		fa->dry_run = true;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * Builds the transfer of paths (argc of them) into o and runs it (or
+ * lists it, with --dry-run); without paths, uploads o->file. The exit
+ * status.
+ */
+static int
+upload_paths(struct upload_opts *o, struct folder_args *fa, char **paths,
+    int argc, struct cli_login *login, bool json, bool quiet)
+{
+	char err[1024], label[PROTO_MAX_NAME + 1];
+	struct tree *t;
+	const char *base;
+	int rc;
+
+	if (argc == 0 && o->file == NULL)
+		pf_usage_error("%s", "upload needs --file FILE or PATH...");
+	if (argc == 0 && (fa->dry_run || fa->to.nexclude > 0 ||
+	    fa->to.follow_symlinks))
+		pf_usage_error("%s", "--exclude, --follow-symlinks and "
+		    "--dry-run go with PATH...");
+	if (argc == 0)
+		return upload_with(o, login, json, quiet);
+	if (o->file != NULL)
+		pf_usage_error("%s", "give --file FILE or PATH..., not both");
+	fa->to.exclude = fa->exclude;
+	fa->to.quiet = json;
+	if (tree_build((const char *const *)paths, (size_t)argc, &fa->to, &t,
+	    err, sizeof(err)) != PF_OK) {
+		fprintf(stderr, "paraflow: %s\n", err);
+		return EXIT_LOCAL_IO;
+	}
+	if (fa->dry_run) {
+		rc = folder_dry_run(t, json);
+		tree_free(t);
+		return rc;
+	}
+	/* The label the transfer is listed under: its first top entry. */
+	base = t->e[0].rel;
+	snprintf(label, sizeof(label), "%.*s", (int)strcspn(base, "/"), base);
+	o->tree = t;
+	o->file = paths[0];
+	if (o->name == NULL)
+		o->name = label;
+	rc = upload_with(o, login, json, quiet);
+	tree_free(t);
+	return rc;
 }
 
 static int
@@ -335,6 +447,7 @@ cmd_upload(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "give-up", required_argument, NULL, 'G' },
 		{ "no-resume", no_argument, NULL, 'N' },
+		FOLDER_OPTIONS,
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -347,12 +460,14 @@ cmd_upload(int argc, char **argv)
 	    .chunk_size = PROTO_DEFAULT_CHUNK, .retries = 5,
 	    .timeout_ms = 60000, .give_up_s = 120, .progress = true };
 	struct cli_login login = { .user = NULL };
+	struct folder_args fa = { .dry_run = false };
 	bool json = false, quiet = false;
 	int ch, verbosity = PF_LOG_WARN;
 
 	while ((ch = getopt_long(argc, argv, "f:H:p:t:c:n:" CLI_LOGIN_SHORT
 	    "qvh", opts, NULL)) != -1) {
-		if (cli_login_option(&login, ch, optarg))
+		if (cli_login_option(&login, ch, optarg) ||
+		    folder_option(&fa, ch, optarg))
 			continue;
 		switch (ch) {
 		case 'f':
@@ -394,6 +509,7 @@ cmd_upload(int argc, char **argv)
 		case 'N':
 			o.no_resume = true;
 			break;
+
 		case 'j':
 			json = true;
 			o.progress = false;
@@ -414,12 +530,9 @@ cmd_upload(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc)
-		pf_usage_error("unexpected argument '%s'", argv[optind]);
-	if (o.file == NULL)
-		pf_usage_error("%s", "upload needs --file FILE");
 	pf_log_set_level((enum pf_log_level)verbosity);
-	return upload_with(&o, &login, json, quiet);
+	return upload_paths(&o, &fa, argv + optind, argc - optind, &login,
+	    json, quiet);
 }
 
 static int

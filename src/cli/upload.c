@@ -37,6 +37,7 @@
 #include "progress.h"
 #include "queue.h"
 #include "state.h"
+#include "tree.h"
 #include "trust.h"
 #include "upload.h"
 #include "worker.h"
@@ -61,6 +62,7 @@ enum wake {
 struct upload {
 	struct job		 j;
 	char			*name;		/* the name asked for */
+	json_t			*files;		/* a transfer's manifest */
 	struct state		*state;		/* NULL: not resumable */
 	bool			 state_gone;	/* the state file was removed */
 	struct pf_conn		*ctl;		/* the control connection */
@@ -218,10 +220,11 @@ control_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
 {
 	struct job *j = &u->j;
 	const struct upload_opts *o = j->o;
-	struct client_open_req rq = { j->fd, j->size, o->chunk_size,
-	    j->r->chunks, u->name, u->resume ? j->session : NULL };
+	struct client_open_req rq = { &j->src, j->size, o->chunk_size,
+	    j->r->chunks, u->name, u->resume ? j->session : NULL, u->files };
 	uint8_t nonce[SCRAM_NONCE_LEN];
 	struct pf_conn *c = NULL;
+	unsigned features = 0;
 	enum pf_status rc;
 
 	err[0] = '\0';
@@ -231,8 +234,18 @@ control_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
 	    o->timeout_ms, o->quiet, &c, err, errcap)) != PF_OK)
 		goto out;
 	snprintf(what, whatcap, "no greeting from server");
-	if ((rc = client_hello(c, nonce, err, errcap)) != PF_OK)
+	if ((rc = client_hello_features(c, nonce, &features, err,
+	    errcap)) != PF_OK)
 		goto out;
+	/* An older server would take the OPEN for one file: ask first. */
+	if (u->files != NULL && !(features & CLIENT_FEATURE_TRANSFER)) {
+		snprintf(what, whatcap, "cannot send a folder");
+		snprintf(err, errcap, "this server does not take transfers of "
+		    "many files (an older paraflowd): upgrade it, or send "
+		    "each file with --file");
+		rc = PF_EVERSION;
+		goto out;
+	}
 	snprintf(what, whatcap, "login failed");
 	if ((rc = client_login(c, o->user, o->secret, key, err,
 	    errcap)) != PF_OK)
@@ -308,7 +321,7 @@ control_was_complete(struct upload *u, struct pf_conn *c,
 	enum pf_status rc;
 
 	pf_conn_free(c);
-	rc = chunkio_receipt(j->fd, j->size, j->o->chunk_size, mine);
+	rc = chunkio_receipt_src(&j->src, j->size, j->o->chunk_size, mine);
 	if (rc != PF_OK) {
 		job_set_error(j, rc, "%s: cannot compute the receipt",
 		    j->o->file);
@@ -324,6 +337,7 @@ control_was_complete(struct upload *u, struct pf_conn *c,
 	memcpy(j->session, op->session, sizeof(j->session));
 	snprintf(j->r->name, sizeof(j->r->name), "%s", op->name);
 	memcpy(j->r->digest, mine, sizeof(mine));
+	j->r->files = json_incref(op->files);
 	/* Every chunk counts as held, as for any resumed session. */
 	if ((all = malloc(len)) == NULL) {
 		job_set_error(j, PF_ENOMEM, "out of memory");
@@ -421,7 +435,7 @@ commit(struct upload *u, char *err, size_t errcap)
 	if ((held = malloc(((size_t)n + 7) / 8 + 1)) == NULL)
 		return rc;
 	queue_held_bitmap(j->q, held);
-	rc = chunkio_digest_chunks(j->fd, j->size, j->o->chunk_size, n, held,
+	rc = chunkio_digest_chunks(&j->src, j->size, j->o->chunk_size, n, held,
 	    j->digests, j->o->threads ? j->o->threads : AUTO_DIGEST_THREADS);
 	free(held);
 	if (rc != PF_OK) {
@@ -433,8 +447,8 @@ commit(struct upload *u, char *err, size_t errcap)
 		return rc;
 	pf_hex_encode(receipt, sizeof(receipt), j->r->digest);
 	return client_commit(u->ctl, j->r->digest, j->o->timeout_ms >
-	    COMMIT_TIMEOUT_MS ? j->o->timeout_ms : COMMIT_TIMEOUT_MS, err,
-	    errcap);
+	    COMMIT_TIMEOUT_MS ? j->o->timeout_ms : COMMIT_TIMEOUT_MS,
+	    u->files != NULL ? &j->r->files : NULL, err, errcap);
 }
 
 /* Runs the workers and commits, logging in again as often as needed. */
@@ -532,6 +546,43 @@ now_seconds(void)
 	return (double)pf_now_ms() / 1000;
 }
 
+/*
+ * A transfer's files as one payload; what names it for the resume state
+ * (sb) is the first path's inode and the manifest's digest, so another
+ * tree, or the same one changed, is another upload.
+ */
+static enum pf_status
+open_tree(struct upload *u, struct stat *sb)
+{
+	struct job *j = &u->j;
+	struct tree *t = j->o->tree;
+	uint8_t md[PF_SHA256_LEN];
+
+	j->src.tree = t;
+	j->size = t->total;
+	if (stat(j->o->file, sb) == -1)
+		memset(sb, 0, sizeof(*sb));
+	sb->st_size = (off_t)t->total;
+	pf_hex_decode(t->digest, md, sizeof(md));
+	/* 30 + 24 bits of the digest: st_mtim in ns must not overflow. */
+	sb->st_mtim.tv_sec = (time_t)((uint32_t)md[0] << 22 |
+	    (uint32_t)md[1] << 14 | (uint32_t)md[2] << 6 | md[3] >> 2);
+	sb->st_mtim.tv_nsec = (long)((uint32_t)md[4] << 16 |
+	    (uint32_t)md[5] << 8 | md[6]);
+	if (proto_chunk_count(j->size, j->o->chunk_size,
+	    &j->r->chunks) != PF_OK) {
+		job_set_error(j, PF_ETOOLARGE, "more than %u chunks; use a "
+		    "larger --chunk-size", PROTO_MAX_CHUNKS);
+		return PF_ETOOLARGE;
+	}
+	if ((u->files = tree_manifest(t)) == NULL || (u->name = strdup(
+	    j->o->name)) == NULL) {
+		job_set_error(j, PF_ENOMEM, "out of memory");
+		return PF_ENOMEM;
+	}
+	return PF_OK;
+}
+
 static enum pf_status
 open_file(struct upload *u, struct stat *sb)
 {
@@ -539,11 +590,13 @@ open_file(struct upload *u, struct stat *sb)
 	const char *base;
 	char *path;
 
-	if ((j->fd = open(j->o->file, O_RDONLY | O_CLOEXEC)) == -1) {
+	if (j->o->tree != NULL)
+		return open_tree(u, sb);
+	if ((j->src.fd = open(j->o->file, O_RDONLY | O_CLOEXEC)) == -1) {
 		job_set_error(j, PF_EIO, "%s: %s", j->o->file, strerror(errno));
 		return PF_EIO;
 	}
-	if (fstat(j->fd, sb) == -1 || !S_ISREG(sb->st_mode)) {
+	if (fstat(j->src.fd, sb) == -1 || !S_ISREG(sb->st_mode)) {
 		job_set_error(j, PF_EIO, "%s: not a regular file", j->o->file);
 		return PF_EIO;
 	}
@@ -651,8 +704,9 @@ upload_finish(struct upload *u)
 	if (r->streams_final > r->chunks)
 		r->streams_final = r->chunks;
 	ratelimit_free(j->limit);
-	if (j->fd != -1)
-		close(j->fd);
+	if (j->src.fd != -1)
+		close(j->src.fd);
+	json_decref(u->files);
 	queue_free(j->q);
 	free(j->digests);
 	free(u->name);
@@ -683,7 +737,14 @@ upload_run(const struct upload_opts *o, struct upload_result *r)
 	}
 	if (open_state(&u, &sb) != PF_OK || control_setup(&u) != PF_OK)
 		goto out;
-	if (o->progress)
+	if (o->progress && o->tree != NULL) {
+		char label[PROTO_MAX_NAME + 32];
+
+		/* A transfer: its label, and how many files it holds. */
+		snprintf(label, sizeof(label), "%s (%zu files)", r->name,
+		    o->tree->files);
+		bar = progress_start(label, u.j.size, queue_done_bytes(u.j.q));
+	} else if (o->progress)
 		bar = progress_start(r->name, u.j.size,
 		    queue_done_bytes(u.j.q));
 	supervise(&u);

@@ -6,15 +6,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "autotune.h"
 #include "digest.h"
 #include "proto.h"
 #include "status.h"
 #include "trust.h"
 
+struct tree;
+
 struct upload_opts {
-	const char	*file;
-	const char	*name;		/* name to store; NULL: file's base */
+	const char	*file;		/* with tree: its first path */
+	const char	*name;		/* name to store; NULL: file's base;
+					   a transfer's label with tree */
+	struct tree	*tree;		/* a transfer's files, or NULL */
 	const char	*host;
 	unsigned	 port;
 	const char	*user;
@@ -59,6 +65,8 @@ struct upload_result {
 	unsigned	 nchanges;	/* in changes[], oldest first */
 	unsigned	 changes_dropped; /* later ones not kept */
 	struct autotune_event changes[UPLOAD_MAX_CHANGES];
+	json_t		*files;		/* a transfer's, from COMPLETE; the
+					   caller json_decrefs it */
 };
 
 /*

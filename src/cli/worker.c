@@ -305,7 +305,7 @@ send_chunk(struct worker *w, uint32_t idx)
 
 	if ((rc = wire_send_chunk_head(w->c, &ch)) != PF_OK)
 		return rc;
-	rc = chunkio_read(j->fd, &ch, w->buf, WORKER_BUF, w->h, send_piece, w,
+	rc = chunkio_read(&j->src, &ch, w->buf, WORKER_BUF, w->h, send_piece, w,
 	    digest);
 	if (rc != PF_OK)
 		return rc;

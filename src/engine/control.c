@@ -17,6 +17,7 @@
 #include "counters.h"
 #include "engine.h"
 #include "log.h"
+#include "manifest.h"
 #include "peruser.h"
 #include "policy.h"
 #include "registry.h"
@@ -26,6 +27,7 @@
 #include "stream_int.h"
 #include "throttle.h"
 #include "tls.h"
+#include "unpack.h"
 #include "wire.h"
 
 /* How often a wait for COMMIT looks whether the server is stopping. */
@@ -155,38 +157,14 @@ struct open_req {
 	const char		*resume;	/* session id, or NULL */
 };
 
+/* Chunk size, size limits and head of an OPEN, into o. */
 static enum pf_status
-parse_open(struct stream *st, const json_t *req, struct open_req *o)
+check_sizes(struct stream *st, uint64_t chunk_size, const char *head64,
+    struct open_req *o)
 {
 	const struct stream_env *env = st->env;
-	char why[POLICY_WHY_MAX];
-	const char *head64;
-	enum pf_status rc;
-	uint64_t chunk_size;
-	size_t resume_len = 0;
 	long headlen;
 
-	o->f.client_name = wire_json_str(req, "name",
-	    &o->f.client_name_len);
-	head64 = wire_json_str(req, "head", NULL);
-	o->resume = wire_json_str(req, "resume", &resume_len);
-	if (o->f.client_name == NULL || head64 == NULL ||
-	    wire_json_u64(req, "size", &o->f.size) == -1 ||
-	    wire_json_u64(req, "chunk_size", &chunk_size) == -1 ||
-	    (json_object_get(req, "resume") != NULL &&
-	    resume_len != PROTO_ID_LEN))
-		return reply_fail(st, PF_EBADFRAME, "OPEN needs name, size, "
-		    "chunk_size and head (and resume: a session id)");
-	if (o->f.client_name_len > POLICY_MAX_CLIENT_NAME ||
-	    policy_sanitize_name(o->f.client_name, o->f.client_name_len,
-	    o->name) != PF_OK)
-		return reply_fail(st, PF_EBADNAME,
-		    "file name cannot be stored");
-	if ((rc = policy_check_names(env->policy, o->f.client_name,
-	    o->f.client_name_len, o->name, why, sizeof(why))) != PF_OK)
-		return rc == PF_EFORBIDDEN ? reply_fail(st, rc, "%s", why) :
-		    reply_fail(st, rc == PF_ENOMEM ? PF_EINTERNAL :
-		    PF_EBADNAME, "file name cannot be stored");
 	if (!proto_chunk_size_valid(chunk_size))
 		return reply_fail(st, PF_EBADFRAME,
 		    "chunk size must be a power of "
@@ -210,6 +188,75 @@ parse_open(struct stream *st, const json_t *req, struct open_req *o)
 	o->f.name = o->name;
 	o->f.head = o->head;
 	o->f.headlen = (size_t)headlen;
+	return PF_OK;
+}
+
+/*
+ * The rest of an OPEN of a transfer (many files): its manifest. Paths
+ * and names are judged per file, so a refused file does not refuse the
+ * transfer; the head (of the payload, the files back to back) is not
+ * judged as content, each file's own first bytes are, at COMMIT.
+ */
+static enum pf_status
+parse_transfer(struct stream *st, const json_t *files, uint64_t chunk_size,
+    const char *head64, struct open_req *o)
+{
+	char why[256];
+	enum pf_status rc;
+
+	if ((rc = manifest_parse(st->env->policy, files, &o->f.manifest, why,
+	    sizeof(why))) != PF_OK)
+		return reply_fail(st, rc == PF_ENOMEM ? PF_EINTERNAL : rc,
+		    "%s", why);
+	if (o->f.manifest->total != o->f.size)
+		rc = reply_fail(st, PF_EBADFRAME, "size must be the sum of "
+		    "the files' sizes");
+	else
+		rc = check_sizes(st, chunk_size, head64, o);
+	if (rc != PF_OK) {
+		manifest_free(o->f.manifest);
+		o->f.manifest = NULL;
+	}
+	return rc;
+}
+
+static enum pf_status
+parse_open(struct stream *st, const json_t *req, struct open_req *o)
+{
+	const struct stream_env *env = st->env;
+	char why[POLICY_WHY_MAX];
+	const char *head64;
+	enum pf_status rc;
+	uint64_t chunk_size;
+	size_t resume_len = 0;
+	const json_t *files;
+
+	o->f.manifest = NULL;
+	o->f.client_name = wire_json_str(req, "name",
+	    &o->f.client_name_len);
+	head64 = wire_json_str(req, "head", NULL);
+	o->resume = wire_json_str(req, "resume", &resume_len);
+	if (o->f.client_name == NULL || head64 == NULL ||
+	    wire_json_u64(req, "size", &o->f.size) == -1 ||
+	    wire_json_u64(req, "chunk_size", &chunk_size) == -1 ||
+	    (json_object_get(req, "resume") != NULL &&
+	    resume_len != PROTO_ID_LEN))
+		return reply_fail(st, PF_EBADFRAME, "OPEN needs name, size, "
+		    "chunk_size and head (and resume: a session id)");
+	if (o->f.client_name_len > POLICY_MAX_CLIENT_NAME ||
+	    policy_sanitize_name(o->f.client_name, o->f.client_name_len,
+	    o->name) != PF_OK)
+		return reply_fail(st, PF_EBADNAME,
+		    "file name cannot be stored");
+	if ((files = json_object_get(req, "files")) != NULL)
+		return parse_transfer(st, files, chunk_size, head64, o);
+	if ((rc = policy_check_names(env->policy, o->f.client_name,
+	    o->f.client_name_len, o->name, why, sizeof(why))) != PF_OK)
+		return rc == PF_EFORBIDDEN ? reply_fail(st, rc, "%s", why) :
+		    reply_fail(st, rc == PF_ENOMEM ? PF_EINTERNAL :
+		    PF_EBADNAME, "file name cannot be stored");
+	if ((rc = check_sizes(st, chunk_size, head64, o)) != PF_OK)
+		return rc;
 	if (policy_check_head(env->policy, o->head, o->f.headlen, why,
 	    sizeof(why)) != PF_OK)
 		return reply_fail(st, PF_EFORBIDDEN, "%s", why);
@@ -257,7 +304,9 @@ send_opened(struct stream *st, struct session *s, bool resumed)
 	    session_id(s), "chunks", (json_int_t)n, "chunk_size",
 	    (json_int_t)session_chunk_size(s), "name", session_name(s),
 	    "resumed", resumed, "have", have, "limits", limits_json(st));
-	if (j == NULL)
+	if (j == NULL || (session_manifest(s) != NULL &&
+	    json_object_set_new(j, "files_refused", json_integer(
+	    (json_int_t)manifest_refused(session_manifest(s)))) == -1))
 		goto out;
 	rc = wire_send_json(st->c, PROTO_OPENED, j);
 out:
@@ -265,6 +314,18 @@ out:
 	free(have);
 	free(bits);
 	return rc;
+}
+
+/* True if finished session meta is the transfer o asks for, or both are
+   single files. */
+static bool
+same_transfer(const json_t *meta, const struct open_req *o)
+{
+	const char *d = json_string_value(json_object_get(meta, "transfer"));
+
+	if (o->f.manifest == NULL)
+		return d == NULL;
+	return d != NULL && strcmp(d, o->f.manifest->digest) == 0;
 }
 
 /*
@@ -298,7 +359,8 @@ resume_finished(struct stream *st, const struct open_req *o)
 	    &user, "name", &name, "size", &size, "chunk_size", &chunk_size,
 	    "digest", &digest) == -1 || strcmp(user, st->user) != 0 ||
 	    strcmp(name, o->name) != 0 || (uint64_t)size != o->f.size ||
-	    (uint64_t)chunk_size != o->f.chunk_size) {
+	    (uint64_t)chunk_size != o->f.chunk_size ||
+	    !same_transfer(meta, o)) {
 		rc = reply_fail(st, PF_ENOSESSION,
 		    "no session %s to resume for "
 		    "this file", o->resume);
@@ -306,6 +368,12 @@ resume_finished(struct stream *st, const struct open_req *o)
 	}
 	j = json_pack("{s:s,s:s,s:I,s:s,s:s++}", "session", id, "name", name,
 	    "size", size, "digest", digest, "path", id, "/", name);
+	if (j != NULL && o->f.manifest != NULL && json_object_set_new(j,
+	    "files", storage_final_list(st->env->storage, id,
+	    UNPACK_FILES_NAME)) == -1) {
+		json_decref(j);
+		j = NULL;
+	}
 	if (j == NULL) {
 		rc = PF_ENOMEM;
 		goto out;
@@ -385,13 +453,19 @@ control_on_open(struct stream *st, const json_t *req)
 	 * the transfer makes progress (see control_wait), not a fixed time.
 	 */
 	pf_conn_set_timeout(st->c, 0);
-	if (o.resume != NULL)
-		return resume_session(st, &o);
-	ask.size = o.f.size;
-	if ((rc = check_space(st, o.f.size, &ask.room)) != PF_OK)
+	if (o.resume != NULL) {
+		rc = resume_session(st, &o);
+		manifest_free(o.f.manifest);
 		return rc;
+	}
+	ask.size = o.f.size;
+	if ((rc = check_space(st, o.f.size, &ask.room)) != PF_OK) {
+		manifest_free(o.f.manifest);
+		return rc;
+	}
 	if ((rc = registry_open(env->registry, o.nchunks, &ask, &s, why,
 	    sizeof(why))) != PF_OK) {
+		manifest_free(o.f.manifest);
 		if (rc != PF_ENOMEM)
 			log_info("%s: OPEN of %llu bytes refused: %s",
 			    st->c->peer, (unsigned long long)o.f.size, why);
@@ -400,6 +474,7 @@ control_on_open(struct stream *st, const json_t *req)
 	}
 	session_take(s, st->id, st->key);
 	o.f.peer = st->c->peer;
+	/* session_open takes the manifest over, whatever it returns. */
 	if ((rc = session_open(s, env->storage, &o.f)) != PF_OK) {
 		rc = rc == PF_EINTERNAL ? reply_fail(st, rc, "out of memory") :
 		    reply_fail(st, rc, "cannot stage %llu bytes",
@@ -478,6 +553,13 @@ send_complete(struct stream *st)
 	    "name", session_name(s), "size", (json_int_t)session_size(s),
 	    "digest", session_receipt(s), "path", session_id(s), "/",
 	    session_name(s));
+	/* A transfer: where each file went, or why it did not. */
+	if (j != NULL && session_manifest(s) != NULL &&
+	    json_object_set_new(j, "files", manifest_to_json(
+	    session_manifest(s), true)) == -1) {
+		json_decref(j);
+		j = NULL;
+	}
 	registry_retire(st->env->registry, s);
 	session_detach(s, true);
 	session_unref(s);
@@ -514,7 +596,7 @@ control_on_commit(struct stream *st, const json_t *req)
 	if (session_chunks_acked(s) != session_nchunks(s))
 		return reply_fail(st, PF_EPROTO, "%u of %u chunks received",
 		    session_chunks_acked(s), session_nchunks(s));
-	switch ((rc = session_commit(s, want))) {
+	switch ((rc = session_commit(s, want, st->env->policy))) {
 	case PF_OK:
 		return send_complete(st);
 	case PF_ECANCELLED:

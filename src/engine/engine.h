@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "status.h"
 
 struct engine_config {
@@ -109,6 +111,7 @@ struct engine_session_info {
 	int64_t		 updated;
 	int64_t		 finished;		/* 0 while running */
 	char		 digest[ENGINE_DIGEST_HEX];	/* "" until complete */
+	uint32_t	 files;		/* a transfer's entries; 0: a file */
 };
 
 /* Chunk map characters: see docs/api.md. */
@@ -200,10 +203,37 @@ enum pf_status engine_remove_session(struct engine *e, const char *id,
 /*
  * Opens the file of completed session id for reading into *fd, with its
  * details in *info. user, unless NULL, must own it. PF_ENOSESSION if
- * unknown or not user's; PF_EBUSY if it is not complete.
+ * unknown or not user's; PF_EBUSY if it is not complete; PF_EPROTO (info
+ * filled) if it is a transfer of many files.
  */
 enum pf_status engine_open_file(struct engine *e, const char *id,
     const char *user, int *fd, struct engine_session_info *info);
+
+/*
+ * The file list of completed transfer id (a new reference: a JSON array,
+ * each entry as COMPLETE lists it, docs/protocol.md) into *files. user,
+ * unless NULL, must own it. PF_ENOSESSION if unknown or not user's (or
+ * not a transfer), PF_EBUSY if not complete.
+ */
+enum pf_status engine_transfer_files(struct engine *e, const char *id,
+    const char *user, json_t **files);
+
+/*
+ * Opens file path of completed transfer id (a stored path from its list,
+ * never any other) for reading into *fd, with its receipt in digest.
+ * The caller checked the user (engine_transfer_files). PF_ENOSESSION if
+ * there is no such stored file. Any thread.
+ */
+enum pf_status engine_open_transfer_file(struct engine *e, const char *id,
+    const char *path, int *fd, char digest[ENGINE_DIGEST_HEX]);
+
+/*
+ * Opens entry i of list (what engine_transfer_files gave for id; borrowed)
+ * if it is a stored file, into *fd: for reading a whole transfer without
+ * reading its list again for each file. PF_ENOSESSION if it is not.
+ */
+enum pf_status engine_open_listed_file(struct engine *e, const char *id,
+    const json_t *list, size_t i, int *fd);
 
 /* True if the engine accepts connections and storage takes writes. */
 bool engine_ready(struct engine *e);

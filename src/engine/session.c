@@ -14,9 +14,11 @@
 #include "engine.h"
 #include "finalize.h"
 #include "journal.h"
+#include "manifest.h"
 #include "proto.h"
 #include "session.h"
 #include "storage.h"
+#include "unpack.h"
 
 enum chunk_state {
 	CHUNK_PENDING,
@@ -44,6 +46,7 @@ struct session {
 
 	struct storage	*storage;		/* borrowed */
 	struct staging	*staging;		/* owned; NULL once final */
+	struct manifest	*mf;			/* a transfer's; or NULL */
 	_Atomic uint8_t	*chunks;		/* enum chunk_state each */
 	_Atomic uint8_t	*tried;			/* 1: sent at least once */
 	uint8_t		*digests;		/* 32 bytes a chunk */
@@ -127,6 +130,7 @@ session_free(struct session *s)
 	pthread_mutex_destroy(&s->lock);
 	pf_wipe(s->key, sizeof(s->key));
 	free(s->client_name);
+	manifest_free(s->mf);
 	free((void *)s->chunks);
 	free((void *)s->tried);
 	free(s->digests);
@@ -207,6 +211,15 @@ to_json(const struct session *s, bool staging)
 	    "created", created, "created_unix", (json_int_t)s->created);
 	if (j == NULL)
 		return NULL;
+	/* A transfer: its manifest is a file of its own (MANIFEST_NAME). */
+	if (s->mf != NULL && (json_object_set_new(j, "transfer",
+	    json_string(s->mf->digest)) == -1 || json_object_set_new(j,
+	    "files", json_integer((json_int_t)s->mf->n)) == -1 ||
+	    json_object_set_new(j, "files_refused", json_integer(
+	    (json_int_t)manifest_refused(s->mf))) == -1)) {
+		json_decref(j);
+		return NULL;
+	}
 	if (staging) {
 		if ((head64 = pf_base64_encode(s->head, s->headlen)) == NULL ||
 		    json_object_set_new(j, "head", json_string(head64)) == -1) {
@@ -232,6 +245,39 @@ to_json(const struct session *s, bool staging)
 	return j;
 }
 
+/* Writes a transfer's manifest into its staging area. */
+static enum pf_status
+put_manifest(struct session *s)
+{
+	json_t *j = manifest_to_json(s->mf, false);
+	enum pf_status rc;
+
+	if (j == NULL)
+		return PF_EINTERNAL;
+	rc = storage_staging_put_list(s->staging, MANIFEST_NAME, j);
+	json_decref(j);
+	return rc;
+}
+
+/* Reads a restored transfer's manifest back; digest from its metadata. */
+static enum pf_status
+get_manifest(struct session *s, const char *digest)
+{
+	json_t *j = storage_staging_get_list(s->staging, MANIFEST_NAME);
+	enum pf_status rc;
+
+	if (j == NULL)
+		return PF_EBADFRAME;
+	rc = manifest_load(j, &s->mf);
+	json_decref(j);
+	if (rc == PF_OK && (strlen(digest) != PF_SHA256_HEX - 1 ||
+	    s->mf->total != s->size))
+		rc = PF_EBADFRAME;
+	if (rc == PF_OK)
+		memcpy(s->mf->digest, digest, PF_SHA256_HEX);
+	return rc;
+}
+
 enum pf_status
 session_open(struct session *s, struct storage *storage,
     const struct session_file *f)
@@ -240,6 +286,7 @@ session_open(struct session *s, struct storage *storage,
 	json_t *meta;
 
 	s->storage = storage;
+	s->mf = f->manifest;
 	snprintf(s->name, sizeof(s->name), "%s", f->name);
 	snprintf(s->peer, sizeof(s->peer), "%s", f->peer);
 	s->chunk_size = f->chunk_size;
@@ -255,6 +302,8 @@ session_open(struct session *s, struct storage *storage,
 	    &s->staging);
 	json_decref(meta);
 	if (rc != PF_OK)
+		goto out;
+	if (s->mf != NULL && (rc = put_manifest(s)) != PF_OK)
 		goto out;
 	atomic_store(&s->ready, true);
 	session_changed();
@@ -322,12 +371,19 @@ session_restore(struct session *s, struct storage *storage,
     const json_t *meta, struct staging *st, const uint32_t *indices,
     const uint8_t *digests, uint32_t n, time_t last_active)
 {
+	const char *transfer;
 	enum pf_status rc;
 
 	s->storage = storage;
 	if ((rc = from_json(s, meta)) != PF_OK)
 		return rc;
 	s->staging = st;
+	if ((transfer = json_string_value(json_object_get(meta,
+	    "transfer"))) != NULL && (rc = get_manifest(s, transfer)) !=
+	    PF_OK) {
+		s->staging = NULL;	/* still the caller's */
+		return rc;
+	}
 	atomic_store(&s->last_active, (int64_t)last_active);
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t idx = indices[i];
@@ -355,7 +411,9 @@ session_matches(struct session *s, const char *user,
 	    strcmp(s->user, user) == 0 && strcmp(s->name, f->name) == 0 &&
 	    s->size == f->size && s->chunk_size == f->chunk_size &&
 	    s->headlen == f->headlen &&
-	    memcmp(s->head, f->head, f->headlen) == 0;
+	    memcmp(s->head, f->head, f->headlen) == 0 &&
+	    (s->mf == NULL) == (f->manifest == NULL) && (s->mf == NULL ||
+	    strcmp(s->mf->digest, f->manifest->digest) == 0);
 }
 
 enum session_claim
@@ -470,7 +528,8 @@ session_end_status(struct session *s)
 }
 
 enum pf_status
-session_commit(struct session *s, const uint8_t want[PF_SHA256_LEN])
+session_commit(struct session *s, const uint8_t want[PF_SHA256_LEN],
+    const struct policy *p)
 {
 	enum pf_status rc;
 	json_t *meta;
@@ -488,7 +547,9 @@ session_commit(struct session *s, const uint8_t want[PF_SHA256_LEN])
 	pf_hex_encode(want, PF_SHA256_LEN, s->receipt);
 	rc = PF_EINTERNAL;
 	if ((meta = to_json(s, false)) != NULL) {
-		rc = finalize_file(s->storage, s->staging, s->name, meta);
+		rc = s->mf != NULL ? unpack_transfer(s->storage, s->staging,
+		    s->chunk_size, s->mf, p, meta) : finalize_file(s->storage,
+		    s->staging, s->name, meta);
 		json_decref(meta);
 	}
 	if (rc != PF_OK) {
@@ -640,6 +701,7 @@ session_info(struct session *s, struct engine_session_info *out)
 	out->chunks_resent = atomic_load(&s->chunks_resent);
 	out->streams = atomic_load(&s->streams);
 	out->bytes_received = atomic_load(&s->bytes_received);
+	out->files = s->mf != NULL ? (uint32_t)s->mf->n : 0;
 	out->created = s->created;
 	out->updated = atomic_load(&s->last_active);
 	if (out->state != ENGINE_RECEIVING)
@@ -670,6 +732,12 @@ session_chunk_map(struct session *s)
 	}
 	map[s->nchunks] = '\0';
 	return map;
+}
+
+const struct manifest *
+session_manifest(const struct session *s)
+{
+	return s->mf;
 }
 
 const char *

@@ -59,8 +59,15 @@ struct session_file {
 	uint32_t	 chunk_size;
 	const uint8_t	*head;
 	size_t		 headlen;
+	/* A transfer's manifest: session_open takes it over, success or
+	   not (session_matches only reads it); NULL for one file. */
+	struct manifest	*manifest;
 };
 
+/* A transfer's manifest, in its staging area. */
+#define MANIFEST_NAME	"manifest.json"
+
+struct manifest;
 struct session;
 struct staging;
 struct storage;
@@ -173,7 +180,8 @@ bool session_broken(struct session *s);
 
 /*
  * Commits s with the client's receipt want: RECEIVING -> ASSEMBLING,
- * the receipt checked against the chunk digests, then finalize_file;
+ * the receipt checked against the chunk digests, then finalize_file
+ * (or finalize_transfer with policy p for a transfer's files);
  * COMPLETE on success. On failure: PF_ECANCELLED if s was not receiving
  * (nothing changed), PF_ECHECKSUM if the receipt does not match (s is
  * FAILED: retire it), PF_EINTERNAL if out of memory, or the error of
@@ -182,7 +190,7 @@ bool session_broken(struct session *s);
  * every chunk is done. One thread (the owning control connection).
  */
 enum pf_status session_commit(struct session *s,
-    const uint8_t want[PF_SHA256_LEN]);
+    const uint8_t want[PF_SHA256_LEN], const struct policy *p);
 
 /*
  * Ends s in state (FAILED, CANCELLED or EXPIRED) for reason why, and
@@ -272,6 +280,8 @@ void session_info(struct session *s, struct engine_session_info *out);
 char *session_chunk_map(struct session *s);
 
 /* Fixed once s is ready; borrowed strings live as long as s. */
+/* A transfer's manifest (borrowed, lives as long as s), or NULL. */
+const struct manifest *session_manifest(const struct session *s);
 const char *session_id(const struct session *s);
 const char *session_user(const struct session *s);
 const char *session_name(const struct session *s);

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@
 #include "session.h"
 #include "storage.h"
 #include "throttle.h"
+#include "unpack.h"
 
 struct collect {
 	struct engine_session_info	*v;
@@ -251,6 +253,69 @@ engine_open_file(struct engine *e, const char *id, const char *user,
 	    (user == NULL || strcmp(info->user, user) == 0))
 		return PF_EBUSY;
 	return PF_ENOSESSION;
+}
+
+enum pf_status
+engine_transfer_files(struct engine *e, const char *id, const char *user,
+    json_t **files)
+{
+	struct engine_session_info info;
+
+	*files = NULL;
+	if (!history_get(registry_history(e->registry), id, user, &info))
+		return engine_session(e, id, &info) == PF_OK && (user ==
+		    NULL || strcmp(info.user, user) == 0) ? PF_EBUSY :
+		    PF_ENOSESSION;
+	if (info.state != ENGINE_COMPLETE)
+		return PF_EBUSY;
+	if (info.files == 0 || (*files = storage_final_list(e->storage, id,
+	    UNPACK_FILES_NAME)) == NULL)
+		return PF_ENOSESSION;
+	return PF_OK;
+}
+
+enum pf_status
+engine_open_transfer_file(struct engine *e, const char *id,
+    const char *path, int *fd, char digest[ENGINE_DIGEST_HEX])
+{
+	json_t *list, *f;
+	enum pf_status rc = PF_ENOSESSION;
+	size_t i;
+
+	*fd = -1;
+	if (engine_transfer_files(e, id, NULL, &list) != PF_OK)
+		return PF_ENOSESSION;
+	/* Only a path the list names as stored: nothing else opens. */
+	json_array_foreach(list, i, f) {
+		const char *p = json_string_value(json_object_get(f, "path"));
+
+		if (p != NULL && strcmp(p, path) == 0 && !json_is_true(
+		    json_object_get(f, "dir")) && json_integer_value(
+		    json_object_get(f, "status")) == 0) {
+			snprintf(digest, ENGINE_DIGEST_HEX, "%s",
+			    json_string_value(json_object_get(f, "digest")) ?
+			    json_string_value(json_object_get(f, "digest")) :
+			    "");
+			rc = storage_final_open(e->storage, id, p, fd);
+			break;
+		}
+	}
+	json_decref(list);
+	return rc;
+}
+
+enum pf_status
+engine_open_listed_file(struct engine *e, const char *id, const json_t *list,
+    size_t i, int *fd)
+{
+	const json_t *f = json_array_get(list, i);
+	const char *p = json_string_value(json_object_get(f, "path"));
+
+	*fd = -1;
+	if (p == NULL || json_is_true(json_object_get(f, "dir")) ||
+	    json_integer_value(json_object_get(f, "status")) != 0)
+		return PF_ENOSESSION;
+	return storage_final_open(e->storage, id, p, fd);
 }
 
 bool

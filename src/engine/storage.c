@@ -381,6 +381,68 @@ storage_staging_forget(struct staging *st)
 	return rc;
 }
 
+enum pf_status
+storage_put_list(int dirfd, const char *name, const json_t *json)
+{
+	enum pf_status rc = PF_OK;
+	char *text;
+	size_t len;
+
+	if ((text = json_dumps(json, JSON_COMPACT)) == NULL)
+		return PF_ENOMEM;
+	if ((len = strlen(text)) >= STORAGE_MAX_LIST)
+		rc = PF_ETOOLARGE;
+	else if (pf_write_atomic(dirfd, name, text, len, 0600) == -1) {
+		rc = pf_status_from_errno(errno);
+		log_warn("%s: %s: %s", __func__, name, strerror(errno));
+	}
+	free(text);
+	return rc;
+}
+
+json_t *
+storage_get_list(int dirfd, const char *name)
+{
+	json_error_t err;
+	struct stat sb;
+	json_t *j = NULL;
+	int fd;
+
+	if ((fd = pf_open_beneath(dirfd, name, O_RDONLY, 0)) == -1)
+		return NULL;
+	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    sb.st_size < (off_t)STORAGE_MAX_LIST)
+		j = json_loadfd(fd, JSON_REJECT_DUPLICATES, &err);
+	close(fd);
+	return j;
+}
+
+enum pf_status
+storage_staging_put_list(struct staging *st, const char *name,
+    const json_t *json)
+{
+	return storage_put_list(st->dirfd, name, json);
+}
+
+json_t *
+storage_staging_get_list(struct staging *st, const char *name)
+{
+	return storage_get_list(st->dirfd, name);
+}
+
+json_t *
+storage_final_list(struct storage *s, const char *id, const char *name)
+{
+	json_t *j;
+	int dirfd;
+
+	if ((dirfd = storage_open_dir(s->rootfd, id)) == -1)
+		return NULL;
+	j = storage_get_list(dirfd, name);
+	close(dirfd);
+	return j;
+}
+
 json_t *
 storage_final_meta(struct storage *s, const char *id)
 {
@@ -430,6 +492,7 @@ storage_final_open(struct storage *s, const char *id, const char *name,
     int *fd)
 {
 	enum pf_status rc = PF_OK;
+	struct stat sb;
 	int dirfd;
 
 	*fd = -1;
@@ -440,9 +503,53 @@ storage_final_open(struct storage *s, const char *id, const char *name,
 		if (rc != PF_ENOSESSION)
 			log_error("%s: %s/%s: %s", __func__, id, name,
 			    strerror(errno));
+	} else if (fstat(*fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		/* A transfer's top directory is not a file to serve. */
+		close(*fd);
+		*fd = -1;
+		rc = PF_EPROTO;
 	}
 	if (dirfd != -1)
 		close(dirfd);
+	return rc;
+}
+
+/*
+ * Removes everything in directory dirfd: a file, or a transfer's tree
+ * (which the server made: directories and files, never a symlink).
+ */
+static int
+remove_all(int dirfd)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd, rc = 0;
+
+	if ((fd = dup(dirfd)) == -1 || (dir = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	rewinddir(dir);
+	while (rc == 0 && (de = readdir(dir)) != NULL) {
+		int sub;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0 ||
+		    unlinkat(dirfd, de->d_name, 0) == 0)
+			continue;
+		if (errno != EISDIR && errno != EPERM)
+			rc = -1;
+		else if ((sub = storage_open_dir(dirfd, de->d_name)) == -1)
+			rc = -1;
+		else {
+			rc = remove_all(sub);
+			close(sub);
+			if (rc == 0)
+				rc = unlinkat(dirfd, de->d_name, AT_REMOVEDIR);
+		}
+	}
+	closedir(dir);
 	return rc;
 }
 
@@ -456,7 +563,8 @@ storage_final_remove(struct storage *s, const char *id, const char *name)
 		return errno == ENOENT ? PF_OK : pf_status_from_errno(errno);
 	/* Metadata first: a crash midway leaves a file no one lists. */
 	if ((unlinkat(dirfd, STORAGE_META_NAME, 0) == -1 && errno != ENOENT) ||
-	    (unlinkat(dirfd, name, 0) == -1 && errno != ENOENT) ||
+	    (unlinkat(dirfd, name, 0) == -1 && errno != ENOENT &&
+	    errno != EISDIR) || remove_all(dirfd) == -1 ||
 	    unlinkat(s->rootfd, id, AT_REMOVEDIR) == -1) {
 		rc = pf_status_from_errno(errno);
 		log_error("%s: %s: %s", __func__, id, strerror(errno));

@@ -106,12 +106,36 @@ enum pf_status storage_final_foreach(struct storage *s,
     enum pf_status (*cb)(void *arg, const char *id, const json_t *meta),
     void *arg);
 
-/* Opens finished file <root>/<id>/<name> for reading into *fd. */
+/*
+ * Opens finished file <root>/<id>/<name> for reading into *fd; PF_EPROTO
+ * if it is not a regular file (a transfer's directory).
+ */
 enum pf_status storage_final_open(struct storage *s, const char *id,
     const char *name, int *fd);
 
-/* Removes a finished session: its file, metadata and directory. */
+/*
+ * Removes a finished session: its file (or a transfer's tree), metadata
+ * and directory.
+ */
 enum pf_status storage_final_remove(struct storage *s, const char *id,
+    const char *name);
+
+/*
+ * A transfer's manifest files, too large for the metadata cap: writes
+ * json (borrowed) as name, synced, in st's staging area or in dirfd; and
+ * reads it back as a new reference (NULL if missing or malformed). Up to
+ * STORAGE_MAX_LIST bytes.
+ */
+#define STORAGE_MAX_LIST	(64u * 1024 * 1024)
+enum pf_status storage_staging_put_list(struct staging *st, const char *name,
+    const json_t *json);
+json_t *storage_staging_get_list(struct staging *st, const char *name);
+enum pf_status storage_put_list(int dirfd, const char *name,
+    const json_t *json);
+json_t *storage_get_list(int dirfd, const char *name);
+
+/* storage_get_list of name in finished session id's directory. */
+json_t *storage_final_list(struct storage *s, const char *id,
     const char *name);
 
 /* True if a file can be created and removed in the storage root now. */

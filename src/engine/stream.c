@@ -43,9 +43,11 @@ send_hello(struct stream *st)
 	if ((nonce = pf_base64_encode(st->nonce, sizeof(st->nonce))) == NULL)
 		return PF_ENOMEM;
 	/* One mechanism: over TLS the bound one, so none can be downgraded. */
-	j = json_pack("{s:s,s:i,s:s,s:[s]}", "server", "paraflowd/"
+	/* features: what a client may ask for beyond one file per OPEN. */
+	j = json_pack("{s:s,s:i,s:s,s:[s],s:[s]}", "server", "paraflowd/"
 	    PACKAGE_VERSION, "version", PROTO_VERSION, "nonce", nonce,
-	    "mechanisms", pf_conn_is_tls(st->c) ? SCRAM_MECH_PLUS : SCRAM_MECH);
+	    "mechanisms", pf_conn_is_tls(st->c) ? SCRAM_MECH_PLUS : SCRAM_MECH,
+	    "features", "transfer");
 	free(nonce);
 	if (j == NULL)
 		return PF_ENOMEM;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "api_files_int.h"
 #include "handlers.h"
@@ -190,11 +191,39 @@ queue:
 	return resp_queue(c, status, r);
 }
 
+/*
+ * ?path=P of a transfer: file P as a stored one (the transfer's details
+ * in s, checked for the caller already), with its own receipt as ETag.
+ */
+static enum MHD_Result
+transfer_file(const struct gw_call *call, const char *path,
+    struct engine_session_info *s)
+{
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	struct stat sb;
+	int fd;
+
+	if (engine_open_transfer_file(call->h->engine, call->id, path, &fd,
+	    s->digest) != PF_OK)
+		return resp_error(call->c, MHD_HTTP_NOT_FOUND, "not_found",
+		    "transfer %s stores no file of that path", call->id);
+	if (fstat(fd, &sb) == -1) {
+		close(fd);
+		return resp_error(call->c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "internal", "cannot read that file");
+	}
+	s->size = (uint64_t)sb.st_size;
+	snprintf(s->name, sizeof(s->name), "%s", base);
+	return send_file(call->c, fd, s);
+}
+
 enum MHD_Result
 api_files_download(const struct gw_call *call)
 {
 	struct MHD_Connection *c = call->c;
 	const char *id = call->id;
+	const char *path = MHD_lookup_connection_value(c,
+	    MHD_GET_ARGUMENT_KIND, "path");
 	struct engine_session_info s;
 	enum pf_status rc;
 	int fd;
@@ -202,6 +231,17 @@ api_files_download(const struct gw_call *call)
 	/* A link (routes.c checked it) opens the file for anyone. */
 	rc = engine_open_file(call->h->engine, id, call->who.admin ||
 	    call->who.link ? NULL : call->who.user, &fd, &s);
+	if (rc == PF_EPROTO && path != NULL)
+		return transfer_file(call, path, &s);
+	if (rc == PF_EPROTO)
+		return resp_error(c, MHD_HTTP_CONFLICT, "is_transfer",
+		    "session %s holds many files: GET its /files, /tar, "
+		    "or /file?path=PATH", id);
+	if (rc == PF_OK && path != NULL) {
+		close(fd);
+		return resp_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+		    "session %s is one file: no path", id);
+	}
 	if (rc == PF_ENOSESSION)
 		return resp_error(c, MHD_HTTP_NOT_FOUND, "not_found",
 		    "no session %s", id);

@@ -30,6 +30,10 @@ enum MHD_Result api_sessions_link(const struct gw_call *call);
 /* api_files.c: GET /api/v1/sessions/{id}/file, with ranges. */
 enum MHD_Result api_files_download(const struct gw_call *call);
 
+/* api_transfer.c: GET /api/v1/sessions/{id}/files and /tar. */
+enum MHD_Result api_transfer_files(const struct gw_call *call);
+enum MHD_Result api_transfer_tar(const struct gw_call *call);
+
 /* api_stats.c: GET /api/v1/stats. */
 enum MHD_Result api_stats_get(const struct gw_call *call);
 

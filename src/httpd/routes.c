@@ -64,6 +64,8 @@ static const struct route routes[] = {
 	{ "/api/v1/sessions/{id}/file", M_READ,	LINK,	api_files_download },
 	{ "/api/v1/sessions/{id}/link", M_POST,	BASIC,	api_sessions_link },
 	{ "/api/v1/sessions/{id}/chunks", M_READ, BASIC, api_sessions_chunks },
+	{ "/api/v1/sessions/{id}/files", M_READ, BASIC, api_transfer_files },
+	{ "/api/v1/sessions/{id}/tar", M_READ,	BASIC,	api_transfer_tar },
 	{ "/api/v1/sessions/{id}/*", M_ANY,	BASIC,	not_found },
 	{ "/api/v1/stats",	M_READ,		BASIC,	api_stats_get },
 	{ "/api/v1/events",	M_GET,		BASIC,	events_subscribe },

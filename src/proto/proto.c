@@ -174,6 +174,13 @@ proto_check_length(const struct proto_header *h, bool authed,
 		return h->length == 8 ? PF_OK : PF_EBADFRAME;
 	case PROTO_OPENED:
 		return h->length > PROTO_MAX_OPENED ? PF_ETOOLARGE : PF_OK;
+	/* A transfer's manifest, and its files' receipts: after login. */
+	case PROTO_OPEN:
+		return h->length > (authed ? PROTO_MAX_OPEN :
+		    PROTO_MAX_JSON_PREAUTH) ? PF_ETOOLARGE : PF_OK;
+	case PROTO_COMPLETE:
+		return h->length > (authed ? PROTO_MAX_COMPLETE :
+		    PROTO_MAX_JSON_PREAUTH) ? PF_ETOOLARGE : PF_OK;
 	default:
 		if (h->length > (authed ? PROTO_MAX_JSON :
 		    PROTO_MAX_JSON_PREAUTH))

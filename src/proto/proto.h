@@ -29,6 +29,11 @@
 #define PROTO_ID_LEN		36	/* a session id: canonical UUID text */
 #define PROTO_MAX_NAME		255	/* bytes of a stored name (NAME_MAX) */
 #define PROTO_HEAD_LEN		512	/* bytes of content sent in OPEN */
+#define PROTO_MAX_OPEN		(8u * 1024 * 1024)	/* OPEN of a transfer */
+#define PROTO_MAX_COMPLETE	(32u * 1024 * 1024)	/* its COMPLETE */
+#define PROTO_MAX_FILES		100000	/* entries in a transfer */
+#define PROTO_MAX_PATH		1024	/* bytes of a stored relative path */
+#define PROTO_MAX_DEPTH		64	/* components in such a path */
 #define PROTO_MAX_USER		64	/* bytes in a user name */
 
 enum proto_type {

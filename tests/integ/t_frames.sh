@@ -243,8 +243,14 @@ s.sendall(w.header(w.CHUNK, 20 + 65536 + 32))
 expect_error("CHUNK on a control connection (header only)", s, "protocol")
 
 s = login()
-s.sendall(w.header(w.OPEN, 65537))
+s.sendall(w.header(w.COMMIT, 65537))
 expect_error("post-login JSON of 65537 bytes, header only", s,
+             "too_large")
+
+# OPEN alone may carry a transfer's manifest: up to 8 MiB, not one more.
+s = login()
+s.sendall(w.header(w.OPEN, 8 * 1024 * 1024 + 1))
+expect_error("post-login OPEN of 8 MiB + 1 bytes, header only", s,
              "too_large")
 
 # --- Floods. 300 connections at once: over the limit of 256 the server

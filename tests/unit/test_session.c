@@ -129,14 +129,14 @@ test_commit(void **state)
 	}
 	assert_int_equal(proto_receipt(sizeof(file), CS, d, CHUNKS, receipt),
 	    PF_OK);
-	assert_int_equal(session_commit(s, receipt), PF_OK);
+	assert_int_equal(session_commit(s, receipt, NULL), PF_OK);
 	assert_int_equal(session_state(s), SESSION_COMPLETE);
 	assert_int_equal(strlen(session_receipt(s)), 64);
 	snprintf(path, sizeof(path), "%s/%s/f.bin", dir, session_id(s));
 	assert_int_equal(access(path, F_OK), 0);
 	/* Done is done: nothing ends it any more. */
 	assert_false(session_end(s, SESSION_CANCELLED, PF_ECANCELLED));
-	assert_int_equal(session_commit(s, receipt), PF_ECANCELLED);
+	assert_int_equal(session_commit(s, receipt, NULL), PF_ECANCELLED);
 	session_unref(s);
 }
 
@@ -149,7 +149,7 @@ test_wrong_receipt_fails(void **state)
 	(void)state;
 	for (uint32_t i = 0; i < CHUNKS; i++)
 		put_chunk(s, i, d);
-	assert_int_equal(session_commit(s, wrong), PF_ECHECKSUM);
+	assert_int_equal(session_commit(s, wrong, NULL), PF_ECHECKSUM);
 	assert_int_equal(session_state(s), SESSION_FAILED);
 	assert_int_equal(session_error(s), PF_ECHECKSUM);
 	assert_false(session_end(s, SESSION_CANCELLED, PF_ECANCELLED));
@@ -169,7 +169,7 @@ test_end_once(void **state)
 	assert_int_equal(session_reserved(s), 0);
 	assert_false(session_end(s, SESSION_FAILED, PF_EIO));
 	assert_int_equal(session_error(s), PF_ENOSESSION);
-	assert_int_equal(session_commit(s, receipt), PF_ECANCELLED);
+	assert_int_equal(session_commit(s, receipt, NULL), PF_ECANCELLED);
 	session_unref(s);
 }
 

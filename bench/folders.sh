@@ -1,0 +1,134 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Many files at once, on loopback, into the same filesystem: a tree of
+# small files (FILES files of 4-64 KiB, random sizes) and a mixed tree
+# (BIG files of 100 MiB plus MIXED small ones), each sent by
+#   paraflow upload DIR (one transfer, plaintext, its defaults),
+#   tar | nc (the floor: no checks, no resume),
+#   rsync -r to an rsync daemon (bench/rsyncd.conf), and
+#   scp -r to a localhost sshd (bench/sshd.sh).
+# Every copy is compared with the source (diff -r) before its time counts.
+#   bench/folders.sh            (needs root for the sshd)
+# FILES (default 10000), BIG (default 3), MIXED (default 5000); SRC_DIR
+# (default /dev/shm) holds the trees, DISK_DIR (default /var/tmp) every
+# receiver's storage.
+set -eu
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/sshd.sh"
+
+files=${FILES:-10000}
+big=${BIG:-3}
+mixed=${MIXED:-5000}
+src_dir=${SRC_DIR:-/dev/shm}
+disk_dir=${DISK_DIR:-/var/tmp}
+
+BENCH_DIR=$src_dir bench_init pf-folders
+dwork=$(mktemp -d "$disk_dir/pf-folders.XXXXXX")
+trap 'bench_cleanup; rm -rf "$dwork"' EXIT
+trap 'exit 130' INT TERM
+export PARAFLOW_STATE_DIR=$work/state
+bench_need netcat-openbsd rsync
+
+# tree DIR COUNT BIGCOUNT: COUNT files of 4-64 KiB in 100 folders, and
+# BIGCOUNT files of 100 MiB; read once into the page cache.
+tree() {
+	python3 - "$1" "$2" "$3" <<'EOF'
+import os, random, sys
+top, n, big = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+random.seed(14)
+for i in range(n):
+    d = os.path.join(top, "d%03d" % (i % 100))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%05d.dat" % i), "wb") as f:
+        f.write(b"pf-data " + os.urandom(random.randint(4096, 65536) - 8))
+for i in range(big):
+    with open(os.path.join(top, "big%d.bin" % i), "wb") as f:
+        for _ in range(100):
+            f.write(os.urandom(1 << 20))
+EOF
+	cat "$1"/*/* "$1"/*.bin >/dev/null 2>&1 || true
+}
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+wait_port() {
+	for _ in $(seq 100); do
+		nc -z 127.0.0.1 "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# timed NAME SRC GOT CMD...: runs CMD, checks GOT equals SRC, prints a row.
+timed() {
+	local name=$1 src=$2 got=$3 t0 t1
+	shift 3
+	sync
+	t0=$(now)
+	"$@" >/dev/null 2>"$work/err" || { cat "$work/err"; return 1; }
+	sync
+	t1=$(now)
+	# shellcheck disable=SC2086 # got may be a glob (paraflow's id)
+	diff -r -q "$src" $got >/dev/null || {
+		echo "$name: the copy differs"; return 1; }
+	printf '%-10s %8.2f s  %8.1f MB/s\n' "$name" \
+	    "$(echo "$t1 - $t0" | bc)" "$(echo "$bytes / ($t1 - $t0) / \
+	    1000000" | bc -l)"
+}
+
+# The peers, all writing under $dwork.
+pf_port=$(free_port)
+"$bin/paraflowd" --port "$pf_port" --bind 127.0.0.1 --no-tls --no-http \
+    --storage "$dwork/pf" 2>"$work/pf.log" &
+pids+=($!)
+rs_port=$(free_port)
+mkdir -p "$dwork/rsync" "$work/run"
+sed -e "s|@RUN@|$work/run|" -e "s|@PORT@|$rs_port|" \
+    -e "s|@ROOT@|$dwork/rsync|" -e "s|@USER@|$(id -un)|" \
+    -e "s|@GROUP@|$(id -gn)|" "$top/bench/rsyncd.conf" >"$work/run/rs.conf"
+rsync --daemon --no-detach --config="$work/run/rs.conf" &
+pids+=($!)
+sshd_up
+wait_port "$pf_port"
+wait_port "$rs_port"
+
+# nc_copy NAME: tar of $work/NAME to the listener, until it has unpacked.
+nc_copy() {
+	tar -C "$work" -c "$1" | nc -N 127.0.0.1 "$nc_port"
+	wait "$nc_pid"
+}
+
+# run_tree LABEL COUNT BIG: one tree through every peer.
+run_tree() {
+	local t=$work/$1
+	tree "$t" "$2" "$3"
+	bytes=$(du -sb "$t" | cut -f1)
+	echo "== $1: $(find "$t" -type f | wc -l) files, $((bytes / 1048576))" \
+	    "MiB"
+	# The stored tree sits under the session id.
+	timed paraflow "$t" "$dwork/pf/*/$1" "$bin/paraflow" upload \
+	    --no-tls --port "$pf_port" --quiet "$t" || true
+	nc_port=$(free_port)
+	mkdir -p "$dwork/nc/$1"
+	(cd "$dwork/nc/$1" && nc -l 127.0.0.1 "$nc_port" | tar -x) &
+	nc_pid=$!
+	# Not wait_port: the listener takes one connection, the probe's.
+	for _ in $(seq 100); do
+		ss -ltn | grep -q ":$nc_port " && break
+		sleep 0.05
+	done
+	timed 'tar|nc' "$t" "$dwork/nc/$1/$1" nc_copy "$1" || true
+	timed rsync "$t" "$dwork/rsync/$1" rsync -r "$t" \
+	    "rsync://127.0.0.1:$rs_port/bench/" || true
+	mkdir -p "$dwork/scp"
+	timed 'scp -r' "$t" "$dwork/scp/$1" scp -q -r -P "$ssh_port" \
+	    "${ssh_opts[@]}" "$t" "127.0.0.1:$dwork/scp/" || true
+	rm -rf "$t" "$dwork/nc/$1" "$dwork/rsync/$1" "$dwork/scp/$1"
+}
+
+machine
+run_tree small "$files" 0
+run_tree mixed "$mixed" "$big"

@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: MIT */
+/* The files under the paths of a transfer, and their bytes as one. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proto.h"
+#include "tree.h"
+
+/* Deeper than this, a followed symlink most likely loops. */
+#define TREE_MAX_DEPTH	PROTO_MAX_DEPTH
+
+struct walk {
+	struct tree		*t;
+	const struct tree_opts	*o;
+	char			*err;
+	size_t			 cap;
+};
+
+void
+tree_free(struct tree *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->e[i].local);
+		free(t->e[i].rel);
+	}
+	free(t->e);
+	free(t);
+}
+
+static bool
+excluded(const struct tree_opts *o, const char *rel, const char *base)
+{
+	for (size_t i = 0; i < o->nexclude; i++)
+		if (fnmatch(o->exclude[i], base, 0) == 0 ||
+		    fnmatch(o->exclude[i], rel, FNM_PATHNAME) == 0)
+			return true;
+	return false;
+}
+
+/* Appends an entry; local and rel are copied. */
+static enum pf_status
+add(struct tree *t, const char *local, const char *rel,
+    const struct stat *sb)
+{
+	struct tree_entry *e;
+
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 64;
+
+		if ((e = realloc(t->e, cap * sizeof(*e))) == NULL)
+			return PF_ENOMEM;
+		t->e = e;
+		t->cap = cap;
+	}
+	e = &t->e[t->n];
+	memset(e, 0, sizeof(*e));
+	if ((e->local = strdup(local)) == NULL ||
+	    (e->rel = strdup(rel)) == NULL) {
+		free(e->local);
+		return PF_ENOMEM;
+	}
+	e->dir = S_ISDIR(sb->st_mode);
+	e->size = e->dir ? 0 : (uint64_t)sb->st_size;
+	e->mode = (uint32_t)sb->st_mode & 0777;
+	e->mtime = (int64_t)sb->st_mtim.tv_sec;
+	e->offset = t->total;
+	t->total += e->size;
+	t->files += !e->dir;
+	t->n++;
+	return PF_OK;
+}
+
+static int
+name_cmp(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static enum pf_status walk_path(struct walk *w, const char *local,
+    const char *rel, unsigned depth);
+
+/* The entries of directory local, in byte order of their names. */
+static enum pf_status
+walk_dir(struct walk *w, const char *local, const char *rel, unsigned depth)
+{
+	struct dirent **names = NULL;
+	enum pf_status rc = PF_OK;
+	int n;
+
+	if ((n = scandir(local, &names, NULL, name_cmp)) == -1) {
+		snprintf(w->err, w->cap, "%s: %s", local, strerror(errno));
+		return PF_EIO;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *d = names[i]->d_name;
+		char *l = NULL, *r = NULL;
+
+		if (rc == PF_OK && strcmp(d, ".") != 0 &&
+		    strcmp(d, "..") != 0) {
+			if (asprintf(&l, "%s/%s", local, d) == -1)
+				l = NULL;
+			if (asprintf(&r, "%s/%s", rel, d) == -1)
+				r = NULL;
+			rc = l && r ? walk_path(w, l, r, depth + 1) : PF_ENOMEM;
+			free(l);
+			free(r);
+		}
+		free(names[i]);
+	}
+	free(names);
+	return rc;
+}
+
+/* Skips what is not a file or a directory, with a warning. */
+static enum pf_status
+skip(struct walk *w, const char *local, const char *what)
+{
+	w->t->skipped++;
+	if (!w->o->quiet)
+		log_warn("skipping %s: %s", local, what);
+	return PF_OK;
+}
+
+static enum pf_status
+walk_path(struct walk *w, const char *local, const char *rel, unsigned depth)
+{
+	const char *base = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
+	struct stat sb;
+	enum pf_status rc;
+
+	if (excluded(w->o, rel, base))
+		return PF_OK;
+	if (lstat(local, &sb) == -1) {
+		snprintf(w->err, w->cap, "%s: %s", local, strerror(errno));
+		return PF_EIO;
+	}
+	if (S_ISLNK(sb.st_mode)) {
+		if (!w->o->follow_symlinks)
+			return skip(w, local, "a symbolic link (not followed "
+			    "without --follow-symlinks)");
+		if (stat(local, &sb) == -1)
+			return skip(w, local, "a dangling symbolic link");
+	}
+	if (depth > TREE_MAX_DEPTH)
+		return skip(w, local, "too deep (a symlink loop?)");
+	if (S_ISREG(sb.st_mode))
+		return add(w->t, local, rel, &sb);
+	if (!S_ISDIR(sb.st_mode))
+		return skip(w, local, S_ISFIFO(sb.st_mode) ? "a FIFO" :
+		    S_ISSOCK(sb.st_mode) ? "a socket" : "a device file");
+	if ((rc = add(w->t, local, rel, &sb)) != PF_OK)
+		return rc;
+	return walk_dir(w, local, rel, depth);
+}
+
+/* The base name a root path is stored under ("photos" for "a/photos/"). */
+static char *
+root_name(const char *path)
+{
+	char *copy = strdup(path), *base, *out = NULL;
+	size_t len;
+
+	if (copy == NULL)
+		return NULL;
+	/* basename() drops trailing slashes; "." and "/" have no name. */
+	while ((len = strlen(copy)) > 1 && copy[len - 1] == '/')
+		copy[len - 1] = '\0';
+	base = basename(copy);
+	if (strcmp(base, "/") != 0 && strcmp(base, "..") != 0)
+		out = strdup(strcmp(base, ".") == 0 ? "" : base);
+	free(copy);
+	return out;
+}
+
+/* The walk of one root: "." means its entries, each at the top. */
+static enum pf_status
+walk_root(struct walk *w, const char *path)
+{
+	char *name = root_name(path);
+	enum pf_status rc;
+
+	if (name == NULL) {
+		snprintf(w->err, w->cap, "%s: give a directory by name (or .)",
+		    path);
+		return PF_EUSAGE;
+	}
+	if (name[0] == '\0') {
+		struct dirent **names = NULL;
+		int n = scandir(path, &names, NULL, name_cmp);
+
+		rc = n == -1 ? PF_EIO : PF_OK;
+		for (int i = 0; i < n; i++) {
+			char *l = NULL;
+			const char *d = names[i]->d_name;
+
+			if (rc == PF_OK && strcmp(d, ".") && strcmp(d, "..")) {
+				rc = asprintf(&l, "%s/%s", path, d) == -1 ?
+				    PF_ENOMEM : walk_path(w, l, d, 1);
+				free(l);
+			}
+			free(names[i]);
+		}
+		free(names);
+		if (n == -1)
+			snprintf(w->err, w->cap, "%s: %s", path,
+			    strerror(errno));
+	} else
+		rc = walk_path(w, path, name, 0);
+	free(name);
+	return rc;
+}
+
+json_t *
+tree_manifest(const struct tree *t)
+{
+	json_t *a = json_array(), *e;
+
+	for (size_t i = 0; a != NULL && i < t->n; i++) {
+		const struct tree_entry *x = &t->e[i];
+
+		e = x->dir ? json_pack("{s:s,s:b}", "path", x->rel, "dir", 1) :
+		    json_pack("{s:s,s:I,s:I,s:I}", "path", x->rel, "size",
+		    (json_int_t)x->size, "mode", (json_int_t)x->mode, "mtime",
+		    (json_int_t)x->mtime);
+		if (e == NULL || json_array_append_new(a, e) == -1) {
+			json_decref(a);
+			a = NULL;
+		}
+	}
+	return a;
+}
+
+/* The digest that names the manifest (for the resume state). */
+static enum pf_status
+tree_hash(struct tree *t)
+{
+	json_t *m = tree_manifest(t);
+	uint8_t md[PF_SHA256_LEN];
+	enum pf_status rc = PF_ENOMEM;
+	char *text;
+
+	/* jansson refuses names that are not UTF-8: so would the server. */
+	if (m == NULL)
+		return PF_EBADNAME;
+	if ((text = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS)) != NULL) {
+		rc = pf_sha256(text, strlen(text), md);
+		free(text);
+	}
+	json_decref(m);
+	if (rc == PF_OK)
+		pf_hex_encode(md, sizeof(md), t->digest);
+	return rc;
+}
+
+enum pf_status
+tree_build(const char *const *paths, size_t npaths,
+    const struct tree_opts *o, struct tree **out, char *err, size_t cap)
+{
+	struct walk w = { .o = o, .err = err, .cap = cap };
+	enum pf_status rc = PF_ENOMEM;
+
+	*out = NULL;
+	err[0] = '\0';
+	if ((w.t = calloc(1, sizeof(*w.t))) == NULL)
+		goto out;
+	w.t->follow = o->follow_symlinks;
+	for (size_t i = 0; i < npaths; i++)
+		if ((rc = walk_root(&w, paths[i])) != PF_OK)
+			goto out;
+	rc = PF_EUSAGE;
+	if (w.t->n == 0) {
+		snprintf(err, cap, "nothing to send");
+		goto out;
+	}
+	if (w.t->n > PROTO_MAX_FILES) {
+		snprintf(err, cap, "%zu entries: at most %u in one transfer",
+		    w.t->n, PROTO_MAX_FILES);
+		goto out;
+	}
+	if ((rc = tree_hash(w.t)) != PF_OK) {
+		snprintf(err, cap, "%s", rc == PF_EBADNAME ? "a path is not "
+		    "valid UTF-8" : "out of memory");
+		goto out;
+	}
+	*out = w.t;
+	w.t = NULL;
+out:
+	if (rc == PF_ENOMEM && err[0] == '\0')
+		snprintf(err, cap, "out of memory");
+	tree_free(w.t);
+	return rc;
+}
+
+/* The file entry holding payload byte off (entries sorted by offset). */
+static struct tree_entry *
+find(struct tree *t, uint64_t off)
+{
+	size_t lo = 0, hi = t->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		struct tree_entry *e = &t->e[mid];
+
+		if (e->dir || e->size == 0 || off >= e->offset + e->size) {
+			if (off >= e->offset + e->size)
+				lo = mid + 1;
+			else
+				hi = mid;
+		} else if (off < e->offset)
+			hi = mid;
+		else
+			return e;
+	}
+	return NULL;
+}
+
+/* Reads len bytes of file e at pos into p; zeros past its end. */
+static enum pf_status
+read_entry(struct tree *t, struct tree_entry *e, uint8_t *p, size_t len,
+    uint64_t pos)
+{
+	struct stat sb;
+	size_t got = 0;
+	int fd;
+
+	fd = open(e->local, O_RDONLY | O_CLOEXEC | (t->follow ? 0 :
+	    O_NOFOLLOW));
+	if (fd == -1) {
+		log_error("%s: %s", e->local, strerror(errno));
+		return PF_EIO;
+	}
+	if (fstat(fd, &sb) == -1 || (uint64_t)sb.st_size != e->size ||
+	    (int64_t)sb.st_mtim.tv_sec != e->mtime)
+		atomic_store(&e->changed, true);
+	while (got < len) {
+		ssize_t r = pread(fd, p + got, len - got, (off_t)(pos + got));
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			log_error("%s: %s", e->local, strerror(errno));
+			close(fd);
+			return PF_EIO;
+		}
+		if (r == 0) {
+			atomic_store(&e->changed, true);
+			memset(p + got, 0, len - got);
+			break;
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	return PF_OK;
+}
+
+enum pf_status
+tree_pread(struct tree *t, void *buf, size_t n, uint64_t off)
+{
+	uint8_t *p = buf;
+	enum pf_status rc;
+
+	while (n > 0) {
+		struct tree_entry *e = find(t, off);
+		uint64_t pos, left;
+		size_t len;
+
+		if (e == NULL)
+			return PF_EIO;
+		pos = off - e->offset;
+		left = e->size - pos;
+		len = left < n ? (size_t)left : n;
+		if ((rc = read_entry(t, e, p, len, pos)) != PF_OK)
+			return rc;
+		p += len;
+		off += len;
+		n -= len;
+	}
+	return PF_OK;
+}

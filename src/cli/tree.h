@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The local side of a transfer: the files and directories under the
+ * paths given, in a fixed order, and their bytes read back to back as
+ * one payload (the "virtual file" the chunks cut).
+ */
+#ifndef PF_TREE_H
+#define PF_TREE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "digest.h"
+#include "status.h"
+
+struct tree_entry {
+	char		*local;		/* path to open */
+	char		*rel;		/* path sent: relative, '/'-separated */
+	bool		 dir;
+	uint64_t	 size;
+	uint64_t	 offset;	/* in the payload */
+	uint32_t	 mode;		/* permission bits */
+	int64_t		 mtime;		/* seconds */
+	_Atomic bool	 changed;	/* not as listed when read */
+};
+
+struct tree {
+	size_t			 n, cap;
+	struct tree_entry	*e;
+	uint64_t		 total;		/* payload bytes */
+	size_t			 files;		/* entries that are files */
+	unsigned		 skipped;	/* symlinks, devices, ... */
+	bool			 follow;	/* --follow-symlinks */
+	char			 digest[PF_SHA256_HEX];	/* of the manifest */
+};
+
+struct tree_opts {
+	const char *const *exclude;	/* globs, nexclude of them */
+	size_t		 nexclude;
+	bool		 follow_symlinks;
+	bool		 quiet;		/* no warning per skipped entry */
+};
+
+/*
+ * Walks paths (npaths of them; files and directories, recursively) into a
+ * new tree in *out. A directory's entries are stored under its base name
+ * ("photos/a.jpg"); a file under its base name. Excluded entries (a glob
+ * matching the base name or the relative path) are left out, directories
+ * with all they hold; symlinks (unless o->follow_symlinks), devices,
+ * FIFOs and sockets are skipped with a warning. PF_EIO with err filled
+ * if a path cannot be read; PF_EUSAGE if nothing is left to send.
+ */
+enum pf_status tree_build(const char *const *paths, size_t npaths,
+    const struct tree_opts *o, struct tree **out, char *err, size_t cap);
+
+void tree_free(struct tree *t);
+
+/*
+ * The "files" array of an OPEN for t: path, size, mode, mtime of each
+ * file, and {"path","dir":true} for each directory. New reference.
+ */
+json_t *tree_manifest(const struct tree *t);
+
+/*
+ * Reads n bytes of the payload at off into buf: the files back to back.
+ * A file that is not as listed any more (size or mtime) is marked
+ * changed; where it is shorter, zeros stand for the missing bytes, so
+ * the transfer goes on and the file's receipt will tell. PF_EIO if a
+ * file cannot be opened or read. Any thread.
+ */
+enum pf_status tree_pread(struct tree *t, void *buf, size_t n, uint64_t off);
+
+#endif

@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: MIT */
+/* A transfer's manifest: parsed, its paths made safe, kept and reloaded. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "manifest.h"
+#include "namekey.h"
+#include "policy.h"
+#include "proto.h"
+
+void
+manifest_free(struct manifest *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->f[i].client);
+		free(m->f[i].path);
+		free(m->f[i].reason);
+	}
+	free(m->f);
+	free(m);
+}
+
+size_t
+manifest_refused(const struct manifest *m)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->n; i++)
+		n += m->f[i].status != PF_OK;
+	return n;
+}
+
+/* Marks f refused with rc and a reason; the stored path is dropped. */
+static void
+refuse(struct manifest_file *f, enum pf_status rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+refuse(struct manifest_file *f, enum pf_status rc, const char *fmt, ...)
+{
+	va_list ap;
+	char buf[512];
+
+	if (f->status != PF_OK)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	f->status = rc;
+	free(f->reason);
+	f->reason = strdup(buf);
+	free(f->path);
+	f->path = NULL;
+}
+
+/*
+ * Sanitises f->client one component at a time into f->path, as a single
+ * name is (policy_sanitize_name); a path that cannot be kept as given
+ * is refused, never rewritten into another place.
+ */
+static enum pf_status
+safe_path(const struct policy *p, struct manifest_file *f)
+{
+	char comp[PROTO_MAX_NAME + 1], why[POLICY_WHY_MAX];
+	const char *s = f->client, *slash;
+	size_t len, used = 0, depth = 0;
+	char *out;
+
+	if (s[0] == '/' || strlen(s) > PROTO_MAX_PATH) {
+		refuse(f, PF_EBADNAME, "%s path", s[0] == '/' ? "absolute" :
+		    "over-long");
+		return PF_OK;
+	}
+	if ((out = malloc(PROTO_MAX_PATH + 1)) == NULL)
+		return PF_ENOMEM;
+	for (;;) {
+		slash = strchr(s, '/');
+		len = slash ? (size_t)(slash - s) : strlen(s);
+		if (len == 0 || (len == 1 && s[0] == '.') || (len == 2 &&
+		    s[0] == '.' && s[1] == '.') || memchr(s, '\\', len)) {
+			refuse(f, PF_EBADNAME, "path component '%.*s' is not "
+			    "allowed", (int)(len > 64 ? 64 : len), s);
+			break;
+		}
+		if (++depth > PROTO_MAX_DEPTH || policy_sanitize_name(s, len,
+		    comp) != PF_OK || used + strlen(comp) + 1 >
+		    PROTO_MAX_PATH) {
+			refuse(f, PF_EBADNAME, "path cannot be stored (at "
+			    "most %u levels, %u bytes)", PROTO_MAX_DEPTH,
+			    PROTO_MAX_PATH);
+			break;
+		}
+		/* The name rules (extension, device names) judge files. */
+		if (slash == NULL && !f->dir && policy_check_names(p, s, len,
+		    comp, why, sizeof(why)) != PF_OK) {
+			refuse(f, PF_EFORBIDDEN, "%s", why);
+			break;
+		}
+		used += (size_t)sprintf(out + used, "%s%s", used ? "/" : "",
+		    comp);
+		if (slash == NULL) {
+			f->path = out;
+			return PF_OK;
+		}
+		s = slash + 1;
+	}
+	free(out);
+	return PF_OK;
+}
+
+/* One entry of an OPEN's "files"; PF_EBADFRAME if malformed. */
+static enum pf_status
+parse_entry(const json_t *e, struct manifest_file *f)
+{
+	const char *path = json_string_value(json_object_get(e, "path"));
+	json_t *dir = json_object_get(e, "dir");
+	json_int_t size = 0, mode = 0, mtime = 0;
+
+	if (path == NULL || strlen(path) != json_string_length(
+	    json_object_get(e, "path")))
+		return PF_EBADFRAME;
+	f->dir = json_is_true(dir);
+	if (!f->dir && json_unpack((json_t *)e, "{s:I,s:I,s:I}", "size",
+	    &size, "mode", &mode, "mtime", &mtime) == -1)
+		return PF_EBADFRAME;
+	if (size < 0 || mode < 0 || mode > 07777)
+		return PF_EBADFRAME;
+	/* Bits worth keeping: never setuid, setgid or sticky. */
+	f->mode = (uint32_t)mode & 0777;
+	f->size = (uint64_t)size;
+	f->mtime = (int64_t)mtime;
+	if ((f->client = strdup(path)) == NULL)
+		return PF_ENOMEM;
+	return PF_OK;
+}
+
+/* Entries and their case-folded stored paths, for sorting. */
+struct key {
+	char	*k;
+	size_t	 i;
+};
+
+static int
+key_cmp(const void *a, const void *b)
+{
+	const struct key *x = a, *y = b;
+	int c = strcmp(x->k, y->k);
+
+	return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+static int
+key_find(const void *a, const void *b)
+{
+	return strcmp(((const struct key *)a)->k, ((const struct key *)b)->k);
+}
+
+/* Refuses entry keys[i] if one of its parent directories is a file. */
+static void
+refuse_below_file(struct manifest *m, struct key *keys, size_t n, size_t i)
+{
+	struct manifest_file *f = &m->f[keys[i].i];
+	const char *k = keys[i].k, *slash;
+	char prefix[PROTO_MAX_PATH * 4 + 1];
+	struct key want = { prefix, 0 }, *hit;
+
+	for (slash = strchr(k, '/'); slash != NULL && f->status == PF_OK;
+	    slash = strchr(slash + 1, '/')) {
+		/* Folding may lengthen a path: a prefix too long is no key. */
+		if ((size_t)(slash - k) >= sizeof(prefix))
+			break;
+		memcpy(prefix, k, (size_t)(slash - k));
+		prefix[slash - k] = '\0';
+		hit = bsearch(&want, keys, n, sizeof(*keys), key_find);
+		if (hit != NULL && !m->f[hit->i].dir)
+			refuse(f, PF_EBADNAME, "'%s' is a file",
+			    m->f[hit->i].client);
+	}
+}
+
+/*
+ * Refuses the later of two entries whose stored paths fold to the same
+ * key (case, compatibility forms), and a file whose parent is a file.
+ */
+static enum pf_status
+refuse_clashes(struct manifest *m)
+{
+	struct namekey *nk = namekey_new();
+	struct key *keys = calloc(m->n + 1, sizeof(*keys));
+	size_t n = 0;
+	enum pf_status rc = PF_ENOMEM;
+
+	if (nk == NULL || keys == NULL)
+		goto out;
+	for (size_t i = 0; i < m->n; i++) {
+		struct manifest_file *f = &m->f[i];
+
+		if (f->path == NULL)
+			continue;
+		rc = namekey_fold(nk, f->path, strlen(f->path), false,
+		    &keys[n].k);
+		if (rc == PF_ENOMEM)
+			goto out;
+		if (rc != PF_OK) {
+			refuse(f, PF_EBADNAME, "path cannot be compared");
+			continue;
+		}
+		keys[n++].i = i;
+	}
+	qsort(keys, n, sizeof(*keys), key_cmp);
+	for (size_t i = 1; i < n; i++) {
+		struct manifest_file *a = &m->f[keys[i - 1].i];
+		struct manifest_file *b = &m->f[keys[i].i];
+
+		if (strcmp(keys[i - 1].k, keys[i].k) == 0 && !(a->dir &&
+		    b->dir))
+			refuse(b, PF_EBADNAME, "same stored name as '%s'",
+			    a->client);
+	}
+	for (size_t i = 0; i < n; i++)
+		refuse_below_file(m, keys, n, i);
+	rc = PF_OK;
+out:
+	for (size_t i = 0; keys != NULL && i < m->n; i++)
+		free(keys[i].k);
+	free(keys);
+	namekey_free(nk);
+	return rc;
+}
+
+enum pf_status
+manifest_parse(const struct policy *p, const json_t *files,
+    struct manifest **out, char *why, size_t cap)
+{
+	struct manifest *m;
+	enum pf_status rc = PF_ENOMEM;
+	size_t n = json_array_size(files);
+	char *text;
+	uint8_t md[PF_SHA256_LEN];
+
+	*out = NULL;
+	if (!json_is_array(files) || n == 0 || n > PROTO_MAX_FILES) {
+		snprintf(why, cap, "files must list 1 to %u entries",
+		    PROTO_MAX_FILES);
+		return PF_EBADFRAME;
+	}
+	if ((m = calloc(1, sizeof(*m))) == NULL ||
+	    (m->f = calloc(n, sizeof(*m->f))) == NULL)
+		goto out;
+	for (m->n = 0; m->n < n; m->n++) {
+		struct manifest_file *f = &m->f[m->n];
+
+		if ((rc = parse_entry(json_array_get(files, m->n), f)) !=
+		    PF_OK) {
+			snprintf(why, cap, "files[%zu] needs path, size, mode "
+			    "and mtime (or dir)", m->n);
+			goto out;
+		}
+		if (m->total + f->size < m->total) {
+			rc = PF_EBADFRAME;
+			snprintf(why, cap, "sizes overflow");
+			goto out;
+		}
+		f->offset = m->total;
+		m->total += f->size;
+		if ((rc = safe_path(p, f)) != PF_OK)
+			goto out;
+	}
+	if ((rc = refuse_clashes(m)) != PF_OK)
+		goto out;
+	/* What a resume must send again, byte for byte, to match. */
+	rc = PF_ENOMEM;
+	if ((text = json_dumps(files, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
+		goto out;
+	rc = pf_sha256(text, strlen(text), md);
+	free(text);
+	if (rc != PF_OK)
+		goto out;
+	pf_hex_encode(md, sizeof(md), m->digest);
+	*out = m;
+	m = NULL;
+out:
+	if (rc == PF_ENOMEM)
+		snprintf(why, cap, "out of memory");
+	if (m != NULL && m->f != NULL)
+		m->n = n;	/* unfilled entries are zero */
+	manifest_free(m);
+	return rc;
+}
+
+json_t *
+manifest_to_json(const struct manifest *m, bool final)
+{
+	json_t *a = json_array(), *e;
+
+	for (size_t i = 0; a != NULL && i < m->n; i++) {
+		const struct manifest_file *f = &m->f[i];
+
+		e = json_pack("{s:s,s:s?,s:b,s:I,s:I,s:I,s:i,s:s?}", "client",
+		    f->client, "path", f->path, "dir", f->dir, "size",
+		    (json_int_t)f->size, "mode", (json_int_t)f->mode, "mtime",
+		    (json_int_t)f->mtime, "status", (int)f->status, "reason",
+		    f->reason);
+		if (e != NULL && final && (json_object_set_new(e, "state",
+		    json_string(f->status == PF_OK ? "stored" :
+		    pf_status_name(f->status))) == -1 || (f->digest[0] &&
+		    json_object_set_new(e, "digest", json_string(f->digest)) ==
+		    -1))) {
+			json_decref(e);
+			e = NULL;
+		}
+		if (e == NULL || json_array_append_new(a, e) == -1) {
+			json_decref(a);
+			a = NULL;
+		}
+	}
+	return a;
+}
+
+/* One entry as manifest_to_json wrote it, its path checked again. */
+static enum pf_status
+load_entry(const json_t *e, struct manifest_file *f)
+{
+	const char *client, *path, *reason;
+	json_int_t size, mode, mtime;
+	int dir, status;
+	char comp[PROTO_MAX_NAME + 1];
+
+	/* path and reason may be null: read apart from the rest. */
+	path = json_string_value(json_object_get(e, "path"));
+	reason = json_string_value(json_object_get(e, "reason"));
+	if (json_unpack((json_t *)e, "{s:s,s:b,s:I,s:I,s:I,s:i}", "client",
+	    &client, "dir", &dir, "size", &size, "mode", &mode, "mtime",
+	    &mtime, "status", &status) == -1 || size < 0 || mode < 0 ||
+	    mode > 0777 ||
+	    (status != PF_OK && !pf_status_is_wire(status)) ||
+	    (path == NULL) != (status != PF_OK))
+		return PF_EBADFRAME;
+	for (const char *s = path; s != NULL; ) {
+		const char *slash = strchr(s, '/');
+		size_t len = slash ? (size_t)(slash - s) : strlen(s);
+
+		if (len > PROTO_MAX_NAME || policy_sanitize_name(s, len,
+		    comp) != PF_OK || strlen(comp) != len ||
+		    memcmp(comp, s, len) != 0)
+			return PF_EBADFRAME;
+		s = slash ? slash + 1 : NULL;
+	}
+	f->dir = dir;
+	f->size = (uint64_t)size;
+	f->mode = (uint32_t)mode;
+	f->mtime = (int64_t)mtime;
+	f->status = (enum pf_status)status;
+	if ((f->client = strdup(client)) == NULL || (path != NULL &&
+	    (f->path = strdup(path)) == NULL) || (reason != NULL &&
+	    (f->reason = strdup(reason)) == NULL))
+		return PF_ENOMEM;
+	return PF_OK;
+}
+
+enum pf_status
+manifest_load(const json_t *j, struct manifest **out)
+{
+	struct manifest *m;
+	size_t n = json_array_size(j);
+	enum pf_status rc = PF_ENOMEM;
+
+	*out = NULL;
+	if (!json_is_array(j) || n == 0 || n > PROTO_MAX_FILES)
+		return PF_EBADFRAME;
+	if ((m = calloc(1, sizeof(*m))) == NULL ||
+	    (m->f = calloc(n, sizeof(*m->f))) == NULL)
+		goto out;
+	for (m->n = 0; m->n < n; m->n++) {
+		struct manifest_file *f = &m->f[m->n];
+
+		if ((rc = load_entry(json_array_get(j, m->n), f)) != PF_OK)
+			goto out;
+		if (m->total + f->size < m->total) {
+			rc = PF_EBADFRAME;
+			goto out;
+		}
+		f->offset = m->total;
+		m->total += f->size;
+	}
+	*out = m;
+	m = NULL;
+	rc = PF_OK;
+out:
+	if (m != NULL && m->f != NULL)
+		m->n = n;	/* unfilled entries are zero */
+	manifest_free(m);
+	return rc;
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The manifest of a transfer (many files in one session): each entry's
+ * path as sent and as it will be stored, size, place in the transfer's
+ * payload, mode, mtime, and whether it may be stored (and why not).
+ */
+#ifndef PF_MANIFEST_H
+#define PF_MANIFEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "digest.h"
+#include "status.h"
+
+struct policy;
+
+struct manifest_file {
+	char		*client;	/* the path as sent (valid UTF-8) */
+	char		*path;		/* stored relative path; NULL if
+					   refused */
+	bool		 dir;		/* a directory entry, no bytes */
+	uint64_t	 size;
+	uint64_t	 offset;	/* in the transfer's payload */
+	uint32_t	 mode;		/* permission bits, 0777 at most */
+	int64_t		 mtime;		/* seconds since the epoch */
+	enum pf_status	 status;	/* PF_OK, or why it is not stored */
+	char		*reason;	/* for people, if status != PF_OK */
+	char		 digest[PF_SHA256_HEX];	/* receipt once stored */
+};
+
+struct manifest {
+	size_t			 n;
+	struct manifest_file	*f;
+	uint64_t		 total;	/* payload bytes, refused included */
+	char			 digest[PF_SHA256_HEX];	/* of what was sent */
+};
+
+/*
+ * Parses the "files" array of an OPEN (borrowed) into a new manifest in
+ * *out: PF_EBADFRAME (why says what) if it is not an array of entries
+ * {"path","size","mode","mtime"} or {"path","dir":true}, has more than
+ * PROTO_MAX_FILES entries, or sizes that overflow; PF_ENOMEM. A path
+ * that cannot be stored safely (absolute, "..", empty or over-long
+ * components, a component refused by p's name rules, a case-insensitive
+ * duplicate, a file below a file) is not an error of the whole: its entry
+ * gets a status and a reason. Any thread.
+ */
+enum pf_status manifest_parse(const struct policy *p, const json_t *files,
+    struct manifest **out, char *why, size_t cap);
+
+/*
+ * The manifest as a new JSON array, as manifest_load reads it back; with
+ * final, also each stored file's receipt and the status names. NULL on
+ * ENOMEM.
+ */
+json_t *manifest_to_json(const struct manifest *m, bool final);
+
+/*
+ * Reads back what manifest_to_json (not final) wrote, checking each
+ * stored path again as if a client had sent it. PF_EBADFRAME if
+ * anything is malformed.
+ */
+enum pf_status manifest_load(const json_t *j, struct manifest **out);
+
+void manifest_free(struct manifest *m);
+
+/* How many entries are refused (status not PF_OK). */
+size_t manifest_refused(const struct manifest *m);
+
+#endif

@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: MIT */
+/* A transfer's files copied out of its payload, checked, renamed. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "manifest.h"
+#include "policy.h"
+#include "proto.h"
+#include "storage_int.h"
+#include "unpack.h"
+
+#define UNPACK_BUF	(1024u * 1024)
+
+/* What the copies share. */
+struct unpack {
+	struct staging		*st;
+	uint32_t		 chunk_size;
+	int			 topfd;		/* <root>/<id> */
+	char			 dirpath[PROTO_MAX_PATH + 1];	/* cached */
+	int			 dirfd;		/* of dirpath, or -1 */
+	uint8_t			*buf;
+	uint8_t			*digests;	/* one file's chunks */
+	struct pf_sha256	*h;
+};
+
+/*
+ * Opens the directory dir (a stored relative path; "" for the top),
+ * creating what is missing if create; the last one opened is kept.
+ */
+static int
+open_dir(struct unpack *u, const char *dir, bool create)
+{
+	char part[PROTO_MAX_PATH + 1];
+	int fd;
+
+	if (u->dirfd != -1 && strcmp(u->dirpath, dir) == 0)
+		return u->dirfd;
+	if (u->dirfd != -1 && u->dirfd != u->topfd)
+		close(u->dirfd);
+	u->dirfd = -1;
+	if (dir[0] == '\0') {
+		u->dirpath[0] = '\0';
+		return u->dirfd = u->topfd;
+	}
+	snprintf(part, sizeof(part), "%s", dir);
+	for (char *slash = part; create && slash != NULL; ) {
+		slash = strchr(slash + 1, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		/* Every component beneath topfd: no symlink, no "..". */
+		if (mkdirat(u->topfd, part, 0700) == -1 && errno != EEXIST)
+			return -1;
+		if (slash != NULL)
+			*slash++ = '/';
+	}
+	if ((fd = pf_open_beneath(u->topfd, dir, O_RDONLY | O_DIRECTORY,
+	    0)) == -1)
+		return -1;
+	snprintf(u->dirpath, sizeof(u->dirpath), "%s", dir);
+	return u->dirfd = fd;
+}
+
+/* Splits path into its directory (into dir) and its base name. */
+static const char *
+split(const char *path, char dir[PROTO_MAX_PATH + 1])
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL) {
+		dir[0] = '\0';
+		return path;
+	}
+	snprintf(dir, PROTO_MAX_PATH + 1, "%.*s", (int)(slash - path), path);
+	return slash + 1;
+}
+
+/* Reads n bytes of the payload at off into p. */
+static enum pf_status
+read_payload(struct unpack *u, void *p, size_t n, uint64_t off)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = pread(u->st->fd, (uint8_t *)p + got, n - got,
+		    (off_t)(off + got));
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			log_error("%s: %s: read at %llu: %s", __func__,
+			    u->st->id, (unsigned long long)(off + got),
+			    r == 0 ? "short" : strerror(errno));
+			return PF_EIO;
+		}
+		got += (size_t)r;
+	}
+	return PF_OK;
+}
+
+/* Writes n bytes of p to fd. */
+static int
+write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Copies f's bytes into fd, hashing them as chunks of f alone. */
+static enum pf_status
+copy_file(struct unpack *u, struct manifest_file *f, int fd)
+{
+	uint32_t count, i;
+	uint8_t receipt[PF_SHA256_LEN];
+	enum pf_status rc;
+
+	if ((rc = proto_chunk_count(f->size, u->chunk_size, &count)) != PF_OK)
+		return rc;
+	free(u->digests);
+	if ((u->digests = malloc(((size_t)count + 1) * PF_SHA256_LEN)) == NULL)
+		return PF_ENOMEM;
+	for (i = 0; i < count; i++) {
+		struct proto_chunk_head ch = { i, (uint64_t)i * u->chunk_size,
+		    proto_chunk_length(f->size, u->chunk_size, i) };
+
+		if ((rc = proto_chunk_digest_begin(u->h, &ch)) != PF_OK)
+			return rc;
+		for (uint64_t pos = 0; pos < ch.length; ) {
+			size_t n = ch.length - pos < UNPACK_BUF ?
+			    (size_t)(ch.length - pos) : UNPACK_BUF;
+
+			if ((rc = read_payload(u, u->buf, n, f->offset +
+			    ch.offset + pos)) != PF_OK ||
+			    (rc = pf_sha256_update(u->h, u->buf, n)) != PF_OK)
+				return rc;
+			if (write_all(fd, u->buf, n) == -1) {
+				log_error("%s: write: %s", __func__,
+				    strerror(errno));
+				return pf_status_from_errno(errno);
+			}
+			pos += n;
+		}
+		if ((rc = pf_sha256_final(u->h, u->digests +
+		    (size_t)i * PF_SHA256_LEN)) != PF_OK)
+			return rc;
+	}
+	if ((rc = proto_receipt(f->size, u->chunk_size, u->digests, count,
+	    receipt)) != PF_OK)
+		return rc;
+	pf_hex_encode(receipt, sizeof(receipt), f->digest);
+	return PF_OK;
+}
+
+/* The temporary name of entry i: a dot name no stored name can have. */
+static void
+temp_name(size_t i, char out[32])
+{
+	snprintf(out, 32, ".pf-part-%zu", i);
+}
+
+/*
+ * Checks file i's first bytes against the policy and copies it to its
+ * temporary name; a refusal is recorded in f, not an error.
+ */
+static enum pf_status
+stage_file(struct unpack *u, const struct policy *p, struct manifest_file *f,
+    size_t i)
+{
+	uint8_t head[PROTO_HEAD_LEN];
+	size_t n = f->size < sizeof(head) ? (size_t)f->size : sizeof(head);
+	char dir[PROTO_MAX_PATH + 1], tmp[32], why[POLICY_WHY_MAX];
+	struct timespec ts[2];
+	enum pf_status rc;
+	int dfd, fd;
+
+	if ((rc = read_payload(u, head, n, f->offset)) != PF_OK)
+		return rc;
+	if (p != NULL && (rc = policy_check_head(p, head, n, why,
+	    sizeof(why))) != PF_OK) {
+		if (rc != PF_EFORBIDDEN)
+			return rc;	/* libmagic failed: try again */
+		f->status = PF_EFORBIDDEN;
+		f->reason = strdup(why);
+		free(f->path);
+		f->path = NULL;
+		return PF_OK;
+	}
+	split(f->path, dir);
+	temp_name(i, tmp);
+	if ((dfd = open_dir(u, dir, true)) == -1 || (fd = openat(dfd, tmp,
+	    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	    0600)) == -1) {
+		log_error("%s: %s: %s", __func__, f->path, strerror(errno));
+		return pf_status_from_errno(errno);
+	}
+	rc = copy_file(u, f, fd);
+	ts[0].tv_sec = ts[1].tv_sec = (time_t)f->mtime;
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	if (rc == PF_OK && futimens(fd, ts) == -1)
+		log_warn("%s: %s: mtime: %s", __func__, f->path,
+		    strerror(errno));
+	close(fd);
+	return rc;
+}
+
+/* Gives every staged file its name, and makes the empty directories. */
+static enum pf_status
+place_files(struct unpack *u, struct manifest *m)
+{
+	char dir[PROTO_MAX_PATH + 1], tmp[32];
+	const char *base;
+	int dfd;
+
+	for (size_t i = 0; i < m->n; i++) {
+		struct manifest_file *f = &m->f[i];
+
+		if (f->status != PF_OK)
+			continue;
+		if (f->dir) {
+			if (open_dir(u, f->path, true) == -1)
+				goto fail;
+			continue;
+		}
+		base = split(f->path, dir);
+		temp_name(i, tmp);
+		if ((dfd = open_dir(u, dir, false)) == -1 ||
+		    renameat(dfd, tmp, dfd, base) == -1)
+			goto fail;
+	}
+	return PF_OK;
+fail:
+	log_error("%s: %s: %s", __func__, u->st->id, strerror(errno));
+	return pf_status_from_errno(errno);
+}
+
+/* Syncs the filesystem of fd, if the storage syncs at all. */
+static enum pf_status
+sync_all(struct unpack *u, int fd)
+{
+	if (u->st->sync == STORAGE_SYNC_NONE || syncfs(fd) == 0)
+		return PF_OK;
+	log_error("%s: syncfs: %s", __func__, strerror(errno));
+	return pf_status_from_errno(errno);
+}
+
+/* Copies every file out, then names them all; see unpack_transfer. */
+static enum pf_status
+unpack_all(struct unpack *u, struct manifest *m, const struct policy *p)
+{
+	enum pf_status rc;
+
+	for (size_t i = 0; i < m->n; i++) {
+		struct manifest_file *f = &m->f[i];
+
+		if (f->status == PF_OK && !f->dir &&
+		    (rc = stage_file(u, p, f, i)) != PF_OK)
+			return rc;
+	}
+	/* One sync for all: thousands of fsyncs would cost far more. */
+	if ((rc = sync_all(u, u->topfd)) != PF_OK ||
+	    (rc = place_files(u, m)) != PF_OK)
+		return rc;
+	return sync_all(u, u->topfd);
+}
+
+enum pf_status
+unpack_transfer(struct storage *s, struct staging *st, uint32_t chunk_size,
+    struct manifest *m, const struct policy *p, json_t *meta)
+{
+	struct unpack u = { .st = st, .chunk_size = chunk_size, .topfd = -1,
+	    .dirfd = -1 };
+	json_t *list = NULL;
+	enum pf_status rc = PF_ENOMEM;
+
+	if (atomic_load(&st->broken) != PF_OK)
+		return (enum pf_status)atomic_load(&st->broken);
+	if ((u.buf = malloc(UNPACK_BUF)) == NULL ||
+	    (u.h = pf_sha256_new()) == NULL)
+		goto out;
+	/* The directory may be left from an attempt cut short: reuse it. */
+	if ((mkdirat(s->rootfd, st->id, 0700) == -1 && errno != EEXIST) ||
+	    (u.topfd = storage_open_dir(s->rootfd, st->id)) == -1) {
+		rc = pf_status_from_errno(errno);
+		log_error("%s: mkdir %s: %s", __func__, st->id,
+		    strerror(errno));
+		goto out;
+	}
+	if ((rc = unpack_all(&u, m, p)) != PF_OK)
+		goto out;
+	rc = PF_ENOMEM;
+	if ((list = manifest_to_json(m, true)) == NULL)
+		goto out;
+	/* The metadata last: the gateway lists what has it. */
+	if (json_object_set_new(meta, "files_refused", json_integer(
+	    (json_int_t)manifest_refused(m))) == -1)
+		goto out;
+	if ((rc = storage_put_list(u.topfd, UNPACK_FILES_NAME, list)) !=
+	    PF_OK || (rc = storage_write_json(u.topfd, STORAGE_META_NAME,
+	    meta)) != PF_OK)
+		goto out;
+	if (fsync(u.topfd) == -1 || fsync(s->rootfd) == -1) {
+		rc = pf_status_from_errno(errno);
+		goto out;
+	}
+	storage_staging_forget(st);
+	rc = PF_OK;
+out:
+	json_decref(list);
+	if (u.dirfd != -1 && u.dirfd != u.topfd)
+		close(u.dirfd);
+	if (u.topfd != -1)
+		close(u.topfd);
+	free(u.buf);
+	free(u.digests);
+	pf_sha256_free(u.h);
+	if (rc == PF_OK)
+		storage_staging_discard(s, st);
+	return rc;
+}

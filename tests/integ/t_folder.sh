@@ -1,0 +1,295 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Transfers: "paraflow upload PATH..." sends a real tree (nested and empty
+# folders, empty files, Unicode names, names that collide once sanitised
+# or case-folded, a symlink pointing outside, a FIFO, executables in the
+# middle) in one session to a real paraflowd. The refused files are
+# listed with their reasons and the exit status says so (11), the others
+# are stored byte for byte (diff -r) with their own receipts (paraflow
+# digest); a client killed mid-transfer resumes, sending only what the
+# server lacks; a file changed after it was sent is reported, and sent
+# again by the next run. A hand-made OPEN with hostile paths (absolute,
+# "..", backslash) gets a per-file error and writes nothing outside the
+# storage directory.
+. "$(dirname "$0")/lib.sh"
+
+command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
+command -v mkfifo >/dev/null 2>&1 || skip_all "mkfifo not found"
+
+CS=65536
+
+start_server
+
+# --- The tree -----------------------------------------------------------
+SRC=$T/src
+mkdir -p "$SRC/photos/2024/summer" "$SRC/photos/empty dir" "$SRC/docs"
+mkfile "$SRC/photos/2024/summer/beach.jpg" 300000
+mkfile "$SRC/photos/2024/summer/big.bin" 200000
+mkfile "$SRC/photos/a.txt" 1000
+: >"$SRC/photos/empty.txt"
+printf 'héllo\n' >"$SRC/photos/2024/naïve café ☕.txt"
+printf 'upper\n' >"$SRC/docs/README.TXT"
+printf 'lower\n' >"$SRC/docs/Readme.txt"	# same name, case-folded
+printf 'tab\n' >"$SRC/docs/a"$'\t'"b.txt"	# sanitised to a_b.txt
+printf 'underscore\n' >"$SRC/docs/a_b.txt"
+printf '#!/bin/sh\necho hi\n' >"$SRC/photos/2024/install.sh"
+printf '#!/bin/sh\necho hi\n' >"$SRC/photos/2024/notes.txt"
+{ printf '\177ELF\002\001\001'; head -c 5000 /dev/urandom; } \
+    >"$SRC/photos/2024/summer/mid.dat"
+for i in $(seq -w 1 40); do
+	mkfile "$SRC/docs/small-$i.txt" $((RANDOM % 5000 + 1))
+done
+ln -s /etc/passwd "$SRC/photos/passwd-link"
+mkfifo "$SRC/photos/fifo"
+
+# What must arrive: the tree minus what is refused or skipped.
+WANT=$T/want
+cp -a "$SRC" "$WANT"
+rm -f "$WANT/photos/2024/install.sh" "$WANT/photos/2024/notes.txt" \
+    "$WANT/photos/2024/summer/mid.dat" "$WANT/photos/passwd-link" \
+    "$WANT/photos/fifo" "$WANT/docs/a"$'\t'"b.txt" \
+    "$WANT/docs/Readme.txt"
+
+# --- Dry run ------------------------------------------------------------
+run "$PARAFLOW" upload --port "$PORT" --quiet "$SRC/photos" "$SRC/docs" \
+    --dry-run --exclude 'small-3*'
+check_eq "dry run exits 0" 0 "$RC"
+check "dry run lists a nested file" grep -q 'photos/2024/summer/beach.jpg' \
+    "$T/out"
+check "dry run lists the empty folder" grep -q 'dir .*photos/empty dir' \
+    "$T/out"
+check "--exclude leaves out what it matches" \
+    bash -c "! grep -q 'small-3' '$T/out'"
+check "dry run warns about the FIFO" grep -q 'fifo: a FIFO' "$T/err"
+check "dry run skips the symlink" grep -q 'passwd-link: a symbolic link' \
+    "$T/err"
+check "dry run stored nothing" test "$(stored_count)" -eq 0
+
+# --- The transfer -------------------------------------------------------
+run "$PARAFLOW" upload --port "$PORT" --quiet -c 64K --json \
+    "$SRC/photos" "$SRC/docs"
+check_eq "some files refused: exit 11" 11 "$RC"
+check "the result is one JSON object" valid_json <"$T/out"
+SID=$(json_get session <"$T/out")
+check_eq "status partial" partial "$(json_get status <"$T/out")"
+check_eq "one session for the whole tree" 1 "$(stored_count)"
+entry() {	# entry PATH KEY: a key of the result's entry for PATH
+	python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+for e in j["entries"]:
+    if e["path"] == sys.argv[2]:
+        print(e.get(sys.argv[3]) or "")' "$T/out" "$1" "$2"
+}
+check_eq "executable by extension refused" forbidden_type \
+    "$(entry photos/2024/install.sh state)"
+check "its reason names the rule" grep -q 'extension .sh' \
+    <<<"$(entry photos/2024/install.sh reason)"
+check_eq "shebang script refused by content" forbidden_type \
+    "$(entry photos/2024/notes.txt state)"
+check_eq "ELF in the middle refused by content" forbidden_type \
+    "$(entry photos/2024/summer/mid.dat state)"
+check_eq "case-insensitive duplicate refused" bad_name \
+    "$(entry docs/Readme.txt state)"
+check_eq "name colliding after sanitising refused" bad_name \
+    "$(entry docs/a_b.txt state)"
+check "collision reason names the other file" grep -q 'same stored name' \
+    <<<"$(entry docs/a_b.txt reason)"
+check_eq "the other of the pair stored" stored \
+    "$(entry docs/a$'\t'b.txt state)"
+check_eq "its stored name is sanitised" docs/a_b.txt \
+    "$(entry docs/a$'\t'b.txt stored_as)"
+check_eq "the file after the ELF stored" stored \
+    "$(entry photos/a.txt state)"
+check_eq "refused files counted" 5 \
+    "$(json_get files.refused <"$T/out")"
+
+# The stored tree equals the source minus what was refused (the tab name
+# arrives under its sanitised name, which diff -r must find).
+TOP=$STORAGE/$SID
+printf 'tab\n' >"$WANT/docs/a_b.txt"
+check "stored tree equals the source (diff -r)" \
+    diff -r "$WANT/photos" "$TOP/photos"
+check "stored docs equal the source (diff -r)" \
+    diff -r "$WANT/docs" "$TOP/docs"
+check "the empty folder arrived" test -d "$TOP/photos/empty dir"
+check "the empty file arrived" test -f "$TOP/photos/empty.txt"
+check "no refused file on disk" test ! -e "$TOP/photos/2024/install.sh"
+check "no temporary name left" test -z "$(find "$TOP" -name '.pf-part-*')"
+check "no file stored executable" \
+    test -z "$(find "$TOP" -type f -perm /111)"
+R=$(entry photos/2024/summer/beach.jpg digest)
+check_eq "a file's receipt is paraflow digest's" \
+    "$("$PARAFLOW" digest -c 64K "$SRC/photos/2024/summer/beach.jpg" |
+    cut -d' ' -f1)" "$R"
+check "the staging area is gone" staging_empty
+cp "$T/out" "$T/out.keep"
+
+# --- The gateway: the file list, one file, the whole tree as tar -------
+GW=https://127.0.0.1:$HTTP_PORT/api/v1/sessions/$SID
+gw() {	# gw PATH [CURL ARGS...]: body in $T/b, status echoed
+	curl -sk -u paraflow:secret123 -o "$T/b" -w '%{http_code}' "${@:2}" \
+	    "$GW$1"
+}
+check_eq "GET /files answers 200" 200 "$(gw /files)"
+check_eq "it lists every entry" "$(python3 -c '
+import json, sys
+print(len(json.load(open(sys.argv[1]))["entries"]))' "$T/out.keep")" \
+    "$(python3 -c 'import json, sys
+print(len(json.load(open(sys.argv[1]))["files"]))' "$T/b")"
+check_eq "a refused file's state over HTTP" forbidden_type "$(python3 -c '
+import json, sys
+for f in json.load(open(sys.argv[1]))["files"]:
+    if f["client"] == "photos/2024/install.sh":
+        print(f["state"])' "$T/b")"
+check_eq "GET /file of a transfer: 409" 409 "$(gw /file)"
+check "its code is is_transfer" grep -q is_transfer "$T/b"
+check_eq "GET /file?path= answers 200" 200 \
+    "$(gw '/file?path=photos/2024/summer/beach.jpg')"
+check "and it is that file" cmp "$T/b" "$SRC/photos/2024/summer/beach.jpg"
+check_eq "a refused file cannot be fetched" 404 \
+    "$(gw '/file?path=photos/2024/install.sh')"
+check_eq "a path outside the list cannot be fetched" 404 \
+    "$(gw '/file?path=../../etc/passwd')"
+check_eq "GET /tar answers 200" 200 "$(gw /tar -D "$T/tar.h")"
+check "its type is application/x-tar" grep -qi \
+    '^content-type: application/x-tar' "$T/tar.h"
+mkdir -p "$T/untar"
+check "the tar unpacks" tar -x -C "$T/untar" -f "$T/b"
+check "the tar equals the source (diff -r)" \
+    diff -r "$WANT/photos" "$T/untar/photos"
+check "the tar's docs equal the source (diff -r)" \
+    diff -r "$WANT/docs" "$T/untar/docs"
+
+# paraflow fetch of a transfer: every stored file, each receipt checked.
+run "$PARAFLOW" fetch "$SID" -o "$T/fetched" --quiet --pin "$(server_pin)" \
+    --http "https://127.0.0.1:$HTTP_PORT"
+check_eq "fetch of the transfer exits 0" 0 "$RC"
+check "fetch reproduces the tree (diff -r)" \
+    diff -r "$WANT/photos" "$T/fetched/photos"
+check "fetch reproduces the docs (diff -r)" \
+    diff -r "$WANT/docs" "$T/fetched/docs"
+check "fetch left no .part" test -z "$(find "$T/fetched" -name '*.part')"
+
+# --- Kill mid-transfer, rerun -------------------------------------------
+MANY=$T/many
+mkdir -p "$MANY"
+python3 - "$MANY" <<'EOF'
+import os, random, sys
+random.seed(7)
+for i in range(300):
+    d = os.path.join(sys.argv[1], "d%02d" % (i % 12))
+    os.makedirs(d, exist_ok=True)
+    n = random.randint(4096, 65536)
+    with open(os.path.join(d, "f%04d.dat" % i), "wb") as f:
+        f.write(b"pf-data " + os.urandom(n - 8))
+EOF
+before=$(stored_count)
+"$PARAFLOW" upload --port "$PORT" --quiet -c 64K -t 2 --limit-rate 1M \
+    "$MANY" >"$T/kill.out" 2>"$T/kill.err" &
+CPID=$!
+# Killed once the server holds some chunks durably (its journal grew).
+held() {
+	[ -n "$(find "$STORAGE/.staging" -name journal -size +0c 2>/dev/null)" ]
+}
+check "the first chunks arrive" wait_for 60 held
+kill -9 "$CPID" 2>/dev/null
+wait "$CPID" 2>/dev/null
+check_eq "nothing stored yet" "$before" "$(stored_count)"
+run "$PARAFLOW" upload --port "$PORT" --quiet -c 64K --json "$MANY"
+check_eq "the rerun completes" 0 "$RC"
+RESUMED=$(json_get resumed_chunks <"$T/out")
+SENT=$(json_get bytes_sent <"$T/out")
+TOTAL=$(json_get bytes <"$T/out")
+echo "# rerun: $RESUMED of $(json_get chunks <"$T/out") chunks held," \
+    "$SENT of $TOTAL bytes sent"
+check "the rerun resumed chunks the server held" test "$RESUMED" -gt 0
+check "the rerun sent less than the whole" test "$SENT" -lt "$TOTAL"
+SID2=$(json_get session <"$T/out")
+check "resumed tree equals the source (diff -r)" \
+    diff -r "$MANY" "$STORAGE/$SID2/many"
+
+# --- paraflowd killed mid-transfer: the transfer survives the restart ----
+cp -a "$MANY" "$T/many2"
+"$PARAFLOW" upload --port "$PORT" --quiet -c 64K -t 2 --limit-rate 1M \
+    "$T/many2" >"$T/kill2.out" 2>"$T/kill2.err" &
+CPID=$!
+check "the first chunks arrive again" wait_for 60 held
+kill -9 "$SERVER_PID" "$CPID" 2>/dev/null
+wait "$SERVER_PID" "$CPID" 2>/dev/null
+start_server --port "$PORT"
+check "the restarted server recovers the transfer" \
+    grep -q '1 sessions to resume' "$T/server.log"
+run "$PARAFLOW" upload --port "$PORT" --quiet -c 64K --json "$T/many2"
+check_eq "the rerun after the restart completes" 0 "$RC"
+check "it resumed chunks the server kept across the restart" \
+    test "$(json_get resumed_chunks <"$T/out")" -gt 0
+check "that tree equals the source (diff -r)" diff -r "$T/many2" \
+    "$STORAGE/$(json_get session <"$T/out")/many2"
+
+# --- A file changed after it was sent -----------------------------------
+CH=$T/changing
+mkdir -p "$CH"
+mkfile "$CH/aaa-first.bin" 3000
+mkfile "$CH/zzz-rest.bin" $((3 * 1024 * 1024))
+"$PARAFLOW" upload --port "$PORT" --quiet -c 64K -t 1 --limit-rate 512K \
+    --json "$CH" >"$T/ch.out" 2>"$T/ch.err" &
+CPID=$!
+check "the changing transfer starts" wait_for 60 held
+printf 'changed' >>"$CH/aaa-first.bin"
+wait "$CPID"
+RC=$?
+check_eq "a changed file: exit 11" 11 "$RC"
+check_eq "it is reported as changed" changed "$(python3 -c '
+import json, sys
+for e in json.load(open(sys.argv[1]))["entries"]:
+    if e["path"].endswith("aaa-first.bin"):
+        print(e["state"])' "$T/ch.out")"
+run "$PARAFLOW" upload --port "$PORT" --quiet -c 64K --json "$CH"
+check_eq "the next run stores it as it is now" 0 "$RC"
+check "and it equals the local file" cmp "$CH/aaa-first.bin" \
+    "$STORAGE/$(json_get session <"$T/out")/changing/aaa-first.bin"
+
+# --- DELETE of a transfer removes its tree ------------------------------
+GW=https://127.0.0.1:$HTTP_PORT/api/v1/sessions/$SID	# after the restart
+check_eq "DELETE of a transfer answers 200" 200 "$(gw '' -X DELETE)"
+check "its whole tree is gone" test ! -e "$STORAGE/$SID"
+
+# --- Hostile paths from a hand-made client ------------------------------
+stop_server
+start_server --no-tls
+pywire "$PORT" >"$T/hostile.out" 2>&1 <<'EOF'
+import base64, json, sys
+import pfwire as w
+port = int(sys.argv[1])
+names = ["/abs.txt", "../up.txt", "a/../../b.txt", "x\\y.txt", "ok.txt",
+         "f", "f/g.txt", "./dot.txt", "d//e.txt", "deep/" * 250 + "x.txt"]
+data = b"".join(b"pf-data %02d\n" % i for i in range(len(names)))
+files = [{"path": n, "size": 11, "mode": 0o644, "mtime": 1700000000}
+         for n in names]
+c = w.connect(port)
+w.hello(c)
+key = w.scram_login(c, "paraflow", "secret123")
+w.send_json(c, w.OPEN, {"name": "hostile", "size": len(data),
+                        "chunk_size": 65536, "files": files,
+                        "head": base64.b64encode(data[:512]).decode()})
+opened = w.expect(c, w.OPENED)
+done = w.upload(c, port, key, opened, data)
+for f in done["files"]:
+    print(f["client"], f["state"])
+EOF
+cat "$T/hostile.out" | sed 's/^/# /'
+for n in /abs.txt ../up.txt a/../../b.txt 'x\y.txt' f/g.txt ./dot.txt \
+    d//e.txt; do
+	check "hostile path $n refused" grep -qxF "$n bad_name" "$T/hostile.out"
+done
+check "over-long path refused" grep -q '^deep/deep/.*x.txt bad_name$' \
+    "$T/hostile.out"
+check "a good file beside them stored" grep -qx 'ok.txt stored' \
+    "$T/hostile.out"
+check "nothing written outside the transfer" \
+    test ! -e "$STORAGE/up.txt" -a ! -e "$T/up.txt" -a ! -e "$T/b.txt" \
+    -a ! -e /abs.txt
+stop_server
+
+done_testing
