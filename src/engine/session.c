@@ -845,7 +845,8 @@ session_commit_held(struct session *s)
 	if ((rc = proto_receipt(s->size, s->chunk_size, s->digests,
 	    s->nchunks, want)) != PF_OK)
 		return rc == PF_ENOMEM ? PF_EINTERNAL : rc;
-	return session_commit(s, want);
+	/* A gateway upload is one file: no manifest for a policy to judge. */
+	return session_commit(s, want, NULL);
 }
 
 enum pf_status
