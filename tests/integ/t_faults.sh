@@ -479,5 +479,67 @@ check_eq "ttl 2: a session with its control connection open lives on" \
     JOINED "$(cat "$T/live.out")"
 stop_server
 
+# ---------------------------------------------------------------------
+# (g) A resume that comes while the session's COMMIT is being carried out
+# (its client was killed right after sending it) must not be told the
+# session is unknown: the client would then upload the file again as a
+# new session (seen in t_resume_client under ASan). It may be resumed
+# (still receiving), told busy (being committed) or told COMPLETE.
+new_server
+pywire "$PORT" "$T/sources" >"$T/race.out" 2>"$T/race.err" <<'EOF2'
+import base64
+import hashlib
+import os
+import sys
+
+import pfwire as w
+
+port, sources = int(sys.argv[1]), sys.argv[2]
+CS = 65536
+got = {}
+for rnd in range(40):
+    name = "race%d.bin" % rnd
+    data = b"pf-data " + os.urandom(4 * CS - 8)
+    with open(sources, "a") as f:
+        f.write("%s %s\n" % (name, hashlib.sha256(data).hexdigest()))
+    c = w.connect(port, timeout=30)
+    w.hello(c)
+    key = w.scram_login(c, "paraflow", "secret123")
+    sid = w.open_session(c, name, data, chunk_size=CS)["session"]
+    d = w.connect(port, timeout=30)
+    w.join(d, key, sid)
+    digests = []
+    for i in range(4):
+        part = data[i * CS:(i + 1) * CS]
+        w.send_chunk(d, i, i * CS, part)
+        w.expect(d, w.ACK)
+        digests.append(w.chunk_digest(i, i * CS, part))
+    r = w.connect(port, timeout=30)
+    w.hello(r)
+    w.scram_login(r, "paraflow", "secret123")
+    w.send_json(c, w.COMMIT, {"digest": w.receipt(len(data), CS, digests)})
+    w.send_json(r, w.OPEN, {"name": name, "size": len(data),
+                            "chunk_size": CS, "resume": sid,
+                            "head": base64.b64encode(data[:w.HEAD_LEN])
+                            .decode("ascii")})
+    what = w.error_name(r)
+    got[what] = got.get(what, 0) + 1
+    if what == "OPENED":
+        # Resumed before the COMMIT: that one is refused; let it go.
+        w.send_json(r, w.ABORT, {})
+        w.error_name(r)
+    w.error_name(c)
+    for s in (c, d, r):
+        s.close()
+print("note\tanswers to a resume during COMMIT: %s" %
+      " ".join("%s:%d" % kv for kv in sorted(got.items())), flush=True)
+print("%s\ta resume during COMMIT is never told unknown_session\t%s" %
+      ("fail" if "unknown_session" in got else "ok", got), flush=True)
+EOF2
+check_eq "commit race script ran" 0 $?
+tap_from "$T/race.out"
+sed 's/^/# /' "$T/race.err"
+stop_server
+
 report_totals
 done_testing
