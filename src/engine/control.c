@@ -396,6 +396,17 @@ resume_session(struct stream *st, const struct open_req *o)
 
 	if (registry_lookup(st->env->registry, o->resume, &s) != PF_OK)
 		return resume_finished(st, o);
+	/*
+	 * Its COMMIT is being carried out (the connection that sent it may be
+	 * gone): "unknown" would have the client upload the file again. In a
+	 * moment it is complete (then resume_finished says so) or receiving.
+	 */
+	if (session_state(s) == SESSION_ASSEMBLING &&
+	    strcmp(session_user(s), st->user) == 0) {
+		session_unref(s);
+		return reply_fail(st, PF_EBUSY, "session %s is being "
+		    "committed; try again", o->resume);
+	}
 	if (!session_matches(s, st->user, &o->f)) {
 		session_unref(s);
 		return reply_fail(st, PF_ENOSESSION,

@@ -26,12 +26,32 @@ PIDS=()
 tap_n=0
 tap_failed=0
 
+# ours PID: true while PID is a child of this shell, or of the test's
+# main shell when called in a subshell (a zombie included). A PID that
+# was waited for, or that ended and was reaped, may be another process's
+# by now: PIDs wrap within minutes on a busy machine, and a late kill of
+# a stale PID once SIGKILLed another test's paraflowd.
+ours() {
+	local s f
+	{ s=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+	read -r -a f <<<"${s##*) }"
+	[ "${f[1]}" = "$BASHPID" ] || [ "${f[1]}" = "$$" ]
+}
+
+# signal_ours SIGNAL PID...: sends SIGNAL to each PID that is ours.
+signal_ours() {
+	local sig=$1 p
+	shift
+	for p in "$@"; do
+		! ours "$p" || kill -"$sig" "$p" 2>/dev/null
+	done
+	return 0
+}
+
 # stop_all: ends every process the test started (SIGTERM, then wait).
 stop_all() {
 	local p
-	for p in "${PIDS[@]}"; do
-		kill -TERM "$p" 2>/dev/null
-	done
+	signal_ours TERM "${PIDS[@]}"
 	for p in "${PIDS[@]}"; do
 		wait "$p" 2>/dev/null
 	done
@@ -88,6 +108,8 @@ done_testing() {
 }
 
 # wait_file FILE [SECONDS]: wait until FILE exists and is not empty.
+# Callers give 60 s to a process that starts: an ASan build on a loaded
+# machine can take many seconds.
 wait_file() {
 	local i
 	for ((i = 0; i < ${2:-10} * 20; i++)); do
@@ -117,7 +139,7 @@ start_server() {
 	tls_mode "$@"
 	HTTP_PORT=
 	HTTP_URL=
-	if [[ " $* " != *" --no-http "* ]] && wait_file "$T/http_port" 10
+	if [[ " $* " != *" --no-http "* ]] && wait_file "$T/http_port" 60
 	then
 		HTTP_PORT=$(cat "$T/http_port")
 		HTTP_URL=http://127.0.0.1:$HTTP_PORT
@@ -152,7 +174,7 @@ server_pin() {
 # started PORTFILE NAME LOG: prints the port a process just started wrote
 # to PORTFILE; if it never does, shows LOG as TAP comments and fails.
 started() {
-	if ! wait_file "$1" 10; then
+	if ! wait_file "$1" 60; then
 		echo "# $2 did not start" >&2
 		sed 's/^/# /' "$3" >&2
 		return 1
@@ -164,7 +186,7 @@ started() {
 # through the exit status).
 stop_server() {
 	local rc=0
-	kill -TERM "$SERVER_PID"
+	signal_ours TERM "$SERVER_PID"
 	wait "$SERVER_PID" || rc=$?
 	check_eq "paraflowd stopped cleanly on SIGTERM" 0 "$rc"
 }
@@ -346,7 +368,7 @@ start_proxy() {
 }
 
 stop_proxy() {
-	kill -TERM "$PROXY_PID" 2>/dev/null
+	signal_ours TERM "$PROXY_PID"
 	wait "$PROXY_PID" 2>/dev/null
 }
 

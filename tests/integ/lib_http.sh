@@ -67,7 +67,9 @@ paraflowd_fp() {
 
 # req [-q] [CURL ARGS...] PATH: one request to the gateway; the status in
 # CODE (000 if there was no answer), headers in $T/h, body in $T/b. With
-# -q (which curl takes only first) curl does not read $T/.curlrc.
+# -q (which curl takes only first) curl does not read $T/.curlrc. Each
+# request may take 60 s: a TLS handshake and a password check (PBKDF2)
+# under ASan on a loaded machine take seconds.
 req() {
 	local path=${!#} q=()
 	set -- "${@:1:$#-1}"
@@ -79,7 +81,7 @@ req() {
 	: >"$T/b"
 	: >"$T/h"
 	CODE=$(curl "${q[@]}" -sS -o "$T/b" -D "$T/h" -w '%{http_code}' \
-	    --max-time 20 "$@" "$HTTP_URL$path" 2>"$T/curl.err") || true
+	    --max-time 60 "$@" "$HTTP_URL$path" 2>"$T/curl.err") || true
 	[ -n "$CODE" ] || CODE=000
 }
 
@@ -179,13 +181,14 @@ upload_as() {
 
 # upload_receiving USER OUT [ARGS...]: upload_as USER ARGS --json in the
 # background (stdout to OUT.out, stderr to OUT.err), its pid in UPLOAD_PID,
-# then waits up to 20 s for the gateway to list a session of USER as
-# receiving: true if it does, its id in RECEIVING.
+# then waits up to 60 s (a login under ASan on a loaded machine takes
+# seconds) for the gateway to list a session of USER as receiving: true
+# if it does, its id in RECEIVING.
 upload_receiving() {
 	local user=$1 out=$2
 	shift 2
 	upload_as "$user" "$@" --json >"$out.out" 2>"$out.err" &
 	UPLOAD_PID=$!
 	PIDS+=("$UPLOAD_PID")
-	wait_for 20 receiving_id -u "$user:$user-pw"
+	wait_for 60 receiving_id -u "$user:$user-pw"
 }

@@ -331,7 +331,9 @@ expect_json_error "fetch of a session not finished, --json" 10 not_finished
     2>"$T/watch.err" &
 wpid=$!
 PIDS+=("$wpid")
-sleep 1.2
+# The watch must have shown the session receiving before the cancel: a
+# fixed 1.2 s was too short for its first answer on a loaded machine.
+wait_for 60 grep -q '^state  *receiving' "$T/watch.out"
 pf cancel "$rsid"
 check_eq "cancel of a running upload: exit 0" 0 "$RC"
 check_eq "cancel of a running upload: says cancelled" \
@@ -681,7 +683,9 @@ check "mock: a session list without end: stopped at 64 MiB" \
     >"$T/slow.out" 2>"$T/slow.err" &
 wpid=$!
 PIDS+=("$wpid")
-sleep 1
+# Stuck in the request: the mock logged it (it then stalls 30 s). A fixed
+# 1 s could send the SIGINT before a slow start had even asked.
+wait_for 60 grep -q ' /slow/' "$T/m.log"
 t0=$(date +%s)
 kill -INT "$wpid"
 wrc=0
@@ -690,8 +694,10 @@ for ((i = 0; i < 400; i++)); do
 	sleep 0.1
 done
 wait "$wpid" || wrc=$?
-check "mock: SIGINT ends a watch stuck in a request within 3 s" \
-    [ $(($(date +%s) - t0)) -le 3 ]
+# 10 s: far below the mock's 30 s stall and the client's 60 s timeout,
+# with room for an ASan exit on a loaded machine.
+check "mock: SIGINT ends a watch stuck in a request within 10 s" \
+    [ $(($(date +%s) - t0)) -le 10 ]
 check_eq "mock: SIGINT ends a watch: exit 0" 0 "$wrc"
 check "mock: SIGINT ends a watch: no error shown" lacks 'paraflow:' \
     "$T/slow.err"

@@ -334,7 +334,7 @@ serves() {
 	# The gateway is HTTPS with the container's self-signed key (-k:
 	# this checks PARAFLOW_ADMINS, the TLS tests are t_http*.sh).
 	check "$what: bob (PARAFLOW_ADMINS) sees it complete over REST" \
-	    listed "$sid" < <(curl -fsSk --max-time 10 -u bob:pw-bob \
+	    listed "$sid" < <(curl -fsSk --max-time 60 -u bob:pw-bob \
 	    "https://127.0.0.1:$hport/api/v1/sessions")
 	return 0
 }
@@ -352,8 +352,11 @@ stops_cleanly() {
 	check "$what: paraflowd stopped on SIGTERM" \
 	    grep -q 'Terminated received, stopping' \
 	    < <(pm logs "$ctr" 2>&1)
-	check "$what: stopped before the 10 s paraflowd may take" \
-	    test "$ms" -lt 10000
+	# podman's own stop and clean-up take seconds on a loaded machine:
+	# 15 s, well short of the 20 s after which podman would SIGKILL it
+	# (and the exit status 0 above says it did not).
+	check "$what: stopped well before podman's 20 s" \
+	    test "$ms" -lt 15000
 }
 
 # --- As docs/deploy.md runs it, without compose --------------------------

@@ -69,7 +69,7 @@ fi
 { read -r done_id; read -r cancel_id; read -r cancel_rc; } <"$T/ids" ||
     true
 status_of() {
-	curl -s --max-time 10 -u alice:alice-pw \
+	curl -s --max-time 60 -u alice:alice-pw \
 	    "$HTTP_URL/api/v1/sessions/$1" | sed -n \
 	    's/.*"state": *"\([a-z]*\)".*/\1/p'
 }

@@ -179,7 +179,7 @@ rm -f "$T/ex.port"
     2>"$T/ex.log" &
 ex=$!
 PIDS+=("$ex")
-if wait_file "$T/ex.port" 10; then
+if wait_file "$T/ex.port" 60; then
 	echo hello >"$T/ex.txt.dat"
 	rc=0
 	PARAFLOW_SECRET=change-me-now "$IPARAFLOW" upload --quiet \
@@ -345,12 +345,12 @@ if [ "$has_http" = yes ]; then
 	done
 	HPORT=$(started "$T/hport" "the gateway" "$T/server.log") || exit 1
 	check_eq "/healthz answers on the HTTP port" '{"status":"ok"}' \
-	    "$(curl -fsS --max-time 10 --cacert "$STORAGE/.tls/cert.pem" \
+	    "$(curl -fsS --max-time 60 --cacert "$STORAGE/.tls/cert.pem" \
 	    "https://127.0.0.1:$HPORT/healthz" |
 	    tr -d ' \n')"
 	# bob is an admin through PARAFLOW_ADMINS: alice's session shows.
 	check "bob (in PARAFLOW_ADMINS) sees alice's session over REST" \
-	    grep -q "$sid" <(curl -fsS --max-time 10 -u bob:pw-bob \
+	    grep -q "$sid" <(curl -fsS --max-time 60 -u bob:pw-bob \
 	    --cacert "$STORAGE/.tls/cert.pem" \
 	    "https://127.0.0.1:$HPORT/api/v1/sessions")
 else

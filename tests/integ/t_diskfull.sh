@@ -195,10 +195,11 @@ for ((i = 0; i < 600; i++)); do
 	j=$(find "$STORAGE/.staging" -name journal -size +95c 2>/dev/null |
 	    head -n 1)
 	[ -n "$j" ] && break
-	kill -0 "$cpid" 2>/dev/null || break
+	ours "$cpid" || break
 	sleep 0.01
 done
-kill -KILL "$cpid" 2>/dev/null
+# Not if it ended by itself: once reaped, its PID may be another's.
+signal_ours KILL "$cpid"
 rc=0
 wait "$cpid" 2>/dev/null || rc=$?
 faults=$((faults + 1))

@@ -29,7 +29,9 @@ import time
 import pfwire as w
 
 port = int(sys.argv[1])
-TIMEOUT = 5.0
+# For an answer or a close that should come at once: 30 s, since an ASan
+# build on a loaded machine can be seconds late (a pass never waits).
+TIMEOUT = 30.0
 
 def report(good, desc, detail=""):
     print("%s\t%s\t%s" % ("ok" if good else "fail", desc, detail),
@@ -78,8 +80,8 @@ def raw(desc, data, want):
     expect_error(desc, s, want)
 
 def alive(desc):
-    """The server still greets a new connection (retried for 5 s, since
-    freed connection slots are reclaimed asynchronously)."""
+    """The server still greets a new connection (retried for TIMEOUT s,
+    since freed connection slots are reclaimed asynchronously)."""
     deadline = time.monotonic() + TIMEOUT
     why = ""
     while time.monotonic() < deadline:
@@ -331,10 +333,12 @@ print("eof" if data == b"" else "open", "%.2f" % (time.monotonic() - t0))
 EOF
 read -r state secs <"$T/idle.out"
 check_eq "silent connection: closed by the server" eof "$state"
+# Under 9 s, not the 10 s default: the log line below names the 2 s rule;
+# a loaded machine may be seconds late on it.
 check "silent connection: closed after about 2 s (took ${secs:-?} s)" \
-    awk -v s="${secs:-99}" 'BEGIN { exit !(s >= 1.0 && s <= 4.0) }'
+    awk -v s="${secs:-99}" 'BEGIN { exit !(s >= 1.0 && s < 9.0) }'
 check "server logs the close (in its summary of late logins)" \
-    wait_for 2 grep -q 'closed 1 connections that did not log in within 2 s' \
+    wait_for 30 grep -q 'closed 1 connections that did not log in within 2 s' \
     "$T/server.log"
 stop_server
 

@@ -39,7 +39,7 @@ head_extra() {
 import base64, os, socket, ssl, sys
 from gwconn import connect
 port, path, extra = sys.argv[1:4]
-s = connect(int(port), timeout=10)
+s = connect(int(port), timeout=30)
 auth = base64.b64encode(b"alice:alice-pw").decode()
 req = "HEAD %s HTTP/1.1\r\nHost: x\r\nAuthorization: Basic %s\r\n" \
     "Connection: close\r\n" % (path, auth)

@@ -69,9 +69,10 @@ mount_lossy() {
 	ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 \
 	    "$LOSSYFS" "$@" "$BACK" "$STORE" "$MNT" 2>>"$T/lossyfs.log" &
 	LFS_PID=$!
-	for ((i = 0; i < 100; i++)); do
+	# 30 s: lossyfs under ASan on a loaded machine is slow to mount.
+	for ((i = 0; i < 600; i++)); do
 		grep -q " $MNT fuse" /proc/mounts && return 0
-		kill -0 "$LFS_PID" 2>/dev/null || break
+		ours "$LFS_PID" || break
 		sleep 0.05
 	done
 	return 1
@@ -84,10 +85,11 @@ umount_lossy() {
 	[ -n "$LFS_PID" ] || return 0
 	fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
 	for ((i = 0; i < 40; i++)); do
-		kill -0 "$LFS_PID" 2>/dev/null || break
+		ours "$LFS_PID" || break
 		sleep 0.05
 	done
-	kill -TERM "$LFS_PID" 2>/dev/null
+	# Only if still ours: once reaped, its PID may be another's.
+	signal_ours TERM "$LFS_PID"
 	wait "$LFS_PID" 2>/dev/null
 	LFS_PID=
 }
@@ -97,10 +99,10 @@ crashed() {
 }
 
 # The test's own cleanup first: nothing may stay mounted.
+# PIDS holds every server and client of every round, most of them long
+# reaped: only the ones still ours are killed (signal_ours, lib.sh).
 powerloss_cleanup() {
-	for p in "${PIDS[@]}"; do
-		kill -KILL "$p" 2>/dev/null
-	done
+	signal_ours KILL "${PIDS[@]}"
 	umount_lossy
 	cleanup
 }
@@ -131,16 +133,16 @@ start_paraflowd() {
 		    "${SERVER_ARGS[@]}" 2>>"$T/server.log" &
 		SERVER_PID=$!
 		PIDS+=("$SERVER_PID")
-		while kill -0 "$SERVER_PID" 2>/dev/null && [ ! -s "$T/port" ]
+		while ours "$SERVER_PID" && [ ! -s "$T/port" ]
 		do
 			sleep 0.02
 		done
-		if [ -s "$T/port" ] && wait_file "$T/http_port" 10; then
+		if [ -s "$T/port" ] && wait_file "$T/http_port" 60; then
 			PORT=$(cat "$T/port")
 			HTTP_PORT=$(cat "$T/http_port")
 			return 0
 		fi
-		kill -KILL "$SERVER_PID" 2>/dev/null
+		signal_ours KILL "$SERVER_PID"
 		wait "$SERVER_PID" 2>/dev/null
 		crashed && return 1
 		sleep 0.1
@@ -148,14 +150,15 @@ start_paraflowd() {
 	return 1
 }
 
-# client NAME: starts an upload of $T/NAME in the background (CPIDS),
-# its ACKs (-v) in $T/NAME.err, its result in $T/NAME.out.
+# client NAME [ARGS...]: starts an upload of $T/NAME in the background
+# (CPIDS), its ACKs (-v) in $T/NAME.err, its result in $T/NAME.out. It
+# gives up soon (the power may be gone); ARGS may say otherwise.
 declare -A CPIDS
 client() {
 	"$PARAFLOW" upload --port "$PORT" --pin "$PIN" -v --json \
 	    --file "$T/$1" \
 	    --name "$1" --chunk-size "$CHUNK" --threads 4 --timeout 5 \
-	    --give-up 3 >"$T/$1.out" 2>>"$T/$1.err" &
+	    --give-up 3 "${@:2}" >"$T/$1.out" 2>>"$T/$1.err" &
 	CPIDS[$1]=$!
 	PIDS+=("$!")
 }
@@ -165,7 +168,7 @@ client() {
 client_wait() {
 	local i rc
 	for ((i = 0; i < 1200; i++)); do
-		kill -0 "${CPIDS[$1]}" 2>/dev/null || break
+		ours "${CPIDS[$1]}" || break
 		crashed && return 1
 		sleep 0.05
 	done
@@ -188,11 +191,12 @@ cut_off() {
 	client "$1"
 	for ((i = 0; i < 400; i++)); do
 		[ "$(acks "$1")" -ge 4 ] && break
-		kill -0 "${CPIDS[$1]}" 2>/dev/null || break
+		ours "${CPIDS[$1]}" || break
 		crashed && return 1
 		sleep 0.01
 	done
-	kill -KILL "${CPIDS[$1]}" 2>/dev/null
+	# It may have ended by itself (then its PID is no longer ours).
+	signal_ours KILL "${CPIDS[$1]}"
 	wait "${CPIDS[$1]}" 2>/dev/null
 	! crashed
 }
@@ -212,7 +216,7 @@ workload() {
 	cut_off e.bin || return 1
 	# "cancelled" only: a session that had failed (the power went under
 	# it) is "deleted" from the list, which is not this promise.
-	timeout 30 "$PARAFLOW" cancel "$(sid e.bin)" \
+	timeout 120 "$PARAFLOW" cancel "$(sid e.bin)" \
 	    --http "https://127.0.0.1:$HTTP_PORT" --pin "$PIN" \
 	    >"$T/cancel.out" 2>&1 && grep -q '^cancelled' "$T/cancel.out" &&
 	    CANCELLED=yes
@@ -227,7 +231,7 @@ workload() {
 # says whether it said it was done.
 fetch() {
 	FETCHED=no
-	timeout 30 "$PARAFLOW" fetch "$(json_field "$(cat "$T/a.bin.out")" \
+	timeout 120 "$PARAFLOW" fetch "$(json_field "$(cat "$T/a.bin.out")" \
 	    session)" -o "$MNT/dl/a.bin" \
 	    --http "https://127.0.0.1:$HTTP_PORT" --pin "$PIN" \
 	    >>"$T/fetch.out" 2>&1 && FETCHED=yes
@@ -334,17 +338,16 @@ users_torn=0 unfinished=0 zombies=0 restarted=0
 # what lossyfs kept.
 stop_round() {
 	local p
-	crashed || kill -USR1 "$LFS_PID"
+	crashed || signal_ours USR1 "$LFS_PID"
 	# SIGUSR1 takes effect at the next operation: make one.
 	for p in 1 2 3 4 5 6 7 8 9 10; do
 		crashed && break
 		ls "$MNT" >/dev/null 2>&1
 		sleep 0.05
 	done
-	kill -KILL "$SERVER_PID" 2>/dev/null
-	wait "$SERVER_PID" 2>/dev/null
-	for p in "${CPIDS[@]}"; do
-		kill -KILL "$p" 2>/dev/null
+	# Clients that finished were reaped: their PIDs are not ours.
+	signal_ours KILL "$SERVER_PID" "${CPIDS[@]}"
+	for p in "$SERVER_PID" "${CPIDS[@]}"; do
 		wait "$p" 2>/dev/null
 	done
 	umount_lossy
@@ -412,8 +415,9 @@ round() {
 			continue
 		fi
 		# Not finished before the power loss: it must finish now,
-		# in the same session if a chunk of it was acknowledged.
-		client "$f"
+		# in the same session if a chunk of it was acknowledged. The
+		# power stays on: the limits of an ASan build under load.
+		client "$f" --timeout 60 --give-up 60
 		client_wait "$f" || unfinished=$((unfinished + 1))
 		out=$(cat "$T/$f.out")
 		[ "$a" = 0 ] ||
@@ -450,7 +454,7 @@ round() {
 	acked_total=$((acked_total + acked))
 	lost_total=$((lost_total + lost))
 	torn_total=$((torn_total + torn))
-	kill -TERM "$SERVER_PID"
+	signal_ours TERM "$SERVER_PID"
 	wait "$SERVER_PID" 2>/dev/null
 	umount_lossy
 }

@@ -21,7 +21,7 @@ pids=()
 cleanup() {
 	local pid
 	for pid in "${pids[@]}"; do
-		kill "$pid" 2>/dev/null
+		! alive "$pid" || kill "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	done
 	[ -n "$tmp" ] && rm -rf "$tmp"
@@ -66,6 +66,16 @@ is_listening() {
 	return 1
 }
 
+# alive PID: true while PID is still our child. A PID that ended and was
+# reaped may be another process's by now (PIDs wrap within minutes on a
+# busy machine): kill -0 would then report it alive.
+alive() {
+	local s f
+	{ s=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+	read -r -a f <<<"${s##*) }"
+	[ "${f[1]}" = "$$" ]
+}
+
 # netcat-openbsd cannot report an ephemeral port, so guess one and retry
 # when the bind fails (nc then exits at once).
 start_receiver() {
@@ -75,7 +85,7 @@ start_receiver() {
 		nc -d -l 127.0.0.1 "$rport" >"$tmp/out" 2>"$tmp/nc.err" &
 		rpid=$!
 		for i in $(seq 1 50); do
-			if ! kill -0 "$rpid" 2>/dev/null; then
+			if ! alive "$rpid"; then
 				break
 			fi
 			if [ -r /proc/net/tcp ]; then
@@ -90,7 +100,7 @@ start_receiver() {
 			fi
 			sleep 0.1
 		done
-		kill "$rpid" 2>/dev/null
+		! alive "$rpid" || kill "$rpid" 2>/dev/null
 		wait "$rpid" 2>/dev/null
 		echo "note: port $rport unusable (try $try)" >&2
 	done
@@ -108,9 +118,10 @@ head -c "$SIZE" /dev/urandom >"$tmp/in" || fail "could not make input"
 ppid=$!
 pids+=("$ppid")
 
-for _ in $(seq 1 100); do
+# 60 s: an ASan build on a loaded machine can be slow to start.
+for _ in $(seq 1 600); do
 	[ -s "$tmp/port" ] && break
-	kill -0 "$ppid" 2>/dev/null || fail "pfproxy exited early"
+	alive "$ppid" || fail "pfproxy exited early"
 	sleep 0.1
 done
 [ -s "$tmp/port" ] || fail "pfproxy wrote no port file"
@@ -120,13 +131,14 @@ read -r pport <"$tmp/port" || fail "unreadable port file"
 timeout 60 nc -N 127.0.0.1 "$pport" <"$tmp/in" >/dev/null ||
 	fail "sending through the proxy failed"
 
-# Both should exit by themselves: nc on EOF, pfproxy after --max-conns 1.
-for _ in $(seq 1 100); do
-	kill -0 "$rpid" 2>/dev/null || kill -0 "$ppid" 2>/dev/null || break
+# Both should exit by themselves: nc on EOF, pfproxy after --max-conns 1
+# (within 60 s, on a loaded machine).
+for _ in $(seq 1 600); do
+	alive "$rpid" || alive "$ppid" || break
 	sleep 0.1
 done
-kill -0 "$rpid" 2>/dev/null && fail "nc receiver did not exit"
-kill -0 "$ppid" 2>/dev/null && fail "pfproxy did not exit after --max-conns 1"
+alive "$rpid" && fail "nc receiver did not exit"
+alive "$ppid" && fail "pfproxy did not exit after --max-conns 1"
 wait "$rpid" || fail "nc receiver failed"
 wait "$ppid" || fail "pfproxy exited with status $?"
 pids=()

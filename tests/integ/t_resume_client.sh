@@ -41,7 +41,10 @@ echo "# seed $SEED (set PF_SEED=$SEED to replay); throttled loopback:" \
 export PARAFLOW_STATE_DIR=$T/state
 mkdir -p "$PARAFLOW_STATE_DIR"
 
-# state_sids: the session ids found in the state files, one a line.
+# state_sids: the session ids found in the state files, one a line. Only
+# NAME.json: a client killed while saving its state leaves a whole
+# NAME.json.tmp-XXXXXX behind, which is no state file (it was never
+# renamed into place), and reading it hid a state file's removal.
 state_sids() {
 	python3 - "$PARAFLOW_STATE_DIR" <<'EOF'
 import json
@@ -50,6 +53,8 @@ import sys
 
 d = sys.argv[1]
 for n in sorted(os.listdir(d)):
+    if not n.endswith(".json"):
+        continue
     try:
         with open(os.path.join(d, n), encoding="utf-8") as f:
             j = json.load(f)
@@ -64,11 +69,25 @@ mkfile "$T/src" "$SIZE"
 want=$(sha "$T/src")
 start_server -v
 
+# committed NAME: the server's log says a session of NAME completed;
+# prints its id.
+committed() {
+	sed -n "s/.*session \([0-9a-f-]*\) complete: \"$1\".*/\1/p" \
+	    "$T/server.log" | tail -n 1
+}
+
 # round NAME: kills uploads of src as NAME until one finishes on its own,
 # then runs it to the end and checks the result.
+#
+# A kill can come after the run's COMMIT was answered and its state file
+# removed, before it exits (an ASan build's exit, its leak check, takes a
+# while): the upload is then done, and a rerun would rightly upload the
+# file again, as a new session. That run counts as the last one, and the
+# server's log names its session.
 round() {
 	local name=$1 i=0 rc pid kills=0 first_sid="" sids="" out opened
 	local before_kill=no received dup resent bound other_sid="" switches=0
+	local done_run="" early=0
 	while :; do
 		i=$((i + 1))
 		"$PARAFLOW" upload --port "$PORT" --quiet --json --file "$T/src" \
@@ -76,7 +95,8 @@ round() {
 		    >"$T/run.out" 2>"$T/run.err" &
 		pid=$!
 		rand_sleep
-		kill -KILL "$pid" 2>/dev/null
+		# Not if it ended by itself: once reaped, its PID is not ours.
+		signal_ours KILL "$pid"
 		rc=0
 		wait "$pid" 2>/dev/null || rc=$?
 		if [ "$rc" = 126 ] || [ "$rc" = 127 ]; then
@@ -92,9 +112,20 @@ round() {
 		kills=$((kills + 1))
 		faults=$((faults + 1))
 		sids=$(state_sids | sort -u)
+		if [ -z "$sids" ] && [ -n "$(committed "$name")" ]; then
+			echo "# $name: run $i was killed after its upload" \
+			    "completed"
+			done_run=$i
+			# Killed in the first run's exit: no state seen.
+			[ -n "$first_sid" ] || first_sid=$(committed "$name")
+			break
+		fi
 		if [ -z "$first_sid" ]; then
 			first_sid=$(printf '%s\n' "$sids" | head -n 1)
-			[ -n "$first_sid" ] || before_kill=yes
+			[ -n "$first_sid" ] || {
+				before_kill=yes
+				early=$((early + 1))
+			}
 		fi
 		if [ -n "$sids" ] && [ "$sids" != "$first_sid" ] &&
 		    [ "$sids" != "$other_sid" ]; then
@@ -108,7 +139,12 @@ round() {
 	echo "# $name: $kills kills"
 
 	# A run that ended by itself is the end; otherwise once more.
-	if [ "$rc" = 137 ] || [ "$rc" != 0 ]; then
+	if [ -n "$done_run" ]; then
+		out=
+		sid=$(committed "$name")
+		ok "$name: final run exits 0 # SKIP run $done_run completed" \
+		    "the upload before its kill"
+	elif [ "$rc" = 137 ] || [ "$rc" != 0 ]; then
 		rc=0
 		out=$(timeout 150 "$PARAFLOW" upload --port "$PORT" --quiet \
 		    --json --file "$T/src" --name "$name" \
@@ -116,21 +152,25 @@ round() {
 	else
 		out=$(cat "$T/run.out")
 	fi
-	echo "# $name: final run: $out"
-	check_eq "$name: final run exits 0" 0 "$rc"
-	sid=$(json_field "$out" session)
+	if [ -z "$done_run" ]; then
+		echo "# $name: final run: $out"
+		check_eq "$name: final run exits 0" 0 "$rc"
+		sid=$(json_field "$out" session)
+	fi
 	check "$name: stored file identical (sha256 $want)" \
 	    verify_stored "$T/src" "$sid" "$name"
 	[ "$kills" -gt 0 ] || return 0
 	[ "$before_kill" = yes ] &&
-	    echo "# $name: the first kill came before a state file existed"
+	    echo "# $name: $early kills came before a state file existed"
 	opened=$(grep -c "session [0-9a-f-]* opened by .*: \"$name\"" \
 	    "$T/server.log")
 	check_eq "$name: one session across all runs (state files = JSON)" \
 	    "$first_sid/0" "$sid/$switches"
+	# A run killed after its OPEN and before it recorded the session
+	# leaves one more (later reaped): at most one per such early kill.
 	if [ "$before_kill" = yes ]; then
-		check "$name: server opened 1 or 2 sessions (got $opened)" \
-		    between 1 "$opened" 2
+		check "$name: server opened 1 to $((early + 1)) sessions (got \
+$opened, $early early kills)" between 1 "$opened" $((early + 1))
 	else
 		check_eq "$name: server opened exactly one session" 1 "$opened"
 	fi
@@ -159,7 +199,13 @@ round() {
 	echo "# $name: $dup chunks sent again although held"
 	check "$name: held chunks sent again <= one per stream per kill" \
 	    between 0 "${dup:--1}" $((kills * THREADS))
-	check_eq "$name: final JSON status ok" ok "$(json_field "$out" status)"
+	if [ -n "$done_run" ]; then
+		ok "$name: final JSON status ok # SKIP run $done_run completed" \
+		    "the upload before its kill"
+	else
+		check_eq "$name: final JSON status ok" ok \
+		    "$(json_field "$out" status)"
+	fi
 }
 
 for ((r = 1; r <= MAX_ROUNDS && faults < MIN_KILLS; r++)); do

@@ -10,7 +10,7 @@
     --storage "$STORAGE" --port-file "$T/port" 2>>"$T/server.log") &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")
-wait_file "$T/port" 10 || { echo "# paraflowd did not start"; exit 1; }
+wait_file "$T/port" 60 || { echo "# paraflowd did not start"; exit 1; }
 PORT=$(cat "$T/port")
 
 mkfile "$T/big" $((20 * 1024 * 1024))

@@ -283,11 +283,11 @@ recorded() {
 	    --record "$T/rec" 2>>"$T/mitm.err" &
 	mitm_pid=$!
 	PIDS+=("$mitm_pid")
-	wait_file "$T/mport" 10
+	wait_file "$T/mport" 60
 	run env PARAFLOW_STATE_DIR="$T/known" "$PARAFLOW" upload --quiet \
 	    --port "$(cat "$T/mport")" --user alice --secret "$pw" \
 	    --file "$T/r" --chunk-size 64K --threads 4 "$@"
-	kill "$mitm_pid"
+	signal_ours TERM "$mitm_pid"
 	wait "$mitm_pid" 2>/dev/null
 }
 
@@ -335,7 +335,7 @@ python3 "$MITM" --target-port "$PORT" --port-file "$T/mport" \
     --record "$T/mrec" --tls-cert "$T/mitm.pem" --tls-key "$T/mitm.key" \
     2>>"$T/mitm.err" &
 PIDS+=("$!")
-wait_file "$T/mport" 10
+wait_file "$T/mport" 60
 mport=$(cat "$T/mport")
 mitm_pin=$(python3 "$MITM" --print-pin --tls-cert "$T/mitm.pem")
 check_eq "the relay prints its own pin" "$(openssl_pin "$T/mitm.pem")" \
