@@ -614,9 +614,12 @@ fetch_run(const struct remote_opts *o, const char *id, const char *out)
 	}
 	if (read_session(&f) != PF_OK)
 		goto fail;
-	/* A transfer of many files lists them; one file does not. */
+	/*
+	 * A transfer of many files lists them; one file does not (404), nor
+	 * does a server that answers anything but a list of files.
+	 */
 	if (remote_call(f.h, "GET", id, &list, &f.e, "/sessions/%s/files",
-	    id) == PF_OK) {
+	    id) == PF_OK && json_is_array(json_object_get(list, "files"))) {
 		if (fetch_tree(&f, f.path, json_object_get(list, "files")) !=
 		    PF_OK)
 			goto fail;
