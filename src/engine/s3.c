@@ -435,29 +435,62 @@ make_headers(const struct s3_req *r)
 	return h;
 }
 
-static void
+static bool
 set_method(CURL *c, const struct s3_req *r, struct io *io)
 {
-	if (strcmp(r->method, "PUT") == 0) {
-		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-		curl_easy_setopt(c, CURLOPT_READDATA, io);
-		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
-		curl_easy_setopt(c, CURLOPT_SEEKDATA, io);
+	if (strcmp(r->method, "PUT") == 0)
 		/* A length, not chunked encoding: RGW answers that 411. */
-		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
-		    (curl_off_t)r->len);
-	} else if (strcmp(r->method, "POST") == 0) {
-		curl_easy_setopt(c, CURLOPT_POST, 1L);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS,
-		    r->len > 0 ? (const char *)r->body : "");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-		    (curl_off_t)r->len);
-	} else if (strcmp(r->method, "HEAD") == 0) {
-		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	} else if (strcmp(r->method, "GET") != 0) {
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method);
-	}
+		return curl_easy_setopt(c, CURLOPT_UPLOAD, 1L) == CURLE_OK &&
+		    curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read) ==
+		    CURLE_OK &&
+		    curl_easy_setopt(c, CURLOPT_READDATA, io) == CURLE_OK &&
+		    curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek) ==
+		    CURLE_OK &&
+		    curl_easy_setopt(c, CURLOPT_SEEKDATA, io) == CURLE_OK &&
+		    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
+		    (curl_off_t)r->len) == CURLE_OK;
+	if (strcmp(r->method, "POST") == 0)
+		return curl_easy_setopt(c, CURLOPT_POST, 1L) == CURLE_OK &&
+		    curl_easy_setopt(c, CURLOPT_POSTFIELDS,
+		    r->len > 0 ? (const char *)r->body : "") == CURLE_OK &&
+		    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)r->len) == CURLE_OK;
+	if (strcmp(r->method, "HEAD") == 0)
+		return curl_easy_setopt(c, CURLOPT_NOBODY, 1L) == CURLE_OK;
+	if (strcmp(r->method, "GET") != 0)
+		return curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method) ==
+		    CURLE_OK;
+	return true;
+}
+
+/*
+ * The options that decide what is sent, where, and how it is signed. One
+ * that libcurl refuses (out of memory; a libcurl without SigV4) fails the
+ * request rather than sending another, unsigned or squashed, one.
+ */
+static bool
+set_request(struct s3 *s, const struct s3_req *r, const char *url,
+    struct curl_slist *headers)
+{
+	CURL *c = s->curl;
+
+	return curl_easy_setopt(c, CURLOPT_URL, url) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") ==
+	    CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_USERNAME, s->cfg->access_key) ==
+	    CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_PASSWORD, s->cfg->secret_key) ==
+	    CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers) == CURLE_OK &&
+	    /* A key is a name, not a path: without this libcurl squashes
+	       "./" and "../" segments, and key "a/../b" writes object "b". */
+	    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L) == CURLE_OK &&
+	    /* libcurl sends a request again by itself when a reused
+	       connection dies before the answer: a request that MUST NOT
+	       be acted on twice gets a connection of its own. */
+	    (!r->once ||
+	    curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK);
 }
 
 /* One try of r: its CURLcode; r->http gets the status if one came. */
@@ -481,12 +514,9 @@ try_once(struct s3 *s, struct s3_req *r, const char *url,
 	r->length = 0;
 	pf_buf_free(&r->answer);
 	s->errbuf[0] = '\0';
-	curl_easy_setopt(c, CURLOPT_URL, url);
+	if (!set_request(s, r, url, headers) || !set_method(c, r, io))
+		return CURLE_FAILED_INIT;
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
-	curl_easy_setopt(c, CURLOPT_USERNAME, s->cfg->access_key);
-	curl_easy_setopt(c, CURLOPT_PASSWORD, s->cfg->secret_key);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, io);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -495,16 +525,6 @@ try_once(struct s3 *s, struct s3_req *r, const char *url,
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, stall < 10 ? stall : 10L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, stall);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	/* A key is a name, not a path: without this libcurl squashes "./"
-	   and "../" segments, and key "a/../b" would write object "b". */
-	curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-	/* libcurl sends a request again by itself when a reused connection
-	   dies before the answer: a request that MUST NOT be acted on twice
-	   gets a connection of its own. */
-	if (r->once)
-		curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
-	set_method(c, r, io);
 	cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->http);
 	curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
@@ -574,6 +594,11 @@ no_answer(struct s3 *s, CURLcode cc, const struct io *io)
 	if (io->bad != NULL)
 		snprintf(s->err.message, sizeof(s->err.message), "%s",
 		    io->bad);
+	if (cc == CURLE_FAILED_INIT) {
+		snprintf(s->err.message, sizeof(s->err.message),
+		    "libcurl refused an option of the request");
+		return PF_EINTERNAL;
+	}
 	if (io->sink_stopped || io->bad != NULL)
 		return PF_EIO;
 	return cc == CURLE_OPERATION_TIMEDOUT ? PF_ETIMEOUT : PF_ENET;

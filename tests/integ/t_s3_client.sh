@@ -206,12 +206,21 @@ for k in 'keys/x/../../up' 'keys/y/./here' 'keys/z/..' 'keys/a//b' \
 	s3t put "$k" "$T/other" && n=$((n + 1))
 done
 check_eq "s3tool put 5 keys with dots, space, '+', '~', unicode" 5 "$n"
-check_eq "awscli lists each key exactly as given" \
-    "keys/a//b|keys/x/../../up|keys/y/./here|keys/z/..|keys/ü~tilde/ a+b" \
-    "$(s3api list-objects-v2 --bucket "$B" --prefix keys/ \
-    --query 'Contents[].Key' --output text | tr '\t' '\n' | LC_ALL=C sort |
-    paste -sd'|')"
-check "and nothing escaped keys/ (no object 'up')" test -z "$(s3_size "$B" up)"
+# Paging ListMultipartUploads by such keys: the key-marker and the prefix
+# go into the signed query string, percent-encoded.
+for k in 'keys/ü~ a+b' 'keys/ü~ a+c'; do
+	s3t mpu-create "$k"
+done
+check "ListMultipartUploads, prefix 'keys/ü~ a+', pages of 1" \
+    s3t --page 1 mpu-list 'keys/ü~ a+'
+check_eq "  lists both uploads" "keys/ü~ a+b|keys/ü~ a+c" \
+    "$(sed 's/ [^ ]*$//' "$T/out" | paste -sd'|')"
+cp "$T/out" "$T/awkward"
+n=0
+while read -r line; do
+	s3t mpu-abort "${line% *}" "${line##* }" && n=$((n + 1))
+done <"$T/awkward"
+check_eq "  both aborted" 2 "$n"
 check "s3tool gets keys/x/../../up back" s3t get 'keys/x/../../up' "$T/dots"
 check_eq "  the same bytes" "$(sha "$T/other")" "$(sha "$T/dots")"
 
@@ -279,12 +288,10 @@ lossy() {
 }
 check "a plain PUT whose answer is lost: tried again, done" \
     lossy PUT put lost/plain "$T/other"
-check_eq "  awscli: its size" 4096 "$(s3_size "$B" lost/plain)"
 lossy PUT put lost/cond "$T/other" if-absent
 check "a conditional PUT whose answer is lost: one try, outcome unknown" \
     grep -q 'put: network: no answer from the store: .*, 1 try$' "$T/err"
 check "  not 412 on its own object" not_in "$T/err" 412
-check_eq "  awscli: the object is there" 4096 "$(s3_size "$B" lost/cond)"
 lossy POST mpu-create lost/create
 check "a create whose answer is lost: one try" \
     grep -q 'mpu-create: network: .*, 1 try$' "$T/err"
@@ -299,7 +306,18 @@ s3t mpu-part lost/done "$id" 1 "$T/other" 0 4096
 lossy POST mpu-complete lost/done "$id"
 check "a complete whose answer is lost: one try, not a 404 for its own" \
     grep -q 'mpu-complete: network: .*, 1 try$' "$T/err"
-check_eq "  awscli: the object is complete" 4096 "$(s3_size "$B" lost/done)"
+
+# What awscli sees of both sections, in one listing (awscli costs 1.5 s).
+s3api list-objects-v2 --bucket "$B" --query 'Contents[].[Key,Size]' \
+    --output text >"$T/after"
+check_eq "awscli lists each key exactly as given" \
+    "keys/a//b|keys/x/../../up|keys/y/./here|keys/z/..|keys/ü~tilde/ a+b" \
+    "$(cut -f1 "$T/after" | grep '^keys/' | LC_ALL=C sort | paste -sd'|')"
+check "  and nothing escaped keys/ (no object 'up')" \
+    test -z "$(awk -F'\t' '$1 == "up"' "$T/after")"
+check_eq "awscli: the lost answers' objects are there, 4096 bytes each" \
+    "lost/cond 4096|lost/done 4096|lost/plain 4096" \
+    "$(grep '^lost/' "$T/after" | tr '\t' ' ' | LC_ALL=C sort | paste -sd'|')"
 
 # --- the store stopped between two parts: the client tries 4 times,
 # backing off, then says what happened; nothing hangs
