@@ -215,7 +215,10 @@ enum pf_status s3_mpu_complete(struct s3 *s, const char *key, const char *id,
  */
 enum pf_status s3_probe(struct s3 *s);
 
-/* Aborts upload id, freeing its parts. */
+/*
+ * Aborts upload id, freeing its parts. PF_ENOSESSION if there was no
+ * such upload; PF_OK if a try whose answer was lost aborted it.
+ */
 enum pf_status s3_mpu_abort(struct s3 *s, const char *key, const char *id);
 
 /*

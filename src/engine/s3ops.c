@@ -336,6 +336,11 @@ s3_mpu_abort(struct s3 *s, const char *key, const char *id)
 	if (key_ok(key) && upload_query(&q, "", id)) {
 		r.query = q.p;
 		rc = simple(s, &r);
+		/* A 404 after a try whose answer was lost is that try's
+		   work: a first try that found nothing would have got the
+		   404 itself, and 404 is not tried again. */
+		if (rc == PF_ENOSESSION && s3_last_error(s)->tries > 1)
+			rc = PF_OK;
 	}
 	pf_buf_free(&q);
 	return rc;

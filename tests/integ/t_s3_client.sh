@@ -300,6 +300,10 @@ check_eq "  awscli: one upload, no orphan from a second try" 1 \
 s3t mpu-list lost/create
 read -r k i <"$T/out"
 check "  aborted" s3t mpu-abort "$k" "$i"
+s3t mpu-create lost/aborted
+id=$(cat "$T/out")
+check "an abort whose answer is lost: tried again, done (its 404 is ours)" \
+    lossy DELETE mpu-abort lost/aborted "$id"
 s3t mpu-create lost/done
 id=$(cat "$T/out")
 s3t mpu-part lost/done "$id" 1 "$T/other" 0 4096

@@ -220,9 +220,12 @@ start() {
 	timeout 120 ceph-osd "${c[@]}" -i 0 >>"$err" 2>&1 ||
 	    failed "$d" ceph-osd
 	# The user's first creation also creates RGW's pools; once it failed
-	# silently here under load (1 run in about 20), so it is tried again.
+	# silently here under load (1 run in about 20), so it is tried again,
+	# and it logs enough (DIR/log/client.admin.log, a few dozen lines) to
+	# tell why next time.
 	for try in 1 2 3; do
-		timeout 120 radosgw-admin "${c[@]}" user create --uid=test \
+		timeout 120 radosgw-admin "${c[@]}" --debug-rgw=5 \
+		    --debug-rados=5 user create --uid=test \
 		    --display-name=test --access-key="$ak" --secret-key="$sk" \
 		    >/dev/null 2>>"$d/log/admin.log" && break
 		echo "radosgw-admin: exit $? (try $try)" >>"$d/log/admin.log"
