@@ -5,7 +5,10 @@
 # (object present, size, SHA-256); a multipart upload of 3 parts of 8 MiB
 # and a tail over one connection; ListParts paged; an abort that leaves
 # no upload behind; conditional PUT; wrong keys; a storage target checked
-# and probed; and the store stopped in the middle of an upload: a bounded
+# and probed; keys with dot segments, space, '+', '~' and UTF-8 sent as
+# they are; answers lost on the way back (a proxy drops them): retried
+# where that is safe, "outcome unknown" where the store must not act
+# twice; and the store stopped in the middle of an upload: a bounded
 # number of tries, then a clear error.
 . "$(dirname "$0")/lib.sh"
 . "$here/lib_s3.sh"
