@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,8 @@ struct io {
 	size_t			 sent;		/* of r->body */
 	uint64_t		 delivered;	/* to r->sink */
 	bool			 sink_stopped;
+	const char		*bad;		/* why the answer was
+						   refused, or NULL */
 };
 
 void
@@ -144,10 +147,22 @@ s3_config_clear(struct s3_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+/* curl_global_init is not thread-safe in every libcurl, and each call
+   wants its own curl_global_cleanup: once for the process. */
+static void
+global_init(void)
+{
+	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 enum pf_status
 s3_global_init(void)
 {
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+	(void)pthread_once(&global_once, global_init);
+	if (global_rc != CURLE_OK) {
 		log_error("%s: curl_global_init failed", __func__);
 		return PF_EINTERNAL;
 	}
@@ -327,6 +342,12 @@ on_body(char *p, size_t size, size_t n, void *arg)
 	long http = 0;
 
 	curl_easy_getinfo(io->s->curl, CURLINFO_RESPONSE_CODE, &http);
+	/* A store that ignores Range answers 200 with the whole object:
+	   those bytes are not the ones the sink asked for. */
+	if (io->r->sink != NULL && io->r->ranged && http == 200) {
+		io->bad = "the whole object (200) for a ranged GET";
+		return 0;
+	}
 	if (io->r->sink != NULL && http >= 200 && http < 300) {
 		if (!io->r->sink(io->r->arg, p, len)) {
 			io->sink_stopped = true;
@@ -335,7 +356,11 @@ on_body(char *p, size_t size, size_t n, void *arg)
 		io->delivered += len;
 		return len;
 	}
-	return pf_buf_add(&io->r->answer, p, len) ? len : 0;
+	if (!pf_buf_add(&io->r->answer, p, len)) {
+		io->bad = "an answer over S3_ANSWER_MAX bytes";
+		return 0;
+	}
+	return len;
 }
 
 static size_t
@@ -410,29 +435,62 @@ make_headers(const struct s3_req *r)
 	return h;
 }
 
-static void
+static bool
 set_method(CURL *c, const struct s3_req *r, struct io *io)
 {
-	if (strcmp(r->method, "PUT") == 0) {
-		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-		curl_easy_setopt(c, CURLOPT_READDATA, io);
-		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
-		curl_easy_setopt(c, CURLOPT_SEEKDATA, io);
+	if (strcmp(r->method, "PUT") == 0)
 		/* A length, not chunked encoding: RGW answers that 411. */
-		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
-		    (curl_off_t)r->len);
-	} else if (strcmp(r->method, "POST") == 0) {
-		curl_easy_setopt(c, CURLOPT_POST, 1L);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS,
-		    r->len > 0 ? (const char *)r->body : "");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-		    (curl_off_t)r->len);
-	} else if (strcmp(r->method, "HEAD") == 0) {
-		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	} else if (strcmp(r->method, "GET") != 0) {
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method);
-	}
+		return curl_easy_setopt(c, CURLOPT_UPLOAD, 1L) == CURLE_OK &&
+		    curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read) ==
+		    CURLE_OK &&
+		    curl_easy_setopt(c, CURLOPT_READDATA, io) == CURLE_OK &&
+		    curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek) ==
+		    CURLE_OK &&
+		    curl_easy_setopt(c, CURLOPT_SEEKDATA, io) == CURLE_OK &&
+		    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
+		    (curl_off_t)r->len) == CURLE_OK;
+	if (strcmp(r->method, "POST") == 0)
+		return curl_easy_setopt(c, CURLOPT_POST, 1L) == CURLE_OK &&
+		    curl_easy_setopt(c, CURLOPT_POSTFIELDS,
+		    r->len > 0 ? (const char *)r->body : "") == CURLE_OK &&
+		    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)r->len) == CURLE_OK;
+	if (strcmp(r->method, "HEAD") == 0)
+		return curl_easy_setopt(c, CURLOPT_NOBODY, 1L) == CURLE_OK;
+	if (strcmp(r->method, "GET") != 0)
+		return curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method) ==
+		    CURLE_OK;
+	return true;
+}
+
+/*
+ * The options that decide what is sent, where, and how it is signed. One
+ * that libcurl refuses (out of memory; a libcurl without SigV4) fails the
+ * request rather than sending another, unsigned or squashed, one.
+ */
+static bool
+set_request(struct s3 *s, const struct s3_req *r, const char *url,
+    struct curl_slist *headers)
+{
+	CURL *c = s->curl;
+
+	return curl_easy_setopt(c, CURLOPT_URL, url) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") ==
+	    CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_USERNAME, s->cfg->access_key) ==
+	    CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_PASSWORD, s->cfg->secret_key) ==
+	    CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers) == CURLE_OK &&
+	    /* A key is a name, not a path: without this libcurl squashes
+	       "./" and "../" segments, and key "a/../b" writes object "b". */
+	    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L) == CURLE_OK &&
+	    /* libcurl sends a request again by itself when a reused
+	       connection dies before the answer: a request that MUST NOT
+	       be acted on twice gets a connection of its own. */
+	    (!r->once ||
+	    curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK);
 }
 
 /* One try of r: its CURLcode; r->http gets the status if one came. */
@@ -456,12 +514,9 @@ try_once(struct s3 *s, struct s3_req *r, const char *url,
 	r->length = 0;
 	pf_buf_free(&r->answer);
 	s->errbuf[0] = '\0';
-	curl_easy_setopt(c, CURLOPT_URL, url);
+	if (!set_request(s, r, url, headers) || !set_method(c, r, io))
+		return CURLE_FAILED_INIT;
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
-	curl_easy_setopt(c, CURLOPT_USERNAME, s->cfg->access_key);
-	curl_easy_setopt(c, CURLOPT_PASSWORD, s->cfg->secret_key);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, io);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -470,8 +525,6 @@ try_once(struct s3 *s, struct s3_req *r, const char *url,
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, stall < 10 ? stall : 10L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, stall);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	set_method(c, r, io);
 	cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->http);
 	curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
@@ -480,10 +533,18 @@ try_once(struct s3 *s, struct s3_req *r, const char *url,
 	return cc;
 }
 
-/* Worth another try: the store was unreachable or said it failed. */
+/*
+ * Worth another try: the store was unreachable or said it failed. A
+ * request that MUST NOT be acted on twice is not sent again once it may
+ * have reached the store (the answer was lost): a conditional PUT would
+ * then fail on its own object (412), a complete on its own upload (404),
+ * a create would leave an upload behind.
+ */
 static bool
-transient(CURLcode cc, long http)
+transient(CURLcode cc, long http, bool once)
 {
+	if (once && cc != CURLE_OK && cc != CURLE_COULDNT_CONNECT)
+		return false;
 	switch (cc) {
 	case CURLE_OK:
 		return http >= 500 || http == 408 || http == 429;
@@ -530,7 +591,15 @@ no_answer(struct s3 *s, CURLcode cc, const struct io *io)
 	s->err.curl = (int)cc;
 	snprintf(s->err.message, sizeof(s->err.message), "%s",
 	    s->errbuf[0] != '\0' ? s->errbuf : curl_easy_strerror(cc));
-	if (io->sink_stopped)
+	if (io->bad != NULL)
+		snprintf(s->err.message, sizeof(s->err.message), "%s",
+		    io->bad);
+	if (cc == CURLE_FAILED_INIT) {
+		snprintf(s->err.message, sizeof(s->err.message),
+		    "libcurl refused an option of the request");
+		return PF_EINTERNAL;
+	}
+	if (io->sink_stopped || io->bad != NULL)
 		return PF_EIO;
 	return cc == CURLE_OPERATION_TIMEDOUT ? PF_ETIMEOUT : PF_ENET;
 }
@@ -555,7 +624,8 @@ s3_request(struct s3 *s, struct s3_req *r)
 		s->err.request_id[0] = '\0';
 		cc = try_once(s, r, url.p, headers, &io);
 		if (s->err.tries >= attempts || io.delivered > 0 ||
-		    io.sink_stopped || !transient(cc, r->http))
+		    io.sink_stopped || io.bad != NULL ||
+		    !transient(cc, r->http, r->once))
 			break;
 		log_debug("S3 %s %s: try %u failed (%s, HTTP %ld), again",
 		    r->method, r->key != NULL ? r->key : "", s->err.tries,

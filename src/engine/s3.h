@@ -73,7 +73,10 @@ enum pf_status s3_config_check(const struct s3_config *cfg);
 /* Frees cfg's strings (wiping the secret); cfg may be all zero. */
 void s3_config_clear(struct s3_config *cfg);
 
-/* Once, before any thread makes a struct s3 (libcurl's global init). */
+/*
+ * libcurl's global init, done once however often it is called, from any
+ * thread (a pthread_once), before the first struct s3 is made.
+ */
 enum pf_status s3_global_init(void);
 
 /*
@@ -130,7 +133,12 @@ void s3_get_stats(const struct s3 *s, struct s3_stats *st);
  *   PF_EIO                5xx after the last try, or a malformed answer
  *   PF_ENOMEM, PF_EINTERNAL
  * 5xx answers and lost connections are tried again after a back-off;
- * s3_last_error() tells the details. Keys are plain (not encoded).
+ * s3_last_error() tells the details. Keys are plain (not encoded) and
+ * sent as they are: "a/../b" is a key of its own, not "b".
+ * A conditional PUT, s3_mpu_create and s3_mpu_complete are not sent
+ * again once the store may have acted on them: PF_ENET or PF_ETIMEOUT
+ * from them means the outcome is unknown, and the caller finds out (HEAD
+ * the key, list the uploads) instead of trusting a second answer.
  */
 
 /*
@@ -150,7 +158,8 @@ typedef bool (*s3_sink_fn)(void *arg, const void *p, size_t n);
 
 /*
  * GET key's bytes [off, off + len) (len 0: to the end) into sink. Retried
- * only while sink has had no byte.
+ * only while sink has had no byte. A ranged GET answered with the whole
+ * object (200, not 206) is PF_EIO before sink sees a byte.
  */
 enum pf_status s3_get(struct s3 *s, const char *key, uint64_t off,
     uint64_t len, s3_sink_fn sink, void *arg);
@@ -206,7 +215,10 @@ enum pf_status s3_mpu_complete(struct s3 *s, const char *key, const char *id,
  */
 enum pf_status s3_probe(struct s3 *s);
 
-/* Aborts upload id, freeing its parts. */
+/*
+ * Aborts upload id, freeing its parts. PF_ENOSESSION if there was no
+ * such upload; PF_OK if a try whose answer was lost aborted it.
+ */
 enum pf_status s3_mpu_abort(struct s3 *s, const char *key, const char *id);
 
 /*

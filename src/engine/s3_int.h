@@ -17,6 +17,9 @@ struct s3_req {
 	size_t		 len;
 	const uint8_t	*sha256;	/* body's digest, or NULL: computed */
 	const char	*header;	/* one more header line, or NULL */
+	bool		 once;		/* not idempotent: see s3_request */
+	bool		 ranged;	/* a Range was asked: only a 206
+					   body goes to sink */
 	s3_sink_fn	 sink;		/* a 2xx body goes here if set */
 	void		*arg;
 
@@ -28,9 +31,12 @@ struct s3_req {
 
 /*
  * Sends r, trying again after a back-off on 5xx and lost connections
- * (cfg->attempts in all). Returns PF_OK for a 2xx answer, else the
- * status s3.h lists, with s3_last_error() filled. The caller frees
- * r->answer (pf_buf_free) either way.
+ * (cfg->attempts in all). With r->once (a request the store MUST NOT
+ * act on twice) it is tried again only if the store cannot have acted
+ * on it: the connection was refused, or the store answered a failure.
+ * Returns PF_OK for a 2xx answer, else the status s3.h lists, with
+ * s3_last_error() filled. The caller frees r->answer (pf_buf_free)
+ * either way.
  */
 enum pf_status s3_request(struct s3 *s, struct s3_req *r);
 

@@ -46,8 +46,10 @@ s3_put(struct s3 *s, const char *key, const void *p, size_t n,
 
 	if (!key_ok(key))
 		return PF_EUSAGE;
-	if (if_absent)
+	if (if_absent) {
 		r.header = "If-None-Match: *";
+		r.once = true;
+	}
 	if ((rc = simple(s, &r)) == PF_OK && etag != NULL)
 		memcpy(etag, r.etag, S3_ETAG_MAX);
 	return rc;
@@ -71,8 +73,10 @@ s3_get(struct s3 *s, const char *key, uint64_t off, uint64_t len,
 	else
 		snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-",
 		    off);
-	if (off > 0 || len > 0)
+	if (off > 0 || len > 0) {
 		r.header = range;
+		r.ranged = true;
+	}
 	return simple(s, &r);
 }
 
@@ -127,7 +131,7 @@ s3_mpu_create(struct s3 *s, const char *key, char *id)
 	/* libcurl 7.88 signs the query as written: "uploads" needs its
 	   "=", or the store computes another signature. */
 	struct s3_req r = { .method = "POST", .key = key,
-	    .query = "uploads=" };
+	    .query = "uploads=", .once = true };
 	enum pf_status rc;
 	char root[48];
 
@@ -286,7 +290,7 @@ enum pf_status
 s3_mpu_complete(struct s3 *s, const char *key, const char *id,
     const struct s3_part *parts, size_t n)
 {
-	struct s3_req r = { .method = "POST", .key = key };
+	struct s3_req r = { .method = "POST", .key = key, .once = true };
 	struct pf_buf q, body;
 	enum pf_status rc = PF_EUSAGE;
 	size_t i;
@@ -332,6 +336,11 @@ s3_mpu_abort(struct s3 *s, const char *key, const char *id)
 	if (key_ok(key) && upload_query(&q, "", id)) {
 		r.query = q.p;
 		rc = simple(s, &r);
+		/* A 404 after a try whose answer was lost is that try's
+		   work: a first try that found nothing would have got the
+		   404 itself, and 404 is not tried again. */
+		if (rc == PF_ENOSESSION && s3_last_error(s)->tries > 1)
+			rc = PF_OK;
 	}
 	pf_buf_free(&q);
 	return rc;

@@ -30,6 +30,16 @@ s3_stop() {
 	[ -d "$S3_DIR" ] && bash "$RGW_SH" stop "$S3_DIR" 2>>"$T/rgw.log"
 }
 
+# s3_keep_logs: a failed start's full Ceph logs, kept in the build tree
+# (the test's own directory goes at exit): the log tails in the test's
+# output rarely hold the cause of a start that fails once in many.
+s3_keep_logs() {
+	local f=$top_builddir/rgw-failed-$$-$SECONDS.tar.gz
+	[ -d "$S3_DIR/log" ] || return 0
+	tar czf "$f" -C "$S3_DIR" log ceph.conf 2>/dev/null &&
+	    echo "# the failed start's Ceph logs: $f"
+}
+
 # s3_start: starts the store and sets S3_ENDPOINT, S3_ACCESS_KEY and
 # S3_SECRET_KEY; the AWS_* variables awscli and s3tool read are exported,
 # and no file in ~/.aws is read.
@@ -44,6 +54,7 @@ s3_start() {
 		# more: on a loaded machine a fresh cluster has failed once.
 		sed 's/^/# /' "$T/rgw.log" | tail -n 150
 		echo "# Ceph RGW did not start; once more"
+		s3_keep_logs
 		s3_stop
 		rc=0
 		bash "$RGW_SH" start "$S3_DIR" >"$T/s3.env" 2>"$T/rgw.log" ||
@@ -51,6 +62,7 @@ s3_start() {
 	fi
 	if [ "$rc" -ne 0 ]; then
 		sed 's/^/# /' "$T/rgw.log" | tail -n 150
+		s3_keep_logs
 		s3_unavailable "Ceph RGW did not start:" \
 		    "$(grep -m 1 'rgw.sh: ' "$T/rgw.log" | cut -c9-)"
 	fi

@@ -148,6 +148,7 @@ EOF
 # failed DIR WHY: shows the logs' tails, stops what runs, keeps DIR.
 failed() {
 	local f
+	trap - EXIT INT TERM HUP
 	say "start failed: $2"
 	for f in "$1"/log/*.log; do
 		[ -f "$f" ] || continue
@@ -192,30 +193,47 @@ start() {
 	conf "$d" "$mon_port" "$rgw_port" "$fsid" >"$d/ceph.conf"
 	c=(-c "$d/ceph.conf")
 	err=$d/log/stderr.log
-	trap 'failed "$d" interrupted' INT TERM HUP
+	# Any way out before S3 answers (a signal, set -e on a failed helper)
+	# must not leave the daemons started so far running. A global: the
+	# EXIT trap runs after start's locals are gone.
+	RGW_DIR=$d
+	trap 'failed "$RGW_DIR" interrupted' INT TERM HUP
+	trap 'failed "$RGW_DIR" "exit $?"' EXIT
 
-	monmaptool --create --fsid "$fsid" --addv a \
+	# Every step that could hang has a deadline; the daemons themselves
+	# are in sessions of their own, out of timeout's reach.
+	timeout 120 monmaptool --create --fsid "$fsid" --addv a \
 	    "[v2:127.0.0.1:$mon_port]" "$d/monmap" >/dev/null 2>>"$err" ||
 	    failed "$d" monmaptool
-	ceph-mon "${c[@]}" -i a --mkfs --monmap "$d/monmap" 2>>"$err" ||
+	timeout 120 ceph-mon "${c[@]}" -i a --mkfs --monmap "$d/monmap" \
+	    2>>"$err" ||
 	    failed "$d" "ceph-mon --mkfs"
 	# mon and OSD daemonize once their init is done, and exit non-zero
 	# if it fails.
-	ceph-mon "${c[@]}" -i a 2>>"$err" || failed "$d" ceph-mon
+	timeout 120 ceph-mon "${c[@]}" -i a 2>>"$err" || failed "$d" ceph-mon
 	osd_uuid=$(uuidgen)
 	id=$(timeout 60 ceph "${c[@]}" osd new "$osd_uuid" 2>>"$err") ||
 	    failed "$d" "ceph osd new"
 	[ "$id" = 0 ] || failed "$d" "osd id '$id', not 0"
-	ceph-osd "${c[@]}" -i 0 --mkfs --osd-uuid "$osd_uuid" >>"$err" 2>&1 ||
-	    failed "$d" "ceph-osd --mkfs"
-	ceph-osd "${c[@]}" -i 0 >>"$err" 2>&1 || failed "$d" ceph-osd
+	timeout 120 ceph-osd "${c[@]}" -i 0 --mkfs --osd-uuid "$osd_uuid" \
+	    >>"$err" 2>&1 || failed "$d" "ceph-osd --mkfs"
+	timeout 120 ceph-osd "${c[@]}" -i 0 >>"$err" 2>&1 ||
+	    failed "$d" ceph-osd
 	# The user's first creation also creates RGW's pools; once it failed
-	# silently here under load (1 run in about 20), so it is tried again.
+	# silently here under load (1 run in about 20), so it is tried again,
+	# and it logs enough (DIR/log/client.admin.log, a few dozen lines) to
+	# tell why next time.
 	for try in 1 2 3; do
-		timeout 120 radosgw-admin "${c[@]}" user create --uid=test \
+		timeout 120 radosgw-admin "${c[@]}" --debug-rgw=5 \
+		    --debug-rados=5 user create --uid=test \
 		    --display-name=test --access-key="$ak" --secret-key="$sk" \
 		    >/dev/null 2>>"$d/log/admin.log" && break
 		echo "radosgw-admin: exit $? (try $try)" >>"$d/log/admin.log"
+		# A try cut short after it wrote the user makes every later
+		# one fail with "user: test exists" (exit 17): the user with
+		# these keys is what counts.
+		timeout 120 radosgw-admin "${c[@]}" user info --uid=test \
+		    2>>"$d/log/admin.log" | grep -qF "\"$ak\"" && break
 		[ "$try" = 3 ] && failed "$d" "radosgw-admin user create"
 		sleep 1
 	done
@@ -233,8 +251,10 @@ start() {
 		# Signed ListBuckets: proves the user and its keys. libcurl
 		# 7.88's SigV4 signs sha256("") without the payload header,
 		# while RGW assumes UNSIGNED-PAYLOAD: 403.
-		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
-		    --aws-sigv4 aws:amz:us-east-1:s3 --user "$ak:$sk" \
+		# The keys go in on stdin: a command line is world-readable.
+		code=$(printf 'user = "%s:%s"\n' "$ak" "$sk" |
+		    curl -s -K - -o /dev/null -w '%{http_code}' --max-time 5 \
+		    --aws-sigv4 aws:amz:us-east-1:s3 \
 		    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$ep/") || true
 		[ "$code" = 200 ] && break
 		mine "$pid" "$d/ceph.conf" ||
@@ -243,7 +263,7 @@ start() {
 		    failed "$d" "no S3 answer on $ep in 90 s (HTTP '$code')"
 		sleep 0.1
 	done
-	trap - INT TERM HUP
+	trap - EXIT INT TERM HUP
 	printf 'S3_ENDPOINT=%s\nS3_ACCESS_KEY=%s\nS3_SECRET_KEY=%s\n' \
 	    "$ep" "$ak" "$sk" >"$d/s3.env"
 	cat "$d/s3.env"
