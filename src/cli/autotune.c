@@ -22,7 +22,8 @@
 
 #define SETTLE_MS	100	/* once the new streams send: a tick */
 #define MIN_INTERVAL_MS	200	/* a few RTTs even on a slow link */
-#define FULL_MS		1000	/* an interval judging a small step */
+#define GROW_MS		500	/* one judging a step while growing */
+#define FULL_MS		1000	/* one judging a probe, or holding */
 #define MAX_INTERVAL_MS	8000	/* a slow link ends intervals early */
 #define MIN_ACKS	4	/* an interval: a chunk-time or so */
 #define MAX_ACKS	32
@@ -263,9 +264,12 @@ interval_done(struct autotune *a, const struct autotune_sample *s,
 		/* A first look at a level: bytes, not chunks, are enough. */
 		need = 0;
 		min_ms = a->settling ? SETTLE_MS : MIN_INTERVAL_MS;
-	} else
+	} else {
 		need = need < MIN_ACKS ? MIN_ACKS : need > MAX_ACKS ?
 		    MAX_ACKS : need;
+		if (a->phase == AUTOTUNE_GROWING)
+			min_ms = GROW_MS;
+	}
 	/* Judging a step takes longer than the first look at a level. */
 	if (n >= need && dt >= min_ms)
 		goto done;
