@@ -3,10 +3,11 @@
  * The stream-count controller of --threads auto. It measures goodput
  * (bytes the server acknowledged per second) over short intervals,
  * multiplies the streams while each step gains (by 4 while the goodput
- * grows about as much as the streams, by 2 while it grows plainly), keeps
- * a step that gains only a little and holds there, goes back when a step
- * does not gain GAIN, and probes one step up or down now and then while
- * holding. Oscillation is kept down by discarding the interval right
+ * grows about as much as the streams, by 2 while it grows plainly), goes
+ * back when a step does not gain GAIN, measures the level before again
+ * when a step gains only a little (A/B/A: the machine may have been
+ * slower at first) and keeps the better, then holds, probing one step up
+ * or down now and then. Oscillation is kept down by discarding the interval right
  * after a change (until the new streams send and retiring ones are
  * through), by judging a level by the best of JUDGE intervals unless the
  * step is plain (other load on the machine or the link slows a transfer
@@ -127,7 +128,7 @@ plain(const struct autotune *a, double best)
 /*
  * Growing: a->best is what the new level did. A step that did not gain
  * GAIN is undone; one that gained less than SCALING of what its streams
- * could is kept, and the level holds (probes look further); otherwise it
+ * could is checked against base measured again (VERIFYING); otherwise it
  * grows on, by FAST if the gain was near the ideal (every flow capped).
  */
 static bool
@@ -146,6 +147,13 @@ on_growing(struct autotune *a, const struct autotune_sample *s,
 		}
 		on = scales(a, rate, SCALING);
 		a->factor = scales(a, rate, LINEAR) ? FAST : 2;
+		if (!on) {
+			a->cand = a->level;
+			a->cand_rate = rate;
+			a->phase = AUTOTUNE_VERIFYING;
+			return change(a, a->base, AUTOTUNE_BACK, rate, now,
+			    ev);
+		}
 	}
 	a->base = a->level;
 	a->base_rate = rate;
@@ -237,6 +245,28 @@ on_probing(struct autotune *a, const struct autotune_sample *s,
 	return change(a, a->base, AUTOTUNE_BACK, rate, now, ev);
 }
 
+/*
+ * Verifying: a->best is what base did again. The level tried is kept if
+ * it still beats that by GAIN; either way the level holds, and the next
+ * probe goes up if base stayed.
+ */
+static bool
+on_verifying(struct autotune *a, const struct autotune_sample *s,
+    struct autotune_event *ev)
+{
+	if (a->cand_rate >= a->best * (1 + GAIN) && a->cand <= a->max &&
+	    a->cand <= s->left / 2) {
+		a->base = a->cand;
+		a->base_rate = a->cand_rate;
+		hold(a, HOLD_FIRST, false);
+		return change(a, a->cand, AUTOTUNE_GROW, a->best, s->now_ms,
+		    ev);
+	}
+	a->base_rate = a->best;
+	hold(a, HOLD_FIRST, true);
+	return false;
+}
+
 /* Ends the interval if it is long enough; *rate is its goodput. */
 static bool
 interval_done(struct autotune *a, const struct autotune_sample *s,
@@ -267,7 +297,8 @@ interval_done(struct autotune *a, const struct autotune_sample *s,
 	} else {
 		need = need < MIN_ACKS ? MIN_ACKS : need > MAX_ACKS ?
 		    MAX_ACKS : need;
-		if (a->phase == AUTOTUNE_GROWING)
+		if (a->phase == AUTOTUNE_GROWING ||
+		    a->phase == AUTOTUNE_VERIFYING)
 			min_ms = GROW_MS;
 	}
 	/* Judging a step takes longer than the first look at a level. */
@@ -324,6 +355,8 @@ autotune_step(struct autotune *a, const struct autotune_sample *s,
 		return false;
 	if (a->phase == AUTOTUNE_GROWING)
 		return on_growing(a, s, ev);
+	if (a->phase == AUTOTUNE_VERIFYING)
+		return on_verifying(a, s, ev);
 	return on_probing(a, s, ev);
 }
 

@@ -52,7 +52,8 @@ struct autotune_event {
 enum autotune_phase {
 	AUTOTUNE_GROWING,	/* multiplying while each step gains */
 	AUTOTUNE_HOLDING,	/* at the best level found */
-	AUTOTUNE_PROBING	/* one step away from it, for one interval */
+	AUTOTUNE_PROBING,	/* one step away from it, for one interval */
+	AUTOTUNE_VERIFYING	/* back at base: was a small gain real? */
 };
 
 /* The controller's state; fields are its own, read them through calls. */
@@ -70,6 +71,8 @@ struct autotune {
 	uint64_t		 t0, b0, n0;	/* the interval's start */
 	uint64_t		 changed_ms;	/* the last change's now_ms */
 	unsigned		 factor;	/* the next growth step */
+	unsigned		 cand;		/* verifying: the level tried */
+	double			 cand_rate;	/* and its goodput */
 	unsigned		 peak;		/* highest level so far */
 	double			 best;		/* the tried level's best */
 	unsigned		 seen;		/* its intervals so far */
