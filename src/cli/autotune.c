@@ -7,13 +7,14 @@
  * back when a step does not gain GAIN, measures the level before again
  * when a step gains only a little (A/B/A: the machine may have been
  * slower at first) and keeps the better, then holds, probing one step up
- * or down now and then. Oscillation is kept down by discarding the interval right
- * after a change (until the new streams send and retiring ones are
- * through), by judging a level by the best of JUDGE intervals unless the
- * step is plain (other load on the machine or the link slows a transfer
- * now and then, it never speeds it up), by asymmetric thresholds (more
- * streams must earn GAIN, fewer may cost FEWER_LOSS), by doubling the
- * hold after each failed probe, and by freezing near the end of the file.
+ * or down now and then. Oscillation is kept down by discarding the
+ * interval right after a change (until the new streams send and retiring
+ * ones are through), by judging a level by the best of JUDGE intervals
+ * unless the step is plain (other load on the machine or the link slows
+ * a transfer now and then, it never speeds it up), by asymmetric
+ * thresholds (more streams must earn GAIN, fewer may cost FEWER_LOSS), by
+ * doubling the hold after each failed probe, and by freezing near the
+ * end of the file.
  */
 #include "config.h"
 
@@ -23,8 +24,7 @@
 
 #define SETTLE_MS	100	/* once the new streams send: a tick */
 #define MIN_INTERVAL_MS	200	/* a few RTTs even on a slow link */
-#define GROW_MS		500	/* one judging a step while growing */
-#define FULL_MS		1000	/* one judging a probe, or holding */
+#define FULL_MS		1000	/* an interval judging a small step */
 #define MAX_INTERVAL_MS	8000	/* a slow link ends intervals early */
 #define MIN_ACKS	4	/* an interval: a chunk-time or so */
 #define MAX_ACKS	32
@@ -294,13 +294,9 @@ interval_done(struct autotune *a, const struct autotune_sample *s,
 		/* A first look at a level: bytes, not chunks, are enough. */
 		need = 0;
 		min_ms = a->settling ? SETTLE_MS : MIN_INTERVAL_MS;
-	} else {
+	} else
 		need = need < MIN_ACKS ? MIN_ACKS : need > MAX_ACKS ?
 		    MAX_ACKS : need;
-		if (a->phase == AUTOTUNE_GROWING ||
-		    a->phase == AUTOTUNE_VERIFYING)
-			min_ms = GROW_MS;
-	}
 	/* Judging a step takes longer than the first look at a level. */
 	if (n >= need && dt >= min_ms)
 		goto done;
