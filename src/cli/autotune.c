@@ -74,7 +74,7 @@ change(struct autotune *a, unsigned to, enum autotune_why why, double rate,
 		a->peak = to;
 	a->settling = true;
 	a->marked = false;
-	a->best = 0;
+	a->best = a->low = 0;
 	a->seen = 0;
 	return true;
 }
@@ -145,11 +145,11 @@ on_growing(struct autotune *a, const struct autotune_sample *s,
 			return change(a, a->base, AUTOTUNE_BACK, rate, now,
 			    ev);
 		}
-		on = scales(a, rate, SCALING);
-		a->factor = scales(a, rate, LINEAR) ? FAST : 2;
+		on = scales(a, a->low, SCALING);
+		a->factor = scales(a, a->low, LINEAR) ? FAST : 2;
 		if (!on) {
 			a->cand = a->level;
-			a->cand_rate = rate;
+			a->cand_rate = a->low;
 			a->phase = AUTOTUNE_VERIFYING;
 			return change(a, a->base, AUTOTUNE_BACK, rate, now,
 			    ev);
@@ -343,11 +343,17 @@ autotune_step(struct autotune *a, const struct autotune_sample *s,
 	}
 	if (a->phase == AUTOTUNE_HOLDING)
 		return on_holding(a, rate, s->now_ms, ev);
-	/* A level being tried is judged by its best of JUDGE intervals. */
+	/*
+	 * A level being tried is judged by its best of JUDGE intervals;
+	 * how fast to grow, by its worst: a short interval may catch a
+	 * burst of ACKs the kernel of a loaded machine handled late.
+	 */
 	a->seen++;
 	if (rate > a->best)
 		a->best = rate;
-	if (a->seen < JUDGE && !plain(a, a->best))
+	if (a->seen == 1 || rate < a->low)
+		a->low = rate;
+	if (a->seen < JUDGE)
 		return false;
 	if (a->phase == AUTOTUNE_GROWING)
 		return on_growing(a, s, ev);

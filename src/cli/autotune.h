@@ -75,6 +75,7 @@ struct autotune {
 	double			 cand_rate;	/* and its goodput */
 	unsigned		 peak;		/* highest level so far */
 	double			 best;		/* the tried level's best */
+	double			 low;		/* and its worst */
 	unsigned		 seen;		/* its intervals so far */
 	double			 last;		/* holding: the last interval */
 };
