@@ -98,6 +98,20 @@ scales(const struct autotune *a, double rate, double share)
 	return rate >= a->base_rate * (1 + share * ideal);
 }
 
+/*
+ * True if rate at a->level is a clear gain over base_rate: EARLY_GAIN,
+ * or SCALING of the ideal gain where that is less (a probe's +50 %).
+ */
+static bool
+clear_gain(const struct autotune *a, double rate)
+{
+	double ideal = (double)a->level / (double)a->base - 1;
+	double need = SCALING * ideal < EARLY_GAIN ? SCALING * ideal :
+	    EARLY_GAIN;
+
+	return rate >= a->base_rate * (1 + need);
+}
+
 /* Holds at base from the next interval on, measuring it afresh. */
 static void
 hold(struct autotune *a, unsigned hold_len, bool probe_up)
@@ -120,16 +134,15 @@ plain(const struct autotune *a, double best)
 	if (a->base_rate == 0 || a->phase == AUTOTUNE_HOLDING)
 		return false;
 	if (a->level > a->base)
-		return best >= a->base_rate * (1 + EARLY_GAIN) &&
-		    scales(a, best, SCALING);
+		return clear_gain(a, best);
 	return best <= a->base_rate * (1 - EARLY_LOSS);
 }
 
 /*
  * Growing: a->best is what the new level did. A step that did not gain
- * GAIN is undone; one that gained less than SCALING of what its streams
- * could is checked against base measured again (VERIFYING); otherwise it
- * grows on, by FAST if the gain was near the ideal (every flow capped).
+ * GAIN is undone; one without a clear gain is checked against base
+ * measured again (VERIFYING); otherwise it grows on, by FAST if the gain
+ * was near the ideal (every flow capped).
  */
 static bool
 on_growing(struct autotune *a, const struct autotune_sample *s,
@@ -145,7 +158,7 @@ on_growing(struct autotune *a, const struct autotune_sample *s,
 			return change(a, a->base, AUTOTUNE_BACK, rate, now,
 			    ev);
 		}
-		on = scales(a, a->low, SCALING);
+		on = clear_gain(a, a->low);
 		a->factor = scales(a, a->low, LINEAR) ? FAST : 2;
 		if (!on) {
 			a->cand = a->level;
