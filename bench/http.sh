@@ -10,7 +10,8 @@
 # BIN the build directory (default build/); WRK_CONNS and WRK_THREADS the
 # load (default 16 connections on 2 threads, under the gateway's default
 # of 32 connections per client address); WRK_SECONDS the length of the
-# load-only run (default 10). The gateway is HTTPS (the default, the
+# load-only run (default 10); PFD_ARGS more paraflowd options (e.g.
+# "--stream-nice 0" for the before of a before/after). The gateway is HTTPS (the default, the
 # self-signed certificate, which curl checks); wrk speaks TLS without
 # checking it.
 set -eu
@@ -34,7 +35,7 @@ printf 'bench-pw\n' | "$bin/paraflowd" --users "$work/users" \
 export PARAFLOW_STATE_DIR="$work/state"
 "$bin/paraflowd" --port 0 --port-file "$work/port" --http-port 0 \
     --http-port-file "$work/hport" --storage "$work/storage" \
-    --users "$work/users" --quiet 2>>"$work/server.log" &
+    --users "$work/users" --quiet ${PFD_ARGS:-} 2>>"$work/server.log" &
 pids+=($!)
 for _ in $(seq 100); do
 	[ -s "$work/port" ] && [ -s "$work/hport" ] && break

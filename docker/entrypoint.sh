@@ -177,6 +177,7 @@ opt PARAFLOW_LOGIN_TIMEOUT --login-timeout uint 1 3600
 opt PARAFLOW_MAX_LOGIN_CONNECTIONS --max-login-connections uint 1 100000
 opt PARAFLOW_MAX_IP_LOGINS --max-ip-logins uint 1 100000
 opt PARAFLOW_MIN_RATE --min-rate size
+opt PARAFLOW_STREAM_NICE --stream-nice uint 0 19
 opt PARAFLOW_STAGING_TTL --staging-ttl uint 1 31536000
 opt PARAFLOW_STOP_GRACE --stop-grace uint 0 3600
 case ${PARAFLOW_SYNC:-} in

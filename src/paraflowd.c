@@ -73,6 +73,9 @@ static const char usage_text[] =
 "      --min-rate SIZE       a frame must arrive at least this fast once it\n"
 "                            has started, in bytes/s (default 64K), so a\n"
 "                            peer cannot hold a slot by trickling bytes\n"
+"      --stream-nice N       run data connections' threads N nice levels\n"
+"                            below the rest, so logins and the gateway\n"
+"                            answer fast during uploads (0-19, default 10)\n"
 "      --staging-ttl SEC     remove sessions idle this long (default 86400);\n"
 "                            until then an interrupted upload resumes\n"
 "      --sync MODE           full (default): an ACK means data and journal\n"
@@ -186,6 +189,7 @@ enum {
 	OPT_LOGIN_TIMEOUT,
 	OPT_MAX_LOGINS,
 	OPT_MAX_IP_LOGINS,
+	OPT_STREAM_NICE,
 	OPT_HTTP_MAX_USER_EVENTS,
 	OPT_LOGIN_LOG
 };
@@ -205,6 +209,7 @@ static const struct option options[] = {
 	{ "login-timeout", required_argument, NULL, OPT_LOGIN_TIMEOUT },
 	{ "max-login-connections", required_argument, NULL, OPT_MAX_LOGINS },
 	{ "max-ip-logins", required_argument, NULL, OPT_MAX_IP_LOGINS },
+	{ "stream-nice", required_argument, NULL, OPT_STREAM_NICE },
 	{ "port-file", required_argument, NULL, OPT_PORT_FILE },
 	{ "add-user", required_argument, NULL, OPT_ADD_USER },
 	{ "iterations", required_argument, NULL, OPT_ITERATIONS },
@@ -477,6 +482,10 @@ main(int argc, char **argv)
 		case OPT_MAX_IP_LOGINS:
 			cfg.max_ip_logins = pf_arg_uint("max-ip-logins",
 			    optarg, 1, 100000);
+			break;
+		case OPT_STREAM_NICE:
+			cfg.stream_nice = pf_arg_uint("stream-nice", optarg,
+			    0, 19);
 			break;
 		case OPT_PORT_FILE:
 			port_file = optarg;

@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The stream-count controller of --threads auto. It measures goodput
- * (bytes the server acknowledged per second) over intervals of a few
- * chunk-times, doubles the streams while each doubling gains GAIN, goes
- * back when a step does not, and then holds, probing one step up or down
- * now and then. Oscillation is kept down by discarding the interval right
- * after a change (new streams are still connecting, retiring ones still
- * draining), by judging a level by the best of JUDGE intervals (other
- * load on the machine or the link slows a transfer now and then, it never
- * speeds it up), by asymmetric thresholds (more streams must earn GAIN,
- * fewer may cost FEWER_LOSS), by doubling the hold after each failed
- * probe, and by freezing near the end of the file.
+ * (bytes the server acknowledged per second) over short intervals,
+ * multiplies the streams while each step gains (by 4 while the goodput
+ * grows about as much as the streams, by 2 while it grows plainly), goes
+ * back when a step does not gain GAIN, measures the level before again
+ * when a step gains only a little (A/B/A: the machine may have been
+ * slower at first) and keeps the better, then holds, probing one step up
+ * or down now and then. Oscillation is kept down by discarding the
+ * interval right after a change (until the new streams send and retiring
+ * ones are through), by judging a level by the best of JUDGE intervals
+ * unless the step is plain (other load on the machine or the link slows
+ * a transfer now and then, it never speeds it up), by asymmetric
+ * thresholds (more streams must earn GAIN, fewer may cost FEWER_LOSS), by
+ * doubling the hold after each failed probe, and by freezing near the
+ * end of the file.
  */
 #include "config.h"
 
@@ -18,6 +22,7 @@
 
 #include "autotune.h"
 
+#define SETTLE_MS	100	/* once the new streams send: a tick */
 #define MIN_INTERVAL_MS	200	/* a few RTTs even on a slow link */
 #define FULL_MS		1000	/* an interval judging a small step */
 #define MAX_INTERVAL_MS	8000	/* a slow link ends intervals early */
@@ -28,6 +33,9 @@
 #define EARLY_GAIN	0.50	/* a plain gain: judged after one */
 #define EARLY_LOSS	0.20	/* a plain loss: likewise */
 #define GAIN		0.10	/* what one more step must earn */
+#define SCALING		0.50	/* of the ideal gain: grow on */
+#define LINEAR		0.75	/* of the ideal gain: grow faster */
+#define FAST		4	/* the faster growth step */
 #define FEWER_LOSS	0.05	/* what one step less may cost */
 #define CHANGE		0.30	/* a held level's goodput moved: probe */
 #define HOLD_FIRST	8	/* intervals held before the first probe */
@@ -41,6 +49,7 @@ autotune_init(struct autotune *a, unsigned max)
 	a->base = a->peak = a->level;
 	a->phase = AUTOTUNE_GROWING;
 	a->hold_len = HOLD_FIRST;
+	a->factor = 2;
 	a->settling = true;
 }
 
@@ -60,19 +69,47 @@ change(struct autotune *a, unsigned to, enum autotune_why why, double rate,
 {
 	*ev = (struct autotune_event){ now_ms, a->level, to, rate, why };
 	a->level = to;
+	a->changed_ms = now_ms;
 	if (to > a->peak)
 		a->peak = to;
 	a->settling = true;
 	a->marked = false;
-	a->best = 0;
+	a->best = a->low = 0;
 	a->seen = 0;
 	return true;
 }
 
+/* The next level up: at most max, and two chunks left per stream. */
 static unsigned
-doubled(const struct autotune *a)
+grown(const struct autotune *a, uint32_t left)
 {
-	return a->level * 2 < a->max ? a->level * 2 : a->max;
+	unsigned to = a->level * a->factor < a->max ? a->level * a->factor :
+	    a->max;
+
+	return to <= left / 2 ? to : left / 2;
+}
+
+/* True if rate at a->level is share of the ideal gain over base_rate. */
+static bool
+scales(const struct autotune *a, double rate, double share)
+{
+	double ideal = (double)a->level / (double)a->base - 1;
+
+	return rate >= a->base_rate * (1 + share * ideal);
+}
+
+/*
+ * True if rate at a->level is a clear gain over base_rate: EARLY_GAIN,
+ * or SCALING of the ideal gain where that is less (a probe's +50 %).
+ */
+static bool
+clear_gain(const struct autotune *a, double rate)
+{
+	double ideal = (double)a->level / (double)a->base - 1;
+	double need = SCALING * ideal < EARLY_GAIN ? SCALING * ideal :
+	    EARLY_GAIN;
+
+	return rate >= a->base_rate * (1 + need);
 }
 
 /* Holds at base from the next interval on, measuring it afresh. */
@@ -97,27 +134,49 @@ plain(const struct autotune *a, double best)
 	if (a->base_rate == 0 || a->phase == AUTOTUNE_HOLDING)
 		return false;
 	if (a->level > a->base)
-		return best >= a->base_rate * (1 + EARLY_GAIN);
+		return clear_gain(a, best);
 	return best <= a->base_rate * (1 - EARLY_LOSS);
 }
 
-/* Growing: a->best is what the new level did. */
+/*
+ * Growing: a->best is what the new level did. A step that did not gain
+ * GAIN is undone; one whose worse interval did not is checked against
+ * base measured again (VERIFYING); one without a clear gain is kept and
+ * held; otherwise it grows on, by FAST if the gain was near the ideal
+ * (every flow capped).
+ */
 static bool
-on_growing(struct autotune *a, uint64_t now, struct autotune_event *ev)
+on_growing(struct autotune *a, const struct autotune_sample *s,
+    struct autotune_event *ev)
 {
 	double rate = a->best;
+	uint64_t now = s->now_ms;
+	bool on = true;
 
-	if (a->base_rate == 0 || rate >= a->base_rate * (1 + GAIN)) {
-		a->base = a->level;
-		a->base_rate = rate;
-		if (a->level < a->max)
-			return change(a, doubled(a), AUTOTUNE_GROW, rate, now,
+	if (a->base_rate > 0) {
+		if (rate < a->base_rate * (1 + GAIN)) {
+			hold(a, HOLD_FIRST, false);
+			return change(a, a->base, AUTOTUNE_BACK, rate, now,
 			    ev);
-		hold(a, HOLD_FIRST, false);
-		return false;
+		}
+		on = clear_gain(a, a->low);
+		a->factor = scales(a, a->low, LINEAR) ? FAST : 2;
+		if (a->low < a->base_rate * (1 + GAIN)) {
+			/* One interval gained, the other did not. */
+			a->cand = a->level;
+			a->cand_rate = a->low;
+			a->phase = AUTOTUNE_VERIFYING;
+			return change(a, a->base, AUTOTUNE_BACK, rate, now,
+			    ev);
+		}
 	}
-	hold(a, HOLD_FIRST, false);
-	return change(a, a->base, AUTOTUNE_BACK, rate, now, ev);
+	a->base = a->level;
+	a->base_rate = rate;
+	if (on && grown(a, s->left) > a->level)
+		return change(a, grown(a, s->left), AUTOTUNE_GROW, rate, now,
+		    ev);
+	hold(a, HOLD_FIRST, !on);
+	return false;
 }
 
 /* One step up or down from the held level, as the turn says. */
@@ -172,15 +231,17 @@ on_holding(struct autotune *a, double rate, uint64_t now,
 
 /* Probing: a->best is what the level one step away did. */
 static bool
-on_probing(struct autotune *a, uint64_t now, struct autotune_event *ev)
+on_probing(struct autotune *a, const struct autotune_sample *s,
+    struct autotune_event *ev)
 {
 	double rate = a->best;
+	uint64_t now = s->now_ms;
 
 	if (a->level > a->base) {
 		if (rate >= a->base_rate * (1 + GAIN)) {
 			/* More helped again: grow from here. */
 			a->phase = AUTOTUNE_GROWING;
-			return on_growing(a, now, ev);
+			return on_growing(a, s, ev);
 		}
 		hold(a, a->hold_len * 2, false);
 		return change(a, a->base, AUTOTUNE_BACK, rate, now, ev);
@@ -199,6 +260,28 @@ on_probing(struct autotune *a, uint64_t now, struct autotune_event *ev)
 	return change(a, a->base, AUTOTUNE_BACK, rate, now, ev);
 }
 
+/*
+ * Verifying: a->best is what base did again. The level tried is kept if
+ * it still beats that by GAIN; either way the level holds, and the next
+ * probe goes up if base stayed.
+ */
+static bool
+on_verifying(struct autotune *a, const struct autotune_sample *s,
+    struct autotune_event *ev)
+{
+	if (a->cand_rate >= a->best * (1 + GAIN) && a->cand <= a->max &&
+	    a->cand <= s->left / 2) {
+		a->base = a->cand;
+		a->base_rate = a->cand_rate;
+		hold(a, HOLD_FIRST, false);
+		return change(a, a->cand, AUTOTUNE_GROW, a->best, s->now_ms,
+		    ev);
+	}
+	a->base_rate = a->best;
+	hold(a, HOLD_FIRST, true);
+	return false;
+}
+
 /* Ends the interval if it is long enough; *rate is its goodput. */
 static bool
 interval_done(struct autotune *a, const struct autotune_sample *s,
@@ -206,26 +289,31 @@ interval_done(struct autotune *a, const struct autotune_sample *s,
 {
 	uint64_t n = s->acks - a->n0, dt = s->now_ms - a->t0;
 	/*
-	 * About one chunk per stream: every stream has a chunk through,
-	 * whether their ACKs come spread or together. Settling only needs
-	 * the new streams under way (goodput counts TCP's bytes, not
-	 * chunks) and the retired ones gone: until their chunks in flight
-	 * are through they still add to the goodput.
+	 * Judging a step: about one chunk per stream, so every stream has a
+	 * chunk through, whether their ACKs come spread or together.
+	 * Settling only needs the new streams sending (goodput counts TCP's
+	 * bytes, not chunks) and the retired ones gone: until their chunks
+	 * in flight are through they still add to the goodput.
 	 */
-	uint64_t need = a->settling ? 1 : a->level;
+	uint64_t need = a->level, min_ms = FULL_MS;
 
-	if (!a->settling)
-		need = need < MIN_ACKS ? MIN_ACKS : need > MAX_ACKS ?
-		    MAX_ACKS : need;
 	if (s->now_ms < a->t0)
 		dt = 0;
-	if (a->settling && s->draining > 0) {
+	/* A server may keep a stream waiting for room: not for ever. */
+	if (a->settling && (s->draining > 0 || (s->joining > 0 &&
+	    s->now_ms < a->changed_ms + MAX_INTERVAL_MS))) {
 		mark(a, s);
 		return false;
 	}
+	if (a->settling || a->base_rate == 0) {
+		/* A first look at a level: bytes, not chunks, are enough. */
+		need = 0;
+		min_ms = a->settling ? SETTLE_MS : MIN_INTERVAL_MS;
+	} else
+		need = need < MIN_ACKS ? MIN_ACKS : need > MAX_ACKS ?
+		    MAX_ACKS : need;
 	/* Judging a step takes longer than the first look at a level. */
-	if (n >= need && dt >= (a->settling || a->base_rate == 0 ?
-	    MIN_INTERVAL_MS : FULL_MS))
+	if (n >= need && dt >= min_ms)
 		goto done;
 	/* A plain step need not wait for the interval's end. */
 	if (!a->settling && n >= EARLY_ACKS && dt >= MIN_INTERVAL_MS) {
@@ -270,15 +358,23 @@ autotune_step(struct autotune *a, const struct autotune_sample *s,
 	}
 	if (a->phase == AUTOTUNE_HOLDING)
 		return on_holding(a, rate, s->now_ms, ev);
-	/* A level being tried is judged by its best of JUDGE intervals. */
+	/*
+	 * A level being tried is judged by its best of JUDGE intervals;
+	 * how fast to grow, by its worst: a short interval may catch a
+	 * burst of ACKs the kernel of a loaded machine handled late.
+	 */
 	a->seen++;
 	if (rate > a->best)
 		a->best = rate;
-	if (a->seen < JUDGE && !plain(a, a->best))
+	if (a->seen == 1 || rate < a->low)
+		a->low = rate;
+	if (a->seen < JUDGE)
 		return false;
 	if (a->phase == AUTOTUNE_GROWING)
-		return on_growing(a, s->now_ms, ev);
-	return on_probing(a, s->now_ms, ev);
+		return on_growing(a, s, ev);
+	if (a->phase == AUTOTUNE_VERIFYING)
+		return on_verifying(a, s, ev);
+	return on_probing(a, s, ev);
 }
 
 bool

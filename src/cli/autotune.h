@@ -38,6 +38,7 @@ struct autotune_sample {
 	uint64_t	 acks;		/* chunks */
 	uint32_t	 left;		/* chunks not acknowledged yet */
 	unsigned	 draining;	/* retired streams still sending */
+	unsigned	 joining;	/* wanted streams not sending yet */
 };
 
 /* One change of level, for the log and the JSON result. */
@@ -49,9 +50,10 @@ struct autotune_event {
 };
 
 enum autotune_phase {
-	AUTOTUNE_GROWING,	/* doubling while each step gains */
+	AUTOTUNE_GROWING,	/* multiplying while each step gains */
 	AUTOTUNE_HOLDING,	/* at the best level found */
-	AUTOTUNE_PROBING	/* one step away from it, for one interval */
+	AUTOTUNE_PROBING,	/* one step away from it, for one interval */
+	AUTOTUNE_VERIFYING	/* back at base: was a small gain real? */
 };
 
 /* The controller's state; fields are its own, read them through calls. */
@@ -67,8 +69,13 @@ struct autotune {
 	bool			 settling;	/* the interval is discarded */
 	bool			 marked;	/* t0, b0, n0 are set */
 	uint64_t		 t0, b0, n0;	/* the interval's start */
+	uint64_t		 changed_ms;	/* the last change's now_ms */
+	unsigned		 factor;	/* the next growth step */
+	unsigned		 cand;		/* verifying: the level tried */
+	double			 cand_rate;	/* and its goodput */
 	unsigned		 peak;		/* highest level so far */
 	double			 best;		/* the tried level's best */
+	double			 low;		/* and its worst */
 	unsigned		 seen;		/* its intervals so far */
 	double			 last;		/* holding: the last interval */
 };

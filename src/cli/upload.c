@@ -157,11 +157,19 @@ static void
 streams_tune(struct upload *u)
 {
 	struct job *j = &u->j;
-	struct autotune_sample s = { pf_now_ms() - u->start_ms,
-	    worker_pool_delivered(u->pool), atomic_load(&j->acks),
-	    queue_left(j->q), 0 };
+	struct autotune_sample s = { 0 };
 	struct autotune_event ev;
 	unsigned busy;
+
+	/*
+	 * The time right after the bytes: a wait for the lock between the
+	 * two would make a short interval look faster than it was.
+	 */
+	s.delivered = worker_pool_delivered(u->pool);
+	s.now_ms = pf_now_ms() - u->start_ms;
+	s.acks = atomic_load(&j->acks);
+	s.left = queue_left(j->q);
+	s.joining = worker_pool_joining(u->pool);
 
 	pthread_mutex_lock(&j->lock);
 	busy = j->busy_cap;

@@ -52,6 +52,7 @@ struct worker {
 	bool		 running;	/* under j->lock */
 	bool		 retired;	/* under j->lock: not in j->active */
 	int		 fd;		/* its socket, under j->lock; or -1 */
+	bool		 joined;	/* under j->lock: fd has joined */
 	uint32_t	 rng;		/* for jitter */
 	struct pf_conn	*c;
 	uint8_t		*buf;
@@ -157,6 +158,7 @@ worker_set_conn(struct worker *w, struct pf_conn *c)
 	if (c == NULL)
 		w->j->tcp_closed += tcp_acked(w->fd);
 	w->fd = c != NULL ? c->fd : -1;
+	w->joined = false;
 	pthread_mutex_unlock(&w->j->lock);
 	if (c == NULL) {
 		pf_conn_free(w->c);
@@ -248,6 +250,9 @@ worker_connect(struct worker *w)
 			rc = client_join(c, key, sid, w->err, sizeof(w->err));
 			pf_wipe(key, sizeof(key));
 			if (rc == PF_OK) {
+				pthread_mutex_lock(&j->lock);
+				w->joined = true;
+				pthread_mutex_unlock(&j->lock);
 				job_connect_leave(j);
 				return WORKER_ON;
 			}
@@ -600,6 +605,19 @@ worker_pool_delivered(struct worker_pool *p)
 		sum += tcp_acked(p->w[i].fd);
 	pthread_mutex_unlock(&j->lock);
 	return sum;
+}
+
+unsigned
+worker_pool_joining(struct worker_pool *p)
+{
+	struct job *j = p->j;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&j->lock);
+	for (unsigned i = 0; i < p->n; i++)
+		n += p->w[i].running && !p->w[i].retired && !p->w[i].joined;
+	pthread_mutex_unlock(&j->lock);
+	return n;
 }
 
 struct worker_pool *

@@ -42,6 +42,9 @@ void worker_pool_stop(struct worker_pool *p);
  */
 uint64_t worker_pool_delivered(struct worker_pool *p);
 
+/* Streams wanted that have not joined the session yet. */
+unsigned worker_pool_joining(struct worker_pool *p);
+
 /* Stops the workers and frees the pool; NULL is a no-op. */
 void worker_pool_free(struct worker_pool *p);
 

@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
 #include <unistd.h>
 
 #include "clock.h"
@@ -219,6 +223,32 @@ data_start(struct stream *st, struct session *s)
 }
 
 /*
+ * Lowers this thread's priority by n: a data connection's thread hashes
+ * and copies as long as the CPU lets it, and on a busy machine would keep
+ * logins and the gateway's threads waiting (on 2 cores, 103 ms at p99 for
+ * a list). On Linux a thread id is a "process" to setpriority; the thread
+ * ends with the connection, so the priority needs no restoring.
+ */
+static void
+nicer(unsigned n)
+{
+#ifdef __linux__
+	pid_t tid = (pid_t)syscall(SYS_gettid);
+	int now;
+
+	if (n == 0)
+		return;
+	errno = 0;
+	now = getpriority(PRIO_PROCESS, (id_t)tid);
+	if (errno == 0 && setpriority(PRIO_PROCESS, (id_t)tid,
+	    now + (int)n > 19 ? 19 : now + (int)n) == -1)
+		log_debug("setpriority: %s", strerror(errno));
+#else
+	(void)n;
+#endif
+}
+
+/*
  * Refuses a JOIN of session id (idlen bytes): as cancelled if it was
  * cancelled on purpose, or the client would start over; else unknown.
  */
@@ -290,6 +320,7 @@ data_on_join(struct stream *st, const json_t *req)
 		session_unref(s);
 		return reply_fail(st, PF_EINTERNAL, "out of memory");
 	}
+	nicer(st->env->cfg->stream_nice);
 	if ((j = json_pack("{s:s}", "session", session_id(s))) == NULL)
 		return PF_ENOMEM;
 	rc = wire_send_json(st->c, PROTO_JOINED, j);

@@ -51,6 +51,7 @@ engine_config_defaults(struct engine_config *cfg)
 	cfg->login_timeout_ms = 10000;
 	cfg->max_ip_logins = 8;
 	cfg->min_rate = 64 * 1024;
+	cfg->stream_nice = 10;
 	cfg->staging_ttl_s = 24 * 3600;
 	cfg->stop_grace_ms = 10000;
 	cfg->login_log_interval_s = 60;

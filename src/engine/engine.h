@@ -33,6 +33,7 @@ struct engine_config {
 	unsigned	 max_login_connections;	/* 0: max_connections / 4 */
 	unsigned	 max_ip_logins;	/* logging in from one address */
 	unsigned	 min_rate;	/* bytes/s a frame must arrive at */
+	unsigned	 stream_nice;	/* data connections' threads: nicer */
 	uint64_t	 max_file_size;	/* 0: no limit */
 	uint64_t	 min_free_space; /* bytes kept free after an OPEN */
 	unsigned	 staging_ttl_s;	/* idle sessions are removed after */

@@ -132,6 +132,8 @@ simulate(link_fn link, unsigned max, uint64_t ms, struct sim *out)
 		for (; per >= CHUNK; per -= CHUNK)
 			s.acks += effective;
 		s.left = 1000000;
+		/* New streams send LAG_MS late; retired ones stop at once. */
+		s.joining = pending > effective ? pending - effective : 0;
 		if (autotune_step(&a, &s, &ev)) {
 			if (getenv("AT_TRACE") != NULL)
 				trace(&ev);
@@ -166,6 +168,125 @@ test_per_flow_cap_grows(void **state)
 	/* 4, 8, 16, 32 took less than 10 s. */
 	assert_true(r.level_at[10] >= 32);
 	assert_true(r.away < 0.2);
+}
+
+/*
+ * Every flow at 12.5 MB/s (100 Mbit/s), the machine at 400 MB/s: the
+ * bench's link. Near-linear gains grow by 4 at a time, so 32 streams are
+ * reached within 2 s, not after 4 doublings.
+ */
+static double
+per_flow_fast(unsigned n, uint64_t now_ms)
+{
+	(void)now_ms;
+	return n * 12.5 * MB < 400 * MB ? n * 12.5 * MB : 400 * MB;
+}
+
+static void
+test_near_linear_gains_grow_faster(void **state)
+{
+	struct sim r;
+
+	(void)state;
+	simulate(per_flow_fast, 64, 20000, &r);
+	assert_true(r.level_at[2] >= 32);
+	assert_true(r.settled >= 32);
+}
+
+/* 8 streams do 20 % better than 4, more do no better: it stays at 8. */
+static double
+small_gain(unsigned n, uint64_t now_ms)
+{
+	(void)now_ms;
+	return n >= 8 ? 60 * MB : 50 * MB;
+}
+
+static void
+test_small_gain_holds(void **state)
+{
+	struct sim r;
+
+	(void)state;
+	simulate(small_gain, 64, 30000, &r);
+	/*
+	 * It measured 4 again, kept 8 without trying 16 at once; later
+	 * probes try 12.
+	 */
+	assert_int_equal(r.level_at[7], 8);
+	assert_true(r.peak <= 12);
+	assert_true(r.settled >= 6 && r.settled <= 8);
+}
+
+/*
+ * Right after 8 streams start, a loaded kernel hands over ACKs it held
+ * back: one interval looks 40 % faster on a link where 8 do no better
+ * than 4. Measured again, 4 do as well, and it stays at 4.
+ */
+static double
+burst_whole(unsigned n, uint64_t now_ms)
+{
+	return n == 8 && now_ms >= 900 && now_ms < 1200 ? 14 * MB : 10 * MB;
+}
+
+static void
+test_small_gain_is_checked_again(void **state)
+{
+	struct sim r;
+
+	(void)state;
+	simulate(burst_whole, 64, 10000, &r);
+	assert_true(r.peak <= 8);
+	assert_true(r.level_at[5] <= 4);
+	assert_true(r.settled <= 4);
+}
+
+/* No level above two chunks per stream of what is left. */
+static void
+test_growth_leaves_chunks_per_stream(void **state)
+{
+	struct autotune a;
+	struct autotune_event ev;
+	struct autotune_sample s = { .left = 40 };
+
+	(void)state;
+	autotune_init(&a, 64);
+	for (s.now_ms = TICK_MS; s.now_ms < 20000; s.now_ms += TICK_MS) {
+		s.delivered += (uint64_t)(per_flow_fast(autotune_level(&a),
+		    0) * TICK_MS / 1000);
+		s.acks = s.delivered / CHUNK;
+		autotune_step(&a, &s, &ev);
+		assert_true(autotune_level(&a) <= 20);
+	}
+	assert_int_equal(autotune_peak(&a), 20);
+}
+
+/* Settling lasts until the new streams have joined, not a fixed time. */
+static void
+test_waits_for_joining_streams(void **state)
+{
+	struct autotune a;
+	struct autotune_event ev;
+	struct autotune_sample s = { .left = 100000 };
+
+	(void)state;
+	autotune_init(&a, 64);
+	/* 4 streams still logging in: no look at the link for 5 s. */
+	s.joining = 4;
+	for (s.now_ms = TICK_MS; s.now_ms < 5000; s.now_ms += TICK_MS) {
+		assert_false(autotune_step(&a, &s, &ev));
+		assert_true(a.settling);
+	}
+	/* A stream kept waiting for room does not hold it for ever. */
+	s.joining = 1;
+	for (; s.now_ms < 12000; s.now_ms += TICK_MS) {
+		s.delivered += 5 * CHUNK;
+		s.acks += 5;
+		if (autotune_step(&a, &s, &ev))
+			break;
+	}
+	/* It looked at 4 streams after 8 s and tried more. */
+	assert_int_equal(ev.why, AUTOTUNE_GROW);
+	assert_true(ev.at_ms >= 8000 && ev.at_ms < 12000);
 }
 
 static void
@@ -351,6 +472,11 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_per_flow_cap_grows),
+		cmocka_unit_test(test_near_linear_gains_grow_faster),
+		cmocka_unit_test(test_small_gain_holds),
+		cmocka_unit_test(test_small_gain_is_checked_again),
+		cmocka_unit_test(test_growth_leaves_chunks_per_stream),
+		cmocka_unit_test(test_waits_for_joining_streams),
 		cmocka_unit_test(test_whole_link_cap_stays_low),
 		cmocka_unit_test(test_dips_do_not_fool_it),
 		cmocka_unit_test(test_max_threads_is_respected),
