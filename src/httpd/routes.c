@@ -50,9 +50,10 @@ static enum MHD_Result not_found(const struct gw_call *call);
 /*
  * The routes. The first match wins, so each catch-all ("*") follows the
  * routes it stands behind; the last entry (no pattern) is the 404. Only
- * the file of a session takes a download link: elsewhere a ?token= is
- * no login. Under /api the login comes before the 404, as everywhere
- * there, so that the API's paths are not told to strangers.
+ * the file of a session and a transfer's tar take a download link:
+ * elsewhere a ?token= is no login. Under /api the login comes before
+ * the 404, as everywhere there, so that the API's paths are not told to
+ * strangers.
  */
 static const struct route routes[] = {
 	{ "/healthz",		M_READ,		PROBE,	api_health_live },
@@ -65,7 +66,7 @@ static const struct route routes[] = {
 	{ "/api/v1/sessions/{id}/link", M_POST,	BASIC,	api_sessions_link },
 	{ "/api/v1/sessions/{id}/chunks", M_READ, BASIC, api_sessions_chunks },
 	{ "/api/v1/sessions/{id}/files", M_READ, BASIC, api_transfer_files },
-	{ "/api/v1/sessions/{id}/tar", M_READ,	BASIC,	api_transfer_tar },
+	{ "/api/v1/sessions/{id}/tar", M_READ,	LINK,	api_transfer_tar },
 	{ "/api/v1/sessions/{id}/*", M_ANY,	BASIC,	not_found },
 	{ "/api/v1/stats",	M_READ,		BASIC,	api_stats_get },
 	{ "/api/v1/events",	M_GET,		BASIC,	events_subscribe },

@@ -64,11 +64,12 @@ views_session_json(const struct engine_session_info *s, double rate)
 {
 	char created[32], updated[32];
 	bool ended = s->error != PF_OK && s->state != ENGINE_COMPLETE;
+	json_t *j;
 
 	pf_time_rfc3339(s->created, created);
 	pf_time_rfc3339(s->updated, updated);
 	/* Strings are JSON-escaped here; HTML escaping is the page's job. */
-	return json_pack("{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+	j = json_pack("{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 	    "s:I,s:I,s:s,s:s,s:o,s:o,s:o,s:o}",
 	    "id", s->id, "state", views_state_name(s->state),
 	    "name", s->name, "user", s->user,
@@ -89,6 +90,13 @@ views_session_json(const struct engine_session_info *s, double rate)
 	    json_null(),
 	    "error_message", ended ? json_string(pf_status_message(
 	    s->error)) : json_null());
+	/* Only a transfer has it: a client tells one by its presence. */
+	if (j != NULL && s->files > 0 && json_object_set_new(j, "files",
+	    json_integer((json_int_t)s->files)) == -1) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
 }
 
 json_t *

@@ -6,6 +6,7 @@
 import { ApiError, getJSON, request, sessionPath } from './api.js';
 import { ChunkMap } from './chunkmap.js';
 import { byId, el, setText } from './dom.js';
+import { TransferFiles } from './files.js';
 import { formatBytes, formatCount, formatPercent, formatRate, formatTime,
   progressPercent } from './format.js';
 
@@ -52,6 +53,7 @@ export class SessionDetail {
     this.pendingAction = null;
     this.downloading = false;
     this.chunkMap = new ChunkMap(byId('chunkmap'), byId('chunk-legend'));
+    this.files = new TransferFiles((err, what) => this.failed(err, what));
     this.fieldValues = FIELDS.map(([label]) => {
       const dd = el('dd', { 'data-field': label });
       byId('detail-fields').append(el('dt', {}, label), dd);
@@ -140,8 +142,10 @@ export class SessionDetail {
     setText(byId('detail-cli'), s.state === 'complete'
       ? `paraflow fetch ${s.id}` : `paraflow status ${s.id} --watch`);
 
+    this.files.show(s);
     const link = byId('detail-download');
-    link.hidden = s.state !== 'complete';
+    /* A transfer has no one file: its list has the downloads. */
+    link.hidden = s.state !== 'complete' || Boolean(s.files);
     link.href = sessionPath(s.id, '/file');
     link.download = s.name;
     byId('detail-cancel').hidden = s.state !== 'receiving';
@@ -151,7 +155,8 @@ export class SessionDetail {
   }
 
   hideActions() {
-    for (const id of ['detail-download', 'detail-cancel', 'detail-delete'])
+    for (const id of ['detail-download', 'detail-cancel', 'detail-delete',
+      'transfer-tar'])
       byId(id).hidden = true;
     this.unconfirm(false);
   }
@@ -223,7 +228,8 @@ export class SessionDetail {
    */
   async download() {
     const s = this.session;
-    if (s === null || s.state !== 'complete' || this.downloading)
+    if (s === null || s.state !== 'complete' || s.files ||
+        this.downloading)
       return;
     this.downloading = true;
     const status = byId('detail-status');

@@ -79,7 +79,10 @@ export class SessionTable {
     setText(c.name, s.name);
     c.name.title = s.name;
     setText(c.user, s.user);
-    setText(c.size, formatBytes(s.size));
+    /* A transfer (docs/api.md: `files`) opens to its file list. */
+    row.tr.classList.toggle('transfer', Boolean(s.files));
+    setText(c.size, s.files ? `${formatBytes(s.size)}, ` +
+      `${formatCount(s.files)} files` : formatBytes(s.size));
     c.bar.value = pct;
     c.bar.setAttribute('aria-label', `${formatPercent(pct)} of ${s.name}`);
     setText(c.pct, formatPercent(pct));
