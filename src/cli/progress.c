@@ -21,6 +21,7 @@ struct progress {
 	uint64_t		 total;
 	uint64_t		 base;		/* done when we started */
 	const _Atomic uint64_t	*done;
+	struct progress_items	 items;		/* .done NULL: none */
 	struct timespec		 start;
 	pthread_t		 thread;
 	pthread_mutex_t		 lock;
@@ -60,6 +61,7 @@ draw(struct progress *p, bool last)
 	double secs = elapsed(&p->start), rate = secs > 0 ? moved / secs : 0;
 	double frac = p->total ? (double)done / (double)p->total : 1;
 	char bar[BAR_WIDTH + 1], got[16], all[16], speed[16], eta[16];
+	char items[48] = "";
 	int fill = (int)(frac * BAR_WIDTH);
 
 	if (frac > 1)
@@ -76,8 +78,12 @@ draw(struct progress *p, bool last)
 		snprintf(eta, sizeof(eta), "%u:%02u", left / 60, left % 60);
 	} else
 		snprintf(eta, sizeof(eta), "--:--");
-	fprintf(stderr, "\r\033[K%s [%s] %3.0f%% %s / %s %s/s ETA %s%s",
-	    p->label, bar, frac * 100, got, all, speed, eta, last ? "\n" : "");
+	if (p->items.done != NULL)
+		snprintf(items, sizeof(items), " %u/%u %s",
+		    p->items.done(p->items.arg), p->items.total, p->items.what);
+	fprintf(stderr, "\r\033[K%s [%s] %3.0f%%%s %s / %s %s/s ETA %s%s",
+	    p->label, bar, frac * 100, items, got, all, speed, eta,
+	    last ? "\n" : "");
 	fflush(stderr);
 }
 
@@ -98,6 +104,13 @@ progress_main(void *arg)
 struct progress *
 progress_start(const char *label, uint64_t total, const _Atomic uint64_t *done)
 {
+	return progress_start_items(label, total, done, NULL);
+}
+
+struct progress *
+progress_start_items(const char *label, uint64_t total,
+    const _Atomic uint64_t *done, const struct progress_items *items)
+{
 	struct progress *p;
 
 	if (!isatty(STDERR_FILENO))
@@ -108,6 +121,8 @@ progress_start(const char *label, uint64_t total, const _Atomic uint64_t *done)
 	pf_text_escape(p->label, sizeof(p->label), label, NULL);
 	p->total = total;
 	p->done = done;
+	if (items != NULL)
+		p->items = *items;
 	p->base = atomic_load(done);
 	clock_gettime(CLOCK_MONOTONIC, &p->start);
 	pthread_mutex_init(&p->lock, NULL);

@@ -17,6 +17,21 @@ struct progress;
 struct progress *progress_start(const char *label, uint64_t total,
     const _Atomic uint64_t *done);
 
+/*
+ * Items counted beside the bytes (a transfer's files): done(arg) is
+ * called by the drawing thread at each redraw and must be thread-safe.
+ */
+struct progress_items {
+	const char	*what;		/* "files" */
+	unsigned	 total;
+	unsigned	(*done)(void *arg);
+	void		*arg;
+};
+
+/* As progress_start, also drawing "done/total what" from items (copied). */
+struct progress *progress_start_items(const char *label, uint64_t total,
+    const _Atomic uint64_t *done, const struct progress_items *items);
+
 /* Draws a last line, ends it with a newline and frees p. NULL is a no-op. */
 void progress_stop(struct progress *p);
 

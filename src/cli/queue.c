@@ -268,15 +268,29 @@ queue_held(struct chunk_queue *q)
 	return held;
 }
 
-void
-queue_held_bitmap(struct chunk_queue *q, uint8_t *out)
+/* The bitmap of the chunks held, and of those acknowledged with acked. */
+static void
+bitmap(struct chunk_queue *q, uint8_t *out, bool acked)
 {
 	pthread_mutex_lock(&q->lock);
 	memset(out, 0, ((size_t)q->count + 7) / 8);
 	for (uint32_t i = 0; i < q->count; i++)
-		if (q->chunks[i].state == HELD)
+		if (q->chunks[i].state == HELD ||
+		    (acked && q->chunks[i].state == ACKED))
 			out[i / 8] |= (uint8_t)(1u << (i % 8));
 	pthread_mutex_unlock(&q->lock);
+}
+
+void
+queue_held_bitmap(struct chunk_queue *q, uint8_t *out)
+{
+	bitmap(q, out, false);
+}
+
+void
+queue_done_bitmap(struct chunk_queue *q, uint8_t *out)
+{
+	bitmap(q, out, true);
 }
 
 const _Atomic uint64_t *

@@ -100,6 +100,9 @@ uint32_t queue_held(struct chunk_queue *q);
  */
 void queue_held_bitmap(struct chunk_queue *q, uint8_t *out);
 
+/* The same for every chunk done: held, or acknowledged to this process. */
+void queue_done_bitmap(struct chunk_queue *q, uint8_t *out);
+
 /* Bytes of the chunks done, for a progress bar; borrowed from q. */
 const _Atomic uint64_t *queue_done_bytes(const struct chunk_queue *q);
 

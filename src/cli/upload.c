@@ -721,11 +721,50 @@ upload_finish(struct upload *u)
 	job_destroy(j);
 }
 
+/* What the progress bar needs to count a transfer's files done. */
+struct files_done {
+	const struct tree	*t;
+	struct chunk_queue	*q;
+	uint32_t		 chunk_size;
+	uint8_t			*map;		/* a bitmap of every chunk */
+};
+
+/*
+ * The files whose bytes are all in chunks done (an empty file is done at
+ * once); called by the progress bar's thread.
+ */
+static unsigned
+count_files_done(void *arg)
+{
+	struct files_done *fd = arg;
+	unsigned n = 0;
+
+	queue_done_bitmap(fd->q, fd->map);
+	for (size_t i = 0; i < fd->t->n; i++) {
+		const struct tree_entry *e = &fd->t->e[i];
+		uint32_t c, last;
+
+		if (e->dir)
+			continue;
+		if (e->size == 0) {
+			n++;
+			continue;
+		}
+		c = (uint32_t)(e->offset / fd->chunk_size);
+		last = (uint32_t)((e->offset + e->size - 1) / fd->chunk_size);
+		while (c <= last && queue_bit(fd->map, c))
+			c++;
+		n += c > last;
+	}
+	return n;
+}
+
 enum pf_status
 upload_run(const struct upload_opts *o, struct upload_result *r)
 {
 	struct upload u = { .rng = 0 };
 	struct progress *bar = NULL;
+	struct files_done fd = { o->tree, NULL, o->chunk_size, NULL };
 	struct stat sb;
 	double start = now_seconds();
 
@@ -745,19 +784,22 @@ upload_run(const struct upload_opts *o, struct upload_result *r)
 	}
 	if (open_state(&u, &sb) != PF_OK || control_setup(&u) != PF_OK)
 		goto out;
-	if (o->progress && o->tree != NULL) {
-		char label[PROTO_MAX_NAME + 32];
+	if (o->progress && o->tree != NULL &&
+	    (fd.map = malloc(((size_t)r->chunks + 7) / 8)) != NULL) {
+		struct progress_items items = { "files",
+		    (unsigned)o->tree->files, count_files_done, &fd };
 
-		/* A transfer: its label, and how many files it holds. */
-		snprintf(label, sizeof(label), "%s (%zu files)", r->name,
-		    o->tree->files);
-		bar = progress_start(label, u.j.size, queue_done_bytes(u.j.q));
+		/* A transfer: its files done, beside the bytes. */
+		fd.q = u.j.q;
+		bar = progress_start_items(r->name, u.j.size,
+		    queue_done_bytes(u.j.q), &items);
 	} else if (o->progress)
 		bar = progress_start(r->name, u.j.size,
 		    queue_done_bytes(u.j.q));
 	supervise(&u);
 	progress_stop(bar);
 out:
+	free(fd.map);
 	upload_finish(&u);
 	r->seconds = now_seconds() - start;
 	return r->status;

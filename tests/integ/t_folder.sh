@@ -290,6 +290,19 @@ check "a good file beside them stored" grep -qx 'ok.txt stored' \
 check "nothing written outside the transfer" \
     test ! -e "$STORAGE/up.txt" -a ! -e "$T/up.txt" -a ! -e "$T/b.txt" \
     -a ! -e /abs.txt
+
+# --- On a terminal the bar counts the files done beside the bytes.
+if command -v script >/dev/null 2>&1; then
+	mkdir -p "$T/bar/sub"
+	for i in 1 2 3 4 5 6; do
+		mkfile "$T/bar/sub/f$i" $((i * 30000))
+	done
+	: >"$T/bar/empty"
+	script -qec "$PARAFLOW upload --no-tls --port $PORT --chunk-size 64K \
+	    --no-resume $T/bar" /dev/null >"$T/tty" 2>&1 </dev/null
+	check "on a terminal: the last bar line says 7/7 files" \
+	    grep -aq ' 7/7 files ' "$T/tty"
+fi
 stop_server
 
 done_testing
