@@ -45,8 +45,11 @@ fi
 nodedir=$(cd "$(dirname "$0")/.." && pwd)/tests/node
 if command -v npm >/dev/null 2>&1 &&
     ! npm ls --prefix "$nodedir" >/dev/null 2>&1; then
-	# Not fatal: the tests that need these tools fail or skip, saying why.
+	# Tried twice (a registry hiccup, or another npm sharing the cache,
+	# leaves a corrupt tarball); not fatal: the tests that need these
+	# tools fail or skip, saying why.
 	npm ci --prefix "$nodedir" --no-audit --no-fund ||
+	    npm ci --prefix "$nodedir" --no-audit --no-fund --prefer-online ||
 	    echo "deps.sh: npm ci --prefix tests/node failed" >&2
 fi
 exit 0

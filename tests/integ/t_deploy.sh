@@ -64,6 +64,17 @@ else
 	    "$dockerfilelint" "$srcdir/docker/Dockerfile"
 fi
 
+# The image builds with the -dev packages the build needs: each one of
+# scripts/deps.sh is in the Dockerfile's builder stage (a library added to
+# configure.ac and deps.sh only breaks the image, which only
+# t_container builds).
+for pkg in $(sed -n 's/^PACKAGES="\{0,1\}//; s/"$//; /^[a-z]/p' \
+    "$srcdir/scripts/deps.sh" | tr ' ' '\n' | grep -- '-dev$' |
+    grep -v -e cmocka -e libclang -e libfuse3); do
+	check "the Dockerfile installs $pkg (scripts/deps.sh)" \
+	    grep -qw -- "$pkg" "$srcdir/docker/Dockerfile"
+done
+
 if command -v shellcheck >/dev/null 2>&1; then
 	silent "shellcheck docker/entrypoint.sh" \
 	    shellcheck "$srcdir/docker/entrypoint.sh"
