@@ -557,10 +557,22 @@ engine_upload_info(struct engine *e, const char *id, const char *user,
 {
 	struct engine_session_info si;
 	struct session *s;
+	enum pf_status rc;
 
 	memset(out, 0, sizeof(*out));
 	if ((s = lookup(e, id, user)) == NULL)
 		return info_finished(e, id, user, out);
+	/*
+	 * All of it durable but not stored (the disk was full at the end):
+	 * stored now, or the error, as the offset must not say it is done.
+	 */
+	if (session_ready(s) && session_state(s) == SESSION_RECEIVING &&
+	    session_held_prefix(s) == session_size(s) &&
+	    !partial_is(e->uploads, s)) {
+		rc = complete(e, s);
+		session_unref(s);
+		return rc != PF_OK ? rc : info_finished(e, id, user, out);
+	}
 	session_info(s, &si);
 	out->state = si.state;
 	out->size = session_size(s);
