@@ -7,15 +7,16 @@
 # the durable chunks; either is accepted), first PATCHes shorter than
 # the 512 bytes the policy judges, header and number parsing, partial
 # uploads across a restart, HEAD of a final upload, an upload body that
-# stalls while the connection table fills, Upload-Checksum (460, nothing kept), 409 on a
-# wrong offset, 412 without Tus-Resumable, 413 past the length, an
-# executable refused before anything is stored, termination, another
-# user's 404s, the offset kept across a SIGKILL of the server, events,
-# metrics and the login throttle; then a 64 MiB file through
-# tus-js-client, once whole and once killed midway and resumed from its
-# stored URL (only the rest is sent), and with parallelUploads: 4
-# (concatenation). Every stored file
-# is compared with its source and its receipt with `paraflow digest`.
+# stalls while the connection table fills, Upload-Checksum (460,
+# nothing kept), 409 on a wrong offset, 412 without Tus-Resumable, 413
+# past the length, an executable refused before anything is stored,
+# termination, another user's 404s, the offset kept across a SIGKILL of
+# the server, events, metrics, the user's caps and the login throttle;
+# then tus-js-client: a 64 MiB file, once whole and once killed midway
+# and resumed from its stored URL (only the rest is sent), chunkSize
+# 1000 and 1000000, and parallelUploads: 4 (concatenation). Every
+# stored file is compared with its source and its receipt with
+# `paraflow digest`.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_http.sh"
 need_api_tools
@@ -468,6 +469,17 @@ wait "$stalled"
 check_eq "... not the stalled upload: its PATCH ends in 204" 204 \
     "$(cat "$T/st.code")"
 check "... stored file identical" stored_as "$ID" "$T/st"
+
+# --- The user's caps apply to tus uploads ------------------------------
+stop_server
+start_gw "${GW[@]}" --max-user-reserved 1M
+req -u bob:bob-pw "${TUS[@]}" -X POST -H "Upload-Length: $((2 * MIB))" \
+    -H "Upload-Metadata: filename $(printf q.bin | base64)" /api/v1/uploads
+check_eq "an upload over --max-user-reserved: 403 quota_exceeded" \
+    "403 quota_exceeded 1.0.0" "$CODE $(jget error.code) $(hdr Tus-Resumable)"
+stop_server
+start_gw "${GW[@]}"
+EP=$HTTP_URL/api/v1/uploads
 
 # --- tus-js-client ------------------------------------------------------
 if ! node_for tus-js-client; then
