@@ -556,6 +556,9 @@ start(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	uint64_t len;
 	bool one;
 
+	/* tus: what a client that cannot send PATCH or DELETE means. */
+	if ((v = header(c, "X-HTTP-Method-Override")) != NULL)
+		method = v;
 	if (conns_over_limit(c))
 		return fail_with(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
 		    "too many connections from this address", "Connection",

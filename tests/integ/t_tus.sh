@@ -327,6 +327,13 @@ check "... nothing was stored" [ ! -e "$STORAGE/.staging/$ID" ]
 check "... and no file" [ ! -e "$STORAGE/$ID" ]
 
 # --- Headers and numbers ------------------------------------------------
+create 10 override.bin
+printf 0123456789 >"$T/ten"
+patch 0 "$T/ten" -X POST -H 'X-HTTP-Method-Override: PATCH'
+check_eq "POST with X-HTTP-Method-Override: PATCH is a PATCH" "204 10" \
+    "$CODE $(hdr Upload-Offset)"
+check "... stored" stored_as "$ID" "$T/ten"
+
 for v in -1 +5 5x 0x10 1e3 18446744073709551616 99999999999999999999 ''; do
 	req "${ALICE[@]}" "${TUS[@]}" -X POST -H "Upload-Length: $v" \
 	    -H "Upload-Metadata: filename $(printf n | base64)" \
@@ -339,7 +346,6 @@ req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Length: 9223372036854775807' \
 check_eq "Upload-Length of 2^63-1: 413" 413 "$CODE"
 check_eq "... with Tus-Resumable" 1.0.0 "$(hdr Tus-Resumable)"
 create 10 num.bin
-printf 0123456789 >"$T/ten"
 for v in -0 +0 18446744073709551616 0x0; do
 	patch "$v" "$T/ten"
 	[ "$CODE" = 400 ] || break
