@@ -569,9 +569,12 @@ engine_upload_info(struct engine *e, const char *id, const char *user,
 	if (session_ready(s) && session_state(s) == SESSION_RECEIVING &&
 	    session_held_prefix(s) == session_size(s) &&
 	    !partial_is(e->uploads, s)) {
-		rc = complete(e, s);
-		session_unref(s);
-		return rc != PF_OK ? rc : info_finished(e, id, user, out);
+		/* Another request storing it at once: it is in progress. */
+		if ((rc = complete(e, s)) != PF_OK ||
+		    info_finished(e, id, user, out) == PF_OK) {
+			session_unref(s);
+			return rc;
+		}
 	}
 	session_info(s, &si);
 	out->state = si.state;
