@@ -22,7 +22,10 @@
 need_api_tools
 
 add_users alice bob
-GW=(--users "$U" --http-max-connections 64 --http-max-per-ip 64)
+# 64 connections at most, for the stalled upload below; a long idle
+# timeout, so that a loaded machine cannot stall it past that.
+GW=(--users "$U" --http-max-connections 64 --http-max-per-ip 64
+    --http-timeout 60)
 start_gw "${GW[@]}"
 EP=$HTTP_URL/api/v1/uploads
 TUS=(-H 'Tus-Resumable: 1.0.0')
@@ -140,7 +143,10 @@ check_eq "alice's upload is untouched" "$CHUNK" "$(offset_of "$LOC")"
 # A crash (SIGKILL) keeps what HEAD said: the offset is durable.
 kill -KILL "$SERVER_PID"
 wait "$SERVER_PID" 2>/dev/null
-GW=(--users "$U" --http-max-connections 64 --http-max-per-ip 64)
+# 64 connections at most, for the stalled upload below; a long idle
+# timeout, so that a loaded machine cannot stall it past that.
+GW=(--users "$U" --http-max-connections 64 --http-max-per-ip 64
+    --http-timeout 60)
 start_gw "${GW[@]}"
 EP=$HTTP_URL/api/v1/uploads
 check_eq "after a SIGKILL and a restart, HEAD gives the same offset" \
@@ -422,7 +428,7 @@ check_eq "... and its length as offset" "$((6 * MIB))" "$(hdr Upload-Offset)"
 # --- A stalled upload body is not closed to make room --------------------
 # With 64 connections at most, 8 are kept free: past 56 the gateway closes
 # the connections that have waited longest for a request, but an upload's
-# body only once it stalls for --http-timeout (10 s).
+# body only once it stalls for --http-timeout (60 s here).
 mkfile "$T/st" $((5 * MIB))
 create "$(stat -c %s "$T/st")" stalled.bin
 # A client of its own sends the body in two parts, the second once
