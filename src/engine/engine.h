@@ -311,7 +311,9 @@ enum pf_status engine_upload_info(struct engine *e, const char *id,
 
 /*
  * Begins a write to upload id of user at offset off, which must be its
- * durable offset: else PF_EPROTO, with that offset in *durable.
+ * durable offset (or, before its first min(size, 512) bytes are all
+ * there, the end of those held from earlier writes): else PF_EPROTO,
+ * with that offset in *durable.
  * PF_ENOSESSION, PF_ECANCELLED (ended), PF_EBUSY (being finished).
  * With hold, the chunks this write completes are kept back until
  * engine_upload_end says whether to keep them (a checksum of the whole
@@ -347,8 +349,9 @@ const char *engine_upload_why(const struct engine_upload *u);
  * whole is dropped, to be sent again from its start. *offset gets the
  * durable offset; once it is the size, the upload is finalized (receipt
  * from its chunks, sync, atomic rename): PF_OK then means complete.
- * PF_EPROTO if a new upload's first write ended before its first
- * min(size, 512) bytes, which the policy judges, were all there.
+ * A new upload's first min(size, 512) bytes, which the policy judges
+ * before anything is stored, are held in memory (kept with keep) until
+ * all are there; *offset then counts them, though none is durable.
  */
 enum pf_status engine_upload_end(struct engine_upload *u, bool keep,
     uint64_t *offset);
@@ -369,6 +372,13 @@ enum pf_status engine_upload_end(struct engine_upload *u, bool keep,
 enum pf_status engine_upload_concat(struct engine *e,
     const struct engine_upload_new *n, const char *const *ids,
     size_t nparts, char id[ENGINE_ID_LEN + 1], char *why, size_t cap);
+
+/*
+ * The ids of the parts upload id was joined from (engine_upload_concat),
+ * separated by spaces: a new string the caller frees. NULL if id is not
+ * such an upload (or was joined before a restart, or long ago).
+ */
+char *engine_upload_final_parts(struct engine *e, const char *id);
 
 /*
  * Cancels upload id of user (NULL: anyone's), or deletes it if it is

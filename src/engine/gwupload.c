@@ -7,9 +7,12 @@
  * default chunk size, so its receipt is what `paraflow digest` prints.
  * Bytes are hashed and written as they come; a chunk is made durable
  * (data, then its journal record, by the session's committer) once it is
- * whole. The offset a client is told is the end of the chunks held from
- * the start on, so the tail of a chunk a request left unfinished is
- * dropped and sent again: tus allows that, as HEAD says where to go on.
+ * whole. HEAD tells the end of the chunks held from the start on. A
+ * request may end inside a chunk (tus clients send pieces of any size):
+ * that chunk stays claimed, and its answer tells where the next request
+ * goes on (struct tail); the next one re-reads the staged start of the
+ * chunk for its digest. A request sent from HEAD's offset instead
+ * writes the chunk anew.
  *
  * A new upload has no first bytes yet, which the policy must judge
  * before anything is stored: it is created in the registry (its id, its
@@ -43,23 +46,54 @@ struct pending {
 	char		*client_name;	/* as sent */
 	size_t		 client_name_len;
 	char		 peer[64];
-	bool		 partial;	/* see struct partial */
+	bool		 partial;	/* see PARTIAL_MARK */
+	/* First bytes sent in short requests, held until they are judged. */
+	uint8_t		 head[PROTO_HEAD_LEN];
+	size_t		 headlen;
 	struct pending	*next;
 };
 
 /*
- * A partial upload of tus concatenation: a session of its own, never
- * stored as a file, copied into the final upload that names it.
+ * A partial upload of tus concatenation is a session of its own, never
+ * stored as a file, copied into the final upload that names it. Its
+ * client name starts with PARTIAL_MARK, which no client can send (a
+ * name never holds a NUL): the staging metadata keeps it, so a partial
+ * upload is still one after a restart.
  */
-struct partial {
-	struct session	*s;		/* a reference */
-	struct partial	*next;
+#define PARTIAL_MARK	"\0tus-partial\0"
+#define PARTIAL_MARK_LEN	(sizeof(PARTIAL_MARK) - 1)
+
+/*
+ * A final upload of tus concatenation and its parts, for HEAD's
+ * Upload-Concat. In memory, the newest GWUP_MAX_FINALS only.
+ */
+struct final {
+	char		 id[ENGINE_ID_LEN + 1];
+	char		*parts;		/* their ids, separated by spaces */
+	struct final	*next;
 };
+#define GWUP_MAX_FINALS	1024
+
+/*
+ * A chunk a request left unfinished: written from its start to off, and
+ * still claimed, for the next request to go on with. By id, as a
+ * reference would keep an ended session's staging area.
+ */
+struct tail {
+	char		 id[ENGINE_ID_LEN + 1];
+	uint32_t	 idx;
+	uint64_t	 off;
+	struct tail	*next;
+};
+#define GWUP_MAX_TAILS	1024
 
 struct gwup {
-	pthread_mutex_t	 lock;		/* guards both lists */
+	pthread_mutex_t	 lock;		/* guards the lists */
 	struct pending	*pending;
-	struct partial	*partials;
+	struct final	*finals;	/* newest first */
+	unsigned	 nfinals;
+	struct tail	*tails;
+	unsigned	 ntails;
 };
 
 /* A chunk of the write on its way to the journal. */
@@ -113,11 +147,132 @@ pending_free(struct pending *p)
 	free(p);
 }
 
+/* Takes the tail of s out of g into *out (true), if it has one. */
+static bool
+tail_take(struct gwup *g, struct session *s, struct tail *out)
+{
+	struct tail **tp, *t;
+
+	pthread_mutex_lock(&g->lock);
+	for (tp = &g->tails; (t = *tp) != NULL; tp = &t->next)
+		if (strcmp(t->id, session_id(s)) == 0) {
+			*tp = t->next;
+			g->ntails--;
+			break;
+		}
+	pthread_mutex_unlock(&g->lock);
+	if (t == NULL)
+		return false;
+	*out = *t;
+	free(t);
+	return true;
+}
+
+/*
+ * Keeps the tail of chunk idx of s, written to off; false if not (too
+ * many, ENOMEM). The tails of sessions that ended are dropped first.
+ */
+static bool
+tail_put(struct engine *e, struct session *s, uint32_t idx, uint64_t off)
+{
+	struct gwup *g = e->uploads;
+	struct tail **tp, *t;
+	struct session *x;
+	bool live;
+
+	pthread_mutex_lock(&g->lock);
+	for (tp = &g->tails; (t = *tp) != NULL;) {
+		live = registry_lookup(e->registry, t->id, &x) == PF_OK;
+		if (live) {
+			live = session_state(x) == SESSION_RECEIVING;
+			session_unref(x);
+		}
+		if (!live) {
+			*tp = t->next;
+			g->ntails--;
+			free(t);
+			continue;
+		}
+		tp = &t->next;
+	}
+	if (g->ntails < GWUP_MAX_TAILS && (t = calloc(1, sizeof(*t))) !=
+	    NULL) {
+		snprintf(t->id, sizeof(t->id), "%s", session_id(s));
+		t->idx = idx;
+		t->off = off;
+		t->next = g->tails;
+		g->tails = t;
+		g->ntails++;
+	}
+	pthread_mutex_unlock(&g->lock);
+	return t != NULL;
+}
+
+/* Frees the finals of g past the newest keep. g->lock held (or gone). */
+static void
+finals_trim(struct gwup *g, unsigned keep)
+{
+	struct final **fp = &g->finals, *f;
+	unsigned i;
+
+	for (i = 0; *fp != NULL && i < keep; i++)
+		fp = &(*fp)->next;
+	while ((f = *fp) != NULL) {
+		*fp = f->next;
+		free(f->parts);
+		free(f);
+		g->nfinals--;
+	}
+}
+
+/* Notes final upload id, joined from the nparts ids; ENOMEM: not. */
+static void
+finals_add(struct gwup *g, const char *id, const char *const *ids,
+    size_t nparts)
+{
+	struct final *f = calloc(1, sizeof(*f));
+
+	if (f == NULL || (f->parts = malloc(nparts * (ENGINE_ID_LEN + 1) +
+	    1)) == NULL) {
+		free(f);
+		return;
+	}
+	snprintf(f->id, sizeof(f->id), "%s", id);
+	f->parts[0] = '\0';
+	for (size_t i = 0; i < nparts; i++) {
+		if (i > 0)
+			strcat(f->parts, " ");
+		strncat(f->parts, ids[i], ENGINE_ID_LEN);
+	}
+	pthread_mutex_lock(&g->lock);
+	f->next = g->finals;
+	g->finals = f;
+	if (++g->nfinals > GWUP_MAX_FINALS)
+		finals_trim(g, GWUP_MAX_FINALS);
+	pthread_mutex_unlock(&g->lock);
+}
+
+char *
+engine_upload_final_parts(struct engine *e, const char *id)
+{
+	struct gwup *g = e->uploads;
+	char *parts = NULL;
+
+	pthread_mutex_lock(&g->lock);
+	for (struct final *f = g->finals; f != NULL; f = f->next)
+		if (strcmp(f->id, id) == 0) {
+			parts = strdup(f->parts);
+			break;
+		}
+	pthread_mutex_unlock(&g->lock);
+	return parts;
+}
+
 void
 gwup_free(struct gwup *g)
 {
 	struct pending *p, *next;
-	struct partial *q, *qnext;
+	struct tail *t;
 
 	if (g == NULL)
 		return;
@@ -125,10 +280,10 @@ gwup_free(struct gwup *g)
 		next = p->next;
 		pending_free(p);
 	}
-	for (q = g->partials; q != NULL; q = qnext) {
-		qnext = q->next;
-		session_unref(q->s);
-		free(q);
+	finals_trim(g, 0);
+	while ((t = g->tails) != NULL) {
+		g->tails = t->next;
+		free(t);
 	}
 	pthread_mutex_destroy(&g->lock);
 	free(g);
@@ -176,51 +331,24 @@ pending_put(struct gwup *g, struct pending *p)
 	pthread_mutex_unlock(&g->lock);
 }
 
-/* Notes s as a partial upload; false on ENOMEM. */
+/* True if s is a partial upload (opened, or pending in g). */
 static bool
-partial_add(struct gwup *g, struct session *s)
+partial_is(struct gwup *g, struct session *s)
 {
-	struct partial *q = calloc(1, sizeof(*q));
-
-	if (q == NULL)
-		return false;
-	session_ref(s);
-	q->s = s;
-	pthread_mutex_lock(&g->lock);
-	q->next = g->partials;
-	g->partials = q;
-	pthread_mutex_unlock(&g->lock);
-	return true;
-}
-
-/*
- * True if s is a partial upload; with forget, it is not one any more.
- * Entries of sessions that ended are dropped on the way.
- */
-static bool
-partial_is(struct gwup *g, struct session *s, bool forget)
-{
-	struct partial **pp, *q, *gone = NULL;
+	const char *name;
+	struct pending *p;
 	bool found = false;
+	size_t len;
 
+	if (session_ready(s)) {
+		name = session_client_name(s, &len);
+		return name != NULL && len >= PARTIAL_MARK_LEN &&
+		    memcmp(name, PARTIAL_MARK, PARTIAL_MARK_LEN) == 0;
+	}
 	pthread_mutex_lock(&g->lock);
-	for (pp = &g->partials; (q = *pp) != NULL;) {
-		found |= q->s == s;
-		if ((q->s == s && forget) ||
-		    session_state(q->s) != SESSION_RECEIVING) {
-			*pp = q->next;
-			q->next = gone;
-			gone = q;
-			continue;
-		}
-		pp = &q->next;
-	}
+	for (p = g->pending; p != NULL && !found; p = p->next)
+		found = p->s == s && p->partial;
 	pthread_mutex_unlock(&g->lock);
-	while ((q = gone) != NULL) {
-		gone = q->next;
-		session_unref(q->s);
-		free(q);
-	}
 	return found;
 }
 
@@ -231,6 +359,7 @@ check_new(struct engine *e, const struct engine_upload_new *n,
 {
 	uint64_t max = e->cfg.max_file_size;
 	enum pf_status rc;
+	size_t mark;
 
 	if (n->namelen > POLICY_MAX_CLIENT_NAME || policy_sanitize_name(
 	    n->name, n->namelen, p->name) != PF_OK) {
@@ -255,11 +384,13 @@ check_new(struct engine *e, const struct engine_upload_new *n,
 		snprintf(why, cap, "more than %u chunks", PROTO_MAX_CHUNKS);
 		return PF_ETOOLARGE;
 	}
-	if ((p->client_name = malloc(n->namelen + 1)) == NULL)
+	mark = n->partial ? PARTIAL_MARK_LEN : 0;
+	if ((p->client_name = malloc(mark + n->namelen + 1)) == NULL)
 		return PF_EINTERNAL;
-	memcpy(p->client_name, n->name, n->namelen);
-	p->client_name[n->namelen] = '\0';
-	p->client_name_len = n->namelen;
+	memcpy(p->client_name, PARTIAL_MARK, mark);
+	memcpy(p->client_name + mark, n->name, n->namelen);
+	p->client_name[mark + n->namelen] = '\0';
+	p->client_name_len = mark + n->namelen;
 	snprintf(p->peer, sizeof(p->peer), "%s", n->peer);
 	return PF_OK;
 }
@@ -366,11 +497,6 @@ engine_upload_create(struct engine *e, const struct engine_upload_new *n,
 	}
 	snprintf(id, ENGINE_ID_LEN + 1, "%s", session_id(p->s));
 	p->partial = n->partial;
-	if (n->partial && !partial_add(e->uploads, p->s)) {
-		registry_end(e->registry, p->s, SESSION_FAILED, PF_EINTERNAL);
-		rc = PF_EINTERNAL;
-		goto out;
-	}
 	if (n->size == 0 && n->partial) {
 		rc = open_with_head(e, p, (const uint8_t *)"", 0, why, cap);
 		goto out;
@@ -431,19 +557,90 @@ engine_upload_info(struct engine *e, const char *id, const char *user,
 {
 	struct engine_session_info si;
 	struct session *s;
+	enum pf_status rc;
 
 	memset(out, 0, sizeof(*out));
 	if ((s = lookup(e, id, user)) == NULL)
 		return info_finished(e, id, user, out);
+	/*
+	 * All of it durable but not stored (the disk was full at the end):
+	 * stored now, or the error, as the offset must not say it is done.
+	 */
+	if (session_ready(s) && session_state(s) == SESSION_RECEIVING &&
+	    session_held_prefix(s) == session_size(s) &&
+	    !partial_is(e->uploads, s)) {
+		/* Another request storing it at once: it is in progress. */
+		if ((rc = complete(e, s)) != PF_OK ||
+		    info_finished(e, id, user, out) == PF_OK) {
+			session_unref(s);
+			return rc;
+		}
+	}
 	session_info(s, &si);
 	out->state = si.state;
 	out->size = session_size(s);
 	out->offset = session_ready(s) ? session_held_prefix(s) : 0;
 	out->expires = si.updated + (int64_t)e->cfg.staging_ttl_s;
-	out->partial = partial_is(e->uploads, s, false);
+	out->partial = partial_is(e->uploads, s);
 	snprintf(out->name, sizeof(out->name), "%s", session_name(s));
 	session_unref(s);
 	return PF_OK;
+}
+
+/*
+ * The tail a request left in ready session s, for a write at off: gone
+ * on with (true, in *t; *at is off then), or dropped if off is the
+ * durable offset *at (its chunk is written anew), else kept.
+ */
+static bool
+tail_resolve(struct engine *e, struct session *s, uint64_t off,
+    uint64_t *at, struct tail *t)
+{
+	if (!session_ready(s) || !tail_take(e->uploads, s, t))
+		return false;
+	if (off == t->off) {
+		*at = off;
+		return true;
+	}
+	if (off != *at && tail_put(e, s, t->idx, t->off))
+		return false;
+	session_release_chunk(s, t->idx, false);
+	return false;
+}
+
+/* Bytes read back at once to digest the start of a chunk gone on with. */
+#define REHASH_BUF	(64 * 1024)
+
+/*
+ * Goes on with chunk idx, written from its start to u->off and claimed
+ * by an earlier request: claimed by u now, its digest fed with what is
+ * staged.
+ */
+static enum pf_status
+resume_chunk(struct engine_upload *u, uint32_t idx)
+{
+	struct proto_chunk_head ch = { .index = idx,
+	    .offset = (uint64_t)idx * u->cs };
+	enum pf_status rc;
+	uint8_t *buf;
+	size_t k;
+
+	ch.length = proto_chunk_length(u->size, u->cs, idx);
+	u->idx = idx;
+	u->chunk_end = ch.offset + ch.length;
+	u->claimed = true;
+	if ((rc = proto_chunk_digest_begin(u->hash, &ch)) != PF_OK)
+		return rc;
+	if ((buf = malloc(REHASH_BUF)) == NULL)
+		return PF_EINTERNAL;
+	for (uint64_t o = ch.offset; o < u->off && rc == PF_OK; o += k) {
+		k = u->off - o < REHASH_BUF ? (size_t)(u->off - o) :
+		    REHASH_BUF;
+		if ((rc = session_read_staged(u->s, o, buf, k)) == PF_OK)
+			rc = pf_sha256_update(u->hash, buf, k);
+	}
+	free(buf);
+	return rc;
 }
 
 enum pf_status
@@ -451,9 +648,12 @@ engine_upload_begin(struct engine *e, const char *id, const char *user,
     uint64_t off, bool hold, struct engine_upload **out, uint64_t *durable)
 {
 	struct engine_upload_info info;
+	struct pending *p = NULL;
 	struct engine_upload *u;
 	struct session *s;
+	struct tail t = { .off = 0 };
 	enum pf_status rc;
+	bool resume;
 	uint64_t at;
 
 	*out = NULL;
@@ -469,26 +669,46 @@ engine_upload_begin(struct engine *e, const char *id, const char *user,
 		return PF_EBUSY;
 	}
 	at = session_ready(s) ? session_held_prefix(s) : 0;
+	resume = tail_resolve(e, s, off, &at, &t);
+	/* Not ready: a new upload, whose first write opens it. */
+	if (!session_ready(s) && (p = pending_take(e->uploads, s)) != NULL) {
+		/* Its held first bytes: gone on from, or sent anew. */
+		if (off == 0)
+			p->headlen = 0;
+		at = p->headlen;
+	} else if (!session_ready(s)) {
+		/* Another write is opening it. */
+		session_unref(s);
+		return PF_EBUSY;
+	}
 	if (off != at || (u = calloc(1, sizeof(*u))) == NULL) {
+		if (p != NULL)
+			pending_put(e->uploads, p);
+		if (resume)
+			session_release_chunk(s, t.idx, false);
 		session_unref(s);
 		*durable = at;
 		return off != at ? PF_EPROTO : PF_EINTERNAL;
 	}
-	*u = (struct engine_upload){ .e = e, .s = s, .hold = hold,
-	    .off = off, .size = session_size(s),
+	*u = (struct engine_upload){ .e = e, .s = s, .p = p, .hold = hold,
+	    .off = 0, .size = session_size(s),
 	    .cs = session_chunk_size(s) ? session_chunk_size(s) :
 	    PROTO_DEFAULT_CHUNK, .hash = pf_sha256_new() };
-	/* Not ready: a new upload, whose first write opens it. */
-	if (!session_ready(s))
-		u->p = pending_take(e->uploads, s);
-	u->partial = partial_is(e->uploads, s, false);
+	if (p != NULL) {
+		memcpy(u->head, p->head, p->headlen);
+		u->headlen = p->headlen;
+	} else
+		u->off = off;
+	u->partial = p != NULL ? p->partial : partial_is(e->uploads, s);
 	session_attach(s, false);
 	session_touch(s);
-	if (u->hash == NULL || (!session_ready(s) && u->p == NULL)) {
-		/* Another write is opening it, or out of memory. */
+	rc = u->hash == NULL ? PF_EINTERNAL : resume ? resume_chunk(u, t.idx) :
+	    PF_OK;
+	if (rc != PF_OK) {
+		u->claimed = resume;
+		u->err = rc;
 		engine_upload_end(u, false, durable);
-		*durable = at;
-		return u->hash == NULL ? PF_EINTERNAL : PF_EBUSY;
+		return rc;
 	}
 	*out = u;
 	return PF_OK;
@@ -689,7 +909,7 @@ engine_upload_write(struct engine_upload *u, const void *p, size_t n)
 uint64_t
 engine_upload_room(const struct engine_upload *u)
 {
-	return u->size - u->off;
+	return u->size - u->off - (u->p != NULL ? u->headlen : 0);
 }
 
 uint64_t
@@ -730,19 +950,31 @@ engine_upload_end(struct engine_upload *u, bool keep, uint64_t *offset)
 {
 	struct engine *e = u->e;
 	struct session *s = u->s;
+	bool tail = u->claimed && u->p == NULL && keep && u->err == PF_OK;
 	enum pf_status rc = PF_OK;
 
-	if (u->claimed)
-		session_release_chunk(s, u->idx, false);
 	while (u->rn > 0)
 		ring_pop(u);
 	end_held(u, keep);
 	*offset = session_ready(s) && session_state(s) == SESSION_RECEIVING ?
 	    session_held_prefix(s) : 0;
+	/* A chunk left unfinished after durable ones: the next goes on. */
+	if (tail && *offset == (uint64_t)u->idx * u->cs &&
+	    session_state(s) == SESSION_RECEIVING &&
+	    tail_put(e, s, u->idx, u->off))
+		*offset = u->off;
+	else if (u->claimed)
+		session_release_chunk(s, u->idx, false);
 	if (u->p != NULL) {
-		/* Not opened: it waits for a write with its first bytes. */
-		if (u->headlen > 0 && u->err == PF_OK)
-			rc = PF_EPROTO;
+		/*
+		 * Not opened: the first bytes so far wait in memory for the
+		 * rest of the head (HEAD says 0: none of them is durable).
+		 */
+		if (keep && u->err == PF_OK) {
+			memcpy(u->p->head, u->head, u->headlen);
+			u->p->headlen = u->headlen;
+		}
+		*offset = u->p->headlen;
 		pending_put(e->uploads, u->p);
 	} else if (*offset == u->size && u->err == PF_OK && !u->partial)
 		rc = complete(e, s);
@@ -790,7 +1022,7 @@ take_parts(struct engine *e, const char *user, const char *const *ids,
 		struct session *s = lookup(e, ids[i], user);
 
 		parts[i] = s;
-		if (s == NULL || !partial_is(e->uploads, s, false)) {
+		if (s == NULL || !partial_is(e->uploads, s)) {
 			snprintf(why, cap, "no partial upload %s", ids[i]);
 			return PF_ENOSESSION;
 		}
@@ -894,14 +1126,14 @@ engine_upload_concat(struct engine *e, const struct engine_upload_new *n,
 	 * again.
 	 */
 	for (size_t i = 0; i < nparts && (rc == PF_OK ||
-	    rc == PF_EFORBIDDEN); i++) {
-		partial_is(e->uploads, parts[i], true);
+	    rc == PF_EFORBIDDEN); i++)
 		registry_end(e->registry, parts[i], rc == PF_OK ?
 		    SESSION_CANCELLED : SESSION_FAILED, rc);
-	}
-	if (rc == PF_OK)
+	if (rc == PF_OK) {
+		finals_add(e->uploads, id, ids, nparts);
 		log_info("upload %s is the concatenation of %zu parts", id,
 		    nparts);
+	}
 out:
 	for (size_t i = 0; i < nparts; i++)
 		session_unref(parts[i]);

@@ -758,6 +758,13 @@ session_name(const struct session *s)
 	return s->name;
 }
 
+const char *
+session_client_name(const struct session *s, size_t *len)
+{
+	*len = s->client_name_len;
+	return s->client_name;
+}
+
 uint64_t
 session_size(const struct session *s)
 {

@@ -285,6 +285,8 @@ const struct manifest *session_manifest(const struct session *s);
 const char *session_id(const struct session *s);
 const char *session_user(const struct session *s);
 const char *session_name(const struct session *s);
+/* The name as sent (any bytes, *len of them; NULL until ready). */
+const char *session_client_name(const struct session *s, size_t *len);
 uint64_t session_size(const struct session *s);
 uint32_t session_chunk_size(const struct session *s);
 uint32_t session_nchunks(const struct session *s);

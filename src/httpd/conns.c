@@ -19,6 +19,7 @@ struct gw_conn {
 	uint64_t		 since_ms;	/* request (or idle) start */
 	uint64_t		 body;		/* body bytes since then */
 	_Atomic bool		 responding;	/* deadline no longer applies */
+	_Atomic bool		 uploading;	/* a tus body is coming */
 	struct gw_conn		*prev, *next;
 };
 
@@ -39,6 +40,15 @@ conns_mark_responding(struct MHD_Connection *c)
 
 	if (gc != NULL)
 		atomic_store(&gc->responding, true);
+}
+
+void
+conns_mark_uploading(struct MHD_Connection *c)
+{
+	struct gw_conn *gc = conn_of(c);
+
+	if (gc != NULL)
+		atomic_store(&gc->uploading, true);
 }
 
 bool
@@ -84,11 +94,14 @@ conns_addr_text(const struct sockaddr_storage *addr,
 /*
  * The connection that has waited longest, over GW_EVICT_MS, for a request
  * to come in whole (idle or trickling), or NULL. Answers being sent
- * (event streams, too) do not count. h->conns_lock held.
+ * (event streams, too) do not count, nor upload bodies unless they
+ * stalled for the idle timeout: a client may pause between pieces of a
+ * file, and cutting it would cost a resume. h->conns_lock held.
  */
 static struct gw_conn *
 longest_waiting(struct httpd *h, uint64_t now, unsigned *live)
 {
+	uint64_t idle = 1000ull * h->cfg.timeout_s;
 	struct gw_conn *oldest = NULL;
 
 	*live = 0;
@@ -98,6 +111,8 @@ longest_waiting(struct httpd *h, uint64_t now, unsigned *live)
 		(*live)++;
 		if (!atomic_load(&gc->responding) &&
 		    gc->since_ms + GW_EVICT_MS <= now &&
+		    (!atomic_load(&gc->uploading) ||
+		    gc->since_ms + idle <= now) &&
 		    (oldest == NULL || gc->since_ms < oldest->since_ms))
 			oldest = gc;
 	}
@@ -212,6 +227,7 @@ conns_request_done(struct httpd *h, struct MHD_Connection *c)
 	gc->since_ms = pf_now_ms();
 	gc->body = 0;
 	atomic_store(&gc->responding, false);
+	atomic_store(&gc->uploading, false);
 	pthread_mutex_unlock(&h->conns_lock);
 }
 

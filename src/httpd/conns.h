@@ -39,6 +39,13 @@ void conns_mark_responding(struct MHD_Connection *c);
 /* True if c was opened over --http-max-per-ip (it gets 503 busy). */
 bool conns_over_limit(struct MHD_Connection *c);
 
+/*
+ * c carries an upload's body (tus.c): it is not closed to make room for
+ * new connections unless it stalls for --http-timeout. Until the end of
+ * the request.
+ */
+void conns_mark_uploading(struct MHD_Connection *c);
+
 /* The client's address of c with its port zeroed, to count per address. */
 void conns_client_addr(struct MHD_Connection *c,
     struct sockaddr_storage *out);

@@ -325,6 +325,7 @@ begin_body(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 		    "moment" : pf_status_message(rc));
 		return false;
 	}
+	conns_mark_uploading(c);
 	rq->room = engine_upload_room(rq->u);
 	if (header_u64(c, "Content-Length", &len) && len > rq->room) {
 		engine_upload_end(rq->u, false, &durable);
@@ -423,6 +424,30 @@ create(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	return MHD_YES;
 }
 
+/* Upload-Concat: final;<urls> of a final upload id; else nothing. */
+static void
+add_final(struct MHD_Response *r, struct httpd *h, const char *id)
+{
+	char *parts = engine_upload_final_parts(h->engine, id), *v, *p, *save;
+	size_t n, cap;
+
+	if (parts == NULL)
+		return;
+	/* Each id of the list becomes the URL of that upload. */
+	cap = 7 + (strlen(parts) / ENGINE_ID_LEN + 1) * (sizeof(TUS_ROOT) +
+	    ENGINE_ID_LEN + 1);
+	if ((v = malloc(cap)) != NULL) {
+		n = (size_t)snprintf(v, cap, "final;");
+		for (p = strtok_r(parts, " ", &save); p != NULL && n < cap;
+		    p = strtok_r(NULL, " ", &save))
+			n += (size_t)snprintf(v + n, cap - n, "%s%s/%s",
+			    v[n - 1] == ';' ? "" : " ", TUS_ROOT, p);
+		MHD_add_response_header(r, "Upload-Concat", v);
+		free(v);
+	}
+	free(parts);
+}
+
 /* HEAD: where the upload is (the durable offset) and how long it is. */
 static enum MHD_Result
 head(const char *id, struct httpd *h, struct MHD_Connection *c,
@@ -447,6 +472,7 @@ head(const char *id, struct httpd *h, struct MHD_Connection *c,
 	add_expires(r, info.state == ENGINE_RECEIVING ? info.expires : 0);
 	if (info.partial)
 		MHD_add_response_header(r, "Upload-Concat", "partial");
+	add_final(r, h, id);
 	if (info.name[0] != '\0' && (b64 = pf_base64_encode((const uint8_t *)
 	    info.name, strlen(info.name))) != NULL) {
 		if ((meta = malloc(strlen(b64) + 16)) != NULL) {
@@ -530,6 +556,9 @@ start(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	uint64_t len;
 	bool one;
 
+	/* tus: what a client that cannot send PATCH or DELETE means. */
+	if ((v = header(c, "X-HTTP-Method-Override")) != NULL)
+		method = v;
 	if (conns_over_limit(c))
 		return fail_with(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
 		    "too many connections from this address", "Connection",
@@ -611,11 +640,6 @@ finish(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c)
 		return fail(c, TUS_CHECKSUM_MISMATCH, "checksum_mismatch",
 		    "the body does not match Upload-Checksum; nothing of it "
 		    "was kept");
-	if (rc == PF_EPROTO)
-		return fail(c, MHD_HTTP_BAD_REQUEST, "bad_request",
-		    "the first bytes of an upload (512, or all of a smaller "
-		    "one) must come in one request: the file-type check "
-		    "needs them");
 	if (rc != PF_OK)
 		return fail_rc(c, rc,
 		    pf_status_message(rc));

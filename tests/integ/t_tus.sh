@@ -3,22 +3,30 @@
 # Resumable uploads over HTTPS with tus 1.0.0 (/api/v1/uploads, see
 # docs/api.md), from curl and from tus-js-client under node (tests/node,
 # installed from npm): discovery, creation (with upload), a PATCH that
-# ends inside a chunk (the offset is the end of the durable chunks, and
-# the rest is sent again), Upload-Checksum (460, nothing kept), 409 on a
-# wrong offset, 412 without Tus-Resumable, 413 past the length, an
-# executable refused before anything is stored, termination, another
-# user's 404s, the offset kept across a SIGKILL of the server, events,
-# metrics and the login throttle; then a 64 MiB file through
-# tus-js-client, once whole and once killed midway and resumed from its
-# stored URL (only the rest is sent), and with parallelUploads: 4
-# (concatenation). Every stored file
-# is compared with its source and its receipt with `paraflow digest`.
+# ends inside a chunk (its answer says where to go on, HEAD the end of
+# the durable chunks; either is accepted), first PATCHes shorter than
+# the 512 bytes the policy judges, header and number parsing, partial
+# uploads across a restart, HEAD of a final upload, an upload body that
+# stalls while the connection table fills, Upload-Checksum (460,
+# nothing kept), 409 on a wrong offset, 412 without Tus-Resumable, 413
+# past the length, an executable refused before anything is stored,
+# termination, another user's 404s, the offset kept across a SIGKILL of
+# the server, events, metrics, the user's caps and the login throttle;
+# then tus-js-client: a 64 MiB file, once whole and once killed midway
+# and resumed from its stored URL (only the rest is sent), chunkSize
+# 1000 and 1000000, and parallelUploads: 4 (concatenation). Every
+# stored file is compared with its source and its receipt with
+# `paraflow digest`.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_http.sh"
 need_api_tools
 
 add_users alice bob
-start_gw --users "$U"
+# 64 connections at most, for the stalled upload below; a long idle
+# timeout, so that a loaded machine cannot stall it past that.
+GW=(--users "$U" --http-max-connections 64 --http-max-per-ip 64
+    --http-timeout 60)
+start_gw "${GW[@]}"
 EP=$HTTP_URL/api/v1/uploads
 TUS=(-H 'Tus-Resumable: 1.0.0')
 OCT=(-H 'Content-Type: application/offset+octet-stream')
@@ -100,13 +108,15 @@ check_eq "HEAD: Cache-Control" no-store "$(hdr Cache-Control)"
 head -c $((5 * MIB)) "$T/a" >"$T/a.head"
 patch 0 "$T/a.head"
 check_eq "PATCH of 5 MiB: 204" 204 "$CODE"
-check_eq "... its offset is the end of the durable chunk (4 MiB)" \
-    "$CHUNK" "$(hdr Upload-Offset)"
-check_eq "HEAD says the same" "$CHUNK" "$(offset_of "$LOC")"
+check_eq "... its answer says where to go on (5 MiB)" $((5 * MIB)) \
+    "$(hdr Upload-Offset)"
+check_eq "HEAD says the end of the durable chunk (4 MiB)" "$CHUNK" \
+    "$(offset_of "$LOC")"
 patch 0 "$T/a.head"
 check_eq "PATCH at a stale offset: 409" 409 "$CODE"
 check_eq "... with the offset" "$CHUNK" "$(hdr Upload-Offset)"
 tail -c +$((CHUNK + 1)) "$T/a" >"$T/a.rest"
+# HEAD's offset is good too: the unfinished chunk is written anew.
 wrong=$(printf x | sha256sum | cut -d' ' -f1 | xxd -r -p | base64 -w0)
 right=$(sha256sum <"$T/a.rest" | cut -d' ' -f1 | xxd -r -p | base64 -w0)
 patch "$CHUNK" "$T/a.rest" -H "Upload-Checksum: sha256 $wrong"
@@ -133,7 +143,11 @@ check_eq "alice's upload is untouched" "$CHUNK" "$(offset_of "$LOC")"
 # A crash (SIGKILL) keeps what HEAD said: the offset is durable.
 kill -KILL "$SERVER_PID"
 wait "$SERVER_PID" 2>/dev/null
-start_gw --users "$U"
+# 64 connections at most, for the stalled upload below; a long idle
+# timeout, so that a loaded machine cannot stall it past that.
+GW=(--users "$U" --http-max-connections 64 --http-max-per-ip 64
+    --http-timeout 60)
+start_gw "${GW[@]}"
 EP=$HTTP_URL/api/v1/uploads
 check_eq "after a SIGKILL and a restart, HEAD gives the same offset" \
     "$CHUNK" "$(offset_of "$LOC")"
@@ -244,6 +258,241 @@ check "... its staging area is gone" [ ! -e "$STORAGE/.staging/$ID" ]
 req "${ALICE[@]}" "${TUS[@]}" -I "$LOC"
 check_eq "... HEAD: 410" 410 "$CODE"
 
+# --- A first PATCH shorter than the 512 bytes the policy judges --------
+# piece FILE OFF LEN: those bytes of FILE in $T/piece.
+piece() {
+	tail -c +$(($2 + 1)) "$1" | head -c "$3" >"$T/piece"
+}
+mkfile "$T/s" 2000
+create 2000 short.bin
+piece "$T/s" 0 100
+patch 0 "$T/piece"
+check_eq "a first PATCH of 100 bytes: 204" 204 "$CODE"
+check_eq "... its answer counts them" 100 "$(hdr Upload-Offset)"
+check_eq "... HEAD says 0 (none is durable)" 0 "$(offset_of "$LOC")"
+check "... nothing stored yet" [ ! -e "$STORAGE/.staging/$ID" ]
+sum=$(printf x | sha256sum | cut -d' ' -f1 | xxd -r -p | base64 -w0)
+piece "$T/s" 100 100
+patch 100 "$T/piece" -H "Upload-Checksum: sha256 $sum"
+check_eq "... the next 100 with a wrong checksum: 460" 460 "$CODE"
+patch 200 "$T/piece"
+check_eq "... they were not kept: 409 at 200" 409 "$CODE"
+for off in 100 200 300 400; do
+	piece "$T/s" "$off" 100
+	patch "$off" "$T/piece"
+	[ "$CODE" = 204 ] || break
+done
+check_eq "PATCHes of 100 bytes up to 500: 204" "204 500" \
+    "$CODE $(hdr Upload-Offset)"
+check "... still nothing stored" [ ! -e "$STORAGE/.staging/$ID" ]
+piece "$T/s" 500 100
+patch 500 "$T/piece"
+check_eq "the PATCH that completes the first 512 bytes: 204" "204 600" \
+    "$CODE $(hdr Upload-Offset)"
+check "... opened it" [ -d "$STORAGE/.staging/$ID" ]
+piece "$T/s" 600 1400
+patch 600 "$T/piece"
+check_eq "... the rest: 204" "204 2000" "$CODE $(hdr Upload-Offset)"
+check "... stored file identical, receipt = paraflow digest" stored_as \
+    "$ID" "$T/s"
+# PATCHes of 1 MiB + 1: each answer goes on where the last one ended,
+# HEAD only says whole chunks.
+mkfile "$T/m" $((6 * MIB))
+create $((6 * MIB)) pieces.bin
+off=0 heads=
+while [ "$off" -lt $((6 * MIB)) ]; do
+	piece "$T/m" "$off" $((MIB + 1))
+	patch "$off" "$T/piece"
+	[ "$CODE" = 204 ] || break
+	off=$(hdr Upload-Offset)
+	heads="$heads $(offset_of "$LOC")"
+done
+check_eq "PATCHes of 1 MiB + 1 byte: each one goes on" "204 $((6 * MIB))" \
+    "$CODE $off"
+check_eq "... HEAD said the durable chunks" \
+    " 0 0 0 $CHUNK $CHUNK $((6 * MIB))" "$heads"
+check "... stored file identical, receipt = paraflow digest" stored_as \
+    "$ID" "$T/m"
+# Sent anew from 0 after a HEAD that said 0: the held bytes are dropped.
+create 2000 again.bin
+piece "$T/s" 0 100
+patch 0 "$T/piece"
+patch 0 "$T/piece"
+check_eq "a short first PATCH sent again from 0: 204 at 100" "204 100" \
+    "$CODE $(hdr Upload-Offset)"
+# An executable in pieces of 100: refused once 512 bytes are there.
+create "$(stat -c %s "$T/exe")" pieces.dat
+for off in 0 100 200 300 400 500; do
+	piece "$T/exe" "$off" 100
+	patch "$off" "$T/piece"
+	[ "$CODE" = 204 ] || break
+done
+check_eq "an ELF executable in PATCHes of 100: 403 at the one past 512" \
+    "403 500" "$CODE $off"
+check "... nothing was stored" [ ! -e "$STORAGE/.staging/$ID" ]
+check "... and no file" [ ! -e "$STORAGE/$ID" ]
+
+# --- Headers and numbers ------------------------------------------------
+create 10 override.bin
+printf 0123456789 >"$T/ten"
+patch 0 "$T/ten" -X POST -H 'X-HTTP-Method-Override: PATCH'
+check_eq "POST with X-HTTP-Method-Override: PATCH is a PATCH" "204 10" \
+    "$CODE $(hdr Upload-Offset)"
+check "... stored" stored_as "$ID" "$T/ten"
+
+for v in -1 +5 5x 0x10 1e3 18446744073709551616 99999999999999999999 ''; do
+	req "${ALICE[@]}" "${TUS[@]}" -X POST -H "Upload-Length: $v" \
+	    -H "Upload-Metadata: filename $(printf n | base64)" \
+	    /api/v1/uploads
+	[ "$CODE" = 400 ] || break
+done
+check_eq "Upload-Length: signs, hex, overflow, empty: 400" 400 "$CODE"
+req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Length: 9223372036854775807' \
+    -H "Upload-Metadata: filename $(printf n | base64)" /api/v1/uploads
+check_eq "Upload-Length of 2^63-1: 413" 413 "$CODE"
+check_eq "... with Tus-Resumable" 1.0.0 "$(hdr Tus-Resumable)"
+create 10 num.bin
+for v in -0 +0 18446744073709551616 0x0; do
+	patch "$v" "$T/ten"
+	[ "$CODE" = 400 ] || break
+done
+check_eq "Upload-Offset: signs, overflow, hex: 400" 400 "$CODE"
+patch 9999999999999999999 "$T/ten"
+check_eq "Upload-Offset far past the length: 409" 409 "$CODE"
+req "${ALICE[@]}" "${TUS[@]}" -X PATCH -H 'Upload-Offset: 0' \
+    -H 'Content-Type: application/octet-stream' --data-binary @"$T/ten" \
+    "$LOC"
+check_eq "PATCH with another Content-Type: 415" 415 "$CODE"
+check_eq "... with Tus-Resumable" 1.0.0 "$(hdr Tus-Resumable)"
+req "${ALICE[@]}" "${TUS[@]}" -I \
+    /api/v1/uploads/3b241101-e2bb-4255-8caf-4136c566a962
+check_eq "HEAD of an unknown upload: 404 with Tus-Resumable" "404 1.0.0" \
+    "$CODE $(hdr Tus-Resumable)"
+req "${TUS[@]}" -I "$LOC"
+check_eq "HEAD without a login: 401 with Tus-Resumable" "401 1.0.0" \
+    "$CODE $(hdr Tus-Resumable)"
+big=$(head -c 5000 /dev/zero | base64 -w0)
+req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Length: 1' \
+    -H "Upload-Metadata: filename $big" /api/v1/uploads
+check_eq "Upload-Metadata over 4096 bytes: 400" 400 "$CODE"
+req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Length: 0' \
+    -H "Upload-Metadata: filename $(printf '../../etc/a\nb.txt' | base64 -w0)" \
+    /api/v1/uploads
+check_eq "a filename with a path and a newline: 201" 201 "$CODE"
+check_eq "... stored under its sanitized base name" a_b.txt \
+    "$(curl -s "${ALICE[@]}" "$HTTP_URL/api/v1/sessions/$(basename \
+    "$(hdr Location)")" | json_get name)"
+check "... nothing outside the storage directory" [ ! -e "$STORAGE/../etc" ]
+
+# --- Concatenation by hand; partial uploads across a restart -------------
+mkfile "$T/j" $((6 * MIB))
+head -c $((5 * MIB)) "$T/j" >"$T/j1"
+tail -c +$((5 * MIB + 1)) "$T/j" >"$T/j2"
+req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Concat: partial' \
+    -H "Upload-Length: $MIB" /api/v1/uploads
+p2=$(hdr Location)
+LOC=$p2
+patch 0 "$T/j2"
+check_eq "a partial upload sent whole: 204" 204 "$CODE"
+head -c $((4 * MIB + 100)) "$T/j1" >"$T/j1h"
+# Not complete: a part of 5 MiB, of which one chunk is durable.
+req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Concat: partial' \
+    -H "Upload-Length: $((5 * MIB))" /api/v1/uploads
+p3=$(hdr Location)
+LOC=$p3
+patch 0 "$T/j1h"
+kill -KILL "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null
+start_gw "${GW[@]}"
+EP=$HTTP_URL/api/v1/uploads
+req "${ALICE[@]}" "${TUS[@]}" -I "$p3"
+check_eq "after a restart, a partial upload is still one" \
+    "200 partial $CHUNK" "$CODE $(hdr Upload-Concat) $(hdr Upload-Offset)"
+tail -c +$((CHUNK + 1)) "$T/j1" >"$T/j1t"
+patch "$CHUNK" "$T/j1t"
+check_eq "... its rest: 204" "204 $((5 * MIB))" \
+    "$CODE $(hdr Upload-Offset)"
+check "... not stored as a file of its own" [ ! -e "$STORAGE/${p3##*/}" ]
+req "${ALICE[@]}" "${TUS[@]}" -X POST -H "Upload-Concat: final;$p3 $p2" \
+    -H "Upload-Metadata: filename $(printf j.bin | base64)" \
+    /api/v1/uploads
+check_eq "a final upload of it and another part: 201" 201 "$CODE"
+fin=$(hdr Location)
+check "... stored file identical, receipt = paraflow digest" stored_as \
+    "${fin##*/}" "$T/j"
+req "${ALICE[@]}" "${TUS[@]}" -I "$fin"
+check_eq "HEAD of the final upload: Upload-Concat: final;<its parts>" \
+    "final;$p3 $p2" "$(hdr Upload-Concat)"
+check_eq "... and its length as offset" "$((6 * MIB))" "$(hdr Upload-Offset)"
+
+# --- A stalled upload body is not closed to make room --------------------
+# With 64 connections at most, 8 are kept free: past 56 the gateway closes
+# the connections that have waited longest for a request, but an upload's
+# body only once it stalls for --http-timeout (60 s here).
+mkfile "$T/st" $((5 * MIB))
+create "$(stat -c %s "$T/st")" stalled.bin
+# A client of its own sends the body in two parts, the second once
+# $T/go exists.
+"$PY" - "$HTTP_PORT" "$GW_CA" "$LOC" "$T/st" "$T/go" $((CHUNK + 1000)) \
+    >"$T/st.code" 2>"$T/st.err" <<'EOF' &
+import base64, os, socket, ssl, sys, time
+port, ca, loc, path, go, first = sys.argv[1:7]
+data = open(path, "rb").read()
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))))
+auth = base64.b64encode(b"alice:alice-pw").decode()
+s.sendall((f"PATCH {loc} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
+           f"{auth}\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+           "Content-Type: application/offset+octet-stream\r\n"
+           f"Content-Length: {len(data)}\r\n\r\n").encode())
+s.sendall(data[:int(first)])
+end = time.time() + 120
+while not os.path.exists(go) and time.time() < end:
+    time.sleep(0.1)
+s.sendall(data[int(first):])
+print(s.recv(4096).split(b" ")[1].decode())
+EOF
+stalled=$!
+PIDS+=("$stalled")
+body_taken() {
+	[ "$(curl -s "${ALICE[@]}" "$HTTP_URL/api/v1/sessions/$ID" |
+	    json_get bytes_received)" -ge "$CHUNK" ] 2>/dev/null
+}
+check "an upload body under way" wait_for 60 body_taken
+sleep 2 # the body stalls past the 1 s after which a request may be cut
+"$PY" - "$HTTP_PORT" 58 >"$T/idle.out" <<'EOF'
+import select, socket, sys, time
+socks = [socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+         for _ in range(int(sys.argv[2]))]
+closed, end = 0, time.time() + 60
+while not closed and time.time() < end:
+    for s in select.select(socks, [], [], 0.5)[0]:
+        try:
+            closed += s.recv(1) == b""
+        except OSError:
+            closed += 1
+print(closed)
+EOF
+check "58 idle connections: the gateway closed some of them" \
+    [ "$(cat "$T/idle.out")" -gt 0 ]
+touch "$T/go"
+wait "$stalled"
+check_eq "... not the stalled upload: its PATCH ends in 204" 204 \
+    "$(cat "$T/st.code")"
+check "... stored file identical" stored_as "$ID" "$T/st"
+
+# --- The user's caps apply to tus uploads ------------------------------
+stop_server
+start_gw "${GW[@]}" --max-user-reserved 1M
+req -u bob:bob-pw "${TUS[@]}" -X POST -H "Upload-Length: $((2 * MIB))" \
+    -H "Upload-Metadata: filename $(printf q.bin | base64)" /api/v1/uploads
+check_eq "an upload over --max-user-reserved: 403 quota_exceeded" \
+    "403 quota_exceeded 1.0.0" "$CODE $(jget error.code) $(hdr Tus-Resumable)"
+stop_server
+start_gw "${GW[@]}"
+EP=$HTTP_URL/api/v1/uploads
+
 # --- tus-js-client ------------------------------------------------------
 if ! node_for tus-js-client; then
 	ok "tus-js-client # SKIP $NODE_SKIP"
@@ -312,6 +561,18 @@ check "... only the rest was sent" [ "$((64 * MIB - held))" -lt \
 check "... stored file identical, receipt = paraflow digest" stored_as \
     "${url##*/}" "$T/big2"
 
+# Any chunkSize: 1000 bytes (each PATCH shorter than the 512 bytes the
+# policy judges, or inside a chunk), and 1000000 (PATCHes across chunks).
+for cs in 1000 1000000; do
+	mkfile "$T/cs$cs" $((cs == 1000 ? 200000 : 9 * MIB + 777))
+	rc=0
+	tusjs "$T/cs$cs" 1 0 "$cs" || rc=$?
+	check_eq "tus-js-client, chunkSize: $cs" 0 "$rc"
+	id=$(field url)
+	check "... stored file identical, receipt = paraflow digest" \
+	    stored_as "${id##*/}" "$T/cs$cs"
+done
+
 # Concatenation: parallelUploads: 4 makes 4 partial uploads, sent at
 # once, and a final one that joins them.
 mkfile "$T/big3" $((64 * MIB))
@@ -325,6 +586,9 @@ check "... stored file identical, receipt = paraflow digest" stored_as \
 check "... the partial uploads left no staging area" staging_empty
 check_eq "... 4 parts joined" 1 "$(grep -c \
     "upload $id is the concatenation of 4 parts" "$T/server.log")"
+req "${ALICE[@]}" "${TUS[@]}" -I "/api/v1/uploads/$id"
+check "... its HEAD: Upload-Concat: final; and the 4 parts" grep -Eq \
+    '^final;(/api/v1/uploads/[0-9a-f-]{36} ?){4}$' <<<"$(hdr Upload-Concat)"
 
 # Last, as it throttles this address: the login throttle applies here.
 throttled() {
