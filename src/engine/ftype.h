@@ -15,8 +15,8 @@ struct ftype;
 /*
  * Opens libmagic and loads its database once (the system's, as file(1)
  * uses). NULL if it cannot be loaded: the caller must not go on without
- * it. Any thread may use the result; calls are serialized inside, since
- * a magic_t is not thread-safe.
+ * it. Any thread may use the result: a magic_t is not thread-safe, so
+ * it holds a few, and up to that many calls run at once.
  */
 struct ftype *ftype_new(void);
 
