@@ -140,10 +140,9 @@ plain(const struct autotune *a, double best)
 
 /*
  * Growing: a->best is what the new level did. A step that did not gain
- * GAIN is undone; one whose worse interval did not is checked against
- * base measured again (VERIFYING); one without a clear gain is kept and
- * held; otherwise it grows on, by FAST if the gain was near the ideal
- * (every flow capped).
+ * GAIN is undone; one whose worse interval did not gain clearly is
+ * checked against base measured again (VERIFYING); otherwise it grows
+ * on, by FAST if the gain was near the ideal (every flow capped).
  */
 static bool
 on_growing(struct autotune *a, const struct autotune_sample *s,
@@ -161,8 +160,12 @@ on_growing(struct autotune *a, const struct autotune_sample *s,
 		}
 		on = clear_gain(a, a->low);
 		a->factor = scales(a, a->low, LINEAR) ? FAST : 2;
-		if (a->low < a->base_rate * (1 + GAIN)) {
-			/* One interval gained, the other did not. */
+		if (!on) {
+			/*
+			 * No clear gain in the worse interval: base may have
+			 * been measured while the transfer was still starting
+			 * (slow start, logins), so measure it again.
+			 */
 			a->cand = a->level;
 			a->cand_rate = a->low;
 			a->phase = AUTOTUNE_VERIFYING;
