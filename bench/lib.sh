@@ -30,6 +30,7 @@ bench_cleanup() {
 # bench_gateway [ARG...]: user bench (password bench-pw) and a paraflowd
 # with ARG... on ephemeral ports, its gateway included, storage and state
 # in $work; sets port (the native protocol's) and url (the gateway's).
+# shellcheck disable=SC2034 # port and url are read by the benchmarks
 bench_gateway() {
 	printf 'bench-pw\n' | "$bin/paraflowd" --users "$work/users" \
 	    --add-user bench 2>/dev/null
