@@ -19,18 +19,9 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { check, launch, note, playwrightOrSkip, runMain, saveDownload,
+import { check, launch, need, note, playwrightOrSkip, runMain, saveDownload,
   signIn, sleep, waitFor, watchErrors } from './driver.mjs';
 import { startThrottle } from './throttle.mjs';
-
-function need(name) {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`dashboard.mjs: ${name} is not set`);
-    process.exit(2);
-  }
-  return v;
-}
 
 const URL0 = need('HTTP_URL');
 const NATIVE_PORT = Number(need('PF_PORT'));

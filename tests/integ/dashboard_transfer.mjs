@@ -20,17 +20,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { check, launch, playwrightOrSkip, runMain, saveDownload, signIn,
-  waitFor, watchErrors } from './driver.mjs';
-
-function need(name) {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`dashboard_transfer.mjs: ${name} is not set`);
-    process.exit(2);
-  }
-  return v;
-}
+import { check, launch, need, playwrightOrSkip, runMain, saveDownload,
+  signIn, waitFor, watchErrors } from './driver.mjs';
 
 const URL0 = need('HTTP_URL');
 const USER = need('PF_USER');

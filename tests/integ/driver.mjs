@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // What the node drivers of the integration tests share (dashboard.mjs,
 // dashboard_transfer.mjs, dashboard_tus.mjs, tus.mjs): their result
-// lines for lib.sh's tap_from, finding an npm package, waiting for a
-// condition, and a headless Chromium with the page's sign-in.
+// lines for lib.sh's tap_from, their input from the environment, finding
+// an npm package, waiting for a condition, and a headless Chromium with
+// the page's sign-in.
 
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -44,6 +45,16 @@ export function runMain(main, minutes) {
     check('the browser test ran to its end', false, err.stack || err);
     process.exit(1);
   });
+}
+
+/* The environment variable name; exit status 2 without it. */
+export function need(name) {
+  const v = process.env[name];
+  if (!v) {
+    console.error(`${path.basename(process.argv[1])}: ${name} is not set`);
+    process.exit(2);
+  }
+  return v;
 }
 
 /* --- npm packages ---------------------------------------------------- */
