@@ -30,19 +30,8 @@ bench_init pf-bench-http
 machine
 echo "file: $size_mib MiB in $work; wrk: $threads threads, $conns connections"
 
-printf 'bench-pw\n' | "$bin/paraflowd" --users "$work/users" \
-    --add-user bench 2>/dev/null
-export PARAFLOW_STATE_DIR="$work/state"
-"$bin/paraflowd" --port 0 --port-file "$work/port" --http-port 0 \
-    --http-port-file "$work/hport" --storage "$work/storage" \
-    --users "$work/users" --quiet ${PFD_ARGS:-} 2>>"$work/server.log" &
-pids+=($!)
-for _ in $(seq 100); do
-	[ -s "$work/port" ] && [ -s "$work/hport" ] && break
-	sleep 0.05
-done
-port=$(cat "$work/port")
-url=https://127.0.0.1:$(cat "$work/hport")
+# shellcheck disable=SC2086 # PFD_ARGS: words, as on a command line
+bench_gateway ${PFD_ARGS:-}
 ca=$work/storage/.tls/cert.pem
 auth="Authorization: Basic $(printf 'bench:bench-pw' | base64)"
 target="$url/api/v1/sessions?limit=100"

@@ -27,6 +27,26 @@ bench_cleanup() {
 	rm -rf "$work"
 }
 
+# bench_gateway [ARG...]: user bench (password bench-pw) and a paraflowd
+# with ARG... on ephemeral ports, its gateway included, storage and state
+# in $work; sets port (the native protocol's) and url (the gateway's).
+# shellcheck disable=SC2034 # port and url are read by the benchmarks
+bench_gateway() {
+	printf 'bench-pw\n' | "$bin/paraflowd" --users "$work/users" \
+	    --add-user bench 2>/dev/null
+	export PARAFLOW_STATE_DIR="$work/state"
+	"$bin/paraflowd" --port 0 --port-file "$work/port" --http-port 0 \
+	    --http-port-file "$work/hport" --storage "$work/storage" \
+	    --users "$work/users" --quiet "$@" 2>>"$work/server.log" &
+	pids+=($!)
+	for _ in $(seq 100); do
+		[ -s "$work/port" ] && [ -s "$work/hport" ] && break
+		sleep 0.05
+	done
+	port=$(cat "$work/port")
+	url=https://127.0.0.1:$(cat "$work/hport")
+}
+
 # now: the time in seconds, with nanoseconds.
 now() {
 	date +%s.%N

@@ -25,20 +25,7 @@ bench_init pf-bench-tus
 machine
 echo "file: $size_mib MiB in $work; $runs runs per case, medians"
 
-printf 'bench-pw\n' | "$bin/paraflowd" --users "$work/users" \
-    --add-user bench 2>/dev/null
-export PARAFLOW_STATE_DIR="$work/state"
-"$bin/paraflowd" --port 0 --port-file "$work/port" --http-port 0 \
-    --http-port-file "$work/hport" --storage "$work/storage" \
-    --users "$work/users" --max-user-share 100 --quiet \
-    2>>"$work/server.log" &
-pids+=($!)
-for _ in $(seq 100); do
-	[ -s "$work/port" ] && [ -s "$work/hport" ] && break
-	sleep 0.05
-done
-port=$(cat "$work/port")
-url=https://127.0.0.1:$(cat "$work/hport")
+bench_gateway --max-user-share 100
 export NODE_EXTRA_CA_CERTS=$work/storage/.tls/cert.pem
 auth=(--cacert "$NODE_EXTRA_CA_CERTS" -u bench:bench-pw)
 

@@ -234,6 +234,31 @@ out:
 	return rc;
 }
 
+/* A manifest with room for n entries, all zero (m->n counts those read);
+ * NULL without memory. */
+static struct manifest *
+manifest_new(size_t n)
+{
+	struct manifest *m = calloc(1, sizeof(*m));
+
+	if (m != NULL && (m->f = calloc(n, sizeof(*m->f))) == NULL) {
+		free(m);
+		m = NULL;
+	}
+	return m;
+}
+
+/* Places f after the files before it; false if the sizes overflow. */
+static bool
+place(struct manifest *m, struct manifest_file *f)
+{
+	if (m->total + f->size < m->total)
+		return false;
+	f->offset = m->total;
+	m->total += f->size;
+	return true;
+}
+
 enum pf_status
 manifest_parse(const struct policy *p, const json_t *files,
     struct manifest **out, char *why, size_t cap)
@@ -250,8 +275,7 @@ manifest_parse(const struct policy *p, const json_t *files,
 		    PROTO_MAX_FILES);
 		return PF_EBADFRAME;
 	}
-	if ((m = calloc(1, sizeof(*m))) == NULL ||
-	    (m->f = calloc(n, sizeof(*m->f))) == NULL)
+	if ((m = manifest_new(n)) == NULL)
 		goto out;
 	for (m->n = 0; m->n < n; m->n++) {
 		struct manifest_file *f = &m->f[m->n];
@@ -262,13 +286,11 @@ manifest_parse(const struct policy *p, const json_t *files,
 			    "and mtime (or dir)", m->n);
 			goto out;
 		}
-		if (m->total + f->size < m->total) {
+		if (!place(m, f)) {
 			rc = PF_EBADFRAME;
 			snprintf(why, cap, "sizes overflow");
 			goto out;
 		}
-		f->offset = m->total;
-		m->total += f->size;
 		if ((rc = safe_path(p, f)) != PF_OK)
 			goto out;
 	}
@@ -374,20 +396,17 @@ manifest_load(const json_t *j, struct manifest **out)
 	*out = NULL;
 	if (!json_is_array(j) || n == 0 || n > PROTO_MAX_FILES)
 		return PF_EBADFRAME;
-	if ((m = calloc(1, sizeof(*m))) == NULL ||
-	    (m->f = calloc(n, sizeof(*m->f))) == NULL)
+	if ((m = manifest_new(n)) == NULL)
 		goto out;
 	for (m->n = 0; m->n < n; m->n++) {
 		struct manifest_file *f = &m->f[m->n];
 
 		if ((rc = load_entry(json_array_get(j, m->n), f)) != PF_OK)
 			goto out;
-		if (m->total + f->size < m->total) {
+		if (!place(m, f)) {
 			rc = PF_EBADFRAME;
 			goto out;
 		}
-		f->offset = m->total;
-		m->total += f->size;
 	}
 	*out = m;
 	m = NULL;

@@ -8,7 +8,7 @@
 //
 // Input in the environment (set by t_dashboard.sh): HTTP_URL, PF_PORT,
 // PARAFLOW, PF_USER, PF_PASS, PF_BIG, PF_SMALL, PF_TMP, PF_OUT, CHROMIUM,
-// PF_SRCDIR, and optionally PF_NODE_MODULES, and PF_SPKI (the base64
+// and optionally PF_NODE_MODULES, and PF_SPKI (the base64
 // SHA-256 of the gateway's public key) for an https:// HTTP_URL.
 // Screenshots go to PF_OUT.
 // Output on stdout: one
@@ -18,18 +18,10 @@
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
+import { check, launch, need, note, playwrightOrSkip, runMain, saveDownload,
+  signIn, sleep, waitFor, watchErrors } from './driver.mjs';
 import { startThrottle } from './throttle.mjs';
-
-function need(name) {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`dashboard.mjs: ${name} is not set`);
-    process.exit(2);
-  }
-  return v;
-}
 
 const URL0 = need('HTTP_URL');
 const NATIVE_PORT = Number(need('PF_PORT'));
@@ -41,7 +33,6 @@ const SMALL = need('PF_SMALL');
 const TMP = need('PF_TMP');
 const OUT = need('PF_OUT');
 const CHROMIUM = need('CHROMIUM');
-const SRCDIR = need('PF_SRCDIR');
 /* An HTTPS gateway's self-signed key: trusted by its hash, nothing else. */
 const SPKI = URL0.startsWith('https:') ? need('PF_SPKI') : null;
 
@@ -55,39 +46,6 @@ const MIB = 1024 * 1024;
 const WATCH_RATE = 8 * MIB;
 const CANCEL_RATE = 2 * MIB;
 const PAGE_WAIT = 30000;
-
-/* --- Results --------------------------------------------------------- */
-
-let failures = 0;
-
-function check(desc, cond, detail = '') {
-  if (!cond)
-    failures++;
-  const clean = (s) => String(s).replace(/[\t\r\n]+/g, ' ');
-  console.log(`${cond ? 'ok' : 'fail'}\t${clean(desc)}\t${clean(detail)}`);
-  return cond;
-}
-
-function note(text) {
-  console.log(`note\t${String(text).replace(/[\t\r\n]+/g, ' ')}`);
-}
-
-function loadPlaywright() {
-  const dirs = [process.env.PF_NODE_MODULES,
-    path.join(SRCDIR, 'tests', 'node', 'node_modules')].filter(Boolean);
-  for (const dir of dirs) {
-    try {
-      return createRequire(path.join(dir, 'x.js'))('playwright-core');
-    } catch {
-      /* try the next place */
-    }
-  }
-  try {
-    return createRequire(import.meta.url)('playwright-core');
-  } catch {
-    return null;
-  }
-}
 
 /* --- Uploads --------------------------------------------------------- */
 
@@ -129,46 +87,7 @@ function sha256(file) {
   });
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/* Polls fn() every 100 ms until it returns something truthy (returned),
- * or ms pass (null). */
-async function waitFor(fn, ms) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v)
-      return v;
-    if (Date.now() > until)
-      return null;
-    await sleep(100);
-  }
-}
-
 /* --- The page -------------------------------------------------------- */
-
-/*
- * Collects what a page logs as an error into problems; allowed: patterns
- * expected there. Returns a function that stops collecting (for when the
- * page leaves the dashboard).
- */
-function watchErrors(page, label, problems, allowed = []) {
-  let on = true;
-  const add = (text) => {
-    if (on)
-      problems.push(`${label}: ${text}`);
-  };
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !allowed.some((re) => re.test(m.text())))
-      add(`console error: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => add(`page error: ${e}`));
-  page.on('dialog', (d) => {
-    add(`a ${d.type()} dialog: ${d.message()}`);
-    d.dismiss().catch(() => {});
-  });
-  return () => { on = false; };
-}
 
 /* The row of the session named name: its cells' texts, or null. */
 function rowOf(page, name) {
@@ -205,29 +124,13 @@ const visible = (page, sel) => page.evaluate((s) => {
   return e !== null && e.getClientRects().length > 0;
 }, sel);
 
-async function signIn(page, user, password) {
-  await page.fill('#signin-user', user);
-  await page.fill('#signin-password', password);
-  await page.click('#signin-submit');
-}
-
 /* --- The checks ------------------------------------------------------ */
 
 async function main() {
-  const pw = loadPlaywright();
-  if (pw === null) {
-    console.log('skip\tplaywright-core not found');
-    process.exit(3);
-  }
+  const pw = playwrightOrSkip();
   if (SPKI)
     await untrusted(pw);
-  const browser = await pw.chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-background-networking',
-      '--disable-dev-shm-usage', '--no-first-run', '--disable-gpu',
-      ...(SPKI ? [`--ignore-certificate-errors-spki-list=${SPKI}`] : [])],
-  });
+  const browser = await launch(pw, CHROMIUM, SPKI);
   const problems = [];
   try {
     await notSignedIn(browser, problems);
@@ -243,9 +146,7 @@ async function main() {
 /* Without the key's hash, Chromium refuses the HTTPS gateway: the trust
  * comes from that flag alone, not from errors ignored in general. */
 async function untrusted(pw) {
-  const browser = await pw.chromium.launch({ executablePath: CHROMIUM,
-    headless: true, args: ['--no-sandbox', '--disable-background-networking',
-      '--disable-dev-shm-usage', '--no-first-run', '--disable-gpu'] });
+  const browser = await launch(pw, CHROMIUM, null);
   let why = '';
   try {
     const page = await browser.newPage();
@@ -422,16 +323,12 @@ async function dashboard(browser, problems) {
       document.getElementById('detail-name').textContent === n &&
       document.querySelector('[data-field="Receipt"]').textContent === d,
     [HOSTILE, ra.json.digest]));
-  const [dl] = await Promise.all([
-    page.waitForEvent('download', { timeout: 60000 }),
-    page.click('#detail-download'),
-  ]);
   const got = path.join(TMP, 'download.bin');
-  await dl.saveAs(got);
+  const suggested = await saveDownload(page, '#detail-download', got);
   const [want, have] = await Promise.all([sha256(BIG), sha256(got)]);
   check('the download link gives the file: SHA-256 matches', want === have,
     `${want} ${have}`);
-  note(`download suggested name: ${dl.suggestedFilename()}`);
+  note(`download suggested name: ${suggested}`);
   fs.rmSync(got, { force: true });
   await page.keyboard.press('Escape');
 
@@ -547,14 +444,4 @@ async function fallback(browser, problems) {
   await ctx.close();
 }
 
-const guard = setTimeout(() => {
-  check('the browser test finished within 10 minutes', false);
-  process.exit(1);
-}, 600000);
-main().then(() => {
-  clearTimeout(guard);
-  process.exit(failures === 0 ? 0 : 1);
-}, (err) => {
-  check('the browser test ran to its end', false, err.stack || err);
-  process.exit(1);
-});
+runMain(main, 10);

@@ -11,25 +11,17 @@
 // PF_SRC (the directory the transfer's paths are relative to), PF_PICK
 // (the path of the file to download), PF_TMP (where the downloads go:
 // page-file and page.tar, for the shell to check), PF_OUT (the
-// screenshot), CHROMIUM, PF_SRCDIR, and optionally PF_NODE_MODULES, and
-// PF_SPKI for an https:// HTTP_URL.
+// screenshot), CHROMIUM, and optionally PF_NODE_MODULES, and PF_SPKI for
+// an https:// HTTP_URL.
 // Output on stdout: one "ok|fail<TAB>description<TAB>detail" line per
 // check, for lib.sh's tap_from; "skip<TAB>reason" and exit 3 if
 // playwright-core is missing.
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-
-function need(name) {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`dashboard_transfer.mjs: ${name} is not set`);
-    process.exit(2);
-  }
-  return v;
-}
+import { check, launch, need, playwrightOrSkip, runMain, saveDownload,
+  signIn, waitFor, watchErrors } from './driver.mjs';
 
 const URL0 = need('HTTP_URL');
 const USER = need('PF_USER');
@@ -41,50 +33,10 @@ const PICK = need('PF_PICK');
 const TMP = need('PF_TMP');
 const OUT = need('PF_OUT');
 const CHROMIUM = need('CHROMIUM');
-const SRCDIR = need('PF_SRCDIR');
 const SPKI = URL0.startsWith('https:') ? need('PF_SPKI') : null;
-
-let failures = 0;
-
-function check(desc, cond, detail = '') {
-  if (!cond)
-    failures++;
-  const clean = (s) => String(s).replace(/[\t\r\n]+/g, ' ');
-  console.log(`${cond ? 'ok' : 'fail'}\t${clean(desc)}\t${clean(detail)}`);
-  return cond;
-}
-
-function loadPlaywright() {
-  const dirs = [process.env.PF_NODE_MODULES,
-    path.join(SRCDIR, 'tests', 'node', 'node_modules')].filter(Boolean);
-  for (const dir of dirs) {
-    try {
-      return createRequire(path.join(dir, 'x.js'))('playwright-core');
-    } catch {
-      /* try the next place */
-    }
-  }
-  return null;
-}
 
 const sha256 = (file) => crypto.createHash('sha256')
   .update(fs.readFileSync(file)).digest('hex');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/* Polls fn() every 100 ms until it returns something truthy (returned),
- * or ms pass (null). */
-async function waitFor(fn, ms) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v)
-      return v;
-    if (Date.now() > until)
-      return null;
-    await sleep(100);
-  }
-}
-
 /* The rows of the dialog's file list, as their cells' texts. */
 const listed = (page) => page.evaluate(() =>
   [...document.querySelectorAll('#transfer-files tr')].map((tr) => {
@@ -93,15 +45,6 @@ const listed = (page) => page.evaluate(() =>
     return { path: cell('path'), size: cell('size'), state: cell('state'),
       receipt: cell('receipt'), link: a === null ? null : a.dataset.path };
   }));
-
-async function saveDownload(page, selector, to) {
-  const [dl] = await Promise.all([
-    page.waitForEvent('download', { timeout: 60000 }),
-    page.click(selector),
-  ]);
-  await dl.saveAs(to);
-  return dl.suggestedFilename();
-}
 
 async function transfer(page) {
   const row = `#sessions-body tr[data-id="${SID}"]`;
@@ -168,32 +111,16 @@ async function transfer(page) {
 }
 
 async function main() {
-  const pw = loadPlaywright();
-  if (pw === null) {
-    console.log('skip\tplaywright-core not found');
-    process.exit(3);
-  }
-  const browser = await pw.chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-background-networking',
-      '--disable-dev-shm-usage', '--no-first-run', '--disable-gpu',
-      ...(SPKI ? [`--ignore-certificate-errors-spki-list=${SPKI}`] : [])],
-  });
+  const pw = playwrightOrSkip();
+  const browser = await launch(pw, CHROMIUM, SPKI);
   const problems = [];
   try {
     const ctx = await browser.newContext({ acceptDownloads: true,
       viewport: { width: 1280, height: 900 } });
     const page = await ctx.newPage();
-    page.on('console', (m) => {
-      if (m.type() === 'error')
-        problems.push(`console error: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => problems.push(`page error: ${e}`));
+    watchErrors(page, 'transfer page', problems);
     await page.goto(`${URL0}/`);
-    await page.fill('#signin-user', USER);
-    await page.fill('#signin-password', PASS);
-    await page.click('#signin-submit');
+    await signIn(page, USER, PASS);
     await transfer(page);
     await ctx.close();
   } finally {
@@ -203,14 +130,4 @@ async function main() {
     problems.slice(0, 8).join(' | '));
 }
 
-const guard = setTimeout(() => {
-  check('the browser test finished within 3 minutes', false);
-  process.exit(1);
-}, 180000);
-main().then(() => {
-  clearTimeout(guard);
-  process.exit(failures === 0 ? 0 : 1);
-}, (err) => {
-  check('the browser test ran to its end', false, err.stack || err);
-  process.exit(1);
-});
+runMain(main, 3);

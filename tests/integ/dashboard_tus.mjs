@@ -8,7 +8,7 @@
 // through throttle.mjs, so that the upload lasts long enough to reload.
 //
 // Input in the environment: HTTP_URL (the gateway), PF_USER, PF_PASS,
-// CHROMIUM, PF_SRCDIR, PF_SIZE (bytes of the dragged file), PF_DRAG
+// CHROMIUM, PF_SIZE (bytes of the dragged file), PF_DRAG
 // (where its bytes are written too), PF_PICK (a file for the picker),
 // PF_OUT (screenshots), optionally
 // PF_NODE_MODULES, and PF_SPKI for an https:// HTTP_URL.
@@ -17,8 +17,9 @@
 // and exit 3 without playwright-core.
 
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
+import { check, launch, playwrightOrSkip, signIn, status, waitFor }
+  from './driver.mjs';
 import { startThrottle } from './throttle.mjs';
 
 const env = (n) => process.env[n] ?? '';
@@ -27,37 +28,6 @@ const SPKI = URL0.startsWith('https:') ? env('PF_SPKI') : null;
 const SIZE = Number(env('PF_SIZE'));
 /* 48 MiB at 4 MiB/s: about 12 s, time enough to reload midway. */
 const RATE = 4 * 1024 * 1024;
-
-let failures = 0;
-function check(desc, cond, detail = '') {
-  if (!cond)
-    failures++;
-  const clean = (s) => String(s).replace(/[\t\r\n]+/g, ' ');
-  console.log(`${cond ? 'ok' : 'fail'}\t${clean(desc)}\t${clean(detail)}`);
-  return cond;
-}
-
-function loadPlaywright() {
-  for (const dir of [env('PF_NODE_MODULES'), path.join(env('PF_SRCDIR'),
-    'tests', 'node', 'node_modules')].filter(Boolean)) {
-    try {
-      return createRequire(path.join(dir, 'x.js'))('playwright-core');
-    } catch {
-      /* the next place */
-    }
-  }
-  return null;
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(fn, ms) {
-  for (const end = Date.now() + ms; Date.now() < end; await sleep(100)) {
-    const v = await fn();
-    if (v)
-      return v;
-  }
-  return null;
-}
 
 /*
  * Drops a file of SIZE bytes named drag.bin, made in the page from a
@@ -110,11 +80,10 @@ function lineOf(page, name) {
   }, name);
 }
 
-async function signIn(page) {
-  await page.fill('#signin-user', env('PF_USER'));
-  await page.fill('#signin-password', env('PF_PASS'));
-  await page.check('#signin-remember');
-  await page.click('#signin-submit');
+/* Signs in, to be remembered across the reload; true once the upload
+ * panel shows. */
+async function signInKept(page) {
+  await signIn(page, env('PF_USER'), env('PF_PASS'), true);
   return waitFor(() => page.isVisible('#drop'), 15000);
 }
 
@@ -122,7 +91,7 @@ async function run(page, base) {
   const problems = [];
   page.on('pageerror', (e) => problems.push(String(e)));
   await page.goto(`${base}/`);
-  check('signed in, the upload panel shows', await signIn(page));
+  check('signed in, the upload panel shows', await signInKept(page));
   await dropFile(page);
   const mid = await waitFor(async () => {
     const l = await lineOf(page, 'drag.bin');
@@ -162,25 +131,16 @@ async function run(page, base) {
   check('no page error', problems.length === 0, problems.join(' | '));
 }
 
-const pw = loadPlaywright();
-if (pw === null) {
-  console.log('skip\tplaywright-core not found');
-  process.exit(3);
-}
+const pw = playwrightOrSkip();
 writeDragged();
 const port = Number(new URL(URL0).port);
 const slow = await startThrottle(port, RATE);
 const base = `${new URL(URL0).protocol}//127.0.0.1:${slow.port}`;
-const browser = await pw.chromium.launch({
-  executablePath: env('CHROMIUM'), headless: true,
-  args: ['--no-sandbox', '--disable-background-networking',
-    '--disable-dev-shm-usage', '--no-first-run', '--disable-gpu',
-    ...(SPKI ? [`--ignore-certificate-errors-spki-list=${SPKI}`] : [])],
-});
+const browser = await launch(pw, env('CHROMIUM'), SPKI);
 try {
   await run(await browser.newPage(), base);
 } finally {
   await browser.close();
   slow.close();
 }
-process.exit(failures === 0 ? 0 : 1);
+process.exit(status());

@@ -442,6 +442,7 @@ except (OSError, ValueError, KeyError):
 # storage_on_tmpfs SIZE: in the mount and network namespaces a test
 # re-ran itself in (PF_NS=1 unshare -m -n), puts $STORAGE on a tmpfs of
 # SIZE (mount's syntax: 64m) with loopback up; skips the test otherwise.
+# At exit it is unmounted (unmount_all).
 storage_on_tmpfs() {
 	[ -n "${PF_NS:-}" ] ||
 	    skip_all "cannot make a mount namespace (unshare -m)"
@@ -450,6 +451,17 @@ storage_on_tmpfs() {
 	mkdir -p "$STORAGE"
 	mount -t tmpfs -o size="$1" tmpfs "$STORAGE" 2>/dev/null ||
 	    skip_all "cannot mount a tmpfs"
+	trap unmount_all EXIT
+}
+
+# unmount_all: the EXIT trap of storage_on_tmpfs. The servers must be
+# gone before their storage can be unmounted, and the mount before the
+# scratch directory can be removed.
+# shellcheck disable=SC2317 # called by the EXIT trap
+unmount_all() {
+	stop_all
+	umount "$STORAGE" 2>/dev/null
+	cleanup
 }
 
 # throttle_loopback: in a test that re-ran itself under "unshare -n" with

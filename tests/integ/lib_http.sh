@@ -192,3 +192,42 @@ upload_receiving() {
 	PIDS+=("$UPLOAD_PID")
 	wait_for 60 receiving_id -u "$user:$user-pw"
 }
+
+# need_browser: skips the test unless node with playwright-core, Chromium
+# (CHROMIUM, default /usr/bin/chromium) and paraflowd's --www are there.
+need_browser() {
+	CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+	node_for playwright-core || skip_all "$NODE_SKIP"
+	[ -x "$CHROMIUM" ] || skip_all "chromium not found ($CHROMIUM)"
+	"$PARAFLOWD" --help 2>&1 | grep -q -- '--www' ||
+	    skip_all "this paraflowd serves no dashboard (--www)"
+}
+
+# run_browser DRIVER [VAR=VALUE...]: node runs tests/integ/DRIVER (a .mjs
+# of driver.mjs's kind) against the gateway with those variables, its
+# screenshots going next to this test's .log; its lines become TAP.
+# Without playwright-core it ends the test: a failure in a git checkout,
+# a skip in a release tarball (which carries no node_modules).
+run_browser() {
+	local driver=$1 rc=0
+	shift
+	mkdir -p "$top_builddir/tests/integ"
+	env HTTP_URL="$HTTP_URL" PF_SPKI="${GW_PIN#sha256//}" \
+	    CHROMIUM="$CHROMIUM" PF_OUT="$top_builddir/tests/integ" "$@" \
+	    node "$here/$driver" >"$T/browser.out" 2>"$T/browser.err" || rc=$?
+	if [ "$rc" -eq 3 ] && grep -q '^skip' "$T/browser.out"; then
+		if [ -e "$here/../../.git" ]; then
+			not_ok "playwright-core missing (npm ci --prefix tests/node)"
+		else
+			ok "the browser test # SKIP no playwright-core" \
+			    "(npm ci --prefix tests/node, or PF_NODE_MODULES=DIR)"
+		fi
+		done_testing
+	fi
+	tap_from "$T/browser.out"
+	check_eq "the browser test exit status" 0 "$rc"
+	if [ -s "$T/browser.err" ]; then
+		echo "# --- browser test stderr ---"
+		sed 's/^/# /' "$T/browser.err" | tail -n 30
+	fi
+}

@@ -17,19 +17,10 @@
 
 top=$(cd "$here/../.." && pwd)
 WWW=$top/www
-CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-node_for playwright-core || skip_all "$NODE_SKIP"
-[ -x "$CHROMIUM" ] || skip_all "chromium not found ($CHROMIUM)"
-"$PARAFLOWD" --help 2>&1 | grep -q -- '--www' ||
-    skip_all "this paraflowd serves no dashboard (--www)"
+need_browser
 [ -f "$WWW/index.html" ] || { echo "# no $WWW/index.html"; exit 1; }
 
-U=$T/users
-if ! printf 'alice-pw\n' | "$PARAFLOWD" --users "$U" --add-user alice \
-    2>/dev/null; then
-	echo "# --add-user failed"
-	exit 1
-fi
+add_users alice
 MIB=$((1024 * 1024))
 mkfile "$T/big" $((256 * MIB))
 mkfile "$T/small" $((128 * MIB))
@@ -40,30 +31,9 @@ check "the gateway is up" [ -n "$HTTP_URL" ]
 check "the dashboard is served over HTTPS" grep -q '^https://' <<<"$HTTP_URL"
 
 # The screenshots go next to this test's .log, in the build tree.
-mkdir -p "$top_builddir/tests/integ"
-rc=0
-HTTP_URL=$HTTP_URL PF_SPKI=${GW_PIN#sha256//} PF_PORT=$PORT \
-    PARAFLOW=$PARAFLOW PF_USER=alice \
-    PF_PASS=alice-pw PF_BIG=$T/big PF_SMALL=$T/small PF_TMP=$T \
-    PF_OUT=$top_builddir/tests/integ CHROMIUM=$CHROMIUM PF_SRCDIR=$top \
-    node "$here/dashboard.mjs" >"$T/browser.out" 2>"$T/browser.err" || rc=$?
-if [ "$rc" -eq 3 ] && grep -q '^skip' "$T/browser.out"; then
-	# A release tarball carries tests/node/package.json, not node_modules:
-	# PF_NODE_MODULES=DIR points at one (as for make distcheck).
-	if [ -e "$top/.git" ]; then
-		not_ok "playwright-core missing (npm ci --prefix tests/node)"
-	else
-		ok "the browser test # SKIP no playwright-core" \
-		    "(npm ci --prefix tests/node, or PF_NODE_MODULES=DIR)"
-	fi
-	done_testing
-fi
-tap_from "$T/browser.out"
-check_eq "the browser test exit status" 0 "$rc"
-if [ -s "$T/browser.err" ]; then
-	echo "# --- browser test stderr ---"
-	sed 's/^/# /' "$T/browser.err" | tail -n 30
-fi
+run_browser dashboard.mjs PF_PORT="$PORT" PARAFLOW="$PARAFLOW" \
+    PF_USER=alice PF_PASS=alice-pw PF_BIG="$T/big" PF_SMALL="$T/small" \
+    PF_TMP="$T"
 
 # What the server says about the two sessions the page saw.
 { read -r done_id; read -r cancel_id; read -r cancel_rc; } <"$T/ids" ||

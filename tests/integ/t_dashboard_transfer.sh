@@ -15,19 +15,10 @@
 
 top=$(cd "$here/../.." && pwd)
 WWW=$top/www
-CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-node_for playwright-core || skip_all "$NODE_SKIP"
-[ -x "$CHROMIUM" ] || skip_all "chromium not found ($CHROMIUM)"
+need_browser
 command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
-"$PARAFLOWD" --help 2>&1 | grep -q -- '--www' ||
-    skip_all "this paraflowd serves no dashboard (--www)"
 
-U=$T/users
-if ! printf 'alice-pw\n' | "$PARAFLOWD" --users "$U" --add-user alice \
-    2>/dev/null; then
-	echo "# --add-user failed"
-	exit 1
-fi
+add_users alice
 start_gw --users "$U" --www "$WWW"
 check "the gateway is up" [ -n "$HTTP_URL" ]
 
@@ -86,29 +77,9 @@ check_eq "... nor does the token open the file list (401)" 401 \
     "$(anon "/files?token=$TOKEN")"
 
 # --- The page -----------------------------------------------------------
-mkdir -p "$top_builddir/tests/integ"
-rc=0
-HTTP_URL=$HTTP_URL PF_SPKI=${GW_PIN#sha256//} PF_USER=alice \
-    PF_PASS=alice-pw PF_SID=$SID PF_FILES=$T/files.json PF_SRC=$T/src \
-    PF_PICK=tree/sub/deeper/two.dat PF_TMP=$T \
-    PF_OUT=$top_builddir/tests/integ CHROMIUM=$CHROMIUM PF_SRCDIR=$top \
-    node "$here/dashboard_transfer.mjs" >"$T/browser.out" \
-    2>"$T/browser.err" || rc=$?
-if [ "$rc" -eq 3 ] && grep -q '^skip' "$T/browser.out"; then
-	if [ -e "$top/.git" ]; then
-		not_ok "playwright-core missing (npm ci --prefix tests/node)"
-	else
-		ok "the browser test # SKIP no playwright-core" \
-		    "(npm ci --prefix tests/node, or PF_NODE_MODULES=DIR)"
-	fi
-	done_testing
-fi
-tap_from "$T/browser.out"
-check_eq "the browser test exit status" 0 "$rc"
-if [ -s "$T/browser.err" ]; then
-	echo "# --- browser test stderr ---"
-	sed 's/^/# /' "$T/browser.err" | tail -n 30
-fi
+run_browser dashboard_transfer.mjs PF_USER=alice PF_PASS=alice-pw \
+    PF_SID="$SID" PF_FILES="$T/files.json" PF_SRC="$T/src" \
+    PF_PICK=tree/sub/deeper/two.dat PF_TMP="$T"
 
 # --- What the page saved ------------------------------------------------
 check_eq "the file the page downloaded: SHA-256 of the source" \

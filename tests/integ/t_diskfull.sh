@@ -27,16 +27,6 @@ command -v tc >/dev/null 2>&1 &&
     2>/dev/null && throttled=yes
 echo "# storage: a 40 MiB tmpfs; throttled loopback: $throttled"
 
-# The server must be gone before its storage can be unmounted, and the
-# mount before the scratch directory can be removed.
-# shellcheck disable=SC2317 # called by the EXIT trap
-unmount_all() {
-	stop_all
-	umount "$STORAGE" 2>/dev/null
-	cleanup
-}
-trap unmount_all EXIT
-
 MIB=$((1024 * 1024))
 
 export PARAFLOW_STATE_DIR=$T/state

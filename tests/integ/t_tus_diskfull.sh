@@ -14,14 +14,6 @@ fi
 need_api_tools
 
 storage_on_tmpfs 40m
-# shellcheck disable=SC2317 # called by the EXIT trap
-unmount_all() {
-	stop_all
-	umount "$STORAGE" 2>/dev/null
-	cleanup
-}
-trap unmount_all EXIT
-
 MIB=$((1024 * 1024))
 CHUNK=$((4 * MIB))
 TUS=(-H 'Tus-Resumable: 1.0.0')

@@ -12,27 +12,12 @@
 // PATCH: what was not sent again), "sent N" and "done" on stdout; exit
 // status 2 if tus-js-client is missing, 1 on an upload error.
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-function loadTus() {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const dirs = [process.env.PF_NODE_MODULES,
-    path.join(here, '..', 'node', 'node_modules')].filter(Boolean);
-  for (const dir of dirs) {
-    try {
-      return createRequire(path.join(dir, 'x.js'))('tus-js-client');
-    } catch {
-      /* try the next place */
-    }
-  }
-  return null;
-}
+import { loadModule } from './driver.mjs';
 
 const [file, endpoint, user, pass, par = '1', stopAt = '0', chunk = '0'] =
   process.argv.slice(2);
-const tus = loadTus();
+const tus = loadModule('tus-js-client');
 if (tus === null) {
   console.log('skip\ttus-js-client not found');
   process.exit(2);
