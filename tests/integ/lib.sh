@@ -32,9 +32,11 @@ tap_failed=0
 # by now: PIDs wrap within minutes on a busy machine, and a late kill of
 # a stale PID once SIGKILLed another test's paraflowd.
 ours() {
-	local s f
+	local s f=()
+	# A process that ends while its stat is read leaves it empty.
 	{ s=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
 	read -r -a f <<<"${s##*) }"
+	[ "${#f[@]}" -gt 1 ] || return 1
 	[ "${f[1]}" = "$BASHPID" ] || [ "${f[1]}" = "$$" ]
 }
 
