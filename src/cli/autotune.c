@@ -150,7 +150,6 @@ on_growing(struct autotune *a, const struct autotune_sample *s,
 {
 	double rate = a->best;
 	uint64_t now = s->now_ms;
-	bool on = true;
 
 	if (a->base_rate > 0) {
 		if (rate < a->base_rate * (1 + GAIN)) {
@@ -158,9 +157,8 @@ on_growing(struct autotune *a, const struct autotune_sample *s,
 			return change(a, a->base, AUTOTUNE_BACK, rate, now,
 			    ev);
 		}
-		on = clear_gain(a, a->low);
 		a->factor = scales(a, a->low, LINEAR) ? FAST : 2;
-		if (!on) {
+		if (!clear_gain(a, a->low)) {
 			/*
 			 * No clear gain in the worse interval: base may have
 			 * been measured while the transfer was still starting
@@ -175,10 +173,11 @@ on_growing(struct autotune *a, const struct autotune_sample *s,
 	}
 	a->base = a->level;
 	a->base_rate = rate;
-	if (on && grown(a, s->left) > a->level)
+	if (grown(a, s->left) > a->level)
 		return change(a, grown(a, s->left), AUTOTUNE_GROW, rate, now,
 		    ev);
-	hold(a, HOLD_FIRST, !on);
+	/* At the most it may use: hold, probing down first. */
+	hold(a, HOLD_FIRST, false);
 	return false;
 }
 
