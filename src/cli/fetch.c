@@ -54,6 +54,7 @@ struct fetch {
 	_Atomic uint64_t	 done;		/* for the progress bar */
 	struct remote_error	 e;		/* why the sink stopped */
 	unsigned		 files;		/* a transfer's, fetched */
+	bool			 transfer;	/* the session says "files" */
 };
 
 static bool
@@ -110,6 +111,7 @@ read_session(struct fetch *f)
 	}
 	f->size = (uint64_t)size;
 	f->chunk_size = (uint32_t)cs;
+	f->transfer = json_object_get(s, "files") != NULL;
 	for (int i = 0; i < PF_SHA256_HEX; i++)
 		f->digest[i] = (char)tolower((unsigned char)digest[i]);
 	rc = PF_OK;
@@ -614,19 +616,22 @@ fetch_run(const struct remote_opts *o, const char *id, const char *out)
 	}
 	if (read_session(&f) != PF_OK)
 		goto fail;
-	/*
-	 * A transfer of many files lists them; one file does not (404), nor
-	 * does a server that answers anything but a list of files.
-	 */
-	if (remote_call(f.h, "GET", id, &list, &f.e, "/sessions/%s/files",
-	    id) == PF_OK && json_is_array(json_object_get(list, "files"))) {
+	/* A transfer of many files (its session counts them) lists them. */
+	if (f.transfer) {
+		if (remote_call(f.h, "GET", id, &list, &f.e,
+		    "/sessions/%s/files", id) != PF_OK)
+			goto fail;
+		if (!json_is_array(json_object_get(list, "files"))) {
+			remote_fail(&f.e, PF_EPROTO, id, "session %s: the "
+			    "server lists no files for a transfer", id);
+			goto fail;
+		}
 		if (fetch_tree(&f, f.path, json_object_get(list, "files")) !=
 		    PF_OK)
 			goto fail;
 		print_tree(&f, (double)(pf_now_ms() - start) / 1000);
 		goto done;
 	}
-	memset(&f.e, 0, sizeof(f.e));
 	if (open_part(&f) != PF_OK)
 		goto fail;
 	if (f.offset < f.size && download(&f) != PF_OK)
