@@ -46,8 +46,17 @@ else
 	extra_fail=$((extra_fail + 1))
 fi
 
-results=$(find build build-san build-fuzz -path '*/tests/*' -name '*.trs' \
-    -exec grep -h '^:test-result:' {} + 2>/dev/null)
+trs_files=$(find build build-san build-fuzz -path '*/tests/*' -name '*.trs' \
+    2>/dev/null)
+# Last, where a short tail of this output shows it: each failed test (the
+# distcheck copies too) with its first failed checks.
+for trs in $(grep -l ':test-result: \(FAIL\|ERROR\|XPASS\)' $trs_files \
+    2>/dev/null); do
+	echo "failed: ${trs%.trs}"
+	grep -E '^(not ok|Bail out)' "${trs%.trs}.log" | head -n 4
+done | head -n 40
+results=$(printf '%s\n' $trs_files | xargs -r grep -h '^:test-result:' \
+    2>/dev/null)
 count() { printf '%s\n' "$results" | grep -c "^:test-result: $1\$"; }
 passed=$(( $(count PASS) + $(count XFAIL) + extra_pass ))
 failed=$(( $(count FAIL) + $(count ERROR) + $(count XPASS) + extra_fail ))

@@ -384,5 +384,12 @@ client_abort(struct pf_conn *c)
 		return PF_ENOMEM;
 	rc = wire_send_json(c, PROTO_ABORT, j);
 	json_decref(j);
+	/*
+	 * The server closes the connection once the staging area is gone:
+	 * wait for that, so that neither our exit nor a proxy closing
+	 * behind us can drop the ABORT before it is read.
+	 */
+	if (rc == PF_OK)
+		rc = pf_conn_drain(c, ABORT_WAIT_MS);
 	return rc;
 }

@@ -31,6 +31,9 @@ struct client_open_req {
 	const json_t	*files;		/* a transfer's manifest, or NULL */
 };
 
+/* How long an ABORT waits for the server to confirm it by closing. */
+#define ABORT_WAIT_MS	10000
+
 /* What a server's HELLO offers beyond one file per OPEN. */
 #define CLIENT_FEATURE_TRANSFER	0x1u
 
@@ -115,7 +118,11 @@ enum pf_status client_join(struct pf_conn *c, const uint8_t key[PF_SHA256_LEN],
 enum pf_status client_commit(struct pf_conn *c, const char *receipt,
     unsigned timeout_ms, json_t **files, char *err, size_t errcap);
 
-/* Sends ABORT; the server then deletes the session's staging area. */
+/*
+ * Sends ABORT, which makes the server delete the session's staging area,
+ * and waits up to ABORT_WAIT_MS for the server to close the connection
+ * when it has (PF_ETIMEOUT if it did not).
+ */
 enum pf_status client_abort(struct pf_conn *c);
 
 #endif

@@ -153,6 +153,27 @@ pf_conn_read_full(struct pf_conn *c, void *p, size_t n)
 }
 
 enum pf_status
+pf_conn_drain(struct pf_conn *c, unsigned ms)
+{
+	char sink[16384];
+	ssize_t n;
+
+	shutdown(c->fd, SHUT_WR);
+	pf_conn_set_timeout(c, ms);
+	pf_conn_set_deadline(c, ms);
+	for (;;) {
+		if (wait_ready(c, POLLIN) != PF_OK)
+			return PF_ETIMEOUT;
+		if ((n = c->ops->read(c, sink, sizeof(sink))) > 0 ||
+		    (n == -1 && errno == EINTR))
+			continue;
+		/* EOF, or a reset: either way the peer is done. */
+		return n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK) ?
+		    PF_ETIMEOUT : PF_OK;
+	}
+}
+
+enum pf_status
 pf_conn_write_full(struct pf_conn *c, const void *p, size_t n)
 {
 	const char *b = p;

@@ -61,6 +61,15 @@ enum pf_status pf_conn_read_full(struct pf_conn *c, void *p, size_t n);
 enum pf_status pf_conn_write_full(struct pf_conn *c, const void *p, size_t n);
 
 /*
+ * Ends our side (shutdown SHUT_WR) and reads and discards what the peer
+ * still sends, until it closes or ms milliseconds pass. Closing at once
+ * with unread input makes the kernel send a reset, which can destroy the
+ * last frame either side sent before the other read it. PF_OK if the peer
+ * closed in time, PF_ETIMEOUT if not.
+ */
+enum pf_status pf_conn_drain(struct pf_conn *c, unsigned ms);
+
+/*
  * Opens a listening TCP socket on addr:port (addr NULL: all addresses).
  * port 0 picks an ephemeral port; *bound_port receives the real one.
  */

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "auth.h"
 #include "counters.h"
@@ -28,7 +27,7 @@
 #include "tls.h"
 #include "wire.h"
 
-/* How long a connection is drained after an ERROR frame (see linger). */
+/* How long a connection is drained after an ERROR frame. */
 #define LINGER_MS	2000
 
 static enum pf_status
@@ -166,31 +165,6 @@ enable_keepalive(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
-/*
- * After an ERROR frame, stop writing and read what the peer still sends
- * for a moment before closing. Closing at once with unread input makes
- * the kernel send a reset, which can destroy the ERROR frame before a
- * client busy writing a chunk gets to read it.
- */
-static void
-linger(struct stream *st)
-{
-	struct timespec start, now;
-	char sink[16384];
-
-	shutdown(st->c->fd, SHUT_WR);
-	pf_conn_set_timeout(st->c, 250);
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (;;) {
-		ssize_t n = st->c->ops->read(st->c, sink, sizeof(sink));
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (n <= 0 || (now.tv_sec - start.tv_sec) * 1000 +
-		    (now.tv_nsec - start.tv_nsec) / 1000000 > LINGER_MS)
-			break;
-	}
-}
-
 void
 stream_serve(const struct stream_env *env, struct pf_conn *c, uint64_t id,
     _Atomic bool *busy, struct budget_ticket *ticket)
@@ -217,6 +191,7 @@ stream_serve(const struct stream_env *env, struct pf_conn *c, uint64_t id,
 	if (st.role == ROLE_NEW)
 		atomic_fetch_sub(&env->counters->authenticating, 1);
 	stream_release(&st, rc == PF_OK);
+	/* After an ERROR, so that a client busy writing a chunk reads it. */
 	if (st.errored && !atomic_load(env->stopping))
-		linger(&st);
+		(void)pf_conn_drain(c, LINGER_MS);
 }
