@@ -39,6 +39,11 @@ struct fetch {
 	const char		*qpath;		/* a transfer's file: its
 						   stored path, URL-encoded */
 	char			*part;		/* path + ".part" */
+	int			 dirfd;		/* where name and name_part
+						   are: AT_FDCWD, or a
+						   transfer's directory */
+	const char		*name;		/* path, seen from dirfd */
+	const char		*name_part;	/* part, seen from dirfd */
 	int			 fd;		/* the .part, locked */
 	dev_t			 dev;		/* and its identity */
 	ino_t			 ino;
@@ -127,14 +132,14 @@ open_part(struct fetch *f)
 	struct stat sb;
 	enum pf_status rc = PF_EIO;
 
-	if (stat(f->path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+	if (fstatat(f->dirfd, f->name, &sb, 0) == 0 && S_ISDIR(sb.st_mode)) {
 		remote_fail(&f->e, rc, f->id, "%s is a directory: name the "
 		    "file with -o", f->path);
 		goto out;
 	}
 	/* O_NOFOLLOW: a link planted at FILE.part does not redirect us. */
-	f->fd = open(f->part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-	    0666);
+	f->fd = openat(f->dirfd, f->name_part, O_RDWR | O_CREAT | O_NOFOLLOW |
+	    O_CLOEXEC, 0666);
 	if (f->fd == -1) {
 		remote_fail(&f->e, rc, f->id, "%s: %s", f->part,
 		    errno == ELOOP ? "is a symbolic link" : strerror(errno));
@@ -362,7 +367,7 @@ verify_and_keep(struct fetch *f)
 	if (strcmp(mine, f->digest) != 0) {
 		rc = PF_EINTEGRITY;
 		/* Kept, it would fail the same way at every run. */
-		unlink(f->part);
+		unlinkat(f->dirfd, f->name_part, 0);
 		if (f->kept > 0 && !f->restarted)
 			remote_fail(&f->e, rc, f->id, "session %s: the receipt "
 			    "of the download is %s, not %s: the %llu bytes "
@@ -378,13 +383,14 @@ verify_and_keep(struct fetch *f)
 		goto out;
 	}
 	/* What is renamed MUST be what was checked, not a file put there. */
-	if (lstat(f->part, &sb) == -1 || sb.st_dev != f->dev ||
+	if (fstatat(f->dirfd, f->name_part, &sb, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    sb.st_dev != f->dev ||
 	    sb.st_ino != f->ino) {
 		remote_fail(&f->e, rc, f->id, "%s was replaced during the "
 		    "download: not renamed", f->part);
 		goto out;
 	}
-	if (rename(f->part, f->path) == -1) {
+	if (renameat(f->dirfd, f->name_part, f->dirfd, f->name) == -1) {
 		remote_fail(&f->e, rc, f->id, "cannot rename %s to %s: %s",
 		    f->part, f->path, strerror(errno));
 		goto out;
@@ -393,7 +399,7 @@ verify_and_keep(struct fetch *f)
 	 * The rename is durable only once its directory is synced: until
 	 * then a power loss may take the file, so it is not yet done.
 	 */
-	if (pf_sync_dir(AT_FDCWD, f->path) == -1) {
+	if (pf_sync_dir(f->dirfd, f->name) == -1) {
 		remote_fail(&f->e, rc, f->id, "%s: fsync of its directory: "
 		    "%s", f->path, strerror(errno));
 		goto out;
@@ -481,15 +487,17 @@ encode_path(const char *p)
 	return out;
 }
 
-/* Creates the directories of path (all of it with whole), mode 0777. */
+/*
+ * Creates directory path and those above it, mode 0777: the directory the
+ * user names, where links are the user's own. path is restored on return.
+ */
 static enum pf_status
-make_dirs(char *path, bool whole)
+make_dirs(char *path)
 {
 	for (char *s = strchr(path + 1, '/'); ; s = strchr(s + 1, '/')) {
 		if (s != NULL)
 			*s = '\0';
-		if ((s != NULL || whole) && mkdir(path, 0777) == -1 &&
-		    errno != EEXIST) {
+		if (mkdir(path, 0777) == -1 && errno != EEXIST) {
 			if (s != NULL)
 				*s = '/';
 			return PF_EIO;
@@ -501,19 +509,68 @@ make_dirs(char *path, bool whole)
 }
 
 /*
+ * Creates (mode 0777) and opens the directories of rel beneath top, all of
+ * it with whole, else all but its last component; the new descriptor, or
+ * -1 with errno set. Each step is opened with O_NOFOLLOW from the one
+ * before: a symbolic link already in the tree (ELOOP, or ENOTDIR for a
+ * file) is refused, never followed out of it.
+ */
+static int
+open_dirs(int top, const char *rel, bool whole)
+{
+	char *path = strdup(rel), *s, *next;
+	int fd, dir = dup(top), saved;
+
+	if (path == NULL || dir == -1)
+		goto fail;
+	for (s = path; whole ? *s != '\0' : strchr(s, '/') != NULL; s = next) {
+		if ((next = strchr(s, '/')) != NULL)
+			*next++ = '\0';
+		else
+			next = s + strlen(s);
+		if (mkdirat(dir, s, 0777) == -1 && errno != EEXIST)
+			goto fail;
+		fd = openat(dir, s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		close(dir);
+		if ((dir = fd) == -1)
+			goto fail;
+	}
+	free(path);
+	return dir;
+fail:
+	saved = errno;
+	if (dir != -1)
+		close(dir);
+	free(path);
+	errno = saved;
+	return -1;
+}
+
+/* Why open_dirs refused, for a message. */
+static const char *
+open_dirs_error(int err)
+{
+	return err == ELOOP || err == ENOTDIR ? "a symbolic link or a file "
+	    "is in the way of its directory: refused, not followed" :
+	    strerror(err);
+}
+
+/*
  * Fetches file entry e of transfer f into dir/<its path>, as one file is
  * fetched (resumable .part, receipt checked before the rename), with the
  * file's own receipt.
  */
 static enum pf_status
-fetch_entry(struct fetch *f, const char *dir, const json_t *e)
+fetch_entry(struct fetch *f, const char *dir, int top, const json_t *e)
 {
 	const char *p = json_string_value(json_object_get(e, "path"));
 	const char *d = json_string_value(json_object_get(e, "digest"));
 	json_int_t size = json_integer_value(json_object_get(e, "size"));
 	struct fetch g = { .o = f->o, .h = f->h, .id = f->id, .fd = -1,
-	    .chunk_size = f->chunk_size };
+	    .dirfd = -1, .chunk_size = f->chunk_size };
 	char *path = NULL, *q = NULL;
+	const char *leaf;
 	enum pf_status rc = PF_EPROTO;
 
 	if (p == NULL || (q = encode_path(p)) == NULL || d == NULL ||
@@ -532,9 +589,13 @@ fetch_entry(struct fetch *f, const char *dir, const json_t *e)
 	g.qpath = q;
 	g.size = (uint64_t)size;
 	memcpy(g.digest, d, PF_SHA256_HEX);
-	if ((rc = make_dirs(path, false)) != PF_OK) {
+	leaf = strrchr(p, '/');
+	g.name = leaf != NULL ? leaf + 1 : p;
+	g.name_part = strrchr(g.part, '/') + 1;
+	if ((g.dirfd = open_dirs(top, p, false)) == -1) {
+		rc = PF_EIO;
 		remote_fail(&f->e, rc, f->id, "%s: %s", path,
-		    strerror(errno));
+		    open_dirs_error(errno));
 		goto out;
 	}
 	if ((rc = open_part(&g)) != PF_OK ||
@@ -545,6 +606,8 @@ fetch_entry(struct fetch *f, const char *dir, const json_t *e)
 out:
 	if (g.fd != -1)
 		close(g.fd);
+	if (g.dirfd != -1)
+		close(g.dirfd);
 	free(g.part);
 	free(path);
 	free(q);
@@ -553,56 +616,65 @@ out:
 
 /*
  * A transfer: every stored entry of list into directory dir, each file
- * with its own receipt checked.
+ * with its own receipt checked. dir is the user's, made if need be; what
+ * the server names goes beneath it and never through a link (open_dirs).
  */
 static enum pf_status
 fetch_tree(struct fetch *f, const char *dir, const json_t *list)
 {
 	const json_t *e;
-	char *path, *safe = NULL;
+	char *copy;
 	size_t i;
+	int top, fd;
 	enum pf_status rc = PF_OK;
 
+	if ((copy = strdup(dir)) == NULL)
+		return PF_ENOMEM;
+	if (make_dirs(copy) != PF_OK || (top = open(dir, O_RDONLY |
+	    O_DIRECTORY | O_CLOEXEC)) == -1) {
+		free(copy);
+		remote_fail(&f->e, PF_EIO, f->id, "%s: %s", dir,
+		    strerror(errno));
+		return PF_EIO;
+	}
+	free(copy);
 	json_array_foreach(list, i, e) {
 		const char *p = json_string_value(json_object_get(e, "path"));
+		char *safe;
 
 		if (json_integer_value(json_object_get(e, "status")) != 0 ||
 		    p == NULL)
 			continue;
 		if (!json_is_true(json_object_get(e, "dir"))) {
-			if ((rc = fetch_entry(f, dir, e)) != PF_OK) {
-				free(safe);
-				return rc;
-			}
+			if ((rc = fetch_entry(f, dir, top, e)) != PF_OK)
+				break;
 			f->files++;
 			continue;
 		}
+		if ((safe = encode_path(p)) == NULL) {
+			rc = PF_EPROTO;
+			remote_fail(&f->e, rc, f->id, "session %s: an entry "
+			    "the server lists is not valid", f->id);
+			break;
+		}
 		free(safe);
-		if ((safe = encode_path(p)) == NULL || asprintf(&path,
-		    "%s/%s", dir, p) == -1) {
-			free(safe);
-			remote_fail(&f->e, PF_EPROTO, f->id, "session %s: an "
-			    "entry the server lists is not valid", f->id);
-			return PF_EPROTO;
+		if ((fd = open_dirs(top, p, true)) == -1) {
+			rc = PF_EIO;
+			remote_fail(&f->e, rc, f->id, "%s/%s: %s", dir, p,
+			    open_dirs_error(errno));
+			break;
 		}
-		rc = make_dirs(path, true);
-		free(path);
-		if (rc != PF_OK) {
-			free(safe);
-			remote_fail(&f->e, rc, f->id, "%s: %s", dir,
-			    strerror(errno));
-			return rc;
-		}
+		close(fd);
 	}
-	free(safe);
-	return PF_OK;
+	close(top);
+	return rc;
 }
 
 int
 fetch_run(const struct remote_opts *o, const char *id, const char *out)
 {
 	struct fetch f = { .o = o, .id = id, .path = out ? out : id,
-	    .fd = -1 };
+	    .fd = -1, .dirfd = AT_FDCWD };
 	uint64_t start = pf_now_ms();
 	json_t *list = NULL;
 	int status = EXIT_OK;
@@ -614,6 +686,8 @@ fetch_run(const struct remote_opts *o, const char *id, const char *out)
 		remote_fail(&f.e, PF_ENOMEM, id, "out of memory");
 		goto fail;
 	}
+	f.name = f.path;
+	f.name_part = f.part;
 	if (read_session(&f) != PF_OK)
 		goto fail;
 	/* A transfer of many files (its session counts them) lists them. */

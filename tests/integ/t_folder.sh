@@ -171,6 +171,23 @@ check "fetch reproduces the docs (diff -r)" \
     diff -r "$WANT/docs" "$T/fetched/docs"
 check "fetch left no .part" test -z "$(find "$T/fetched" -name '*.part')"
 
+# Links already in the directory fetched into are refused, never followed:
+# one in place of a directory of the tree, one deeper in it.
+for link in photos photos/2024/summer; do
+	rm -rf "$T/trap" "$T/outside"
+	mkdir -p "$T/outside" "$T/trap/$(dirname "$link")"
+	ln -s "$T/outside" "$T/trap/$link"
+	run "$PARAFLOW" fetch "$SID" -o "$T/trap" --quiet --json \
+	    --pin "$(server_pin)" --http "https://127.0.0.1:$HTTP_PORT"
+	check_eq "fetch through a link at $link: exit 7 (local I/O)" 7 "$RC"
+	check "fetch through a link at $link: says why" \
+	    grep -q "symbolic link" <<<"$OUT"
+	check "fetch through a link at $link: nothing written through it" \
+	    test -z "$(ls -A "$T/outside")"
+	check "fetch through a link at $link: the link is left as it was" \
+	    test -L "$T/trap/$link"
+done
+
 # --- Kill mid-transfer, rerun -------------------------------------------
 MANY=$T/many
 mkdir -p "$MANY"
