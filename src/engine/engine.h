@@ -113,6 +113,7 @@ struct engine_session_info {
 	int64_t		 finished;		/* 0 while running */
 	char		 digest[ENGINE_DIGEST_HEX];	/* "" until complete */
 	uint32_t	 files;		/* a transfer's entries; 0: a file */
+	bool		 tus;		/* created over tus (gateway) */
 };
 
 /* Chunk map characters: see docs/api.md. */
