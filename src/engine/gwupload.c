@@ -519,7 +519,8 @@ judge_head(struct engine *e, struct session *s, const uint8_t *head,
 	}
 	if (headlen > 0 && (rc = session_set_head(s, head, headlen)) !=
 	    PF_OK) {
-		snprintf(why, cap, "cannot store the upload's metadata");
+		snprintf(why, cap, rc == PF_ECANCELLED ? "the upload was "
+		    "cancelled" : "cannot store the upload's metadata");
 		registry_end(e->registry, s, SESSION_FAILED, rc);
 		return rc;
 	}
@@ -557,6 +558,7 @@ engine_upload_create(struct engine *e, const struct engine_upload_new *n,
 	uint32_t nchunks = 0;
 	enum pf_status rc;
 
+	pending_prune(e->uploads);
 	if ((rc = check_new(e, n, &nm, &nchunks, why, cap)) != PF_OK ||
 	    (rc = check_space(e, n->size, &ask.room, why, cap)) != PF_OK)
 		goto out;

@@ -804,6 +804,9 @@ session_set_head(struct session *s, const uint8_t *head, size_t n)
 		return PF_EINTERNAL;
 	memcpy(s->head, head, n);
 	s->headlen = n;
+	/* Ended meanwhile (a DELETE): its metadata is gone and stays so. */
+	if (atomic_load(&s->state) != SESSION_RECEIVING)
+		return PF_ECANCELLED;
 	if ((meta = to_json(s, true)) == NULL)
 		return PF_EINTERNAL;
 	rc = storage_staging_put_meta(s->staging, meta);

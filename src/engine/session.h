@@ -303,7 +303,8 @@ bool session_head_judged(const struct session *s);
 /*
  * Sets the head of ready tus session s, once the policy judged it, and
  * rewrites its staging metadata (synced) so a restart judges it again.
- * The caller holds chunk 0 claimed. PF_EIO, PF_ENOSPC.
+ * The caller holds chunk 0 claimed. PF_ECANCELLED if s ended, PF_EIO,
+ * PF_ENOSPC.
  */
 enum pf_status session_set_head(struct session *s, const uint8_t *head,
     size_t n);
