@@ -6,9 +6,11 @@
 # completes with its own receipt; so does one finished); a PATCH that
 # ends inside a chunk leaves that chunk released, not claimed, and its
 # bytes counted in HEAD's offset; an upload created without bytes, or
-# with fewer than the 512 the policy judges, survives a restart (SIGTERM)
-# at offset 0 and then completes; an empty upload (Upload-Length: 0),
-# whole or a partial one, is the same across a restart.
+# with fewer than the 512 the policy judges, or with no whole chunk,
+# survives a restart (SIGTERM) at offset 0 and then completes, and the
+# policy still judges one sent after the restart; an empty upload
+# (Upload-Length: 0), whole or a partial one, is the same across a
+# restart.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_http.sh"
 need_api_tools
@@ -136,6 +138,18 @@ c=$LOC
 patch 0 "$T/c.100"
 check_eq "an upload with its first 100 bytes: 204 at 100" "204 100" \
     "$CODE $(hdr Upload-Offset)"
+mkfile "$T/d" 3000
+head -c 600 "$T/d" >"$T/d.600"
+create 3000 d.bin
+d=$LOC
+patch 0 "$T/d.600"
+check_eq "an upload with its first 600 bytes: 204 at 600" "204 600" \
+    "$CODE $(hdr Upload-Offset)"
+check "... its head judged, in its metadata" [ -n "$(jget head \
+    "$STORAGE/.staging/$ID/session.json")" ]
+{ printf '\177ELF\002\001\001'; head -c 3000 /dev/urandom; } >"$T/exe"
+create "$(stat -c %s "$T/exe")" tool.dat
+x=$LOC
 create 0 empty.bin
 e=$LOC
 check_eq "an empty upload: 201 at 0" "201 0" "$CODE $(hdr Upload-Offset)"
@@ -162,6 +176,21 @@ patch 0 "$T/c"
 check_eq "... sent from 0: 204 at its length" "204 3000" \
     "$CODE $(hdr Upload-Offset)"
 check "... stored file identical" stored_as "${c##*/}" "$T/c"
+head_of "$d"
+check_eq "the upload with 600 bytes (no whole chunk): HEAD 200 at 0" \
+    "200 0" "$CODE $(hdr Upload-Offset)"
+LOC=$d
+patch 0 "$T/d"
+check_eq "... sent from 0: 204 at its length" "204 3000" \
+    "$CODE $(hdr Upload-Offset)"
+check "... stored file identical" stored_as "${d##*/}" "$T/d"
+LOC=$x
+patch 0 "$T/exe"
+check_eq "an executable sent after the restart: 403 forbidden_type" \
+    "403 forbidden_type" "$CODE $(jget error.code)"
+check "... its staging area is gone" wait_for 30 test ! -e \
+    "$STORAGE/.staging/${x##*/}"
+check "... and no file" [ ! -e "$STORAGE/${x##*/}" ]
 head_of "$e"
 check_eq "the empty upload: HEAD 200 at 0 of 0" "200 0 0" \
     "$CODE $(hdr Upload-Offset) $(hdr Upload-Length)"
