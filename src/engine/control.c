@@ -232,6 +232,7 @@ parse_open(struct stream *st, const json_t *req, struct open_req *o)
 	const json_t *files;
 
 	o->f.manifest = NULL;
+	o->f.tus = false;
 	o->f.client_name = wire_json_str(req, "name",
 	    &o->f.client_name_len);
 	head64 = wire_json_str(req, "head", NULL);

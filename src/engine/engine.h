@@ -113,6 +113,7 @@ struct engine_session_info {
 	int64_t		 finished;		/* 0 while running */
 	char		 digest[ENGINE_DIGEST_HEX];	/* "" until complete */
 	uint32_t	 files;		/* a transfer's entries; 0: a file */
+	bool		 tus;		/* created over tus (gateway) */
 };
 
 /* Chunk map characters: see docs/api.md. */
@@ -263,8 +264,10 @@ enum pf_status engine_check_password(struct engine *e, const char *addr,
  * The gateway's door (tus, src/httpd/tus.c): uploads sent over HTTP
  * become sessions like the native client's (same ids, limits, policy,
  * staging file, journal, receipt and final rename), written in order at
- * the durable offset: the bytes of the chunks made durable (data, then
- * journal) from the start of the file on. See gwupload.c.
+ * their offset: the bytes of the chunks made durable (data, then
+ * journal) from the start of the file on, and those a write left in the
+ * next chunk. Only sessions created here are found here: a native one is
+ * PF_ENOSESSION, as an unknown one. See gwupload.c.
  */
 struct engine_upload;
 
@@ -280,7 +283,7 @@ struct engine_upload_new {
 
 struct engine_upload_info {
 	enum engine_state state;
-	uint64_t	 offset;	/* durable: what a resume sends from */
+	uint64_t	 offset;	/* what a resume sends from */
 	uint64_t	 size;
 	int64_t		 expires;	/* Unix time; 0 once finished */
 	bool		 partial;	/* a part, for engine_upload_concat */
@@ -292,10 +295,11 @@ struct engine_upload_info {
  * Creates the session of n (a fresh UUIDv4 into id) for n->user, after
  * the checks of a native OPEN: the name (PF_EBADNAME, PF_EFORBIDDEN), the
  * size (PF_ETOOLARGE), the space (PF_ENOSPC) and the user's caps
- * (PF_EQUOTA, PF_EBUSY); why (cap bytes) says which. Its content is
- * judged on its first bytes, by the first write, before any is stored;
- * until then it holds its place in the caps but is not shown. An empty
- * file is complete at once. Any thread.
+ * (PF_EQUOTA, PF_EBUSY); why (cap bytes) says which. It is opened at
+ * once (staging area, metadata synced, marked as tus's), so it survives
+ * a restart; its content is judged on its first bytes, by the write
+ * that completes them, before any is stored. An empty file is complete
+ * at once. Any thread.
  */
 enum pf_status engine_upload_create(struct engine *e,
     const struct engine_upload_new *n, char id[ENGINE_ID_LEN + 1],
@@ -311,9 +315,10 @@ enum pf_status engine_upload_info(struct engine *e, const char *id,
 
 /*
  * Begins a write to upload id of user at offset off, which must be its
- * durable offset (or, before its first min(size, 512) bytes are all
- * there, the end of those held from earlier writes): else PF_EPROTO,
- * with that offset in *durable.
+ * offset (engine_upload_info's; or the start of a chunk a write left
+ * unfinished; or, before its first min(size, 512) bytes are all there,
+ * the end of those held from earlier writes): else PF_EPROTO, with that
+ * offset in *durable.
  * PF_ENOSESSION, PF_ECANCELLED (ended), PF_EBUSY (being finished).
  * With hold, the chunks this write completes are kept back until
  * engine_upload_end says whether to keep them (a checksum of the whole
@@ -346,8 +351,9 @@ const char *engine_upload_why(const struct engine_upload *u);
 /*
  * Ends write u and frees it. With keep, the chunks it completed are made
  * durable (they are already without hold), else dropped; a chunk not
- * whole is dropped, to be sent again from its start. *offset gets the
- * durable offset; once it is the size, the upload is finalized (receipt
+ * whole is released, and with keep its bytes count in *offset (until a
+ * restart), else it is to be sent again from its start. *offset gets
+ * the upload's offset; once it is the size, the upload is finalized (receipt
  * from its chunks, sync, atomic rename): PF_OK then means complete.
  * A new upload's first min(size, 512) bytes, which the policy judges
  * before anything is stored, are held in memory (kept with keep) until

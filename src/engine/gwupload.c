@@ -7,17 +7,25 @@
  * default chunk size, so its receipt is what `paraflow digest` prints.
  * Bytes are hashed and written as they come; a chunk is made durable
  * (data, then its journal record, by the session's committer) once it is
- * whole. HEAD tells the end of the chunks held from the start on. A
- * request may end inside a chunk (tus clients send pieces of any size):
- * that chunk stays claimed, and its answer tells where the next request
- * goes on (struct tail); the next one re-reads the staged start of the
- * chunk for its digest. A request sent from HEAD's offset instead
- * writes the chunk anew.
+ * whole. A request may end inside a chunk (tus clients send pieces of
+ * any size): that chunk is released at its end, so that nothing waits
+ * on a request that is over, and the bytes staged in it are noted
+ * (struct tail): its answer and HEAD tell the offset past them, and the
+ * next request from there claims the chunk again and re-reads its
+ * staged start for the digest. A request sent from the start of that
+ * chunk instead writes it anew. Tails are in memory: after a restart
+ * HEAD tells the end of the chunks held from the start on.
  *
- * A new upload has no first bytes yet, which the policy must judge
- * before anything is stored: it is created in the registry (its id, its
- * place in the caps), kept here as pending with its name, and opened
- * (staging area, metadata) by its first write, once that has them.
+ * Only uploads created here are written here: each carries the mark
+ * "origin": "tus" in its metadata (session_tus). A native session, which
+ * its client finishes with a receipt of its own, is not found (404), as
+ * an unknown one is.
+ *
+ * A new upload is opened (staging area, metadata synced) at its
+ * creation, so it survives a restart before its first byte. Its first
+ * bytes, which the policy must judge before any is stored, are kept
+ * here (struct pending) until min(size, 512) are there; then judged,
+ * written into its metadata as its head, and stored.
  */
 #include "config.h"
 
@@ -39,18 +47,21 @@
 /* Chunks a write keeps on their way to disk while it reads on. */
 #define UP_RING		4
 
-/* A new upload waiting for its first bytes. */
+/* A new upload whose first bytes are not judged yet. */
 struct pending {
 	struct session	*s;		/* a reference */
-	char		 name[PROTO_MAX_NAME + 1];	/* sanitized */
-	char		*client_name;	/* as sent */
-	size_t		 client_name_len;
-	char		 peer[64];
-	bool		 partial;	/* see PARTIAL_MARK */
+	bool		 busy;		/* a write has it */
 	/* First bytes sent in short requests, held until they are judged. */
 	uint8_t		 head[PROTO_HEAD_LEN];
 	size_t		 headlen;
 	struct pending	*next;
+};
+
+/* The names of a new upload, checked. */
+struct naming {
+	char		 name[PROTO_MAX_NAME + 1];	/* sanitized */
+	char		*client_name;	/* as sent, maybe PARTIAL_MARK first */
+	size_t		 client_name_len;
 };
 
 /*
@@ -76,8 +87,8 @@ struct final {
 
 /*
  * A chunk a request left unfinished: written from its start to off, and
- * still claimed, for the next request to go on with. By id, as a
- * reference would keep an ended session's staging area.
+ * released, for the next request to go on with. By id, as a reference
+ * would keep an ended session's staging area.
  */
 struct tail {
 	char		 id[ENGINE_ID_LEN + 1];
@@ -143,7 +154,6 @@ pending_free(struct pending *p)
 	if (p == NULL)
 		return;
 	session_unref(p->s);
-	free(p->client_name);
 	free(p);
 }
 
@@ -166,6 +176,22 @@ tail_take(struct gwup *g, struct session *s, struct tail *out)
 	*out = *t;
 	free(t);
 	return true;
+}
+
+/* Copies the tail of s into *out (true), if it has one. */
+static bool
+tail_peek(struct gwup *g, struct session *s, struct tail *out)
+{
+	struct tail *t;
+
+	pthread_mutex_lock(&g->lock);
+	for (t = g->tails; t != NULL; t = t->next)
+		if (strcmp(t->id, session_id(s)) == 0) {
+			*out = *t;
+			break;
+		}
+	pthread_mutex_unlock(&g->lock);
+	return t != NULL;
 }
 
 /*
@@ -290,25 +316,21 @@ gwup_free(struct gwup *g)
 }
 
 /*
- * Takes the pending entry of s out of g (the caller owns it then), or
- * NULL. Entries of sessions that ended meanwhile (the reaper expires
- * idle ones) are dropped on the way.
+ * Drops the entries of g whose session ended (the reaper expires idle
+ * ones, DELETE cancels them) and that no write has: their references
+ * would keep the staging areas.
  */
-static struct pending *
-pending_take(struct gwup *g, struct session *s)
+static void
+pending_prune(struct gwup *g)
 {
-	struct pending **pp, *p, *found = NULL, *gone = NULL;
+	struct pending **pp, *p, *gone = NULL;
 
 	pthread_mutex_lock(&g->lock);
 	for (pp = &g->pending; (p = *pp) != NULL;) {
-		if (p->s == s || session_state(p->s) != SESSION_RECEIVING) {
+		if (!p->busy && session_state(p->s) != SESSION_RECEIVING) {
 			*pp = p->next;
-			if (p->s == s && found == NULL)
-				found = p;
-			else {
-				p->next = gone;
-				gone = p;
-			}
+			p->next = gone;
+			gone = p;
 			continue;
 		}
 		pp = &p->next;
@@ -318,56 +340,88 @@ pending_take(struct gwup *g, struct session *s)
 		gone = p->next;
 		pending_free(p);
 	}
-	return found;
 }
 
-/* Puts p (owned by g from now on) back. */
-static void
-pending_put(struct gwup *g, struct pending *p)
+/*
+ * The pending entry of s for a write into *out (busy then), made if s
+ * has none yet (a new upload, or one recovered at start-up); PF_EBUSY if
+ * another write has it, PF_EINTERNAL on ENOMEM.
+ */
+static enum pf_status
+pending_get(struct gwup *g, struct session *s, struct pending **out)
 {
+	struct pending *p;
+	enum pf_status rc = PF_OK;
+
+	pending_prune(g);
 	pthread_mutex_lock(&g->lock);
-	p->next = g->pending;
-	g->pending = p;
+	for (p = g->pending; p != NULL && p->s != s; p = p->next)
+		;
+	if (p == NULL && (p = calloc(1, sizeof(*p))) != NULL) {
+		session_ref(s);
+		p->s = s;
+		p->next = g->pending;
+		g->pending = p;
+	}
+	if (p == NULL)
+		rc = PF_EINTERNAL;
+	else if (p->busy)
+		rc = PF_EBUSY;
+	else
+		p->busy = true;
 	pthread_mutex_unlock(&g->lock);
+	*out = rc == PF_OK ? p : NULL;
+	return rc;
 }
 
-/* True if s is a partial upload (opened, or pending in g). */
+/* Gives p back after a write: for the next one, or dropped with drop. */
+static void
+pending_put(struct gwup *g, struct pending *p, bool drop)
+{
+	struct pending **pp;
+
+	pthread_mutex_lock(&g->lock);
+	p->busy = false;
+	if (drop) {
+		for (pp = &g->pending; *pp != NULL && *pp != p;
+		    pp = &(*pp)->next)
+			;
+		if (*pp == p)
+			*pp = p->next;
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (drop)
+		pending_free(p);
+}
+
+/* True if s is a partial upload. */
 static bool
-partial_is(struct gwup *g, struct session *s)
+partial_is(const struct session *s)
 {
 	const char *name;
-	struct pending *p;
-	bool found = false;
 	size_t len;
 
-	if (session_ready(s)) {
-		name = session_client_name(s, &len);
-		return name != NULL && len >= PARTIAL_MARK_LEN &&
-		    memcmp(name, PARTIAL_MARK, PARTIAL_MARK_LEN) == 0;
-	}
-	pthread_mutex_lock(&g->lock);
-	for (p = g->pending; p != NULL && !found; p = p->next)
-		found = p->s == s && p->partial;
-	pthread_mutex_unlock(&g->lock);
-	return found;
+	name = session_client_name(s, &len);
+	return name != NULL && len >= PARTIAL_MARK_LEN &&
+	    memcmp(name, PARTIAL_MARK, PARTIAL_MARK_LEN) == 0;
 }
 
-/* Checks n's name and size as control.c's OPEN does; sets p's names. */
+/* Checks n's name and size as control.c's OPEN does; sets nm. */
 static enum pf_status
 check_new(struct engine *e, const struct engine_upload_new *n,
-    struct pending *p, uint32_t *nchunks, char *why, size_t cap)
+    struct naming *nm, uint32_t *nchunks, char *why, size_t cap)
 {
 	uint64_t max = e->cfg.max_file_size;
 	enum pf_status rc;
 	size_t mark;
 
 	if (n->namelen > POLICY_MAX_CLIENT_NAME || policy_sanitize_name(
-	    n->name, n->namelen, p->name) != PF_OK) {
+	    n->name, n->namelen, nm->name) != PF_OK) {
 		snprintf(why, cap, "file name cannot be stored");
 		return PF_EBADNAME;
 	}
 	if ((rc = policy_check_names(e->policy, n->name, n->namelen,
-	    p->name, why, cap)) != PF_OK) {
+	    nm->name, why, cap)) != PF_OK) {
 		if (rc != PF_EFORBIDDEN)
 			snprintf(why, cap, "file name cannot be stored");
 		return rc == PF_EFORBIDDEN ? rc : rc == PF_ENOMEM ?
@@ -385,13 +439,12 @@ check_new(struct engine *e, const struct engine_upload_new *n,
 		return PF_ETOOLARGE;
 	}
 	mark = n->partial ? PARTIAL_MARK_LEN : 0;
-	if ((p->client_name = malloc(mark + n->namelen + 1)) == NULL)
+	if ((nm->client_name = malloc(mark + n->namelen + 1)) == NULL)
 		return PF_EINTERNAL;
-	memcpy(p->client_name, PARTIAL_MARK, mark);
-	memcpy(p->client_name + mark, n->name, n->namelen);
-	p->client_name[mark + n->namelen] = '\0';
-	p->client_name_len = mark + n->namelen;
-	snprintf(p->peer, sizeof(p->peer), "%s", n->peer);
+	memcpy(nm->client_name, PARTIAL_MARK, mark);
+	memcpy(nm->client_name + mark, n->name, n->namelen);
+	nm->client_name[mark + n->namelen] = '\0';
+	nm->client_name_len = mark + n->namelen;
 	return PF_OK;
 }
 
@@ -417,39 +470,60 @@ check_space(struct engine *e, uint64_t size, uint64_t *room, char *why,
 }
 
 /*
- * Opens session s of pending upload p with its first headlen bytes,
- * after the policy judged them: the staging area is created only then.
+ * Opens new session s of n with names nm: its staging area and its
+ * metadata, synced, marked as tus's, without a head until its first
+ * bytes are judged (judge_head). On failure s is ended.
  */
 static enum pf_status
-open_with_head(struct engine *e, struct pending *p, const uint8_t *head,
+open_new(struct engine *e, struct session *s,
+    const struct engine_upload_new *n, const struct naming *nm, char *why,
+    size_t cap)
+{
+	struct session_file f = { .name = nm->name,
+	    .client_name = nm->client_name,
+	    .client_name_len = nm->client_name_len, .peer = n->peer,
+	    .size = n->size, .chunk_size = PROTO_DEFAULT_CHUNK,
+	    .head = (const uint8_t *)"", .headlen = 0, .tus = true };
+	enum pf_status rc;
+
+	if ((rc = session_open(s, e->storage, &f)) != PF_OK) {
+		snprintf(why, cap, "cannot stage %llu bytes",
+		    (unsigned long long)n->size);
+		registry_end(e->registry, s, SESSION_FAILED, rc);
+		return rc;
+	}
+	log_info("%s: upload %s created over HTTP by %s: \"%s\", %llu bytes, "
+	    "%u chunks", n->peer, session_id(s), session_user(s),
+	    session_name(s), (unsigned long long)session_size(s),
+	    session_nchunks(s));
+	return PF_OK;
+}
+
+/*
+ * Judges the first headlen bytes of new upload s (all of them, or 512)
+ * and keeps them as its head; on refusal or failure s is ended.
+ */
+static enum pf_status
+judge_head(struct engine *e, struct session *s, const uint8_t *head,
     size_t headlen, char *why, size_t cap)
 {
-	struct session_file f = { .name = p->name,
-	    .client_name = p->client_name,
-	    .client_name_len = p->client_name_len, .peer = p->peer,
-	    .size = session_size(p->s), .chunk_size = PROTO_DEFAULT_CHUNK,
-	    .head = head, .headlen = headlen };
 	enum pf_status rc;
 
 	/* A partial upload's head is judged in the final upload. */
-	if (!p->partial && (rc = policy_check_head(e->policy, head, headlen,
-	    why, cap)) != PF_OK) {
-		log_info("%s: upload %s refused: %s", p->peer,
-		    session_id(p->s), why);
+	if (!partial_is(s) && (rc = policy_check_head(e->policy, head,
+	    headlen, why, cap)) != PF_OK) {
+		log_info("upload %s refused: %s", session_id(s), why);
 		rc = rc == PF_EFORBIDDEN ? rc : PF_EINTERNAL;
-		registry_end(e->registry, p->s, SESSION_FAILED, rc);
+		registry_end(e->registry, s, SESSION_FAILED, rc);
 		return rc;
 	}
-	if ((rc = session_open(p->s, e->storage, &f)) != PF_OK) {
-		snprintf(why, cap, "cannot stage %llu bytes",
-		    (unsigned long long)session_size(p->s));
-		registry_end(e->registry, p->s, SESSION_FAILED, rc);
+	if (headlen > 0 && (rc = session_set_head(s, head, headlen)) !=
+	    PF_OK) {
+		snprintf(why, cap, rc == PF_ECANCELLED ? "the upload was "
+		    "cancelled" : "cannot store the upload's metadata");
+		registry_end(e->registry, s, SESSION_FAILED, rc);
 		return rc;
 	}
-	log_info("%s: upload %s opened over HTTP by %s: \"%s\", %llu bytes, "
-	    "%u chunks", p->peer, session_id(p->s), session_user(p->s),
-	    session_name(p->s), (unsigned long long)session_size(p->s),
-	    session_nchunks(p->s));
 	return PF_OK;
 }
 
@@ -479,43 +553,39 @@ engine_upload_create(struct engine *e, const struct engine_upload_new *n,
     char id[ENGINE_ID_LEN + 1], char *why, size_t cap)
 {
 	struct registry_ask ask = { .user = n->user, .size = n->size };
-	struct pending *p;
+	struct naming nm = { .client_name = NULL };
+	struct session *s = NULL;
 	uint32_t nchunks = 0;
 	enum pf_status rc;
 
-	if ((p = calloc(1, sizeof(*p))) == NULL)
-		return PF_EINTERNAL;
-	if ((rc = check_new(e, n, p, &nchunks, why, cap)) != PF_OK ||
+	pending_prune(e->uploads);
+	if ((rc = check_new(e, n, &nm, &nchunks, why, cap)) != PF_OK ||
 	    (rc = check_space(e, n->size, &ask.room, why, cap)) != PF_OK)
 		goto out;
-	if ((rc = registry_open(e->registry, nchunks, &ask, &p->s, why,
+	if ((rc = registry_open(e->registry, nchunks, &ask, &s, why,
 	    cap)) != PF_OK) {
 		log_info("%s: upload of %llu bytes refused: %s", n->peer,
 		    (unsigned long long)n->size, why);
 		rc = rc == PF_ENOMEM ? PF_EINTERNAL : rc;
 		goto out;
 	}
-	snprintf(id, ENGINE_ID_LEN + 1, "%s", session_id(p->s));
-	p->partial = n->partial;
-	if (n->size == 0 && n->partial) {
-		rc = open_with_head(e, p, (const uint8_t *)"", 0, why, cap);
+	snprintf(id, ENGINE_ID_LEN + 1, "%s", session_id(s));
+	if ((rc = open_new(e, s, n, &nm, why, cap)) != PF_OK)
 		goto out;
-	}
-	if (n->size == 0) {
-		/* Nothing to wait for: judged, opened and stored now. */
-		if ((rc = open_with_head(e, p, (const uint8_t *)"", 0, why,
-		    cap)) == PF_OK)
-			rc = complete(e, p->s);
-		goto out;
-	}
-	pending_put(e->uploads, p);
-	p = NULL;
+	/* Nothing to wait for: judged and stored now (a part: kept). */
+	if (n->size == 0 && (rc = judge_head(e, s, (const uint8_t *)"", 0,
+	    why, cap)) == PF_OK && !n->partial)
+		rc = complete(e, s);
 out:
-	pending_free(p);
+	session_unref(s);
+	free(nm.client_name);
 	return rc;
 }
 
-/* A live session by id, if user (NULL: anyone) owns it; else NULL. */
+/*
+ * A live tus session by id, if user (NULL: anyone) owns it; else NULL.
+ * A native one is not found: see the top of this file.
+ */
 static struct session *
 lookup(struct engine *e, const char *id, const char *user)
 {
@@ -523,7 +593,8 @@ lookup(struct engine *e, const char *id, const char *user)
 
 	if (registry_lookup(e->registry, id, &s) != PF_OK)
 		return NULL;
-	if (user != NULL && strcmp(session_user(s), user) != 0) {
+	if ((user != NULL && strcmp(session_user(s), user) != 0) ||
+	    !session_ready(s) || !session_tus(s)) {
 		session_unref(s);
 		return NULL;
 	}
@@ -537,7 +608,7 @@ info_finished(struct engine *e, const char *id, const char *user,
 {
 	struct engine_session_info si;
 
-	if (engine_session(e, id, &si) != PF_OK ||
+	if (engine_session(e, id, &si) != PF_OK || !si.tus ||
 	    (user != NULL && strcmp(si.user, user) != 0))
 		return PF_ENOSESSION;
 	out->state = si.state;
@@ -557,6 +628,7 @@ engine_upload_info(struct engine *e, const char *id, const char *user,
 {
 	struct engine_session_info si;
 	struct session *s;
+	struct tail t;
 	enum pf_status rc;
 
 	memset(out, 0, sizeof(*out));
@@ -567,8 +639,7 @@ engine_upload_info(struct engine *e, const char *id, const char *user,
 	 * stored now, or the error, as the offset must not say it is done.
 	 */
 	if (session_ready(s) && session_state(s) == SESSION_RECEIVING &&
-	    session_held_prefix(s) == session_size(s) &&
-	    !partial_is(e->uploads, s)) {
+	    session_held_prefix(s) == session_size(s) && !partial_is(s)) {
 		/* Another request storing it at once: it is in progress. */
 		if ((rc = complete(e, s)) != PF_OK ||
 		    info_finished(e, id, user, out) == PF_OK) {
@@ -579,42 +650,57 @@ engine_upload_info(struct engine *e, const char *id, const char *user,
 	session_info(s, &si);
 	out->state = si.state;
 	out->size = session_size(s);
-	out->offset = session_ready(s) ? session_held_prefix(s) : 0;
+	out->offset = session_held_prefix(s);
+	/* The bytes a request left in the next chunk count: tus says so. */
+	if (tail_peek(e->uploads, s, &t) && out->offset ==
+	    (uint64_t)t.idx * session_chunk_size(s))
+		out->offset = t.off;
 	out->expires = si.updated + (int64_t)e->cfg.staging_ttl_s;
-	out->partial = partial_is(e->uploads, s);
+	out->partial = partial_is(s);
 	snprintf(out->name, sizeof(out->name), "%s", session_name(s));
 	session_unref(s);
 	return PF_OK;
 }
 
 /*
- * The tail a request left in ready session s, for a write at off: gone
- * on with (true, in *t; *at is off then), or dropped if off is the
- * durable offset *at (its chunk is written anew), else kept.
+ * The tail a request left in s, for a write at off, where *at is the
+ * end of the chunks held: gone on with (*resume, its chunk claimed
+ * again, in *t; *at is off then); dropped if off is *at (its chunk is
+ * written anew) or its chunk was held meanwhile; else kept, and *at is
+ * its offset, as HEAD says. PF_EBUSY if another write has its chunk.
  */
-static bool
+static enum pf_status
 tail_resolve(struct engine *e, struct session *s, uint64_t off,
-    uint64_t *at, struct tail *t)
+    uint64_t *at, struct tail *t, bool *resume)
 {
-	if (!session_ready(s) || !tail_take(e->uploads, s, t))
-		return false;
-	if (off == t->off) {
-		*at = off;
-		return true;
+	*resume = false;
+	if (!tail_take(e->uploads, s, t) || *at != (uint64_t)t->idx *
+	    session_chunk_size(s) || off == *at)
+		return PF_OK;
+	if (off != t->off) {
+		if (tail_put(e, s, t->idx, t->off))
+			*at = t->off;
+		return PF_OK;
 	}
-	if (off != *at && tail_put(e, s, t->idx, t->off))
-		return false;
-	session_release_chunk(s, t->idx, false);
-	return false;
+	switch (session_reclaim_chunk(s, t->idx)) {
+	case SESSION_CLAIMED:
+		*at = off;
+		*resume = true;
+		return PF_OK;
+	case SESSION_BUSY:
+		tail_put(e, s, t->idx, t->off);
+		return PF_EBUSY;
+	default:
+		return PF_OK;
+	}
 }
 
 /* Bytes read back at once to digest the start of a chunk gone on with. */
 #define REHASH_BUF	(64 * 1024)
 
 /*
- * Goes on with chunk idx, written from its start to u->off and claimed
- * by an earlier request: claimed by u now, its digest fed with what is
- * staged.
+ * Goes on with chunk idx, written from its start to u->off by an earlier
+ * request and claimed again for u: its digest fed with what is staged.
  */
 static enum pf_status
 resume_chunk(struct engine_upload *u, uint32_t idx)
@@ -643,6 +729,30 @@ resume_chunk(struct engine_upload *u, uint32_t idx)
 	return rc;
 }
 
+/*
+ * Where a write into s may begin, in *at, and what it goes on with: the
+ * pending first bytes of a new upload (*p), or a tail (*resume, *t).
+ */
+static enum pf_status
+begin_at(struct engine *e, struct session *s, uint64_t off, uint64_t *at,
+    struct pending **p, struct tail *t, bool *resume)
+{
+	enum pf_status rc;
+
+	*resume = false;
+	if (session_head_judged(s)) {
+		*at = session_held_prefix(s);
+		return tail_resolve(e, s, off, at, t, resume);
+	}
+	if ((rc = pending_get(e->uploads, s, p)) != PF_OK)
+		return rc;
+	/* Its held first bytes: gone on from, or sent anew. */
+	if (off == 0)
+		(*p)->headlen = 0;
+	*at = (*p)->headlen;
+	return PF_OK;
+}
+
 enum pf_status
 engine_upload_begin(struct engine *e, const char *id, const char *user,
     uint64_t off, bool hold, struct engine_upload **out, uint64_t *durable)
@@ -652,9 +762,9 @@ engine_upload_begin(struct engine *e, const char *id, const char *user,
 	struct engine_upload *u;
 	struct session *s;
 	struct tail t = { .off = 0 };
-	enum pf_status rc;
-	bool resume;
-	uint64_t at;
+	enum pf_status rc = PF_EBUSY;
+	bool resume = false;
+	uint64_t at = 0;
 
 	*out = NULL;
 	if ((s = lookup(e, id, user)) == NULL) {
@@ -664,42 +774,31 @@ engine_upload_begin(struct engine *e, const char *id, const char *user,
 		*durable = info.offset;
 		return rc == PF_OK ? PF_EPROTO : PF_ECANCELLED;
 	}
-	if (session_state(s) != SESSION_RECEIVING) {
+	if (session_state(s) != SESSION_RECEIVING || (rc = begin_at(e, s,
+	    off, &at, &p, &t, &resume)) != PF_OK) {
 		session_unref(s);
-		return PF_EBUSY;
-	}
-	at = session_ready(s) ? session_held_prefix(s) : 0;
-	resume = tail_resolve(e, s, off, &at, &t);
-	/* Not ready: a new upload, whose first write opens it. */
-	if (!session_ready(s) && (p = pending_take(e->uploads, s)) != NULL) {
-		/* Its held first bytes: gone on from, or sent anew. */
-		if (off == 0)
-			p->headlen = 0;
-		at = p->headlen;
-	} else if (!session_ready(s)) {
-		/* Another write is opening it. */
-		session_unref(s);
-		return PF_EBUSY;
+		return rc == PF_EINTERNAL ? rc : PF_EBUSY;
 	}
 	if (off != at || (u = calloc(1, sizeof(*u))) == NULL) {
 		if (p != NULL)
-			pending_put(e->uploads, p);
-		if (resume)
+			pending_put(e->uploads, p, false);
+		if (resume) {
+			tail_put(e, s, t.idx, t.off);
 			session_release_chunk(s, t.idx, false);
+		}
 		session_unref(s);
 		*durable = at;
 		return off != at ? PF_EPROTO : PF_EINTERNAL;
 	}
 	*u = (struct engine_upload){ .e = e, .s = s, .p = p, .hold = hold,
 	    .off = 0, .size = session_size(s),
-	    .cs = session_chunk_size(s) ? session_chunk_size(s) :
-	    PROTO_DEFAULT_CHUNK, .hash = pf_sha256_new() };
+	    .cs = session_chunk_size(s), .hash = pf_sha256_new(),
+	    .partial = partial_is(s) };
 	if (p != NULL) {
 		memcpy(u->head, p->head, p->headlen);
 		u->headlen = p->headlen;
 	} else
 		u->off = off;
-	u->partial = p != NULL ? p->partial : partial_is(e->uploads, s);
 	session_attach(s, false);
 	session_touch(s);
 	rc = u->hash == NULL ? PF_EINTERNAL : resume ? resume_chunk(u, t.idx) :
@@ -874,14 +973,14 @@ take_head(struct engine_upload *u, const uint8_t **p, size_t *n)
 	*n -= k;
 	if (u->headlen < want)
 		return PF_OK;
-	/* Claimed before the judgement: one write opens it. */
+	/* Claimed before the judgement: one write stores it. */
 	if ((rc = chunk_enter(u)) != PF_OK)
 		return rc;
-	if ((rc = open_with_head(u->e, pe, u->head, want, u->why,
+	if ((rc = judge_head(u->e, u->s, u->head, want, u->why,
 	    sizeof(u->why))) != PF_OK)
 		return rc;
 	u->p = NULL;
-	pending_free(pe);
+	pending_put(u->e->uploads, pe, true);
 	return store(u, u->head, want);
 }
 
@@ -958,24 +1057,28 @@ engine_upload_end(struct engine_upload *u, bool keep, uint64_t *offset)
 	end_held(u, keep);
 	*offset = session_ready(s) && session_state(s) == SESSION_RECEIVING ?
 	    session_held_prefix(s) : 0;
-	/* A chunk left unfinished after durable ones: the next goes on. */
+	/*
+	 * A chunk left unfinished after durable ones: noted for the next
+	 * request to go on, and released, so that nobody waits on this one.
+	 */
 	if (tail && *offset == (uint64_t)u->idx * u->cs &&
 	    session_state(s) == SESSION_RECEIVING &&
 	    tail_put(e, s, u->idx, u->off))
 		*offset = u->off;
-	else if (u->claimed)
+	if (u->claimed)
 		session_release_chunk(s, u->idx, false);
 	if (u->p != NULL) {
 		/*
-		 * Not opened: the first bytes so far wait in memory for the
-		 * rest of the head (HEAD says 0: none of them is durable).
+		 * Not judged: the first bytes so far wait in memory for the
+		 * rest of the head (HEAD says 0: none of them is stored).
 		 */
 		if (keep && u->err == PF_OK) {
 			memcpy(u->p->head, u->head, u->headlen);
 			u->p->headlen = u->headlen;
 		}
 		*offset = u->p->headlen;
-		pending_put(e->uploads, u->p);
+		pending_put(e->uploads, u->p,
+		    session_state(s) != SESSION_RECEIVING);
 	} else if (*offset == u->size && u->err == PF_OK && !u->partial)
 		rc = complete(e, s);
 	session_detach(s, false);
@@ -988,22 +1091,20 @@ engine_upload_end(struct engine_upload *u, bool keep, uint64_t *offset)
 enum pf_status
 engine_upload_cancel(struct engine *e, const char *id, const char *user)
 {
-	struct pending *p;
+	struct engine_upload_info info;
 	struct session *s;
+	enum pf_status rc;
 	bool cancelled;
 
-	/* A new upload not opened yet is not shown, so not found there. */
-	if ((s = lookup(e, id, user)) != NULL && !session_ready(s) &&
-	    (p = pending_take(e->uploads, s)) != NULL) {
-		registry_end(e->registry, s, SESSION_CANCELLED, PF_ECANCELLED);
-		log_info("upload %s cancelled over HTTP before its first "
-		    "byte", id);
-		pending_free(p);
-		session_unref(s);
-		return PF_OK;
-	}
+	/* Only tus's own: live, or finished (a stored file goes too). */
+	if ((s = lookup(e, id, user)) == NULL && (rc = info_finished(e, id,
+	    user, &info)) == PF_ENOSESSION)
+		return rc;
 	session_unref(s);
-	return engine_remove_session(e, id, user, &cancelled);
+	rc = engine_remove_session(e, id, user, &cancelled);
+	/* Its first bytes held in memory go with it. */
+	pending_prune(e->uploads);
+	return rc;
 }
 
 /* Bytes copied at once from a part into the final upload. */
@@ -1022,7 +1123,7 @@ take_parts(struct engine *e, const char *user, const char *const *ids,
 		struct session *s = lookup(e, ids[i], user);
 
 		parts[i] = s;
-		if (s == NULL || !partial_is(e->uploads, s)) {
+		if (s == NULL || !partial_is(s)) {
 			snprintf(why, cap, "no partial upload %s", ids[i]);
 			return PF_ENOSESSION;
 		}

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The engine's table of the gateway's new uploads (engine.h declares the
- * engine_upload_* calls themselves): those created and waiting for their
- * first bytes, with the name they will be opened under.
+ * The engine's table of the gateway's uploads (engine.h declares the
+ * engine_upload_* calls themselves): the first bytes of new ones, held
+ * until the policy judges them, the chunks writes left unfinished, and
+ * the parts of final uploads.
  */
 #ifndef PF_GWUPLOAD_H
 #define PF_GWUPLOAD_H

@@ -61,18 +61,19 @@ static bool
 info_from_meta(const char *id, const json_t *meta,
     struct engine_session_info *out)
 {
-	const char *user, *name, *digest, *peer = "";
+	const char *user, *name, *digest, *peer = "", *origin = "native";
 	json_int_t size, chunk_size, created, finished = 0, bytes = 0;
 	json_int_t nacked = 0, resent = 0, files = 0;
 	uint32_t count;
 
 	memset(out, 0, sizeof(*out));
 	if (json_unpack((json_t *)meta, "{s:s,s:s,s:s,s:I,s:I,s:I,s?s,s?I,"
-	    "s?I,s?I,s?I,s?I}", "user", &user, "name", &name, "digest",
+	    "s?I,s?I,s?I,s?I,s?s}", "user", &user, "name", &name, "digest",
 	    &digest, "size", &size, "chunk_size", &chunk_size, "created_unix",
 	    &created, "peer", &peer, "finished_unix", &finished,
 	    "bytes_received", &bytes, "chunks_nacked", &nacked,
-	    "chunks_resent", &resent, "files", &files) == -1 || size < 0 ||
+	    "chunks_resent", &resent, "files", &files, "origin", &origin) ==
+	    -1 || size < 0 ||
 	    chunk_size <= 0 || files < 0 || files > PROTO_MAX_FILES ||
 	    chunk_size > UINT32_MAX || strlen(digest) != PF_SHA256_HEX - 1 ||
 	    proto_chunk_count((uint64_t)size, (uint32_t)chunk_size,
@@ -91,6 +92,7 @@ info_from_meta(const char *id, const json_t *meta,
 	out->chunks_resent = (uint32_t)resent;
 	out->bytes_received = (uint64_t)bytes;
 	out->files = (uint32_t)files;
+	out->tus = strcmp(origin, "tus") == 0;
 	out->created = created;
 	out->finished = out->updated = finished ? finished : created;
 	return true;

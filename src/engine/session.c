@@ -38,6 +38,7 @@ struct session {
 	uint32_t	 nchunks;
 	uint8_t		 head[PROTO_HEAD_LEN];
 	size_t		 headlen;
+	bool		 tus;			/* see session_file */
 	pthread_mutex_t	 lock;			/* guards key and owner */
 	uint8_t		 key[PF_SHA256_LEN];	/* the login's session key */
 	uint64_t	 owner;			/* control connection's id */
@@ -191,7 +192,8 @@ session_unref(struct session *s)
 
 /*
  * The session's metadata as a new JSON object: id, user, name, client
- * name, size, chunk size, creation time; with staging set, also the head
+ * name, size, chunk size, creation time, origin; with staging set, also
+ * the head
  * (what recovery needs), else the receipt and the transfer counters
  * (bytes received since the last restart, chunks NACKed, chunks sent
  * again though already held).
@@ -209,6 +211,11 @@ to_json(const struct session *s, bool staging)
 	    s->client_name, s->client_name_len, "size", (json_int_t)s->size,
 	    "chunk_size", (json_int_t)s->chunk_size, "user", s->user,
 	    "created", created, "created_unix", (json_int_t)s->created);
+	if (j != NULL && json_object_set_new(j, "origin", json_string(s->tus ?
+	    "tus" : "native")) == -1) {
+		json_decref(j);
+		return NULL;
+	}
 	if (j == NULL)
 		return NULL;
 	/* A transfer: its manifest is a file of its own (MANIFEST_NAME). */
@@ -290,6 +297,7 @@ session_open(struct session *s, struct storage *storage,
 	snprintf(s->name, sizeof(s->name), "%s", f->name);
 	snprintf(s->peer, sizeof(s->peer), "%s", f->peer);
 	s->chunk_size = f->chunk_size;
+	s->tus = f->tus;
 	memcpy(s->head, f->head, f->headlen);
 	s->headlen = f->headlen;
 	if ((s->client_name = malloc(f->client_name_len + 1)) == NULL)
@@ -330,18 +338,19 @@ session_id_from_json(const json_t *meta, char id[PROTO_ID_LEN + 1])
 static enum pf_status
 from_json(struct session *s, const json_t *meta)
 {
-	const char *user, *name, *cname, *head64;
+	const char *user, *name, *cname, *head64, *origin = "native";
 	json_int_t size, chunk_size, created;
 	size_t cname_len;
 	char safe[PROTO_MAX_NAME + 1];
 	uint32_t count;
 	long headlen;
 
-	if (json_unpack((json_t *)meta, "{s:s,s:s,s:s%,s:I,s:I,s:I,s:s}",
+	if (json_unpack((json_t *)meta, "{s:s,s:s,s:s%,s:I,s:I,s:I,s:s,s?s}",
 	    "user", &user, "name", &name, "client_name", &cname, &cname_len,
 	    "size", &size, "chunk_size", &chunk_size, "created_unix",
-	    &created, "head", &head64) == -1)
+	    &created, "head", &head64, "origin", &origin) == -1)
 		return PF_EBADFRAME;
+	s->tus = strcmp(origin, "tus") == 0;
 	/* A damaged or edited file is treated like hostile input. */
 	if (!proto_user_valid(user) || size < 0 || !proto_chunk_size_valid(
 	    (uint64_t)chunk_size) || proto_chunk_count((uint64_t)size,
@@ -349,9 +358,11 @@ from_json(struct session *s, const json_t *meta)
 	    policy_sanitize_name(name, strlen(name), safe) != PF_OK ||
 	    strcmp(safe, name) != 0)
 		return PF_EBADFRAME;
+	/* A tus upload created, its first bytes not judged yet: no head. */
 	headlen = pf_base64_decode(head64, s->head, sizeof(s->head));
-	if (headlen < 0 || (uint64_t)headlen != ((uint64_t)size <
-	    PROTO_HEAD_LEN ? (uint64_t)size : PROTO_HEAD_LEN))
+	if (headlen < 0 || ((uint64_t)headlen != ((uint64_t)size <
+	    PROTO_HEAD_LEN ? (uint64_t)size : PROTO_HEAD_LEN) &&
+	    !(s->tus && headlen == 0)))
 		return PF_EBADFRAME;
 	if ((s->client_name = malloc(cname_len + 1)) == NULL)
 		return PF_ENOMEM;
@@ -501,6 +512,17 @@ session_release_chunk(struct session *s, uint32_t index, bool nacked)
 		atomic_fetch_add(&s->chunks_nacked, 1);
 		session_changed();
 	}
+}
+
+enum session_claim
+session_reclaim_chunk(struct session *s, uint32_t index)
+{
+	uint8_t expect = CHUNK_PENDING;
+
+	if (atomic_compare_exchange_strong(&s->chunks[index], &expect,
+	    CHUNK_RECEIVING))
+		return SESSION_CLAIMED;
+	return expect == CHUNK_DONE ? SESSION_HELD : SESSION_BUSY;
 }
 
 bool
@@ -702,6 +724,7 @@ session_info(struct session *s, struct engine_session_info *out)
 	out->streams = atomic_load(&s->streams);
 	out->bytes_received = atomic_load(&s->bytes_received);
 	out->files = s->mf != NULL ? (uint32_t)s->mf->n : 0;
+	out->tus = s->tus;
 	out->created = s->created;
 	out->updated = atomic_load(&s->last_active);
 	if (out->state != ENGINE_RECEIVING)
@@ -756,6 +779,39 @@ const char *
 session_name(const struct session *s)
 {
 	return s->name;
+}
+
+bool
+session_tus(const struct session *s)
+{
+	return s->tus;
+}
+
+bool
+session_head_judged(const struct session *s)
+{
+	return s->headlen == (s->size < PROTO_HEAD_LEN ? s->size :
+	    PROTO_HEAD_LEN);
+}
+
+enum pf_status
+session_set_head(struct session *s, const uint8_t *head, size_t n)
+{
+	enum pf_status rc;
+	json_t *meta;
+
+	if (n > sizeof(s->head))
+		return PF_EINTERNAL;
+	memcpy(s->head, head, n);
+	s->headlen = n;
+	/* Ended meanwhile (a DELETE): its metadata is gone and stays so. */
+	if (atomic_load(&s->state) != SESSION_RECEIVING)
+		return PF_ECANCELLED;
+	if ((meta = to_json(s, true)) == NULL)
+		return PF_EINTERNAL;
+	rc = storage_staging_put_meta(s->staging, meta);
+	json_decref(meta);
+	return rc;
 }
 
 const char *

@@ -59,6 +59,10 @@ struct session_file {
 	uint32_t	 chunk_size;
 	const uint8_t	*head;
 	size_t		 headlen;
+	/* Created over tus (gwupload.c), kept as the metadata's "origin":
+	   only such a session is tus's to write, show or end. Its head
+	   may then be empty until its first bytes are judged. */
+	bool		 tus;
 	/* A transfer's manifest: session_open takes it over, success or
 	   not (session_matches only reads it); NULL for one file. */
 	struct manifest	*manifest;
@@ -175,6 +179,13 @@ void session_settle(struct session *s);
  */
 void session_release_chunk(struct session *s, uint32_t index, bool nacked);
 
+/*
+ * Claims chunk index again to go on with it (tus: a request that ends
+ * inside a chunk releases it, the next one goes on from where it ended):
+ * as session_claim_chunk, but not counted as sent again.
+ */
+enum session_claim session_reclaim_chunk(struct session *s, uint32_t index);
+
 /* True once a sync of the staging area failed: nothing staged holds. */
 bool session_broken(struct session *s);
 
@@ -285,6 +296,18 @@ const struct manifest *session_manifest(const struct session *s);
 const char *session_id(const struct session *s);
 const char *session_user(const struct session *s);
 const char *session_name(const struct session *s);
+/* Opened over tus (session_file's tus). */
+bool session_tus(const struct session *s);
+/* False while a tus upload's first bytes are not judged (no head yet). */
+bool session_head_judged(const struct session *s);
+/*
+ * Sets the head of ready tus session s, once the policy judged it, and
+ * rewrites its staging metadata (synced) so a restart judges it again.
+ * The caller holds chunk 0 claimed. PF_ECANCELLED if s ended, PF_EIO,
+ * PF_ENOSPC.
+ */
+enum pf_status session_set_head(struct session *s, const uint8_t *head,
+    size_t n);
 /* The name as sent (any bytes, *len of them; NULL until ready). */
 const char *session_client_name(const struct session *s, size_t *len);
 uint64_t session_size(const struct session *s);

@@ -261,6 +261,21 @@ out:
 }
 
 enum pf_status
+storage_staging_put_meta(struct staging *st, const json_t *meta)
+{
+	enum pf_status rc;
+
+	if ((rc = storage_write_json(st->dirfd, SESSION_NAME, meta)) != PF_OK)
+		return rc;
+	if (fsync(st->dirfd) == -1) {
+		rc = pf_status_from_errno(errno);
+		log_error("%s: session %s: %s", __func__, st->id,
+		    strerror(errno));
+	}
+	return rc;
+}
+
+enum pf_status
 storage_staging_write(struct staging *st, uint64_t off, const void *p,
     size_t n)
 {

@@ -63,6 +63,13 @@ enum pf_status storage_staging_create(struct storage *s, const char *id,
     uint64_t size, const json_t *meta, struct staging **out);
 
 /*
+ * Replaces st's metadata with meta (borrowed), atomically, and syncs it
+ * and the directory: what a crash brings back is either, whole.
+ */
+enum pf_status storage_staging_put_meta(struct staging *st,
+    const json_t *meta);
+
+/*
  * Writes n bytes at off into the staging file. Thread-safe: chunks of one
  * session are written concurrently at disjoint offsets. PF_ENOSPC or PF_EIO.
  */
