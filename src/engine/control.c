@@ -408,7 +408,8 @@ resume_session(struct stream *st, const struct open_req *o)
 		return reply_fail(st, PF_EBUSY, "session %s is being "
 		    "committed; try again", o->resume);
 	}
-	if (!session_matches(s, st->user, &o->f)) {
+	/* A tus upload is the gateway's, as a native one is not tus's. */
+	if (session_tus(s) || !session_matches(s, st->user, &o->f)) {
 		session_unref(s);
 		return reply_fail(st, PF_ENOSESSION,
 		    "no session %s to resume for "

@@ -213,5 +213,36 @@ check_eq "... a final upload of it and a part: 201" 201 "$CODE"
 fin=$(hdr Location)
 check "... stored file identical" stored_as "${fin##*/}" "$T/c"
 
+# --- Nor is a tus upload the native protocol's to resume ------------------
+# (pfwire, the tests' own client, logs in over plaintext.)
+stop_server
+start_gw --users "$U" --no-tls
+mkfile "$T/r" $((MIB + 7))
+create "$(stat -c %s "$T/r")" resumed.bin
+head -c 600 "$T/r" >"$T/r600"
+patch 0 "$T/r600"
+check_eq "a tus upload, its first bytes judged: 204" 204 "$CODE"
+got=$(PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$(dirname "$0")" python3 - \
+    "$PORT" "$ID" "$T/r" 2>&1 <<'EOF'
+import base64, sys
+import pfwire as w
+
+port, sid, path = sys.argv[1:4]
+data = open(path, "rb").read()
+c = w.connect(port)
+w.hello(c)
+w.scram_login(c, "alice", "alice-pw")
+w.send_json(c, w.OPEN, {"name": "resumed.bin", "size": len(data),
+                        "chunk_size": 4 * 1024 * 1024, "resume": sid,
+                        "head": base64.b64encode(
+                            data[:w.HEAD_LEN]).decode("ascii")})
+print(w.error_name(c))
+EOF
+)
+check_eq "a native OPEN resuming it: unknown_session" unknown_session "$got"
+head_of "$LOC"
+check_eq "... and tus still has it at 600" "200 600" \
+    "$CODE $(hdr Upload-Offset)"
+
 stop_server
 done_testing
