@@ -35,12 +35,16 @@
 
 /*
  * Refuses the login of user from this connection's address while it must
- * wait (ERROR throttled); PF_OK if it may go on.
+ * wait (ERROR throttled); PF_OK if it may go on. With begin, right before
+ * the outcome is known: the attempt is in flight until login_failed or
+ * throttle_succeeded (throttle_begin).
  */
 static enum pf_status
-refuse_throttled(struct stream *st, const char *user)
+refuse_throttled(struct stream *st, const char *user, bool begin)
 {
-	unsigned wait = throttle_check(st->env->throttle, st->c->peer, user);
+	unsigned wait = begin ? throttle_begin(st->env->throttle,
+	    st->c->peer, user) : throttle_check(st->env->throttle,
+	    st->c->peer, user);
 
 	if (wait == 0)
 		return PF_OK;
@@ -85,7 +89,7 @@ control_on_auth(struct stream *st, const json_t *req)
 	rc = auth_server_first(st->auth, msg, &reply);
 	if (rc == PF_EAUTH) {
 		/* A client talked out of binding: a failed login, no name. */
-		if ((rc = refuse_throttled(st, "")) != PF_OK)
+		if ((rc = refuse_throttled(st, "", true)) != PF_OK)
 			return rc;
 		login_failed(st, "", ": no channel binding over TLS");
 		return reply_fail(st, PF_EAUTH,
@@ -95,8 +99,8 @@ control_on_auth(struct stream *st, const json_t *req)
 		return reply_fail(st, rc,
 		    "malformed SCRAM client-first message");
 	/* Before the client spends a PBKDF2 on a proof we would refuse. */
-	if ((rc = refuse_throttled(st, auth_server_claimed_user(st->auth))) ==
-	    PF_OK)
+	if ((rc = refuse_throttled(st, auth_server_claimed_user(st->auth),
+	    false)) == PF_OK)
 		rc = reply_message(st, PROTO_CHALLENGE, reply);
 	free(reply);
 	return rc;
@@ -118,7 +122,7 @@ control_on_proof(struct stream *st, const json_t *req)
 		snprintf(user, sizeof(user), "%s",
 		    auth_server_claimed_user(st->auth));
 	/* Connections in parallel got their challenges before the wait. */
-	if ((rc = refuse_throttled(st, user)) != PF_OK)
+	if ((rc = refuse_throttled(st, user, true)) != PF_OK)
 		return rc;
 	rc = auth_server_final(st->auth, msg, &reply);
 	if (rc != PF_OK) {

@@ -253,12 +253,15 @@ unsigned engine_login_wait(struct engine *e, const char *addr,
 /*
  * Checks a plain password (HTTP Basic) of user from addr against user's
  * verifier: PF_OK or PF_EAUTH. Runs PBKDF2: callers ask
- * engine_login_wait first and cache the outcome. The outcome counts in
- * the login throttle; a failure in the stats and the log (the first of
- * an interval on a line of its own, the rest in a summary).
+ * engine_login_wait first and cache the outcome. The attempt is begun in
+ * the login throttle first (throttle_begin: parallel attempts take no
+ * more than the free guesses): PF_ETHROTTLED and the seconds to wait in
+ * *wait if it must wait. The outcome counts in the throttle; a failure in
+ * the stats and the log (the first of an interval on a line of its own,
+ * the rest in a summary).
  */
 enum pf_status engine_check_password(struct engine *e, const char *addr,
-    const char *user, const char *password);
+    const char *user, const char *password, unsigned *wait);
 
 /*
  * The gateway's door (tus, src/httpd/tus.c): uploads sent over HTTP

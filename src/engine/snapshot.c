@@ -333,8 +333,11 @@ engine_login_wait(struct engine *e, const char *addr, const char *user)
 
 enum pf_status
 engine_check_password(struct engine *e, const char *addr, const char *user,
-    const char *password)
+    const char *password, unsigned *wait)
 {
+	/* Begun only now: a cached login is no attempt to count. */
+	if ((*wait = throttle_begin(e->throttle, addr, user)) > 0)
+		return PF_ETHROTTLED;
 	if (auth_users_check(e->users, user, password, e->secret) == PF_OK) {
 		throttle_succeeded(e->throttle, addr, user);
 		return PF_OK;

@@ -32,6 +32,8 @@ struct entry {
 	uint64_t	 last_ms;	/* count's time */
 	uint64_t	 until_ms;	/* refused until then */
 	unsigned	 window;	/* failed or refused, this interval */
+	unsigned	 flying;	/* attempts begun, not ended */
+	uint64_t	 flying_ms;	/* when the last one began */
 	char		 addr[ADDR_LEN];
 };
 
@@ -252,11 +254,52 @@ open_window(struct throttle *t, uint64_t now)
 		t->window_ms = now > 0 ? now : 1;
 }
 
-unsigned
-throttle_check(struct throttle *t, const char *addr, const char *user)
+/* Attempts of e in flight at now: none once the last began long ago. */
+static unsigned
+flying_at(const struct entry *e, uint64_t now)
+{
+	if (e == NULL || now - e->flying_ms > 1000ULL * THROTTLE_ATTEMPT_S)
+		return 0;
+	return e->flying;
+}
+
+/*
+ * Whether one more attempt on e must wait for those in flight: they
+ * already reach e's free failures (or, past them, one is in flight).
+ */
+static bool
+crowded(const struct entry *e, uint64_t now)
+{
+	unsigned n = flying_at(e, now);
+
+	return n > 0 && count_at(e, now, NULL) + n >= (e->is_addr ?
+	    THROTTLE_ADDR_FREE : THROTTLE_PAIR_FREE);
+}
+
+/* One more attempt in flight on e (NULL: none to count it on). */
+static void
+fly(struct entry *e, uint64_t now)
+{
+	if (e == NULL)
+		return;
+	e->flying = flying_at(e, now) + 1;
+	e->flying_ms = now;
+}
+
+/* An attempt of e has ended. */
+static void
+land(struct entry *e, uint64_t now)
+{
+	if (e != NULL && flying_at(e, now) > 0)
+		e->flying--;
+}
+
+/* throttle_check, and with begin, throttle_begin. */
+static unsigned
+admit(struct throttle *t, const char *addr, const char *user, bool begin)
 {
 	uint64_t now = pf_now_ms();
-	struct entry *ea;
+	struct entry *ep, *ea;
 	unsigned w, wa;
 	char a[ADDR_LEN], line[256];
 	bool report;
@@ -264,10 +307,17 @@ throttle_check(struct throttle *t, const char *addr, const char *user)
 	norm_addr(addr, a);
 	pthread_mutex_lock(&t->lock);
 	report = close_window(t, now, line, sizeof(line));
-	w = wait_of(lookup(t, false, a, user, false, now), now);
+	ep = lookup(t, false, a, user, false, now);
 	ea = lookup(t, true, a, user, false, now);
+	w = wait_of(ep, now);
 	if ((wa = wait_of(ea, now)) > w)
 		w = wa;
+	if (w == 0 && begin && (crowded(ep, now) || crowded(ea, now)))
+		w = 1;
+	if (w == 0 && begin) {
+		fly(lookup(t, false, a, user, true, now), now);
+		fly(lookup(t, true, a, user, true, now), now);
+	}
 	if (w > 0) {
 		open_window(t, now);
 		t->refused++;
@@ -278,6 +328,18 @@ throttle_check(struct throttle *t, const char *addr, const char *user)
 	if (report)
 		log_warn("%s", line);
 	return w;
+}
+
+unsigned
+throttle_check(struct throttle *t, const char *addr, const char *user)
+{
+	return admit(t, addr, user, false);
+}
+
+unsigned
+throttle_begin(struct throttle *t, const char *addr, const char *user)
+{
+	return admit(t, addr, user, true);
 }
 
 /* One more failure on e: its count, and its wait past the free ones. */
@@ -318,10 +380,14 @@ throttle_failed(struct throttle *t, const char *addr, const char *user)
 	first = !t->logged && (t->closed_ms == 0 ||
 	    now - t->closed_ms >= t->interval_ms);
 	t->logged = true;
-	if ((e = lookup(t, false, a, user, true, now)) != NULL)
+	if ((e = lookup(t, false, a, user, true, now)) != NULL) {
+		land(e, now);
 		count_failure(e, now);
-	if ((e = lookup(t, true, a, user, true, now)) != NULL)
+	}
+	if ((e = lookup(t, true, a, user, true, now)) != NULL) {
+		land(e, now);
 		count_failure(e, now);
+	}
 	pthread_mutex_unlock(&t->lock);
 	if (report)
 		log_warn("%s", line);
@@ -339,6 +405,7 @@ throttle_succeeded(struct throttle *t, const char *addr, const char *user)
 	pthread_mutex_lock(&t->lock);
 	if ((e = lookup(t, false, a, user, false, now)) != NULL)
 		memset(e, 0, sizeof(*e));
+	land(lookup(t, true, a, user, false, now), now);
 	pthread_mutex_unlock(&t->lock);
 }
 

@@ -21,6 +21,8 @@
 #define THROTTLE_ADDR_FREE	30
 #define THROTTLE_ADDR_LEAK_S	60
 #define THROTTLE_MAX_WAIT_S	900
+/* An attempt that neither fails nor succeeds (a dropped login) lapses. */
+#define THROTTLE_ATTEMPT_S	60
 /* The table: THROTTLE_SETS sets of THROTTLE_WAYS entries (see .c). */
 #define THROTTLE_SETS		512
 #define THROTTLE_WAYS		8
@@ -42,6 +44,17 @@ void throttle_free(struct throttle *t);
  * addresses count by their /64. Any thread.
  */
 unsigned throttle_check(struct throttle *t, const char *addr,
+    const char *user);
+
+/*
+ * Like throttle_check, right before a password or proof is checked; when
+ * it may go on (0), the attempt is in flight until throttle_failed or
+ * throttle_succeeded ends it (or THROTTLE_ATTEMPT_S pass). Attempts in
+ * flight count as failures to come: parallel ones get no more than the
+ * free failures of the pair and of the address, and past them one at a
+ * time (the others wait 1 s), so no guess slips between check and count.
+ */
+unsigned throttle_begin(struct throttle *t, const char *addr,
     const char *user);
 
 /*

@@ -184,8 +184,12 @@ access_check_basic(struct httpd *h, struct MHD_Connection *c,
 	}
 	if (login_cached(h, mac, false))
 		goto ok;
-	if (engine_check_password(h->engine, where, user, password) != PF_OK)
+	if (engine_check_password(h->engine, where, user, password,
+	    retry_after) != PF_OK) {
+		if (*retry_after > 0)
+			rc = ACCESS_AUTH_LIMITED;
 		goto out;
+	}
 	login_cached(h, mac, true);
 ok:
 	snprintf(who->user, sizeof(who->user), "%s", user);

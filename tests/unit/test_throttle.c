@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of the login throttle (throttle.c): which keys wait, how
- * addresses are counted, and that a flood of new keys does not evict the
- * ones that wait.
+ * addresses are counted, that a flood of new keys does not evict the
+ * ones that wait, and that attempts in parallel get no extra guesses.
  */
 #include "config.h"
 
@@ -112,6 +112,40 @@ test_flood(void **state)
 	throttle_free(NULL);
 }
 
+/* Attempts begun in parallel get no more than the free failures. */
+static void
+test_parallel(void **state)
+{
+	struct throttle *t = throttle_new(60);
+	char user[16];
+
+	(void)state;
+	for (int i = 0; i < THROTTLE_PAIR_FREE; i++)
+		assert_int_equal(throttle_begin(t, "192.0.2.1", "alice"), 0);
+	/* The next waits for those in flight; a check alone does not. */
+	assert_int_equal(throttle_begin(t, "192.0.2.1:7", "alice"), 1);
+	assert_int_equal(throttle_check(t, "192.0.2.1", "alice"), 0);
+	assert_int_equal(throttle_begin(t, "192.0.2.1", "bob"), 0);
+	throttle_failed(t, "192.0.2.1", "bob");
+	/* All fail: the first wait, as for failures one after another. */
+	fail_n(t, "192.0.2.1", "alice", THROTTLE_PAIR_FREE);
+	assert_int_equal(throttle_begin(t, "192.0.2.1", "alice"), 1);
+	/* A success ends its attempt and clears the pair. */
+	assert_int_equal(throttle_begin(t, "192.0.2.2", "carol"), 0);
+	throttle_succeeded(t, "192.0.2.2", "carol");
+	for (int i = 0; i < THROTTLE_PAIR_FREE; i++)
+		assert_int_equal(throttle_begin(t, "192.0.2.2", "carol"), 0);
+	/* One address, many names: its own free failures, in flight too. */
+	for (int i = 0; i < THROTTLE_ADDR_FREE; i++) {
+		snprintf(user, sizeof(user), "u%d", i);
+		assert_int_equal(throttle_begin(t, "198.51.100.1", user), 0);
+	}
+	assert_int_equal(throttle_begin(t, "198.51.100.1", "another"), 1);
+	throttle_succeeded(t, "198.51.100.1", "u0");
+	assert_int_equal(throttle_begin(t, "198.51.100.1", "another"), 0);
+	throttle_free(t);
+}
+
 int
 main(void)
 {
@@ -120,6 +154,7 @@ main(void)
 		cmocka_unit_test(test_address),
 		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_flood),
+		cmocka_unit_test(test_parallel),
 	};
 
 	pf_log_set_level(PF_LOG_ERROR);
