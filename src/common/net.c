@@ -342,3 +342,46 @@ pf_addr_is_loopback(const char *addr)
 	freeaddrinfo(res);
 	return loop;
 }
+
+/* The part of an address pf_addr_same_host compares; its length or 0. */
+static size_t
+host_key(const struct sockaddr_storage *ss, uint8_t key[8])
+{
+	const struct in6_addr *a6;
+
+	if (ss->ss_family == AF_INET) {
+		memcpy(key, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+		return 4;
+	}
+	if (ss->ss_family != AF_INET6)
+		return 0;
+	a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(a6)) {
+		memcpy(key, &a6->s6_addr[12], 4);
+		return 4;
+	}
+	memcpy(key, a6->s6_addr, 8);
+	return 8;
+}
+
+bool
+pf_addr_same_host(const struct sockaddr_storage *a,
+    const struct sockaddr_storage *b)
+{
+	uint8_t ka[8], kb[8];
+	size_t n = host_key(a, ka);
+
+	return n != 0 && host_key(b, kb) == n && memcmp(ka, kb, n) == 0;
+}
+
+void
+pf_addr_text(const struct sockaddr_storage *ss, char out[INET6_ADDRSTRLEN])
+{
+	const void *a = ss->ss_family == AF_INET6 ?
+	    (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
+	    (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+
+	if ((ss->ss_family != AF_INET && ss->ss_family != AF_INET6) ||
+	    inet_ntop(ss->ss_family, a, out, INET6_ADDRSTRLEN) == NULL)
+		snprintf(out, INET6_ADDRSTRLEN, "?");
+}

@@ -7,14 +7,30 @@
 #ifndef PF_NET_H
 #define PF_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "clock.h"
 #include "status.h"
 
 struct pf_conn;
+
+/*
+ * Whether a and b are one client for per-address limits: the same IPv4
+ * address (mapped into IPv6 or not), or the same IPv6 /64, since one host
+ * or site is given a whole /64 and could spread its connections over it
+ * (as the login throttle counts). Other families are never the same.
+ */
+bool pf_addr_same_host(const struct sockaddr_storage *a,
+    const struct sockaddr_storage *b);
+
+/* The address of ss as text (no port) into out; "?" if it has none. */
+void pf_addr_text(const struct sockaddr_storage *ss,
+    char out[INET6_ADDRSTRLEN]);
 
 struct pf_conn_ops {
 	/* Like read(2)/write(2): >0 bytes, 0 on EOF (read), -1 with errno. */

@@ -6,7 +6,6 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -16,6 +15,7 @@
 #include "budget.h"
 #include "clock.h"
 #include "log.h"
+#include "net.h"
 
 /*
  * Refusals are summed up in one line this often: under a flood one line
@@ -71,53 +71,6 @@ budget_free(struct budget *b)
 	free(b);
 }
 
-/*
- * The part of an address the per-address cap counts, in key: an IPv4
- * address (mapped into IPv6 or not), or an IPv6 /64, since one host or
- * site is given a whole /64 and could spread its connections over it (as
- * the login throttle counts). Its length, 0 for another family.
- */
-static size_t
-addr_key(const struct sockaddr_storage *ss, uint8_t key[8])
-{
-	const struct in6_addr *a6;
-
-	if (ss->ss_family == AF_INET) {
-		memcpy(key, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-		return 4;
-	}
-	if (ss->ss_family != AF_INET6)
-		return 0;
-	a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-	if (IN6_IS_ADDR_V4MAPPED(a6)) {
-		memcpy(key, &a6->s6_addr[12], 4);
-		return 4;
-	}
-	memcpy(key, a6->s6_addr, 8);
-	return 8;
-}
-
-static bool
-same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	uint8_t ka[8], kb[8];
-	size_t n = addr_key(a, ka);
-
-	return n != 0 && addr_key(b, kb) == n && memcmp(ka, kb, n) == 0;
-}
-
-static void
-addr_text(const struct sockaddr_storage *ss, char out[INET6_ADDRSTRLEN])
-{
-	const void *a = ss->ss_family == AF_INET6 ?
-	    (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
-	    (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
-
-	if (inet_ntop(ss->ss_family == AF_INET6 ? AF_INET6 : AF_INET, a, out,
-	    INET6_ADDRSTRLEN) == NULL)
-		strcpy(out, "?");
-}
-
 /* Counts one more in *n, a field of b->tally (b->lock held). */
 static void
 count(struct budget *b, unsigned *n)
@@ -132,7 +85,7 @@ static void
 refused(struct budget *b, unsigned *n, const struct sockaddr_storage *addr)
 {
 	count(b, n);
-	addr_text(addr, b->tally.last);
+	pf_addr_text(addr, b->tally.last);
 }
 
 bool
@@ -148,7 +101,7 @@ budget_admit(struct budget *b, unsigned nconns, int fd,
 	for (t = b->tickets; t != NULL; t = t->next)
 		if (t->logging_in) {
 			logins++;
-			same += same_addr(&t->addr, addr);
+			same += pf_addr_same_host(&t->addr, addr);
 		}
 	/*
 	 * The connections over max_logins are kept for users who logged

@@ -10,6 +10,7 @@
 #include "access.h"
 #include "conns.h"
 #include "log.h"
+#include "net.h"
 
 /* The MAC of a download link: HMAC(secret, label, id, expiry), hex. */
 static bool
@@ -167,7 +168,7 @@ access_check_basic(struct httpd *h, struct MHD_Connection *c,
 	memset(who, 0, sizeof(*who));
 	*retry_after = 0;
 	conns_client_addr(c, &addr);
-	conns_addr_text(&addr, where);
+	pf_addr_text(&addr, where);
 	user = MHD_basic_auth_get_username_password(c, &password);
 	if (user == NULL || password == NULL ||
 	    (ulen = strlen(user)) == 0 || ulen > ENGINE_MAX_USER ||

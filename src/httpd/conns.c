@@ -2,7 +2,6 @@
 /* The gateway's connections: per-address cap and whole-request deadline. */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include "clock.h"
 #include "conns.h"
 #include "log.h"
+#include "net.h"
 
 /* One TCP connection, for the request deadline and the per-address cap. */
 struct gw_conn {
@@ -76,19 +76,6 @@ conns_client_addr(struct MHD_Connection *c, struct sockaddr_storage *out)
 		memcpy(out, ci->client_addr, sizeof(struct sockaddr_in));
 		((struct sockaddr_in *)out)->sin_port = 0;
 	}
-}
-
-void
-conns_addr_text(const struct sockaddr_storage *addr,
-    char out[INET6_ADDRSTRLEN])
-{
-	const void *a = addr->ss_family == AF_INET6 ?
-	    (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr :
-	    (const void *)&((const struct sockaddr_in *)addr)->sin_addr;
-
-	if (inet_ntop(addr->ss_family == AF_INET6 ? AF_INET6 : AF_INET, a, out,
-	    INET6_ADDRSTRLEN) == NULL)
-		snprintf(out, INET6_ADDRSTRLEN, "?");
 }
 
 /*
@@ -161,7 +148,7 @@ conn_started(struct httpd *h, struct MHD_Connection *c, void **ctx)
 	conns_client_addr(c, &gc->addr);
 	pthread_mutex_lock(&h->conns_lock);
 	for (struct gw_conn *o = h->conns; o != NULL; o = o->next)
-		if (memcmp(&o->addr, &gc->addr, sizeof(o->addr)) == 0)
+		if (pf_addr_same_host(&o->addr, &gc->addr))
 			same++;
 	gc->over_limit = same >= h->cfg.max_per_ip;
 	make_room(h, pf_now_ms());

@@ -50,9 +50,6 @@ void conns_mark_uploading(struct MHD_Connection *c);
 void conns_client_addr(struct MHD_Connection *c,
     struct sockaddr_storage *out);
 
-/* The address part of addr as text, for the log. */
-void conns_addr_text(const struct sockaddr_storage *addr,
-    char out[INET6_ADDRSTRLEN]);
 
 /*
  * Cuts connections whose request is over 3 times --http-timeout, and,

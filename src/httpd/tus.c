@@ -18,6 +18,7 @@
 #include "conns.h"
 #include "digest.h"
 #include "log.h"
+#include "net.h"
 #include "proto.h"
 #include "response.h"
 #include "tus.h"
@@ -394,7 +395,7 @@ create(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	enum pf_status rc;
 
 	conns_client_addr(c, &addr);
-	conns_addr_text(&addr, peer);
+	pf_addr_text(&addr, peer);
 	n.peer = peer;
 	n.name = name;
 	n.partial = concat != NULL && strcmp(concat, "partial") == 0;
