@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,6 +69,55 @@ pf_log(enum pf_log_level level, const char *fmt, ...)
 
 	/* PF_LOG_NONE is a setting, not a level a line may have. */
 	if (level > max_level || level < PF_LOG_ERROR)
+		return;
+	va_start(ap, fmt);
+	vlog(level, fmt, ap);
+	va_end(ap);
+}
+
+void
+pf_log_limit_init(struct pf_log_limit *l, const char *what, unsigned burst,
+    unsigned interval_s)
+{
+	*l = (struct pf_log_limit){ .what = what, .burst = burst,
+	    .interval_s = interval_s };
+	pthread_mutex_init(&l->lock, NULL);
+}
+
+void
+pf_log_limit_destroy(struct pf_log_limit *l)
+{
+	pthread_mutex_destroy(&l->lock);
+}
+
+void
+pf_log_limited(struct pf_log_limit *l, enum pf_log_level level,
+    const char *fmt, ...)
+{
+	uint64_t now = pf_now_ms(), since = 0;
+	unsigned dropped = 0;
+	bool print;
+	va_list ap;
+
+	if (level > max_level || level < PF_LOG_ERROR)
+		return;
+	pthread_mutex_lock(&l->lock);
+	if (l->window_ms == 0 || now - l->window_ms >= 1000ULL * l->interval_s) {
+		dropped = l->dropped;
+		since = now - l->window_ms;
+		l->window_ms = now;
+		l->lines = l->dropped = 0;
+	}
+	if ((print = l->lines < l->burst))
+		l->lines++;
+	else
+		l->dropped++;
+	pthread_mutex_unlock(&l->lock);
+	if (dropped > 0)
+		pf_log(level, "%u more %s in the last %llu s were not logged "
+		    "one by one", dropped, l->what,
+		    (unsigned long long)since / 1000);
+	if (!print)
 		return;
 	va_start(ap, fmt);
 	vlog(level, fmt, ap);

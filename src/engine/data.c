@@ -303,7 +303,8 @@ data_on_join(struct stream *st, const json_t *req)
 	if (rc != PF_OK || !pf_equal_ct(proof, want, sizeof(want))) {
 		session_unref(s);
 		atomic_fetch_add(&st->env->counters->auth_failures, 1);
-		log_warn("%s: join proof refused", st->c->peer);
+		pf_log_limited(st->env->refusals, PF_LOG_WARN, "%s: join proof "
+		    "refused", st->c->peer);
 		return reply_fail(st, PF_EAUTH, "join proof refused");
 	}
 	if (!peruser_acquire(st->env->peruser, session_user(s))) {

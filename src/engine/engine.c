@@ -132,6 +132,9 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 		return PF_ENOMEM;
 	e->cfg = *cfg;
 	e->listenfd = -1;
+	/* Anyone can fail a handshake or a proof at will: not a line each. */
+	pf_log_limit_init(&e->refusals, "refused handshakes and join proofs",
+	    10, cfg->login_log_interval_s);
 	e->start_time = time(NULL);
 	pthread_mutex_init(&e->lock, NULL);
 	pf_cond_init_monotonic(&e->drained);
@@ -166,6 +169,7 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	    .secret = e->secret, .policy = e->policy, .storage = e->storage,
 	    .registry = e->registry, .peruser = e->peruser,
 	    .throttle = e->throttle, .budget = e->budget,
+	    .refusals = &e->refusals,
 	    .counters = &e->counters, .stopping = &e->stopping };
 	*out = e;
 	e = NULL;
@@ -199,8 +203,8 @@ conn_secure(struct engine *e, struct pf_conn *c)
 	if (rc == PF_ENET)
 		return false;
 	if (!is_tls) {
-		log_info("%s: a plaintext client on the TLS port; refused",
-		    c->peer);
+		pf_log_limited(&e->refusals, PF_LOG_INFO, "%s: a plaintext client "
+		    "on the TLS port; refused", c->peer);
 		wire_send_error(c, PF_EPROTO, "this server speaks TLS: drop "
 		    "--no-tls");
 		return false;
@@ -210,7 +214,8 @@ conn_secure(struct engine *e, struct pf_conn *c)
 		if (pf_now_ms() >= c->deadline)
 			log_debug("%s: %s", c->peer, err);
 		else
-			log_info("%s: %s", c->peer, err);
+			pf_log_limited(&e->refusals, PF_LOG_INFO, "%s: %s",
+			    c->peer, err);
 		return false;
 	}
 	atomic_fetch_add(resumed ? &e->counters.tls_resumed :
@@ -477,6 +482,7 @@ engine_free(struct engine *e)
 	peruser_free(e->peruser);
 	budget_free(e->budget);
 	throttle_free(e->throttle);
+	pf_log_limit_destroy(&e->refusals);
 	storage_close(e->storage);
 	policy_free(e->policy);
 	auth_users_free(e->users);

@@ -15,6 +15,7 @@
 #include "counters.h"
 #include "digest.h"
 #include "engine.h"
+#include "log.h"
 #include "net.h"
 #include "stream.h"
 #include "tls.h"
@@ -32,6 +33,7 @@ struct engine_conn {
 
 struct engine {
 	struct engine_config	 cfg;
+	struct pf_log_limit	 refusals;	/* peers' failures, logged */
 	struct auth_users	*users;
 	struct policy		*policy;
 	struct storage		*storage;

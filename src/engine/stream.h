@@ -36,6 +36,7 @@ struct stream_env {
 	struct counters		*counters;
 	_Atomic bool		*stopping;	/* the engine is stopping */
 	struct budget		*budget;	/* logins, see budget.h */
+	struct pf_log_limit	*refusals;	/* lines peers can cause */
 };
 
 /*

@@ -78,6 +78,7 @@ static const struct pf_conn_ops feed_ops = { feed_read, feed_write,
 
 static struct engine_config cfg;
 static struct counters counters;
+static struct pf_log_limit refusals;
 static struct stream_env env;
 static _Atomic bool stopping;
 static const uint8_t secret[PF_SHA256_LEN] = { 4, 5, 6 };
@@ -102,13 +103,14 @@ setup(void)
 	    "secret123", &users) != PF_OK || storage_open(dir,
 	    STORAGE_SYNC_NONE, &storage) != PF_OK)
 		abort();
+	pf_log_limit_init(&refusals, "refusals", 10, 60);
 	env = (struct stream_env){ .cfg = &cfg, .users = users,
 	    .secret = secret, .policy = policy_new(NULL, NULL),
 	    .storage = storage,
 	    .registry = registry_new(&(struct registry_limits){ 8, 8, 0, 100 },
 	    &counters),
 	    .peruser = peruser_new(64), .throttle = throttle_new(60),
-	    .counters = &counters,
+	    .counters = &counters, .refusals = &refusals,
 	    .stopping = &stopping };
 	if (env.policy == NULL || env.registry == NULL ||
 	    env.peruser == NULL || env.throttle == NULL)

@@ -180,7 +180,7 @@ sleep 1.1
 b1=$(json_field "$(upload_as bob --file "$T/b1" --name b1.bin --json)" \
     session)
 check "three uploads made ($a1 $a2 $b1)" \
-    [ -n "$a1" ] && [ -n "$a2" ] && [ -n "$b1" ]
+    test -n "$a1" -a -n "$a2" -a -n "$b1"
 
 req "${ALICE[@]}" "/api/v1/sessions/$a1"
 expect_status "alice GETs a1" 200 Session

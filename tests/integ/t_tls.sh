@@ -198,6 +198,40 @@ check "--no-tls client, TLS server: the server logs it" \
 kill -TERM "$SERVER_PID"
 wait "$SERVER_PID"
 
+# Refused handshakes are a peer's to cause at will: at most 10 lines per
+# --login-log-interval, then one line counting the others.
+start_on_port "$port" --tls-dir "$TLS_DIR" --login-log-interval 5
+log_mark
+# plain N: N plaintext clients, one after another, each told it is wrong.
+plain() {
+	python3 - "$PORT" "$1" <<'EOF'
+import socket, sys
+for _ in range(int(sys.argv[2])):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+    try:
+        s.sendall(b"\x00" * 16)
+        while s.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass    # closed with our bytes unread: a reset
+    s.close()
+EOF
+}
+t0=$(date +%s)
+plain 40
+# 10 for each interval begun meanwhile (one, unless the machine is slow).
+most=$((10 * (($(date +%s) - t0) / 5 + 1)))
+n=$(log_since | grep -c 'a plaintext client on the TLS port')
+check "40 plaintext clients: 1 to $most lines for them ($n)" \
+    test "$n" -ge 1 -a "$n" -le "$most" -a "$n" -lt 40
+sleep 5.5	# the interval is over: the next one brings the count
+plain 1
+check "then a line counts the others" grep -qE \
+    '[0-9]+ more refused handshakes and join proofs in the last [0-9]+ s' \
+    <(log_since)
+kill -TERM "$SERVER_PID"
+wait "$SERVER_PID"
+
 # --- The server comes back with another key -----------------------------
 
 start_on_port "$port" --tls-dir "$T/tls2"
