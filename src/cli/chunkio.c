@@ -4,17 +4,52 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "chunkio.h"
 #include "log.h"
 #include "tree.h"
 
-#define CHUNKIO_BUF	(1024u * 1024)
+#define CHUNKIO_BUF	CHUNKIO_PIECE
+
+/*
+ * A SIGBUS in this thread while it reads a mapped chunk jumps here (NULL:
+ * not reading one). A file cut short under a mapping raises it.
+ */
+static _Thread_local sigjmp_buf *bus_jump;
+static struct sigaction bus_prev;
+static pthread_once_t bus_once = PTHREAD_ONCE_INIT;
+static bool bus_ready;		/* the handler is in place */
+
+static void
+on_sigbus(int sig, siginfo_t *si, void *ctx)
+{
+	(void)si;
+	(void)ctx;
+	if (bus_jump != NULL)
+		siglongjmp(*bus_jump, 1);
+	/* Not a mapped read of ours: handled as if we had no handler. */
+	sigaction(sig, &bus_prev, NULL);
+	raise(sig);
+}
+
+static void
+bus_install(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus,
+	    .sa_flags = SA_SIGINFO };
+
+	sigemptyset(&sa.sa_mask);
+	bus_ready = sigaction(SIGBUS, &sa, &bus_prev) == 0;
+}
 
 enum pf_status
 chunkio_pread(const struct chunk_src *src, void *buf, size_t n, uint64_t off)
@@ -36,6 +71,79 @@ chunkio_pread(const struct chunk_src *src, void *buf, size_t n, uint64_t off)
 	return PF_OK;
 }
 
+/* Hashes n bytes at p, then hands them to sink (if not NULL). */
+static enum pf_status
+pieces(const uint8_t *p, size_t n, size_t piece, struct pf_sha256 *h,
+    chunkio_sink sink, void *arg)
+{
+	enum pf_status rc = PF_OK;
+
+	for (size_t k; rc == PF_OK && n > 0; p += k, n -= k) {
+		k = n < piece ? n : piece;
+		if ((rc = pf_sha256_update(h, p, k)) == PF_OK && sink != NULL)
+			rc = sink(arg, p, k);
+	}
+	return rc;
+}
+
+/* pieces, with a SIGBUS on the way turned into PF_EIO. */
+static enum pf_status
+pieces_guarded(const uint8_t *p, size_t n, size_t piece,
+    struct pf_sha256 *h, chunkio_sink sink, void *arg)
+{
+	sigjmp_buf jump;
+	enum pf_status rc;
+
+	if (sigsetjmp(jump, 1) != 0) {
+		bus_jump = NULL;
+		return PF_EIO;
+	}
+	bus_jump = &jump;
+	rc = pieces(p, n, piece, h, sink, arg);
+	bus_jump = NULL;
+	return rc;
+}
+
+/*
+ * chunkio_read for a file: hashes and sends from a mapping of the chunk,
+ * so its bytes are not copied into a buffer first (measured: 0.07 CPU-s
+ * per GiB less for the client, docs/performance.md). A file cut short
+ * under the mapping raises SIGBUS where our hash or a TLS write touches
+ * the missing pages, EFAULT where the kernel does (a plain send): both
+ * end as PF_EIO. False if the chunk cannot be mapped (read it then);
+ * else true, with the outcome in *rc.
+ */
+static bool
+read_mapped(const struct chunk_src *src, const struct proto_chunk_head *ch,
+    size_t piece, struct pf_sha256 *h, chunkio_sink sink, void *arg,
+    enum pf_status *rc)
+{
+	uint64_t lead = ch->offset % (uint64_t)sysconf(_SC_PAGESIZE);
+	size_t len = (size_t)(lead + ch->length);
+	struct stat sb;
+	uint8_t *m;
+
+	pthread_once(&bus_once, bus_install);
+	if (!bus_ready || ch->length == 0)
+		return false;
+	m = mmap(NULL, len, PROT_READ, MAP_SHARED, src->fd,
+	    (off_t)(ch->offset - lead));
+	if (m == MAP_FAILED)
+		return false;
+	(void)madvise(m, len, MADV_SEQUENTIAL);
+	*rc = pieces_guarded(m + lead, (size_t)ch->length, piece, h, sink,
+	    arg);
+	munmap(m, len);
+	/* A failed send may be the kernel's EFAULT on a file cut short. */
+	if (*rc != PF_OK && *rc != PF_EIO && fstat(src->fd, &sb) == 0 &&
+	    (uint64_t)sb.st_size < ch->offset + ch->length)
+		*rc = PF_EIO;
+	if (*rc == PF_EIO)
+		log_error("read at %llu: file shrank",
+		    (unsigned long long)ch->offset);
+	return true;
+}
+
 enum pf_status
 chunkio_read(const struct chunk_src *src, const struct proto_chunk_head *ch,
     uint8_t *buf, size_t bufsz, struct pf_sha256 *h, chunkio_sink sink,
@@ -46,6 +154,9 @@ chunkio_read(const struct chunk_src *src, const struct proto_chunk_head *ch,
 
 	if ((rc = proto_chunk_digest_begin(h, ch)) != PF_OK)
 		return rc;
+	if (src->tree == NULL && read_mapped(src, ch, bufsz, h, sink, arg,
+	    &rc))
+		return rc == PF_OK ? pf_sha256_final(h, digest) : rc;
 	while (pos < ch->length) {
 		size_t want = ch->length - pos < bufsz ?
 		    (size_t)(ch->length - pos) : bufsz;

@@ -27,7 +27,7 @@
 #include "wire.h"
 #include "worker.h"
 
-#define WORKER_BUF	(1024u * 1024)
+#define WORKER_BUF	CHUNKIO_PIECE
 #define WINDOW		2	/* chunks in flight per connection */
 /* How long a failed connection is read for answers it still holds. */
 #define DRAIN_TIMEOUT_MS	1000
