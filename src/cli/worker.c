@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "log.h"
 #include "net.h"
+#include "tls.h"
 #include "trust.h"
 #include "queue.h"
 #include "wire.h"
@@ -305,12 +306,14 @@ send_chunk(struct worker *w, uint32_t idx)
 	uint32_t cs = j->o->chunk_size;
 	struct proto_chunk_head ch = { idx, (uint64_t)idx * cs,
 	    proto_chunk_length(j->size, cs, idx) };
+	/* OpenSSL must not read the mapping itself: see chunkio_sink. */
+	struct chunkio_sink sink = { send_piece, w, !pf_conn_is_tls(w->c) };
 	uint8_t digest[PF_SHA256_LEN];
 	enum pf_status rc;
 
 	if ((rc = wire_send_chunk_head(w->c, &ch)) != PF_OK)
 		return rc;
-	rc = chunkio_read(&j->src, &ch, w->buf, WORKER_BUF, w->h, send_piece, w,
+	rc = chunkio_read(&j->src, &ch, w->buf, WORKER_BUF, w->h, &sink,
 	    digest);
 	if (rc != PF_OK)
 		return rc;

@@ -1,11 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# A file cut short while it is uploaded. The client hashes and sends each
-# chunk from a mapping of the file (cli/chunkio.c), where pages past the
-# new end raise SIGBUS (our hash, OpenSSL's encryption) or fail the send
-# with EFAULT (the kernel's copy). Either way the upload must end with the
-# local-file error (exit 7), never be killed by the signal; over TLS and
-# in plaintext; and the server takes the next upload.
+# A file cut short while it is uploaded. In plaintext the client hashes
+# and sends each chunk from a mapping of the file (cli/chunkio.c), where
+# pages past the new end raise SIGBUS (our hash) or fail the send with
+# EFAULT (the kernel's copy); over TLS it reads the chunk into a buffer
+# and the read comes up short. Either way the upload must end with the
+# local-file error (exit 7), never be killed by a signal, and the server
+# takes the next upload. tests/unit/test_chunkio.c cuts a file at a
+# chosen point, so that the SIGBUS path runs every time.
 . "$(dirname "$0")/lib.sh"
 
 for mode in tls plain; do
