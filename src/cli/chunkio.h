@@ -13,10 +13,10 @@
 struct tree;
 
 /*
- * Chunks are hashed and sent in pieces this large: small enough to stay in
- * a core's L2 cache from the hash, which brings a piece in, to the send,
- * which copies it out (1 MiB pieces cost the client 0.07 CPU-s per GiB
- * more; docs/performance.md).
+ * A chunk read into a buffer is read, hashed and sent in pieces this
+ * large: small enough to stay in a core's L2 cache from the read, which
+ * copies a piece in, through the hash to the send (1 MiB pieces cost the
+ * client 0.07 CPU-s per GiB more; docs/performance.md).
  */
 #define CHUNKIO_PIECE	(128u * 1024)
 
@@ -45,13 +45,14 @@ struct chunkio_sink {
 };
 
 /*
- * Reads chunk ch of src in pieces of at most bufsz bytes, feeds each
- * piece to the chunk digest h and then to sink (if not NULL), and writes
- * the chunk digest to digest. A file's chunk is mapped if sink is NULL or
- * kernel_only; else, and for a transfer's files or a file that cannot be
- * mapped, it is read through buf. PF_EIO if the file is shorter than it
- * was (it changed under us). Installs a SIGBUS handler on first use, for
- * mapped reads of a file cut short; any thread may call it.
+ * Reads chunk ch of src, feeds it piece by piece to the chunk digest h and
+ * each piece then to sink (if not NULL), and writes the chunk digest to
+ * digest. A file's chunk is mapped if sink is NULL or kernel_only (pieces
+ * of 512 KiB); else, and for a transfer's files or a file that cannot be
+ * mapped, it is read through buf (pieces of bufsz bytes). PF_EIO if the
+ * file is shorter than it was (it changed under us). Installs a SIGBUS
+ * handler on first use, for mapped reads of a file cut short; any thread
+ * may call it.
  */
 enum pf_status chunkio_read(const struct chunk_src *src,
     const struct proto_chunk_head *ch,
