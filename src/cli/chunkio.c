@@ -90,7 +90,10 @@ hash_piece(const uint8_t *p, size_t k, struct pf_sha256 *h)
 	sigset_t bus;
 	enum pf_status rc;
 
-	/* No mask saved: a system call per piece; unblocked by hand. */
+	/*
+	 * The mask is not saved (that costs a system call per piece): after
+	 * a jump SIGBUS, blocked while its handler ran, is unblocked here.
+	 */
 	if (sigsetjmp(jump, 0) != 0) {
 		bus_jump = NULL;
 		sigemptyset(&bus);
