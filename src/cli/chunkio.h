@@ -3,6 +3,7 @@
 #ifndef PF_CHUNKIO_H
 #define PF_CHUNKIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -10,6 +11,14 @@
 #include "proto.h"
 
 struct tree;
+
+/*
+ * A chunk read into a buffer is read, hashed and sent in pieces this
+ * large: small enough to stay in a core's L2 cache from the read, which
+ * copies a piece in, through the hash to the send (1 MiB pieces cost the
+ * client 0.07 CPU-s per GiB more; docs/performance.md).
+ */
+#define CHUNKIO_PIECE	(128u * 1024)
 
 /* Where chunks are read: one file (fd), or a transfer's files (tree). */
 struct chunk_src {
@@ -21,19 +30,34 @@ struct chunk_src {
 enum pf_status chunkio_pread(const struct chunk_src *src, void *buf,
     size_t n, uint64_t off);
 
-/* Receives each piece of the chunk as it is read; PF_OK to go on. */
-typedef enum pf_status (*chunkio_sink)(void *arg, const void *p, size_t n);
+/* Where the pieces of a chunk go once hashed. */
+struct chunkio_sink {
+	/* Takes one piece (borrowed); PF_OK to go on. */
+	enum pf_status	(*write)(void *arg, const void *p, size_t n);
+	void		*arg;
+	/*
+	 * True if write only hands the bytes to the kernel (a plain send):
+	 * they may then point into a mapping of the file, where the kernel
+	 * fails with EFAULT past a cut. Else (OpenSSL reads them, and a
+	 * SIGBUS must never jump out of it) they are read into buf.
+	 */
+	bool		 kernel_only;
+};
 
 /*
- * Reads chunk ch of src in pieces of at most bufsz bytes through
- * buf, feeds each piece to the chunk digest h and then to sink (if not
- * NULL), and writes the chunk digest to digest. PF_EIO if the file is
- * shorter than it was (it changed under us).
+ * Reads chunk ch of src, feeds it piece by piece to the chunk digest h and
+ * each piece then to sink (if not NULL), and writes the chunk digest to
+ * digest. A file's chunk is mapped if sink is NULL or kernel_only (pieces
+ * of 512 KiB); else, and for a transfer's files or a file that cannot be
+ * mapped, it is read through buf (pieces of bufsz bytes). PF_EIO if the
+ * file is shorter than it was (it changed under us). Installs a SIGBUS
+ * handler on first use, for mapped reads of a file cut short; any thread
+ * may call it.
  */
 enum pf_status chunkio_read(const struct chunk_src *src,
     const struct proto_chunk_head *ch,
-    uint8_t *buf, size_t bufsz, struct pf_sha256 *h, chunkio_sink sink,
-    void *arg, uint8_t digest[PF_SHA256_LEN]);
+    uint8_t *buf, size_t bufsz, struct pf_sha256 *h,
+    const struct chunkio_sink *sink, uint8_t digest[PF_SHA256_LEN]);
 
 /*
  * The receipt of a whole local file, as the server computes it (see

@@ -22,12 +22,13 @@
 #include "clock.h"
 #include "log.h"
 #include "net.h"
+#include "tls.h"
 #include "trust.h"
 #include "queue.h"
 #include "wire.h"
 #include "worker.h"
 
-#define WORKER_BUF	(1024u * 1024)
+#define WORKER_BUF	CHUNKIO_PIECE
 #define WINDOW		2	/* chunks in flight per connection */
 /* How long a failed connection is read for answers it still holds. */
 #define DRAIN_TIMEOUT_MS	1000
@@ -305,12 +306,14 @@ send_chunk(struct worker *w, uint32_t idx)
 	uint32_t cs = j->o->chunk_size;
 	struct proto_chunk_head ch = { idx, (uint64_t)idx * cs,
 	    proto_chunk_length(j->size, cs, idx) };
+	/* OpenSSL must not read the mapping itself: see chunkio_sink. */
+	struct chunkio_sink sink = { send_piece, w, !pf_conn_is_tls(w->c) };
 	uint8_t digest[PF_SHA256_LEN];
 	enum pf_status rc;
 
 	if ((rc = wire_send_chunk_head(w->c, &ch)) != PF_OK)
 		return rc;
-	rc = chunkio_read(&j->src, &ch, w->buf, WORKER_BUF, w->h, send_piece, w,
+	rc = chunkio_read(&j->src, &ch, w->buf, WORKER_BUF, w->h, &sink,
 	    digest);
 	if (rc != PF_OK)
 		return rc;
