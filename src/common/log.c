@@ -102,7 +102,8 @@ pf_log_limited(struct pf_log_limit *l, enum pf_log_level level,
 	if (level > max_level || level < PF_LOG_ERROR)
 		return;
 	pthread_mutex_lock(&l->lock);
-	if (l->window_ms == 0 || now - l->window_ms >= 1000ULL * l->interval_s) {
+	if (l->window_ms == 0 ||
+	    now - l->window_ms >= 1000ULL * l->interval_s) {
 		dropped = l->dropped;
 		since = now - l->window_ms;
 		l->window_ms = now;

@@ -203,8 +203,8 @@ conn_secure(struct engine *e, struct pf_conn *c)
 	if (rc == PF_ENET)
 		return false;
 	if (!is_tls) {
-		pf_log_limited(&e->refusals, PF_LOG_INFO, "%s: a plaintext client "
-		    "on the TLS port; refused", c->peer);
+		pf_log_limited(&e->refusals, PF_LOG_INFO, "%s: a plaintext "
+		    "client on the TLS port; refused", c->peer);
 		wire_send_error(c, PF_EPROTO, "this server speaks TLS: drop "
 		    "--no-tls");
 		return false;

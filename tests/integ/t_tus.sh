@@ -19,6 +19,7 @@
 # `paraflow digest`.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_http.sh"
+. "$(dirname "$0")/lib_tus.sh"
 need_api_tools
 
 add_users alice bob
@@ -28,28 +29,9 @@ GW=(--users "$U" --http-max-connections 64 --http-max-per-ip 64
     --http-timeout 60)
 start_gw "${GW[@]}"
 EP=$HTTP_URL/api/v1/uploads
-TUS=(-H 'Tus-Resumable: 1.0.0')
-OCT=(-H 'Content-Type: application/offset+octet-stream')
-ALICE=(-u alice:alice-pw)
 MIB=$((1024 * 1024))
 CHUNK=$((4 * MIB))
 
-# create SIZE NAME [USER]: POSTs a new upload; its path in LOC, id in ID.
-create() {
-	req -u "${3:-alice}:${3:-alice}-pw" "${TUS[@]}" -X POST \
-	    -H "Upload-Length: $1" \
-	    -H "Upload-Metadata: filename $(printf %s "$2" | base64 -w0)" \
-	    /api/v1/uploads
-	LOC=$(hdr Location)
-	ID=${LOC##*/}
-}
-# patch OFFSET FILE [CURL ARGS...]: PATCHes FILE's bytes to $LOC as alice.
-patch() {
-	local off=$1 f=$2
-	shift 2
-	req "${ALICE[@]}" "${TUS[@]}" "${OCT[@]}" -X PATCH \
-	    -H "Upload-Offset: $off" --data-binary "@$f" "$@" "$LOC"
-}
 offset_of() {
 	req "${ALICE[@]}" "${TUS[@]}" -I "$1"
 	hdr Upload-Offset

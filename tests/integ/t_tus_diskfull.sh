@@ -11,14 +11,12 @@ if [ -z "${PF_NS:-}" ] && command -v unshare >/dev/null 2>&1 &&
 fi
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_http.sh"
+. "$(dirname "$0")/lib_tus.sh"
 need_api_tools
 
 storage_on_tmpfs 40m
 MIB=$((1024 * 1024))
 CHUNK=$((4 * MIB))
-TUS=(-H 'Tus-Resumable: 1.0.0')
-OCT=(-H 'Content-Type: application/offset+octet-stream')
-ALICE=(-u alice:alice-pw)
 add_users alice
 # One user may fill the disk here: 24 MiB is over half of the 40 MiB.
 start_gw --users "$U" --max-user-share 100

@@ -13,34 +13,14 @@
 # restart.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_http.sh"
+. "$(dirname "$0")/lib_tus.sh"
 need_api_tools
 
 add_users alice bob
 start_gw --users "$U"
-TUS=(-H 'Tus-Resumable: 1.0.0')
-OCT=(-H 'Content-Type: application/offset+octet-stream')
-ALICE=(-u alice:alice-pw)
 MIB=$((1024 * 1024))
 CHUNK=$((4 * MIB))
 
-# create SIZE NAME [CURL ARGS...]: POSTs a new upload of alice's; its
-# path in LOC, id in ID.
-create() {
-	local size=$1 name=$2
-	shift 2
-	req "${ALICE[@]}" "${TUS[@]}" -X POST -H "Upload-Length: $size" \
-	    -H "Upload-Metadata: filename $(printf %s "$name" | base64 -w0)" \
-	    "$@" /api/v1/uploads
-	LOC=$(hdr Location)
-	ID=${LOC##*/}
-}
-# patch OFFSET FILE [CURL ARGS...]: PATCHes FILE's bytes to $LOC as alice.
-patch() {
-	local off=$1 f=$2
-	shift 2
-	req "${ALICE[@]}" "${TUS[@]}" "${OCT[@]}" -X PATCH \
-	    -H "Upload-Offset: $off" --data-binary "@$f" "$@" "$LOC"
-}
 head_of() {
 	req "${ALICE[@]}" "${TUS[@]}" -I "$1"
 }
