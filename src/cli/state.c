@@ -2,6 +2,7 @@
 /* Resume state files: where they live, what they hold, atomic updates. */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -153,6 +154,29 @@ out:
  * completed) between our open and our flock; then we hold a lock on a
  * file nobody else will see, so we check that the path still names it.
  */
+/*
+ * Removes KEY.json.tmp-* in dir: what a run killed while it rewrote the
+ * state file left (pf_write_atomic). Only with KEY's lock held, so that
+ * no other run is writing one.
+ */
+static void
+remove_stale_temps(const char *dir, const char *key)
+{
+	char prefix[PF_SHA256_HEX + 16];
+	struct dirent *d;
+	DIR *dp;
+
+	if ((dp = opendir(dir)) == NULL)
+		return;
+	snprintf(prefix, sizeof(prefix), "%s.json.tmp-", key);
+	while ((d = readdir(dp)) != NULL)
+		if (strncmp(d->d_name, prefix, strlen(prefix)) == 0 &&
+		    unlinkat(dirfd(dp), d->d_name, 0) == 0)
+			log_debug("removed %s/%s, left by a run that was "
+			    "killed", dir, d->d_name);
+	closedir(dp);
+}
+
 static enum pf_status
 take_lock(struct state *st)
 {
@@ -251,6 +275,7 @@ state_open(const struct state_id *id, struct state **out)
 		rc = PF_OK;
 		goto out;
 	}
+	remove_stale_temps(st->dir, key);
 	*out = st;
 	st = NULL;
 	rc = PF_OK;

@@ -215,5 +215,37 @@ check "at least $MIN_KILLS kills (got $faults in $((r - 1)) rounds)" \
     [ "$faults" -ge "$MIN_KILLS" ]
 report_totals
 
+# --- What a run killed while it rewrote its state file left -------------
+# NAME.json.tmp-XXXX beside the state file: the next run of the same
+# upload, holding its lock, removes it; another upload's is left alone.
+export PARAFLOW_STATE_DIR=$T/state2
+mkdir -p "$PARAFLOW_STATE_DIR"
+mkfile "$T/tmps" $((4 * 1024 * 1024))
+# The client itself, not a function's subshell, is what is killed.
+"$PARAFLOW" upload --port "$PORT" --quiet "${NOTLS[@]}" --file "$T/tmps" \
+    --name tmps.bin --limit-rate 256K -c 64K >/dev/null 2>&1 &
+held=$!
+PIDS+=("$held")
+state_file() {
+	find "$PARAFLOW_STATE_DIR" -name '*.json' | head -n 1
+}
+# shellcheck disable=SC2317 # called through wait_for
+has_state() {
+	[ -n "$(state_file)" ]
+}
+check "a slow upload writes its state file" wait_for 60 has_state
+signal_ours KILL "$held"
+wait "$held" 2>/dev/null
+f=$(state_file)
+: >"$f.tmp-0123456789ab"
+: >"$PARAFLOW_STATE_DIR/0000.json.tmp-0123456789ab"
+run "$PARAFLOW" upload --port "$PORT" --quiet "${NOTLS[@]}" \
+    --file "$T/tmps" --name tmps.bin -c 64K
+check_eq "the rerun completes" 0 "$RC"
+check "its state file's leftover temporary is gone" \
+    test ! -e "$f.tmp-0123456789ab"
+check "another upload's is left alone" \
+    test -e "$PARAFLOW_STATE_DIR/0000.json.tmp-0123456789ab"
+
 stop_server
 done_testing
