@@ -15,7 +15,9 @@
 #   bench/peers.sh [SIZE_MIB]          (default 1024; needs root)
 # RUNS (default 3) runs per row; TMPFS_DIR (default /dev/shm) and
 # DISK_DIR (default /var/tmp) the two media; CAP_MIB (default SIZE/2) and
-# CAP_RATE (default 100mbit) the capped link; CONC_MIB (default SIZE) each
+# CAP_RATE (default 100mbit) the capped link, CAP_THREADS (default
+# "1 2 4 8 16 32 64") the fixed stream counts on it, CAP_WHOLE=0 skips its
+# whole-link part; CONC_MIB (default SIZE) each
 # concurrent upload, 8 x CONC_MIB of it kept on TMPFS_DIR at once; PARTS
 # (default "tmpfs disk capped conc") the parts to run.
 set -eu
@@ -29,6 +31,8 @@ tmpfs_dir=${TMPFS_DIR:-/dev/shm}
 disk_dir=${DISK_DIR:-/var/tmp}
 cap_mib=${CAP_MIB:-$((size_mib / 2))}
 cap_rate=${CAP_RATE:-100mbit}
+cap_threads=${CAP_THREADS:-1 2 4 8 16 32 64}
+cap_whole=${CAP_WHOLE:-1}
 conc_mib=${CONC_MIB:-$size_mib}
 parts=${PARTS:-tmpfs disk capped conc}
 
@@ -363,7 +367,7 @@ capped() {
 	echo
 	echo "== capped link: $cap_rate per flow, $cap_mib MiB, median of $runs"
 	cap_shape flow "$cap_rate"
-	for t in 1 2 4 8 16; do
+	for t in $cap_threads; do
 		measure "paraflow, $t stream$([ "$t" = 1 ] || echo s)" - 1 \
 		    cap_up_pf --threads "$t"
 	done
@@ -373,6 +377,12 @@ capped() {
 	    "$(cap_classes_used)"
 	table "$cap_mib" "every flow capped at $cap_rate, $cap_mib MiB," \
 	    "median of $runs"
+	if [ "$cap_whole" = 0 ]; then
+		pf_stop
+		cap_down
+		rm -f "$src"
+		return
+	fi
 	echo "== the whole link capped at $cap_rate, one class for all flows"
 	cap_shape link "$cap_rate"
 	for t in 1 4 16; do
