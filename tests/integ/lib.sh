@@ -204,6 +204,14 @@ mkfile() {
 	{ printf 'pf-data '; head -c "$2" /dev/urandom; } | head -c "$2" >"$1"
 }
 
+# flip_byte FILE OFFSET: inverts one byte in place, so the file surely
+# changes (writing a fixed byte leaves it as it was when it matches).
+flip_byte() {
+	_b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	printf "\\$(printf %o $((_b ^ 255)))" |
+	    dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+
 sha() {
 	sha256sum "$1" | cut -d' ' -f1
 }

@@ -218,8 +218,7 @@ check "fetch resumed from a wrong .part: .part removed" \
 check "fetch resumed from a wrong .part: says the .part was to blame" \
     grep -q 'resumed from' "$T/err"
 cp "$T/src" "$T/bad.part"
-printf 'X' | dd of="$T/bad.part" bs=1 seek=$((size - 1)) conv=notrunc \
-    2>/dev/null
+flip_byte "$T/bad.part" $((size - 1))
 pf fetch "$sid" -o "$T/bad" --json
 expect_json_error "fetch of a wrong complete .part, --json" 6 integrity
 check "fetch of a wrong complete .part: no file" [ ! -e "$T/bad" ]
