@@ -190,8 +190,10 @@ pf_result() {
 	    { echo "upload failed:" >&2; cat "$1" >&2; exit 1; }
 	s=$(sed -n 's/.*"session":"\([^"]*\)".*/\1/p' "$1")
 	got=$(find "$pf_store/$s" -maxdepth 1 -type f ! -name '.*')
-	note=$(grep -o '"\(threads\|streams\)[a-z_]*":[0-9]*' "$1" |
-	    tr -d '"' | tr '\n' ' ' | sed 's/ $//')
+	note=$(python3 -c 'import json, sys
+s = json.load(open(sys.argv[1])).get("streams") or {}
+print("streams %s, max %s, final %s" % (s.get("mode"), s.get("max"),
+    s.get("final")) if s else "")' "$1")
 }
 
 # pf_up [CLIENT_ARGS...]: one upload of src to the running paraflowd.
