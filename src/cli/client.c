@@ -390,6 +390,6 @@ client_abort(struct pf_conn *c)
 	 * behind us can drop the ABORT before it is read.
 	 */
 	if (rc == PF_OK)
-		rc = pf_conn_drain(c, ABORT_WAIT_MS);
+		rc = pf_conn_drain(c, ABORT_WAIT_MS, ABORT_WAIT_MS);
 	return rc;
 }

@@ -153,13 +153,13 @@ pf_conn_read_full(struct pf_conn *c, void *p, size_t n)
 }
 
 enum pf_status
-pf_conn_drain(struct pf_conn *c, unsigned ms)
+pf_conn_drain(struct pf_conn *c, unsigned idle_ms, unsigned ms)
 {
 	char sink[16384];
 	ssize_t n;
 
 	shutdown(c->fd, SHUT_WR);
-	pf_conn_set_timeout(c, ms);
+	pf_conn_set_timeout(c, idle_ms);
 	pf_conn_set_deadline(c, ms);
 	for (;;) {
 		if (wait_ready(c, POLLIN) != PF_OK)

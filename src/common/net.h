@@ -78,12 +78,14 @@ enum pf_status pf_conn_write_full(struct pf_conn *c, const void *p, size_t n);
 
 /*
  * Ends our side (shutdown SHUT_WR) and reads and discards what the peer
- * still sends, until it closes or ms milliseconds pass. Closing at once
- * with unread input makes the kernel send a reset, which can destroy the
- * last frame either side sent before the other read it. PF_OK if the peer
- * closed in time, PF_ETIMEOUT if not.
+ * still sends, until it closes, sends nothing for idle_ms, or ms
+ * milliseconds pass in all. Closing at once with unread input makes the
+ * kernel send a reset, which can destroy the last frame either side sent
+ * before the other read it. PF_OK if the peer closed in time, PF_ETIMEOUT
+ * if not.
  */
-enum pf_status pf_conn_drain(struct pf_conn *c, unsigned ms);
+enum pf_status pf_conn_drain(struct pf_conn *c, unsigned idle_ms,
+    unsigned ms);
 
 /*
  * Opens a listening TCP socket on addr:port (addr NULL: all addresses).

@@ -27,7 +27,11 @@
 #include "tls.h"
 #include "wire.h"
 
-/* How long a connection is drained after an ERROR frame. */
+/*
+ * How long a connection is drained after an ERROR frame: long enough for
+ * the rest of a chunk in flight, not for a peer that sends nothing.
+ */
+#define LINGER_IDLE_MS	250
 #define LINGER_MS	2000
 
 static enum pf_status
@@ -193,5 +197,5 @@ stream_serve(const struct stream_env *env, struct pf_conn *c, uint64_t id,
 	stream_release(&st, rc == PF_OK);
 	/* After an ERROR, so that a client busy writing a chunk reads it. */
 	if (st.errored && !atomic_load(env->stopping))
-		(void)pf_conn_drain(c, LINGER_MS);
+		(void)pf_conn_drain(c, LINGER_IDLE_MS, LINGER_MS);
 }
