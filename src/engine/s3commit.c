@@ -240,7 +240,7 @@ wait_other(struct s3store *st, struct gather *g, const char *obj,
 		if (rc == PF_ENOSESSION)	/* withdrawn: try again */
 			rc = s3_put(st->s3, commit, body, strlen(body), true,
 			    now);
-		if (rc == PF_OK && strcmp(now, etag) != 0 && !*mine) {
+		if (rc == PF_OK && strcmp(now, etag) != 0) {
 			memcpy(etag, now, sizeof(etag));
 			since = pf_now_ms();
 		}
@@ -289,8 +289,11 @@ decide(struct s3store *st, struct gather *g, const char *obj,
 	}
 	if (rc == PF_OK)
 		mine = true;
-	else if (rc == PF_EBUSY)
+	else if (rc == PF_EBUSY) {
+		log_info("S3 store: session %.64s: another node commits; "
+		    "waiting for it", g->rec->id);
 		rc = wait_other(st, g, obj, key, body, &mine);
+	}
 	else
 		s3store_fail(st, rc, "write", key);
 	if (rc == PF_OK && mine)

@@ -287,8 +287,10 @@ s3store_have(struct s3store *st, const struct s3store_record *rec,
 	if (!s3store_key_of(st, rec, NULL, obj))
 		return PF_EBADNAME;
 	rc = s3_mpu_list_parts(st->s3, obj, rec->upload, mark, &h);
+	if (rc == PF_OK)
+		return PF_OK;
 	if (rc != PF_ENOSESSION)
-		return rc == PF_OK ? rc : s3store_fail(st, rc, "list parts", obj);
+		return s3store_fail(st, rc, "list parts", obj);
 	/* The upload is gone: completed (every chunk held) or cancelled. */
 	if (s3_head(st->s3, obj, &size, NULL) == PF_OK && size == rec->size) {
 		for (i = 0; i < n; i++)

@@ -21,6 +21,8 @@ static const char usage[] =
 "  create ID FILE CHUNK [NAME] | load ID | put ID FILE INDEX...\n"
 "  put-bytes ID INDEX DATAFILE | have ID | commit ID FILE | \n"
 "  commit-receipt ID HEX | cancel ID | list | read ID OUT [OFF LEN]\n"
+"  after-cancel ID FILE: cancel, then chunk 0 and COMMIT as a node that\n"
+"  read the record before would send them\n"
 "environment: S3_ENDPOINT, S3_TARGET (s3://BUCKET/PREFIX), S3_REGION,\n"
 "  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; S3STORE_STOP_AFTER_COMMIT=F:\n"
 "  commit writes F and exits (status 3) right after its commit object\n";
@@ -251,6 +253,29 @@ print_session(void *arg, const struct s3store_record *rec,
 	return true;
 }
 
+/* A node holding the record still sends a chunk and a COMMIT after
+   another node cancelled: both are refused. */
+static int
+after_cancel(const struct s3store_record *rec, const char *file)
+{
+	uint8_t r[PF_SHA256_LEN];
+	enum pf_status rc, put_rc, commit_rc;
+	int fd;
+
+	if ((rc = s3store_cancel(st, rec)) != PF_OK)
+		return fail(rc);
+	if ((fd = open(file, O_RDONLY)) == -1)
+		return fail(PF_EIO);
+	put_rc = put_one(rec, fd, 0);
+	close(fd);
+	if ((rc = file_receipt(rec, file, r)) != PF_OK)
+		return fail(rc);
+	commit_rc = s3store_commit(st, rec, r);
+	printf("put=%s commit=%s\n", pf_status_name(put_rc),
+	    pf_status_name(commit_rc));
+	return 0;
+}
+
 /* The operations on a session that exists: its record is read first,
    as a node that did not create it would. */
 static int
@@ -281,6 +306,8 @@ on_session(int argc, char **argv)
 		return commit(&rec, argv[1], true);
 	if (strcmp(op, "cancel") == 0 && argc == 1)
 		return (rc = s3store_cancel(st, &rec)) == PF_OK ? 0 : fail(rc);
+	if (strcmp(op, "after-cancel") == 0 && argc == 2)
+		return after_cancel(&rec, argv[1]);
 	if (strcmp(op, "read") == 0 && (argc == 2 || argc == 4))
 		return read_obj(&rec, argc - 1, argv + 1);
 	return fputs(usage, stderr), 2;
