@@ -237,9 +237,12 @@ wait_other(struct s3store *st, struct gather *g, const char *obj,
 		if (finished(st, obj, g->rec))
 			return PF_OK;
 		rc = s3_head(st->s3, commit, NULL, now);
-		if (rc == PF_ENOSESSION)	/* withdrawn: try again */
-			rc = s3_put(st->s3, commit, body, strlen(body), true,
-			    now);
+		/* Withdrawn (its node met a cancel): write it again. */
+		if (rc == PF_ENOSESSION && s3_put(st->s3, commit, body,
+		    strlen(body), true, NULL) == PF_OK) {
+			*mine = true;
+			return PF_OK;
+		}
 		if (rc == PF_OK && strcmp(now, etag) != 0) {
 			memcpy(etag, now, sizeof(etag));
 			since = pf_now_ms();

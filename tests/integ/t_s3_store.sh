@@ -25,9 +25,13 @@ check "awscli creates bucket $B" s3api create-bucket --bucket "$B" \
 MiB=$((1024 * 1024))
 C=$((8 * MiB))
 
-# st ARGS...: the tool, its output in $T/out and its errors in $T/err.
+# st ARGS...: the tool, its output in $T/out and its errors in $T/err
+# (all of them kept in $T/errors).
 st() {
-	"$TOOL" "$@" >"$T/out" 2>"$T/err"
+	local rc=0
+	"$TOOL" "$@" >"$T/out" 2>"$T/err" || rc=$?
+	cat "$T/err" >>"$T/errors"
+	return "$rc"
 }
 
 # keys PREFIX: the keys awscli lists under $P PREFIX, one a line.
@@ -168,12 +172,33 @@ check_eq "awscli: k's object, size and SHA-256" \
     "$(s3_size "$B" "${P}files/k/data.bin") $(s3_sha "$B" \
     "${P}files/k/data.bin")"
 
+# --- answers lost on the way back (lib_s3.sh: s3_lossy): the record's
+# PUT at create, the commit object's PUT, the complete; each time the
+# node looks at the bucket instead of trying again, and succeeds
+s3_lossy PUT st create l1 "$T/g" "$C"
+check_eq "create whose record's answer is lost: success" 0 "$?"
+check "  the record names its upload" st load l1
+st put l1 "$T/g" 0 1
+s3_lossy PUT st commit l1 "$T/g"
+check_eq "COMMIT whose commit object's answer is lost: success" 0 "$?"
+check "  it found its own commit object and completed" \
+    grep -q 'l1 completed, 2 parts' "$T/err"
+st create l2 "$T/g" "$C"
+st put l2 "$T/g" 0 1
+s3_lossy POST st commit l2 "$T/g"
+check_eq "COMMIT whose complete's answer is lost: success" 0 "$?"
+check "  the complete had no answer (network), the object was there" \
+    grep -q 'complete .*l2/data.bin: network' "$T/err"
+check_eq "awscli: l1's and l2's objects (SHA-256)" "$(sha "$T/g") $(sha \
+    "$T/g")" "$(s3_sha "$B" "${P}files/l1/data.bin") $(s3_sha "$B" \
+    "${P}files/l2/data.bin")"
+
 # --- the listing: every session, finished or not
 st create ongoing "$T/g" "$C"
 check "list" st list
 races=$(printf 'r%s finished|' 1 2 3 4 5)
 check_eq "  every session with its state" \
-    "k finished|ongoing ongoing|${races}s1 finished" \
+    "k finished|l1 finished|l2 finished|ongoing ongoing|${races}s1 finished" \
     "$(awk '{ print $1, $5 }' "$T/out" | paste -sd'|')"
 
 # --- cancel: the upload aborted, every .pf/ key gone; a node that still
@@ -198,7 +223,11 @@ st have nosuch
 check "have of an unknown session: unknown_session" \
     grep -q 'have: unknown_session$' "$T/err"
 check_eq "awscli: the finished objects, nothing else" \
-    "$(printf 'files/%s/data.bin ' k r1 r2 r3 r4 r5)files/s1/data.bin" \
+    "$(printf 'files/%s/data.bin ' k l1 l2 r1 r2 r3 r4 r5)files/s1/data.bin" \
     "$(keys files/ | paste -sd' ')"
+check "the errors logged name no secret" \
+    test "$(grep -cF -e "$S3_SECRET_KEY" "$T/errors")" = 0
+echo "# $(grep -c 'S3 store: ' "$T/errors") store errors logged, such as:"
+grep 'S3 store: .*HTTP' "$T/errors" | head -n 3 | sed 's/^/#   /'
 
 done_testing
