@@ -374,6 +374,14 @@ s3store_cancel(struct s3store *st, const struct s3store_record *rec)
 	rc = s3_mpu_abort(st->s3, obj, rec->upload);
 	if (rc != PF_OK && rc != PF_ENOSESSION)
 		return s3store_fail(st, rc, "abort upload", obj);
+	if (rc == PF_ENOSESSION && s3_head(st->s3, obj, NULL, NULL) == PF_OK) {
+		/* A COMMIT that began after our look completed first: the
+		   session is finished, and stays so. */
+		s3_delete(st->s3, key);
+		log_warn("S3 store: session %.64s: completed before the "
+		    "cancel: refused", rec->id);
+		return PF_EBUSY;
+	}
 	if ((rc = s3store_sweep(st, rec, "claim/")) != PF_OK ||
 	    (rc = s3store_sweep(st, rec, "sums/")) != PF_OK)
 		return rc;
