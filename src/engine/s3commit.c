@@ -43,7 +43,8 @@ on_sum(void *arg, const struct s3_object *o)
 	if (o->is_prefix || strlen(o->key) < g->skip ||
 	    !s3store_parse_sum(o->key + g->skip, &i, d) || i >= g->n)
 		return true;
-	if (g->have[i] && memcmp(g->digests + (size_t)i * 32, d, 32) != 0)
+	if (g->have[i] && memcmp(g->digests + (size_t)i * PF_SHA256_LEN, d,
+	    PF_SHA256_LEN) != 0)
 		g->conflict = true;
 	memcpy(g->digests + (size_t)i * PF_SHA256_LEN, d, PF_SHA256_LEN);
 	g->have[i] = 1;
@@ -87,9 +88,10 @@ gather_digests(struct s3store *st, struct gather *g)
 		snprintf(what, sizeof(what), "claim/%u", i);
 		if (!s3store_key_of(st, g->rec, what, key))
 			return PF_EBADNAME;
-		rc = s3store_get_small(st, key, g->digests + (size_t)i * 32,
-		    PF_SHA256_LEN, &n);
-		if (rc == PF_ENOSESSION || (rc == PF_OK && n != 32)) {
+		rc = s3store_get_small(st, key, g->digests +
+		    (size_t)i * PF_SHA256_LEN, PF_SHA256_LEN, &n);
+		if (rc == PF_ENOSESSION || (rc == PF_OK &&
+		    n != PF_SHA256_LEN)) {
 			log_warn("S3 store: session %.64s: chunk %u of %u "
 			    "missing", g->rec->id, i, g->n);
 			return PF_EPROTO;

@@ -152,6 +152,51 @@ check_eq "awscli: r3's object, size and SHA-256" \
     "$(s3_size "$B" "${P}files/r3/data.bin") $(s3_sha "$B" \
     "${P}files/r3/data.bin")"
 
+# --- two nodes send other bytes for the same chunk at once, several
+# times: the claim lets exactly one in, and the part holds its bytes
+head -c 1000 /dev/urandom >"$T/x1"
+head -c 1000 /dev/urandom >"$T/x2"
+n_one=0 n_held=0
+for i in 1 2 3; do
+	st create "x$i" "$T/g" "$C"
+	"$TOOL" put-bytes "x$i" 1 "$T/x1" 2>"$T/x1.err" &
+	a=$!
+	"$TOOL" put-bytes "x$i" 1 "$T/x2" 2>"$T/x2.err" &
+	b=$!
+	ra=0 rb=0
+	wait "$a" || ra=$?
+	wait "$b" || rb=$?
+	win=
+	if [ "$ra$rb" = 01 ] && grep -q checksum_mismatch "$T/x2.err"; then
+		win=x1
+	elif [ "$ra$rb" = 10 ] && grep -q checksum_mismatch "$T/x1.err"
+	then
+		win=x2
+	fi
+	[ -n "$win" ] && n_one=$((n_one + 1))
+	upload=$(s3api list-multipart-uploads --bucket "$B" \
+	    --prefix "${P}files/x$i/" --query 'Uploads[0].UploadId' \
+	    --output text)
+	[ -n "$win" ] && [ "$(s3api list-parts --bucket "$B" \
+	    --key "${P}files/x$i/data.bin" --upload-id "$upload" \
+	    --query 'Parts[0].ETag' --output text)" = \
+	    "\"$(md5sum <"$T/$win" | cut -d' ' -f1)\"" ] &&
+	    n_held=$((n_held + 1))
+	st cancel "x$i"
+done
+check_eq "3 races of conflicting chunks: one accepted, one refused" 3 \
+    "$n_one"
+check_eq "  the part holds the accepted bytes (awscli: its MD5)" 3 \
+    "$n_held"
+
+# --- an empty file: one chunk of 0 bytes, one part
+: >"$T/empty"
+st create e0 "$T/empty" "$C"
+check "an empty file: chunk 0 of 0 bytes" st put e0 "$T/empty" 0
+check "  committed" st commit e0 "$T/empty"
+check_eq "awscli: an object of 0 bytes" 0 \
+    "$(s3_size "$B" "${P}files/e0/data.bin")"
+
 # --- a committer killed right after writing `commit`: another node takes
 # the commit over once it has stood for the lease (2 s here)
 st create k "$T/g" "$C"
@@ -161,6 +206,8 @@ S3STORE_STOP_AFTER_COMMIT=$T/stopped st --lease 2 --node dead commit k \
 check_eq "the committer stopped after its commit object (exit 3)" 3 "$?"
 check_eq "  commit written, no object yet" ".pf/s/k/commit|" \
     "$(keys .pf/s/k/commit)|$(keys files/k/)"
+st list
+check "listed meanwhile as committing" grep -q '^k .* committing$' "$T/out"
 t0=$SECONDS
 check "another node commits" \
     st --lease 2 --wait 120 --node b commit k "$T/g"
@@ -196,9 +243,9 @@ check_eq "awscli: l1's and l2's objects (SHA-256)" "$(sha "$T/g") $(sha \
 # --- the listing: every session, finished or not
 st create ongoing "$T/g" "$C"
 check "list" st list
-races=$(printf 'r%s finished|' 1 2 3 4 5)
-check_eq "  every session with its state" \
-    "k finished|l1 finished|l2 finished|ongoing ongoing|${races}s1 finished" \
+want="$(printf '%s finished|' e0 k l1 l2)ongoing ongoing|"
+want+="$(printf '%s finished|' r1 r2 r3 r4 r5)s1 finished"
+check_eq "  every session with its state" "$want" \
     "$(awk '{ print $1, $5 }' "$T/out" | paste -sd'|')"
 
 # --- cancel: the upload aborted, every .pf/ key gone; a node that still
@@ -222,8 +269,9 @@ check "cancel after a commit: busy" grep -q 'cancel: busy$' "$T/err"
 st have nosuch
 check "have of an unknown session: unknown_session" \
     grep -q 'have: unknown_session$' "$T/err"
+want=$(printf 'files/%s/data.bin ' e0 k l1 l2 r1 r2 r3 r4 r5)
 check_eq "awscli: the finished objects, nothing else" \
-    "$(printf 'files/%s/data.bin ' k l1 l2 r1 r2 r3 r4 r5)files/s1/data.bin" \
+    "${want}files/s1/data.bin" \
     "$(keys files/ | paste -sd' ')"
 check "the errors logged name no secret" \
     test "$(grep -cF -e "$S3_SECRET_KEY" "$T/errors")" = 0
