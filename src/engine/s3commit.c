@@ -111,8 +111,11 @@ gather_parts(struct s3store *st, struct gather *g, const char *obj)
 	uint32_t i;
 
 	rc = s3_mpu_list_parts(st->s3, obj, g->rec->upload, on_part, g);
-	if (rc == PF_ENOSESSION)
+	if (rc == PF_ENOSESSION) {
+		log_warn("S3 store: session %.64s: no upload: cancelled",
+		    g->rec->id);
 		return PF_ECANCELLED;
+	}
 	if (rc != PF_OK)
 		return s3store_fail(st, rc, "list parts", obj);
 	for (i = 0; i < g->n; i++)

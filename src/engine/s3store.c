@@ -199,8 +199,11 @@ claim(struct s3store *st, const char *key, uint32_t index,
 	if (rc != PF_EBUSY && rc != PF_ENET && rc != PF_ETIMEOUT)
 		return s3store_fail(st, rc, "claim", key);
 	got = s3store_get_small(st, key, had, sizeof(had), &n);
-	if (got == PF_ENOSESSION && rc == PF_EBUSY)
-		return PF_ECANCELLED;	/* claimed, then swept by a cancel */
+	if (got == PF_ENOSESSION && rc == PF_EBUSY) {
+		/* Claimed, then swept by a cancel. */
+		log_warn("S3 store: %s: gone: the session was cancelled", key);
+		return PF_ECANCELLED;
+	}
 	if (got != PF_OK)
 		return s3store_fail(st, rc, "claim", key);
 	if (n != PF_SHA256_LEN || !pf_equal_ct(had, sha256, PF_SHA256_LEN)) {
@@ -297,6 +300,7 @@ s3store_have(struct s3store *st, const struct s3store_record *rec,
 			bitmap[i / 8] |= (uint8_t)(1u << (i % 8));
 		return PF_OK;
 	}
+	log_warn("S3 store: session %.64s: no upload: cancelled", rec->id);
 	return PF_ECANCELLED;
 }
 

@@ -85,6 +85,7 @@ head -c 100 "$T/f" >"$T/short"
 st put-bytes s1 1 "$T/short"
 check "a chunk of the wrong length: bad_frame" \
     grep -q 'put-bytes: bad_frame$' "$T/err"
+# shellcheck disable=SC2016 # a JMESPath literal, not the shell's
 check_eq "awscli: part 1 still holds chunk 0's bytes (its MD5)" \
     "\"$(head -c "$C" "$T/f" | md5sum | cut -d' ' -f1)\"" \
     "$(s3api list-parts --bucket "$B" --key "${P}files/s1/data.bin" \
