@@ -151,6 +151,15 @@ enum pf_status s3_put(struct s3 *s, const char *key, const void *p, size_t n,
     bool if_absent, char *etag);
 
 /*
+ * PUT p[0..n) as key only if the object's ETag is still match (quoted
+ * or not; If-Match, which RGW 16 honours with the bare ETag): a
+ * compare-and-swap. PF_EBUSY if the ETag changed, PF_ENOSESSION if the
+ * key is gone. Not sent again once the store may have acted on it.
+ */
+enum pf_status s3_put_if_match(struct s3 *s, const char *key, const void *p,
+    size_t n, const char *match, char *etag);
+
+/*
  * Called with each piece of an object's body, in order; returns false to
  * stop the transfer (the GET then fails with PF_EIO).
  */
@@ -229,5 +238,25 @@ enum pf_status s3_mpu_abort(struct s3 *s, const char *key, const char *id);
 typedef bool (*s3_upload_fn)(void *arg, const char *key, const char *id);
 enum pf_status s3_mpu_list(struct s3 *s, const char *prefix, s3_upload_fn fn,
     void *arg);
+
+/* An entry of a listing: an object, or a common prefix (no size). */
+struct s3_object {
+	const char	*key;		/* the whole key, or the prefix */
+	uint64_t	 size;
+	const char	*etag;		/* "" for a prefix */
+	bool		 is_prefix;
+};
+
+/*
+ * ListObjectsV2: calls fn for each object whose key starts with prefix,
+ * in key order, fetching pages of cfg->page. With a delimiter (may be
+ * NULL), keys holding it after the prefix are rolled up into one common
+ * prefix each (is_prefix), given in the page that holds them. The
+ * entry's strings are borrowed for the call. fn returns false to stop
+ * (PF_ECANCELLED).
+ */
+typedef bool (*s3_object_fn)(void *arg, const struct s3_object *o);
+enum pf_status s3_list(struct s3 *s, const char *prefix, const char *delim,
+    s3_object_fn fn, void *arg);
 
 #endif

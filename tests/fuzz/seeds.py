@@ -175,8 +175,20 @@ def s3():
              b'<Size>5242880</Size></Part></ListPartsResult>'),
             ("error", b"<Error><Code>NoSuchUpload</Code><Message></Message>"
              b"<RequestId>tx0</RequestId></Error>"),
-            ("dtd", b'<!DOCTYPE a [<!ENTITY x "xx">]><a>&x;</a>')):
+            ("dtd", b'<!DOCTYPE a [<!ENTITY x "xx">]><a>&x;</a>'),
+            ("list_objects", b'<ListBucketResult><IsTruncated>true'
+             b'</IsTruncated><NextContinuationToken>t1'
+             b'</NextContinuationToken><Contents><Key>p/.pf/s/a/record'
+             b'</Key><Size>200</Size><ETag>&quot;ab&quot;</ETag>'
+             b'</Contents><CommonPrefixes><Prefix>p/.pf/s/b/</Prefix>'
+             b'</CommonPrefixes></ListBucketResult>')):
         seed("fuzz_s3", name, b"\0" + xml)
+    rec = {"v": 1, "id": "s1", "user": "alice", "name": "data.bin",
+           "size": 16777223, "chunk_size": 8388608,
+           "head": base64.b64encode(b"pf-data ").decode(),
+           "created": 1700000000, "upload": "2~abc"}
+    seed("fuzz_s3", "record", b"\2" + json.dumps(rec).encode())
+    seed("fuzz_s3", "sum", b"\3" + b"42." + b"ab" * 32)
     for name, t in (("target", b"s3://bucket/a/b"),
                     ("target_bare", b"s3://my.bucket-1"),
                     ("target_dots", b"s3://bkt/a/../b")):

@@ -99,3 +99,20 @@ s3_uploads() {
 	s3api list-multipart-uploads --bucket "$1" \
 	    --query 'length(Uploads || `[]`)' --output text
 }
+
+# s3_lossy METHOD CMD...: runs CMD with S3_ENDPOINT pointing to a new
+# proxy (s3lose.py) that passes requests on to the store but loses the
+# answer to the first METHOD request: the store acted, the client never
+# hears of it.
+s3_lossy() {
+	local pid rc=0 m=$1
+	shift
+	rm -f "$T/lose.port"
+	python3 "$here/s3lose.py" "$T/lose.port" "${S3_ENDPOINT##*:}" "$m" &
+	pid=$!
+	wait_file "$T/lose.port" 30 || { kill "$pid"; return 99; }
+	S3_ENDPOINT=http://127.0.0.1:$(cat "$T/lose.port") "$@" || rc=$?
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return "$rc"
+}

@@ -231,63 +231,12 @@ check_eq "  the same bytes" "$(sha "$T/other")" "$(sha "$T/dots")"
 # and drops the store's first answer): idempotent requests are tried
 # again; a conditional PUT, a create and a complete are not, since the
 # store already acted on them
-cat >"$T/lose.py" <<'PY'
-import os, select, socket, sys, threading
-# lose.py PORTFILE UPSTREAM_PORT METHOD: the first request sent with
-# METHOD reaches the store, its answer (after any "100 Continue") never
-# reaches the client: the connection is cut. Everything else passes.
-up, method = int(sys.argv[2]), sys.argv[3].encode() + b" "
-ls = socket.socket()
-ls.bind(("127.0.0.1", 0))
-ls.listen(16)
-ls.settimeout(120)  # no client for 2 minutes: gone, nothing left behind
-with open(sys.argv[1] + ".tmp", "w") as f:
-    f.write(str(ls.getsockname()[1]))
-os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-lost = threading.Event()
-def serve(c):
-    u = socket.create_connection(("127.0.0.1", up))
-    armed = False
-    try:
-        while True:
-            for s in select.select([c, u], [], [])[0]:
-                d = s.recv(65536)
-                if not d:
-                    return
-                if s is c:
-                    if d.startswith(method) and not lost.is_set():
-                        armed = True
-                    u.sendall(d)
-                elif armed and not d.startswith(b"HTTP/1.1 100"):
-                    lost.set()
-                    return
-                else:
-                    c.sendall(d)
-    except OSError:
-        pass
-    finally:
-        for s in (c, u):
-            s.close()
-while True:
-    try:
-        c, _ = ls.accept()
-    except socket.timeout:
-        break
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-PY
-# lossy METHOD CMD...: runs s3tool CMD through a new proxy that loses the
-# answer to the first METHOD request.
+# lossy METHOD ARGS...: s3tool ARGS through a proxy that loses the answer
+# to the first METHOD request (lib_s3.sh).
 lossy() {
-	local pid rc=0 m=$1
+	local m=$1
 	shift
-	rm -f "$T/lose.port"
-	python3 "$T/lose.py" "$T/lose.port" "${S3_ENDPOINT##*:}" "$m" &
-	pid=$!
-	wait_file "$T/lose.port" 30 || { kill "$pid"; return 99; }
-	S3_ENDPOINT=http://127.0.0.1:$(cat "$T/lose.port") s3t "$@" || rc=$?
-	kill "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return "$rc"
+	s3_lossy "$m" s3t "$@"
 }
 check "a plain PUT whose answer is lost: tried again, done" \
     lossy PUT put lost/plain "$T/other"
