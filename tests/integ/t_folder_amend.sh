@@ -1,0 +1,170 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Amended resumes (issue 14): a transfer interrupted, then its tree
+# changed (a file rewritten at the same size, one grown, one added, one
+# removed), rerun with the same command: the server keeps the chunks of
+# the unchanged files and the rerun sends about the changed and added
+# files only; the stored tree is the tree as it is now (diff -r), each
+# file with its receipt checked by the client (exit 0). The same after a
+# restart of paraflowd in between, and after a SIGKILL of paraflowd
+# right after the amended OPENED.
+. "$(dirname "$0")/lib.sh"
+
+command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
+
+CS=65536
+start_server
+
+# make_tree DIR: 80 files of 8 to 64 KiB in 4 folders, about 2.9 MB.
+make_tree() {
+	python3 - "$1" <<'EOF'
+import os, random, sys
+random.seed(14)
+for i in range(80):
+    d = os.path.join(sys.argv[1], "d%d" % (i % 4))
+    os.makedirs(d, exist_ok=True)
+    n = random.randint(8192, 65536)
+    with open(os.path.join(d, "f%03d.dat" % i), "wb") as f:
+        f.write(b"pf-data " + os.urandom(n - 8))
+EOF
+}
+
+# The journal of the one transfer staged, and how many chunks it holds.
+journal() { find "$STORAGE/.staging" -name journal 2>/dev/null | head -1; }
+records() {
+	local j
+	j=$(journal)
+	[ -n "$j" ] && echo $(($(stat -c %s "$j") / 48)) || echo 0
+}
+held_some() { [ "$(records)" -ge "$1" ]; }
+tree_bytes() { du -sb --apparent-size "$1" | cut -f1; }
+
+# interrupt DIR: starts a slow upload of DIR and kills it once the
+# server holds 24 chunks (of 47).
+interrupt() {
+	"$PARAFLOW" upload --port "$PORT" --quiet -c 64K -t 2 \
+	    --limit-rate 512K "$1" >"$T/int.out" 2>"$T/int.err" &
+	CPID=$!
+	check "the first chunks of $(basename "$1") arrive" \
+	    wait_for 60 held_some 24
+	kill -9 "$CPID" 2>/dev/null
+	wait "$CPID" 2>/dev/null
+}
+
+# change DIR: a file rewritten (same size, newer mtime), one grown, one
+# added, one removed, all among the first files sent (d0: the first 20,
+# about 730 KB, held by now). Prints the bytes the rerun must send for
+# them.
+change() {
+	local d=$1 later=$(($(date +%s) + 100))
+	local same=$d/d0/f000.dat grow=$d/d0/f004.dat
+	local n
+	n=$(stat -c %s "$same")
+	{ printf 'pf-data '; head -c $((n - 8)) /dev/urandom; } >"$same.new"
+	mv "$same.new" "$same"
+	touch -d "@$later" "$same"
+	head -c 20000 /dev/urandom >>"$grow"
+	mkfile "$d/d0/new.dat" 30000
+	rm -f "$d/d0/f008.dat"
+	echo $((n + $(stat -c %s "$grow") + 30000))
+}
+
+# rerun DIR: the same command again; checks what it sent and stored.
+rerun() {
+	local d=$1 changed=$2 held=$3 old=$4 bound sid
+	run "$PARAFLOW" upload --port "$PORT" --quiet -c 64K --json "$d"
+	check_eq "$(basename "$d"): the rerun completes, receipts matching" \
+	    0 "$RC"
+	[ "$RC" = 0 ] || sed 's/^/# /' "$T/err"
+	SENT=$(json_get bytes_sent <"$T/out")
+	sid=$(json_get session <"$T/out")
+	# What was not held, the changed and added files, and for each of
+	# the 4 changes at most 2 chunks it shares with unchanged files
+	# (sent again whole), and the old last chunk.
+	bound=$((old - held * CS + changed + 9 * CS))
+	echo "# $(basename "$d"): rerun sent $SENT bytes; $held chunks" \
+	    "were held of a tree of $old bytes; changed files: $changed" \
+	    "bytes; bound $bound"
+	check "$(basename "$d"): the rerun was an amend" \
+	    grep -q "session $sid amended" "$T/server.log"
+	check "$(basename "$d"): it resumed chunks the server held" \
+	    test "$(json_get resumed_chunks <"$T/out")" -gt 0
+	check "$(basename "$d"): it sent less than the whole tree" \
+	    test "$SENT" -lt "$(tree_bytes "$d")"
+	check "$(basename "$d"): about the changes and what was not held" \
+	    test "$SENT" -le "$bound"
+	check "$(basename "$d"): the stored tree is the tree now (diff -r)" \
+	    diff -r "$d" "$STORAGE/$sid/$(basename "$d")"
+	check "$(basename "$d"): no dead bytes stored as files" \
+	    test "$(find "$STORAGE/$sid" -type f ! -name '.paraflow*' |
+	    wc -l)" = "$(find "$d" -type f | wc -l)"
+	check "$(basename "$d"): nothing left staged" \
+	    test -z "$(ls -A "$STORAGE/.staging" 2>/dev/null | grep -v '^\.')"
+}
+
+# --- Interrupted, changed, rerun ------------------------------------
+A=$T/alpha
+make_tree "$A"
+OLD=$(tree_bytes "$A")
+interrupt "$A"
+HELD=$(records)
+CHANGED=$(change "$A")
+rerun "$A" "$CHANGED" "$HELD" "$OLD"
+
+# --- The same with paraflowd restarted in between -------------------
+B=$T/beta
+make_tree "$B"
+OLD=$(tree_bytes "$B")
+interrupt "$B"
+kill -9 "$SERVER_PID" 2>/dev/null
+wait "$SERVER_PID" 2>/dev/null
+start_server --port "$PORT"
+HELD=$(records)
+CHANGED=$(change "$B")
+rerun "$B" "$CHANGED" "$HELD" "$OLD"
+
+# --- Unchanged, the rerun resumes as before (no amend) --------------
+U=$T/unchanged
+make_tree "$U"
+interrupt "$U"
+run "$PARAFLOW" upload --port "$PORT" --quiet -c 64K --json "$U"
+check_eq "unchanged: the rerun completes" 0 "$RC"
+check "unchanged: it resumed the chunks held" \
+    test "$(json_get resumed_chunks <"$T/out")" -ge 24
+check "unchanged: no amend" \
+    test -z "$(grep "session $(json_get session <"$T/out") amended" \
+    "$T/server.log")"
+check "unchanged: the tree is stored (diff -r)" diff -r "$U" \
+    "$STORAGE/$(json_get session <"$T/out")/unchanged"
+
+# --- paraflowd killed right after the amended OPENED ----------------
+C=$T/gamma
+make_tree "$C"
+interrupt "$C"
+change "$C" >/dev/null
+"$PARAFLOW" upload --port "$PORT" --quiet -c 64K -t 1 --limit-rate 256K \
+    "$C" >"$T/am.out" 2>"$T/am.err" &
+CPID=$!
+GSID=$(grep -o 'session [0-9a-f-]* opened by paraflow: "gamma"' \
+    "$T/server.log" | awk '{print $2}')
+amended() { grep -q "session $GSID amended by" "$T/server.log"; }
+check "the amended OPENED is answered" wait_for 60 amended
+kill -9 "$SERVER_PID" "$CPID" 2>/dev/null
+wait "$SERVER_PID" "$CPID" 2>/dev/null
+start_server --port "$PORT"
+# Recovered with the amended layout: its chunk count, not the first's.
+FIRST=$(grep -o 'opened by paraflow: "gamma", [0-9]* bytes, [0-9]* chunks' \
+    "$T/server.log" | awk '{print $(NF - 1)}')
+AFTER=$(grep -o 'recovered: "gamma", [0-9]* of [0-9]* chunks' \
+    "$T/server.log" | tail -1 | awk '{print $(NF - 1)}')
+echo "# gamma: $FIRST chunks at first, $AFTER once amended and recovered"
+check "the amended transfer is what the restart recovers" \
+    test -n "$AFTER" -a "$FIRST" != "$AFTER"
+run "$PARAFLOW" upload --port "$PORT" --quiet -c 64K --json "$C"
+check_eq "after the kill the rerun completes" 0 "$RC"
+[ "$RC" = 0 ] || sed 's/^/# /' "$T/err"
+check "that tree is the tree now (diff -r)" diff -r "$C" \
+    "$STORAGE/$(json_get session <"$T/out")/gamma"
+
+stop_server
+done_testing
