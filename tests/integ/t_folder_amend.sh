@@ -166,5 +166,92 @@ check_eq "after the kill the rerun completes" 0 "$RC"
 check "that tree is the tree now (diff -r)" diff -r "$C" \
     "$STORAGE/$(json_get session <"$T/out")/gamma"
 
+# --- The server lost the transfer: a new one, files back to back -----
+D=$T/delta
+make_tree "$D"
+interrupt "$D"
+DSID=$(grep -o 'session [0-9a-f-]* opened by paraflow: "delta"' \
+    "$T/server.log" | awk '{print $2}')
+stop_server
+rm -rf "$STORAGE/.staging/$DSID"
+start_server --port "$PORT"
+change "$D" >/dev/null
+run "$PARAFLOW" upload --port "$PORT" --quiet -c 64K --json "$D"
+check_eq "lost: the rerun completes in a new transfer" 0 "$RC"
+check "lost: its session is another" \
+    test "$(json_get session <"$T/out")" != "$DSID"
+check_eq "lost: its payload is the files back to back" \
+    "$(find "$D" -type f -printf '%s\n' | awk '{s += $1} END {print s}')" \
+    "$(json_get bytes <"$T/out")"
+check "lost: the tree is stored (diff -r)" diff -r "$D" \
+    "$STORAGE/$(json_get session <"$T/out")/delta"
+
+# --- Offsets from a hand-made client (plaintext, as pfwire logs in) ---
+stop_server
+start_server --no-tls
+pywire "$PORT" >"$T/offsets.out" 2>&1 <<'EOF'
+import base64, sys
+import pfwire as w
+port = int(sys.argv[1])
+
+def entry(path, size, off=None):
+    e = {"path": path, "size": size, "mode": 0o644, "mtime": 1700000000}
+    if off is not None:
+        e["offset"] = off
+    return e
+
+def login():
+    c = w.connect(port)
+    hello = w.expect(c, w.HELLO)
+    key = w.scram_login(c, "paraflow", "secret123")
+    return c, key, hello
+
+def try_open(name, size, files, data=b"", **extra):
+    c, key, _ = login()
+    req = {"name": name, "size": size, "chunk_size": 65536,
+           "files": files, "head": base64.b64encode(data[:512]).decode()}
+    req.update(extra)
+    w.send_json(c, w.OPEN, req)
+    return c, key
+
+c, key, hello = login()
+print("features", " ".join(hello.get("features", [])))
+cases = [
+    ("overlap", 40, [entry("o/a", 20, 0), entry("o/b", 20, 10)]),
+    ("past the end", 40, [entry("o/a", 20, 0), entry("o/b", 20, 30)]),
+    ("some without", 40, [entry("o/a", 20, 0), entry("o/b", 20)]),
+    ("negative", 40, [entry("o/a", 20, -1)]),
+]
+for label, size, files in cases:
+    c, _ = try_open("o", size, files, b"x" * size)
+    print(label, w.error_name(c))
+c, _ = try_open("o", 3, [entry("o/a", 3)], b"abc", amend=True)
+print("amend without resume", w.error_name(c))
+# Dead bytes between and after the files: sent, never stored.
+data = b"first" + b"X" * 70000 + b"second" + b"Y" * 100
+files = [{"path": "gap", "dir": True}, entry("gap/one", 5, 0),
+         entry("gap/two", 6, 70005)]
+c, key = try_open("gap", len(data), files, data)
+opened = w.expect(c, w.OPENED)
+done = w.upload(c, port, key, opened, data)
+print("session", done["session"])
+for f in done["files"]:
+    print("stored", f["client"], f["state"])
+EOF
+sed 's/^/# /' "$T/offsets.out"
+check "HELLO lists the amend feature" grep -q '^features .*amend' \
+    "$T/offsets.out"
+for c in overlap "past the end" "some without" negative \
+    "amend without resume"; do
+	check "offsets: $c is bad_frame" grep -qx "$c bad_frame" \
+	    "$T/offsets.out"
+done
+GSID=$(awk '/^session /{print $2}' "$T/offsets.out")
+check "a payload with dead bytes is committed" test -n "$GSID"
+check_eq "its files are their own bytes" "first second" \
+    "$(cat "$STORAGE/$GSID/gap/one") $(cat "$STORAGE/$GSID/gap/two")"
+check_eq "the dead bytes are stored nowhere" 2 \
+    "$(find "$STORAGE/$GSID" -type f ! -name '.paraflow*' | wc -l)"
+
 stop_server
 done_testing
