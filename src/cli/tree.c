@@ -273,6 +273,31 @@ tree_hash(struct tree *t)
 	return rc;
 }
 
+/* The digest of the paths given (made absolute where they exist). */
+static enum pf_status
+roots_hash(struct tree *t, const char *const *paths, size_t npaths)
+{
+	struct pf_sha256 *h = pf_sha256_new();
+	uint8_t md[PF_SHA256_LEN];
+	enum pf_status rc = PF_ENOMEM;
+
+	if (h == NULL || (rc = pf_sha256_init(h)) != PF_OK)
+		goto out;
+	for (size_t i = 0; i < npaths && rc == PF_OK; i++) {
+		char *real = realpath(paths[i], NULL);
+		const char *p = real != NULL ? real : paths[i];
+
+		/* The NUL ends each path: no two lists hash alike. */
+		rc = pf_sha256_update(h, p, strlen(p) + 1);
+		free(real);
+	}
+	if (rc == PF_OK && (rc = pf_sha256_final(h, md)) == PF_OK)
+		pf_hex_encode(md, sizeof(md), t->roots);
+out:
+	pf_sha256_free(h);
+	return rc;
+}
+
 enum pf_status
 tree_build(const char *const *paths, size_t npaths,
     const struct tree_opts *o, struct tree **out, char *err, size_t cap)
@@ -299,6 +324,7 @@ tree_build(const char *const *paths, size_t npaths,
 		goto out;
 	}
 	if ((rc = tree_index(w.t)) != PF_OK ||
+	    (rc = roots_hash(w.t, paths, npaths)) != PF_OK ||
 	    (rc = tree_hash(w.t)) != PF_OK) {
 		snprintf(err, cap, "%s", rc == PF_EBADNAME ? "a path is not "
 		    "valid UTF-8" : "out of memory");

@@ -41,6 +41,7 @@ struct tree {
 						   offset (tree_index) */
 	size_t			 nbyoff;
 	char			 digest[PF_SHA256_HEX];	/* of the manifest */
+	char			 roots[PF_SHA256_HEX];	/* of the paths given */
 };
 
 struct tree_opts {

@@ -262,22 +262,27 @@ make_queue(struct upload *u)
 
 /*
  * A transfer's files as one payload; what names it for the resume state
- * (sb) is the first path's inode, not the files: the same command run
- * again finds the transfer it was interrupted in, changed or not (an
- * amended resume).
+ * (sb) is the first path's inode and the paths given, not the files:
+ * the same command run again finds the transfer it was interrupted in,
+ * changed or not (an amended resume).
  */
 static enum pf_status
 open_tree(struct upload *u, struct stat *sb)
 {
 	struct job *j = &u->j;
 	struct tree *t = j->o->tree;
+	uint8_t md[PF_SHA256_LEN];
 
 	j->src.tree = t;
 	if (stat(j->o->file, sb) == -1)
 		memset(sb, 0, sizeof(*sb));
 	sb->st_size = 0;
-	sb->st_mtim.tv_sec = 0;
-	sb->st_mtim.tv_nsec = 0;
+	pf_hex_decode(t->roots, md, sizeof(md));
+	/* 30 + 24 bits of the digest: st_mtim in ns must not overflow. */
+	sb->st_mtim.tv_sec = (time_t)((uint32_t)md[0] << 22 |
+	    (uint32_t)md[1] << 14 | (uint32_t)md[2] << 6 | md[3] >> 2);
+	sb->st_mtim.tv_nsec = (long)((uint32_t)md[4] << 16 |
+	    (uint32_t)md[5] << 8 | md[6]);
 	if (tree_payload(u, t) != PF_OK)
 		return j->r->status;
 	if ((u->name = strdup(j->o->name)) == NULL) {

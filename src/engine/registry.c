@@ -353,6 +353,13 @@ refused_now(const struct load *l, const char *id, const json_t *meta)
 	size_t cname_len;
 	long n;
 
+	/*
+	 * A transfer's label and payload head are not judged at OPEN
+	 * either: each file is, by its own name at OPEN and its own first
+	 * bytes at COMMIT (an amend reads the session back here too).
+	 */
+	if (json_object_get(meta, "transfer") != NULL)
+		return false;
 	/* Malformed metadata is session_restore's to refuse. */
 	if (json_unpack((json_t *)meta, "{s:s%,s:s,s:s}", "client_name",
 	    &cname, &cname_len, "name", &name, "head", &head64) == -1 ||

@@ -166,6 +166,28 @@ check_eq "after the kill the rerun completes" 0 "$RC"
 check "that tree is the tree now (diff -r)" diff -r "$C" \
     "$STORAGE/$(json_get session <"$T/out")/gamma"
 
+# --- A script first in the payload: refused alone, across a restart ---
+E=$T/epsilon
+make_tree "$E"
+printf '#!/bin/sh\necho hi\n' >"$E/0run.txt"	# refused by its content
+interrupt "$E"
+ESID=$(grep -o 'session [0-9a-f-]* opened by paraflow: "epsilon"' \
+    "$T/server.log" | awk '{print $2}')
+kill -9 "$SERVER_PID" 2>/dev/null
+wait "$SERVER_PID" 2>/dev/null
+start_server --port "$PORT"
+check "script first: the restart keeps the transfer" \
+    grep -q "session $ESID recovered" "$T/server.log"
+change "$E" >/dev/null
+run "$PARAFLOW" upload --port "$PORT" --quiet -c 64K --json "$E"
+check_eq "script first: the amended rerun ends, the script refused" 11 \
+    "$RC"
+check "script first: it was an amend" \
+    grep -q "session $ESID amended by" "$T/server.log"
+rm "$E/0run.txt"
+check "script first: the rest is the tree now (diff -r)" diff -r "$E" \
+    "$STORAGE/$ESID/epsilon"
+
 # --- The server lost the transfer: a new one, files back to back -----
 D=$T/delta
 make_tree "$D"
