@@ -383,8 +383,16 @@ control_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
 		goto out;
 	}
 	/* Nor would an older one read offsets: the tree back to back. */
-	if (o->tree != NULL && o->tree->placed && !u->started &&
+	if (o->tree != NULL && o->tree->placed &&
 	    !(features & CLIENT_FEATURE_AMEND)) {
+		if (u->started) {
+			snprintf(what, whatcap, "cannot resume");
+			snprintf(err, errcap, "the server no longer takes "
+			    "files at offsets (an older paraflowd now?): run "
+			    "the upload again");
+			rc = PF_EVERSION;
+			goto out;
+		}
 		log_info("this server cannot amend a transfer (an older "
 		    "paraflowd): sending the files in a new one");
 		if ((rc = unamend(u)) != PF_OK)

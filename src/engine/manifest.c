@@ -387,12 +387,17 @@ manifest_to_json(const struct manifest *m, bool final)
 	for (size_t i = 0; a != NULL && i < m->n; i++) {
 		const struct manifest_file *f = &m->f[i];
 
-		e = json_pack("{s:s,s:s?,s:b,s:I,s:I,s:I,s:I,s:i,s:s?}",
-		    "client", f->client, "path", f->path, "dir", f->dir,
-		    "size", (json_int_t)f->size, "offset",
-		    (json_int_t)f->offset, "mode", (json_int_t)f->mode,
-		    "mtime", (json_int_t)f->mtime, "status", (int)f->status,
-		    "reason", f->reason);
+		e = json_pack("{s:s,s:s?,s:b,s:I,s:I,s:I,s:i,s:s?}", "client",
+		    f->client, "path", f->path, "dir", f->dir, "size",
+		    (json_int_t)f->size, "mode", (json_int_t)f->mode, "mtime",
+		    (json_int_t)f->mtime, "status", (int)f->status, "reason",
+		    f->reason);
+		/* Where its bytes lie: staging's business, not a list's. */
+		if (e != NULL && !final && !f->dir && json_object_set_new(e,
+		    "offset", json_integer((json_int_t)f->offset)) == -1) {
+			json_decref(e);
+			e = NULL;
+		}
 		if (e != NULL && final && (json_object_set_new(e, "state",
 		    json_string(f->status == PF_OK ? "stored" :
 		    pf_status_name(f->status))) == -1 || (f->digest[0] &&
@@ -441,10 +446,10 @@ load_entry(const json_t *e, struct manifest_file *f, bool *placed)
 			return PF_EBADFRAME;
 		s = slash ? slash + 1 : NULL;
 	}
-	*placed = off != NULL;
+	*placed = off != NULL && !dir;
 	if (*placed && (!json_is_integer(off) || json_integer_value(off) < 0))
 		return PF_EBADFRAME;
-	f->offset = *placed && !dir ? (uint64_t)json_integer_value(off) : 0;
+	f->offset = *placed ? (uint64_t)json_integer_value(off) : 0;
 	f->dir = dir;
 	f->size = (uint64_t)size;
 	f->mode = (uint32_t)mode;
@@ -461,7 +466,7 @@ enum pf_status
 manifest_load(const json_t *j, uint64_t size, struct manifest **out)
 {
 	struct manifest *m;
-	size_t n = json_array_size(j), placed = 0;
+	size_t n = json_array_size(j), placed = 0, nfiles = 0;
 	enum pf_status rc = PF_ENOMEM;
 	bool at;
 
@@ -477,13 +482,15 @@ manifest_load(const json_t *j, uint64_t size, struct manifest **out)
 		    PF_OK)
 			goto out;
 		placed += at;
+		nfiles += !f->dir;
 		if (!at && !place(m, f)) {
 			rc = PF_EBADFRAME;
 			goto out;
 		}
 	}
+	/* Offsets on every file (written since amends came) or on none. */
 	rc = PF_EBADFRAME;
-	if (placed == m->n ? check_layout(m, size) != PF_OK : placed != 0 ||
+	if (placed > 0 ? placed != nfiles || check_layout(m, size) != PF_OK :
 	    m->total != size)
 		goto out;
 	*out = m;
