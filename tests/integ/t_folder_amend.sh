@@ -6,8 +6,12 @@
 # the unchanged files and the rerun sends about the changed and added
 # files only; the stored tree is the tree as it is now (diff -r), each
 # file with its receipt checked by the client (exit 0). The same after a
-# restart of paraflowd in between, and after a SIGKILL of paraflowd
-# right after the amended OPENED.
+# restart of paraflowd in between, after a SIGKILL of paraflowd right
+# after the amended OPENED, and with a refused script first in the
+# payload. An unchanged rerun resumes as before; a server that lost the
+# transfer, or an older one (a relay drops "amend" from its HELLO),
+# gets a new transfer, back to back. A hand-made client's bad offsets
+# are bad_frame; dead bytes between files are never stored.
 . "$(dirname "$0")/lib.sh"
 
 command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
@@ -274,6 +278,73 @@ check_eq "its files are their own bytes" "first second" \
     "$(cat "$STORAGE/$GSID/gap/one") $(cat "$STORAGE/$GSID/gap/two")"
 check_eq "the dead bytes are stored nowhere" 2 \
     "$(find "$STORAGE/$GSID" -type f ! -name '.paraflow*' | wc -l)"
+
+# --- An older server (no "amend" in HELLO): a new transfer -----------
+# A relay that drops "amend" from the server's HELLO, as an older
+# paraflowd would send it, and passes all else through.
+pywire "$PORT" "$T/oldport" >"$T/old.log" 2>&1 <<'EOF' &
+import socket, sys, threading
+import pfwire as w
+port, portfile = int(sys.argv[1]), sys.argv[2]
+
+def pump(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+def serve(c):
+    s = socket.create_connection(("127.0.0.1", port))
+    ftype, hello = w.recv_json(s)
+    hello["features"] = [f for f in hello["features"] if f != "amend"]
+    w.send_json(c, ftype, hello)
+    threading.Thread(target=pump, args=(s, c), daemon=True).start()
+    pump(c, s)
+
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(64)
+open(portfile, "w").write(str(ls.getsockname()[1]))
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF
+RELAY=$!
+PIDS+=("$RELAY")
+check "the relay for an older server starts" wait_file "$T/oldport" 30
+Z=$T/zeta
+make_tree "$Z"
+"$PARAFLOW" upload --no-tls --port "$PORT" --quiet -c 64K -t 2 \
+    --limit-rate 512K "$Z" >"$T/int.out" 2>"$T/int.err" &
+CPID=$!
+check "the first chunks of zeta arrive" wait_for 60 held_some 24
+kill -9 "$CPID" 2>/dev/null
+wait "$CPID" 2>/dev/null
+ZSID=$(grep -o 'session [0-9a-f-]* opened by paraflow: "zeta"' \
+    "$T/server.log" | awk '{print $2}')
+change "$Z" >/dev/null
+run "$PARAFLOW" upload --no-tls --port "$(cat "$T/oldport")" --quiet \
+    -c 64K --json "$Z"
+check_eq "older server: the rerun completes" 0 "$RC"
+check "older server: in a new transfer" \
+    test "$(json_get session <"$T/out")" != "$ZSID"
+check "older server: no amend was asked for" \
+    test -z "$(grep "session $ZSID amended" "$T/server.log")"
+check_eq "older server: its payload is the files back to back" \
+    "$(find "$Z" -type f -printf '%s\n' | awk '{s += $1} END {print s}')" \
+    "$(json_get bytes <"$T/out")"
+check "older server: the tree is stored (diff -r)" diff -r "$Z" \
+    "$STORAGE/$(json_get session <"$T/out")/zeta"
+signal_ours TERM "$RELAY"
 
 stop_server
 done_testing
