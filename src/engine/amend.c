@@ -122,11 +122,18 @@ amend_transfer(const struct amend_env *e, struct session *s,
 	/* Out of the table: no new connection finds it from here on. */
 	registry_unlist(e->registry, s);
 	if (!wait_alone(s)) {
-		registry_relist(e->registry, s);
+		/* Unless a connection of the other run ended it meanwhile. */
+		if (session_state(s) == SESSION_RECEIVING)
+			registry_relist(e->registry, s);
 		session_unref(s);
 		snprintf(why, whycap, "session %s is still in use by another "
 		    "run; try again", id);
 		return PF_EBUSY;
+	}
+	if (session_state(s) != SESSION_RECEIVING) {
+		session_unref(s);
+		snprintf(why, whycap, "session %s ended meanwhile", id);
+		return PF_ENOSESSION;
 	}
 	/* Alone, it takes no chunk: what it holds is final. */
 	rc = prepare(s, f, &a, mfname, &held);
