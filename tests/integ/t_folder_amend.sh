@@ -47,7 +47,7 @@ tree_bytes() { du -sb --apparent-size "$1" | cut -f1; }
 # server holds 24 chunks (of 47).
 interrupt() {
 	"$PARAFLOW" upload --port "$PORT" --quiet -c 64K -t 2 \
-	    --limit-rate 512K "$1" >"$T/int.out" 2>"$T/int.err" &
+	    --limit-rate 256K "$1" >"$T/int.out" 2>"$T/int.err" &
 	CPID=$!
 	check "the first chunks of $(basename "$1") arrive" \
 	    wait_for 60 held_some 24
@@ -324,7 +324,7 @@ check "the relay for an older server starts" wait_file "$T/oldport" 30
 Z=$T/zeta
 make_tree "$Z"
 "$PARAFLOW" upload --no-tls --port "$PORT" --quiet -c 64K -t 2 \
-    --limit-rate 512K "$Z" >"$T/int.out" 2>"$T/int.err" &
+    --limit-rate 256K "$Z" >"$T/int.out" 2>"$T/int.err" &
 CPID=$!
 check "the first chunks of zeta arrive" wait_for 60 held_some 24
 kill -9 "$CPID" 2>/dev/null
