@@ -66,8 +66,9 @@ client_hello_features(struct pf_conn *c, uint8_t nonce[SCRAM_NONCE_LEN],
 		goto out;
 	}
 	if (features != NULL)
-		*features = lists(j, "features", "transfer") ?
-		    CLIENT_FEATURE_TRANSFER : 0;
+		*features = (lists(j, "features", "transfer") ?
+		    CLIENT_FEATURE_TRANSFER : 0) | (lists(j, "features",
+		    "amend") ? CLIENT_FEATURE_AMEND : 0);
 	rc = PF_OK;
 out:
 	json_decref(j);
@@ -245,7 +246,9 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 	    "head", head64);
 	if (j == NULL || (rq->resume != NULL && json_object_set_new(j,
 	    "resume", json_string(rq->resume)) == -1) || (rq->files != NULL &&
-	    json_object_set(j, "files", (json_t *)rq->files) == -1))
+	    json_object_set(j, "files", (json_t *)rq->files) == -1) ||
+	    (rq->amend && rq->resume != NULL && json_object_set_new(j,
+	    "amend", json_true()) == -1))
 		goto out;
 	if ((rc = wire_send_json(c, PROTO_OPEN, j)) != PF_OK)
 		goto out;

@@ -29,6 +29,7 @@ struct client_open_req {
 	const char	*name;
 	const char	*resume;	/* session id to resume, or NULL */
 	const json_t	*files;		/* a transfer's manifest, or NULL */
+	bool		 amend;		/* resume with another manifest */
 };
 
 /* How long an ABORT waits for the server to confirm it by closing. */
@@ -36,6 +37,8 @@ struct client_open_req {
 
 /* What a server's HELLO offers beyond one file per OPEN. */
 #define CLIENT_FEATURE_TRANSFER	0x1u
+/* ... and a transfer's files at explicit offsets, amended on resume. */
+#define CLIENT_FEATURE_AMEND	0x2u
 
 /* What OPENED answered. */
 struct client_opened {

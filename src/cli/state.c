@@ -301,13 +301,15 @@ int_is(const json_t *j, const char *key, int64_t want)
 }
 
 void
-state_load(struct state *st, char sid[PROTO_ID_LEN + 1])
+state_load(struct state *st, char sid[PROTO_ID_LEN + 1], json_t **layout)
 {
 	json_error_t err;
 	const char *s;
 	json_t *j;
 
 	sid[0] = '\0';
+	if (layout != NULL)
+		*layout = NULL;
 	if ((j = json_load_file(st->file, JSON_REJECT_DUPLICATES,
 	    &err)) == NULL) {
 		if (access(st->file, F_OK) == 0)
@@ -324,13 +326,16 @@ state_load(struct state *st, char sid[PROTO_ID_LEN + 1])
 	    !str_is(j, "name", st->name))
 		log_info("%s does not describe this upload; ignoring it",
 		    st->file);
-	else
+	else {
 		memcpy(sid, s, PROTO_ID_LEN + 1);
+		if (layout != NULL)
+			*layout = json_incref(json_object_get(j, "layout"));
+	}
 	json_decref(j);
 }
 
 enum pf_status
-state_save(struct state *st, const char *sid)
+state_save(struct state *st, const char *sid, const json_t *layout)
 {
 	char created[32], *text = NULL;
 	time_t now = time(NULL);
@@ -345,6 +350,11 @@ state_save(struct state *st, const char *sid)
 	    "user", st->user, "file", st->real, "size", (json_int_t)st->size,
 	    "mtime_ns", (json_int_t)st->mtime_ns, "chunk_size",
 	    (json_int_t)st->chunk_size, "name", st->name, "created", created);
+	if (j != NULL && layout != NULL && json_object_set(j, "layout",
+	    (json_t *)layout) == -1) {
+		json_decref(j);
+		j = NULL;
+	}
 	if (j == NULL || (text = json_dumps(j, JSON_COMPACT)) == NULL) {
 		log_warn("cannot record the resume state (is the path valid "
 		    "UTF-8?); this upload will not be resumable");

@@ -42,16 +42,21 @@ enum pf_status state_open(const struct state_id *id, struct state **out);
 /*
  * Reads the saved session id into sid if the state file exists and
  * describes this very upload; otherwise sid is "". A missing, damaged or
- * foreign file is not an error.
+ * foreign file is not an error. With layout, *layout gets what
+ * state_save was given with sid (a new reference), or NULL.
  */
-void state_load(struct state *st, char sid[PROTO_ID_LEN + 1]);
+void state_load(struct state *st, char sid[PROTO_ID_LEN + 1],
+    json_t **layout);
 
 /*
- * Writes the state file for session sid atomically (temporary file,
+ * Writes the state file for session sid, with layout (borrowed; NULL
+ * for none: a transfer's manifest as sent, to amend it on a rerun),
+ * atomically (temporary file,
  * fsync, rename, then fsync of the directory), mode 0600, so a kill at
  * any moment leaves the old file or the new one. It holds no secret.
  */
-enum pf_status state_save(struct state *st, const char *sid);
+enum pf_status state_save(struct state *st, const char *sid,
+    const json_t *layout);
 
 /* Removes the state file (the session is complete or gone). */
 void state_remove(struct state *st);

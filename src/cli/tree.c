@@ -37,6 +37,7 @@ tree_free(struct tree *t)
 		free(t->e[i].rel);
 	}
 	free(t->e);
+	free(t->byoff);
 	free(t);
 }
 
@@ -235,6 +236,13 @@ tree_manifest(const struct tree *t)
 		    json_pack("{s:s,s:I,s:I,s:I}", "path", x->rel, "size",
 		    (json_int_t)x->size, "mode", (json_int_t)x->mode, "mtime",
 		    (json_int_t)x->mtime);
+		/* Only a laid out tree says where: an older server reads
+		   no offsets (the client asks for "amend" first). */
+		if (e != NULL && t->placed && !x->dir && json_object_set_new(e,
+		    "offset", json_integer((json_int_t)x->offset)) == -1) {
+			json_decref(e);
+			e = NULL;
+		}
 		if (e == NULL || json_array_append_new(a, e) == -1) {
 			json_decref(a);
 			a = NULL;
@@ -265,6 +273,31 @@ tree_hash(struct tree *t)
 	return rc;
 }
 
+/* The digest of the paths given (made absolute where they exist). */
+static enum pf_status
+roots_hash(struct tree *t, const char *const *paths, size_t npaths)
+{
+	struct pf_sha256 *h = pf_sha256_new();
+	uint8_t md[PF_SHA256_LEN];
+	enum pf_status rc = PF_ENOMEM;
+
+	if (h == NULL || (rc = pf_sha256_init(h)) != PF_OK)
+		goto out;
+	for (size_t i = 0; i < npaths && rc == PF_OK; i++) {
+		char *real = realpath(paths[i], NULL);
+		const char *p = real != NULL ? real : paths[i];
+
+		/* The NUL ends each path: no two lists hash alike. */
+		rc = pf_sha256_update(h, p, strlen(p) + 1);
+		free(real);
+	}
+	if (rc == PF_OK && (rc = pf_sha256_final(h, md)) == PF_OK)
+		pf_hex_encode(md, sizeof(md), t->roots);
+out:
+	pf_sha256_free(h);
+	return rc;
+}
+
 enum pf_status
 tree_build(const char *const *paths, size_t npaths,
     const struct tree_opts *o, struct tree **out, char *err, size_t cap)
@@ -290,7 +323,9 @@ tree_build(const char *const *paths, size_t npaths,
 		    w.t->n, PROTO_MAX_FILES);
 		goto out;
 	}
-	if ((rc = tree_hash(w.t)) != PF_OK) {
+	if ((rc = tree_index(w.t)) != PF_OK ||
+	    (rc = roots_hash(w.t, paths, npaths)) != PF_OK ||
+	    (rc = tree_hash(w.t)) != PF_OK) {
 		snprintf(err, cap, "%s", rc == PF_EBADNAME ? "a path is not "
 		    "valid UTF-8" : "out of memory");
 		goto out;
@@ -304,27 +339,49 @@ out:
 	return rc;
 }
 
-/* The file entry holding payload byte off (entries sorted by offset). */
-static struct tree_entry *
-find(struct tree *t, uint64_t off)
+static int
+offset_cmp(const void *a, const void *b, void *arg)
 {
-	size_t lo = 0, hi = t->n;
+	const struct tree *t = arg;
+	const struct tree_entry *x = &t->e[*(const size_t *)a];
+	const struct tree_entry *y = &t->e[*(const size_t *)b];
+
+	return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+enum pf_status
+tree_index(struct tree *t)
+{
+	size_t *v = calloc(t->n + 1, sizeof(*v)), k = 0;
+
+	if (v == NULL)
+		return PF_ENOMEM;
+	for (size_t i = 0; i < t->n; i++)
+		if (!t->e[i].dir && t->e[i].size > 0)
+			v[k++] = i;
+	qsort_r(v, k, sizeof(*v), offset_cmp, t);
+	free(t->byoff);
+	t->byoff = v;
+	t->nbyoff = k;
+	return PF_OK;
+}
+
+/* The first file (its place in t->byoff) whose bytes end after off. */
+static size_t
+first_after(const struct tree *t, uint64_t off)
+{
+	size_t lo = 0, hi = t->nbyoff;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		struct tree_entry *e = &t->e[mid];
+		const struct tree_entry *e = &t->e[t->byoff[mid]];
 
-		if (e->dir || e->size == 0 || off >= e->offset + e->size) {
-			if (off >= e->offset + e->size)
-				lo = mid + 1;
-			else
-				hi = mid;
-		} else if (off < e->offset)
-			hi = mid;
+		if (e->offset + e->size <= off)
+			lo = mid + 1;
 		else
-			return e;
+			hi = mid;
 	}
-	return NULL;
+	return lo;
 }
 
 /* Reads len bytes of file e at pos into p; zeros past its end. */
@@ -372,18 +429,26 @@ tree_pread(struct tree *t, void *buf, size_t n, uint64_t off)
 	uint8_t *p = buf;
 	enum pf_status rc;
 
+	if (off > t->total || n > t->total - off)
+		return PF_EIO;
 	while (n > 0) {
-		struct tree_entry *e = find(t, off);
-		uint64_t pos, left;
-		size_t len;
+		size_t k = first_after(t, off), len;
+		struct tree_entry *e = k < t->nbyoff ? &t->e[t->byoff[k]] :
+		    NULL;
 
-		if (e == NULL)
-			return PF_EIO;
-		pos = off - e->offset;
-		left = e->size - pos;
-		len = left < n ? (size_t)left : n;
-		if ((rc = read_entry(t, e, p, len, pos)) != PF_OK)
-			return rc;
+		if (e == NULL || off < e->offset) {
+			/* Dead bytes (an amended layout's): zeros. */
+			len = e == NULL || e->offset - off > n ? n :
+			    (size_t)(e->offset - off);
+			memset(p, 0, len);
+		} else {
+			uint64_t left = e->size - (off - e->offset);
+
+			len = left < n ? (size_t)left : n;
+			if ((rc = read_entry(t, e, p, len, off - e->offset)) !=
+			    PF_OK)
+				return rc;
+		}
 		p += len;
 		off += len;
 		n -= len;

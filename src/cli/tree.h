@@ -35,7 +35,13 @@ struct tree {
 	size_t			 files;		/* entries that are files */
 	unsigned		 skipped;	/* symlinks, devices, ... */
 	bool			 follow;	/* --follow-symlinks */
+	bool			 placed;	/* laid out by relayout.c:
+						   offsets sent, gaps dead */
+	size_t			*byoff;		/* files with bytes, by
+						   offset (tree_index) */
+	size_t			 nbyoff;
 	char			 digest[PF_SHA256_HEX];	/* of the manifest */
+	char			 roots[PF_SHA256_HEX];	/* of the paths given */
 };
 
 struct tree_opts {
@@ -60,13 +66,21 @@ enum pf_status tree_build(const char *const *paths, size_t npaths,
 void tree_free(struct tree *t);
 
 /*
- * The "files" array of an OPEN for t: path, size, mode, mtime of each
- * file, and {"path","dir":true} for each directory. New reference.
+ * The "files" array of an OPEN for t: path, size, mode, mtime (and if
+ * t->placed, offset) of each file, and {"path","dir":true} for each
+ * directory. New reference.
  */
 json_t *tree_manifest(const struct tree *t);
 
 /*
- * Reads n bytes of the payload at off into buf: the files back to back.
+ * Indexes the files of t by offset, after their offsets were set (or
+ * changed: relayout.h). PF_ENOMEM. Main thread, no worker reading.
+ */
+enum pf_status tree_index(struct tree *t);
+
+/*
+ * Reads n bytes of the payload at off into buf: the files back to back,
+ * or where t->placed put them, zeros between them.
  * A file that is not as listed any more (size or mtime) is marked
  * changed; where it is shorter, zeros stand for the missing bytes, so
  * the transfer goes on and the file's receipt will tell. PF_EIO if a

@@ -37,6 +37,7 @@
 #include "progress.h"
 #include "queue.h"
 #include "state.h"
+#include "relayout.h"
 #include "tree.h"
 #include "trust.h"
 #include "upload.h"
@@ -67,6 +68,7 @@ struct upload {
 	bool			 state_gone;	/* the state file was removed */
 	struct pf_conn		*ctl;		/* the control connection */
 	bool			 resume;	/* session: one to resume */
+	bool			 amend;		/* ... with a changed tree */
 	bool			 started;	/* an OPENED came in this run */
 	bool			 committed;	/* COMMIT sent, answer lost */
 	bool			 finished;	/* the server had done it */
@@ -217,6 +219,133 @@ streams_fit(struct upload *u, const struct client_opened *op)
 }
 
 /*
+ * The payload of tree t as laid out now: its size, chunk count and
+ * manifest.
+ */
+static enum pf_status
+tree_payload(struct upload *u, struct tree *t)
+{
+	struct job *j = &u->j;
+
+	j->size = t->total;
+	if (proto_chunk_count(j->size, j->o->chunk_size,
+	    &j->r->chunks) != PF_OK) {
+		job_set_error(j, PF_ETOOLARGE, "more than %u chunks; use a "
+		    "larger --chunk-size", PROTO_MAX_CHUNKS);
+		return PF_ETOOLARGE;
+	}
+	json_decref(u->files);
+	if ((u->files = tree_manifest(t)) == NULL) {
+		job_set_error(j, PF_ENOMEM, "out of memory");
+		return PF_ENOMEM;
+	}
+	return PF_OK;
+}
+
+/* A new queue (and digests) for the payload as it is now. */
+static enum pf_status
+make_queue(struct upload *u)
+{
+	struct job *j = &u->j;
+
+	queue_free(j->q);
+	free(j->digests);
+	j->r->bytes = j->size;
+	if ((j->q = queue_new(j->size, j->o->chunk_size, j->r->chunks)) ==
+	    NULL || (j->digests = calloc((size_t)j->r->chunks + 1,
+	    PF_SHA256_LEN)) == NULL) {
+		job_set_error(j, PF_ENOMEM, "out of memory");
+		return PF_ENOMEM;
+	}
+	return PF_OK;
+}
+
+/*
+ * A transfer's files as one payload; what names it for the resume state
+ * (sb) is the first path's inode and the paths given, not the files:
+ * the same command run again finds the transfer it was interrupted in,
+ * changed or not (an amended resume).
+ */
+static enum pf_status
+open_tree(struct upload *u, struct stat *sb)
+{
+	struct job *j = &u->j;
+	struct tree *t = j->o->tree;
+	uint8_t md[PF_SHA256_LEN];
+
+	j->src.tree = t;
+	if (stat(j->o->file, sb) == -1)
+		memset(sb, 0, sizeof(*sb));
+	sb->st_size = 0;
+	pf_hex_decode(t->roots, md, sizeof(md));
+	/* 30 + 24 bits of the digest: st_mtim in ns must not overflow. */
+	sb->st_mtim.tv_sec = (time_t)((uint32_t)md[0] << 22 |
+	    (uint32_t)md[1] << 14 | (uint32_t)md[2] << 6 | md[3] >> 2);
+	sb->st_mtim.tv_nsec = (long)((uint32_t)md[4] << 16 |
+	    (uint32_t)md[5] << 8 | md[6]);
+	if (tree_payload(u, t) != PF_OK)
+		return j->r->status;
+	if ((u->name = strdup(j->o->name)) == NULL) {
+		job_set_error(j, PF_ENOMEM, "out of memory");
+		return PF_ENOMEM;
+	}
+	return PF_OK;
+}
+
+/*
+ * The tree changed since the interrupted run that laid out layout (the
+ * state's: "files" and "size"): lays it out again so that its unchanged
+ * files keep their chunks (relayout.h), and marks the resume an amend
+ * if the manifest is not what the server holds. Without a usable
+ * layout the resume goes on as before (the server judges it).
+ */
+static enum pf_status
+plan_amend(struct upload *u, const json_t *layout)
+{
+	struct tree *t = u->j.o->tree;
+	const json_t *old = json_object_get(layout, "files");
+	json_int_t size = json_integer_value(json_object_get(layout,
+	    "size"));
+	enum pf_status rc;
+
+	if (old == NULL || size < 0 || json_equal(u->files, old))
+		return PF_OK;
+	if (relayout_amend(t, old, (uint64_t)size) != PF_OK) {
+		log_info("the saved layout is not usable; resuming as is");
+		return PF_OK;
+	}
+	if ((rc = tree_payload(u, t)) != PF_OK)
+		return rc;
+	u->amend = !json_equal(u->files, old);
+	if (u->amend)
+		log_info("the files changed since the interrupted run: "
+		    "amending session %s (%llu bytes of payload)",
+		    u->j.session, (unsigned long long)t->total);
+	return PF_OK;
+}
+
+/*
+ * Back to the tree laid out back to back, in a new transfer: the server
+ * cannot amend (an older one) or lost the session. Before any OPENED.
+ */
+static enum pf_status
+unamend(struct upload *u)
+{
+	struct tree *t = u->j.o->tree;
+	enum pf_status rc;
+
+	u->amend = false;
+	u->resume = false;
+	if (relayout_compact(t) != PF_OK) {
+		job_set_error(&u->j, PF_ENOMEM, "out of memory");
+		return PF_ENOMEM;
+	}
+	if ((rc = tree_payload(u, t)) != PF_OK)
+		return rc;
+	return make_queue(u);
+}
+
+/*
  * One try at a control connection: connect, HELLO, login, OPEN (resuming
  * u->j.session if u->resume). On success *cp is the new connection and key
  * the new session key; on failure what names the step that failed.
@@ -228,8 +357,7 @@ control_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
 {
 	struct job *j = &u->j;
 	const struct upload_opts *o = j->o;
-	struct client_open_req rq = { &j->src, j->size, o->chunk_size,
-	    j->r->chunks, u->name, u->resume ? j->session : NULL, u->files };
+	struct client_open_req rq;
 	uint8_t nonce[SCRAM_NONCE_LEN];
 	struct pf_conn *c = NULL;
 	unsigned features = 0;
@@ -254,6 +382,25 @@ control_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
 		rc = PF_EVERSION;
 		goto out;
 	}
+	/* Nor would an older one read offsets: the tree back to back. */
+	if (o->tree != NULL && o->tree->placed &&
+	    !(features & CLIENT_FEATURE_AMEND)) {
+		if (u->started) {
+			snprintf(what, whatcap, "cannot resume");
+			snprintf(err, errcap, "the server no longer takes "
+			    "files at offsets (an older paraflowd now?): run "
+			    "the upload again");
+			rc = PF_EVERSION;
+			goto out;
+		}
+		log_info("this server cannot amend a transfer (an older "
+		    "paraflowd): sending the files in a new one");
+		if ((rc = unamend(u)) != PF_OK)
+			goto out;
+	}
+	rq = (struct client_open_req){ &j->src, j->size, o->chunk_size,
+	    j->r->chunks, u->name, u->resume ? j->session : NULL, u->files,
+	    u->amend };
 	snprintf(what, whatcap, "login failed");
 	if ((rc = client_login(c, o->user, o->secret, key, err,
 	    errcap)) != PF_OK)
@@ -265,6 +412,21 @@ control_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
 	c = NULL;
 out:
 	pf_conn_free(c);
+	return rc;
+}
+
+/* Records session sid, and a transfer's layout, in the state file. */
+static enum pf_status
+save_state(struct upload *u, const char *sid)
+{
+	json_t *layout = NULL;
+	enum pf_status rc;
+
+	if (u->files != NULL && (layout = json_pack("{s:I,s:O}", "size",
+	    (json_int_t)u->j.size, "files", u->files)) == NULL)
+		return PF_ENOMEM;
+	rc = state_save(u->state, sid, layout);
+	json_decref(layout);
 	return rc;
 }
 
@@ -305,9 +467,11 @@ control_apply(struct upload *u, struct pf_conn *c, struct client_opened *op,
 		    "already", op->session, held, j->r->chunks);
 	if (u->started)
 		atomic_fetch_add(&j->reconnects, 1);
-	if (fresh && u->state != NULL && state_save(u->state,
+	/* An amend keeps the id: the layout is new all the same. */
+	if ((fresh || u->amend) && u->state != NULL && save_state(u,
 	    op->session) == PF_OK)
 		u->state_gone = false;
+	u->amend = false;
 	u->resume = true;
 	u->started = true;
 	u->committed = false;
@@ -409,6 +573,10 @@ control_setup(struct upload *u)
 			    "opening a new one", j->session, err);
 			u->resume = false;
 			attempt = 0;
+			/* A new transfer has no dead bytes to send. */
+			if (!u->started && j->o->tree != NULL &&
+			    j->o->tree->placed && unamend(u) != PF_OK)
+				return j->r->status;
 			continue;
 		}
 		if (job_transient(rc) && (u->started || rc == PF_EBUSY)) {
@@ -554,43 +722,6 @@ now_seconds(void)
 	return (double)pf_now_ms() / 1000;
 }
 
-/*
- * A transfer's files as one payload; what names it for the resume state
- * (sb) is the first path's inode and the manifest's digest, so another
- * tree, or the same one changed, is another upload.
- */
-static enum pf_status
-open_tree(struct upload *u, struct stat *sb)
-{
-	struct job *j = &u->j;
-	struct tree *t = j->o->tree;
-	uint8_t md[PF_SHA256_LEN];
-
-	j->src.tree = t;
-	j->size = t->total;
-	if (stat(j->o->file, sb) == -1)
-		memset(sb, 0, sizeof(*sb));
-	sb->st_size = (off_t)t->total;
-	pf_hex_decode(t->digest, md, sizeof(md));
-	/* 30 + 24 bits of the digest: st_mtim in ns must not overflow. */
-	sb->st_mtim.tv_sec = (time_t)((uint32_t)md[0] << 22 |
-	    (uint32_t)md[1] << 14 | (uint32_t)md[2] << 6 | md[3] >> 2);
-	sb->st_mtim.tv_nsec = (long)((uint32_t)md[4] << 16 |
-	    (uint32_t)md[5] << 8 | md[6]);
-	if (proto_chunk_count(j->size, j->o->chunk_size,
-	    &j->r->chunks) != PF_OK) {
-		job_set_error(j, PF_ETOOLARGE, "more than %u chunks; use a "
-		    "larger --chunk-size", PROTO_MAX_CHUNKS);
-		return PF_ETOOLARGE;
-	}
-	if ((u->files = tree_manifest(t)) == NULL || (u->name = strdup(
-	    j->o->name)) == NULL) {
-		job_set_error(j, PF_ENOMEM, "out of memory");
-		return PF_ENOMEM;
-	}
-	return PF_OK;
-}
-
 static enum pf_status
 open_file(struct upload *u, struct stat *sb)
 {
@@ -643,12 +774,20 @@ open_state(struct upload *u, const struct stat *sb)
 		return PF_ENOMEM;
 	}
 	if (u->state != NULL && !o->no_resume) {
-		state_load(u->state, j->session);
+		json_t *layout = NULL;
+		enum pf_status rc = PF_OK;
+
+		state_load(u->state, j->session, o->tree != NULL ? &layout :
+		    NULL);
 		if (j->session[0] != '\0') {
 			u->resume = true;
 			log_info("resuming session %s (from %s)", j->session,
 			    state_path(u->state));
+			if (layout != NULL)
+				rc = plan_amend(u, layout);
 		}
+		json_decref(layout);
+		return rc;
 	}
 	return PF_OK;
 }
@@ -773,16 +912,8 @@ upload_run(const struct upload_opts *o, struct upload_result *r)
 		job_set_error(&u.j, PF_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (open_file(&u, &sb) != PF_OK)
-		goto out;
-	r->bytes = u.j.size;
-	if ((u.j.q = queue_new(u.j.size, o->chunk_size, r->chunks)) == NULL ||
-	    (u.j.digests = calloc((size_t)r->chunks + 1, PF_SHA256_LEN)) ==
-	    NULL) {
-		job_set_error(&u.j, PF_ENOMEM, "out of memory");
-		goto out;
-	}
-	if (open_state(&u, &sb) != PF_OK || control_setup(&u) != PF_OK)
+	if (open_file(&u, &sb) != PF_OK || open_state(&u, &sb) != PF_OK ||
+	    make_queue(&u) != PF_OK || control_setup(&u) != PF_OK)
 		goto out;
 	if (o->progress && o->tree != NULL &&
 	    (fd.map = malloc(((size_t)r->chunks + 7) / 8)) != NULL) {

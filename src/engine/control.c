@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "amend.h"
 #include "auth.h"
 #include "control.h"
 #include "counters.h"
@@ -159,6 +160,8 @@ struct open_req {
 	uint8_t			 head[PROTO_HEAD_LEN];
 	uint32_t		 nchunks;
 	const char		*resume;	/* session id, or NULL */
+	bool			 amend;		/* a resume with a new
+						   manifest (amend.h) */
 };
 
 /* Chunk size, size limits and head of an OPEN, into o. */
@@ -208,8 +211,8 @@ parse_transfer(struct stream *st, const json_t *files, uint64_t chunk_size,
 	char why[256];
 	enum pf_status rc;
 
-	if ((rc = manifest_parse(st->env->policy, files, &o->f.manifest, why,
-	    sizeof(why))) != PF_OK)
+	if ((rc = manifest_parse(st->env->policy, files, o->f.size,
+	    &o->f.manifest, why, sizeof(why))) != PF_OK)
 		return reply_fail(st, rc == PF_ENOMEM ? PF_EINTERNAL : rc,
 		    "%s", why);
 	if (o->f.manifest->total != o->f.size)
@@ -241,6 +244,7 @@ parse_open(struct stream *st, const json_t *req, struct open_req *o)
 	    &o->f.client_name_len);
 	head64 = wire_json_str(req, "head", NULL);
 	o->resume = wire_json_str(req, "resume", &resume_len);
+	o->amend = json_is_true(json_object_get(req, "amend"));
 	if (o->f.client_name == NULL || head64 == NULL ||
 	    wire_json_u64(req, "size", &o->f.size) == -1 ||
 	    wire_json_u64(req, "chunk_size", &chunk_size) == -1 ||
@@ -253,6 +257,10 @@ parse_open(struct stream *st, const json_t *req, struct open_req *o)
 	    o->name) != PF_OK)
 		return reply_fail(st, PF_EBADNAME,
 		    "file name cannot be stored");
+	if (o->amend && (o->resume == NULL || json_object_get(req,
+	    "files") == NULL))
+		return reply_fail(st, PF_EBADFRAME, "amend is for resuming a "
+		    "transfer: it needs resume and files");
 	if ((files = json_object_get(req, "files")) != NULL)
 		return parse_transfer(st, files, chunk_size, head64, o);
 	if ((rc = policy_check_names(env->policy, o->f.client_name,
@@ -392,6 +400,81 @@ out:
 	return rc;
 }
 
+/* The free space above --min-free-space, which an OPEN of size leaves. */
+static enum pf_status
+check_space(struct stream *st, uint64_t size, uint64_t *room)
+{
+	uint64_t avail = storage_free_bytes(st->env->storage);
+	uint64_t keep = st->env->cfg->min_free_space;
+
+	*room = UINT64_MAX;
+	if (avail == UINT64_MAX)
+		return PF_OK;
+	if (avail < size || avail - size < keep)
+		return reply_fail(st, PF_ENOSPC,
+		    "%llu bytes would leave less than "
+		    "the %llu bytes kept free", (unsigned long long)size,
+		    (unsigned long long)keep);
+	*room = avail - keep;
+	return PF_OK;
+}
+
+/*
+ * OPEN with "resume" and "amend" of live session s (the caller's
+ * reference, taken over): the same transfer (user, name, chunk size)
+ * with a new manifest. The payload may grow within the limits of a new
+ * OPEN, at most PROTO_MAX_AMENDS times.
+ */
+static enum pf_status
+amend_session(struct stream *st, const struct open_req *o,
+    struct session *s)
+{
+	const struct stream_env *env = st->env;
+	struct amend_env e = { env->registry, env->storage, env->policy,
+	    env->cfg->staging_ttl_s };
+	uint64_t grow = o->f.size > session_size(s) ? o->f.size -
+	    session_size(s) : 0, room;
+	char why[256];
+	enum pf_status rc;
+
+	if (session_tus(s) || session_manifest(s) == NULL ||
+	    session_state(s) != SESSION_RECEIVING ||
+	    strcmp(session_user(s), st->user) != 0 ||
+	    strcmp(session_name(s), o->name) != 0 ||
+	    session_chunk_size(s) != o->f.chunk_size) {
+		session_unref(s);
+		return reply_fail(st, PF_ENOSESSION, "no transfer %s to amend "
+		    "for this one", o->resume);
+	}
+	if (session_amends(s) >= PROTO_MAX_AMENDS) {
+		session_unref(s);
+		return reply_fail(st, PF_ENOSESSION, "transfer %s was amended "
+		    "%u times already: send it anew", o->resume,
+		    PROTO_MAX_AMENDS);
+	}
+	if ((rc = check_space(st, grow, &room)) != PF_OK ||
+	    (rc = registry_admit_growth(env->registry, st->user, grow, room,
+	    why, sizeof(why))) != PF_OK) {
+		session_unref(s);
+		return rc == PF_EQUOTA ? reply_fail(st, rc, "%s", why) : rc;
+	}
+	if ((rc = amend_transfer(&e, s, &o->f, &s, why, sizeof(why))) !=
+	    PF_OK)
+		return reply_fail(st, rc == PF_ENOMEM ? PF_EINTERNAL : rc,
+		    "%s", why);
+	session_take(s, st->id, st->key);
+	session_touch(s);
+	session_note_progress(s);
+	session_attach(s, true);
+	st->session = s;
+	if ((rc = send_opened(st, s, true)) != PF_OK)
+		return rc;
+	log_info("%s: session %s amended by %s: %u of %u chunks held",
+	    st->c->peer, session_id(s), session_user(s),
+	    session_chunks_acked(s), session_nchunks(s));
+	return PF_OK;
+}
+
 /* OPEN with "resume": take over a session this user opened before. */
 static enum pf_status
 resume_session(struct stream *st, const struct open_req *o)
@@ -412,6 +495,8 @@ resume_session(struct stream *st, const struct open_req *o)
 		return reply_fail(st, PF_EBUSY, "session %s is being "
 		    "committed; try again", o->resume);
 	}
+	if (o->amend && !session_matches(s, st->user, &o->f))
+		return amend_session(st, o, s);
 	/* A tus upload is the gateway's, as a native one is not tus's. */
 	if (session_tus(s) || !session_matches(s, st->user, &o->f)) {
 		session_unref(s);
@@ -429,25 +514,6 @@ resume_session(struct stream *st, const struct open_req *o)
 	log_info("%s: session %s resumed by %s with %u of %u chunks",
 	    st->c->peer, session_id(s), session_user(s),
 	    session_chunks_acked(s), session_nchunks(s));
-	return PF_OK;
-}
-
-/* The free space above --min-free-space, which an OPEN of size leaves. */
-static enum pf_status
-check_space(struct stream *st, uint64_t size, uint64_t *room)
-{
-	uint64_t avail = storage_free_bytes(st->env->storage);
-	uint64_t keep = st->env->cfg->min_free_space;
-
-	*room = UINT64_MAX;
-	if (avail == UINT64_MAX)
-		return PF_OK;
-	if (avail < size || avail - size < keep)
-		return reply_fail(st, PF_ENOSPC,
-		    "%llu bytes would leave less than "
-		    "the %llu bytes kept free", (unsigned long long)size,
-		    (unsigned long long)keep);
-	*room = avail - keep;
 	return PF_OK;
 }
 

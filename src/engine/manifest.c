@@ -114,12 +114,16 @@ safe_path(const struct policy *p, struct manifest_file *f)
 	return PF_OK;
 }
 
-/* One entry of an OPEN's "files"; PF_EBADFRAME if malformed. */
+/*
+ * One entry of an OPEN's "files"; PF_EBADFRAME if malformed. *placed
+ * tells whether it gave an explicit "offset" (a file only).
+ */
 static enum pf_status
-parse_entry(const json_t *e, struct manifest_file *f)
+parse_entry(const json_t *e, struct manifest_file *f, bool *placed)
 {
 	const char *path = json_string_value(json_object_get(e, "path"));
 	json_t *dir = json_object_get(e, "dir");
+	json_t *off = json_object_get(e, "offset");
 	json_int_t size = 0, mode = 0, mtime = 0;
 
 	if (path == NULL || strlen(path) != json_string_length(
@@ -131,6 +135,10 @@ parse_entry(const json_t *e, struct manifest_file *f)
 		return PF_EBADFRAME;
 	if (size < 0 || mode < 0 || mode > 07777)
 		return PF_EBADFRAME;
+	*placed = !f->dir && off != NULL;
+	if (*placed && (!json_is_integer(off) || json_integer_value(off) < 0))
+		return PF_EBADFRAME;
+	f->offset = *placed ? (uint64_t)json_integer_value(off) : 0;
 	/* Bits worth keeping: never setuid, setgid or sticky. */
 	f->mode = (uint32_t)mode & 0777;
 	f->size = (uint64_t)size;
@@ -138,6 +146,50 @@ parse_entry(const json_t *e, struct manifest_file *f)
 	if ((f->client = strdup(path)) == NULL)
 		return PF_ENOMEM;
 	return PF_OK;
+}
+
+static int
+by_offset(const void *a, const void *b)
+{
+	const struct manifest_file *x = *(const struct manifest_file *
+	    const *)a, *y = *(const struct manifest_file *const *)b;
+
+	return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+/*
+ * With explicit offsets: every file within size bytes, no two files'
+ * bytes overlapping (the bytes between them are dead: never stored).
+ * Sets m->total to size. PF_EBADFRAME if not so, PF_ENOMEM.
+ */
+static enum pf_status
+check_layout(struct manifest *m, uint64_t size)
+{
+	const struct manifest_file **v = calloc(m->n + 1, sizeof(*v));
+	enum pf_status rc = PF_EBADFRAME;
+	size_t n = 0;
+
+	if (v == NULL)
+		return PF_ENOMEM;
+	for (size_t i = 0; i < m->n; i++) {
+		const struct manifest_file *f = &m->f[i];
+
+		if (f->dir)
+			continue;
+		if (f->offset > size || f->size > size - f->offset)
+			goto out;
+		if (f->size > 0)
+			v[n++] = f;
+	}
+	qsort(v, n, sizeof(*v), by_offset);
+	for (size_t i = 1; i < n; i++)
+		if (v[i - 1]->offset + v[i - 1]->size > v[i]->offset)
+			goto out;
+	m->total = size;
+	rc = PF_OK;
+out:
+	free(v);
+	return rc;
 }
 
 /* Entries and their case-folded stored paths, for sorting. */
@@ -260,14 +312,15 @@ place(struct manifest *m, struct manifest_file *f)
 }
 
 enum pf_status
-manifest_parse(const struct policy *p, const json_t *files,
+manifest_parse(const struct policy *p, const json_t *files, uint64_t size,
     struct manifest **out, char *why, size_t cap)
 {
 	struct manifest *m;
 	enum pf_status rc = PF_ENOMEM;
-	size_t n = json_array_size(files);
+	size_t n = json_array_size(files), placed = 0, nfiles = 0;
 	char *text;
 	uint8_t md[PF_SHA256_LEN];
+	bool at;
 
 	*out = NULL;
 	if (!json_is_array(files) || n == 0 || n > PROTO_MAX_FILES) {
@@ -280,19 +333,29 @@ manifest_parse(const struct policy *p, const json_t *files,
 	for (m->n = 0; m->n < n; m->n++) {
 		struct manifest_file *f = &m->f[m->n];
 
-		if ((rc = parse_entry(json_array_get(files, m->n), f)) !=
+		if ((rc = parse_entry(json_array_get(files, m->n), f, &at)) !=
 		    PF_OK) {
 			snprintf(why, cap, "files[%zu] needs path, size, mode "
 			    "and mtime (or dir)", m->n);
 			goto out;
 		}
-		if (!place(m, f)) {
+		placed += at;
+		nfiles += !f->dir;
+		if (!at && !place(m, f)) {
 			rc = PF_EBADFRAME;
 			snprintf(why, cap, "sizes overflow");
 			goto out;
 		}
 		if ((rc = safe_path(p, f)) != PF_OK)
 			goto out;
+	}
+	/* Offsets: all files give one, or none does. */
+	if (placed > 0 && (placed != nfiles || (rc = check_layout(m,
+	    size)) != PF_OK)) {
+		rc = rc == PF_ENOMEM ? rc : PF_EBADFRAME;
+		snprintf(why, cap, "offsets must be given for every file, each "
+		    "within size, none overlapping");
+		goto out;
 	}
 	if ((rc = refuse_clashes(m)) != PF_OK)
 		goto out;
@@ -329,6 +392,12 @@ manifest_to_json(const struct manifest *m, bool final)
 		    (json_int_t)f->size, "mode", (json_int_t)f->mode, "mtime",
 		    (json_int_t)f->mtime, "status", (int)f->status, "reason",
 		    f->reason);
+		/* Where its bytes lie: staging's business, not a list's. */
+		if (e != NULL && !final && !f->dir && json_object_set_new(e,
+		    "offset", json_integer((json_int_t)f->offset)) == -1) {
+			json_decref(e);
+			e = NULL;
+		}
 		if (e != NULL && final && (json_object_set_new(e, "state",
 		    json_string(f->status == PF_OK ? "stored" :
 		    pf_status_name(f->status))) == -1 || (f->digest[0] &&
@@ -345,10 +414,13 @@ manifest_to_json(const struct manifest *m, bool final)
 	return a;
 }
 
-/* One entry as manifest_to_json wrote it, its path checked again. */
+/* One entry as manifest_to_json wrote it, its path checked again;
+ * *placed if it has an offset (older areas have none). */
 static enum pf_status
-load_entry(const json_t *e, struct manifest_file *f)
+load_entry(const json_t *e, struct manifest_file *f, bool *placed)
 {
+	json_t *off = json_object_get(e, "offset");
+
 	const char *client, *path, *reason;
 	json_int_t size, mode, mtime;
 	int dir, status;
@@ -374,6 +446,10 @@ load_entry(const json_t *e, struct manifest_file *f)
 			return PF_EBADFRAME;
 		s = slash ? slash + 1 : NULL;
 	}
+	*placed = off != NULL && !dir;
+	if (*placed && (!json_is_integer(off) || json_integer_value(off) < 0))
+		return PF_EBADFRAME;
+	f->offset = *placed ? (uint64_t)json_integer_value(off) : 0;
 	f->dir = dir;
 	f->size = (uint64_t)size;
 	f->mode = (uint32_t)mode;
@@ -387,11 +463,12 @@ load_entry(const json_t *e, struct manifest_file *f)
 }
 
 enum pf_status
-manifest_load(const json_t *j, struct manifest **out)
+manifest_load(const json_t *j, uint64_t size, struct manifest **out)
 {
 	struct manifest *m;
-	size_t n = json_array_size(j);
+	size_t n = json_array_size(j), placed = 0, nfiles = 0;
 	enum pf_status rc = PF_ENOMEM;
+	bool at;
 
 	*out = NULL;
 	if (!json_is_array(j) || n == 0 || n > PROTO_MAX_FILES)
@@ -401,13 +478,21 @@ manifest_load(const json_t *j, struct manifest **out)
 	for (m->n = 0; m->n < n; m->n++) {
 		struct manifest_file *f = &m->f[m->n];
 
-		if ((rc = load_entry(json_array_get(j, m->n), f)) != PF_OK)
+		if ((rc = load_entry(json_array_get(j, m->n), f, &at)) !=
+		    PF_OK)
 			goto out;
-		if (!place(m, f)) {
+		placed += at;
+		nfiles += !f->dir;
+		if (!at && !place(m, f)) {
 			rc = PF_EBADFRAME;
 			goto out;
 		}
 	}
+	/* Offsets on every file (written since amends came) or on none. */
+	rc = PF_EBADFRAME;
+	if (placed > 0 ? placed != nfiles || check_layout(m, size) != PF_OK :
+	    m->total != size)
+		goto out;
 	*out = m;
 	m = NULL;
 	rc = PF_OK;
@@ -416,4 +501,90 @@ out:
 		m->n = n;	/* unfilled entries are zero */
 	manifest_free(m);
 	return rc;
+}
+
+static int
+by_client(const void *a, const void *b)
+{
+	return strcmp((*(const struct manifest_file *const *)a)->client,
+	    (*(const struct manifest_file *const *)b)->client);
+}
+
+static int
+run_cmp(const void *a, const void *b)
+{
+	const struct manifest_run *x = a, *y = b;
+
+	return (x->off > y->off) - (x->off < y->off);
+}
+
+/* Merges sorted runs that touch; returns how many are left. */
+static size_t
+merge_runs(struct manifest_run *r, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (k > 0 && r[k - 1].end == r[i].off)
+			r[k - 1].end = r[i].end;
+		else
+			r[k++] = r[i];
+	}
+	return k;
+}
+
+enum pf_status
+manifest_same_runs(const struct manifest *old, const struct manifest *nw,
+    struct manifest_run **out, size_t *nout)
+{
+	const struct manifest_file **v = calloc(old->n + 1, sizeof(*v));
+	struct manifest_run *r = calloc(nw->n + 1, sizeof(*r));
+	size_t nv = 0, n = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (v == NULL || r == NULL) {
+		free(v);
+		free(r);
+		return PF_ENOMEM;
+	}
+	for (size_t i = 0; i < old->n; i++)
+		if (!old->f[i].dir)
+			v[nv++] = &old->f[i];
+	qsort(v, nv, sizeof(*v), by_client);
+	for (size_t i = 0; i < nw->n; i++) {
+		const struct manifest_file *f = &nw->f[i], *key = f, **hit;
+
+		if (f->dir || f->size == 0)
+			continue;
+		hit = bsearch(&key, v, nv, sizeof(*v), by_client);
+		if (hit != NULL && (*hit)->offset == f->offset &&
+		    (*hit)->size == f->size && (*hit)->mtime == f->mtime) {
+			r[n].off = f->offset;
+			r[n++].end = f->offset + f->size;
+		}
+	}
+	free(v);
+	qsort(r, n, sizeof(*r), run_cmp);
+	*nout = merge_runs(r, n);
+	*out = r;
+	return PF_OK;
+}
+
+bool
+manifest_runs_cover(const struct manifest_run *r, size_t n, uint64_t off,
+    uint64_t len)
+{
+	size_t lo = 0, hi = n;
+
+	/* The last run that starts at or before off. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (r[mid].off <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 && off + len <= r[lo - 1].end;
 }

@@ -39,17 +39,21 @@ struct manifest {
 };
 
 /*
- * Parses the "files" array of an OPEN (borrowed) into a new manifest in
- * *out: PF_EBADFRAME (why says what) if it is not an array of entries
- * {"path","size","mode","mtime"} or {"path","dir":true}, has more than
- * PROTO_MAX_FILES entries, or sizes that overflow; PF_ENOMEM. A path
+ * Parses the "files" array of an OPEN (borrowed) of size payload bytes
+ * into a new manifest in *out: PF_EBADFRAME (why says what) if it is not
+ * an array of entries {"path","size","mode","mtime"} (with "offset" on
+ * every file or on none) or {"path","dir":true}, has more than
+ * PROTO_MAX_FILES entries, sizes that overflow, or offsets that put a
+ * file past size or over another; PF_ENOMEM. Without offsets the files
+ * lie back to back (total is their sum); with them total is size, and
+ * the bytes no file covers are dead. A path
  * that cannot be stored safely (absolute, "..", empty or over-long
  * components, a component refused by p's name rules, a case-insensitive
  * duplicate, a file below a file) is not an error of the whole: its entry
  * gets a status and a reason. Any thread.
  */
 enum pf_status manifest_parse(const struct policy *p, const json_t *files,
-    struct manifest **out, char *why, size_t cap);
+    uint64_t size, struct manifest **out, char *why, size_t cap);
 
 /*
  * The manifest as a new JSON array, as manifest_load reads it back; with
@@ -59,15 +63,34 @@ enum pf_status manifest_parse(const struct policy *p, const json_t *files,
 json_t *manifest_to_json(const struct manifest *m, bool final);
 
 /*
- * Reads back what manifest_to_json (not final) wrote, checking each
- * stored path again as if a client had sent it. PF_EBADFRAME if
- * anything is malformed.
+ * Reads back what manifest_to_json (not final) wrote for a payload of
+ * size bytes, checking each stored path and offset again as if a client
+ * had sent it. PF_EBADFRAME if anything is malformed.
  */
-enum pf_status manifest_load(const json_t *j, struct manifest **out);
+enum pf_status manifest_load(const json_t *j, uint64_t size,
+    struct manifest **out);
 
 void manifest_free(struct manifest *m);
 
 /* How many entries are refused (status not PF_OK). */
 size_t manifest_refused(const struct manifest *m);
+
+/* A range of payload bytes [off, end). */
+struct manifest_run {
+	uint64_t	 off, end;
+};
+
+/*
+ * The payload ranges an amended manifest nw shares with old: its files
+ * that old lists with the same path as sent, offset, size and mtime,
+ * merged where they touch, sorted. *out is a new array of *n runs (free
+ * it); PF_ENOMEM.
+ */
+enum pf_status manifest_same_runs(const struct manifest *old,
+    const struct manifest *nw, struct manifest_run **out, size_t *n);
+
+/* True if [off, off + len) lies inside one of the n runs r. */
+bool manifest_runs_cover(const struct manifest_run *r, size_t n,
+    uint64_t off, uint64_t len);
 
 #endif

@@ -248,3 +248,79 @@ recovery_scan(struct storage *s,
 	save_boot(s, boot_id);
 	return PF_OK;
 }
+
+enum pf_status
+recovery_one(struct storage *s, const char *id,
+    enum pf_status (*cb)(void *arg, struct recovery_area *r), void *arg)
+{
+	struct recovery_area r = { .id = id };
+	uint32_t *indices = NULL;
+	uint8_t *digests = NULL;
+	enum pf_status rc;
+
+	if ((rc = recover_one(s, false, id, &r, &indices, &digests)) == PF_OK)
+		rc = cb(arg, &r);
+	storage_staging_close(r.staging);
+	json_decref(r.meta);
+	free(indices);
+	free(digests);
+	return rc;
+}
+
+/* Makes the data file of st size bytes long, reserving the space. */
+static enum pf_status
+grow_data(struct staging *st, uint64_t size)
+{
+	int err = 0;
+
+	if (size > (uint64_t)INT64_MAX)
+		return PF_ETOOLARGE;
+	if (size > 0 && (err = posix_fallocate(st->fd, 0, (off_t)size)) !=
+	    0 && err != EOPNOTSUPP && err != EINVAL) {
+		log_warn("%s: reserve %llu bytes for %s: %s", __func__,
+		    (unsigned long long)size, st->id, strerror(err));
+		return pf_status_from_errno(err);
+	}
+	/* Without fallocate: at least as long, so a read finds the bytes. */
+	if (err != 0 && ftruncate(st->fd, (off_t)size) == -1)
+		return pf_status_from_errno(errno);
+	return PF_OK;
+}
+
+enum pf_status
+recovery_amend(struct storage *s, const struct recovery_amend *a)
+{
+	struct staging *st;
+	enum pf_status rc = PF_EIO;
+
+	if ((st = storage_staging_new(a->id, s->sync)) == NULL)
+		return PF_ENOMEM;
+	if ((st->dirfd = storage_open_dir(s->stagingfd, a->id)) == -1 ||
+	    (st->fd = pf_open_beneath(st->dirfd, DATA_NAME, O_RDWR, 0)) ==
+	    -1 || (st->jfd = pf_open_beneath(st->dirfd, JOURNAL_NAME, O_RDWR,
+	    0)) == -1) {
+		log_error("%s: session %s: %s", __func__, a->id,
+		    strerror(errno));
+		goto out;
+	}
+	/*
+	 * Each step leaves an area the old metadata still describes (a
+	 * longer data file, fewer chunks journaled, a manifest file it does
+	 * not name), until the metadata is replaced in one rename.
+	 */
+	if ((rc = grow_data(st, a->size)) != PF_OK ||
+	    (st->sync == STORAGE_SYNC_FULL && fdatasync(st->fd) == -1 &&
+	    (rc = pf_status_from_errno(errno)) != PF_OK) ||
+	    (rc = journal_rewrite(st, a->indices, a->digests, a->n)) !=
+	    PF_OK || (rc = storage_staging_put_list(st, a->mfname,
+	    a->manifest)) != PF_OK || (rc = storage_staging_put_meta(st,
+	    a->meta)) != PF_OK)
+		goto out;
+	if (strcmp(a->old_mfname, a->mfname) != 0 && unlinkat(st->dirfd,
+	    a->old_mfname, 0) == -1 && errno != ENOENT)
+		log_warn("%s: session %s: remove %s: %s", __func__, a->id,
+		    a->old_mfname, strerror(errno));
+out:
+	storage_staging_close(st);
+	return rc;
+}

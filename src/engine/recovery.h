@@ -42,4 +42,36 @@ struct recovery_area {
 enum pf_status recovery_scan(struct storage *s,
     enum pf_status (*cb)(void *arg, struct recovery_area *r), void *arg);
 
+/*
+ * recovery_scan of the one staging area id (not checked against its
+ * digests; the area is never removed here): cb's result, or why the
+ * area could not be read. Any thread, with no session on the area.
+ */
+enum pf_status recovery_one(struct storage *s, const char *id,
+    enum pf_status (*cb)(void *arg, struct recovery_area *r), void *arg);
+
+/* An amended transfer, to be written into its staging area (borrowed). */
+struct recovery_amend {
+	const char	*id;
+	uint64_t	 size;		/* of the amended payload */
+	const json_t	*meta;		/* its session.json */
+	const json_t	*manifest;	/* its manifest, kept as mfname */
+	const char	*mfname;
+	const char	*old_mfname;	/* removed once the meta is in */
+	const uint32_t	*indices;	/* the chunks still held: n */
+	const uint8_t	*digests;
+	uint32_t	 n;
+};
+
+/*
+ * Rewrites the staging area of a->id (no session may have it open) as
+ * the amended transfer a: the data file grown to a->size, the journal
+ * cut to the chunks still held, the new manifest, then the metadata in
+ * one atomic rename, the point at which a crash brings back the amended
+ * transfer instead of the old one (a crash before it brings back the
+ * old one with fewer chunks). PF_ENOSPC, PF_EIO, PF_ENOMEM.
+ */
+enum pf_status recovery_amend(struct storage *s,
+    const struct recovery_amend *a);
+
 #endif

@@ -353,6 +353,13 @@ refused_now(const struct load *l, const char *id, const json_t *meta)
 	size_t cname_len;
 	long n;
 
+	/*
+	 * A transfer's label and payload head are not judged at OPEN
+	 * either: each file is, by its own name at OPEN and its own first
+	 * bytes at COMMIT (an amend reads the session back here too).
+	 */
+	if (json_object_get(meta, "transfer") != NULL)
+		return false;
 	/* Malformed metadata is session_restore's to refuse. */
 	if (json_unpack((json_t *)meta, "{s:s%,s:s,s:s}", "client_name",
 	    &cname, &cname_len, "name", &name, "head", &head64) == -1 ||
@@ -475,4 +482,62 @@ registry_load(struct registry *r, struct storage *storage,
 	report_over(r);
 	pthread_mutex_unlock(&r->lock);
 	return storage_final_foreach(storage, list_stored, &l);
+}
+
+void
+registry_unlist(struct registry *r, struct session *s)
+{
+	remove_live(r, s);
+}
+
+void
+registry_relist(struct registry *r, struct session *s)
+{
+	bool in;
+
+	session_ref(s);		/* the table's */
+	pthread_mutex_lock(&r->lock);
+	in = insert(r, s, true);
+	pthread_mutex_unlock(&r->lock);
+	if (!in)
+		session_unref(s);
+	else
+		session_changed();
+}
+
+enum pf_status
+registry_admit_growth(struct registry *r, const char *user, uint64_t grow,
+    uint64_t room, char *why, size_t whycap)
+{
+	const struct registry_limits *l = &r->lim;
+	uint64_t mine, want, share;
+	enum pf_status rc = PF_OK;
+	unsigned n;
+
+	pthread_mutex_lock(&r->lock);
+	user_usage(r, user, &n, &mine);
+	want = add_sat(mine, grow);
+	share = percent(add_sat(room, mine), l->user_share);
+	if ((l->user_reserved != 0 && want > l->user_reserved) ||
+	    (room != UINT64_MAX && want > share)) {
+		snprintf(why, whycap, "user %s would hold %llu bytes declared "
+		    "but not yet sent, over --max-user-reserved or "
+		    "--max-user-share", user, (unsigned long long)want);
+		rc = PF_EQUOTA;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+enum pf_status
+registry_reload(struct registry *r, struct storage *storage,
+    const struct policy *policy, unsigned ttl_s, const char *id,
+    struct session **out)
+{
+	struct load l = { r, storage, policy, ttl_s };
+	enum pf_status rc;
+
+	if ((rc = recovery_one(storage, id, revive, &l)) != PF_OK)
+		return rc;
+	return registry_lookup(r, id, out);
 }

@@ -111,4 +111,28 @@ struct history *registry_history(struct registry *r);
 enum pf_status registry_load(struct registry *r, struct storage *storage,
     const struct policy *policy, unsigned ttl_s);
 
+/*
+ * For an amend (amend.h): takes live session s out of the table without
+ * ending it (its staging area stays); puts it back (admitted whatever
+ * the limits, as a recovered one).
+ */
+void registry_unlist(struct registry *r, struct session *s);
+void registry_relist(struct registry *r, struct session *s);
+
+/*
+ * PF_OK if user may hold grow bytes more reserved but not yet received
+ * (--max-user-reserved, --max-user-share of room, as registry_open);
+ * else PF_EQUOTA, and why says so.
+ */
+enum pf_status registry_admit_growth(struct registry *r, const char *user,
+    uint64_t grow, uint64_t room, char *why, size_t whycap);
+
+/*
+ * Brings staging area id (no session on it) back as a live session, as
+ * registry_load does at start-up; *out gets a new reference.
+ */
+enum pf_status registry_reload(struct registry *r, struct storage *storage,
+    const struct policy *policy, unsigned ttl_s, const char *id,
+    struct session **out);
+
 #endif

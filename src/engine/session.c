@@ -48,6 +48,8 @@ struct session {
 	struct storage	*storage;		/* borrowed */
 	struct staging	*staging;		/* owned; NULL once final */
 	struct manifest	*mf;			/* a transfer's; or NULL */
+	unsigned	 amends;		/* of the transfer so far */
+	char		 mfname[32];		/* its manifest's file */
 	_Atomic uint8_t	*chunks;		/* enum chunk_state each */
 	_Atomic uint8_t	*tried;			/* 1: sent at least once */
 	uint8_t		*digests;		/* 32 bytes a chunk */
@@ -223,7 +225,10 @@ to_json(const struct session *s, bool staging)
 	    json_string(s->mf->digest)) == -1 || json_object_set_new(j,
 	    "files", json_integer((json_int_t)s->mf->n)) == -1 ||
 	    json_object_set_new(j, "files_refused", json_integer(
-	    (json_int_t)manifest_refused(s->mf))) == -1)) {
+	    (json_int_t)manifest_refused(s->mf))) == -1 ||
+	    json_object_set_new(j, "manifest", json_string(s->mfname)) ==
+	    -1 || json_object_set_new(j, "amends", json_integer(
+	    (json_int_t)s->amends)) == -1)) {
 		json_decref(j);
 		return NULL;
 	}
@@ -261,21 +266,45 @@ put_manifest(struct session *s)
 
 	if (j == NULL)
 		return PF_EINTERNAL;
-	rc = storage_staging_put_list(s->staging, MANIFEST_NAME, j);
+	rc = storage_staging_put_list(s->staging, s->mfname, j);
 	json_decref(j);
 	return rc;
 }
 
-/* Reads a restored transfer's manifest back; digest from its metadata. */
-static enum pf_status
-get_manifest(struct session *s, const char *digest)
+/* The name of the manifest file after amends amends. */
+static void
+manifest_name(unsigned amends, char name[32])
 {
-	json_t *j = storage_staging_get_list(s->staging, MANIFEST_NAME);
+	if (amends == 0)
+		snprintf(name, 32, "%s", MANIFEST_NAME);
+	else
+		snprintf(name, 32, "manifest.%u.json", amends);
+}
+
+/*
+ * Reads a restored transfer's manifest back; digest, the number of
+ * amends and the manifest's file name from its metadata meta.
+ */
+static enum pf_status
+get_manifest(struct session *s, const json_t *meta, const char *digest)
+{
+	const char *name = json_string_value(json_object_get(meta,
+	    "manifest"));
+	json_int_t amends = json_integer_value(json_object_get(meta,
+	    "amends"));
+	json_t *j;
 	enum pf_status rc;
 
-	if (j == NULL)
+	if (amends < 0 || amends > PROTO_MAX_AMENDS)
 		return PF_EBADFRAME;
-	rc = manifest_load(j, &s->mf);
+	s->amends = (unsigned)amends;
+	manifest_name(s->amends, s->mfname);
+	/* Only the name its count gives: never a path from the file. */
+	if (name != NULL && strcmp(name, s->mfname) != 0)
+		return PF_EBADFRAME;
+	if ((j = storage_staging_get_list(s->staging, s->mfname)) == NULL)
+		return PF_EBADFRAME;
+	rc = manifest_load(j, s->size, &s->mf);
 	json_decref(j);
 	if (rc == PF_OK && (strlen(digest) != PF_SHA256_HEX - 1 ||
 	    s->mf->total != s->size))
@@ -294,6 +323,7 @@ session_open(struct session *s, struct storage *storage,
 
 	s->storage = storage;
 	s->mf = f->manifest;
+	manifest_name(0, s->mfname);
 	snprintf(s->name, sizeof(s->name), "%s", f->name);
 	snprintf(s->peer, sizeof(s->peer), "%s", f->peer);
 	s->chunk_size = f->chunk_size;
@@ -390,7 +420,7 @@ session_restore(struct session *s, struct storage *storage,
 		return rc;
 	s->staging = st;
 	if ((transfer = json_string_value(json_object_get(meta,
-	    "transfer"))) != NULL && (rc = get_manifest(s, transfer)) !=
+	    "transfer"))) != NULL && (rc = get_manifest(s, meta, transfer)) !=
 	    PF_OK) {
 		s->staging = NULL;	/* still the caller's */
 		return rc;
@@ -412,6 +442,72 @@ session_restore(struct session *s, struct storage *storage,
 	atomic_store(&s->ready, true);
 	session_changed();
 	return PF_OK;
+}
+
+bool
+session_alone(struct session *s)
+{
+	return atomic_load(&s->refs) == 1 && atomic_load(&s->streams) == 0 &&
+	    atomic_load(&s->controls) == 0;
+}
+
+unsigned
+session_amends(const struct session *s)
+{
+	return s->amends;
+}
+
+const char *
+session_manifest_file(const struct session *s)
+{
+	return s->mfname;
+}
+
+enum pf_status
+session_held_records(struct session *s, uint32_t **indices,
+    uint8_t **digests, uint32_t *n)
+{
+	uint32_t k = 0;
+
+	*indices = calloc((size_t)s->nchunks + 1, sizeof(**indices));
+	*digests = calloc((size_t)s->nchunks + 1, PF_SHA256_LEN);
+	if (*indices == NULL || *digests == NULL)
+		return PF_ENOMEM;
+	for (uint32_t i = 0; i < s->nchunks; i++) {
+		if (atomic_load(&s->chunks[i]) != CHUNK_DONE)
+			continue;
+		(*indices)[k] = i;
+		memcpy(*digests + (size_t)k * PF_SHA256_LEN, s->digests +
+		    (size_t)i * PF_SHA256_LEN, PF_SHA256_LEN);
+		k++;
+	}
+	*n = k;
+	return PF_OK;
+}
+
+json_t *
+session_amended_meta(const struct session *s, const struct session_file *f,
+    char mfname[32])
+{
+	json_t *j = to_json(s, true);
+	char *head64 = pf_base64_encode(f->head, f->headlen);
+
+	manifest_name(s->amends + 1, mfname);
+	if (j == NULL || head64 == NULL || json_object_set_new(j, "size",
+	    json_integer((json_int_t)f->size)) == -1 || json_object_set_new(j,
+	    "head", json_string(head64)) == -1 || json_object_set_new(j,
+	    "transfer", json_string(f->manifest->digest)) == -1 ||
+	    json_object_set_new(j, "files", json_integer((json_int_t)
+	    f->manifest->n)) == -1 || json_object_set_new(j, "files_refused",
+	    json_integer((json_int_t)manifest_refused(f->manifest))) == -1 ||
+	    json_object_set_new(j, "manifest", json_string(mfname)) == -1 ||
+	    json_object_set_new(j, "amends", json_integer((json_int_t)
+	    s->amends + 1)) == -1) {
+		json_decref(j);
+		j = NULL;
+	}
+	free(head64);
+	return j;
 }
 
 bool

@@ -124,6 +124,32 @@ enum pf_status session_id_from_json(const json_t *meta,
     char id[PROTO_ID_LEN + 1]);
 
 /*
+ * True if nothing but the caller's one reference holds s: no data or
+ * control connection, not in the table. Any thread.
+ */
+bool session_alone(struct session *s);
+
+/* How often the transfer s was amended (see amend.h), and the file
+ * name its manifest is kept under (borrowed). */
+unsigned session_amends(const struct session *s);
+const char *session_manifest_file(const struct session *s);
+
+/*
+ * The chunks s holds, as new arrays of *n indices and their 32-byte
+ * digests (the caller frees both, also on failure). PF_ENOMEM.
+ */
+enum pf_status session_held_records(struct session *s, uint32_t **indices,
+    uint8_t **digests, uint32_t *n);
+
+/*
+ * The staging metadata of transfer s amended to f (borrowed: its size,
+ * head and manifest), as a new object (NULL on ENOMEM); mfname gets the
+ * file name its manifest is to be kept under.
+ */
+json_t *session_amended_meta(const struct session *s,
+    const struct session_file *f, char mfname[32]);
+
+/*
  * True if s is receiving and was opened by user for file f: what a
  * resume must match.
  */

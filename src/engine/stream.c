@@ -47,10 +47,10 @@ send_hello(struct stream *st)
 		return PF_ENOMEM;
 	/* One mechanism: over TLS the bound one, so none can be downgraded. */
 	/* features: what a client may ask for beyond one file per OPEN. */
-	j = json_pack("{s:s,s:i,s:s,s:[s],s:[s]}", "server", "paraflowd/"
+	j = json_pack("{s:s,s:i,s:s,s:[s],s:[s,s]}", "server", "paraflowd/"
 	    PACKAGE_VERSION, "version", PROTO_VERSION, "nonce", nonce,
 	    "mechanisms", pf_conn_is_tls(st->c) ? SCRAM_MECH_PLUS : SCRAM_MECH,
-	    "features", "transfer");
+	    "features", "transfer", "amend");
 	free(nonce);
 	if (j == NULL)
 		return PF_ENOMEM;

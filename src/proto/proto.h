@@ -34,6 +34,7 @@
 #define PROTO_MAX_FILES		100000	/* entries in a transfer */
 #define PROTO_MAX_PATH		1024	/* bytes of a stored relative path */
 #define PROTO_MAX_DEPTH		64	/* components in such a path */
+#define PROTO_MAX_AMENDS	64	/* amended resumes of a transfer */
 #define PROTO_MAX_USER		64	/* bytes in a user name */
 
 enum proto_type {

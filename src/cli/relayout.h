@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A tree laid out over the payload of an interrupted transfer whose
+ * files changed since (an amended resume, docs/protocol.md): unchanged
+ * files keep their place, so the chunks the server holds of them stay
+ * good; changed and new files go past the old payload's end.
+ */
+#ifndef PF_RELAYOUT_H
+#define PF_RELAYOUT_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "status.h"
+#include "tree.h"
+
+/*
+ * Lays t out over old, the "files" an OPEN sent for a payload of
+ * old_size bytes (borrowed; with offsets or back to back): a file that
+ * old lists with the same path, size and mtime keeps its offset, the
+ * others follow one another from old_size on; t->total is where the
+ * last ends (at least old_size), t->placed is set. PF_EBADFRAME (t
+ * unchanged) if old is not such a list. Main thread, no worker reading.
+ */
+enum pf_status relayout_amend(struct tree *t, const json_t *old,
+    uint64_t old_size);
+
+/* Lays t out back to back again, as tree_build did. PF_ENOMEM. */
+enum pf_status relayout_compact(struct tree *t);
+
+#endif
