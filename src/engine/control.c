@@ -420,6 +420,28 @@ check_space(struct stream *st, uint64_t size, uint64_t *room)
 }
 
 /*
+ * Makes s (the caller's reference) this connection's session and answers
+ * OPENED; how ("resumed", "amended") is for the log.
+ */
+static enum pf_status
+take_over(struct stream *st, struct session *s, const char *how)
+{
+	enum pf_status rc;
+
+	session_take(s, st->id, st->key);
+	session_touch(s);
+	session_note_progress(s);
+	session_attach(s, true);
+	st->session = s;
+	if ((rc = send_opened(st, s, true)) != PF_OK)
+		return rc;
+	log_info("%s: session %s %s by %s with %u of %u chunks",
+	    st->c->peer, session_id(s), how, session_user(s),
+	    session_chunks_acked(s), session_nchunks(s));
+	return PF_OK;
+}
+
+/*
  * OPEN with "resume" and "amend" of live session s (the caller's
  * reference, taken over): the same transfer (user, name, chunk size)
  * with a new manifest. The payload may grow within the limits of a new
@@ -462,17 +484,7 @@ amend_session(struct stream *st, const struct open_req *o,
 	    PF_OK)
 		return reply_fail(st, rc == PF_ENOMEM ? PF_EINTERNAL : rc,
 		    "%s", why);
-	session_take(s, st->id, st->key);
-	session_touch(s);
-	session_note_progress(s);
-	session_attach(s, true);
-	st->session = s;
-	if ((rc = send_opened(st, s, true)) != PF_OK)
-		return rc;
-	log_info("%s: session %s amended by %s: %u of %u chunks held",
-	    st->c->peer, session_id(s), session_user(s),
-	    session_chunks_acked(s), session_nchunks(s));
-	return PF_OK;
+	return take_over(st, s, "amended");
 }
 
 /* OPEN with "resume": take over a session this user opened before. */
@@ -480,7 +492,6 @@ static enum pf_status
 resume_session(struct stream *st, const struct open_req *o)
 {
 	struct session *s = NULL;
-	enum pf_status rc;
 
 	if (registry_lookup(st->env->registry, o->resume, &s) != PF_OK)
 		return resume_finished(st, o);
@@ -504,17 +515,7 @@ resume_session(struct stream *st, const struct open_req *o)
 		    "no session %s to resume for "
 		    "this file", o->resume);
 	}
-	session_take(s, st->id, st->key);
-	session_touch(s);
-	session_note_progress(s);
-	session_attach(s, true);
-	st->session = s;
-	if ((rc = send_opened(st, s, true)) != PF_OK)
-		return rc;
-	log_info("%s: session %s resumed by %s with %u of %u chunks",
-	    st->c->peer, session_id(s), session_user(s),
-	    session_chunks_acked(s), session_nchunks(s));
-	return PF_OK;
+	return take_over(st, s, "resumed");
 }
 
 enum pf_status
