@@ -133,8 +133,8 @@ orphan(struct expire *ex, const struct upload *u, size_t skip)
 	}
 	rc = s3_mpu_abort(ex->st->s3, u->key, u->id);
 	if (rc == PF_OK || rc == PF_ENOSESSION) {
-		log_info("S3 store: an upload of session %s without its "
-		    "record: aborted", id);
+		log_info("S3 store: an upload of session %s that no record "
+		    "names: aborted", id);
 		ex->out->uploads++;
 	} else
 		note(ex, s3store_fail(ex->st, rc, "abort upload", u->key));
