@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 
 #include "digest.h"
 #include "log.h"
@@ -201,6 +202,13 @@ s3_last_error(const struct s3 *s)
 	return &s->err;
 }
 
+void
+s3_set_error(struct s3 *s, const char *code, const char *message)
+{
+	snprintf(s->err.code, sizeof(s->err.code), "%s", code);
+	snprintf(s->err.message, sizeof(s->err.message), "%s", message);
+}
+
 const struct s3_config *
 s3_cfg(const struct s3 *s)
 {
@@ -235,6 +243,25 @@ s3_describe(const struct s3 *s, char *buf, size_t n)
 		    e->request_id[0] != '\0' ? ", request " : "",
 		    e->request_id, e->tries, e->tries == 1 ? "y" : "ies");
 	return buf;
+}
+
+int64_t
+s3_parse_time(const char *text)
+{
+	struct tm tm;
+	int y, mo, d, h, mi, sec;
+
+	if (sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi,
+	    &sec) != 6 || y < 1970 || mo < 1 || mo > 12)
+		return 0;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	return (int64_t)timegm(&tm);
 }
 
 bool
@@ -405,6 +432,30 @@ make_url(const struct s3 *s, const struct s3_req *r, struct pf_buf *url)
 }
 
 /*
+ * Content-MD5, which S3 requires of DeleteObjects. libcurl 7.88 signs
+ * every header the caller sets, this one too, as SigV4 allows.
+ */
+static bool
+add_md5(struct curl_slist **h, const struct s3_req *r)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char line[64];
+	char *b64;
+	struct curl_slist *h2;
+
+	if (EVP_Digest(r->body, r->len, md, &mdlen, EVP_md5(), NULL) != 1 ||
+	    (b64 = pf_base64_encode(md, mdlen)) == NULL)
+		return false;
+	snprintf(line, sizeof(line), "Content-MD5: %s", b64);
+	free(b64);
+	if ((h2 = curl_slist_append(*h, line)) == NULL)
+		return false;
+	*h = h2;
+	return true;
+}
+
+/*
  * The payload hash header. libcurl 7.88 signs sha256("") unless this
  * header is there, while RGW then assumes UNSIGNED-PAYLOAD: every request
  * would fail with SignatureDoesNotMatch. With the body's real digest the
@@ -425,6 +476,10 @@ make_headers(const struct s3_req *r)
 	pf_hex_encode(md, sizeof(md), line + 22);
 	if ((h = curl_slist_append(NULL, line)) == NULL)
 		return NULL;
+	if (r->md5 && !add_md5(&h, r)) {
+		curl_slist_free_all(h);
+		return NULL;
+	}
 	if (r->header != NULL) {
 		if ((h2 = curl_slist_append(h, r->header)) == NULL) {
 			curl_slist_free_all(h);

@@ -13,6 +13,7 @@
 #define S3_ETAG_MAX	80	/* an ETag, quotes and NUL included */
 #define S3_ID_MAX	256	/* an upload id, NUL included */
 #define S3_PART_MAX	10000	/* part numbers are 1..S3_PART_MAX */
+#define S3_DELETE_MAX	1000	/* keys of one DeleteObjects request */
 
 /*
  * Where the store is and how to sign for it. Filled by the caller, then
@@ -180,6 +181,19 @@ enum pf_status s3_head(struct s3 *s, const char *key, uint64_t *size,
 /* DELETE key (PF_OK also if it did not exist: S3 answers 204 both ways). */
 enum pf_status s3_delete(struct s3 *s, const char *key);
 
+/*
+ * Deletes keys[0..n) with DeleteObjects (POST ?delete, quiet), at most
+ * S3_DELETE_MAX keys a request, in order. A key that does not exist is
+ * deleted as far as the caller cares (PF_OK), so a request tried again
+ * is harmless. A key the store reports it could not delete is PF_EIO
+ * (s3_last_error: the first one's code, and how many), after the rest
+ * of its request; the requests after it are not sent. A key with a
+ * control character, which XML 1.0 cannot carry, is PF_EUSAGE before
+ * any request.
+ */
+enum pf_status s3_delete_keys(struct s3 *s, const char *const *keys,
+    size_t n);
+
 /* Starts a multipart upload of key; id (S3_ID_MAX) gets its upload id. */
 enum pf_status s3_mpu_create(struct s3 *s, const char *key, char *id);
 
@@ -231,11 +245,13 @@ enum pf_status s3_probe(struct s3 *s);
 enum pf_status s3_mpu_abort(struct s3 *s, const char *key, const char *id);
 
 /*
- * Calls fn with the key and id of each multipart upload in progress whose
+ * Calls fn with the key, id and start (Unix seconds by the store's clock,
+ * 0 if it gave none) of each multipart upload in progress whose
  * key starts with prefix ("" for all), fetching pages of cfg->page. fn
  * returns false to stop (PF_ECANCELLED).
  */
-typedef bool (*s3_upload_fn)(void *arg, const char *key, const char *id);
+typedef bool (*s3_upload_fn)(void *arg, const char *key, const char *id,
+    int64_t initiated);
 enum pf_status s3_mpu_list(struct s3 *s, const char *prefix, s3_upload_fn fn,
     void *arg);
 
@@ -244,6 +260,8 @@ struct s3_object {
 	const char	*key;		/* the whole key, or the prefix */
 	uint64_t	 size;
 	const char	*etag;		/* "" for a prefix */
+	int64_t		 mtime;		/* LastModified, Unix seconds by
+					   the store's clock; 0 for a prefix */
 	bool		 is_prefix;
 };
 

@@ -17,6 +17,8 @@ struct s3_req {
 	size_t		 len;
 	const uint8_t	*sha256;	/* body's digest, or NULL: computed */
 	const char	*header;	/* one more header line, or NULL */
+	bool		 md5;		/* send Content-MD5 (DeleteObjects
+					   wants it) */
 	bool		 once;		/* not idempotent: see s3_request */
 	bool		 ranged;	/* a Range was asked: only a 206
 					   body goes to sink */
@@ -51,6 +53,15 @@ bool s3_encode(struct pf_buf *b, const char *text, bool keep_slash);
  * returns the status its code maps to (for a 200 answer that is one).
  */
 enum pf_status s3_answer_error(struct s3 *s, struct s3_req *r);
+
+/*
+ * An S3 time ("2026-12-05T01:41:33.000Z") as Unix seconds; 0 if text is
+ * not one.
+ */
+int64_t s3_parse_time(const char *text);
+
+/* Sets the last error's S3 code and message (an error inside a 2xx). */
+void s3_set_error(struct s3 *s, const char *code, const char *message);
 
 /* The config s was made from (borrowed). */
 const struct s3_config *s3_cfg(const struct s3 *s);

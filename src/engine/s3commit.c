@@ -217,8 +217,7 @@ complete(struct s3store *st, struct gather *g, const char *obj,
 	log_info("S3 store: session %.64s completed, %u parts", g->rec->id,
 	    g->n);
 	/* The claims and sums served their turn; record and commit stay. */
-	if (s3store_sweep(st, g->rec, "claim/") == PF_OK)
-		s3store_sweep(st, g->rec, "sums/");
+	s3store_sweep(st, g->rec);
 	return PF_OK;
 }
 

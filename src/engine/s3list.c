@@ -19,6 +19,7 @@ struct objects_page {
 	char		 key[S3_KEY_MAX + 1];
 	char		 etag[S3_ETAG_MAX];
 	uint64_t	 size;
+	int64_t		 mtime;
 	char		 token[TOKEN_MAX];
 	bool		 truncated, stopped, bad;
 };
@@ -27,7 +28,8 @@ static bool
 hand_on(struct objects_page *pg, bool is_prefix)
 {
 	struct s3_object o = { .key = pg->key, .size = pg->size,
-	    .etag = is_prefix ? "" : pg->etag, .is_prefix = is_prefix };
+	    .etag = is_prefix ? "" : pg->etag, .is_prefix = is_prefix,
+	    .mtime = is_prefix ? 0 : pg->mtime };
 
 	if (pg->key[0] != '\0' && !pg->fn(pg->arg, &o)) {
 		pg->stopped = true;
@@ -35,6 +37,7 @@ hand_on(struct objects_page *pg, bool is_prefix)
 	}
 	pg->key[0] = pg->etag[0] = '\0';
 	pg->size = 0;
+	pg->mtime = 0;
 	return true;
 }
 
@@ -58,6 +61,8 @@ object_field(void *arg, int depth, const char *name, const char *text)
 		pg->size = strtoull(text, NULL, 10);
 	else if (depth == 3 && strcmp(name, "ETag") == 0)
 		snprintf(pg->etag, sizeof(pg->etag), "%s", text);
+	else if (depth == 3 && strcmp(name, "LastModified") == 0)
+		pg->mtime = s3_parse_time(text);
 	else if (depth == 2 && strcmp(name, "Contents") == 0)
 		return hand_on(pg, false);
 	else if (depth == 2 && strcmp(name, "CommonPrefixes") == 0)

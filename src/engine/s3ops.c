@@ -352,6 +352,108 @@ out:
 	return rc;
 }
 
+/* The failures a quiet DeleteObjects answer lists. */
+struct deleted {
+	char		 first[64];	/* the first failure's code */
+	char		 code[64];
+	size_t		 failed;
+};
+
+static bool
+delete_field(void *arg, int depth, const char *name, const char *text)
+{
+	struct deleted *d = arg;
+
+	if (depth == 3 && strcmp(name, "Code") == 0)
+		snprintf(d->code, sizeof(d->code), "%s", text);
+	else if (depth == 2 && strcmp(name, "Error") == 0) {
+		/* Gone already is what the caller wanted: a try whose
+		   answer was lost, or another node's cleanup. */
+		if (strcmp(d->code, "NoSuchKey") != 0 && d->failed++ == 0)
+			snprintf(d->first, sizeof(d->first), "%s", d->code);
+		d->code[0] = '\0';
+	}
+	return true;
+}
+
+/* The body of one DeleteObjects request; false for a key XML cannot
+   carry (a control character: XML 1.0 has no way to write most). */
+static bool
+delete_body(struct pf_buf *b, const char *const *keys, size_t n)
+{
+	const char *c;
+	size_t i;
+
+	pf_buf_printf(b, "<Delete><Quiet>true</Quiet>");
+	for (i = 0; i < n; i++) {
+		if (!key_ok(keys[i]))
+			return false;
+		for (c = keys[i]; *c != '\0'; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+				log_warn("S3 delete: a key with a control "
+				    "character");
+				return false;
+			}
+		pf_buf_printf(b, "<Object><Key>");
+		xml_text(b, keys[i]);
+		pf_buf_printf(b, "</Key></Object>");
+	}
+	pf_buf_printf(b, "</Delete>");
+	return true;
+}
+
+/* One DeleteObjects request of n <= S3_DELETE_MAX keys. */
+static enum pf_status
+delete_batch(struct s3 *s, const char *const *keys, size_t n)
+{
+	struct s3_req r = { .method = "POST", .query = "delete=",
+	    .md5 = true };
+	struct deleted d = { .failed = 0 };
+	char msg[64];
+	struct pf_buf body;
+	enum pf_status rc = PF_EUSAGE;
+	char root[48];
+
+	/* A key escaped: at most 5 bytes ("&amp;") for each of its bytes. */
+	pf_buf_init(&body, n * (S3_KEY_MAX * 5 + 32) + 64);
+	if (!delete_body(&body, keys, n))
+		goto out;
+	rc = PF_ENOMEM;
+	if (body.failed)
+		goto out;
+	r.body = body.p;
+	r.len = body.len;
+	if ((rc = s3_request(s, &r)) != PF_OK)
+		goto out;
+	rc = s3xml_walk(r.answer.p, r.answer.len, delete_field, &d, root,
+	    sizeof(root));
+	if (rc == PF_OK && strcmp(root, "Error") == 0)
+		rc = s3_answer_error(s, &r);
+	else if (rc == PF_OK && d.failed > 0) {
+		snprintf(msg, sizeof(msg), "%zu of %zu keys not deleted",
+		    d.failed, n);
+		s3_set_error(s, d.first, msg);
+		rc = PF_EIO;
+	}
+out:
+	pf_buf_free(&r.answer);
+	pf_buf_free(&body);
+	return rc;
+}
+
+enum pf_status
+s3_delete_keys(struct s3 *s, const char *const *keys, size_t n)
+{
+	enum pf_status rc = PF_OK;
+	size_t i, k;
+
+	for (i = 0; i < n && rc == PF_OK; i += k) {
+		k = n - i < S3_DELETE_MAX ? n - i : S3_DELETE_MAX;
+		rc = delete_batch(s, keys + i, k);
+	}
+	return rc;
+}
+
 enum pf_status
 s3_mpu_abort(struct s3 *s, const char *key, const char *id)
 {
@@ -381,6 +483,7 @@ struct uploads_page {
 	char		 id[S3_ID_MAX];
 	char		 next_key[S3_KEY_MAX + 1];
 	char		 next_id[S3_ID_MAX];
+	int64_t		 initiated;
 	bool		 truncated, stopped;
 };
 
@@ -399,12 +502,15 @@ upload_field(void *arg, int depth, const char *name, const char *text)
 		snprintf(pg->key, sizeof(pg->key), "%s", text);
 	else if (depth == 3 && strcmp(name, "UploadId") == 0)
 		snprintf(pg->id, sizeof(pg->id), "%s", text);
+	else if (depth == 3 && strcmp(name, "Initiated") == 0)
+		pg->initiated = s3_parse_time(text);
 	else if (depth == 2 && strcmp(name, "Upload") == 0) {
-		if (!pg->fn(pg->arg, pg->key, pg->id)) {
+		if (!pg->fn(pg->arg, pg->key, pg->id, pg->initiated)) {
 			pg->stopped = true;
 			return false;
 		}
 		pg->key[0] = pg->id[0] = '\0';
+		pg->initiated = 0;
 	}
 	return true;
 }

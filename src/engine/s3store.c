@@ -10,7 +10,6 @@
 #include "s3store_int.h"
 
 #define RECORD_MAX	8192	/* bytes of a record object read */
-#define SWEEP_BATCH	1000	/* keys collected, then deleted */
 
 struct s3store *
 s3store_open(const struct s3_config *cfg, const struct s3store_opts *opts)
@@ -304,51 +303,52 @@ s3store_have(struct s3store *st, const struct s3store_record *rec,
 	return PF_ECANCELLED;
 }
 
-/* Collects up to SWEEP_BATCH keys of a listing. */
+/* Collects up to S3_DELETE_MAX claim/ and sums/ keys of a listing. */
 struct batch {
 	char	**keys;
-	size_t	  n;
+	size_t	  n, skip;	/* skip: bytes of .pf/s/<id>/ */
 };
 
 static bool
 collect(void *arg, const struct s3_object *o)
 {
 	struct batch *b = arg;
+	const char *leaf = o->key + b->skip;
 
-	if (o->is_prefix)
+	if (o->is_prefix || (strncmp(leaf, "claim/", 6) != 0 &&
+	    strncmp(leaf, "sums/", 5) != 0))
 		return true;
 	if ((b->keys[b->n] = strdup(o->key)) == NULL)
 		return false;
-	return ++b->n < SWEEP_BATCH;
+	return ++b->n < S3_DELETE_MAX;
 }
 
 enum pf_status
-s3store_sweep(struct s3store *st, const struct s3store_record *rec,
-    const char *what)
+s3store_sweep(struct s3store *st, const struct s3store_record *rec)
 {
 	struct batch b = { 0 };
 	char prefix[S3_KEY_MAX + 1];
 	enum pf_status rc;
 	size_t i;
 
-	if (!s3store_key_of(st, rec, what, prefix))
+	if (!s3store_key_of(st, rec, "", prefix))
 		return PF_EBADNAME;
-	if ((b.keys = calloc(SWEEP_BATCH, sizeof(*b.keys))) == NULL)
+	b.skip = strlen(prefix);
+	if ((b.keys = calloc(S3_DELETE_MAX, sizeof(*b.keys))) == NULL)
 		return PF_ENOMEM;
 	do {
 		b.n = 0;
 		rc = s3_list(st->s3, prefix, NULL, collect, &b);
-		if (rc == PF_ECANCELLED && b.n == SWEEP_BATCH)
+		if (rc == PF_ECANCELLED && b.n == S3_DELETE_MAX)
 			rc = PF_OK;
 		if (rc != PF_OK)
 			s3store_fail(st, rc, "list", prefix);
-		for (i = 0; i < b.n; i++) {
-			if (rc == PF_OK && (rc = s3_delete(st->s3,
-			    b.keys[i])) != PF_OK)
-				s3store_fail(st, rc, "delete", b.keys[i]);
+		if (rc == PF_OK && b.n > 0 && (rc = s3_delete_keys(st->s3,
+		    (const char *const *)b.keys, b.n)) != PF_OK)
+			s3store_fail(st, rc, "delete keys under", prefix);
+		for (i = 0; i < b.n; i++)
 			free(b.keys[i]);
-		}
-	} while (rc == PF_OK && b.n == SWEEP_BATCH);
+	} while (rc == PF_OK && b.n == S3_DELETE_MAX);
 	free(b.keys);
 	return rc;
 }
@@ -386,8 +386,7 @@ s3store_cancel(struct s3store *st, const struct s3store_record *rec)
 		    "cancel: refused", rec->id);
 		return PF_EBUSY;
 	}
-	if ((rc = s3store_sweep(st, rec, "claim/")) != PF_OK ||
-	    (rc = s3store_sweep(st, rec, "sums/")) != PF_OK)
+	if ((rc = s3store_sweep(st, rec)) != PF_OK)
 		return rc;
 	/* The cancel goes last: until then a COMMIT still finds it. */
 	if (!s3store_key_of(st, rec, "record", obj))

@@ -148,6 +148,29 @@ typedef bool (*s3store_list_fn)(void *arg, const struct s3store_record *rec,
 enum pf_status s3store_list(struct s3store *st, s3store_list_fn fn,
     void *arg);
 
+/* What one s3store_expire pass did. */
+struct s3store_expired {
+	unsigned	sessions;	/* idle sessions cancelled */
+	unsigned	uploads;	/* uploads without a record aborted */
+};
+
+/*
+ * Expires, at now (Unix seconds), what has been idle longer than ttl_s:
+ * every ongoing session (or cancel left half done) whose last activity,
+ * the newest LastModified of its keys under .pf/s/<id>/ (the record at
+ * create, a claim as each chunk begins, its sum as it ends), is older is
+ * cancelled as s3store_cancel does; a committing or finished session
+ * never is (the cancel is refused once `commit` exists). Then every
+ * multipart upload under PREFIX files/ started before now - ttl_s that
+ * no record names (a node died between create and record) is aborted,
+ * at most 1,000 a pass. LastModified is the store's clock: now should be
+ * too (NTP), any skew adds to or takes from the ttl. One session's
+ * failure does not stop the pass: the first error is returned at its
+ * end. out gets the counts.
+ */
+enum pf_status s3store_expire(struct s3store *st, int64_t now,
+    unsigned ttl_s, struct s3store_expired *out);
+
 /* The finished object of rec: its size and ETag (S3_ETAG_MAX or NULL). */
 enum pf_status s3store_head(struct s3store *st,
     const struct s3store_record *rec, uint64_t *size, char *etag);

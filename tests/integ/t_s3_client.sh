@@ -227,6 +227,34 @@ check_eq "  both aborted" 2 "$n"
 check "s3tool gets keys/x/../../up back" s3t get 'keys/x/../../up' "$T/dots"
 check_eq "  the same bytes" "$(sha "$T/other")" "$(sha "$T/dots")"
 
+# --- DeleteObjects: 1,500 keys and one with XML's special characters in
+# 2 requests (1,000 keys each at most), a missing key no error; a request
+# whose answer is lost is tried again, harmlessly
+check "s3tool fill: 1,500 objects under bulk/" s3t fill bulk/ 1500
+odd='bulk/x <&>"'"'"' ü+%.txt'
+check "s3tool put of a key with < & > and quotes" s3t put "$odd" "$T/other"
+check "s3tool put bulk/keep" s3t put bulk/keep "$T/other"
+{
+	seq -f 'bulk/%g' 0 1499
+	printf '%s\nbulk/missing\n' "$odd"
+} >"$T/bulk"
+check "delete-keys: 1,502 keys, one of them missing" \
+    s3t delete-keys "$T/bulk"
+check_eq "  in 2 DeleteObjects requests" "keys=1502 requests=2 tries=2" \
+    "$(cat "$T/out")"
+check_eq "awscli: only bulk/keep is left under bulk/" "bulk/keep" \
+    "$(s3api list-objects-v2 --bucket "$B" --prefix bulk/ \
+    --query 'Contents[].Key' --output text)"
+printf 'bulk/keep\nbulk/keep\n' >"$T/bulk"
+check "a DeleteObjects whose answer is lost: tried again, done" \
+    s3_lossy POST s3t delete-keys "$T/bulk"
+check_eq "  2 tries of 1 request" "keys=2 requests=1 tries=2" \
+    "$(cat "$T/out")"
+printf 'bulk/ctl\tkey\n' >"$T/bulk"
+s3t delete-keys "$T/bulk"
+check "a key with a control character: usage, before any request" \
+    grep -q 'delete-keys: usage' "$T/err"
+
 # --- answers lost on the way back (a proxy that passes the request on
 # and drops the store's first answer): idempotent requests are tried
 # again; a conditional PUT, a create and a complete are not, since the

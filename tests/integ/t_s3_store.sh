@@ -10,7 +10,9 @@
 # at once, several times (one completes, both succeed, one object); a
 # committer killed after its commit object, taken over after a 2 s lease;
 # cancel (no upload, no .pf/ keys left; chunk and COMMIT after it
-# refused); the listing; unknown sessions.
+# refused; its keys deleted in bulk, in a few requests); the listing;
+# unknown sessions; expiry: an idle session cancelled, one that just got
+# a chunk, a committing and a finished one kept, an orphan upload aborted.
 . "$(dirname "$0")/lib.sh"
 . "$here/lib_s3.sh"
 
@@ -140,7 +142,7 @@ for i in 1 2 3 4 5; do
 	    n_obj=$((n_obj + 1))
 	grep -q 'another node commits' "$T/a.err" "$T/b.err" &&
 	    n_wait=$((n_wait + 1))
-	sed 's/^/# /' "$T/a.err" "$T/b.err" | grep -v 'completed\|waiting'
+	sed 's/^/# /' "$T/a.err" "$T/b.err" | grep -v 'completed\|waiting\|S3 requests'
 done
 # Which race each was is the scheduler's: the loser either met the
 # winner's commit object and waited, or found the object already there.
@@ -254,7 +256,15 @@ check_eq "  every session with its state" "$want" \
 st put ongoing "$T/g" 0
 st create c2 "$T/f" "$C"
 st put c2 "$T/f" 0 1
-check "cancel c2 (2 chunks held)" st cancel c2
+# 1,500 more keys under c2's claim/ (as a session of 750 chunks would
+# have with its sums): the cancel lists and deletes them in bulk
+check "1,500 more keys under c2's claim/" \
+    "$S3TOOL" fill "$P.pf/s/c2/claim/x" 1500
+check "cancel c2 (2 chunks held, 1,504 keys)" st cancel c2
+n=$(sed -n 's/^s3store_tool: cancel: \([0-9]*\) S3 requests.*/\1/p' "$T/err")
+echo "# the cancel of c2 took $n S3 requests"
+check "  in under 20 requests (bulk delete; one DELETE a key: over 1,500)" \
+    test "${n:-99}" -lt 20
 check "cancel 'ongoing', then its chunk and COMMIT" \
     st after-cancel ongoing "$T/g"
 check_eq "  both refused: cancelled" "put=cancelled commit=cancelled" \
@@ -270,7 +280,47 @@ check "cancel after a commit: busy" grep -q 'cancel: busy$' "$T/err"
 st have nosuch
 check "have of an unknown session: unknown_session" \
     grep -q 'have: unknown_session$' "$T/err"
-want=$(printf 'files/%s/data.bin ' e0 k l1 l2 r1 r2 r3 r4 r5)
+# --- expiry (a ttl of 2 s, the time given): a session idle past it is
+# cancelled; one that just got a chunk (its record as old) is not, nor a
+# committing or a finished one; an upload no record names is aborted
+st create idle "$T/g" "$C"
+st put idle "$T/g" 0
+st create fresh "$T/g" "$C"
+st create cm "$T/g" "$C"
+st put cm "$T/g" 0 1
+S3STORE_STOP_AFTER_COMMIT=$T/stopped2 st --node dead commit cm "$T/g"
+"$S3TOOL" mpu-create "${P}files/orphan/data.bin" >/dev/null
+t1=$(date +%s)
+while [ "$(date +%s)" -le $((t1 + 3)) ]; do sleep 0.2; done
+now=$(date +%s)
+check "a chunk for 'fresh' after its record aged" st put fresh "$T/g" 0
+check "expire with a ttl of 2 s" st expire 2 "$now"
+check_eq "  1 session expired, 1 upload without a record aborted" \
+    "sessions=1 uploads=1" "$(cat "$T/out")"
+check "  saying which" grep -q 'session idle idle [0-9]* s: expired' \
+    "$T/err"
+check_eq "awscli: the uploads left are fresh's and cm's (committing)" \
+    "files/cm/data.bin files/fresh/data.bin" \
+    "$(s3api list-multipart-uploads --bucket "$B" --prefix "$P" \
+    --query 'Uploads[].Key' --output text | tr '\t' '\n' |
+    sed "s|^$P||" | sort | paste -sd' ')"
+check_eq "awscli: no .pf/ key of 'idle' left" "" "$(keys .pf/s/idle/)"
+st load idle
+check "an expired session is unknown" grep -q 'load: unknown_session$' \
+    "$T/err"
+check "list" st list
+check_eq "  fresh ongoing, cm committing, s1 finished" \
+    "cm committing|fresh ongoing|s1 finished" \
+    "$(awk '$1 ~ /^(cm|fresh|s1)$/ { print $1, $5 }' "$T/out" |
+    paste -sd'|')"
+check "expire again" st expire 2 "$now"
+check_eq "  nothing more to do" "sessions=0 uploads=0" "$(cat "$T/out")"
+check "cm is committed still (taking the lapsed commit over)" \
+    st --lease 2 --wait 120 commit cm "$T/g"
+check "cancel fresh" st cancel fresh
+check_eq "awscli: ListMultipartUploads is empty" 0 "$(s3_uploads "$B")"
+
+want=$(printf 'files/%s/data.bin ' cm e0 k l1 l2 r1 r2 r3 r4 r5)
 check_eq "awscli: the finished objects, nothing else" \
     "${want}files/s1/data.bin" \
     "$(keys files/ | paste -sd' ')"

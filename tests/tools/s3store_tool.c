@@ -21,11 +21,13 @@ static const char usage[] =
 "  create ID FILE CHUNK [NAME] | load ID | put ID FILE INDEX...\n"
 "  put-bytes ID INDEX DATAFILE | have ID | commit ID FILE | \n"
 "  commit-receipt ID HEX | cancel ID | list | read ID OUT [OFF LEN]\n"
+"  expire TTL [NOW]: cancel sessions idle over TTL s at NOW (Unix s)\n"
 "  after-cancel ID FILE: cancel, then chunk 0 and COMMIT as a node that\n"
 "  read the record before would send them\n"
 "environment: S3_ENDPOINT, S3_TARGET (s3://BUCKET/PREFIX), S3_REGION,\n"
 "  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; S3STORE_STOP_AFTER_COMMIT=F:\n"
-"  commit writes F and exits (status 3) right after its commit object\n";
+"  commit writes F and exits (status 3) right after its commit object\n"
+"Each run ends with the S3 requests it made on stderr.\n";
 
 static struct s3store *st;
 static const char *op;
@@ -313,6 +315,20 @@ on_session(int argc, char **argv)
 	return fputs(usage, stderr), 2;
 }
 
+static int
+expire(const char *ttl, const char *now)
+{
+	struct s3store_expired ex;
+	enum pf_status rc;
+
+	rc = s3store_expire(st, now != NULL ? strtoll(now, NULL, 10) :
+	    (int64_t)time(NULL), (unsigned)strtoul(ttl, NULL, 10), &ex);
+	if (rc != PF_OK)
+		return fail(rc);
+	printf("sessions=%u uploads=%u\n", ex.sessions, ex.uploads);
+	return 0;
+}
+
 static char *
 env_dup(const char *name, const char *dflt)
 {
@@ -330,6 +346,7 @@ main(int argc, char **argv)
 {
 	struct s3store_opts opts = { .node = "tool" };
 	struct s3_config cfg = { 0 };
+	struct s3_stats stats;
 	enum pf_status rc;
 	char *target;
 	int ret;
@@ -369,10 +386,15 @@ main(int argc, char **argv)
 	else if (strcmp(op, "list") == 0 && argc == 1)
 		ret = (rc = s3store_list(st, print_session, NULL)) == PF_OK ?
 		    0 : fail(rc);
+	else if (strcmp(op, "expire") == 0 && (argc == 2 || argc == 3))
+		ret = expire(argv[1], argc == 3 ? argv[2] : NULL);
 	else if (argc >= 2)
 		ret = on_session(argc - 1, argv + 1);
 	else
 		ret = (fputs(usage, stderr), 2);
+	s3_get_stats(s3store_s3(st), &stats);
+	fprintf(stderr, "s3store_tool: %s: %" PRIu64 " S3 requests, %"
+	    PRIu64 " tries\n", op, stats.requests, stats.tries);
 	s3store_close(st);
 	s3_config_clear(&cfg);
 	return ret;

@@ -23,6 +23,7 @@ static const char usage[] =
 "  delete KEY | mpu-create KEY | mpu-part KEY ID N FILE OFF LEN\n"
 "  mpu-parts KEY ID | mpu-complete KEY ID | mpu-abort KEY ID\n"
 "  mpu-list [PREFIX] | upload KEY FILE PARTSIZE | probe\n"
+"  fill PREFIX N | delete-keys FILE (one key a line)\n"
 "environment: S3_ENDPOINT, S3_BUCKET or S3_TARGET (s3://BUCKET/PREFIX),\n"
 "  S3_REGION, AWS_ACCESS_KEY_ID,\n"
 "  AWS_SECRET_ACCESS_KEY; S3TOOL_HOLD=F: upload waits for F after part 1\n";
@@ -103,10 +104,64 @@ keep_part(void *arg, const struct s3_part *p)
 }
 
 static bool
-print_upload(void *arg, const char *key, const char *id)
+print_upload(void *arg, const char *key, const char *id, int64_t initiated)
 {
 	printf("%s %s\n", key, id);
 	return true;
+}
+
+/* fill PREFIX N: N objects PREFIX0..PREFIX<N-1> of 1 byte, one process. */
+static int
+fill(const char *prefix, unsigned long n)
+{
+	char key[S3_KEY_MAX + 1];
+	enum pf_status rc;
+	unsigned long i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "%s%lu", prefix, i);
+		if ((rc = s3_put(s3, key, "x", 1, false, NULL)) != PF_OK)
+			return fail(rc);
+	}
+	return 0;
+}
+
+/* delete-keys FILE: the keys of FILE (one a line) in DeleteObjects
+   requests; prints how many requests that took. */
+static int
+delete_keys(const char *file)
+{
+	char line[S3_KEY_MAX + 2], **keys = NULL, **v;
+	size_t n = 0, cap = 0;
+	struct s3_stats st;
+	enum pf_status rc = PF_ENOMEM;
+	FILE *f;
+
+	if ((f = fopen(file, "r")) == NULL)
+		return fprintf(stderr, "s3tool: %s\n", file), 1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			if ((v = realloc(keys, cap * sizeof(*v))) == NULL)
+				goto out;
+			keys = v;
+		}
+		if ((keys[n] = strdup(line)) == NULL)
+			goto out;
+		n++;
+	}
+	rc = s3_delete_keys(s3, (const char *const *)keys, n);
+	s3_get_stats(s3, &st);
+	if (rc == PF_OK)
+		printf("keys=%zu requests=%" PRIu64 " tries=%" PRIu64 "\n", n,
+		    st.requests, st.tries);
+out:
+	fclose(f);
+	while (n > 0)
+		free(keys[--n]);
+	free(keys);
+	return rc == PF_OK ? 0 : fail(rc);
 }
 
 /* S3TOOL_HOLD=F: says F.ready, then waits (60 s at most) for F, so a
@@ -316,6 +371,10 @@ main(int argc, char **argv)
 		rc = (st = s3_probe(s3)) == PF_OK ? 0 : fail(st);
 	else if (strcmp(op, "upload") == 0 && argc == 4)
 		rc = upload(argv[1], argv[2], strtoull(argv[3], NULL, 10));
+	else if (strcmp(op, "fill") == 0 && argc == 3)
+		rc = fill(argv[1], strtoul(argv[2], NULL, 10));
+	else if (strcmp(op, "delete-keys") == 0 && argc == 2)
+		rc = delete_keys(argv[1]);
 	else if (strcmp(op, "mpu-complete") == 0 && argc == 3)
 		rc = complete(argv[1], argv[2]);
 	else if (strcmp(op, "get") == 0 && (argc == 3 || argc == 5))

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of the S3 client's percent-encoding (s3_encode) for SigV4. */
+/* Unit tests of the S3 client's percent-encoding (s3_encode) for SigV4,
+   and of its reading of the store's times (s3_parse_time). */
 #include "config.h"
 
 #include <setjmp.h>
@@ -77,6 +78,21 @@ test_cap(void **state)
 	pf_buf_free(&b);
 }
 
+/* LastModified and Initiated as RGW and AWS write them; anything else
+   is 0, which expiry reads as "no time". */
+static void
+test_time(void **state)
+{
+	(void)state;
+	assert_int_equal(s3_parse_time("1970-01-01T00:00:00.000Z"), 0);
+	assert_int_equal(s3_parse_time("2026-12-05T01:41:33.123Z"),
+	    1796434893);
+	assert_int_equal(s3_parse_time("2024-02-29T23:59:59Z"), 1709251199);
+	assert_int_equal(s3_parse_time("yesterday"), 0);
+	assert_int_equal(s3_parse_time(""), 0);
+	assert_int_equal(s3_parse_time("2026-13-05T01:41:33Z"), 0);
+}
+
 int
 main(void)
 {
@@ -86,6 +102,7 @@ main(void)
 		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_slash),
 		cmocka_unit_test(test_cap),
+		cmocka_unit_test(test_time),
 	};
 
 	pf_log_set_level(PF_LOG_NONE);
