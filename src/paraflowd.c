@@ -191,13 +191,21 @@ enum {
 	OPT_MAX_IP_LOGINS,
 	OPT_STREAM_NICE,
 	OPT_HTTP_MAX_USER_EVENTS,
-	OPT_LOGIN_LOG
+	OPT_LOGIN_LOG,
+	OPT_S3_ENDPOINT,
+	OPT_S3_REGION,
+	OPT_S3_CREDENTIALS,
+	OPT_NODE_DIR
 };
 
 static const struct option options[] = {
 	{ "port", required_argument, NULL, 'p' },
 	{ "bind", required_argument, NULL, 'b' },
 	{ "storage", required_argument, NULL, 's' },
+	{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },
+	{ "s3-region", required_argument, NULL, OPT_S3_REGION },
+	{ "s3-credentials", required_argument, NULL, OPT_S3_CREDENTIALS },
+	{ "node-dir", required_argument, NULL, OPT_NODE_DIR },
 	{ "users", required_argument, NULL, 'u' },
 	{ "insecure-default-user", no_argument, NULL, OPT_INSECURE },
 	{ "forbidden-ext", required_argument, NULL, OPT_FORBIDDEN },
@@ -370,6 +378,7 @@ main(int argc, char **argv)
 	struct engine *e = NULL;
 	struct httpd *h = NULL;
 	const char *port_file = NULL, *new_user = NULL;
+	const char *node_dir = NULL;
 	const char *http_port_file = NULL;
 	char admins[1024] = "";
 	struct tls_opts tls = { .cert = NULL };
@@ -393,7 +402,22 @@ main(int argc, char **argv)
 			cfg.bind = optarg;
 			break;
 		case 's':
-			cfg.storage_dir = optarg;
+			if (strncmp(optarg, "s3://", 5) == 0)
+				cfg.s3_target = optarg;
+			else
+				cfg.storage_dir = optarg;
+			break;
+		case OPT_S3_ENDPOINT:
+			cfg.s3_endpoint = optarg;
+			break;
+		case OPT_S3_REGION:
+			cfg.s3_region = optarg;
+			break;
+		case OPT_S3_CREDENTIALS:
+			cfg.s3_credentials = optarg;
+			break;
+		case OPT_NODE_DIR:
+			node_dir = optarg;
 			break;
 		case 'u':
 			cfg.users_file = optarg;
@@ -585,6 +609,12 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		pf_usage_error("unexpected argument '%s'", argv[optind]);
+	if (cfg.s3_target == NULL && (cfg.s3_endpoint != NULL ||
+	    cfg.s3_region != NULL || cfg.s3_credentials != NULL ||
+	    node_dir != NULL))
+		pf_usage_error("--s3-* and --node-dir need --storage s3://...");
+	if (cfg.s3_target != NULL && node_dir != NULL)
+		cfg.storage_dir = node_dir;
 	pf_log_set_level((enum pf_log_level)verbosity);
 	if (new_user != NULL)
 		return add_user(cfg.users_file, new_user, iterations);

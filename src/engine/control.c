@@ -14,6 +14,7 @@
 
 #include "amend.h"
 #include "auth.h"
+#include "backend.h"
 #include "control.h"
 #include "counters.h"
 #include "engine.h"
@@ -177,6 +178,11 @@ check_sizes(struct stream *st, uint64_t chunk_size, const char *head64,
 		    "chunk size must be a power of "
 		    "two from %u to %u", PROTO_MIN_CHUNK, PROTO_MAX_CHUNK);
 	o->f.chunk_size = (uint32_t)chunk_size;
+	if (env->backend != NULL && chunk_size < BACKEND_S3_MIN_CHUNK)
+		return reply_fail(st, PF_EBADFRAME, "chunk size %llu under "
+		    "the store's minimum of %u MiB (S3 parts): send "
+		    "--chunk-size %uM or more", (unsigned long long)chunk_size,
+		    BACKEND_S3_MIN_CHUNK >> 20, BACKEND_S3_MIN_CHUNK >> 20);
 	if (env->cfg->max_file_size != 0 &&
 	    o->f.size > env->cfg->max_file_size)
 		return reply_fail(st, PF_ETOOLARGE,
@@ -211,6 +217,9 @@ parse_transfer(struct stream *st, const json_t *files, uint64_t chunk_size,
 	char why[256];
 	enum pf_status rc;
 
+	if (st->env->backend != NULL)
+		return reply_fail(st, PF_EPROTO, "folder transfers are not "
+		    "served with S3 storage yet: send single files");
 	if ((rc = manifest_parse(st->env->policy, files, o->f.size,
 	    &o->f.manifest, why, sizeof(why))) != PF_OK)
 		return reply_fail(st, rc == PF_ENOMEM ? PF_EINTERNAL : rc,
@@ -292,11 +301,13 @@ limits_json(const struct stream *st)
 	if (ip == 0)
 		ip = cfg->max_login_connections ? cfg->max_login_connections :
 		    cfg->max_connections / 4;
-	return json_pack("{s:I,s:I,s:I,s:I}", "user_connections",
+	return json_pack("{s:I,s:I,s:I,s:I,s:I}", "user_connections",
 	    (json_int_t)cfg->max_user_connections, "user_connections_used",
 	    (json_int_t)peruser_count(st->env->peruser, st->user),
 	    "connections", (json_int_t)cfg->max_connections, "ip_logins",
-	    (json_int_t)(ip > 0 ? ip : 1));
+	    (json_int_t)(ip > 0 ? ip : 1), "min_chunk_size",
+	    (json_int_t)(st->env->backend != NULL ? BACKEND_S3_MIN_CHUNK :
+	    PROTO_MIN_CHUNK));
 }
 
 /* Sends OPENED with the bitmap of the chunks s holds. */
@@ -408,7 +419,8 @@ check_space(struct stream *st, uint64_t size, uint64_t *room)
 	uint64_t keep = st->env->cfg->min_free_space;
 
 	*room = UINT64_MAX;
-	if (avail == UINT64_MAX)
+	/* A store's space is not this node's to count. */
+	if (avail == UINT64_MAX || st->env->backend != NULL)
 		return PF_OK;
 	if (avail < size || avail - size < keep)
 		return reply_fail(st, PF_ENOSPC,
@@ -487,6 +499,58 @@ amend_session(struct stream *st, const struct open_req *o,
 	return take_over(st, s, "amended");
 }
 
+/* True if stored record r is file o of user, as session_matches. */
+static bool
+record_matches(const struct s3store_record *r, const char *user,
+    const struct open_req *o)
+{
+	return strcmp(r->user, user) == 0 && strcmp(r->name, o->name) == 0 &&
+	    r->size == o->f.size && r->chunk_size == o->f.chunk_size &&
+	    r->head_len == o->f.headlen &&
+	    memcmp(r->head, o->f.head, r->head_len) == 0;
+}
+
+/*
+ * OPEN with "resume" of a session this node does not hold (another node
+ * took it, or this one restarted): its record comes from the store, and
+ * the chunks held from ListParts. A finished one is not resumed (its
+ * receipt is the committer's): the client is told it is unknown.
+ */
+static enum pf_status
+resume_stored(struct stream *st, const struct open_req *o)
+{
+	const struct stream_env *env = st->env;
+	struct s3store_record rec;
+	struct session_file f = o->f;
+	struct registry_ask ask = { .id = o->resume, .user = st->user,
+	    .size = o->f.size, .room = UINT64_MAX };
+	struct session *s = NULL;
+	char why[256];
+	uint64_t size;
+	enum pf_status rc;
+
+	if (!proto_id_valid(o->resume) ||
+	    backend_load(env->backend, o->resume, &rec) != PF_OK ||
+	    !record_matches(&rec, st->user, o) ||
+	    backend_finished(env->backend, &rec, &size) == PF_OK)
+		return reply_fail(st, PF_ENOSESSION, "no session %s to "
+		    "resume for this file", o->resume);
+	if ((rc = registry_open(env->registry, o->nchunks, &ask, &s, why,
+	    sizeof(why))) != PF_OK)
+		return reply_fail(st, rc == PF_ENOMEM ? PF_EINTERNAL : rc,
+		    "%s", why);
+	f.peer = st->c->peer;
+	if ((rc = session_restore_remote(s, env->backend, &rec, &f)) !=
+	    PF_OK) {
+		registry_retire(env->registry, s);
+		session_unref(s);
+		return reply_fail(st, rc == PF_ECANCELLED ? rc : PF_ENOSESSION,
+		    "session %s cannot be resumed: %s", o->resume,
+		    pf_status_message(rc));
+	}
+	return take_over(st, s, "resumed from the store");
+}
+
 /* OPEN with "resume": take over a session this user opened before. */
 static enum pf_status
 resume_session(struct stream *st, const struct open_req *o)
@@ -494,7 +558,8 @@ resume_session(struct stream *st, const struct open_req *o)
 	struct session *s = NULL;
 
 	if (registry_lookup(st->env->registry, o->resume, &s) != PF_OK)
-		return resume_finished(st, o);
+		return st->env->backend != NULL ? resume_stored(st, o) :
+		    resume_finished(st, o);
 	/*
 	 * Its COMMIT is being carried out (the connection that sent it may be
 	 * gone): "unknown" would have the client upload the file again. In a
@@ -558,6 +623,8 @@ control_on_open(struct stream *st, const json_t *req)
 	}
 	session_take(s, st->id, st->key);
 	o.f.peer = st->c->peer;
+	if (env->backend != NULL)
+		session_use_backend(s, env->backend);
 	/* session_open takes the manifest over, whatever it returns. */
 	if ((rc = session_open(s, env->storage, &o.f)) != PF_OK) {
 		rc = rc == PF_EINTERNAL ? reply_fail(st, rc, "out of memory") :

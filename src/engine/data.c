@@ -214,7 +214,11 @@ data_start(struct stream *st, struct session *s)
 	st->buf = malloc(STREAM_BUF);
 	st->hash = pf_sha256_new();
 	st->acks = acks_new();
-	if (st->buf == NULL || st->hash == NULL || st->acks == NULL)
+	/* A store takes a chunk whole: one buffer per stream, no disk. */
+	if (session_remote(s))
+		st->chunk = malloc(session_chunk_size(s));
+	if (st->buf == NULL || st->hash == NULL || st->acks == NULL ||
+	    (session_remote(s) && st->chunk == NULL))
 		return PF_ENOMEM;
 	st->session = s;
 	stream_set_role(st, ROLE_DATA);
@@ -385,7 +389,9 @@ receive_chunk(struct stream *st, const struct proto_chunk_head *ch,
 			*head_differs = true;
 		if ((rc = pf_sha256_update(st->hash, st->buf, k)) != PF_OK)
 			return rc;
-		if (!*head_differs)
+		if (!*head_differs && st->chunk != NULL)
+			memcpy(st->chunk + pos, st->buf, k);
+		else if (!*head_differs)
 			rc = session_write_chunk(s, ch->offset + pos, st->buf,
 			    k);
 		if (rc != PF_OK)
@@ -396,6 +402,52 @@ receive_chunk(struct stream *st, const struct proto_chunk_head *ch,
 	if ((rc = pf_conn_read_full(st->c, want, PF_SHA256_LEN)) != PF_OK)
 		return rc;
 	return pf_sha256_final(st->hash, got);
+}
+
+/*
+ * Claimed chunk ch, verified (digest got), whole in st->chunk, to the
+ * store; its ACK is queued once the store holds it (the durable ACK),
+ * behind the answers before it. A chunk the store refuses is released
+ * to be sent again, or ends the session if the store ended it.
+ */
+static enum pf_status
+put_chunk(struct stream *st, const struct proto_chunk_head *ch,
+    const uint8_t got[PF_SHA256_LEN])
+{
+	struct session *s = st->session;
+	uint32_t i = (uint32_t)ch->index;
+	uint64_t started = pf_now_us();
+	uint8_t body[PF_SHA256_LEN];
+	enum pf_status rc;
+
+	/* The store checks the bytes against their plain SHA-256: a
+	   second pass, from memory (the chunk digest covers its head). */
+	if ((rc = pf_sha256(st->chunk, (size_t)ch->length, body)) != PF_OK)
+		return reply_fail(st, rc, "cannot hash chunk %lu",
+		    (unsigned long)i);
+	rc = session_put_chunk(s, i, st->chunk, (size_t)ch->length, got,
+	    body);
+	if (rc == PF_ECHECKSUM) {
+		/* Another node holds other bytes for it: never ours. */
+		session_release_chunk(s, i, true);
+		atomic_fetch_add(&st->env->counters->chunks_nacked, 1);
+		acks_push(st->acks, PROTO_NACK, i, false);
+		return flush(st);
+	}
+	if (rc != PF_OK) {
+		session_release_chunk(s, i, false);
+		if (rc == PF_ECANCELLED)
+			registry_end(st->env->registry, s, SESSION_CANCELLED,
+			    rc);
+		return reply_fail(st, rc, "the store did not take chunk %lu",
+		    (unsigned long)i);
+	}
+	atomic_fetch_add(&st->env->counters->chunks_acked, 1);
+	counters_observe_chunk(st->env->counters, pf_now_us() - started);
+	log_debug("%s: session %s chunk %lu stored in S3", st->c->peer,
+	    session_id(s), (unsigned long)i);
+	acks_push(st->acks, PROTO_ACK, i, false);
+	return flush(st);
 }
 
 /*
@@ -453,6 +505,8 @@ data_on_chunk(struct stream *st, const struct proto_header *h)
 		    "declared head");
 		goto release;
 	}
+	if (st->chunk != NULL)
+		return put_chunk(st, &ch, got);
 	/*
 	 * The ACK is a promise: data, then journal, on stable storage. The
 	 * committer syncs while this connection reads the next chunk.

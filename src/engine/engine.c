@@ -22,6 +22,7 @@
 #include "session.h"
 #include "keyfile.h"
 #include "storage.h"
+#include "backend.h"
 #include "throttle.h"
 #include "wire.h"
 
@@ -55,6 +56,24 @@ engine_config_defaults(struct engine_config *cfg)
 	cfg->staging_ttl_s = 24 * 3600;
 	cfg->stop_grace_ms = 10000;
 	cfg->login_log_interval_s = 60;
+}
+
+/*
+ * With --storage s3://...: the store, checked now, so a node that
+ * cannot reach it or is refused its keys does not start.
+ */
+static enum pf_status
+open_backend(struct engine *e)
+{
+	char node[64] = "paraflowd";
+	struct backend_s3_opts o = { e->cfg.s3_target, e->cfg.s3_endpoint,
+	    e->cfg.s3_region, e->cfg.s3_credentials, node };
+
+	if (e->cfg.s3_target == NULL)
+		return PF_OK;
+	if (gethostname(node, sizeof(node) - 1) == -1)
+		snprintf(node, sizeof(node), "paraflowd");
+	return backend_s3_open(&o, &e->backend);
 }
 
 static enum pf_status
@@ -160,6 +179,7 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	    STORAGE_SYNC_NONE : STORAGE_SYNC_FULL, &e->storage)) != PF_OK ||
 	    (rc = keyfile_load(storage_path(e->storage), e->secret)) !=
 	    PF_OK ||
+	    (rc = open_backend(e)) != PF_OK ||
 	    (rc = registry_load(e->registry, e->storage, e->policy,
 	    cfg->staging_ttl_s)) != PF_OK ||
 	    (rc = pf_tcp_listen(cfg->bind, cfg->port, &e->listenfd,
@@ -167,6 +187,7 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 		goto out;
 	e->env = (struct stream_env){ .cfg = &e->cfg, .users = e->users,
 	    .secret = e->secret, .policy = e->policy, .storage = e->storage,
+	    .backend = e->backend,
 	    .registry = e->registry, .peruser = e->peruser,
 	    .throttle = e->throttle, .budget = e->budget,
 	    .refusals = &e->refusals,
@@ -401,6 +422,9 @@ reaper_main(void *arg)
 			break;
 		pthread_mutex_unlock(&e->lock);
 		reap(e);
+		/* Any node may expire the store's idle sessions. */
+		if (e->backend != NULL)
+			backend_expire(e->backend, e->cfg.staging_ttl_s);
 		throttle_report(e->throttle);
 		pthread_mutex_lock(&e->lock);
 	}
@@ -484,6 +508,7 @@ engine_free(struct engine *e)
 	throttle_free(e->throttle);
 	pf_log_limit_destroy(&e->refusals);
 	storage_close(e->storage);
+	backend_close(e->backend);
 	policy_free(e->policy);
 	auth_users_free(e->users);
 	pf_tls_free(e->tls);

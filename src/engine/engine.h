@@ -17,7 +17,12 @@
 struct engine_config {
 	const char	*bind;		/* NULL: 127.0.0.1 */
 	unsigned	 port;		/* 0: ephemeral */
-	const char	*storage_dir;
+	const char	*storage_dir;	/* with s3_target: the node's own
+					   files (key file), no uploads */
+	const char	*s3_target;	/* "s3://BUCKET/PREFIX", or NULL */
+	const char	*s3_endpoint;
+	const char	*s3_region;	/* NULL: us-east-1 */
+	const char	*s3_credentials;	/* NULL: AWS_* variables */
 	const char	*users_file;	/* NULL: default user, see below */
 	bool		 insecure_default_user;	/* allow it off loopback */
 	const char	*forbidden_exts;	/* NULL: policy default */

@@ -216,7 +216,7 @@ claim(struct s3store *st, const char *key, uint32_t index,
 enum pf_status
 s3store_put_chunk(struct s3store *st, const struct s3store_record *rec,
     uint32_t index, const void *p, size_t n,
-    const uint8_t sha256[PF_SHA256_LEN])
+    const uint8_t sha256[PF_SHA256_LEN], const uint8_t body[PF_SHA256_LEN])
 {
 	char obj[S3_KEY_MAX + 1], key[S3_KEY_MAX + 1], etag[S3_ETAG_MAX];
 	char what[32 + 2 * PF_SHA256_LEN], hex[2 * PF_SHA256_LEN + 1];
@@ -236,7 +236,7 @@ s3store_put_chunk(struct s3store *st, const struct s3store_record *rec,
 	if ((rc = claim(st, key, index, sha256, &wrote)) != PF_OK)
 		return rc;
 	rc = s3_mpu_put_part(st->s3, obj, rec->upload, index + 1, p, n,
-	    sha256, etag);
+	    body != NULL ? body : sha256, etag);
 	if (rc == PF_ENOSESSION) {
 		/* The upload is gone: cancelled (or expired). A claim this
 		   call made after the cancel swept the keys goes too. */

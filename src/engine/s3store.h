@@ -96,9 +96,12 @@ uint32_t s3store_nchunks(const struct s3store_record *rec);
 uint64_t s3store_chunk_len(const struct s3store_record *rec, uint32_t i);
 
 /*
- * Stores chunk index of rec from p[0..n), whose SHA-256 (verified by the
- * caller) is sha256: claims the index for that digest, puts the part
- * (the store checks the bytes against the digest), records the digest.
+ * Stores chunk index of rec from p[0..n), whose digest (verified by the
+ * caller; what the receipt is made of) is sha256: claims the index for
+ * that digest, puts the part, records the digest. body is the plain
+ * SHA-256 of the n bytes, which the store checks the part against, or
+ * NULL if sha256 is that (the engine's chunk digests are not: they
+ * cover the chunk's head too, see proto_chunk_digest_begin).
  * PF_OK once the store holds it (the durable ACK), also if the same
  * bytes were stored before. PF_ECHECKSUM if the index was claimed with
  * another digest (nothing is written), PF_EBADFRAME for an index or a
@@ -107,7 +110,8 @@ uint64_t s3store_chunk_len(const struct s3store_record *rec, uint32_t i);
  */
 enum pf_status s3store_put_chunk(struct s3store *st,
     const struct s3store_record *rec, uint32_t index, const void *p,
-    size_t n, const uint8_t sha256[PF_SHA256_LEN]);
+    size_t n, const uint8_t sha256[PF_SHA256_LEN],
+    const uint8_t body[PF_SHA256_LEN]);
 
 /*
  * The chunks the store holds, as bitmap (s3store_nchunks(rec) / 8 + 1

@@ -18,6 +18,7 @@
 #include "proto.h"
 #include "session.h"
 #include "storage.h"
+#include "backend.h"
 #include "unpack.h"
 
 enum chunk_state {
@@ -47,6 +48,8 @@ struct session {
 
 	struct storage	*storage;		/* borrowed */
 	struct staging	*staging;		/* owned; NULL once final */
+	struct backend	*remote;		/* borrowed: on S3, or NULL */
+	struct s3store_record *rec;		/* owned, with remote */
 	struct manifest	*mf;			/* a transfer's; or NULL */
 	unsigned	 amends;		/* of the transfer so far */
 	char		 mfname[32];		/* its manifest's file */
@@ -137,6 +140,7 @@ session_free(struct session *s)
 	free((void *)s->chunks);
 	free((void *)s->tried);
 	free(s->digests);
+	free(s->rec);
 	free(s);
 }
 
@@ -314,14 +318,22 @@ get_manifest(struct session *s, const json_t *meta, const char *digest)
 	return rc;
 }
 
-enum pf_status
-session_open(struct session *s, struct storage *storage,
-    const struct session_file *f)
+void
+session_use_backend(struct session *s, struct backend *b)
 {
-	enum pf_status rc = PF_EINTERNAL;
-	json_t *meta;
+	s->remote = b;
+}
 
-	s->storage = storage;
+bool
+session_remote(const struct session *s)
+{
+	return s->remote != NULL;
+}
+
+/* The fields of s that file f gives (f's manifest taken over). */
+static enum pf_status
+open_fields(struct session *s, const struct session_file *f)
+{
 	s->mf = f->manifest;
 	manifest_name(0, s->mfname);
 	snprintf(s->name, sizeof(s->name), "%s", f->name);
@@ -331,9 +343,70 @@ session_open(struct session *s, struct storage *storage,
 	memcpy(s->head, f->head, f->headlen);
 	s->headlen = f->headlen;
 	if ((s->client_name = malloc(f->client_name_len + 1)) == NULL)
-		goto out;
+		return PF_EINTERNAL;
 	memcpy(s->client_name, f->client_name, f->client_name_len + 1);
 	s->client_name_len = f->client_name_len;
+	return PF_OK;
+}
+
+/* s's record for the store, from its fields; NULL on ENOMEM. */
+static struct s3store_record *
+new_record(const struct session *s)
+{
+	struct s3store_record *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	snprintf(r->id, sizeof(r->id), "%s", s->id);
+	snprintf(r->user, sizeof(r->user), "%s", s->user);
+	snprintf(r->name, sizeof(r->name), "%s", s->name);
+	r->size = s->size;
+	r->chunk_size = s->chunk_size;
+	memcpy(r->head, s->head, s->headlen);
+	r->head_len = s->headlen;
+	r->created = (int64_t)s->created;
+	return r;
+}
+
+/*
+ * Creates s in the store. Only single files of native clients: a
+ * transfer's files and tus are served from the storage directory alone
+ * (docs/scale-out.md, what is next).
+ */
+static enum pf_status
+open_remote(struct session *s)
+{
+	enum pf_status rc;
+
+	if (s->mf != NULL || s->tus)
+		return PF_EPROTO;
+	if ((s->rec = new_record(s)) == NULL)
+		return PF_EINTERNAL;
+	/* Nothing of it in the store to cancel: the end is local. */
+	if ((rc = backend_create(s->remote, s->rec)) != PF_OK) {
+		free(s->rec);
+		s->rec = NULL;
+	}
+	return rc;
+}
+
+enum pf_status
+session_open(struct session *s, struct storage *storage,
+    const struct session_file *f)
+{
+	enum pf_status rc = PF_EINTERNAL;
+	json_t *meta;
+
+	s->storage = storage;
+	if (open_fields(s, f) != PF_OK)
+		goto out;
+	if (s->remote != NULL) {
+		if ((rc = open_remote(s)) != PF_OK)
+			goto out;
+		atomic_store(&s->ready, true);
+		session_changed();
+		goto out;
+	}
 	if ((meta = to_json(s, true)) == NULL)
 		goto out;
 	rc = storage_staging_create(storage, s->id, s->size, meta,
@@ -442,6 +515,38 @@ session_restore(struct session *s, struct storage *storage,
 	atomic_store(&s->ready, true);
 	session_changed();
 	return PF_OK;
+}
+
+enum pf_status
+session_restore_remote(struct session *s, struct backend *b,
+    const struct s3store_record *rec, const struct session_file *f)
+{
+	enum pf_status rc = PF_EINTERNAL;
+	uint8_t *bits;
+
+	s->remote = b;
+	if ((rc = open_fields(s, f)) != PF_OK)
+		return rc;
+	s->created = (time_t)rec->created;
+	if ((s->rec = malloc(sizeof(*s->rec))) == NULL ||
+	    (bits = calloc(1, (size_t)s->nchunks / 8 + 1)) == NULL)
+		return PF_EINTERNAL;
+	memcpy(s->rec, rec, sizeof(*s->rec));
+	/* Whatever any node stored: the store is the truth, not memory. */
+	if ((rc = backend_have(b, s->rec, bits)) == PF_OK) {
+		for (uint32_t i = 0; i < s->nchunks; i++) {
+			if (!(bits[i / 8] & (1u << (i % 8))))
+				continue;
+			atomic_store(&s->chunks[i], CHUNK_DONE);
+			atomic_fetch_add(&s->chunks_acked, 1);
+			atomic_fetch_add(&s->bytes_held, proto_chunk_length(
+			    s->size, s->chunk_size, i));
+		}
+		atomic_store(&s->ready, true);
+		session_changed();
+	}
+	free(bits);
+	return rc;
 }
 
 bool
@@ -554,6 +659,19 @@ session_write_chunk(struct session *s, uint64_t off, const void *p, size_t n)
 }
 
 enum pf_status
+session_put_chunk(struct session *s, uint32_t index, const void *p,
+    size_t n, const uint8_t digest[PF_SHA256_LEN],
+    const uint8_t body[PF_SHA256_LEN])
+{
+	enum pf_status rc;
+
+	if ((rc = backend_put_chunk(s->remote, s->rec, index, p, n,
+	    digest, body)) == PF_OK)
+		session_held_chunk(s, index, digest);
+	return rc;
+}
+
+enum pf_status
 session_done_chunk(struct session *s, uint32_t index,
     const uint8_t digest[PF_SHA256_LEN])
 {
@@ -624,7 +742,23 @@ session_reclaim_chunk(struct session *s, uint32_t index)
 bool
 session_broken(struct session *s)
 {
-	return storage_staging_broken(s->staging);
+	return s->remote == NULL && storage_staging_broken(s->staging);
+}
+
+/*
+ * A session on the store ended: its upload aborted and its keys gone
+ * (s3store_cancel), so no node can bring it back. A store that already
+ * forgot it (expired elsewhere) is as good.
+ */
+static enum pf_status
+end_remote(struct session *s)
+{
+	enum pf_status rc;
+
+	if (s->rec == NULL)
+		return PF_OK;
+	rc = backend_cancel(s->remote, s->rec);
+	return rc == PF_ENOSESSION || rc == PF_ECANCELLED ? PF_OK : rc;
 }
 
 bool
@@ -635,7 +769,11 @@ session_end(struct session *s, enum session_state state, enum pf_status why)
 	atomic_store(&s->error, (int)why);
 	session_changed();
 	/* A crash from here on must not bring the session back. */
-	atomic_store(&s->end_rc, (int)storage_staging_forget(s->staging));
+	if (s->remote != NULL)
+		atomic_store(&s->end_rc, (int)end_remote(s));
+	else
+		atomic_store(&s->end_rc, (int)storage_staging_forget(
+		    s->staging));
 	return true;
 }
 
@@ -643,6 +781,31 @@ enum pf_status
 session_end_status(struct session *s)
 {
 	return (enum pf_status)atomic_load(&s->end_rc);
+}
+
+/*
+ * COMMIT on the store, which checks the receipt against the digests it
+ * holds (a resumed session's earlier chunks were checked by whichever
+ * node took them) and completes the upload once, whichever node asks.
+ */
+static enum pf_status
+commit_remote(struct session *s, const uint8_t want[PF_SHA256_LEN])
+{
+	enum pf_status rc = backend_commit(s->remote, s->rec, want);
+
+	if (rc == PF_ECHECKSUM || rc == PF_ECANCELLED) {
+		transition(s, SESSION_ASSEMBLING, SESSION_FAILED);
+		atomic_store(&s->error, (int)rc);
+		session_changed();
+		return rc;
+	}
+	if (rc != PF_OK) {
+		transition(s, SESSION_ASSEMBLING, SESSION_RECEIVING);
+		return rc;
+	}
+	pf_hex_encode(want, PF_SHA256_LEN, s->receipt);
+	transition(s, SESSION_ASSEMBLING, SESSION_COMPLETE);
+	return PF_OK;
 }
 
 enum pf_status
@@ -654,6 +817,8 @@ session_commit(struct session *s, const uint8_t want[PF_SHA256_LEN],
 
 	if (!transition(s, SESSION_RECEIVING, SESSION_ASSEMBLING))
 		return PF_ECANCELLED;
+	if (s->remote != NULL)
+		return commit_remote(s, want);
 	if (finalize_check_receipt(s->size, s->chunk_size, s->digests,
 	    s->nchunks, want) != PF_OK) {
 		transition(s, SESSION_ASSEMBLING, SESSION_FAILED);

@@ -119,6 +119,27 @@ enum pf_status session_restore(struct session *s, struct storage *storage,
     const json_t *meta, struct staging *st, const uint32_t *indices,
     const uint8_t *digests, uint32_t n, time_t last_active);
 
+/*
+ * Puts new session s on the store b (borrowed; it must outlive s)
+ * rather than in the storage directory: before session_open, which then
+ * creates it in the store (a transfer or tus: PF_EPROTO). Any thread.
+ */
+struct backend;
+struct s3store_record;
+void session_use_backend(struct session *s, struct backend *b);
+
+/* True if s lives in a store (session_use_backend). */
+bool session_remote(const struct session *s);
+
+/*
+ * Brings new session s (made with rec's id, user and size) back from the
+ * store b, for file f (copied, as session_open): rec (copied) is its
+ * record, the chunks held are what the store holds now (ListParts).
+ * Makes s ready. PF_EINTERNAL on ENOMEM, else the store's status.
+ */
+enum pf_status session_restore_remote(struct session *s, struct backend *b,
+    const struct s3store_record *rec, const struct session_file *f);
+
 /* Reads the id of staging metadata into id; PF_EBADFRAME if malformed. */
 enum pf_status session_id_from_json(const json_t *meta,
     char id[PROTO_ID_LEN + 1]);
@@ -171,6 +192,18 @@ enum session_claim session_claim_chunk(struct session *s, uint32_t index,
  */
 enum pf_status session_write_chunk(struct session *s, uint64_t off,
     const void *p, size_t n);
+
+/*
+ * On the store: stores claimed chunk index, all n bytes of it at p,
+ * whose digest was verified (body: the bytes' plain SHA-256, which the
+ * store checks), and marks it done: PF_OK is the durable
+ * ACK (the store answered the part's PUT). On failure the chunk stays
+ * claimed (release it); PF_ECHECKSUM if another node holds other bytes
+ * for it, PF_ECANCELLED if the session was cancelled or expired.
+ */
+enum pf_status session_put_chunk(struct session *s, uint32_t index,
+    const void *p, size_t n, const uint8_t digest[PF_SHA256_LEN],
+    const uint8_t body[PF_SHA256_LEN]);
 
 /*
  * Makes claimed chunk index durable (data, then journal: see

@@ -155,6 +155,7 @@ stream_release(struct stream *st, bool answering)
 	auth_server_free(st->auth);
 	pf_sha256_free(st->hash);
 	free(st->buf);
+	free(st->chunk);
 	pf_wipe(st->key, sizeof(st->key));
 }
 

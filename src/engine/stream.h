@@ -30,6 +30,7 @@ struct stream_env {
 	const uint8_t		*secret;	/* PF_SHA256_LEN: fake salts */
 	struct policy		*policy;
 	struct storage		*storage;
+	struct backend		*backend;	/* S3, or NULL: storage */
 	struct registry		*registry;
 	struct peruser		*peruser;
 	struct throttle		*throttle;	/* failed logins */

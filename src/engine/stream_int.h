@@ -48,6 +48,7 @@ struct stream {
 	uint8_t			 key[PF_SHA256_LEN];
 	struct session		*session;	/* held reference */
 	uint8_t			*buf;
+	uint8_t			*chunk;	/* on a store: one whole chunk */
 	struct pf_sha256	*hash;
 	struct data_acks	*acks;		/* data connections: data.c */
 	bool			 errored;	/* an ERROR frame was sent */

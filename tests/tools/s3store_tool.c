@@ -130,7 +130,7 @@ put_one(const struct s3store_record *rec, int fd, uint32_t i)
 	if ((p = read_at(fd, (uint64_t)i * rec->chunk_size, n)) == NULL)
 		return PF_EIO;
 	if ((rc = pf_sha256(p, n, d)) == PF_OK)
-		rc = s3store_put_chunk(st, rec, i, p, n, d);
+		rc = s3store_put_chunk(st, rec, i, p, n, d, NULL);
 	free(p);
 	return rc;
 }
@@ -155,7 +155,7 @@ put(const struct s3store_record *rec, int argc, char **argv, bool whole)
 		    d)) == PF_OK)
 			rc = s3store_put_chunk(st, rec,
 			    (uint32_t)strtoul(argv[1], NULL, 10), p,
-			    (size_t)sb.st_size, d);
+			    (size_t)sb.st_size, d, NULL);
 		free(p);
 	}
 	for (i = 1; whole && i < argc && rc == PF_OK; i++)
