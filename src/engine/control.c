@@ -529,9 +529,20 @@ resume_stored(struct stream *st, const struct open_req *o)
 	uint64_t size;
 	enum pf_status rc;
 
-	if (!proto_id_valid(o->resume) ||
-	    backend_load(env->backend, o->resume, &rec) != PF_OK ||
-	    !record_matches(&rec, st->user, o) ||
+	if (!proto_id_valid(o->resume))
+		return reply_fail(st, PF_ENOSESSION, "no session %s",
+		    o->resume);
+	/* A cancel this node saw is final, as without a store. */
+	if ((rc = registry_ended_reason(env->registry, o->resume,
+	    st->user)) != PF_OK)
+		return reply_fail(st, rc, "session %s ended: %s", o->resume,
+		    pf_status_message(rc));
+	rc = backend_load(env->backend, o->resume, &rec);
+	/* The store did not answer: not a reason to start over. */
+	if (rc != PF_OK && rc != PF_ENOSESSION)
+		return reply_fail(st, PF_EBUSY, "the store cannot be read "
+		    "now (%s); try again", pf_status_message(rc));
+	if (rc != PF_OK || !record_matches(&rec, st->user, o) ||
 	    backend_finished(env->backend, &rec, &size) == PF_OK)
 		return reply_fail(st, PF_ENOSESSION, "no session %s to "
 		    "resume for this file", o->resume);
