@@ -44,9 +44,9 @@ stored_since() {
 	[ $(($(stored) - $1)) -ge "$2" ]
 }
 
-# cut NAME: an upload of $T/NAME at 4 MiB/s over 2 streams, SIGKILLed
+# cut_off NAME: an upload of $T/NAME at 4 MiB/s over 2 streams, SIGKILLed
 # once the server stored 2 chunks of it; HELD: how many it stored.
-cut() {
+cut_off() {
 	local pid base
 	base=$(stored)
 	"$PARAFLOW" upload --port "$PORT" --quiet --file "$T/$1" -c 8M \
@@ -81,7 +81,7 @@ check "no byte of it on the node's disk" \
 
 # --- the client killed mid-upload, run again: only missing chunks sent
 mkfile "$T/b.bin" $((6 * C))
-cut b.bin
+cut_off b.bin
 echo "# first run: $HELD of 6 chunks stored before the kill"
 check "some chunks were stored, not all" test "$HELD" -ge 2 -a "$HELD" -lt 6
 base=$(stored)
@@ -95,7 +95,7 @@ check_eq "  the object's SHA-256" "$(sha "$T/b.bin")" \
 
 # --- paraflowd SIGKILLed and restarted between: back from the store
 mkfile "$T/c.bin" $((6 * C))
-cut c.bin
+cut_off c.bin
 C_SID=$(sid c.bin)
 echo "# first run: $HELD of 6 chunks stored before the kill"
 signal_ours KILL "$SERVER_PID"
@@ -113,7 +113,7 @@ check_eq "  the object's SHA-256" "$(sha "$T/c.bin")" \
 
 # --- cancel through the gateway: the upload aborted, no .pf/ key left
 mkfile "$T/d.bin" $((4 * C))
-cut d.bin
+cut_off d.bin
 D=$(sid d.bin)
 check "the session has keys in the store" test -n "$(keys ".pf/s/$D/")"
 PIN=$(server_pin)
