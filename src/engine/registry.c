@@ -96,6 +96,17 @@ insert(struct registry *r, struct session *s, bool recovered)
 	return true;
 }
 
+/* True if a live session has id; with r's lock held. */
+static bool
+listed(const struct registry *r, const char *id)
+{
+	for (unsigned i = 0; i < r->cap; i++)
+		if (r->slots[i] != NULL && strcmp(session_id(r->slots[i]),
+		    id) == 0)
+			return true;
+	return false;
+}
+
 /* Adds a, saturating: sums of declared sizes must not wrap. */
 static uint64_t
 add_sat(uint64_t a, uint64_t b)
@@ -192,7 +203,13 @@ registry_open(struct registry *r, uint32_t nchunks,
 	session_ref(s);		/* the table's */
 	pthread_mutex_lock(&r->lock);
 	/* Checked and inserted under one lock: two OPENs cannot both fit. */
-	if ((rc = admit(r, a, why, whycap)) == PF_OK && !insert(r, s, false)) {
+	if (a->id != NULL && listed(r, a->id)) {
+		/* Two resumes of one stored session at once: one wins. */
+		snprintf(why, whycap, "session %s is being resumed by another "
+		    "connection; try again", a->id);
+		rc = PF_EBUSY;
+	} else if ((rc = admit(r, a, why, whycap)) == PF_OK &&
+	    !insert(r, s, false)) {
 		snprintf(why, whycap, "too many sessions");
 		rc = PF_EBUSY;
 	}

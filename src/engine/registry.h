@@ -56,7 +56,8 @@ void registry_free(struct registry *r);
  * have at most user_sessions of them, and hold at most user_reserved
  * bytes, and user_share percent of the space free to them (the room
  * plus what they hold), reserved but not yet received: past one of
- * these PF_EQUOTA; when the table is full PF_EBUSY; PF_ENOMEM. On
+ * these PF_EQUOTA; when the table is full, or a->id is live already,
+ * PF_EBUSY; PF_ENOMEM. On
  * failure why (whycap bytes) says which limit, in a sentence for the
  * client. Any thread.
  */
