@@ -22,6 +22,9 @@ podman-compose debootstrap"
 # (tests/s3/rgw.sh; no ceph-mgr, not needed) and awscli to check the
 # bucket independently of ParaFlow.
 PACKAGES="$PACKAGES ceph-mon ceph-osd radosgw ceph-common awscli"
+# Test-only: the load balancer in front of several S3 nodes
+# (tests/integ/t_s3_nodes.sh, docker/scale-out/).
+PACKAGES="$PACKAGES haproxy"
 # The OpenAPI linter (tests/node) runs on node; Debian's only when the
 # machine has no node of its own.
 command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
