@@ -32,15 +32,15 @@ enum pf_status
 client_hello(struct pf_conn *c, uint8_t nonce[SCRAM_NONCE_LEN], char *err,
     size_t errcap)
 {
-	return client_hello_features(c, nonce, NULL, err, errcap);
+	return client_hello_offer(c, nonce, NULL, err, errcap);
 }
 
 enum pf_status
-client_hello_features(struct pf_conn *c, uint8_t nonce[SCRAM_NONCE_LEN],
-    unsigned *features, char *err, size_t errcap)
+client_hello_offer(struct pf_conn *c, uint8_t nonce[SCRAM_NONCE_LEN],
+    struct client_offer *offer, char *err, size_t errcap)
 {
 	const char *n64;
-	uint64_t version;
+	uint64_t version, min;
 	json_t *j = NULL;
 	enum pf_status rc;
 
@@ -65,10 +65,15 @@ client_hello_features(struct pf_conn *c, uint8_t nonce[SCRAM_NONCE_LEN],
 		    "(a downgrade?)", SCRAM_MECH_PLUS);
 		goto out;
 	}
-	if (features != NULL)
-		*features = (lists(j, "features", "transfer") ?
+	if (offer != NULL) {
+		offer->features = (lists(j, "features", "transfer") ?
 		    CLIENT_FEATURE_TRANSFER : 0) | (lists(j, "features",
 		    "amend") ? CLIENT_FEATURE_AMEND : 0);
+		/* One we could not send is no help: as if unsaid. */
+		offer->min_chunk = wire_json_u64(j, "min_chunk_size",
+		    &min) == 0 && proto_chunk_size_valid(min) ?
+		    (uint32_t)min : 0;
+	}
 	rc = PF_OK;
 out:
 	json_decref(j);

@@ -65,12 +65,16 @@ struct client_opened {
  * (a downgrade). Server errors: the ERROR code, its message in err
  * (capacity errcap).
  */
-/*
- * client_hello that also tells, in *features, what the server offers
- * (CLIENT_FEATURE_*); a server that says nothing offers nothing.
- */
-enum pf_status client_hello_features(struct pf_conn *c,
-    uint8_t nonce[SCRAM_NONCE_LEN], unsigned *features, char *err,
+/* What a server's HELLO offers beyond the login. */
+struct client_offer {
+	unsigned	features;	/* CLIENT_FEATURE_*; none if unsaid */
+	uint32_t	min_chunk;	/* the smallest chunk size it takes;
+					   0 if unsaid (an older server) */
+};
+
+/* client_hello that also tells, in *offer, what the server offers. */
+enum pf_status client_hello_offer(struct pf_conn *c,
+    uint8_t nonce[SCRAM_NONCE_LEN], struct client_offer *offer, char *err,
     size_t errcap);
 
 enum pf_status client_hello(struct pf_conn *c,

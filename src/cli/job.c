@@ -21,6 +21,7 @@ job_init(struct job *j, const struct upload_opts *o, struct upload_result *r)
 	j->o = o;
 	j->r = r;
 	j->src.fd = -1;
+	j->chunk_size = o->chunk_size ? o->chunk_size : PROTO_DEFAULT_CHUNK;
 	pthread_mutex_init(&j->lock, NULL);
 	pf_cond_init_monotonic(&j->cond);
 	j->give_up_ms = (uint64_t)o->give_up_s * 1000;

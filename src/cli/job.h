@@ -26,6 +26,8 @@ struct job {
 	struct upload_result	*r;
 	struct chunk_src	 src;		/* the file, or files */
 	uint64_t		 size;
+	uint32_t		 chunk_size;	/* o's, or the one picked
+						   (upload.c) */
 	struct chunk_queue	*q;
 	uint8_t			*digests;	/* ours, 32 bytes a chunk */
 	uint64_t		 give_up_ms;

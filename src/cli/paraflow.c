@@ -115,7 +115,8 @@ static const char usage_text[] =
 "      --limit-rate RATE  send at most RATE bytes a second in all (K, M, G\n"
 "                         are 1024-based, as curl's; default no limit)\n"
 "  -c, --chunk-size SIZE  chunk size, a power of two from 64K to 64M\n"
-"                         (default 4M)\n"
+"                         (default 4M, or the server's smallest if larger:\n"
+"                         8M with S3 storage)\n"
 "  -n, --name NAME        name to store the file under (default: the\n"
 "                         file's base name; the server sanitizes it)\n"
 "  -u, --user USER        user name (default $PARAFLOW_USER, or paraflow)\n"
@@ -259,10 +260,11 @@ print_result(const struct upload_result *r, const char *file, bool json,
 	esc(m, sizeof(m), r->message);
 	if (json) {
 		if (r->status == PF_OK)
-			j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:f,s:I}",
+			j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:f,s:I}",
 			    "status", "ok", "session", r->session, "name",
 			    r->name, "bytes", (json_int_t)r->bytes, "chunks",
-			    (json_int_t)r->chunks, "digest", r->digest,
+			    (json_int_t)r->chunks, "chunk_size",
+			    (json_int_t)r->chunk_size, "digest", r->digest,
 			    "seconds", r->seconds, "retries",
 			    (json_int_t)r->retries);
 		else
@@ -344,7 +346,7 @@ upload_with(struct upload_opts *o, struct cli_login *login, bool json,
 	pf_tls_free(tls);
 	cli_login_wipe(login);
 	if (o->tree != NULL && r.status == PF_OK)
-		rc = folder_report(&r, o->tree, o->chunk_size, json, quiet);
+		rc = folder_report(&r, o->tree, r.chunk_size, json, quiet);
 	else {
 		print_result(&r, o->file, json, quiet, o->threads == 0);
 		rc = cli_exit_code(r.status);
@@ -457,7 +459,7 @@ cmd_upload(int argc, char **argv)
 	struct upload_opts o = { .host = "127.0.0.1",
 	    .port = PROTO_DEFAULT_PORT, .threads = 0,
 	    .max_threads = 64,
-	    .chunk_size = PROTO_DEFAULT_CHUNK, .retries = 5,
+	    .chunk_size = 0, .retries = 5,
 	    .timeout_ms = 60000, .give_up_s = 120, .progress = true };
 	struct cli_login login = { .user = NULL };
 	struct folder_args fa = { .dry_run = false };

@@ -228,7 +228,7 @@ tree_payload(struct upload *u, struct tree *t)
 	struct job *j = &u->j;
 
 	j->size = t->total;
-	if (proto_chunk_count(j->size, j->o->chunk_size,
+	if (proto_chunk_count(j->size, j->chunk_size,
 	    &j->r->chunks) != PF_OK) {
 		job_set_error(j, PF_ETOOLARGE, "more than %u chunks; use a "
 		    "larger --chunk-size", PROTO_MAX_CHUNKS);
@@ -251,13 +251,37 @@ make_queue(struct upload *u)
 	queue_free(j->q);
 	free(j->digests);
 	j->r->bytes = j->size;
-	if ((j->q = queue_new(j->size, j->o->chunk_size, j->r->chunks)) ==
+	if ((j->q = queue_new(j->size, j->chunk_size, j->r->chunks)) ==
 	    NULL || (j->digests = calloc((size_t)j->r->chunks + 1,
 	    PF_SHA256_LEN)) == NULL) {
 		job_set_error(j, PF_ENOMEM, "out of memory");
 		return PF_ENOMEM;
 	}
 	return PF_OK;
+}
+
+/*
+ * Without --chunk-size the server picks: 4 MiB, or its smallest chunk
+ * size if larger (8 MiB on S3, whose parts must be 5 MiB or more). Only
+ * before the first OPEN, and for one file: a transfer's layout, which an
+ * amended resume keeps, is cut to the size it was planned with.
+ */
+static enum pf_status
+fit_chunk_size(struct upload *u, uint32_t min)
+{
+	struct job *j = &u->j;
+	uint32_t cs = min > PROTO_DEFAULT_CHUNK ? min : PROTO_DEFAULT_CHUNK;
+
+	if (j->o->chunk_size != 0 || j->o->tree != NULL || u->started ||
+	    cs == j->chunk_size)
+		return PF_OK;
+	if (proto_chunk_count(j->size, cs, &j->r->chunks) != PF_OK) {
+		job_set_error(j, PF_ETOOLARGE, "%s: more than %u chunks of "
+		    "the server's %u bytes", j->o->file, PROTO_MAX_CHUNKS, cs);
+		return PF_ETOOLARGE;
+	}
+	j->chunk_size = cs;
+	return make_queue(u);
 }
 
 /*
@@ -360,7 +384,7 @@ control_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
 	struct client_open_req rq;
 	uint8_t nonce[SCRAM_NONCE_LEN];
 	struct pf_conn *c = NULL;
-	unsigned features = 0;
+	struct client_offer offer;
 	enum pf_status rc;
 
 	err[0] = '\0';
@@ -370,11 +394,11 @@ control_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
 	    o->timeout_ms, o->quiet, &c, err, errcap)) != PF_OK)
 		goto out;
 	snprintf(what, whatcap, "no greeting from server");
-	if ((rc = client_hello_features(c, nonce, &features, err,
-	    errcap)) != PF_OK)
+	if ((rc = client_hello_offer(c, nonce, &offer, err, errcap)) != PF_OK ||
+	    (rc = fit_chunk_size(u, offer.min_chunk)) != PF_OK)
 		goto out;
 	/* An older server would take the OPEN for one file: ask first. */
-	if (u->files != NULL && !(features & CLIENT_FEATURE_TRANSFER)) {
+	if (u->files != NULL && !(offer.features & CLIENT_FEATURE_TRANSFER)) {
 		snprintf(what, whatcap, "cannot send a folder");
 		snprintf(err, errcap, "this server does not take transfers of "
 		    "many files (an older paraflowd): upgrade it, or send "
@@ -384,7 +408,7 @@ control_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
 	}
 	/* Nor would an older one read offsets: the tree back to back. */
 	if (o->tree != NULL && o->tree->placed &&
-	    !(features & CLIENT_FEATURE_AMEND)) {
+	    !(offer.features & CLIENT_FEATURE_AMEND)) {
 		if (u->started) {
 			snprintf(what, whatcap, "cannot resume");
 			snprintf(err, errcap, "the server no longer takes "
@@ -398,7 +422,7 @@ control_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
 		if ((rc = unamend(u)) != PF_OK)
 			goto out;
 	}
-	rq = (struct client_open_req){ &j->src, j->size, o->chunk_size,
+	rq = (struct client_open_req){ &j->src, j->size, j->chunk_size,
 	    j->r->chunks, u->name, u->resume ? j->session : NULL, u->files,
 	    u->amend };
 	snprintf(what, whatcap, "login failed");
@@ -493,7 +517,7 @@ control_was_complete(struct upload *u, struct pf_conn *c,
 	enum pf_status rc;
 
 	pf_conn_free(c);
-	rc = chunkio_receipt_src(&j->src, j->size, j->o->chunk_size, mine);
+	rc = chunkio_receipt_src(&j->src, j->size, j->chunk_size, mine);
 	if (rc != PF_OK) {
 		job_set_error(j, rc, "%s: cannot compute the receipt",
 		    j->o->file);
@@ -611,14 +635,14 @@ commit(struct upload *u, char *err, size_t errcap)
 	if ((held = malloc(((size_t)n + 7) / 8 + 1)) == NULL)
 		return rc;
 	queue_held_bitmap(j->q, held);
-	rc = chunkio_digest_chunks(&j->src, j->size, j->o->chunk_size, n, held,
+	rc = chunkio_digest_chunks(&j->src, j->size, j->chunk_size, n, held,
 	    j->digests, j->o->threads ? j->o->threads : AUTO_DIGEST_THREADS);
 	free(held);
 	if (rc != PF_OK) {
 		snprintf(err, errcap, "cannot read %s", j->o->file);
 		return rc;
 	}
-	if ((rc = proto_receipt(j->size, j->o->chunk_size, j->digests, n,
+	if ((rc = proto_receipt(j->size, j->chunk_size, j->digests, n,
 	    receipt)) != PF_OK)
 		return rc;
 	pf_hex_encode(receipt, sizeof(receipt), j->r->digest);
@@ -740,7 +764,7 @@ open_file(struct upload *u, struct stat *sb)
 		return PF_EIO;
 	}
 	j->size = (uint64_t)sb->st_size;
-	if (proto_chunk_count(j->size, j->o->chunk_size,
+	if (proto_chunk_count(j->size, j->chunk_size,
 	    &j->r->chunks) != PF_OK) {
 		job_set_error(j, PF_ETOOLARGE, "%s: more than %u chunks; use a "
 		    "larger --chunk-size", j->o->file, PROTO_MAX_CHUNKS);
@@ -903,7 +927,7 @@ upload_run(const struct upload_opts *o, struct upload_result *r)
 {
 	struct upload u = { .rng = 0 };
 	struct progress *bar = NULL;
-	struct files_done fd = { o->tree, NULL, o->chunk_size, NULL };
+	struct files_done fd = { o->tree, NULL, 0, NULL };
 	struct stat sb;
 	double start = now_seconds();
 
@@ -915,6 +939,7 @@ upload_run(const struct upload_opts *o, struct upload_result *r)
 	if (open_file(&u, &sb) != PF_OK || open_state(&u, &sb) != PF_OK ||
 	    make_queue(&u) != PF_OK || control_setup(&u) != PF_OK)
 		goto out;
+	fd.chunk_size = u.j.chunk_size;
 	if (o->progress && o->tree != NULL &&
 	    (fd.map = malloc(((size_t)r->chunks + 7) / 8)) != NULL) {
 		struct progress_items items = { "files",
@@ -931,6 +956,7 @@ upload_run(const struct upload_opts *o, struct upload_result *r)
 	progress_stop(bar);
 out:
 	free(fd.map);
+	r->chunk_size = u.j.chunk_size;
 	upload_finish(&u);
 	r->seconds = now_seconds() - start;
 	return r->status;

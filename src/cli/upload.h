@@ -28,7 +28,7 @@ struct upload_opts {
 	unsigned	 threads;	/* data connections; 0: auto */
 	unsigned	 max_threads;	/* auto's cap */
 	uint64_t	 limit_rate;	/* bytes/s for all; 0: none */
-	uint32_t	 chunk_size;
+	uint32_t	 chunk_size;	/* 0: the server's choice (upload.c) */
 	unsigned	 retries;	/* per chunk, after a NACK */
 	unsigned	 timeout_ms;	/* per network operation */
 	unsigned	 give_up_s;	/* retry until no ACK for this long */
@@ -50,6 +50,7 @@ struct upload_result {
 	char		 name[PROTO_MAX_NAME + 1];	/* as stored */
 	uint64_t	 bytes;
 	uint32_t	 chunks;
+	uint32_t	 chunk_size;	/* what the chunks were cut to */
 	char		 digest[PF_SHA256_HEX];		/* the receipt */
 	double		 seconds;
 	unsigned	 retries;	/* chunks sent again after a NACK */

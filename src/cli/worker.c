@@ -303,7 +303,7 @@ static enum pf_status
 send_chunk(struct worker *w, uint32_t idx)
 {
 	struct job *j = w->j;
-	uint32_t cs = j->o->chunk_size;
+	uint32_t cs = j->chunk_size;
 	struct proto_chunk_head ch = { idx, (uint64_t)idx * cs,
 	    proto_chunk_length(j->size, cs, idx) };
 	/* OpenSSL must not read the mapping itself: see chunkio_sink. */

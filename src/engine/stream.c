@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "auth.h"
+#include "backend.h"
 #include "counters.h"
 #include "engine.h"
 #include "log.h"
@@ -47,10 +48,13 @@ send_hello(struct stream *st)
 		return PF_ENOMEM;
 	/* One mechanism: over TLS the bound one, so none can be downgraded. */
 	/* features: what a client may ask for beyond one file per OPEN. */
-	j = json_pack("{s:s,s:i,s:s,s:[s],s:[s,s]}", "server", "paraflowd/"
-	    PACKAGE_VERSION, "version", PROTO_VERSION, "nonce", nonce,
-	    "mechanisms", pf_conn_is_tls(st->c) ? SCRAM_MECH_PLUS : SCRAM_MECH,
-	    "features", "transfer", "amend");
+	/* min_chunk_size: so a client can pick its chunk size before OPEN. */
+	j = json_pack("{s:s,s:i,s:s,s:[s],s:[s,s],s:I}", "server",
+	    "paraflowd/" PACKAGE_VERSION, "version", PROTO_VERSION, "nonce",
+	    nonce, "mechanisms", pf_conn_is_tls(st->c) ? SCRAM_MECH_PLUS :
+	    SCRAM_MECH, "features", "transfer", "amend", "min_chunk_size",
+	    (json_int_t)(st->env->backend != NULL ? BACKEND_S3_MIN_CHUNK :
+	    PROTO_MIN_CHUNK));
 	free(nonce);
 	if (j == NULL)
 		return PF_ENOMEM;

@@ -111,6 +111,8 @@ check "--json upload: stdout is valid JSON" valid_json <"$T/out"
 check_eq "--json upload: status ok" ok "$(json_get status <"$T/out")"
 check_eq "--json upload: receipt equals paraflow digest" "$receipt" \
     "$(json_get digest <"$T/out")"
+check_eq "--json upload: the default chunk size, 4 MiB, on local storage" \
+    4194304 "$(json_get chunk_size <"$T/out")"
 check_eq "server metadata keeps the same receipt" "$receipt" \
     "$(json_get digest <"$STORAGE/$(json_get session <"$T/out")/.paraflow.json")"
 r64=$("$PARAFLOW" digest --chunk-size 64K "$T/src" | cut -d' ' -f1)

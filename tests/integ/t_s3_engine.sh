@@ -79,6 +79,16 @@ check_eq "no multipart upload left" 0 "$(s3_uploads "$B")"
 check "no byte of it on the node's disk" \
     test -z "$(find "$T/node" -name 'a.bin' -o -name data)"
 
+# --- no --chunk-size: the client takes the store's 8 MiB from HELLO
+mkfile "$T/auto.bin" $((20 * MiB))
+run "$PARAFLOW" upload --port "$PORT" --quiet --file "$T/auto.bin" --json
+check "an upload without --chunk-size succeeds on S3" test "$RC" -eq 0
+check_eq "  its chunks are the store's 8 MiB" $C \
+    "$(json_field "$(cat "$T/out")" chunk_size)"
+check_eq "  3 of them" 3 "$(json_field "$(cat "$T/out")" chunks)"
+check_eq "  the object's SHA-256" "$(sha "$T/auto.bin")" \
+    "$(s3_sha "$B" "${P}files/$(sid auto.bin)/auto.bin")"
+
 # --- the client killed mid-upload, run again: only missing chunks sent
 mkfile "$T/b.bin" $((6 * C))
 cut_off b.bin
