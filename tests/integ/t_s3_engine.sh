@@ -44,13 +44,15 @@ stored_since() {
 	[ $(($(stored) - $1)) -ge "$2" ]
 }
 
-# cut_off NAME: an upload of $T/NAME at 4 MiB/s over 2 streams, SIGKILLed
-# once the server stored 2 chunks of it; HELD: how many it stored.
+# cut_off NAME [ARG...]: an upload of $T/NAME at 4 MiB/s over 2 streams,
+# SIGKILLed once the server stored 2 chunks of it; HELD: how many it
+# stored.
 cut_off() {
-	local pid base
+	local pid base name=$1
+	shift
 	base=$(stored)
-	"$PARAFLOW" upload --port "$PORT" --quiet --file "$T/$1" -c 8M \
-	    -t 2 --limit-rate 4M >"$T/$1.out" 2>"$T/$1.err" &
+	"$PARAFLOW" upload --port "$PORT" --quiet --file "$T/$name" "$@" \
+	    -t 2 --limit-rate 4M >"$T/$name.out" 2>"$T/$name.err" &
 	pid=$!
 	PIDS+=("$pid")
 	wait_for 60 stored_since "$base" 2
@@ -90,12 +92,13 @@ check_eq "  the object's SHA-256" "$(sha "$T/auto.bin")" \
     "$(s3_sha "$B" "${P}files/$(sid auto.bin)/auto.bin")"
 
 # --- the client killed mid-upload, run again: only missing chunks sent
+# (both runs without --chunk-size: the state file finds the session)
 mkfile "$T/b.bin" $((6 * C))
 cut_off b.bin
 echo "# first run: $HELD of 6 chunks stored before the kill"
 check "some chunks were stored, not all" test "$HELD" -ge 2 -a "$HELD" -lt 6
 base=$(stored)
-check "the rerun completes" upload --file "$T/b.bin" -c 8M
+check "the rerun completes" upload --file "$T/b.bin"
 check_eq "  it sent only the $((6 - HELD)) missing chunks" \
     $((6 - HELD)) $(($(stored) - base))
 check "  the server resumed the session" grep -q \
@@ -105,7 +108,7 @@ check_eq "  the object's SHA-256" "$(sha "$T/b.bin")" \
 
 # --- paraflowd SIGKILLed and restarted between: back from the store
 mkfile "$T/c.bin" $((6 * C))
-cut_off c.bin
+cut_off c.bin -c 8M
 C_SID=$(sid c.bin)
 echo "# first run: $HELD of 6 chunks stored before the kill"
 signal_ours KILL "$SERVER_PID"
@@ -123,7 +126,7 @@ check_eq "  the object's SHA-256" "$(sha "$T/c.bin")" \
 
 # --- cancel through the gateway: the upload aborted, no .pf/ key left
 mkfile "$T/d.bin" $((4 * C))
-cut_off d.bin
+cut_off d.bin -c 8M
 D=$(sid d.bin)
 check "the session has keys in the store" test -n "$(keys ".pf/s/$D/")"
 PIN=$(server_pin)
