@@ -414,10 +414,11 @@ bool engine_on_store(struct engine *e);
 
 /*
  * Lists the bucket again if the listing kept is older than
- * ENGINE_STORE_LIST_TTL_S (one caller lists, others wait for it) and
- * returns a number that changes whenever what the listing shows does
- * (0 on local storage). A store that does not answer keeps the last
- * listing. MHD threads: it blocks while the store lists.
+ * ENGINE_STORE_LIST_TTL_S (one caller lists; the others use the
+ * listing there is meanwhile, or wait for the first) and returns a
+ * number that changes whenever what the listing shows does (0 on local
+ * storage). A store that does not answer keeps the last listing. MHD
+ * threads: the lister blocks while the store lists.
  */
 uint64_t engine_store_refresh(struct engine *e);
 

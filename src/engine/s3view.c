@@ -22,7 +22,7 @@ _Static_assert(ENGINE_STORE_OPS == S3_METRIC_OPS &&
 /* A listed session: its view, and the chunks held of an ongoing one. */
 struct entry {
 	struct engine_session_info	 info;
-	uint8_t				*bitmap;	/* NULL unless ongoing */
+	uint8_t				*bitmap;	/* ongoing only */
 };
 
 /*
@@ -116,7 +116,7 @@ fill(struct backend *b, const struct view *old,
 	if (s->state == ENGINE_COMPLETE) {
 		s->chunks_acked = s->chunks_total;
 		s->bytes_received = s->size;
-		/* A finished session never changes: its receipt is read once. */
+		/* A finished session never changes: one read of it. */
 		if ((was = old_finished(old, s->id)) != NULL) {
 			memcpy(s->digest, was->info.digest, sizeof(s->digest));
 			s->finished = s->updated = was->info.finished;
@@ -211,18 +211,29 @@ engine_store_refresh(struct engine *e)
 {
 	const uint64_t ttl = (uint64_t)ENGINE_STORE_LIST_TTL_S * 1000000;
 	uint64_t gen;
-	bool stale;
+	bool stale, have;
 
 	if (e->backend == NULL)
 		return 0;
-	pthread_mutex_lock(&view.listing);
 	pthread_mutex_lock(&view.lock);
-	stale = view.of != e->backend || view.at_us == 0 ||
-	    pf_now_us() - view.at_us >= ttl;
+	have = view.of == e->backend && view.at_us != 0;
+	stale = !have || pf_now_us() - view.at_us >= ttl;
 	pthread_mutex_unlock(&view.lock);
-	if (stale)
-		relist(e->backend);
-	pthread_mutex_unlock(&view.listing);
+	/*
+	 * One lister at a time. While it lists, the others go on with the
+	 * listing there is (a slow store holds up one request, not every
+	 * list); only without any do they wait for it.
+	 */
+	if (stale && (have ? pthread_mutex_trylock(&view.listing) == 0 :
+	    pthread_mutex_lock(&view.listing) == 0)) {
+		pthread_mutex_lock(&view.lock);
+		stale = view.of != e->backend || view.at_us == 0 ||
+		    pf_now_us() - view.at_us >= ttl;
+		pthread_mutex_unlock(&view.lock);
+		if (stale)
+			relist(e->backend);
+		pthread_mutex_unlock(&view.listing);
+	}
 	pthread_mutex_lock(&view.lock);
 	/* Never 0, so that a listing is told from no store at all. */
 	gen = view.gen + 1;

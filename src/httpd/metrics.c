@@ -112,7 +112,7 @@ add_store(struct pf_buf *t, struct engine *e)
 	engine_store_stats(e, st);
 	metric(t, "paraflow_s3_requests_total", "counter",
 	    "Requests to the S3 store, by operation and outcome (HTTP status "
-	    "class, or none: no answer), each counted once whatever its tries.");
+	    "class, or none: no answer), each once whatever its tries.");
 	for (unsigned op = 0; op < ENGINE_STORE_OPS; op++)
 		for (unsigned k = 0; k < ENGINE_STORE_CODES; k++)
 			if (st->requests[op][k] > 0)

@@ -9,6 +9,7 @@
 # 2 lists as receiving with the chunks the store holds; DELETE through
 # node 2 cancels it in the store (awscli: no multipart upload left).
 # /metrics of node 1 counts the store's part PUTs (promtool agrees).
+# Last, the store stopped mid-download: the connection ends short.
 . "$(dirname "$0")/lib.sh"
 . "$here/lib_http.sh"
 . "$here/lib_s3.sh"
@@ -79,7 +80,7 @@ RECEIPT=$(json_field "$out" digest)
 check "paraflow upload through node 1 ($A)" test -n "$A" -a -n "$RECEIPT"
 
 # --- node 2 lists it, as the store holds it
-check "node 2 lists it as complete" listed 2 alice "$A" complete
+check "node 2 lists it as complete" wait_for 30 listed 2 alice "$A" complete
 check "  the list is a SessionList" oa SessionList
 check_eq "  name" a.bin "$(jget_session "$A" name)"
 check_eq "  size" "$SIZE" "$(jget_session "$A" size)"
@@ -203,6 +204,24 @@ on 2 req /metrics
 check "node 2: its ranged GETs counted" grep -q \
     '^paraflow_s3_requests_total{op="get",code="2xx"} [1-9]' "$T/b"
 check "  promtool check metrics passes" promtool check metrics <"$T/b"
+
+# --- the store fails mid-download: the connection ends short, and
+# curl says so (no complete-looking short file). Last: it stops the
+# store.
+curl -sS -u alice:alice-pw --limit-rate 2M --max-time 120 -o "$T/cut" \
+    "${NODE_URL[2]}/api/v1/sessions/$A/file" 2>"$T/cut.err" &
+dpid=$!
+wait_for 60 test -s "$T/cut"
+s3_stop
+drc=0
+wait "$dpid" || drc=$?
+got=$(stat -c %s "$T/cut")
+echo "# curl: exit $drc after $got of $SIZE bytes: $(head -c 200 "$T/cut.err")"
+check "a download cut by the store: curl fails" test "$drc" -ne 0
+check "  short of the file" test "$got" -lt "$SIZE"
+on 2 req /metrics
+check "  node 2 counted GETs without answer" grep -q \
+    '^paraflow_s3_requests_total{op="get",code="none"} [1-9]' "$T/b"
 
 for n in 1 2; do
 	SERVER_PID=${NODE_PID[$n]}
