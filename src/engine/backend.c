@@ -232,3 +232,69 @@ backend_expire(struct backend *b, unsigned ttl_s)
 		    "expired (idle over %u s)", ex.sessions, ex.uploads,
 		    ttl_s);
 }
+
+/* The gateway's reads (backend.h): listing, object bytes, receipts. */
+
+enum pf_status
+backend_list(struct backend *b, s3store_list_fn fn, void *arg)
+{
+	WITH_STORE(b, s3store_list(st_, fn, arg));
+}
+
+enum pf_status
+backend_read(struct backend *b, const struct s3store_record *r,
+    uint64_t off, uint64_t len, s3_sink_fn sink, void *arg)
+{
+	WITH_STORE(b, s3store_read(st_, r, off, len, sink, arg));
+}
+
+/* The commit object's text, at most COMMIT_TEXT bytes, kept. */
+#define COMMIT_TEXT	1024
+struct text {
+	char	p[COMMIT_TEXT + 1];
+	size_t	n;
+};
+
+static bool
+add_text(void *arg, const void *p, size_t n)
+{
+	struct text *t = arg;
+
+	if (n > COMMIT_TEXT - t->n)
+		return false;
+	memcpy(t->p + t->n, p, n);
+	t->n += n;
+	return true;
+}
+
+enum pf_status
+backend_receipt(struct backend *b, const struct s3store_record *r,
+    char hex[2 * PF_SHA256_LEN + 1], int64_t *when)
+{
+	char key[S3_KEY_MAX + 1];
+	struct text t = { .n = 0 };
+	struct s3store *st;
+	enum pf_status rc;
+	const char *at;
+
+	hex[0] = '\0';
+	*when = 0;
+	if (!s3store_key(key, sizeof(key), b->cfg.prefix, r, "commit"))
+		return PF_EBADNAME;
+	if ((st = take(b)) == NULL)
+		return PF_ENOMEM;
+	rc = s3_get(s3store_s3(st), key, 0, 0, add_text, &t);
+	give(b, st);
+	if (rc != PF_OK)
+		return rc;
+	/* s3commit.c writes it compact: "receipt":"<64 hex>". */
+	t.p[t.n] = '\0';
+	if ((at = strstr(t.p, "\"receipt\":\"")) == NULL ||
+	    strspn(at + 11, "0123456789abcdef") != 2 * PF_SHA256_LEN)
+		return PF_EIO;
+	memcpy(hex, at + 11, 2 * PF_SHA256_LEN);
+	hex[2 * PF_SHA256_LEN] = '\0';
+	if ((at = strstr(t.p, "\"time\":")) != NULL)
+		*when = strtoll(at + 7, NULL, 10);
+	return PF_OK;
+}

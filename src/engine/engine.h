@@ -401,4 +401,88 @@ char *engine_upload_final_parts(struct engine *e, const char *id);
 enum pf_status engine_upload_cancel(struct engine *e, const char *id,
     const char *user);
 
+/*
+ * The store's view (S3 storage, src/engine/s3view.c): what the gateway
+ * of any node shows of the sessions in the bucket, whichever node took
+ * them. On local storage there is no store: engine_on_store is false
+ * and the rest answer PF_ENOSESSION (the metrics: all zero).
+ */
+bool engine_on_store(struct engine *e);
+
+/* A listing of the bucket is reused for this long (docs/api.md). */
+#define ENGINE_STORE_LIST_TTL_S	3
+
+/*
+ * Lists the bucket again if the listing kept is older than
+ * ENGINE_STORE_LIST_TTL_S (one caller lists; the others use the
+ * listing there is meanwhile, or wait for the first) and returns a
+ * number that changes whenever what the listing shows does (0 on local
+ * storage). A store that does not answer keeps the last listing. MHD
+ * threads: the lister blocks while the store lists.
+ */
+uint64_t engine_store_refresh(struct engine *e);
+
+/*
+ * A copy of the listing kept (no request): every session in the bucket,
+ * ongoing (ENGINE_RECEIVING, chunks_acked those the store holds),
+ * committing (ENGINE_ASSEMBLING), finished (ENGINE_COMPLETE, digest the
+ * receipt) or being cancelled (ENGINE_CANCELLED). *out is new (free()).
+ */
+enum pf_status engine_store_sessions(struct engine *e,
+    struct engine_session_info **out, size_t *n);
+
+/*
+ * Session id from the listing, else read from the store (a session too
+ * new to be listed): PF_ENOSESSION if the bucket has none.
+ */
+enum pf_status engine_store_session(struct engine *e, const char *id,
+    struct engine_session_info *out);
+
+/* Its chunk map, as engine_chunk_map ('d' held, '.' not). */
+enum pf_status engine_store_chunk_map(struct engine *e, const char *id,
+    char **out);
+
+/*
+ * Cancels session id of user (NULL: anyone's) in the store
+ * (s3store_cancel: no upload, no key of it left). PF_ENOSESSION if the
+ * bucket has none of user's, PF_EBUSY once it is committing or finished.
+ */
+enum pf_status engine_store_cancel(struct engine *e, const char *id,
+    const char *user);
+
+/* A finished object being read from the store. */
+struct engine_store_file;
+
+/*
+ * Opens the finished object of session id of user (NULL: anyone's) into
+ * *out, its details (size, name, receipt as digest, finished) in *info.
+ * PF_ENOSESSION if unknown or not user's, PF_EBUSY if not finished.
+ */
+enum pf_status engine_store_open(struct engine *e, const char *id,
+    const char *user, struct engine_store_file **out,
+    struct engine_session_info *info);
+
+/*
+ * Reads exactly n bytes at off of f into p: one ranged GET. PF_EIO (or
+ * the store's status) if fewer came. One thread at a time per f.
+ */
+enum pf_status engine_store_read(struct engine_store_file *f, uint64_t off,
+    void *p, size_t n);
+void engine_store_close(struct engine_store_file *f);
+
+/* Store requests by operation and outcome, and their latencies. */
+#define ENGINE_STORE_OPS	13
+#define ENGINE_STORE_CODES	5
+#define ENGINE_STORE_BUCKETS	13
+struct engine_store_stats {
+	uint64_t	 requests[ENGINE_STORE_OPS][ENGINE_STORE_CODES];
+	/* Cumulative per bound, then +Inf; bounds in microseconds. */
+	uint64_t	 hist[ENGINE_STORE_OPS][ENGINE_STORE_BUCKETS + 1];
+	uint64_t	 sum_us[ENGINE_STORE_OPS];
+	uint64_t	 bounds_us[ENGINE_STORE_BUCKETS];
+	const char	*ops[ENGINE_STORE_OPS];		/* "put_part" */
+	const char	*codes[ENGINE_STORE_CODES];	/* "2xx", "none" */
+};
+void engine_store_stats(struct engine *e, struct engine_store_stats *out);
+
 #endif

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include "clock.h"
 #include "digest.h"
 #include "log.h"
 #include "s3_int.h"
@@ -41,6 +43,115 @@ struct io {
 	const char		*bad;		/* why the answer was
 						   refused, or NULL */
 };
+
+/*
+ * Requests by operation and outcome, and their latencies: process-wide
+ * counters every thread adds to with relaxed atomics (no lock per
+ * request), read whole by s3_metrics_get for /metrics.
+ */
+static const char *const op_names[S3_METRIC_OPS] = {
+	"put", "get", "head", "delete", "delete_keys", "create_upload",
+	"put_part", "list_parts", "complete", "abort", "list_uploads",
+	"list", "other"
+};
+static const char *const code_names[S3_METRIC_CODES] = {
+	"2xx", "3xx", "4xx", "5xx", "none"
+};
+const uint64_t s3_metric_bounds_us[S3_METRIC_BUCKETS] = {
+	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000
+};
+static _Atomic uint64_t m_requests[S3_METRIC_OPS][S3_METRIC_CODES];
+static _Atomic uint64_t m_hist[S3_METRIC_OPS][S3_METRIC_BUCKETS + 1];
+static _Atomic uint64_t m_sum_us[S3_METRIC_OPS];
+
+const char *
+s3_metric_op_name(unsigned op)
+{
+	return op < S3_METRIC_OPS ? op_names[op] : "other";
+}
+
+const char *
+s3_metric_code_name(unsigned code)
+{
+	return code < S3_METRIC_CODES ? code_names[code] : "none";
+}
+
+/* True if query (names sorted, "a=x&b=y") names the parameter name. */
+static bool
+has_param(const char *query, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = query; p != NULL && *p != '\0';
+	    p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL)
+		if (strncmp(p, name, n) == 0 && (p[n] == '=' || p[n] == '&' ||
+		    p[n] == '\0'))
+			return true;
+	return false;
+}
+
+/* The operation r is, from its method and query (s3ops.c, s3list.c). */
+static enum s3_op
+op_of(const struct s3_req *r)
+{
+	const char *q = r->query != NULL ? r->query : "";
+	bool upload = has_param(q, "uploadId");
+
+	if (strcmp(r->method, "PUT") == 0)
+		return has_param(q, "partNumber") ? S3_OP_PUT_PART : S3_OP_PUT;
+	if (strcmp(r->method, "HEAD") == 0)
+		return S3_OP_HEAD;
+	if (strcmp(r->method, "DELETE") == 0)
+		return upload ? S3_OP_ABORT : S3_OP_DELETE;
+	if (strcmp(r->method, "POST") == 0)
+		return has_param(q, "delete") ? S3_OP_DELETE_KEYS :
+		    has_param(q, "uploads") ? S3_OP_CREATE_UPLOAD :
+		    upload ? S3_OP_COMPLETE : S3_OP_OTHER;
+	if (strcmp(r->method, "GET") != 0)
+		return S3_OP_OTHER;
+	if (has_param(q, "list-type"))
+		return S3_OP_LIST;
+	if (has_param(q, "uploads"))
+		return S3_OP_LIST_UPLOADS;
+	return upload ? S3_OP_LIST_PARTS : S3_OP_GET;
+}
+
+/* Counts one request of op that took us, answered http (0: none). */
+static void
+count(enum s3_op op, long http, uint64_t us)
+{
+	unsigned code = http >= 200 && http < 600 ? (unsigned)(http / 100 - 2)
+	    : 4;
+	unsigned b = 0;
+
+	while (b < S3_METRIC_BUCKETS && us > s3_metric_bounds_us[b])
+		b++;
+	atomic_fetch_add_explicit(&m_requests[op][code], 1,
+	    memory_order_relaxed);
+	atomic_fetch_add_explicit(&m_hist[op][b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m_sum_us[op], us, memory_order_relaxed);
+}
+
+void
+s3_metrics_get(struct s3_metrics *out)
+{
+	for (unsigned op = 0; op < S3_METRIC_OPS; op++) {
+		uint64_t sum = 0;
+
+		for (unsigned c = 0; c < S3_METRIC_CODES; c++)
+			out->requests[op][c] = atomic_load_explicit(
+			    &m_requests[op][c], memory_order_relaxed);
+		/* Kept per bucket, given cumulative as Prometheus wants. */
+		for (unsigned b = 0; b <= S3_METRIC_BUCKETS; b++) {
+			sum += atomic_load_explicit(&m_hist[op][b],
+			    memory_order_relaxed);
+			out->hist[op][b] = sum;
+		}
+		out->sum_us[op] = atomic_load_explicit(&m_sum_us[op],
+		    memory_order_relaxed);
+	}
+}
 
 void
 s3_config_defaults(struct s3_config *cfg)
@@ -668,6 +779,7 @@ s3_request(struct s3 *s, struct s3_req *r)
 	struct io io;
 	unsigned attempts = s->cfg->attempts > 0 ? s->cfg->attempts : 1;
 	CURLcode cc = CURLE_OK;
+	uint64_t t0 = pf_now_us();
 
 	memset(&s->err, 0, sizeof(s->err));
 	pf_buf_init(&url, S3_KEY_MAX * 3 + 4096);
@@ -694,6 +806,7 @@ s3_request(struct s3 *s, struct s3_req *r)
 		rc = PF_OK;
 	else
 		rc = s3_answer_error(s, r);
+	count(op_of(r), s->err.http, pf_now_us() - t0);
 out:
 	curl_slist_free_all(headers);
 	pf_buf_free(&url);

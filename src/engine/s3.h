@@ -99,6 +99,37 @@ struct s3_stats {
 	uint64_t	requests, tries, connects;
 };
 
+/*
+ * What every request of this process cost, for /metrics: counts by
+ * operation and outcome (the HTTP status class, or none: no answer), and
+ * a latency histogram per operation (a request's whole time, its tries
+ * and back-offs included). Counted with relaxed atomics, no lock.
+ */
+enum s3_op {
+	S3_OP_PUT, S3_OP_GET, S3_OP_HEAD, S3_OP_DELETE, S3_OP_DELETE_KEYS,
+	S3_OP_CREATE_UPLOAD, S3_OP_PUT_PART, S3_OP_LIST_PARTS,
+	S3_OP_COMPLETE, S3_OP_ABORT, S3_OP_LIST_UPLOADS, S3_OP_LIST,
+	S3_OP_OTHER
+};
+#define S3_METRIC_OPS		13
+#define S3_METRIC_CODES		5	/* 2xx 3xx 4xx 5xx none */
+#define S3_METRIC_BUCKETS	13
+extern const uint64_t s3_metric_bounds_us[S3_METRIC_BUCKETS];
+
+struct s3_metrics {
+	uint64_t	requests[S3_METRIC_OPS][S3_METRIC_CODES];
+	/* Cumulative counts per bound of s3_metric_bounds_us, then +Inf. */
+	uint64_t	hist[S3_METRIC_OPS][S3_METRIC_BUCKETS + 1];
+	uint64_t	sum_us[S3_METRIC_OPS];
+};
+
+/* The names of an operation ("put_part") and of an outcome ("2xx"). */
+const char *s3_metric_op_name(unsigned op);
+const char *s3_metric_code_name(unsigned code);
+
+/* The process's counts so far into *out. Any thread. */
+void s3_metrics_get(struct s3_metrics *out);
+
 struct s3;
 
 /*

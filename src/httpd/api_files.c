@@ -14,6 +14,10 @@
 #include "handlers.h"
 #include "response.h"
 
+/* A download from the store: bytes held per GET, and per MHD call. */
+#define STORE_WINDOW	(1u << 20)
+#define STORE_BLOCK	(32u * 1024)
+
 static bool
 parse_u64(const char **p, uint64_t *out)
 {
@@ -117,8 +121,95 @@ http_date(int64_t t, char buf[64])
 		buf[0] = '\0';
 }
 
+/* The bytes of one download from the store: one window in memory. */
+struct store_body {
+	struct engine_store_file *f;
+	uint64_t		 first, len;	/* the range sent */
+	uint8_t			*win;		/* STORE_WINDOW bytes */
+	uint64_t		 win_off;	/* file offset of win[0] */
+	size_t			 win_len;
+};
+
+/*
+ * MHD asks for the bytes at pos of the range: served from the window,
+ * which a ranged GET fills first if they are not in it. A store that
+ * fails ends the connection short of Content-Length, so the client
+ * sees a broken download, never a complete-looking short one.
+ */
+static ssize_t
+store_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct store_body *sb = cls;
+	uint64_t at = sb->first + pos, left = sb->len - pos;
+	size_t n;
+
+	if (pos >= sb->len)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (at < sb->win_off || at >= sb->win_off + sb->win_len) {
+		sb->win_len = 0;
+		if (sb->win == NULL && (sb->win = malloc(STORE_WINDOW)) == NULL)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		n = left < STORE_WINDOW ? (size_t)left : STORE_WINDOW;
+		if (engine_store_read(sb->f, at, sb->win, n) != PF_OK)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		sb->win_off = at;
+		sb->win_len = n;
+	}
+	n = (size_t)(sb->win_off + sb->win_len - at);
+	if (n > max)
+		n = max;
+	memcpy(buf, sb->win + (at - sb->win_off), n);
+	return (ssize_t)n;
+}
+
+static void
+store_free(void *cls)
+{
+	struct store_body *sb = cls;
+
+	engine_store_close(sb->f);
+	free(sb->win);
+	free(sb);
+}
+
+/*
+ * A response of len bytes of the file at first: from fd (sendfile(2))
+ * or from f (ranged GETs). It owns fd or f once made; NULL (the caller
+ * still owns them) if it could not be.
+ */
+static struct MHD_Response *
+body(int fd, struct engine_store_file *f, uint64_t first, uint64_t len)
+{
+	struct store_body *sb;
+	struct MHD_Response *r;
+
+	if (f == NULL)
+		return MHD_create_response_from_fd_at_offset64(len, fd, first);
+	if ((sb = calloc(1, sizeof(*sb))) == NULL)
+		return NULL;
+	sb->first = first;
+	sb->len = len;
+	if ((r = MHD_create_response_from_callback(len, STORE_BLOCK,
+	    store_read, sb, store_free)) == NULL) {
+		free(sb);
+		return NULL;
+	}
+	sb->f = f;
+	return r;
+}
+
+/* Lets go of a file no response took. */
+static void
+release(int fd, struct engine_store_file *f)
+{
+	if (fd >= 0)
+		close(fd);
+	engine_store_close(f);
+}
+
+/* The file of s, from fd or (fd -1) from the store's f; takes both. */
 static enum MHD_Result
-send_file(struct MHD_Connection *c, int fd,
+send_file(struct MHD_Connection *c, int fd, struct engine_store_file *f,
     const struct engine_session_info *s)
 {
 	const char *range_hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -138,11 +229,11 @@ send_file(struct MHD_Connection *c, int fd,
 		 * The file itself, of which MHD sends no byte with a 304: a
 		 * 304 may state only the length the 200 would have.
 		 */
-		r = s->size ? MHD_create_response_from_fd64(s->size, fd) :
+		r = s->size ? body(fd, f, 0, s->size) :
 		    MHD_create_response_from_buffer(0, NULL,
 		    MHD_RESPMEM_PERSISTENT);
 		if (r == NULL || s->size == 0)
-			close(fd);
+			release(fd, f);
 		status = MHD_HTTP_NOT_MODIFIED;
 		goto queue;
 	}
@@ -150,22 +241,21 @@ send_file(struct MHD_Connection *c, int fd,
 		range_hdr = NULL;
 	api_files_parse_range(range_hdr, s->size, &rg);
 	if (rg.unsatisfiable) {
-		close(fd);
+		release(fd, f);
 		snprintf(cr, sizeof(cr), "bytes */%" PRIu64, s->size);
 		return resp_error_with(c, MHD_HTTP_RANGE_NOT_SATISFIABLE,
 		    "range_not_satisfiable", "the range is outside the file",
 		    "Content-Range", cr);
 	}
 	if (rg.len == 0) {
-		close(fd);
+		release(fd, f);
 		r = MHD_create_response_from_buffer(0, NULL,
 		    MHD_RESPMEM_PERSISTENT);
-	} else	/* sendfile(2) from the stored file; MHD closes fd. */
-		r = MHD_create_response_from_fd_at_offset64(rg.len, fd,
-		    rg.first);
+	} else	/* sendfile(2) or ranged GETs; the response owns fd or f. */
+		r = body(fd, f, rg.first, rg.len);
 	if (r == NULL) {
 		if (rg.len != 0)
-			close(fd);
+			release(fd, f);
 		return MHD_NO;
 	}
 	if (rg.partial) {
@@ -214,7 +304,40 @@ transfer_file(const struct gw_call *call, const char *path,
 	}
 	s->size = (uint64_t)sb.st_size;
 	snprintf(s->name, sizeof(s->name), "%s", base);
-	return send_file(call->c, fd, s);
+	return send_file(call->c, fd, NULL, s);
+}
+
+/*
+ * A finished upload in the store (S3 storage), whichever node took it:
+ * streamed by ranged GETs of STORE_WINDOW bytes, with the headers of a
+ * local file (its receipt as ETag). A store has no transfers yet.
+ */
+static enum MHD_Result
+store_file(const struct gw_call *call, const char *path)
+{
+	struct MHD_Connection *c = call->c;
+	struct engine_store_file *f;
+	struct engine_session_info s;
+	enum pf_status rc;
+
+	rc = engine_store_open(call->h->engine, call->id, call->who.admin ||
+	    call->who.link ? NULL : call->who.user, &f, &s);
+	if (rc == PF_OK && path != NULL) {
+		engine_store_close(f);
+		return resp_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+		    "session %s is one file: no path", call->id);
+	}
+	if (rc == PF_ENOSESSION)
+		return resp_error(c, MHD_HTTP_NOT_FOUND, "not_found",
+		    "no session %s", call->id);
+	if (rc == PF_EBUSY)
+		return resp_error(c, MHD_HTTP_CONFLICT, "not_finished",
+		    "session %s is not complete", call->id);
+	if (rc != PF_OK)
+		return resp_error(c, MHD_HTTP_BAD_GATEWAY, "store_failed",
+		    "the store cannot give the file of session %s: %s",
+		    call->id, pf_status_message(rc));
+	return send_file(c, -1, f, &s);
 }
 
 enum MHD_Result
@@ -228,6 +351,8 @@ api_files_download(const struct gw_call *call)
 	enum pf_status rc;
 	int fd;
 
+	if (engine_on_store(call->h->engine))
+		return store_file(call, path);
 	/* A link (routes.c checked it) opens the file for anyone. */
 	rc = engine_open_file(call->h->engine, id, call->who.admin ||
 	    call->who.link ? NULL : call->who.user, &fd, &s);
@@ -251,5 +376,5 @@ api_files_download(const struct gw_call *call)
 	if (rc != PF_OK)
 		return resp_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "internal", "cannot open the file of session %s", id);
-	return send_file(c, fd, &s);
+	return send_file(c, fd, NULL, &s);
 }

@@ -44,6 +44,48 @@ newest_first(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
+static int
+by_id(const void *a, const void *b)
+{
+	const struct engine_session_info *x = a, *y = b;
+
+	return strcmp(x->id, y->id);
+}
+
+/*
+ * The engine's sessions in *v (a new array of *n), and on S3 storage
+ * those of the bucket's listing this node does not hold: its own live
+ * view of a session (per chunk, streams, rate) wins over the store's.
+ */
+static enum pf_status
+all_sessions(struct engine *e, struct engine_session_info **v, size_t *n)
+{
+	struct engine_session_info *st = NULL, *w;
+	size_t ns = 0, k;
+
+	if (engine_sessions(e, v, n) != PF_OK)
+		return PF_ENOMEM;
+	if (engine_store_sessions(e, &st, &ns) != PF_OK || ns == 0) {
+		free(st);
+		return PF_OK;
+	}
+	if ((w = realloc(*v, (*n + ns) * sizeof(*w))) == NULL) {
+		free(st);
+		free(*v);
+		*v = NULL;
+		return PF_ENOMEM;
+	}
+	qsort(w, *n, sizeof(*w), by_id);
+	k = *n;
+	for (size_t i = 0; i < ns; i++)
+		if (bsearch(&st[i], w, *n, sizeof(*w), by_id) == NULL)
+			w[k++] = st[i];
+	*v = w;
+	*n = k;
+	free(st);
+	return PF_OK;
+}
+
 /* Parses the state filter into a mask; false if a name is unknown. */
 static bool
 parse_states(const char *arg, unsigned *mask)
@@ -130,7 +172,7 @@ list_text(const struct gw_call *call, const char *state, unsigned mask,
 	struct pf_buf b;
 
 	pf_buf_init(&b, LIST_TEXT_MAX);
-	if (engine_sessions(call->h->engine, &v, &n) != PF_OK)
+	if (all_sessions(call->h->engine, &v, &n) != PF_OK)
 		return NULL;
 	qsort(v, n, sizeof(*v), newest_first);
 	pf_buf_add(&b, head, sizeof(head) - 1);
@@ -239,8 +281,14 @@ list_answer(const struct gw_call *call, const char *state, unsigned mask,
 	struct MHD_Response *r;
 	size_t klen, len;
 
-	/* Read before the copies: a change after them makes a new tag. */
-	gen.engine = engine_generation(call->h->engine);
+	/*
+	 * Read before the copies: a change after them makes a new tag. On
+	 * S3 storage the bucket's listing (kept ENGINE_STORE_LIST_TTL_S)
+	 * counts too: a sum of two counters that only grow changes when
+	 * either does.
+	 */
+	gen.engine = engine_generation(call->h->engine) +
+	    engine_store_refresh(call->h->engine);
 	gen.monitor = monitor_generation(call->h);
 	klen = list_key(call, state, mask, offset, limit, key);
 	if (!list_etag(call->h, key, klen, &gen, etag))
@@ -287,7 +335,10 @@ static bool
 find_session(const struct gw_call *call, struct engine_session_info *out,
     enum MHD_Result *ret)
 {
-	if (engine_session(call->h->engine, call->id, out) == PF_OK &&
+	struct engine *e = call->h->engine;
+
+	if ((engine_session(e, call->id, out) == PF_OK ||
+	    engine_store_session(e, call->id, out) == PF_OK) &&
 	    access_may_see(&call->who, out->user))
 		return true;
 	*ret = resp_error(call->c, MHD_HTTP_NOT_FOUND, "not_found",
@@ -319,7 +370,10 @@ api_sessions_chunks(const struct gw_call *call)
 
 	if (!find_session(call, &s, &ret))
 		return ret;
-	if ((rc = engine_chunk_map(call->h->engine, id, &map)) == PF_EIO)
+	if ((rc = engine_chunk_map(call->h->engine, id, &map)) ==
+	    PF_ENOSESSION)
+		rc = engine_store_chunk_map(call->h->engine, id, &map);
+	if (rc == PF_EIO)
 		return resp_json(c, MHD_HTTP_OK, json_pack("{s:s,s:I,s:I,s:n}",
 		    "id", id, "chunks_total", (json_int_t)s.chunks_total,
 		    "chunk_size", (json_int_t)s.chunk_size, "map"));
@@ -334,6 +388,43 @@ api_sessions_chunks(const struct gw_call *call)
 	return ret;
 }
 
+/* True if s (user "" if unknown) is a session this node takes chunks of. */
+static bool
+live_here(const struct engine_session_info *s)
+{
+	return s->user[0] != '\0' && (s->state == ENGINE_RECEIVING ||
+	    s->state == ENGINE_ASSEMBLING);
+}
+
+/*
+ * DELETE of a session in the bucket that this node does not hold: it is
+ * cancelled in the store (its upload aborted, its keys deleted), and the
+ * node that holds it, if any, finds it cancelled at its next chunk. A
+ * finished upload stays: deleting objects over HTTP is not served on S3.
+ */
+static enum MHD_Result
+store_delete(const struct gw_call *call)
+{
+	struct MHD_Connection *c = call->c;
+	enum pf_status rc;
+
+	rc = engine_store_cancel(call->h->engine, call->id, call->who.admin ?
+	    NULL : call->who.user);
+	if (rc == PF_ENOSESSION)
+		return resp_error(c, MHD_HTTP_NOT_FOUND, "not_found",
+		    "no session %s", call->id);
+	if (rc == PF_EBUSY)
+		return resp_error(c, MHD_HTTP_CONFLICT, "not_finished",
+		    "session %s is committed in the store: a finished upload "
+		    "is not deleted over HTTP on S3 storage", call->id);
+	if (rc != PF_OK)
+		return resp_error(c, MHD_HTTP_BAD_GATEWAY, "store_failed",
+		    "the store cannot cancel session %s: %s", call->id,
+		    pf_status_message(rc));
+	return resp_json(c, MHD_HTTP_OK, json_pack("{s:s,s:s}", "id",
+	    call->id, "action", "cancelled"));
+}
+
 enum MHD_Result
 api_sessions_delete(const struct gw_call *call)
 {
@@ -346,6 +437,8 @@ api_sessions_delete(const struct gw_call *call)
 	/* The owner, to whom (and admins) the event goes. */
 	if (engine_session(call->h->engine, id, &s) != PF_OK)
 		s.user[0] = '\0';
+	if (engine_on_store(call->h->engine) && !live_here(&s))
+		return store_delete(call);
 	rc = engine_remove_session(call->h->engine, id, call->who.admin ?
 	    NULL : call->who.user, &cancelled);
 	if (rc == PF_ENOSESSION)

@@ -95,6 +95,52 @@ add_histogram(struct pf_buf *t, const struct engine_stats *st)
 	    st->hist_counts[ENGINE_HIST_BUCKETS]);
 }
 
+/*
+ * The store's requests (S3 storage only): counts by operation and
+ * outcome, and a latency histogram per operation. Only operations this
+ * process has sent are shown, so that a node's page stays short.
+ */
+static void
+add_store(struct pf_buf *t, struct engine *e)
+{
+	static const char name[] = "paraflow_s3_request_seconds";
+	struct engine_store_stats *st;
+	const uint64_t *h;
+
+	if (!engine_on_store(e) || (st = malloc(sizeof(*st))) == NULL)
+		return;
+	engine_store_stats(e, st);
+	metric(t, "paraflow_s3_requests_total", "counter",
+	    "Requests to the S3 store, by operation and outcome (HTTP status "
+	    "class, or none: no answer), each once whatever its tries.");
+	for (unsigned op = 0; op < ENGINE_STORE_OPS; op++)
+		for (unsigned k = 0; k < ENGINE_STORE_CODES; k++)
+			if (st->requests[op][k] > 0)
+				pf_buf_printf(t, "paraflow_s3_requests_total"
+				    "{op=\"%s\",code=\"%s\"} %" PRIu64 "\n",
+				    st->ops[op], st->codes[k],
+				    st->requests[op][k]);
+	metric(t, name, "histogram",
+	    "Time of a request to the S3 store, its tries and back-offs "
+	    "included, by operation.");
+	for (unsigned op = 0; op < ENGINE_STORE_OPS; op++) {
+		h = st->hist[op];
+		if (h[ENGINE_STORE_BUCKETS] == 0)
+			continue;
+		for (int i = 0; i < ENGINE_STORE_BUCKETS; i++)
+			pf_buf_printf(t, "%s_bucket{op=\"%s\",le=\"%g\"} %"
+			    PRIu64 "\n", name, st->ops[op],
+			    (double)st->bounds_us[i] / 1e6, h[i]);
+		pf_buf_printf(t, "%s_bucket{op=\"%s\",le=\"+Inf\"} %" PRIu64
+		    "\n", name, st->ops[op], h[ENGINE_STORE_BUCKETS]);
+		pf_buf_printf(t, "%s_sum{op=\"%s\"} %.6f\n", name, st->ops[op],
+		    (double)st->sum_us[op] / 1e6);
+		pf_buf_printf(t, "%s_count{op=\"%s\"} %" PRIu64 "\n", name,
+		    st->ops[op], h[ENGINE_STORE_BUCKETS]);
+	}
+	free(st);
+}
+
 enum MHD_Result
 metrics_serve(const struct gw_call *call)
 {
@@ -118,6 +164,7 @@ metrics_serve(const struct gw_call *call)
 	pf_buf_printf(&t, "paraflow_uptime_seconds %lld\n",
 	    (long long)(time(NULL) - st.started));
 	add_histogram(&t, &st);
+	add_store(&t, call->h->engine);
 	/* One failure fails the rest: checked once, at the end. */
 	if (t.failed) {
 		pf_buf_free(&t);
