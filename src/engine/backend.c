@@ -217,6 +217,27 @@ backend_finished(struct backend *b, const struct s3store_record *r,
 	WITH_STORE(b, s3store_head(st_, r, size, NULL));
 }
 
+enum pf_status
+backend_put_key(struct backend *b, const struct s3store_record *r,
+    const uint8_t key[PF_SHA256_LEN])
+{
+	WITH_STORE(b, s3store_put_key(st_, r, key));
+}
+
+enum pf_status
+backend_get_key(struct backend *b, const struct s3store_record *r,
+    uint8_t key[PF_SHA256_LEN])
+{
+	WITH_STORE(b, s3store_get_key(st_, r, key));
+}
+
+enum pf_status
+backend_receipt(struct backend *b, const struct s3store_record *r,
+    uint8_t receipt[PF_SHA256_LEN])
+{
+	WITH_STORE(b, s3store_receipt(st_, r, receipt));
+}
+
 void
 backend_expire(struct backend *b, unsigned ttl_s)
 {

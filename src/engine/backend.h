@@ -58,6 +58,13 @@ enum pf_status backend_cancel(struct backend *b,
 /* PF_OK if r's finished object is in the bucket (its size in *size). */
 enum pf_status backend_finished(struct backend *b,
     const struct s3store_record *r, uint64_t *size);
+/* As s3store_put_key, s3store_get_key and s3store_receipt (s3join.c). */
+enum pf_status backend_put_key(struct backend *b,
+    const struct s3store_record *r, const uint8_t key[PF_SHA256_LEN]);
+enum pf_status backend_get_key(struct backend *b,
+    const struct s3store_record *r, uint8_t key[PF_SHA256_LEN]);
+enum pf_status backend_receipt(struct backend *b,
+    const struct s3store_record *r, uint8_t receipt[PF_SHA256_LEN]);
 /* One expiry pass over the whole bucket (s3store_expire), logged. */
 void backend_expire(struct backend *b, unsigned ttl_s);
 
