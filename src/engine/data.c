@@ -370,6 +370,15 @@ proof_ok(struct stream *st, struct session *s,
 	return ok;
 }
 
+/* Logs that s's key came from the store (a newer login); true. */
+static bool
+key_renewed(struct stream *st, struct session *s)
+{
+	log_info("%s: session %s: its key read from the store (a login "
+	    "elsewhere)", st->c->peer, session_id(s));
+	return true;
+}
+
 enum pf_status
 data_on_join(struct stream *st, const json_t *req)
 {
@@ -407,7 +416,8 @@ data_on_join(struct stream *st, const json_t *req)
 	 * login on another node resumed it): read it once more.
 	 */
 	if (!proof_ok(st, s, proof) && (!session_remote(s) ||
-	    session_reload_key(s) != PF_OK || !proof_ok(st, s, proof))) {
+	    session_reload_key(s) != PF_OK || !proof_ok(st, s, proof) ||
+	    !key_renewed(st, s))) {
 		session_unref(s);
 		atomic_fetch_add(&st->env->counters->auth_failures, 1);
 		pf_log_limited(st->env->refusals, PF_LOG_WARN, "%s: join proof "

@@ -227,6 +227,19 @@ check "  node 2 took chunks" test "$s2" -gt 0
 check "  node 3 took chunks" test "$s3" -gt 0
 check "  a node joined a session another node opened" grep -q \
     "joined from the store" "$T/node1.log" "$T/node3.log"
+moved=0
+for f in "${files[@]}"; do
+	s=$(sid "$f")
+	if grep -q "session $s opened by" "$T/node2.log"; then
+		moved=$((moved + 1))
+		check "  $f, opened on node 2, completed on another node" \
+		    grep -q "session $s complete:" "$T/node1.log" \
+		    "$T/node3.log"
+	fi
+done
+echo "# $moved sessions opened on node 2 finished elsewhere; JOINs that" \
+    "read a newer key from the store: $(cat "$T"/node[13].log |
+    grep -c 'its key read from the store')"
 
 # --- the bucket, checked with awscli only
 mkdir -p "$T/dl"
