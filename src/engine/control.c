@@ -638,6 +638,12 @@ resume_session(struct stream *st, const struct open_req *o)
 	 * gone): "unknown" would have the client upload the file again. In a
 	 * moment it is complete (then resume_finished says so) or receiving.
 	 */
+	/* A copy another connection is making from the store. */
+	if (!session_ready(s)) {
+		session_unref(s);
+		return reply_fail(st, PF_EBUSY, "session %s is being "
+		    "loaded; try again", o->resume);
+	}
 	if (session_state(s) == SESSION_ASSEMBLING &&
 	    strcmp(session_user(s), st->user) == 0) {
 		session_unref(s);
@@ -728,6 +734,25 @@ out:
 	return rc;
 }
 
+/*
+ * True if stored session s made progress on other nodes: the store
+ * holds chunks this node's copy did not know of (its data connections
+ * may all be elsewhere), or the session finished. A chunk still on its
+ * way to another node does not show.
+ */
+static bool
+progress_elsewhere(struct session *s)
+{
+	uint32_t before = session_chunks_acked(s);
+	bool finished;
+
+	if (!session_remote(s) || session_refresh(s, &finished) != PF_OK ||
+	    (!finished && session_chunks_acked(s) == before))
+		return false;
+	session_note_progress(s);
+	return true;
+}
+
 enum pf_status
 control_wait(struct stream *st)
 {
@@ -748,8 +773,11 @@ control_wait(struct stream *st)
 		 * takes: no chunk comes, and COMMIT will.
 		 */
 		held = session_chunks_acked(s) == session_nchunks(s);
-		if (!held && (idle = session_idle_ms(s)) >= limit)
+		if (!held && (idle = session_idle_ms(s)) >= limit &&
+		    !progress_elsewhere(s))
 			break;
+		if (!held && idle >= limit)
+			continue;
 		/* Then look again: data connections may have made progress. */
 		r = poll(&pfd, 1, held ? HELD_POLL_MS : (int)(limit - idle));
 		if (r == 1 || (r == -1 && errno != EINTR))

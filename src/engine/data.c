@@ -370,12 +370,27 @@ proof_ok(struct stream *st, struct session *s,
 	return ok;
 }
 
-/* Logs that s's key came from the store (a newer login); true. */
+/*
+ * True if proof is right for s; a stored session's key may be newer than
+ * this node's copy (a login on another node resumed it), so it is read
+ * from the store once more before a proof is refused.
+ */
 static bool
-key_renewed(struct stream *st, struct session *s)
+join_proof_ok(struct stream *st, struct session *s,
+    const uint8_t proof[PF_SHA256_LEN])
 {
-	log_info("%s: session %s: its key read from the store (a login "
-	    "elsewhere)", st->c->peer, session_id(s));
+	uint8_t key[PF_SHA256_LEN];
+	bool had = session_get_key(s, key);
+
+	pf_wipe(key, sizeof(key));
+	if (proof_ok(st, s, proof))
+		return true;
+	if (!session_remote(s) || session_reload_key(s) != PF_OK ||
+	    !proof_ok(st, s, proof))
+		return false;
+	if (had)
+		log_info("%s: session %s: a newer key read from the store "
+		    "(a login elsewhere)", st->c->peer, session_id(s));
 	return true;
 }
 
@@ -411,13 +426,7 @@ data_on_join(struct stream *st, const json_t *req)
 		session_unref(s);
 		return refuse_join(st, id, idlen);
 	}
-	/*
-	 * A stored session's key may be newer than this node's copy (a
-	 * login on another node resumed it): read it once more.
-	 */
-	if (!proof_ok(st, s, proof) && (!session_remote(s) ||
-	    session_reload_key(s) != PF_OK || !proof_ok(st, s, proof) ||
-	    !key_renewed(st, s))) {
+	if (!join_proof_ok(st, s, proof)) {
 		session_unref(s);
 		atomic_fetch_add(&st->env->counters->auth_failures, 1);
 		pf_log_limited(st->env->refusals, PF_LOG_WARN, "%s: join proof "

@@ -5,7 +5,9 @@
 # real client over TLS. One upload whose control connection and data
 # connections land on different nodes: the JOINs on nodes that did not
 # open it, its COMMIT on a node that took no chunk, then the finished
-# session resumed on another node (answered finished, nothing sent).
+# session resumed on another node (answered finished, nothing sent). A
+# client killed and run again: its new login's key reaches the other
+# nodes through the store.
 # Then 8 uploads at once, one node SIGKILLed mid-upload and not
 # restarted: every upload completes, identical in the bucket (awscli),
 # no multipart upload and no claim, sum or key object left.
@@ -185,6 +187,31 @@ check_eq "  no chunk was sent again" "$total" \
 haproxy_stop
 haproxy_start "$HPORT" 1 2 3
 
+# --- a client killed mid-upload and run again: the login's node is
+# another, its new session key reaches the nodes that cached the old one
+# through the store, and only the missing chunks are sent
+all_stored() { echo $(($(stored 1 "$1") + $(stored 2 "$1") + $(stored 3 "$1"))); }
+mkfile "$T/c.bin" $((48 * MiB))
+"$PARAFLOW" upload --port "$HPORT" --quiet -c 8M --file "$T/c.bin" -t 2 \
+    --limit-rate 8M >"$T/c.out" 2>&1 &
+cpid=$!
+PIDS+=("$cpid")
+c_took() { C=$(sid c.bin) && [ -n "$C" ] && [ "$(all_stored "$C")" -ge 2 ]; }
+wait_for 60 c_took
+signal_ours KILL "$cpid"
+wait "$cpid" 2>/dev/null
+C=$(sid c.bin)
+held=$(all_stored "$C")
+echo "# session $C: $held of 6 chunks stored before the client's kill"
+check "the killed client's session held some chunks, not all" \
+    test "$held" -ge 2 -a "$held" -lt 6
+check "its rerun through HAProxy completes" hupload --file "$T/c.bin" -t 2
+check_eq "  each chunk was stored once" 6 "$(all_stored "$C")"
+check "  a node read the new login's key from the store at a JOIN" grep -q \
+    "session $C: a newer key read from the store" "$T"/node[123].log
+check_eq "  awscli: the object's SHA-256" "$(sha "$T/c.bin")" \
+    "$(s3_sha "$B" "${P}files/$C/c.bin")"
+
 # --- 8 uploads at once, 3 streams each; node 2 SIGKILLed mid-upload
 files=()
 for i in 1 2 3 4 5 6 7 8; do
@@ -239,7 +266,7 @@ for f in "${files[@]}"; do
 done
 echo "# $moved sessions opened on node 2 finished elsewhere; JOINs that" \
     "read a newer key from the store: $(cat "$T"/node[13].log |
-    grep -c 'its key read from the store')"
+    grep -c 'a newer key read from the store')"
 
 # --- the bucket, checked with awscli only
 mkdir -p "$T/dl"
@@ -257,7 +284,7 @@ for f in "${files[@]}"; do
 	fi
 done
 check_eq "every object in the bucket: size and SHA-256 of its file" 0 "$bad"
-check_eq "9 objects in all" 9 "$(find "$T/dl" -type f | wc -l)"
+check_eq "10 objects in all" 10 "$(find "$T/dl" -type f | wc -l)"
 check_eq "no multipart upload left (ListMultipartUploads)" 0 \
     "$(s3_uploads "$B")"
 check_eq "no claim, sum or key object left" "" \
