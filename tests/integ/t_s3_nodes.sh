@@ -65,7 +65,7 @@ s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 # haproxy_start PORT N...: a HAProxy in TCP mode on PORT, round robin
 # per connection over nodes N..., health-checked every 200 ms; sets HAPID.
 haproxy_start() {
-	local port=$1 n i=0
+	local port=$1 n
 	shift
 	{
 		printf 'global\n\tmaxconn 2000\n'
@@ -76,7 +76,6 @@ haproxy_start() {
 		printf '\tdefault_backend nodes\n'
 		printf 'backend nodes\n\tbalance roundrobin\n'
 		for n in "$@"; do
-			i=$((i + 1))
 			printf '\tserver n%s 127.0.0.1:%s check inter 200ms\n' \
 			    "$n" "$(eval echo "\$PORT$n")"
 		done
@@ -190,7 +189,9 @@ haproxy_start "$HPORT" 1 2 3
 # --- a client killed mid-upload and run again: the login's node is
 # another, its new session key reaches the nodes that cached the old one
 # through the store, and only the missing chunks are sent
-all_stored() { echo $(($(stored 1 "$1") + $(stored 2 "$1") + $(stored 3 "$1"))); }
+all_stored() {
+	echo $(($(stored 1 "$1") + $(stored 2 "$1") + $(stored 3 "$1")))
+}
 mkfile "$T/c.bin" $((48 * MiB))
 "$PARAFLOW" upload --port "$HPORT" --quiet -c 8M --file "$T/c.bin" -t 2 \
     --limit-rate 8M >"$T/c.out" 2>&1 &
