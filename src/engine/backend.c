@@ -217,6 +217,27 @@ backend_finished(struct backend *b, const struct s3store_record *r,
 	WITH_STORE(b, s3store_head(st_, r, size, NULL));
 }
 
+enum pf_status
+backend_put_key(struct backend *b, const struct s3store_record *r,
+    const uint8_t key[PF_SHA256_LEN])
+{
+	WITH_STORE(b, s3store_put_key(st_, r, key));
+}
+
+enum pf_status
+backend_get_key(struct backend *b, const struct s3store_record *r,
+    uint8_t key[PF_SHA256_LEN])
+{
+	WITH_STORE(b, s3store_get_key(st_, r, key));
+}
+
+enum pf_status
+backend_receipt(struct backend *b, const struct s3store_record *r,
+    uint8_t receipt[PF_SHA256_LEN], int64_t *when)
+{
+	WITH_STORE(b, s3store_receipt(st_, r, receipt, when));
+}
+
 void
 backend_expire(struct backend *b, unsigned ttl_s)
 {
@@ -246,55 +267,4 @@ backend_read(struct backend *b, const struct s3store_record *r,
     uint64_t off, uint64_t len, s3_sink_fn sink, void *arg)
 {
 	WITH_STORE(b, s3store_read(st_, r, off, len, sink, arg));
-}
-
-/* The commit object's text, at most COMMIT_TEXT bytes, kept. */
-#define COMMIT_TEXT	1024
-struct text {
-	char	p[COMMIT_TEXT + 1];
-	size_t	n;
-};
-
-static bool
-add_text(void *arg, const void *p, size_t n)
-{
-	struct text *t = arg;
-
-	if (n > COMMIT_TEXT - t->n)
-		return false;
-	memcpy(t->p + t->n, p, n);
-	t->n += n;
-	return true;
-}
-
-enum pf_status
-backend_receipt(struct backend *b, const struct s3store_record *r,
-    char hex[2 * PF_SHA256_LEN + 1], int64_t *when)
-{
-	char key[S3_KEY_MAX + 1];
-	struct text t = { .n = 0 };
-	struct s3store *st;
-	enum pf_status rc;
-	const char *at;
-
-	hex[0] = '\0';
-	*when = 0;
-	if (!s3store_key(key, sizeof(key), b->cfg.prefix, r, "commit"))
-		return PF_EBADNAME;
-	if ((st = take(b)) == NULL)
-		return PF_ENOMEM;
-	rc = s3_get(s3store_s3(st), key, 0, 0, add_text, &t);
-	give(b, st);
-	if (rc != PF_OK)
-		return rc;
-	/* s3commit.c writes it compact: "receipt":"<64 hex>". */
-	t.p[t.n] = '\0';
-	if ((at = strstr(t.p, "\"receipt\":\"")) == NULL ||
-	    strspn(at + 11, "0123456789abcdef") != 2 * PF_SHA256_LEN)
-		return PF_EIO;
-	memcpy(hex, at + 11, 2 * PF_SHA256_LEN);
-	hex[2 * PF_SHA256_LEN] = '\0';
-	if ((at = strstr(t.p, "\"time\":")) != NULL)
-		*when = strtoll(at + 7, NULL, 10);
-	return PF_OK;
 }

@@ -58,24 +58,27 @@ enum pf_status backend_cancel(struct backend *b,
 /* PF_OK if r's finished object is in the bucket (its size in *size). */
 enum pf_status backend_finished(struct backend *b,
     const struct s3store_record *r, uint64_t *size);
+/* As s3store_put_key, s3store_get_key and s3store_receipt (s3join.c). */
+enum pf_status backend_put_key(struct backend *b,
+    const struct s3store_record *r, const uint8_t key[PF_SHA256_LEN]);
+enum pf_status backend_get_key(struct backend *b,
+    const struct s3store_record *r, uint8_t key[PF_SHA256_LEN]);
+enum pf_status backend_receipt(struct backend *b,
+    const struct s3store_record *r, uint8_t receipt[PF_SHA256_LEN],
+    int64_t *when);
 /* One expiry pass over the whole bucket (s3store_expire), logged. */
 void backend_expire(struct backend *b, unsigned ttl_s);
 
 /*
  * The gateway's reads of the store (s3view.c), on pooled handles as
  * above: every session of the bucket (s3store_list), bytes of a finished
- * object (s3store_read: sink is called in the caller's thread), and the
- * receipt its commit object holds (64 hex digits and NUL) with the time
- * it was written (Unix seconds, 0 if not given); PF_ENOSESSION if there
- * is none.
+ * object (s3store_read: sink is called in the caller's thread); its
+ * receipt is backend_receipt's.
  */
 enum pf_status backend_list(struct backend *b, s3store_list_fn fn,
     void *arg);
 enum pf_status backend_read(struct backend *b,
     const struct s3store_record *r, uint64_t off, uint64_t len,
     s3_sink_fn sink, void *arg);
-enum pf_status backend_receipt(struct backend *b,
-    const struct s3store_record *r, char hex[2 * PF_SHA256_LEN + 1],
-    int64_t *when);
 
 #endif

@@ -441,6 +441,12 @@ take_over(struct stream *st, struct session *s, const char *how)
 	enum pf_status rc;
 
 	session_take(s, st->id, st->key);
+	/* On the store every node checks JOINs against the newest key. */
+	if ((rc = session_publish_key(s)) != PF_OK) {
+		session_unref(s);
+		return reply_fail(st, PF_EBUSY, "the store cannot be written "
+		    "now (%s); try again", pf_status_message(rc));
+	}
 	session_touch(s);
 	session_note_progress(s);
 	session_attach(s, true);
@@ -511,10 +517,39 @@ record_matches(const struct s3store_record *r, const char *user,
 }
 
 /*
+ * A resumed session on the store that another node (or this one, its
+ * COMPLETE lost) finished: COMPLETE again, with the receipt its commit
+ * object holds, as resume_finished does from the storage directory.
+ */
+static enum pf_status
+finished_stored(struct stream *st, const struct s3store_record *rec)
+{
+	uint8_t receipt[PF_SHA256_LEN];
+	char hex[PF_SHA256_HEX];
+	enum pf_status rc;
+	json_t *j;
+
+	if ((rc = backend_receipt(st->env->backend, rec, receipt,
+	    NULL)) != PF_OK)
+		return reply_fail(st, PF_EBUSY, "the store cannot be read "
+		    "now (%s); try again", pf_status_message(rc));
+	pf_hex_encode(receipt, sizeof(receipt), hex);
+	j = json_pack("{s:s,s:s,s:I,s:s,s:s++}", "session", rec->id, "name",
+	    rec->name, "size", (json_int_t)rec->size, "digest", hex, "path",
+	    rec->id, "/", rec->name);
+	if (j == NULL)
+		return PF_ENOMEM;
+	log_info("%s: session %s was complete already (in the store); "
+	    "telling %s again", st->c->peer, rec->id, st->user);
+	rc = wire_send_json(st->c, PROTO_COMPLETE, j);
+	json_decref(j);
+	return rc;
+}
+
+/*
  * OPEN with "resume" of a session this node does not hold (another node
  * took it, or this one restarted): its record comes from the store, and
- * the chunks held from ListParts. A finished one is not resumed (its
- * receipt is the committer's): the client is told it is unknown.
+ * the chunks held from ListParts. A finished one is answered COMPLETE.
  */
 static enum pf_status
 resume_stored(struct stream *st, const struct open_req *o)
@@ -523,27 +558,29 @@ resume_stored(struct stream *st, const struct open_req *o)
 	struct s3store_record rec;
 	struct session_file f = o->f;
 	struct registry_ask ask = { .id = o->resume, .user = st->user,
-	    .size = o->f.size, .room = UINT64_MAX };
+	    .size = o->f.size, .room = UINT64_MAX, .copy = true };
 	struct session *s = NULL;
 	char why[256];
 	uint64_t size;
-	enum pf_status rc;
+	enum pf_status rc, ended;
 
 	if (!proto_id_valid(o->resume))
 		return reply_fail(st, PF_ENOSESSION, "no session %s",
 		    o->resume);
-	/* A cancel this node saw is final, as without a store. */
-	if ((rc = registry_ended_reason(env->registry, o->resume,
-	    st->user)) != PF_OK)
-		return reply_fail(st, rc, "session %s ended: %s", o->resume,
-		    pf_status_message(rc));
 	rc = backend_load(env->backend, o->resume, &rec);
 	/* The store did not answer: not a reason to start over. */
 	if (rc != PF_OK && rc != PF_ENOSESSION)
 		return reply_fail(st, PF_EBUSY, "the store cannot be read "
 		    "now (%s); try again", pf_status_message(rc));
-	if (rc != PF_OK || !record_matches(&rec, st->user, o) ||
+	if (rc == PF_OK && record_matches(&rec, st->user, o) &&
 	    backend_finished(env->backend, &rec, &size) == PF_OK)
+		return finished_stored(st, &rec);
+	/* A cancel this node saw is final, as without a store. */
+	if ((ended = registry_ended_reason(env->registry, o->resume,
+	    st->user)) != PF_OK)
+		return reply_fail(st, ended, "session %s ended: %s",
+		    o->resume, pf_status_message(ended));
+	if (rc != PF_OK || !record_matches(&rec, st->user, o))
 		return reply_fail(st, PF_ENOSESSION, "no session %s to "
 		    "resume for this file", o->resume);
 	if ((rc = registry_open(env->registry, o->nchunks, &ask, &s, why,
@@ -562,6 +599,32 @@ resume_stored(struct stream *st, const struct open_req *o)
 	return take_over(st, s, "resumed from the store");
 }
 
+/*
+ * OPEN with "resume" of stored session s (the caller's reference) that
+ * this node holds a copy of: other nodes may have taken chunks since, or
+ * finished it, so the store says which chunks are held.
+ */
+static enum pf_status
+resume_copy(struct stream *st, struct session *s)
+{
+	bool finished;
+	enum pf_status rc;
+
+	if ((rc = session_refresh(s, &finished)) != PF_OK) {
+		session_unref(s);
+		return reply_fail(st, PF_EBUSY, "the store cannot be read "
+		    "now (%s); try again", pf_status_message(rc));
+	}
+	if (finished) {
+		/* Committed elsewhere: the copy is of no more use here. */
+		registry_retire(st->env->registry, s);
+		rc = finished_stored(st, session_record(s));
+		session_unref(s);
+		return rc;
+	}
+	return take_over(st, s, "resumed");
+}
+
 /* OPEN with "resume": take over a session this user opened before. */
 static enum pf_status
 resume_session(struct stream *st, const struct open_req *o)
@@ -576,6 +639,12 @@ resume_session(struct stream *st, const struct open_req *o)
 	 * gone): "unknown" would have the client upload the file again. In a
 	 * moment it is complete (then resume_finished says so) or receiving.
 	 */
+	/* A copy another connection is making from the store. */
+	if (!session_ready(s)) {
+		session_unref(s);
+		return reply_fail(st, PF_EBUSY, "session %s is being "
+		    "loaded; try again", o->resume);
+	}
 	if (session_state(s) == SESSION_ASSEMBLING &&
 	    strcmp(session_user(s), st->user) == 0) {
 		session_unref(s);
@@ -591,7 +660,8 @@ resume_session(struct stream *st, const struct open_req *o)
 		    "no session %s to resume for "
 		    "this file", o->resume);
 	}
-	return take_over(st, s, "resumed");
+	return session_remote(s) ? resume_copy(st, s) :
+	    take_over(st, s, "resumed");
 }
 
 enum pf_status
@@ -643,6 +713,12 @@ control_on_open(struct stream *st, const json_t *req)
 		    (unsigned long long)o.f.size);
 		goto out;
 	}
+	/* Where every node checks this session's JOINs (store only). */
+	if ((rc = session_publish_key(s)) != PF_OK) {
+		rc = reply_fail(st, PF_EBUSY, "the store cannot be written "
+		    "now (%s); try again", pf_status_message(rc));
+		goto out;
+	}
 	if ((rc = send_opened(st, s, false)) != PF_OK)
 		goto out;
 	log_info("%s: session %s opened by %s: \"%s\", %llu bytes, %u chunks",
@@ -657,6 +733,25 @@ out:
 		session_unref(s);
 	}
 	return rc;
+}
+
+/*
+ * True if stored session s made progress on other nodes: the store
+ * holds chunks this node's copy did not know of (its data connections
+ * may all be elsewhere), or the session finished. A chunk still on its
+ * way to another node does not show.
+ */
+static bool
+progress_elsewhere(struct session *s)
+{
+	uint32_t before = session_chunks_acked(s);
+	bool finished;
+
+	if (!session_remote(s) || session_refresh(s, &finished) != PF_OK ||
+	    (!finished && session_chunks_acked(s) == before))
+		return false;
+	session_note_progress(s);
+	return true;
 }
 
 enum pf_status
@@ -679,8 +774,11 @@ control_wait(struct stream *st)
 		 * takes: no chunk comes, and COMMIT will.
 		 */
 		held = session_chunks_acked(s) == session_nchunks(s);
-		if (!held && (idle = session_idle_ms(s)) >= limit)
+		if (!held && (idle = session_idle_ms(s)) >= limit &&
+		    !progress_elsewhere(s))
 			break;
+		if (!held && idle >= limit)
+			continue;
 		/* Then look again: data connections may have made progress. */
 		r = poll(&pfd, 1, held ? HELD_POLL_MS : (int)(limit - idle));
 		if (r == 1 || (r == -1 && errno != EINTR))
@@ -755,7 +853,9 @@ control_on_commit(struct stream *st, const json_t *req)
 	if (session_state(s) != SESSION_RECEIVING)
 		return reply_fail(st, session_error(s) ? session_error(s) :
 		    PF_ECANCELLED, "session is no longer receiving");
-	if (session_chunks_acked(s) != session_nchunks(s))
+	/* On the store other nodes took chunks too: the store checks. */
+	if (!session_remote(s) && session_chunks_acked(s) !=
+	    session_nchunks(s))
 		return reply_fail(st, PF_EPROTO, "%u of %u chunks received",
 		    session_chunks_acked(s), session_nchunks(s));
 	switch ((rc = session_commit(s, want, st->env->policy))) {
@@ -769,6 +869,8 @@ control_on_commit(struct stream *st, const json_t *req)
 		    "received");
 	case PF_EINTERNAL:
 		return reply_fail(st, rc, "out of memory");
+	case PF_EPROTO:
+		return reply_fail(st, rc, "a chunk is missing in the store");
 	default:
 		return reply_fail(st, rc, "cannot store the file");
 	}

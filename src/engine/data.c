@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #ifdef __linux__
@@ -17,6 +18,7 @@
 #endif
 #include <unistd.h>
 
+#include "backend.h"
 #include "clock.h"
 #include "counters.h"
 #include "data.h"
@@ -35,6 +37,9 @@
  * that sends more waits for the oldest sync. A few hundred bytes each.
  */
 #define DATA_PIPELINE	8
+
+/* How long a JOIN waits for a copy another JOIN is making (50 ms a try). */
+#define COPY_TRIES	200
 
 /* The answer to one CHUNK, sent in the order the chunks came. */
 struct data_answer {
@@ -270,14 +275,132 @@ refuse_join(struct stream *st, const char *id, size_t idlen)
 	return reply_fail(st, PF_ENOSESSION, "no such session");
 }
 
+/*
+ * A new live copy of stored session id (another node holds its login),
+ * from its record, in *out (the caller's reference). PF_EBUSY if another
+ * JOIN is making it (look it up again), else the store's or registry's
+ * status.
+ */
+static enum pf_status
+new_copy(struct stream *st, const char *id, struct session **out)
+{
+	const struct stream_env *env = st->env;
+	struct s3store_record rec;
+	struct registry_ask ask = { .id = id, .room = UINT64_MAX,
+	    .copy = true };
+	struct session *s = NULL;
+	char why[256];
+	enum pf_status rc;
+
+	if ((rc = backend_load(env->backend, id, &rec)) != PF_OK)
+		return rc;
+	ask.user = rec.user;
+	ask.size = rec.size;
+	if ((rc = registry_open(env->registry, s3store_nchunks(&rec), &ask,
+	    &s, why, sizeof(why))) != PF_OK) {
+		if (rc != PF_EBUSY)
+			log_info("%s: no copy of session %s here: %s",
+			    st->c->peer, id, why);
+		return rc;
+	}
+	if ((rc = session_restore_remote(s, env->backend, &rec, NULL)) !=
+	    PF_OK) {
+		registry_retire(env->registry, s);
+		session_unref(s);
+		return rc;
+	}
+	log_info("%s: session %s joined from the store (%u of %u chunks "
+	    "held)", st->c->peer, id, session_chunks_acked(s),
+	    session_nchunks(s));
+	*out = s;
+	return PF_OK;
+}
+
+/*
+ * The live session id in *out (a new reference): the table's, else, on
+ * the store, a copy made from its record. Two JOINs at once make one
+ * copy: the second waits until the first's is ready.
+ */
+static enum pf_status
+find_session(struct stream *st, const char *id, struct session **out)
+{
+	struct timespec nap = { 0, 50 * 1000000L };
+	struct session *s;
+	enum pf_status rc = PF_ENOSESSION;
+
+	for (int i = 0; i < COPY_TRIES; i++) {
+		if (registry_lookup(st->env->registry, id, &s) == PF_OK) {
+			if (session_ready(s) || st->env->backend == NULL) {
+				*out = s;
+				return PF_OK;
+			}
+			session_unref(s);
+		} else if (st->env->backend == NULL)
+			return PF_ENOSESSION;
+		else if ((rc = new_copy(st, id, out)) != PF_EBUSY ||
+		    registry_lookup(st->env->registry, id, &s) != PF_OK)
+			return rc;
+		else
+			session_unref(s);
+		nanosleep(&nap, NULL);
+	}
+	return PF_EBUSY;
+}
+
+/*
+ * True if proof is this connection's JOIN proof for s: keyed by the
+ * session key, bound to this connection's nonce and TLS channel.
+ */
+static bool
+proof_ok(struct stream *st, struct session *s,
+    const uint8_t proof[PF_SHA256_LEN])
+{
+	uint8_t want[PF_SHA256_LEN], key[PF_SHA256_LEN];
+	uint8_t ex[SCRAM_EXPORTER_LEN];
+	bool tls, ok = false;
+
+	if (session_get_key(s, key)) {
+		tls = pf_conn_tls_exporter(st->c, ex) == PF_OK;
+		ok = scram_join_proof(key, session_id(s), st->nonce,
+		    sizeof(st->nonce), tls ? ex : NULL, want) == PF_OK &&
+		    pf_equal_ct(proof, want, sizeof(want));
+	}
+	pf_wipe(key, sizeof(key));
+	pf_wipe(ex, sizeof(ex));
+	return ok;
+}
+
+/*
+ * True if proof is right for s; a stored session's key may be newer than
+ * this node's copy (a login on another node resumed it), so it is read
+ * from the store once more before a proof is refused.
+ */
+static bool
+join_proof_ok(struct stream *st, struct session *s,
+    const uint8_t proof[PF_SHA256_LEN])
+{
+	uint8_t key[PF_SHA256_LEN];
+	bool had = session_get_key(s, key);
+
+	pf_wipe(key, sizeof(key));
+	if (proof_ok(st, s, proof))
+		return true;
+	if (!session_remote(s) || session_reload_key(s) != PF_OK ||
+	    !proof_ok(st, s, proof))
+		return false;
+	if (had)
+		log_info("%s: session %s: a newer key read from the store "
+		    "(a login elsewhere)", st->c->peer, session_id(s));
+	return true;
+}
+
 enum pf_status
 data_on_join(struct stream *st, const json_t *req)
 {
 	struct session *s = NULL;
-	uint8_t proof[PF_SHA256_LEN], want[PF_SHA256_LEN], key[PF_SHA256_LEN];
-	uint8_t ex[SCRAM_EXPORTER_LEN];
+	uint8_t proof[PF_SHA256_LEN];
+	char sid[PROTO_ID_LEN + 1];
 	const char *id, *proof64;
-	bool tls;
 	size_t idlen;
 	enum pf_status rc;
 	json_t *j;
@@ -291,20 +414,19 @@ data_on_join(struct stream *st, const json_t *req)
 		return reply_fail(st, PF_EBADFRAME,
 		    "JOIN needs a session id and "
 		    "a 32-byte proof");
+	snprintf(sid, sizeof(sid), "%.*s", (int)idlen, id);
+	rc = find_session(st, sid, &s);
+	/* The store did not answer: the client tries the JOIN again. */
+	if (rc != PF_OK && rc != PF_ENOSESSION && rc != PF_ECANCELLED)
+		return reply_fail(st, PF_EBUSY, "session %s cannot be read "
+		    "now: %s", sid, pf_status_message(rc));
 	/* Owner 0: recovered after a restart, no login holds it yet. */
-	if (registry_lookup(st->env->registry, id, &s) != PF_OK ||
-	    session_state(s) != SESSION_RECEIVING || session_owned_by(s, 0)) {
+	if (rc != PF_OK || session_state(s) != SESSION_RECEIVING ||
+	    session_owned_by(s, 0)) {
 		session_unref(s);
 		return refuse_join(st, id, idlen);
 	}
-	session_get_key(s, key);
-	/* Bound to this data connection's own TLS channel, if any. */
-	tls = pf_conn_tls_exporter(st->c, ex) == PF_OK;
-	rc = scram_join_proof(key, session_id(s), st->nonce, sizeof(st->nonce),
-	    tls ? ex : NULL, want);
-	pf_wipe(key, sizeof(key));
-	pf_wipe(ex, sizeof(ex));
-	if (rc != PF_OK || !pf_equal_ct(proof, want, sizeof(want))) {
+	if (!join_proof_ok(st, s, proof)) {
 		session_unref(s);
 		atomic_fetch_add(&st->env->counters->auth_failures, 1);
 		pf_log_limited(st->env->refusals, PF_LOG_WARN, "%s: join proof "

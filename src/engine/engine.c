@@ -361,19 +361,36 @@ accept_main(void *arg)
 	return NULL;
 }
 
-/* Collects sessions idle past --staging-ttl with nobody attached. */
+/*
+ * How long a copy of a stored session stays in memory with no connection
+ * here: it is only a cache (any node makes one again from the store).
+ */
+#define REMOTE_CACHE_S	30
+
+/*
+ * Collects sessions idle past --staging-ttl with nobody attached, and
+ * copies of stored sessions idle here past REMOTE_CACHE_S.
+ */
 struct reap {
 	struct session	**victims;
 	unsigned	  n, cap;
-	time_t		  before;
+	time_t		  before, before_remote;
 };
+
+/* True if s is to go: ended (local) or dropped from memory (stored). */
+static bool
+reapable(struct session *s, const struct reap *r)
+{
+	return session_idle_since(s, session_remote(s) ? r->before_remote :
+	    r->before);
+}
 
 static void
 reap_check(struct session *s, void *arg)
 {
 	struct reap *r = arg;
 
-	if (r->n < r->cap && session_idle_since(s, r->before)) {
+	if (r->n < r->cap && reapable(s, r)) {
 		session_ref(s);
 		r->victims[r->n++] = s;
 	}
@@ -388,10 +405,21 @@ reap(struct engine *e)
 	    (r.victims = calloc(r.cap, sizeof(*r.victims))) == NULL)
 		return;
 	r.before = time(NULL) - (time_t)e->cfg.staging_ttl_s;
+	r.before_remote = time(NULL) - (time_t)(e->cfg.staging_ttl_s <
+	    REMOTE_CACHE_S ? e->cfg.staging_ttl_s : REMOTE_CACHE_S);
 	registry_foreach(e->registry, reap_check, &r);
 	for (unsigned i = 0; i < r.n; i++) {
-		/* Someone may have come back since the table was scanned. */
-		if (session_idle_since(r.victims[i], r.before)) {
+		/*
+		 * Someone may have come back since the table was scanned. A
+		 * stored session is not ended here: other nodes may serve
+		 * it, and s3store_expire judges its activity on all of them.
+		 */
+		if (session_remote(r.victims[i]) &&
+		    reapable(r.victims[i], &r)) {
+			log_debug("session %s idle here; dropping its copy",
+			    session_id(r.victims[i]));
+			registry_retire(e->registry, r.victims[i]);
+		} else if (reapable(r.victims[i], &r)) {
 			log_info("session %s idle for over %u s; removing it",
 			    session_id(r.victims[i]), e->cfg.staging_ttl_s);
 			registry_end(e->registry, r.victims[i],

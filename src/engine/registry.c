@@ -208,7 +208,7 @@ registry_open(struct registry *r, uint32_t nchunks,
 		snprintf(why, whycap, "session %s is being resumed by another "
 		    "connection; try again", a->id);
 		rc = PF_EBUSY;
-	} else if ((rc = admit(r, a, why, whycap)) == PF_OK &&
+	} else if ((a->copy || (rc = admit(r, a, why, whycap)) == PF_OK) &&
 	    !insert(r, s, false)) {
 		snprintf(why, whycap, "too many sessions");
 		rc = PF_EBUSY;

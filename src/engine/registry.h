@@ -8,6 +8,7 @@
 #ifndef PF_REGISTRY_H
 #define PF_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,9 @@ struct registry_ask {
 	uint64_t	 room;		/* free space above the margin kept
 					   (--min-free-space); UINT64_MAX:
 					   unknown */
+	bool		 copy;		/* a copy of a stored session, which
+					   its OPEN admitted: only the table's
+					   size applies */
 };
 
 /*

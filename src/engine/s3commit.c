@@ -362,6 +362,10 @@ s3store_commit(struct s3store *st, const struct s3store_record *rec,
 	    (rc = check_receipt(&g, receipt)) == PF_OK &&
 	    (rc = gather_parts(st, &g, obj)) == PF_OK)
 		rc = decide(st, &g, obj, receipt);
+	/* Another node completed it meanwhile (the upload and its claims
+	   gone under our listings): a COMMIT again, not a cancel. */
+	if ((rc == PF_ECANCELLED || rc == PF_EPROTO) && finished(st, obj, rec))
+		rc = again(st, rec, receipt);
 out:
 	free(g.digests);
 	free(g.have);

@@ -303,7 +303,7 @@ s3store_have(struct s3store *st, const struct s3store_record *rec,
 	return PF_ECANCELLED;
 }
 
-/* Collects up to S3_DELETE_MAX claim/ and sums/ keys of a listing. */
+/* Collects up to S3_DELETE_MAX claim/, sums/ and key keys of a listing. */
 struct batch {
 	char	**keys;
 	size_t	  n, skip;	/* skip: bytes of .pf/s/<id>/ */
@@ -315,8 +315,9 @@ collect(void *arg, const struct s3_object *o)
 	struct batch *b = arg;
 	const char *leaf = o->key + b->skip;
 
+	/* The key goes too: a finished or cancelled session has no JOIN. */
 	if (o->is_prefix || (strncmp(leaf, "claim/", 6) != 0 &&
-	    strncmp(leaf, "sums/", 5) != 0))
+	    strncmp(leaf, "sums/", 5) != 0 && strcmp(leaf, "key") != 0))
 		return true;
 	if ((b->keys[b->n] = strdup(o->key)) == NULL)
 		return false;

@@ -175,6 +175,27 @@ struct s3store_expired {
 enum pf_status s3store_expire(struct s3store *st, int64_t now,
     unsigned ttl_s, struct s3store_expired *out);
 
+/*
+ * The session key of rec's newest login (s3join.c), which checks a JOIN
+ * on any node: put_key writes it (at OPEN and at each resume), get_key
+ * reads it (PF_ENOSESSION if none: the session ended). The key is a
+ * capability for that session's JOIN only; see docs/scale-out.md.
+ */
+enum pf_status s3store_put_key(struct s3store *st,
+    const struct s3store_record *rec, const uint8_t key[PF_SHA256_LEN]);
+enum pf_status s3store_get_key(struct s3store *st,
+    const struct s3store_record *rec, uint8_t key[PF_SHA256_LEN]);
+
+/*
+ * The receipt a finished session was completed with, from its commit
+ * object, and in *when (if not NULL) the Unix time the committer wrote
+ * it (0 if unsaid): PF_ENOSESSION if there is none, PF_EIO if it does
+ * not hold one.
+ */
+enum pf_status s3store_receipt(struct s3store *st,
+    const struct s3store_record *rec, uint8_t receipt[PF_SHA256_LEN],
+    int64_t *when);
+
 /* The finished object of rec: its size and ETag (S3_ETAG_MAX or NULL). */
 enum pf_status s3store_head(struct s3store *st,
     const struct s3store_record *rec, uint64_t *size, char *etag);

@@ -31,9 +31,9 @@ enum pf_status s3store_get_small(struct s3store *st, const char *key,
     void *p, size_t cap, size_t *n);
 
 /*
- * Deletes every key under .pf/s/<id>/claim/ and sums/: one listing of
- * the session's keys and one DeleteObjects per 1,000 of them, listing
- * again until none is left.
+ * Deletes every key under .pf/s/<id>/claim/ and sums/, and its key: one
+ * listing of the session's keys and one DeleteObjects per 1,000 of them,
+ * listing again until none is left.
  */
 enum pf_status s3store_sweep(struct s3store *st,
     const struct s3store_record *rec);

@@ -90,6 +90,19 @@ old_finished(const struct view *old, const char *id)
 	return NULL;
 }
 
+/* A finished session's receipt and time from its commit object into s. */
+static bool
+finished_receipt(struct backend *b, const struct s3store_record *rec,
+    struct engine_session_info *s)
+{
+	uint8_t receipt[PF_SHA256_LEN];
+
+	if (backend_receipt(b, rec, receipt, &s->finished) != PF_OK)
+		return false;
+	pf_hex_encode(receipt, sizeof(receipt), s->digest);
+	return s->finished > 0;
+}
+
 /* The view of rec in state, with what the store holds of it, into e. */
 static void
 fill(struct backend *b, const struct view *old,
@@ -120,8 +133,7 @@ fill(struct backend *b, const struct view *old,
 		if ((was = old_finished(old, s->id)) != NULL) {
 			memcpy(s->digest, was->info.digest, sizeof(s->digest));
 			s->finished = s->updated = was->info.finished;
-		} else if (backend_receipt(b, rec, s->digest, &s->finished) ==
-		    PF_OK && s->finished > 0)
+		} else if (finished_receipt(b, rec, s))
 			s->updated = s->finished;
 		if (s->finished == 0)
 			s->finished = s->created;

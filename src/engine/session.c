@@ -42,6 +42,7 @@ struct session {
 	bool		 tus;			/* see session_file */
 	pthread_mutex_t	 lock;			/* guards key and owner */
 	uint8_t		 key[PF_SHA256_LEN];	/* the login's session key */
+	bool		 key_set;		/* key is one (not zeros) */
 	uint64_t	 owner;			/* control connection's id */
 	time_t		 created;
 	_Atomic int64_t	 finished;		/* time_t it left RECEIVING */
@@ -517,35 +518,120 @@ session_restore(struct session *s, struct storage *storage,
 	return PF_OK;
 }
 
+/* Marks done the chunks set in bits that s does not hold yet. */
+static void
+hold_bits(struct session *s, const uint8_t *bits)
+{
+	for (uint32_t i = 0; i < s->nchunks; i++) {
+		uint8_t expect = CHUNK_PENDING;
+
+		if (!(bits[i / 8] & (1u << (i % 8))) ||
+		    !atomic_compare_exchange_strong(&s->chunks[i], &expect,
+		    CHUNK_DONE))
+			continue;
+		atomic_fetch_add(&s->chunks_acked, 1);
+		atomic_fetch_add(&s->bytes_held, proto_chunk_length(s->size,
+		    s->chunk_size, i));
+	}
+}
+
+/* The chunks the store holds now, added to what s holds. */
+static enum pf_status
+refresh_held(struct session *s)
+{
+	uint8_t *bits = calloc(1, (size_t)s->nchunks / 8 + 1);
+	enum pf_status rc;
+
+	if (bits == NULL)
+		return PF_EINTERNAL;
+	if ((rc = backend_have(s->remote, s->rec, bits)) == PF_OK)
+		hold_bits(s, bits);
+	free(bits);
+	return rc;
+}
+
 enum pf_status
 session_restore_remote(struct session *s, struct backend *b,
     const struct s3store_record *rec, const struct session_file *f)
 {
-	enum pf_status rc = PF_EINTERNAL;
-	uint8_t *bits;
+	struct session_file own = { .name = rec->name,
+	    .client_name = rec->name, .client_name_len = strlen(rec->name),
+	    .peer = "", .size = rec->size, .chunk_size = rec->chunk_size,
+	    .head = rec->head, .headlen = rec->head_len };
+	enum pf_status rc;
 
 	s->remote = b;
-	if ((rc = open_fields(s, f)) != PF_OK)
+	if ((rc = open_fields(s, f != NULL ? f : &own)) != PF_OK)
 		return rc;
 	s->created = (time_t)rec->created;
-	if ((s->rec = malloc(sizeof(*s->rec))) == NULL ||
-	    (bits = calloc(1, (size_t)s->nchunks / 8 + 1)) == NULL)
+	/* A login elsewhere holds it; its key comes from the store. */
+	s->owner = SESSION_OWNER_ELSEWHERE;
+	if ((s->rec = malloc(sizeof(*s->rec))) == NULL)
 		return PF_EINTERNAL;
 	memcpy(s->rec, rec, sizeof(*s->rec));
 	/* Whatever any node stored: the store is the truth, not memory. */
-	if ((rc = backend_have(b, s->rec, bits)) == PF_OK) {
-		for (uint32_t i = 0; i < s->nchunks; i++) {
-			if (!(bits[i / 8] & (1u << (i % 8))))
-				continue;
-			atomic_store(&s->chunks[i], CHUNK_DONE);
-			atomic_fetch_add(&s->chunks_acked, 1);
-			atomic_fetch_add(&s->bytes_held, proto_chunk_length(
-			    s->size, s->chunk_size, i));
-		}
+	if ((rc = refresh_held(s)) == PF_OK) {
 		atomic_store(&s->ready, true);
 		session_changed();
 	}
-	free(bits);
+	return rc;
+}
+
+enum pf_status
+session_refresh(struct session *s, bool *finished)
+{
+	uint64_t size;
+	enum pf_status rc;
+
+	*finished = false;
+	if (s->remote == NULL)
+		return PF_OK;
+	if ((rc = backend_finished(s->remote, s->rec, &size)) == PF_OK) {
+		*finished = true;
+		return PF_OK;
+	}
+	if (rc != PF_ENOSESSION)
+		return rc;
+	if ((rc = refresh_held(s)) == PF_OK)
+		session_changed();
+	return rc;
+}
+
+const struct s3store_record *
+session_record(const struct session *s)
+{
+	return s->rec;
+}
+
+enum pf_status
+session_publish_key(struct session *s)
+{
+	uint8_t key[PF_SHA256_LEN];
+	enum pf_status rc;
+
+	if (s->remote == NULL)
+		return PF_OK;
+	session_get_key(s, key);
+	rc = backend_put_key(s->remote, s->rec, key);
+	pf_wipe(key, sizeof(key));
+	return rc;
+}
+
+enum pf_status
+session_reload_key(struct session *s)
+{
+	uint8_t key[PF_SHA256_LEN];
+	enum pf_status rc;
+
+	if (s->remote == NULL)
+		return PF_ENOSESSION;
+	if ((rc = backend_get_key(s->remote, s->rec, key)) == PF_OK) {
+		pthread_mutex_lock(&s->lock);
+		memcpy(s->key, key, PF_SHA256_LEN);
+		s->key_set = true;
+		pthread_mutex_unlock(&s->lock);
+	}
+	pf_wipe(key, sizeof(key));
 	return rc;
 }
 
@@ -792,16 +878,27 @@ static enum pf_status
 commit_remote(struct session *s, const uint8_t want[PF_SHA256_LEN])
 {
 	enum pf_status rc = backend_commit(s->remote, s->rec, want);
+	uint8_t *all;
 
 	if (rc == PF_ECHECKSUM || rc == PF_ECANCELLED) {
 		transition(s, SESSION_ASSEMBLING, SESSION_FAILED);
 		atomic_store(&s->error, (int)rc);
 		session_changed();
+		/* A wrong receipt fails the session for every node, as the
+		   staging area goes on local storage. */
+		if (rc == PF_ECHECKSUM)
+			atomic_store(&s->end_rc, (int)end_remote(s));
 		return rc;
 	}
 	if (rc != PF_OK) {
 		transition(s, SESSION_ASSEMBLING, SESSION_RECEIVING);
 		return rc;
+	}
+	/* Other nodes may have taken chunks this one never saw. */
+	if ((all = malloc((size_t)s->nchunks / 8 + 1)) != NULL) {
+		memset(all, 0xff, (size_t)s->nchunks / 8 + 1);
+		hold_bits(s, all);
+		free(all);
 	}
 	pf_hex_encode(want, PF_SHA256_LEN, s->receipt);
 	transition(s, SESSION_ASSEMBLING, SESSION_COMPLETE);
@@ -851,6 +948,7 @@ session_take(struct session *s, uint64_t owner,
 {
 	pthread_mutex_lock(&s->lock);
 	memcpy(s->key, key, PF_SHA256_LEN);
+	s->key_set = true;
 	s->owner = owner;
 	pthread_mutex_unlock(&s->lock);
 }
@@ -866,12 +964,16 @@ session_owned_by(struct session *s, uint64_t owner)
 	return yes;
 }
 
-void
+bool
 session_get_key(struct session *s, uint8_t key[PF_SHA256_LEN])
 {
+	bool set;
+
 	pthread_mutex_lock(&s->lock);
 	memcpy(key, s->key, PF_SHA256_LEN);
+	set = s->key_set;
 	pthread_mutex_unlock(&s->lock);
+	return set;
 }
 
 void

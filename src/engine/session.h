@@ -133,12 +133,37 @@ bool session_remote(const struct session *s);
 
 /*
  * Brings new session s (made with rec's id, user and size) back from the
- * store b, for file f (copied, as session_open): rec (copied) is its
- * record, the chunks held are what the store holds now (ListParts).
+ * store b, for file f (copied, as session_open; NULL: the record's own
+ * fields, for a JOIN): rec (copied) is its record, the chunks held are
+ * what the store holds now (ListParts). Its owner is then
+ * SESSION_OWNER_ELSEWHERE and its key unknown (session_reload_key).
  * Makes s ready. PF_EINTERNAL on ENOMEM, else the store's status.
  */
 enum pf_status session_restore_remote(struct session *s, struct backend *b,
     const struct s3store_record *rec, const struct session_file *f);
+
+/* The owner of a copy of a stored session no login here holds yet. */
+#define SESSION_OWNER_ELSEWHERE	UINT64_MAX
+
+/*
+ * For a session on the store, which other nodes serve too: sets
+ * *finished if its object is in the bucket (another node committed it),
+ * else adds the chunks the store holds now to those s holds. PF_OK
+ * (nothing to do) for a local session; else the store's status.
+ */
+enum pf_status session_refresh(struct session *s, bool *finished);
+
+/* The store record of s (borrowed), or NULL for a local session. */
+const struct s3store_record *session_record(const struct session *s);
+
+/*
+ * On the store: writes the session key of s (its newest login's) where
+ * every node checks a JOIN (s3store_put_key); PF_OK for a local session.
+ * session_reload_key reads it back into s (PF_ENOSESSION if none, or for
+ * a local session). Any thread.
+ */
+enum pf_status session_publish_key(struct session *s);
+enum pf_status session_reload_key(struct session *s);
 
 /* Reads the id of staging metadata into id; PF_EBADFRAME if malformed. */
 enum pf_status session_id_from_json(const json_t *meta,
@@ -286,8 +311,11 @@ void session_take(struct session *s, uint64_t owner,
 /* True if owner is still the session's owner. */
 bool session_owned_by(struct session *s, uint64_t owner);
 
-/* Copies the session key into key (under the session's lock). */
-void session_get_key(struct session *s, uint8_t key[PF_SHA256_LEN]);
+/*
+ * Copies the session key into key (under the session's lock); false if
+ * s has none yet (a copy of a stored session: zeros, never a key).
+ */
+bool session_get_key(struct session *s, uint8_t key[PF_SHA256_LEN]);
 
 /* Counts a connection on s: data connections, or control with control. */
 void session_attach(struct session *s, bool control);
