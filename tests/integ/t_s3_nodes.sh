@@ -10,7 +10,9 @@
 # nodes through the store.
 # Then 8 uploads at once, one node SIGKILLed mid-upload and not
 # restarted: every upload completes, identical in the bucket (awscli),
-# no multipart upload and no claim, sum or key object left.
+# no multipart upload and no claim, sum or key object left; the
+# gateways of the two nodes left list all 8 from the bucket, and each
+# downloads through a HAProxy in HTTP mode matching its file.
 . "$(dirname "$0")/lib.sh"
 . "$here/lib_s3.sh"
 
@@ -31,8 +33,8 @@ printf 'secret123\n' | "$PARAFLOWD" --users "$T/users" --add-user paraflow \
     --iterations 4096 >/dev/null 2>&1
 check "a users file shared by the nodes" test -s "$T/users"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -subj /CN=paraflow -days 2 -keyout "$T/node.key" -out "$T/node.pem" \
-    2>/dev/null
+    -subj /CN=paraflow -addext subjectAltName=IP:127.0.0.1 -days 2 \
+    -keyout "$T/node.key" -out "$T/node.pem" 2>/dev/null
 TLSARGS=(--tls-cert "$T/node.pem" --tls-key "$T/node.key")
 PIN=$("$PARAFLOWD" --fingerprint "${TLSARGS[@]}" --storage "$STORAGE")
 check "one TLS pair for the nodes" test -n "$PIN"
@@ -293,8 +295,61 @@ check_eq "no claim, sum or key object left" "" \
 check_eq "finished sessions keep their record and commit only" \
     "commit record" "$(keys .pf/s/ | sed 's|.*/||' | sort -u | xargs)"
 
-# gateway checks (the lead adds: each surviving node's gateway lists all
-# 8 sessions; a download through HAProxy matches the file)
+# --- the gateways: each surviving node lists all 8 from the bucket; a
+# download through a HAProxy in HTTP mode (TLS ended there with the
+# nodes' pair, started again to the nodes) matches its file
+gw() {
+	curl -sS --cacert "$T/node.pem" -u paraflow:secret123 --max-time 60 \
+	    "$@"
+}
+
+# lists_all URL: the session list at URL holds every upload, complete.
+lists_all() {
+	local ids=() f
+	for f in "${files[@]}"; do
+		ids+=("$(sid "$f")")
+	done
+	gw -o "$T/list" "$1/api/v1/sessions?limit=500" &&
+	    python3 -c '
+import json, sys
+state = {s["id"]: s["state"] for s in json.load(open(sys.argv[1]))["sessions"]}
+sys.exit(0 if all(state.get(i) == "complete" for i in sys.argv[2:]) else 1)
+' "$T/list" "${ids[@]}"
+}
+for n in 1 3; do
+	check "node $n's gateway lists the 8 uploads, complete" \
+	    wait_for 30 lists_all "https://127.0.0.1:$(eval echo "\$HTTP$n")"
+done
+
+cat "$T/node.pem" "$T/node.key" >"$T/gw.pem"
+GWPORT=$(free_port)
+{
+	printf 'defaults\n\tmode http\n\ttimeout connect 5s\n'
+	printf '\ttimeout client 120s\n\ttimeout server 120s\n'
+	printf 'frontend gateway\n\tbind 127.0.0.1:%s ssl crt %s\n' \
+	    "$GWPORT" "$T/gw.pem"
+	printf '\tdefault_backend gws\n'
+	printf 'backend gws\n\tbalance roundrobin\n'
+	printf '\toption httpchk GET /readyz\n'
+	for n in 1 2 3; do
+		printf '\tserver g%s 127.0.0.1:%s check inter 200ms ssl ' \
+		    "$n" "$(eval echo "\$HTTP$n")"
+		printf 'ca-file %s\n' "$T/node.pem"
+	done
+} >"$T/haproxy-gw.cfg"
+"$HAPROXY" -db -f "$T/haproxy-gw.cfg" >>"$T/haproxy.log" 2>&1 &
+GWPID=$!
+PIDS+=("$GWPID")
+G=https://127.0.0.1:$GWPORT
+check "HAProxy (HTTP mode) lists the 8 uploads" wait_for 30 lists_all "$G"
+bad=0
+for f in "${files[@]}"; do
+	gw -o "$T/got" "$G/api/v1/sessions/$(sid "$f")/file" &&
+	    [ "$(sha "$T/got")" = "$(sha "$T/$f")" ] || bad=$((bad + 1))
+done
+check_eq "each upload downloaded through HAProxy matches its file" 0 "$bad"
+signal_ours TERM "$GWPID"
+wait "$GWPID" 2>/dev/null
 
 haproxy_stop
 for n in 1 3; do
