@@ -15,6 +15,7 @@
 
 #include "backend.h"
 #include "log.h"
+#include "proto.h"
 
 /* A handle lent to no call, kept for the next. */
 struct pooled {
@@ -135,6 +136,12 @@ backend_s3_open(const struct backend_s3_opts *o, struct backend **out)
 	    b->cfg.prefix, b->cfg.endpoint);
 	*out = b;
 	return PF_OK;
+}
+
+uint32_t
+backend_min_chunk(const struct backend *b)
+{
+	return b != NULL ? BACKEND_S3_MIN_CHUNK : PROTO_MIN_CHUNK;
 }
 
 void

@@ -41,6 +41,9 @@ void backend_close(struct backend *b);
 /* The store's 8 MiB minimum (and default) chunk size. */
 #define BACKEND_S3_MIN_CHUNK	S3STORE_MIN_CHUNK
 
+/* The smallest chunk size b takes; b NULL: the storage directory's. */
+uint32_t backend_min_chunk(const struct backend *b);
+
 /* As s3store.h's functions of the same names, on a pooled handle. */
 enum pf_status backend_create(struct backend *b, struct s3store_record *r);
 enum pf_status backend_load(struct backend *b, const char *id,

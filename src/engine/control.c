@@ -178,7 +178,7 @@ check_sizes(struct stream *st, uint64_t chunk_size, const char *head64,
 		    "chunk size must be a power of "
 		    "two from %u to %u", PROTO_MIN_CHUNK, PROTO_MAX_CHUNK);
 	o->f.chunk_size = (uint32_t)chunk_size;
-	if (env->backend != NULL && chunk_size < BACKEND_S3_MIN_CHUNK)
+	if (chunk_size < backend_min_chunk(env->backend))
 		return reply_fail(st, PF_EBADFRAME, "chunk size %llu under "
 		    "the store's minimum of %u MiB (S3 parts): send "
 		    "--chunk-size %uM or more", (unsigned long long)chunk_size,
@@ -306,8 +306,7 @@ limits_json(const struct stream *st)
 	    (json_int_t)peruser_count(st->env->peruser, st->user),
 	    "connections", (json_int_t)cfg->max_connections, "ip_logins",
 	    (json_int_t)(ip > 0 ? ip : 1), "min_chunk_size",
-	    (json_int_t)(st->env->backend != NULL ? BACKEND_S3_MIN_CHUNK :
-	    PROTO_MIN_CHUNK));
+	    (json_int_t)backend_min_chunk(st->env->backend));
 }
 
 /* Sends OPENED with the bitmap of the chunks s holds. */

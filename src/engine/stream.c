@@ -53,8 +53,7 @@ send_hello(struct stream *st)
 	    "paraflowd/" PACKAGE_VERSION, "version", PROTO_VERSION, "nonce",
 	    nonce, "mechanisms", pf_conn_is_tls(st->c) ? SCRAM_MECH_PLUS :
 	    SCRAM_MECH, "features", "transfer", "amend", "min_chunk_size",
-	    (json_int_t)(st->env->backend != NULL ? BACKEND_S3_MIN_CHUNK :
-	    PROTO_MIN_CHUNK));
+	    (json_int_t)backend_min_chunk(st->env->backend));
 	free(nonce);
 	if (j == NULL)
 		return PF_ENOMEM;
