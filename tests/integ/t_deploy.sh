@@ -5,7 +5,10 @@
 # option; and the entrypoint, run outside Docker against a "make install"
 # tree, turns the environment into paraflowd's options, serves an upload
 # (and /healthz once the gateway is built), and fails clearly on bad
-# settings.
+# settings. docker/scale-out/: haproxy -c on its HAProxy configuration,
+# which then serves, live, an upload and the gateway in front of one
+# node; its compose file's hardening, secrets and the nodes' environment
+# through the entrypoint.
 . "$(dirname "$0")/lib.sh"
 
 srcdir=$(cd "$here/../.." && pwd)
@@ -393,6 +396,62 @@ if command -v haproxy >/dev/null 2>&1; then
 else
 	skip "haproxy -c -f docker/scale-out/haproxy.cfg" \
 	    "no haproxy (scripts/deps.sh)"
+fi
+
+# The same file, live: HAProxy in front of one node (on local storage:
+# the proxy is what is checked here; node2 and node3 are left out). An
+# upload through the native port (TLS passes through to the node), and
+# /readyz and the session list through the HTTP frontend (HAProxy's TLS
+# with the nodes' key, then TLS again to the node), pinned to that key.
+if command -v haproxy >/dev/null 2>&1 && [ "$has_http" = yes ]; then
+	free_port() {
+		python3 -c 'import socket; s = socket.socket()
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+	}
+	"$IPARAFLOWD" --bind 127.0.0.1 --port 0 --port-file "$T/so.port" \
+	    --http-port 0 --http-port-file "$T/so.hport" \
+	    --storage "$T/so-store" --users "$T/users" \
+	    --tls-cert "$T/so-tls/cert.pem" --tls-key "$T/so-tls/key.pem" \
+	    2>>"$T/so-node.log" &
+	PIDS+=($!)
+	np=$(started "$T/so.port" "the node behind HAProxy" "$T/so-node.log")
+	nh=$(started "$T/so.hport" "its gateway" "$T/so-node.log")
+	hp=$(free_port)
+	gp=$(free_port)
+	sed -e "s#bind :7878#bind 127.0.0.1:$hp#" \
+	    -e "s#bind :8080#bind 127.0.0.1:$gp#" \
+	    -e "s#node1:7878 check port 8080#127.0.0.1:$np check port $nh#" \
+	    -e "s#node1:8080#127.0.0.1:$nh#" -e "/server node[23] /d" \
+	    "$T/haproxy.cfg" >"$T/haproxy-live.cfg"
+	haproxy -db -f "$T/haproxy-live.cfg" >"$T/haproxy.log" 2>&1 &
+	PIDS+=($!)
+	pin=$("$IPARAFLOWD" --fingerprint --tls-dir "$T/so-tls" \
+	    --storage "$T/so-st")
+	gw() {
+		curl -fsS --max-time 20 -k --pinnedpubkey "$pin" "$@"
+	}
+	if wait_for 60 gw -o /dev/null "https://127.0.0.1:$gp/readyz"; then
+		ok "HAProxy's gateway frontend answers /readyz, with the nodes' key"
+	else
+		not_ok "HAProxy's gateway frontend answers /readyz"
+		sed 's/^/#   /' "$T/haproxy.log" | tail -n 20
+	fi
+	rc=0
+	out=$(PARAFLOW_SECRET=pw-alice "$IPARAFLOW" upload --port "$hp" \
+	    --pin "$pin" --quiet --json --user alice --file "$T/small.dat" \
+	    2>"$T/so-client.err") || rc=$?
+	check_eq "paraflow upload through HAProxy's native port" 0 "$rc"
+	[ "$rc" = 0 ] || sed 's/^/#   /' "$T/so-client.err"
+	sid=$(json_field "$out" session)
+	check "  stored intact by the node" cmp -s "$T/small.dat" \
+	    "$T/so-store/$sid/small.dat"
+	check "  the session is listed through HAProxy's gateway frontend" \
+	    grep -q "\"$sid\"" <(gw -u alice:pw-alice \
+	    "https://127.0.0.1:$gp/api/v1/sessions")
+	check "  HAProxy logged the connections to native_nodes/node1" \
+	    grep -q 'native native_nodes/node1' "$T/haproxy.log"
+else
+	skip "HAProxy in front of a node" "no haproxy, or no gateway"
 fi
 
 if python3 -c 'import yaml' 2>/dev/null; then
