@@ -11,7 +11,8 @@
 #               local addresses) to 1 node, then to 3 nodes;
 #   K at once   the aggregate of K concurrent uploads: to 1 node, through
 #               HAProxy to 3 nodes, and each straight to a node of its own.
-# Each row is the median of RUNS runs. After every run each uploaded
+# Each row is the median of RUNS runs; its note says, for the last run,
+# the streams paraflow used and the CPU seconds of each node that worked. After every run each uploaded
 # object's SHA-256 is read back with awscli and compared with the file's,
 # then the object is deleted and RGW's garbage collected (the OSD keeps
 # data in RAM). CPU seconds per group from cgroups: paraflowd (every
@@ -170,10 +171,11 @@ node_start() {
 ha_start() {
 	local i sed=()
 	hport=$(free_port)
+	gport=$(free_port)
 	sed+=(-e "s#/run/secrets/paraflow_tls_cert#$work/tls/cert.pem#g"
 	    -e "s#/run/secrets/paraflow_tls_pem#$work/tls/haproxy.pem#"
 	    -e "s#bind :7878#bind 127.0.0.1:$hport#"
-	    -e "s#bind :8080#bind 127.0.0.1:$(free_port)#"
+	    -e "s#bind :8080#bind 127.0.0.1:$gport#"
 	    -e "s#balance roundrobin#balance $balance#")
 	for i in 1 2 3; do
 		if [ "$i" -le "$1" ]; then
@@ -187,12 +189,11 @@ ha_start() {
 	cg_exec lb haproxy -db -f "$work/haproxy.cfg" >>"$work/haproxy.log" 2>&1 &
 	ha_pid=$!
 	pids+=($!)
-	wait_for 30 ss_listens "$hport" ||
+	# Up once the gateway frontend answers /readyz: HAProxy's TLS with
+	# the nodes' key, its health checks and its TLS to the node work.
+	wait_for 60 curl -fsS -o /dev/null --max-time 10 -k \
+	    --pinnedpubkey "$pin" "https://127.0.0.1:$gport/readyz" ||
 	    { echo "HAProxy did not start:"; tail "$work/haproxy.log"; exit 1; }
-}
-
-ss_listens() {
-	ss -Htln "sport = :$1" | grep -q .
 }
 
 ha_stop() {
@@ -266,29 +267,61 @@ median() {
 		else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# node_ticks: each running node's CPU so far, in clock ticks ("N:TICKS").
+node_ticks() {
+	local n
+	for n in "${!npid[@]}"; do
+		[ -r "/proc/${npid[n]}/stat" ] || continue
+		awk -v n="$n" '{ printf "%s:%d ", n, $14 + $15 }' \
+		    "/proc/${npid[n]}/stat"
+	done
+}
+
+# spread BEFORE AFTER: the CPU seconds each node spent between two
+# node_ticks, those over 0.1 s: where the connections went.
+spread() {
+	awk -v a="$1" -v b="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+		n = split(a, x, " ")
+		for (i = 1; i <= n; i++) { split(x[i], kv, ":"); t[kv[1]] = kv[2] }
+		n = split(b, x, " ")
+		for (i = 1; i <= n; i++) {
+			split(x[i], kv, ":")
+			d = (kv[2] - t[kv[1]]) / hz
+			if (d > 0.1)
+				out = out sprintf("%snode %s %.1f s", out ? ", " : "",
+				    kv[1], d)
+		}
+		print out
+	}'
+}
+
 rows=()
 # measure LABEL UPLOADS FN ARGS...: FN ARGS RUNS times (FN sets keys, the
 # objects it made, and may set note); every object verified and deleted
 # after each run, outside the clock. A failed run ends the row, marked.
 measure() {
-	local label=$1 n=$2 fn=$3 r t0 t1 g a b
+	local label=$1 n=$2 fn=$3 r t0 t1 g a b k0
 	local ts=() c_pfd=() c_rgw=() c_lb=() c_cli=()
 	local -A u0 u1
 	shift 3
 	for ((r = 1; r <= runs; r++)); do
 		note='' keys=()
 		for g in pfd rgw lb cli; do u0[$g]=$(cg_usec "$g"); done
+		k0=$(node_ticks)
 		t0=$(now)
 		if ! "$fn" "$@" 2>"$work/fail"; then
 			sed 's/^/    /' "$work/fail" | head -n 5
 			printf '  %-44s run %d/%d: FAILED\n' "$label" "$r" "$runs"
-			rows+=("$label|$n|FAILED|0|0|0|0|${keys[*]:+some stored}")
+			note=$(grep -o -m 1 '"message":"[^"]*"' "$work/fail" |
+			    head -n 1 | cut -d'"' -f4)
+			rows+=("$label|$n|FAILED|0|0|0|0|${note:-see above}")
 			[ ${#keys[@]} -eq 0 ] || verify "${keys[@]}" || true
 			gc
 			return 0
 		fi
 		t1=$(now)
 		for g in pfd rgw lb cli; do u1[$g]=$(cg_usec "$g"); done
+		note="${note:+$note; }cpu $(spread "$k0" "$(node_ticks)")"
 		verify "${keys[@]}" ||
 		    { echo "$label: an object differs" >&2; exit 1; }
 		gc
@@ -351,6 +384,8 @@ if want_part one; then
 	node_start 4 --no-tls --no-http
 	measure "paraflow, 1 node, --no-tls" 1 pf_up "${nport[4]}" --no-tls
 	kill "${npid[4]}"
+	wait "${npid[4]}" 2>/dev/null || true
+	unset 'npid[4]'
 fi
 node_start 2
 node_start 3
