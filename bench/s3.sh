@@ -191,7 +191,7 @@ ha_start() {
 	pids+=($!)
 	# Up once the gateway frontend answers /readyz: HAProxy's TLS with
 	# the nodes' key, its health checks and its TLS to the node work.
-	wait_for 60 curl -fsS -o /dev/null --max-time 10 -k \
+	wait_for 60 curl -fs -o /dev/null --max-time 10 -k \
 	    --pinnedpubkey "$pin" "https://127.0.0.1:$gport/readyz" ||
 	    { echo "HAProxy did not start:"; tail "$work/haproxy.log"; exit 1; }
 }
@@ -321,7 +321,8 @@ measure() {
 		fi
 		t1=$(now)
 		for g in pfd rgw lb cli; do u1[$g]=$(cg_usec "$g"); done
-		note="${note:+$note; }cpu $(spread "$k0" "$(node_ticks)")"
+		a=$(spread "$k0" "$(node_ticks)")
+		note=$note${a:+${note:+; }cpu $a}
 		verify "${keys[@]}" ||
 		    { echo "$label: an object differs" >&2; exit 1; }
 		gc
