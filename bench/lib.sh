@@ -75,8 +75,9 @@ bench_need() {
 	    $missing >/dev/null
 }
 
-# CPU time per side, from cgroups: cg_init makes two groups, srv and cli,
-# under the cgroup v2 mount (else v1's cpuacct); cg_run GROUP CMD... runs
+# CPU time per side, from cgroups: cg_init [GROUP...] makes the groups
+# (default two: srv and cli) under the cgroup v2 mount (else v1's
+# cpuacct); cg_run GROUP CMD... runs
 # CMD in GROUP, where every process it forks stays; cg_usec GROUP prints
 # the microseconds of CPU the group has used so far. For a background
 # job use cg_exec GROUP CMD... & instead: it moves the job's own process
@@ -91,7 +92,8 @@ cg_init() {
 	    print $2; exit }' /proc/mounts)
 	[ -n "$m" ] && mkdir "$m/pf-bench.$$" 2>/dev/null || return 0
 	cg=$m/pf-bench.$$
-	mkdir "$cg/srv" "$cg/cli"
+	cg_groups=${*:-srv cli}
+	for m in $cg_groups; do mkdir "$cg/$m"; done
 }
 
 cg_exec() {
@@ -117,5 +119,7 @@ cg_usec() {
 # cg_done: removes the groups, once their processes are gone.
 cg_done() {
 	[ -n "$cg" ] || return 0
-	rmdir "$cg/srv" "$cg/cli" "$cg" 2>/dev/null || true
+	local g
+	for g in $cg_groups; do rmdir "$cg/$g" 2>/dev/null || true; done
+	rmdir "$cg" 2>/dev/null || true
 }

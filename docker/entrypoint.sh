@@ -104,6 +104,33 @@ opt PARAFLOW_PORT --port uint 0 65535
 opt PARAFLOW_BIND --bind any
 opt PARAFLOW_STORAGE --storage any
 opt PARAFLOW_PORT_FILE --port-file any
+
+# S3 storage (PARAFLOW_STORAGE=s3://BUCKET/PREFIX, docs/scale-out.md):
+# the keys come from a file (a secret) or the AWS_* variables, never
+# from an option.
+case $PARAFLOW_STORAGE in
+s3://*)
+	[ -n "${PARAFLOW_S3_ENDPOINT:-}" ] ||
+	    die 2 "PARAFLOW_STORAGE=$PARAFLOW_STORAGE needs" \
+	        "PARAFLOW_S3_ENDPOINT (the store's http(s)://host:port)"
+	if [ -n "${PARAFLOW_S3_CREDENTIALS:-}" ] &&
+	    ! [ -r "$PARAFLOW_S3_CREDENTIALS" ]; then
+		die 1 "PARAFLOW_S3_CREDENTIALS: $PARAFLOW_S3_CREDENTIALS is" \
+		    "not readable by uid $(id -u)"
+	fi
+	opt PARAFLOW_S3_ENDPOINT --s3-endpoint any
+	opt PARAFLOW_S3_REGION --s3-region any
+	opt PARAFLOW_S3_CREDENTIALS --s3-credentials any
+	opt PARAFLOW_NODE_DIR --node-dir any
+	;;
+*)
+	for v in PARAFLOW_S3_ENDPOINT PARAFLOW_S3_REGION \
+	    PARAFLOW_S3_CREDENTIALS PARAFLOW_NODE_DIR; do
+		[ -z "${!v:-}" ] ||
+		    die 2 "$v is set, but PARAFLOW_STORAGE is not s3://"
+	done
+	;;
+esac
 opt PARAFLOW_LOGIN_LOG_INTERVAL --login-log-interval uint 1 86400
 
 # The users file: one named on purpose must be there; the compose secret

@@ -5,7 +5,10 @@
 # option; and the entrypoint, run outside Docker against a "make install"
 # tree, turns the environment into paraflowd's options, serves an upload
 # (and /healthz once the gateway is built), and fails clearly on bad
-# settings.
+# settings. docker/scale-out/: haproxy -c on its HAProxy configuration,
+# which then serves, live, an upload and the gateway in front of one
+# node; its compose file's hardening, secrets and the nodes' environment
+# through the entrypoint.
 . "$(dirname "$0")/lib.sh"
 
 srcdir=$(cd "$here/../.." && pwd)
@@ -368,6 +371,183 @@ else
 	skip "/healthz answers on the HTTP port" "paraflowd has no gateway yet"
 fi
 stop_server
+
+# --- docker/scale-out: three S3 nodes behind HAProxy -------------------
+
+SO=$srcdir/docker/scale-out
+# HAProxy reads its certificates at the check: a pair made as the docs
+# say (paraflowd --tls-dir on one node), the secrets' paths pointed at it.
+"$IPARAFLOWD" --tls-dir "$T/so-tls" --storage "$T/so-st" --fingerprint \
+    >/dev/null 2>&1
+cat "$T/so-tls/cert.pem" "$T/so-tls/key.pem" >"$T/so-tls/haproxy.pem"
+sed -e "s#/run/secrets/paraflow_tls_cert#$T/so-tls/cert.pem#" \
+    -e "s#/run/secrets/paraflow_tls_pem#$T/so-tls/haproxy.pem#" \
+    "$SO/haproxy.cfg" >"$T/haproxy.cfg"
+if command -v haproxy >/dev/null 2>&1; then
+	rc=0
+	haproxy -c -f "$T/haproxy.cfg" >"$T/hap.out" 2>&1 || rc=$?
+	check_eq "haproxy -c -f docker/scale-out/haproxy.cfg" 0 "$rc"
+	# Outside compose the nodes' names do not resolve; nothing else
+	# may be warned about.
+	check_eq "haproxy -c: no warning but the nodes' names" "" \
+	    "$(grep -E 'WARNING|ALERT' "$T/hap.out" |
+	    grep -v "could not resolve address 'node[123]'")"
+	[ "$rc" = 0 ] || sed 's/^/#   /' "$T/hap.out"
+else
+	skip "haproxy -c -f docker/scale-out/haproxy.cfg" \
+	    "no haproxy (scripts/deps.sh)"
+fi
+
+# The same file, live: HAProxy in front of one node (on local storage:
+# the proxy is what is checked here; node2 and node3 are left out). An
+# upload through the native port (TLS passes through to the node), and
+# /readyz and the session list through the HTTP frontend (HAProxy's TLS
+# with the nodes' key, then TLS again to the node), pinned to that key.
+if command -v haproxy >/dev/null 2>&1 && [ "$has_http" = yes ]; then
+	free_port() {
+		python3 -c 'import socket; s = socket.socket()
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+	}
+	"$IPARAFLOWD" --bind 127.0.0.1 --port 0 --port-file "$T/so.port" \
+	    --http-port 0 --http-port-file "$T/so.hport" \
+	    --storage "$T/so-store" --users "$T/users" \
+	    --tls-cert "$T/so-tls/cert.pem" --tls-key "$T/so-tls/key.pem" \
+	    2>>"$T/so-node.log" &
+	PIDS+=($!)
+	np=$(started "$T/so.port" "the node behind HAProxy" "$T/so-node.log")
+	nh=$(started "$T/so.hport" "its gateway" "$T/so-node.log")
+	hp=$(free_port)
+	gp=$(free_port)
+	sed -e "s#bind :7878#bind 127.0.0.1:$hp#" \
+	    -e "s#bind :8080#bind 127.0.0.1:$gp#" \
+	    -e "s#node1:7878 check port 8080#127.0.0.1:$np check port $nh#" \
+	    -e "s#node1:8080#127.0.0.1:$nh#" -e "/server node[23] /d" \
+	    "$T/haproxy.cfg" >"$T/haproxy-live.cfg"
+	haproxy -db -f "$T/haproxy-live.cfg" >"$T/haproxy.log" 2>&1 &
+	PIDS+=($!)
+	pin=$("$IPARAFLOWD" --fingerprint --tls-dir "$T/so-tls" \
+	    --storage "$T/so-st")
+	gw() {
+		curl -fsS --max-time 20 -k --pinnedpubkey "$pin" "$@"
+	}
+	if wait_for 60 gw -o /dev/null "https://127.0.0.1:$gp/readyz"; then
+		ok "HAProxy's gateway frontend answers /readyz, with the nodes' key"
+	else
+		not_ok "HAProxy's gateway frontend answers /readyz"
+		sed 's/^/#   /' "$T/haproxy.log" | tail -n 20
+	fi
+	rc=0
+	out=$(PARAFLOW_SECRET=pw-alice "$IPARAFLOW" upload --port "$hp" \
+	    --pin "$pin" --quiet --json --user alice --file "$T/small.dat" \
+	    2>"$T/so-client.err") || rc=$?
+	check_eq "paraflow upload through HAProxy's native port" 0 "$rc"
+	[ "$rc" = 0 ] || sed 's/^/#   /' "$T/so-client.err"
+	sid=$(json_field "$out" session)
+	check "  stored intact by the node" cmp -s "$T/small.dat" \
+	    "$T/so-store/$sid/small.dat"
+	check "  the session is listed through HAProxy's gateway frontend" \
+	    grep -q "\"$sid\"" <(gw -u alice:pw-alice \
+	    "https://127.0.0.1:$gp/api/v1/sessions")
+	check "  HAProxy logged the connections to native_nodes/node1" \
+	    grep -q 'native native_nodes/node1' "$T/haproxy.log"
+else
+	skip "HAProxy in front of a node" "no haproxy, or no gateway"
+fi
+
+if python3 -c 'import yaml' 2>/dev/null; then
+	# The compose file's checks, each a line "ok|not ok DESCRIPTION":
+	# hardening of every service, no published node, the secrets
+	# declared, no key in the environment, HAProxy's servers are the
+	# nodes, and the nodes' environment for the entrypoint below.
+	python3 - "$SO/compose.yaml" "$T/haproxy.cfg" "$T/so.env" \
+	    >"$T/so.checks" 2>&1 <<'EOF' ||
+import re, sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+hap = open(sys.argv[2]).read()
+s = c["services"]
+def say(good, what):
+    print(("ok" if good else "not ok"), what)
+for name, svc in s.items():
+    say(svc.get("read_only") is True, f"{name}: read-only root")
+    say(svc.get("cap_drop") == ["ALL"], f"{name}: cap_drop ALL")
+    say("no-new-privileges:true" in (svc.get("security_opt") or []),
+        f"{name}: no-new-privileges")
+    for sec in svc.get("secrets") or []:
+        say(sec in c.get("secrets", {}), f"{name}: secret {sec} declared")
+nodes = sorted(n for n in s if n.startswith("node"))
+say(len(nodes) == 3, "three nodes")
+for n in nodes:
+    e = s[n]["environment"]
+    say("ports" not in s[n], f"{n}: publishes no port")
+    say(str(e.get("PARAFLOW_STORAGE", "")).startswith("s3://"),
+        f"{n}: on S3 storage")
+    say(not any(re.search("SECRET|ACCESS_KEY", k) for k in e),
+        f"{n}: no store key in the environment")
+    say(f"server {n} {n}:7878 " in hap and f"server {n} {n}:8080 " in hap,
+        f"{n}: a server of both HAProxy backends")
+    vols = [v.split(":")[0] for v in s[n].get("volumes") or []]
+    say(len(vols) == 1 and vols[0] in c.get("volumes", {}),
+        f"{n}: a volume of its own")
+# podman-compose 1.0.3 passes "${VAR:-}" on as that text.
+text = open(sys.argv[1]).read()
+say(not re.search(r"\$\{[A-Z_]+:-\}", text), "no empty ${VAR:-} default")
+say(s["haproxy"].get("ports") == ["7878:7878", "127.0.0.1:8080:8080"],
+    "haproxy publishes 7878, and 8080 on loopback only")
+with open(sys.argv[3], "w") as f:
+    for k, v in s[nodes[0]]["environment"].items():
+        if v is not None:
+            v = re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(v))
+            f.write(f"{k}={v}\n")
+EOF
+	    echo "not ok the checks ran" >>"$T/so.checks"
+	while read -r verdict desc; do
+		case $verdict in
+		ok) ok "scale-out compose.yaml: $desc" ;;
+		*) not_ok "scale-out compose.yaml: ${desc#ok }" ;;
+		esac
+	done <"$T/so.checks"
+
+	# A node's environment through the entrypoint, with the secrets'
+	# paths pointed at files here: the options paraflowd gets. A stub
+	# in paraflowd's place prints them (no store to start against).
+	printf 'x\n' >"$T/so-users"
+	printf '[default]\n' >"$T/so-keys"
+	cat >"$T/stub" <<'EOF'
+#!/bin/sh
+[ "$1" = --help ] && echo --http-port
+echo "$@"
+EOF
+	chmod +x "$T/stub"
+	mapfile -t so_env < <(sed -e "s#/run/secrets/paraflow_users#$T/so-users#" \
+	    -e "s#/run/secrets/paraflow_s3#$T/so-keys#" \
+	    -e "s#/run/secrets/paraflow_tls_cert#$T/so-tls/cert.pem#" \
+	    -e "s#/run/secrets/paraflow_tls_key#$T/so-tls/key.pem#" \
+	    -e "s#/var/lib/paraflow#$T/so-node#" "$T/so.env")
+	RC=0
+	env "${so_env[@]}" PARAFLOWD="$T/stub" \
+	    PARAFLOW_S3_ENDPOINT=http://store.example:7480 "$EP" \
+	    >"$T/so.out" 2>/dev/null || RC=$?
+	args=" $(cat "$T/so.out") "
+	check_eq "a scale-out node's environment passes the entrypoint" 0 "$RC"
+	for want in "--storage s3://paraflow/uploads/ " \
+	    "--s3-endpoint http://store.example:7480 " "--s3-region us-east-1 " \
+	    "--s3-credentials $T/so-keys " "--node-dir $T/so-node " \
+	    "--tls-cert $T/so-tls/cert.pem " "--max-ip-logins 10000 "; do
+		case $args in
+		*" $want"*) ok "a scale-out node runs with ${want% }" ;;
+		*) not_ok "a scale-out node runs with ${want% } (got$args)" ;;
+		esac
+	done
+	ep_fails "S3 storage without PARAFLOW_S3_ENDPOINT fails" 2 \
+	    PARAFLOW_S3_ENDPOINT PARAFLOW_STORAGE=s3://b/p/
+	ep_fails "an unreadable PARAFLOW_S3_CREDENTIALS fails" 1 \
+	    PARAFLOW_S3_CREDENTIALS PARAFLOW_STORAGE=s3://b/p/ \
+	    PARAFLOW_S3_ENDPOINT=http://x PARAFLOW_S3_CREDENTIALS="$T/nope"
+	ep_fails "PARAFLOW_S3_ENDPOINT without S3 storage fails" 2 \
+	    PARAFLOW_S3_ENDPOINT PARAFLOW_S3_ENDPOINT=http://x
+else
+	skip "docker/scale-out/compose.yaml checks" "no python3-yaml"
+fi
 
 # In a container paraflowd is PID 1, which the kernel spares signals
 # it has no handler for; a blocked signal waited for with sigwait still
