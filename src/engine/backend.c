@@ -245,6 +245,12 @@ backend_receipt(struct backend *b, const struct s3store_record *r,
 	WITH_STORE(b, s3store_receipt(st_, r, receipt, when));
 }
 
+enum pf_status
+backend_cluster_key(struct backend *b, uint8_t key[PF_SHA256_LEN])
+{
+	WITH_STORE(b, s3store_cluster_key(st_, key));
+}
+
 void
 backend_expire(struct backend *b, unsigned ttl_s)
 {

@@ -69,6 +69,9 @@ enum pf_status backend_get_key(struct backend *b,
 enum pf_status backend_receipt(struct backend *b,
     const struct s3store_record *r, uint8_t receipt[PF_SHA256_LEN],
     int64_t *when);
+/* The key all nodes of the bucket share (s3store_cluster_key). */
+enum pf_status backend_cluster_key(struct backend *b,
+    uint8_t key[PF_SHA256_LEN]);
 /* One expiry pass over the whole bucket (s3store_expire), logged. */
 void backend_expire(struct backend *b, unsigned ttl_s);
 

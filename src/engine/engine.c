@@ -68,12 +68,23 @@ open_backend(struct engine *e)
 	char node[64] = "paraflowd";
 	struct backend_s3_opts o = { e->cfg.s3_target, e->cfg.s3_endpoint,
 	    e->cfg.s3_region, e->cfg.s3_credentials, node };
+	enum pf_status rc;
 
 	if (e->cfg.s3_target == NULL)
 		return PF_OK;
 	if (gethostname(node, sizeof(node) - 1) == -1)
 		snprintf(node, sizeof(node), "paraflowd");
-	return backend_s3_open(&o, &e->backend);
+	if ((rc = backend_s3_open(&o, &e->backend)) != PF_OK)
+		return rc;
+	/*
+	 * Every node the same server key: else a user name could be told
+	 * real or not by comparing two nodes' made-up salts, and a download
+	 * link made by one node would fail on the next.
+	 */
+	if ((rc = backend_cluster_key(e->backend, e->secret)) != PF_OK)
+		log_error("cannot read or make the server key in the bucket: "
+		    "%s", pf_status_message(rc));
+	return rc;
 }
 
 static enum pf_status
@@ -203,6 +214,14 @@ unsigned
 engine_port(const struct engine *e)
 {
 	return e->port;
+}
+
+enum pf_status
+engine_derive_key(const struct engine *e, const char *label,
+    uint8_t out[32])
+{
+	return pf_hmac_sha256(e->secret, sizeof(e->secret), label,
+	    strlen(label), out);
 }
 
 /*

@@ -68,6 +68,14 @@ enum pf_status engine_start(struct engine *e);
 unsigned engine_port(const struct engine *e);
 
 /*
+ * A key of its own for label (e.g. the gateway's download links), made
+ * from the server key: the same across restarts, and on every node of
+ * one S3 bucket (docs/scale-out.md). PF_EIO if hashing fails.
+ */
+enum pf_status engine_derive_key(const struct engine *e, const char *label,
+    uint8_t out[32]);
+
+/*
  * Stops accepting; lets frames in flight finish (up to stop_grace_ms),
  * closes every connection and waits for their threads. Sessions stay on
  * disk to be resumed. Call from one thread, once.

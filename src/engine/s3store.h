@@ -187,6 +187,16 @@ enum pf_status s3store_get_key(struct s3store *st,
     const struct s3store_record *rec, uint8_t key[PF_SHA256_LEN]);
 
 /*
+ * The server key every node of the bucket shares (PREFIX.pf/key, 32
+ * random bytes): read, or made by the first node (If-None-Match, so
+ * nodes starting at once agree). What paraflowd derives from it (the
+ * salts of users who do not exist, download links) is then the same on
+ * every node. PF_EIO if the object is not a key.
+ */
+enum pf_status s3store_cluster_key(struct s3store *st,
+    uint8_t key[PF_SHA256_LEN]);
+
+/*
  * The receipt a finished session was completed with, from its commit
  * object, and in *when (if not NULL) the Unix time the committer wrote
  * it (0 if unsaid): PF_ENOSESSION if there is none, PF_EIO if it does

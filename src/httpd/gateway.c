@@ -241,7 +241,9 @@ httpd_start(const struct httpd_config *cfg, struct engine *e,
 	pf_buf_init(&h->tls_cert, GW_MAX_PEM);
 	pf_buf_init(&h->tls_key, GW_MAX_PEM);
 	h->tls_key.secret = true;
-	if ((rc = pf_random(h->secret, sizeof(h->secret))) != PF_OK)
+	/* Links made by any node (or before a restart) stay good. */
+	if ((rc = engine_derive_key(e, "paraflow download links",
+	    h->secret)) != PF_OK)
 		goto out;
 	if (cfg->tls_cert != NULL && ((rc = read_pem(cfg->tls_cert,
 	    &h->tls_cert)) != PF_OK || (rc = read_pem(cfg->tls_key,

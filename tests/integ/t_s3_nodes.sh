@@ -348,6 +348,42 @@ for f in "${files[@]}"; do
 	    [ "$(sha "$T/got")" = "$(sha "$T/$f")" ] || bad=$((bad + 1))
 done
 check_eq "each upload downloaded through HAProxy matches its file" 0 "$bad"
+
+# --- one server key for all nodes (PREFIX.pf/key): a download link made
+# by node 1 opens on node 3 and through HAProxy, and an unknown user
+# gets the same made-up salt from every node (else comparing two nodes
+# tells real names from made-up ones)
+check_eq "the server key is in the bucket" .pf/key "$(keys .pf/key)"
+one=$(sid "${files[0]}")
+gw -o "$T/link" -X POST "https://127.0.0.1:$HTTP1/api/v1/sessions/$one/link"
+url=$(json_field "$(cat "$T/link")" url)
+check "node 1 makes a download link" test -n "$url"
+for where in "https://127.0.0.1:$HTTP3" "$G"; do
+	rc=0
+	curl -sS --cacert "$T/node.pem" --max-time 60 -o "$T/got" \
+	    "$where$url" || rc=$?
+	check "  it opens on $where, without a password, the right bytes" \
+	    test "$rc" = 0 -a "$(sha "$T/got")" = "$(sha "$T/${files[0]}")"
+done
+salt_of() {
+	pywire "$(eval echo "\$PORT$1")" <<'EOF'
+import sys
+import pfwire
+
+c = pfwire.connect(int(sys.argv[1]), tls=True)
+pfwire.hello(c)
+pfwire.send_json(c, pfwire.AUTH, {"mechanism": "SCRAM-SHA-256-PLUS",
+    "message": "p=tls-exporter,,n=nosuchuser,r=fedcba9876543210"})
+t, o = pfwire.recv_json(c)
+print(dict(a.split("=", 1) for a in o["message"].split(","))["s"])
+EOF
+}
+s1=$(salt_of 1)
+s3=$(salt_of 3)
+echo "# unknown user's salt: node 1 $s1, node 3 $s3"
+check "an unknown user's made-up salt is the same on nodes 1 and 3" \
+    test -n "$s1" -a "$s1" = "$s3"
+
 signal_ours TERM "$GWPID"
 wait "$GWPID" 2>/dev/null
 
