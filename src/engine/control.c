@@ -14,7 +14,7 @@
 
 #include "amend.h"
 #include "auth.h"
-#include "backend.h"
+#include "store.h"
 #include "control.h"
 #include "counters.h"
 #include "engine.h"
@@ -178,11 +178,12 @@ check_sizes(struct stream *st, uint64_t chunk_size, const char *head64,
 		    "chunk size must be a power of "
 		    "two from %u to %u", PROTO_MIN_CHUNK, PROTO_MAX_CHUNK);
 	o->f.chunk_size = (uint32_t)chunk_size;
-	if (chunk_size < backend_min_chunk(env->backend))
+	if (chunk_size < store_min_chunk(env->store))
 		return reply_fail(st, PF_EBADFRAME, "chunk size %llu under "
 		    "the store's minimum of %u MiB (S3 parts): send "
 		    "--chunk-size %uM or more", (unsigned long long)chunk_size,
-		    BACKEND_S3_MIN_CHUNK >> 20, BACKEND_S3_MIN_CHUNK >> 20);
+		    store_min_chunk(env->store) >> 20,
+		    store_min_chunk(env->store) >> 20);
 	if (env->cfg->max_file_size != 0 &&
 	    o->f.size > env->cfg->max_file_size)
 		return reply_fail(st, PF_ETOOLARGE,
@@ -217,7 +218,7 @@ parse_transfer(struct stream *st, const json_t *files, uint64_t chunk_size,
 	char why[256];
 	enum pf_status rc;
 
-	if (st->env->backend != NULL)
+	if (!store_takes_transfers(st->env->store))
 		return reply_fail(st, PF_EPROTO, "folder transfers are not "
 		    "served with S3 storage yet: send single files");
 	if ((rc = manifest_parse(st->env->policy, files, o->f.size,
@@ -306,7 +307,7 @@ limits_json(const struct stream *st)
 	    (json_int_t)peruser_count(st->env->peruser, st->user),
 	    "connections", (json_int_t)cfg->max_connections, "ip_logins",
 	    (json_int_t)(ip > 0 ? ip : 1), "min_chunk_size",
-	    (json_int_t)backend_min_chunk(st->env->backend));
+	    (json_int_t)store_min_chunk(st->env->store));
 }
 
 /* Sends OPENED with the bitmap of the chunks s holds. */
@@ -419,7 +420,7 @@ check_space(struct stream *st, uint64_t size, uint64_t *room)
 
 	*room = UINT64_MAX;
 	/* A store's space is not this node's to count. */
-	if (avail == UINT64_MAX || st->env->backend != NULL)
+	if (avail == UINT64_MAX || !store_counts_free_space(st->env->store))
 		return PF_OK;
 	if (avail < size || avail - size < keep)
 		return reply_fail(st, PF_ENOSPC,
@@ -528,7 +529,7 @@ finished_stored(struct stream *st, const struct s3store_record *rec)
 	enum pf_status rc;
 	json_t *j;
 
-	if ((rc = backend_receipt(st->env->backend, rec, receipt,
+	if ((rc = store_receipt(st->env->store, rec, receipt,
 	    NULL)) != PF_OK)
 		return reply_fail(st, PF_EBUSY, "the store cannot be read "
 		    "now (%s); try again", pf_status_message(rc));
@@ -566,13 +567,13 @@ resume_stored(struct stream *st, const struct open_req *o)
 	if (!proto_id_valid(o->resume))
 		return reply_fail(st, PF_ENOSESSION, "no session %s",
 		    o->resume);
-	rc = backend_load(env->backend, o->resume, &rec);
+	rc = store_load(env->store, o->resume, &rec);
 	/* The store did not answer: not a reason to start over. */
 	if (rc != PF_OK && rc != PF_ENOSESSION)
 		return reply_fail(st, PF_EBUSY, "the store cannot be read "
 		    "now (%s); try again", pf_status_message(rc));
 	if (rc == PF_OK && record_matches(&rec, st->user, o) &&
-	    backend_finished(env->backend, &rec, &size) == PF_OK)
+	    store_finished(env->store, &rec, &size) == PF_OK)
 		return finished_stored(st, &rec);
 	/* A cancel this node saw is final, as without a store. */
 	if ((ended = registry_ended_reason(env->registry, o->resume,
@@ -587,7 +588,7 @@ resume_stored(struct stream *st, const struct open_req *o)
 		return reply_fail(st, rc == PF_ENOMEM ? PF_EINTERNAL : rc,
 		    "%s", why);
 	f.peer = st->c->peer;
-	if ((rc = session_restore_remote(s, env->backend, &rec, &f)) !=
+	if ((rc = session_restore_remote(s, env->store, &rec, &f)) !=
 	    PF_OK) {
 		registry_retire(env->registry, s);
 		session_unref(s);
@@ -631,7 +632,7 @@ resume_session(struct stream *st, const struct open_req *o)
 	struct session *s = NULL;
 
 	if (registry_lookup(st->env->registry, o->resume, &s) != PF_OK)
-		return st->env->backend != NULL ? resume_stored(st, o) :
+		return store_shared(st->env->store) ? resume_stored(st, o) :
 		    resume_finished(st, o);
 	/*
 	 * Its COMMIT is being carried out (the connection that sent it may be
@@ -703,8 +704,7 @@ control_on_open(struct stream *st, const json_t *req)
 	}
 	session_take(s, st->id, st->key);
 	o.f.peer = st->c->peer;
-	if (env->backend != NULL)
-		session_use_backend(s, env->backend);
+	session_use_store(s, env->store);
 	/* session_open takes the manifest over, whatever it returns. */
 	if ((rc = session_open(s, env->storage, &o.f)) != PF_OK) {
 		rc = rc == PF_EINTERNAL ? reply_fail(st, rc, "out of memory") :

@@ -18,7 +18,7 @@
 #endif
 #include <unistd.h>
 
-#include "backend.h"
+#include "store.h"
 #include "clock.h"
 #include "counters.h"
 #include "data.h"
@@ -292,7 +292,7 @@ new_copy(struct stream *st, const char *id, struct session **out)
 	char why[256];
 	enum pf_status rc;
 
-	if ((rc = backend_load(env->backend, id, &rec)) != PF_OK)
+	if ((rc = store_load(env->store, id, &rec)) != PF_OK)
 		return rc;
 	ask.user = rec.user;
 	ask.size = rec.size;
@@ -303,7 +303,7 @@ new_copy(struct stream *st, const char *id, struct session **out)
 			    st->c->peer, id, why);
 		return rc;
 	}
-	if ((rc = session_restore_remote(s, env->backend, &rec, NULL)) !=
+	if ((rc = session_restore_remote(s, env->store, &rec, NULL)) !=
 	    PF_OK) {
 		registry_retire(env->registry, s);
 		session_unref(s);
@@ -330,12 +330,13 @@ find_session(struct stream *st, const char *id, struct session **out)
 
 	for (int i = 0; i < COPY_TRIES; i++) {
 		if (registry_lookup(st->env->registry, id, &s) == PF_OK) {
-			if (session_ready(s) || st->env->backend == NULL) {
+			if (session_ready(s) ||
+			    !store_shared(st->env->store)) {
 				*out = s;
 				return PF_OK;
 			}
 			session_unref(s);
-		} else if (st->env->backend == NULL)
+		} else if (!store_shared(st->env->store))
 			return PF_ENOSESSION;
 		else if ((rc = new_copy(st, id, out)) != PF_EBUSY ||
 		    registry_lookup(st->env->registry, id, &s) != PF_OK)

@@ -22,7 +22,7 @@
 #include "session.h"
 #include "keyfile.h"
 #include "storage.h"
-#include "backend.h"
+#include "store.h"
 #include "throttle.h"
 #include "wire.h"
 
@@ -63,25 +63,23 @@ engine_config_defaults(struct engine_config *cfg)
  * cannot reach it or is refused its keys does not start.
  */
 static enum pf_status
-open_backend(struct engine *e)
+open_store(struct engine *e)
 {
 	char node[64] = "paraflowd";
-	struct backend_s3_opts o = { e->cfg.s3_target, e->cfg.s3_endpoint,
+	struct store_opts o = { e->cfg.s3_target, e->cfg.s3_endpoint,
 	    e->cfg.s3_region, e->cfg.s3_credentials, node };
 	enum pf_status rc;
 
-	if (e->cfg.s3_target == NULL)
-		return PF_OK;
 	if (gethostname(node, sizeof(node) - 1) == -1)
 		snprintf(node, sizeof(node), "paraflowd");
-	if ((rc = backend_s3_open(&o, &e->backend)) != PF_OK)
+	if ((rc = store_open(&o, &e->store)) != PF_OK)
 		return rc;
 	/*
 	 * Every node the same server key: else a user name could be told
 	 * real or not by comparing two nodes' made-up salts, and a download
 	 * link made by one node would fail on the next.
 	 */
-	if ((rc = backend_cluster_key(e->backend, e->secret)) != PF_OK)
+	if ((rc = store_cluster_key(e->store, e->secret)) != PF_OK)
 		log_error("cannot read or make the server key in the bucket: "
 		    "%s", pf_status_message(rc));
 	return rc;
@@ -190,7 +188,7 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	    STORAGE_SYNC_NONE : STORAGE_SYNC_FULL, &e->storage)) != PF_OK ||
 	    (rc = keyfile_load(storage_path(e->storage), e->secret)) !=
 	    PF_OK ||
-	    (rc = open_backend(e)) != PF_OK ||
+	    (rc = open_store(e)) != PF_OK ||
 	    (rc = registry_load(e->registry, e->storage, e->policy,
 	    cfg->staging_ttl_s)) != PF_OK ||
 	    (rc = pf_tcp_listen(cfg->bind, cfg->port, &e->listenfd,
@@ -198,7 +196,7 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 		goto out;
 	e->env = (struct stream_env){ .cfg = &e->cfg, .users = e->users,
 	    .secret = e->secret, .policy = e->policy, .storage = e->storage,
-	    .backend = e->backend,
+	    .store = e->store,
 	    .registry = e->registry, .peruser = e->peruser,
 	    .throttle = e->throttle, .budget = e->budget,
 	    .refusals = &e->refusals,
@@ -470,8 +468,7 @@ reaper_main(void *arg)
 		pthread_mutex_unlock(&e->lock);
 		reap(e);
 		/* Any node may expire the store's idle sessions. */
-		if (e->backend != NULL)
-			backend_expire(e->backend, e->cfg.staging_ttl_s);
+		store_expire(e->store, e->cfg.staging_ttl_s);
 		throttle_report(e->throttle);
 		pthread_mutex_lock(&e->lock);
 	}
@@ -555,7 +552,7 @@ engine_free(struct engine *e)
 	throttle_free(e->throttle);
 	pf_log_limit_destroy(&e->refusals);
 	storage_close(e->storage);
-	backend_close(e->backend);
+	store_close(e->store);
 	policy_free(e->policy);
 	auth_users_free(e->users);
 	pf_tls_free(e->tls);

@@ -311,7 +311,8 @@ struct engine_upload_info {
  * Creates the session of n (a fresh UUIDv4 into id) for n->user, after
  * the checks of a native OPEN: the name (PF_EBADNAME, PF_EFORBIDDEN), the
  * size (PF_ETOOLARGE), the space (PF_ENOSPC) and the user's caps
- * (PF_EQUOTA, PF_EBUSY); why (cap bytes) says which. It is opened at
+ * (PF_EQUOTA, PF_EBUSY), the store (PF_EPROTO: it takes no tus uploads,
+ * store.h); why (cap bytes) says which. It is opened at
  * once (staging area, metadata synced, marked as tus's), so it survives
  * a restart; its content is judged on its first bytes, by the write
  * that completes them, before any is stored. An empty file is complete

@@ -37,7 +37,7 @@ struct engine {
 	struct auth_users	*users;
 	struct policy		*policy;
 	struct storage		*storage;
-	struct backend		*backend;	/* S3, or NULL: storage */
+	struct store		*store;		/* sessions kept: store.h */
 	struct registry		*registry;	/* live and finished sessions */
 	struct peruser		*peruser;	/* connections per user */
 	struct budget		*budget;	/* who may log in */

@@ -43,6 +43,7 @@
 #include "registry.h"
 #include "session.h"
 #include "storage.h"
+#include "store.h"
 
 /* Chunks a write keeps on their way to disk while it reads on. */
 #define UP_RING		4
@@ -559,6 +560,11 @@ engine_upload_create(struct engine *e, const struct engine_upload_new *n,
 	enum pf_status rc;
 
 	pending_prune(e->uploads);
+	if (!store_takes_tus(e->store)) {
+		snprintf(why, cap, "uploads over tus are not served with S3 "
+		    "storage yet: use paraflow upload");
+		return PF_EPROTO;
+	}
 	if ((rc = check_new(e, n, &nm, &nchunks, why, cap)) != PF_OK ||
 	    (rc = check_space(e, n->size, &ask.room, why, cap)) != PF_OK)
 		goto out;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "store.h"
 #include "clock.h"
 #include "engine_int.h"
 
@@ -56,7 +57,14 @@ struct gather {
 bool
 engine_on_store(struct engine *e)
 {
-	return e->backend != NULL;
+	return store_shared(e->store);
+}
+
+/* The bucket's side of e's store, or NULL (the storage directory). */
+static struct backend *
+bucket(const struct engine *e)
+{
+	return store_backend(e->store);
 }
 
 static void
@@ -225,10 +233,10 @@ engine_store_refresh(struct engine *e)
 	uint64_t gen;
 	bool stale, have;
 
-	if (e->backend == NULL)
+	if (bucket(e) == NULL)
 		return 0;
 	pthread_mutex_lock(&view.lock);
-	have = view.of == e->backend && view.at_us != 0;
+	have = view.of == bucket(e) && view.at_us != 0;
 	stale = !have || pf_now_us() - view.at_us >= ttl;
 	pthread_mutex_unlock(&view.lock);
 	/*
@@ -239,11 +247,11 @@ engine_store_refresh(struct engine *e)
 	if (stale && (have ? pthread_mutex_trylock(&view.listing) == 0 :
 	    pthread_mutex_lock(&view.listing) == 0)) {
 		pthread_mutex_lock(&view.lock);
-		stale = view.of != e->backend || view.at_us == 0 ||
+		stale = view.of != bucket(e) || view.at_us == 0 ||
 		    pf_now_us() - view.at_us >= ttl;
 		pthread_mutex_unlock(&view.lock);
 		if (stale)
-			relist(e->backend);
+			relist(bucket(e));
 		pthread_mutex_unlock(&view.listing);
 	}
 	pthread_mutex_lock(&view.lock);
@@ -261,10 +269,10 @@ engine_store_sessions(struct engine *e, struct engine_session_info **out,
 
 	*out = NULL;
 	*n = 0;
-	if (e->backend == NULL)
+	if (bucket(e) == NULL)
 		return PF_OK;
 	pthread_mutex_lock(&view.lock);
-	if (view.of == e->backend && view.n > 0) {
+	if (view.of == bucket(e) && view.n > 0) {
 		if ((*out = malloc(view.n * sizeof(**out))) == NULL)
 			rc = PF_ENOMEM;
 		for (size_t i = 0; *out != NULL && i < view.n; i++)
@@ -287,7 +295,7 @@ listed(const struct engine *e, const char *id,
 
 	*mapped = false;
 	pthread_mutex_lock(&view.lock);
-	for (size_t i = 0; view.of == e->backend && i < view.n && !found;
+	for (size_t i = 0; view.of == bucket(e) && i < view.n && !found;
 	    i++) {
 		const struct entry *x = &view.v[i];
 
@@ -323,10 +331,10 @@ look_up(struct engine *e, const char *id, struct entry *x)
 
 	if (strlen(id) != ENGINE_ID_LEN)
 		return PF_ENOSESSION;
-	if ((rc = backend_load(e->backend, id, &rec)) != PF_OK)
+	if ((rc = backend_load(bucket(e), id, &rec)) != PF_OK)
 		return rc;
-	rc = backend_finished(e->backend, &rec, &size);
-	fill(e->backend, NULL, &rec, rc == PF_OK && size == rec.size ?
+	rc = backend_finished(bucket(e), &rec, &size);
+	fill(bucket(e), NULL, &rec, rc == PF_OK && size == rec.size ?
 	    S3STORE_FINISHED : S3STORE_ONGOING, x);
 	return PF_OK;
 }
@@ -339,7 +347,7 @@ engine_store_session(struct engine *e, const char *id,
 	enum pf_status rc;
 	bool mapped;
 
-	if (e->backend == NULL)
+	if (bucket(e) == NULL)
 		return PF_ENOSESSION;
 	(void)engine_store_refresh(e);
 	if (listed(e, id, out, NULL, &mapped))
@@ -357,7 +365,7 @@ engine_store_chunk_map(struct engine *e, const char *id, char **out)
 	bool mapped;
 
 	*out = NULL;
-	if (e->backend == NULL)
+	if (bucket(e) == NULL)
 		return PF_ENOSESSION;
 	(void)engine_store_refresh(e);
 	if (!listed(e, id, &s, out, &mapped) &&
@@ -382,9 +390,9 @@ owned(struct engine *e, const char *id, const char *user,
 {
 	enum pf_status rc;
 
-	if (e->backend == NULL || strlen(id) != ENGINE_ID_LEN)
+	if (bucket(e) == NULL || strlen(id) != ENGINE_ID_LEN)
 		return PF_ENOSESSION;
-	if ((rc = backend_load(e->backend, id, rec)) != PF_OK)
+	if ((rc = backend_load(bucket(e), id, rec)) != PF_OK)
 		return rc;
 	return user == NULL || strcmp(rec->user, user) == 0 ? PF_OK :
 	    PF_ENOSESSION;
@@ -398,7 +406,7 @@ engine_store_cancel(struct engine *e, const char *id, const char *user)
 
 	if ((rc = owned(e, id, user, &rec)) != PF_OK)
 		return rc;
-	if ((rc = backend_cancel(e->backend, &rec)) == PF_OK) {
+	if ((rc = backend_cancel(bucket(e), &rec)) == PF_OK) {
 		log_info("session %s cancelled in the store over HTTP by %s",
 		    id, user != NULL ? user : "an admin");
 		/* The next list shows it gone, not in the old state. */
@@ -426,7 +434,7 @@ engine_store_open(struct engine *e, const char *id, const char *user,
 	*out = NULL;
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return PF_ENOMEM;
-	f->b = e->backend;
+	f->b = bucket(e);
 	if ((rc = owned(e, id, user, &f->rec)) != PF_OK)
 		goto out;
 	rc = backend_finished(f->b, &f->rec, &size);

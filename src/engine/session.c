@@ -19,6 +19,7 @@
 #include "session.h"
 #include "storage.h"
 #include "backend.h"
+#include "store.h"
 #include "unpack.h"
 
 enum chunk_state {
@@ -320,9 +321,9 @@ get_manifest(struct session *s, const json_t *meta, const char *digest)
 }
 
 void
-session_use_backend(struct session *s, struct backend *b)
+session_use_store(struct session *s, const struct store *st)
 {
-	s->remote = b;
+	s->remote = store_backend(st);
 }
 
 bool
@@ -551,7 +552,7 @@ refresh_held(struct session *s)
 }
 
 enum pf_status
-session_restore_remote(struct session *s, struct backend *b,
+session_restore_remote(struct session *s, const struct store *st,
     const struct s3store_record *rec, const struct session_file *f)
 {
 	struct session_file own = { .name = rec->name,
@@ -560,7 +561,7 @@ session_restore_remote(struct session *s, struct backend *b,
 	    .head = rec->head, .headlen = rec->head_len };
 	enum pf_status rc;
 
-	s->remote = b;
+	s->remote = store_backend(st);
 	if ((rc = open_fields(s, f != NULL ? f : &own)) != PF_OK)
 		return rc;
 	s->created = (time_t)rec->created;

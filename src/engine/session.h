@@ -120,27 +120,29 @@ enum pf_status session_restore(struct session *s, struct storage *storage,
     const uint8_t *digests, uint32_t n, time_t last_active);
 
 /*
- * Puts new session s on the store b (borrowed; it must outlive s)
- * rather than in the storage directory: before session_open, which then
- * creates it in the store (a transfer or tus: PF_EPROTO). Any thread.
+ * Binds new session s to the store st (borrowed; it must outlive s),
+ * before session_open: on a shared store (store.h) session_open then
+ * creates it there (a transfer or tus: PF_EPROTO), else in the storage
+ * directory as without it. Any thread.
  */
-struct backend;
+struct store;
 struct s3store_record;
-void session_use_backend(struct session *s, struct backend *b);
+void session_use_store(struct session *s, const struct store *st);
 
-/* True if s lives in a store (session_use_backend). */
+/* True if s lives in a shared store (session_use_store). */
 bool session_remote(const struct session *s);
 
 /*
  * Brings new session s (made with rec's id, user and size) back from the
- * store b, for file f (copied, as session_open; NULL: the record's own
+ * shared store st, for file f (copied, as session_open; NULL: the record's own
  * fields, for a JOIN): rec (copied) is its record, the chunks held are
  * what the store holds now (ListParts). Its owner is then
  * SESSION_OWNER_ELSEWHERE and its key unknown (session_reload_key).
  * Makes s ready. PF_EINTERNAL on ENOMEM, else the store's status.
  */
-enum pf_status session_restore_remote(struct session *s, struct backend *b,
-    const struct s3store_record *rec, const struct session_file *f);
+enum pf_status session_restore_remote(struct session *s,
+    const struct store *st, const struct s3store_record *rec,
+    const struct session_file *f);
 
 /* The owner of a copy of a stored session no login here holds yet. */
 #define SESSION_OWNER_ELSEWHERE	UINT64_MAX

@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 
 #include "auth.h"
-#include "backend.h"
+#include "store.h"
 #include "counters.h"
 #include "engine.h"
 #include "log.h"
@@ -53,7 +53,7 @@ send_hello(struct stream *st)
 	    "paraflowd/" PACKAGE_VERSION, "version", PROTO_VERSION, "nonce",
 	    nonce, "mechanisms", pf_conn_is_tls(st->c) ? SCRAM_MECH_PLUS :
 	    SCRAM_MECH, "features", "transfer", "amend", "min_chunk_size",
-	    (json_int_t)backend_min_chunk(st->env->backend));
+	    (json_int_t)store_min_chunk(st->env->store));
 	free(nonce);
 	if (j == NULL)
 		return PF_ENOMEM;

@@ -21,6 +21,7 @@ struct peruser;
 struct policy;
 struct registry;
 struct storage;
+struct store;
 struct throttle;
 
 /* What a connection needs of the engine; all borrowed, set at start-up. */
@@ -30,7 +31,7 @@ struct stream_env {
 	const uint8_t		*secret;	/* PF_SHA256_LEN: fake salts */
 	struct policy		*policy;
 	struct storage		*storage;
-	struct backend		*backend;	/* S3, or NULL: storage */
+	struct store		*store;		/* sessions kept: store.h */
 	struct registry		*registry;
 	struct peruser		*peruser;
 	struct throttle		*throttle;	/* failed logins */

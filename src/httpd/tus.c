@@ -414,8 +414,12 @@ create(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 		return fail(c, MHD_HTTP_BAD_REQUEST, "bad_request",
 		    "POST needs Upload-Length (a number of bytes), and "
 		    "Upload-Concat is partial or final;<urls>");
+	/* PF_EPROTO: the engine's store takes no tus uploads. */
 	if ((rc = engine_upload_create(h->engine, &n, rq->id, why,
-	    sizeof(why))) != PF_OK)
+	    sizeof(why))) == PF_EPROTO)
+		return fail(c, MHD_HTTP_NOT_IMPLEMENTED, "not_implemented",
+		    why);
+	if (rc != PF_OK)
 		return fail_rc(c, rc, why);
 	rq->create = true;
 	if (!has_body(c))
