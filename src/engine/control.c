@@ -14,7 +14,6 @@
 
 #include "amend.h"
 #include "auth.h"
-#include "store.h"
 #include "control.h"
 #include "counters.h"
 #include "engine.h"
@@ -26,6 +25,7 @@
 #include "reply.h"
 #include "session.h"
 #include "storage.h"
+#include "store.h"
 #include "stream_int.h"
 #include "throttle.h"
 #include "tls.h"

@@ -18,7 +18,6 @@
 #endif
 #include <unistd.h>
 
-#include "store.h"
 #include "clock.h"
 #include "counters.h"
 #include "data.h"
@@ -27,6 +26,7 @@
 #include "registry.h"
 #include "reply.h"
 #include "session.h"
+#include "store.h"
 #include "stream_int.h"
 #include "tls.h"
 #include "wire.h"

@@ -14,12 +14,12 @@
 #include <sys/socket.h>
 
 #include "auth.h"
-#include "store.h"
 #include "counters.h"
 #include "engine.h"
 #include "log.h"
 #include "peruser.h"
 #include "session.h"
+#include "store.h"
 #include "control.h"
 #include "data.h"
 #include "reply.h"
