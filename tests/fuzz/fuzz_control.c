@@ -31,6 +31,7 @@
 #include "registry.h"
 #include "session.h"
 #include "storage.h"
+#include "store.h"
 #include "stream_int.h"
 #include "text.h"
 #include "throttle.h"
@@ -89,6 +90,7 @@ setup(void)
 {
 	static struct auth_users *users;
 	static struct storage *storage;
+	static struct store *store;
 	const char *tmp = getenv("TMPDIR");
 	char dir[256];
 
@@ -101,12 +103,14 @@ setup(void)
 	cfg.no_sync = true;
 	if (mkdtemp(dir) == NULL || auth_users_single("paraflow",
 	    "secret123", &users) != PF_OK || storage_open(dir,
-	    STORAGE_SYNC_NONE, &storage) != PF_OK)
+	    STORAGE_SYNC_NONE, &storage) != PF_OK ||
+	    store_open(&(struct store_opts){ .s3_target = NULL }, &store) !=
+	    PF_OK)
 		abort();
 	pf_log_limit_init(&refusals, "refusals", 10, 60);
 	env = (struct stream_env){ .cfg = &cfg, .users = users,
 	    .secret = secret, .policy = policy_new(NULL, NULL),
-	    .storage = storage,
+	    .storage = storage, .store = store,
 	    .registry = registry_new(&(struct registry_limits){ 8, 8, 0, 100 },
 	    &counters),
 	    .peruser = peruser_new(64), .throttle = throttle_new(60),
