@@ -284,6 +284,21 @@ on_verifying(struct autotune *a, const struct autotune_sample *s,
 	return false;
 }
 
+/*
+ * True if one interval settles a step up: it gained nearly the ideal
+ * (LINEAR), which other load cannot fake (it only ever slows a transfer
+ * down). Each interval saved is 200 ms more at the right level on a link
+ * where every flow is capped. The first look at the starting level keeps
+ * its two: a reading taken in a dip would make the first step look
+ * better than it is.
+ */
+static bool
+judged_early(const struct autotune *a)
+{
+	return a->phase == AUTOTUNE_GROWING && a->base_rate > 0 &&
+	    a->level > a->base && scales(a, a->low, LINEAR);
+}
+
 /* Ends the interval if it is long enough; *rate is its goodput. */
 static bool
 interval_done(struct autotune *a, const struct autotune_sample *s,
@@ -370,7 +385,7 @@ autotune_step(struct autotune *a, const struct autotune_sample *s,
 		a->best = rate;
 	if (a->seen == 1 || rate < a->low)
 		a->low = rate;
-	if (a->seen < JUDGE)
+	if (a->seen < JUDGE && !judged_early(a))
 		return false;
 	if (a->phase == AUTOTUNE_GROWING)
 		return on_growing(a, s, ev);

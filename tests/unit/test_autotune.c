@@ -31,6 +31,7 @@ struct sim {
 	unsigned	 settled, peak, changes;
 	double		 away;	/* share of ticks spent probing */
 	unsigned	 level_at[1024];	/* per second */
+	uint64_t	 at32_ms;	/* when 32 streams were first wanted */
 };
 
 /* Every flow at 4 MB/s, the link at 200 MB/s. */
@@ -142,6 +143,8 @@ simulate(link_fn link, unsigned max, uint64_t ms, struct sim *out)
 			changed_at = s.now_ms;
 			assert_true(pending >= 1 && pending <= max);
 		}
+		if (out->at32_ms == 0 && autotune_level(&a) >= 32)
+			out->at32_ms = s.now_ms;
 		away += autotune_level(&a) != autotune_settled(&a);
 		if (s.now_ms % 1000 == 0 && s.now_ms / 1000 < 1024)
 			out->level_at[s.now_ms / 1000] = autotune_level(&a);
@@ -190,6 +193,11 @@ test_near_linear_gains_grow_faster(void **state)
 	(void)state;
 	simulate(per_flow_fast, 64, 20000, &r);
 	assert_true(r.level_at[2] >= 32);
+	/*
+	 * A step that gains nearly the ideal is judged by one interval, not
+	 * two: 8 -> 32 comes 1.1 s in (1.3 s when every step took two).
+	 */
+	assert_true(r.at32_ms > 0 && r.at32_ms <= 1200);
 	assert_true(r.settled >= 32);
 }
 
