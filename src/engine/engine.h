@@ -413,12 +413,13 @@ enum pf_status engine_upload_cancel(struct engine *e, const char *id,
 /*
  * The store's view (S3 storage, src/engine/s3view.c): what the gateway
  * of any node shows of the sessions in the bucket, whichever node took
- * them. engine_on_store: whether nodes share the engine's store
- * (store_shared, store.h), so that sessions this node does not hold are
- * listed, read and cancelled through it; on the storage directory it is
- * false and the rest answer PF_ENOSESSION (the metrics: all zero).
+ * them. engine_store_shared: whether the storage is a store that nodes
+ * share (store_shared, store.h), so that sessions this node does not
+ * hold are listed, read and removed through it; on the storage
+ * directory it is false and the rest answer PF_ENOSESSION (the metrics:
+ * all zero).
  */
-bool engine_on_store(struct engine *e);
+bool engine_store_shared(struct engine *e);
 
 /* A listing of the bucket is reused for this long (docs/api.md). */
 #define ENGINE_STORE_LIST_TTL_S	3

@@ -55,7 +55,7 @@ struct gather {
 };
 
 bool
-engine_on_store(struct engine *e)
+engine_store_shared(struct engine *e)
 {
 	return store_shared(e->store);
 }

@@ -437,7 +437,7 @@ api_sessions_delete(const struct gw_call *call)
 	/* The owner, to whom (and admins) the event goes. */
 	if (engine_session(call->h->engine, id, &s) != PF_OK)
 		s.user[0] = '\0';
-	if (engine_on_store(call->h->engine) && !live_here(&s))
+	if (engine_store_shared(call->h->engine) && !live_here(&s))
 		return store_delete(call);
 	rc = engine_remove_session(call->h->engine, id, call->who.admin ?
 	    NULL : call->who.user, &cancelled);
