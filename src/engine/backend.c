@@ -141,7 +141,7 @@ backend_s3_open(const struct backend_s3_opts *o, struct backend **out)
 uint32_t
 backend_min_chunk(const struct backend *b)
 {
-	return b != NULL ? BACKEND_S3_MIN_CHUNK : PROTO_MIN_CHUNK;
+	return b != NULL ? S3STORE_MIN_CHUNK : PROTO_MIN_CHUNK;
 }
 
 void

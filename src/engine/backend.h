@@ -38,10 +38,11 @@ enum pf_status backend_s3_open(const struct backend_s3_opts *o,
     struct backend **out);
 void backend_close(struct backend *b);
 
-/* The store's 8 MiB minimum (and default) chunk size. */
-#define BACKEND_S3_MIN_CHUNK	S3STORE_MIN_CHUNK
-
-/* The smallest chunk size b takes; b NULL: the storage directory's. */
+/*
+ * The smallest chunk size b takes (S3STORE_MIN_CHUNK, also the default);
+ * b NULL: the storage directory's. OPEN's check and its message both
+ * take it from here (store_min_chunk).
+ */
 uint32_t backend_min_chunk(const struct backend *b);
 
 /* As s3store.h's functions of the same names, on a pooled handle. */

@@ -113,7 +113,8 @@ s3store_create(struct s3store *st, struct s3store_record *rec)
 
 	if (rec->chunk_size < S3STORE_MIN_CHUNK) {
 		log_warn("S3 store: session %.64s: chunk size %u under the "
-		    "store's minimum of 8 MiB", rec->id, rec->chunk_size);
+		    "store's minimum of %u MiB", rec->id, rec->chunk_size,
+		    S3STORE_MIN_CHUNK >> 20);
 		return PF_EBADFRAME;
 	}
 	if (s3store_nchunks(rec) > S3_PART_MAX) {
