@@ -20,8 +20,7 @@ command -v promtool >/dev/null 2>&1 || skip_all "promtool not found"
 s3_start
 B=pf-s3-gw
 P=gw/
-check "awscli creates bucket $B" s3api create-bucket --bucket "$B" \
-    --output text
+s3_bucket "$B"
 MiB=$((1024 * 1024))
 add_users alice bob
 S3ARGS=(--storage "s3://$B/$P" --s3-endpoint "$S3_ENDPOINT" --users "$U")

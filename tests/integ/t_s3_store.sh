@@ -22,8 +22,7 @@ s3_start
 B=pf-s3-store
 P=tenant/
 export S3_TARGET=s3://$B/$P
-check "awscli creates bucket $B" s3api create-bucket --bucket "$B" \
-    --output text
+s3_bucket "$B"
 MiB=$((1024 * 1024))
 C=$((8 * MiB))
 
