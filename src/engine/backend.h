@@ -49,6 +49,8 @@ uint32_t backend_min_chunk(const struct backend *b);
 enum pf_status backend_create(struct backend *b, struct s3store_record *r);
 enum pf_status backend_load(struct backend *b, const char *id,
     struct s3store_record *r);
+enum pf_status backend_load_any(struct backend *b, const char *id,
+    struct s3store_record *r);
 enum pf_status backend_put_chunk(struct backend *b,
     const struct s3store_record *r, uint32_t index, const void *p,
     size_t n, const uint8_t sha256[PF_SHA256_LEN],
@@ -58,6 +60,8 @@ enum pf_status backend_have(struct backend *b,
 enum pf_status backend_commit(struct backend *b,
     const struct s3store_record *r, const uint8_t receipt[PF_SHA256_LEN]);
 enum pf_status backend_cancel(struct backend *b,
+    const struct s3store_record *r);
+enum pf_status backend_delete(struct backend *b,
     const struct s3store_record *r);
 /* PF_OK if r's finished object is in the bucket (its size in *size). */
 enum pf_status backend_finished(struct backend *b,
