@@ -176,8 +176,9 @@ s3store_record_decode(const char *p, size_t n, struct s3store_record *rec)
 	if (json_unpack(o, "{s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:s, "
 	    "s?b}", "v", &v, "id", &id, "user", &user, "name", &name, "size",
 	    &size, "chunk_size", &chunk, "head", &head, "created", &created,
-	    "upload", &upload, "deleting", &deleting) != 0 || v != 1 || size < 0 || chunk <= 0 ||
-	    chunk > UINT32_MAX || strlen(head) > 4 * S3STORE_HEAD_MAX / 3 + 4)
+	    "upload", &upload, "deleting", &deleting) != 0 || v != 1 ||
+	    size < 0 || chunk <= 0 || chunk > UINT32_MAX ||
+	    strlen(head) > 4 * S3STORE_HEAD_MAX / 3 + 4)
 		goto out;
 	if (!copy_field(rec->id, sizeof(rec->id), id) ||
 	    !copy_field(rec->user, sizeof(rec->user), user) ||

@@ -41,7 +41,7 @@ struct view {
 	struct entry		*v;
 	size_t			 n;
 	uint64_t		 at_us;		/* when listed; 0: never */
-	int64_t			 began;		/* Unix time the listing began */
+	int64_t			 began;		/* Unix s: listing began */
 	uint64_t		 gen;
 };
 
