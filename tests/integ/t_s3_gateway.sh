@@ -10,7 +10,8 @@
 # node 2 cancels it in the store (awscli: no multipart upload left).
 # DELETE of a finished upload through node 2 deletes it: no object, no
 # key, no node lists or serves it, a second DELETE is a 404, and the
-# client run again from its state file uploads anew.
+# client run again from its state file uploads anew; through node 1,
+# which took it, it is unlisted there at once.
 # A tus create is refused (501: not served on S3 yet).
 # /metrics of node 1 counts the store's part PUTs (promtool agrees).
 # Last, the store stopped mid-download: the connection ends short.
@@ -269,6 +270,20 @@ D2=$(sed -n 's/.*session \([0-9a-f-]*\) opened by .*"d.bin".*/\1/p' \
 check "  a new session ($D2)" test -n "$D2" -a "$D2" != "$D"
 check_eq "  awscli: its object, byte for byte" "$(sha "$T/d.bin")" \
     "$(s3_sha "$B" "${P}files/$D2/d.bin")"
+# The same through the node that took it: it stops listing it at once.
+check "node 1 lists $D2 as complete" wait_for 30 listed 1 alice "$D2" \
+    complete
+check "node 2 lists $D2 as complete" wait_for 30 listed 2 alice "$D2" \
+    complete
+on 1 req -u alice:alice-pw -X DELETE "/api/v1/sessions/$D2"
+check_eq "DELETE of $D2 through node 1, which took it: deleted" \
+    "200 deleted" "$CODE $(jget action)"
+check "  node 1 no longer lists it, at once" unlisted 1 "$D2"
+on 1 req -u alice:alice-pw "/api/v1/sessions/$D2"
+check_eq "  its GET on node 1: 404" 404 "$CODE"
+check "  node 2 no longer lists it" wait_for 30 unlisted 2 "$D2"
+check_eq "  awscli: no key under files/$D2/ nor .pf/s/$D2/" "" \
+    "$(keys_of "$D2")"
 
 # --- tus is not served on S3 yet (store.h): its create is refused
 on 2 req -u alice:alice-pw -H 'Tus-Resumable: 1.0.0' -X POST \
