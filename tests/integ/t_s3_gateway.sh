@@ -14,7 +14,8 @@
 # which took it, it is unlisted there at once.
 # A tus create is refused (501: not served on S3 yet).
 # /metrics of node 1 counts the store's part PUTs (promtool agrees).
-# Last, the store stopped mid-download: the connection ends short.
+# Last, the store stopped mid-download: the connection ends short, and
+# a DELETE then answers 502 store_failed.
 . "$(dirname "$0")/lib.sh"
 . "$here/lib_http.sh"
 . "$here/lib_s3.sh"
@@ -324,6 +325,9 @@ check "  short of the file" test "$got" -lt "$SIZE"
 on 2 req /metrics
 check "  node 2 counted GETs without answer" grep -q \
     '^paraflow_s3_requests_total{op="get",code="none"} [1-9]' "$T/b"
+on 2 req -u alice:alice-pw -X DELETE "/api/v1/sessions/$A"
+check_eq "DELETE with the store stopped: 502 store_failed" \
+    "502 store_failed" "$CODE $(jget error.code)"
 
 for n in 1 2; do
 	SERVER_PID=${NODE_PID[$n]}
