@@ -203,8 +203,12 @@ dpid=$!
 PIDS+=("$dpid")
 # d_state: the client's state file of d.bin once it names the session.
 d_state() {
-	grep -l '"session"' $(grep -l 'd\.bin' "$PARAFLOW_STATE_DIR"/*.json \
-	    2>/dev/null) 2>/dev/null | head -n 1 | grep .
+	local f
+	for f in "$PARAFLOW_STATE_DIR"/*.json; do
+		grep -q 'd\.bin' "$f" 2>/dev/null && grep -q '"session"' "$f" &&
+		    echo "$f" && return 0
+	done
+	return 1
 }
 STATE=
 wait_for 60 d_state >/dev/null && STATE=$(d_state) &&
