@@ -141,7 +141,7 @@ backend_s3_open(const struct backend_s3_opts *o, struct backend **out)
 uint32_t
 backend_min_chunk(const struct backend *b)
 {
-	return b != NULL ? BACKEND_S3_MIN_CHUNK : PROTO_MIN_CHUNK;
+	return b != NULL ? S3STORE_MIN_CHUNK : PROTO_MIN_CHUNK;
 }
 
 void
@@ -190,6 +190,12 @@ backend_load(struct backend *b, const char *id, struct s3store_record *r)
 }
 
 enum pf_status
+backend_load_any(struct backend *b, const char *id, struct s3store_record *r)
+{
+	WITH_STORE(b, s3store_load_any(st_, id, r));
+}
+
+enum pf_status
 backend_put_chunk(struct backend *b, const struct s3store_record *r,
     uint32_t index, const void *p, size_t n,
     const uint8_t sha256[PF_SHA256_LEN], const uint8_t body[PF_SHA256_LEN])
@@ -215,6 +221,12 @@ enum pf_status
 backend_cancel(struct backend *b, const struct s3store_record *r)
 {
 	WITH_STORE(b, s3store_cancel(st_, r));
+}
+
+enum pf_status
+backend_delete(struct backend *b, const struct s3store_record *r)
+{
+	WITH_STORE(b, s3store_delete(st_, r));
 }
 
 enum pf_status

@@ -38,15 +38,18 @@ enum pf_status backend_s3_open(const struct backend_s3_opts *o,
     struct backend **out);
 void backend_close(struct backend *b);
 
-/* The store's 8 MiB minimum (and default) chunk size. */
-#define BACKEND_S3_MIN_CHUNK	S3STORE_MIN_CHUNK
-
-/* The smallest chunk size b takes; b NULL: the storage directory's. */
+/*
+ * The smallest chunk size b takes (S3STORE_MIN_CHUNK, also the default);
+ * b NULL: the storage directory's. OPEN's check and its message both
+ * take it from here (store_min_chunk).
+ */
 uint32_t backend_min_chunk(const struct backend *b);
 
 /* As s3store.h's functions of the same names, on a pooled handle. */
 enum pf_status backend_create(struct backend *b, struct s3store_record *r);
 enum pf_status backend_load(struct backend *b, const char *id,
+    struct s3store_record *r);
+enum pf_status backend_load_any(struct backend *b, const char *id,
     struct s3store_record *r);
 enum pf_status backend_put_chunk(struct backend *b,
     const struct s3store_record *r, uint32_t index, const void *p,
@@ -57,6 +60,8 @@ enum pf_status backend_have(struct backend *b,
 enum pf_status backend_commit(struct backend *b,
     const struct s3store_record *r, const uint8_t receipt[PF_SHA256_LEN]);
 enum pf_status backend_cancel(struct backend *b,
+    const struct s3store_record *r);
+enum pf_status backend_delete(struct backend *b,
     const struct s3store_record *r);
 /* PF_OK if r's finished object is in the bucket (its size in *size). */
 enum pf_status backend_finished(struct backend *b,

@@ -171,6 +171,8 @@ check_sizes(struct stream *st, uint64_t chunk_size, const char *head64,
     struct open_req *o)
 {
 	const struct stream_env *env = st->env;
+	/* The check and its message take the same number. */
+	uint32_t min = store_min_chunk(env->store);
 	long headlen;
 
 	if (!proto_chunk_size_valid(chunk_size))
@@ -178,12 +180,11 @@ check_sizes(struct stream *st, uint64_t chunk_size, const char *head64,
 		    "chunk size must be a power of "
 		    "two from %u to %u", PROTO_MIN_CHUNK, PROTO_MAX_CHUNK);
 	o->f.chunk_size = (uint32_t)chunk_size;
-	if (chunk_size < store_min_chunk(env->store))
+	if (chunk_size < min)
 		return reply_fail(st, PF_EBADFRAME, "chunk size %llu under "
 		    "the store's minimum of %u MiB (S3 parts): send "
 		    "--chunk-size %uM or more", (unsigned long long)chunk_size,
-		    store_min_chunk(env->store) >> 20,
-		    store_min_chunk(env->store) >> 20);
+		    min >> 20, min >> 20);
 	if (env->cfg->max_file_size != 0 &&
 	    o->f.size > env->cfg->max_file_size)
 		return reply_fail(st, PF_ETOOLARGE,

@@ -413,12 +413,13 @@ enum pf_status engine_upload_cancel(struct engine *e, const char *id,
 /*
  * The store's view (S3 storage, src/engine/s3view.c): what the gateway
  * of any node shows of the sessions in the bucket, whichever node took
- * them. engine_on_store: whether nodes share the engine's store
- * (store_shared, store.h), so that sessions this node does not hold are
- * listed, read and cancelled through it; on the storage directory it is
- * false and the rest answer PF_ENOSESSION (the metrics: all zero).
+ * them. engine_store_shared: whether the storage is a store that nodes
+ * share (store_shared, store.h), so that sessions this node does not
+ * hold are listed, read and removed through it; on the storage
+ * directory it is false and the rest answer PF_ENOSESSION (the metrics:
+ * all zero).
  */
-bool engine_on_store(struct engine *e);
+bool engine_store_shared(struct engine *e);
 
 /* A listing of the bucket is reused for this long (docs/api.md). */
 #define ENGINE_STORE_LIST_TTL_S	3
@@ -454,12 +455,18 @@ enum pf_status engine_store_chunk_map(struct engine *e, const char *id,
     char **out);
 
 /*
- * Cancels session id of user (NULL: anyone's) in the store
- * (s3store_cancel: no upload, no key of it left). PF_ENOSESSION if the
- * bucket has none of user's, PF_EBUSY once it is committing or finished.
+ * Removes session id of user (NULL: anyone's) from the store, as
+ * engine_remove_session does on the storage directory: an ongoing one
+ * is cancelled (s3store_cancel: no upload, no key of it left), a
+ * finished one deleted (s3store_delete: no object, no key of it left;
+ * also one whose DELETE stopped half way), *deleted telling which; the
+ * owner's name into owner. This node's own entry of a deleted one goes
+ * now, other nodes' at their next listing. PF_ENOSESSION if the bucket
+ * has none of user's, PF_EBUSY while it is committing, else the store's
+ * status. MHD threads: it blocks while the store works.
  */
-enum pf_status engine_store_cancel(struct engine *e, const char *id,
-    const char *user);
+enum pf_status engine_store_remove(struct engine *e, const char *id,
+    const char *user, bool *deleted, char owner[ENGINE_MAX_USER + 1]);
 
 /* A finished object being read from the store. */
 struct engine_store_file;

@@ -58,7 +58,8 @@ last_activity(struct s3store *st, const struct s3store_record *rec,
 }
 
 /* Each listed session: an ongoing one (or a cancel left half done) idle
-   past the ttl is cancelled; committing and finished ones never. */
+   past the ttl is cancelled; committing and finished ones never. A
+   DELETE left half done is finished now, whatever its age. */
 static bool
 on_session(void *arg, const struct s3store_record *rec,
     enum s3store_state state)
@@ -67,6 +68,10 @@ on_session(void *arg, const struct s3store_record *rec,
 	enum pf_status rc;
 	int64_t t;
 
+	if (state == S3STORE_DELETING) {
+		note(ex, s3store_delete(ex->st, rec));
+		return true;
+	}
 	if (state != S3STORE_ONGOING && state != S3STORE_CANCELLING)
 		return true;
 	if ((rc = last_activity(ex->st, rec, &t)) != PF_OK) {

@@ -134,6 +134,12 @@ s3store_record_encode(const struct s3store_record *rec)
 	    "size", (json_int_t)rec->size,
 	    "chunk_size", (json_int_t)rec->chunk_size, "head", head,
 	    "created", (json_int_t)rec->created, "upload", rec->upload);
+	/* Only a tombstone says so: a live record reads as before. */
+	if (o != NULL && rec->deleting && json_object_set_new(o, "deleting",
+	    json_true()) == -1) {
+		json_decref(o);
+		o = NULL;
+	}
 	if (o != NULL)
 		text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
@@ -158,6 +164,7 @@ s3store_record_decode(const char *p, size_t n, struct s3store_record *rec)
 {
 	const char *id, *user, *name, *head, *upload;
 	json_int_t v, size, chunk, created;
+	int deleting = 0;
 	json_error_t err;
 	json_t *o;
 	long hl;
@@ -166,11 +173,12 @@ s3store_record_decode(const char *p, size_t n, struct s3store_record *rec)
 	memset(rec, 0, sizeof(*rec));
 	if ((o = json_loadb(p, n, JSON_REJECT_DUPLICATES, &err)) == NULL)
 		return PF_EIO;
-	if (json_unpack(o, "{s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:s}",
-	    "v", &v, "id", &id, "user", &user, "name", &name, "size", &size,
-	    "chunk_size", &chunk, "head", &head, "created", &created,
-	    "upload", &upload) != 0 || v != 1 || size < 0 || chunk <= 0 ||
-	    chunk > UINT32_MAX || strlen(head) > 4 * S3STORE_HEAD_MAX / 3 + 4)
+	if (json_unpack(o, "{s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:s, "
+	    "s?b}", "v", &v, "id", &id, "user", &user, "name", &name, "size",
+	    &size, "chunk_size", &chunk, "head", &head, "created", &created,
+	    "upload", &upload, "deleting", &deleting) != 0 || v != 1 ||
+	    size < 0 || chunk <= 0 || chunk > UINT32_MAX ||
+	    strlen(head) > 4 * S3STORE_HEAD_MAX / 3 + 4)
 		goto out;
 	if (!copy_field(rec->id, sizeof(rec->id), id) ||
 	    !copy_field(rec->user, sizeof(rec->user), user) ||
@@ -184,6 +192,7 @@ s3store_record_decode(const char *p, size_t n, struct s3store_record *rec)
 	rec->size = (uint64_t)size;
 	rec->chunk_size = (uint32_t)chunk;
 	rec->created = (int64_t)created;
+	rec->deleting = deleting != 0;
 	rc = PF_OK;
 out:
 	json_decref(o);

@@ -113,7 +113,8 @@ s3store_create(struct s3store *st, struct s3store_record *rec)
 
 	if (rec->chunk_size < S3STORE_MIN_CHUNK) {
 		log_warn("S3 store: session %.64s: chunk size %u under the "
-		    "store's minimum of 8 MiB", rec->id, rec->chunk_size);
+		    "store's minimum of %u MiB", rec->id, rec->chunk_size,
+		    S3STORE_MIN_CHUNK >> 20);
 		return PF_EBADFRAME;
 	}
 	if (s3store_nchunks(rec) > S3_PART_MAX) {
@@ -151,6 +152,15 @@ out:
 
 enum pf_status
 s3store_load(struct s3store *st, const char *id, struct s3store_record *rec)
+{
+	enum pf_status rc = s3store_load_any(st, id, rec);
+
+	return rc == PF_OK && rec->deleting ? PF_ENOSESSION : rc;
+}
+
+enum pf_status
+s3store_load_any(struct s3store *st, const char *id,
+    struct s3store_record *rec)
 {
 	struct s3store_record ask = { 0 };
 	char key[S3_KEY_MAX + 1], *text;
@@ -399,6 +409,75 @@ s3store_cancel(struct s3store *st, const struct s3store_record *rec)
 	return PF_OK;
 }
 
+/* Deletes key; one already gone is fine (a step run again). */
+static enum pf_status
+drop(struct s3store *st, const char *key)
+{
+	enum pf_status rc = s3_delete(st->s3, key);
+
+	if (rc != PF_OK && rc != PF_ENOSESSION)
+		return s3store_fail(st, rc, "delete", key);
+	return PF_OK;
+}
+
+/* Rewrites rec's record as a tombstone if it is finished: else PF_EBUSY. */
+static enum pf_status
+tombstone(struct s3store *st, const struct s3store_record *rec,
+    const char *obj, const char *key)
+{
+	struct s3store_record tomb = *rec;
+	enum pf_status rc;
+	uint64_t size;
+	char *text;
+
+	rc = s3_head(st->s3, obj, &size, NULL);
+	if (rc == PF_ENOSESSION || (rc == PF_OK && size != rec->size)) {
+		log_warn("S3 store: session %.64s: DELETE before it is "
+		    "finished: refused", rec->id);
+		return PF_EBUSY;
+	}
+	if (rc != PF_OK)
+		return s3store_fail(st, rc, "head", obj);
+	tomb.deleting = true;
+	if ((text = s3store_record_encode(&tomb)) == NULL)
+		return PF_ENOMEM;
+	if ((rc = s3_put(st->s3, key, text, strlen(text), false, NULL)) !=
+	    PF_OK)
+		s3store_fail(st, rc, "write tombstone", key);
+	free(text);
+	return rc;
+}
+
+enum pf_status
+s3store_delete(struct s3store *st, const struct s3store_record *rec)
+{
+	static const char *const marks[] = { "commit", "cancel" };
+	char obj[S3_KEY_MAX + 1], key[S3_KEY_MAX + 1];
+	enum pf_status rc;
+
+	if (!s3store_key_of(st, rec, NULL, obj) ||
+	    !s3store_key_of(st, rec, "record", key))
+		return PF_EBADNAME;
+	/* From the tombstone on, no node tells of the session: then the
+	   object can go, and nothing is ever listed finished without it. */
+	if (!rec->deleting && (rc = tombstone(st, rec, obj, key)) != PF_OK)
+		return rc;
+	if ((rc = drop(st, obj)) != PF_OK ||
+	    (rc = s3store_sweep(st, rec)) != PF_OK)
+		return rc;
+	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+		if (!s3store_key_of(st, rec, marks[i], obj))
+			return PF_EBADNAME;
+		if ((rc = drop(st, obj)) != PF_OK)
+			return rc;
+	}
+	/* The tombstone goes last: until then a call again finds it. */
+	if ((rc = drop(st, key)) != PF_OK)
+		return rc;
+	log_info("S3 store: session %.64s deleted", rec->id);
+	return PF_OK;
+}
+
 enum pf_status
 s3store_head(struct s3store *st, const struct s3store_record *rec,
     uint64_t *size, char *etag)
@@ -521,10 +600,11 @@ s3store_list(struct s3store *st, s3store_list_fn fn, void *arg)
 		goto out;
 	}
 	for (i = 0; i < ids.n; i++) {
-		rc = s3store_load(st, ids.v[i], &rec);
+		rc = s3store_load_any(st, ids.v[i], &rec);
 		if (rc == PF_ENOSESSION || rc == PF_EIO)
 			continue;
-		if (rc == PF_OK)
+		state = S3STORE_DELETING;
+		if (rc == PF_OK && !rec.deleting)
 			rc = state_of(st, &rec, &state);
 		if (rc != PF_OK)
 			goto out;

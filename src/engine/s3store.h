@@ -24,7 +24,10 @@
 #define S3STORE_NODE_MAX	65
 #define S3STORE_LEASE_S		60
 
-/* What a session is; its fields never change once created. */
+/*
+ * What a session is; its fields never change once created, but deleting,
+ * set once for good when a DELETE of the finished session begins.
+ */
 struct s3store_record {
 	char		id[S3STORE_ID_MAX];	/* [0-9A-Za-z-], 1..64 */
 	char		user[S3STORE_USER_MAX];
@@ -35,6 +38,7 @@ struct s3store_record {
 	size_t		head_len;
 	int64_t		created;		/* Unix seconds */
 	char		upload[S3_ID_MAX];	/* set by s3store_create */
+	bool		deleting;	/* a tombstone (s3store_delete) */
 };
 
 struct s3store_opts {
@@ -55,7 +59,8 @@ enum s3store_state {
 	S3STORE_ONGOING,	/* taking chunks */
 	S3STORE_COMMITTING,	/* a node writes its commit */
 	S3STORE_FINISHED,	/* the object is in the bucket */
-	S3STORE_CANCELLING	/* a cancel is under way */
+	S3STORE_CANCELLING,	/* a cancel is under way */
+	S3STORE_DELETING	/* its DELETE began: the object goes */
 };
 
 struct s3store;
@@ -85,8 +90,15 @@ struct s3 *s3store_s3(struct s3store *st);
  */
 enum pf_status s3store_create(struct s3store *st, struct s3store_record *rec);
 
-/* Reads session id's record into rec: PF_ENOSESSION if there is none. */
+/*
+ * Reads session id's record into rec: PF_ENOSESSION if there is none or
+ * it is a tombstone (its DELETE began: to a resume, a JOIN, a COMMIT or
+ * a download the session is gone). s3store_load_any reads a tombstone
+ * too (rec->deleting set), for what finishes the DELETE.
+ */
 enum pf_status s3store_load(struct s3store *st, const char *id,
+    struct s3store_record *rec);
+enum pf_status s3store_load_any(struct s3store *st, const char *id,
     struct s3store_record *rec);
 
 /* The number of chunks of rec (1 for an empty file). */
@@ -142,10 +154,22 @@ enum pf_status s3store_cancel(struct s3store *st,
     const struct s3store_record *rec);
 
 /*
+ * Deletes rec's finished session for good, crash-safely: its record is
+ * first rewritten as a tombstone (rec->deleting), then the object goes,
+ * then its claims, sums, key, commit and cancel, and the record last.
+ * Stopped anywhere, the tombstone keeps the session unlisted and unknown
+ * to load, and a call again (a DELETE, or s3store_expire) finishes.
+ * PF_EBUSY if the session is not finished (ongoing or committing):
+ * nothing changed. Else PF_OK or the store's status (logged).
+ */
+enum pf_status s3store_delete(struct s3store *st,
+    const struct s3store_record *rec);
+
+/*
  * Calls fn with the record and state of every session in the bucket,
  * in id order. fn returns false to stop (PF_ECANCELLED). A session whose
  * record is missing or unreadable (one being created or cancelled) is
- * left out.
+ * left out; a tombstone comes as S3STORE_DELETING.
  */
 typedef bool (*s3store_list_fn)(void *arg, const struct s3store_record *rec,
     enum s3store_state state);
@@ -164,7 +188,9 @@ struct s3store_expired {
  * the newest LastModified of its keys under .pf/s/<id>/ (the record at
  * create, a claim as each chunk begins, its sum as it ends), is older is
  * cancelled as s3store_cancel does; a committing or finished session
- * never is (the cancel is refused once `commit` exists). Then every
+ * never is (the cancel is refused once `commit` exists). A tombstone's
+ * DELETE is finished at once (s3store_delete: each step may run twice).
+ * Then every
  * multipart upload under PREFIX files/ started before now - ttl_s that
  * no record names (a node died between create and record) is aborted,
  * at most 1,000 a pass. LastModified is the store's clock: now should be

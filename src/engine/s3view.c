@@ -10,11 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend.h"
 #include "store.h"
 #include "clock.h"
 #include "engine_int.h"
+#include "history.h"
+#include "log.h"
+#include "registry.h"
 
 _Static_assert(ENGINE_STORE_OPS == S3_METRIC_OPS &&
     ENGINE_STORE_CODES == S3_METRIC_CODES &&
@@ -37,12 +41,13 @@ struct view {
 	struct entry		*v;
 	size_t			 n;
 	uint64_t		 at_us;		/* when listed; 0: never */
+	int64_t			 began;		/* Unix s: listing began */
 	uint64_t		 gen;
 };
 
 static struct view view = {
 	PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0,
-	0, 0
+	0, 0, 0
 };
 
 /* What one listing gathers. */
@@ -55,7 +60,7 @@ struct gather {
 };
 
 bool
-engine_on_store(struct engine *e)
+engine_store_shared(struct engine *e)
 {
 	return store_shared(e->store);
 }
@@ -161,8 +166,9 @@ gather_one(void *arg, const struct s3store_record *rec,
 	struct gather *g = arg;
 	struct entry *v;
 
-	/* The gateway's ids are UUIDs: the engine makes no other. */
-	if (strlen(rec->id) != ENGINE_ID_LEN)
+	/* The gateway's ids are UUIDs: the engine makes no other. A
+	   session whose DELETE began is gone already. */
+	if (strlen(rec->id) != ENGINE_ID_LEN || state == S3STORE_DELETING)
 		return true;
 	if (g->n == g->cap) {
 		g->cap = g->cap ? 2 * g->cap : 64;
@@ -189,11 +195,23 @@ same_listing(const struct entry *a, size_t na, const struct entry *b,
 	return true;
 }
 
-/* Lists the bucket into the view; the caller holds view.listing. */
-static void
+static int
+entry_by_id(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+
+	return strcmp(x->info.id, y->info.id);
+}
+
+/*
+ * Lists the bucket into the view, its entries by id; the caller holds
+ * view.listing. False if the store did not list (the view stays).
+ */
+static bool
 relist(struct backend *b)
 {
 	struct gather g = { .b = b, .old = &view };
+	int64_t began = (int64_t)time(NULL);
 	bool same;
 
 	/* Only this thread replaces the view's entries: reading them
@@ -209,8 +227,10 @@ relist(struct backend *b)
 		}
 		view.at_us = pf_now_us();	/* try again after the ttl */
 		pthread_mutex_unlock(&view.lock);
-		return;
+		return false;
 	}
+	if (g.n > 1)
+		qsort(g.v, g.n, sizeof(*g.v), entry_by_id);
 	same = view.of == b && same_listing(view.v, view.n, g.v, g.n);
 	pthread_mutex_lock(&view.lock);
 	if (same) {
@@ -223,7 +243,48 @@ relist(struct backend *b)
 	}
 	view.of = b;
 	view.at_us = pf_now_us();
+	view.began = began;
 	pthread_mutex_unlock(&view.lock);
+	return true;
+}
+
+/* True if id is in the view (lock held). */
+static bool
+in_view(const char *id)
+{
+	struct entry key;
+
+	snprintf(key.info.id, sizeof(key.info.id), "%s", id);
+	return view.n > 0 && bsearch(&key, view.v, view.n, sizeof(*view.v),
+	    entry_by_id) != NULL;
+}
+
+/*
+ * Takes out of e's history each finished session the listing no longer
+ * shows (deleted, through any node): one finished before the listing
+ * began would be in it. Failures and cancels stay: the store keeps none.
+ */
+static void
+prune_history(struct engine *e)
+{
+	struct history *h = registry_history(e->registry);
+	struct engine_session_info *v = NULL, gone;
+	size_t n = 0;
+	bool keep;
+
+	if (history_copy_since(h, INT64_MIN, &v, 0, &n) != PF_OK)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].state != ENGINE_COMPLETE)
+			continue;
+		pthread_mutex_lock(&view.lock);
+		keep = v[i].finished + 1 >= view.began || in_view(v[i].id);
+		pthread_mutex_unlock(&view.lock);
+		if (!keep && history_take(h, v[i].id, NULL, &gone))
+			log_info("session %s is no longer in the store: "
+			    "deleted through another node", gone.id);
+	}
+	free(v);
 }
 
 uint64_t
@@ -250,8 +311,8 @@ engine_store_refresh(struct engine *e)
 		stale = view.of != bucket(e) || view.at_us == 0 ||
 		    pf_now_us() - view.at_us >= ttl;
 		pthread_mutex_unlock(&view.lock);
-		if (stale)
-			relist(bucket(e));
+		if (stale && relist(bucket(e)))
+			prune_history(e);
 		pthread_mutex_unlock(&view.listing);
 	}
 	pthread_mutex_lock(&view.lock);
@@ -343,7 +404,7 @@ enum pf_status
 engine_store_session(struct engine *e, const char *id,
     struct engine_session_info *out)
 {
-	struct entry x;
+	struct entry x = { .bitmap = NULL };
 	enum pf_status rc;
 	bool mapped;
 
@@ -383,38 +444,59 @@ engine_store_chunk_map(struct engine *e, const char *id, char **out)
 	return PF_OK;
 }
 
-/* The record of id if user (NULL: anyone) owns it: else PF_ENOSESSION. */
+/*
+ * The record of id if user (NULL: anyone) owns it: else PF_ENOSESSION.
+ * tomb: a tombstone too (its DELETE to finish).
+ */
 static enum pf_status
 owned(struct engine *e, const char *id, const char *user,
-    struct s3store_record *rec)
+    struct s3store_record *rec, bool tomb)
 {
 	enum pf_status rc;
 
 	if (bucket(e) == NULL || strlen(id) != ENGINE_ID_LEN)
 		return PF_ENOSESSION;
-	if ((rc = backend_load(bucket(e), id, rec)) != PF_OK)
+	if ((rc = tomb ? backend_load_any(bucket(e), id, rec) :
+	    backend_load(bucket(e), id, rec)) != PF_OK)
 		return rc;
 	return user == NULL || strcmp(rec->user, user) == 0 ? PF_OK :
 	    PF_ENOSESSION;
 }
 
 enum pf_status
-engine_store_cancel(struct engine *e, const char *id, const char *user)
+engine_store_remove(struct engine *e, const char *id, const char *user,
+    bool *deleted, char owner[ENGINE_MAX_USER + 1])
 {
+	struct engine_session_info gone;
 	struct s3store_record rec;
 	enum pf_status rc;
 
-	if ((rc = owned(e, id, user, &rec)) != PF_OK)
+	*deleted = false;
+	owner[0] = '\0';
+	if ((rc = owned(e, id, user, &rec, true)) != PF_OK)
 		return rc;
-	if ((rc = backend_cancel(bucket(e), &rec)) == PF_OK) {
-		log_info("session %s cancelled in the store over HTTP by %s",
-		    id, user != NULL ? user : "an admin");
-		/* The next list shows it gone, not in the old state. */
-		pthread_mutex_lock(&view.lock);
-		view.at_us = 0;
-		pthread_mutex_unlock(&view.lock);
-	}
-	return rc;
+	snprintf(owner, ENGINE_MAX_USER + 1, "%s", rec.user);
+	/* A cancel refuses once a commit began; a finished one is
+	   deleted, a committing one refused again (PF_EBUSY). */
+	rc = rec.deleting ? PF_EBUSY : backend_cancel(bucket(e), &rec);
+	if (rc == PF_EBUSY && (rc = backend_delete(bucket(e), &rec)) ==
+	    PF_OK)
+		*deleted = true;
+	if (rc != PF_OK)
+		return rc;
+	log_info("session %s %s in the store over HTTP by %s", id,
+	    *deleted ? "deleted" : "cancelled", user != NULL ? user :
+	    "an admin");
+	/* This node's own entry of it goes at once, the other nodes' at
+	   their next listing (prune_history). */
+	if (*deleted)
+		(void)history_take(registry_history(e->registry), id, NULL,
+		    &gone);
+	/* The next list shows it gone, not in the old state. */
+	pthread_mutex_lock(&view.lock);
+	view.at_us = 0;
+	pthread_mutex_unlock(&view.lock);
+	return PF_OK;
 }
 
 struct engine_store_file {
@@ -427,7 +509,7 @@ engine_store_open(struct engine *e, const char *id, const char *user,
     struct engine_store_file **out, struct engine_session_info *info)
 {
 	struct engine_store_file *f;
-	struct entry x;
+	struct entry x = { .bitmap = NULL };
 	enum pf_status rc;
 	uint64_t size;
 
@@ -435,7 +517,7 @@ engine_store_open(struct engine *e, const char *id, const char *user,
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return PF_ENOMEM;
 	f->b = bucket(e);
-	if ((rc = owned(e, id, user, &f->rec)) != PF_OK)
+	if ((rc = owned(e, id, user, &f->rec, false)) != PF_OK)
 		goto out;
 	rc = backend_finished(f->b, &f->rec, &size);
 	if (rc == PF_ENOSESSION || (rc == PF_OK && size != f->rec.size)) {

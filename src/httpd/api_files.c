@@ -351,7 +351,7 @@ api_files_download(const struct gw_call *call)
 	enum pf_status rc;
 	int fd;
 
-	if (engine_on_store(call->h->engine))
+	if (engine_store_shared(call->h->engine))
 		return store_file(call, path);
 	/* A link (routes.c checked it) opens the file for anyone. */
 	rc = engine_open_file(call->h->engine, id, call->who.admin ||

@@ -337,6 +337,10 @@ find_session(const struct gw_call *call, struct engine_session_info *out,
 {
 	struct engine *e = call->h->engine;
 
+	/* On a shared store, a listing due first takes out of this node's
+	   own what another node deleted. */
+	if (engine_store_shared(e))
+		(void)engine_store_refresh(e);
 	if ((engine_session(e, call->id, out) == PF_OK ||
 	    engine_store_session(e, call->id, out) == PF_OK) &&
 	    access_may_see(&call->who, out->user))
@@ -397,32 +401,37 @@ live_here(const struct engine_session_info *s)
 }
 
 /*
- * DELETE of a session in the bucket that this node does not hold: it is
- * cancelled in the store (its upload aborted, its keys deleted), and the
- * node that holds it, if any, finds it cancelled at its next chunk. A
- * finished upload stays: deleting objects over HTTP is not served on S3.
+ * DELETE of a session in the bucket that this node does not take chunks
+ * of: an ongoing one is cancelled in the store (its upload aborted, its
+ * keys deleted), and the node that holds it, if any, finds it cancelled
+ * at its next chunk; a finished one is deleted (its object and keys),
+ * from any node, as the storage directory deletes its file.
  */
 static enum MHD_Result
 store_delete(const struct gw_call *call)
 {
 	struct MHD_Connection *c = call->c;
+	char owner[ENGINE_MAX_USER + 1];
 	enum pf_status rc;
+	bool deleted;
 
-	rc = engine_store_cancel(call->h->engine, call->id, call->who.admin ?
-	    NULL : call->who.user);
+	rc = engine_store_remove(call->h->engine, call->id, call->who.admin ?
+	    NULL : call->who.user, &deleted, owner);
 	if (rc == PF_ENOSESSION)
 		return resp_error(c, MHD_HTTP_NOT_FOUND, "not_found",
 		    "no session %s", call->id);
 	if (rc == PF_EBUSY)
 		return resp_error(c, MHD_HTTP_CONFLICT, "not_finished",
-		    "session %s is committed in the store: a finished upload "
-		    "is not deleted over HTTP on S3 storage", call->id);
+		    "session %s is being committed; try again", call->id);
 	if (rc != PF_OK)
 		return resp_error(c, MHD_HTTP_BAD_GATEWAY, "store_failed",
-		    "the store cannot cancel session %s: %s", call->id,
+		    "the store cannot remove session %s: %s", call->id,
 		    pf_status_message(rc));
+	if (deleted)
+		events_publish(call->h, "deleted", owner, json_pack("{s:s}",
+		    "id", call->id));
 	return resp_json(c, MHD_HTTP_OK, json_pack("{s:s,s:s}", "id",
-	    call->id, "action", "cancelled"));
+	    call->id, "action", deleted ? "deleted" : "cancelled"));
 }
 
 enum MHD_Result
@@ -437,7 +446,7 @@ api_sessions_delete(const struct gw_call *call)
 	/* The owner, to whom (and admins) the event goes. */
 	if (engine_session(call->h->engine, id, &s) != PF_OK)
 		s.user[0] = '\0';
-	if (engine_on_store(call->h->engine) && !live_here(&s))
+	if (engine_store_shared(call->h->engine) && !live_here(&s))
 		return store_delete(call);
 	rc = engine_remove_session(call->h->engine, id, call->who.admin ?
 	    NULL : call->who.user, &cancelled);

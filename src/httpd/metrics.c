@@ -107,7 +107,7 @@ add_store(struct pf_buf *t, struct engine *e)
 	struct engine_store_stats *st;
 	const uint64_t *h;
 
-	if (!engine_on_store(e) || (st = malloc(sizeof(*st))) == NULL)
+	if (!engine_store_shared(e) || (st = malloc(sizeof(*st))) == NULL)
 		return;
 	engine_store_stats(e, st);
 	metric(t, "paraflow_s3_requests_total", "counter",

@@ -81,6 +81,12 @@ s3api() {
 	"$AWS" --endpoint-url "$S3_ENDPOINT" s3api "$@"
 }
 
+# s3_bucket BUCKET: awscli creates BUCKET, as a check of the test.
+s3_bucket() {
+	check "awscli creates bucket $1" s3api create-bucket --bucket "$1" \
+	    --output text
+}
+
 # s3_sha BUCKET KEY: SHA-256 of an object, as awscli reads it.
 s3_sha() {
 	"$AWS" --endpoint-url "$S3_ENDPOINT" s3 cp "s3://$1/$2" - |

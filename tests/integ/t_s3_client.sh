@@ -16,8 +16,7 @@
 s3_start
 B=pf-s3-client
 export S3_BUCKET=$B
-check "awscli creates bucket $B" s3api create-bucket --bucket "$B" \
-    --output text
+s3_bucket "$B"
 MiB=$((1024 * 1024))
 
 # not_in FILE TEXT...: true if FILE holds none of the TEXTs.

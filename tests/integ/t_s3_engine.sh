@@ -14,8 +14,7 @@
 s3_start
 B=pf-s3-engine
 P=node/
-check "awscli creates bucket $B" s3api create-bucket --bucket "$B" \
-    --output text
+s3_bucket "$B"
 MiB=$((1024 * 1024))
 C=$((8 * MiB))
 S3ARGS=(--storage "s3://$B/$P" --s3-endpoint "$S3_ENDPOINT"

@@ -8,9 +8,14 @@
 # checking the receipt. A client killed mid-upload leaves a session node
 # 2 lists as receiving with the chunks the store holds; DELETE through
 # node 2 cancels it in the store (awscli: no multipart upload left).
+# DELETE of a finished upload through node 2 deletes it: no object, no
+# key, no node lists or serves it, a second DELETE is a 404, and the
+# client run again from its state file uploads anew; through node 1,
+# which took it, it is unlisted there at once.
 # A tus create is refused (501: not served on S3 yet).
 # /metrics of node 1 counts the store's part PUTs (promtool agrees).
-# Last, the store stopped mid-download: the connection ends short.
+# Last, the store stopped mid-download: the connection ends short, and
+# a DELETE then answers 502 store_failed.
 . "$(dirname "$0")/lib.sh"
 . "$here/lib_http.sh"
 . "$here/lib_s3.sh"
@@ -20,8 +25,7 @@ command -v promtool >/dev/null 2>&1 || skip_all "promtool not found"
 s3_start
 B=pf-s3-gw
 P=gw/
-check "awscli creates bucket $B" s3api create-bucket --bucket "$B" \
-    --output text
+s3_bucket "$B"
 MiB=$((1024 * 1024))
 add_users alice bob
 S3ARGS=(--storage "s3://$B/$P" --s3-endpoint "$S3_ENDPOINT" --users "$U")
@@ -187,9 +191,104 @@ check_eq "  awscli: no key of it left" "" "$(s3api list-objects-v2 \
     --output text | grep -v '^None$')"
 on 2 req -u alice:alice-pw "/api/v1/sessions/$C/file"
 check_eq "  its download from node 2: 404" 404 "$CODE"
-on 2 req -u alice:alice-pw -X DELETE "/api/v1/sessions/$A"
-check_eq "DELETE of the finished one: 409, it stays" "409 $(sha "$T/a.bin")" \
-    "$CODE $(s3_sha "$B" "${P}files/$A/a.bin")"
+
+# --- DELETE of a finished upload, through node 2, which did not take
+# it: the object and every key of it go, no node lists or serves it, a
+# second DELETE is a 404, and the client run again from its state file
+# is told the session is unknown and uploads anew (as on local storage)
+mkfile "$T/d.bin" $((9 * MiB + 7))
+on 1 upload_as alice --file "$T/d.bin" -c 8M -t 1 --limit-rate 4M -v \
+    >"$T/d.out" 2>&1 &
+dpid=$!
+PIDS+=("$dpid")
+# d_state: the client's state file of d.bin once it names the session.
+d_state() {
+	local f
+	for f in "$PARAFLOW_STATE_DIR"/*.json; do
+		grep -q 'd\.bin' "$f" 2>/dev/null && grep -q '"session"' "$f" &&
+		    echo "$f" && return 0
+	done
+	return 1
+}
+STATE=
+wait_for 60 d_state >/dev/null && STATE=$(d_state) &&
+    cp "$STATE" "$T/d.state"
+drc=0
+wait "$dpid" || drc=$?
+D=$(sed -n 's/.*session \([0-9a-f-]*\) opened by .*"d.bin".*/\1/p' \
+    "$T/server.log" | tail -n 1)
+check_eq "paraflow upload of d.bin through node 1 ($D): exit 0" 0 "$drc"
+check "  its state file was copied mid-upload" test -s "$T/d.state"
+check "node 1 lists it as complete" wait_for 30 listed 1 alice "$D" complete
+check "node 2 lists it as complete" wait_for 30 listed 2 alice "$D" complete
+on 2 req -u alice:alice-pw -X POST "/api/v1/sessions/$D/link"
+DLINK=$(jget url)
+check "a link to it from node 2" test "$CODE" = 200 -a -n "$DLINK"
+on 2 req -u bob:bob-pw -X DELETE "/api/v1/sessions/$D"
+check_eq "bob's DELETE of it on node 2: 404" 404 "$CODE"
+on 2 req -u alice:alice-pw -X DELETE "/api/v1/sessions/$D"
+check_eq "DELETE of the finished one through node 2: deleted" \
+    "200 deleted" "$CODE $(jget action)"
+check "  a DeleteResult" oa DeleteResult
+check_eq "  awscli: no object" "" "$(s3_size "$B" "${P}files/$D/d.bin")"
+# keys_of ID: the keys awscli lists of session ID, object and store's.
+keys_of() {
+	local p
+	for p in "${P}files/$1/" "$P.pf/s/$1/"; do
+		s3api list-objects-v2 --bucket "$B" --prefix "$p" \
+		    --query 'Contents[].Key' --output text | grep -v '^None$'
+	done
+}
+check_eq "  awscli: no key under files/$D/ nor .pf/s/$D/" "" "$(keys_of "$D")"
+check_eq "  awscli: no multipart upload" 0 "$(s3_uploads "$B")"
+# unlisted N ID: node N's gateway answers the list, without ID.
+unlisted() {
+	on "$1" req -u alice:alice-pw "/api/v1/sessions?limit=500"
+	[ "$CODE" = 200 ] && [ -z "$(jget_session "$2" id)" ]
+}
+check "  node 2 no longer lists it" wait_for 30 unlisted 2 "$D"
+check "  nor node 1, which took it (its listing: 3 s)" wait_for 30 \
+    unlisted 1 "$D"
+for n in 1 2; do
+	on "$n" req -u alice:alice-pw "/api/v1/sessions/$D"
+	check_eq "  GET of it on node $n: 404" 404 "$CODE"
+	on "$n" req -u alice:alice-pw "/api/v1/sessions/$D/file"
+	check_eq "  its download from node $n: 404" 404 "$CODE"
+	on "$n" req "$DLINK"
+	check_eq "  the link made before, on node $n: 404" 404 "$CODE"
+done
+on 1 req -u alice:alice-pw -X DELETE "/api/v1/sessions/$D"
+check_eq "a second DELETE (node 1): 404 not_found" "404 not_found" \
+    "$CODE $(jget error.code)"
+check "  the client's state file was removed once it completed" \
+    test -n "$STATE" -a ! -e "$STATE"
+cp "$T/d.state" "$STATE"
+run "$PARAFLOW" upload --port "${NODE_PORT[1]}" "${NOTLS[@]}" -v \
+    --user alice --secret alice-pw --file "$T/d.bin" -c 8M
+check_eq "the client run again from its state file: exit 0" 0 "$RC"
+check "  told the session is unknown, it opened a new one" grep -q \
+    "does not know session $D" "$T/out" "$T/err"
+check "  not told it had finished" test -z "$(grep -h \
+    "session $D had finished already" "$T/out" "$T/err")"
+D2=$(sed -n 's/.*session \([0-9a-f-]*\) opened by .*"d.bin".*/\1/p' \
+    "$T/server.log" | tail -n 1)
+check "  a new session ($D2)" test -n "$D2" -a "$D2" != "$D"
+check_eq "  awscli: its object, byte for byte" "$(sha "$T/d.bin")" \
+    "$(s3_sha "$B" "${P}files/$D2/d.bin")"
+# The same through the node that took it: it stops listing it at once.
+check "node 1 lists $D2 as complete" wait_for 30 listed 1 alice "$D2" \
+    complete
+check "node 2 lists $D2 as complete" wait_for 30 listed 2 alice "$D2" \
+    complete
+on 1 req -u alice:alice-pw -X DELETE "/api/v1/sessions/$D2"
+check_eq "DELETE of $D2 through node 1, which took it: deleted" \
+    "200 deleted" "$CODE $(jget action)"
+check "  node 1 no longer lists it, at once" unlisted 1 "$D2"
+on 1 req -u alice:alice-pw "/api/v1/sessions/$D2"
+check_eq "  its GET on node 1: 404" 404 "$CODE"
+check "  node 2 no longer lists it" wait_for 30 unlisted 2 "$D2"
+check_eq "  awscli: no key under files/$D2/ nor .pf/s/$D2/" "" \
+    "$(keys_of "$D2")"
 
 # --- tus is not served on S3 yet (store.h): its create is refused
 on 2 req -u alice:alice-pw -H 'Tus-Resumable: 1.0.0' -X POST \
@@ -230,6 +329,9 @@ check "  short of the file" test "$got" -lt "$SIZE"
 on 2 req /metrics
 check "  node 2 counted GETs without answer" grep -q \
     '^paraflow_s3_requests_total{op="get",code="none"} [1-9]' "$T/b"
+on 2 req -u alice:alice-pw -X DELETE "/api/v1/sessions/$A"
+check_eq "DELETE with the store stopped: 502 store_failed" \
+    "502 store_failed" "$CODE $(jget error.code)"
 
 for n in 1 2; do
 	SERVER_PID=${NODE_PID[$n]}

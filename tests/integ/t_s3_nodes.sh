@@ -23,8 +23,7 @@ HAPROXY=$(command -v haproxy 2>/dev/null) ||
 s3_start
 B=pf-s3-nodes
 P=nodes/
-check "awscli creates bucket $B" s3api create-bucket --bucket "$B" \
-    --output text
+s3_bucket "$B"
 MiB=$((1024 * 1024))
 
 # One users file and one TLS pair for all nodes: the client's one pin

@@ -12,7 +12,9 @@
 # cancel (no upload, no .pf/ keys left; chunk and COMMIT after it
 # refused; its keys deleted in bulk, in a few requests); the listing;
 # unknown sessions; expiry: an idle session cancelled, one that just got
-# a chunk, a committing and a finished one kept, an orphan upload aborted.
+# a chunk, a committing and a finished one kept, an orphan upload aborted;
+# delete of a finished session, and of ones stopped half-way (finished by
+# a delete again and by the expiry pass).
 . "$(dirname "$0")/lib.sh"
 . "$here/lib_s3.sh"
 
@@ -22,8 +24,7 @@ s3_start
 B=pf-s3-store
 P=tenant/
 export S3_TARGET=s3://$B/$P
-check "awscli creates bucket $B" s3api create-bucket --bucket "$B" \
-    --output text
+s3_bucket "$B"
 MiB=$((1024 * 1024))
 C=$((8 * MiB))
 
@@ -319,6 +320,48 @@ check "cm is committed still (taking the lapsed commit over)" \
     st --lease 2 --wait 120 commit cm "$T/g"
 check "cancel fresh" st cancel fresh
 check_eq "awscli: ListMultipartUploads is empty" 0 "$(s3_uploads "$B")"
+
+# --- delete of a finished session: refused before it is finished; then
+# the object and every key go, and it is unknown. One stopped after its
+# first step (the tombstone, a node that died) or its second (the object
+# gone too) is unknown at once (a resume is not told "complete"), left
+# out of the listing as deleting, and finished by a delete again or by
+# the expiry pass
+st create d1 "$T/g" "$C"
+st put d1 "$T/g" 0 1
+st delete d1
+check "delete before the commit: busy" grep -q 'delete: busy$' "$T/err"
+st commit d1 "$T/g"
+check "delete d1, finished" st delete d1
+check_eq "awscli: no object and no .pf/ key of d1 left" "" \
+    "$(keys files/d1/; keys .pf/s/d1/)"
+st load d1
+check "a deleted session is unknown" grep -q 'load: unknown_session$' \
+    "$T/err"
+st delete d1
+check "a delete again: unknown_session" grep -q 'delete: unknown_session$' \
+    "$T/err"
+for d in d2 d3; do
+	st create "$d" "$T/g" "$C"
+	st put "$d" "$T/g" 0 1
+	st commit "$d" "$T/g"
+	check "$d: a delete that stopped after its tombstone" st tombstone "$d"
+done
+s3api delete-object --bucket "$B" --key "${P}files/d3/data.bin"
+check_eq "  d3's object gone too (awscli)" "" "$(keys files/d3/)"
+st load d2
+check "  a tombstone is unknown (no resume told complete)" \
+    grep -q 'load: unknown_session$' "$T/err"
+check "list" st list
+check_eq "  d2 and d3 deleting" "d2 deleting|d3 deleting" \
+    "$(awk '$1 ~ /^d[23]$/ { print $1, $5 }' "$T/out" | paste -sd'|')"
+check "a delete again finishes d2's" st delete d2
+check_eq "  awscli: no object and no .pf/ key of d2 left" "" \
+    "$(keys files/d2/; keys .pf/s/d2/)"
+check "the expiry pass finishes d3's, whatever its age" st expire 100000
+check_eq "  awscli: no .pf/ key of d3 left" "" "$(keys .pf/s/d3/)"
+st load d3
+check "  d3 is unknown" grep -q 'load: unknown_session$' "$T/err"
 
 want=$(printf 'files/%s/data.bin ' cm e0 k l1 l2 r1 r2 r3 r4 r5)
 check_eq "awscli: the finished objects, nothing else" \

@@ -21,6 +21,8 @@ static const char usage[] =
 "  create ID FILE CHUNK [NAME] | load ID | put ID FILE INDEX...\n"
 "  put-bytes ID INDEX DATAFILE | have ID | commit ID FILE | \n"
 "  commit-receipt ID HEX | cancel ID | list | read ID OUT [OFF LEN]\n"
+"  delete ID: deletes a finished session (or finishes a tombstone's)\n"
+"  tombstone ID: only the first step of a delete, as a node that died\n"
 "  expire TTL [NOW]: cancel sessions idle over TTL s at NOW (Unix s)\n"
 "  after-cancel ID FILE: cancel, then chunk 0 and COMMIT as a node that\n"
 "  read the record before would send them\n"
@@ -247,12 +249,42 @@ print_session(void *arg, const struct s3store_record *rec,
     enum s3store_state state)
 {
 	static const char *names[] = { "ongoing", "committing", "finished",
-	    "cancelling" };
+	    "cancelling", "deleting" };
 
 	(void)arg;
 	printf("%s %s %s %" PRIu64 " %s\n", rec->id, rec->user, rec->name,
 	    rec->size, names[state]);
 	return true;
+}
+
+/* The first step of s3store_delete only: the record as a tombstone,
+   then this "node" dies. */
+static int
+tombstone(struct s3store_record *rec, const char *prefix)
+{
+	char key[S3_KEY_MAX + 1], *text;
+	enum pf_status rc;
+
+	rec->deleting = true;
+	if (!s3store_key(key, sizeof(key), prefix, rec, "record") ||
+	    (text = s3store_record_encode(rec)) == NULL)
+		return fail(PF_EIO);
+	rc = s3_put(s3store_s3(st), key, text, strlen(text), false, NULL);
+	free(text);
+	return rc == PF_OK ? 0 : fail(rc);
+}
+
+/* A delete, from a tombstone too (as a DELETE again does). */
+static int
+delete_session(const char *id)
+{
+	struct s3store_record rec;
+	enum pf_status rc;
+
+	if ((rc = s3store_load_any(st, id, &rec)) != PF_OK ||
+	    (rc = s3store_delete(st, &rec)) != PF_OK)
+		return fail(rc);
+	return 0;
 }
 
 /* A node holding the record still sends a chunk and a COMMIT after
@@ -281,7 +313,7 @@ after_cancel(const struct s3store_record *rec, const char *file)
 /* The operations on a session that exists: its record is read first,
    as a node that did not create it would. */
 static int
-on_session(int argc, char **argv)
+on_session(int argc, char **argv, const char *prefix)
 {
 	struct s3store_record rec;
 	enum pf_status rc;
@@ -308,6 +340,8 @@ on_session(int argc, char **argv)
 		return commit(&rec, argv[1], true);
 	if (strcmp(op, "cancel") == 0 && argc == 1)
 		return (rc = s3store_cancel(st, &rec)) == PF_OK ? 0 : fail(rc);
+	if (strcmp(op, "tombstone") == 0 && argc == 1)
+		return tombstone(&rec, prefix);
 	if (strcmp(op, "after-cancel") == 0 && argc == 2)
 		return after_cancel(&rec, argv[1]);
 	if (strcmp(op, "read") == 0 && (argc == 2 || argc == 4))
@@ -388,8 +422,11 @@ main(int argc, char **argv)
 		    0 : fail(rc);
 	else if (strcmp(op, "expire") == 0 && (argc == 2 || argc == 3))
 		ret = expire(argv[1], argc == 3 ? argv[2] : NULL);
+	else if (strcmp(op, "delete") == 0 && argc == 2)
+		ret = delete_session(argv[1]);
 	else if (argc >= 2)
-		ret = on_session(argc - 1, argv + 1);
+		ret = on_session(argc - 1, argv + 1, cfg.prefix != NULL ?
+		    cfg.prefix : "");
 	else
 		ret = (fputs(usage, stderr), 2);
 	s3_get_stats(s3store_s3(st), &stats);

@@ -153,6 +153,16 @@ test_record(void **state)
 	assert_int_equal(back.chunk_size, r.chunk_size);
 	assert_int_equal(back.head_len, 3);
 	assert_memory_equal(back.head, r.head, 3);
+	assert_false(back.deleting);
+	assert_null(strstr(text, "deleting"));	/* a live record as before */
+	free(text);
+	/* A tombstone says so, and reads back as one. */
+	r.deleting = true;
+	assert_non_null(text = s3store_record_encode(&r));
+	assert_int_equal(s3store_record_decode(text, strlen(text), &back),
+	    PF_OK);
+	assert_true(back.deleting);
+	assert_string_equal(back.id, r.id);
 	free(text);
 	assert_int_equal(s3store_record_decode("{}", 2, &back), PF_EIO);
 	assert_int_equal(s3store_record_decode("nope", 4, &back), PF_EIO);
