@@ -243,11 +243,14 @@ recover_one(struct storage *s, bool verify, const char *id,
 	if ((rc = open_payload(st, r->meta)) != PF_OK)
 		return rc;
 	if ((st->jfd = pf_open_beneath(st->dirfd, JOURNAL_NAME, O_RDWR,
-	    0)) == -1 || fstat(st->jfd, &sb) == -1)
+	    0)) == -1)
 		return errno == ENOENT ? PF_EBADFRAME : PF_EIO;
+	if ((rc = drop_old_layout(st, r->meta)) != PF_OK)
+		return rc;
+	if (fstat(st->jfd, &sb) == -1)
+		return PF_EIO;
 	r->last_active = sb.st_mtime;
-	if ((rc = drop_old_layout(st, r->meta)) != PF_OK ||
-	    (rc = journal_load(st, sb.st_size, indices, digests, &n)) != PF_OK)
+	if ((rc = journal_load(st, sb.st_size, indices, digests, &n)) != PF_OK)
 		return rc;
 	if (verify && n > 0 &&
 	    (rc = verify_records(st, r->meta, *indices, *digests, &n)) != PF_OK)

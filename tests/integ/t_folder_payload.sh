@@ -9,7 +9,9 @@
 # and the restart finds the chunk bad and has it sent again; the rerun
 # completes identical, and every stored file is the inode its backing
 # file was (renamed, not copied). A clean upload then writes (wchar of
-# /proc/PID/io) about the payload once, not twice.
+# /proc/PID/io) about the payload once, not twice. A staging area in the
+# older layout (one data file) keeps its session; its chunks are sent
+# again.
 . "$(dirname "$0")/lib.sh"
 
 command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
@@ -119,6 +121,28 @@ check "paraflowd wrote less than 1.5 times the payload" \
     test $((w1 - w0)) -lt $((BYTES * 3 / 2))
 check "COMMIT copied nothing" grep -q 'staged in .* (no copy)' \
     "$T/server.log"
+
+# --- A transfer staged by an older paraflowd (one data file) -------------
+cp -a "$SRC" "$T/old"
+"$PARAFLOW" upload --port "$PORT" --quiet -c 64K -t 2 --limit-rate 1M \
+    "$T/old" >"$T/old.out" 2>"$T/old.err" &
+CPID=$!
+check "older layout: the first chunks arrive" wait_for 60 held
+kill -9 "$SERVER_PID" "$CPID" 2>/dev/null
+wait "$SERVER_PID" "$CPID" 2>/dev/null
+AREA=$(find "$STORAGE/.staging" -mindepth 1 -maxdepth 1 -type d \
+    ! -name '.*' | head -1)
+rm -rf "$AREA/p"
+head -c $((BYTES)) /dev/zero >"$AREA/data"
+start_server --port "$PORT"
+check "older layout: the session is kept, its chunks dropped" \
+    grep -q 'staged by an older version' "$T/server.log"
+run "$PARAFLOW" upload --port "$PORT" --quiet -c 64K --json "$T/old"
+check_eq "older layout: the rerun completes" 0 "$RC"
+check_eq "older layout: nothing was held" 0 \
+    "$(json_get resumed_chunks <"$T/out")"
+check "older layout: the tree is stored (diff -r)" diff -r "$T/old" \
+    "$STORAGE/$(json_get session <"$T/out")/old"
 
 stop_server
 done_testing
