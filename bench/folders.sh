@@ -111,6 +111,9 @@ run_tree() {
 	# The stored tree sits under the session id.
 	timed paraflow "$t" "$dwork/pf/*/$1" "$bin/paraflow" upload \
 	    --no-tls --port "$pf_port" --quiet "$t" || true
+	# paraflowd's own account of its COMMIT.
+	grep 'entries: staged' "$work/pf.log" | tail -n 1 |
+	    sed 's/^.*: \([0-9]* entries\)/  COMMIT: \1/'
 	nc_port=$(free_port)
 	mkdir -p "$dwork/nc/$1"
 	(cd "$dwork/nc/$1" && nc -l 127.0.0.1 "$nc_port" | tar -x) &

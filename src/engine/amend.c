@@ -95,6 +95,7 @@ prepare(struct session *s, const struct session_file *f,
 	    (a->manifest = manifest_to_json(f->manifest, false)) == NULL)
 		goto out;
 	a->mfname = mfname;
+	a->mf = f->manifest;
 	a->size = f->size;
 	rc = PF_OK;
 out:

@@ -36,10 +36,9 @@ finalize_file(struct storage *s, struct staging *st, const char *name,
 
 	if (atomic_load(&st->broken) != PF_OK)
 		return (enum pf_status)atomic_load(&st->broken);
-	if (fdatasync(st->fd) == -1) {
-		rc = pf_status_from_errno(errno);
-		log_error("%s: fdatasync %s: %s", __func__, st->id,
-		    strerror(errno));
+	if ((rc = payload_sync(st->pl)) != PF_OK) {
+		log_error("%s: sync %s: %s", __func__, st->id,
+		    pf_status_message(rc));
 		goto out;
 	}
 	/* The directory may be left from an attempt cut short: reuse it. */

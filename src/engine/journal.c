@@ -58,10 +58,10 @@ sync_batch(struct staging *st, const struct journal_pending *batch, size_t n)
 	uint8_t *buf;
 	enum pf_status rc = PF_EIO;
 
-	if (st->sync == STORAGE_SYNC_FULL && fdatasync(st->fd) == -1) {
-		rc = pf_status_from_errno(errno);
-		log_error("%s: fdatasync %s data: %s", __func__, st->id,
-		    strerror(errno));
+	if (st->sync == STORAGE_SYNC_FULL &&
+	    (rc = payload_sync(st->pl)) != PF_OK) {
+		log_error("%s: sync of %s data: %s", __func__, st->id,
+		    pf_status_message(rc));
 		atomic_store(&st->broken, (int)rc);
 		return rc;
 	}

@@ -15,6 +15,8 @@
 #include "fsutil.h"
 #include "journal.h"
 #include "log.h"
+#include "manifest.h"
+#include "payload.h"
 #include "proto.h"
 #include "recovery.h"
 #include "storage_int.h"
@@ -79,7 +81,7 @@ save_boot(struct storage *s, const char *boot_id)
 		log_warn("%s: %s: %s", __func__, BOOT_NAME, strerror(errno));
 }
 
-/* Reads chunk index back from the data file and checks its digest. */
+/* Reads chunk index back from the payload and checks its digest. */
 static bool
 chunk_intact(struct staging *st, uint64_t size, uint32_t chunk_size,
     uint32_t index, const uint8_t digest[PF_SHA256_LEN], uint8_t *buf,
@@ -95,11 +97,10 @@ chunk_intact(struct staging *st, uint64_t size, uint32_t chunk_size,
 	while (pos < ch.length) {
 		size_t want = ch.length - pos < VERIFY_BUF ?
 		    (size_t)(ch.length - pos) : VERIFY_BUF;
-		ssize_t n = pread(st->fd, buf, want, (off_t)(ch.offset + pos));
-
-		if (n <= 0 || pf_sha256_update(h, buf, (size_t)n) != PF_OK)
+		if (payload_read(st->pl, ch.offset + pos, buf, want) !=
+		    PF_OK || pf_sha256_update(h, buf, want) != PF_OK)
 			return false;
-		pos += (uint64_t)n;
+		pos += want;
 	}
 	return pf_sha256_final(h, got) == PF_OK &&
 	    memcmp(got, digest, sizeof(got)) == 0;
@@ -154,6 +155,69 @@ out:
 }
 
 /*
+ * A transfer's manifest as its metadata meta names it, or NULL (*rc
+ * PF_EBADFRAME if it is missing or malformed) for a single file.
+ */
+static struct manifest *
+load_manifest(int dirfd, const json_t *meta, enum pf_status *rc)
+{
+	const char *name = json_string_value(json_object_get(meta,
+	    "manifest"));
+	json_int_t size = json_integer_value(json_object_get(meta, "size"));
+	struct manifest *m = NULL;
+	json_t *j;
+
+	*rc = PF_OK;
+	if (json_object_get(meta, "transfer") == NULL)
+		return NULL;
+	*rc = PF_EBADFRAME;
+	/* A name in the area, never a path (session.c checks it again). */
+	if (name == NULL || name[0] == '.' || strchr(name, '/') != NULL ||
+	    size < 0 || (j = storage_get_list(dirfd, name)) == NULL)
+		return NULL;
+	*rc = manifest_load(j, (uint64_t)size, &m);
+	json_decref(j);
+	return m;
+}
+
+/* Opens st's payload as its metadata meta describes it. */
+static enum pf_status
+open_payload(struct staging *st, const json_t *meta)
+{
+	struct manifest *m;
+	enum pf_status rc;
+
+	m = load_manifest(st->dirfd, meta, &rc);
+	if (rc == PF_OK)
+		rc = payload_open(st->dirfd, m, &st->pl);
+	manifest_free(m);
+	return rc;
+}
+
+/*
+ * A transfer staged before its files had backing files of their own
+ * (one data file): keeps the session, but none of its chunks, which
+ * are sent again into backing files.
+ */
+static enum pf_status
+drop_old_layout(struct staging *st, const json_t *meta)
+{
+	enum pf_status rc;
+
+	if (json_object_get(meta, "transfer") == NULL ||
+	    faccessat(st->dirfd, DATA_NAME, F_OK, AT_SYMLINK_NOFOLLOW) == -1)
+		return PF_OK;
+	log_warn("%s: session %s: staged by an older version; its chunks "
+	    "will be sent again", __func__, st->id);
+	if ((rc = journal_rewrite(st, NULL, NULL, 0)) != PF_OK)
+		return rc;
+	if (unlinkat(st->dirfd, DATA_NAME, 0) == -1)
+		log_warn("%s: session %s: %s", __func__, st->id,
+		    strerror(errno));
+	return PF_OK;
+}
+
+/*
  * Opens one staging area and reads its journal into r. PF_EBADFRAME if
  * the area is provably unusable (to be removed); another error if it could
  * not be read now (to be left alone).
@@ -176,11 +240,15 @@ recover_one(struct storage *s, bool verify, const char *id,
 	if ((r->meta = storage_read_json(st->dirfd, SESSION_NAME, &rc)) ==
 	    NULL)
 		return rc;
-	st->fd = pf_open_beneath(st->dirfd, DATA_NAME, O_RDWR, 0);
-	if (st->fd != -1)
-		st->jfd = pf_open_beneath(st->dirfd, JOURNAL_NAME, O_RDWR, 0);
-	if (st->fd == -1 || st->jfd == -1 || fstat(st->jfd, &sb) == -1)
+	if ((rc = open_payload(st, r->meta)) != PF_OK)
+		return rc;
+	if ((st->jfd = pf_open_beneath(st->dirfd, JOURNAL_NAME, O_RDWR,
+	    0)) == -1)
 		return errno == ENOENT ? PF_EBADFRAME : PF_EIO;
+	if ((rc = drop_old_layout(st, r->meta)) != PF_OK)
+		return rc;
+	if (fstat(st->jfd, &sb) == -1)
+		return PF_EIO;
 	r->last_active = sb.st_mtime;
 	if ((rc = journal_load(st, sb.st_size, indices, digests, &n)) != PF_OK)
 		return rc;
@@ -267,26 +335,6 @@ recovery_one(struct storage *s, const char *id,
 	return rc;
 }
 
-/* Makes the data file of st size bytes long, reserving the space. */
-static enum pf_status
-grow_data(struct staging *st, uint64_t size)
-{
-	int err = 0;
-
-	if (size > (uint64_t)INT64_MAX)
-		return PF_ETOOLARGE;
-	if (size > 0 && (err = posix_fallocate(st->fd, 0, (off_t)size)) !=
-	    0 && err != EOPNOTSUPP && err != EINVAL) {
-		log_warn("%s: reserve %llu bytes for %s: %s", __func__,
-		    (unsigned long long)size, st->id, strerror(err));
-		return pf_status_from_errno(err);
-	}
-	/* Without fallocate: at least as long, so a read finds the bytes. */
-	if (err != 0 && ftruncate(st->fd, (off_t)size) == -1)
-		return pf_status_from_errno(errno);
-	return PF_OK;
-}
-
 enum pf_status
 recovery_amend(struct storage *s, const struct recovery_amend *a)
 {
@@ -296,21 +344,19 @@ recovery_amend(struct storage *s, const struct recovery_amend *a)
 	if ((st = storage_staging_new(a->id, s->sync)) == NULL)
 		return PF_ENOMEM;
 	if ((st->dirfd = storage_open_dir(s->stagingfd, a->id)) == -1 ||
-	    (st->fd = pf_open_beneath(st->dirfd, DATA_NAME, O_RDWR, 0)) ==
-	    -1 || (st->jfd = pf_open_beneath(st->dirfd, JOURNAL_NAME, O_RDWR,
+	    (st->jfd = pf_open_beneath(st->dirfd, JOURNAL_NAME, O_RDWR,
 	    0)) == -1) {
 		log_error("%s: session %s: %s", __func__, a->id,
 		    strerror(errno));
 		goto out;
 	}
 	/*
-	 * Each step leaves an area the old metadata still describes (a
-	 * longer data file, fewer chunks journaled, a manifest file it does
-	 * not name), until the metadata is replaced in one rename.
+	 * Each step leaves an area the old metadata still describes (fewer
+	 * chunks journaled, a manifest file it does not name), until the
+	 * metadata is replaced in one rename. The backing files of
+	 * unchanged files stay where they are (named by their offsets).
 	 */
-	if ((rc = grow_data(st, a->size)) != PF_OK ||
-	    (st->sync == STORAGE_SYNC_FULL && fdatasync(st->fd) == -1 &&
-	    (rc = pf_status_from_errno(errno)) != PF_OK) ||
+	if ((rc = payload_open(st->dirfd, a->mf, &st->pl)) != PF_OK ||
 	    (rc = journal_rewrite(st, a->indices, a->digests, a->n)) !=
 	    PF_OK || (rc = storage_staging_put_list(st, a->mfname,
 	    a->manifest)) != PF_OK || (rc = storage_staging_put_meta(st,
@@ -320,6 +366,8 @@ recovery_amend(struct storage *s, const struct recovery_amend *a)
 	    a->old_mfname, 0) == -1 && errno != ENOENT)
 		log_warn("%s: session %s: remove %s: %s", __func__, a->id,
 		    a->old_mfname, strerror(errno));
+	/* Only now dead: the old metadata held chunks in them. */
+	payload_prune(st->pl);
 out:
 	storage_staging_close(st);
 	return rc;

@@ -13,6 +13,7 @@
 
 #include "status.h"
 
+struct manifest;
 struct storage;
 struct staging;
 
@@ -56,6 +57,7 @@ struct recovery_amend {
 	uint64_t	 size;		/* of the amended payload */
 	const json_t	*meta;		/* its session.json */
 	const json_t	*manifest;	/* its manifest, kept as mfname */
+	const struct manifest *mf;	/* the same, parsed */
 	const char	*mfname;
 	const char	*old_mfname;	/* removed once the meta is in */
 	const uint32_t	*indices;	/* the chunks still held: n */
@@ -65,11 +67,12 @@ struct recovery_amend {
 
 /*
  * Rewrites the staging area of a->id (no session may have it open) as
- * the amended transfer a: the data file grown to a->size, the journal
- * cut to the chunks still held, the new manifest, then the metadata in
- * one atomic rename, the point at which a crash brings back the amended
- * transfer instead of the old one (a crash before it brings back the
- * old one with fewer chunks). PF_ENOSPC, PF_EIO, PF_ENOMEM.
+ * the amended transfer a: the journal cut to the chunks still held, the
+ * new manifest, then the metadata in one atomic rename, the point at
+ * which a crash brings back the amended transfer instead of the old one
+ * (a crash before it brings back the old one with fewer chunks); then
+ * the backing files of files a no longer has are removed. PF_EIO,
+ * PF_ENOMEM.
  */
 enum pf_status recovery_amend(struct storage *s,
     const struct recovery_amend *a);

@@ -411,7 +411,7 @@ session_open(struct session *s, struct storage *storage,
 	}
 	if ((meta = to_json(s, true)) == NULL)
 		goto out;
-	rc = storage_staging_create(storage, s->id, s->size, meta,
+	rc = storage_staging_create(storage, s->id, s->size, s->mf, meta,
 	    &s->staging);
 	json_decref(meta);
 	if (rc != PF_OK)

@@ -140,7 +140,7 @@ storage_staging_new(const char *id, enum storage_sync sync)
 
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return NULL;
-	st->dirfd = st->fd = st->jfd = -1;
+	st->dirfd = st->jfd = -1;
 	st->sync = sync;
 	snprintf(st->id, sizeof(st->id), "%s", id);
 	pthread_mutex_init(&st->lock, NULL);
@@ -157,8 +157,7 @@ staging_free(struct staging *st)
 	journal_stop(st);
 	if (st->jfd != -1)
 		close(st->jfd);
-	if (st->fd != -1)
-		close(st->fd);
+	payload_close(st->pl);
 	if (st->dirfd != -1)
 		close(st->dirfd);
 	pthread_cond_destroy(&st->synced);
@@ -199,11 +198,10 @@ out:
 
 enum pf_status
 storage_staging_create(struct storage *s, const char *id, uint64_t size,
-    const json_t *meta, struct staging **out)
+    const struct manifest *mf, const json_t *meta, struct staging **out)
 {
 	struct staging *st;
 	enum pf_status rc = PF_EIO;
-	int err;
 
 	if ((st = storage_staging_new(id, s->sync)) == NULL)
 		return PF_ENOMEM;
@@ -219,30 +217,22 @@ storage_staging_create(struct storage *s, const char *id, uint64_t size,
 		    strerror(errno));
 		goto out;
 	}
-	st->fd = pf_open_beneath(st->dirfd, DATA_NAME,
-	    O_RDWR | O_CREAT | O_EXCL, 0600);
 	st->jfd = pf_open_beneath(st->dirfd, JOURNAL_NAME,
 	    O_RDWR | O_CREAT | O_EXCL, 0600);
-	if (st->fd == -1 || st->jfd == -1) {
+	if (st->jfd == -1) {
 		rc = pf_status_from_errno(errno);
 		log_error("%s: create %s files: %s", __func__, id,
 		    strerror(errno));
 		goto out;
 	}
 	/*
-	 * Reserve the space now so a full disk is reported before any chunk
-	 * is accepted. Filesystems without fallocate just skip this.
+	 * The payload reserves its space now, so a full disk is reported
+	 * before any chunk is accepted.
 	 */
-	if (size > 0 && (size > (uint64_t)INT64_MAX ||
-	    (err = posix_fallocate(st->fd, 0, (off_t)size)) != 0)) {
-		if (size > (uint64_t)INT64_MAX)
-			err = EFBIG;
-		if (err != EOPNOTSUPP && err != EINVAL) {
-			rc = pf_status_from_errno(err);
-			log_warn("%s: reserve %llu bytes for %s: %s", __func__,
-			    (unsigned long long)size, id, strerror(err));
-			goto out;
-		}
+	if ((rc = payload_create(st->dirfd, size, mf, &st->pl)) != PF_OK) {
+		log_warn("%s: payload of %s (%llu bytes): %s", __func__, id,
+		    (unsigned long long)size, pf_status_message(rc));
+		goto out;
 	}
 	/* The metadata goes last: its presence marks a complete OPEN. */
 	if ((rc = storage_write_json(st->dirfd, SESSION_NAME, meta)) != PF_OK)
@@ -279,28 +269,18 @@ enum pf_status
 storage_staging_write(struct staging *st, uint64_t off, const void *p,
     size_t n)
 {
-	const char *b = p;
+	enum pf_status rc = payload_write(st->pl, off, p, n);
 
-	while (n > 0) {
-		ssize_t w = pwrite(st->fd, b, n, (off_t)off);
-
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			int err = w == 0 ? ENOSPC : errno;
-
-			log_warn("%s: %s at %llu: %s", __func__, st->id,
-			    (unsigned long long)off, strerror(err));
-			return pf_status_from_errno(err);
-		}
-		b += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return PF_OK;
+	if (rc != PF_OK)
+		log_warn("%s: %s at %llu: %s", __func__, st->id,
+		    (unsigned long long)off, pf_status_message(rc));
+	return rc;
 }
 
-/* Unlinks every file in a staging directory (there are no subdirectories). */
+/*
+ * Unlinks every file in a staging directory, and a transfer's directory
+ * of backing files.
+ */
 static void
 empty_dir(int dirfd, const char *id)
 {
@@ -318,10 +298,12 @@ empty_dir(int dirfd, const char *id)
 	unlinkat(dirfd, SESSION_NAME, 0);
 	while ((de = readdir(dir)) != NULL)
 		if (de->d_name[0] != '.' &&
-		    unlinkat(dirfd, de->d_name, 0) == -1 && errno != ENOENT)
+		    unlinkat(dirfd, de->d_name, 0) == -1 && errno != ENOENT &&
+		    errno != EISDIR)
 			log_warn("%s: unlink %s/%s: %s", __func__, id,
 			    de->d_name, strerror(errno));
 	closedir(dir);
+	payload_remove(dirfd);
 }
 
 void
@@ -613,22 +595,10 @@ storage_writable(struct storage *s)
 enum pf_status
 storage_staging_read(struct staging *st, uint64_t off, void *p, size_t n)
 {
-	char *b = p;
+	enum pf_status rc = payload_read(st->pl, off, p, n);
 
-	while (n > 0) {
-		ssize_t r = pread(st->fd, b, n, (off_t)off);
-
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			log_warn("%s: %s at %llu: %s", __func__, st->id,
-			    (unsigned long long)off, r == 0 ?
-			    "end of file" : strerror(errno));
-			return PF_EIO;
-		}
-		b += r;
-		n -= (size_t)r;
-		off += (uint64_t)r;
-	}
-	return PF_OK;
+	if (rc != PF_OK)
+		log_warn("%s: %s at %llu: %s", __func__, st->id,
+		    (unsigned long long)off, pf_status_message(rc));
+	return rc;
 }

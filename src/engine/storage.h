@@ -8,6 +8,7 @@
  *
  * Layout:  <root>/.staging/<session>/session.json   metadata, synced
  *          <root>/.staging/<session>/data           staging file, 0600
+ *          <root>/.staging/<session>/p/<hex>        a transfer's files
  *          <root>/.staging/<session>/journal        acknowledged chunks
  *          <root>/<session>/<name>                  finished file, 0600
  *          <root>/<session>/.paraflow.json          its metadata
@@ -28,6 +29,7 @@
 
 #define STORAGE_META_NAME	".paraflow.json"
 
+struct manifest;
 struct storage;
 struct staging;
 
@@ -56,11 +58,14 @@ uint64_t storage_free_bytes(const struct storage *s);
 
 /*
  * Creates the staging area of session id: writes and syncs meta (borrowed)
- * as session.json, creates the journal, and preallocates size bytes of
- * data. PF_ENOSPC if the space is not there. *out is new.
+ * as session.json, creates the journal, and the payload of size bytes
+ * (payload.h): a transfer's (mf, borrowed, not NULL) backing files, or
+ * one file's data, preallocated. PF_ENOSPC if the space is not there.
+ * *out is new.
  */
 enum pf_status storage_staging_create(struct storage *s, const char *id,
-    uint64_t size, const json_t *meta, struct staging **out);
+    uint64_t size, const struct manifest *mf, const json_t *meta,
+    struct staging **out);
 
 /*
  * Replaces st's metadata with meta (borrowed), atomically, and syncs it
@@ -70,15 +75,15 @@ enum pf_status storage_staging_put_meta(struct staging *st,
     const json_t *meta);
 
 /*
- * Writes n bytes at off into the staging file. Thread-safe: chunks of one
+ * Writes n bytes at off into the payload. Thread-safe: chunks of one
  * session are written concurrently at disjoint offsets. PF_ENOSPC or PF_EIO.
  */
 enum pf_status storage_staging_write(struct staging *st, uint64_t off,
     const void *p, size_t n);
 
 /*
- * Reads n bytes at off of the staging file into p (tus concatenation
- * copies partial uploads so). PF_EIO, also if the file is shorter.
+ * Reads n bytes at off of the payload into p (tus concatenation copies
+ * partial uploads so). PF_EIO, also if a single file is shorter.
  */
 enum pf_status storage_staging_read(struct staging *st, uint64_t off,
     void *p, size_t n);

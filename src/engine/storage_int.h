@@ -14,10 +14,11 @@
 
 #include <jansson.h>
 
+#include "payload.h"
 #include "storage.h"
 
 #define STAGING_DIR	".staging"
-#define DATA_NAME	"data"
+#define DATA_NAME	PAYLOAD_DATA_NAME
 #define SESSION_NAME	"session.json"
 #define JOURNAL_NAME	"journal"
 #define MAX_META	(64 * 1024)
@@ -36,7 +37,7 @@ struct journal_pending;
 struct staging {
 	char			 id[64];
 	int			 dirfd;
-	int			 fd;
+	struct payload		*pl;		/* NULL until made */
 	int			 jfd;
 	enum storage_sync	 sync;
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* A transfer's files copied out of its payload, checked, renamed. */
+/* A transfer's files, staged in their own files, checked, renamed. */
 #include "config.h"
 
 #include <errno.h>
@@ -17,6 +17,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "manifest.h"
+#include "payload.h"
 #include "policy.h"
 #include "proto.h"
 #include "storage_int.h"
@@ -52,8 +53,7 @@ struct unpack {
 	char			 dirpath[PROTO_MAX_PATH + 1];	/* cached */
 	int			 dirfd;		/* of dirpath, or -1 */
 	uint8_t			*buf;
-	uint64_t		 boff;		/* payload offset of buf */
-	size_t			 blen;		/* bytes of payload in buf */
+	size_t			 blen;		/* the file's head in buf */
 	uint8_t			*digests;	/* one file's chunks */
 	struct pf_sha256	*h;
 	pthread_t		 tid;
@@ -111,20 +111,20 @@ split(const char *path, char dir[PROTO_MAX_PATH + 1])
 }
 
 /*
- * Reads n (<= UNPACK_BUF) bytes of the payload at off into u->buf, unless
- * it holds them already: a small file is read once, for its check and
- * its copy.
+ * Reads n (<= UNPACK_BUF) bytes at off of file fd into u->buf, unless it
+ * holds them already: a small file is read once, for its check and its
+ * receipt.
  */
 static enum pf_status
-read_payload(struct unpack *u, size_t n, uint64_t off)
+read_file(struct unpack *u, int fd, size_t n, uint64_t off)
 {
 	size_t got = 0;
 
-	if (u->blen != 0 && u->boff == off && n <= u->blen)
+	if (off == 0 && n <= u->blen)
 		return PF_OK;
 	u->blen = 0;
 	while (got < n) {
-		ssize_t r = pread(u->st->fd, u->buf + got, n - got,
+		ssize_t r = pread(fd, u->buf + got, n - got,
 		    (off_t)(off + got));
 
 		if (r == -1 && errno == EINTR)
@@ -137,31 +137,14 @@ read_payload(struct unpack *u, size_t n, uint64_t off)
 		}
 		got += (size_t)r;
 	}
-	u->boff = off;
-	u->blen = n;
+	if (off == 0)
+		u->blen = n;
 	return PF_OK;
 }
 
-/* Writes n bytes of p to fd. */
-static int
-write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Copies f's bytes into fd, hashing them as chunks of f alone. */
+/* Hashes f's bytes in fd as chunks of f alone: its receipt, into f. */
 static enum pf_status
-copy_file(struct unpack *u, struct manifest_file *f, int fd)
+hash_file(struct unpack *u, struct manifest_file *f, int fd)
 {
 	uint32_t count, i;
 	uint8_t receipt[PF_SHA256_LEN];
@@ -182,15 +165,10 @@ copy_file(struct unpack *u, struct manifest_file *f, int fd)
 			size_t n = ch.length - pos < UNPACK_BUF ?
 			    (size_t)(ch.length - pos) : UNPACK_BUF;
 
-			if ((rc = read_payload(u, n, f->offset + ch.offset +
-			    pos)) != PF_OK ||
-			    (rc = pf_sha256_update(u->h, u->buf, n)) != PF_OK)
+			if ((rc = read_file(u, fd, n, ch.offset + pos)) !=
+			    PF_OK || (rc = pf_sha256_update(u->h, u->buf,
+			    n)) != PF_OK)
 				return rc;
-			if (write_all(fd, u->buf, n) == -1) {
-				log_error("%s: write: %s", __func__,
-				    strerror(errno));
-				return pf_status_from_errno(errno);
-			}
 			pos += n;
 		}
 		if ((rc = pf_sha256_final(u->h, u->digests +
@@ -212,8 +190,35 @@ temp_name(size_t i, char out[32])
 }
 
 /*
- * Checks file i's first bytes against the policy and copies it to its
- * temporary name; a refusal is recorded in f, not an error.
+ * Opens file f's staging file: its backing file in the payload, or an
+ * empty one made now beside its final name as temp. A file an attempt
+ * cut short has renamed into place already is found there.
+ */
+static int
+open_staged(struct unpack *u, const struct manifest_file *f,
+    const char *temp)
+{
+	char dir[PROTO_MAX_PATH + 1], name[PAYLOAD_NAME_MAX];
+	const char *base = split(f->path, dir);
+	int dfd, fd;
+
+	if (f->size == 0)
+		return (dfd = open_dir(u, dir, true)) == -1 ? -1 : openat(dfd,
+		    temp, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		    0600);
+	payload_file_name(f->offset, name);
+	fd = openat(u->st->dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd != -1 || errno != ENOENT)
+		return fd;
+	if ((dfd = open_dir(u, dir, false)) == -1)
+		return -1;
+	return openat(dfd, base, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/*
+ * Checks file i's first bytes against the policy and computes its
+ * receipt, in its staging file: nothing is copied. A refusal is
+ * recorded in f, not an error.
  */
 static enum pf_status
 stage_file(struct unpack *u, const struct policy *p, struct manifest_file *f,
@@ -221,45 +226,47 @@ stage_file(struct unpack *u, const struct policy *p, struct manifest_file *f,
 {
 	size_t n = f->size < PROTO_HEAD_LEN ? (size_t)f->size : PROTO_HEAD_LEN;
 	size_t first = f->size < UNPACK_BUF ? (size_t)f->size : UNPACK_BUF;
-	char dir[PROTO_MAX_PATH + 1], tmp[32], why[POLICY_WHY_MAX];
+	char tmp[32], why[POLICY_WHY_MAX];
 	struct timespec ts[2];
+	struct stat sb;
 	enum pf_status rc;
-	int dfd, fd;
+	int fd;
 
-	/* The first piece, which the copy then finds in the buffer. */
-	if ((rc = read_payload(u, first, f->offset)) != PF_OK)
-		return rc;
+	temp_name(i, tmp);
+	u->blen = 0;
+	if ((fd = open_staged(u, f, tmp)) == -1) {
+		log_error("%s: %s: %s", __func__, f->path, strerror(errno));
+		return pf_status_from_errno(errno);
+	}
+	/* The first piece, which the receipt then finds in the buffer. */
+	if ((rc = read_file(u, fd, first, 0)) != PF_OK)
+		goto out;
 	if (p != NULL && (rc = policy_check_head(p, u->buf, n, why,
 	    sizeof(why))) != PF_OK) {
 		if (rc != PF_EFORBIDDEN)
-			return rc;	/* libmagic failed: try again */
+			goto out;	/* libmagic failed: try again */
 		f->status = PF_EFORBIDDEN;
 		f->reason = strdup(why);
 		free(f->path);
 		f->path = NULL;
-		return PF_OK;
+		rc = PF_OK;
+		goto out;
 	}
-	split(f->path, dir);
-	temp_name(i, tmp);
-	if ((dfd = open_dir(u, dir, true)) == -1 || (fd = openat(dfd, tmp,
-	    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-	    0600)) == -1) {
+	if ((rc = hash_file(u, f, fd)) != PF_OK)
+		goto out;
+	/* Longer if an amend shrank the file that has its offset now. */
+	if (fstat(fd, &sb) == -1 || ((uint64_t)sb.st_size > f->size &&
+	    ftruncate(fd, (off_t)f->size) == -1)) {
 		log_error("%s: %s: %s", __func__, f->path, strerror(errno));
-		return pf_status_from_errno(errno);
+		rc = pf_status_from_errno(errno);
+		goto out;
 	}
-	rc = copy_file(u, f, fd);
 	ts[0].tv_sec = ts[1].tv_sec = (time_t)f->mtime;
 	ts[0].tv_nsec = ts[1].tv_nsec = 0;
-	if (rc == PF_OK && futimens(fd, ts) == -1)
+	if (futimens(fd, ts) == -1)
 		log_warn("%s: %s: mtime: %s", __func__, f->path,
 		    strerror(errno));
-	/*
-	 * Starts the write-back now, so the disk works while the other files
-	 * are staged and the syncfs after them has less to wait for; it
-	 * promises nothing: that syncfs does.
-	 */
-	if (rc == PF_OK && u->st->sync != STORAGE_SYNC_NONE && f->size > 0)
-		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+out:
 	close(fd);
 	return rc;
 }
@@ -268,7 +275,7 @@ stage_file(struct unpack *u, const struct policy *p, struct manifest_file *f,
 static enum pf_status
 place_files(struct unpack *u, struct manifest *m)
 {
-	char dir[PROTO_MAX_PATH + 1], tmp[32];
+	char dir[PROTO_MAX_PATH + 1], tmp[32], name[PAYLOAD_NAME_MAX];
 	const char *base;
 	int dfd;
 
@@ -283,9 +290,19 @@ place_files(struct unpack *u, struct manifest *m)
 			continue;
 		}
 		base = split(f->path, dir);
-		temp_name(i, tmp);
-		if ((dfd = open_dir(u, dir, false)) == -1 ||
-		    renameat(dfd, tmp, dfd, base) == -1)
+		if ((dfd = open_dir(u, dir, true)) == -1)
+			goto fail;
+		if (f->size == 0) {
+			temp_name(i, tmp);
+			if (renameat(dfd, tmp, dfd, base) == -1)
+				goto fail;
+			continue;
+		}
+		/* Renamed already by an attempt cut short: done. */
+		payload_file_name(f->offset, name);
+		if (renameat(u->st->dirfd, name, dfd, base) == -1 &&
+		    !(errno == ENOENT && faccessat(dfd, base, F_OK,
+		    AT_SYMLINK_NOFOLLOW) == 0))
 			goto fail;
 	}
 	return PF_OK;
@@ -417,31 +434,30 @@ stage_all(struct unpack *u)
 	return (enum pf_status)atomic_load(&u->job->rc);
 }
 
-/* Copies every file out, then names them all; see unpack_transfer. */
+/*
+ * Checks every file, then names them all; see unpack_transfer. Their
+ * data is durable already (each chunk was synced before its ACK).
+ */
 static enum pf_status
 unpack_all(struct unpack *u)
 {
 	enum pf_status rc;
-	uint64_t t[5];
+	uint64_t t[4];
 
 	t[0] = pf_now_ms();
 	if ((rc = stage_all(u)) != PF_OK)
 		return rc;
 	t[1] = pf_now_ms();
-	/* One sync for all: thousands of fsyncs would cost far more. */
-	if ((rc = sync_all(u, u->topfd)) != PF_OK)
-		return rc;
-	t[2] = pf_now_ms();
 	if ((rc = place_files(u, u->job->m)) != PF_OK)
 		return rc;
-	t[3] = pf_now_ms();
+	t[2] = pf_now_ms();
+	/* One sync for all: thousands of fsyncs would cost far more. */
 	rc = sync_all(u, u->topfd);
-	t[4] = pf_now_ms();
-	log_info("%s: %zu entries: staged in %llu ms, data synced in %llu, "
-	    "named in %llu, names synced in %llu", u->st->id, u->job->m->n,
+	t[3] = pf_now_ms();
+	log_info("%s: %zu entries: staged in %llu ms (no copy), named in "
+	    "%llu, names synced in %llu", u->st->id, u->job->m->n,
 	    (unsigned long long)(t[1] - t[0]), (unsigned long long)(t[2] -
-	    t[1]), (unsigned long long)(t[3] - t[2]),
-	    (unsigned long long)(t[4] - t[3]));
+	    t[1]), (unsigned long long)(t[3] - t[2]));
 	return rc;
 }
 

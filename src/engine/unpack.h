@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The last step of a transfer: each file of its manifest copied out of
- * the verified payload into <root>/<id>/<path>, checked by the content
+ * The last step of a transfer: each file of its manifest, already in its
+ * own backing file of the payload (payload.h), checked by the content
  * policy on its own first bytes, given its own receipt, and renamed
- * atomically into place.
+ * atomically into place as <root>/<id>/<path>: no copy.
  */
 #ifndef PF_UNPACK_H
 #define PF_UNPACK_H
@@ -24,8 +24,9 @@ struct storage;
  * Stores the files of m (whose receipt the caller checked) from st's
  * payload: a file p refuses by content gets that status and reason in m
  * and is not stored; the others get their receipt (the receipt of the
- * file alone, in the transfer's chunk size) in m. Their data is synced
- * before any is renamed into place, and the directories after; then meta
+ * file alone, in the transfer's chunk size) in m. Their data is durable
+ * before any is renamed into place (each chunk was synced before its
+ * ACK), and the directories are synced after; then meta
  * (borrowed; its files_refused is brought up to date) and the file list
  * are written and the staging area removed
  * (st freed). On failure st stays the caller's, and COMMIT may be tried

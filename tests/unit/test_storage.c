@@ -155,7 +155,7 @@ setup(void **state)
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(storage_open(dir, STORAGE_SYNC_FULL, &s), PF_OK);
 	assert_int_equal(storage_staging_create(s, ID, (uint64_t)CHUNKS * CS,
-	    m, &st), PF_OK);
+	    NULL, m, &st), PF_OK);
 	json_decref(m);
 	/* Four threads commit four chunks each: syncs are shared. */
 	for (int i = 0; i < 4; i++) {
@@ -275,7 +275,7 @@ second_area(struct storage **s)
 
 	assert_int_equal(storage_open(dir, STORAGE_SYNC_FULL, s), PF_OK);
 	assert_int_equal(storage_staging_create(*s, ID2,
-	    (uint64_t)CHUNKS * CS, m, &st), PF_OK);
+	    (uint64_t)CHUNKS * CS, NULL, m, &st), PF_OK);
 	json_decref(m);
 	return st;
 }

@@ -1,0 +1,528 @@
+/* SPDX-License-Identifier: MIT */
+/* A session's payload: one data file, or a transfer's backing files. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "manifest.h"
+#include "payload.h"
+
+#define PAYLOAD_DIR	"p"
+
+/* The bytes [off, off + len) of the payload one backing file holds. */
+struct payload_range {
+	uint64_t	 off, len;
+};
+
+struct payload {
+	int			 dirfd;		/* the staging area's */
+	int			 fd;		/* PAYLOAD_DATA_NAME, or -1 */
+	int			 pdirfd;	/* PAYLOAD_DIR, or -1 */
+	struct payload_range	*r;		/* sorted by off */
+	size_t			 n;
+	atomic_uchar		*dirty;		/* written since a sync */
+	/*
+	 * The backing file's name is known durable (1), or will be once
+	 * the sync under way succeeds (2). The syncing thread's alone.
+	 */
+	unsigned char		*named;
+};
+
+/* Opens the backing files' directory beneath dirfd. */
+static int
+open_dir(int dirfd)
+{
+	return pf_open_beneath(dirfd, PAYLOAD_DIR, O_RDONLY | O_DIRECTORY, 0);
+}
+
+void
+payload_file_name(uint64_t off, char out[PAYLOAD_NAME_MAX])
+{
+	snprintf(out, PAYLOAD_NAME_MAX, PAYLOAD_DIR "/%" PRIx64, off);
+}
+
+static int
+range_cmp(const void *a, const void *b)
+{
+	const struct payload_range *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* pl's ranges: mf's files with bytes, refused ones too (dropped later). */
+static enum pf_status
+ranges_from(struct payload *pl, const struct manifest *mf)
+{
+	size_t n = 0;
+
+	pl->r = calloc(mf->n ? mf->n : 1, sizeof(*pl->r));
+	pl->dirty = calloc(mf->n ? mf->n : 1, sizeof(*pl->dirty));
+	pl->named = calloc(mf->n ? mf->n : 1, 1);
+	if (pl->r == NULL || pl->dirty == NULL || pl->named == NULL)
+		return PF_ENOMEM;
+	for (size_t i = 0; i < mf->n; i++)
+		if (!mf->f[i].dir && mf->f[i].size > 0)
+			pl->r[n++] = (struct payload_range){ mf->f[i].offset,
+			    mf->f[i].size };
+	qsort(pl->r, n, sizeof(*pl->r), range_cmp);
+	pl->n = n;
+	return PF_OK;
+}
+
+static struct payload *
+payload_new(int dirfd)
+{
+	struct payload *pl = calloc(1, sizeof(*pl));
+
+	if (pl != NULL) {
+		pl->dirfd = dirfd;
+		pl->fd = pl->pdirfd = -1;
+	}
+	return pl;
+}
+
+void
+payload_close(struct payload *pl)
+{
+	if (pl == NULL)
+		return;
+	if (pl->fd != -1)
+		close(pl->fd);
+	if (pl->pdirfd != -1)
+		close(pl->pdirfd);
+	free(pl->r);
+	free(pl->dirty);
+	free(pl->named);
+	free(pl);
+}
+
+/* Preallocates size bytes of fd: a full disk is found now, not later. */
+static enum pf_status
+reserve(int fd, uint64_t size)
+{
+	int err;
+
+	if (size > (uint64_t)INT64_MAX)
+		return PF_ETOOLARGE;
+	if (size == 0 || (err = posix_fallocate(fd, 0, (off_t)size)) == 0)
+		return PF_OK;
+	/* Filesystems without fallocate just skip this. */
+	if (err == EOPNOTSUPP || err == EINVAL)
+		return PF_OK;
+	log_warn("%s: reserve %" PRIu64 " bytes: %s", __func__, size,
+	    strerror(err));
+	return pf_status_from_errno(err);
+}
+
+/* Fails with PF_ENOSPC unless the free space holds pl's files. */
+static enum pf_status
+check_space(const struct payload *pl)
+{
+	struct statvfs sv;
+	uint64_t need = 0;
+
+	for (size_t i = 0; i < pl->n; i++)
+		need += pl->r[i].len;
+	if (fstatvfs(pl->dirfd, &sv) == -1 ||
+	    (uint64_t)sv.f_bavail * sv.f_frsize >= need)
+		return PF_OK;
+	log_warn("%s: %" PRIu64 " bytes to store, %" PRIu64 " free", __func__,
+	    need, (uint64_t)sv.f_bavail * sv.f_frsize);
+	return PF_ENOSPC;
+}
+
+enum pf_status
+payload_create(int dirfd, uint64_t size, const struct manifest *mf,
+    struct payload **out)
+{
+	struct payload *pl;
+	enum pf_status rc;
+
+	if ((pl = payload_new(dirfd)) == NULL)
+		return PF_ENOMEM;
+	if (mf == NULL) {
+		pl->fd = pf_open_beneath(dirfd, PAYLOAD_DATA_NAME, O_RDWR |
+		    O_CREAT | O_EXCL, 0600);
+		rc = pl->fd == -1 ? pf_status_from_errno(errno) :
+		    reserve(pl->fd, size);
+	} else if ((rc = ranges_from(pl, mf)) == PF_OK &&
+	    (rc = check_space(pl)) == PF_OK) {
+		if (mkdirat(dirfd, PAYLOAD_DIR, 0700) == -1 ||
+		    (pl->pdirfd = open_dir(dirfd)) == -1)
+			rc = pf_status_from_errno(errno);
+	}
+	if (rc != PF_OK) {
+		payload_close(pl);
+		return rc;
+	}
+	*out = pl;
+	return PF_OK;
+}
+
+enum pf_status
+payload_open(int dirfd, const struct manifest *mf, struct payload **out)
+{
+	struct payload *pl;
+	enum pf_status rc = PF_OK;
+
+	if ((pl = payload_new(dirfd)) == NULL)
+		return PF_ENOMEM;
+	if (mf == NULL) {
+		if ((pl->fd = pf_open_beneath(dirfd, PAYLOAD_DATA_NAME,
+		    O_RDWR, 0)) == -1)
+			rc = errno == ENOENT ? PF_EBADFRAME : PF_EIO;
+	} else if ((rc = ranges_from(pl, mf)) == PF_OK) {
+		/* An OPEN cut short before it made the directory: make it. */
+		if ((mkdirat(dirfd, PAYLOAD_DIR, 0700) == -1 &&
+		    errno != EEXIST) || (pl->pdirfd = open_dir(dirfd)) == -1)
+			rc = errno == ENOTDIR ? PF_EBADFRAME : PF_EIO;
+	}
+	if (rc != PF_OK) {
+		payload_close(pl);
+		return rc;
+	}
+	*out = pl;
+	return PF_OK;
+}
+
+/* The first range that ends after off (pl->n if none). */
+static size_t
+first_range(const struct payload *pl, uint64_t off)
+{
+	size_t lo = 0, hi = pl->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (pl->r[mid].off + pl->r[mid].len <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Writes n bytes of p at off of fd. */
+static enum pf_status
+pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
+
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			int err = w == 0 ? ENOSPC : errno;
+
+			log_warn("%s: at %" PRIu64 ": %s", __func__, off,
+			    strerror(err));
+			return pf_status_from_errno(err);
+		}
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return PF_OK;
+}
+
+/*
+ * Opens range i's backing file for writing, creating it (its space
+ * reserved) if it is not there yet. Returns the fd or -1 (errno set).
+ */
+static int
+open_for_write(struct payload *pl, size_t i)
+{
+	char name[PAYLOAD_NAME_MAX];
+	const char *base;
+	int fd;
+
+	payload_file_name(pl->r[i].off, name);
+	base = name + sizeof(PAYLOAD_DIR);
+	for (;;) {
+		fd = openat(pl->pdirfd, base, O_WRONLY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (fd != -1 || errno != ENOENT)
+			return fd;
+		fd = openat(pl->pdirfd, base, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd != -1)
+			break;
+		if (errno != EEXIST)	/* else another chunk made it */
+			return -1;
+	}
+	/*
+	 * Not removed if this fails: another chunk may have opened it
+	 * meanwhile and be writing into it.
+	 */
+	if (reserve(fd, pl->r[i].len) != PF_OK) {
+		close(fd);
+		errno = ENOSPC;
+		return -1;
+	}
+	return fd;
+}
+
+/* payload_write for a transfer: each piece into its file. */
+static enum pf_status
+write_files(struct payload *pl, uint64_t off, const uint8_t *p, size_t n)
+{
+	uint64_t end = off + n;
+	enum pf_status rc;
+
+	for (size_t i = first_range(pl, off); i < pl->n &&
+	    pl->r[i].off < end; i++) {
+		const struct payload_range *r = &pl->r[i];
+		uint64_t from = r->off > off ? r->off : off;
+		uint64_t to = r->off + r->len < end ? r->off + r->len : end;
+		int fd;
+
+		if ((fd = open_for_write(pl, i)) == -1) {
+			rc = pf_status_from_errno(errno);
+			log_warn("%s: file at %" PRIu64 ": %s", __func__,
+			    r->off, strerror(errno));
+			return rc;
+		}
+		rc = pwrite_all(fd, p + (from - off), (size_t)(to - from),
+		    from - r->off);
+		close(fd);
+		if (rc != PF_OK)
+			return rc;
+		/* After the write: a sync that clears it covers the write. */
+		atomic_store(&pl->dirty[i], 1);
+	}
+	return PF_OK;
+}
+
+enum pf_status
+payload_write(struct payload *pl, uint64_t off, const void *p, size_t n)
+{
+	if (pl->fd != -1)
+		return pwrite_all(pl->fd, p, n, off);
+	return write_files(pl, off, p, n);
+}
+
+/*
+ * Reads n bytes at off of fd; what lies past its end reads as zeros if
+ * short_ok, else is PF_EIO.
+ */
+static enum pf_status
+pread_all(int fd, uint8_t *p, size_t n, uint64_t off, bool short_ok)
+{
+	while (n > 0) {
+		ssize_t r = pread(fd, p, n, (off_t)off);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == 0 && short_ok) {
+			memset(p, 0, n);
+			return PF_OK;
+		}
+		if (r <= 0) {
+			log_warn("%s: at %" PRIu64 ": %s", __func__, off,
+			    r == 0 ? "end of file" : strerror(errno));
+			return PF_EIO;
+		}
+		p += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return PF_OK;
+}
+
+/* payload_read for a transfer: zeros where no file holds the bytes. */
+static enum pf_status
+read_files(struct payload *pl, uint64_t off, uint8_t *p, size_t n)
+{
+	char name[PAYLOAD_NAME_MAX];
+	uint64_t end = off + n, pos = off;
+	enum pf_status rc;
+
+	for (size_t i = first_range(pl, off); pos < end; i++) {
+		const struct payload_range *r = i < pl->n ? &pl->r[i] : NULL;
+		uint64_t from = r == NULL || r->off > end ? end : r->off;
+		uint64_t to;
+		int fd;
+
+		if (from > pos) {
+			memset(p + (pos - off), 0, (size_t)(from - pos));
+			pos = from;
+		}
+		if (r == NULL || pos >= end)
+			break;
+		to = r->off + r->len < end ? r->off + r->len : end;
+		payload_file_name(r->off, name);
+		fd = openat(pl->pdirfd, name + sizeof(PAYLOAD_DIR), O_RDONLY |
+		    O_NOFOLLOW | O_CLOEXEC);
+		if (fd == -1 && errno != ENOENT)
+			return PF_EIO;
+		if (fd == -1)
+			memset(p + (pos - off), 0, (size_t)(to - pos));
+		else {
+			rc = pread_all(fd, p + (pos - off), (size_t)(to - pos),
+			    pos - r->off, true);
+			close(fd);
+			if (rc != PF_OK)
+				return rc;
+		}
+		pos = to;
+	}
+	return PF_OK;
+}
+
+enum pf_status
+payload_read(struct payload *pl, uint64_t off, void *p, size_t n)
+{
+	if (pl->fd != -1)
+		return pread_all(pl->fd, p, n, off, false);
+	return read_files(pl, off, p, n);
+}
+
+/* fdatasync of range i's backing file. */
+static int
+sync_one(struct payload *pl, size_t i)
+{
+	char name[PAYLOAD_NAME_MAX];
+	int fd, rc;
+
+	payload_file_name(pl->r[i].off, name);
+	if ((fd = openat(pl->pdirfd, name + sizeof(PAYLOAD_DIR), O_RDONLY |
+	    O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return -1;
+	rc = fdatasync(fd);
+	close(fd);
+	return rc;
+}
+
+/* payload_sync for a transfer. */
+static enum pf_status
+sync_files(struct payload *pl)
+{
+	size_t touched = 0, last = 0;
+	bool fresh = false;
+	int rc;
+
+	for (size_t i = 0; i < pl->n; i++) {
+		if (atomic_load(&pl->dirty[i]) == 0 ||
+		    atomic_exchange(&pl->dirty[i], 0) == 0)
+			continue;
+		touched++;
+		last = i;
+		if (pl->named[i] != 1) {
+			pl->named[i] = 2;
+			fresh = true;
+		}
+	}
+	if (touched == 0)
+		return PF_OK;
+	/*
+	 * One file whose name is durable: its data alone. Else one syncfs,
+	 * names included, which costs less than an fdatasync per file and
+	 * an fsync of the directory.
+	 */
+	rc = touched == 1 && !fresh ? sync_one(pl, last) : syncfs(pl->dirfd);
+	for (size_t i = 0; fresh && i < pl->n; i++)
+		if (pl->named[i] == 2)
+			pl->named[i] = rc == 0;
+	if (rc == 0)
+		return PF_OK;
+	log_error("%s: %s", __func__, strerror(errno));
+	return pf_status_from_errno(errno);
+}
+
+enum pf_status
+payload_sync(struct payload *pl)
+{
+	if (pl->fd == -1)
+		return sync_files(pl);
+	if (fdatasync(pl->fd) == 0)
+		return PF_OK;
+	log_error("%s: fdatasync: %s", __func__, strerror(errno));
+	return pf_status_from_errno(errno);
+}
+
+/* True if a range of pl starts at off. */
+static bool
+starts_range(const struct payload *pl, uint64_t off)
+{
+	size_t i = first_range(pl, off);
+
+	return i < pl->n && pl->r[i].off == off;
+}
+
+/* Calls cb for each entry of the backing files' directory dirfd. */
+static void
+each_file(int dirfd, void (*cb)(void *arg, int dirfd, const char *name),
+    void *arg)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd;
+
+	if ((fd = dup(dirfd)) == -1 || (dir = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		log_warn("%s: %s", __func__, strerror(errno));
+		return;
+	}
+	rewinddir(dir);
+	while ((de = readdir(dir)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			cb(arg, dirfd, de->d_name);
+	closedir(dir);
+}
+
+static void
+unlink_file(void *arg, int dirfd, const char *name)
+{
+	(void)arg;
+	if (unlinkat(dirfd, name, 0) == -1 && errno != ENOENT)
+		log_warn("%s: %s: %s", __func__, name, strerror(errno));
+}
+
+static void
+unlink_dead(void *arg, int dirfd, const char *name)
+{
+	const struct payload *pl = arg;
+	char *end;
+	uint64_t off;
+
+	errno = 0;
+	off = strtoull(name, &end, 16);
+	if (errno != 0 || *end != '\0' || end == name ||
+	    !starts_range(pl, off))
+		unlink_file(NULL, dirfd, name);
+}
+
+void
+payload_prune(struct payload *pl)
+{
+	if (pl->pdirfd != -1)
+		each_file(pl->pdirfd, unlink_dead, pl);
+}
+
+void
+payload_remove(int dirfd)
+{
+	int pdirfd = open_dir(dirfd);
+
+	if (pdirfd == -1)
+		return;
+	each_file(pdirfd, unlink_file, NULL);
+	close(pdirfd);
+	if (unlinkat(dirfd, PAYLOAD_DIR, AT_REMOVEDIR) == -1)
+		log_warn("%s: %s", __func__, strerror(errno));
+}
