@@ -713,6 +713,7 @@ control_on_open(struct stream *st, const json_t *req)
 		    (unsigned long long)o.f.size);
 		goto out;
 	}
+	registry_judge(env->registry, s);
 	/* Where every node checks this session's JOINs (store only). */
 	if ((rc = session_publish_key(s)) != PF_OK) {
 		rc = reply_fail(st, PF_EBUSY, "the store cannot be written "

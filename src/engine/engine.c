@@ -15,6 +15,7 @@
 
 #include "engine_int.h"
 #include "gwupload.h"
+#include "judge.h"
 #include "log.h"
 #include "peruser.h"
 #include "policy.h"
@@ -184,6 +185,9 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	    (e->throttle = throttle_new(cfg->login_log_interval_s)) == NULL ||
 	    (e->uploads = gwup_new()) == NULL)
 		goto out;
+	/* Without its threads files are judged at COMMIT only, as before. */
+	e->judges = judge_pool_new(e->policy);
+	registry_use_judges(e->registry, e->judges);
 	if ((rc = storage_open(cfg->storage_dir, cfg->no_sync ?
 	    STORAGE_SYNC_NONE : STORAGE_SYNC_FULL, &e->storage)) != PF_OK ||
 	    (rc = keyfile_load(storage_path(e->storage), e->secret)) !=
@@ -547,6 +551,8 @@ engine_free(struct engine *e)
 	/* Its pending uploads hold references to sessions of the table. */
 	gwup_free(e->uploads);
 	registry_free(e->registry);
+	/* After the sessions: each stopped its judge. */
+	judge_pool_free(e->judges);
 	peruser_free(e->peruser);
 	budget_free(e->budget);
 	throttle_free(e->throttle);

@@ -31,6 +31,8 @@ struct engine_conn {
 	struct engine_conn	*next;
 };
 
+struct judge_pool;
+
 struct engine {
 	struct engine_config	 cfg;
 	struct pf_log_limit	 refusals;	/* peers' failures, logged */
@@ -43,6 +45,7 @@ struct engine {
 	struct budget		*budget;	/* who may log in */
 	struct throttle		*throttle;	/* failed logins */
 	struct gwup		*uploads;	/* gwupload.h */
+	struct judge_pool	*judges;	/* judge.h, or NULL */
 	struct pf_tls		*tls;		/* NULL: plaintext port */
 	struct counters		 counters;
 	struct stream_env	 env;		/* what connections borrow */

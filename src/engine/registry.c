@@ -27,6 +27,7 @@ struct registry {
 	unsigned	  count;
 	struct history	 *history;
 	struct counters	 *counters;	/* borrowed */
+	struct judge_pool *judges;	/* borrowed, or NULL */
 };
 
 struct registry *
@@ -436,6 +437,7 @@ revive(void *arg, struct recovery_area *a)
 		return rc;
 	}
 	a->staging = NULL;
+	session_judge(s, l->r->judges);
 	log_info("session %s recovered: \"%s\", %u of %u chunks held", id,
 	    session_name(s), session_chunks_acked(s), count);
 	session_unref(s);
@@ -505,6 +507,18 @@ void
 registry_unlist(struct registry *r, struct session *s)
 {
 	remove_live(r, s);
+}
+
+void
+registry_use_judges(struct registry *r, struct judge_pool *jp)
+{
+	r->judges = jp;
+}
+
+void
+registry_judge(struct registry *r, struct session *s)
+{
+	session_judge(s, r->judges);
 }
 
 void

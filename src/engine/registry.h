@@ -122,6 +122,17 @@ enum pf_status registry_load(struct registry *r, struct storage *storage,
  * the limits, as a recovered one).
  */
 void registry_unlist(struct registry *r, struct session *s);
+
+/*
+ * The pool (borrowed; it must outlive every session of r) that judges
+ * the files of r's transfers early: those recovered from here on, and
+ * those given to registry_judge. Before registry_load.
+ */
+struct judge_pool;
+void registry_use_judges(struct registry *r, struct judge_pool *jp);
+
+/* Has transfer s (just opened) judged early: session_judge. */
+void registry_judge(struct registry *r, struct session *s);
 void registry_relist(struct registry *r, struct session *s);
 
 /*

@@ -14,6 +14,7 @@
 #include "engine.h"
 #include "finalize.h"
 #include "journal.h"
+#include "judge.h"
 #include "manifest.h"
 #include "proto.h"
 #include "session.h"
@@ -53,6 +54,7 @@ struct session {
 	struct backend	*remote;		/* borrowed: on S3, or NULL */
 	struct s3store_record *rec;		/* owned, with remote */
 	struct manifest	*mf;			/* a transfer's; or NULL */
+	_Atomic(struct judge *) judge;		/* its files judged early */
 	unsigned	 amends;		/* of the transfer so far */
 	char		 mfname[32];		/* its manifest's file */
 	_Atomic uint8_t	*chunks;		/* enum chunk_state each */
@@ -130,6 +132,8 @@ session_free(struct session *s)
 {
 	int state = atomic_load(&s->state);
 
+	/* Before the staging area goes: the judge reads its files. */
+	judge_free(atomic_load(&s->judge));
 	if (state == SESSION_FAILED || state == SESSION_CANCELLED ||
 	    state == SESSION_EXPIRED)
 		storage_staging_discard(s->storage, s->staging);
@@ -318,6 +322,28 @@ get_manifest(struct session *s, const json_t *meta, const char *digest)
 	if (rc == PF_OK)
 		memcpy(s->mf->digest, digest, PF_SHA256_HEX);
 	return rc;
+}
+
+void
+session_judge(struct session *s, struct judge_pool *jp)
+{
+	struct judge *j;
+
+	if (jp == NULL || s->mf == NULL || s->staging == NULL ||
+	    s->remote != NULL || atomic_load(&s->judge) != NULL ||
+	    atomic_load(&s->state) != SESSION_RECEIVING)
+		return;
+	if ((j = judge_new(jp, s->mf, s->staging, s->chunk_size,
+	    s->nchunks)) == NULL)
+		return;
+	/*
+	 * Published first, then the chunks held already noted: a chunk
+	 * done meanwhile is noted by session_held_chunk, or here, or both.
+	 */
+	atomic_store(&s->judge, j);
+	for (uint32_t i = 0; i < s->nchunks; i++)
+		if (atomic_load(&s->chunks[i]) == CHUNK_DONE)
+			judge_note_chunk(j, i);
 }
 
 void
@@ -785,6 +811,7 @@ session_held_chunk(struct session *s, uint32_t index,
 	    PF_SHA256_LEN);
 	atomic_store(&s->last_active, (int64_t)time(NULL));
 	atomic_store(&s->chunks[index], CHUNK_DONE);
+	judge_note_chunk(atomic_load(&s->judge), index);
 	atomic_fetch_add(&s->chunks_acked, 1);
 	atomic_fetch_add(&s->bytes_held, proto_chunk_length(s->size,
 	    s->chunk_size, index));
@@ -853,6 +880,7 @@ session_end(struct session *s, enum session_state state, enum pf_status why)
 {
 	if (!transition(s, SESSION_RECEIVING, state))
 		return false;
+	judge_stop(atomic_load(&s->judge));
 	atomic_store(&s->error, (int)why);
 	session_changed();
 	/* A crash from here on must not bring the session back. */
@@ -915,6 +943,8 @@ session_commit(struct session *s, const uint8_t want[PF_SHA256_LEN],
 
 	if (!transition(s, SESSION_RECEIVING, SESSION_ASSEMBLING))
 		return PF_ECANCELLED;
+	/* What it judged so far stays; the rest is COMMIT's. */
+	judge_stop(atomic_load(&s->judge));
 	if (s->remote != NULL)
 		return commit_remote(s, want);
 	if (finalize_check_receipt(s->size, s->chunk_size, s->digests,
@@ -929,8 +959,8 @@ session_commit(struct session *s, const uint8_t want[PF_SHA256_LEN],
 	rc = PF_EINTERNAL;
 	if ((meta = to_json(s, false)) != NULL) {
 		rc = s->mf != NULL ? unpack_transfer(s->storage, s->staging,
-		    s->chunk_size, s->mf, p, meta) : finalize_file(s->storage,
-		    s->staging, s->name, meta);
+		    s->chunk_size, s->mf, p, atomic_load(&s->judge), meta) :
+		    finalize_file(s->storage, s->staging, s->name, meta);
 		json_decref(meta);
 	}
 	if (rc != PF_OK) {

@@ -120,6 +120,16 @@ enum pf_status session_restore(struct session *s, struct storage *storage,
     const uint8_t *digests, uint32_t n, time_t last_active);
 
 /*
+ * Has the files of transfer s (opened or restored, in the storage
+ * directory) judged on pool jp (borrowed; NULL: none) as their chunks
+ * become durable, from those it holds already on; COMMIT then judges
+ * only the rest. Verdicts are dropped with s (an amend makes a new s).
+ * No-op for a single file. Once, by the thread that made s.
+ */
+struct judge_pool;
+void session_judge(struct session *s, struct judge_pool *jp);
+
+/*
  * Binds new session s to the store st (borrowed; it must outlive s),
  * before session_open: on a shared store (store.h) session_open then
  * creates it there (a transfer or tus: PF_EPROTO), else in the storage

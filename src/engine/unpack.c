@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "fsutil.h"
+#include "judge.h"
 #include "log.h"
 #include "manifest.h"
 #include "payload.h"
@@ -22,8 +23,6 @@
 #include "proto.h"
 #include "storage_int.h"
 #include "unpack.h"
-
-#define UNPACK_BUF	(1024u * 1024)
 
 /*
  * The files are staged by up to UNPACK_WORKERS threads (no more than
@@ -40,6 +39,8 @@
 struct unpack_job {
 	struct manifest		*m;
 	const struct policy	*p;
+	struct judge		*judge;		/* early verdicts, or NULL */
+	atomic_size_t		 early;		/* of them used */
 	atomic_size_t		 next;		/* the next entry to take */
 	atomic_int		 rc;		/* first failure, or PF_OK */
 };
@@ -52,10 +53,7 @@ struct unpack {
 	int			 topfd;		/* <root>/<id> */
 	char			 dirpath[PROTO_MAX_PATH + 1];	/* cached */
 	int			 dirfd;		/* of dirpath, or -1 */
-	uint8_t			*buf;
-	size_t			 blen;		/* the file's head in buf */
-	uint8_t			*digests;	/* one file's chunks */
-	struct pf_sha256	*h;
+	struct judge_work	 w;
 	pthread_t		 tid;
 };
 
@@ -110,78 +108,6 @@ split(const char *path, char dir[PROTO_MAX_PATH + 1])
 	return slash + 1;
 }
 
-/*
- * Reads n (<= UNPACK_BUF) bytes at off of file fd into u->buf, unless it
- * holds them already: a small file is read once, for its check and its
- * receipt.
- */
-static enum pf_status
-read_file(struct unpack *u, int fd, size_t n, uint64_t off)
-{
-	size_t got = 0;
-
-	if (off == 0 && n <= u->blen)
-		return PF_OK;
-	u->blen = 0;
-	while (got < n) {
-		ssize_t r = pread(fd, u->buf + got, n - got,
-		    (off_t)(off + got));
-
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			log_error("%s: %s: read at %llu: %s", __func__,
-			    u->st->id, (unsigned long long)(off + got),
-			    r == 0 ? "short" : strerror(errno));
-			return PF_EIO;
-		}
-		got += (size_t)r;
-	}
-	if (off == 0)
-		u->blen = n;
-	return PF_OK;
-}
-
-/* Hashes f's bytes in fd as chunks of f alone: its receipt, into f. */
-static enum pf_status
-hash_file(struct unpack *u, struct manifest_file *f, int fd)
-{
-	uint32_t count, i;
-	uint8_t receipt[PF_SHA256_LEN];
-	enum pf_status rc;
-
-	if ((rc = proto_chunk_count(f->size, u->chunk_size, &count)) != PF_OK)
-		return rc;
-	free(u->digests);
-	if ((u->digests = malloc(((size_t)count + 1) * PF_SHA256_LEN)) == NULL)
-		return PF_ENOMEM;
-	for (i = 0; i < count; i++) {
-		struct proto_chunk_head ch = { i, (uint64_t)i * u->chunk_size,
-		    proto_chunk_length(f->size, u->chunk_size, i) };
-
-		if ((rc = proto_chunk_digest_begin(u->h, &ch)) != PF_OK)
-			return rc;
-		for (uint64_t pos = 0; pos < ch.length; ) {
-			size_t n = ch.length - pos < UNPACK_BUF ?
-			    (size_t)(ch.length - pos) : UNPACK_BUF;
-
-			if ((rc = read_file(u, fd, n, ch.offset + pos)) !=
-			    PF_OK || (rc = pf_sha256_update(u->h, u->buf,
-			    n)) != PF_OK)
-				return rc;
-			pos += n;
-		}
-		if ((rc = pf_sha256_final(u->h, u->digests +
-		    (size_t)i * PF_SHA256_LEN)) != PF_OK)
-			return rc;
-	}
-	if ((rc = proto_receipt(f->size, u->chunk_size, u->digests, count,
-	    receipt)) != PF_OK)
-		return rc;
-	pf_hex_encode(receipt, sizeof(receipt), f->digest);
-	return PF_OK;
-}
-
 /* The temporary name of entry i: a dot name no stored name can have. */
 static void
 temp_name(size_t i, char out[32])
@@ -216,43 +142,58 @@ open_staged(struct unpack *u, const struct manifest_file *f,
 }
 
 /*
+ * Gives f verdict v: refused (its reason taken from v), or its receipt.
+ */
+static void
+apply(struct manifest_file *f, struct judge_verdict *v)
+{
+	if (v->status == PF_OK) {
+		pf_hex_encode(v->receipt, sizeof(v->receipt), f->digest);
+		return;
+	}
+	f->status = v->status;
+	f->reason = v->reason;
+	v->reason = NULL;
+	free(f->path);
+	f->path = NULL;
+}
+
+/*
  * Checks file i's first bytes against the policy and computes its
- * receipt, in its staging file: nothing is copied. A refusal is
- * recorded in f, not an error.
+ * receipt, in its staging file (nothing is copied), unless it was judged
+ * early. A refusal is recorded in f, not an error.
  */
 static enum pf_status
 stage_file(struct unpack *u, const struct policy *p, struct manifest_file *f,
     size_t i)
 {
-	size_t n = f->size < PROTO_HEAD_LEN ? (size_t)f->size : PROTO_HEAD_LEN;
-	size_t first = f->size < UNPACK_BUF ? (size_t)f->size : UNPACK_BUF;
-	char tmp[32], why[POLICY_WHY_MAX];
+	struct judge_verdict own, *v = judge_verdict(u->job->judge, i);
+	char tmp[32];
 	struct timespec ts[2];
 	struct stat sb;
-	enum pf_status rc;
+	enum pf_status rc = PF_OK;
 	int fd;
 
+	if (v != NULL)
+		atomic_fetch_add(&u->job->early, 1);
+	/* Judged, and its mtime set: nothing left to do before its name. */
+	if (v != NULL && (v->timed || v->status != PF_OK)) {
+		apply(f, v);
+		return PF_OK;
+	}
 	temp_name(i, tmp);
-	u->blen = 0;
 	if ((fd = open_staged(u, f, tmp)) == -1) {
 		log_error("%s: %s: %s", __func__, f->path, strerror(errno));
 		return pf_status_from_errno(errno);
 	}
-	/* The first piece, which the receipt then finds in the buffer. */
-	if ((rc = read_file(u, fd, first, 0)) != PF_OK)
-		goto out;
-	if (p != NULL && (rc = policy_check_head(p, u->buf, n, why,
-	    sizeof(why))) != PF_OK) {
-		if (rc != PF_EFORBIDDEN)
-			goto out;	/* libmagic failed: try again */
-		f->status = PF_EFORBIDDEN;
-		f->reason = strdup(why);
-		free(f->path);
-		f->path = NULL;
-		rc = PF_OK;
-		goto out;
+	if (v == NULL) {
+		if ((rc = judge_file(&u->w, p, fd, f->size, u->chunk_size,
+		    &own, NULL)) != PF_OK)
+			goto out;
+		v = &own;
 	}
-	if ((rc = hash_file(u, f, fd)) != PF_OK)
+	apply(f, v);
+	if (f->status != PF_OK)
 		goto out;
 	/* Longer if an amend shrank the file that has its offset now. */
 	if (fstat(fd, &sb) == -1 || ((uint64_t)sb.st_size > f->size &&
@@ -367,13 +308,7 @@ static enum pf_status
 worker_init(struct unpack *u)
 {
 	u->dirfd = -1;
-	u->blen = 0;
-	u->buf = u->digests = NULL;
-	u->h = NULL;
-	if ((u->buf = malloc(UNPACK_BUF)) == NULL ||
-	    (u->h = pf_sha256_new()) == NULL)
-		return PF_ENOMEM;
-	return PF_OK;
+	return judge_work_init(&u->w);
 }
 
 static void
@@ -382,11 +317,7 @@ worker_free(struct unpack *u)
 	if (u->dirfd != -1 && u->dirfd != u->topfd)
 		close(u->dirfd);
 	u->dirfd = -1;
-	free(u->buf);
-	free(u->digests);
-	pf_sha256_free(u->h);
-	u->buf = u->digests = NULL;
-	u->h = NULL;
+	judge_work_free(&u->w);
 }
 
 /* How many threads stage m: one per CPU, a few at most, enough work each. */
@@ -454,18 +385,21 @@ unpack_all(struct unpack *u)
 	/* One sync for all: thousands of fsyncs would cost far more. */
 	rc = sync_all(u, u->topfd);
 	t[3] = pf_now_ms();
-	log_info("%s: %zu entries: staged in %llu ms (no copy), named in "
-	    "%llu, names synced in %llu", u->st->id, u->job->m->n,
-	    (unsigned long long)(t[1] - t[0]), (unsigned long long)(t[2] -
-	    t[1]), (unsigned long long)(t[3] - t[2]));
+	log_info("%s: %zu entries: staged in %llu ms (no copy), %zu judged "
+	    "early, named in %llu, names synced in %llu", u->st->id,
+	    u->job->m->n, (unsigned long long)(t[1] - t[0]),
+	    atomic_load(&u->job->early), (unsigned long long)(t[2] - t[1]),
+	    (unsigned long long)(t[3] - t[2]));
 	return rc;
 }
 
 enum pf_status
 unpack_transfer(struct storage *s, struct staging *st, uint32_t chunk_size,
-    struct manifest *m, const struct policy *p, json_t *meta)
+    struct manifest *m, const struct policy *p, struct judge *judge,
+    json_t *meta)
 {
-	struct unpack_job job = { .m = m, .p = p, .rc = PF_OK };
+	struct unpack_job job = { .m = m, .p = p, .judge = judge,
+	    .rc = PF_OK };
 	struct unpack u = { .job = &job, .st = st, .chunk_size = chunk_size,
 	    .topfd = -1, .dirfd = -1 };
 	json_t *list = NULL;

@@ -12,6 +12,7 @@
 
 #include "status.h"
 
+struct judge;
 struct manifest;
 struct policy;
 struct staging;
@@ -24,7 +25,8 @@ struct storage;
  * Stores the files of m (whose receipt the caller checked) from st's
  * payload: a file p refuses by content gets that status and reason in m
  * and is not stored; the others get their receipt (the receipt of the
- * file alone, in the transfer's chunk size) in m. Their data is durable
+ * file alone, in the transfer's chunk size) in m; a file judge (stopped;
+ * NULL: none) has a verdict for is not judged again. Their data is durable
  * before any is renamed into place (each chunk was synced before its
  * ACK), and the directories are synced after; then meta
  * (borrowed; its files_refused is brought up to date) and the file list
@@ -34,6 +36,6 @@ struct storage;
  */
 enum pf_status unpack_transfer(struct storage *s, struct staging *st,
     uint32_t chunk_size, struct manifest *m, const struct policy *p,
-    json_t *meta);
+    struct judge *judge, json_t *meta);
 
 #endif
