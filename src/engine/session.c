@@ -339,8 +339,12 @@ session_judge(struct session *s, struct judge_pool *jp)
 	/*
 	 * Published first, then the chunks held already noted: a chunk
 	 * done meanwhile is noted by session_held_chunk, or here, or both.
+	 * A COMMIT or an end meanwhile stops it (they read s->judge after
+	 * leaving RECEIVING), or this does.
 	 */
 	atomic_store(&s->judge, j);
+	if (atomic_load(&s->state) != SESSION_RECEIVING)
+		judge_stop(j);
 	for (uint32_t i = 0; i < s->nchunks; i++)
 		if (atomic_load(&s->chunks[i]) == CHUNK_DONE)
 			judge_note_chunk(j, i);
@@ -938,13 +942,15 @@ enum pf_status
 session_commit(struct session *s, const uint8_t want[PF_SHA256_LEN],
     const struct policy *p)
 {
+	struct judge *j;
 	enum pf_status rc;
 	json_t *meta;
 
 	if (!transition(s, SESSION_RECEIVING, SESSION_ASSEMBLING))
 		return PF_ECANCELLED;
 	/* What it judged so far stays; the rest is COMMIT's. */
-	judge_stop(atomic_load(&s->judge));
+	j = atomic_load(&s->judge);
+	judge_stop(j);
 	if (s->remote != NULL)
 		return commit_remote(s, want);
 	if (finalize_check_receipt(s->size, s->chunk_size, s->digests,
@@ -959,7 +965,7 @@ session_commit(struct session *s, const uint8_t want[PF_SHA256_LEN],
 	rc = PF_EINTERNAL;
 	if ((meta = to_json(s, false)) != NULL) {
 		rc = s->mf != NULL ? unpack_transfer(s->storage, s->staging,
-		    s->chunk_size, s->mf, p, atomic_load(&s->judge), meta) :
+		    s->chunk_size, s->mf, p, j, meta) :
 		    finalize_file(s->storage, s->staging, s->name, meta);
 		json_decref(meta);
 	}
