@@ -7,8 +7,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -24,8 +24,8 @@
 
 /*
  * One thread per two CPUs judges (4 at most): the streams and their
- * group commits keep the rest busy. The threads run at the lowest
- * priority, below the data connections (--stream-nice), so a stream
+ * group commits keep the rest busy. The threads run as SCHED_IDLE (else
+ * at nice 19), below the data connections (--stream-nice), so a stream
  * never waits for the CPU on them: they use the time the streams leave
  * idle, mostly while a group commit waits on the disk.
  */
@@ -61,6 +61,7 @@ struct judge {
 	struct judge		*next;	/* in jp's queue */
 	bool			 queued, stopped;
 	unsigned		 busy;	/* threads judging its files */
+	size_t			 judged;	/* verdicts made */
 
 	/* Each entry's, written by the thread judging it. */
 	struct judge_verdict	*v;
@@ -169,7 +170,6 @@ judge_file(struct judge_work *w, const struct policy *p, int fd,
 
 	v->status = PF_OK;
 	v->reason = NULL;
-	v->timed = false;
 	w->blen = 0;
 	/* The first piece, which the receipt then finds in the buffer. */
 	if ((rc = read_at(w, fd, first, 0)) != PF_OK)
@@ -186,41 +186,34 @@ judge_file(struct judge_work *w, const struct policy *p, int fd,
 }
 
 /*
- * Judges entry i of j in its backing file; a file whose length is
- * already its own also gets its mtime, which COMMIT then skips. A
+ * Judges entry i of j in its backing file: reads only (a change, even of
+ * its mtime, would give the next group commit's sync more to write). A
  * failure leaves no verdict: COMMIT judges the file again.
  */
-static void
+static bool
 judge_entry(struct judge *j, struct judge_work *w, uint32_t i)
 {
 	const struct manifest_file *f = &j->m->f[i];
 	struct judge_verdict *v = &j->v[i];
 	char name[PAYLOAD_NAME_MAX];
-	struct timespec ts[2];
-	struct stat sb;
 	int fd = -1;
 
 	if (f->size > 0) {
 		payload_file_name(f->offset, name);
 		if ((fd = openat(j->st->dirfd, name, O_RDONLY | O_NOFOLLOW |
 		    O_CLOEXEC)) == -1)
-			return;
+			return false;
 	}
 	if (judge_file(w, j->jp->p, fd, f->size, j->chunk_size, v,
-	    &j->stop) != PF_OK) {
+	    &j->stop) == PF_OK)
+		j->has[i] = 1;
+	else {
 		free(v->reason);
 		v->reason = NULL;
-		goto out;
 	}
-	ts[0].tv_sec = ts[1].tv_sec = (time_t)f->mtime;
-	ts[0].tv_nsec = ts[1].tv_nsec = 0;
-	if (fd != -1 && v->status == PF_OK && fstat(fd, &sb) == 0 &&
-	    (uint64_t)sb.st_size == f->size && futimens(fd, ts) == 0)
-		v->timed = true;
-	j->has[i] = 1;
-out:
 	if (fd != -1)
 		close(fd);
+	return j->has[i] != 0;
 }
 
 static void
@@ -253,10 +246,16 @@ dequeue(struct judge_pool *jp, struct judge *j)
 	j->queued = false;
 }
 
-/* The lowest priority for this thread (see JUDGE_NICE). */
+/* The lowest priority for this thread (see JUDGE_THREADS_MAX). */
 static void
 lower_priority(void)
 {
+#ifdef SCHED_IDLE
+	struct sched_param sp = { .sched_priority = 0 };
+
+	if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) == 0)
+		return;
+#endif
 #ifdef __linux__
 	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
 	    JUDGE_NICE) == -1)
@@ -276,7 +275,7 @@ pool_main(void *arg)
 	struct judge_work w;
 	uint32_t take[JUDGE_TAKE];
 	struct judge *j;
-	size_t n;
+	size_t n, got;
 
 	lower_priority();
 	if (judge_work_init(&w) != PF_OK) {
@@ -297,9 +296,15 @@ pool_main(void *arg)
 			enqueue(jp, j);
 		j->busy++;
 		pthread_mutex_unlock(&jp->lock);
+		got = 0;
 		for (size_t k = 0; k < n && !atomic_load(&j->stop); k++)
-			judge_entry(j, &w, take[k]);
+			got += judge_entry(j, &w, take[k]);
 		pthread_mutex_lock(&jp->lock);
+		j->judged += got;
+		/* All it has ready is judged: the tests wait for this line. */
+		if (j->busy == 1 && j->rhead == j->rtail && !j->stopped)
+			log_debug("%s: %zu files judged early so far",
+			    j->st->id, j->judged);
 		if (--j->busy == 0 && j->stopped)
 			pthread_cond_broadcast(&jp->idle);
 	}

@@ -28,7 +28,6 @@ struct judge_verdict {
 	enum pf_status	 status;	/* PF_OK or PF_EFORBIDDEN */
 	char		*reason;	/* if refused; owned */
 	uint8_t		 receipt[PF_SHA256_LEN];	/* if PF_OK */
-	bool		 timed;		/* its mtime is set already */
 };
 
 /* One judging thread's buffers. */
@@ -54,8 +53,8 @@ enum pf_status judge_file(struct judge_work *w, const struct policy *p,
     const _Atomic bool *stop);
 
 /*
- * Starts the pool of judging threads (one per two CPUs, 1 to 4, at a
- * lower priority than the streams) that judge with p (borrowed). NULL
+ * Starts the pool of judging threads (one per two CPUs, 1 to 4,
+ * SCHED_IDLE: below the streams) that judge with p (borrowed). NULL
  * if no thread starts: then nothing is judged early.
  */
 struct judge_pool *judge_pool_new(const struct policy *p);

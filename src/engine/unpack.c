@@ -176,8 +176,8 @@ stage_file(struct unpack *u, const struct policy *p, struct manifest_file *f,
 
 	if (v != NULL)
 		atomic_fetch_add(&u->job->early, 1);
-	/* Judged, and its mtime set: nothing left to do before its name. */
-	if (v != NULL && (v->timed || v->status != PF_OK)) {
+	/* Refused early: it is never opened. */
+	if (v != NULL && v->status != PF_OK) {
 		apply(f, v);
 		return PF_OK;
 	}

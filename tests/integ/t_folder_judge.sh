@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # A transfer's files judged while the rest streams (engine/judge.c): a
 # slow upload is cut off with part of the tree held; the files it holds
-# are judged meanwhile (each gets its mtime in staging, which the test
-# waits for); the rerun's COMMIT says it found them judged, an ELF and a
+# are judged meanwhile (the test waits for paraflowd's debug line that
+# says so); the rerun's COMMIT says it found them judged, an ELF and a
 # script among them are refused by content as at COMMIT, every receipt
 # is the client's (and paraflow digest's), the stored tree and mtimes are
 # the source's. The same with the tree changed before the rerun (an
@@ -14,7 +14,7 @@
 
 command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
 
-start_server
+start_server -v -v
 MTIME=1000000000
 
 # tree DIR: 120 files of 4-16 KiB in 3 folders, an empty one, an ELF
@@ -44,8 +44,8 @@ for i in range(120):
 EOF
 }
 
-# The one transfer staged: its journal's records, its backing files
-# judged (their mtime set to the files' own).
+# The one transfer staged: its journal's records; its files judged so
+# far (paraflowd's debug line, once it has judged all it could).
 journal() { find "$STORAGE/.staging" -name journal 2>/dev/null | head -1; }
 records() {
 	local j
@@ -53,11 +53,17 @@ records() {
 	[ -n "$j" ] && echo $(($(stat -c %s "$j") / 48)) || echo 0
 }
 held_some() { [ "$(records)" -ge "$1" ]; }
-judged() {
-	find "$STORAGE/.staging" -path '*/p/*' -type f \
-	    ! -newermt "@$MTIME" 2>/dev/null | wc -l
+staged_id() {
+	find "$STORAGE/.staging" -mindepth 1 -maxdepth 1 -type d ! -name '.*' \
+	    -printf '%f\n' | head -1
 }
-judged_some() { [ "$(judged)" -ge "$1" ]; }
+judged() {	# judged SID
+	local n
+	n=$(sed -n "s/^.* $1: \([0-9]*\) files judged early so far$/\1/p" \
+	    "$T/server.log" | tail -n 1)
+	echo "${n:-0}"
+}
+judged_some() { [ "$(judged "$1")" -ge "$2" ]; }
 
 # interrupt DIR: a slow upload of DIR, killed once the server holds 16
 # chunks of 64 KiB (about 1 MB, half the tree), then waits until at
@@ -70,10 +76,11 @@ interrupt() {
 	    wait_for 60 held_some 16
 	kill -9 "$CPID" 2>/dev/null
 	wait "$CPID" 2>/dev/null
+	ISID=$(staged_id)
 	check "$(basename "$1"): files held are judged before any COMMIT" \
-	    wait_for 60 judged_some 30
-	echo "# $(basename "$1"): $(records) chunks held, $(judged) files" \
-	    "judged"
+	    wait_for 60 judged_some "$ISID" 30
+	echo "# $(basename "$1"): $(records) chunks held, $(judged "$ISID")" \
+	    "files judged"
 }
 
 # early SID: how many files COMMIT of SID found judged (its log line).
@@ -165,9 +172,7 @@ tree "$C"
     "$C" >"$T/c.out" 2>"$T/c.err" &
 CPID=$!
 check "gamma: the first chunks arrive" wait_for 60 held_some 4
-check "gamma: its first files are judged" wait_for 60 judged_some 1
-CSID=$(find "$STORAGE/.staging" -mindepth 1 -maxdepth 1 -type d \
-    ! -name '.*' -printf '%f\n' | head -1)
+CSID=$(staged_id)
 GW=https://127.0.0.1:$HTTP_PORT/api/v1/sessions/$CSID
 check_eq "gamma: DELETE of the transfer streaming answers 200" 200 \
     "$(curl -sk -u paraflow:secret123 -o /dev/null -w '%{http_code}' \
