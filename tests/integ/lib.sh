@@ -240,6 +240,17 @@ stored_count() {
 	    wc -l
 }
 
+# staged_chunks: the chunks the largest journal of the uploads staged
+# holds (a record is 48 bytes), 0 before there is one; held_some N: at
+# least N.
+staged_chunks() {
+	local n
+	n=$(find "$STORAGE/.staging" -name journal -printf '%s\n' 2>/dev/null |
+	    sort -n | tail -1)
+	echo $((${n:-0} / 48))
+}
+held_some() { [ "$(staged_chunks)" -ge "$1" ]; }
+
 # --- Shared by the tests of the command line and of the gateway ---------
 
 # run ARGS...: runs a command (at most 60 s, stdin empty), keeping stdout

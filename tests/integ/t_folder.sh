@@ -206,10 +206,7 @@ before=$(stored_count)
     "$MANY" >"$T/kill.out" 2>"$T/kill.err" &
 CPID=$!
 # Killed once the server holds some chunks durably (its journal grew).
-held() {
-	[ -n "$(find "$STORAGE/.staging" -name journal -size +0c 2>/dev/null)" ]
-}
-check "the first chunks arrive" wait_for 60 held
+check "the first chunks arrive" wait_for 60 held_some 1
 kill -9 "$CPID" 2>/dev/null
 wait "$CPID" 2>/dev/null
 check_eq "nothing stored yet" "$before" "$(stored_count)"
@@ -231,7 +228,7 @@ cp -a "$MANY" "$T/many2"
 "$PARAFLOW" upload --port "$PORT" --quiet -c 64K -t 2 --limit-rate 1M \
     "$T/many2" >"$T/kill2.out" 2>"$T/kill2.err" &
 CPID=$!
-check "the first chunks arrive again" wait_for 60 held
+check "the first chunks arrive again" wait_for 60 held_some 1
 kill -9 "$SERVER_PID" "$CPID" 2>/dev/null
 wait "$SERVER_PID" "$CPID" 2>/dev/null
 start_server --port "$PORT"
@@ -252,7 +249,7 @@ mkfile "$CH/zzz-rest.bin" $((3 * 1024 * 1024))
 "$PARAFLOW" upload --port "$PORT" --quiet -c 64K -t 1 --limit-rate 512K \
     --json "$CH" >"$T/ch.out" 2>"$T/ch.err" &
 CPID=$!
-check "the changing transfer starts" wait_for 60 held
+check "the changing transfer starts" wait_for 60 held_some 1
 printf 'changed' >>"$CH/aaa-first.bin"
 wait "$CPID"
 RC=$?

@@ -33,14 +33,6 @@ for i in range(80):
 EOF
 }
 
-# The journal of the one transfer staged, and how many chunks it holds.
-journal() { find "$STORAGE/.staging" -name journal 2>/dev/null | head -1; }
-records() {
-	local j
-	j=$(journal)
-	[ -n "$j" ] && echo $(($(stat -c %s "$j") / 48)) || echo 0
-}
-held_some() { [ "$(records)" -ge "$1" ]; }
 tree_bytes() { du -sb --apparent-size "$1" | cut -f1; }
 
 # interrupt DIR: starts a slow upload of DIR and kills it once the
@@ -111,7 +103,7 @@ A=$T/alpha
 make_tree "$A"
 OLD=$(tree_bytes "$A")
 interrupt "$A"
-HELD=$(records)
+HELD=$(staged_chunks)
 CHANGED=$(change "$A")
 rerun "$A" "$CHANGED" "$HELD" "$OLD"
 
@@ -123,7 +115,7 @@ interrupt "$B"
 kill -9 "$SERVER_PID" 2>/dev/null
 wait "$SERVER_PID" 2>/dev/null
 start_server --port "$PORT"
-HELD=$(records)
+HELD=$(staged_chunks)
 CHANGED=$(change "$B")
 rerun "$B" "$CHANGED" "$HELD" "$OLD"
 

@@ -44,15 +44,8 @@ for i in range(120):
 EOF
 }
 
-# The one transfer staged: its journal's records; its files judged so
-# far (paraflowd's debug line, once it has judged all it could).
-journal() { find "$STORAGE/.staging" -name journal 2>/dev/null | head -1; }
-records() {
-	local j
-	j=$(journal)
-	[ -n "$j" ] && echo $(($(stat -c %s "$j") / 48)) || echo 0
-}
-held_some() { [ "$(records)" -ge "$1" ]; }
+# The one transfer staged, and its files judged so far (paraflowd's
+# debug line, once it has judged all it could).
 staged_id() {
 	find "$STORAGE/.staging" -mindepth 1 -maxdepth 1 -type d ! -name '.*' \
 	    -printf '%f\n' | head -1
@@ -79,7 +72,7 @@ interrupt() {
 	ISID=$(staged_id)
 	check "$(basename "$1"): files held are judged before any COMMIT" \
 	    wait_for 60 judged_some "$ISID" 30
-	echo "# $(basename "$1"): $(records) chunks held, $(judged "$ISID")" \
+	echo "# $(basename "$1"): $(staged_chunks) chunks held, $(judged "$ISID")" \
 	    "files judged"
 }
 

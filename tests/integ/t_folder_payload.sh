@@ -37,16 +37,11 @@ EOF
 BIG=$((1536 * 1024))
 BYTES=$(find "$SRC" -type f -printf '%s\n' | awk '{ n += $1 } END { print n }')
 
-# Held: the server has journaled at least ten chunks.
-held() {
-	[ -n "$(find "$STORAGE/.staging" -name journal -size +479c \
-	    2>/dev/null)" ]
-}
 
 "$PARAFLOW" upload --port "$PORT" --quiet -c 64K -t 2 --limit-rate 1M \
     "$SRC" >"$T/kill.out" 2>"$T/kill.err" &
 CPID=$!
-check "the first chunks arrive" wait_for 60 held
+check "the first chunks arrive" wait_for 60 held_some 10
 AREA=$(find "$STORAGE/.staging" -mindepth 1 -maxdepth 1 -type d \
     ! -name '.*' | head -1)
 check "the staging area holds backing files" \
@@ -127,7 +122,7 @@ cp -a "$SRC" "$T/old"
 "$PARAFLOW" upload --port "$PORT" --quiet -c 64K -t 2 --limit-rate 1M \
     "$T/old" >"$T/old.out" 2>"$T/old.err" &
 CPID=$!
-check "older layout: the first chunks arrive" wait_for 60 held
+check "older layout: the first chunks arrive" wait_for 60 held_some 10
 kill -9 "$SERVER_PID" "$CPID" 2>/dev/null
 wait "$SERVER_PID" "$CPID" 2>/dev/null
 AREA=$(find "$STORAGE/.staging" -mindepth 1 -maxdepth 1 -type d \
