@@ -9,6 +9,8 @@ netcat-openbsd curl procps clang libclang-rt-14-dev python3 iproute2
 util-linux python3-jsonschema python3-yaml prometheus wrk"
 # The power-loss test's FUSE filesystem (tests/integ/t_powerloss.sh).
 PACKAGES="$PACKAGES fuse3 libfuse3-dev"
+# Which files the client opens, and how often (tests/integ/t_folder.sh).
+PACKAGES="$PACKAGES strace"
 # Lint of the deployment files (tests/integ/t_deploy.sh).
 PACKAGES="$PACKAGES shellcheck mandoc"
 # The browser the dashboard test drives (tests/integ/t_dashboard.sh).

@@ -3,7 +3,10 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -56,18 +59,28 @@ folder_dry_run(const struct tree *t, bool json)
 	return EXIT_OK;
 }
 
+/*
+ * The report's checks run on this many threads at most: a file the
+ * transfer did not read whole (a large one, one resumed) is hashed again.
+ */
+#define SAME_THREADS	4
+
 /* True if local file e's receipt now is digest. */
 static bool
-same_file(const struct tree_entry *e, uint32_t chunk_size,
-    const char *digest)
+same_file(const struct tree *t, const struct tree_entry *e,
+    uint32_t chunk_size, const char *digest)
 {
 	char mine[PF_SHA256_HEX];
 	struct stat sb;
 	bool same;
 	int fd;
 
-	if (atomic_load(&e->changed) || digest == NULL ||
-	    (fd = open(e->local, O_RDONLY | O_CLOEXEC)) == -1)
+	if (atomic_load(&e->changed) || digest == NULL)
+		return false;
+	/* Hashed as it was sent, and not touched since. */
+	if (tree_receipt(t, e, chunk_size, mine))
+		return strcmp(mine, digest) == 0;
+	if ((fd = open(e->local, O_RDONLY | O_CLOEXEC)) == -1)
 		return false;
 	/* Grown, or rewritten, since it was listed: not what was sent. */
 	same = fstat(fd, &sb) == 0 && (uint64_t)sb.st_size == e->size &&
@@ -78,13 +91,61 @@ same_file(const struct tree_entry *e, uint32_t chunk_size,
 	return same;
 }
 
+/* The files of a transfer checked against the server's list. */
+struct same_job {
+	const struct tree	*t;
+	const json_t		*files;
+	uint32_t		 chunk_size;
+	atomic_size_t		 next;
+	bool			*same;		/* per entry */
+};
+
+static void *
+same_thread(void *arg)
+{
+	struct same_job *sj = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&sj->next, 1)) < sj->t->n) {
+		const struct tree_entry *e = &sj->t->e[i];
+		const json_t *f = json_array_get(sj->files, i);
+
+		sj->same[i] = !e->dir && same_file(sj->t, e, sj->chunk_size,
+		    json_string_value(json_object_get(f, "digest")));
+	}
+	return NULL;
+}
+
+/*
+ * Sets same[i] for each file entry i of t whose local receipt is the one
+ * the server listed, on a few threads: for 10,000 files one thread
+ * would leave the other CPUs idle while the user waits.
+ */
+static void
+check_files(const struct tree *t, const json_t *files, uint32_t chunk_size,
+    bool *same)
+{
+	struct same_job sj = { t, files, chunk_size, 0, same };
+	pthread_t tid[SAME_THREADS];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t n = ncpu < 1 ? 1 : ncpu > SAME_THREADS ? SAME_THREADS :
+	    (size_t)ncpu, started = 0;
+
+	while (started + 1 < n &&
+	    pthread_create(&tid[started], NULL, same_thread, &sj) == 0)
+		started++;
+	same_thread(&sj);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+}
+
 /*
  * Judges entry i (server's list entry f) into a JSON object of the
  * report, counted in tl; prints a line for people about a file not
  * stored as it is.
  */
 static json_t *
-judge(const struct tree_entry *e, const json_t *f, uint32_t chunk_size,
+judge(const struct tree_entry *e, const json_t *f, bool same,
     struct tally *tl, bool json)
 {
 	const char *state = json_string_value(json_object_get(f, "state"));
@@ -99,7 +160,7 @@ judge(const struct tree_entry *e, const json_t *f, uint32_t chunk_size,
 		tl->refused++;
 	else if (e->dir)
 		tl->dirs++;
-	else if (!same_file(e, chunk_size, digest)) {
+	else if (!same) {
 		state = "changed";
 		reason = "changed while it was sent: stored as it was read; "
 		    "run the upload again";
@@ -146,18 +207,25 @@ folder_report(const struct upload_result *r, struct tree *t,
     uint32_t chunk_size, bool json, bool quiet)
 {
 	struct tally tl = { 0, 0, 0, 0 };
-	json_t *a = json_array(), *j;
-	bool partial;
+	json_t *a, *j;
+	bool partial, *same;
 
 	if (json_array_size(r->files) != t->n) {
 		fprintf(stderr, "paraflow: the server listed %zu entries, not "
 		    "%zu\n", json_array_size(r->files), t->n);
-		json_decref(a);
 		return EXIT_INTEGRITY;
 	}
+	if ((same = calloc(t->n + 1, sizeof(*same))) == NULL ||
+	    (a = json_array()) == NULL) {
+		free(same);
+		fprintf(stderr, "paraflow: out of memory\n");
+		return EXIT_ERROR;
+	}
+	check_files(t, r->files, chunk_size, same);
 	for (size_t i = 0; i < t->n; i++)
 		json_array_append_new(a, judge(&t->e[i],
-		    json_array_get(r->files, i), chunk_size, &tl, json));
+		    json_array_get(r->files, i), same[i], &tl, json));
+	free(same);
 	partial = tl.refused + tl.changed > 0;
 	if (!json) {
 		json_decref(a);

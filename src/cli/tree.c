@@ -35,6 +35,7 @@ tree_free(struct tree *t)
 	for (size_t i = 0; i < t->n; i++) {
 		free(t->e[i].local);
 		free(t->e[i].rel);
+		filesum_free(t->e[i].sum);
 	}
 	free(t->e);
 	free(t->byoff);
@@ -77,6 +78,8 @@ add(struct tree *t, const char *local, const char *rel,
 	e->size = e->dir ? 0 : (uint64_t)sb->st_size;
 	e->mode = (uint32_t)sb->st_mode & 0777;
 	e->mtime = (int64_t)sb->st_mtim.tv_sec;
+	e->mtim = sb->st_mtim;
+	e->ctim = sb->st_ctim;
 	e->offset = t->total;
 	t->total += e->size;
 	t->files += !e->dir;
@@ -384,6 +387,42 @@ first_after(const struct tree *t, uint64_t off)
 	return lo;
 }
 
+static bool
+same_time(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+/*
+ * True if sb is e's file as listed: any write since moves its ctime,
+ * which no one can set back.
+ */
+static bool
+as_listed(const struct tree_entry *e, const struct stat *sb)
+{
+	return (uint64_t)sb->st_size == e->size &&
+	    same_time(&sb->st_mtim, &e->mtim) &&
+	    same_time(&sb->st_ctim, &e->ctim);
+}
+
+/*
+ * Hashes e's bytes p[0..len) at pos into its receipt. Another thread
+ * feeding it now (a file over two chunks) leaves a gap instead, which
+ * ends the sum: the report hashes the file again.
+ */
+static void
+sum_entry(struct tree *t, struct tree_entry *e, const uint8_t *p, size_t len,
+    uint64_t pos)
+{
+	if (atomic_exchange(&e->summing, true))
+		return;
+	if (e->sum == NULL && pos == 0)
+		e->sum = filesum_new(e->size, t->sum_chunk);
+	if (e->sum != NULL)
+		filesum_add(e->sum, p, len, pos);
+	atomic_store(&e->summing, false);
+}
+
 /* Reads len bytes of file e at pos into p; zeros past its end. */
 static enum pf_status
 read_entry(struct tree *t, struct tree_entry *e, uint8_t *p, size_t len,
@@ -391,6 +430,7 @@ read_entry(struct tree *t, struct tree_entry *e, uint8_t *p, size_t len,
 {
 	struct stat sb;
 	size_t got = 0;
+	bool listed;
 	int fd;
 
 	fd = open(e->local, O_RDONLY | O_CLOEXEC | (t->follow ? 0 :
@@ -402,6 +442,7 @@ read_entry(struct tree *t, struct tree_entry *e, uint8_t *p, size_t len,
 	if (fstat(fd, &sb) == -1 || (uint64_t)sb.st_size != e->size ||
 	    (int64_t)sb.st_mtim.tv_sec != e->mtime)
 		atomic_store(&e->changed, true);
+	listed = as_listed(e, &sb);
 	while (got < len) {
 		ssize_t r = pread(fd, p + got, len - got, (off_t)(pos + got));
 
@@ -415,11 +456,14 @@ read_entry(struct tree *t, struct tree_entry *e, uint8_t *p, size_t len,
 		if (r == 0) {
 			atomic_store(&e->changed, true);
 			memset(p + got, 0, len - got);
+			listed = false;
 			break;
 		}
 		got += (size_t)r;
 	}
 	close(fd);
+	if (listed && t->sum_chunk != 0)
+		sum_entry(t, e, p, len, pos);
 	return PF_OK;
 }
 
@@ -454,4 +498,24 @@ tree_pread(struct tree *t, void *buf, size_t n, uint64_t off)
 		n -= len;
 	}
 	return PF_OK;
+}
+
+void
+tree_sum_receipts(struct tree *t, uint32_t chunk_size)
+{
+	t->sum_chunk = chunk_size;
+}
+
+bool
+tree_receipt(const struct tree *t, const struct tree_entry *e,
+    uint32_t chunk_size, char hex[PF_SHA256_HEX])
+{
+	struct stat sb;
+
+	if (chunk_size != t->sum_chunk || e->sum == NULL ||
+	    !filesum_hex(e->sum, hex))
+		return false;
+	if ((t->follow ? stat(e->local, &sb) : lstat(e->local, &sb)) == -1)
+		return false;
+	return S_ISREG(sb.st_mode) && as_listed(e, &sb);
 }

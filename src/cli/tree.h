@@ -11,10 +11,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "digest.h"
+#include "filesum.h"
 #include "status.h"
 
 struct tree_entry {
@@ -25,7 +27,10 @@ struct tree_entry {
 	uint64_t	 offset;	/* in the payload */
 	uint32_t	 mode;		/* permission bits */
 	int64_t		 mtime;		/* seconds */
+	struct timespec	 mtim, ctim;	/* as listed, for tree_receipt */
 	_Atomic bool	 changed;	/* not as listed when read */
+	_Atomic bool	 summing;	/* a thread feeds sum now */
+	struct filesum	*sum;		/* its receipt, from the reads */
 };
 
 struct tree {
@@ -35,6 +40,9 @@ struct tree {
 	size_t			 files;		/* entries that are files */
 	unsigned		 skipped;	/* symlinks, devices, ... */
 	bool			 follow;	/* --follow-symlinks */
+	uint32_t		 sum_chunk;	/* receipts hashed as files
+						   are read, in chunks of
+						   this; 0: not */
 	bool			 placed;	/* laid out by relayout.c:
 						   offsets sent, gaps dead */
 	size_t			*byoff;		/* files with bytes, by
@@ -87,5 +95,21 @@ enum pf_status tree_index(struct tree *t);
  * file cannot be opened or read. Any thread.
  */
 enum pf_status tree_pread(struct tree *t, void *buf, size_t n, uint64_t off);
+
+/*
+ * From now on tree_pread hashes each file it reads from start to end, in
+ * order, into its receipt for chunk_size chunks. Main thread, no worker
+ * reading.
+ */
+void tree_sum_receipts(struct tree *t, uint32_t chunk_size);
+
+/*
+ * True with e's receipt for chunk_size chunks in hex if tree_pread
+ * hashed all of e, in order, and e is now as listed (size, mtime and
+ * ctime): what was read is what is on disk. False otherwise, and the
+ * caller must hash the file itself.
+ */
+bool tree_receipt(const struct tree *t, const struct tree_entry *e,
+    uint32_t chunk_size, char hex[PF_SHA256_HEX]);
 
 #endif

@@ -940,6 +940,9 @@ upload_run(const struct upload_opts *o, struct upload_result *r)
 	    make_queue(&u) != PF_OK || control_setup(&u) != PF_OK)
 		goto out;
 	fd.chunk_size = u.j.chunk_size;
+	/* Each file's receipt, as its bytes go: the report reads none. */
+	if (o->tree != NULL)
+		tree_sum_receipts(o->tree, u.j.chunk_size);
 	if (o->progress && o->tree != NULL &&
 	    (fd.map = malloc(((size_t)r->chunks + 7) / 8)) != NULL) {
 		struct progress_items items = { "files",

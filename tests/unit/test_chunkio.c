@@ -4,7 +4,9 @@
  * of the file (a sink that only hands bytes to the kernel) and one read
  * through a buffer give the sink the same bytes and the same digest, and
  * a file cut short in the middle of a chunk ends either way as PF_EIO,
- * the mapped way by catching the SIGBUS, again and again.
+ * the mapped way by catching the SIGBUS, again and again. A receipt
+ * summed from a transfer's reads (filesum) is chunkio_receipt's, and only
+ * when every byte came, in order.
  */
 #include "config.h"
 
@@ -20,6 +22,7 @@
 #include <cmocka.h>
 
 #include "chunkio.h"
+#include "filesum.h"
 #include "log.h"
 
 /* One chunk: 3 pieces mapped (512 KiB), 9 read (CHUNKIO_PIECE). */
@@ -136,6 +139,97 @@ test_cut_short_is_eio(void **state)
 	free(k.got);
 }
 
+/* The receipt of the first size bytes of fd, read back, for cs chunks. */
+static void
+receipt_of(int fd, uint64_t size, uint32_t cs, char hex[PF_SHA256_HEX])
+{
+	assert_int_equal(chunkio_receipt(fd, size, cs, hex), PF_OK);
+}
+
+/* Sums want[0..size) in pieces of piece bytes; true if it is ready. */
+static bool
+sum_pieces(const uint8_t *want, uint64_t size, uint32_t cs, size_t piece,
+    char hex[PF_SHA256_HEX])
+{
+	struct filesum *s = filesum_new(size, cs);
+	bool ready;
+
+	assert_non_null(s);
+	for (uint64_t pos = 0; pos < size; pos += piece) {
+		size_t n = size - pos < piece ? (size_t)(size - pos) : piece;
+
+		filesum_add(s, want + pos, n, pos);
+		/* A piece read again (a chunk sent again) changes nothing. */
+		if (pos % 3 == 0)
+			filesum_add(s, want + pos, n, pos);
+	}
+	ready = filesum_hex(s, hex);
+	filesum_free(s);
+	return ready;
+}
+
+static void
+test_filesum_is_the_receipt(void **state)
+{
+	static const uint64_t sizes[] = { 1, 4096, 65536, 65537, 200000,
+	    SIZE };
+	static const size_t pieces[] = { 1000, 4096, 65536, 131072 };
+	uint8_t *want = malloc(SIZE);
+	char mine[PF_SHA256_HEX], sum[PF_SHA256_HEX];
+	int fd;
+
+	(void)state;
+	assert_non_null(want);
+	fd = make_file(want);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		receipt_of(fd, sizes[i], 65536, mine);
+		for (size_t k = 0; k < sizeof(pieces) / sizeof(pieces[0]);
+		    k++) {
+			assert_true(sum_pieces(want, sizes[i], 65536,
+			    pieces[k], sum));
+			assert_string_equal(sum, mine);
+		}
+	}
+	close(fd);
+	free(want);
+}
+
+static void
+test_filesum_needs_every_byte_in_order(void **state)
+{
+	uint8_t *want = malloc(SIZE);
+	char hex[PF_SHA256_HEX];
+	struct filesum *s;
+	int fd;
+
+	(void)state;
+	assert_non_null(want);
+	fd = make_file(want);
+	close(fd);
+	/* The second half before the first: a gap, and the sum ends. */
+	assert_non_null(s = filesum_new(200000, 65536));
+	filesum_add(s, want + 100000, 100000, 100000);
+	filesum_add(s, want, 100000, 0);
+	filesum_add(s, want + 100000, 100000, 100000);
+	assert_false(filesum_hex(s, hex));
+	filesum_free(s);
+	/* All but the last byte. */
+	assert_non_null(s = filesum_new(200000, 65536));
+	filesum_add(s, want, 199999, 0);
+	assert_false(filesum_hex(s, hex));
+	/* More bytes than the file has. */
+	filesum_add(s, want + 199999, 2, 199999);
+	assert_false(filesum_hex(s, hex));
+	filesum_free(s);
+	/* Overlapping pieces count each byte once. */
+	assert_non_null(s = filesum_new(200000, 65536));
+	filesum_add(s, want, 150000, 0);
+	filesum_add(s, want + 100000, 100000, 100000);
+	assert_true(filesum_hex(s, hex));
+	filesum_free(s);
+	free(want);
+}
+
 int
 main(void)
 {
@@ -147,6 +241,8 @@ main(void)
 		 */
 		cmocka_unit_test(test_cut_short_is_eio),
 		cmocka_unit_test(test_mapped_and_read_agree),
+		cmocka_unit_test(test_filesum_is_the_receipt),
+		cmocka_unit_test(test_filesum_needs_every_byte_in_order),
 	};
 
 	pf_log_set_level(PF_LOG_NONE);
