@@ -8,6 +8,9 @@
 #   rsync -r to an rsync daemon (bench/rsyncd.conf), and
 #   scp -r to a localhost sshd (bench/sshd.sh).
 # Every copy is compared with the source (diff -r) before its time counts.
+# The four run in turns, ROUNDS times (default 3), each round starting
+# with the next one (whoever runs right after a copy is deleted finds the
+# filesystem busy); a row is a tool's median, with its ratio to paraflow's.
 #   bench/folders.sh            (needs root for the sshd)
 # FILES (default 10000), BIG (default 3), MIXED (default 5000); SRC_DIR
 # (default /dev/shm) holds the trees, DISK_DIR (default /var/tmp) every
@@ -21,6 +24,7 @@ big=${BIG:-3}
 mixed=${MIXED:-5000}
 src_dir=${SRC_DIR:-/dev/shm}
 disk_dir=${DISK_DIR:-/var/tmp}
+rounds=${ROUNDS:-3}
 
 BENCH_DIR=$src_dir bench_init pf-folders
 dwork=$(mktemp -d "$disk_dir/pf-folders.XXXXXX")
@@ -62,9 +66,10 @@ wait_port() {
 	return 1
 }
 
-# timed NAME SRC GOT CMD...: runs CMD, checks GOT equals SRC, prints a row.
+# timed NAME SRC GOT CMD...: runs CMD, checks GOT equals SRC, prints the
+# run's row and adds its seconds to $work/t.NAME.
 timed() {
-	local name=$1 src=$2 got=$3 t0 t1
+	local name=$1 src=$2 got=$3 t0 t1 secs
 	shift 3
 	sync
 	t0=$(now)
@@ -74,9 +79,16 @@ timed() {
 	# shellcheck disable=SC2086 # got may be a glob (paraflow's id)
 	diff -r -q "$src" $got >/dev/null || {
 		echo "$name: the copy differs"; return 1; }
-	printf '%-10s %8.2f s  %8.1f MB/s\n' "$name" \
-	    "$(echo "$t1 - $t0" | bc)" "$(echo "$bytes / ($t1 - $t0) / \
-	    1000000" | bc -l)"
+	secs=$(echo "$t1 - $t0" | bc)
+	echo "$secs" >>"$work/t.${name//[^a-z]/}"
+	printf '  %-10s %8.2f s\n' "$name" "$secs"
+}
+
+# median: the median of the numbers on stdin.
+median() {
+	sort -g | awk '{ v[NR] = $1 } END {
+		if (NR % 2) print v[(NR + 1) / 2]
+		else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # The peers, all writing under $dwork.
@@ -101,35 +113,65 @@ nc_copy() {
 	wait "$nc_pid"
 }
 
-# run_tree LABEL COUNT BIG: one tree through every peer.
-run_tree() {
+# run_one LABEL TOOL: one copy of tree $work/LABEL by TOOL, then deleted.
+run_one() {
 	local t=$work/$1
+	case $2 in
+	paraflow)
+		timed paraflow "$t" "$dwork/pf/*/$1" "$bin/paraflow" upload \
+		    --no-tls --port "$pf_port" --quiet "$t" || true
+		# paraflowd's own account of its COMMIT.
+		grep 'entries: staged' "$work/pf.log" | tail -n 1 |
+		    sed 's/^.*: \([0-9]* entries\)/    COMMIT: \1/'
+		rm -rf "${dwork:?}"/pf/*/ ;;
+	tar)
+		nc_port=$(free_port)
+		mkdir -p "$dwork/nc/$1"
+		(cd "$dwork/nc/$1" && nc -l 127.0.0.1 "$nc_port" | tar -x) &
+		nc_pid=$!
+		# Not wait_port: the listener takes one connection, the probe's.
+		for _ in $(seq 100); do
+			ss -ltn | grep -q ":$nc_port " && break
+			sleep 0.05
+		done
+		timed 'tar|nc' "$t" "$dwork/nc/$1/$1" nc_copy "$1" || true
+		rm -rf "$dwork/nc/$1" ;;
+	rsync)
+		timed rsync "$t" "$dwork/rsync/$1" rsync -r "$t" \
+		    "rsync://127.0.0.1:$rs_port/bench/" || true
+		rm -rf "$dwork/rsync/$1" ;;
+	scp)
+		mkdir -p "$dwork/scp"
+		timed 'scp -r' "$t" "$dwork/scp/$1" scp -q -r -P "$ssh_port" \
+		    "${ssh_opts[@]}" "$t" "127.0.0.1:$dwork/scp/" || true
+		rm -rf "$dwork/scp/$1" ;;
+	esac
+}
+
+# run_tree LABEL COUNT BIG: one tree through every peer, ROUNDS times.
+run_tree() {
+	local t=$work/$1 tools=(paraflow tar rsync scp) r k m pf
 	tree "$t" "$2" "$3"
 	bytes=$(du -sb "$t" | cut -f1)
 	echo "== $1: $(find "$t" -type f | wc -l) files, $((bytes / 1048576))" \
-	    "MiB"
-	# The stored tree sits under the session id.
-	timed paraflow "$t" "$dwork/pf/*/$1" "$bin/paraflow" upload \
-	    --no-tls --port "$pf_port" --quiet "$t" || true
-	# paraflowd's own account of its COMMIT.
-	grep 'entries: staged' "$work/pf.log" | tail -n 1 |
-	    sed 's/^.*: \([0-9]* entries\)/  COMMIT: \1/'
-	nc_port=$(free_port)
-	mkdir -p "$dwork/nc/$1"
-	(cd "$dwork/nc/$1" && nc -l 127.0.0.1 "$nc_port" | tar -x) &
-	nc_pid=$!
-	# Not wait_port: the listener takes one connection, the probe's.
-	for _ in $(seq 100); do
-		ss -ltn | grep -q ":$nc_port " && break
-		sleep 0.05
+	    "MiB, $rounds rounds"
+	rm -f "$work"/t.*
+	for r in $(seq 0 $((rounds - 1))); do
+		echo " round $((r + 1))"
+		for k in 0 1 2 3; do
+			run_one "$1" "${tools[$(((r + k) % 4))]}"
+		done
 	done
-	timed 'tar|nc' "$t" "$dwork/nc/$1/$1" nc_copy "$1" || true
-	timed rsync "$t" "$dwork/rsync/$1" rsync -r "$t" \
-	    "rsync://127.0.0.1:$rs_port/bench/" || true
-	mkdir -p "$dwork/scp"
-	timed 'scp -r' "$t" "$dwork/scp/$1" scp -q -r -P "$ssh_port" \
-	    "${ssh_opts[@]}" "$t" "127.0.0.1:$dwork/scp/" || true
-	rm -rf "$t" "$dwork/nc/$1" "$dwork/rsync/$1" "$dwork/scp/$1"
+	pf=$(median <"$work/t.paraflow")
+	echo " median of $rounds:"
+	for k in paraflow 'tar|nc' rsync 'scp -r'; do
+		[ -s "$work/t.${k//[^a-z]/}" ] || continue
+		m=$(median <"$work/t.${k//[^a-z]/}")
+		printf '  %-10s %8.2f s  %8.1f MB/s  %5.2fx paraflow'"'"'s time\n' \
+		    "$k" "$m" "$(echo "$bytes / $m / 1000000" | bc -l)" \
+		    "$(echo "$m / $pf" | bc -l)"
+	done
+	rm -rf "$t"
 }
 
 machine
