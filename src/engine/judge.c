@@ -23,11 +23,12 @@
 #define JUDGE_BUF	(1024u * 1024)
 
 /*
- * One thread per two CPUs judges (4 at most): the streams and their
- * group commits keep the rest busy. The threads run as SCHED_IDLE (else
- * at nice 19), below the data connections (--stream-nice), so a stream
- * never waits for the CPU on them: they use the time the streams leave
- * idle, mostly while a group commit waits on the disk.
+ * One thread per CPU judges (4 at most). The threads run as SCHED_IDLE
+ * (else at nice 19), below the data connections (--stream-nice), so a
+ * stream never waits for the CPU on them: they use the time the streams
+ * leave idle, mostly while a group commit waits on the disk, and that
+ * idle time is spread over every CPU (one per two judged about 20 %
+ * fewer files before COMMIT: docs/performance.md).
  */
 #define JUDGE_THREADS_MAX 4
 #define JUDGE_NICE	19
@@ -318,7 +319,7 @@ judge_pool_new(const struct policy *p)
 {
 	struct judge_pool *jp;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t want = cpus > 1 ? (size_t)cpus / 2 : 1;
+	size_t want = cpus > 1 ? (size_t)cpus : 1;
 
 	if ((jp = calloc(1, sizeof(*jp))) == NULL)
 		return NULL;

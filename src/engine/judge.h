@@ -53,7 +53,7 @@ enum pf_status judge_file(struct judge_work *w, const struct policy *p,
     const _Atomic bool *stop);
 
 /*
- * Starts the pool of judging threads (one per two CPUs, 1 to 4,
+ * Starts the pool of judging threads (one per CPU, 1 to 4,
  * SCHED_IDLE: below the streams) that judge with p (borrowed). NULL
  * if no thread starts: then nothing is judged early.
  */
