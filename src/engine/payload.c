@@ -29,6 +29,13 @@ struct payload_range {
 
 struct payload {
 	int			 dirfd;		/* the staging area's */
+	/*
+	 * A transfer's files are reserved one by one, as they are first
+	 * written: until then their bytes are promised, in *promised (the
+	 * storage's, shared by every payload) and in owed (this one's).
+	 */
+	_Atomic uint64_t	*promised;
+	_Atomic uint64_t	 owed;
 	int			 fd;		/* PAYLOAD_DATA_NAME, or -1 */
 	int			 pdirfd;	/* PAYLOAD_DIR, or -1 */
 	struct payload_range	*r;		/* sorted by off */
@@ -83,15 +90,25 @@ ranges_from(struct payload *pl, const struct manifest *mf)
 }
 
 static struct payload *
-payload_new(int dirfd)
+payload_new(int dirfd, _Atomic uint64_t *promised)
 {
 	struct payload *pl = calloc(1, sizeof(*pl));
 
 	if (pl != NULL) {
 		pl->dirfd = dirfd;
 		pl->fd = pl->pdirfd = -1;
+		pl->promised = promised;
 	}
 	return pl;
+}
+
+/* n of pl's promised bytes are reserved now, or no longer needed. */
+static void
+keep_promise(struct payload *pl, uint64_t n)
+{
+	atomic_fetch_sub(&pl->owed, n);
+	if (pl->promised != NULL)
+		atomic_fetch_sub(pl->promised, n);
 }
 
 void
@@ -99,6 +116,7 @@ payload_close(struct payload *pl)
 {
 	if (pl == NULL)
 		return;
+	keep_promise(pl, atomic_load(&pl->owed));
 	if (pl->fd != -1)
 		close(pl->fd);
 	if (pl->pdirfd != -1)
@@ -127,31 +145,69 @@ reserve(int fd, uint64_t size)
 	return pf_status_from_errno(err);
 }
 
-/* Fails with PF_ENOSPC unless the free space holds pl's files. */
+/*
+ * Promises the space of pl's files, which are reserved one by one later:
+ * PF_ENOSPC unless the free space holds them besides what other
+ * transfers were promised. Two OPENs at once cannot both take the last
+ * of it.
+ */
 static enum pf_status
-check_space(const struct payload *pl)
+promise_space(struct payload *pl)
 {
 	struct statvfs sv;
-	uint64_t need = 0;
+	uint64_t need = 0, avail, was;
 
 	for (size_t i = 0; i < pl->n; i++)
 		need += pl->r[i].len;
-	if (fstatvfs(pl->dirfd, &sv) == -1 ||
-	    (uint64_t)sv.f_bavail * sv.f_frsize >= need)
-		return PF_OK;
-	log_warn("%s: %" PRIu64 " bytes to store, %" PRIu64 " free", __func__,
-	    need, (uint64_t)sv.f_bavail * sv.f_frsize);
-	return PF_ENOSPC;
+	if (fstatvfs(pl->dirfd, &sv) == -1)
+		avail = UINT64_MAX;
+	else
+		avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (pl->promised == NULL) {
+		atomic_store(&pl->owed, need);
+		return avail >= need ? PF_OK : PF_ENOSPC;
+	}
+	was = atomic_load(pl->promised);
+	do {
+		if (avail < was || avail - was < need) {
+			log_warn("%s: %" PRIu64 " bytes to store, %" PRIu64
+			    " free, %" PRIu64 " promised to other transfers",
+			    __func__, need, avail, was);
+			return PF_ENOSPC;
+		}
+	} while (!atomic_compare_exchange_weak(pl->promised, &was,
+	    was + need));
+	atomic_store(&pl->owed, need);
+	return PF_OK;
+}
+
+/* Promises the space of pl's files that have no backing file yet. */
+static void
+promise_missing(struct payload *pl)
+{
+	char name[PAYLOAD_NAME_MAX];
+	struct stat sb;
+	uint64_t need = 0;
+
+	for (size_t i = 0; i < pl->n; i++) {
+		payload_file_name(pl->r[i].off, name);
+		if (fstatat(pl->pdirfd, name + sizeof(PAYLOAD_DIR), &sb,
+		    AT_SYMLINK_NOFOLLOW) == -1 && errno == ENOENT)
+			need += pl->r[i].len;
+	}
+	atomic_store(&pl->owed, need);
+	if (pl->promised != NULL)
+		atomic_fetch_add(pl->promised, need);
 }
 
 enum pf_status
 payload_create(int dirfd, uint64_t size, const struct manifest *mf,
-    struct payload **out)
+    _Atomic uint64_t *promised, struct payload **out)
 {
 	struct payload *pl;
 	enum pf_status rc;
 
-	if ((pl = payload_new(dirfd)) == NULL)
+	if ((pl = payload_new(dirfd, promised)) == NULL)
 		return PF_ENOMEM;
 	if (mf == NULL) {
 		pl->fd = pf_open_beneath(dirfd, PAYLOAD_DATA_NAME, O_RDWR |
@@ -159,7 +215,7 @@ payload_create(int dirfd, uint64_t size, const struct manifest *mf,
 		rc = pl->fd == -1 ? pf_status_from_errno(errno) :
 		    reserve(pl->fd, size);
 	} else if ((rc = ranges_from(pl, mf)) == PF_OK &&
-	    (rc = check_space(pl)) == PF_OK) {
+	    (rc = promise_space(pl)) == PF_OK) {
 		if (mkdirat(dirfd, PAYLOAD_DIR, 0700) == -1 ||
 		    (pl->pdirfd = open_dir(dirfd)) == -1)
 			rc = pf_status_from_errno(errno);
@@ -173,12 +229,13 @@ payload_create(int dirfd, uint64_t size, const struct manifest *mf,
 }
 
 enum pf_status
-payload_open(int dirfd, const struct manifest *mf, struct payload **out)
+payload_open(int dirfd, const struct manifest *mf, _Atomic uint64_t *promised,
+    struct payload **out)
 {
 	struct payload *pl;
 	enum pf_status rc = PF_OK;
 
-	if ((pl = payload_new(dirfd)) == NULL)
+	if ((pl = payload_new(dirfd, promised)) == NULL)
 		return PF_ENOMEM;
 	if (mf == NULL) {
 		if ((pl->fd = pf_open_beneath(dirfd, PAYLOAD_DATA_NAME,
@@ -189,6 +246,8 @@ payload_open(int dirfd, const struct manifest *mf, struct payload **out)
 		if ((mkdirat(dirfd, PAYLOAD_DIR, 0700) == -1 &&
 		    errno != EEXIST) || (pl->pdirfd = open_dir(dirfd)) == -1)
 			rc = errno == ENOTDIR ? PF_EBADFRAME : PF_EIO;
+		else
+			promise_missing(pl);
 	}
 	if (rc != PF_OK) {
 		payload_close(pl);
@@ -272,6 +331,7 @@ open_for_write(struct payload *pl, size_t i)
 		errno = ENOSPC;
 		return -1;
 	}
+	keep_promise(pl, pl->r[i].len);
 	return fd;
 }
 

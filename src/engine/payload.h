@@ -31,19 +31,24 @@ struct payload;
  * Creates the payload of size bytes beneath the staging area dirfd
  * (borrowed; it must outlive the payload): for a transfer (mf, borrowed,
  * not NULL) its directory of backing files, after checking the free
- * space holds every file's bytes; else "data", preallocated. PF_ENOSPC
- * if the space is not there. *out is new.
+ * space holds every file's bytes besides those promised (the counter
+ * *promised, shared by the storage's payloads; NULL: none), which its
+ * files' bytes join until each is reserved at its first write; else
+ * "data", preallocated. PF_ENOSPC if the space is not there. *out is
+ * new.
  */
 enum pf_status payload_create(int dirfd, uint64_t size,
-    const struct manifest *mf, struct payload **out);
+    const struct manifest *mf, _Atomic uint64_t *promised,
+    struct payload **out);
 
 /*
  * Opens the payload an earlier payload_create left beneath dirfd, as mf
- * (a transfer's manifest, or NULL) describes it. PF_EBADFRAME if a
- * single file's data is missing. *out is new.
+ * (a transfer's manifest, or NULL) describes it; the bytes of its files
+ * without a backing file yet join *promised. PF_EBADFRAME if a single
+ * file's data is missing. *out is new.
  */
 enum pf_status payload_open(int dirfd, const struct manifest *mf,
-    struct payload **out);
+    _Atomic uint64_t *promised, struct payload **out);
 
 void payload_close(struct payload *pl);
 

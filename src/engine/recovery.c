@@ -182,14 +182,14 @@ load_manifest(int dirfd, const json_t *meta, enum pf_status *rc)
 
 /* Opens st's payload as its metadata meta describes it. */
 static enum pf_status
-open_payload(struct staging *st, const json_t *meta)
+open_payload(struct storage *s, struct staging *st, const json_t *meta)
 {
 	struct manifest *m;
 	enum pf_status rc;
 
 	m = load_manifest(st->dirfd, meta, &rc);
 	if (rc == PF_OK)
-		rc = payload_open(st->dirfd, m, &st->pl);
+		rc = payload_open(st->dirfd, m, &s->promised, &st->pl);
 	manifest_free(m);
 	return rc;
 }
@@ -240,7 +240,7 @@ recover_one(struct storage *s, bool verify, const char *id,
 	if ((r->meta = storage_read_json(st->dirfd, SESSION_NAME, &rc)) ==
 	    NULL)
 		return rc;
-	if ((rc = open_payload(st, r->meta)) != PF_OK)
+	if ((rc = open_payload(s, st, r->meta)) != PF_OK)
 		return rc;
 	if ((st->jfd = pf_open_beneath(st->dirfd, JOURNAL_NAME, O_RDWR,
 	    0)) == -1)
@@ -356,7 +356,8 @@ recovery_amend(struct storage *s, const struct recovery_amend *a)
 	 * metadata is replaced in one rename. The backing files of
 	 * unchanged files stay where they are (named by their offsets).
 	 */
-	if ((rc = payload_open(st->dirfd, a->mf, &st->pl)) != PF_OK ||
+	if ((rc = payload_open(st->dirfd, a->mf, &s->promised, &st->pl)) !=
+	    PF_OK ||
 	    (rc = journal_rewrite(st, a->indices, a->digests, a->n)) !=
 	    PF_OK || (rc = storage_staging_put_list(st, a->mfname,
 	    a->manifest)) != PF_OK || (rc = storage_staging_put_meta(st,

@@ -127,10 +127,12 @@ uint64_t
 storage_free_bytes(const struct storage *s)
 {
 	struct statvfs sv;
+	uint64_t avail, promised = atomic_load(&s->promised);
 
 	if (fstatvfs(s->rootfd, &sv) == -1)
 		return UINT64_MAX;
-	return (uint64_t)sv.f_bavail * sv.f_frsize;
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	return avail > promised ? avail - promised : 0;
 }
 
 struct staging *
@@ -229,7 +231,8 @@ storage_staging_create(struct storage *s, const char *id, uint64_t size,
 	 * The payload reserves its space now, so a full disk is reported
 	 * before any chunk is accepted.
 	 */
-	if ((rc = payload_create(st->dirfd, size, mf, &st->pl)) != PF_OK) {
+	if ((rc = payload_create(st->dirfd, size, mf, &s->promised,
+	    &st->pl)) != PF_OK) {
 		log_warn("%s: payload of %s (%llu bytes): %s", __func__, id,
 		    (unsigned long long)size, pf_status_message(rc));
 		goto out;

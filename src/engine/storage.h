@@ -51,7 +51,8 @@ void storage_close(struct storage *s);
 const char *storage_path(const struct storage *s);
 
 /*
- * Bytes free for unprivileged writers on the storage filesystem, or
+ * Bytes free for unprivileged writers on the storage filesystem, less
+ * those promised to transfers' files not yet reserved (payload.h), or
  * UINT64_MAX if unknown.
  */
 uint64_t storage_free_bytes(const struct storage *s);

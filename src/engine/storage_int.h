@@ -29,6 +29,8 @@ struct storage {
 	int			 stagingfd;
 	enum storage_sync	 sync;
 	_Atomic unsigned long	 probes;	/* names of storage_writable */
+	_Atomic uint64_t	 promised;	/* transfers' files not yet
+						   reserved: payload.h */
 };
 
 /* A journal record waiting for the next sync, and who waits for it. */

@@ -12,7 +12,10 @@
 #  - an upload whose client was killed half-way, re-run while the disk is
 #    full (it may not complete, and must not store a wrong file), then
 #    re-run after space was freed: it resumes the same session and ends
-#    identical.
+#    identical;
+#  - two transfers at once: the files of the first not yet written are
+#    promised, so the second, which would not fit beside them, is refused
+#    at OPEN instead of one of them failing midway.
 if [ -z "${PF_NS:-}" ] && command -v unshare >/dev/null 2>&1 &&
     unshare -m -n true 2>/dev/null; then
 	PF_NS=1 exec unshare -m -n bash "$0" "$@"
@@ -230,6 +233,37 @@ check_eq "one session across the runs" "${sid1:-none}" \
     "$(json_field "$out" session)"
 free_space
 check "staging empty at the end" staging_empty
+forget_stored "$(json_field "$out" session)"
+
+# --- Two transfers at once: a transfer reserves each file at its first
+# write, and until then its bytes are promised. B (20 MiB) comes while
+# A's 24 MiB are under way: B is refused at OPEN, where before it was
+# let in and one of them met storage_full midway.
+mkdir -p "$T/ta" "$T/tb"
+mkfile "$T/ta/one.bin" $((12 * MIB))
+mkfile "$T/ta/two.bin" $((12 * MIB))
+mkfile "$T/tb/big.bin" $((20 * MIB))
+"$PARAFLOW" upload --port "$PORT" --quiet "${NOTLS[@]}" --json -t 1 \
+    --limit-rate 2M "$T/ta" >"$T/ta.out" 2>"$T/ta.err" &
+apid=$!
+check "transfer A under way" wait_for 60 held_some 1
+rc=0
+out=$(upload --json "$T/tb") || rc=$?
+faults=$((faults + 1))
+check_eq "transfer B while A's bytes are promised: exit 8" 8 "$rc"
+check_eq "transfer B: storage_full" storage_full \
+    "$(json_field "$out" code)"
+rc=0
+wait "$apid" || rc=$?
+check_eq "transfer A completes" 0 "$rc"
+sid=$(json_field "$(cat "$T/ta.out")" session)
+check "transfer A stored identical (diff -r)" diff -r "$T/ta" \
+    "$STORAGE/$sid/ta"
+forget_stored "$sid"
+rc=0
+out=$(upload --json "$T/tb") || rc=$?
+check_eq "transfer B alone: exit 0" 0 "$rc"
+check "staging empty after the transfers" staging_empty
 report_totals
 stop_server
 done_testing
