@@ -16,6 +16,7 @@
 #include "engine_int.h"
 #include "gwupload.h"
 #include "judge.h"
+#include "keptlists.h"
 #include "log.h"
 #include "peruser.h"
 #include "policy.h"
@@ -183,7 +184,8 @@ engine_new(const struct engine_config *cfg, struct engine **out)
 	    (e->peruser = peruser_new(cfg->max_user_connections)) == NULL ||
 	    (e->budget = budget_new_for(cfg)) == NULL ||
 	    (e->throttle = throttle_new(cfg->login_log_interval_s)) == NULL ||
-	    (e->uploads = gwup_new()) == NULL)
+	    (e->uploads = gwup_new()) == NULL ||
+	    (e->lists = kept_lists_new()) == NULL)
 		goto out;
 	/* Without its threads files are judged at COMMIT only, as before. */
 	e->judges = judge_pool_new(e->policy);
@@ -553,6 +555,7 @@ engine_free(struct engine *e)
 	registry_free(e->registry);
 	/* After the sessions: each stopped its judge. */
 	judge_pool_free(e->judges);
+	kept_lists_free(e->lists);
 	peruser_free(e->peruser);
 	budget_free(e->budget);
 	throttle_free(e->throttle);

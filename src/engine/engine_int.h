@@ -46,6 +46,7 @@ struct engine {
 	struct throttle		*throttle;	/* failed logins */
 	struct gwup		*uploads;	/* gwupload.h */
 	struct judge_pool	*judges;	/* judge.h, or NULL */
+	struct kept_lists	*lists;		/* keptlists.h */
 	struct pf_tls		*tls;		/* NULL: plaintext port */
 	struct counters		 counters;
 	struct stream_env	 env;		/* what connections borrow */

@@ -11,6 +11,7 @@
 
 #include "engine_int.h"
 #include "history.h"
+#include "keptlists.h"
 #include "log.h"
 #include "registry.h"
 #include "session.h"
@@ -231,6 +232,7 @@ engine_remove_session(struct engine *e, const char *id, const char *user,
 			    __func__, gone.id);
 		return rc;
 	}
+	kept_lists_drop(e->lists, gone.id);
 	log_info("session %s (\"%s\") deleted", gone.id, gone.name);
 	return PF_OK;
 }
@@ -255,35 +257,67 @@ engine_open_file(struct engine *e, const char *id, const char *user,
 	return PF_ENOSESSION;
 }
 
+/*
+ * PF_OK if id is a finished transfer (of user, unless NULL) with info
+ * filled; PF_EBUSY if it is not finished (yet), PF_ENOSESSION if unknown
+ * (or another's) or not a transfer.
+ */
+static enum pf_status
+finished_transfer(struct engine *e, const char *id, const char *user,
+    struct engine_session_info *info)
+{
+	if (!history_get(registry_history(e->registry), id, user, info))
+		return engine_session(e, id, info) == PF_OK && (user ==
+		    NULL || strcmp(info->user, user) == 0) ? PF_EBUSY :
+		    PF_ENOSESSION;
+	if (info->state != ENGINE_COMPLETE)
+		return PF_EBUSY;
+	return info->files > 0 ? PF_OK : PF_ENOSESSION;
+}
+
 enum pf_status
 engine_transfer_files(struct engine *e, const char *id, const char *user,
     json_t **files)
 {
 	struct engine_session_info info;
+	enum pf_status rc;
 
 	*files = NULL;
-	if (!history_get(registry_history(e->registry), id, user, &info))
-		return engine_session(e, id, &info) == PF_OK && (user ==
-		    NULL || strcmp(info.user, user) == 0) ? PF_EBUSY :
-		    PF_ENOSESSION;
-	if (info.state != ENGINE_COMPLETE)
-		return PF_EBUSY;
-	if (info.files == 0 || (*files = storage_final_list(e->storage, id,
+	if ((rc = finished_transfer(e, id, user, &info)) != PF_OK)
+		return rc;
+	if ((*files = storage_final_list(e->storage, id,
 	    UNPACK_FILES_NAME)) == NULL)
 		return PF_ENOSESSION;
 	return PF_OK;
+}
+
+struct list_load {
+	struct storage	*storage;
+	const char	*id;
+};
+
+static json_t *
+load_list(void *arg)
+{
+	struct list_load *l = arg;
+
+	return storage_final_list(l->storage, l->id, UNPACK_FILES_NAME);
 }
 
 enum pf_status
 engine_open_transfer_file(struct engine *e, const char *id,
     const char *path, int *fd, char digest[ENGINE_DIGEST_HEX])
 {
+	struct engine_session_info info;
+	struct list_load l = { e->storage, id };
 	json_t *list, *f;
 	enum pf_status rc = PF_ENOSESSION;
 	size_t i;
 
 	*fd = -1;
-	if (engine_transfer_files(e, id, NULL, &list) != PF_OK)
+	/* The list is shared (keptlists.h): only read here. */
+	if (finished_transfer(e, id, NULL, &info) != PF_OK ||
+	    (list = kept_lists_get(e->lists, id, load_list, &l)) == NULL)
 		return PF_ENOSESSION;
 	/* Only a path the list names as stored: nothing else opens. */
 	json_array_foreach(list, i, f) {

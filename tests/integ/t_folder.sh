@@ -162,9 +162,21 @@ check "the tar's docs equal the source (diff -r)" \
     diff -r "$WANT/docs" "$T/untar/docs"
 
 # paraflow fetch of a transfer: every stored file, each receipt checked.
+# The server reads the transfer's list for the listing and once more for
+# all the files (kept parsed), not once a file: strace on paraflowd.
+strace -f -qq -e trace=open,openat,openat2 -o "$T/srv.strace" -p "$SERVER_PID" &
+STRACE_PID=$!
+traced() { grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$SERVER_PID/status"; }
+check "strace is attached to paraflowd" wait_for 10 traced
 run "$PARAFLOW" fetch "$SID" -o "$T/fetched" --quiet --pin "$(server_pin)" \
     --http "https://127.0.0.1:$HTTP_PORT"
 check_eq "fetch of the transfer exits 0" 0 "$RC"
+kill "$STRACE_PID"
+wait "$STRACE_PID" 2>/dev/null
+check "the fetch got more than 20 files" \
+    test "$(find "$T/fetched" -type f | wc -l)" -gt 20
+check "paraflowd read the list at most twice for them" \
+    test "$(grep -c 'paraflow-files.json' "$T/srv.strace")" -le 2
 check "fetch reproduces the tree (diff -r)" \
     diff -r "$WANT/photos" "$T/fetched/photos"
 check "fetch reproduces the docs (diff -r)" \
