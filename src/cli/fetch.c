@@ -25,6 +25,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "digest.h"
+#include "filesum.h"
 #include "fsutil.h"
 #include "fetch.h"
 #include "log.h"
@@ -58,6 +59,8 @@ struct fetch {
 	const struct http_resp	*resp;		/* the answer in progress */
 	_Atomic uint64_t	 done;		/* for the progress bar */
 	struct remote_error	 e;		/* why the sink stopped */
+	struct filesum		*sum;		/* the receipt of what was
+						   written since offset 0 */
 	unsigned		 files;		/* a transfer's, fetched */
 	bool			 transfer;	/* the session says "files" */
 };
@@ -240,6 +243,13 @@ part_sink(void *arg, const void *p, size_t n)
 		    http_base(f->h), f->id, (unsigned long long)f->size);
 		return PF_EINTEGRITY;
 	}
+	/* From the start (again): the receipt is hashed as it is written. */
+	if (f->offset == 0) {
+		filesum_free(f->sum);
+		f->sum = filesum_new(f->size, f->chunk_size);
+	}
+	if (f->sum != NULL)
+		filesum_add(f->sum, b, n, f->offset);
 	while (n > 0) {
 		ssize_t k = pwrite(f->fd, b, n, (off_t)f->offset);
 
@@ -359,7 +369,12 @@ verify_and_keep(struct fetch *f)
 		    strerror(errno));
 		goto out;
 	}
-	if (chunkio_receipt(f->fd, f->size, f->chunk_size, mine) != PF_OK) {
+	/*
+	 * Hashed as it was written, unless resumed from an earlier run's
+	 * bytes: then read back whole.
+	 */
+	if ((f->sum == NULL || !filesum_hex(f->sum, mine)) &&
+	    chunkio_receipt(f->fd, f->size, f->chunk_size, mine) != PF_OK) {
 		remote_fail(&f->e, rc, f->id, "%s: cannot compute the receipt",
 		    f->part);
 		goto out;
@@ -608,6 +623,7 @@ out:
 		close(g.fd);
 	if (g.dirfd != -1)
 		close(g.dirfd);
+	filesum_free(g.sum);
 	free(g.part);
 	free(path);
 	free(q);
@@ -720,6 +736,7 @@ done:
 	json_decref(list);
 	if (f.fd != -1)
 		close(f.fd);
+	filesum_free(f.sum);
 	free(f.part);
 	remote_close(f.h);
 	return status;

@@ -26,7 +26,8 @@ filesum_new(uint64_t size, uint32_t chunk_size)
 		return NULL;
 	s->size = size;
 	s->chunk_size = chunk_size;
-	if (proto_chunk_count(size, chunk_size, &s->count) != PF_OK)
+	if (!proto_chunk_size_valid(chunk_size) ||
+	    proto_chunk_count(size, chunk_size, &s->count) != PF_OK)
 		s->dead = true;
 	else if ((s->h = pf_sha256_new()) == NULL ||
 	    (s->digests = calloc((size_t)s->count + 1, PF_SHA256_LEN)) ==

@@ -178,6 +178,16 @@ check_eq "fetch --json: status ok" ok "$(json_get status <"$T/out")"
 check_eq "fetch --json: bytes, all of them" "$size" \
     "$(json_get bytes <"$T/out")"
 check_eq "fetch --json: digest" "$receipt" "$(json_get digest <"$T/out")"
+# The receipt is hashed as the body is written: the .part is never read
+# back (strace -y names each descriptor's file).
+ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 strace -f -qq -y \
+    -e trace=read,pread64,readv,preadv,mmap -o "$T/fetch.strace" \
+    "$PARAFLOW" fetch "$sid" -o "$T/got.traced" --http "$HTTP_URL" -q \
+    >/dev/null 2>&1
+check_eq "traced fetch: the file is the source" "$(sha "$T/src")" \
+    "$(sha "$T/got.traced" 2>/dev/null)"
+check_eq "traced fetch: the .part was not read back" 0 \
+    "$(grep -c 'got\.traced\.part>' "$T/fetch.strace")"
 mkdir "$T/cwd"
 (cd "$T/cwd" && "$PARAFLOW" fetch "$sid" --http "$HTTP_URL" -q \
     >/dev/null 2>&1)
