@@ -73,13 +73,13 @@ check "the result is one JSON object" valid_json <"$T/out"
 SID=$(json_get session <"$T/out")
 check_eq "status partial" partial "$(json_get status <"$T/out")"
 check_eq "one session for the whole tree" 1 "$(stored_count)"
-entry() {	# entry PATH KEY: a key of the result's entry for PATH
+entry() {	# entry PATH KEY [RESULT]: a key of the entry for PATH
 	python3 -c '
 import json, sys
 j = json.load(open(sys.argv[1]))
 for e in j["entries"]:
     if e["path"] == sys.argv[2]:
-        print(e.get(sys.argv[3]) or "")' "$T/out" "$1" "$2"
+        print(e.get(sys.argv[3]) or "")' "${3:-$T/out}" "$1" "$2"
 }
 check_eq "executable by extension refused" forbidden_type \
     "$(entry photos/2024/install.sh state)"
@@ -266,11 +266,8 @@ printf 'changed' >>"$CH/aaa-first.bin"
 wait "$CPID"
 RC=$?
 check_eq "a changed file: exit 11" 11 "$RC"
-check_eq "it is reported as changed" changed "$(python3 -c '
-import json, sys
-for e in json.load(open(sys.argv[1]))["entries"]:
-    if e["path"].endswith("aaa-first.bin"):
-        print(e["state"])' "$T/ch.out")"
+check_eq "it is reported as changed" changed \
+    "$(entry changing/aaa-first.bin state "$T/ch.out")"
 run "$PARAFLOW" upload --port "$PORT" --quiet -c 64K --json "$CH"
 check_eq "the next run stores it as it is now" 0 "$RC"
 check "and it equals the local file" cmp "$CH/aaa-first.bin" \
@@ -295,11 +292,8 @@ check_eq "same size and mtime as listed" "3000 $MT" \
 wait "$CPID"
 RC=$?
 check_eq "a rewritten file: exit 11" 11 "$RC"
-check_eq "it is reported as changed" changed "$(python3 -c '
-import json, sys
-for e in json.load(open(sys.argv[1]))["entries"]:
-    if e["path"].endswith("aaa-first.bin"):
-        print(e["state"])' "$T/rw.out")"
+check_eq "it is reported as changed" changed \
+    "$(entry rewritten/aaa-first.bin state "$T/rw.out")"
 
 # --- Each file read once -------------------------------------------------
 # The receipts the report checks are summed from the reads that sent the
