@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "chunkio.h"
@@ -356,19 +357,13 @@ out:
 	return rc;
 }
 
-/* Syncs the .part, checks its receipt, and renames it into place. */
+/* Checks the .part's receipt; a wrong one is removed. */
 static enum pf_status
-verify_and_keep(struct fetch *f)
+check_receipt(struct fetch *f)
 {
 	char mine[PF_SHA256_HEX];
-	struct stat sb;
 	enum pf_status rc = PF_EIO;
 
-	if (fsync(f->fd) == -1) {
-		remote_fail(&f->e, rc, f->id, "%s: fsync: %s", f->part,
-		    strerror(errno));
-		goto out;
-	}
 	/*
 	 * Hashed as it was written, unless resumed from an earlier run's
 	 * bytes: then read back whole.
@@ -377,51 +372,71 @@ verify_and_keep(struct fetch *f)
 	    chunkio_receipt(f->fd, f->size, f->chunk_size, mine) != PF_OK) {
 		remote_fail(&f->e, rc, f->id, "%s: cannot compute the receipt",
 		    f->part);
-		goto out;
+		return rc;
 	}
-	if (strcmp(mine, f->digest) != 0) {
-		rc = PF_EINTEGRITY;
-		/* Kept, it would fail the same way at every run. */
-		unlinkat(f->dirfd, f->name_part, 0);
-		if (f->kept > 0 && !f->restarted)
-			remote_fail(&f->e, rc, f->id, "session %s: the receipt "
-			    "of the download is %s, not %s: the %llu bytes "
-			    "resumed from %s were not this file's or were "
-			    "damaged; removed it: run the same command again "
-			    "to download the whole file", f->id, mine,
-			    f->digest, (unsigned long long)f->kept, f->part);
-		else
-			remote_fail(&f->e, rc, f->id, "session %s: the file "
-			    "%s sent has receipt %s, not the session's %s; "
-			    "removed %s", f->id, http_base(f->h), mine,
-			    f->digest, f->part);
-		goto out;
-	}
+	if (strcmp(mine, f->digest) == 0)
+		return PF_OK;
+	rc = PF_EINTEGRITY;
+	/* Kept, it would fail the same way at every run. */
+	unlinkat(f->dirfd, f->name_part, 0);
+	if (f->kept > 0 && !f->restarted)
+		remote_fail(&f->e, rc, f->id, "session %s: the receipt of the "
+		    "download is %s, not %s: the %llu bytes resumed from %s "
+		    "were not this file's or were damaged; removed it: run "
+		    "the same command again to download the whole file",
+		    f->id, mine, f->digest, (unsigned long long)f->kept,
+		    f->part);
+	else
+		remote_fail(&f->e, rc, f->id, "session %s: the file %s sent "
+		    "has receipt %s, not the session's %s; removed %s", f->id,
+		    http_base(f->h), mine, f->digest, f->part);
+	return rc;
+}
+
+/* Renames the checked .part into place (the rename not yet durable). */
+static enum pf_status
+rename_part(struct fetch *f)
+{
+	struct stat sb;
+
 	/* What is renamed MUST be what was checked, not a file put there. */
 	if (fstatat(f->dirfd, f->name_part, &sb, AT_SYMLINK_NOFOLLOW) == -1 ||
-	    sb.st_dev != f->dev ||
-	    sb.st_ino != f->ino) {
-		remote_fail(&f->e, rc, f->id, "%s was replaced during the "
+	    sb.st_dev != f->dev || sb.st_ino != f->ino) {
+		remote_fail(&f->e, PF_EIO, f->id, "%s was replaced during the "
 		    "download: not renamed", f->part);
-		goto out;
+		return PF_EIO;
 	}
 	if (renameat(f->dirfd, f->name_part, f->dirfd, f->name) == -1) {
-		remote_fail(&f->e, rc, f->id, "cannot rename %s to %s: %s",
+		remote_fail(&f->e, PF_EIO, f->id, "cannot rename %s to %s: %s",
 		    f->part, f->path, strerror(errno));
-		goto out;
+		return PF_EIO;
 	}
+	return PF_OK;
+}
+
+/* Syncs the .part, checks its receipt, and renames it into place. */
+static enum pf_status
+verify_and_keep(struct fetch *f)
+{
+	enum pf_status rc;
+
+	if (fsync(f->fd) == -1) {
+		remote_fail(&f->e, PF_EIO, f->id, "%s: fsync: %s", f->part,
+		    strerror(errno));
+		return PF_EIO;
+	}
+	if ((rc = check_receipt(f)) != PF_OK || (rc = rename_part(f)) != PF_OK)
+		return rc;
 	/*
 	 * The rename is durable only once its directory is synced: until
 	 * then a power loss may take the file, so it is not yet done.
 	 */
 	if (pf_sync_dir(f->dirfd, f->name) == -1) {
-		remote_fail(&f->e, rc, f->id, "%s: fsync of its directory: "
+		remote_fail(&f->e, PF_EIO, f->id, "%s: fsync of its directory: "
 		    "%s", f->path, strerror(errno));
-		goto out;
+		return PF_EIO;
 	}
-	rc = PF_OK;
-out:
-	return rc;
+	return PF_OK;
 }
 
 /* The outcome of fetching a transfer into directory f->path. */
@@ -572,18 +587,141 @@ open_dirs_error(int err)
 }
 
 /*
- * Fetches file entry e of transfer f into dir/<its path>, as one file is
- * fetched (resumable .part, receipt checked before the rename), with the
- * file's own receipt.
+ * A transfer's files, checked, wait for their names in batches: one
+ * syncfs makes a batch's data durable before any of them is renamed, one
+ * more makes the names durable. Two fsyncs a file before: on a disk that
+ * takes 5 ms a sync, 100 s for 10,000 files.
+ */
+#define FETCH_BATCH	64	/* each holds its .part (locked), its dir */
+
+struct pending {
+	struct fetch	 g;
+	char		*path, *qpath;	/* g's, owned */
+};
+
+struct batch {
+	struct pending	 p[FETCH_BATCH];
+	size_t		 n;
+};
+
+static void
+pending_free(struct pending *p)
+{
+	if (p->g.fd != -1)
+		close(p->g.fd);
+	if (p->g.dirfd != -1)
+		close(p->g.dirfd);
+	filesum_free(p->g.sum);
+	free(p->g.part);
+	free(p->path);
+	free(p->qpath);
+}
+
+/*
+ * True if syncfs on fd's filesystem makes its data and names durable: the
+ * local ones the kernel writes itself. FUSE (sshfs), NFS and SMB get an
+ * fsync of each file and directory instead, which they pass on.
+ */
+static bool
+syncfs_covers(int fd)
+{
+	static const unsigned long local[] = {
+		0xEF53,		/* ext2, ext3, ext4 */
+		0x58465342,	/* xfs */
+		0x9123683E,	/* btrfs */
+		0xF2F52010,	/* f2fs */
+		0x01021994,	/* tmpfs */
+	};
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) == -1)
+		return false;
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+		if ((unsigned long)sf.f_type == local[i])
+			return true;
+	return false;
+}
+
+/*
+ * Makes the batch's data (names false) or names (true) durable: one
+ * syncfs a local filesystem, else an fsync of each file or directory.
  */
 static enum pf_status
-fetch_entry(struct fetch *f, const char *dir, int top, const json_t *e)
+batch_sync(struct fetch *f, const struct batch *b, bool names)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		const struct fetch *g = &b->p[i].g;
+		size_t j = 0;
+		int rc;
+
+		if (syncfs_covers(g->fd)) {
+			while (j < i && b->p[j].g.dev != g->dev)
+				j++;
+			if (j < i)
+				continue;
+			rc = syncfs(g->fd);
+		} else
+			rc = names ? pf_sync_dir(g->dirfd, g->name) :
+			    fsync(g->fd);
+		if (rc == -1) {
+			remote_fail(&f->e, PF_EIO, f->id, "%s: sync: %s",
+			    names ? g->path : g->part, strerror(errno));
+			return PF_EIO;
+		}
+	}
+	return PF_OK;
+}
+
+/*
+ * Renames the batch's files into place, their data durable before and
+ * their names after; on an error the rest stay .part, which the next run
+ * checks again.
+ */
+static enum pf_status
+batch_flush(struct fetch *f, struct batch *b)
+{
+	enum pf_status rc;
+	size_t i;
+
+	rc = batch_sync(f, b, false);
+	for (i = 0; i < b->n && rc == PF_OK; i++)
+		if ((rc = rename_part(&b->p[i].g)) != PF_OK)
+			f->e = b->p[i].g.e;
+	/* Even after an error: the names of those renamed. */
+	if (i > 0) {
+		struct remote_error first = f->e;
+		size_t n = b->n;
+
+		b->n = i;
+		if (batch_sync(f, b, true) != PF_OK) {
+			if (rc == PF_OK)
+				rc = PF_EIO;
+			else
+				f->e = first;
+		}
+		b->n = n;
+	}
+	for (i = 0; i < b->n; i++)
+		pending_free(&b->p[i]);
+	b->n = 0;
+	return rc;
+}
+
+/*
+ * Fetches file entry e of transfer f into dir/<its path>, as one file is
+ * fetched (resumable .part, receipt checked), with the file's own
+ * receipt; it takes its name with the rest of batch b.
+ */
+static enum pf_status
+fetch_entry(struct fetch *f, struct batch *b, const char *dir, int top,
+    const json_t *e)
 {
 	const char *p = json_string_value(json_object_get(e, "path"));
 	const char *d = json_string_value(json_object_get(e, "digest"));
 	json_int_t size = json_integer_value(json_object_get(e, "size"));
 	struct fetch g = { .o = f->o, .h = f->h, .id = f->id, .fd = -1,
 	    .dirfd = -1, .chunk_size = f->chunk_size };
+	struct pending *slot;
 	char *path = NULL, *q = NULL;
 	const char *leaf;
 	enum pf_status rc = PF_EPROTO;
@@ -615,9 +753,20 @@ fetch_entry(struct fetch *f, const char *dir, int top, const json_t *e)
 	}
 	if ((rc = open_part(&g)) != PF_OK ||
 	    (g.offset < g.size && (rc = download(&g)) != PF_OK) ||
-	    (rc = verify_and_keep(&g)) != PF_OK)
+	    (rc = check_receipt(&g)) != PF_OK) {
 		f->e = g.e;
+		f->got += g.got;
+		goto out;
+	}
 	f->got += g.got;
+	if (b->n == FETCH_BATCH && (rc = batch_flush(f, b)) != PF_OK)
+		goto out;
+	/* The batch owns it now; g.name points into the list, which stays. */
+	slot = &b->p[b->n++];
+	slot->g = g;
+	slot->path = path;
+	slot->qpath = q;
+	return PF_OK;
 out:
 	if (g.fd != -1)
 		close(g.fd);
@@ -639,16 +788,21 @@ static enum pf_status
 fetch_tree(struct fetch *f, const char *dir, const json_t *list)
 {
 	const json_t *e;
+	struct batch *b;
 	char *copy;
 	size_t i;
 	int top, fd;
-	enum pf_status rc = PF_OK;
+	enum pf_status rc = PF_OK, flushed;
 
-	if ((copy = strdup(dir)) == NULL)
+	if ((copy = strdup(dir)) == NULL || (b = calloc(1, sizeof(*b))) ==
+	    NULL) {
+		free(copy);
 		return PF_ENOMEM;
+	}
 	if (make_dirs(copy) != PF_OK || (top = open(dir, O_RDONLY |
 	    O_DIRECTORY | O_CLOEXEC)) == -1) {
 		free(copy);
+		free(b);
 		remote_fail(&f->e, PF_EIO, f->id, "%s: %s", dir,
 		    strerror(errno));
 		return PF_EIO;
@@ -662,7 +816,7 @@ fetch_tree(struct fetch *f, const char *dir, const json_t *list)
 		    p == NULL)
 			continue;
 		if (!json_is_true(json_object_get(e, "dir"))) {
-			if ((rc = fetch_entry(f, dir, top, e)) != PF_OK)
+			if ((rc = fetch_entry(f, b, dir, top, e)) != PF_OK)
 				break;
 			f->files++;
 			continue;
@@ -682,6 +836,16 @@ fetch_tree(struct fetch *f, const char *dir, const json_t *list)
 		}
 		close(fd);
 	}
+	/* Those checked before an error keep their names all the same. */
+	if ((flushed = batch_flush(f, b)) != PF_OK && rc == PF_OK)
+		rc = flushed;
+	/* The empty directories too. */
+	if (rc == PF_OK && syncfs(top) == -1) {
+		rc = PF_EIO;
+		remote_fail(&f->e, rc, f->id, "%s: sync: %s", dir,
+		    strerror(errno));
+	}
+	free(b);
 	close(top);
 	return rc;
 }

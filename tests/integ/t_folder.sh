@@ -182,6 +182,25 @@ check "fetch reproduces the tree (diff -r)" \
 check "fetch reproduces the docs (diff -r)" \
     diff -r "$WANT/docs" "$T/fetched/docs"
 check "fetch left no .part" test -z "$(find "$T/fetched" -name '*.part')"
+# The files take their names in batches: a syncfs before the renames and
+# one after, not an fsync of each file and of its directory.
+ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 strace -f -qq \
+    -e trace=fsync,fdatasync,syncfs -o "$T/fetch.strace" "$PARAFLOW" \
+    fetch "$SID" -o "$T/fetched2" --quiet --pin "$(server_pin)" \
+    --http "https://127.0.0.1:$HTTP_PORT" >/dev/null 2>&1
+check "the traced fetch reproduces the tree (diff -r)" \
+    diff -r "$WANT/photos" "$T/fetched2/photos"
+NF=$(find "$T/fetched2" -type f | wc -l)
+case $(stat -f -c %T "$T") in
+ext2/ext3|ext4|xfs|btrfs|f2fs|tmpfs)
+	check_eq "no fsync of each file or directory" 0 \
+	    "$(grep -c 'fsync(' "$T/fetch.strace")"
+	check "at most 2 syncfs a batch of 64, and 1 at the end, $NF files" \
+	    test "$(grep -c 'syncfs(' "$T/fetch.strace")" -le \
+	    $((2 * ((NF + 63) / 64) + 1)) ;;
+*)	# FUSE, NFS, overlay...: an fsync of each file and directory.
+	echo "# $(stat -f -c %T "$T"): fetch syncs file by file here" ;;
+esac
 
 # Links already in the directory fetched into are refused, never followed:
 # one in place of a directory of the tree, one deeper in it.
