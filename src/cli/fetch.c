@@ -721,7 +721,6 @@ fetch_entry(struct fetch *f, struct batch *b, const char *dir, int top,
 	json_int_t size = json_integer_value(json_object_get(e, "size"));
 	struct fetch g = { .o = f->o, .h = f->h, .id = f->id, .fd = -1,
 	    .dirfd = -1, .chunk_size = f->chunk_size };
-	struct pending *slot;
 	char *path = NULL, *q = NULL;
 	const char *leaf;
 	enum pf_status rc = PF_EPROTO;
@@ -751,31 +750,23 @@ fetch_entry(struct fetch *f, struct batch *b, const char *dir, int top,
 		    open_dirs_error(errno));
 		goto out;
 	}
-	if ((rc = open_part(&g)) != PF_OK ||
-	    (g.offset < g.size && (rc = download(&g)) != PF_OK) ||
-	    (rc = check_receipt(&g)) != PF_OK) {
+	rc = open_part(&g);
+	if (rc == PF_OK && g.offset < g.size)
+		rc = download(&g);
+	if (rc == PF_OK)
+		rc = check_receipt(&g);
+	f->got += g.got;
+	if (rc != PF_OK) {
 		f->e = g.e;
-		f->got += g.got;
 		goto out;
 	}
-	f->got += g.got;
 	if (b->n == FETCH_BATCH && (rc = batch_flush(f, b)) != PF_OK)
 		goto out;
 	/* The batch owns it now; g.name points into the list, which stays. */
-	slot = &b->p[b->n++];
-	slot->g = g;
-	slot->path = path;
-	slot->qpath = q;
+	b->p[b->n++] = (struct pending){ g, path, q };
 	return PF_OK;
 out:
-	if (g.fd != -1)
-		close(g.fd);
-	if (g.dirfd != -1)
-		close(g.dirfd);
-	filesum_free(g.sum);
-	free(g.part);
-	free(path);
-	free(q);
+	pending_free(&(struct pending){ g, path, q });
 	return rc;
 }
 
