@@ -101,6 +101,7 @@ struct policy {
 	struct ext	*forbid, *allow;
 	size_t		 nforbid, nallow;
 	bool		 mime_allowed[NMIMES];
+	const char	*mime_types[NMIMES];	/* mimes[].mime, for ft */
 };
 
 /*
@@ -439,7 +440,10 @@ policy_new(const char *forbidden, const char *allow)
 		log_error("%s: calloc", __func__);
 		return NULL;
 	}
-	if ((p->nk = namekey_new()) == NULL || (p->ft = ftype_new()) == NULL)
+	for (i = 0; i < NMIMES; i++)
+		p->mime_types[i] = mimes[i].mime;
+	if ((p->nk = namekey_new()) == NULL ||
+	    (p->ft = ftype_new(p->mime_types, NMIMES)) == NULL)
 		goto out;
 	if (parse_list(p, forbidden != NULL ? forbidden : POLICY_DEFAULT_EXTS,
 	    &p->forbid, &p->nforbid) != PF_OK || parse_list(p, allow != NULL ?
@@ -682,7 +686,12 @@ policy_check_head(const struct policy *p, const uint8_t *head, size_t n,
 		head += bang;
 		n -= (size_t)bang;
 	}
-	if (ftype_classify(p->ft, head, n, mime) != PF_OK) {
+	/*
+	 * Only a script's type is wanted whatever it is (for the reason
+	 * given below); any other head only needs to be none of mimes.
+	 */
+	if ((bang >= 0 ? ftype_classify : ftype_match)(p->ft, head, n,
+	    mime) != PF_OK) {
 		/* Unknown is not harmless: the caller refuses, and says so. */
 		snprintf(why, cap, "content: not classified (libmagic)");
 		return PF_EINTERNAL;
