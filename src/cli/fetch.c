@@ -19,7 +19,6 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "chunkio.h"
@@ -618,31 +617,6 @@ pending_free(struct pending *p)
 }
 
 /*
- * True if syncfs on fd's filesystem makes its data and names durable: the
- * local ones the kernel writes itself. FUSE (sshfs), NFS and SMB get an
- * fsync of each file and directory instead, which they pass on.
- */
-static bool
-syncfs_covers(int fd)
-{
-	static const unsigned long local[] = {
-		0xEF53,		/* ext2, ext3, ext4 */
-		0x58465342,	/* xfs */
-		0x9123683E,	/* btrfs */
-		0xF2F52010,	/* f2fs */
-		0x01021994,	/* tmpfs */
-	};
-	struct statfs sf;
-
-	if (fstatfs(fd, &sf) == -1)
-		return false;
-	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
-		if ((unsigned long)sf.f_type == local[i])
-			return true;
-	return false;
-}
-
-/*
  * Makes the batch's data (names false) or names (true) durable: one
  * syncfs a local filesystem, else an fsync of each file or directory.
  */
@@ -654,7 +628,7 @@ batch_sync(struct fetch *f, const struct batch *b, bool names)
 		size_t j = 0;
 		int rc;
 
-		if (syncfs_covers(g->fd)) {
+		if (pf_syncfs_covers(g->fd)) {
 			while (j < i && b->p[j].g.dev != g->dev)
 				j++;
 			if (j < i)

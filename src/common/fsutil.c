@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #ifdef HAVE_LINUX_OPENAT2_H
@@ -67,6 +68,26 @@ pf_sync_dir(int dirfd, const char *path)
 	close(fd);
 	errno = saved;
 	return rc;
+}
+
+bool
+pf_syncfs_covers(int fd)
+{
+	static const unsigned long local[] = {
+		0xEF53,		/* ext2, ext3, ext4 */
+		0x58465342,	/* xfs */
+		0x9123683E,	/* btrfs */
+		0xF2F52010,	/* f2fs */
+		0x01021994,	/* tmpfs */
+	};
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) == -1)
+		return false;
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+		if ((unsigned long)sf.f_type == local[i])
+			return true;
+	return false;
 }
 
 /* Writes all n bytes at p to fd; a short write is ENOSPC. */

@@ -7,6 +7,7 @@
 #ifndef PF_FSUTIL_H
 #define PF_FSUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -25,6 +26,15 @@ int pf_open_beneath(int dirfd, const char *path, int flags, mode_t mode);
  * Returns 0, or -1 with errno set.
  */
 int pf_sync_dir(int dirfd, const char *path);
+
+/*
+ * True if syncfs(2) on fd's filesystem makes all of its data and names
+ * durable: the local ones the kernel writes itself (ext2/3/4, xfs,
+ * btrfs, f2fs, tmpfs). FUSE (sshfs, a FUSE daemon of one's own), NFS
+ * and SMB need an fsync of each file and directory, which they pass on;
+ * a FUSE daemon never hears of a syncfs.
+ */
+bool pf_syncfs_covers(int fd);
 
 /*
  * Replaces path (relative to dirfd, which may be AT_FDCWD) with the n

@@ -20,7 +20,6 @@
 #include "manifest.h"
 #include "payload.h"
 
-#define PAYLOAD_DIR	"p"
 
 /* The bytes [off, off + len) of the payload one backing file holds. */
 struct payload_range {
@@ -46,6 +45,7 @@ struct payload {
 	 * the sync under way succeeds (2). The syncing thread's alone.
 	 */
 	unsigned char		*named;
+	bool			 syncfs_covers;	/* pf_syncfs_covers(dirfd) */
 };
 
 /* Opens the backing files' directory beneath dirfd. */
@@ -98,6 +98,7 @@ payload_new(int dirfd, _Atomic uint64_t *promised)
 		pl->dirfd = dirfd;
 		pl->fd = pl->pdirfd = -1;
 		pl->promised = promised;
+		pl->syncfs_covers = pf_syncfs_covers(dirfd);
 	}
 	return pl;
 }
@@ -466,13 +467,23 @@ sync_one(struct payload *pl, size_t i)
 	return rc;
 }
 
+/*
+ * The backing files' new names: their directory's, and the directory's
+ * own name in the staging area. Where syncfs is not enough.
+ */
+static int
+sync_names(struct payload *pl)
+{
+	return fsync(pl->pdirfd) == -1 ? -1 : fsync(pl->dirfd);
+}
+
 /* payload_sync for a transfer. */
 static enum pf_status
 sync_files(struct payload *pl)
 {
 	size_t touched = 0, last = 0;
 	bool fresh = false;
-	int rc;
+	int rc = 0;
 
 	for (size_t i = 0; i < pl->n; i++) {
 		if (atomic_load(&pl->dirty[i]) == 0 ||
@@ -484,6 +495,9 @@ sync_files(struct payload *pl)
 			pl->named[i] = 2;
 			fresh = true;
 		}
+		/* FUSE or NFS: syncfs would not reach them (fsutil.h). */
+		if (!pl->syncfs_covers && rc == 0)
+			rc = sync_one(pl, i);
 	}
 	if (touched == 0)
 		return PF_OK;
@@ -492,7 +506,11 @@ sync_files(struct payload *pl)
 	 * names included, which costs less than an fdatasync per file and
 	 * an fsync of the directory.
 	 */
-	rc = touched == 1 && !fresh ? sync_one(pl, last) : syncfs(pl->dirfd);
+	if (pl->syncfs_covers)
+		rc = touched == 1 && !fresh ? sync_one(pl, last) :
+		    syncfs(pl->dirfd);
+	else if (rc == 0 && fresh)
+		rc = sync_names(pl);
 	for (size_t i = 0; fresh && i < pl->n; i++)
 		if (pl->named[i] == 2)
 			pl->named[i] = rc == 0;

@@ -24,6 +24,9 @@ struct payload;
 /* A single file's payload, in the staging area. */
 #define PAYLOAD_DATA_NAME	"data"
 
+/* A transfer's backing files, one per file, in this directory. */
+#define PAYLOAD_DIR	"p"
+
 /* Room for "p/" and a 64-bit offset in hex. */
 #define PAYLOAD_NAME_MAX	24
 

@@ -53,6 +53,7 @@ struct unpack {
 	int			 topfd;		/* <root>/<id> */
 	char			 dirpath[PROTO_MAX_PATH + 1];	/* cached */
 	int			 dirfd;		/* of dirpath, or -1 */
+	bool			 fsync_each;	/* syncfs is not enough */
 	struct judge_work	 w;
 	pthread_t		 tid;
 };
@@ -207,6 +208,11 @@ stage_file(struct unpack *u, const struct policy *p, struct manifest_file *f,
 	if (futimens(fd, ts) == -1)
 		log_warn("%s: %s: mtime: %s", __func__, f->path,
 		    strerror(errno));
+	if (u->fsync_each && fsync(fd) == -1) {
+		log_error("%s: %s: fsync: %s", __func__, f->path,
+		    strerror(errno));
+		rc = pf_status_from_errno(errno);
+	}
 out:
 	close(fd);
 	return rc;
@@ -252,13 +258,74 @@ fail:
 	return pf_status_from_errno(errno);
 }
 
-/* Syncs the filesystem of fd, if the storage syncs at all. */
-static enum pf_status
-sync_all(struct unpack *u, int fd)
+/* fsync of the directory dir beneath the transfer's top. */
+static int
+sync_dir(struct unpack *u, const char *dir)
 {
-	if (u->st->sync == STORAGE_SYNC_NONE || syncfs(fd) == 0)
+	int fd = open_dir(u, dir, false);
+
+	return fd == -1 ? -1 : fsync(fd);
+}
+
+/* Cuts dir ("a/b") to its parent ("a"; "" for the top). */
+static void
+to_parent(char *dir)
+{
+	char *slash = strrchr(dir, '/');
+
+	*(slash != NULL ? slash : dir) = '\0';
+}
+
+/*
+ * Where syncfs is not enough: an fsync of every directory that got a
+ * name (each file's, each made directory's parent, up to the top) and of
+ * the backing files' one, which lost them. Entries come sorted by path,
+ * so most directories were synced for the entry before.
+ */
+static int
+sync_dirs(struct unpack *u, const struct manifest *m)
+{
+	char dir[PROTO_MAX_PATH + 1], prev[PROTO_MAX_PATH + 1] = "";
+	bool first = true;
+	size_t len;
+	int fd;
+
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->f[i].status != PF_OK)
+			continue;
+		split(m->f[i].path, dir);
+		/* Up to prev's directory or one of its ancestors: synced. */
+		for (;; to_parent(dir)) {
+			len = strlen(dir);
+			if (!first && strncmp(prev, dir, len) == 0 &&
+			    (len == 0 || prev[len] == '\0' || prev[len] == '/'))
+				break;
+			if (sync_dir(u, dir) == -1)
+				return -1;
+			if (len == 0)
+				break;
+		}
+		first = false;
+		split(m->f[i].path, prev);
+	}
+	if ((fd = pf_open_beneath(u->st->dirfd, PAYLOAD_DIR, O_RDONLY |
+	    O_DIRECTORY, 0)) == -1)
+		return errno == ENOENT ? 0 : -1;
+	if (fsync(fd) == -1) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+/* Makes the names durable, if the storage syncs at all. */
+static enum pf_status
+sync_all(struct unpack *u, const struct manifest *m)
+{
+	if (u->st->sync == STORAGE_SYNC_NONE || (u->fsync_each ?
+	    sync_dirs(u, m) : syncfs(u->topfd)) == 0)
 		return PF_OK;
-	log_error("%s: syncfs: %s", __func__, strerror(errno));
+	log_error("%s: sync: %s", __func__, strerror(errno));
 	return pf_status_from_errno(errno);
 }
 
@@ -383,7 +450,7 @@ unpack_all(struct unpack *u)
 		return rc;
 	t[2] = pf_now_ms();
 	/* One sync for all: thousands of fsyncs would cost far more. */
-	rc = sync_all(u, u->topfd);
+	rc = sync_all(u, u->job->m);
 	t[3] = pf_now_ms();
 	log_info("%s: %zu entries: staged in %llu ms (no copy), %zu judged "
 	    "early, named in %llu, names synced in %llu", u->st->id,
@@ -417,6 +484,7 @@ unpack_transfer(struct storage *s, struct staging *st, uint32_t chunk_size,
 		    strerror(errno));
 		goto out;
 	}
+	u.fsync_each = !pf_syncfs_covers(u.topfd);
 	if ((rc = unpack_all(&u)) != PF_OK)
 		goto out;
 	rc = PF_ENOMEM;

@@ -15,6 +15,12 @@
 # finished file), no held chunk or finished file differs from its source,
 # a COMMIT the client saw succeed left its file, and the users file is
 # the old one or the new one, never anything else.
+# Then the same for a transfer (a folder in one session, small files
+# sharing chunks, each file its own backing file): cut by the power at
+# points of its own, it must resume with every chunk it saw acknowledged
+# held, and a transfer the client saw committed must be whole, tree and
+# bytes. On lossyfs, a FUSE filesystem, paraflowd must fsync each file
+# and directory: a FUSE daemon never hears of a syncfs.
 #
 # PF_CRASH_AT='KIND:GLOB:N[+]' runs that one point instead of the list
 # below (KIND: write fsync fsyncdir create mkdir rename unlink truncate
@@ -23,6 +29,8 @@
 # 'end' loses the power after all the work.
 # PF_SEED: which unsynced writes a power loss keeps (lossyfs --keep-some).
 # PF_TRACE=FILE keeps the operations of the last round, to pick points.
+# PF_TRANSFER_CRASH_AT: the same for the transfer's rounds alone ('all':
+# all of theirs, and no other).
 
 # In a mount namespace of its own where the test may: the lossy mounts
 # are then seen by no other process, and no other namespace keeps a copy
@@ -461,6 +469,8 @@ round() {
 
 if [ -n "${PF_CRASH_AT:-}" ]; then
 	POINTS=("$PF_CRASH_AT")
+elif [ -n "${PF_TRANSFER_CRASH_AT:-}" ]; then
+	POINTS=()
 else
 	S='storage/.staging'
 	POINTS=(
@@ -516,6 +526,135 @@ fi
 
 for p in "${POINTS[@]}"; do
 	round "$p"
+done
+
+# The transfer's tree: nested folders, small files packed into shared
+# chunks, one over three chunks, an empty file and an empty folder.
+mktree() {
+	local i
+	mkdir -p "$1/a/b" "$1/c" "$1/empty"
+	for i in $(seq 1 24); do
+		mkfile "$1/$([ $((i % 3)) = 0 ] && echo a/b || echo c)/f$i" \
+		    $((i * 700 + 100))
+	done
+	mkfile "$1/a/big.bin" $((3 * CHUNK + 1000))
+	: >"$1/a/zero"
+}
+mktree "$T/tree"
+
+# tclient [ARGS...]: an upload of the tree in the background, as client.
+tclient() {
+	"$PARAFLOW" upload --port "$PORT" --pin "$PIN" -v --json \
+	    --chunk-size "$CHUNK" --threads 4 --timeout 5 --give-up 3 "$@" \
+	    "$T/tree" >"$T/tree.out" 2>>"$T/tree.err" &
+	CPIDS[tree]=$!
+	PIDS+=("$!")
+}
+
+# tree_ok SID: the stored tree of session SID is the source's.
+tree_ok() {
+	[ -n "$1" ] && diff -r "$T/tree" "$DISK/$1/tree" >/dev/null 2>&1
+}
+
+# tround POINT: one power loss at POINT during a transfer (or after it).
+tround() {
+	local point=$1 why acked s out
+	rounds=$((rounds + 1))
+	rm -rf "$BACK" "$T"/tree.* "$T/trace"
+	mkdir -p "$BACK"
+	cp "$T/users.old" "$BACK/users"
+	: >"$T/server.log"
+	local arm=(--crash-at "$point")
+	[ "$point" = end ] && arm=()
+	arm+=(--keep-some $((SEED + rounds)))
+	mount_lossy "${arm[@]}" --trace "$T/trace" || {
+		not_ok "transfer, $point: lossyfs mounted"
+		return
+	}
+	if start_paraflowd; then
+		tclient
+		client_wait tree
+	fi
+	if crashed || [ "$point" = end ]; then
+		reached=$((reached + 1))
+	else
+		echo "# transfer, $point: not reached; the power goes at the end"
+	fi
+	stop_round
+	why=$(head -n 1 "$STORE/crashed" 2>/dev/null)
+	[ -n "${PF_TRACE:-}" ] && cp "$T/trace" "$PF_TRACE"
+	acked=$(grep -o 'chunk [0-9]* acknowledged' "$T/tree.err" 2>/dev/null |
+	    sort -u | wc -l)
+	rm -f "$DISK/.staging/.boot"
+	mount_lossy || return
+	start_paraflowd || {
+		not_ok "transfer, $point: paraflowd started after the power loss"
+		umount_lossy
+		return
+	}
+	if [ -f "$T/tree.done" ]; then
+		commits=$((commits + 1))
+		s=$(json_field "$(cat "$T/tree.done")" session)
+		tree_ok "$s" || {
+			echo "# transfer, $point: committed, but its tree is" \
+			    "gone or differs"
+			torn_total=$((torn_total + 1))
+		}
+	else
+		# The rerun resumes: what was acknowledged is not sent again.
+		tclient --timeout 60 --give-up 60
+		client_wait tree || unfinished=$((unfinished + 1))
+		out=$(cat "$T/tree.out")
+		s=$(json_field "$out" session)
+		tree_ok "$s" || {
+			echo "# transfer, $point: not stored whole after the" \
+			    "rerun: ${out:0:300}"
+			unfinished=$((unfinished + 1))
+		}
+		if [ "$(json_field "$out" resumed_chunks)" -lt "$acked" ] \
+		    2>/dev/null; then
+			echo "# transfer, $point: $acked chunks acknowledged," \
+			    "$(json_field "$out" resumed_chunks) held after the" \
+			    "power loss"
+			lost_total=$((lost_total + acked -
+			    $(json_field "$out" resumed_chunks)))
+		fi
+	fi
+	json_ok || torn_total=$((torn_total + 1))
+	echo "# transfer, $point: power lost at ${why:-the end}; $acked" \
+	    "acknowledged before it"
+	acked_total=$((acked_total + acked))
+	signal_ours TERM "$SERVER_PID"
+	wait "$SERVER_PID" 2>/dev/null
+	umount_lossy
+}
+
+if [ -n "${PF_TRANSFER_CRASH_AT:-}" ] &&
+    [ "$PF_TRANSFER_CRASH_AT" != all ]; then
+	TPOINTS=("$PF_TRANSFER_CRASH_AT")
+elif [ -n "${PF_CRASH_AT:-}" ]; then
+	TPOINTS=()
+else
+	S='storage/.staging'
+	TPOINTS=(
+	    end
+	    # Each file's backing file: written, synced, its name synced.
+	    "write:$S/*/p/*:3+"
+	    "fsync:$S/*/p/*:2"
+	    "fsync:$S/*/p/*:2+"
+	    "fsyncdir:$S/*/p:1"
+	    "fsyncdir:$S/*/p:1+"
+	    "fsync:$S/*/journal:2+"
+	    # COMMIT: the files named, their directories synced.
+	    "rename:$S/*/p/*:1"
+	    "rename:$S/*/p/*:12+"
+	    "fsyncdir:storage/*/tree/a:1"
+	    "fsyncdir:storage/*/tree:1+"
+	    "fsyncdir:$S/*/p:2+"
+	)
+fi
+for p in "${TPOINTS[@]}"; do
+	tround "$p"
 done
 
 echo "# $rounds simulated power losses ($reached at their point):" \
