@@ -745,6 +745,42 @@ out:
 }
 
 /*
+ * Where syncfs is not enough: an fsync of the directory of each stored
+ * entry of list beneath top, and of each of its ancestors.
+ */
+static int
+sync_listed_dirs(int top, const json_t *list)
+{
+	struct pf_dir_syncs *ds = calloc(1, sizeof(*ds));
+	const json_t *e;
+	size_t i;
+	int rc = 0;
+
+	if (ds == NULL)
+		return -1;
+	json_array_foreach(list, i, e) {
+		const char *p = json_string_value(json_object_get(e, "path"));
+		char *dir, *slash;
+
+		if (json_integer_value(json_object_get(e, "status")) != 0 ||
+		    p == NULL)
+			continue;
+		if ((dir = strdup(p)) == NULL) {
+			rc = -1;
+			break;
+		}
+		slash = strrchr(dir, '/');
+		*(slash != NULL ? slash : dir) = '\0';
+		rc = pf_sync_dirs(top, dir, ds);
+		free(dir);
+		if (rc == -1)
+			break;
+	}
+	free(ds);
+	return rc;
+}
+
+/*
  * A transfer: every stored entry of list into directory dir, each file
  * with its own receipt checked. dir is the user's, made if need be; what
  * the server names goes beneath it and never through a link (open_dirs).
@@ -804,8 +840,9 @@ fetch_tree(struct fetch *f, const char *dir, const json_t *list)
 	/* Those checked before an error keep their names all the same. */
 	if ((flushed = batch_flush(f, b)) != PF_OK && rc == PF_OK)
 		rc = flushed;
-	/* The empty directories too. */
-	if (rc == PF_OK && syncfs(top) == -1) {
+	/* The directories' names too, the empty ones' included. */
+	if (rc == PF_OK && (pf_syncfs_covers(top) ? syncfs(top) :
+	    sync_listed_dirs(top, list)) == -1) {
 		rc = PF_EIO;
 		remote_fail(&f->e, rc, f->id, "%s: sync: %s", dir,
 		    strerror(errno));

@@ -90,6 +90,52 @@ pf_syncfs_covers(int fd)
 	return false;
 }
 
+/* fsync of directory dir beneath topfd ("": topfd itself). */
+static int
+sync_beneath(int topfd, const char *dir)
+{
+	int fd, rc, saved;
+
+	if (dir[0] == '\0')
+		return fsync(topfd);
+	if ((fd = pf_open_beneath(topfd, dir, O_RDONLY | O_DIRECTORY, 0)) ==
+	    -1)
+		return -1;
+	rc = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+int
+pf_sync_dirs(int topfd, const char *dir, struct pf_dir_syncs *ds)
+{
+	char d[PATH_MAX], *slash;
+	size_t len;
+
+	if ((size_t)snprintf(d, sizeof(d), "%s", dir) >= sizeof(d)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (;;) {
+		len = strlen(d);
+		/* ds->prev's directory or one of its ancestors: synced. */
+		if (ds->started && strncmp(ds->prev, d, len) == 0 &&
+		    (len == 0 || ds->prev[len] == '\0' || ds->prev[len] == '/'))
+			break;
+		if (sync_beneath(topfd, d) == -1)
+			return -1;
+		if (len == 0)
+			break;
+		slash = strrchr(d, '/');
+		*(slash != NULL ? slash : d) = '\0';
+	}
+	ds->started = true;
+	snprintf(ds->prev, sizeof(ds->prev), "%s", dir);
+	return 0;
+}
+
 /* Writes all n bytes at p to fd; a short write is ENOSPC. */
 static int
 write_all(int fd, const void *p, size_t n)

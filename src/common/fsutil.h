@@ -7,6 +7,7 @@
 #ifndef PF_FSUTIL_H
 #define PF_FSUTIL_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -35,6 +36,21 @@ int pf_sync_dir(int dirfd, const char *path);
  * a FUSE daemon never hears of a syncfs.
  */
 bool pf_syncfs_covers(int fd);
+
+/* What pf_sync_dirs() synced last: zeroed before the first call. */
+struct pf_dir_syncs {
+	char	prev[PATH_MAX];
+	bool	started;
+};
+
+/*
+ * fsync of directory dir (relative to topfd and beneath it; "" is topfd)
+ * and of each of its ancestors up to topfd: what makes the names made in
+ * them durable where syncfs is not enough. Skips those the call before
+ * synced (its directory and their ancestors), so a sorted list of paths
+ * costs about one fsync a directory. Returns 0, or -1 with errno set.
+ */
+int pf_sync_dirs(int topfd, const char *dir, struct pf_dir_syncs *ds);
 
 /*
  * Replaces path (relative to dirfd, which may be AT_FDCWD) with the n

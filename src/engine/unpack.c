@@ -258,55 +258,24 @@ fail:
 	return pf_status_from_errno(errno);
 }
 
-/* fsync of the directory dir beneath the transfer's top. */
-static int
-sync_dir(struct unpack *u, const char *dir)
-{
-	int fd = open_dir(u, dir, false);
-
-	return fd == -1 ? -1 : fsync(fd);
-}
-
-/* Cuts dir ("a/b") to its parent ("a"; "" for the top). */
-static void
-to_parent(char *dir)
-{
-	char *slash = strrchr(dir, '/');
-
-	*(slash != NULL ? slash : dir) = '\0';
-}
-
 /*
  * Where syncfs is not enough: an fsync of every directory that got a
  * name (each file's, each made directory's parent, up to the top) and of
- * the backing files' one, which lost them. Entries come sorted by path,
- * so most directories were synced for the entry before.
+ * the backing files' one, which lost them.
  */
 static int
 sync_dirs(struct unpack *u, const struct manifest *m)
 {
-	char dir[PROTO_MAX_PATH + 1], prev[PROTO_MAX_PATH + 1] = "";
-	bool first = true;
-	size_t len;
+	char dir[PROTO_MAX_PATH + 1];
+	struct pf_dir_syncs ds = { .started = false };
 	int fd;
 
 	for (size_t i = 0; i < m->n; i++) {
 		if (m->f[i].status != PF_OK)
 			continue;
 		split(m->f[i].path, dir);
-		/* Up to prev's directory or one of its ancestors: synced. */
-		for (;; to_parent(dir)) {
-			len = strlen(dir);
-			if (!first && strncmp(prev, dir, len) == 0 &&
-			    (len == 0 || prev[len] == '\0' || prev[len] == '/'))
-				break;
-			if (sync_dir(u, dir) == -1)
-				return -1;
-			if (len == 0)
-				break;
-		}
-		first = false;
-		split(m->f[i].path, prev);
+		if (pf_sync_dirs(u->topfd, dir, &ds) == -1)
+			return -1;
 	}
 	if ((fd = pf_open_beneath(u->st->dirfd, PAYLOAD_DIR, O_RDONLY |
 	    O_DIRECTORY, 0)) == -1)

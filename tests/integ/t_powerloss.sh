@@ -561,7 +561,7 @@ tround() {
 	local point=$1 why acked s out
 	rounds=$((rounds + 1))
 	rm -rf "$BACK" "$T"/tree.* "$T/trace"
-	mkdir -p "$BACK"
+	mkdir -p "$BACK/dl"
 	cp "$T/users.old" "$BACK/users"
 	: >"$T/server.log"
 	local arm=(--crash-at "$point")
@@ -571,9 +571,13 @@ tround() {
 		not_ok "transfer, $point: lossyfs mounted"
 		return
 	}
+	FETCHED=no
 	if start_paraflowd; then
 		tclient
-		client_wait tree
+		client_wait tree && timeout 120 "$PARAFLOW" fetch \
+		    "$(json_field "$(cat "$T/tree.out")" session)" \
+		    -o "$MNT/dl" --http "https://127.0.0.1:$HTTP_PORT" \
+		    --pin "$PIN" >>"$T/tree.fetch" 2>&1 && FETCHED=yes
 	fi
 	if crashed || [ "$point" = end ]; then
 		reached=$((reached + 1))
@@ -620,6 +624,17 @@ tround() {
 			    $(json_field "$out" resumed_chunks)))
 		fi
 	fi
+	# A fetch of the tree that said it was done left it whole.
+	[ "$point" != end ] || [ "$FETCHED" = yes ] || {
+		echo "# transfer, end: the fetch failed: $(tail -n 1 \
+		    "$T/tree.fetch" 2>/dev/null)"
+		unfinished=$((unfinished + 1))
+	}
+	if [ "$FETCHED" = yes ] && ! diff -r "$T/tree" "$BACK/dl/tree" \
+	    >/dev/null 2>&1; then
+		echo "# transfer, $point: fetched, and not whole after it"
+		torn_total=$((torn_total + 1))
+	fi
 	json_ok || torn_total=$((torn_total + 1))
 	echo "# transfer, $point: power lost at ${why:-the end}; $acked" \
 	    "acknowledged before it"
@@ -651,6 +666,10 @@ else
 	    "fsyncdir:storage/*/tree/a:1"
 	    "fsyncdir:storage/*/tree:1+"
 	    "fsyncdir:$S/*/p:2+"
+	    # The fetch of the tree: its files' syncs, renames, directories.
+	    "fsync:dl/tree/*.part:3+"
+	    "rename:dl/tree/*.part:5+"
+	    "fsyncdir:dl/tree/a:1+"
 	)
 fi
 for p in "${TPOINTS[@]}"; do
