@@ -56,18 +56,25 @@ open_parent(int dirfd, const char *path)
 	return fd;
 }
 
-int
-pf_sync_dir(int dirfd, const char *path)
+/* fsync of fd (-1: its open failed), then closes it; errno the sync's. */
+static int
+sync_close(int fd)
 {
-	int fd, rc, saved;
+	int rc, saved;
 
-	if ((fd = open_parent(dirfd, path)) == -1)
+	if (fd == -1)
 		return -1;
 	rc = fsync(fd);
 	saved = errno;
 	close(fd);
 	errno = saved;
 	return rc;
+}
+
+int
+pf_sync_dir(int dirfd, const char *path)
+{
+	return sync_close(open_parent(dirfd, path));
 }
 
 bool
@@ -94,18 +101,8 @@ pf_syncfs_covers(int fd)
 static int
 sync_beneath(int topfd, const char *dir)
 {
-	int fd, rc, saved;
-
-	if (dir[0] == '\0')
-		return fsync(topfd);
-	if ((fd = pf_open_beneath(topfd, dir, O_RDONLY | O_DIRECTORY, 0)) ==
-	    -1)
-		return -1;
-	rc = fsync(fd);
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return rc;
+	return dir[0] == '\0' ? fsync(topfd) : sync_close(pf_open_beneath(
+	    topfd, dir, O_RDONLY | O_DIRECTORY, 0));
 }
 
 int

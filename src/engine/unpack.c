@@ -260,15 +260,16 @@ fail:
 
 /*
  * Where syncfs is not enough: an fsync of every directory that got a
- * name (each file's, each made directory's parent, up to the top) and of
- * the backing files' one, which lost them.
+ * name (each file's, each made directory's parent, up to the top). Not
+ * of the backing files' directory: until the metadata is written a
+ * power loss must leave the backing files there too, where recovery
+ * reads the chunks back.
  */
 static int
 sync_dirs(struct unpack *u, const struct manifest *m)
 {
 	char dir[PROTO_MAX_PATH + 1];
 	struct pf_dir_syncs ds = { .started = false };
-	int fd;
 
 	for (size_t i = 0; i < m->n; i++) {
 		if (m->f[i].status != PF_OK)
@@ -277,14 +278,7 @@ sync_dirs(struct unpack *u, const struct manifest *m)
 		if (pf_sync_dirs(u->topfd, dir, &ds) == -1)
 			return -1;
 	}
-	if ((fd = pf_open_beneath(u->st->dirfd, PAYLOAD_DIR, O_RDONLY |
-	    O_DIRECTORY, 0)) == -1)
-		return errno == ENOENT ? 0 : -1;
-	if (fsync(fd) == -1) {
-		close(fd);
-		return -1;
-	}
-	return close(fd);
+	return 0;
 }
 
 /* Makes the names durable, if the storage syncs at all. */
