@@ -760,20 +760,9 @@ sync_listed_dirs(int top, const json_t *list)
 		return -1;
 	json_array_foreach(list, i, e) {
 		const char *p = json_string_value(json_object_get(e, "path"));
-		char *dir, *slash;
 
-		if (json_integer_value(json_object_get(e, "status")) != 0 ||
-		    p == NULL)
-			continue;
-		if ((dir = strdup(p)) == NULL) {
-			rc = -1;
-			break;
-		}
-		slash = strrchr(dir, '/');
-		*(slash != NULL ? slash : dir) = '\0';
-		rc = pf_sync_dirs(top, dir, ds);
-		free(dir);
-		if (rc == -1)
+		if (json_integer_value(json_object_get(e, "status")) == 0 &&
+		    p != NULL && (rc = pf_sync_dirs(top, p, ds)) == -1)
 			break;
 	}
 	free(ds);

@@ -105,19 +105,30 @@ sync_beneath(int topfd, const char *dir)
 	    topfd, dir, O_RDONLY | O_DIRECTORY, 0));
 }
 
-int
-pf_sync_dirs(int topfd, const char *dir, struct pf_dir_syncs *ds)
+/* Cuts path ("a/b") to its directory ("a"; "" for none). */
+static void
+cut_to_dir(char *path)
 {
-	char d[PATH_MAX], *slash;
+	char *slash = strrchr(path, '/');
+
+	*(slash != NULL ? slash : path) = '\0';
+}
+
+int
+pf_sync_dirs(int topfd, const char *path, struct pf_dir_syncs *ds)
+{
+	char dir[PATH_MAX], d[PATH_MAX];
 	size_t len;
 
-	if ((size_t)snprintf(d, sizeof(d), "%s", dir) >= sizeof(d)) {
+	if ((size_t)snprintf(dir, sizeof(dir), "%s", path) >= sizeof(dir)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	for (;;) {
+	cut_to_dir(dir);
+	memcpy(d, dir, sizeof(d));
+	for (;; cut_to_dir(d)) {
 		len = strlen(d);
-		/* ds->prev's directory or one of its ancestors: synced. */
+		/* The last call's directory or one of its ancestors: synced. */
 		if (ds->started && strncmp(ds->prev, d, len) == 0 &&
 		    (len == 0 || ds->prev[len] == '\0' || ds->prev[len] == '/'))
 			break;
@@ -125,11 +136,9 @@ pf_sync_dirs(int topfd, const char *dir, struct pf_dir_syncs *ds)
 			return -1;
 		if (len == 0)
 			break;
-		slash = strrchr(d, '/');
-		*(slash != NULL ? slash : d) = '\0';
 	}
 	ds->started = true;
-	snprintf(ds->prev, sizeof(ds->prev), "%s", dir);
+	memcpy(ds->prev, dir, sizeof(ds->prev));
 	return 0;
 }
 

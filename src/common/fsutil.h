@@ -44,13 +44,14 @@ struct pf_dir_syncs {
 };
 
 /*
- * fsync of directory dir (relative to topfd and beneath it; "" is topfd)
- * and of each of its ancestors up to topfd: what makes the names made in
- * them durable where syncfs is not enough. Skips those the call before
- * synced (its directory and their ancestors), so a sorted list of paths
- * costs about one fsync a directory. Returns 0, or -1 with errno set.
+ * fsync of the directory that holds path (relative to topfd and beneath
+ * it; a name without "/" is in topfd) and of each of its ancestors up to
+ * topfd: what makes the names made in them durable where syncfs is not
+ * enough. Skips those the call before synced (its directory and their
+ * ancestors), so a sorted list of paths costs about one fsync a
+ * directory. Returns 0, or -1 with errno set.
  */
-int pf_sync_dirs(int topfd, const char *dir, struct pf_dir_syncs *ds);
+int pf_sync_dirs(int topfd, const char *path, struct pf_dir_syncs *ds);
 
 /*
  * Replaces path (relative to dirfd, which may be AT_FDCWD) with the n

@@ -268,16 +268,12 @@ fail:
 static int
 sync_dirs(struct unpack *u, const struct manifest *m)
 {
-	char dir[PROTO_MAX_PATH + 1];
 	struct pf_dir_syncs ds = { .started = false };
 
-	for (size_t i = 0; i < m->n; i++) {
-		if (m->f[i].status != PF_OK)
-			continue;
-		split(m->f[i].path, dir);
-		if (pf_sync_dirs(u->topfd, dir, &ds) == -1)
+	for (size_t i = 0; i < m->n; i++)
+		if (m->f[i].status == PF_OK &&
+		    pf_sync_dirs(u->topfd, m->f[i].path, &ds) == -1)
 			return -1;
-	}
 	return 0;
 }
 
@@ -447,7 +443,8 @@ unpack_transfer(struct storage *s, struct staging *st, uint32_t chunk_size,
 		    strerror(errno));
 		goto out;
 	}
-	u.fsync_each = !pf_syncfs_covers(u.topfd);
+	u.fsync_each = st->sync != STORAGE_SYNC_NONE &&
+	    !pf_syncfs_covers(u.topfd);
 	if ((rc = unpack_all(&u)) != PF_OK)
 		goto out;
 	rc = PF_ENOMEM;
