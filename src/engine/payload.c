@@ -21,9 +21,13 @@
 #include "payload.h"
 
 
-/* The bytes [off, off + len) of the payload one backing file holds. */
+/*
+ * The bytes [off, off + len) of the payload one backing file holds; and
+ * where a COMMIT cut short may have renamed it (payload_placed_at).
+ */
 struct payload_range {
 	uint64_t	 off, len;
+	char		*placed;	/* beneath placedfd, or NULL */
 };
 
 struct payload {
@@ -37,6 +41,7 @@ struct payload {
 	_Atomic uint64_t	 owed;
 	int			 fd;		/* PAYLOAD_DATA_NAME, or -1 */
 	int			 pdirfd;	/* PAYLOAD_DIR, or -1 */
+	int			 placedfd;	/* <root>/<id>, or -1 */
 	struct payload_range	*r;		/* sorted by off */
 	size_t			 n;
 	atomic_uchar		*dirty;		/* written since a sync */
@@ -83,7 +88,7 @@ ranges_from(struct payload *pl, const struct manifest *mf)
 	for (size_t i = 0; i < mf->n; i++)
 		if (!mf->f[i].dir && mf->f[i].size > 0)
 			pl->r[n++] = (struct payload_range){ mf->f[i].offset,
-			    mf->f[i].size };
+			    mf->f[i].size, NULL };
 	qsort(pl->r, n, sizeof(*pl->r), range_cmp);
 	pl->n = n;
 	return PF_OK;
@@ -96,7 +101,7 @@ payload_new(int dirfd, _Atomic uint64_t *promised)
 
 	if (pl != NULL) {
 		pl->dirfd = dirfd;
-		pl->fd = pl->pdirfd = -1;
+		pl->fd = pl->pdirfd = pl->placedfd = -1;
 		pl->promised = promised;
 		pl->syncfs_covers = pf_syncfs_covers(dirfd);
 	}
@@ -122,6 +127,10 @@ payload_close(struct payload *pl)
 		close(pl->fd);
 	if (pl->pdirfd != -1)
 		close(pl->pdirfd);
+	if (pl->placedfd != -1)
+		close(pl->placedfd);
+	for (size_t i = 0; i < pl->n; i++)
+		free(pl->r[i].placed);
 	free(pl->r);
 	free(pl->dirty);
 	free(pl->named);
@@ -275,6 +284,45 @@ first_range(const struct payload *pl, uint64_t off)
 	return lo;
 }
 
+enum pf_status
+payload_placed_at(struct payload *pl, int topfd, const struct manifest *mf)
+{
+	pl->placedfd = topfd;
+	for (size_t i = 0; i < mf->n; i++) {
+		const struct manifest_file *f = &mf->f[i];
+		size_t k;
+
+		if (f->dir || f->size == 0 || f->path == NULL)
+			continue;
+		k = first_range(pl, f->offset);
+		if (k == pl->n || pl->r[k].off != f->offset ||
+		    pl->r[k].placed != NULL)
+			continue;
+		if ((pl->r[k].placed = strdup(f->path)) == NULL)
+			return PF_ENOMEM;
+	}
+	return PF_OK;
+}
+
+/* Opens range r's backing file, or where COMMIT put it; -1 if neither. */
+static int
+open_range(const struct payload *pl, const struct payload_range *r)
+{
+	char name[PAYLOAD_NAME_MAX];
+	int fd;
+
+	payload_file_name(r->off, name);
+	fd = openat(pl->pdirfd, name + sizeof(PAYLOAD_DIR), O_RDONLY |
+	    O_NOFOLLOW | O_CLOEXEC);
+	if (fd != -1 || errno != ENOENT || r->placed == NULL)
+		return fd;
+	/* Whatever stops it there, the bytes are not: zeros, sent again. */
+	if ((fd = pf_open_beneath(pl->placedfd, r->placed, O_RDONLY,
+	    0)) == -1)
+		errno = ENOENT;
+	return fd;
+}
+
 /* Writes n bytes of p at off of fd. */
 static enum pf_status
 pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
@@ -407,7 +455,6 @@ pread_all(int fd, uint8_t *p, size_t n, uint64_t off, bool short_ok)
 static enum pf_status
 read_files(struct payload *pl, uint64_t off, uint8_t *p, size_t n)
 {
-	char name[PAYLOAD_NAME_MAX];
 	uint64_t end = off + n, pos = off;
 	enum pf_status rc;
 
@@ -424,9 +471,7 @@ read_files(struct payload *pl, uint64_t off, uint8_t *p, size_t n)
 		if (r == NULL || pos >= end)
 			break;
 		to = r->off + r->len < end ? r->off + r->len : end;
-		payload_file_name(r->off, name);
-		fd = openat(pl->pdirfd, name + sizeof(PAYLOAD_DIR), O_RDONLY |
-		    O_NOFOLLOW | O_CLOEXEC);
+		fd = open_range(pl, r);
 		if (fd == -1 && errno != ENOENT)
 			return PF_EIO;
 		if (fd == -1)

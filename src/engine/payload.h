@@ -56,6 +56,15 @@ enum pf_status payload_open(int dirfd, const struct manifest *mf,
 void payload_close(struct payload *pl);
 
 /*
+ * For a transfer whose COMMIT was cut short: each file of mf (the
+ * manifest pl was opened with) whose backing file is gone is read from
+ * its stored path beneath topfd (<root>/<id>, taken), where COMMIT
+ * renamed it, so that recovery after a reboot finds its chunks there.
+ */
+enum pf_status payload_placed_at(struct payload *pl, int topfd,
+    const struct manifest *mf);
+
+/*
  * Writes n bytes at payload offset off; thread-safe for disjoint ranges.
  * PF_ENOSPC or PF_EIO.
  */
@@ -65,8 +74,9 @@ enum pf_status payload_write(struct payload *pl, uint64_t off,
 /*
  * Reads n bytes at off into p. A single file: PF_EIO also if it is
  * shorter. A transfer: what no backing file holds (dead bytes, a file
- * not written yet or lost in a crash) reads as zeros, so a chunk
- * checked against its digest fails and is sent again.
+ * not written yet or lost in a crash), nor its stored place if
+ * payload_placed_at gave one, reads as zeros, so a chunk checked against
+ * its digest fails and is sent again.
  */
 enum pf_status payload_read(struct payload *pl, uint64_t off, void *p,
     size_t n);

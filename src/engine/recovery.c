@@ -180,16 +180,23 @@ load_manifest(int dirfd, const json_t *meta, enum pf_status *rc)
 	return m;
 }
 
-/* Opens st's payload as its metadata meta describes it. */
+/*
+ * Opens st's payload as its metadata meta describes it; a transfer's
+ * files a COMMIT cut short renamed into <root>/<id> are read there.
+ */
 static enum pf_status
 open_payload(struct storage *s, struct staging *st, const json_t *meta)
 {
 	struct manifest *m;
 	enum pf_status rc;
+	int topfd;
 
 	m = load_manifest(st->dirfd, meta, &rc);
 	if (rc == PF_OK)
 		rc = payload_open(st->dirfd, m, &s->promised, &st->pl);
+	if (rc == PF_OK && m != NULL &&
+	    (topfd = storage_open_dir(s->rootfd, st->id)) != -1)
+		rc = payload_placed_at(st->pl, topfd, m);
 	manifest_free(m);
 	return rc;
 }

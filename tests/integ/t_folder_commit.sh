@@ -5,9 +5,11 @@
 # through it (so each worker meets some) is stored byte for byte, every
 # executable refused by its own first bytes and nothing else, every
 # stored file with its own receipt; then paraflowd is SIGKILLed while
-# another such tree is being cut into its files, and after a restart the
-# rerun of the same command completes it, identical, with no temporary
-# name left and the staging area gone.
+# COMMIT renames another such tree's files into place, and after a
+# restart (and again after a simulated reboot, when recovery reads every
+# chunk back) the rerun of the same command completes it, identical,
+# every chunk resumed, with no temporary name left and the staging area
+# gone.
 . "$(dirname "$0")/lib.sh"
 
 command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
@@ -71,52 +73,78 @@ done
 check_eq "each file's receipt is paraflow digest's" 0 "$bad"
 check "the staging area is gone" staging_empty
 
-# --- paraflowd killed while it cuts the payload into files ---------------
+# kill_in_commit DIR: uploads DIR and SIGKILLs paraflowd (and the client)
+# while COMMIT renames its files into place: some are there, the session
+# is still staged. CAUGHT=1 if so; the whole COMMIT can slip between two
+# looks (a fast machine, or a slow one that paused this script), and
+# then only what holds either way is checked.
+kill_in_commit() {
+	local top=$1 name cpid i
+	name=$(basename "$top")
+	"$PARAFLOW" upload --port "$PORT" --quiet -c 64K "$top" \
+	    >"$T/$name.out" 2>"$T/$name.err" &
+	cpid=$!
+	CAUGHT=0
+	for ((i = 0; i < 6000; i++)); do
+		if compgen -G "$STORAGE/*/$name/d*/*.dat" >/dev/null; then
+			signal_ours STOP "$SERVER_PID"
+			staging_empty || CAUGHT=1
+			break
+		fi
+		ours "$cpid" || break
+		sleep 0.01
+	done
+	signal_ours KILL "$SERVER_PID" "$cpid"
+	wait "$SERVER_PID" "$cpid" 2>/dev/null
+	echo "# killed during COMMIT's renames: $CAUGHT"
+}
+
+# rerun_after_kill DIR WHAT: the rerun of the same command completes
+# DIR's transfer, identical, resuming every chunk if the kill was caught
+# (each had its ACK before COMMIT began).
+rerun_after_kill() {
+	local top=$1 name what=$2
+	name=$(basename "$top")
+	start_server --port "$PORT"
+	run "$PARAFLOW" upload --port "$PORT" --quiet -c 64K --json "$top"
+	check_eq "$what: the rerun completes (exit 11)" 11 "$RC"
+	SID=$(json_get session <"$T/out")
+	echo "# rerun: $(json_get resumed_chunks <"$T/out") of" \
+	    "$(json_get chunks <"$T/out") chunks held"
+	if [ "$CAUGHT" -eq 1 ]; then
+		check_eq "$what: every chunk held, none sent again" \
+		    "$(json_get chunks <"$T/out")" \
+		    "$(json_get resumed_chunks <"$T/out")"
+		check "$what: one stored transfer for the tree" \
+		    test "$(find "$STORAGE" -mindepth 2 -maxdepth 2 \
+		    -name "$name" | wc -l)" -eq 1
+	fi
+	check_eq "$what: the same files refused" "$REFUSED" \
+	    "$(json_get files.refused <"$T/out")"
+	check "$what: the tree equals the source minus them (diff -r)" \
+	    diff -r "$top.want" "$STORAGE/$SID/$name"
+	check "$what: no temporary name left" \
+	    test -z "$(find "$STORAGE" -name '.pf-part-*')"
+	check "$what: the staging area is gone" staging_empty
+	stop_server
+}
+
+# --- paraflowd killed while it renames the files into place ----------
 B=$T/b
 tree "$B"
-"$PARAFLOW" upload --port "$PORT" --quiet -c 64K "$B" >"$T/b.out" \
-    2>"$T/b.err" &
-CPID=$!
-# COMMIT has begun once a file has its temporary name; the data arrives
-# in well under a second, so the check polls tightly.
-cutting() {
-	[ -n "$(find "$STORAGE" -mindepth 2 -maxdepth 4 -path '*/b/*' \
-	    -name '.pf-part-*' -print -quit 2>/dev/null)" ]
-}
-caught=0
-for ((i = 0; i < 6000; i++)); do
-	if cutting; then
-		caught=1
-		break
-	fi
-	ours "$CPID" || break
-	sleep 0.01
-done
-signal_ours KILL "$SERVER_PID" "$CPID"
-wait "$SERVER_PID" "$CPID" 2>/dev/null
-# The whole COMMIT can slip between two looks (a fast machine, or a slow
-# one that paused this script): then the rerun is a new transfer, and
-# only what holds either way is checked.
-echo "# killed during COMMIT: $caught"
+kill_in_commit "$B"
+rerun_after_kill "$B" "killed"
+
+# --- the same, then a reboot: recovery reads every chunk back ---------
+# A power loss after COMMIT's names are durable leaves the files at
+# their final places and the backing files gone; removing the boot
+# marker makes recovery check each journaled chunk as after a reboot,
+# and it must find the renamed files' chunks where COMMIT put them.
 start_server --port "$PORT"
-run "$PARAFLOW" upload --port "$PORT" --quiet -c 64K --json "$B"
-check_eq "the rerun after the restart completes (exit 11)" 11 "$RC"
-SID=$(json_get session <"$T/out")
-echo "# rerun: $(json_get resumed_chunks <"$T/out") of" \
-    "$(json_get chunks <"$T/out") chunks held"
-if [ "$caught" -eq 1 ]; then
-	check "it resumed the chunks held before the kill" \
-	    test "$(json_get resumed_chunks <"$T/out")" -gt 0
-	check "one stored transfer for the tree" test "$(find "$STORAGE" \
-	    -mindepth 2 -maxdepth 2 -name b | wc -l)" -eq 1
-fi
-check_eq "the same files refused" "$REFUSED" \
-    "$(json_get files.refused <"$T/out")"
-check "the tree equals the source minus them (diff -r)" \
-    diff -r "$B.want" "$STORAGE/$SID/b"
-check "no temporary name left after the rerun" \
-    test -z "$(find "$STORAGE" -name '.pf-part-*')"
-check "the staging area is gone" staging_empty
-stop_server
+C=$T/c
+tree "$C"
+kill_in_commit "$C"
+rm -f "$STORAGE/.staging/.boot"
+rerun_after_kill "$C" "killed, rebooted"
 
 done_testing
