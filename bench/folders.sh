@@ -9,8 +9,13 @@
 #   scp -r to a localhost sshd (bench/sshd.sh).
 # Every copy is compared with the source (diff -r) before its time counts.
 # The four run in turns, ROUNDS times (default 3), each round starting
-# with the next one (whoever runs right after a copy is deleted finds the
-# filesystem busy); a row is a tool's median, with its ratio to paraflow's.
+# with the next one; a row is a tool's median, with its ratio to
+# paraflow's. No copy is deleted before the end: each is moved aside
+# (a rename): on ext4 without a journal each new file skips, one by one,
+# the inodes freed in the last seconds (recently_deleted: 5 s once their
+# table is written, 300 s before), and deleting a copy cost the next tool
+# up to a CPU-second. DISK_DIR needs room for every copy (about 9.3 GB
+# with the defaults).
 #   bench/folders.sh            (needs root for the sshd)
 # FILES (default 10000), BIG (default 3), MIXED (default 5000); SRC_DIR
 # (default /dev/shm) holds the trees, DISK_DIR (default /var/tmp) every
@@ -113,9 +118,15 @@ nc_copy() {
 	wait "$nc_pid"
 }
 
-# run_one LABEL TOOL: one copy of tree $work/LABEL by TOOL, then deleted.
+# aside DIR: moves the copy DIR out of its receiver's way, undeleted.
+aside() {
+	mkdir -p "$dwork/aside"
+	mv "$1" "$(mktemp -d "$dwork/aside/c.XXXXXX")/"
+}
+
+# run_one LABEL TOOL: one copy of tree $work/LABEL by TOOL, then set aside.
 run_one() {
-	local t=$work/$1
+	local t=$work/$1 d
 	case $2 in
 	paraflow)
 		timed paraflow "$t" "$dwork/pf/*/$1" "$bin/paraflow" upload \
@@ -123,7 +134,7 @@ run_one() {
 		# paraflowd's own account of its COMMIT.
 		grep 'entries: staged' "$work/pf.log" | tail -n 1 |
 		    sed 's/^.*: \([0-9]* entries\)/    COMMIT: \1/'
-		rm -rf "${dwork:?}"/pf/*/ ;;
+		for d in "$dwork"/pf/*/; do aside "$d"; done ;;
 	tar)
 		nc_port=$(free_port)
 		mkdir -p "$dwork/nc/$1"
@@ -135,16 +146,16 @@ run_one() {
 			sleep 0.05
 		done
 		timed 'tar|nc' "$t" "$dwork/nc/$1/$1" nc_copy "$1" || true
-		rm -rf "$dwork/nc/$1" ;;
+		aside "$dwork/nc/$1" ;;
 	rsync)
 		timed rsync "$t" "$dwork/rsync/$1" rsync -r "$t" \
 		    "rsync://127.0.0.1:$rs_port/bench/" || true
-		rm -rf "$dwork/rsync/$1" ;;
+		aside "$dwork/rsync/$1" ;;
 	scp)
 		mkdir -p "$dwork/scp"
 		timed 'scp -r' "$t" "$dwork/scp/$1" scp -q -r -P "$ssh_port" \
 		    "${ssh_opts[@]}" "$t" "127.0.0.1:$dwork/scp/" || true
-		rm -rf "$dwork/scp/$1" ;;
+		aside "$dwork/scp/$1" ;;
 	esac
 }
 
