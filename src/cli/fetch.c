@@ -61,9 +61,23 @@ struct fetch {
 	struct remote_error	 e;		/* why the sink stopped */
 	struct filesum		*sum;		/* the receipt of what was
 						   written since offset 0 */
-	unsigned		 files;		/* a transfer's, fetched */
+	_Atomic unsigned	 files;		/* a transfer's, fetched */
 	bool			 transfer;	/* the session says "files" */
+	struct fetch		*tree;		/* a transfer's file: the
+						   whole fetch, whose bar
+						   counts its bytes too */
 };
+
+/* Moves f's write position to off, with the progress it reports. */
+static void
+set_offset(struct fetch *f, uint64_t off)
+{
+	/* Unsigned: a step back (starting over) wraps to a subtraction. */
+	if (f->tree != NULL)
+		atomic_fetch_add(&f->tree->done, off - f->offset);
+	f->offset = off;
+	atomic_store(&f->done, off);
+}
 
 static bool
 hex_digest_valid(const char *s)
@@ -182,8 +196,7 @@ open_part(struct fetch *f)
 		}
 		f->kept = 0;
 	}
-	f->offset = f->kept;
-	atomic_store(&f->done, f->offset);
+	set_offset(f, f->kept);
 	rc = PF_OK;
 out:
 	return rc;
@@ -220,9 +233,8 @@ body_begins(struct fetch *f)
 			    strerror(errno));
 			return PF_EIO;
 		}
-		f->offset = 0;
+		set_offset(f, 0);
 		f->restarted = true;
-		atomic_store(&f->done, 0);
 	}
 	return PF_OK;
 }
@@ -262,10 +274,9 @@ part_sink(void *arg, const void *p, size_t n)
 		}
 		b += k;
 		n -= (size_t)k;
-		f->offset += (uint64_t)k;
+		set_offset(f, f->offset + (uint64_t)k);
 		f->got += (uint64_t)k;
 	}
-	atomic_store(&f->done, f->offset);
 	return PF_OK;
 }
 
@@ -289,7 +300,8 @@ download(struct fetch *f)
 	snprintf(etag, sizeof(etag), "\"%s\"", f->digest);
 	rq.path = path;
 	f->resp = &resp;
-	if (!f->o->quiet && !f->o->json)
+	/* A transfer's file: the transfer's bar counts it. */
+	if (!f->o->quiet && !f->o->json && f->tree == NULL)
 		bar = progress_start(f->id, f->size, &f->done);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		f->started = false;
@@ -313,9 +325,8 @@ download(struct fetch *f)
 				rc = PF_EIO;
 				goto out;
 			}
-			f->offset = 0;
+			set_offset(f, 0);
 			f->restarted = true;
-			atomic_store(&f->done, 0);
 			continue;
 		}
 		break;
@@ -694,7 +705,7 @@ fetch_entry(struct fetch *f, struct batch *b, const char *dir, int top,
 	const char *d = json_string_value(json_object_get(e, "digest"));
 	json_int_t size = json_integer_value(json_object_get(e, "size"));
 	struct fetch g = { .o = f->o, .h = f->h, .id = f->id, .fd = -1,
-	    .dirfd = -1, .chunk_size = f->chunk_size };
+	    .dirfd = -1, .chunk_size = f->chunk_size, .tree = f };
 	char *path = NULL, *q = NULL;
 	const char *leaf;
 	enum pf_status rc = PF_EPROTO;
@@ -769,6 +780,42 @@ sync_listed_dirs(int top, const json_t *list)
 	return rc;
 }
 
+/* The transfer's files fetched so far, for its bar. */
+static unsigned
+files_done(void *arg)
+{
+	struct fetch *f = arg;
+
+	return atomic_load(&f->files);
+}
+
+/*
+ * The bar of a transfer's fetch: the bytes and the count of the files of
+ * list it stores, one line for them all (not one a file).
+ */
+static struct progress *
+tree_bar(struct fetch *f, const json_t *list)
+{
+	struct progress_items items = { "files", 0, files_done, f };
+	uint64_t total = 0;
+	const json_t *e;
+	size_t i;
+
+	if (f->o->quiet || f->o->json)
+		return NULL;
+	json_array_foreach(list, i, e) {
+		json_int_t size = json_integer_value(json_object_get(e,
+		    "size"));
+
+		if (json_integer_value(json_object_get(e, "status")) != 0 ||
+		    json_is_true(json_object_get(e, "dir")))
+			continue;
+		items.total++;
+		total += size > 0 ? (uint64_t)size : 0;
+	}
+	return progress_start_items(f->id, total, &f->done, &items);
+}
+
 /*
  * A transfer: every stored entry of list into directory dir, each file
  * with its own receipt checked. dir is the user's, made if need be; what
@@ -778,6 +825,7 @@ static enum pf_status
 fetch_tree(struct fetch *f, const char *dir, const json_t *list)
 {
 	const json_t *e;
+	struct progress *bar;
 	struct batch *b;
 	char *copy;
 	size_t i;
@@ -798,6 +846,7 @@ fetch_tree(struct fetch *f, const char *dir, const json_t *list)
 		return PF_EIO;
 	}
 	free(copy);
+	bar = tree_bar(f, list);
 	json_array_foreach(list, i, e) {
 		const char *p = json_string_value(json_object_get(e, "path"));
 		char *safe;
@@ -826,6 +875,7 @@ fetch_tree(struct fetch *f, const char *dir, const json_t *list)
 		}
 		close(fd);
 	}
+	progress_stop(bar);
 	/* Those checked before an error keep their names all the same. */
 	if ((flushed = batch_flush(f, b)) != PF_OK && rc == PF_OK)
 		rc = flushed;

@@ -389,6 +389,18 @@ if command -v script >/dev/null 2>&1; then
 	    --no-resume $T/bar" /dev/null >"$T/tty" 2>&1 </dev/null
 	check "on a terminal: the last bar line says 7/7 files" \
 	    grep -aq ' 7/7 files ' "$T/tty"
+	# Fetching it back: one bar for the transfer, not one a file.
+	SID=$(basename "$(dirname "$(find "$STORAGE" -mindepth 2 \
+	    -maxdepth 2 -name bar)")")
+	script -qec "$PARAFLOW fetch $SID -o $T/bar-back \
+	    --pin $(server_pin) --http https://127.0.0.1:$HTTP_PORT" \
+	    /dev/null >"$T/tty" 2>&1 </dev/null
+	check "fetch on a terminal: the tree is back (diff -r)" \
+	    diff -r "$T/bar" "$T/bar-back/bar"
+	check "fetch on a terminal: its bar says 7/7 files" \
+	    grep -aq ' 7/7 files ' "$T/tty"
+	check_eq "fetch on a terminal: one bar line and the result" 2 \
+	    "$(grep -c . "$T/tty")"
 fi
 stop_server
 
