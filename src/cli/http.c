@@ -311,6 +311,29 @@ out:
 	return NULL;
 }
 
+struct http *
+http_dup(const struct http *h)
+{
+	struct http *d;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return NULL;
+	if ((d->base = strdup(h->base)) == NULL ||
+	    (d->curl = curl_easy_duphandle(h->curl)) == NULL)
+		goto out;
+	d->https = h->https;
+	d->timeout_s = h->timeout_s;
+	d->cancel = h->cancel;
+	/* The options that point into h must point into d. */
+	SETOPT(d, CURLOPT_ERRORBUFFER, d->errbuf);
+	if (d->cancel != NULL)
+		SETOPT(d, CURLOPT_XFERINFODATA, d);
+	return d;
+out:
+	http_free(d);
+	return NULL;
+}
+
 void
 http_free(struct http *h)
 {

@@ -93,6 +93,12 @@ bool http_base_valid(const char *url);
 struct http *http_new(const struct http_opts *o);
 
 /*
+ * A second client with h's options (its own connection, counters at 0),
+ * for another thread; NULL on ENOMEM.
+ */
+struct http *http_dup(const struct http *h);
+
+/*
  * Frees h. NULL is a no-op. libcurl frees its copy of the secret without
  * wiping it: nothing we can reach holds one.
  */

@@ -61,7 +61,9 @@
 "                         it); if not, FILE.part is removed (exit 6).\n" \
 "                         A transfer (upload PATH...): FILE is a\n" \
 "                         directory; each stored file goes to its path\n" \
-"                         in it, its own receipt checked\n"
+"                         in it, its own receipt checked\n" \
+"          --threads N    a transfer's files fetched at once, each over\n" \
+"                         its own connection (default 8, at most 64)\n"
 
 /* Long-only options of upload PATH... */
 enum {
@@ -682,6 +684,7 @@ remote_parse(struct remote_args *a, int argc, char **argv)
 		CLI_LOGIN_OPTIONS,
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "threads", required_argument, NULL, 'N' },
 		{ "watch", optional_argument, NULL, 'w' },
 		{ "state", required_argument, NULL, 'A' },
 		{ "json", no_argument, NULL, 'j' },
@@ -706,6 +709,9 @@ remote_parse(struct remote_args *a, int argc, char **argv)
 			break;
 		case 'o':
 			a->out = optarg;
+			break;
+		case 'N':
+			a->o.threads = pf_arg_uint("threads", optarg, 1, 64);
 			break;
 		case 'w':
 			a->watching = true;
@@ -750,6 +756,8 @@ remote_check(struct remote_args *a, int argc, char **argv)
 
 	if (a->out != NULL && cmd != CMD_FETCH)
 		pf_usage_error("%s takes no --output", name);
+	if (a->o.threads != 0 && cmd != CMD_FETCH)
+		pf_usage_error("%s takes no --threads", name);
 	if (a->out != NULL && *a->out == '\0')
 		pf_usage_error("%s", "--output needs a file name");
 	if (a->watching && cmd != CMD_STATUS)

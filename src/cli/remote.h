@@ -28,6 +28,7 @@ struct remote_opts {
 	unsigned	 timeout_s;
 	bool		 json;		/* one JSON document on stdout */
 	bool		 quiet;		/* no progress bar, no hints */
+	unsigned	 threads;	/* fetch: files at once; 0: default */
 	/* Borrowed, or NULL: when set, requests stop (see http_opts). */
 	const volatile sig_atomic_t *cancel;
 	/* Borrowed: how an https:// gateway is trusted (gwtrust.h). */

@@ -310,29 +310,24 @@ engine_open_transfer_file(struct engine *e, const char *id,
 {
 	struct engine_session_info info;
 	struct list_load l = { e->storage, id };
-	json_t *list, *f;
+	const json_t *f;
+	json_t *list;
+	const char *p;
 	enum pf_status rc = PF_ENOSESSION;
-	size_t i;
 
 	*fd = -1;
-	/* The list is shared (keptlists.h): only read here. */
-	if (finished_transfer(e, id, NULL, &info) != PF_OK ||
-	    (list = kept_lists_get(e->lists, id, load_list, &l)) == NULL)
+	if (finished_transfer(e, id, NULL, &info) != PF_OK)
 		return PF_ENOSESSION;
+	/* The list is shared (keptlists.h): only read here. */
+	f = kept_lists_find(e->lists, id, path, load_list, &l, &list);
+	p = json_string_value(json_object_get(f, "path"));
 	/* Only a path the list names as stored: nothing else opens. */
-	json_array_foreach(list, i, f) {
-		const char *p = json_string_value(json_object_get(f, "path"));
-
-		if (p != NULL && strcmp(p, path) == 0 && !json_is_true(
-		    json_object_get(f, "dir")) && json_integer_value(
-		    json_object_get(f, "status")) == 0) {
-			snprintf(digest, ENGINE_DIGEST_HEX, "%s",
-			    json_string_value(json_object_get(f, "digest")) ?
-			    json_string_value(json_object_get(f, "digest")) :
-			    "");
-			rc = storage_final_open(e->storage, id, p, fd);
-			break;
-		}
+	if (p != NULL && !json_is_true(json_object_get(f, "dir")) &&
+	    json_integer_value(json_object_get(f, "status")) == 0) {
+		snprintf(digest, ENGINE_DIGEST_HEX, "%s",
+		    json_string_value(json_object_get(f, "digest")) ?
+		    json_string_value(json_object_get(f, "digest")) : "");
+		rc = storage_final_open(e->storage, id, p, fd);
 	}
 	json_decref(list);
 	return rc;

@@ -185,11 +185,25 @@ check "fetch left no .part" test -z "$(find "$T/fetched" -name '*.part')"
 # The files take their names in batches: a syncfs before the renames and
 # one after, not an fsync of each file and of its directory.
 ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 strace -f -qq \
-    -e trace=fsync,fdatasync,syncfs -o "$T/fetch.strace" "$PARAFLOW" \
-    fetch "$SID" -o "$T/fetched2" --quiet --pin "$(server_pin)" \
-    --http "https://127.0.0.1:$HTTP_PORT" >/dev/null 2>&1
+    -e trace=fsync,fdatasync,syncfs,connect -o "$T/fetch.strace" \
+    "$PARAFLOW" fetch "$SID" -o "$T/fetched2" --quiet \
+    --pin "$(server_pin)" --http "https://127.0.0.1:$HTTP_PORT" \
+    >/dev/null 2>&1
 check "the traced fetch reproduces the tree (diff -r)" \
     diff -r "$WANT/photos" "$T/fetched2/photos"
+# Four files at once by default, each thread over its own connection;
+# --threads 1 fetches them one after another, over one.
+connects() { grep -c "connect(.*htons($HTTP_PORT)" "$1"; }
+check "the fetch used 4 connections at least" \
+    test "$(connects "$T/fetch.strace")" -ge 4
+ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 strace -f -qq \
+    -e trace=connect -o "$T/fetch1.strace" "$PARAFLOW" fetch "$SID" \
+    -o "$T/fetched1" --quiet --threads 1 --pin "$(server_pin)" \
+    --http "https://127.0.0.1:$HTTP_PORT" >/dev/null 2>&1
+check "fetch --threads 1 reproduces the tree (diff -r)" \
+    diff -r "$WANT/photos" "$T/fetched1/photos"
+check "fetch --threads 1 used fewer than 4 connections" \
+    test "$(connects "$T/fetch1.strace")" -lt 4
 NF=$(find "$T/fetched2" -type f | wc -l)
 case $(stat -f -c %T "$T") in
 ext2/ext3|ext4|xfs|btrfs|f2fs|tmpfs)
