@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -40,7 +41,7 @@ struct fetch {
 	const char		*path;		/* the final name */
 	const char		*qpath;		/* a transfer's file: its
 						   stored path, URL-encoded */
-	char			*part;		/* path + ".part" */
+	char			*part;		/* path + ".part" (part_name) */
 	int			 dirfd;		/* where name and name_part
 						   are: AT_FDCWD, or a
 						   transfer's directory */
@@ -141,6 +142,36 @@ read_session(struct fetch *f)
 out:
 	json_decref(s);
 	return rc;
+}
+
+/* Room a leaf keeps before its hash when FILE.part would be too long. */
+#define PART_LEAF_KEEP	200
+
+/*
+ * The name of path's .part: path + ".part", or, where that leaf would pass
+ * NAME_MAX (a stored name of 251-255 bytes), the leaf's first bytes (cut
+ * at a character) and the start of its SHA-256: the same every run, so a
+ * cut download still resumes. NULL on ENOMEM.
+ */
+static char *
+part_name(const char *path)
+{
+	const char *slash = strrchr(path, '/'), *leaf = slash ? slash + 1 :
+	    path;
+	size_t keep = PART_LEAF_KEEP;
+	uint8_t d[PF_SHA256_LEN];
+	char hex[PF_SHA256_HEX], *out;
+
+	if (strlen(leaf) + sizeof(".part") - 1 <= NAME_MAX)
+		return asprintf(&out, "%s.part", path) == -1 ? NULL : out;
+	/* Not in the middle of a UTF-8 sequence. */
+	while (keep > 0 && ((unsigned char)leaf[keep] & 0xc0) == 0x80)
+		keep--;
+	if (pf_sha256(leaf, strlen(leaf), d) != PF_OK)
+		return NULL;
+	pf_hex_encode(d, 8, hex);
+	return asprintf(&out, "%.*s%.*s.%s.part", (int)(leaf - path), path,
+	    (int)keep, leaf, hex) == -1 ? NULL : out;
 }
 
 /* Opens and locks the .part; its length is where the download resumes. */
@@ -726,8 +757,8 @@ fetch_file(struct fetch *f, const char *dir, int top, const json_t *e,
 		    "server lists is not valid", f->id);
 		goto out;
 	}
-	if (asprintf(&path, "%s/%s", dir, p) == -1 || asprintf(&g.part,
-	    "%s.part", path) == -1) {
+	if (asprintf(&path, "%s/%s", dir, p) == -1 ||
+	    (g.part = part_name(path)) == NULL) {
 		rc = PF_ENOMEM;
 		goto out;
 	}
@@ -1049,8 +1080,7 @@ fetch_run(const struct remote_opts *o, const char *id, const char *out)
 
 	if ((f.h = remote_open(o, &f.e)) == NULL)
 		goto fail;
-	if (asprintf(&f.part, "%s.part", f.path) == -1) {
-		f.part = NULL;
+	if ((f.part = part_name(f.path)) == NULL) {
 		remote_fail(&f.e, PF_ENOMEM, id, "out of memory");
 		goto fail;
 	}

@@ -392,6 +392,20 @@ check "nothing written outside the transfer" \
     test ! -e "$STORAGE/up.txt" -a ! -e "$T/up.txt" -a ! -e "$T/b.txt" \
     -a ! -e /abs.txt
 
+# --- A stored name of 251-255 bytes: its .part would pass NAME_MAX.
+mkdir -p "$T/longn"
+echo a >"$T/longn/a.txt"
+echo b >"$T/longn/$(printf 'N%.0s' $(seq 255))"
+echo c >"$T/longn/z.txt"
+run "$PARAFLOW" upload --no-tls --port "$PORT" --quiet --json "$T/longn"
+check_eq "a 255-byte name uploads" 0 "$RC"
+SID=$(json_get session <"$T/out")
+run "$PARAFLOW" fetch "$SID" -o "$T/longn-back" --quiet \
+    --pin "$(server_pin)" --http "https://127.0.0.1:$HTTP_PORT"
+check_eq "fetch of a 255-byte name exits 0" 0 "$RC"
+check "fetch of a 255-byte name reproduces the tree (diff -r)" \
+    diff -r "$T/longn" "$T/longn-back/longn"
+
 # --- On a terminal the bar counts the files done beside the bytes.
 if command -v script >/dev/null 2>&1; then
 	mkdir -p "$T/bar/sub"
