@@ -20,11 +20,19 @@
 /* Deeper than this, a followed symlink most likely loops. */
 #define TREE_MAX_DEPTH	PROTO_MAX_DEPTH
 
+/* A directory being walked: the ones above the current path. */
+struct walk_up {
+	dev_t	 dev;
+	ino_t	 ino;
+};
+
 struct walk {
 	struct tree		*t;
 	const struct tree_opts	*o;
 	char			*err;
 	size_t			 cap;
+	struct walk_up		 up[TREE_MAX_DEPTH + 2];
+	unsigned		 nup;
 };
 
 void
@@ -156,18 +164,32 @@ walk_path(struct walk *w, const char *local, const char *rel, unsigned depth)
 			return skip(w, local, "a symbolic link (not followed "
 			    "without --follow-symlinks)");
 		if (stat(local, &sb) == -1)
-			return skip(w, local, "a dangling symbolic link");
+			return skip(w, local, errno == ENOENT ?
+			    "a dangling symbolic link" : strerror(errno));
 	}
-	if (depth > TREE_MAX_DEPTH)
-		return skip(w, local, "too deep (a symlink loop?)");
+	if (depth > TREE_MAX_DEPTH) {
+		char why[48];
+
+		snprintf(why, sizeof(why), "more than %d levels deep",
+		    TREE_MAX_DEPTH);
+		return skip(w, local, why);
+	}
 	if (S_ISREG(sb.st_mode))
 		return add(w->t, local, rel, &sb);
 	if (!S_ISDIR(sb.st_mode))
 		return skip(w, local, S_ISFIFO(sb.st_mode) ? "a FIFO" :
 		    S_ISSOCK(sb.st_mode) ? "a socket" : "a device file");
+	/* A followed link back to a directory above: once is enough. */
+	for (unsigned i = 0; i < w->nup; i++)
+		if (w->up[i].dev == sb.st_dev && w->up[i].ino == sb.st_ino)
+			return skip(w, local, "a symbolic link loop (to a "
+			    "directory it is in)");
 	if ((rc = add(w->t, local, rel, &sb)) != PF_OK)
 		return rc;
-	return walk_dir(w, local, rel, depth);
+	w->up[w->nup++] = (struct walk_up){ sb.st_dev, sb.st_ino };
+	rc = walk_dir(w, local, rel, depth);
+	w->nup--;
+	return rc;
 }
 
 /* The base name a root path is stored under ("photos" for "a/photos/"). */

@@ -406,6 +406,33 @@ check_eq "fetch of a 255-byte name exits 0" 0 "$RC"
 check "fetch of a 255-byte name reproduces the tree (diff -r)" \
     diff -r "$T/longn" "$T/longn-back/longn"
 
+# --- --follow-symlinks: links followed, a loop cut where it closes.
+mkdir -p "$T/fl/d"
+echo in >"$T/fl/d/f"
+echo out >"$T/fl-outside"
+ln -s .. "$T/fl/d/loop"
+ln -s d "$T/fl/dlink"
+ln -s "$T/fl-outside" "$T/fl/out"
+ln -s nowhere "$T/fl/dangling"
+run "$PARAFLOW" upload --no-tls --port "$PORT" --json --follow-symlinks \
+    "$T/fl"
+check_eq "--follow-symlinks with loops: exit 0" 0 "$RC"
+SID=$(json_get session <"$T/out")
+check "--follow-symlinks: a linked file and a linked directory stored" \
+    test -f "$STORAGE/$SID/fl/out" -a -f "$STORAGE/$SID/fl/dlink/f"
+check_eq "--follow-symlinks: 3 files, each walked once" 3 \
+    "$(json_get files.total <"$T/out")"
+check "--follow-symlinks: the loops are not stored" \
+    test ! -e "$STORAGE/$SID/fl/d/loop" -a ! -e "$STORAGE/$SID/fl/dlink/loop"
+check_eq "--follow-symlinks: 2 loops and the dangling link skipped" 3 \
+    "$(json_get skipped <"$T/out")"
+run "$PARAFLOW" upload --no-tls --port "$PORT" --dry-run --follow-symlinks \
+    "$T/fl"
+check "--follow-symlinks: each loop skipped with its reason" \
+    test "$(grep -c 'symbolic link loop' "$T/err")" -eq 2
+check "--follow-symlinks: the dangling link named as such" \
+    grep -q 'dangling: a dangling symbolic link' "$T/err"
+
 # --- On a terminal the bar counts the files done beside the bytes.
 if command -v script >/dev/null 2>&1; then
 	mkdir -p "$T/bar/sub"
