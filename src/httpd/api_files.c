@@ -345,12 +345,18 @@ api_files_download(const struct gw_call *call)
 {
 	struct MHD_Connection *c = call->c;
 	const char *id = call->id;
-	const char *path = MHD_lookup_connection_value(c,
-	    MHD_GET_ARGUMENT_KIND, "path");
+	const char *path = NULL;
+	size_t path_len = 0;
 	struct engine_session_info s;
 	enum pf_status rc;
 	int fd;
 
+	MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "path",
+	    sizeof("path") - 1, &path, &path_len);
+	/* "a%00b" would be matched as "a": a path has no NUL byte. */
+	if (path != NULL && strlen(path) != path_len)
+		return resp_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+		    "a path holds no NUL byte");
 	if (engine_store_shared(call->h->engine))
 		return store_file(call, path);
 	/* A link (routes.c checked it) opens the file for anyone. */

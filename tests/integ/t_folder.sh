@@ -151,6 +151,8 @@ check_eq "a refused file cannot be fetched" 404 \
     "$(gw '/file?path=photos/2024/install.sh')"
 check_eq "a path outside the list cannot be fetched" 404 \
     "$(gw '/file?path=../../etc/passwd')"
+check_eq "a listed path then a NUL byte is no path: 400" 400 \
+    "$(gw '/file?path=photos/2024/summer/beach.jpg%00x')"
 check_eq "GET /tar answers 200" 200 "$(gw /tar -D "$T/tar.h")"
 check "its type is application/x-tar" grep -qi \
     '^content-type: application/x-tar' "$T/tar.h"
