@@ -391,6 +391,31 @@ folder_option(struct folder_args *fa, int ch, const char *arg)
  * lists it, with --dry-run); without paths, uploads o->file. The exit
  * status.
  */
+/*
+ * Says why the walk of upload PATH... failed, as an upload's error is
+ * said: one JSON document with --json (err escaped: a name need not be
+ * UTF-8), else a line on stderr.
+ */
+static void
+walk_failed(enum pf_status st, const char *err, bool json)
+{
+	char m[PF_TEXT_ESC_MAX * 1024 + 1];
+	json_t *j;
+
+	pf_text_escape(m, sizeof(m), err, NULL);
+	if (!json) {
+		fprintf(stderr, "paraflow: %s\n", m);
+		return;
+	}
+	j = json_pack("{s:s,s:{s:s,s:s}}", "status", "error", "error", "code",
+	    pf_status_name(st), "message", m);
+	if (j != NULL) {
+		json_dumpf(j, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
+		putchar('\n');
+		json_decref(j);
+	}
+}
+
 static int
 upload_paths(struct upload_opts *o, struct folder_args *fa, char **paths,
     int argc, struct cli_login *login, bool json, bool quiet)
@@ -398,6 +423,7 @@ upload_paths(struct upload_opts *o, struct folder_args *fa, char **paths,
 	char err[1024], label[PROTO_MAX_NAME + 1];
 	struct tree *t;
 	const char *base;
+	enum pf_status st;
 	int rc;
 
 	if (argc == 0 && o->file == NULL)
@@ -412,10 +438,10 @@ upload_paths(struct upload_opts *o, struct folder_args *fa, char **paths,
 		pf_usage_error("%s", "give --file FILE or PATH..., not both");
 	fa->to.exclude = fa->exclude;
 	fa->to.quiet = json;
-	if (tree_build((const char *const *)paths, (size_t)argc, &fa->to, &t,
-	    err, sizeof(err)) != PF_OK) {
-		fprintf(stderr, "paraflow: %s\n", err);
-		return EXIT_LOCAL_IO;
+	if ((st = tree_build((const char *const *)paths, (size_t)argc,
+	    &fa->to, &t, err, sizeof(err))) != PF_OK) {
+		walk_failed(st, err, json);
+		return cli_exit_code(st);
 	}
 	if (fa->dry_run) {
 		rc = folder_dry_run(t, json);

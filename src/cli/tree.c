@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,14 +137,25 @@ walk_dir(struct walk *w, const char *local, const char *rel, unsigned depth)
 	return rc;
 }
 
-/* Skips what is not a file or a directory, with a warning. */
+/* Skips what cannot be sent, with a warning. */
 static enum pf_status
 skip(struct walk *w, const char *local, const char *what)
 {
 	w->t->skipped++;
+	/* The log escapes what a name may hold that is no text. */
 	if (!w->o->quiet)
 		log_warn("skipping %s: %s", local, what);
 	return PF_OK;
+}
+
+/* True if name is valid UTF-8, as a manifest's names must be. */
+static bool
+utf8_name(const char *name)
+{
+	json_t *j = json_string(name);
+
+	json_decref(j);
+	return j != NULL;
 }
 
 static enum pf_status
@@ -155,6 +167,8 @@ walk_path(struct walk *w, const char *local, const char *rel, unsigned depth)
 
 	if (excluded(w->o, rel, base))
 		return PF_OK;
+	if (!utf8_name(base))
+		return skip(w, local, "a name that is not valid UTF-8");
 	if (lstat(local, &sb) == -1) {
 		snprintf(w->err, w->cap, "%s: %s", local, strerror(errno));
 		return PF_EIO;

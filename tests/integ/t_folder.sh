@@ -394,6 +394,33 @@ check "nothing written outside the transfer" \
     test ! -e "$STORAGE/up.txt" -a ! -e "$T/up.txt" -a ! -e "$T/b.txt" \
     -a ! -e /abs.txt
 
+# --- Local errors of upload PATH... with --json: one JSON document.
+run "$PARAFLOW" upload --no-tls --port "$PORT" --json "$T/no-such-dir"
+check_eq "a missing PATH: exit 7" 7 "$RC"
+check_eq "a missing PATH, --json: error.code io" io \
+    "$(json_get error.code <"$T/out")"
+mkdir -p "$T/exall"
+echo x >"$T/exall/a"
+run "$PARAFLOW" upload --no-tls --port "$PORT" --json --exclude exall \
+    "$T/exall"
+check_eq "nothing left to send: exit 2 (usage)" 2 "$RC"
+check "nothing left to send, --json: says so" \
+    grep -q '"nothing to send"' "$T/out"
+# A name that is not UTF-8 cannot be in a manifest: skipped, the rest go.
+mkdir -p "$T/nonutf"
+echo good >"$T/nonutf/good.txt"
+echo bad >"$T/nonutf/$(printf 'bad\xff.txt')"
+run "$PARAFLOW" upload --no-tls --port "$PORT" --json "$T/nonutf"
+check_eq "a name that is not UTF-8 is skipped, the rest sent: exit 0" 0 \
+    "$RC"
+check_eq "a name that is not UTF-8: 1 skipped" 1 \
+    "$(json_get skipped <"$T/out")"
+check "the UTF-8 file beside it stored" \
+    test -f "$STORAGE/$(json_get session <"$T/out")/nonutf/good.txt"
+run "$PARAFLOW" upload --no-tls --port "$PORT" --dry-run "$T/nonutf"
+check "the warning names it, escaped" \
+    grep -qF 'bad\xff.txt: a name that is not valid UTF-8' "$T/err"
+
 # --- A stored name of 251-255 bytes: its .part would pass NAME_MAX.
 mkdir -p "$T/longn"
 echo a >"$T/longn/a.txt"
