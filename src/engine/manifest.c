@@ -207,38 +207,123 @@ key_cmp(const void *a, const void *b)
 	return c ? c : (x->i > y->i) - (x->i < y->i);
 }
 
-static int
-key_find(const void *a, const void *b)
+/* The first of keys not below k. */
+static size_t
+key_lower(const struct key *keys, size_t n, const char *k)
 {
-	return strcmp(((const struct key *)a)->k, ((const struct key *)b)->k);
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(keys[mid].k, k) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
-/* Refuses entry keys[i] if one of its parent directories is a file. */
-static void
-refuse_below_file(struct manifest *m, struct key *keys, size_t n, size_t i)
+/*
+ * The entry the stored tree has under key k: the first of those with k
+ * still stored (keys sort by key, then by index), or NULL.
+ */
+static struct manifest_file *
+kept_under(struct manifest *m, const struct key *keys, size_t n,
+    const char *k)
 {
-	struct manifest_file *f = &m->f[keys[i].i];
+	for (size_t i = key_lower(keys, n, k); i < n &&
+	    strcmp(keys[i].k, k) == 0; i++)
+		if (m->f[keys[i].i].status == PF_OK)
+			return &m->f[keys[i].i];
+	return NULL;
+}
+
+/*
+ * Where no entry names directory k ("a/" in a hand-made list): the first
+ * entry still stored beneath it, whose path gives that directory's
+ * stored name; NULL if none. k has room for one more byte.
+ */
+static struct manifest_file *
+first_beneath(struct manifest *m, const struct key *keys, size_t n,
+    char *k)
+{
+	size_t len = strlen(k);
+	struct manifest_file *f = NULL;
+
+	k[len] = '/';
+	k[len + 1] = '\0';
+	for (size_t i = key_lower(keys, n, k); i < n &&
+	    strncmp(keys[i].k, k, len + 1) == 0; i++)
+		if (m->f[keys[i].i].status == PF_OK) {
+			f = &m->f[keys[i].i];
+			break;
+		}
+	k[len] = '\0';
+	return f;
+}
+
+/* The length of path's first depth components; 0 if it has fewer. */
+static size_t
+dirs_len(const char *path, size_t depth)
+{
+	const char *p = path, *slash = NULL;
+
+	while (depth-- > 0) {
+		if ((slash = strchr(p, '/')) == NULL)
+			return 0;
+		p = slash + 1;
+	}
+	return slash != NULL ? (size_t)(slash - path) : 0;
+}
+
+/* True if path's first depth components are the len bytes of dir. */
+static bool
+in_dir(const char *path, size_t depth, const char *dir, size_t len)
+{
+	return len > 0 && dirs_len(path, depth) == len &&
+	    memcmp(path, dir, len) == 0;
+}
+
+/*
+ * Refuses entry keys[i] if a directory above it is a file in the tree,
+ * or is stored under another name that folds the same ("A" for its
+ * "a", which a case-insensitive filesystem could not keep apart).
+ */
+static void
+refuse_below(struct manifest *m, const struct key *keys, size_t n, size_t i)
+{
+	struct manifest_file *f = &m->f[keys[i].i], *up;
 	const char *k = keys[i].k, *slash;
-	char prefix[PROTO_MAX_PATH * 4 + 1];
-	struct key want = { prefix, 0 }, *hit;
+	char prefix[PROTO_MAX_PATH * 4 + 2];
+	size_t depth = 0;
 
 	for (slash = strchr(k, '/'); slash != NULL && f->status == PF_OK;
 	    slash = strchr(slash + 1, '/')) {
 		/* Folding may lengthen a path: a prefix too long is no key. */
-		if ((size_t)(slash - k) >= sizeof(prefix))
+		if ((size_t)(slash - k) >= sizeof(prefix) - 1)
 			break;
 		memcpy(prefix, k, (size_t)(slash - k));
 		prefix[slash - k] = '\0';
-		hit = bsearch(&want, keys, n, sizeof(*keys), key_find);
-		if (hit != NULL && !m->f[hit->i].dir)
-			refuse(f, PF_EBADNAME, "'%s' is a file",
-			    m->f[hit->i].client);
+		depth++;
+		if ((up = kept_under(m, keys, n, prefix)) != NULL && !up->dir)
+			refuse(f, PF_EBADNAME, "'%s' is a file", up->client);
+		else if (up != NULL && !in_dir(f->path, depth, up->path,
+		    strlen(up->path)))
+			refuse(f, PF_EBADNAME, "its directory has the same "
+			    "stored name as '%s'", up->client);
+		else if (up == NULL && (up = first_beneath(m, keys, n,
+		    prefix)) != NULL && !in_dir(f->path, depth, up->path,
+		    dirs_len(up->path, depth)))
+			refuse(f, PF_EBADNAME, "its directory has the same "
+			    "stored name as that of '%s'", up->client);
 	}
 }
 
 /*
  * Refuses the later of two entries whose stored paths fold to the same
- * key (case, compatibility forms), and a file whose parent is a file.
+ * key (case, compatibility forms), unless both are the same directory;
+ * then what lies below a file or below such a refused directory.
  */
 static enum pf_status
 refuse_clashes(struct manifest *m)
@@ -266,17 +351,21 @@ refuse_clashes(struct manifest *m)
 		keys[n++].i = i;
 	}
 	qsort(keys, n, sizeof(*keys), key_cmp);
-	for (size_t i = 1; i < n; i++) {
-		struct manifest_file *a = &m->f[keys[i - 1].i];
-		struct manifest_file *b = &m->f[keys[i].i];
+	/* The first of a run of equal keys is never refused here. */
+	for (size_t i = 1, first = 0; i < n; i++) {
+		struct manifest_file *a, *b = &m->f[keys[i].i];
 
-		if (strcmp(keys[i - 1].k, keys[i].k) == 0 && !(a->dir &&
-		    b->dir))
+		if (strcmp(keys[first].k, keys[i].k) != 0) {
+			first = i;
+			continue;
+		}
+		a = &m->f[keys[first].i];
+		if (!(a->dir && b->dir && strcmp(a->path, b->path) == 0))
 			refuse(b, PF_EBADNAME, "same stored name as '%s'",
 			    a->client);
 	}
 	for (size_t i = 0; i < n; i++)
-		refuse_below_file(m, keys, n, i);
+		refuse_below(m, keys, n, i);
 	rc = PF_OK;
 out:
 	for (size_t i = 0; keys != NULL && i < m->n; i++)

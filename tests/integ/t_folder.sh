@@ -366,7 +366,8 @@ import base64, json, sys
 import pfwire as w
 port = int(sys.argv[1])
 names = ["/abs.txt", "../up.txt", "a/../../b.txt", "x\\y.txt", "ok.txt",
-         "f", "f/g.txt", "./dot.txt", "d//e.txt", "deep/" * 250 + "x.txt"]
+         "f", "f/g.txt", "./dot.txt", "d//e.txt", "deep/" * 250 + "x.txt",
+         "Imp/x.txt", "imp/y.txt"]
 data = b"".join(b"pf-data %02d\n" % i for i in range(len(names)))
 files = [{"path": n, "size": 11, "mode": 0o644, "mtime": 1700000000}
          for n in names]
@@ -390,9 +391,39 @@ check "over-long path refused" grep -q '^deep/deep/.*x.txt bad_name$' \
     "$T/hostile.out"
 check "a good file beside them stored" grep -qx 'ok.txt stored' \
     "$T/hostile.out"
+check "no directory entries: the first folded path names the directory" \
+    grep -qx 'Imp/x.txt stored' "$T/hostile.out"
+check "no directory entries: a twin directory's file refused" \
+    grep -qx 'imp/y.txt bad_name' "$T/hostile.out"
 check "nothing written outside the transfer" \
     test ! -e "$STORAGE/up.txt" -a ! -e "$T/up.txt" -a ! -e "$T/b.txt" \
     -a ! -e /abs.txt
+
+# --- Names that fold alike: one stored, what lies below the other not.
+mkdir -p "$T/fold/B" "$T/fold/C" "$T/fold/c" "$T/fold/d"
+echo 1 >"$T/fold/B/g"
+echo 2 >"$T/fold/b"
+echo 3 >"$T/fold/C/x"
+echo 4 >"$T/fold/c/y"
+echo 5 >"$T/fold/D"
+echo 6 >"$T/fold/d/z"
+run "$PARAFLOW" upload --no-tls --port "$PORT" --json "$T/fold"
+check_eq "names that fold alike: exit 11" 11 "$RC"
+check_eq "a file twin of a directory refused" bad_name \
+    "$(entry fold/b state)"
+check_eq "the directory's own file stored all the same" stored \
+    "$(entry fold/B/g state)"
+check_eq "a directory twin of a directory refused" bad_name \
+    "$(entry fold/c state)"
+check_eq "a file below the refused twin refused too" bad_name \
+    "$(entry fold/c/y state)"
+check_eq "the kept directory's file stored" stored \
+    "$(entry fold/C/x state)"
+check_eq "a file below a directory twin of a file refused" bad_name \
+    "$(entry fold/d/z state)"
+SID=$(json_get session <"$T/out")
+check "only the kept names are stored" test "$(cd "$STORAGE/$SID/fold" &&
+    find . | sort | tr '\n' ' ')" = ". ./B ./B/g ./C ./C/x ./D "
 
 # --- Local errors of upload PATH... with --json: one JSON document.
 run "$PARAFLOW" upload --no-tls --port "$PORT" --json "$T/no-such-dir"
