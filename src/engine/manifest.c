@@ -88,12 +88,19 @@ safe_path(const struct policy *p, struct manifest_file *f)
 			    "allowed", (int)(len > 64 ? 64 : len), s);
 			break;
 		}
-		if (++depth > PROTO_MAX_DEPTH || policy_sanitize_name(s, len,
-		    comp) != PF_OK || used + strlen(comp) + 1 >
-		    PROTO_MAX_PATH) {
+		if (++depth > PROTO_MAX_DEPTH) {
 			refuse(f, PF_EBADNAME, "path cannot be stored (at "
-			    "most %u levels, %u bytes)", PROTO_MAX_DEPTH,
-			    PROTO_MAX_PATH);
+			    "most %u levels)", PROTO_MAX_DEPTH);
+			break;
+		}
+		if (policy_sanitize_name(s, len, comp) != PF_OK) {
+			refuse(f, PF_EBADNAME, "%s name cannot be stored",
+			    slash == NULL ? "file" : "a directory");
+			break;
+		}
+		if (used + strlen(comp) + 1 > PROTO_MAX_PATH) {
+			refuse(f, PF_EBADNAME, "path cannot be stored (at "
+			    "most %u bytes once sanitised)", PROTO_MAX_PATH);
 			break;
 		}
 		/* The name rules (extension, device names) judge files. */

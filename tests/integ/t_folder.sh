@@ -425,6 +425,16 @@ SID=$(json_get session <"$T/out")
 check "only the kept names are stored" test "$(cd "$STORAGE/$SID/fold" &&
     find . | sort | tr '\n' ' ')" = ". ./B ./B/g ./C ./C/x ./D "
 
+# --- Names that sanitise to nothing: refused, and said so.
+mkdir -p "$T/empty-names"
+echo x >"$T/empty-names/..."
+echo y >"$T/empty-names/ok.txt"
+run "$PARAFLOW" upload --no-tls --port "$PORT" --json "$T/empty-names"
+check_eq "a name that sanitises to nothing refused" bad_name \
+    "$(entry empty-names/... state)"
+check_eq "its reason is its name, not its path's length" \
+    "file name cannot be stored" "$(entry empty-names/... reason)"
+
 # --- Local errors of upload PATH... with --json: one JSON document.
 run "$PARAFLOW" upload --no-tls --port "$PORT" --json "$T/no-such-dir"
 check_eq "a missing PATH: exit 7" 7 "$RC"
