@@ -593,8 +593,8 @@ control_setup(struct upload *u)
 				    j->r->digest);
 				return j->r->status;
 			}
-			log_info("the server does not know session %s (%s); "
-			    "opening a new one", j->session, err);
+			log_info("the server will not resume session %s "
+			    "(%s); opening a new one", j->session, err);
 			u->resume = false;
 			attempt = 0;
 			/* A new transfer has no dead bytes to send. */

@@ -461,6 +461,34 @@ take_over(struct stream *st, struct session *s, const char *how)
 }
 
 /*
+ * A resume of live session s (the caller's reference, dropped) for
+ * other bytes. The user's own native session, the file changed since
+ * (its first bytes, with size and mtime kept): its client will never
+ * send what it holds, so it ends now rather than wait out
+ * --staging-ttl, counted against the user's sessions and space; a
+ * resume that matched would have taken it over from any connection
+ * all the same. The client opens a new session either way.
+ */
+static enum pf_status
+refuse_resume(struct stream *st, const struct open_req *o,
+    struct session *s)
+{
+	bool mine = !session_tus(s) && session_state(s) ==
+	    SESSION_RECEIVING && strcmp(session_user(s), st->user) == 0;
+
+	if (mine) {
+		log_info("%s: session %s cancelled: resumed for other bytes",
+		    st->c->peer, session_id(s));
+		registry_end(st->env->registry, s, SESSION_CANCELLED,
+		    PF_ECANCELLED);
+	}
+	session_unref(s);
+	return reply_fail(st, PF_ENOSESSION, mine ? "session %s held other "
+	    "bytes than this file's: cancelled" : "no session %s to resume "
+	    "for this file", o->resume);
+}
+
+/*
  * OPEN with "resume" and "amend" of live session s (the caller's
  * reference, taken over): the same transfer (user, name, chunk size)
  * with a new manifest. The payload may grow within the limits of a new
@@ -655,12 +683,8 @@ resume_session(struct stream *st, const struct open_req *o)
 	if (o->amend && !session_matches(s, st->user, &o->f))
 		return amend_session(st, o, s);
 	/* A tus upload is the gateway's, as a native one is not tus's. */
-	if (session_tus(s) || !session_matches(s, st->user, &o->f)) {
-		session_unref(s);
-		return reply_fail(st, PF_ENOSESSION,
-		    "no session %s to resume for "
-		    "this file", o->resume);
-	}
+	if (session_tus(s) || !session_matches(s, st->user, &o->f))
+		return refuse_resume(st, o, s);
 	return session_remote(s) ? resume_copy(st, s) :
 	    take_over(st, s, "resumed");
 }

@@ -247,5 +247,39 @@ check "its state file's leftover temporary is gone" \
 check "another upload's is left alone" \
     test -e "$PARAFLOW_STATE_DIR/0000.json.tmp-0123456789ab"
 
+# --- A rerun after a file changed, its size and mtime second kept -------
+# A transfer's manifest holds mtimes in seconds: the interrupted session
+# holds other bytes (its first ones), and asked to resume it the server
+# ends it (it would have waited out --staging-ttl, one of the user's
+# sessions) and the rerun starts anew.
+export PARAFLOW_STATE_DIR=$T/state3
+mkdir -p "$PARAFLOW_STATE_DIR" "$T/chg"
+mkfile "$T/chg/f" $((4 * 1024 * 1024))
+"$PARAFLOW" upload --port "$PORT" --quiet "${NOTLS[@]}" --limit-rate 256K \
+    -c 64K "$T/chg" >/dev/null 2>&1 &
+held=$!
+PIDS+=("$held")
+check "a slow transfer of a file to change writes its state" \
+    wait_for 60 has_state
+signal_ours KILL "$held"
+wait "$held" 2>/dev/null
+OLD=$(json_get session <"$(state_file)")
+mtime=$(stat -c %Y "$T/chg/f")
+printf 'changed!' | dd of="$T/chg/f" bs=1 conv=notrunc 2>/dev/null
+touch -d "@$mtime.5" "$T/chg/f"
+run "$PARAFLOW" upload --port "$PORT" "${NOTLS[@]}" --json -v -c 64K \
+    "$T/chg"
+check_eq "the rerun over the changed file completes" 0 "$RC"
+NEW=$(json_get session <"$T/out")
+check "  in a new session" test -n "$NEW" -a "$NEW" != "$OLD"
+check "  the client says why" grep -q "will not resume session $OLD" \
+    "$T/err"
+check "  the stored file is the changed one" cmp "$T/chg/f" \
+    "$STORAGE/$NEW/chg/f"
+check "  the old session was cancelled, its staging area gone" \
+    test -n "$OLD" -a ! -e "$STORAGE/.staging/$OLD"
+check "  the server says so" grep -q \
+    "session $OLD cancelled: resumed for other bytes" "$T/server.log"
+
 stop_server
 done_testing

@@ -267,7 +267,7 @@ run "$PARAFLOW" upload --port "${NODE_PORT[1]}" "${NOTLS[@]}" -v \
     --user alice --secret alice-pw --file "$T/d.bin" -c 8M
 check_eq "the client run again from its state file: exit 0" 0 "$RC"
 check "  told the session is unknown, it opened a new one" grep -q \
-    "does not know session $D" "$T/out" "$T/err"
+    "will not resume session $D" "$T/out" "$T/err"
 check "  not told it had finished" test -z "$(grep -h \
     "session $D had finished already" "$T/out" "$T/err")"
 D2=$(sed -n 's/.*session \([0-9a-f-]*\) opened by .*"d.bin".*/\1/p' \
