@@ -12,6 +12,7 @@ struct old_file {
 	const char	*path;
 	uint64_t	 size, offset;
 	int64_t		 mtime;
+	json_int_t	 stamp;		/* tree_stamps', or -1: unknown */
 };
 
 static int
@@ -26,7 +27,7 @@ path_cmp(const void *a, const void *b)
  * to lie within size. NULL if malformed or out of memory.
  */
 static struct old_file *
-read_old(const json_t *old, uint64_t size, size_t *n)
+read_old(const json_t *old, const json_t *stamps, uint64_t size, size_t *n)
 {
 	struct old_file *v = calloc(json_array_size(old) + 1, sizeof(*v));
 	uint64_t next = 0;
@@ -49,6 +50,8 @@ read_old(const json_t *old, uint64_t size, size_t *n)
 		v[k].path = path;
 		v[k].size = (uint64_t)sz;
 		v[k].mtime = (int64_t)mt;
+		v[k].stamp = json_is_integer(json_array_get(stamps, i)) ?
+		    json_integer_value(json_array_get(stamps, i)) : -1;
 		v[k].offset = off != NULL ? (uint64_t)json_integer_value(off) :
 		    next;
 		if (v[k].offset > size || v[k].size > size - v[k].offset)
@@ -65,14 +68,20 @@ bad:
 }
 
 enum pf_status
-relayout_amend(struct tree *t, const json_t *old, uint64_t old_size)
+relayout_amend(struct tree *t, const json_t *old, const json_t *old_stamps,
+    uint64_t old_size)
 {
 	struct old_file *v, key, *hit;
+	json_t *stamps = tree_stamps(t);
 	uint64_t next = old_size;
 	size_t n;
 
-	if ((v = read_old(old, old_size, &n)) == NULL)
+	if (stamps == NULL)
+		return PF_ENOMEM;
+	if ((v = read_old(old, old_stamps, old_size, &n)) == NULL) {
+		json_decref(stamps);
 		return PF_EBADFRAME;
+	}
 	for (size_t i = 0; i < t->n; i++) {
 		struct tree_entry *e = &t->e[i];
 
@@ -81,7 +90,8 @@ relayout_amend(struct tree *t, const json_t *old, uint64_t old_size)
 		key.path = e->rel;
 		hit = bsearch(&key, v, n, sizeof(*v), path_cmp);
 		if (hit != NULL && hit->size == e->size && hit->mtime ==
-		    e->mtime) {
+		    e->mtime && (hit->stamp == -1 || hit->stamp ==
+		    json_integer_value(json_array_get(stamps, i)))) {
 			e->offset = hit->offset;
 			continue;
 		}
@@ -90,6 +100,7 @@ relayout_amend(struct tree *t, const json_t *old, uint64_t old_size)
 		next += e->size;
 	}
 	free(v);
+	json_decref(stamps);
 	t->total = next;
 	t->placed = true;
 	return tree_index(t);

@@ -18,13 +18,15 @@
 /*
  * Lays t out over old, the "files" an OPEN sent for a payload of
  * old_size bytes (borrowed; with offsets or back to back): a file that
- * old lists with the same path, size and mtime keeps its offset, the
- * others follow one another from old_size on; t->total is where the
- * last ends (at least old_size), t->placed is set. PF_EBADFRAME (t
- * unchanged) if old is not such a list. Main thread, no worker reading.
+ * old lists with the same path, size and mtime, and whose change stamp
+ * is that of old_stamps (tree_stamps of that run, borrowed; NULL or a
+ * missing one: not compared), keeps its offset, the others follow one
+ * another from old_size on; t->total is where the last ends (at least
+ * old_size), t->placed is set. PF_EBADFRAME (t unchanged) if old is not
+ * such a list, PF_ENOMEM. Main thread, no worker reading.
  */
 enum pf_status relayout_amend(struct tree *t, const json_t *old,
-    uint64_t old_size);
+    const json_t *old_stamps, uint64_t old_size);
 
 /* Lays t out back to back again, as tree_build did. PF_ENOMEM. */
 enum pf_status relayout_compact(struct tree *t);

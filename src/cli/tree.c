@@ -290,6 +290,23 @@ tree_manifest(const struct tree *t)
 	return a;
 }
 
+json_t *
+tree_stamps(const struct tree *t)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < t->n; i++) {
+		const struct timespec *c = &t->e[i].ctim;
+
+		if (json_array_append_new(a, json_integer(t->e[i].dir ? 0 :
+		    (json_int_t)c->tv_sec * 1000000000 + c->tv_nsec)) == -1) {
+			json_decref(a);
+			a = NULL;
+		}
+	}
+	return a;
+}
+
 /* The digest that names the manifest (for the resume state). */
 static enum pf_status
 tree_hash(struct tree *t)

@@ -81,6 +81,14 @@ void tree_free(struct tree *t);
 json_t *tree_manifest(const struct tree *t);
 
 /*
+ * Each entry's change stamp, in manifest order: its ctime in ns as
+ * listed (0 for a directory). A file rewritten in place within the same
+ * second, at the same size, has the manifest's mtime still; not this.
+ * NULL on ENOMEM.
+ */
+json_t *tree_stamps(const struct tree *t);
+
+/*
  * Indexes the files of t by offset, after their offsets were set (or
  * changed: relayout.h). PF_ENOMEM. Main thread, no worker reading.
  */

@@ -328,13 +328,24 @@ plan_amend(struct upload *u, const json_t *layout)
 {
 	struct tree *t = u->j.o->tree;
 	const json_t *old = json_object_get(layout, "files");
+	const json_t *stamps = json_object_get(layout, "stamps");
 	json_int_t size = json_integer_value(json_object_get(layout,
 	    "size"));
+	json_t *now;
+	bool same;
 	enum pf_status rc;
 
-	if (old == NULL || size < 0 || json_equal(u->files, old))
+	if (old == NULL || size < 0)
 		return PF_OK;
-	if (relayout_amend(t, old, (uint64_t)size) != PF_OK) {
+	/* A state saved before stamps were: the manifest alone decides. */
+	if ((now = tree_stamps(t)) == NULL)
+		return PF_ENOMEM;
+	same = json_equal(u->files, old) && (stamps == NULL ||
+	    json_equal(now, stamps));
+	json_decref(now);
+	if (same)
+		return PF_OK;
+	if (relayout_amend(t, old, stamps, (uint64_t)size) != PF_OK) {
 		log_info("the saved layout is not usable; resuming as is");
 		return PF_OK;
 	}
@@ -446,8 +457,9 @@ save_state(struct upload *u, const char *sid)
 	json_t *layout = NULL;
 	enum pf_status rc;
 
-	if (u->files != NULL && (layout = json_pack("{s:I,s:O}", "size",
-	    (json_int_t)u->j.size, "files", u->files)) == NULL)
+	if (u->files != NULL && (layout = json_pack("{s:I,s:O,s:o}", "size",
+	    (json_int_t)u->j.size, "files", u->files, "stamps",
+	    tree_stamps(u->j.o->tree))) == NULL)
 		return PF_ENOMEM;
 	rc = state_save(u->state, sid, layout);
 	json_decref(layout);

@@ -248,10 +248,11 @@ check "another upload's is left alone" \
     test -e "$PARAFLOW_STATE_DIR/0000.json.tmp-0123456789ab"
 
 # --- A rerun after a file changed, its size and mtime second kept -------
-# A transfer's manifest holds mtimes in seconds: the interrupted session
-# holds other bytes (its first ones), and asked to resume it the server
-# ends it (it would have waited out --staging-ttl, one of the user's
-# sessions) and the rerun starts anew.
+# A transfer's manifest holds mtimes in seconds, and a state file written
+# by an older client no change stamps: the rerun asks to resume the
+# interrupted session, which holds other bytes (its first ones); the
+# server ends it (it would have waited out --staging-ttl, one of the
+# user's sessions) and the rerun starts anew.
 export PARAFLOW_STATE_DIR=$T/state3
 mkdir -p "$PARAFLOW_STATE_DIR" "$T/chg"
 mkfile "$T/chg/f" $((4 * 1024 * 1024))
@@ -264,6 +265,12 @@ check "a slow transfer of a file to change writes its state" \
 signal_ours KILL "$held"
 wait "$held" 2>/dev/null
 OLD=$(json_get session <"$(state_file)")
+python3 - "$(state_file)" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+del s["layout"]["stamps"]
+json.dump(s, open(sys.argv[1], "w"))
+EOF
 mtime=$(stat -c %Y "$T/chg/f")
 printf 'changed!' | dd of="$T/chg/f" bs=1 conv=notrunc 2>/dev/null
 touch -d "@$mtime.5" "$T/chg/f"
@@ -280,6 +287,40 @@ check "  the old session was cancelled, its staging area gone" \
     test -n "$OLD" -a ! -e "$STORAGE/.staging/$OLD"
 check "  the server says so" grep -q \
     "session $OLD cancelled: resumed for other bytes" "$T/server.log"
+
+# --- The same, the change past the first bytes ---------------------------
+# The head and the manifest are the same then: the client tells the file
+# changed by its ctime, saved with the layout, and amends the transfer
+# (that file sent again) where it once resumed as is and failed its
+# receipt at COMMIT (exit 6, the session lost).
+export PARAFLOW_STATE_DIR=$T/state4
+mkdir -p "$PARAFLOW_STATE_DIR" "$T/chg2"
+mkfile "$T/chg2/a" $((2 * 1024 * 1024))
+mkfile "$T/chg2/b" $((2 * 1024 * 1024))
+"$PARAFLOW" upload --port "$PORT" --quiet "${NOTLS[@]}" --limit-rate 256K \
+    -c 64K "$T/chg2" >/dev/null 2>&1 &
+held=$!
+PIDS+=("$held")
+check "a slow transfer of two files writes its state" \
+    wait_for 60 has_state
+sleep 1
+signal_ours KILL "$held"
+wait "$held" 2>/dev/null
+OLD=$(json_get session <"$(state_file)")
+# In a's second chunk, which the server holds by now (256 KiB/s, 1 s).
+mtime=$(stat -c %Y "$T/chg2/a")
+printf 'changed!' | dd of="$T/chg2/a" bs=1 seek=70000 conv=notrunc \
+    2>/dev/null
+touch -d "@$mtime" "$T/chg2/a"
+run "$PARAFLOW" upload --port "$PORT" "${NOTLS[@]}" --json -v -c 64K \
+    "$T/chg2"
+check_eq "a file changed past the head: the rerun completes" 0 "$RC"
+check "  in the interrupted session, amended" test "$(json_get session \
+    <"$T/out")" = "$OLD" -a -n "$(grep 'amending session' "$T/err")"
+NEW=$(json_get session <"$T/out")
+check "  the changed file stored as it is now" cmp "$T/chg2/a" \
+    "$STORAGE/$NEW/chg2/a"
+check "  and the other" cmp "$T/chg2/b" "$STORAGE/$NEW/chg2/b"
 
 stop_server
 done_testing
