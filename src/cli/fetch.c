@@ -68,6 +68,7 @@ struct fetch {
 	struct fetch		*tree;		/* a transfer's file: the
 						   whole fetch, whose bar
 						   counts its bytes too */
+	mode_t			 umask;		/* the process's, read once */
 };
 
 /* Moves f's write position to off, with the progress it reports. */
@@ -732,6 +733,24 @@ batch_flush(struct fetch *f, struct batch *b)
 }
 
 /*
+ * Gives the checked file g the mtime and mode bits its list entry e
+ * has, as tar does (the mode with the owner's read and write, less the
+ * umask). Only a warning if the filesystem will not.
+ */
+static void
+keep_stat(struct fetch *g, const json_t *e, mode_t umask)
+{
+	json_int_t mode = json_integer_value(json_object_get(e, "mode"));
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT },
+	    { .tv_sec = (time_t)json_integer_value(json_object_get(e,
+	    "mtime")) } };
+
+	if (futimens(g->fd, ts) == -1 || fchmod(g->fd, (((mode_t)mode &
+	    0777) | 0600) & ~umask) == -1)
+		log_warn("%s: mtime or mode: %s", g->path, strerror(errno));
+}
+
+/*
  * Fetches file entry e of transfer f into dir/<its path>, as one file is
  * fetched (resumable .part, receipt checked), with the file's own
  * receipt, into *out: it waits in a batch for its name.
@@ -778,8 +797,8 @@ fetch_file(struct fetch *f, const char *dir, int top, const json_t *e,
 	rc = open_part(&g);
 	if (rc == PF_OK && g.offset < g.size)
 		rc = download(&g);
-	if (rc == PF_OK)
-		rc = check_receipt(&g);
+	if (rc == PF_OK && (rc = check_receipt(&g)) == PF_OK)
+		keep_stat(&g, e, g.tree->umask);
 	f->got += g.got;
 	if (rc != PF_OK) {
 		f->e = g.e;
@@ -1086,6 +1105,8 @@ fetch_run(const struct remote_opts *o, const char *id, const char *out)
 	}
 	f.name = f.path;
 	f.name_part = f.part;
+	f.umask = umask(0);
+	umask(f.umask);
 	if (read_session(&f) != PF_OK)
 		goto fail;
 	/* A transfer of many files (its session counts them) lists them. */

@@ -510,6 +510,8 @@ if command -v script >/dev/null 2>&1; then
 		mkfile "$T/bar/sub/f$i" $((i * 30000))
 	done
 	: >"$T/bar/empty"
+	chmod 600 "$T/bar/sub/f1"
+	touch -d '2001-02-03 04:05:06' "$T/bar/sub/f2"
 	script -qec "$PARAFLOW upload --no-tls --port $PORT --chunk-size 64K \
 	    --no-resume $T/bar" /dev/null >"$T/tty" 2>&1 </dev/null
 	check "on a terminal: the last bar line says 7/7 files" \
@@ -526,6 +528,10 @@ if command -v script >/dev/null 2>&1; then
 	    grep -aq ' 7/7 files ' "$T/tty"
 	check_eq "fetch on a terminal: one bar line and the result" 2 \
 	    "$(grep -c . "$T/tty")"
+	check_eq "fetch keeps a file's mtime" "$(stat -c %Y "$T/bar/sub/f2")" \
+	    "$(stat -c %Y "$T/bar-back/bar/sub/f2")"
+	check_eq "fetch keeps a file's mode" 600 \
+	    "$(stat -c %a "$T/bar-back/bar/sub/f1")"
 fi
 stop_server
 
