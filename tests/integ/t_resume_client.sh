@@ -253,18 +253,26 @@ check "another upload's is left alone" \
 # interrupted session, which holds other bytes (its first ones); the
 # server ends it (it would have waited out --staging-ttl, one of the
 # user's sessions) and the rerun starts anew.
-export PARAFLOW_STATE_DIR=$T/state3
-mkdir -p "$PARAFLOW_STATE_DIR" "$T/chg"
+# interrupted DIR: a slow transfer of DIR (state in $T/DIR.state), killed
+# a second after its state is written; OLD is its session.
+interrupted() {
+	local held
+	export PARAFLOW_STATE_DIR=$T/$1.state
+	mkdir -p "$PARAFLOW_STATE_DIR"
+	"$PARAFLOW" upload --port "$PORT" --quiet "${NOTLS[@]}" \
+	    --limit-rate 256K -c 64K "$T/$1" >/dev/null 2>&1 &
+	held=$!
+	PIDS+=("$held")
+	check "a slow transfer of $1 writes its state" wait_for 60 has_state
+	sleep 1
+	signal_ours KILL "$held"
+	wait "$held" 2>/dev/null
+	OLD=$(json_get session <"$(state_file)")
+}
+
+mkdir -p "$T/chg"
 mkfile "$T/chg/f" $((4 * 1024 * 1024))
-"$PARAFLOW" upload --port "$PORT" --quiet "${NOTLS[@]}" --limit-rate 256K \
-    -c 64K "$T/chg" >/dev/null 2>&1 &
-held=$!
-PIDS+=("$held")
-check "a slow transfer of a file to change writes its state" \
-    wait_for 60 has_state
-signal_ours KILL "$held"
-wait "$held" 2>/dev/null
-OLD=$(json_get session <"$(state_file)")
+interrupted chg
 python3 - "$(state_file)" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -293,20 +301,10 @@ check "  the server says so" grep -q \
 # changed by its ctime, saved with the layout, and amends the transfer
 # (that file sent again) where it once resumed as is and failed its
 # receipt at COMMIT (exit 6, the session lost).
-export PARAFLOW_STATE_DIR=$T/state4
-mkdir -p "$PARAFLOW_STATE_DIR" "$T/chg2"
+mkdir -p "$T/chg2"
 mkfile "$T/chg2/a" $((2 * 1024 * 1024))
 mkfile "$T/chg2/b" $((2 * 1024 * 1024))
-"$PARAFLOW" upload --port "$PORT" --quiet "${NOTLS[@]}" --limit-rate 256K \
-    -c 64K "$T/chg2" >/dev/null 2>&1 &
-held=$!
-PIDS+=("$held")
-check "a slow transfer of two files writes its state" \
-    wait_for 60 has_state
-sleep 1
-signal_ours KILL "$held"
-wait "$held" 2>/dev/null
-OLD=$(json_get session <"$(state_file)")
+interrupted chg2
 # In a's second chunk, which the server holds by now (256 KiB/s, 1 s).
 mtime=$(stat -c %Y "$T/chg2/a")
 printf 'changed!' | dd of="$T/chg2/a" bs=1 seek=70000 conv=notrunc \
