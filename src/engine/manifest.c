@@ -60,6 +60,21 @@ refuse(struct manifest_file *f, enum pf_status rc, const char *fmt, ...)
 }
 
 /*
+ * How much of a component of len bytes a reason shows: 64 bytes at
+ * most, never part of a character (the reason must stay UTF-8, or the
+ * JSON of every answer that carries it cannot be built).
+ */
+static int
+shown_len(const char *s, size_t len)
+{
+	size_t n = len > 64 ? 64 : len;
+
+	while (n > 0 && n < len && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return (int)n;
+}
+
+/*
  * Sanitises f->client one component at a time into f->path, as a single
  * name is (policy_sanitize_name); a path that cannot be kept as given
  * is refused, never rewritten into another place.
@@ -85,7 +100,7 @@ safe_path(const struct policy *p, struct manifest_file *f)
 		if (len == 0 || (len == 1 && s[0] == '.') || (len == 2 &&
 		    s[0] == '.' && s[1] == '.') || memchr(s, '\\', len)) {
 			refuse(f, PF_EBADNAME, "path component '%.*s' is not "
-			    "allowed", (int)(len > 64 ? 64 : len), s);
+			    "allowed", shown_len(s, len), s);
 			break;
 		}
 		if (++depth > PROTO_MAX_DEPTH) {

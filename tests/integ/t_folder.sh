@@ -367,7 +367,7 @@ import pfwire as w
 port = int(sys.argv[1])
 names = ["/abs.txt", "../up.txt", "a/../../b.txt", "x\\y.txt", "ok.txt",
          "f", "f/g.txt", "./dot.txt", "d//e.txt", "deep/" * 250 + "x.txt",
-         "Imp/x.txt", "imp/y.txt"]
+         "Imp/x.txt", "imp/y.txt", "\\" + "\u00e9" * 40 + "/x.txt"]
 data = b"".join(b"pf-data %02d\n" % i for i in range(len(names)))
 files = [{"path": n, "size": 11, "mode": 0o644, "mtime": 1700000000}
          for n in names]
@@ -384,7 +384,7 @@ for f in done["files"]:
 EOF
 cat "$T/hostile.out" | sed 's/^/# /'
 for n in /abs.txt ../up.txt a/../../b.txt 'x\y.txt' f/g.txt ./dot.txt \
-    d//e.txt; do
+    d//e.txt "\\$(printf '\xc3\xa9%.0s' $(seq 40))/x.txt"; do
 	check "hostile path $n refused" grep -qxF "$n bad_name" "$T/hostile.out"
 done
 check "over-long path refused" grep -q '^deep/deep/.*x.txt bad_name$' \
