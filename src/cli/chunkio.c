@@ -84,7 +84,7 @@ chunkio_pread(const struct chunk_src *src, void *buf, size_t n, uint64_t off)
  * jumped out of.
  */
 static enum pf_status
-hash_piece(const uint8_t *p, size_t k, struct pf_sha256 *h)
+hash_piece(const uint8_t *p, size_t k, struct chunkhash *h)
 {
 	sigjmp_buf jump;
 	sigset_t bus;
@@ -102,7 +102,7 @@ hash_piece(const uint8_t *p, size_t k, struct pf_sha256 *h)
 		return PF_EIO;
 	}
 	bus_jump = &jump;
-	rc = pf_sha256_update(h, p, k);
+	rc = chunkhash_update(h, p, k);
 	bus_jump = NULL;
 	return rc;
 }
@@ -118,7 +118,7 @@ hash_piece(const uint8_t *p, size_t k, struct pf_sha256 *h)
  */
 static bool
 read_mapped(const struct chunk_src *src, const struct proto_chunk_head *ch,
-    struct pf_sha256 *h, const struct chunkio_sink *sink, enum pf_status *rc)
+    struct chunkhash *h, const struct chunkio_sink *sink, enum pf_status *rc)
 {
 	uint64_t lead = ch->offset % (uint64_t)sysconf(_SC_PAGESIZE);
 	size_t len = (size_t)(lead + ch->length), k;
@@ -158,16 +158,20 @@ read_mapped(const struct chunk_src *src, const struct proto_chunk_head *ch,
 
 enum pf_status
 chunkio_read(const struct chunk_src *src, const struct proto_chunk_head *ch,
-    uint8_t *buf, size_t bufsz, struct pf_sha256 *h,
+    uint8_t *buf, size_t bufsz, struct chunkhash *h,
     const struct chunkio_sink *sink, uint8_t digest[PF_SHA256_LEN])
 {
+	const struct proto_span *spans = NULL;
+	size_t nspans = 0;
 	uint64_t pos = 0;
 	enum pf_status rc;
 
-	if ((rc = proto_chunk_digest_begin(h, ch)) != PF_OK)
+	if (src->tree != NULL)
+		spans = tree_spans(src->tree, &nspans);
+	if ((rc = chunkhash_begin(h, ch, spans, nspans)) != PF_OK)
 		return rc;
 	if (read_mapped(src, ch, h, sink, &rc))
-		return rc == PF_OK ? pf_sha256_final(h, digest) : rc;
+		return rc == PF_OK ? chunkhash_final(h, digest) : rc;
 	while (pos < ch->length) {
 		size_t want = ch->length - pos < bufsz ?
 		    (size_t)(ch->length - pos) : bufsz;
@@ -189,14 +193,16 @@ chunkio_read(const struct chunk_src *src, const struct proto_chunk_head *ch,
 			    n == 0 ? "file shrank" : strerror(errno));
 			return PF_EIO;
 		}
-		if ((rc = pf_sha256_update(h, buf, (size_t)n)) != PF_OK)
+		if ((rc = chunkhash_update(h, buf, (size_t)n)) != PF_OK)
 			return rc;
 		if (sink != NULL &&
 		    (rc = sink->write(sink->arg, buf, (size_t)n)) != PF_OK)
 			return rc;
 		pos += (uint64_t)n;
 	}
-	return pf_sha256_final(h, digest);
+	if ((rc = chunkhash_final(h, digest)) == PF_OK && spans != NULL)
+		tree_note_wholes(src->tree, h);
+	return rc;
 }
 
 enum pf_status
@@ -212,7 +218,7 @@ enum pf_status
 chunkio_receipt_src(const struct chunk_src *src, uint64_t size,
     uint32_t chunk_size, char hex[PF_SHA256_HEX])
 {
-	struct pf_sha256 *h = NULL;
+	struct chunkhash *h = NULL;
 	uint8_t *buf = NULL, *digests = NULL, receipt[PF_SHA256_LEN];
 	uint32_t count;
 	enum pf_status rc;
@@ -220,7 +226,7 @@ chunkio_receipt_src(const struct chunk_src *src, uint64_t size,
 	if ((rc = proto_chunk_count(size, chunk_size, &count)) != PF_OK)
 		return rc;
 	rc = PF_ENOMEM;
-	h = pf_sha256_new();
+	h = chunkhash_new();
 	buf = malloc(CHUNKIO_BUF);
 	digests = malloc(((size_t)count + 1) * PF_SHA256_LEN);
 	if (h == NULL || buf == NULL || digests == NULL)
@@ -238,7 +244,7 @@ chunkio_receipt_src(const struct chunk_src *src, uint64_t size,
 	    receipt)) == PF_OK)
 		pf_hex_encode(receipt, sizeof(receipt), hex);
 out:
-	pf_sha256_free(h);
+	chunkhash_free(h);
 	free(buf);
 	free(digests);
 	return rc;
@@ -259,7 +265,7 @@ static void *
 digest_main(void *arg)
 {
 	struct digest_job *job = arg;
-	struct pf_sha256 *h = pf_sha256_new();
+	struct chunkhash *h = chunkhash_new();
 	uint8_t *buf = malloc(CHUNKIO_BUF);
 	enum pf_status rc = PF_ENOMEM;
 	uint32_t i;
@@ -283,7 +289,7 @@ out:
 
 		atomic_compare_exchange_strong(&job->rc, &none, (int)rc);
 	}
-	pf_sha256_free(h);
+	chunkhash_free(h);
 	free(buf);
 	return NULL;
 }

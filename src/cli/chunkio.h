@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chunkhash.h"
 #include "digest.h"
 #include "proto.h"
 
@@ -47,8 +48,10 @@ struct chunkio_sink {
 /*
  * Reads chunk ch of src, feeds it piece by piece to the chunk digest h and
  * each piece then to sink (if not NULL), and writes the chunk digest to
- * digest. A file's chunk is mapped if sink is NULL or kernel_only (pieces
- * of 512 KiB); else, and for a transfer's files or a file that cannot be
+ * digest: PFC2 if src is a transfer's files hashed in pieces (then the
+ * files whole in the chunk get their receipts from it), else PFC1. A
+ * file's chunk is mapped if sink is NULL or kernel_only (pieces of 512
+ * KiB); else, and for a transfer's files or a file that cannot be
  * mapped, it is read through buf (pieces of bufsz bytes). PF_EIO if the
  * file is shorter than it was (it changed under us). Installs a SIGBUS
  * handler on first use, for mapped reads of a file cut short; any thread
@@ -56,7 +59,7 @@ struct chunkio_sink {
  */
 enum pf_status chunkio_read(const struct chunk_src *src,
     const struct proto_chunk_head *ch,
-    uint8_t *buf, size_t bufsz, struct pf_sha256 *h,
+    uint8_t *buf, size_t bufsz, struct chunkhash *h,
     const struct chunkio_sink *sink, uint8_t digest[PF_SHA256_LEN]);
 
 /*

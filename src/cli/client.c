@@ -68,7 +68,8 @@ client_hello_offer(struct pf_conn *c, uint8_t nonce[SCRAM_NONCE_LEN],
 	if (offer != NULL) {
 		offer->features = (lists(j, "features", "transfer") ?
 		    CLIENT_FEATURE_TRANSFER : 0) | (lists(j, "features",
-		    "amend") ? CLIENT_FEATURE_AMEND : 0);
+		    "amend") ? CLIENT_FEATURE_AMEND : 0) | (lists(j,
+		    "features", "pieces") ? CLIENT_FEATURE_PIECES : 0);
 		/* One we could not send is no help: as if unsaid. */
 		offer->min_chunk = wire_json_u64(j, "min_chunk_size",
 		    &min) == 0 && proto_chunk_size_valid(min) ?
@@ -253,7 +254,8 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 	    "resume", json_string(rq->resume)) == -1) || (rq->files != NULL &&
 	    json_object_set(j, "files", (json_t *)rq->files) == -1) ||
 	    (rq->amend && rq->resume != NULL && json_object_set_new(j,
-	    "amend", json_true()) == -1))
+	    "amend", json_true()) == -1) || (rq->pieces && rq->files !=
+	    NULL && json_object_set_new(j, "pieces", json_true()) == -1))
 		goto out;
 	if ((rc = wire_send_json(c, PROTO_OPEN, j)) != PF_OK)
 		goto out;
@@ -280,6 +282,7 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 		snprintf(out->name, sizeof(out->name), "%s", sname);
 		snprintf(out->digest, sizeof(out->digest), "%s", digest);
 		out->files = json_incref(json_object_get(j, "files"));
+		out->pieces = json_is_true(json_object_get(j, "pieces"));
 		out->complete = out->resumed = true;
 		rc = PF_OK;
 		goto out;
@@ -301,6 +304,9 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 	out->resumed = json_is_true(json_object_get(j, "resumed"));
 	out->files_refused = (unsigned)json_integer_value(json_object_get(j,
 	    "files_refused"));
+	/* An older server answers none: its chunks are hashed whole. */
+	out->pieces = rq->files != NULL && json_is_true(json_object_get(j,
+	    "pieces"));
 	parse_limits(j, out);
 	rc = PF_OK;
 out:

@@ -30,6 +30,7 @@ struct client_open_req {
 	const char	*resume;	/* session id to resume, or NULL */
 	const json_t	*files;		/* a transfer's manifest, or NULL */
 	bool		 amend;		/* resume with another manifest */
+	bool		 pieces;	/* ask for chunks hashed in pieces */
 };
 
 /* How long an ABORT waits for the server to confirm it by closing. */
@@ -39,6 +40,8 @@ struct client_open_req {
 #define CLIENT_FEATURE_TRANSFER	0x1u
 /* ... and a transfer's files at explicit offsets, amended on resume. */
 #define CLIENT_FEATURE_AMEND	0x2u
+/* ... and a transfer's chunks hashed in pieces (PFC2). */
+#define CLIENT_FEATURE_PIECES	0x4u
 
 /* What OPENED answered. */
 struct client_opened {
@@ -50,6 +53,8 @@ struct client_opened {
 	char		 digest[PF_SHA256_HEX];	/* its receipt, if so */
 	json_t		*files;		/* and a transfer's files; owned */
 	unsigned	 files_refused;	/* a transfer's, refused at OPEN */
+	bool		 pieces;	/* a transfer's chunks are hashed in
+					   pieces (PFC2), its receipt too */
 	/* The server's connection limits; an older server tells none. */
 	bool		 limits;
 	unsigned	 user_conns;	/* a user may hold at once */

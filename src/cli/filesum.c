@@ -38,6 +38,28 @@ filesum_new(uint64_t size, uint32_t chunk_size)
 	return s;
 }
 
+struct filesum *
+filesum_of(uint64_t size, uint32_t chunk_size,
+    const uint8_t digest[PF_SHA256_LEN])
+{
+	struct filesum *s;
+	uint8_t receipt[PF_SHA256_LEN];
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->size = s->done = size;
+	s->chunk_size = chunk_size;
+	s->count = 1;
+	if (size == 0 || size > chunk_size ||
+	    proto_receipt(size, chunk_size, digest, 1, receipt) != PF_OK)
+		s->dead = true;
+	else {
+		pf_hex_encode(receipt, sizeof(receipt), s->hex);
+		s->ready = true;
+	}
+	return s;
+}
+
 void
 filesum_free(struct filesum *s)
 {

@@ -18,6 +18,13 @@ struct filesum;
 /* A receipt of a size-byte file cut in chunk_size chunks. NULL: ENOMEM. */
 struct filesum *filesum_new(uint64_t size, uint32_t chunk_size);
 
+/*
+ * The receipt of a file of size (1 to chunk_size) bytes, whose one
+ * chunk's digest is digest. NULL: ENOMEM.
+ */
+struct filesum *filesum_of(uint64_t size, uint32_t chunk_size,
+    const uint8_t digest[PF_SHA256_LEN]);
+
 void filesum_free(struct filesum *s);
 
 /*

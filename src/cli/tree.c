@@ -47,7 +47,7 @@ tree_free(struct tree *t)
 		filesum_free(t->e[i].sum);
 	}
 	free(t->e);
-	free(t->byoff);
+	free(t->spans);
 	free(t);
 }
 
@@ -395,49 +395,23 @@ out:
 	return rc;
 }
 
-static int
-offset_cmp(const void *a, const void *b, void *arg)
-{
-	const struct tree *t = arg;
-	const struct tree_entry *x = &t->e[*(const size_t *)a];
-	const struct tree_entry *y = &t->e[*(const size_t *)b];
-
-	return (x->offset > y->offset) - (x->offset < y->offset);
-}
-
 enum pf_status
 tree_index(struct tree *t)
 {
-	size_t *v = calloc(t->n + 1, sizeof(*v)), k = 0;
+	struct proto_span *v = calloc(t->n + 1, sizeof(*v));
+	size_t k = 0;
 
 	if (v == NULL)
 		return PF_ENOMEM;
 	for (size_t i = 0; i < t->n; i++)
 		if (!t->e[i].dir && t->e[i].size > 0)
-			v[k++] = i;
-	qsort_r(v, k, sizeof(*v), offset_cmp, t);
-	free(t->byoff);
-	t->byoff = v;
-	t->nbyoff = k;
+			v[k++] = (struct proto_span){ t->e[i].offset,
+			    t->e[i].size, (uint32_t)i };
+	proto_spans_sort(v, k);
+	free(t->spans);
+	t->spans = v;
+	t->nspans = k;
 	return PF_OK;
-}
-
-/* The first file (its place in t->byoff) whose bytes end after off. */
-static size_t
-first_after(const struct tree *t, uint64_t off)
-{
-	size_t lo = 0, hi = t->nbyoff;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const struct tree_entry *e = &t->e[t->byoff[mid]];
-
-		if (e->offset + e->size <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
 }
 
 static bool
@@ -474,6 +448,17 @@ sum_entry(struct tree *t, struct tree_entry *e, const uint8_t *p, size_t len,
 	if (e->sum != NULL)
 		filesum_add(e->sum, p, len, pos);
 	atomic_store(&e->summing, false);
+}
+
+/*
+ * True if e lies in one chunk: hashed in pieces, that chunk's pass gives
+ * its receipt (tree_note_wholes).
+ */
+static bool
+whole_in_chunk(const struct tree *t, const struct tree_entry *e)
+{
+	return e->offset / t->sum_chunk ==
+	    (e->offset + e->size - 1) / t->sum_chunk;
 }
 
 /* Reads len bytes of file e at pos into p; zeros past its end. */
@@ -515,7 +500,9 @@ read_entry(struct tree *t, struct tree_entry *e, uint8_t *p, size_t len,
 		got += (size_t)r;
 	}
 	close(fd);
-	if (listed && t->sum_chunk != 0)
+	if (!listed)
+		atomic_store(&e->unlisted, true);
+	else if (t->sum_chunk != 0 && !(t->pieces && whole_in_chunk(t, e)))
 		sum_entry(t, e, p, len, pos);
 	return PF_OK;
 }
@@ -529,9 +516,9 @@ tree_pread(struct tree *t, void *buf, size_t n, uint64_t off)
 	if (off > t->total || n > t->total - off)
 		return PF_EIO;
 	while (n > 0) {
-		size_t k = first_after(t, off), len;
-		struct tree_entry *e = k < t->nbyoff ? &t->e[t->byoff[k]] :
-		    NULL;
+		size_t k = proto_span_after(t->spans, t->nspans, off), len;
+		struct tree_entry *e = k < t->nspans ?
+		    &t->e[t->spans[k].file] : NULL;
 
 		if (e == NULL || off < e->offset) {
 			/* Dead bytes (an amended layout's): zeros. */
@@ -554,9 +541,37 @@ tree_pread(struct tree *t, void *buf, size_t n, uint64_t off)
 }
 
 void
-tree_sum_receipts(struct tree *t, uint32_t chunk_size)
+tree_sum_receipts(struct tree *t, uint32_t chunk_size, bool pieces)
 {
 	t->sum_chunk = chunk_size;
+	t->pieces = pieces;
+}
+
+const struct proto_span *
+tree_spans(const struct tree *t, size_t *n)
+{
+	*n = t->nspans;
+	return t->pieces ? t->spans : NULL;
+}
+
+void
+tree_note_wholes(struct tree *t, const struct chunkhash *h)
+{
+	size_t n;
+	const struct chunkhash_whole *w = chunkhash_wholes(h, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		struct tree_entry *e = &t->e[w[i].file];
+
+		/* Read as listed, and not summed by a thread before. */
+		if (atomic_load(&e->unlisted) ||
+		    atomic_exchange(&e->summing, true))
+			continue;
+		if (e->sum == NULL)
+			e->sum = filesum_of(e->size, t->sum_chunk,
+			    w[i].digest);
+		atomic_store(&e->summing, false);
+	}
 }
 
 bool

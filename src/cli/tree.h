@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "chunkhash.h"
 #include "digest.h"
 #include "filesum.h"
 #include "status.h"
@@ -30,6 +31,7 @@ struct tree_entry {
 	struct timespec	 mtim, ctim;	/* as listed, for tree_receipt */
 	_Atomic bool	 changed;	/* not as listed when read */
 	_Atomic bool	 summing;	/* a thread feeds sum now */
+	_Atomic bool	 unlisted;	/* read when not as listed */
 	struct filesum	*sum;		/* its receipt, from the reads */
 };
 
@@ -45,9 +47,11 @@ struct tree {
 						   this; 0: not */
 	bool			 placed;	/* laid out by relayout.c:
 						   offsets sent, gaps dead */
-	size_t			*byoff;		/* files with bytes, by
+	struct proto_span	*spans;		/* files with bytes, by
 						   offset (tree_index) */
-	size_t			 nbyoff;
+	size_t			 nspans;
+	bool			 pieces;	/* chunks hashed in pieces
+						   (PFC2) */
 	char			 digest[PF_SHA256_HEX];	/* of the manifest */
 	char			 roots[PF_SHA256_HEX];	/* of the paths given */
 };
@@ -106,10 +110,23 @@ enum pf_status tree_pread(struct tree *t, void *buf, size_t n, uint64_t off);
 
 /*
  * From now on tree_pread hashes each file it reads from start to end, in
- * order, into its receipt for chunk_size chunks. Main thread, no worker
- * reading.
+ * order, into its receipt for chunk_size chunks; with pieces (the chunks
+ * are hashed in pieces, PFC2), not the files that lie in one chunk:
+ * tree_note_wholes gives them theirs. Main thread, no worker reading.
  */
-void tree_sum_receipts(struct tree *t, uint32_t chunk_size);
+void tree_sum_receipts(struct tree *t, uint32_t chunk_size, bool pieces);
+
+/*
+ * The spans to hash t's chunks in pieces with (*n of them), or NULL if
+ * they are hashed whole (PFC1).
+ */
+const struct proto_span *tree_spans(const struct tree *t, size_t *n);
+
+/*
+ * The files whole in the chunk h has just hashed in pieces get their
+ * receipts from it, if they were read as listed. Any thread.
+ */
+void tree_note_wholes(struct tree *t, const struct chunkhash *h);
 
 /*
  * True with e's receipt for chunk_size chunks in hex if tree_pread

@@ -435,7 +435,7 @@ control_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
 	}
 	rq = (struct client_open_req){ &j->src, j->size, j->chunk_size,
 	    j->r->chunks, u->name, u->resume ? j->session : NULL, u->files,
-	    u->amend };
+	    u->amend, (offer.features & CLIENT_FEATURE_PIECES) != 0 };
 	snprintf(what, whatcap, "login failed");
 	if ((rc = client_login(c, o->user, o->secret, key, err,
 	    errcap)) != PF_OK)
@@ -496,6 +496,10 @@ control_apply(struct upload *u, struct pf_conn *c, struct client_opened *op,
 	j->stopping = j->r->status != PF_OK;
 	pthread_mutex_unlock(&j->lock);
 	streams_fit(u, op);
+	/* Each file's receipt, as its bytes go: the report reads none. No
+	   worker reads yet, or any more: the hashing can change. */
+	if (j->o->tree != NULL && (fresh || !u->started))
+		tree_sum_receipts(j->o->tree, j->chunk_size, op->pieces);
 	held = queue_load_have(j->q, op->have, fresh || !u->started);
 	snprintf(j->r->name, sizeof(j->r->name), "%s", op->name);
 	if (held > 0)
@@ -529,6 +533,8 @@ control_was_complete(struct upload *u, struct pf_conn *c,
 	enum pf_status rc;
 
 	pf_conn_free(c);
+	if (j->o->tree != NULL)
+		tree_sum_receipts(j->o->tree, j->chunk_size, op->pieces);
 	rc = chunkio_receipt_src(&j->src, j->size, j->chunk_size, mine);
 	if (rc != PF_OK) {
 		job_set_error(j, rc, "%s: cannot compute the receipt",
@@ -952,9 +958,6 @@ upload_run(const struct upload_opts *o, struct upload_result *r)
 	    make_queue(&u) != PF_OK || control_setup(&u) != PF_OK)
 		goto out;
 	fd.chunk_size = u.j.chunk_size;
-	/* Each file's receipt, as its bytes go: the report reads none. */
-	if (o->tree != NULL)
-		tree_sum_receipts(o->tree, u.j.chunk_size);
 	if (o->progress && o->tree != NULL &&
 	    (fd.map = malloc(((size_t)r->chunks + 7) / 8)) != NULL) {
 		struct progress_items items = { "files",

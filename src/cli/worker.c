@@ -57,7 +57,7 @@ struct worker {
 	uint32_t	 rng;		/* for jitter */
 	struct pf_conn	*c;
 	uint8_t		*buf;
-	struct pf_sha256 *h;
+	struct chunkhash *h;
 	unsigned	 gen;		/* login generation it joined with */
 	unsigned	 attempt;	/* connection attempts since an ACK */
 	uint32_t	 inflight[WINDOW];	/* oldest first */
@@ -472,7 +472,7 @@ worker_main(void *arg)
 	bool again = false;
 	enum worker_end end = WORKER_FAILED;
 
-	w->h = pf_sha256_new();
+	w->h = chunkhash_new();
 	w->buf = malloc(WORKER_BUF);
 	if (w->h == NULL || w->buf == NULL) {
 		job_set_error(j, PF_ENOMEM, "out of memory");
@@ -496,7 +496,7 @@ worker_main(void *arg)
 	}
 out:
 	worker_set_conn(w, NULL);
-	pf_sha256_free(w->h);
+	chunkhash_free(w->h);
 	free(w->buf);
 	w->h = NULL;
 	w->buf = NULL;

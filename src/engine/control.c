@@ -256,6 +256,7 @@ parse_open(struct stream *st, const json_t *req, struct open_req *o)
 	head64 = wire_json_str(req, "head", NULL);
 	o->resume = wire_json_str(req, "resume", &resume_len);
 	o->amend = json_is_true(json_object_get(req, "amend"));
+	o->f.pieces = json_is_true(json_object_get(req, "pieces"));
 	if (o->f.client_name == NULL || head64 == NULL ||
 	    wire_json_u64(req, "size", &o->f.size) == -1 ||
 	    wire_json_u64(req, "chunk_size", &chunk_size) == -1 ||
@@ -329,9 +330,12 @@ send_opened(struct stream *st, struct session *s, bool resumed)
 	    session_id(s), "chunks", (json_int_t)n, "chunk_size",
 	    (json_int_t)session_chunk_size(s), "name", session_name(s),
 	    "resumed", resumed, "have", have, "limits", limits_json(st));
+	/* pieces: how this session's chunks are hashed, a resume's too. */
 	if (j == NULL || (session_manifest(s) != NULL &&
-	    json_object_set_new(j, "files_refused", json_integer(
-	    (json_int_t)manifest_refused(session_manifest(s)))) == -1))
+	    (json_object_set_new(j, "files_refused", json_integer(
+	    (json_int_t)manifest_refused(session_manifest(s)))) == -1 ||
+	    json_object_set_new(j, "pieces", json_boolean(
+	    session_pieces(s))) == -1)))
 		goto out;
 	rc = wire_send_json(st->c, PROTO_OPENED, j);
 out:
@@ -393,9 +397,12 @@ resume_finished(struct stream *st, const struct open_req *o)
 	}
 	j = json_pack("{s:s,s:s,s:I,s:s,s:s++}", "session", id, "name", name,
 	    "size", size, "digest", digest, "path", id, "/", name);
-	if (j != NULL && o->f.manifest != NULL && json_object_set_new(j,
+	/* pieces: the client checks the receipt, made of such digests. */
+	if (j != NULL && o->f.manifest != NULL && (json_object_set_new(j,
 	    "files", storage_final_list(st->env->storage, id,
-	    UNPACK_FILES_NAME)) == -1) {
+	    UNPACK_FILES_NAME)) == -1 || json_object_set_new(j, "pieces",
+	    json_boolean(json_is_true(json_object_get(meta, "pieces")))) ==
+	    -1)) {
 		json_decref(j);
 		j = NULL;
 	}

@@ -217,7 +217,7 @@ enum pf_status
 data_start(struct stream *st, struct session *s)
 {
 	st->buf = malloc(STREAM_BUF);
-	st->hash = pf_sha256_new();
+	st->hash = chunkhash_new();
 	st->acks = acks_new();
 	/* A store takes a chunk whole: one buffer per stream, no disk. */
 	if (session_remote(s))
@@ -489,8 +489,12 @@ receive_chunk(struct stream *st, const struct proto_chunk_head *ch,
 	uint64_t pos = 0;
 	enum pf_status rc;
 
+	const struct proto_span *spans;
+	size_t nspans;
+
 	*head_differs = false;
-	if ((rc = proto_chunk_digest_begin(st->hash, ch)) != PF_OK)
+	spans = session_spans(s, &nspans);
+	if ((rc = chunkhash_begin(st->hash, ch, spans, nspans)) != PF_OK)
 		return rc;
 	while (pos < ch->length) {
 		size_t k = ch->length - pos < STREAM_BUF ?
@@ -510,7 +514,7 @@ receive_chunk(struct stream *st, const struct proto_chunk_head *ch,
 		if (ch->index == 0 && pos == 0 &&
 		    session_head_differs(s, st->buf))
 			*head_differs = true;
-		if ((rc = pf_sha256_update(st->hash, st->buf, k)) != PF_OK)
+		if ((rc = chunkhash_update(st->hash, st->buf, k)) != PF_OK)
 			return rc;
 		if (!*head_differs && st->chunk != NULL)
 			memcpy(st->chunk + pos, st->buf, k);
@@ -524,7 +528,7 @@ receive_chunk(struct stream *st, const struct proto_chunk_head *ch,
 	}
 	if ((rc = pf_conn_read_full(st->c, want, PF_SHA256_LEN)) != PF_OK)
 		return rc;
-	return pf_sha256_final(st->hash, got);
+	return chunkhash_final(st->hash, got);
 }
 
 /*
@@ -630,6 +634,8 @@ data_on_chunk(struct stream *st, const struct proto_header *h)
 	}
 	if (st->chunk != NULL)
 		return put_chunk(st, &ch, got);
+	/* Its files' own digests: the judge need not read them back. */
+	session_note_wholes(s, st->hash);
 	/*
 	 * The ACK is a promise: data, then journal, on stable storage. The
 	 * committer syncs while this connection reads the next chunk.

@@ -161,11 +161,13 @@ hash_file(struct judge_work *w, int fd, uint64_t size, uint32_t cs,
 
 enum pf_status
 judge_file(struct judge_work *w, const struct policy *p, int fd,
-    uint64_t size, uint32_t chunk_size, struct judge_verdict *v,
-    const _Atomic bool *stop)
+    uint64_t size, uint32_t chunk_size, const uint8_t *own,
+    struct judge_verdict *v, const _Atomic bool *stop)
 {
 	size_t n = size < PROTO_HEAD_LEN ? (size_t)size : PROTO_HEAD_LEN;
-	size_t first = size < JUDGE_BUF ? (size_t)size : JUDGE_BUF;
+	/* With its digest streamed, only the head is read. */
+	size_t first = own != NULL ? n : size < JUDGE_BUF ? (size_t)size :
+	    JUDGE_BUF;
 	char why[POLICY_WHY_MAX];
 	enum pf_status rc;
 
@@ -183,6 +185,8 @@ judge_file(struct judge_work *w, const struct policy *p, int fd,
 		v->reason = strdup(why);
 		return PF_OK;
 	}
+	if (own != NULL && size <= chunk_size)
+		return proto_receipt(size, chunk_size, own, 1, v->receipt);
 	return hash_file(w, fd, size, chunk_size, v->receipt, stop);
 }
 
@@ -205,8 +209,8 @@ judge_entry(struct judge *j, struct judge_work *w, uint32_t i)
 		    O_CLOEXEC)) == -1)
 			return false;
 	}
-	if (judge_file(w, j->jp->p, fd, f->size, j->chunk_size, v,
-	    &j->stop) == PF_OK)
+	if (judge_file(w, j->jp->p, fd, f->size, j->chunk_size,
+	    manifest_streamed(f), v, &j->stop) == PF_OK)
 		j->has[i] = 1;
 	else {
 		free(v->reason);

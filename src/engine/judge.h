@@ -44,13 +44,14 @@ void judge_work_free(struct judge_work *w);
 /*
  * Judges the size bytes of fd as one file: p (NULL: no policy) on its
  * first bytes, then its receipt in chunks of chunk_size, into v (its
- * reason new). A refusal is a verdict (v->status), not an error;
- * PF_EINTERNAL if libmagic failed, PF_EIO, PF_ENOMEM, PF_ECANCELLED if
- * *stop (may be NULL) became true meanwhile.
+ * reason new); a file of one chunk whose digest own the stream gave (or
+ * NULL) is not read past its head. A refusal is a verdict (v->status),
+ * not an error; PF_EINTERNAL if libmagic failed, PF_EIO, PF_ENOMEM,
+ * PF_ECANCELLED if *stop (may be NULL) became true meanwhile.
  */
 enum pf_status judge_file(struct judge_work *w, const struct policy *p,
-    int fd, uint64_t size, uint32_t chunk_size, struct judge_verdict *v,
-    const _Atomic bool *stop);
+    int fd, uint64_t size, uint32_t chunk_size, const uint8_t *own,
+    struct judge_verdict *v, const _Atomic bool *stop);
 
 /*
  * Starts the pool of judging threads (one per CPU, 1 to 4,

@@ -23,6 +23,7 @@ manifest_free(struct manifest *m)
 		free(m->f[i].reason);
 	}
 	free(m->f);
+	free(m->spans);
 	free(m);
 }
 
@@ -170,48 +171,71 @@ parse_entry(const json_t *e, struct manifest_file *f, bool *placed)
 	return PF_OK;
 }
 
-static int
-by_offset(const void *a, const void *b)
+/* Lists m's files with bytes in m->spans, by offset. PF_ENOMEM. */
+static enum pf_status
+index_spans(struct manifest *m)
 {
-	const struct manifest_file *x = *(const struct manifest_file *
-	    const *)a, *y = *(const struct manifest_file *const *)b;
-
-	return (x->offset > y->offset) - (x->offset < y->offset);
+	free(m->spans);
+	m->nspans = 0;
+	if ((m->spans = calloc(m->n + 1, sizeof(*m->spans))) == NULL)
+		return PF_ENOMEM;
+	for (size_t i = 0; i < m->n; i++)
+		if (!m->f[i].dir && m->f[i].size > 0)
+			m->spans[m->nspans++] = (struct proto_span){
+			    m->f[i].offset, m->f[i].size, (uint32_t)i };
+	proto_spans_sort(m->spans, m->nspans);
+	return PF_OK;
 }
 
 /*
- * With explicit offsets: every file within size bytes, no two files'
- * bytes overlapping (the bytes between them are dead: never stored).
- * Sets m->total to size. PF_EBADFRAME if not so, PF_ENOMEM.
+ * Indexes m's files by offset; with explicit offsets (placed) also
+ * checks them: every file within size bytes, no two files' bytes
+ * overlapping (the bytes between them are dead: never stored), and sets
+ * m->total to size. PF_EBADFRAME if not so, PF_ENOMEM.
  */
 static enum pf_status
-check_layout(struct manifest *m, uint64_t size)
+check_layout(struct manifest *m, bool placed, uint64_t size)
 {
-	const struct manifest_file **v = calloc(m->n + 1, sizeof(*v));
-	enum pf_status rc = PF_EBADFRAME;
-	size_t n = 0;
+	const struct proto_span *v;
+	enum pf_status rc;
 
-	if (v == NULL)
-		return PF_ENOMEM;
-	for (size_t i = 0; i < m->n; i++) {
+	for (size_t i = 0; placed && i < m->n; i++) {
 		const struct manifest_file *f = &m->f[i];
 
-		if (f->dir)
-			continue;
-		if (f->offset > size || f->size > size - f->offset)
-			goto out;
-		if (f->size > 0)
-			v[n++] = f;
+		if (!f->dir && (f->offset > size || f->size > size - f->offset))
+			return PF_EBADFRAME;
 	}
-	qsort(v, n, sizeof(*v), by_offset);
-	for (size_t i = 1; i < n; i++)
-		if (v[i - 1]->offset + v[i - 1]->size > v[i]->offset)
-			goto out;
-	m->total = size;
-	rc = PF_OK;
-out:
-	free(v);
-	return rc;
+	if ((rc = index_spans(m)) != PF_OK)
+		return rc;
+	v = m->spans;
+	for (size_t i = 1; i < m->nspans; i++)
+		if (v[i - 1].offset + v[i - 1].size > v[i].offset)
+			return PF_EBADFRAME;
+	if (placed)
+		m->total = size;
+	return PF_OK;
+}
+
+void
+manifest_note_wholes(struct manifest *m, const struct chunkhash *h)
+{
+	size_t n;
+	const struct chunkhash_whole *w = chunkhash_wholes(h, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		struct manifest_file *f = &m->f[w[i].file];
+
+		if (atomic_load(&f->streamed))
+			continue;
+		memcpy(f->own, w[i].digest, sizeof(f->own));
+		atomic_store(&f->streamed, true);
+	}
+}
+
+const uint8_t *
+manifest_streamed(const struct manifest_file *f)
+{
+	return atomic_load(&f->streamed) ? f->own : NULL;
 }
 
 /* Entries and their case-folded stored paths, for sorting. */
@@ -461,8 +485,8 @@ manifest_parse(const struct policy *p, const json_t *files, uint64_t size,
 			goto out;
 	}
 	/* Offsets: all files give one, or none does. */
-	if (placed > 0 && (placed != nfiles || (rc = check_layout(m,
-	    size)) != PF_OK)) {
+	if ((placed > 0 && placed != nfiles) || (rc = check_layout(m,
+	    placed > 0, size)) != PF_OK) {
 		rc = rc == PF_ENOMEM ? rc : PF_EBADFRAME;
 		snprintf(why, cap, "offsets must be given for every file, each "
 		    "within size, none overlapping");
@@ -600,9 +624,10 @@ manifest_load(const json_t *j, uint64_t size, struct manifest **out)
 		}
 	}
 	/* Offsets on every file (written since amends came) or on none. */
+	if ((rc = check_layout(m, placed > 0, size)) != PF_OK)
+		goto out;
 	rc = PF_EBADFRAME;
-	if (placed > 0 ? placed != nfiles || check_layout(m, size) != PF_OK :
-	    m->total != size)
+	if (placed > 0 ? placed != nfiles : m->total != size)
 		goto out;
 	*out = m;
 	m = NULL;

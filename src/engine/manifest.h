@@ -7,11 +7,13 @@
 #ifndef PF_MANIFEST_H
 #define PF_MANIFEST_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include <jansson.h>
 
+#include "chunkhash.h"
 #include "digest.h"
 #include "status.h"
 
@@ -29,6 +31,10 @@ struct manifest_file {
 	enum pf_status	 status;	/* PF_OK, or why it is not stored */
 	char		*reason;	/* for people, if status != PF_OK */
 	char		 digest[PF_SHA256_HEX];	/* receipt once stored */
+	/* A file of one chunk that a chunk hashed in pieces brought
+	   whole: its chunk's digest (its receipt's), once streamed. */
+	uint8_t		 own[PF_SHA256_LEN];
+	_Atomic bool	 streamed;
 };
 
 struct manifest {
@@ -36,6 +42,8 @@ struct manifest {
 	struct manifest_file	*f;
 	uint64_t		 total;	/* payload bytes, refused included */
 	char			 digest[PF_SHA256_HEX];	/* of what was sent */
+	struct proto_span	*spans;	/* the files with bytes, by offset */
+	size_t			 nspans;
 };
 
 /*
@@ -71,6 +79,16 @@ enum pf_status manifest_load(const json_t *j, uint64_t size,
     struct manifest **out);
 
 void manifest_free(struct manifest *m);
+
+/*
+ * The files whole in the chunk h has just hashed in pieces, over m's
+ * spans, get their own digests (streamed). Any thread; the chunk's
+ * durability, noted after, publishes them.
+ */
+void manifest_note_wholes(struct manifest *m, const struct chunkhash *h);
+
+/* f's own chunk's digest if the stream gave it, else NULL. */
+const uint8_t *manifest_streamed(const struct manifest_file *f);
 
 /* How many entries are refused (status not PF_OK). */
 size_t manifest_refused(const struct manifest *m);

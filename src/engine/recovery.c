@@ -81,44 +81,50 @@ save_boot(struct storage *s, const char *boot_id)
 		log_warn("%s: %s: %s", __func__, BOOT_NAME, strerror(errno));
 }
 
-/* Reads chunk index back from the payload and checks its digest. */
+/*
+ * Reads chunk index back from the payload and checks its digest, hashed
+ * in pieces over spans (n) unless spans is NULL.
+ */
 static bool
 chunk_intact(struct staging *st, uint64_t size, uint32_t chunk_size,
     uint32_t index, const uint8_t digest[PF_SHA256_LEN], uint8_t *buf,
-    struct pf_sha256 *h)
+    struct chunkhash *h, const struct proto_span *spans, size_t n)
 {
 	struct proto_chunk_head ch = { index, (uint64_t)index * chunk_size,
 	    proto_chunk_length(size, chunk_size, index) };
 	uint8_t got[PF_SHA256_LEN];
 	uint64_t pos = 0;
 
-	if (proto_chunk_digest_begin(h, &ch) != PF_OK)
+	if (chunkhash_begin(h, &ch, spans, n) != PF_OK)
 		return false;
 	while (pos < ch.length) {
 		size_t want = ch.length - pos < VERIFY_BUF ?
 		    (size_t)(ch.length - pos) : VERIFY_BUF;
 		if (payload_read(st->pl, ch.offset + pos, buf, want) !=
-		    PF_OK || pf_sha256_update(h, buf, want) != PF_OK)
+		    PF_OK || chunkhash_update(h, buf, want) != PF_OK)
 			return false;
 		pos += want;
 	}
-	return pf_sha256_final(h, got) == PF_OK &&
+	return chunkhash_final(h, got) == PF_OK &&
 	    memcmp(got, digest, sizeof(got)) == 0;
 }
 
 /*
  * After a reboot: keeps only the journal records whose chunk reads back
  * intact, and rewrites the journal if any was dropped, so a later start
- * does not trust them again.
+ * does not trust them again. m is the transfer's manifest, or NULL.
  */
 static enum pf_status
-verify_records(struct staging *st, const json_t *meta, uint32_t *indices,
-    uint8_t *digests, uint32_t *count)
+verify_records(struct staging *st, const json_t *meta,
+    const struct manifest *m, uint32_t *indices, uint8_t *digests,
+    uint32_t *count)
 {
 	json_int_t size = json_integer_value(json_object_get(meta, "size"));
 	json_int_t cs = json_integer_value(json_object_get(meta,
 	    "chunk_size"));
-	struct pf_sha256 *h = pf_sha256_new();
+	bool pieces = m != NULL && json_is_true(json_object_get(meta,
+	    "pieces"));
+	struct chunkhash *h = chunkhash_new();
 	uint8_t *buf = malloc(VERIFY_BUF);
 	uint32_t n = *count, kept = 0, chunks;
 	enum pf_status rc = PF_ENOMEM;
@@ -133,7 +139,8 @@ verify_records(struct staging *st, const json_t *meta, uint32_t *indices,
 		uint8_t *d = digests + (size_t)i * PF_SHA256_LEN;
 
 		if (indices[i] >= chunks || !chunk_intact(st, (uint64_t)size,
-		    (uint32_t)cs, indices[i], d, buf, h))
+		    (uint32_t)cs, indices[i], d, buf, h, pieces ? m->spans :
+		    NULL, pieces ? m->nspans : 0))
 			continue;
 		indices[kept] = indices[i];
 		memmove(digests + (size_t)kept * PF_SHA256_LEN, d,
@@ -149,7 +156,7 @@ verify_records(struct staging *st, const json_t *meta, uint32_t *indices,
 		goto out;
 	*count = kept;
 out:
-	pf_sha256_free(h);
+	chunkhash_free(h);
 	free(buf);
 	return rc;
 }
@@ -181,23 +188,20 @@ load_manifest(int dirfd, const json_t *meta, enum pf_status *rc)
 }
 
 /*
- * Opens st's payload as its metadata meta describes it; a transfer's
- * files a COMMIT cut short renamed into <root>/<id> are read there.
+ * Opens st's payload as m (its manifest, or NULL) describes it; a
+ * transfer's files a COMMIT cut short renamed into <root>/<id> are read
+ * there.
  */
 static enum pf_status
-open_payload(struct storage *s, struct staging *st, const json_t *meta)
+open_payload(struct storage *s, struct staging *st, const struct manifest *m)
 {
-	struct manifest *m;
 	enum pf_status rc;
 	int topfd;
 
-	m = load_manifest(st->dirfd, meta, &rc);
-	if (rc == PF_OK)
-		rc = payload_open(st->dirfd, m, &s->promised, &st->pl);
+	rc = payload_open(st->dirfd, m, &s->promised, &st->pl);
 	if (rc == PF_OK && m != NULL &&
 	    (topfd = storage_open_dir(s->rootfd, st->id)) != -1)
 		rc = payload_placed_at(st->pl, topfd, m);
-	manifest_free(m);
 	return rc;
 }
 
@@ -233,6 +237,7 @@ static enum pf_status
 recover_one(struct storage *s, bool verify, const char *id,
     struct recovery_area *r, uint32_t **indices, uint8_t **digests)
 {
+	struct manifest *m = NULL;
 	struct staging *st;
 	struct stat sb;
 	uint32_t n = 0;
@@ -247,25 +252,30 @@ recover_one(struct storage *s, bool verify, const char *id,
 	if ((r->meta = storage_read_json(st->dirfd, SESSION_NAME, &rc)) ==
 	    NULL)
 		return rc;
-	if ((rc = open_payload(s, st, r->meta)) != PF_OK)
-		return rc;
+	m = load_manifest(st->dirfd, r->meta, &rc);
+	if (rc != PF_OK || (rc = open_payload(s, st, m)) != PF_OK)
+		goto out;
 	if ((st->jfd = pf_open_beneath(st->dirfd, JOURNAL_NAME, O_RDWR,
-	    0)) == -1)
-		return errno == ENOENT ? PF_EBADFRAME : PF_EIO;
+	    0)) == -1) {
+		rc = errno == ENOENT ? PF_EBADFRAME : PF_EIO;
+		goto out;
+	}
 	if ((rc = drop_old_layout(st, r->meta)) != PF_OK)
-		return rc;
+		goto out;
+	rc = PF_EIO;
 	if (fstat(st->jfd, &sb) == -1)
-		return PF_EIO;
+		goto out;
 	r->last_active = sb.st_mtime;
-	if ((rc = journal_load(st, sb.st_size, indices, digests, &n)) != PF_OK)
-		return rc;
-	if (verify && n > 0 &&
-	    (rc = verify_records(st, r->meta, *indices, *digests, &n)) != PF_OK)
-		return rc;
+	if ((rc = journal_load(st, sb.st_size, indices, digests, &n)) !=
+	    PF_OK || (verify && n > 0 && (rc = verify_records(st, r->meta, m,
+	    *indices, *digests, &n)) != PF_OK))
+		goto out;
 	r->nrecords = n;
 	r->indices = *indices;
 	r->digests = *digests;
-	return PF_OK;
+out:
+	manifest_free(m);
+	return rc;
 }
 
 enum pf_status

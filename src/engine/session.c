@@ -42,6 +42,7 @@ struct session {
 	uint8_t		 head[PROTO_HEAD_LEN];
 	size_t		 headlen;
 	bool		 tus;			/* see session_file */
+	bool		 pieces;		/* see session_file */
 	pthread_mutex_t	 lock;			/* guards key and owner */
 	uint8_t		 key[PF_SHA256_LEN];	/* the login's session key */
 	bool		 key_set;		/* key is one (not zeros) */
@@ -223,8 +224,9 @@ to_json(const struct session *s, bool staging)
 	    s->client_name, s->client_name_len, "size", (json_int_t)s->size,
 	    "chunk_size", (json_int_t)s->chunk_size, "user", s->user,
 	    "created", created, "created_unix", (json_int_t)s->created);
-	if (j != NULL && json_object_set_new(j, "origin", json_string(s->tus ?
-	    "tus" : "native")) == -1) {
+	if (j != NULL && (json_object_set_new(j, "origin", json_string(
+	    s->tus ? "tus" : "native")) == -1 || (s->pieces &&
+	    json_object_set_new(j, "pieces", json_true()) == -1))) {
 		json_decref(j);
 		return NULL;
 	}
@@ -372,6 +374,7 @@ open_fields(struct session *s, const struct session_file *f)
 	snprintf(s->peer, sizeof(s->peer), "%s", f->peer);
 	s->chunk_size = f->chunk_size;
 	s->tus = f->tus;
+	s->pieces = f->pieces && f->manifest != NULL;
 	memcpy(s->head, f->head, f->headlen);
 	s->headlen = f->headlen;
 	if ((s->client_name = malloc(f->client_name_len + 1)) == NULL)
@@ -486,6 +489,8 @@ from_json(struct session *s, const json_t *meta)
 	    &created, "head", &head64, "origin", &origin) == -1)
 		return PF_EBADFRAME;
 	s->tus = strcmp(origin, "tus") == 0;
+	s->pieces = json_is_true(json_object_get(meta, "pieces")) &&
+	    json_object_get(meta, "transfer") != NULL;
 	/* A damaged or edited file is treated like hostile input. */
 	if (!proto_user_valid(user) || size < 0 || !proto_chunk_size_valid(
 	    (uint64_t)chunk_size) || proto_chunk_count((uint64_t)size,
@@ -677,6 +682,26 @@ unsigned
 session_amends(const struct session *s)
 {
 	return s->amends;
+}
+
+const struct proto_span *
+session_spans(const struct session *s, size_t *n)
+{
+	*n = s->pieces ? s->mf->nspans : 0;
+	return s->pieces ? s->mf->spans : NULL;
+}
+
+void
+session_note_wholes(struct session *s, const struct chunkhash *h)
+{
+	if (s->pieces)
+		manifest_note_wholes(s->mf, h);
+}
+
+bool
+session_pieces(const struct session *s)
+{
+	return s->pieces;
 }
 
 const char *

@@ -66,12 +66,17 @@ struct session_file {
 	/* A transfer's manifest: session_open takes it over, success or
 	   not (session_matches only reads it); NULL for one file. */
 	struct manifest	*manifest;
+	/* A transfer's chunks hashed in pieces (PFC2): kept in the
+	   metadata, so a resume hashes them so too. */
+	bool		 pieces;
 };
 
 /* A transfer's manifest, in its staging area. */
 #define MANIFEST_NAME	"manifest.json"
 
+struct chunkhash;
 struct manifest;
+struct proto_span;
 struct session;
 struct staging;
 struct storage;
@@ -392,6 +397,18 @@ char *session_chunk_map(struct session *s);
 /* Fixed once s is ready; borrowed strings live as long as s. */
 /* A transfer's manifest (borrowed, lives as long as s), or NULL. */
 const struct manifest *session_manifest(const struct session *s);
+
+/* True if s's chunks are hashed in pieces (PFC2). */
+bool session_pieces(const struct session *s);
+
+/*
+ * The spans (*n) s's chunks are hashed in pieces over (borrowed, as long
+ * as s), or NULL if they are hashed whole (PFC1).
+ */
+const struct proto_span *session_spans(const struct session *s, size_t *n);
+
+/* The files whole in the chunk h has just hashed keep their digests. */
+void session_note_wholes(struct session *s, const struct chunkhash *h);
 const char *session_id(const struct session *s);
 const char *session_user(const struct session *s);
 const char *session_name(const struct session *s);

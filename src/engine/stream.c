@@ -49,10 +49,11 @@ send_hello(struct stream *st)
 	/* One mechanism: over TLS the bound one, so none can be downgraded. */
 	/* features: what a client may ask for beyond one file per OPEN. */
 	/* min_chunk_size: so a client can pick its chunk size before OPEN. */
-	j = json_pack("{s:s,s:i,s:s,s:[s],s:[s,s],s:I}", "server",
+	j = json_pack("{s:s,s:i,s:s,s:[s],s:[s,s,s],s:I}", "server",
 	    "paraflowd/" PACKAGE_VERSION, "version", PROTO_VERSION, "nonce",
 	    nonce, "mechanisms", pf_conn_is_tls(st->c) ? SCRAM_MECH_PLUS :
-	    SCRAM_MECH, "features", "transfer", "amend", "min_chunk_size",
+	    SCRAM_MECH, "features", "transfer", "amend", "pieces",
+	    "min_chunk_size",
 	    (json_int_t)store_min_chunk(st->env->store));
 	free(nonce);
 	if (j == NULL)
@@ -156,7 +157,7 @@ stream_release(struct stream *st, bool answering)
 		peruser_release(st->env->peruser, st->user);
 	session_unref(s);
 	auth_server_free(st->auth);
-	pf_sha256_free(st->hash);
+	chunkhash_free(st->hash);
 	free(st->buf);
 	free(st->chunk);
 	pf_wipe(st->key, sizeof(st->key));

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "budget.h"
+#include "chunkhash.h"
 #include "counters.h"
 #include "digest.h"
 #include "net.h"
@@ -49,7 +50,7 @@ struct stream {
 	struct session		*session;	/* held reference */
 	uint8_t			*buf;
 	uint8_t			*chunk;	/* on a store: one whole chunk */
-	struct pf_sha256	*hash;
+	struct chunkhash	*hash;
 	struct data_acks	*acks;		/* data connections: data.c */
 	bool			 errored;	/* an ERROR frame was sent */
 };

@@ -41,6 +41,7 @@ struct unpack_job {
 	const struct policy	*p;
 	struct judge		*judge;		/* early verdicts, or NULL */
 	atomic_size_t		 early;		/* of them used */
+	atomic_size_t		 streamed;	/* receipts the stream gave */
 	atomic_size_t		 next;		/* the next entry to take */
 	atomic_int		 rc;		/* first failure, or PF_OK */
 };
@@ -177,6 +178,9 @@ stage_file(struct unpack *u, const struct policy *p, struct manifest_file *f,
 
 	if (v != NULL)
 		atomic_fetch_add(&u->job->early, 1);
+	/* Its receipt, judged early or now, is made of that digest. */
+	if (manifest_streamed(f) != NULL && f->size <= u->chunk_size)
+		atomic_fetch_add(&u->job->streamed, 1);
 	/* Refused early: it is never opened. */
 	if (v != NULL && v->status != PF_OK) {
 		apply(f, v);
@@ -189,7 +193,7 @@ stage_file(struct unpack *u, const struct policy *p, struct manifest_file *f,
 	}
 	if (v == NULL) {
 		if ((rc = judge_file(&u->w, p, fd, f->size, u->chunk_size,
-		    &own, NULL)) != PF_OK)
+		    manifest_streamed(f), &own, NULL)) != PF_OK)
 			goto out;
 		v = &own;
 	}
@@ -412,9 +416,10 @@ unpack_all(struct unpack *u)
 	rc = sync_all(u, u->job->m);
 	t[3] = pf_now_ms();
 	log_info("%s: %zu entries: staged in %llu ms (no copy), %zu judged "
-	    "early, named in %llu, names synced in %llu", u->st->id,
-	    u->job->m->n, (unsigned long long)(t[1] - t[0]),
-	    atomic_load(&u->job->early), (unsigned long long)(t[2] - t[1]),
+	    "early, %zu receipts streamed, named in %llu, names synced in "
+	    "%llu", u->st->id, u->job->m->n, (unsigned long long)(t[1] -
+	    t[0]), atomic_load(&u->job->early), atomic_load(
+	    &u->job->streamed), (unsigned long long)(t[2] - t[1]),
 	    (unsigned long long)(t[3] - t[2]));
 	return rc;
 }

@@ -377,6 +377,17 @@ pywire() {
 	PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" python3 - "$@"
 }
 
+# hello_relay FEATURE PORTFILE: a relay to the server that drops FEATURE
+# from its HELLO, as an older paraflowd sends it (run it in the
+# background); its port goes to PORTFILE.
+hello_relay() {
+	pywire "$PORT" "$2" "$1" <<'EOF'
+import sys
+import pfwire as w
+w.hello_relay(int(sys.argv[1]), sys.argv[2], sys.argv[3])
+EOF
+}
+
 # start_proxy ARGS...: a pfproxy in front of the server; sets PPORT.
 start_proxy() {
 	rm -f "$T/pport" "$T/proxy.log"

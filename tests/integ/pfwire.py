@@ -257,6 +257,47 @@ def chunk_digest(index, offset, data):
                                                 len(data)) + data).digest()
 
 
+def pieces_digest(index, offset, data, spans):
+    """PFC2, a transfer's chunk hashed in pieces (docs/protocol.md).
+
+    spans: (offset, size) of the files with bytes, sorted. The chunk is
+    cut where a file starts or ends; a file whole in it is hashed as its
+    own first chunk, "PFC1" || u64 0 || u64 0 || u32 size || bytes, any
+    other piece as "PFP1" || bytes; the digest is SHA-256("PFC2" || u64
+    index || u64 offset || u32 length || the pieces' digests).
+    """
+    end = offset + len(data)
+    pos, digests = offset, b""
+    while pos < end:
+        s = next(((o, n) for o, n in spans if o + n > pos), None)
+        whole = False
+        if s is None or s[0] >= end:
+            stop = end
+        elif s[0] > pos:
+            stop = s[0]
+        else:
+            stop = min(end, s[0] + s[1])
+            whole = s[0] >= offset and s[0] + s[1] <= end
+        piece = data[pos - offset:stop - offset]
+        if whole:
+            digests += chunk_digest(0, 0, piece)
+        else:
+            digests += hashlib.sha256(b"PFP1" + piece).digest()
+        pos = stop
+    return hashlib.sha256(b"PFC2" + struct.pack(">QQI", index, offset,
+                                                len(data)) +
+                          digests).digest()
+
+
+def own_receipt(data, chunk_size):
+    """A file's receipt alone: what `paraflow digest -c SIZE` prints."""
+    n = (len(data) + chunk_size - 1) // chunk_size
+    return receipt(len(data), chunk_size,
+                   [chunk_digest(i, i * chunk_size,
+                                 data[i * chunk_size:(i + 1) * chunk_size])
+                    for i in range(n)])
+
+
 def chunk_payload(index, offset, data, digest=None):
     """The CHUNK payload: head, data and the digest (or the one given)."""
     if digest is None:
@@ -274,10 +315,11 @@ def receipt(size, chunk_size, digests):
                           b"".join(digests)).hexdigest()
 
 
-def upload(ctrl, port, key, opened, data):
+def upload(ctrl, port, key, opened, data, spans=None):
     """Sends all of data over one data connection and commits.
 
-    Returns the COMPLETE object; raises WireError on a refusal.
+    With spans (a transfer's, see pieces_digest) its chunks are hashed
+    in pieces. Returns the COMPLETE object; raises WireError on a refusal.
     """
     cs = opened["chunk_size"]
     digests = []
@@ -286,11 +328,53 @@ def upload(ctrl, port, key, opened, data):
         join(d, key, opened["session"])
         for i in range(opened["chunks"]):
             part = data[i * cs:(i + 1) * cs]
-            digests.append(chunk_digest(i, i * cs, part))
-            send_chunk(d, i, i * cs, part)
+            if spans is None:
+                digests.append(chunk_digest(i, i * cs, part))
+            else:
+                digests.append(pieces_digest(i, i * cs, part, spans))
+            send_chunk(d, i, i * cs, part, digests[-1])
             if expect(d, ACK) != i:
                 raise WireError(ACK, i, "ACK out of order")
     finally:
         d.close()
     send_json(ctrl, COMMIT, {"digest": receipt(len(data), cs, digests)})
     return expect(ctrl, COMPLETE)
+
+
+def hello_relay(port, portfile, drop):
+    """Serves a relay to the server at port that drops feature drop from
+    its HELLO, as an older paraflowd would send it, and passes all else
+    through; writes its own port to portfile. Never returns."""
+    import threading
+
+    def pump(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def serve(c):
+        s = socket.create_connection(("127.0.0.1", port))
+        ftype, hello = recv_json(s)
+        hello["features"] = [f for f in hello["features"] if f != drop]
+        send_json(c, ftype, hello)
+        threading.Thread(target=pump, args=(s, c), daemon=True).start()
+        pump(c, s)
+
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(64)
+    with open(portfile, "w") as f:
+        f.write(str(ls.getsockname()[1]))
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()

@@ -274,42 +274,7 @@ check_eq "the dead bytes are stored nowhere" 2 \
 # --- An older server (no "amend" in HELLO): a new transfer -----------
 # A relay that drops "amend" from the server's HELLO, as an older
 # paraflowd would send it, and passes all else through.
-pywire "$PORT" "$T/oldport" >"$T/old.log" 2>&1 <<'EOF' &
-import socket, sys, threading
-import pfwire as w
-port, portfile = int(sys.argv[1]), sys.argv[2]
-
-def pump(a, b):
-    try:
-        while True:
-            d = a.recv(65536)
-            if not d:
-                break
-            b.sendall(d)
-    except OSError:
-        pass
-    for s in (a, b):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-def serve(c):
-    s = socket.create_connection(("127.0.0.1", port))
-    ftype, hello = w.recv_json(s)
-    hello["features"] = [f for f in hello["features"] if f != "amend"]
-    w.send_json(c, ftype, hello)
-    threading.Thread(target=pump, args=(s, c), daemon=True).start()
-    pump(c, s)
-
-ls = socket.socket()
-ls.bind(("127.0.0.1", 0))
-ls.listen(64)
-open(portfile, "w").write(str(ls.getsockname()[1]))
-while True:
-    c, _ = ls.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-EOF
+hello_relay amend "$T/oldport" >"$T/old.log" 2>&1 &
 RELAY=$!
 PIDS+=("$RELAY")
 check "the relay for an older server starts" wait_file "$T/oldport" 30

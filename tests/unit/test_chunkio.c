@@ -72,14 +72,14 @@ read_chunk(int fd, struct keep *k, bool kernel_only,
 	struct chunk_src src = { fd, NULL };
 	struct proto_chunk_head ch = { 0, 0, SIZE };
 	struct chunkio_sink sink = { keep_write, k, kernel_only };
-	struct pf_sha256 *h = pf_sha256_new();
+	struct chunkhash *h = chunkhash_new();
 	uint8_t *buf = malloc(CHUNKIO_PIECE);
 	enum pf_status rc;
 
 	assert_non_null(h);
 	assert_non_null(buf);
 	rc = chunkio_read(&src, &ch, buf, CHUNKIO_PIECE, h, &sink, digest);
-	pf_sha256_free(h);
+	chunkhash_free(h);
 	free(buf);
 	return rc;
 }

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 #include <uuid/uuid.h>
 
+#include "chunkhash.h"
 #include "net.h"
 #include "proto.h"
 #include "wire.h"
@@ -508,6 +509,146 @@ test_wire_ack(void **state)
 	pf_conn_free(sv);
 }
 
+/*
+ * PFC2 from Python (tests/integ/pfwire.py's pieces_digest): 100 bytes
+ * (i * 7 % 251), files [0,10) [10,40) [45,70) [70,100), bytes 40-45
+ * dead, chunks of 64. Chunk 0: two whole files, dead bytes, a part;
+ * chunk 1: a part, a whole file.
+ */
+#define PFC2_CHUNK0 \
+	"d0cfb4bdf8f1f98356c21020dce8023d08e81353f0bbded5cefcfd17d3e84092"
+#define PFC2_CHUNK1 \
+	"d973fc33fe26cf38f3bcc72bee32336a299be346b2459049f5604343d68871dd"
+#define PFC2_WHOLE0 \
+	"6490b7aa752bdeadcc2c26e4a38a6a06d79e89d82fb9f6f8ef8cd2d679fe59d0"
+#define PFC2_WHOLE1 \
+	"0306e512e763a768b1f55765ed6d7b1d62c3a855100d4337d973e04604fd0542"
+#define PFC2_WHOLE3 \
+	"81c878b178b5e5935e7799c47a37ac6e580f9f1f44ab4755b86fb905ae09c65c"
+
+static const struct proto_span pfc2_spans[] = {
+	{ 0, 10, 0 }, { 10, 30, 1 }, { 45, 25, 2 }, { 70, 30, 3 },
+};
+
+/* Hashes data[off..off+len) as chunk index, fed step bytes at a time. */
+static void
+pfc2_chunk(struct chunkhash *h, const uint8_t *data, uint64_t index,
+    uint64_t off, uint32_t len, size_t step, const struct proto_span *sp,
+    char hex[PF_SHA256_HEX])
+{
+	struct proto_chunk_head ch = { index, off, len };
+	uint8_t d[PF_SHA256_LEN];
+
+	assert_int_equal(chunkhash_begin(h, &ch, sp, sp == NULL ? 0 : 4),
+	    PF_OK);
+	for (uint32_t pos = 0; pos < len; pos += (uint32_t)step) {
+		size_t k = len - pos < step ? len - pos : step;
+
+		assert_int_equal(chunkhash_update(h, data + off + pos, k),
+		    PF_OK);
+	}
+	assert_int_equal(chunkhash_final(h, d), PF_OK);
+	pf_hex_encode(d, sizeof(d), hex);
+}
+
+static void
+test_chunkhash_pieces_vector(void **state)
+{
+	struct chunkhash *h = chunkhash_new();
+	const struct chunkhash_whole *w;
+	uint8_t data[100];
+	char hex[PF_SHA256_HEX];
+	size_t n;
+
+	(void)state;
+	assert_non_null(h);
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 % 251);
+	/* Any cut of the bytes gives the same digest. */
+	for (size_t step = 1; step <= 64; step += 7) {
+		pfc2_chunk(h, data, 0, 0, 64, step, pfc2_spans, hex);
+		assert_string_equal(hex, PFC2_CHUNK0);
+		w = chunkhash_wholes(h, &n);
+		assert_int_equal(n, 2);
+		assert_int_equal(w[0].file, 0);
+		pf_hex_encode(w[0].digest, PF_SHA256_LEN, hex);
+		assert_string_equal(hex, PFC2_WHOLE0);
+		assert_int_equal(w[1].file, 1);
+		pf_hex_encode(w[1].digest, PF_SHA256_LEN, hex);
+		assert_string_equal(hex, PFC2_WHOLE1);
+		pfc2_chunk(h, data, 1, 64, 36, step, pfc2_spans, hex);
+		assert_string_equal(hex, PFC2_CHUNK1);
+		w = chunkhash_wholes(h, &n);
+		assert_int_equal(n, 1);
+		assert_int_equal(w[0].file, 3);
+		pf_hex_encode(w[0].digest, PF_SHA256_LEN, hex);
+		assert_string_equal(hex, PFC2_WHOLE3);
+	}
+	chunkhash_free(h);
+}
+
+/* A whole file's piece digest is its own receipt's chunk digest. */
+static void
+test_chunkhash_whole_is_own_chunk(void **state)
+{
+	struct chunkhash *h = chunkhash_new();
+	struct pf_sha256 *s = pf_sha256_new();
+	struct proto_chunk_head own = { 0, 0, 30 };
+	uint8_t data[100], d[PF_SHA256_LEN];
+	const struct chunkhash_whole *w;
+	char hex[PF_SHA256_HEX];
+	size_t n;
+
+	(void)state;
+	assert_non_null(h);
+	assert_non_null(s);
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 % 251);
+	pfc2_chunk(h, data, 0, 0, 64, 64, pfc2_spans, hex);
+	w = chunkhash_wholes(h, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(proto_chunk_digest_begin(s, &own), PF_OK);
+	assert_int_equal(pf_sha256_update(s, data + 10, 30), PF_OK);
+	assert_int_equal(pf_sha256_final(s, d), PF_OK);
+	assert_memory_equal(w[1].digest, d, sizeof(d));
+	pf_sha256_free(s);
+	chunkhash_free(h);
+}
+
+/* Without spans it is PFC1, as proto_chunk_digest_begin makes it. */
+static void
+test_chunkhash_whole_chunk_is_pfc1(void **state)
+{
+	struct chunkhash *h = chunkhash_new();
+	struct pf_sha256 *s = pf_sha256_new();
+	struct proto_chunk_head ch = { 1, 64, 36 };
+	uint8_t data[100], d[PF_SHA256_LEN], got[PF_SHA256_LEN];
+	char hex[PF_SHA256_HEX], want[PF_SHA256_HEX];
+	size_t n;
+
+	(void)state;
+	assert_non_null(h);
+	assert_non_null(s);
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 % 251);
+	pfc2_chunk(h, data, 1, 64, 36, 5, NULL, hex);
+	(void)chunkhash_wholes(h, &n);
+	assert_int_equal(n, 0);
+	assert_int_equal(proto_chunk_digest_begin(s, &ch), PF_OK);
+	assert_int_equal(pf_sha256_update(s, data + 64, 36), PF_OK);
+	assert_int_equal(pf_sha256_final(s, d), PF_OK);
+	pf_hex_encode(d, sizeof(d), want);
+	assert_string_equal(hex, want);
+	assert_string_not_equal(hex, PFC2_CHUNK1);
+	/* Past its length, or short of it: refused. */
+	assert_int_equal(chunkhash_begin(h, &ch, pfc2_spans, 4), PF_OK);
+	assert_int_equal(chunkhash_update(h, data, 37), PF_EBADFRAME);
+	assert_int_equal(chunkhash_update(h, data, 35), PF_OK);
+	assert_int_equal(chunkhash_final(h, got), PF_EBADFRAME);
+	pf_sha256_free(s);
+	chunkhash_free(h);
+}
+
 int
 main(void)
 {
@@ -527,6 +668,9 @@ main(void)
 		cmocka_unit_test(test_wire_chunk_head_round_trip),
 		cmocka_unit_test(test_wire_chunk_head_bad),
 		cmocka_unit_test(test_wire_ack),
+		cmocka_unit_test(test_chunkhash_pieces_vector),
+		cmocka_unit_test(test_chunkhash_whole_is_own_chunk),
+		cmocka_unit_test(test_chunkhash_whole_chunk_is_pfc1),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,191 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# A transfer's chunks hashed in pieces (PFC2, docs/protocol.md), so that
+# each byte is hashed once per side: a hand-made client that hashes as
+# the protocol says gets every chunk ACKed and each file's own receipt
+# back; the same session refuses (NACKs) a chunk hashed whole (PFC1);
+# paraflow asks for pieces by default, and COMMIT takes the receipt of
+# every file that lies whole in one chunk from the stream (paraflowd's
+# "receipts streamed"), not from reading it back; through a relay that
+# hides the feature (an older paraflowd) paraflow hashes whole and the
+# tree arrives all the same; after paraflowd is killed and the machine
+# "reboots" (the boot marker gone), recovery checks every journaled
+# chunk in pieces and keeps them all.
+. "$(dirname "$0")/lib.sh"
+
+command -v python3 >/dev/null 2>&1 || skip_all "python3 not found"
+
+start_server -v --no-tls
+CS=65536
+
+# streamed SID: the receipts SID's COMMIT took from the stream.
+streamed() {
+	sed -n "s/^.* $1: [0-9]* entries: .*early, \([0-9]*\) receipts"`
+	    `" streamed.*$/\1/p" "$T/server.log" | tail -n 1
+}
+
+# whole_files SID: the files of stored transfer SID (sent back to back in
+# its list's order) that lie whole in one chunk of CS bytes.
+whole_files() {
+	python3 - "$STORAGE/$1/.paraflow-files.json" "$CS" <<'EOF'
+import json, sys
+cs, off, n = int(sys.argv[2]), 0, 0
+for f in json.load(open(sys.argv[1])):
+    if f["dir"]:
+        continue
+    if f["size"] > 0 and off // cs == (off + f["size"] - 1) // cs:
+        n += 1
+    off += f["size"]
+print(n)
+EOF
+}
+
+# tree DIR: 300 files of 1-40 KiB in 4 folders and an empty one.
+tree() {
+	python3 - "$1" <<'EOF'
+import os, random, sys
+random.seed(15)
+for i in range(300):
+    d = os.path.join(sys.argv[1], "d%d" % (i % 4))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%03d.dat" % i), "wb") as f:
+        f.write(b"pf-data " + os.urandom(random.randint(1024, 40960) - 8))
+open(os.path.join(sys.argv[1], "empty.dat"), "wb").close()
+EOF
+}
+
+# --- A hand-made client, hashing as docs/protocol.md says ---------------
+pywire "$PORT" "$CS" >"$T/hand.out" 2>&1 <<'EOF'
+import base64, sys
+import pfwire as w
+port, cs = int(sys.argv[1]), int(sys.argv[2])
+sizes = [100, 70000, 0, 3000, 200000, 65536, 10, 60000]
+datas = [bytes((i * 31 + k * 7) % 251 for k in range(n))
+         for i, n in enumerate(sizes)]
+files = [{"path": "hand/f%d" % i, "size": n, "mode": 0o644,
+          "mtime": 1700000000} for i, n in enumerate(sizes)]
+payload = b"".join(datas)
+spans, off = [], 0
+for n in sizes:
+    if n:
+        spans.append((off, n))
+    off += n
+print("whole", sum(1 for o, n in spans if o // cs == (o + n - 1) // cs))
+
+def open_transfer(name, pieces):
+    c = w.connect(port)
+    features = w.expect(c, w.HELLO)["features"]
+    key = w.scram_login(c, "paraflow", "secret123")
+    req = {"name": name, "size": len(payload), "chunk_size": cs,
+           "files": files, "head": base64.b64encode(payload[:512]).decode()}
+    if pieces:
+        req["pieces"] = True
+    w.send_json(c, w.OPEN, req)
+    return c, key, features, w.expect(c, w.OPENED)
+
+c, key, features, opened = open_transfer("hand", True)
+print("features", " ".join(features))
+print("opened pieces", opened.get("pieces"))
+done = w.upload(c, port, key, opened, payload, spans)
+for f, data in zip(done["files"][-len(sizes):], datas):
+    print(f["client"], f["state"],
+          "own" if f["digest"] == w.own_receipt(data, cs) else "other")
+print("receipt", done["digest"])
+
+# A chunk hashed whole in a session hashed in pieces: NACKed.
+c, key, _, opened = open_transfer("hand2", True)
+d = w.connect(port)
+w.join(d, key, opened["session"])
+w.send_chunk(d, 0, 0, payload[:cs])
+got, obj = w.recv_json(d)
+print("whole digest answer", w.NAMES.get(got, got))
+w.send_chunk(d, 0, 0, payload[:cs],
+             w.pieces_digest(0, 0, payload[:cs], spans))
+got, obj = w.recv_json(d)
+print("pieces digest answer", w.NAMES.get(got, got))
+
+# Not asked for: hashed whole, as before.
+c, key, _, opened = open_transfer("hand3", False)
+print("unasked pieces", opened.get("pieces"))
+done = w.upload(c, port, key, opened, payload)
+print("unasked states", " ".join(sorted(set(f["state"]
+                                            for f in done["files"]))))
+EOF
+sed 's/^/# /' "$T/hand.out"
+check "HELLO lists pieces" grep -q '^features .*pieces' "$T/hand.out"
+check "OPENED says the chunks are hashed in pieces" \
+    grep -qx 'opened pieces True' "$T/hand.out"
+check_eq "every file stored with its own receipt" 8 \
+    "$(grep -c '^hand/f[0-9] stored own$' "$T/hand.out")"
+check "a chunk hashed whole is NACKed in a pieces session" \
+    grep -qx 'whole digest answer NACK' "$T/hand.out"
+check "... and ACKed hashed in pieces" \
+    grep -qx 'pieces digest answer ACK' "$T/hand.out"
+check "not asked for, OPENED says whole" \
+    grep -qx 'unasked pieces False' "$T/hand.out"
+check "not asked for, the chunks hashed whole are taken" \
+    grep -qx 'unasked states stored' "$T/hand.out"
+HSID=$(grep -o 'session [0-9a-f-]* opened by paraflow: "hand"' \
+    "$T/server.log" | awk '{print $2}')
+H3SID=$(grep -o 'session [0-9a-f-]* opened by paraflow: "hand3"' \
+    "$T/server.log" | awk '{print $2}')
+check_eq "the hand-made transfer's files whole in a chunk: streamed" \
+    "$(sed -n 's/^whole \([0-9]*\)$/\1/p' "$T/hand.out")" \
+    "$(streamed "$HSID")"
+check_eq "hashed whole: no receipt streamed" 0 "$(streamed "$H3SID")"
+
+# --- paraflow: pieces by default --------------------------------------
+A=$T/alpha
+tree "$A"
+run "$PARAFLOW" upload --port "$PORT" "${NOTLS[@]}" --quiet -c 64K --json \
+    "$A"
+check_eq "alpha: uploaded" 0 "$RC"
+ASID=$(json_get session <"$T/out")
+check "alpha: the tree is stored (diff -r)" diff -r "$A" "$STORAGE/$ASID/alpha"
+W=$(whole_files "$ASID")
+echo "# alpha: $W files whole in one chunk"
+check "alpha: most files lie whole in one chunk" test "$W" -ge 150
+check_eq "alpha: every one's receipt came from the stream" "$W" \
+    "$(streamed "$ASID")"
+
+# --- An older server (no "pieces" in HELLO) ---------------------------
+hello_relay pieces "$T/oldport" >"$T/old.log" 2>&1 &
+RELAY=$!
+PIDS+=("$RELAY")
+check "the relay for an older server starts" wait_file "$T/oldport" 30
+B=$T/beta
+tree "$B"
+run "$PARAFLOW" upload --port "$(cat "$T/oldport")" "${NOTLS[@]}" --quiet \
+    -c 64K --json "$B"
+check_eq "older server: uploaded, hashed whole" 0 "$RC"
+BSID=$(json_get session <"$T/out")
+check "older server: the tree is stored (diff -r)" \
+    diff -r "$B" "$STORAGE/$BSID/beta"
+check_eq "older server: no receipt from the stream" 0 "$(streamed "$BSID")"
+signal_ours TERM "$RELAY"
+
+# --- Killed, "rebooted": recovery checks the chunks in pieces ---------
+G=$T/gamma
+tree "$G"
+"$PARAFLOW" upload --port "$PORT" "${NOTLS[@]}" --quiet -c 64K -t 2 \
+    --limit-rate 512K "$G" >/dev/null 2>&1 &
+CPID=$!
+check "gamma: the first chunks arrive" wait_for 60 held_some 30
+kill -9 "$SERVER_PID" "$CPID" 2>/dev/null
+wait "$SERVER_PID" "$CPID" 2>/dev/null
+HELD=$(staged_chunks)
+rm -f "$STORAGE/.staging/.boot"
+log_mark
+start_server -v --no-tls
+check "gamma: recovery found nothing damaged" \
+    test -z "$(log_since | grep 'did not survive')"
+check_eq "gamma: recovery kept every journaled chunk" "$HELD" \
+    "$(staged_chunks)"
+run "$PARAFLOW" upload --port "$PORT" "${NOTLS[@]}" --quiet -c 64K --json \
+    "$G"
+check_eq "gamma: the rerun completes" 0 "$RC"
+GSID=$(json_get session <"$T/out")
+check "gamma: the tree is stored (diff -r)" diff -r "$G" "$STORAGE/$GSID/gamma"
+
+stop_server
+done_testing
