@@ -19,7 +19,9 @@
 #   bench/folders.sh            (needs root for the sshd)
 # FILES (default 10000), BIG (default 3), MIXED (default 5000); SRC_DIR
 # (default /dev/shm) holds the trees, DISK_DIR (default /var/tmp) every
-# receiver's storage.
+# receiver's storage. BASE_BIN (a build directory of another version)
+# adds that paraflow and paraflowd as a fifth peer, "base": two versions
+# compared in one run.
 set -eu
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/sshd.sh"
@@ -101,6 +103,13 @@ pf_port=$(free_port)
 "$bin/paraflowd" --port "$pf_port" --bind 127.0.0.1 --no-tls --no-http \
     --storage "$dwork/pf" 2>"$work/pf.log" &
 pids+=($!)
+if [ -n "${BASE_BIN:-}" ]; then
+	base_port=$(free_port)
+	"$BASE_BIN/paraflowd" --port "$base_port" --bind 127.0.0.1 --no-tls \
+	    --no-http --storage "$dwork/base" 2>"$work/base.log" &
+	pids+=($!)
+	wait_port "$base_port"
+fi
 rs_port=$(free_port)
 mkdir -p "$dwork/rsync" "$work/run"
 sed -e "s|@RUN@|$work/run|" -e "s|@PORT@|$rs_port|" \
@@ -135,6 +144,10 @@ run_one() {
 		grep 'entries: staged' "$work/pf.log" | tail -n 1 |
 		    sed 's/^.*: \([0-9]* entries\)/    COMMIT: \1/'
 		for d in "$dwork"/pf/*/; do aside "$d"; done ;;
+	base)
+		timed base "$t" "$dwork/base/*/$1" "$BASE_BIN/paraflow" upload \
+		    --no-tls --port "$base_port" --quiet "$t" || true
+		for d in "$dwork"/base/*/; do aside "$d"; done ;;
 	tar)
 		nc_port=$(free_port)
 		mkdir -p "$dwork/nc/$1"
@@ -162,6 +175,7 @@ run_one() {
 # run_tree LABEL COUNT BIG: one tree through every peer, ROUNDS times.
 run_tree() {
 	local t=$work/$1 tools=(paraflow tar rsync scp) r k m pf
+	[ -z "${BASE_BIN:-}" ] || tools+=(base)
 	tree "$t" "$2" "$3"
 	bytes=$(du -sb "$t" | cut -f1)
 	echo "== $1: $(find "$t" -type f | wc -l) files, $((bytes / 1048576))" \
@@ -169,13 +183,13 @@ run_tree() {
 	rm -f "$work"/t.*
 	for r in $(seq 0 $((rounds - 1))); do
 		echo " round $((r + 1))"
-		for k in 0 1 2 3; do
-			run_one "$1" "${tools[$(((r + k) % 4))]}"
+		for k in "${!tools[@]}"; do
+			run_one "$1" "${tools[$(((r + k) % ${#tools[@]}))]}"
 		done
 	done
 	pf=$(median <"$work/t.paraflow")
 	echo " median of $rounds:"
-	for k in paraflow 'tar|nc' rsync 'scp -r'; do
+	for k in paraflow base 'tar|nc' rsync 'scp -r'; do
 		[ -s "$work/t.${k//[^a-z]/}" ] || continue
 		m=$(median <"$work/t.${k//[^a-z]/}")
 		printf '  %-10s %8.2f s  %8.1f MB/s  %5.2fx paraflow'"'"'s time\n' \

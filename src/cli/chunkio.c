@@ -163,12 +163,13 @@ chunkio_read(const struct chunk_src *src, const struct proto_chunk_head *ch,
 {
 	const struct proto_span *spans = NULL;
 	size_t nspans = 0;
+	uint32_t cs = 0;
 	uint64_t pos = 0;
 	enum pf_status rc;
 
 	if (src->tree != NULL)
-		spans = tree_spans(src->tree, &nspans);
-	if ((rc = chunkhash_begin(h, ch, spans, nspans)) != PF_OK)
+		spans = tree_spans(src->tree, &nspans, &cs);
+	if ((rc = chunkhash_begin(h, ch, cs, spans, nspans)) != PF_OK)
 		return rc;
 	if (read_mapped(src, ch, h, sink, &rc))
 		return rc == PF_OK ? chunkhash_final(h, digest) : rc;

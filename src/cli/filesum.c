@@ -2,6 +2,7 @@
 /* A file's receipt, hashed in order from the bytes read to send it. */
 #include "config.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,8 @@ struct filesum {
 	uint64_t		 size, done;	/* bytes hashed, in order */
 	uint32_t		 chunk_size, count;
 	uint8_t			*digests;	/* one per chunk */
+	_Atomic bool		*set;		/* per chunk: filesum_put */
+	_Atomic uint32_t	 put;		/* chunks put */
 	bool			 dead, ready;
 	char			 hex[PF_SHA256_HEX];
 };
@@ -29,33 +32,11 @@ filesum_new(uint64_t size, uint32_t chunk_size)
 	if (!proto_chunk_size_valid(chunk_size) ||
 	    proto_chunk_count(size, chunk_size, &s->count) != PF_OK)
 		s->dead = true;
-	else if ((s->h = pf_sha256_new()) == NULL ||
-	    (s->digests = calloc((size_t)s->count + 1, PF_SHA256_LEN)) ==
-	    NULL) {
+	else if ((s->digests = calloc((size_t)s->count + 1, PF_SHA256_LEN)) ==
+	    NULL || (s->set = calloc((size_t)s->count + 1,
+	    sizeof(*s->set))) == NULL) {
 		filesum_free(s);
 		return NULL;
-	}
-	return s;
-}
-
-struct filesum *
-filesum_of(uint64_t size, uint32_t chunk_size,
-    const uint8_t digest[PF_SHA256_LEN])
-{
-	struct filesum *s;
-	uint8_t receipt[PF_SHA256_LEN];
-
-	if ((s = calloc(1, sizeof(*s))) == NULL)
-		return NULL;
-	s->size = s->done = size;
-	s->chunk_size = chunk_size;
-	s->count = 1;
-	if (size == 0 || size > chunk_size ||
-	    proto_receipt(size, chunk_size, digest, 1, receipt) != PF_OK)
-		s->dead = true;
-	else {
-		pf_hex_encode(receipt, sizeof(receipt), s->hex);
-		s->ready = true;
 	}
 	return s;
 }
@@ -67,6 +48,7 @@ filesum_free(struct filesum *s)
 		return;
 	pf_sha256_free(s->h);
 	free(s->digests);
+	free(s->set);
 	free(s);
 }
 
@@ -95,7 +77,8 @@ filesum_add(struct filesum *s, const void *p, size_t n, uint64_t pos)
 
 	if (s->dead || s->ready || pos + n <= s->done)
 		return;
-	if (pos > s->done || pos + n > s->size) {
+	if (pos > s->done || pos + n > s->size ||
+	    (s->h == NULL && (s->h = pf_sha256_new()) == NULL)) {
 		finish(s, false);
 		return;
 	}
@@ -125,6 +108,20 @@ filesum_add(struct filesum *s, const void *p, size_t n, uint64_t pos)
 		}
 	}
 	if (s->done == s->size)
+		finish(s, true);
+}
+
+void
+filesum_put(struct filesum *s, uint32_t index,
+    const uint8_t digest[PF_SHA256_LEN])
+{
+	/* Each chunk once: the last one in makes the receipt. */
+	if (s->set == NULL || index >= s->count ||
+	    atomic_exchange(&s->set[index], true))
+		return;
+	memcpy(s->digests + (size_t)index * PF_SHA256_LEN, digest,
+	    PF_SHA256_LEN);
+	if (atomic_fetch_add(&s->put, 1) + 1 == s->count)
 		finish(s, true);
 }
 

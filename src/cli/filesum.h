@@ -18,13 +18,6 @@ struct filesum;
 /* A receipt of a size-byte file cut in chunk_size chunks. NULL: ENOMEM. */
 struct filesum *filesum_new(uint64_t size, uint32_t chunk_size);
 
-/*
- * The receipt of a file of size (1 to chunk_size) bytes, whose one
- * chunk's digest is digest. NULL: ENOMEM.
- */
-struct filesum *filesum_of(uint64_t size, uint32_t chunk_size,
-    const uint8_t digest[PF_SHA256_LEN]);
-
 void filesum_free(struct filesum *s);
 
 /*
@@ -34,6 +27,14 @@ void filesum_free(struct filesum *s);
  * a time.
  */
 void filesum_add(struct filesum *s, const void *p, size_t n, uint64_t pos);
+
+/*
+ * Chunk index's digest, hashed elsewhere (a transfer's chunk hashed in
+ * pieces held all of it). A sum is fed by filesum_add or by this, not
+ * both. Any thread; each chunk counts once.
+ */
+void filesum_put(struct filesum *s, uint32_t index,
+    const uint8_t digest[PF_SHA256_LEN]);
 
 /* True once every byte is hashed, with the receipt in hex. */
 bool filesum_hex(const struct filesum *s, char hex[PF_SHA256_HEX]);

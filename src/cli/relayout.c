@@ -117,3 +117,86 @@ relayout_compact(struct tree *t)
 	t->placed = false;
 	return tree_index(t);
 }
+
+/* Room left before a file moved to a chunk's start: [off, end). */
+struct room {
+	uint64_t	 off, end;
+};
+
+/*
+ * At most this share of an aligned payload may be dead bytes (sent,
+ * never stored); past it the files stay back to back. A large file
+ * aligned saves hashing and reading it again on each side, a dead byte
+ * costs sending it: a little of the link for much of the CPU.
+ */
+#define ALIGN_DEAD_SHARE	64
+
+/*
+ * Places t's files in manifest order, each of chunk_size bytes or more
+ * at the next chunk's start, each smaller one in the first room left so
+ * that fits, else next; returns the dead bytes (rooms not filled), or
+ * UINT64_MAX on ENOMEM.
+ */
+static uint64_t
+place_aligned(struct tree *t, uint32_t chunk_size, size_t nbig)
+{
+	struct room *rooms = calloc(nbig + 1, sizeof(*rooms));
+	uint64_t next = 0, dead = 0;
+	size_t nrooms = 0, first = 0;
+
+	if (rooms == NULL)
+		return UINT64_MAX;
+	for (size_t i = 0; i < t->n; i++) {
+		struct tree_entry *e = &t->e[i];
+		size_t r = first;
+
+		if (e->dir)
+			continue;
+		if (e->size >= chunk_size && next % chunk_size != 0) {
+			rooms[nrooms].off = next;
+			next = (next / chunk_size + 1) * chunk_size;
+			rooms[nrooms++].end = next;
+		}
+		if (e->size < chunk_size)
+			while (r < nrooms && rooms[r].end - rooms[r].off <
+			    e->size)
+				r++;
+		if (e->size < chunk_size && r < nrooms) {
+			e->offset = rooms[r].off;
+			rooms[r].off += e->size;
+		} else {
+			e->offset = next;
+			next += e->size;
+		}
+		/* Rooms filled up are not searched again. */
+		while (first < nrooms && rooms[first].off == rooms[first].end)
+			first++;
+	}
+	for (size_t r = 0; r < nrooms; r++)
+		dead += rooms[r].end - rooms[r].off;
+	free(rooms);
+	t->total = next;
+	return dead;
+}
+
+enum pf_status
+relayout_align(struct tree *t, uint32_t chunk_size)
+{
+	uint64_t dead;
+	size_t nbig = 0;
+	bool moved = false;
+
+	for (size_t i = 0; i < t->n; i++)
+		if (!t->e[i].dir && t->e[i].size >= chunk_size) {
+			nbig++;
+			moved |= t->e[i].offset % chunk_size != 0;
+		}
+	if (!moved)
+		return PF_OK;
+	if ((dead = place_aligned(t, chunk_size, nbig)) == UINT64_MAX)
+		return PF_ENOMEM;
+	if (dead > t->total / ALIGN_DEAD_SHARE)
+		return relayout_compact(t);
+	t->placed = true;
+	return tree_index(t);
+}

@@ -28,6 +28,19 @@
 enum pf_status relayout_amend(struct tree *t, const json_t *old,
     const json_t *old_stamps, uint64_t old_size);
 
+/*
+ * Lays t out so that each file of chunk_size bytes or more starts where
+ * a chunk does: hashed in pieces, every own chunk of it is then a whole
+ * chunk, and its receipt comes from the chunks' pass. The files keep
+ * manifest order, but that a smaller file fills the room left before
+ * an earlier large one if it fits. Only if the files back to back would
+ * put a large file elsewhere, and the room left unfilled (dead bytes,
+ * sent and never stored) is at most 1/64 of the payload: then
+ * t->placed is set; else t is left, or put back, back to back.
+ * PF_ENOMEM. Main thread, no worker reading.
+ */
+enum pf_status relayout_align(struct tree *t, uint32_t chunk_size);
+
 /* Lays t out back to back again, as tree_build did. PF_ENOMEM. */
 enum pf_status relayout_compact(struct tree *t);
 

@@ -451,14 +451,16 @@ sum_entry(struct tree *t, struct tree_entry *e, const uint8_t *p, size_t len,
 }
 
 /*
- * True if e lies in one chunk: hashed in pieces, that chunk's pass gives
- * its receipt (tree_note_wholes).
+ * True if each of e's own chunks (e cut alone) lies whole in a chunk of
+ * the payload: e lies in one, or starts where one does. Hashed in
+ * pieces, those chunks' passes give its receipt (tree_note_wholes).
  */
 static bool
-whole_in_chunk(const struct tree *t, const struct tree_entry *e)
+own_chunks_whole(const struct tree *t, const struct tree_entry *e)
 {
-	return e->offset / t->sum_chunk ==
-	    (e->offset + e->size - 1) / t->sum_chunk;
+	return e->size > 0 && (e->offset % t->sum_chunk == 0 ||
+	    e->offset / t->sum_chunk ==
+	    (e->offset + e->size - 1) / t->sum_chunk);
 }
 
 /* Reads len bytes of file e at pos into p; zeros past its end. */
@@ -502,7 +504,7 @@ read_entry(struct tree *t, struct tree_entry *e, uint8_t *p, size_t len,
 	close(fd);
 	if (!listed)
 		atomic_store(&e->unlisted, true);
-	else if (t->sum_chunk != 0 && !(t->pieces && whole_in_chunk(t, e)))
+	else if (t->sum_chunk != 0 && !(t->pieces && own_chunks_whole(t, e)))
 		sum_entry(t, e, p, len, pos);
 	return PF_OK;
 }
@@ -543,14 +545,28 @@ tree_pread(struct tree *t, void *buf, size_t n, uint64_t off)
 void
 tree_sum_receipts(struct tree *t, uint32_t chunk_size, bool pieces)
 {
+	/* Sums of another hashing are fed otherwise: dropped. */
+	if (t->sum_chunk != chunk_size || t->pieces != pieces)
+		for (size_t i = 0; i < t->n; i++) {
+			filesum_free(t->e[i].sum);
+			t->e[i].sum = NULL;
+		}
 	t->sum_chunk = chunk_size;
 	t->pieces = pieces;
+	/* Made now: the chunks' passes may put into one at once. */
+	for (size_t i = 0; pieces && i < t->n; i++) {
+		struct tree_entry *e = &t->e[i];
+
+		if (!e->dir && e->sum == NULL && own_chunks_whole(t, e))
+			e->sum = filesum_new(e->size, chunk_size);
+	}
 }
 
 const struct proto_span *
-tree_spans(const struct tree *t, size_t *n)
+tree_spans(const struct tree *t, size_t *n, uint32_t *chunk_size)
 {
 	*n = t->nspans;
+	*chunk_size = t->sum_chunk;
 	return t->pieces ? t->spans : NULL;
 }
 
@@ -563,14 +579,14 @@ tree_note_wholes(struct tree *t, const struct chunkhash *h)
 	for (size_t i = 0; i < n; i++) {
 		struct tree_entry *e = &t->e[w[i].file];
 
-		/* Read as listed, and not summed by a thread before. */
-		if (atomic_load(&e->unlisted) ||
-		    atomic_exchange(&e->summing, true))
-			continue;
-		if (e->sum == NULL)
-			e->sum = filesum_of(e->size, t->sum_chunk,
-			    w[i].digest);
-		atomic_store(&e->summing, false);
+		/*
+		 * Read as listed only: else the report hashes it again. A
+		 * file whose other own chunks straddle chunks is summed
+		 * from its bytes instead, never both ways.
+		 */
+		if (!atomic_load(&e->unlisted) && e->sum != NULL &&
+		    own_chunks_whole(t, e))
+			filesum_put(e->sum, w[i].index, w[i].digest);
 	}
 }
 

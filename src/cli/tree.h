@@ -111,20 +111,22 @@ enum pf_status tree_pread(struct tree *t, void *buf, size_t n, uint64_t off);
 /*
  * From now on tree_pread hashes each file it reads from start to end, in
  * order, into its receipt for chunk_size chunks; with pieces (the chunks
- * are hashed in pieces, PFC2), not the files that lie in one chunk:
+ * are hashed in pieces, PFC2), not the files whose own chunks lie whole
+ * in the payload's (in one, or from a chunk's start on):
  * tree_note_wholes gives them theirs. Main thread, no worker reading.
  */
 void tree_sum_receipts(struct tree *t, uint32_t chunk_size, bool pieces);
 
 /*
- * The spans to hash t's chunks in pieces with (*n of them), or NULL if
- * they are hashed whole (PFC1).
+ * The spans to hash t's chunks of *chunk_size bytes in pieces with (*n
+ * of them), or NULL if they are hashed whole (PFC1).
  */
-const struct proto_span *tree_spans(const struct tree *t, size_t *n);
+const struct proto_span *tree_spans(const struct tree *t, size_t *n,
+    uint32_t *chunk_size);
 
 /*
- * The files whole in the chunk h has just hashed in pieces get their
- * receipts from it, if they were read as listed. Any thread.
+ * The files' own chunks whole in the chunk h has just hashed in pieces
+ * join their receipts, if they were read as listed. Any thread.
  */
 void tree_note_wholes(struct tree *t, const struct chunkhash *h);
 

@@ -381,6 +381,32 @@ unamend(struct upload *u)
 }
 
 /*
+ * A new transfer to a server that hashes chunks in pieces and takes
+ * offsets: its large files start where chunks do (relayout_align), so
+ * that their receipts too come from the chunks' pass. Before any OPENED.
+ */
+static enum pf_status
+align_tree(struct upload *u, unsigned features)
+{
+	struct tree *t = u->j.o->tree;
+	enum pf_status rc;
+
+	if (t->placed || (features & (CLIENT_FEATURE_AMEND |
+	    CLIENT_FEATURE_PIECES)) != (CLIENT_FEATURE_AMEND |
+	    CLIENT_FEATURE_PIECES))
+		return PF_OK;
+	if (relayout_align(t, u->j.chunk_size) != PF_OK) {
+		job_set_error(&u->j, PF_ENOMEM, "out of memory");
+		return PF_ENOMEM;
+	}
+	if (!t->placed)
+		return PF_OK;
+	if ((rc = tree_payload(u, t)) != PF_OK)
+		return rc;
+	return make_queue(u);
+}
+
+/*
  * One try at a control connection: connect, HELLO, login, OPEN (resuming
  * u->j.session if u->resume). On success *cp is the new connection and key
  * the new session key; on failure what names the step that failed.
@@ -433,6 +459,9 @@ control_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
 		if ((rc = unamend(u)) != PF_OK)
 			goto out;
 	}
+	if (o->tree != NULL && !u->started && !u->resume &&
+	    (rc = align_tree(u, offer.features)) != PF_OK)
+		goto out;
 	rq = (struct client_open_req){ &j->src, j->size, j->chunk_size,
 	    j->r->chunks, u->name, u->resume ? j->session : NULL, u->files,
 	    u->amend, (offer.features & CLIENT_FEATURE_PIECES) != 0 };

@@ -494,7 +494,8 @@ receive_chunk(struct stream *st, const struct proto_chunk_head *ch,
 
 	*head_differs = false;
 	spans = session_spans(s, &nspans);
-	if ((rc = chunkhash_begin(st->hash, ch, spans, nspans)) != PF_OK)
+	if ((rc = chunkhash_begin(st->hash, ch, session_chunk_size(s), spans,
+	    nspans)) != PF_OK)
 		return rc;
 	while (pos < ch->length) {
 		size_t k = ch->length - pos < STREAM_BUF ?

@@ -185,8 +185,13 @@ judge_file(struct judge_work *w, const struct policy *p, int fd,
 		v->reason = strdup(why);
 		return PF_OK;
 	}
-	if (own != NULL && size <= chunk_size)
-		return proto_receipt(size, chunk_size, own, 1, v->receipt);
+	if (own != NULL) {
+		uint32_t count;
+
+		if ((rc = proto_chunk_count(size, chunk_size, &count)) != PF_OK)
+			return rc;
+		return proto_receipt(size, chunk_size, own, count, v->receipt);
+	}
 	return hash_file(w, fd, size, chunk_size, v->receipt, stop);
 }
 
@@ -210,7 +215,7 @@ judge_entry(struct judge *j, struct judge_work *w, uint32_t i)
 			return false;
 	}
 	if (judge_file(w, j->jp->p, fd, f->size, j->chunk_size,
-	    manifest_streamed(f), v, &j->stop) == PF_OK)
+	    manifest_streamed(f, j->chunk_size), v, &j->stop) == PF_OK)
 		j->has[i] = 1;
 	else {
 		free(v->reason);

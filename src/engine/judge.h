@@ -44,7 +44,7 @@ void judge_work_free(struct judge_work *w);
 /*
  * Judges the size bytes of fd as one file: p (NULL: no policy) on its
  * first bytes, then its receipt in chunks of chunk_size, into v (its
- * reason new); a file of one chunk whose digest own the stream gave (or
+ * reason new); a file whose own chunks' digests own the stream gave (or
  * NULL) is not read past its head. A refusal is a verdict (v->status),
  * not an error; PF_EINTERNAL if libmagic failed, PF_EIO, PF_ENOMEM,
  * PF_ECANCELLED if *stop (may be NULL) became true meanwhile.

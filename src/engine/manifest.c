@@ -12,6 +12,8 @@
 #include "policy.h"
 #include "proto.h"
 
+static void own_digests_free(struct own_digests *);
+
 void
 manifest_free(struct manifest *m)
 {
@@ -21,6 +23,7 @@ manifest_free(struct manifest *m)
 		free(m->f[i].client);
 		free(m->f[i].path);
 		free(m->f[i].reason);
+		own_digests_free(atomic_load(&m->f[i].owns));
 	}
 	free(m->f);
 	free(m->spans);
@@ -216,15 +219,86 @@ check_layout(struct manifest *m, bool placed, uint64_t size)
 	return PF_OK;
 }
 
+/*
+ * A file's own chunks' digests as chunks hashed in pieces bring them,
+ * in any order, from any thread: each once.
+ */
+struct own_digests {
+	_Atomic uint32_t	 done;	/* digests in */
+	uint32_t		 count;
+	_Atomic bool		*set;	/* per own chunk */
+	uint8_t			*d;	/* count digests */
+};
+
+static struct own_digests *
+own_digests_new(uint32_t count)
+{
+	struct own_digests *o = calloc(1, sizeof(*o));
+
+	if (o == NULL)
+		return NULL;
+	o->count = count;
+	o->set = calloc(count, sizeof(*o->set));
+	o->d = malloc((size_t)count * PF_SHA256_LEN);
+	if (o->set == NULL || o->d == NULL) {
+		own_digests_free(o);
+		return NULL;
+	}
+	return o;
+}
+
+static void
+own_digests_free(struct own_digests *o)
+{
+	if (o == NULL)
+		return;
+	free(o->set);
+	free(o->d);
+	free(o);
+}
+
+/* Own chunk j's digest d of file f, cut in count chunks. */
+static void
+note_own(struct manifest_file *f, uint32_t count, uint32_t j,
+    const uint8_t *d)
+{
+	struct own_digests *o = atomic_load(&f->owns), *mine;
+
+	if (o == NULL) {
+		/* The first of the file's chunks in: one array wins. */
+		if ((mine = own_digests_new(count)) == NULL)
+			return;
+		if (atomic_compare_exchange_strong(&f->owns, &o, mine))
+			o = mine;
+		else
+			own_digests_free(mine);
+	}
+	if (j >= o->count || atomic_exchange(&o->set[j], true))
+		return;
+	memcpy(o->d + (size_t)j * PF_SHA256_LEN, d, PF_SHA256_LEN);
+	atomic_fetch_add(&o->done, 1);
+}
+
 void
-manifest_note_wholes(struct manifest *m, const struct chunkhash *h)
+manifest_note_wholes(struct manifest *m, const struct chunkhash *h,
+    uint32_t chunk_size)
 {
 	size_t n;
 	const struct chunkhash_whole *w = chunkhash_wholes(h, &n);
 
 	for (size_t i = 0; i < n; i++) {
 		struct manifest_file *f = &m->f[w[i].file];
+		uint32_t count;
 
+		/* Its receipt streams only if all its own chunks do. */
+		if (proto_chunk_count(f->size, chunk_size, &count) != PF_OK ||
+		    (f->offset % chunk_size != 0 && count > 1))
+			continue;
+		if (count > 1) {
+			note_own(f, count, w[i].index, w[i].digest);
+			continue;
+		}
+		/* One chunk: one chunk received it, once at a time. */
 		if (atomic_load(&f->streamed))
 			continue;
 		memcpy(f->own, w[i].digest, sizeof(f->own));
@@ -233,9 +307,13 @@ manifest_note_wholes(struct manifest *m, const struct chunkhash *h)
 }
 
 const uint8_t *
-manifest_streamed(const struct manifest_file *f)
+manifest_streamed(const struct manifest_file *f, uint32_t chunk_size)
 {
-	return atomic_load(&f->streamed) ? f->own : NULL;
+	const struct own_digests *o = atomic_load(&f->owns);
+
+	if (f->size <= chunk_size)
+		return atomic_load(&f->streamed) ? f->own : NULL;
+	return o != NULL && atomic_load(&o->done) == o->count ? o->d : NULL;
 }
 
 /* Entries and their case-folded stored paths, for sorting. */

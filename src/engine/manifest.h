@@ -17,6 +17,7 @@
 #include "digest.h"
 #include "status.h"
 
+struct own_digests;
 struct policy;
 
 struct manifest_file {
@@ -31,10 +32,12 @@ struct manifest_file {
 	enum pf_status	 status;	/* PF_OK, or why it is not stored */
 	char		*reason;	/* for people, if status != PF_OK */
 	char		 digest[PF_SHA256_HEX];	/* receipt once stored */
-	/* A file of one chunk that a chunk hashed in pieces brought
-	   whole: its chunk's digest (its receipt's), once streamed. */
+	/* The digests of its own chunks (the file cut alone) that chunks
+	   hashed in pieces brought whole, of which its receipt is made:
+	   of a file of one chunk in own, once streamed; else in owns. */
 	uint8_t		 own[PF_SHA256_LEN];
 	_Atomic bool	 streamed;
+	_Atomic(struct own_digests *) owns;
 };
 
 struct manifest {
@@ -81,14 +84,19 @@ enum pf_status manifest_load(const json_t *j, uint64_t size,
 void manifest_free(struct manifest *m);
 
 /*
- * The files whole in the chunk h has just hashed in pieces, over m's
- * spans, get their own digests (streamed). Any thread; the chunk's
- * durability, noted after, publishes them.
+ * The files' own chunks whole in the chunk h has just hashed in pieces,
+ * over m's spans, in chunk_size chunks, keep their digests. Any thread;
+ * the chunk's durability, noted after, publishes them.
  */
-void manifest_note_wholes(struct manifest *m, const struct chunkhash *h);
+void manifest_note_wholes(struct manifest *m, const struct chunkhash *h,
+    uint32_t chunk_size);
 
-/* f's own chunk's digest if the stream gave it, else NULL. */
-const uint8_t *manifest_streamed(const struct manifest_file *f);
+/*
+ * The digests of all of f's own chunks (of chunk_size bytes) if the
+ * stream gave them all, else NULL.
+ */
+const uint8_t *manifest_streamed(const struct manifest_file *f,
+    uint32_t chunk_size);
 
 /* How many entries are refused (status not PF_OK). */
 size_t manifest_refused(const struct manifest *m);

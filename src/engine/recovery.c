@@ -95,7 +95,7 @@ chunk_intact(struct staging *st, uint64_t size, uint32_t chunk_size,
 	uint8_t got[PF_SHA256_LEN];
 	uint64_t pos = 0;
 
-	if (chunkhash_begin(h, &ch, spans, n) != PF_OK)
+	if (chunkhash_begin(h, &ch, chunk_size, spans, n) != PF_OK)
 		return false;
 	while (pos < ch.length) {
 		size_t want = ch.length - pos < VERIFY_BUF ?

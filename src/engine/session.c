@@ -695,7 +695,7 @@ void
 session_note_wholes(struct session *s, const struct chunkhash *h)
 {
 	if (s->pieces)
-		manifest_note_wholes(s->mf, h);
+		manifest_note_wholes(s->mf, h, s->chunk_size);
 }
 
 bool

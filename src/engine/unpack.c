@@ -179,7 +179,7 @@ stage_file(struct unpack *u, const struct policy *p, struct manifest_file *f,
 	if (v != NULL)
 		atomic_fetch_add(&u->job->early, 1);
 	/* Its receipt, judged early or now, is made of that digest. */
-	if (manifest_streamed(f) != NULL && f->size <= u->chunk_size)
+	if (manifest_streamed(f, u->chunk_size) != NULL)
 		atomic_fetch_add(&u->job->streamed, 1);
 	/* Refused early: it is never opened. */
 	if (v != NULL && v->status != PF_OK) {
@@ -193,7 +193,8 @@ stage_file(struct unpack *u, const struct policy *p, struct manifest_file *f,
 	}
 	if (v == NULL) {
 		if ((rc = judge_file(&u->w, p, fd, f->size, u->chunk_size,
-		    manifest_streamed(f), &own, NULL)) != PF_OK)
+		    manifest_streamed(f, u->chunk_size), &own, NULL)) !=
+		    PF_OK)
 			goto out;
 		v = &own;
 	}

@@ -15,8 +15,10 @@ struct chunkhash {
 	size_t			 nspans, next;	/* the span at or after pos */
 	uint64_t		 start, pos, end;	/* the chunk's bytes */
 	uint64_t		 piece_end;	/* pos if no piece is open */
-	bool			 whole;		/* the open piece is a file */
-	uint32_t		 file;		/* ... this one */
+	uint32_t		 chunk_size;	/* of files' own chunks too */
+	bool			 whole;		/* the open piece is an own
+						   chunk of a file */
+	uint32_t		 file, index;	/* ... this one */
 	struct chunkhash_whole	*wholes;
 	size_t			 nwholes, cap;
 };
@@ -80,11 +82,14 @@ proto_spans_sort(struct proto_span *spans, size_t n)
 
 enum pf_status
 chunkhash_begin(struct chunkhash *h, const struct proto_chunk_head *c,
-    const struct proto_span *spans, size_t n)
+    uint32_t chunk_size, const struct proto_span *spans, size_t n)
 {
 	uint8_t head[PROTO_CHUNK_HEAD_LEN];
 	enum pf_status rc;
 
+	if (spans != NULL && chunk_size == 0)
+		return PF_EBADFRAME;
+	h->chunk_size = chunk_size;
 	h->spans = spans;
 	h->nspans = n;
 	h->start = h->pos = h->piece_end = c->offset;
@@ -101,9 +106,10 @@ chunkhash_begin(struct chunkhash *h, const struct proto_chunk_head *c,
 }
 
 /*
- * Opens the piece at h->pos: a file wholly in the chunk (hashed as that
- * file's own first chunk, so its receipt can use it), or a part of a
- * file, or bytes no file covers (both hashed as "PFP1" || bytes).
+ * Opens the piece at h->pos: an own chunk of a file (the file cut alone)
+ * wholly in the chunk, hashed as that own chunk so the file's receipt
+ * can use it; or a part of one, or bytes no file covers (both hashed as
+ * "PFP1" || bytes).
  */
 static enum pf_status
 open_piece(struct chunkhash *h)
@@ -121,14 +127,19 @@ open_piece(struct chunkhash *h)
 	else if (s->offset > h->pos)
 		h->piece_end = s->offset;
 	else {
-		h->piece_end = s->offset + s->size < h->end ?
-		    s->offset + s->size : h->end;
-		h->whole = s->offset >= h->start && s->offset + s->size <=
-		    h->end;
+		uint64_t j = (h->pos - s->offset) / h->chunk_size;
+		uint64_t own = s->offset + j * h->chunk_size;
+		uint64_t own_end = s->size - j * h->chunk_size >
+		    h->chunk_size ? own + h->chunk_size : s->offset + s->size;
+
+		h->piece_end = own_end < h->end ? own_end : h->end;
+		h->whole = own == h->pos && own_end <= h->end;
 		h->file = s->file;
+		h->index = (uint32_t)j;
 	}
 	if (h->whole) {
-		struct proto_chunk_head own = { 0, 0, (uint32_t)s->size };
+		struct proto_chunk_head own = { h->index, (uint64_t)h->index *
+		    h->chunk_size, (uint32_t)(h->piece_end - h->pos) };
 
 		return proto_chunk_digest_begin(h->piece, &own);
 	}
@@ -158,6 +169,7 @@ close_piece(struct chunkhash *h)
 			h->cap = cap;
 		}
 		h->wholes[h->nwholes].file = h->file;
+		h->wholes[h->nwholes].index = h->index;
 		memcpy(h->wholes[h->nwholes++].digest, d, sizeof(d));
 	}
 	return pf_sha256_update(h->outer, d, sizeof(d));

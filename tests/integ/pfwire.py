@@ -257,14 +257,16 @@ def chunk_digest(index, offset, data):
                                                 len(data)) + data).digest()
 
 
-def pieces_digest(index, offset, data, spans):
+def pieces_digest(index, offset, data, spans, cs):
     """PFC2, a transfer's chunk hashed in pieces (docs/protocol.md).
 
-    spans: (offset, size) of the files with bytes, sorted. The chunk is
-    cut where a file starts or ends; a file whole in it is hashed as its
-    own first chunk, "PFC1" || u64 0 || u64 0 || u32 size || bytes, any
-    other piece as "PFP1" || bytes; the digest is SHA-256("PFC2" || u64
-    index || u64 offset || u32 length || the pieces' digests).
+    spans: (offset, size) of the files with bytes, sorted; cs the chunk
+    size. The chunk is cut where a file starts or ends and where one of
+    its own chunks (the file cut alone in cs chunks) does; an own chunk
+    j whole in it is hashed as such, "PFC1" || u64 j || u64 j * cs ||
+    u32 length || bytes, any other piece as "PFP1" || bytes; the digest
+    is SHA-256("PFC2" || u64 index || u64 offset || u32 length || the
+    pieces' digests).
     """
     end = offset + len(data)
     pos, digests = offset, b""
@@ -276,11 +278,14 @@ def pieces_digest(index, offset, data, spans):
         elif s[0] > pos:
             stop = s[0]
         else:
-            stop = min(end, s[0] + s[1])
-            whole = s[0] >= offset and s[0] + s[1] <= end
+            j = (pos - s[0]) // cs
+            own = s[0] + j * cs
+            own_end = min(own + cs, s[0] + s[1])
+            stop = min(end, own_end)
+            whole = own == pos and own_end <= end
         piece = data[pos - offset:stop - offset]
         if whole:
-            digests += chunk_digest(0, 0, piece)
+            digests += chunk_digest(j, j * cs, piece)
         else:
             digests += hashlib.sha256(b"PFP1" + piece).digest()
         pos = stop
@@ -331,7 +336,7 @@ def upload(ctrl, port, key, opened, data, spans=None):
             if spans is None:
                 digests.append(chunk_digest(i, i * cs, part))
             else:
-                digests.append(pieces_digest(i, i * cs, part, spans))
+                digests.append(pieces_digest(i, i * cs, part, spans, cs))
             send_chunk(d, i, i * cs, part, digests[-1])
             if expect(d, ACK) != i:
                 raise WireError(ACK, i, "ACK out of order")

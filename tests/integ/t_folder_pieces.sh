@@ -2,13 +2,19 @@
 # SPDX-License-Identifier: MIT
 # A transfer's chunks hashed in pieces (PFC2, docs/protocol.md), so that
 # each byte is hashed once per side: a hand-made client that hashes as
-# the protocol says gets every chunk ACKed and each file's own receipt
+# the protocol says (a file larger than a chunk placed at a chunk's
+# start among them) gets every chunk ACKed and each file's own receipt
 # back; the same session refuses (NACKs) a chunk hashed whole (PFC1);
 # paraflow asks for pieces by default, and COMMIT takes the receipt of
-# every file that lies whole in one chunk from the stream (paraflowd's
-# "receipts streamed"), not from reading it back; through a relay that
-# hides the feature (an older paraflowd) paraflow hashes whole and the
-# tree arrives all the same; after paraflowd is killed and the machine
+# every file whose own chunks lie whole in chunks from the stream
+# (paraflowd's "receipts streamed"), not from reading it back; paraflow
+# places files larger than a chunk at chunks' starts, the small ones in
+# the room after them, so all their receipts stream, and a rerun after
+# a kill resumes that layout (no amend), and one after a large file
+# grew amends it (the file then past the old end, its last own chunk
+# whole in a chunk, the others not); through a relay that hides the
+# feature (an older paraflowd) paraflow hashes whole and the tree
+# arrives all the same; after paraflowd is killed and the machine
 # "reboots" (the boot marker gone), recovery checks every journaled
 # chunk in pieces and keeps them all.
 . "$(dirname "$0")/lib.sh"
@@ -59,18 +65,26 @@ pywire "$PORT" "$CS" >"$T/hand.out" 2>&1 <<'EOF'
 import base64, sys
 import pfwire as w
 port, cs = int(sys.argv[1]), int(sys.argv[2])
-sizes = [100, 70000, 0, 3000, 200000, 65536, 10, 60000]
+# f4 (three own chunks) at a chunk's start, dead bytes before it.
+sizes = [100, 70000, 0, 3000, 140000, 65536, 10, 60000]
 datas = [bytes((i * 31 + k * 7) % 251 for k in range(n))
          for i, n in enumerate(sizes)]
-files = [{"path": "hand/f%d" % i, "size": n, "mode": 0o644,
-          "mtime": 1700000000} for i, n in enumerate(sizes)]
-payload = b"".join(datas)
-spans, off = [], 0
-for n in sizes:
-    if n:
-        spans.append((off, n))
+offsets, off = [], 0
+for i, n in enumerate(sizes):
+    if i == 4:
+        off = (off + cs - 1) // cs * cs
+    offsets.append(off)
     off += n
-print("whole", sum(1 for o, n in spans if o // cs == (o + n - 1) // cs))
+files = [{"path": "hand/f%d" % i, "size": n, "mode": 0o644,
+          "mtime": 1700000000, "offset": o}
+         for i, (n, o) in enumerate(zip(sizes, offsets))]
+payload = bytearray(off)
+for o, d in zip(offsets, datas):
+    payload[o:o + len(d)] = d
+payload = bytes(payload)
+spans = [(o, n) for o, n in zip(offsets, sizes) if n]
+print("whole", sum(1 for o, n in spans
+                   if o % cs == 0 or o // cs == (o + n - 1) // cs))
 
 def open_transfer(name, pieces):
     c = w.connect(port)
@@ -87,7 +101,7 @@ c, key, features, opened = open_transfer("hand", True)
 print("features", " ".join(features))
 print("opened pieces", opened.get("pieces"))
 done = w.upload(c, port, key, opened, payload, spans)
-for f, data in zip(done["files"][-len(sizes):], datas):
+for f, data in zip(done["files"], datas):
     print(f["client"], f["state"],
           "own" if f["digest"] == w.own_receipt(data, cs) else "other")
 print("receipt", done["digest"])
@@ -100,7 +114,7 @@ w.send_chunk(d, 0, 0, payload[:cs])
 got, obj = w.recv_json(d)
 print("whole digest answer", w.NAMES.get(got, got))
 w.send_chunk(d, 0, 0, payload[:cs],
-             w.pieces_digest(0, 0, payload[:cs], spans))
+             w.pieces_digest(0, 0, payload[:cs], spans, cs))
 got, obj = w.recv_json(d)
 print("pieces digest answer", w.NAMES.get(got, got))
 
@@ -147,6 +161,56 @@ echo "# alpha: $W files whole in one chunk"
 check "alpha: most files lie whole in one chunk" test "$W" -ge 150
 check_eq "alpha: every one's receipt came from the stream" "$W" \
     "$(streamed "$ASID")"
+
+# --- Files larger than a chunk: placed at chunks' starts -------------
+# Back to back the second large file would start mid-chunk; placed at
+# the next chunk's start, the small files after it fill the room left
+# before it (12 of them; the 13th goes last), so hardly a byte is dead.
+# large_tree DIR: 2 files larger than a chunk, then 13 small ones.
+large_tree() {
+	mkdir -p "$1/c_small"
+	head -c $((2 * CS + 1000)) /dev/urandom >"$1/a_big1"
+	head -c $((3 * CS + 500)) /dev/urandom >"$1/b_big2"
+	for i in 0 1 2 3 4 5 6 7 8 9 10 11 12; do
+		head -c 5000 /dev/urandom >"$1/c_small/s$i"
+	done
+}
+
+# cut DIR: an upload of DIR killed once it has chunks held; prints the
+# transfer's id.
+cut() {
+	local pid
+	"$PARAFLOW" upload --port "$PORT" "${NOTLS[@]}" --quiet -c 64K -t 1 \
+	    --limit-rate 64K "$1" >/dev/null 2>&1 &
+	pid=$!
+	wait_for 60 held_some 2
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	grep -o "session [0-9a-f-]* opened by paraflow: \"${1##*/}\"" \
+	    "$T/server.log" | awk '{print $2}'
+}
+
+D=$T/delta
+large_tree "$D"
+DSID=$(cut "$D")
+run "$PARAFLOW" upload --port "$PORT" "${NOTLS[@]}" --quiet -c 64K --json \
+    "$D"
+check_eq "delta: the rerun completes" 0 "$RC"
+check_eq "delta: in the same transfer" "$DSID" "$(json_get session <"$T/out")"
+check "delta: resumed as laid out, not amended" \
+    test -z "$(grep "session $DSID amended" "$T/server.log")"
+check "delta: the tree is stored (diff -r)" diff -r "$D" "$STORAGE/$DSID/delta"
+check_eq "delta: every receipt came from the stream" 15 "$(streamed "$DSID")"
+E=$T/epsilon
+large_tree "$E"
+ESID=$(cut "$E")
+head -c 200 /dev/urandom >>"$E/b_big2"
+run "$PARAFLOW" upload --port "$PORT" "${NOTLS[@]}" --quiet -c 64K --json \
+    "$E"
+check_eq "epsilon: the rerun after a large file grew completes" 0 "$RC"
+check "epsilon: amended" grep -q "session $ESID amended" "$T/server.log"
+check "epsilon: the tree is stored (diff -r)" \
+    diff -r "$E" "$STORAGE/$ESID/epsilon"
 
 # --- An older server (no "pieces" in HELLO) ---------------------------
 hello_relay pieces "$T/oldport" >"$T/old.log" 2>&1 &

@@ -539,7 +539,7 @@ pfc2_chunk(struct chunkhash *h, const uint8_t *data, uint64_t index,
 	struct proto_chunk_head ch = { index, off, len };
 	uint8_t d[PF_SHA256_LEN];
 
-	assert_int_equal(chunkhash_begin(h, &ch, sp, sp == NULL ? 0 : 4),
+	assert_int_equal(chunkhash_begin(h, &ch, 64, sp, sp == NULL ? 0 : 4),
 	    PF_OK);
 	for (uint32_t pos = 0; pos < len; pos += (uint32_t)step) {
 		size_t k = len - pos < step ? len - pos : step;
@@ -583,6 +583,66 @@ test_chunkhash_pieces_vector(void **state)
 		assert_int_equal(w[0].file, 3);
 		pf_hex_encode(w[0].digest, PF_SHA256_LEN, hex);
 		assert_string_equal(hex, PFC2_WHOLE3);
+	}
+	chunkhash_free(h);
+}
+
+/*
+ * Files larger than a chunk, from pfwire.py too: 300 bytes
+ * ((i * 13 + 5) % 251), chunks of 64, files [0,20), [64,214) (from a
+ * chunk's start: its 3 own chunks whole in chunks 1-3) and [214,300)
+ * (not: its own chunk 0 in two pieces, its last, [278,300), whole in
+ * chunk 4).
+ */
+static const char *const pfc2_big[] = {
+	"a45047e4509b973cba3dd323bfab9e22ed2823e0e35d66a23ddc60ec8b910993",
+	"9de5fef390ee57f438cc6299af240dfecfb58a9719bfd832f2313d70ac06ebfe",
+	"7bb6735aff8600b1fce811af1bf2647575fbab1b9b8a9f7cedb3e9e191ff1582",
+	"471fb4b09a747b9a16ea7f93e6b8d94f828121fada4d5ddbe85aa31b10890fca",
+	"603b09e9dcf8d2b3b5e94262364a772fb3437672e4ac2f31ee77aea20548076f",
+};
+static const char *const pfc2_big_own[] = {	/* of [64,214) */
+	"70035f171970cb23faebb9663257b77dae97c130ff0c0c452406a8f62613b9d6",
+	"3ad4ac96f74322d86e9f9e307f6d95a49ac4595d9b988e00a47e0396a5968bbf",
+	"2657c40af1dba0681473a81bb85a7812eef0dcf831da0e54febfdebb3ee30f5d",
+};
+
+static void
+test_chunkhash_pieces_big_files(void **state)
+{
+	static const struct proto_span sp[] = {
+		{ 0, 20, 0 }, { 64, 150, 1 }, { 214, 86, 2 },
+	};
+	/* Per chunk: the file and own chunk whole in it, after file 0's. */
+	static const int want_file[] = { 0, 1, 1, 1, 2 };
+	static const int want_index[] = { 0, 0, 1, 2, 1 };
+	struct chunkhash *h = chunkhash_new();
+	const struct chunkhash_whole *w;
+	uint8_t data[300], d[PF_SHA256_LEN];
+	char hex[PF_SHA256_HEX];
+	size_t n;
+
+	(void)state;
+	assert_non_null(h);
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)((i * 13 + 5) % 251);
+	for (uint32_t c = 0; c < 5; c++) {
+		struct proto_chunk_head ch = { c, c * 64u, c < 4 ? 64 : 44 };
+
+		assert_int_equal(chunkhash_begin(h, &ch, 64, sp, 3), PF_OK);
+		assert_int_equal(chunkhash_update(h, data + ch.offset,
+		    ch.length), PF_OK);
+		assert_int_equal(chunkhash_final(h, d), PF_OK);
+		pf_hex_encode(d, sizeof(d), hex);
+		assert_string_equal(hex, pfc2_big[c]);
+		w = chunkhash_wholes(h, &n);
+		assert_int_equal(n, 1);
+		assert_int_equal(w[0].file, want_file[c]);
+		assert_int_equal(w[0].index, want_index[c]);
+		if (w[0].file == 1) {
+			pf_hex_encode(w[0].digest, PF_SHA256_LEN, hex);
+			assert_string_equal(hex, pfc2_big_own[w[0].index]);
+		}
 	}
 	chunkhash_free(h);
 }
@@ -641,7 +701,7 @@ test_chunkhash_whole_chunk_is_pfc1(void **state)
 	assert_string_equal(hex, want);
 	assert_string_not_equal(hex, PFC2_CHUNK1);
 	/* Past its length, or short of it: refused. */
-	assert_int_equal(chunkhash_begin(h, &ch, pfc2_spans, 4), PF_OK);
+	assert_int_equal(chunkhash_begin(h, &ch, 64, pfc2_spans, 4), PF_OK);
 	assert_int_equal(chunkhash_update(h, data, 37), PF_EBADFRAME);
 	assert_int_equal(chunkhash_update(h, data, 35), PF_OK);
 	assert_int_equal(chunkhash_final(h, got), PF_EBADFRAME);
@@ -670,6 +730,7 @@ main(void)
 		cmocka_unit_test(test_wire_ack),
 		cmocka_unit_test(test_chunkhash_pieces_vector),
 		cmocka_unit_test(test_chunkhash_whole_is_own_chunk),
+		cmocka_unit_test(test_chunkhash_pieces_big_files),
 		cmocka_unit_test(test_chunkhash_whole_chunk_is_pfc1),
 	};
 
