@@ -526,6 +526,14 @@ test_wire_ack(void **state)
 #define PFC2_WHOLE3 \
 	"81c878b178b5e5935e7799c47a37ac6e580f9f1f44ab4755b86fb905ae09c65c"
 
+/* The bytes of the vectors above: i * 7 % 251. */
+static void
+pfc2_data(uint8_t data[100])
+{
+	for (size_t i = 0; i < 100; i++)
+		data[i] = (uint8_t)(i * 7 % 251);
+}
+
 static const struct proto_span pfc2_spans[] = {
 	{ 0, 10, 0 }, { 10, 30, 1 }, { 45, 25, 2 }, { 70, 30, 3 },
 };
@@ -562,8 +570,7 @@ test_chunkhash_pieces_vector(void **state)
 
 	(void)state;
 	assert_non_null(h);
-	for (size_t i = 0; i < sizeof(data); i++)
-		data[i] = (uint8_t)(i * 7 % 251);
+	pfc2_data(data);
 	/* Any cut of the bytes gives the same digest. */
 	for (size_t step = 1; step <= 64; step += 7) {
 		pfc2_chunk(h, data, 0, 0, 64, step, pfc2_spans, hex);
@@ -662,8 +669,7 @@ test_chunkhash_whole_is_own_chunk(void **state)
 	(void)state;
 	assert_non_null(h);
 	assert_non_null(s);
-	for (size_t i = 0; i < sizeof(data); i++)
-		data[i] = (uint8_t)(i * 7 % 251);
+	pfc2_data(data);
 	pfc2_chunk(h, data, 0, 0, 64, 64, pfc2_spans, hex);
 	w = chunkhash_wholes(h, &n);
 	assert_int_equal(n, 2);
@@ -689,8 +695,7 @@ test_chunkhash_whole_chunk_is_pfc1(void **state)
 	(void)state;
 	assert_non_null(h);
 	assert_non_null(s);
-	for (size_t i = 0; i < sizeof(data); i++)
-		data[i] = (uint8_t)(i * 7 % 251);
+	pfc2_data(data);
 	pfc2_chunk(h, data, 1, 64, 36, 5, NULL, hex);
 	(void)chunkhash_wholes(h, &n);
 	assert_int_equal(n, 0);
