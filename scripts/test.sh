@@ -23,6 +23,13 @@ run_suite() {
 	fi
 	make -C "$dir" -j2 check || {
 		echo "--- failed tests in $dir:"
+		# A test program that did not build fails no test: count it.
+		if ! grep -q ':test-result: \(FAIL\|ERROR\|XPASS\)' \
+		    $(find "$dir/tests" -name '*.trs') /dev/null 2>/dev/null
+		then
+			echo "make check in $dir failed outside any test"
+			extra_fail=$((extra_fail + 1))
+		fi
 		grep -l ':test-result: \(FAIL\|ERROR\|XPASS\)' \
 		    $(find "$dir/tests" -name '*.trs') 2>/dev/null |
 		while read -r trs; do

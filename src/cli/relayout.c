@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto.h"
 #include "relayout.h"
 
 /* A file of the old layout. */
@@ -131,6 +132,10 @@ struct room {
  */
 #define ALIGN_DEAD_SHARE	64
 
+/* Rooms a small file may look at past the first not filled: bounded,
+   or many rooms too small to fill would make placing quadratic. */
+#define ALIGN_ROOMS_SEEN	64
+
 /*
  * Places t's files in manifest order, each of chunk_size bytes or more
  * at the next chunk's start, each smaller one in the first room left so
@@ -158,9 +163,11 @@ place_aligned(struct tree *t, uint32_t chunk_size, size_t nbig)
 			rooms[nrooms++].end = next;
 		}
 		if (e->size < chunk_size)
-			while (r < nrooms && rooms[r].end - rooms[r].off <
-			    e->size)
+			while (r < nrooms && r - first < ALIGN_ROOMS_SEEN &&
+			    rooms[r].end - rooms[r].off < e->size)
 				r++;
+		if (r - first == ALIGN_ROOMS_SEEN)
+			r = nrooms;
 		if (e->size < chunk_size && r < nrooms) {
 			e->offset = rooms[r].off;
 			rooms[r].off += e->size;
@@ -183,6 +190,7 @@ enum pf_status
 relayout_align(struct tree *t, uint32_t chunk_size)
 {
 	uint64_t dead;
+	uint32_t count;
 	size_t nbig = 0;
 	bool moved = false;
 
@@ -195,7 +203,9 @@ relayout_align(struct tree *t, uint32_t chunk_size)
 		return PF_OK;
 	if ((dead = place_aligned(t, chunk_size, nbig)) == UINT64_MAX)
 		return PF_ENOMEM;
-	if (dead > t->total / ALIGN_DEAD_SHARE)
+	/* Nor may the dead bytes take it past the chunks a session has. */
+	if (dead > t->total / ALIGN_DEAD_SHARE ||
+	    proto_chunk_count(t->total, chunk_size, &count) != PF_OK)
 		return relayout_compact(t);
 	t->placed = true;
 	return tree_index(t);

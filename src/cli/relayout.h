@@ -35,8 +35,9 @@ enum pf_status relayout_amend(struct tree *t, const json_t *old,
  * manifest order, but that a smaller file fills the room left before
  * an earlier large one if it fits. Only if the files back to back would
  * put a large file elsewhere, and the room left unfilled (dead bytes,
- * sent and never stored) is at most 1/64 of the payload: then
- * t->placed is set; else t is left, or put back, back to back.
+ * sent and never stored) is at most 1/64 of the payload and does not
+ * take it past PROTO_MAX_CHUNKS: then t->placed is set; else t is
+ * left, or put back, back to back.
  * PF_ENOMEM. Main thread, no worker reading.
  */
 enum pf_status relayout_align(struct tree *t, uint32_t chunk_size);

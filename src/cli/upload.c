@@ -472,6 +472,18 @@ control_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
 	snprintf(what, whatcap, "upload refused");
 	if ((rc = client_open(c, &rq, op, err, errcap)) != PF_OK)
 		goto out;
+	/* The workers hash as the session was opened; it cannot change. */
+	if (o->tree != NULL && u->started && !op->complete &&
+	    strcmp(op->session, j->session) == 0 &&
+	    op->pieces != o->tree->pieces) {
+		client_opened_clear(op);
+		snprintf(what, whatcap, "cannot resume");
+		snprintf(err, errcap, "session %s is now hashed %s by the "
+		    "server (another paraflowd version?): run the upload "
+		    "again", j->session, op->pieces ? "in pieces" : "whole");
+		rc = PF_EVERSION;
+		goto out;
+	}
 	*cp = c;
 	c = NULL;
 out:
@@ -644,7 +656,7 @@ control_setup(struct upload *u)
 			    "(%s); opening a new one", j->session, err);
 			u->resume = false;
 			attempt = 0;
-			/* A new transfer has no dead bytes to send. */
+			/* A new transfer is laid out anew. */
 			if (!u->started && j->o->tree != NULL &&
 			    j->o->tree->placed && unamend(u) != PF_OK)
 				return j->r->status;

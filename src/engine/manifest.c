@@ -221,7 +221,7 @@ check_layout(struct manifest *m, bool placed, uint64_t size)
 
 /*
  * A file's own chunks' digests as chunks hashed in pieces bring them,
- * in any order, from any thread: each once.
+ * in any order, from any thread.
  */
 struct own_digests {
 	_Atomic uint32_t	 done;	/* digests in */
@@ -273,10 +273,16 @@ note_own(struct manifest_file *f, uint32_t count, uint32_t j,
 		else
 			own_digests_free(mine);
 	}
-	if (j >= o->count || atomic_exchange(&o->set[j], true))
+	/*
+	 * A chunk received again (its first copy never made durable) may
+	 * bring other bytes: the last digest counts. No judge reads it
+	 * before the chunk is durable.
+	 */
+	if (j >= o->count)
 		return;
 	memcpy(o->d + (size_t)j * PF_SHA256_LEN, d, PF_SHA256_LEN);
-	atomic_fetch_add(&o->done, 1);
+	if (!atomic_exchange(&o->set[j], true))
+		atomic_fetch_add(&o->done, 1);
 }
 
 void
@@ -298,9 +304,7 @@ manifest_note_wholes(struct manifest *m, const struct chunkhash *h,
 			note_own(f, count, w[i].index, w[i].digest);
 			continue;
 		}
-		/* One chunk: one chunk received it, once at a time. */
-		if (atomic_load(&f->streamed))
-			continue;
+		/* One chunk brought it, the last time it was received. */
 		memcpy(f->own, w[i].digest, sizeof(f->own));
 		atomic_store(&f->streamed, true);
 	}

@@ -226,7 +226,7 @@ release(struct stream *st)
 		peruser_release(env.peruser, st->user);
 	session_unref(s);
 	auth_server_free(st->auth);
-	pf_sha256_free(st->hash);
+	chunkhash_free(st->hash);
 	free(st->buf);
 }
 

@@ -268,6 +268,7 @@ def pieces_digest(index, offset, data, spans, cs):
     is SHA-256("PFC2" || u64 index || u64 offset || u32 length || the
     pieces' digests).
     """
+    spans = [(o, n) for o, n in spans if n]    # empty files cut nothing
     end = offset + len(data)
     pos, digests = offset, b""
     while pos < end:

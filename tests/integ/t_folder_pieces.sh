@@ -228,6 +228,85 @@ check "older server: the tree is stored (diff -r)" \
 check_eq "older server: no receipt from the stream" 0 "$(streamed "$BSID")"
 signal_ours TERM "$RELAY"
 
+# --- The server answers another form on a resume: a clear stop --------
+# A relay that passes all, until $T/flip exists: then it cuts every
+# connection, and says "pieces": false in every OPENED after (a session
+# resumed by another paraflowd version, say). The client's workers hash
+# as the session was opened: it stops with a message, it does not send
+# chunks the server would NACK for ever.
+pywire "$PORT" "$T/flipport" "$T/flip" >"$T/flip.log" 2>&1 <<'EOF' &
+import json, os, socket, sys, threading, time
+import pfwire as w
+port, portfile, trigger = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+conns, flip = [], [False]
+
+def up(c, s):
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            s.sendall(d)
+    except OSError:
+        pass
+
+def serve(c):
+    s = socket.create_connection(("127.0.0.1", port))
+    conns.extend([c, s])
+    threading.Thread(target=up, args=(c, s), daemon=True).start()
+    try:
+        while True:
+            ftype, payload = w.recv_frame(s)
+            if ftype == w.OPENED and flip[0]:
+                o = json.loads(payload)
+                o["pieces"] = False
+                payload = json.dumps(o).encode()
+            w.send_frame(c, ftype, payload)
+    except (OSError, w.WireError):
+        pass
+    for x in (c, s):
+        try:
+            x.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+def watch():
+    while not os.path.exists(trigger):
+        time.sleep(0.05)
+    flip[0] = True
+    for x in list(conns):
+        try:
+            x.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+threading.Thread(target=watch, daemon=True).start()
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(64)
+open(portfile, "w").write(str(ls.getsockname()[1]))
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF
+FLIP=$!
+PIDS+=("$FLIP")
+check "the relay that changes the form starts" wait_file "$T/flipport" 30
+Z=$T/zeta
+tree "$Z"
+"$PARAFLOW" upload --port "$(cat "$T/flipport")" "${NOTLS[@]}" --quiet \
+    -c 64K -t 1 --limit-rate 256K "$Z" >"$T/zeta.out" 2>"$T/zeta.err" &
+CPID=$!
+check "zeta: the first chunks arrive" wait_for 60 held_some 8
+touch "$T/flip"
+RC=0
+wait "$CPID" || RC=$?
+sed 's/^/# /' "$T/zeta.err" | tail -n 3
+check_eq "zeta: another form on the resume stops it (version)" 8 "$RC"
+check "zeta: it says why" grep -q 'is now hashed whole by the server' \
+    "$T/zeta.err"
+signal_ours TERM "$FLIP"
+
 # --- Killed, "rebooted": recovery checks the chunks in pieces ---------
 G=$T/gamma
 tree "$G"
