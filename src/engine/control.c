@@ -690,8 +690,16 @@ resume_session(struct stream *st, const struct open_req *o)
 	if (o->amend && !session_matches(s, st->user, &o->f))
 		return amend_session(st, o, s);
 	/* A tus upload is the gateway's, as a native one is not tus's. */
-	if (session_tus(s) || !session_matches(s, st->user, &o->f))
+	if (session_tus(s) || !session_matches(s, st->user, &o->f)) {
+		/* Its COMMIT began since the check above: as there. */
+		if (!session_tus(s) && session_state(s) != SESSION_RECEIVING &&
+		    strcmp(session_user(s), st->user) == 0) {
+			session_unref(s);
+			return reply_fail(st, PF_EBUSY, "session %s is being "
+			    "committed; try again", o->resume);
+		}
 		return refuse_resume(st, o, s);
+	}
 	return session_remote(s) ? resume_copy(st, s) :
 	    take_over(st, s, "resumed");
 }
