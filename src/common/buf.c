@@ -26,8 +26,12 @@ reserve(struct pf_buf *b, size_t n)
 	size_t want, cap;
 	char *p;
 
-	if (b->failed || n > b->max || b->len > b->max - n)
+	if (b->failed)
+		return false;
+	if (n > b->max || b->len > b->max - n) {
+		b->over = true;
 		goto fail;
+	}
 	want = b->len + n + 1;
 	if (want <= b->cap)
 		return true;
@@ -85,6 +89,49 @@ pf_buf_printf(struct pf_buf *b, const char *fmt, ...)
 	return true;
 }
 
+/* Writes c's JSON escape into e: a short one where JSON has one. */
+static size_t
+json_escape(unsigned char c, char e[7])
+{
+	char named;
+
+	switch (c) {
+	case '"':	named = '"'; break;
+	case '\\':	named = '\\'; break;
+	case '\b':	named = 'b'; break;
+	case '\f':	named = 'f'; break;
+	case '\n':	named = 'n'; break;
+	case '\r':	named = 'r'; break;
+	case '\t':	named = 't'; break;
+	default:
+		return (size_t)snprintf(e, 7, "\\u%04X", c);
+	}
+	e[0] = '\\';
+	e[1] = named;
+	return 2;
+}
+
+bool
+pf_buf_add_json_string(struct pf_buf *b, const char *s)
+{
+	const char *run = s;
+	char e[7];
+
+	pf_buf_add(b, "\"", 1);
+	for (;; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		pf_buf_add(b, run, (size_t)(s - run));
+		if (c == '\0')
+			break;
+		pf_buf_add(b, e, json_escape(c, e));
+		run = s + 1;
+	}
+	return pf_buf_add(b, "\"", 1);
+}
+
 void
 pf_buf_consume(struct pf_buf *b, size_t n)
 {
@@ -107,7 +154,7 @@ pf_buf_steal(struct pf_buf *b, size_t *len)
 		*len = b->len;
 	b->p = NULL;
 	b->len = b->cap = 0;
-	b->failed = false;
+	b->failed = b->over = false;
 	return p;
 }
 
@@ -119,5 +166,5 @@ pf_buf_free(struct pf_buf *b)
 	free(b->p);
 	b->p = NULL;
 	b->len = b->cap = 0;
-	b->failed = false;
+	b->failed = b->over = false;
 }

@@ -20,6 +20,7 @@ struct pf_buf {
 	size_t	 len, cap;
 	size_t	 max;		/* bytes len may reach */
 	bool	 failed;
+	bool	 over;		/* failed: max was reached, not memory */
 	bool	 secret;
 };
 
@@ -32,6 +33,13 @@ bool pf_buf_add(struct pf_buf *b, const void *p, size_t n);
 /* Appends formatted text; false as for pf_buf_add. */
 bool pf_buf_printf(struct pf_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/*
+ * Appends s as a JSON string: quoted, with '"', '\\' and control
+ * characters escaped and the rest (UTF-8, as s must be) as it is, the way
+ * jansson writes it. False as for pf_buf_add.
+ */
+bool pf_buf_add_json_string(struct pf_buf *b, const char *s);
 
 /* Drops the first n bytes (at most len), keeping the rest. */
 void pf_buf_consume(struct pf_buf *b, size_t n);

@@ -91,8 +91,7 @@ prepare(struct session *s, const struct session_file *f,
 	indices = NULL;
 	digests = NULL;
 	rc = PF_ENOMEM;
-	if ((a->meta = session_amended_meta(s, f, mfname)) == NULL ||
-	    (a->manifest = manifest_to_json(f->manifest, false)) == NULL)
+	if ((a->meta = session_amended_meta(s, f, mfname)) == NULL)
 		goto out;
 	a->mfname = mfname;
 	a->mf = f->manifest;
@@ -162,7 +161,6 @@ amend_transfer(const struct amend_env *e, struct session *s,
 		*out = NULL;
 	}
 	json_decref((json_t *)a.meta);
-	json_decref((json_t *)a.manifest);
 	free((void *)a.indices);
 	free((void *)a.digests);
 	return rc;

@@ -14,6 +14,7 @@
 
 #include "amend.h"
 #include "auth.h"
+#include "buf.h"
 #include "control.h"
 #include "counters.h"
 #include "engine.h"
@@ -840,7 +841,10 @@ static enum pf_status
 send_complete(struct stream *st)
 {
 	struct session *s = st->session;
-	enum pf_status rc;
+	const struct manifest *m = session_manifest(s);
+	enum pf_status rc = PF_ENOMEM;
+	struct pf_buf b;
+	char *head;
 	json_t *j;
 
 	log_info("%s: session %s complete: \"%s\", %llu bytes, receipt %s; "
@@ -853,23 +857,31 @@ send_complete(struct stream *st)
 	    "name", session_name(s), "size", (json_int_t)session_size(s),
 	    "digest", session_receipt(s), "path", session_id(s), "/",
 	    session_name(s));
+	head = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
 	/* A transfer: where each file went, or why it did not. */
-	if (j != NULL && session_manifest(s) != NULL &&
-	    json_object_set_new(j, "files", manifest_to_json(
-	    session_manifest(s), true)) == -1) {
-		json_decref(j);
-		j = NULL;
+	pf_buf_init(&b, PROTO_MAX_COMPLETE);
+	if (head != NULL) {
+		pf_buf_add(&b, head, strlen(head) - 1);
+		if (m != NULL) {
+			pf_buf_add(&b, ",\"files\":", 9);
+			manifest_dump(m, true, &b);
+		}
+		if (pf_buf_add(&b, "}", 1))
+			rc = PF_OK;
+		else if (b.over)
+			rc = PF_ETOOLARGE;
 	}
+	free(head);
 	registry_retire(st->env->registry, s);
 	session_detach(s, true);
 	session_unref(s);
 	st->session = NULL;
 	/* Without a session, an idle control connection times out again. */
 	pf_conn_set_timeout(st->c, st->env->cfg->idle_timeout_ms);
-	if (j == NULL)
-		return PF_ENOMEM;
-	rc = wire_send_json(st->c, PROTO_COMPLETE, j);
-	json_decref(j);
+	if (rc == PF_OK)
+		rc = wire_send(st->c, PROTO_COMPLETE, b.p, b.len);
+	pf_buf_free(&b);
 	return rc;
 }
 

@@ -2,11 +2,13 @@
 /* A transfer's manifest: parsed, its paths made safe, kept and reloaded. */
 #include "config.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "manifest.h"
 #include "namekey.h"
 #include "policy.h"
@@ -596,42 +598,51 @@ out:
 	return rc;
 }
 
-json_t *
-manifest_to_json(const struct manifest *m, bool final)
+/* Appends ",\"key\":" and s as a JSON string, or null. */
+static void
+add_string(struct pf_buf *b, const char *key, const char *s)
 {
-	json_t *a = json_array(), *e;
-
-	for (size_t i = 0; a != NULL && i < m->n; i++) {
-		const struct manifest_file *f = &m->f[i];
-
-		e = json_pack("{s:s,s:s?,s:b,s:I,s:I,s:I,s:i,s:s?}", "client",
-		    f->client, "path", f->path, "dir", f->dir, "size",
-		    (json_int_t)f->size, "mode", (json_int_t)f->mode, "mtime",
-		    (json_int_t)f->mtime, "status", (int)f->status, "reason",
-		    f->reason);
-		/* Where its bytes lie: staging's business, not a list's. */
-		if (e != NULL && !final && !f->dir && json_object_set_new(e,
-		    "offset", json_integer((json_int_t)f->offset)) == -1) {
-			json_decref(e);
-			e = NULL;
-		}
-		if (e != NULL && final && (json_object_set_new(e, "state",
-		    json_string(f->status == PF_OK ? "stored" :
-		    pf_status_name(f->status))) == -1 || (f->digest[0] &&
-		    json_object_set_new(e, "digest", json_string(f->digest)) ==
-		    -1))) {
-			json_decref(e);
-			e = NULL;
-		}
-		if (e == NULL || json_array_append_new(a, e) == -1) {
-			json_decref(a);
-			a = NULL;
-		}
-	}
-	return a;
+	pf_buf_printf(b, ",\"%s\":", key);
+	if (s != NULL)
+		pf_buf_add_json_string(b, s);
+	else
+		pf_buf_add(b, "null", 4);
 }
 
-/* One entry as manifest_to_json wrote it, its path checked again;
+/* Written by hand: building, dumping and freeing jansson trees of the
+   manifest (at OPEN and twice at COMMIT) took 14 % of the server's CPU in
+   a transfer of 10,000 small files. */
+bool
+manifest_dump(const struct manifest *m, bool final, struct pf_buf *b)
+{
+	pf_buf_add(b, "[", 1);
+	for (size_t i = 0; i < m->n; i++) {
+		const struct manifest_file *f = &m->f[i];
+
+		if (i > 0)
+			pf_buf_add(b, ",", 1);
+		pf_buf_add(b, "{\"client\":", 10);
+		pf_buf_add_json_string(b, f->client);
+		add_string(b, "path", f->path);
+		pf_buf_printf(b, ",\"dir\":%s,\"size\":%" PRIu64 ",\"mode\":%"
+		    PRIu32 ",\"mtime\":%" PRId64 ",\"status\":%d",
+		    f->dir ? "true" : "false", f->size, f->mode, f->mtime,
+		    (int)f->status);
+		add_string(b, "reason", f->reason);
+		/* Where its bytes lie: staging's business, not a list's. */
+		if (!final && !f->dir)
+			pf_buf_printf(b, ",\"offset\":%" PRIu64, f->offset);
+		if (final)
+			add_string(b, "state", f->status == PF_OK ? "stored" :
+			    pf_status_name(f->status));
+		if (final && f->digest[0])
+			add_string(b, "digest", f->digest);
+		pf_buf_add(b, "}", 1);
+	}
+	return pf_buf_add(b, "]", 1);
+}
+
+/* One entry as manifest_dump wrote it, its path checked again;
  * *placed if it has an offset (older areas have none). */
 static enum pf_status
 load_entry(const json_t *e, struct manifest_file *f, bool *placed)

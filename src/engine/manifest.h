@@ -18,6 +18,7 @@
 #include "status.h"
 
 struct own_digests;
+struct pf_buf;
 struct policy;
 
 struct manifest_file {
@@ -67,14 +68,14 @@ enum pf_status manifest_parse(const struct policy *p, const json_t *files,
     uint64_t size, struct manifest **out, char *why, size_t cap);
 
 /*
- * The manifest as a new JSON array, as manifest_load reads it back; with
- * final, also each stored file's receipt and the status names. NULL on
- * ENOMEM.
+ * Appends the manifest to b as a JSON array, as manifest_load reads it
+ * back; with final, also each stored file's receipt and the status names.
+ * False as pf_buf_add.
  */
-json_t *manifest_to_json(const struct manifest *m, bool final);
+bool manifest_dump(const struct manifest *m, bool final, struct pf_buf *b);
 
 /*
- * Reads back what manifest_to_json (not final) wrote for a payload of
+ * Reads back what manifest_dump (not final) wrote for a payload of
  * size bytes, checking each stored path and offset again as if a client
  * had sent it. PF_EBADFRAME if anything is malformed.
  */

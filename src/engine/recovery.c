@@ -377,7 +377,7 @@ recovery_amend(struct storage *s, const struct recovery_amend *a)
 	    PF_OK ||
 	    (rc = journal_rewrite(st, a->indices, a->digests, a->n)) !=
 	    PF_OK || (rc = storage_staging_put_list(st, a->mfname,
-	    a->manifest)) != PF_OK || (rc = storage_staging_put_meta(st,
+	    a->mf, false)) != PF_OK || (rc = storage_staging_put_meta(st,
 	    a->meta)) != PF_OK)
 		goto out;
 	if (strcmp(a->old_mfname, a->mfname) != 0 && unlinkat(st->dirfd,

@@ -56,8 +56,7 @@ struct recovery_amend {
 	const char	*id;
 	uint64_t	 size;		/* of the amended payload */
 	const json_t	*meta;		/* its session.json */
-	const json_t	*manifest;	/* its manifest, kept as mfname */
-	const struct manifest *mf;	/* the same, parsed */
+	const struct manifest *mf;	/* its manifest, kept as mfname */
 	const char	*mfname;
 	const char	*old_mfname;	/* removed once the meta is in */
 	const uint32_t	*indices;	/* the chunks still held: n */

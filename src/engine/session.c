@@ -269,20 +269,6 @@ to_json(const struct session *s, bool staging)
 	return j;
 }
 
-/* Writes a transfer's manifest into its staging area. */
-static enum pf_status
-put_manifest(struct session *s)
-{
-	json_t *j = manifest_to_json(s->mf, false);
-	enum pf_status rc;
-
-	if (j == NULL)
-		return PF_EINTERNAL;
-	rc = storage_staging_put_list(s->staging, s->mfname, j);
-	json_decref(j);
-	return rc;
-}
-
 /* The name of the manifest file after amends amends. */
 static void
 manifest_name(unsigned amends, char name[32])
@@ -449,7 +435,8 @@ session_open(struct session *s, struct storage *storage,
 	json_decref(meta);
 	if (rc != PF_OK)
 		goto out;
-	if (s->mf != NULL && (rc = put_manifest(s)) != PF_OK)
+	if (s->mf != NULL && (rc = storage_staging_put_list(s->staging,
+	    s->mfname, s->mf, false)) != PF_OK)
 		goto out;
 	atomic_store(&s->ready, true);
 	session_changed();

@@ -23,6 +23,7 @@
 #include "fsutil.h"
 #include "journal.h"
 #include "log.h"
+#include "manifest.h"
 #include "storage_int.h"
 
 int
@@ -414,21 +415,20 @@ storage_staging_forget(struct staging *st)
 }
 
 enum pf_status
-storage_put_list(int dirfd, const char *name, const json_t *json)
+storage_put_list(int dirfd, const char *name, const struct manifest *m,
+    bool final)
 {
 	enum pf_status rc = PF_OK;
-	char *text;
-	size_t len;
+	struct pf_buf b;
 
-	if ((text = json_dumps(json, JSON_COMPACT)) == NULL)
-		return PF_ENOMEM;
-	if ((len = strlen(text)) >= STORAGE_MAX_LIST)
-		rc = PF_ETOOLARGE;
-	else if (pf_write_atomic(dirfd, name, text, len, 0600) == -1) {
+	pf_buf_init(&b, STORAGE_MAX_LIST - 1);
+	if (!manifest_dump(m, final, &b))
+		rc = b.over ? PF_ETOOLARGE : PF_ENOMEM;
+	else if (pf_write_atomic(dirfd, name, b.p, b.len, 0600) == -1) {
 		rc = pf_status_from_errno(errno);
 		log_warn("%s: %s: %s", __func__, name, strerror(errno));
 	}
-	free(text);
+	pf_buf_free(&b);
 	return rc;
 }
 
@@ -448,9 +448,9 @@ storage_get_list(int dirfd, const char *name)
 
 enum pf_status
 storage_staging_put_list(struct staging *st, const char *name,
-    const json_t *json)
+    const struct manifest *m, bool final)
 {
-	return storage_put_list(st->dirfd, name, json);
+	return storage_put_list(st->dirfd, name, m, final);
 }
 
 json_t *

@@ -134,17 +134,17 @@ enum pf_status storage_final_remove(struct storage *s, const char *id,
     const char *name);
 
 /*
- * A transfer's manifest files, too large for the metadata cap: writes
- * json (borrowed) as name, synced, in st's staging area or in dirfd; and
- * reads it back as a new reference (NULL if missing or malformed). Up to
- * STORAGE_MAX_LIST bytes.
+ * A transfer's manifest files, too large for the metadata cap: writes m
+ * (manifest_dump, final or not) as name, synced, in st's staging area or
+ * in dirfd; and reads it back as a new reference (NULL if missing or
+ * malformed). Up to STORAGE_MAX_LIST bytes, else PF_ETOOLARGE.
  */
 #define STORAGE_MAX_LIST	(64u * 1024 * 1024)
 enum pf_status storage_staging_put_list(struct staging *st, const char *name,
-    const json_t *json);
+    const struct manifest *m, bool final);
 json_t *storage_staging_get_list(struct staging *st, const char *name);
 enum pf_status storage_put_list(int dirfd, const char *name,
-    const json_t *json);
+    const struct manifest *m, bool final);
 json_t *storage_get_list(int dirfd, const char *name);
 
 /* storage_get_list of name in finished session id's directory. */

@@ -434,7 +434,6 @@ unpack_transfer(struct storage *s, struct staging *st, uint32_t chunk_size,
 	    .rc = PF_OK };
 	struct unpack u = { .job = &job, .st = st, .chunk_size = chunk_size,
 	    .topfd = -1, .dirfd = -1 };
-	json_t *list = NULL;
 	enum pf_status rc;
 
 	if (atomic_load(&st->broken) != PF_OK)
@@ -453,14 +452,13 @@ unpack_transfer(struct storage *s, struct staging *st, uint32_t chunk_size,
 	    !pf_syncfs_covers(u.topfd);
 	if ((rc = unpack_all(&u)) != PF_OK)
 		goto out;
-	rc = PF_ENOMEM;
-	if ((list = manifest_to_json(m, true)) == NULL)
-		goto out;
 	/* The metadata last: the gateway lists what has it. */
 	if (json_object_set_new(meta, "files_refused", json_integer(
-	    (json_int_t)manifest_refused(m))) == -1)
+	    (json_int_t)manifest_refused(m))) == -1) {
+		rc = PF_ENOMEM;
 		goto out;
-	if ((rc = storage_put_list(u.topfd, UNPACK_FILES_NAME, list)) !=
+	}
+	if ((rc = storage_put_list(u.topfd, UNPACK_FILES_NAME, m, true)) !=
 	    PF_OK || (rc = storage_write_json(u.topfd, STORAGE_META_NAME,
 	    meta)) != PF_OK)
 		goto out;
@@ -471,7 +469,6 @@ unpack_transfer(struct storage *s, struct staging *st, uint32_t chunk_size,
 	storage_staging_forget(st);
 	rc = PF_OK;
 out:
-	json_decref(list);
 	worker_free(&u);
 	if (u.topfd != -1)
 		close(u.topfd);

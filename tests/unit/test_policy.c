@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of the name sanitizer and the extension and content checks. */
+/*
+ * Unit tests of the name sanitizer, the extension and content checks, and
+ * the transfer manifests they judge.
+ */
 #include "config.h"
 
 #include <setjmp.h>
@@ -12,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "buf.h"
+#include "manifest.h"
 #include "policy.h"
 
 #define VECTOR_MAX	65536	/* bytes in one decoded vector field */
@@ -822,6 +827,104 @@ test_content_libmagic(void **state)
 	policy_free(p);
 }
 
+/* The manifest as jansson would write it: what manifest_dump must match. */
+static char *
+reference_dump(const struct manifest *m, bool final)
+{
+	json_t *a = json_array(), *e;
+	char *text;
+
+	for (size_t i = 0; i < m->n; i++) {
+		const struct manifest_file *f = &m->f[i];
+
+		e = json_pack("{s:s,s:s?,s:b,s:I,s:I,s:I,s:i,s:s?}", "client",
+		    f->client, "path", f->path, "dir", f->dir, "size",
+		    (json_int_t)f->size, "mode", (json_int_t)f->mode, "mtime",
+		    (json_int_t)f->mtime, "status", (int)f->status, "reason",
+		    f->reason);
+		assert_non_null(e);
+		if (!final && !f->dir)
+			json_object_set_new(e, "offset",
+			    json_integer((json_int_t)f->offset));
+		if (final)
+			json_object_set_new(e, "state", json_string(
+			    f->status == PF_OK ? "stored" :
+			    pf_status_name(f->status)));
+		if (final && f->digest[0])
+			json_object_set_new(e, "digest",
+			    json_string(f->digest));
+		json_array_append_new(a, e);
+	}
+	text = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	return text;
+}
+
+static void
+test_manifest_dump(void **state)
+{
+	/* Every control character, quotes, backslashes, UTF-8, DEL. */
+	static const char *tricky = "q\"b\\s/\x01\x07\b\t\n\x0b\f\r\x1f"
+	    "\x7f \xc3\xa9\xe2\x80\xa8\xf0\x9f\x93\xb7.txt";
+	json_t *files = json_pack("[{s:s,s:i,s:i,s:I},{s:s,s:i,s:i,s:I},"
+	    "{s:s,s:i,s:i,s:I},{s:s,s:b},{s:s,s:i,s:i,s:I}]",
+	    "path", tricky, "size", 3, "mode", 0644, "mtime",
+	    (json_int_t)1700000000,
+	    "path", "dir/\xc3\xa9 \xc3\xbc/x.bin", "size", 5, "mode", 0600,
+	    "mtime", (json_int_t)-5,
+	    "path", "../evil", "size", 1, "mode", 0644, "mtime",
+	    (json_int_t)0,
+	    "path", "d", "dir", 1,
+	    "path", "empty", "size", 0, "mode", 0, "mtime", (json_int_t)0);
+	struct manifest *m = NULL, *back = NULL;
+	struct policy *p;
+	struct pf_buf b;
+	char why[256], *want;
+	json_t *j;
+
+	(void)state;
+	assert_non_null(files);
+	assert_non_null(p = policy_new(NULL, NULL));
+	assert_int_equal(manifest_parse(p, files, 9, &m, why, sizeof(why)),
+	    PF_OK);
+	assert_int_equal(m->n, 5);
+	assert_int_not_equal(m->f[2].status, PF_OK);	/* "..": refused */
+	memset(m->f[0].digest, 'a', PF_SHA256_HEX - 1);
+	for (int final = 0; final <= 1; final++) {
+		pf_buf_init(&b, 1 << 20);
+		assert_true(manifest_dump(m, final, &b));
+		want = reference_dump(m, final);
+		assert_string_equal(b.p, want);
+		free(want);
+		if (!final) {
+			/* And it reads back as the same manifest. */
+			assert_non_null(j = json_loads(b.p, 0, NULL));
+			assert_int_equal(manifest_load(j, 9, &back), PF_OK);
+			json_decref(j);
+			assert_int_equal(back->n, m->n);
+			for (size_t i = 0; i < m->n; i++) {
+				assert_string_equal(back->f[i].client,
+				    m->f[i].client);
+				if (m->f[i].size > 0)
+					assert_int_equal(back->f[i].offset,
+					    m->f[i].offset);
+				assert_int_equal(back->f[i].status,
+				    m->f[i].status);
+			}
+			manifest_free(back);
+		}
+		pf_buf_free(&b);
+	}
+	/* Over the buffer's cap: refused as too large, not as ENOMEM. */
+	pf_buf_init(&b, 64);
+	assert_false(manifest_dump(m, true, &b));
+	assert_true(b.over);
+	pf_buf_free(&b);
+	manifest_free(m);
+	json_decref(files);
+	policy_free(p);
+}
+
 int
 main(void)
 {
@@ -837,6 +940,7 @@ main(void)
 		cmocka_unit_test(test_content_near_misses),
 		cmocka_unit_test(test_names_normalised),
 		cmocka_unit_test(test_names_allowed),
+		cmocka_unit_test(test_manifest_dump),
 		cmocka_unit_test(test_content_libmagic),
 	};
 
