@@ -89,6 +89,21 @@ pf_buf_printf(struct pf_buf *b, const char *fmt, ...)
 	return true;
 }
 
+bool
+pf_buf_add_int(struct pf_buf *b, int64_t v)
+{
+	char d[24], *p = d + sizeof(d);
+	/* -v overflows for INT64_MIN; its magnitude as unsigned does not. */
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) > 0);
+	if (v < 0)
+		*--p = '-';
+	return pf_buf_add(b, p, (size_t)(d + sizeof(d) - p));
+}
+
 /* Writes c's JSON escape into e: a short one where JSON has one. */
 static size_t
 json_escape(unsigned char c, char e[7])

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Grows by doubling from what was added, never from a length a peer
@@ -33,6 +34,9 @@ bool pf_buf_add(struct pf_buf *b, const void *p, size_t n);
 /* Appends formatted text; false as for pf_buf_add. */
 bool pf_buf_printf(struct pf_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Appends v in decimal; false as for pf_buf_add. Cheaper than printf. */
+bool pf_buf_add_int(struct pf_buf *b, int64_t v);
 
 /*
  * Appends s as a JSON string: quoted, with '"', '\\' and control

@@ -598,11 +598,13 @@ out:
 	return rc;
 }
 
-/* Appends ",\"key\":" and s as a JSON string, or null. */
+/* Appends ,"key": (key a literal) to b. */
+#define ADD_KEY(b, key)	pf_buf_add((b), ",\"" key "\":", sizeof(key) + 3)
+
+/* Appends s as a JSON string, or null. */
 static void
-add_string(struct pf_buf *b, const char *key, const char *s)
+add_string(struct pf_buf *b, const char *s)
 {
-	pf_buf_printf(b, ",\"%s\":", key);
 	if (s != NULL)
 		pf_buf_add_json_string(b, s);
 	else
@@ -611,7 +613,7 @@ add_string(struct pf_buf *b, const char *key, const char *s)
 
 /* Written by hand: building, dumping and freeing jansson trees of the
    manifest (at OPEN and twice at COMMIT) took 14 % of the server's CPU in
-   a transfer of 10,000 small files. */
+   a transfer of 10,000 small files; and printf, half of what is left. */
 bool
 manifest_dump(const struct manifest *m, bool final, struct pf_buf *b)
 {
@@ -623,20 +625,34 @@ manifest_dump(const struct manifest *m, bool final, struct pf_buf *b)
 			pf_buf_add(b, ",", 1);
 		pf_buf_add(b, "{\"client\":", 10);
 		pf_buf_add_json_string(b, f->client);
-		add_string(b, "path", f->path);
-		pf_buf_printf(b, ",\"dir\":%s,\"size\":%" PRIu64 ",\"mode\":%"
-		    PRIu32 ",\"mtime\":%" PRId64 ",\"status\":%d",
-		    f->dir ? "true" : "false", f->size, f->mode, f->mtime,
-		    (int)f->status);
-		add_string(b, "reason", f->reason);
+		ADD_KEY(b, "path");
+		add_string(b, f->path);
+		ADD_KEY(b, "dir");
+		pf_buf_add(b, f->dir ? "true" : "false", f->dir ? 4 : 5);
+		ADD_KEY(b, "size");
+		pf_buf_add_int(b, (int64_t)f->size);
+		ADD_KEY(b, "mode");
+		pf_buf_add_int(b, f->mode);
+		ADD_KEY(b, "mtime");
+		pf_buf_add_int(b, f->mtime);
+		ADD_KEY(b, "status");
+		pf_buf_add_int(b, (int)f->status);
+		ADD_KEY(b, "reason");
+		add_string(b, f->reason);
 		/* Where its bytes lie: staging's business, not a list's. */
-		if (!final && !f->dir)
-			pf_buf_printf(b, ",\"offset\":%" PRIu64, f->offset);
-		if (final)
-			add_string(b, "state", f->status == PF_OK ? "stored" :
+		if (!final && !f->dir) {
+			ADD_KEY(b, "offset");
+			pf_buf_add_int(b, (int64_t)f->offset);
+		}
+		if (final) {
+			ADD_KEY(b, "state");
+			add_string(b, f->status == PF_OK ? "stored" :
 			    pf_status_name(f->status));
-		if (final && f->digest[0])
-			add_string(b, "digest", f->digest);
+		}
+		if (final && f->digest[0]) {
+			ADD_KEY(b, "digest");
+			add_string(b, f->digest);
+		}
 		pf_buf_add(b, "}", 1);
 	}
 	return pf_buf_add(b, "]", 1);

@@ -2,12 +2,16 @@
 /* Folds file names into the forms the policy compares, through ICU. */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include <unicode/uchar.h>
 #include <unicode/unorm2.h>
 #include <unicode/uspoof.h>
 #include <unicode/ustring.h>
+#include <unicode/utf16.h>
 
 #include "log.h"
 #include "namekey.h"
@@ -19,41 +23,22 @@
  */
 #define FOLD_MAX	(4096 * 20)
 
+/*
+ * A name of ASCII characters folds character by character when each
+ * character folds to ASCII and no step in between holds a combining mark:
+ * no step can then join or reorder two characters' results (a skeleton
+ * maps one code point at a time, and NFC composes no ASCII). ICU's answer
+ * for each character, kept here, saves a transfer of 10,000 names a third
+ * of its OPEN's time.
+ */
+#define ASCII_MAX	8	/* bytes of one character's fold */
+
 struct namekey {
 	const UNormalizer2	*nfkc_cf;	/* ICU's, never freed */
 	USpoofChecker		*spoof;
+	bool			 ascii;		/* the table holds */
+	char			 fold[2][128][ASCII_MAX];  /* [skeleton][c] */
 };
-
-struct namekey *
-namekey_new(void)
-{
-	UErrorCode err = U_ZERO_ERROR;
-	struct namekey *k;
-
-	if ((k = calloc(1, sizeof(*k))) == NULL) {
-		log_error("%s: calloc", __func__);
-		return NULL;
-	}
-	k->nfkc_cf = unorm2_getNFKCCasefoldInstance(&err);
-	if (U_SUCCESS(err))
-		k->spoof = uspoof_open(&err);
-	if (U_FAILURE(err)) {
-		log_error("%s: ICU: %s", __func__, u_errorName(err));
-		namekey_free(k);
-		return NULL;
-	}
-	return k;
-}
-
-void
-namekey_free(struct namekey *k)
-{
-	if (k == NULL)
-		return;
-	if (k->spoof != NULL)
-		uspoof_close(k->spoof);
-	free(k);
-}
 
 /* What one step of a fold does to UTF-16 text. */
 enum step { STEP_NFKC_CF, STEP_SKELETON };
@@ -127,9 +112,35 @@ to_utf8(const UChar *s, int32_t n, char **out)
 	return PF_OK;
 }
 
-enum pf_status
-namekey_fold(const struct namekey *k, const char *s, size_t len,
-    bool skeleton, char **out)
+/* Whether UTF-16 text n units long is ASCII. */
+static bool
+is_ascii16(const UChar *s, int32_t n)
+{
+	for (int32_t i = 0; i < n; i++)
+		if (s[i] >= 0x80)
+			return false;
+	return true;
+}
+
+/* Whether UTF-16 text n units long holds no combining mark. */
+static bool
+no_marks16(const UChar *s, int32_t n)
+{
+	int32_t i = 0;
+	UChar32 c;
+
+	while (i < n) {
+		U16_NEXT(s, i, n, c);
+		if (u_getCombiningClass(c) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* ICU's fold; *by_char if it can be made character by character. */
+static enum pf_status
+fold_icu(const struct namekey *k, const char *s, size_t len, bool skeleton,
+    char **out, bool *by_char)
 {
 	UErrorCode err = U_ZERO_ERROR;
 	UChar *a = NULL, *b = NULL;
@@ -149,6 +160,7 @@ namekey_fold(const struct namekey *k, const char *s, size_t len,
 		goto out;
 	if ((rc = apply(k, STEP_NFKC_CF, a, an, &b, &bn)) != PF_OK)
 		goto out;
+	*by_char = is_ascii16(a, an) && is_ascii16(b, bn);
 	if (skeleton) {
 		/* The skeleton may map to capitals again: fold once more. */
 		free(a);
@@ -159,10 +171,96 @@ namekey_fold(const struct namekey *k, const char *s, size_t len,
 		b = NULL;
 		if ((rc = apply(k, STEP_NFKC_CF, a, an, &b, &bn)) != PF_OK)
 			goto out;
+		*by_char = *by_char && no_marks16(a, an) &&
+		    is_ascii16(b, bn);
 	}
 	rc = to_utf8(b, bn, out);
 out:
 	free(a);
 	free(b);
 	return rc;
+}
+
+enum pf_status
+namekey_fold(const struct namekey *k, const char *s, size_t len,
+    bool skeleton, char **out)
+{
+	size_t i, n = 0;
+	bool by_char;
+	char *p;
+
+	for (i = 0; k->ascii && i < len && s[i] != '\0' &&
+	    (unsigned char)s[i] < 0x80; i++)
+		n += strlen(k->fold[skeleton][(unsigned char)s[i]]);
+	if (!k->ascii || i < len || len > FOLD_MAX / 2)
+		return fold_icu(k, s, len, skeleton, out, &by_char);
+	if ((*out = p = malloc(n + 1)) == NULL)
+		return PF_ENOMEM;
+	for (i = 0; i < len; i++) {
+		const char *f = k->fold[skeleton][(unsigned char)s[i]];
+
+		while (*f != '\0')
+			*p++ = *f++;
+	}
+	*p = '\0';
+	return PF_OK;
+}
+
+/* Fills k's table from ICU; false if some character cannot be in it. */
+static bool
+ascii_table(struct namekey *k)
+{
+	for (int sk = 0; sk < 2; sk++)
+		for (int c = 1; c < 128; c++) {
+			char in = (char)c, *out;
+			bool by_char;
+
+			if (fold_icu(k, &in, 1, sk, &out, &by_char) != PF_OK)
+				return false;
+			by_char = by_char && strlen(out) < ASCII_MAX;
+			if (by_char)
+				strcpy(k->fold[sk][c], out);
+			free(out);
+			if (!by_char)
+				return false;
+		}
+	return true;
+}
+
+struct namekey *
+namekey_new(void)
+{
+	UErrorCode err = U_ZERO_ERROR;
+	struct namekey *k;
+
+	if ((k = calloc(1, sizeof(*k))) == NULL) {
+		log_error("%s: calloc", __func__);
+		return NULL;
+	}
+	k->nfkc_cf = unorm2_getNFKCCasefoldInstance(&err);
+	if (U_SUCCESS(err))
+		k->spoof = uspoof_open(&err);
+	if (U_FAILURE(err)) {
+		log_error("%s: ICU: %s", __func__, u_errorName(err));
+		namekey_free(k);
+		return NULL;
+	}
+	k->ascii = ascii_table(k);
+	return k;
+}
+
+bool
+namekey_ascii(struct namekey *k, bool on)
+{
+	return k->ascii = on && ascii_table(k);
+}
+
+void
+namekey_free(struct namekey *k)
+{
+	if (k == NULL)
+		return;
+	if (k->spoof != NULL)
+		uspoof_close(k->spoof);
+	free(k);
 }

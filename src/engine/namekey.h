@@ -20,6 +20,13 @@ struct namekey *namekey_new(void);
 void namekey_free(struct namekey *k);
 
 /*
+ * Whether k folds ASCII names from its table of ICU's answers per
+ * character (the default, where the table holds) or through ICU, so that
+ * tests can compare the two. Returns whether the table is used.
+ */
+bool namekey_ascii(struct namekey *k, bool on);
+
+/*
  * Folds s (len bytes of valid UTF-8) into a new NUL-terminated UTF-8
  * string in *out, which the caller frees:
  *  - NFKC_Casefold (UAX #15 and the Unicode property of that name):

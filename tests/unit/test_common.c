@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "buf.h"
 #include "fsutil.h"
@@ -54,6 +56,43 @@ test_buf_grows_to_max(void **state)
 	assert_true(pf_buf_printf(&b, "%s", "abcd"));
 	assert_false(pf_buf_printf(&b, "%s", "e"));
 	assert_string_equal(b.p, "abcd");
+	pf_buf_free(&b);
+}
+
+/* Integers and JSON strings as jansson writes them, without printf. */
+static void
+test_buf_json(void **state)
+{
+	static const int64_t ints[] = { 0, 7, -1, 10, 1700000000,
+	    INT64_MAX, INT64_MIN };
+	struct pf_buf b;
+	char s[160], *want;
+	json_t *j;
+	size_t n = 0;
+
+	(void)state;
+	pf_buf_init(&b, 1 << 16);
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		assert_true(pf_buf_add_int(&b, ints[i]));
+		snprintf(s, sizeof(s), "%" PRId64, ints[i]);
+		assert_string_equal(b.p, s);
+		pf_buf_free(&b);
+	}
+	/* Every ASCII character, then UTF-8 of two, three and four bytes. */
+	for (int c = 1; c < 128; c++)
+		s[n++] = (char)c;
+	memcpy(s + n, "\xc3\xa9\xe2\x80\xa8\xf0\x9f\x93\xb7", 10);
+	assert_true(pf_buf_add_json_string(&b, s));
+	assert_non_null(j = json_string(s));
+	assert_non_null(want = json_dumps(j, JSON_ENCODE_ANY));
+	assert_string_equal(b.p, want);
+	free(want);
+	json_decref(j);
+	pf_buf_free(&b);
+	/* Too small: fails as over, not as out of memory. */
+	pf_buf_init(&b, 4);
+	assert_false(pf_buf_add_json_string(&b, "abcd"));
+	assert_true(b.over);
 	pf_buf_free(&b);
 }
 
@@ -250,6 +289,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf_grows_to_max),
+		cmocka_unit_test(test_buf_json),
 		cmocka_unit_test(test_buf_consume_steal_secret),
 		cmocka_unit_test(test_write_atomic),
 		cmocka_unit_test(test_write_atomic_fails_whole),

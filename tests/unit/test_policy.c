@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "manifest.h"
+#include "namekey.h"
 #include "policy.h"
 
 #define VECTOR_MAX	65536	/* bytes in one decoded vector field */
@@ -925,6 +926,46 @@ test_manifest_dump(void **state)
 	policy_free(p);
 }
 
+/* ASCII names fold from the table exactly as ICU folds them. */
+static void
+test_namekey_ascii(void **state)
+{
+	static const char *names[] = { "rn", "m", "1lI|", "0O", "Con.TXT",
+	    "a`b'c", "\x01\x1f\x7f", "x y\tz", "", "README.md" };
+	struct namekey *k = namekey_new();
+	char s[64], *fast, *icu;
+
+	(void)state;
+	assert_non_null(k);
+	srandom(42);
+	for (size_t i = 0; i < 2000 + sizeof(names) / sizeof(names[0]);
+	    i++) {
+		size_t len;
+
+		if (i < sizeof(names) / sizeof(names[0])) {
+			len = strlen(names[i]);
+			memcpy(s, names[i], len);
+		} else {
+			len = (size_t)random() % sizeof(s);
+			for (size_t j = 0; j < len; j++)
+				s[j] = (char)(1 + random() % 127);
+		}
+		for (int sk = 0; sk < 2; sk++) {
+			/* Debian 12's ICU keeps ASCII within ASCII. */
+			assert_true(namekey_ascii(k, true));
+			assert_int_equal(namekey_fold(k, s, len, sk, &fast),
+			    PF_OK);
+			namekey_ascii(k, false);
+			assert_int_equal(namekey_fold(k, s, len, sk, &icu),
+			    PF_OK);
+			assert_string_equal(fast, icu);
+			free(fast);
+			free(icu);
+		}
+	}
+	namekey_free(k);
+}
+
 int
 main(void)
 {
@@ -941,6 +982,7 @@ main(void)
 		cmocka_unit_test(test_names_normalised),
 		cmocka_unit_test(test_names_allowed),
 		cmocka_unit_test(test_manifest_dump),
+		cmocka_unit_test(test_namekey_ascii),
 		cmocka_unit_test(test_content_libmagic),
 	};
 
