@@ -140,9 +140,9 @@ check_files(const struct tree *t, const json_t *files, uint32_t chunk_size,
 }
 
 /*
- * Judges entry i (server's list entry f) into a JSON object of the
- * report, counted in tl; prints a line for people about a file not
- * stored as it is.
+ * Judges entry i (server's list entry f), counted in tl: into a JSON
+ * object of the report if json, else NULL and a line for people about a
+ * file not stored as it is.
  */
 static json_t *
 judge(const struct tree_entry *e, const json_t *f, bool same,
@@ -167,10 +167,13 @@ judge(const struct tree_entry *e, const json_t *f, bool same,
 		tl->changed++;
 	} else
 		tl->stored++;
-	if (!json && strcmp(state, "stored") != 0) {
+	if (!json) {
+		if (strcmp(state, "stored") == 0)
+			return NULL;
 		pf_text_escape(p, sizeof(p), e->rel, NULL);
 		pf_text_escape(why, sizeof(why), reason ? reason : "", NULL);
 		fprintf(stderr, "paraflow: %s: %s: %s\n", p, state, why);
+		return NULL;
 	}
 	return json_pack("{s:s,s:s,s:s?,s:I,s:s,s:s?,s:s?}", "path", e->rel,
 	    "type", e->dir ? "dir" : "file", "stored_as", stored, "size",
@@ -222,9 +225,13 @@ folder_report(const struct upload_result *r, struct tree *t,
 		return EXIT_ERROR;
 	}
 	check_files(t, r->files, chunk_size, same);
-	for (size_t i = 0; i < t->n; i++)
-		json_array_append_new(a, judge(&t->e[i],
-		    json_array_get(r->files, i), same[i], &tl, json));
+	for (size_t i = 0; i < t->n; i++) {
+		json_t *e = judge(&t->e[i], json_array_get(r->files, i),
+		    same[i], &tl, json);
+
+		if (e != NULL)
+			json_array_append_new(a, e);
+	}
 	free(same);
 	partial = tl.refused + tl.changed > 0;
 	if (!json) {
