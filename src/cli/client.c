@@ -367,7 +367,9 @@ client_commit(struct pf_conn *c, const char *receipt, unsigned timeout_ms,
 	json_t *j;
 	enum pf_status rc;
 
-	if ((j = json_pack("{s:s}", "digest", receipt)) == NULL)
+	/* A transfer's list in short: the rest is what the client sent. */
+	if ((j = json_pack("{s:s,s:s*}", "digest", receipt, "files",
+	    files != NULL ? "short" : NULL)) == NULL)
 		return PF_ENOMEM;
 	rc = wire_send_json(c, PROTO_COMMIT, j);
 	json_decref(j);

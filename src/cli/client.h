@@ -125,7 +125,8 @@ enum pf_status client_join(struct pf_conn *c, const uint8_t key[PF_SHA256_LEN],
  * Sends COMMIT with the receipt (hex) and waits up to timeout_ms for
  * COMPLETE. PF_EINTEGRITY if the server reports another receipt. With
  * files not NULL, *files is the COMPLETE's list of a transfer's files (a
- * new reference, or NULL).
+ * new reference, or NULL), asked for short (path, state, reason, digest
+ * of each; an older server sends them all).
  */
 enum pf_status client_commit(struct pf_conn *c, const char *receipt,
     unsigned timeout_ms, json_t **files, char *err, size_t errcap);

@@ -838,7 +838,7 @@ control_wait(struct stream *st)
 
 /* Tells the client its file is stored, and lets the session go. */
 static enum pf_status
-send_complete(struct stream *st)
+send_complete(struct stream *st, enum manifest_form form)
 {
 	struct session *s = st->session;
 	const struct manifest *m = session_manifest(s);
@@ -865,7 +865,7 @@ send_complete(struct stream *st)
 		pf_buf_add(&b, head, strlen(head) - 1);
 		if (m != NULL) {
 			pf_buf_add(&b, ",\"files\":", 9);
-			manifest_dump(m, true, &b);
+			manifest_dump(m, form, &b);
 		}
 		if (pf_buf_add(&b, "}", 1))
 			rc = PF_OK;
@@ -891,6 +891,7 @@ control_on_commit(struct stream *st, const json_t *req)
 	struct session *s = st->session;
 	uint8_t want[PF_SHA256_LEN];
 	const char *hex = wire_json_str(req, "digest", NULL);
+	const char *files = wire_json_str(req, "files", NULL);
 	enum pf_status rc;
 
 	if (st->role != ROLE_CONTROL || s == NULL)
@@ -912,7 +913,10 @@ control_on_commit(struct stream *st, const json_t *req)
 		    session_chunks_acked(s), session_nchunks(s));
 	switch ((rc = session_commit(s, want, st->env->policy))) {
 	case PF_OK:
-		return send_complete(st);
+		/* "files":"short" asks for less; anything else, all. */
+		return send_complete(st, files != NULL &&
+		    strcmp(files, "short") == 0 ? MANIFEST_SHORT :
+		    MANIFEST_FINAL);
 	case PF_ECANCELLED:
 		return reply_fail(st, rc, "session is no longer receiving");
 	case PF_ECHECKSUM:

@@ -67,15 +67,19 @@ struct manifest {
 enum pf_status manifest_parse(const struct policy *p, const json_t *files,
     uint64_t size, struct manifest **out, char *why, size_t cap);
 
-/*
- * Appends the manifest to b as a JSON array, as manifest_load reads it
- * back; with final, also each stored file's receipt and the status names.
- * False as pf_buf_add.
- */
-bool manifest_dump(const struct manifest *m, bool final, struct pf_buf *b);
+/* What manifest_dump writes of each entry. */
+enum manifest_form {
+	MANIFEST_STAGED,	/* all, with offsets, as manifest_load reads */
+	MANIFEST_FINAL,		/* all, with the state and the receipt */
+	MANIFEST_SHORT		/* path, state, reason and receipt alone */
+};
+
+/* Appends the manifest to b as a JSON array; false as pf_buf_add. */
+bool manifest_dump(const struct manifest *m, enum manifest_form form,
+    struct pf_buf *b);
 
 /*
- * Reads back what manifest_dump (not final) wrote for a payload of
+ * Reads back what manifest_dump (MANIFEST_STAGED) wrote for a payload of
  * size bytes, checking each stored path and offset again as if a client
  * had sent it. PF_EBADFRAME if anything is malformed.
  */

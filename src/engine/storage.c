@@ -422,7 +422,7 @@ storage_put_list(int dirfd, const char *name, const struct manifest *m,
 	struct pf_buf b;
 
 	pf_buf_init(&b, STORAGE_MAX_LIST - 1);
-	if (!manifest_dump(m, final, &b))
+	if (!manifest_dump(m, final ? MANIFEST_FINAL : MANIFEST_STAGED, &b))
 		rc = b.over ? PF_ETOOLARGE : PF_ENOMEM;
 	else if (pf_write_atomic(dirfd, name, b.p, b.len, 0600) == -1) {
 		rc = pf_status_from_errno(errno);

@@ -321,11 +321,12 @@ def receipt(size, chunk_size, digests):
                           b"".join(digests)).hexdigest()
 
 
-def upload(ctrl, port, key, opened, data, spans=None):
+def upload(ctrl, port, key, opened, data, spans=None, commit=None):
     """Sends all of data over one data connection and commits.
 
     With spans (a transfer's, see pieces_digest) its chunks are hashed
-    in pieces. Returns the COMPLETE object; raises WireError on a refusal.
+    in pieces; commit adds its members to the COMMIT. Returns the
+    COMPLETE object; raises WireError on a refusal.
     """
     cs = opened["chunk_size"]
     digests = []
@@ -343,7 +344,8 @@ def upload(ctrl, port, key, opened, data, spans=None):
                 raise WireError(ACK, i, "ACK out of order")
     finally:
         d.close()
-    send_json(ctrl, COMMIT, {"digest": receipt(len(data), cs, digests)})
+    send_json(ctrl, COMMIT, dict(commit or {},
+                                 digest=receipt(len(data), cs, digests)))
     return expect(ctrl, COMPLETE)
 
 

@@ -381,12 +381,27 @@ opened = w.expect(c, w.OPENED)
 done = w.upload(c, port, key, opened, data)
 for f in done["files"]:
     print(f["client"], f["state"])
+# The same again, its list asked for short: what the client lacks alone.
+w.send_json(c, w.OPEN, {"name": "hostile", "size": len(data),
+                        "chunk_size": 65536, "files": files,
+                        "head": base64.b64encode(data[:512]).decode()})
+short = w.upload(c, port, key, w.expect(c, w.OPENED), data,
+                 commit={"files": "short"})["files"]
+keep = ("path", "reason", "state", "digest")
+print("short keys", sorted({k for f in short for k in f}))
+print("short values",
+      [{k: f[k] for k in keep if k == "path" or f.get(k) is not None}
+       for f in done["files"]] == short)
 EOF
 cat "$T/hostile.out" | sed 's/^/# /'
 for n in /abs.txt ../up.txt a/../../b.txt 'x\y.txt' f/g.txt ./dot.txt \
     d//e.txt "\\$(printf '\xc3\xa9%.0s' $(seq 40))/x.txt"; do
 	check "hostile path $n refused" grep -qxF "$n bad_name" "$T/hostile.out"
 done
+check "a short list: path, state, reason and digest alone" grep -qxF \
+    "short keys ['digest', 'path', 'reason', 'state']" "$T/hostile.out"
+check "a short list: the values of the whole one" grep -qx \
+    "short values True" "$T/hostile.out"
 check "over-long path refused" grep -q '^deep/deep/.*x.txt bad_name$' \
     "$T/hostile.out"
 check "a good file beside them stored" grep -qx 'ok.txt stored' \
