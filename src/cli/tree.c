@@ -450,17 +450,11 @@ sum_entry(struct tree *t, struct tree_entry *e, const uint8_t *p, size_t len,
 	atomic_store(&e->summing, false);
 }
 
-/*
- * True if each of e's own chunks (e cut alone) lies whole in a chunk of
- * the payload: e lies in one, or starts where one does. Hashed in
- * pieces, those chunks' passes give its receipt (tree_note_wholes).
- */
+/* Hashed in pieces, e's chunks' passes give its receipt (tree_note_wholes). */
 static bool
 own_chunks_whole(const struct tree *t, const struct tree_entry *e)
 {
-	return e->size > 0 && (e->offset % t->sum_chunk == 0 ||
-	    e->offset / t->sum_chunk ==
-	    (e->offset + e->size - 1) / t->sum_chunk);
+	return proto_own_chunks_whole(e->offset, e->size, t->sum_chunk);
 }
 
 /* Reads len bytes of file e at pos into p; zeros past its end. */

@@ -299,8 +299,8 @@ manifest_note_wholes(struct manifest *m, const struct chunkhash *h,
 		uint32_t count;
 
 		/* Its receipt streams only if all its own chunks do. */
-		if (proto_chunk_count(f->size, chunk_size, &count) != PF_OK ||
-		    (f->offset % chunk_size != 0 && count > 1))
+		if (!proto_own_chunks_whole(f->offset, f->size, chunk_size) ||
+		    proto_chunk_count(f->size, chunk_size, &count) != PF_OK)
 			continue;
 		if (count > 1) {
 			note_own(f, count, w[i].index, w[i].digest);

@@ -49,6 +49,13 @@ chunkhash_free(struct chunkhash *h)
 	free(h);
 }
 
+bool
+proto_own_chunks_whole(uint64_t offset, uint64_t size, uint32_t chunk_size)
+{
+	return size > 0 && (offset % chunk_size == 0 ||
+	    offset / chunk_size == (offset + size - 1) / chunk_size);
+}
+
 size_t
 proto_span_after(const struct proto_span *spans, size_t n, uint64_t off)
 {

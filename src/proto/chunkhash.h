@@ -62,6 +62,14 @@ const struct chunkhash_whole *chunkhash_wholes(const struct chunkhash *h,
     size_t *n);
 
 /*
+ * Whether chunks hashed in pieces bring every own chunk of a file of
+ * size bytes (more than none) at offset whole, and so its receipt: it
+ * starts at a chunk's start, or lies within one chunk.
+ */
+bool proto_own_chunks_whole(uint64_t offset, uint64_t size,
+    uint32_t chunk_size);
+
+/*
  * The first of spans (n, sorted by offset) whose bytes end after off;
  * n if none.
  */

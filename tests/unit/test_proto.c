@@ -714,6 +714,20 @@ test_chunkhash_whole_chunk_is_pfc1(void **state)
 	chunkhash_free(h);
 }
 
+/* A file's own chunks come whole from aligned files and unsplit ones. */
+static void
+test_own_chunks_whole(void **state)
+{
+	(void)state;
+	assert_true(proto_own_chunks_whole(0, 10, 4));	/* at a start */
+	assert_true(proto_own_chunks_whole(8, 100, 4));
+	assert_true(proto_own_chunks_whole(1, 3, 4));	/* within one */
+	assert_true(proto_own_chunks_whole(5, 1, 4));
+	assert_false(proto_own_chunks_whole(1, 4, 4));	/* across two */
+	assert_false(proto_own_chunks_whole(5, 100, 4));
+	assert_false(proto_own_chunks_whole(0, 0, 4));	/* no bytes */
+}
+
 int
 main(void)
 {
@@ -737,6 +751,7 @@ main(void)
 		cmocka_unit_test(test_chunkhash_whole_is_own_chunk),
 		cmocka_unit_test(test_chunkhash_pieces_big_files),
 		cmocka_unit_test(test_chunkhash_whole_chunk_is_pfc1),
+		cmocka_unit_test(test_own_chunks_whole),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
