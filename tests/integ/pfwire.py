@@ -349,34 +349,42 @@ def upload(ctrl, port, key, opened, data, spans=None, commit=None):
     return expect(ctrl, COMPLETE)
 
 
-def hello_relay(port, portfile, drop):
-    """Serves a relay to the server at port that drops feature drop from
-    its HELLO, as an older paraflowd would send it, and passes all else
-    through; writes its own port to portfile. Never returns."""
+def relay(port, portfile, on_frame, conns=None):
+    """Serves a relay to the server at port: the client's bytes pass as
+    they are, each frame from the server as on_frame(ftype, payload)
+    returns it. Adds each connection's two sockets to conns (a list) if
+    given; writes its own port to portfile. Never returns."""
     import threading
 
-    def pump(a, b):
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                b.sendall(d)
-        except OSError:
-            pass
-        for s in (a, b):
+    def close(*socks):
+        for x in socks:
             try:
-                s.shutdown(socket.SHUT_RDWR)
+                x.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
+    def up(c, s):
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                s.sendall(d)
+        except OSError:
+            pass
+        close(c, s)
+
     def serve(c):
         s = socket.create_connection(("127.0.0.1", port))
-        ftype, hello = recv_json(s)
-        hello["features"] = [f for f in hello["features"] if f != drop]
-        send_json(c, ftype, hello)
-        threading.Thread(target=pump, args=(s, c), daemon=True).start()
-        pump(c, s)
+        if conns is not None:
+            conns.extend([c, s])
+        threading.Thread(target=up, args=(c, s), daemon=True).start()
+        try:
+            while True:
+                send_frame(c, *on_frame(*recv_frame(s)))
+        except (OSError, WireError):
+            pass
+        close(c, s)
 
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
@@ -386,3 +394,16 @@ def hello_relay(port, portfile, drop):
     while True:
         c, _ = ls.accept()
         threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
+def hello_relay(port, portfile, drop):
+    """A relay (see relay) that drops feature drop from the server's
+    HELLO, as an older paraflowd would send it. Never returns."""
+    def on_frame(ftype, payload):
+        if ftype == HELLO:
+            hello = json.loads(payload)
+            hello["features"] = [f for f in hello["features"] if f != drop]
+            payload = json.dumps(hello).encode()
+        return ftype, payload
+
+    relay(port, portfile, on_frame)

@@ -240,35 +240,12 @@ import pfwire as w
 port, portfile, trigger = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 conns, flip = [], [False]
 
-def up(c, s):
-    try:
-        while True:
-            d = c.recv(65536)
-            if not d:
-                break
-            s.sendall(d)
-    except OSError:
-        pass
-
-def serve(c):
-    s = socket.create_connection(("127.0.0.1", port))
-    conns.extend([c, s])
-    threading.Thread(target=up, args=(c, s), daemon=True).start()
-    try:
-        while True:
-            ftype, payload = w.recv_frame(s)
-            if ftype == w.OPENED and flip[0]:
-                o = json.loads(payload)
-                o["pieces"] = False
-                payload = json.dumps(o).encode()
-            w.send_frame(c, ftype, payload)
-    except (OSError, w.WireError):
-        pass
-    for x in (c, s):
-        try:
-            x.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+def on_frame(ftype, payload):
+    if ftype == w.OPENED and flip[0]:
+        o = json.loads(payload)
+        o["pieces"] = False
+        payload = json.dumps(o).encode()
+    return ftype, payload
 
 def watch():
     while not os.path.exists(trigger):
@@ -281,13 +258,7 @@ def watch():
             pass
 
 threading.Thread(target=watch, daemon=True).start()
-ls = socket.socket()
-ls.bind(("127.0.0.1", 0))
-ls.listen(64)
-open(portfile, "w").write(str(ls.getsockname()[1]))
-while True:
-    c, _ = ls.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
+w.relay(port, portfile, on_frame, conns)
 EOF
 FLIP=$!
 PIDS+=("$FLIP")
