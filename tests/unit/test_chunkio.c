@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,13 +18,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "chunkio.h"
 #include "filesum.h"
 #include "log.h"
+#include "tree.h"
 
 /* One chunk: 3 pieces mapped (512 KiB), 9 read (CHUNKIO_PIECE). */
 #define SIZE	(1024 * 1024 + 1000)
@@ -230,6 +234,55 @@ test_filesum_needs_every_byte_in_order(void **state)
 	free(want);
 }
 
+/* The tree's digest is that of jansson's text for its sorted manifest. */
+static void
+test_tree_digest_is_jansson_text(void **state)
+{
+	static const char *names[] = { "q\"b", "back\\slash", "tab\there",
+	    "new\nline", "\x01" "ctl", "caf\xc3\xa9", "sp ace", "e" };
+	char dir[] = "/tmp/pf-tree.XXXXXX", path[512], err[256];
+	const char *paths[1] = { dir };
+	struct tree_opts o = { .quiet = true };
+	struct timespec ts[2] = { { -5, 0 }, { -5, 0 } };
+	uint8_t md[PF_SHA256_LEN];
+	char want[PF_SHA256_HEX], *text;
+	struct tree *t;
+	json_t *m;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/sub", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/sub/%s", dir, names[i]);
+		assert_true((fd = open(path, O_WRONLY | O_CREAT, 0640)) != -1);
+		assert_int_equal(write(fd, names[i], strlen(names[i])),
+		    (ssize_t)strlen(names[i]));
+		/* A time before the epoch: a negative mtime. */
+		assert_int_equal(futimens(fd, ts), 0);
+		close(fd);
+	}
+	snprintf(path, sizeof(path), "%s/empty", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_int_equal(tree_build(paths, 1, &o, &t, err, sizeof(err)),
+	    PF_OK);
+	assert_non_null(m = tree_manifest(t));
+	assert_non_null(text = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS));
+	assert_int_equal(pf_sha256(text, strlen(text), md), PF_OK);
+	pf_hex_encode(md, sizeof(md), want);
+	assert_string_equal(t->digest, want);
+	/* Names that needed escapes, and a negative mtime, are in it. */
+	assert_non_null(strstr(text, "/tab\\there\""));
+	assert_non_null(strstr(text, "\"mtime\":-5"));
+	free(text);
+	json_decref(m);
+	tree_free(t);
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	assert_int_equal(system(path), 0);
+}
+
 int
 main(void)
 {
@@ -243,6 +296,7 @@ main(void)
 		cmocka_unit_test(test_mapped_and_read_agree),
 		cmocka_unit_test(test_filesum_is_the_receipt),
 		cmocka_unit_test(test_filesum_needs_every_byte_in_order),
+		cmocka_unit_test(test_tree_digest_is_jansson_text),
 	};
 
 	pf_log_set_level(PF_LOG_NONE);
