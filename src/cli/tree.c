@@ -324,30 +324,30 @@ tree_hash(struct tree *t)
 	struct pf_buf b;
 
 	pf_buf_init(&b, SIZE_MAX / 2);
-	pf_buf_add(&b, "[", 1);
+	PF_BUF_ADD_LIT(&b, "[");
 	for (size_t i = 0; i < t->n; i++) {
 		const struct tree_entry *x = &t->e[i];
 
 		if (i > 0)
-			pf_buf_add(&b, ",", 1);
-		pf_buf_add(&b, "{", 1);
+			PF_BUF_ADD_LIT(&b, ",");
+		PF_BUF_ADD_LIT(&b, "{");
 		if (x->dir) {
-			pf_buf_add(&b, "\"dir\":true", 10);
+			PF_BUF_ADD_LIT(&b, "\"dir\":true");
 		} else {
-			pf_buf_add(&b, "\"mode\":", 7);
+			PF_BUF_ADD_LIT(&b, "\"mode\":");
 			pf_buf_add_int(&b, x->mode);
-			pf_buf_add(&b, ",\"mtime\":", 9);
+			PF_BUF_ADD_LIT(&b, ",\"mtime\":");
 			pf_buf_add_int(&b, x->mtime);
 		}
-		pf_buf_add(&b, ",\"path\":", 8);
+		PF_BUF_ADD_LIT(&b, ",\"path\":");
 		pf_buf_add_json_string(&b, x->rel);
 		if (!x->dir) {
-			pf_buf_add(&b, ",\"size\":", 8);
+			PF_BUF_ADD_LIT(&b, ",\"size\":");
 			pf_buf_add_int(&b, (int64_t)x->size);
 		}
-		pf_buf_add(&b, "}", 1);
+		PF_BUF_ADD_LIT(&b, "}");
 	}
-	if (pf_buf_add(&b, "]", 1))
+	if (PF_BUF_ADD_LIT(&b, "]"))
 		rc = pf_sha256(b.p, b.len, md);
 	pf_buf_free(&b);
 	if (rc == PF_OK)
@@ -475,7 +475,7 @@ sum_entry(struct tree *t, struct tree_entry *e, const uint8_t *p, size_t len,
 	atomic_store(&e->summing, false);
 }
 
-/* Hashed in pieces, e's chunks' passes give its receipt (tree_note_wholes). */
+/* True if, hashed in pieces, e's chunks' passes give its receipt. */
 static bool
 own_chunks_whole(const struct tree *t, const struct tree_entry *e)
 {

@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "digest.h"
+#include "text.h"
 
 #define BUF_FIRST	256
 
@@ -130,12 +131,24 @@ bool
 pf_buf_add_json_string(struct pf_buf *b, const char *s)
 {
 	const char *run = s;
+	uint32_t cp;
+	size_t n;
 	char e[7];
 
-	pf_buf_add(b, "\"", 1);
-	for (;; s++) {
+	PF_BUF_ADD_LIT(b, "\"");
+	for (;; s += n) {
 		unsigned char c = (unsigned char)*s;
 
+		n = 1;
+		if (c >= 0x80) {
+			/* Not UTF-8: no JSON, as jansson would refuse it. */
+			if ((n = pf_text_utf8_decode((const uint8_t *)s,
+			    strnlen(s, 4), &cp)) == 0) {
+				b->failed = true;
+				return false;
+			}
+			continue;
+		}
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
 		pf_buf_add(b, run, (size_t)(s - run));
@@ -144,7 +157,7 @@ pf_buf_add_json_string(struct pf_buf *b, const char *s)
 		pf_buf_add(b, e, json_escape(c, e));
 		run = s + 1;
 	}
-	return pf_buf_add(b, "\"", 1);
+	return PF_BUF_ADD_LIT(b, "\"");
 }
 
 void

@@ -31,6 +31,9 @@ void pf_buf_init(struct pf_buf *b, size_t max);
 /* Appends n bytes; false (b unchanged, failed set) past max or on ENOMEM. */
 bool pf_buf_add(struct pf_buf *b, const void *p, size_t n);
 
+/* pf_buf_add of a string literal, its length counted by the compiler. */
+#define PF_BUF_ADD_LIT(b, lit)	pf_buf_add((b), (lit), sizeof(lit) - 1)
+
 /* Appends formatted text; false as for pf_buf_add. */
 bool pf_buf_printf(struct pf_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -40,8 +43,8 @@ bool pf_buf_add_int(struct pf_buf *b, int64_t v);
 
 /*
  * Appends s as a JSON string: quoted, with '"', '\\' and control
- * characters escaped and the rest (UTF-8, as s must be) as it is, the way
- * jansson writes it. False as for pf_buf_add.
+ * characters escaped and the rest as it is, the way jansson writes it.
+ * False as for pf_buf_add, and if s is not UTF-8 (b fails, not over).
  */
 bool pf_buf_add_json_string(struct pf_buf *b, const char *s);
 

@@ -84,3 +84,63 @@ pf_text_escape(char *out, size_t cap, const char *s, size_t *used)
 		*used = k;
 	return n;
 }
+
+size_t
+pf_text_utf8_whole(const char *s, size_t len)
+{
+	size_t start = len, want;
+	unsigned char lead;
+
+	/* Back to the last character's first byte. */
+	while (start > 0 && ((unsigned char)s[start - 1] & 0xc0) == 0x80)
+		start--;
+	if (start == 0)
+		return 0;
+	lead = (unsigned char)s[--start];
+	want = lead < 0x80 ? 1 : lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+	return start + want <= len ? len : start;
+}
+
+size_t
+pf_text_utf8_decode(const uint8_t *p, size_t n, uint32_t *cp)
+{
+	uint8_t lo = 0x80, hi = 0xbf;
+	uint32_t c;
+	size_t len, i;
+
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	if (p[0] < 0xc2)		/* continuation, or overlong C0/C1 */
+		return 0;
+	if (p[0] < 0xe0) {
+		len = 2;
+		c = p[0] & 0x1f;
+	} else if (p[0] < 0xf0) {
+		len = 3;
+		c = p[0] & 0x0f;
+		if (p[0] == 0xe0)
+			lo = 0xa0;	/* below U+0800 is overlong */
+		else if (p[0] == 0xed)
+			hi = 0x9f;	/* U+D800-U+DFFF are surrogates */
+	} else if (p[0] < 0xf5) {
+		len = 4;
+		c = p[0] & 0x07;
+		if (p[0] == 0xf0)
+			lo = 0x90;	/* below U+10000 is overlong */
+		else if (p[0] == 0xf4)
+			hi = 0x8f;	/* above U+10FFFF */
+	} else
+		return 0;
+	if (n < len || p[1] < lo || p[1] > hi)
+		return 0;
+	c = c << 6 | (p[1] & 0x3f);
+	for (i = 2; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	*cp = c;
+	return len;
+}

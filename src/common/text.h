@@ -7,6 +7,7 @@
 #define PF_TEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The most bytes pf_text_escape writes for one byte of input ("\xNN"). */
 #define PF_TEXT_ESC_MAX	4
@@ -31,5 +32,20 @@ size_t pf_text_safe_len(const char *s);
  * may go on with s + *used. Any thread.
  */
 size_t pf_text_escape(char *out, size_t cap, const char *s, size_t *used);
+
+/*
+ * Decodes the character at p (n > 0 bytes left) into *cp and returns its
+ * length, or 0 if the bytes are not UTF-8. The ranges of the second byte
+ * are those of RFC 3629, section 4: they alone rule out overlong forms,
+ * surrogates and values over U+10FFFF, so no decoded value needs a check.
+ * Any thread.
+ */
+size_t pf_text_utf8_decode(const uint8_t *p, size_t n, uint32_t *cp);
+
+/*
+ * The length of s (len bytes of UTF-8, perhaps cut short) without the
+ * character its end cuts in two, if it does. Any thread.
+ */
+size_t pf_text_utf8_whole(const char *s, size_t len);
 
 #endif

@@ -836,16 +836,45 @@ control_wait(struct stream *st)
 	return PF_ETIMEOUT;
 }
 
+/*
+ * s's COMPLETE into b, its transfer's list as form has it: false (b
+ * failed) without memory or past PROTO_MAX_COMPLETE.
+ */
+static bool
+complete_text(struct session *s, enum manifest_form form, struct pf_buf *b)
+{
+	const struct manifest *m = session_manifest(s);
+	json_t *j;
+	char *head;
+
+	j = json_pack("{s:s,s:s,s:I,s:s,s:s++}", "session", session_id(s),
+	    "name", session_name(s), "size", (json_int_t)session_size(s),
+	    "digest", session_receipt(s), "path", session_id(s), "/",
+	    session_name(s));
+	head = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	pf_buf_free(b);
+	pf_buf_init(b, PROTO_MAX_COMPLETE);
+	if (head == NULL)
+		return false;
+	/* Its members, then a transfer's: where each file went, or why
+	   it did not. */
+	pf_buf_add(b, head, strlen(head) - 1);
+	free(head);
+	if (m != NULL) {
+		PF_BUF_ADD_LIT(b, ",\"files\":");
+		manifest_dump(m, form, b);
+	}
+	return PF_BUF_ADD_LIT(b, "}");
+}
+
 /* Tells the client its file is stored, and lets the session go. */
 static enum pf_status
 send_complete(struct stream *st, enum manifest_form form)
 {
 	struct session *s = st->session;
-	const struct manifest *m = session_manifest(s);
-	enum pf_status rc = PF_ENOMEM;
+	enum pf_status rc = PF_OK;
 	struct pf_buf b;
-	char *head;
-	json_t *j;
 
 	log_info("%s: session %s complete: \"%s\", %llu bytes, receipt %s; "
 	    "%llu bytes received, %u chunks NACKed, %u already held",
@@ -853,26 +882,15 @@ send_complete(struct stream *st, enum manifest_form form)
 	    (unsigned long long)session_size(s), session_receipt(s),
 	    (unsigned long long)session_bytes_received(s),
 	    session_chunks_nacked(s), session_chunks_duplicate(s));
-	j = json_pack("{s:s,s:s,s:I,s:s,s:s++}", "session", session_id(s),
-	    "name", session_name(s), "size", (json_int_t)session_size(s),
-	    "digest", session_receipt(s), "path", session_id(s), "/",
-	    session_name(s));
-	head = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
-	/* A transfer: where each file went, or why it did not. */
 	pf_buf_init(&b, PROTO_MAX_COMPLETE);
-	if (head != NULL) {
-		pf_buf_add(&b, head, strlen(head) - 1);
-		if (m != NULL) {
-			pf_buf_add(&b, ",\"files\":", 9);
-			manifest_dump(m, form, &b);
-		}
-		if (pf_buf_add(&b, "}", 1))
-			rc = PF_OK;
-		else if (b.over)
-			rc = PF_ETOOLARGE;
+	/* Too long whole (long reasons, say): what the client lacks fits. */
+	if (!complete_text(s, form, &b) && b.over && form != MANIFEST_SHORT) {
+		log_warn("%s: session %s: its list is too long to send whole; "
+		    "sent short", st->c->peer, session_id(s));
+		complete_text(s, MANIFEST_SHORT, &b);
 	}
-	free(head);
+	if (b.failed)
+		rc = b.over ? PF_ETOOLARGE : PF_ENOMEM;
 	registry_retire(st->env->registry, s);
 	session_detach(s, true);
 	session_unref(s);
@@ -881,6 +899,9 @@ send_complete(struct stream *st, enum manifest_form form)
 	pf_conn_set_timeout(st->c, st->env->cfg->idle_timeout_ms);
 	if (rc == PF_OK)
 		rc = wire_send(st->c, PROTO_COMPLETE, b.p, b.len);
+	else
+		reply_fail(st, rc, "stored, but the answer cannot be made: %s",
+		    pf_status_message(rc));
 	pf_buf_free(&b);
 	return rc;
 }

@@ -36,7 +36,10 @@
 struct namekey {
 	const UNormalizer2	*nfkc_cf;	/* ICU's, never freed */
 	USpoofChecker		*spoof;
-	bool			 ascii;		/* the table holds */
+	bool			 table;		/* the table holds */
+	bool			 ascii;		/* and is used */
+	int32_t			 grow;		/* most units a character
+						   takes at any step */
 	char			 fold[2][128][ASCII_MAX];  /* [skeleton][c] */
 };
 
@@ -137,10 +140,16 @@ no_marks16(const UChar *s, int32_t n)
 	return true;
 }
 
-/* ICU's fold; *by_char if it can be made character by character. */
+/* What fold_icu says of its text besides the fold. */
+struct fold_note {
+	bool	by_char;	/* can be made character by character */
+	int32_t	most;		/* units at the longest step */
+};
+
+/* ICU's fold of s into *out; *note about it. */
 static enum pf_status
 fold_icu(const struct namekey *k, const char *s, size_t len, bool skeleton,
-    char **out, bool *by_char)
+    char **out, struct fold_note *note)
 {
 	UErrorCode err = U_ZERO_ERROR;
 	UChar *a = NULL, *b = NULL;
@@ -160,7 +169,8 @@ fold_icu(const struct namekey *k, const char *s, size_t len, bool skeleton,
 		goto out;
 	if ((rc = apply(k, STEP_NFKC_CF, a, an, &b, &bn)) != PF_OK)
 		goto out;
-	*by_char = is_ascii16(a, an) && is_ascii16(b, bn);
+	note->by_char = is_ascii16(a, an) && is_ascii16(b, bn);
+	note->most = an > bn ? an : bn;
 	if (skeleton) {
 		/* The skeleton may map to capitals again: fold once more. */
 		free(a);
@@ -171,8 +181,10 @@ fold_icu(const struct namekey *k, const char *s, size_t len, bool skeleton,
 		b = NULL;
 		if ((rc = apply(k, STEP_NFKC_CF, a, an, &b, &bn)) != PF_OK)
 			goto out;
-		*by_char = *by_char && no_marks16(a, an) &&
+		note->by_char = note->by_char && no_marks16(a, an) &&
 		    is_ascii16(b, bn);
+		if (an > note->most || bn > note->most)
+			note->most = an > bn ? an : bn;
 	}
 	rc = to_utf8(b, bn, out);
 out:
@@ -185,15 +197,17 @@ enum pf_status
 namekey_fold(const struct namekey *k, const char *s, size_t len,
     bool skeleton, char **out)
 {
+	struct fold_note note;
 	size_t i, n = 0;
-	bool by_char;
 	char *p;
 
 	for (i = 0; k->ascii && i < len && s[i] != '\0' &&
 	    (unsigned char)s[i] < 0x80; i++)
 		n += strlen(k->fold[skeleton][(unsigned char)s[i]]);
-	if (!k->ascii || i < len || len > FOLD_MAX / 2)
-		return fold_icu(k, s, len, skeleton, out, &by_char);
+	/* Where ICU may find a step too long, it says so itself. */
+	if (!k->ascii || i < len || len > FOLD_MAX / 2 ||
+	    len > (size_t)(FOLD_MAX / k->grow))
+		return fold_icu(k, s, len, skeleton, out, &note);
 	if ((*out = p = malloc(n + 1)) == NULL)
 		return PF_ENOMEM;
 	for (i = 0; i < len; i++) {
@@ -210,18 +224,21 @@ namekey_fold(const struct namekey *k, const char *s, size_t len,
 static bool
 ascii_table(struct namekey *k)
 {
+	k->grow = 1;
 	for (int sk = 0; sk < 2; sk++)
 		for (int c = 1; c < 128; c++) {
 			char in = (char)c, *out;
-			bool by_char;
+			struct fold_note note;
+			bool kept;
 
-			if (fold_icu(k, &in, 1, sk, &out, &by_char) != PF_OK)
+			if (fold_icu(k, &in, 1, sk, &out, &note) != PF_OK)
 				return false;
-			by_char = by_char && strlen(out) < ASCII_MAX;
-			if (by_char)
+			if ((kept = note.by_char && strlen(out) < ASCII_MAX))
 				strcpy(k->fold[sk][c], out);
+			if (note.most > k->grow)
+				k->grow = note.most;
 			free(out);
-			if (!by_char)
+			if (!kept)
 				return false;
 		}
 	return true;
@@ -245,14 +262,17 @@ namekey_new(void)
 		namekey_free(k);
 		return NULL;
 	}
-	k->ascii = ascii_table(k);
+	if (!(k->table = k->ascii = ascii_table(k)))
+		log_info("names: ICU's folds of ASCII are not character by "
+		    "character; every name goes through ICU");
 	return k;
 }
 
 bool
 namekey_ascii(struct namekey *k, bool on)
 {
-	return k->ascii = on && ascii_table(k);
+	k->ascii = on && k->table;
+	return k->ascii;
 }
 
 void

@@ -22,7 +22,8 @@ void namekey_free(struct namekey *k);
 /*
  * Whether k folds ASCII names from its table of ICU's answers per
  * character (the default, where the table holds) or through ICU, so that
- * tests can compare the two. Returns whether the table is used.
+ * tests can compare the two: never on a key threads share. Returns
+ * whether the table is used.
  */
 bool namekey_ascii(struct namekey *k, bool on);
 

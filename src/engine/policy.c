@@ -10,6 +10,7 @@
 #include "log.h"
 #include "namekey.h"
 #include "policy.h"
+#include "text.h"
 
 #define EXT_MAX		32	/* bytes in one refused extension */
 #define KEEP_EXT_MAX	16	/* bytes after the dot kept whole by a cut */
@@ -105,56 +106,6 @@ struct policy {
 };
 
 /*
- * Decodes the character at p (n > 0 bytes left) into *cp and returns its
- * length, or 0 if the bytes are not UTF-8. The ranges of the second byte
- * are those of RFC 3629, section 4: they alone rule out overlong forms,
- * surrogates and values over U+10FFFF, so no decoded value needs a check.
- */
-static size_t
-utf8_decode(const uint8_t *p, size_t n, uint32_t *cp)
-{
-	uint8_t lo = 0x80, hi = 0xbf;
-	uint32_t c;
-	size_t len, i;
-
-	if (p[0] < 0x80) {
-		*cp = p[0];
-		return 1;
-	}
-	if (p[0] < 0xc2)		/* continuation, or overlong C0/C1 */
-		return 0;
-	if (p[0] < 0xe0) {
-		len = 2;
-		c = p[0] & 0x1f;
-	} else if (p[0] < 0xf0) {
-		len = 3;
-		c = p[0] & 0x0f;
-		if (p[0] == 0xe0)
-			lo = 0xa0;	/* below U+0800 is overlong */
-		else if (p[0] == 0xed)
-			hi = 0x9f;	/* U+D800-U+DFFF are surrogates */
-	} else if (p[0] < 0xf5) {
-		len = 4;
-		c = p[0] & 0x07;
-		if (p[0] == 0xf0)
-			lo = 0x90;	/* below U+10000 is overlong */
-		else if (p[0] == 0xf4)
-			hi = 0x8f;	/* above U+10FFFF */
-	} else
-		return 0;
-	if (n < len || p[1] < lo || p[1] > hi)
-		return 0;
-	c = c << 6 | (p[1] & 0x3f);
-	for (i = 2; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		c = c << 6 | (p[i] & 0x3f);
-	}
-	*cp = c;
-	return len;
-}
-
-/*
  * True for the characters a name must not show as they are: controls,
  * which can rewrite a terminal or split a log line, and the invisible and
  * bidirectional format characters, which can make "evil<RLO>txt.exe" read
@@ -187,7 +138,7 @@ map_range(const uint8_t *in, size_t from, size_t to, char *out, size_t cap)
 		 * ASCII bytes, so this cannot fail; if it did, one '_' per
 		 * byte would still keep the result valid and finite.
 		 */
-		if ((len = utf8_decode(in + i, to - i, &c)) == 0) {
+		if ((len = pf_text_utf8_decode(in + i, to - i, &c)) == 0) {
 			len = 1;
 			c = 0;
 		}
@@ -224,7 +175,8 @@ policy_sanitize_name(const char *name, size_t len, char *out)
 	 * or hostile client.
 	 */
 	for (i = 0; i < len; i += n)
-		if ((n = utf8_decode(in + i, len - i, &c)) == 0 || c == 0)
+		if ((n = pf_text_utf8_decode(in + i, len - i, &c)) == 0 ||
+		    c == 0)
 			goto out;
 
 	/*
@@ -302,7 +254,7 @@ quote(const char *s, size_t len, char *out, size_t cap)
 
 	out[0] = '\'';
 	for (i = 0; i < len; i += n) {
-		if ((n = utf8_decode(in + i, len - i, &c)) == 0) {
+		if ((n = pf_text_utf8_decode(in + i, len - i, &c)) == 0) {
 			n = 1;
 			c = 0xfffd;
 		}
@@ -468,6 +420,12 @@ free_list(struct ext *v, size_t n)
 	for (i = 0; i < n; i++)
 		free(v[i].key);
 	free(v);
+}
+
+const struct namekey *
+policy_namekey(const struct policy *p)
+{
+	return p->nk;
 }
 
 void

@@ -41,6 +41,9 @@ struct policy *policy_new(const char *forbidden, const char *allow);
 
 void policy_free(struct policy *p);
 
+/* p's folds of names (namekey.h), made once for all: borrowed. */
+const struct namekey *policy_namekey(const struct policy *p);
+
 /*
  * Turns the name a client sent (len bytes, which may hold NULs) into a
  * safe base name in out (capacity PROTO_MAX_NAME + 1):

@@ -89,6 +89,13 @@ test_buf_json(void **state)
 	free(want);
 	json_decref(j);
 	pf_buf_free(&b);
+	/* Not UTF-8 (a character cut short, a stray byte): no JSON. */
+	assert_false(pf_buf_add_json_string(&b, "ok \xc3"));
+	assert_true(b.failed);
+	assert_false(b.over);
+	pf_buf_free(&b);
+	assert_false(pf_buf_add_json_string(&b, "\x80"));
+	pf_buf_free(&b);
 	/* Too small: fails as over, not as out of memory. */
 	pf_buf_init(&b, 4);
 	assert_false(pf_buf_add_json_string(&b, "abcd"));

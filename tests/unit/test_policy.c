@@ -971,6 +971,55 @@ test_namekey_ascii(void **state)
 	namekey_free(k);
 }
 
+/*
+ * A reason that quotes a long path is cut short, never inside a
+ * character: the lists that carry it stay JSON.
+ */
+static void
+test_manifest_long_reason(void **state)
+{
+	char parent[700], child[710], why[256], *e = NULL;
+	struct manifest *m = NULL;
+	struct policy *p;
+	struct pf_buf b;
+	json_t *files, *j;
+	size_t n = 0;
+
+	(void)state;
+	/* "ab/" then three components of 100 "é": 605 bytes. */
+	n += (size_t)snprintf(parent + n, sizeof(parent) - n, "ab");
+	for (int c = 0; c < 3; c++) {
+		parent[n++] = '/';
+		for (int i = 0; i < 100; i++) {
+			parent[n++] = '\xc3';
+			parent[n++] = '\xa9';
+		}
+	}
+	parent[n] = '\0';
+	snprintf(child, sizeof(child), "%s/x", parent);
+	files = json_pack("[{s:s,s:i,s:i,s:i},{s:s,s:i,s:i,s:i}]", "path",
+	    parent, "size", 1, "mode", 0644, "mtime", 0, "path", child,
+	    "size", 1, "mode", 0644, "mtime", 0);
+	assert_non_null(files);
+	assert_non_null(p = policy_new(NULL, NULL));
+	assert_int_equal(manifest_parse(p, files, 2, &m, why, sizeof(why)),
+	    PF_OK);
+	/* The child of a file: refused, its reason quoting the parent. */
+	assert_int_equal(m->f[1].status, PF_EBADNAME);
+	assert_true(strlen(m->f[1].reason) < 512);
+	assert_memory_equal(m->f[1].reason, "'ab/", 4);
+	pf_buf_init(&b, 1 << 20);
+	assert_true(manifest_dump(m, MANIFEST_FINAL, &b));
+	assert_non_null(j = json_loads(b.p, 0, NULL));
+	assert_int_equal(json_unpack(j, "[{},{s:s}]", "reason", &e), 0);
+	assert_string_equal(e, m->f[1].reason);
+	json_decref(j);
+	pf_buf_free(&b);
+	manifest_free(m);
+	json_decref(files);
+	policy_free(p);
+}
+
 int
 main(void)
 {
@@ -987,6 +1036,7 @@ main(void)
 		cmocka_unit_test(test_names_normalised),
 		cmocka_unit_test(test_names_allowed),
 		cmocka_unit_test(test_manifest_dump),
+		cmocka_unit_test(test_manifest_long_reason),
 		cmocka_unit_test(test_namekey_ascii),
 		cmocka_unit_test(test_content_libmagic),
 	};
