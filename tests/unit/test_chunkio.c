@@ -239,7 +239,7 @@ static void
 test_tree_digest_is_jansson_text(void **state)
 {
 	static const char *names[] = { "q\"b", "back\\slash", "tab\there",
-	    "new\nline", "\x01" "ctl", "caf\xc3\xa9", "sp ace", "e" };
+	    "new\nline", "\001ctl", "caf\xc3\xa9", "sp ace", "e" };
 	char dir[] = "/tmp/pf-tree.XXXXXX", path[512], err[256];
 	const char *paths[1] = { dir };
 	struct tree_opts o = { .quiet = true };
