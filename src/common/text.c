@@ -26,27 +26,17 @@ size_t
 pf_text_safe_len(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t len, i;
+	uint32_t c;
+	size_t len;
 
 	if (p[0] >= 0x20 && p[0] < 0x7f)
 		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		len = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		len = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		len = 4;
-	else
-		return 0;	/* NUL, C0, DEL, a stray or an overlong lead */
-	for (i = 1; i < len; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;	/* the NUL of a cut sequence, too */
-	/* Overlong forms, surrogates, past U+10FFFF. */
-	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
-	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+	/* NUL, C0, DEL; else a sequence no NUL cuts short, and UTF-8. */
+	if (p[0] < 0x80 || (len = pf_text_utf8_decode(p, strnlen(s, 4),
+	    &c)) == 0)
 		return 0;
 	/* C1 (U+0080..U+009F), the Arabic letter mark (U+061C). */
-	if ((p[0] == 0xc2 && p[1] <= 0x9f) || (p[0] == 0xd8 && p[1] == 0x9c))
+	if (c <= 0x9f || c == 0x61c)
 		return 0;
 	if (len == 3 && unsafe_three(p))
 		return 0;
