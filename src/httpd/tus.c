@@ -47,6 +47,9 @@ struct tus_req {
 	uint64_t		 err_at;	/* body bytes read at err */
 	enum pf_status		 err;		/* of the first failed write */
 	char			 why[256];
+	bool			 hold;		/* answers wait for the body */
+	struct MHD_Response	*held;		/* the answer, once it is in */
+	unsigned		 held_status;
 };
 
 bool
@@ -72,10 +75,31 @@ empty(void)
 	return r;
 }
 
+/*
+ * Queues answer r of rq, or keeps it while rq->hold: MHD closes a
+ * connection answered before its body is read, and a client still
+ * sending then gets a reset in place of the answer. A short body is
+ * read (and dropped) first; see tus_access.
+ */
+static enum MHD_Result
+answer(struct tus_req *rq, struct MHD_Connection *c, unsigned status,
+    struct MHD_Response *r)
+{
+	if (r == NULL)
+		return MHD_NO;
+	if (!rq->hold)
+		return resp_queue(c, status, r);
+	if (rq->held != NULL)
+		MHD_destroy_response(rq->held);
+	rq->held = r;
+	rq->held_status = status;
+	return MHD_YES;
+}
+
 /* An error as the API words them, with Tus-Resumable, and a header. */
 static enum MHD_Result
-fail_with(struct MHD_Connection *c, unsigned status, const char *code,
-    const char *msg, const char *header, const char *value)
+fail_with(struct tus_req *rq, struct MHD_Connection *c, unsigned status,
+    const char *code, const char *msg, const char *header, const char *value)
 {
 	struct MHD_Response *r;
 	json_t *j;
@@ -94,14 +118,14 @@ fail_with(struct MHD_Connection *c, unsigned status, const char *code,
 	MHD_add_response_header(r, "Tus-Resumable", TUS_VERSION);
 	if (header != NULL)
 		MHD_add_response_header(r, header, value);
-	return resp_queue(c, status, r);
+	return answer(rq, c, status, r);
 }
 
 static enum MHD_Result
-fail(struct MHD_Connection *c, unsigned status, const char *code,
-    const char *msg)
+fail(struct tus_req *rq, struct MHD_Connection *c, unsigned status,
+    const char *code, const char *msg)
 {
-	return fail_with(c, status, code, msg, NULL, NULL);
+	return fail_with(rq, c, status, code, msg, NULL, NULL);
 }
 
 /* A decimal header of c without sign or space into *v; false if not. */
@@ -165,12 +189,13 @@ http_status(enum pf_status rc, const char **code)
 
 /* The error answer of a failed engine call, saying msg. */
 static enum MHD_Result
-fail_rc(struct MHD_Connection *c, enum pf_status rc, const char *msg)
+fail_rc(struct tus_req *rq, struct MHD_Connection *c, enum pf_status rc,
+    const char *msg)
 {
 	const char *code;
 	unsigned status = http_status(rc, &code);
 
-	return fail(c, status, code, msg);
+	return fail(rq, c, status, code, msg);
 }
 
 /* Upload-Expires of an upload idle since now: an HTTP date. */
@@ -203,15 +228,15 @@ answer_offset(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	if (engine_upload_info(h->engine, rq->id, NULL, &info) == PF_OK)
 		add_expires(r, info.expires);
 	if (!rq->create)
-		return resp_queue(c, MHD_HTTP_NO_CONTENT, r);
+		return answer(rq, c, MHD_HTTP_NO_CONTENT, r);
 	snprintf(where, sizeof(where), "%s/%s", TUS_ROOT, rq->id);
 	MHD_add_response_header(r, "Location", where);
-	return resp_queue(c, MHD_HTTP_CREATED, r);
+	return answer(rq, c, MHD_HTTP_CREATED, r);
 }
 
 /* OPTIONS: what this server speaks. No login: it tells nothing else. */
 static enum MHD_Result
-discover(struct httpd *h, struct MHD_Connection *c)
+discover(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c)
 {
 	struct MHD_Response *r = empty();
 	uint64_t most = engine_upload_max_size(h->engine);
@@ -226,7 +251,7 @@ discover(struct httpd *h, struct MHD_Connection *c)
 		snprintf(max, sizeof(max), "%llu", (unsigned long long)most);
 		MHD_add_response_header(r, "Tus-Max-Size", max);
 	}
-	return resp_queue(c, MHD_HTTP_NO_CONTENT, r);
+	return answer(rq, c, MHD_HTTP_NO_CONTENT, r);
 }
 
 /*
@@ -273,7 +298,7 @@ parse_checksum(struct tus_req *rq, struct MHD_Connection *c,
 		return true;
 	if (strncmp(v, "sha256 ", 7) != 0 || pf_base64_decode(v + 7,
 	    rq->want, sizeof(rq->want)) != PF_SHA256_LEN) {
-		*ret = fail(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+		*ret = fail(rq, c, MHD_HTTP_BAD_REQUEST, "bad_request",
 		    "Upload-Checksum must be \"sha256 <base64 of 32 "
 		    "bytes>\"");
 		return false;
@@ -300,7 +325,8 @@ begin_body(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	enum pf_status rc;
 
 	if (type == NULL || strcmp(type, "application/offset+octet-stream")) {
-		*ret = fail(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "bad_request",
+		*ret = fail(rq, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+		    "bad_request",
 		    "the body must be application/offset+octet-stream");
 		return false;
 	}
@@ -315,15 +341,15 @@ begin_body(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	}
 	if (rc == PF_EPROTO) {
 		snprintf(v, sizeof(v), "%llu", (unsigned long long)durable);
-		*ret = fail_with(c, MHD_HTTP_CONFLICT, "offset_mismatch",
+		*ret = fail_with(rq, c, MHD_HTTP_CONFLICT, "offset_mismatch",
 		    "Upload-Offset is not the upload's offset", "Upload-Offset",
 		    v);
 		return false;
 	}
 	if (rc != PF_OK) {
-		*ret = fail_rc(c, rc, rc == PF_EBUSY ? "the upload is being "
-		    "written or finished by another request; try again in a "
-		    "moment" : pf_status_message(rc));
+		*ret = fail_rc(rq, c, rc, rc == PF_EBUSY ? "the upload is "
+		    "being written or finished by another request; try again "
+		    "in a moment" : pf_status_message(rc));
 		return false;
 	}
 	conns_mark_uploading(c);
@@ -331,7 +357,7 @@ begin_body(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	if (header_u64(c, "Content-Length", &len) && len > rq->room) {
 		engine_upload_end(rq->u, false, &durable);
 		rq->u = NULL;
-		*ret = fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+		*ret = fail(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
 		    "the body is longer than the rest of the upload");
 		return false;
 	}
@@ -358,24 +384,24 @@ create_final(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 			;
 		if (np == TUS_MAX_PARTS || (size_t)(p + k - seg) !=
 		    ENGINE_ID_LEN)
-			return fail(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+			return fail(rq, c, MHD_HTTP_BAD_REQUEST, "bad_request",
 			    "Upload-Concat: final; needs 1 to 64 upload URLs");
 		memcpy(ids[np], seg, ENGINE_ID_LEN);
 		ids[np][ENGINE_ID_LEN] = '\0';
 		if (!proto_id_valid(ids[np]))
-			return fail(c, MHD_HTTP_NOT_FOUND, "not_found",
+			return fail(rq, c, MHD_HTTP_NOT_FOUND, "not_found",
 			    "no such partial upload");
 		part[np] = ids[np];
 		np++;
 		p += k;
 	}
 	if (np == 0 || has_body(c) || header(c, "Upload-Length") != NULL)
-		return fail(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+		return fail(rq, c, MHD_HTTP_BAD_REQUEST, "bad_request",
 		    "a final upload names its parts, and has neither "
 		    "Upload-Length nor a body");
 	if ((rc = engine_upload_concat(h->engine, n, part, np, rq->id, why,
 	    sizeof(why))) != PF_OK)
-		return fail_rc(c, rc, why);
+		return fail_rc(rq, c, rc, why);
 	rq->create = true;
 	if (engine_upload_info(h->engine, rq->id, NULL, &info) != PF_OK)
 		info.offset = 0;
@@ -402,7 +428,7 @@ create(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	if (!meta_filename(header(c, "Upload-Metadata"), name, sizeof(name),
 	    &n.namelen)) {
 		if (!n.partial)
-			return fail(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+			return fail(rq, c, MHD_HTTP_BAD_REQUEST, "bad_request",
 			    "Upload-Metadata needs a filename (base64)");
 		n.namelen = (size_t)snprintf(name, sizeof(name), "partial");
 	}
@@ -411,16 +437,16 @@ create(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	if ((concat != NULL && !n.partial) ||
 	    header(c, "Upload-Defer-Length") != NULL ||
 	    !header_u64(c, "Upload-Length", &n.size))
-		return fail(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+		return fail(rq, c, MHD_HTTP_BAD_REQUEST, "bad_request",
 		    "POST needs Upload-Length (a number of bytes), and "
 		    "Upload-Concat is partial or final;<urls>");
 	/* PF_EPROTO: the engine's store takes no tus uploads. */
 	if ((rc = engine_upload_create(h->engine, &n, rq->id, why,
 	    sizeof(why))) == PF_EPROTO)
-		return fail(c, MHD_HTTP_NOT_IMPLEMENTED, "not_implemented",
+		return fail(rq, c, MHD_HTTP_NOT_IMPLEMENTED, "not_implemented",
 		    why);
 	if (rc != PF_OK)
-		return fail_rc(c, rc, why);
+		return fail_rc(rq, c, rc, why);
 	rq->create = true;
 	if (!has_body(c))
 		return answer_offset(rq, h, c, 0);
@@ -455,7 +481,7 @@ add_final(struct MHD_Response *r, struct httpd *h, const char *id)
 
 /* HEAD: where the upload is (the durable offset) and how long it is. */
 static enum MHD_Result
-head(const char *id, struct httpd *h, struct MHD_Connection *c,
+head(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
     const struct gw_caller *who)
 {
 	struct engine_upload_info info;
@@ -463,11 +489,10 @@ head(const char *id, struct httpd *h, struct MHD_Connection *c,
 	char v[32], *meta, *b64;
 	enum pf_status rc;
 
-	rc = engine_upload_info(h->engine, id, who->admin ? NULL : who->user,
-	    &info);
+	rc = engine_upload_info(h->engine, rq->id, who->admin ? NULL :
+	    who->user, &info);
 	if (rc != PF_OK)
-		return fail_rc(c, rc,
-		    pf_status_message(rc));
+		return fail_rc(rq, c, rc, pf_status_message(rc));
 	if ((r = empty()) == NULL)
 		return MHD_NO;
 	snprintf(v, sizeof(v), "%llu", (unsigned long long)info.offset);
@@ -477,7 +502,7 @@ head(const char *id, struct httpd *h, struct MHD_Connection *c,
 	add_expires(r, info.state == ENGINE_RECEIVING ? info.expires : 0);
 	if (info.partial)
 		MHD_add_response_header(r, "Upload-Concat", "partial");
-	add_final(r, h, id);
+	add_final(r, h, rq->id);
 	if (info.name[0] != '\0' && (b64 = pf_base64_encode((const uint8_t *)
 	    info.name, strlen(info.name))) != NULL) {
 		if ((meta = malloc(strlen(b64) + 16)) != NULL) {
@@ -487,22 +512,21 @@ head(const char *id, struct httpd *h, struct MHD_Connection *c,
 		}
 		free(b64);
 	}
-	return resp_queue(c, MHD_HTTP_OK, r);
+	return answer(rq, c, MHD_HTTP_OK, r);
 }
 
 /* DELETE: termination; a finished upload's file goes too. */
 static enum MHD_Result
-terminate(const char *id, struct httpd *h, struct MHD_Connection *c,
+terminate(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
     const struct gw_caller *who)
 {
 	enum pf_status rc;
 
-	rc = engine_upload_cancel(h->engine, id, who->admin ? NULL :
+	rc = engine_upload_cancel(h->engine, rq->id, who->admin ? NULL :
 	    who->user);
 	if (rc != PF_OK)
-		return fail_rc(c, rc,
-		    pf_status_message(rc));
-	return resp_queue(c, MHD_HTTP_NO_CONTENT, empty());
+		return fail_rc(rq, c, rc, pf_status_message(rc));
+	return answer(rq, c, MHD_HTTP_NO_CONTENT, empty());
 }
 
 /* PATCH: bytes at Upload-Offset. */
@@ -514,7 +538,7 @@ patch(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	uint64_t off;
 
 	if (!header_u64(c, "Upload-Offset", &off))
-		return fail(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+		return fail(rq, c, MHD_HTTP_BAD_REQUEST, "bad_request",
 		    "PATCH needs Upload-Offset (a number of bytes)");
 	if (!begin_body(rq, h, c, who, off, &ret))
 		return ret;
@@ -526,8 +550,8 @@ patch(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
  * the answer is queued into *ret.
  */
 static bool
-login(struct httpd *h, struct MHD_Connection *c, struct gw_caller *who,
-    enum MHD_Result *ret)
+login(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
+    struct gw_caller *who, enum MHD_Result *ret)
 {
 	unsigned wait;
 	char secs[16];
@@ -537,12 +561,12 @@ login(struct httpd *h, struct MHD_Connection *c, struct gw_caller *who,
 		return true;
 	case ACCESS_AUTH_LIMITED:
 		snprintf(secs, sizeof(secs), "%u", wait);
-		*ret = fail_with(c, MHD_HTTP_TOO_MANY_REQUESTS,
+		*ret = fail_with(rq, c, MHD_HTTP_TOO_MANY_REQUESTS,
 		    "too_many_requests", "too many failed logins; try again "
 		    "later", "Retry-After", secs);
 		return false;
 	default:
-		*ret = fail_with(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+		*ret = fail_with(rq, c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 		    "sign in with a ParaFlow user (HTTP Basic)",
 		    "WWW-Authenticate",
 		    "Basic realm=\"paraflow\", charset=\"UTF-8\"");
@@ -565,41 +589,41 @@ start(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	if ((v = header(c, "X-HTTP-Method-Override")) != NULL)
 		method = v;
 	if (conns_over_limit(c))
-		return fail_with(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
+		return fail_with(rq, c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
 		    "too many connections from this address", "Connection",
 		    "close");
 	/* Only an upload's bytes are a body; elsewhere the gateway's cap. */
 	if (strcmp(method, "POST") != 0 && strcmp(method, "PATCH") != 0 &&
 	    header_u64(c, "Content-Length", &len) && len > GW_MAX_BODY)
-		return fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+		return fail(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
 		    "request body over 4096 bytes");
 	if (strcmp(method, "OPTIONS") == 0)
-		return discover(h, c);
+		return discover(rq, h, c);
 	v = header(c, "Tus-Resumable");
 	if (v == NULL || strcmp(v, TUS_VERSION) != 0)
-		return fail_with(c, MHD_HTTP_PRECONDITION_FAILED,
+		return fail_with(rq, c, MHD_HTTP_PRECONDITION_FAILED,
 		    "unsupported_version", "Tus-Resumable must be "
 		    TUS_VERSION, "Tus-Version", TUS_VERSION);
-	if (!login(h, c, &who, &ret))
+	if (!login(rq, h, c, &who, &ret))
 		return ret;
 	/* The collection, with or without a slash; else one upload. */
 	one = *id == '/' && id[1] != '\0';
 	if (one) {
 		if (strlen(++id) != ENGINE_ID_LEN || !proto_id_valid(id))
-			return fail(c, MHD_HTTP_NOT_FOUND, "not_found",
+			return fail(rq, c, MHD_HTTP_NOT_FOUND, "not_found",
 			    "no such upload");
 		snprintf(rq->id, sizeof(rq->id), "%s", id);
 	}
 	if (!one && strcmp(method, "POST") == 0)
 		return create(rq, h, c, &who);
 	if (one && strcmp(method, "HEAD") == 0)
-		return head(rq->id, h, c, &who);
+		return head(rq, h, c, &who);
 	if (one && strcmp(method, "PATCH") == 0)
 		return patch(rq, h, c, &who);
 	if (one && strcmp(method, "DELETE") == 0)
-		return terminate(rq->id, h, c, &who);
-	return fail_with(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-	    "method not allowed here", "Allow", one ?
+		return terminate(rq, h, c, &who);
+	return fail_with(rq, c, MHD_HTTP_METHOD_NOT_ALLOWED,
+	    "method_not_allowed", "method not allowed here", "Allow", one ?
 	    "HEAD, PATCH, DELETE, OPTIONS" : "POST, OPTIONS");
 }
 
@@ -639,15 +663,14 @@ finish(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c)
 	rc = engine_upload_end(rq->u, rq->err == PF_OK && sum_ok, &offset);
 	rq->u = NULL;
 	if (rq->err != PF_OK)
-		return fail_rc(c, rq->err,
+		return fail_rc(rq, c, rq->err,
 		    rq->why[0] ? rq->why : pf_status_message(rq->err));
 	if (!sum_ok)
-		return fail(c, TUS_CHECKSUM_MISMATCH, "checksum_mismatch",
+		return fail(rq, c, TUS_CHECKSUM_MISMATCH, "checksum_mismatch",
 		    "the body does not match Upload-Checksum; nothing of it "
 		    "was kept");
 	if (rc != PF_OK)
-		return fail_rc(c, rc,
-		    pf_status_message(rc));
+		return fail_rc(rq, c, rc, pf_status_message(rc));
 	return answer_offset(rq, h, c, offset);
 }
 
@@ -657,6 +680,7 @@ tus_access(struct httpd *h, struct MHD_Connection *c, const char *url,
 {
 	struct tus_req *rq = *ctx;
 	enum MHD_Result ret;
+	uint64_t len;
 
 	if (rq == NULL) {
 		if ((rq = calloc(1, sizeof(*rq))) == NULL)
@@ -669,7 +693,12 @@ tus_access(struct httpd *h, struct MHD_Connection *c, const char *url,
 		if (!has_body(c))
 			return MHD_YES;
 		rq->started = true;
-		return start(rq, h, c, url, method);
+		/* Answers come after a short body, once it is read. */
+		rq->hold = header_u64(c, "Content-Length", &len) &&
+		    len <= TUS_DRAIN_MAX;
+		ret = start(rq, h, c, url, method);
+		rq->hold = false;
+		return ret;
 	}
 	if (!rq->started) {
 		/* A body no header announced: dropped. */
@@ -684,9 +713,16 @@ tus_access(struct httpd *h, struct MHD_Connection *c, const char *url,
 		    ret;
 	}
 	if (rq->u == NULL) {
-		/* Answered at the start; a body is not read. */
-		*size = 0;
-		return MHD_YES;
+		/* Answered at the start: the body is read and dropped. */
+		if (*size != 0) {
+			*size = 0;
+			return MHD_YES;
+		}
+		if (rq->held == NULL)
+			return MHD_NO;
+		ret = resp_queue(c, rq->held_status, rq->held);
+		rq->held = NULL;
+		return ret;
 	}
 	if (*size != 0) {
 		ret = take(rq, h, c, data, *size);
@@ -711,6 +747,8 @@ tus_request_free(void *ctx)
 	if (rq->u != NULL)
 		engine_upload_end(rq->u, rq->sum == NULL && rq->err == PF_OK,
 		    &offset);
+	if (rq->held != NULL)
+		MHD_destroy_response(rq->held);
 	pf_sha256_free(rq->sum);
 	free(rq);
 }
