@@ -76,10 +76,13 @@ access_handler(void *cls, struct MHD_Connection *c, const char *url,
 		if ((rq->tus = tus_path(url)))
 			return tus_access(cls, c, url, method, upload_data,
 			    upload_data_size, &rq->tus_state);
-		/* Refused before it is read, when the length says so. */
+		/*
+		 * Refused before it is read when the length says so and
+		 * reading it would cost more than the client's reset.
+		 */
 		length = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 		    "Content-Length");
-		if (length != NULL && strtoull(length, NULL, 10) > GW_MAX_BODY)
+		if (length != NULL && strtoull(length, NULL, 10) > GW_DRAIN_MAX)
 			return resp_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
 			    "too_large", "request body over %d bytes",
 			    GW_MAX_BODY);
@@ -90,9 +93,9 @@ access_handler(void *cls, struct MHD_Connection *c, const char *url,
 		    upload_data_size, &rq->tus_state);
 	if (*upload_data_size != 0) {
 		/*
-		 * No endpoint takes a body: drop it. A chunked one over the
-		 * cap is answered at its end (MHD takes no response while
-		 * a body is coming); the request deadline bounds it.
+		 * No endpoint takes a body: drop it. One over the cap is
+		 * answered at its end (MHD takes no response while a body
+		 * is coming); the request deadline bounds a chunked one.
 		 */
 		rq->body += *upload_data_size;
 		*upload_data_size = 0;

@@ -24,6 +24,12 @@
 #define GW_AUTH_CACHE		256	/* logins remembered */
 #define GW_AUTH_TTL_S		300
 #define GW_MAX_BODY		4096
+/*
+ * A refused request's body up to this long is read (and dropped) before
+ * the answer: libmicrohttpd closes a connection answered with bytes
+ * unread, and a client still sending gets a reset, not the answer.
+ */
+#define GW_DRAIN_MAX		(1024 * 1024)
 #define GW_BODY_STEP		(256 * 1024)	/* see conns_note_body */
 #define GW_LINK_TTL_S		300	/* download links */
 #define GW_LIST_CACHE		16	/* rendered session lists kept */

@@ -32,7 +32,6 @@
 /* tus's own status: the body does not match its Upload-Checksum. */
 #define TUS_CHECKSUM_MISMATCH	460
 /* Body bytes read past a refusal before the connection is cut. */
-#define TUS_DRAIN_MAX	(1024 * 1024)
 
 /* One tus request (*req_cls of gateway.c while it runs). */
 struct tus_req {
@@ -76,10 +75,8 @@ empty(void)
 }
 
 /*
- * Queues answer r of rq, or keeps it while rq->hold: MHD closes a
- * connection answered before its body is read, and a client still
- * sending then gets a reset in place of the answer. A short body is
- * read (and dropped) first; see tus_access.
+ * Queues answer r of rq, or keeps it while rq->hold, until the body
+ * (up to GW_DRAIN_MAX) is read; see tus_access.
  */
 static enum MHD_Result
 answer(struct tus_req *rq, struct MHD_Connection *c, unsigned status,
@@ -643,7 +640,7 @@ take(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	/* Refused: read a little on to answer, not a whole file. */
 	if (rq->err != PF_OK && rq->err_at == 0)
 		rq->err_at = rq->body;
-	if (rq->err != PF_OK && rq->body - rq->err_at > TUS_DRAIN_MAX)
+	if (rq->err != PF_OK && rq->body - rq->err_at > GW_DRAIN_MAX)
 		return MHD_NO;
 	return MHD_YES;
 }
@@ -695,7 +692,7 @@ tus_access(struct httpd *h, struct MHD_Connection *c, const char *url,
 		rq->started = true;
 		/* Answers come after a short body, once it is read. */
 		rq->hold = header_u64(c, "Content-Length", &len) &&
-		    len <= TUS_DRAIN_MAX;
+		    len <= GW_DRAIN_MAX;
 		ret = start(rq, h, c, url, method);
 		rq->hold = false;
 		return ret;

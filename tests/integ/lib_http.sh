@@ -69,7 +69,9 @@ paraflowd_fp() {
 # CODE (000 if there was no answer), headers in $T/h, body in $T/b. With
 # -q (which curl takes only first) curl does not read $T/.curlrc. Each
 # request may take 60 s: a TLS handshake and a password check (PBKDF2)
-# under ASan on a loaded machine take seconds.
+# under ASan on a loaded machine take seconds. A body over 1 MiB waits
+# for "100 Continue" as long: sent after curl's default 1 s, it may meet
+# an answer refusing it, and the connection's reset in place of it.
 req() {
 	local path=${!#} q=()
 	set -- "${@:1:$#-1}"
@@ -81,7 +83,8 @@ req() {
 	: >"$T/b"
 	: >"$T/h"
 	CODE=$(curl "${q[@]}" -sS -o "$T/b" -D "$T/h" -w '%{http_code}' \
-	    --max-time 60 "$@" "$HTTP_URL$path" 2>"$T/curl.err") || true
+	    --max-time 60 --expect100-timeout 60 "$@" "$HTTP_URL$path" \
+	    2>"$T/curl.err") || true
 	[ -n "$CODE" ] || CODE=000
 }
 
@@ -230,4 +233,38 @@ run_browser() {
 		echo "# --- browser test stderr ---"
 		sed 's/^/# /' "$T/browser.err" | tail -n 30
 	fi
+}
+
+# slow_body METHOD PATH [HEADER...]: sends METHOD PATH as alice with a
+# 1 MiB body, its first 256 KiB, then, if no answer came within 1.5 s,
+# the rest; prints "after its body: STATUS", or "answered before its
+# body: ..." (the gateway must hold the answer of a refused short body:
+# answered early, the connection closes with bytes unread, and a client
+# still sending gets a reset in place of the answer).
+slow_body() {
+	"$PY" - "$HTTP_URL" "${GW_CA:-}" "$@" 2>&1 <<'EOF'
+import base64, socket, ssl, sys
+url, ca, method, path = sys.argv[1:5]
+host, port = url.split("//")[1].rsplit(":", 1)
+body = bytes(1024 * 1024)
+s = socket.create_connection((host, int(port)))
+if url.startswith("https:"):
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False
+    s = ctx.wrap_socket(s)
+auth = base64.b64encode(b"alice:alice-pw").decode()
+head = "".join(h + "\r\n" for h in sys.argv[5:])
+s.sendall((f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
+           f"{auth}\r\n{head}Content-Length: {len(body)}\r\n\r\n").encode())
+s.sendall(body[:256 * 1024])
+s.settimeout(1.5)
+try:
+    print("answered before its body:", s.recv(4096)[:12])
+except socket.timeout:
+    s.settimeout(30)
+    s.sendall(body[256 * 1024:])
+    print("after its body:", s.recv(4096).split(b" ")[1].decode())
+except OSError as e:
+    print("answered before its body:", e)
+EOF
 }

@@ -55,6 +55,8 @@ sys.exit(any(x.get("streams") for x in s))' "$T/b" 2>/dev/null || return 1
 	req "$@"
 	[ "$a" = "$(hdr ETag)" ]
 }
+# Bob's upload moves the same counters: carol (admin) sees it settle.
+wait_for 60 settled "${CAROL[@]}" "$LIST"
 wait_for 60 settled "${ALICE[@]}" "$LIST"
 req "${ALICE[@]}" "$LIST"
 expect_status "alice lists" 200 SessionList

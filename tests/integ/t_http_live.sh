@@ -250,7 +250,8 @@ check "bob's stream: a heartbeat all the same" \
     grep -qx ': heartbeat' "$T/bb.comments"
 
 # Uploads too short to be seen receiving (they begin and end between two
-# samples) get their completed event all the same, after the created one.
+# samples) get their completed event all the same, after the created one
+# (and progress events, if a loaded machine made one last two samples).
 curl -sS -N --max-time 300 "${ALICE[@]}" "$HTTP_URL/api/v1/events" \
     >"$T/ev.fast" 2>/dev/null &
 ev_fast=$!
@@ -279,8 +280,9 @@ wait "$ev_fast"
 sse_parse "$T/ev.fast" "$T/f"
 got=0
 for f in "${fast[@]}"; do
-	[ "$(awk -F'\t' -v s="$f" '$2 == s { print $1 }' "$T/f.events" |
-	    tr '\n' ' ')" = "created completed " ] && got=$((got + 1))
+	awk -F'\t' -v s="$f" '$2 == s { print $1 }' "$T/f.events" |
+	    tr '\n' ' ' | grep -Eqx 'created (progress )*completed ' &&
+	    got=$((got + 1))
 done
 check_eq "5 short uploads: each a created then a completed event" 5 "$got"
 

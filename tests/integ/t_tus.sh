@@ -76,34 +76,14 @@ req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Length: 5' \
 check_eq "a filename that is not base64: 400" 400 "$CODE"
 
 # A refused PATCH (here, of no such upload) with a short body is answered
-# once the body is in: answered before, the connection closes with bytes
-# unread, and the client, still sending, gets a reset in place of the 404.
-"$PY" - "$HTTP_PORT" "$GW_CA" >"$T/early.out" 2>&1 <<'EOF'
-import base64, socket, ssl, sys
-port, ca = sys.argv[1:3]
-body = bytes(1024 * 1024)
-ctx = ssl.create_default_context(cafile=ca)
-ctx.check_hostname = False
-s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))))
-auth = base64.b64encode(b"alice:alice-pw").decode()
-s.sendall(("PATCH /api/v1/uploads/0b7e0d9e-6d55-4c1a-9b4e-1f1b2c3d4e5f "
-           f"HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n"
-           "Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
-           "Content-Type: application/offset+octet-stream\r\n"
-           f"Content-Length: {len(body)}\r\n\r\n").encode())
-s.sendall(body[:256 * 1024])
-s.settimeout(1.5)
-try:
-    print("answered before its body:", s.recv(4096)[:12])
-except socket.timeout:
-    s.settimeout(30)
-    s.sendall(body[256 * 1024:])
-    print("after its body:", s.recv(4096).split(b" ")[1].decode())
-except OSError as e:
-    print("answered before its body:", e)
-EOF
+# once the body is in (see slow_body).
+early=$(slow_body PATCH \
+    /api/v1/uploads/0b7e0d9e-6d55-4c1a-9b4e-1f1b2c3d4e5f \
+    'Tus-Resumable: 1.0.0' 'Upload-Offset: 0' \
+    'Content-Type: application/offset+octet-stream')
 check_eq "a PATCH of no upload, 1 MiB: 404 once its body is in" \
-    "after its body: 404" "$(cat "$T/early.out")"
+    "after its body: 404" "$early"
+
 # --- curl: a PATCH that ends inside a chunk, then the rest ------------
 mkfile "$T/a" $((10 * MIB + 12345))
 create "$(stat -c %s "$T/a")" a.bin
