@@ -31,6 +31,7 @@ struct tar {
 	uint64_t	 left;		/* its bytes still to send */
 	size_t		 pad;		/* zeros after it */
 	bool		 ended;		/* the two zero blocks queued */
+	int64_t		 dir_mtime;	/* the transfer's end: no list has it */
 };
 
 /* Handler errors of engine_transfer_files, as HTTP. */
@@ -144,7 +145,8 @@ start_entry(struct tar *t, const json_t *f)
 	    "size"));
 	header(t->pend + t->plen, name, dir ? '5' : '0', dir ? 0755 :
 	    (uint32_t)json_integer_value(json_object_get(f, "mode")) | 0600,
-	    t->left, json_integer_value(json_object_get(f, "mtime")));
+	    t->left, dir ? t->dir_mtime : json_integer_value(
+	    json_object_get(f, "mtime")));
 	t->plen += TAR_BLOCK;
 	t->pad = (size_t)(round_block(t->left) - t->left);
 }
@@ -225,6 +227,7 @@ tar_free(void *cls)
 enum MHD_Result
 api_transfer_tar(const struct gw_call *call)
 {
+	struct engine_session_info si;
 	struct MHD_Response *r;
 	struct tar *t;
 	uint64_t total = 2 * TAR_BLOCK;
@@ -249,6 +252,9 @@ api_transfer_tar(const struct gw_call *call)
 	t->list = list;
 	t->fd = -1;
 	snprintf(t->id, sizeof(t->id), "%s", call->id);
+	/* A directory's mtime, as tar -x sets it: when the transfer ended. */
+	if (engine_session(t->e, call->id, &si) == PF_OK)
+		t->dir_mtime = si.finished;
 	if ((r = MHD_create_response_from_callback(total, 64 * 1024,
 	    tar_read, t, tar_free)) == NULL) {
 		tar_free(t);

@@ -162,6 +162,9 @@ check "the tar equals the source (diff -r)" \
     diff -r "$WANT/photos" "$T/untar/photos"
 check "the tar's docs equal the source (diff -r)" \
     diff -r "$WANT/docs" "$T/untar/docs"
+check_eq "a directory in the tar has the transfer's end as mtime" \
+    "$(gw "" >/dev/null; date -d "$(json_get finished_at <"$T/b")" +%s)" \
+    "$(stat -c %Y "$T/untar/photos/2024")"
 
 # paraflow fetch of a transfer: every stored file, each receipt checked.
 # The server reads the transfer's list for the listing and once more for
