@@ -27,7 +27,8 @@
 /*
  * A refused request's body up to this long is read (and dropped) before
  * the answer: libmicrohttpd closes a connection answered with bytes
- * unread, and a client still sending gets a reset, not the answer.
+ * unread, and a client still sending gets a reset, not the answer. Also
+ * what tus reads on after a refusal in the middle of a body.
  */
 #define GW_DRAIN_MAX		(1024 * 1024)
 #define GW_BODY_STEP		(256 * 1024)	/* see conns_note_body */

@@ -31,7 +31,6 @@
 #define TUS_MAX_PARTS	64	/* partial uploads in a final one */
 /* tus's own status: the body does not match its Upload-Checksum. */
 #define TUS_CHECKSUM_MISMATCH	460
-/* Body bytes read past a refusal before the connection is cut. */
 
 /* One tus request (*req_cls of gateway.c while it runs). */
 struct tus_req {
@@ -310,7 +309,7 @@ parse_checksum(struct tus_req *rq, struct MHD_Connection *c,
 
 /*
  * Begins writing the body of rq at offset off into upload rq->id of who.
- * On failure the answer is queued into *ret.
+ * On failure the answer is made (see answer()) and *ret is the result.
  */
 static bool
 begin_body(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
@@ -349,7 +348,6 @@ begin_body(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 		    "in a moment" : pf_status_message(rc));
 		return false;
 	}
-	conns_mark_uploading(c);
 	rq->room = engine_upload_room(rq->u);
 	if (header_u64(c, "Content-Length", &len) && len > rq->room) {
 		engine_upload_end(rq->u, false, &durable);
@@ -358,6 +356,7 @@ begin_body(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 		    "the body is longer than the rest of the upload");
 		return false;
 	}
+	conns_mark_uploading(c);
 	return true;
 }
 
@@ -544,7 +543,7 @@ patch(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 
 /*
  * The login, as routes.c checks it for HTTP Basic routes; on refusal
- * the answer is queued into *ret.
+ * the answer is made (see answer()) and *ret is the result.
  */
 static bool
 login(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
@@ -571,7 +570,8 @@ login(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	}
 }
 
-/* The headers of a request: answered at once, or its body awaited. */
+/* The headers of a request: answered (or the answer kept, see answer()),
+   or its body awaited. */
 static enum MHD_Result
 start(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
     const char *url, const char *method)
@@ -691,7 +691,8 @@ tus_access(struct httpd *h, struct MHD_Connection *c, const char *url,
 			return MHD_YES;
 		rq->started = true;
 		/* Answers come after a short body, once it is read. */
-		rq->hold = header_u64(c, "Content-Length", &len) &&
+		rq->hold = header(c, "Transfer-Encoding") == NULL &&
+		    header_u64(c, "Content-Length", &len) &&
 		    len <= GW_DRAIN_MAX;
 		ret = start(rq, h, c, url, method);
 		rq->hold = false;
@@ -710,10 +711,16 @@ tus_access(struct httpd *h, struct MHD_Connection *c, const char *url,
 		    ret;
 	}
 	if (rq->u == NULL) {
-		/* Answered at the start: the body is read and dropped. */
+		/*
+		 * Answered at the start: the body is read and dropped, each
+		 * GW_BODY_STEP of it restarting the deadline (a slow client
+		 * still gets its answer); no more than GW_DRAIN_MAX.
+		 */
 		if (*size != 0) {
+			rq->body += *size;
+			conns_note_body(h, c, *size);
 			*size = 0;
-			return MHD_YES;
+			return rq->body <= GW_DRAIN_MAX ? MHD_YES : MHD_NO;
 		}
 		if (rq->held == NULL)
 			return MHD_NO;

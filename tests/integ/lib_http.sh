@@ -235,25 +235,26 @@ run_browser() {
 	fi
 }
 
-# slow_body METHOD PATH [HEADER...]: sends METHOD PATH as alice with a
-# 1 MiB body, its first 256 KiB, then, if no answer came within 1.5 s,
-# the rest; prints "after its body: STATUS", or "answered before its
-# body: ..." (the gateway must hold the answer of a refused short body:
-# answered early, the connection closes with bytes unread, and a client
-# still sending gets a reset in place of the answer).
+# slow_body BYTES METHOD PATH [HEADER...]: sends METHOD PATH as alice
+# with a body of BYTES, its first 256 KiB, then, if no answer came
+# within 1.5 s, the rest; prints "after its body: STATUS", or "answered
+# before its body: ..." (the gateway must hold the answer of a refused
+# body up to 1 MiB: answered early, the connection closes with bytes
+# unread, and a client still sending gets a reset in place of the
+# answer).
 slow_body() {
 	"$PY" - "$HTTP_URL" "${GW_CA:-}" "$@" 2>&1 <<'EOF'
 import base64, socket, ssl, sys
-url, ca, method, path = sys.argv[1:5]
+url, ca, size, method, path = sys.argv[1:6]
 host, port = url.split("//")[1].rsplit(":", 1)
-body = bytes(1024 * 1024)
+body = bytes(int(size))
 s = socket.create_connection((host, int(port)))
 if url.startswith("https:"):
     ctx = ssl.create_default_context(cafile=ca)
     ctx.check_hostname = False
     s = ctx.wrap_socket(s)
 auth = base64.b64encode(b"alice:alice-pw").decode()
-head = "".join(h + "\r\n" for h in sys.argv[5:])
+head = "".join(h + "\r\n" for h in sys.argv[6:])
 s.sendall((f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
            f"{auth}\r\n{head}Content-Length: {len(body)}\r\n\r\n").encode())
 s.sendall(body[:256 * 1024])
@@ -263,7 +264,8 @@ try:
 except socket.timeout:
     s.settimeout(30)
     s.sendall(body[256 * 1024:])
-    print("after its body:", s.recv(4096).split(b" ")[1].decode())
+    got = s.recv(4096).split(b" ")
+    print("after its body:", got[1].decode() if len(got) > 1 else got)
 except OSError as e:
     print("answered before its body:", e)
 EOF

@@ -563,7 +563,7 @@ head -c 5000 /dev/zero | tr '\0' x >"$T/5k"
 req "${ALICE[@]}" -X GET --data-binary @"$T/5k" /api/v1/stats
 expect_error "a 5000-byte request body" 413 too_large
 check_eq "a 1 MiB request body: 413 once it is in" "after its body: 413" \
-    "$(slow_body GET /api/v1/stats)"
+    "$(slow_body $((1024 * 1024)) GET /api/v1/stats)"
 head -c 4096 /dev/zero | tr '\0' x >"$T/4k"
 req "${ALICE[@]}" -X GET --data-binary @"$T/4k" /api/v1/stats
 check_eq "a 4096-byte request body is not too large" 200 "$CODE"

@@ -75,14 +75,18 @@ req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Length: 5' \
     -H 'Upload-Metadata: filename !!!' /api/v1/uploads
 check_eq "a filename that is not base64: 400" 400 "$CODE"
 
-# A refused PATCH (here, of no such upload) with a short body is answered
-# once the body is in (see slow_body).
-early=$(slow_body PATCH \
-    /api/v1/uploads/0b7e0d9e-6d55-4c1a-9b4e-1f1b2c3d4e5f \
-    'Tus-Resumable: 1.0.0' 'Upload-Offset: 0' \
-    'Content-Type: application/offset+octet-stream')
+# A refused PATCH (here, of no such upload) with a body up to 1 MiB is
+# answered once the body is in (see slow_body); a longer one at once.
+nobody() {	# nobody BYTES: a PATCH of BYTES to no upload, by slow_body
+	slow_body "$1" PATCH \
+	    /api/v1/uploads/0b7e0d9e-6d55-4c1a-9b4e-1f1b2c3d4e5f \
+	    'Tus-Resumable: 1.0.0' 'Upload-Offset: 0' \
+	    'Content-Type: application/offset+octet-stream'
+}
 check_eq "a PATCH of no upload, 1 MiB: 404 once its body is in" \
-    "after its body: 404" "$early"
+    "after its body: 404" "$(nobody $((1024 * 1024)))"
+check "... of 1 MiB + 1 byte: answered at once" grep -q \
+    '^answered before its body' <<<"$(nobody $((1024 * 1024 + 1)))"
 
 # --- curl: a PATCH that ends inside a chunk, then the rest ------------
 mkfile "$T/a" $((10 * MIB + 12345))
