@@ -243,18 +243,15 @@ run_browser() {
 # unread, and a client still sending gets a reset in place of the
 # answer).
 slow_body() {
-	"$PY" - "$HTTP_URL" "${GW_CA:-}" "$@" 2>&1 <<'EOF'
-import base64, socket, ssl, sys
-url, ca, size, method, path = sys.argv[1:6]
-host, port = url.split("//")[1].rsplit(":", 1)
+	PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" "$PY" - "$HTTP_PORT" \
+	    "$@" 2>&1 <<'EOF'
+import base64, socket, sys
+from gwconn import connect
+port, size, method, path = sys.argv[1:5]
 body = bytes(int(size))
-s = socket.create_connection((host, int(port)))
-if url.startswith("https:"):
-    ctx = ssl.create_default_context(cafile=ca)
-    ctx.check_hostname = False
-    s = ctx.wrap_socket(s)
+s = connect(int(port))
 auth = base64.b64encode(b"alice:alice-pw").decode()
-head = "".join(h + "\r\n" for h in sys.argv[6:])
+head = "".join(h + "\r\n" for h in sys.argv[5:])
 s.sendall((f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
            f"{auth}\r\n{head}Content-Length: {len(body)}\r\n\r\n").encode())
 s.sendall(body[:256 * 1024])
