@@ -347,35 +347,42 @@ pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 }
 
 /*
- * Opens range i's backing file for writing, creating it (its space
- * reserved) if it is not there yet. Returns the fd or -1 (errno set).
+ * Opens range i's backing file for writing, creating it if it is not
+ * there yet. A file written whole by one piece is most likely new, so
+ * creating it comes first; and it needs no reserved space, since the
+ * write that follows finds a full disk as soon. Returns the fd or -1
+ * (errno set).
  */
 static int
-open_for_write(struct payload *pl, size_t i)
+open_for_write(struct payload *pl, size_t i, bool whole)
 {
 	char name[PAYLOAD_NAME_MAX];
 	const char *base;
+	bool create = whole;
 	int fd;
 
 	payload_file_name(pl->r[i].off, name);
 	base = name + sizeof(PAYLOAD_DIR);
-	for (;;) {
-		fd = openat(pl->pdirfd, base, O_WRONLY | O_NOFOLLOW |
-		    O_CLOEXEC);
-		if (fd != -1 || errno != ENOENT)
-			return fd;
-		fd = openat(pl->pdirfd, base, O_WRONLY | O_CREAT | O_EXCL |
-		    O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* Between the two, another chunk may make the file meanwhile. */
+	for (;; create = !create) {
+		if (create)
+			fd = openat(pl->pdirfd, base, O_WRONLY | O_CREAT |
+			    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		else
+			fd = openat(pl->pdirfd, base, O_WRONLY | O_NOFOLLOW |
+			    O_CLOEXEC);
 		if (fd != -1)
 			break;
-		if (errno != EEXIST)	/* else another chunk made it */
+		if (errno != (create ? EEXIST : ENOENT))
 			return -1;
 	}
+	if (!create)
+		return fd;
 	/*
 	 * Not removed if this fails: another chunk may have opened it
 	 * meanwhile and be writing into it.
 	 */
-	if (reserve(fd, pl->r[i].len) != PF_OK) {
+	if (!whole && reserve(fd, pl->r[i].len) != PF_OK) {
 		close(fd);
 		errno = ENOSPC;
 		return -1;
@@ -398,7 +405,8 @@ write_files(struct payload *pl, uint64_t off, const uint8_t *p, size_t n)
 		uint64_t to = r->off + r->len < end ? r->off + r->len : end;
 		int fd;
 
-		if ((fd = open_for_write(pl, i)) == -1) {
+		if ((fd = open_for_write(pl, i, from == r->off &&
+		    to == r->off + r->len)) == -1) {
 			rc = pf_status_from_errno(errno);
 			log_warn("%s: file at %" PRIu64 ": %s", __func__,
 			    r->off, strerror(errno));
