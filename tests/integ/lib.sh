@@ -130,13 +130,22 @@ wait_file() {
 # first-use note unless it means to; with --no-tls, NOTLS holds the
 # client's --no-tls.
 start_server() {
-	rm -f "$T/port" "$T/http_port"
-	"$PARAFLOWD" --port 0 --bind 127.0.0.1 --storage "$STORAGE" \
-	    --port-file "$T/port" --http-port 0 \
-	    --http-port-file "$T/http_port" --tls-dir "$TLS_DIR" "$@" \
-	    2>>"$T/server.log" &
-	SERVER_PID=$!
-	PIDS+=("$SERVER_PID")
+	local i
+	# A restart on the port it had (--port N) may find the port taken
+	# for a moment (by a connection of another test): it exits, and is
+	# started again.
+	for ((i = 0; i < 50; i++)); do
+		rm -f "$T/port" "$T/http_port"
+		"$PARAFLOWD" --port 0 --bind 127.0.0.1 --storage "$STORAGE" \
+		    --port-file "$T/port" --http-port 0 \
+		    --http-port-file "$T/http_port" --tls-dir "$TLS_DIR" \
+		    "$@" 2>>"$T/server.log" &
+		SERVER_PID=$!
+		PIDS+=("$SERVER_PID")
+		until_up "$SERVER_PID" "$@" && break
+		wait "$SERVER_PID" 2>/dev/null
+		sleep 0.1
+	done
 	PORT=$(started "$T/port" paraflowd "$T/server.log") || exit 1
 	tls_mode "$@"
 	HTTP_PORT=
@@ -146,6 +155,41 @@ start_server() {
 		HTTP_PORT=$(cat "$T/http_port")
 		HTTP_URL=http://127.0.0.1:$HTTP_PORT
 	fi
+}
+
+# free_port: a TCP port nobody uses now, for a process that cannot take
+# port 0 and say which it got (HAProxy). Outside the kernel's ephemeral
+# range, from which every connection's local port and every --port 0
+# comes, so none of those can take it before the caller binds it.
+free_port() {
+	python3 - <<'PY'
+import random, socket
+lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+ports = [p for p in range(10000, 65536) if p < lo or p > hi]
+random.shuffle(ports)
+for p in ports:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        print(p)
+        break
+PY
+}
+
+# until_up PID [ARGS...]: waits (60 s at most) until paraflowd PID,
+# started with ARGS, wrote its port files; false if it exited first.
+until_up() {
+	local pid=$1 i
+	shift
+	for ((i = 0; i < 3000; i++)); do
+		[ -s "$T/port" ] && { [[ " $* " == *" --no-http "* ]] ||
+		    [ -s "$T/http_port" ]; } && return 0
+		ours "$pid" || return 1
+		sleep 0.02
+	done
+	return 0	# slow: started says what went wrong
 }
 
 # tls_mode [ARGS...]: after a server started with ARGS on $PORT, sets

@@ -404,10 +404,6 @@ fi
 # /readyz and the session list through the HTTP frontend (HAProxy's TLS
 # with the nodes' key, then TLS again to the node), pinned to that key.
 if command -v haproxy >/dev/null 2>&1 && [ "$has_http" = yes ]; then
-	free_port() {
-		python3 -c 'import socket; s = socket.socket()
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-	}
 	"$IPARAFLOWD" --bind 127.0.0.1 --port 0 --port-file "$T/so.port" \
 	    --http-port 0 --http-port-file "$T/so.hport" \
 	    --storage "$T/so-store" --users "$T/users" \

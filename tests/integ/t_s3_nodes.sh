@@ -57,12 +57,6 @@ start_node() {
 	    >>"$PARAFLOW_STATE_DIR/known_servers"
 }
 
-# free_port: a TCP port nobody listens on now.
-free_port() {
-	python3 -c 'import socket; s = socket.socket()
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # haproxy_start PORT N...: a HAProxy in TCP mode on PORT, round robin
 # per connection over nodes N..., health-checked every 200 ms; sets HAPID.
 haproxy_start() {
