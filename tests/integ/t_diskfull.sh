@@ -264,6 +264,96 @@ rc=0
 out=$(upload --json "$T/tb") || rc=$?
 check_eq "transfer B alone: exit 0" 0 "$rc"
 check "staging empty after the transfers" staging_empty
+
+# --- A transfer's small files are written whole by one piece each, with
+# no space reserved first: the write itself meets the full disk. Chunk 0
+# is refused with storage_full, and once space is freed the same
+# transfer resumes and stores every file whole.
+pywire "$PORT" "$STORAGE" "$T/small" >"$T/small.out" 2>"$T/small.err" <<'EOF'
+import base64
+import os
+import sys
+
+import pfwire as w
+
+port, storage, base = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+CS = 1 << 20
+sizes = [3000, 70000, 100, 200000]
+datas = [os.urandom(n) for n in sizes]
+offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+payload = b"".join(datas)
+spans = list(zip(offsets, sizes))
+files = [{"path": "small/f%d" % i, "size": n, "mode": 0o644,
+          "mtime": 1700000000, "offset": o}
+         for i, (o, n) in enumerate(spans)]
+os.makedirs(base + "/small")
+for i, d in enumerate(datas):
+    with open("%s/small/f%d" % (base, i), "wb") as f:
+        f.write(d)
+
+def report(good, desc, detail=""):
+    print("%s\t%s\t%s" % ("ok" if good else "fail", desc, detail),
+          flush=True)
+
+def open_transfer(resume=None):
+    c = w.connect(port, timeout=30)
+    w.hello(c)
+    key = w.scram_login(c, "paraflow", "secret123")
+    req = {"name": "small", "size": len(payload), "chunk_size": CS,
+           "files": files, "pieces": True,
+           "head": base64.b64encode(payload[:512]).decode("ascii")}
+    if resume:
+        req["resume"] = resume
+    w.send_json(c, w.OPEN, req)
+    return c, key, w.expect(c, w.OPENED)
+
+c, key, o = open_transfer()
+sid = o["session"]
+print("sid\t%s" % sid, flush=True)
+filler = os.path.join(storage, "filler")
+fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+try:
+    while os.write(fd, b"\0" * 65536) > 0:
+        pass
+except OSError:
+    pass
+os.close(fd)
+d = w.connect(port, timeout=30)
+w.join(d, key, sid)
+w.send_chunk(d, 0, 0, payload, w.pieces_digest(0, 0, payload, spans, CS))
+got = w.error_name(d)
+report(got == "storage_full", "small files on a full disk: chunk 0 "
+       "refused with storage_full", "got " + got)
+d.close()
+c.close()
+os.unlink(filler)
+c, key, o = open_transfer(sid)
+report(o.get("resumed") is True, "small files, disk freed: the transfer "
+       "resumes")
+try:
+    done = w.upload(c, port, key, o, payload, spans)
+    states = sorted(set(f["state"] for f in done["files"]))
+    report(done["session"] == sid and states == ["stored"],
+           "small files, disk freed: every file stored", str(states))
+except w.WireError as e:
+    report(False, "small files, disk freed: the transfer completes", str(e))
+EOF
+check_eq "small-files script ran" 0 $?
+while IFS=$'\t' read -r res desc detail; do
+	case $res in
+	ok) ok "$desc" ;;
+	fail) not_ok "$desc"; echo "#   $detail" ;;
+	sid) sid=$desc ;;
+	esac
+done <"$T/small.out"
+sed 's/^/# /' "$T/small.err"
+grep 'No space left' "$T/server.log" | tail -n 2 | sed 's/^/# server: /'
+faults=$((faults + 1))
+check "small files: stored identical (diff -r)" diff -r "$T/small/small" \
+    "$STORAGE/${sid:-none}/small"
+forget_stored "${sid:-none}"
+check "small files: staging empty" staging_empty
+rm -f "$STORAGE/filler"
 report_totals
 stop_server
 done_testing
