@@ -706,7 +706,7 @@ resume_session(struct stream *st, const struct open_req *o)
 }
 
 enum pf_status
-control_on_open(struct stream *st, const json_t *req)
+control_on_open(struct stream *st, json_t *req)
 {
 	const struct stream_env *env = st->env;
 	struct session *s = NULL;
@@ -719,6 +719,11 @@ control_on_open(struct stream *st, const json_t *req)
 		return reply_fail(st, PF_EPROTO, "OPEN not expected here");
 	if ((rc = parse_open(st, req, &o)) != PF_OK)
 		return rc;
+	/*
+	 * A transfer's list is in the manifest now: its tree (half a KB an
+	 * entry) is freed before the session writes it out again.
+	 */
+	json_object_del(req, "files");
 	/*
 	 * While a session is open the control connection waits as long as
 	 * the transfer makes progress (see control_wait), not a fixed time.

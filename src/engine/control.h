@@ -19,8 +19,11 @@ enum pf_status control_on_auth(struct stream *st, const json_t *req);
 /* PROOF: the client-final message; answers AUTH_OK, the login done. */
 enum pf_status control_on_proof(struct stream *st, const json_t *req);
 
-/* OPEN: a new session, or the resume of one; answers OPENED. */
-enum pf_status control_on_open(struct stream *st, const json_t *req);
+/*
+ * OPEN: a new session, or the resume of one; answers OPENED. Takes a
+ * transfer's "files" out of req once the manifest holds them.
+ */
+enum pf_status control_on_open(struct stream *st, json_t *req);
 
 /* COMMIT: the receipt; answers COMPLETE once the file is in place. */
 enum pf_status control_on_commit(struct stream *st, const json_t *req);
