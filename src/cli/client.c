@@ -216,6 +216,35 @@ parse_limits(const json_t *j, struct client_opened *o)
 		o->ip_logins = 0;
 }
 
+/*
+ * Sends OPEN j, unless it is longer than a server takes: a transfer's
+ * list can be, with many entries or long paths, and is then refused here
+ * with what to do, not by the server after it was sent.
+ */
+static enum pf_status
+send_open(struct pf_conn *c, const json_t *j, const struct client_open_req *rq,
+    char *err, size_t errcap)
+{
+	enum pf_status rc;
+	size_t len;
+	char *s;
+
+	if ((s = json_dumps(j, JSON_COMPACT)) == NULL)
+		return PF_ENOMEM;
+	if ((len = strlen(s)) > PROTO_MAX_OPEN) {
+		snprintf(err, errcap, "the list of the transfer's %zu entries "
+		    "takes %.1f MiB, more than the %u MiB one transfer may "
+		    "list: send the folder in parts", json_array_size(
+		    rq->files), (double)len / (1024 * 1024),
+		    PROTO_MAX_OPEN / (1024 * 1024));
+		free(s);
+		return PF_ETOOLARGE;
+	}
+	rc = wire_send(c, PROTO_OPEN, s, len);
+	free(s);
+	return rc;
+}
+
 enum pf_status
 client_open(struct pf_conn *c, const struct client_open_req *rq,
     struct client_opened *out, char *err, size_t errcap)
@@ -257,7 +286,7 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 	    "amend", json_true()) == -1) || (rq->pieces && rq->files !=
 	    NULL && json_object_set_new(j, "pieces", json_true()) == -1))
 		goto out;
-	if ((rc = wire_send_json(c, PROTO_OPEN, j)) != PF_OK)
+	if ((rc = send_open(c, j, rq, err, errcap)) != PF_OK)
 		goto out;
 	json_decref(j);
 	j = NULL;

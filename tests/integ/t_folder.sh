@@ -551,6 +551,19 @@ if command -v script >/dev/null 2>&1; then
 	check_eq "fetch keeps a file's mode" 600 \
 	    "$(stat -c %a "$T/bar-back/bar/sub/f1")"
 fi
+
+# --- A list longer than one OPEN may hold (8 MiB: 9,000 paths of 970
+# bytes here) is refused by the client before it is sent, saying what to
+# do (exit 4), rather than by the server once it was ("OPEN frame of N
+# bytes refused").
+deep=$T/long/$(printf 'a%.0s' {1..250})/$(printf 'b%.0s' {1..250})
+deep=$deep/$(printf 'c%.0s' {1..250})/$(printf 'd%.0s' {1..200})
+mkdir -p "$deep"
+(cd "$deep" && seq -f 'file-%05g' 9000 | xargs touch)
+run "$PARAFLOW" upload --no-tls --port "$PORT" --json "$T/long"
+check_eq "a list over 8 MiB: exit 4" 4 "$RC"
+check "a list over 8 MiB: says to send the folder in parts" \
+    grep -q "9005 entries takes 8.*send the folder in parts" "$T/out" "$T/err"
 stop_server
 
 done_testing
