@@ -348,13 +348,14 @@ pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 
 /*
  * Opens range i's backing file for writing, creating it if it is not
- * there yet. A file written whole by one piece is most likely new, so
- * creating it comes first; and it needs no reserved space, since the
- * write that follows finds a full disk as soon. Returns the fd or -1
- * (errno set).
+ * there yet (*created then). A file written whole by one piece is most
+ * likely new, so creating it comes first; and it needs no reserved
+ * space, since the write that follows finds a full disk as soon: its
+ * promise is kept once that write is done. Returns the fd or -1 (errno
+ * set).
  */
 static int
-open_for_write(struct payload *pl, size_t i, bool whole)
+open_for_write(struct payload *pl, size_t i, bool whole, bool *created)
 {
 	char name[PAYLOAD_NAME_MAX];
 	const char *base;
@@ -376,13 +377,13 @@ open_for_write(struct payload *pl, size_t i, bool whole)
 		if (errno != (create ? EEXIST : ENOENT))
 			return -1;
 	}
-	if (!create)
+	if (!(*created = create) || whole)
 		return fd;
 	/*
 	 * Not removed if this fails: another chunk may have opened it
 	 * meanwhile and be writing into it.
 	 */
-	if (!whole && reserve(fd, pl->r[i].len) != PF_OK) {
+	if (reserve(fd, pl->r[i].len) != PF_OK) {
 		close(fd);
 		errno = ENOSPC;
 		return -1;
@@ -403,10 +404,10 @@ write_files(struct payload *pl, uint64_t off, const uint8_t *p, size_t n)
 		const struct payload_range *r = &pl->r[i];
 		uint64_t from = r->off > off ? r->off : off;
 		uint64_t to = r->off + r->len < end ? r->off + r->len : end;
+		bool whole = from == r->off && to == r->off + r->len, created;
 		int fd;
 
-		if ((fd = open_for_write(pl, i, from == r->off &&
-		    to == r->off + r->len)) == -1) {
+		if ((fd = open_for_write(pl, i, whole, &created)) == -1) {
 			rc = pf_status_from_errno(errno);
 			log_warn("%s: file at %" PRIu64 ": %s", __func__,
 			    r->off, strerror(errno));
@@ -417,6 +418,9 @@ write_files(struct payload *pl, uint64_t off, const uint8_t *p, size_t n)
 		close(fd);
 		if (rc != PF_OK)
 			return rc;
+		/* Made and written whole: its bytes hold their space now. */
+		if (created && whole)
+			keep_promise(pl, r->len);
 		/* After the write: a sync that clears it covers the write. */
 		atomic_store(&pl->dirty[i], 1);
 	}

@@ -130,12 +130,13 @@ wait_file() {
 # first-use note unless it means to; with --no-tls, NOTLS holds the
 # client's --no-tls.
 start_server() {
-	local i
+	local i from
 	# A restart on the port it had (--port N) may find the port taken
 	# for a moment (by a connection of another test): it exits, and is
-	# started again.
+	# started again. Any other failure to start ends the test.
 	for ((i = 0; i < 50; i++)); do
 		rm -f "$T/port" "$T/http_port"
+		from=$(($(cat "$T/server.log" 2>/dev/null | wc -c) + 1))
 		"$PARAFLOWD" --port 0 --bind 127.0.0.1 --storage "$STORAGE" \
 		    --port-file "$T/port" --http-port 0 \
 		    --http-port-file "$T/http_port" --tls-dir "$TLS_DIR" \
@@ -144,6 +145,12 @@ start_server() {
 		PIDS+=("$SERVER_PID")
 		until_up "$SERVER_PID" "$@" && break
 		wait "$SERVER_PID" 2>/dev/null
+		if ! tail -c +"$from" "$T/server.log" |
+		    grep -q 'Address already in use'; then
+			echo "# paraflowd did not start"
+			sed 's/^/# /' "$T/server.log"
+			exit 1
+		fi
 		sleep 0.1
 	done
 	PORT=$(started "$T/port" paraflowd "$T/server.log") || exit 1
@@ -167,13 +174,13 @@ import random, socket
 lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
 ports = [p for p in range(10000, 65536) if p < lo or p > hi]
 random.shuffle(ports)
-for p in ports:
+for p in ports + [0]:   # 0: none left outside the range
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", p))
         except OSError:
             continue
-        print(p)
+        print(s.getsockname()[1])
         break
 PY
 }

@@ -414,6 +414,7 @@ if command -v haproxy >/dev/null 2>&1 && [ "$has_http" = yes ]; then
 	nh=$(started "$T/so.hport" "its gateway" "$T/so-node.log")
 	hp=$(free_port)
 	gp=$(free_port)
+	while [ "$gp" = "$hp" ]; do gp=$(free_port); done
 	sed -e "s#bind :7878#bind 127.0.0.1:$hp#" \
 	    -e "s#bind :8080#bind 127.0.0.1:$gp#" \
 	    -e "s#node1:7878 check port 8080#127.0.0.1:$np check port $nh#" \

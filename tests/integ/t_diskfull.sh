@@ -269,6 +269,7 @@ check "staging empty after the transfers" staging_empty
 # no space reserved first: the write itself meets the full disk. Chunk 0
 # is refused with storage_full, and once space is freed the same
 # transfer resumes and stores every file whole.
+logged=$(($(wc -c <"$T/server.log") + 1))
 pywire "$PORT" "$STORAGE" "$T/small" >"$T/small.out" 2>"$T/small.err" <<'EOF'
 import base64
 import os
@@ -339,6 +340,7 @@ except w.WireError as e:
     report(False, "small files, disk freed: the transfer completes", str(e))
 EOF
 check_eq "small-files script ran" 0 $?
+sid=
 while IFS=$'\t' read -r res desc detail; do
 	case $res in
 	ok) ok "$desc" ;;
@@ -347,7 +349,9 @@ while IFS=$'\t' read -r res desc detail; do
 	esac
 done <"$T/small.out"
 sed 's/^/# /' "$T/small.err"
-grep 'No space left' "$T/server.log" | tail -n 2 | sed 's/^/# server: /'
+check "small files on a full disk: met by the write, nothing reserved" \
+    bash -c "tail -c +$logged '$T/server.log' |
+    grep -q 'pwrite_all: .*No space left'"
 faults=$((faults + 1))
 check "small files: stored identical (diff -r)" diff -r "$T/small/small" \
     "$STORAGE/${sid:-none}/small"
