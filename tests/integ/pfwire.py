@@ -407,3 +407,20 @@ def hello_relay(port, portfile, drop):
         return ftype, payload
 
     relay(port, portfile, on_frame)
+
+
+def report(good, desc, detail=""):
+    """One result for the shell's tap_from: ok|fail, desc, detail."""
+    print("%s\t%s\t%s" % ("ok" if good else "fail", desc, detail),
+          flush=True)
+
+
+def fill_disk(path):
+    """Writes zeros into a new file path until its file system is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while os.write(fd, b"\0" * 65536) > 0:
+            pass
+    except OSError:
+        pass
+    os.close(fd)

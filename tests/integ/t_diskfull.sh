@@ -104,10 +104,6 @@ data = b"pf-data " + os.urandom(8 * CS - 8)
 with open(base + ".data", "wb") as f:
     f.write(data)
 
-def report(good, desc, detail=""):
-    print("%s\t%s\t%s" % ("ok" if good else "fail", desc, detail),
-          flush=True)
-
 def login():
     c = w.connect(port, timeout=30)
     w.hello(c)
@@ -122,19 +118,13 @@ sid = o["session"]
 print("sid\t%s" % sid, flush=True)
 # Fill the file system to the last byte.
 filler = os.path.join(storage, "filler")
-fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-try:
-    while os.write(fd, b"\0" * 65536) > 0:
-        pass
-except OSError:
-    pass
-os.close(fd)
+w.fill_disk(filler)
 d = w.connect(port, timeout=30)
 w.join(d, key, sid)
 w.send_chunk(d, 0, 0, part(0))
 got = w.error_name(d)
-report(got == "storage_full", "disk full after OPEN: chunk 0 refused "
-       "with storage_full", "got " + got)
+w.report(got == "storage_full", "disk full after OPEN: chunk 0 refused "
+         "with storage_full", "got " + got)
 d.close()
 c.close()
 os.unlink(filler)
@@ -146,7 +136,7 @@ w.send_json(c, w.OPEN, {"name": "mid.bin", "size": len(data),
                         .decode("ascii")})
 try:
     o = w.expect(c, w.OPENED)
-    report(o.get("resumed") is True, "disk freed: the session resumes")
+    w.report(o.get("resumed") is True, "disk freed: the session resumes")
     d = w.connect(port, timeout=30)
     w.join(d, key, sid)
     digests = []
@@ -156,18 +146,13 @@ try:
         w.expect(d, w.ACK)
     w.send_json(c, w.COMMIT, {"digest": w.receipt(len(data), CS, digests)})
     done = w.expect(c, w.COMPLETE)
-    report(done["session"] == sid, "disk freed: the session completes")
+    w.report(done["session"] == sid, "disk freed: the session completes")
 except w.WireError as e:
-    report(False, "disk freed: the session resumes and completes", str(e))
+    w.report(False, "disk freed: the session resumes and completes", str(e))
 EOF
 check_eq "mid-transfer script ran" 0 $?
-while IFS=$'\t' read -r res desc detail; do
-	case $res in
-	ok) ok "$desc" ;;
-	fail) not_ok "$desc"; echo "#   $detail" ;;
-	sid) sid=$desc ;;
-	esac
-done <"$T/mid.out"
+tap_from "$T/mid.out"
+sid=$(awk -F'\t' '$1 == "sid" { print $2 }' "$T/mid.out")
 sed 's/^/# /' "$T/mid.err"
 faults=$((faults + 1))
 check "disk full after OPEN: stored file identical" \
@@ -292,10 +277,6 @@ for i, d in enumerate(datas):
     with open("%s/small/f%d" % (base, i), "wb") as f:
         f.write(d)
 
-def report(good, desc, detail=""):
-    print("%s\t%s\t%s" % ("ok" if good else "fail", desc, detail),
-          flush=True)
-
 def open_transfer(resume=None):
     c = w.connect(port, timeout=30)
     w.hello(c)
@@ -312,42 +293,30 @@ c, key, o = open_transfer()
 sid = o["session"]
 print("sid\t%s" % sid, flush=True)
 filler = os.path.join(storage, "filler")
-fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-try:
-    while os.write(fd, b"\0" * 65536) > 0:
-        pass
-except OSError:
-    pass
-os.close(fd)
+w.fill_disk(filler)
 d = w.connect(port, timeout=30)
 w.join(d, key, sid)
 w.send_chunk(d, 0, 0, payload, w.pieces_digest(0, 0, payload, spans, CS))
 got = w.error_name(d)
-report(got == "storage_full", "small files on a full disk: chunk 0 "
-       "refused with storage_full", "got " + got)
+w.report(got == "storage_full", "small files on a full disk: chunk 0 "
+         "refused with storage_full", "got " + got)
 d.close()
 c.close()
 os.unlink(filler)
 c, key, o = open_transfer(sid)
-report(o.get("resumed") is True, "small files, disk freed: the transfer "
-       "resumes")
+w.report(o.get("resumed") is True, "small files, disk freed: the transfer "
+         "resumes")
 try:
     done = w.upload(c, port, key, o, payload, spans)
     states = sorted(set(f["state"] for f in done["files"]))
-    report(done["session"] == sid and states == ["stored"],
-           "small files, disk freed: every file stored", str(states))
+    w.report(done["session"] == sid and states == ["stored"],
+             "small files, disk freed: every file stored", str(states))
 except w.WireError as e:
-    report(False, "small files, disk freed: the transfer completes", str(e))
+    w.report(False, "small files, disk freed: the transfer completes", str(e))
 EOF
 check_eq "small-files script ran" 0 $?
-sid=
-while IFS=$'\t' read -r res desc detail; do
-	case $res in
-	ok) ok "$desc" ;;
-	fail) not_ok "$desc"; echo "#   $detail" ;;
-	sid) sid=$desc ;;
-	esac
-done <"$T/small.out"
+tap_from "$T/small.out"
+sid=$(awk -F'\t' '$1 == "sid" { print $2 }' "$T/small.out")
 sed 's/^/# /' "$T/small.err"
 check "small files on a full disk: met by the write, nothing reserved" \
     bash -c "tail -c +$logged '$T/server.log' |
