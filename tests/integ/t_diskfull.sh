@@ -44,6 +44,17 @@ free_space() {
 	rm -f "$STORAGE/filler"
 }
 
+# results NAME RC: after a Python part that exited RC, its results in
+# $T/NAME.out as TAP and its stderr as comments; sets sid to the session
+# it printed ("sid<TAB>ID").
+results() {
+	check_eq "$1: the script ran" 0 "$2"
+	tap_from "$T/$1.out"
+	sid=$(awk -F'\t' '$1 == "sid" { print $2 }' "$T/$1.out")
+	sed 's/^/# /' "$T/$1.err"
+	faults=$((faults + 1))
+}
+
 # forget_stored SID: removes a checked upload, to make room.
 forget_stored() {
 	rm -rf "${STORAGE:?}/$1"
@@ -150,11 +161,7 @@ try:
 except w.WireError as e:
     w.report(False, "disk freed: the session resumes and completes", str(e))
 EOF
-check_eq "mid-transfer script ran" 0 $?
-tap_from "$T/mid.out"
-sid=$(awk -F'\t' '$1 == "sid" { print $2 }' "$T/mid.out")
-sed 's/^/# /' "$T/mid.err"
-faults=$((faults + 1))
+results mid $?
 check "disk full after OPEN: stored file identical" \
     verify_stored "$T/mid.data" "${sid:-none}" mid.bin
 forget_stored "${sid:-none}"
@@ -314,14 +321,10 @@ try:
 except w.WireError as e:
     w.report(False, "small files, disk freed: the transfer completes", str(e))
 EOF
-check_eq "small-files script ran" 0 $?
-tap_from "$T/small.out"
-sid=$(awk -F'\t' '$1 == "sid" { print $2 }' "$T/small.out")
-sed 's/^/# /' "$T/small.err"
+results small $?
 check "small files on a full disk: met by the write, nothing reserved" \
     bash -c "tail -c +$logged '$T/server.log' |
     grep -q 'pwrite_all: .*No space left'"
-faults=$((faults + 1))
 check "small files: stored identical (diff -r)" diff -r "$T/small/small" \
     "$STORAGE/${sid:-none}/small"
 forget_stored "${sid:-none}"
