@@ -557,9 +557,11 @@ policy_check_names(const struct policy *p, const char *client, size_t len,
 	/*
 	 * The name as sent holds what the safe name replaced (a ZWSP in
 	 * "s<ZWSP>h" became '_'); the safe name is what is stored, and a cut
-	 * to 255 bytes can give it an extension the other lacks.
+	 * to 255 bytes can give it an extension the other lacks. Mostly
+	 * they are the same, and one check says it for both.
 	 */
-	if ((rc = check_one(p, client, len, why, cap)) == PF_OK)
+	if ((rc = check_one(p, client, len, why, cap)) == PF_OK &&
+	    (strlen(safe) != len || memcmp(safe, client, len) != 0))
 		rc = check_one(p, safe, strlen(safe), why, cap);
 	return rc;
 }
