@@ -144,9 +144,10 @@ start_server() {
 		SERVER_PID=$!
 		PIDS+=("$SERVER_PID")
 		until_up "$SERVER_PID" "$@" && break
-		wait "$SERVER_PID" 2>/dev/null
-		if ! tail -c +"$from" "$T/server.log" |
-		    grep -q 'Address already in use'; then
+		# Still running after 60 s, or exited for another reason.
+		if ours "$SERVER_PID" || ! { wait "$SERVER_PID" 2>/dev/null
+		    tail -c +"$from" "$T/server.log" |
+		    grep -q 'Address already in use'; }; then
 			echo "# paraflowd did not start"
 			sed 's/^/# /' "$T/server.log"
 			exit 1
@@ -186,7 +187,8 @@ PY
 }
 
 # until_up PID [ARGS...]: waits (60 s at most) until paraflowd PID,
-# started with ARGS, wrote its port files; false if it exited first.
+# started with ARGS, wrote its port files; false if it exited first or
+# is still without them after 60 s.
 until_up() {
 	local pid=$1 i
 	shift
@@ -196,7 +198,7 @@ until_up() {
 		ours "$pid" || return 1
 		sleep 0.02
 	done
-	return 0	# slow: started says what went wrong
+	return 1
 }
 
 # tls_mode [ARGS...]: after a server started with ARGS on $PORT, sets
