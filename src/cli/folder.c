@@ -63,80 +63,103 @@ folder_dry_run(const struct tree *t, bool json)
  * The report's checks run on this many threads at most: a file the
  * transfer did not read whole (a large one, one resumed) is hashed again.
  */
-#define SAME_THREADS	4
+#define CHECK_THREADS	4
 
-/* True if local file e's receipt now is digest. */
-static bool
-same_file(const struct tree *t, const struct tree_entry *e,
-    uint32_t chunk_size, const char *digest)
-{
-	char mine[PF_SHA256_HEX];
-	struct stat sb;
-	bool same;
-	int fd;
-
-	if (atomic_load(&e->changed) || digest == NULL)
-		return false;
-	/* Hashed as it was sent, and not touched since. */
-	if (tree_receipt(t, e, chunk_size, mine))
-		return strcmp(mine, digest) == 0;
-	if ((fd = open(e->local, O_RDONLY | O_CLOEXEC)) == -1)
-		return false;
-	/* Grown, or rewritten, since it was listed: not what was sent. */
-	same = fstat(fd, &sb) == 0 && (uint64_t)sb.st_size == e->size &&
-	    (int64_t)sb.st_mtim.tv_sec == e->mtime &&
-	    chunkio_receipt(fd, e->size, chunk_size, mine) == PF_OK &&
-	    strcmp(mine, digest) == 0;
-	close(fd);
-	return same;
-}
-
-/* The files of a transfer checked against the server's list. */
-struct same_job {
+/* Each file's receipt as it is here now, made on a few threads. */
+struct folder_check {
 	const struct tree	*t;
-	const json_t		*files;
 	uint32_t		 chunk_size;
 	atomic_size_t		 next;
-	bool			*same;		/* per entry */
+	char			(*now)[PF_SHA256_HEX];	/* "" if unknown */
+	pthread_t		 tid[CHECK_THREADS];
+	size_t			 started;
 };
 
-static void *
-same_thread(void *arg)
+/*
+ * Local file e's receipt now into hex, or "" if it changed since it was
+ * listed or cannot be read.
+ */
+static void
+receipt_now(const struct tree *t, const struct tree_entry *e,
+    uint32_t chunk_size, char hex[PF_SHA256_HEX])
 {
-	struct same_job *sj = arg;
+	struct stat sb;
+	int fd;
+
+	/* Hashed as it was sent, and not touched since. */
+	if (!atomic_load(&e->changed) && tree_receipt(t, e, chunk_size, hex))
+		return;
+	hex[0] = '\0';
+	if (atomic_load(&e->changed) ||
+	    (fd = open(e->local, O_RDONLY | O_CLOEXEC)) == -1)
+		return;
+	/* Grown, or rewritten, since it was listed: not what was sent. */
+	if (fstat(fd, &sb) == -1 || (uint64_t)sb.st_size != e->size ||
+	    (int64_t)sb.st_mtim.tv_sec != e->mtime ||
+	    chunkio_receipt(fd, e->size, chunk_size, hex) != PF_OK)
+		hex[0] = '\0';
+	close(fd);
+}
+
+static void *
+check_thread(void *arg)
+{
+	struct folder_check *c = arg;
 	size_t i;
 
-	while ((i = atomic_fetch_add(&sj->next, 1)) < sj->t->n) {
-		const struct tree_entry *e = &sj->t->e[i];
-		const json_t *f = json_array_get(sj->files, i);
-
-		sj->same[i] = !e->dir && same_file(sj->t, e, sj->chunk_size,
-		    json_string_value(json_object_get(f, "digest")));
-	}
+	while ((i = atomic_fetch_add(&c->next, 1)) < c->t->n)
+		if (!c->t->e[i].dir)
+			receipt_now(c->t, &c->t->e[i], c->chunk_size,
+			    c->now[i]);
 	return NULL;
 }
 
-/*
- * Sets same[i] for each file entry i of t whose local receipt is the one
- * the server listed, on a few threads: for 10,000 files one thread
- * would leave the other CPUs idle while the user waits.
- */
-static void
-check_files(const struct tree *t, const json_t *files, uint32_t chunk_size,
-    bool *same)
+struct folder_check *
+folder_check_start(const struct tree *t, uint32_t chunk_size)
 {
-	struct same_job sj = { t, files, chunk_size, 0, same };
-	pthread_t tid[SAME_THREADS];
+	struct folder_check *c;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t n = ncpu < 1 ? 1 : ncpu > SAME_THREADS ? SAME_THREADS :
-	    (size_t)ncpu, started = 0;
+	size_t n = ncpu < 1 ? 1 : ncpu > CHECK_THREADS ? CHECK_THREADS :
+	    (size_t)ncpu;
 
-	while (started + 1 < n &&
-	    pthread_create(&tid[started], NULL, same_thread, &sj) == 0)
-		started++;
-	same_thread(&sj);
-	for (size_t i = 0; i < started; i++)
-		pthread_join(tid[i], NULL);
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->now = calloc(t->n + 1, sizeof(*c->now))) == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->t = t;
+	c->chunk_size = chunk_size;
+	atomic_init(&c->next, 0);
+	while (c->started < n && pthread_create(&c->tid[c->started], NULL,
+	    check_thread, c) == 0)
+		c->started++;
+	return c;
+}
+
+/* Waits for c's threads; the caller's thread ends what none could. */
+static void
+check_wait(struct folder_check *c)
+{
+	for (; c->started > 0; c->started--)
+		pthread_join(c->tid[c->started - 1], NULL);
+	check_thread(c);
+}
+
+void
+folder_check_wait(struct folder_check *c)
+{
+	if (c != NULL)
+		check_wait(c);
+}
+
+void
+folder_check_free(struct folder_check *c)
+{
+	if (c == NULL)
+		return;
+	check_wait(c);
+	free(c->now);
+	free(c);
 }
 
 /*
@@ -205,34 +228,48 @@ print_summary(const struct upload_result *r, const struct tally *tl,
 		printf("follow it up with: paraflow status %s\n", r->session);
 }
 
+/* True if entry i of t is a file whose receipt here is digest. */
+static bool
+same_file(const struct folder_check *c, size_t i, const char *digest)
+{
+	return !c->t->e[i].dir && digest != NULL && c->now[i][0] != '\0' &&
+	    strcmp(c->now[i], digest) == 0;
+}
+
 int
 folder_report(const struct upload_result *r, struct tree *t,
     uint32_t chunk_size, bool json, bool quiet)
 {
 	struct tally tl = { 0, 0, 0, 0 };
+	struct folder_check *c = r->check;
 	json_t *a, *j;
-	bool partial, *same;
+	bool partial;
 
 	if (json_array_size(r->files) != t->n) {
 		fprintf(stderr, "paraflow: the server listed %zu entries, not "
 		    "%zu\n", json_array_size(r->files), t->n);
 		return EXIT_INTEGRITY;
 	}
-	if ((same = calloc(t->n + 1, sizeof(*same))) == NULL ||
+	/* Made while the server committed, or now. */
+	if ((c == NULL && (c = folder_check_start(t, chunk_size)) == NULL) ||
 	    (a = json_array()) == NULL) {
-		free(same);
+		if (c != r->check)
+			folder_check_free(c);
 		fprintf(stderr, "paraflow: out of memory\n");
 		return EXIT_ERROR;
 	}
-	check_files(t, r->files, chunk_size, same);
+	folder_check_wait(c);
 	for (size_t i = 0; i < t->n; i++) {
-		json_t *e = judge(&t->e[i], json_array_get(r->files, i),
-		    same[i], &tl, json);
+		const json_t *f = json_array_get(r->files, i);
+		json_t *e = judge(&t->e[i], f, same_file(c, i,
+		    json_string_value(json_object_get(f, "digest"))), &tl,
+		    json);
 
 		if (e != NULL)
 			json_array_append_new(a, e);
 	}
-	free(same);
+	if (c != r->check)
+		folder_check_free(c);
 	partial = tl.refused + tl.changed > 0;
 	if (!json) {
 		json_decref(a);

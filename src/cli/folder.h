@@ -19,9 +19,24 @@
 int folder_dry_run(const struct tree *t, bool json);
 
 /*
+ * Starts computing, on a few threads, the receipt of each file of t as
+ * it is here now, for chunk_size chunks: from what the transfer read if
+ * the file is as listed still, else by reading it again. Runs while the
+ * server commits, so that the report waits for neither. NULL on ENOMEM.
+ * No one may read t's files for the transfer until it is waited for.
+ */
+struct folder_check *folder_check_start(const struct tree *t,
+    uint32_t chunk_size);
+/* Waits until c is done (NULL: nothing). */
+void folder_check_wait(struct folder_check *c);
+/* Waits, then frees c. */
+void folder_check_free(struct folder_check *c);
+
+/*
  * Reports a finished transfer r of t (r->status PF_OK): checks the
  * receipt the server gives each stored file against the local file (one
- * that differs changed while it was sent), prints each refused or
+ * that differs changed while it was sent; r->check if the upload made
+ * one, else made now), prints each refused or
  * changed file and a summary (or one JSON object with every file), and
  * returns EXIT_OK, or EXIT_PARTIAL if any file was not stored as it is.
  */

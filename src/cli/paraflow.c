@@ -353,6 +353,7 @@ upload_with(struct upload_opts *o, struct cli_login *login, bool json,
 		print_result(&r, o->file, json, quiet, o->threads == 0);
 		rc = cli_exit_code(r.status);
 	}
+	folder_check_free(r.check);
 	json_decref(r.files);
 	return rc;
 }

@@ -31,6 +31,7 @@
 #include "chunkio.h"
 #include "client.h"
 #include "clock.h"
+#include "folder.h"
 #include "job.h"
 #include "log.h"
 #include "net.h"
@@ -705,9 +706,19 @@ commit(struct upload *u, char *err, size_t errcap)
 	    receipt)) != PF_OK)
 		return rc;
 	pf_hex_encode(receipt, sizeof(receipt), j->r->digest);
-	return client_commit(u->ctl, j->r->digest, j->o->timeout_ms >
+	/* The report's local checks, while the server checks its side. */
+	if (u->files != NULL && j->r->check == NULL)
+		j->r->check = folder_check_start(j->o->tree, j->chunk_size);
+	rc = client_commit(u->ctl, j->r->digest, j->o->timeout_ms >
 	    COMMIT_TIMEOUT_MS ? j->o->timeout_ms : COMMIT_TIMEOUT_MS,
 	    u->files != NULL ? &j->r->files : NULL, err, errcap);
+	/* Before any worker may read the files again (a retry). */
+	folder_check_wait(j->r->check);
+	if (rc != PF_OK) {
+		folder_check_free(j->r->check);
+		j->r->check = NULL;
+	}
+	return rc;
 }
 
 /* Runs the workers and commits, logging in again as often as needed. */

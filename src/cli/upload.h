@@ -14,6 +14,7 @@
 #include "status.h"
 #include "trust.h"
 
+struct folder_check;
 struct tree;
 
 struct upload_opts {
@@ -68,6 +69,9 @@ struct upload_result {
 	struct autotune_event changes[UPLOAD_MAX_CHANGES];
 	json_t		*files;		/* a transfer's, from COMPLETE; the
 					   caller json_decrefs it */
+	struct folder_check *check;	/* a transfer's files as they are
+					   now, made during COMMIT; the
+					   caller frees it (folder.h) */
 };
 
 /*
