@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "buf.h"
+#include "digest.h"
 #include "manifest.h"
 #include "namekey.h"
 #include "policy.h"
@@ -1020,6 +1021,76 @@ test_manifest_long_reason(void **state)
 	policy_free(p);
 }
 
+/* m's digest is that of jansson's compact, sorted text of files. */
+static void
+assert_list_digest(const json_t *files, uint64_t size)
+{
+	struct manifest *m = NULL;
+	struct policy *p;
+	uint8_t md[PF_SHA256_LEN];
+	char why[256], want[PF_SHA256_HEX], *text;
+
+	assert_non_null(p = policy_new(NULL, NULL));
+	assert_int_equal(manifest_parse(p, files, size, &m, why, sizeof(why)),
+	    PF_OK);
+	assert_non_null(text = json_dumps(files, JSON_COMPACT |
+	    JSON_SORT_KEYS));
+	assert_int_equal(pf_sha256(text, strlen(text), md), PF_OK);
+	pf_hex_encode(md, sizeof(md), want);
+	assert_string_equal(m->digest, want);
+	free(text);
+	manifest_free(m);
+	policy_free(p);
+}
+
+static void
+test_manifest_digest(void **state)
+{
+	static const char *tricky = "q\"b\\s/\x01\x07\b\t\n\x0b\f\r\x1f"
+	    "\x7f \xc3\xa9\xe2\x80\xa8\xf0\x9f\x93\xb7.txt";
+	char path[64];
+	json_t *files, *e;
+
+	(void)state;
+	/* The usual forms: a setuid mode kept as sent, a negative mtime. */
+	files = json_pack("[{s:s,s:i,s:i,s:I},{s:s,s:b},{s:s,s:I,s:i,s:I},"
+	    "{s:s,s:i,s:i,s:I}]", "path", tricky, "size", 3, "mode", 04755,
+	    "mtime", (json_int_t)1700000000, "path", "d", "dir", 1, "path",
+	    "d/big", "size", (json_int_t)1 << 40, "mode", 0600, "mtime",
+	    (json_int_t)-5, "path", "d/empty", "size", 0, "mode", 0, "mtime",
+	    (json_int_t)0);
+	assert_non_null(files);
+	assert_list_digest(files, 3 + ((uint64_t)1 << 40));
+	/* Offsets given: the usual form too. */
+	json_object_set_new(json_array_get(files, 0), "offset",
+	    json_integer(0));
+	json_object_set_new(json_array_get(files, 2), "offset",
+	    json_integer(4096));
+	json_object_set_new(json_array_get(files, 3), "offset",
+	    json_integer(3));
+	assert_list_digest(files, 4096 + ((uint64_t)1 << 40));
+	/* Members parse_entry does not read: jansson writes those entries. */
+	json_object_set_new(json_array_get(files, 1), "mode", json_integer(7));
+	json_object_set_new(json_array_get(files, 2), "x", json_pack("[i,s]",
+	    1, "\xc3\xa9"));
+	json_object_set_new(json_array_get(files, 3), "dir", json_false());
+	assert_list_digest(files, 4096 + ((uint64_t)1 << 40));
+	json_decref(files);
+	/* More text than is hashed at once, odd entries in between. */
+	assert_non_null(files = json_array());
+	for (int i = 0; i < 3000; i++) {
+		snprintf(path, sizeof(path), "dir%02d/file-%05d-%s.dat",
+		    i % 10, i, "abcdefghijklmnopqrstuvwxyz");
+		e = json_pack("{s:s,s:i,s:i,s:I}", "path", path, "size", 1,
+		    "mode", 0644, "mtime", (json_int_t)i * 1000003);
+		if (i % 997 == 0)
+			json_object_set_new(e, "note", json_string("odd"));
+		json_array_append_new(files, e);
+	}
+	assert_list_digest(files, 3000);
+	json_decref(files);
+}
+
 int
 main(void)
 {
@@ -1037,6 +1108,7 @@ main(void)
 		cmocka_unit_test(test_names_allowed),
 		cmocka_unit_test(test_manifest_dump),
 		cmocka_unit_test(test_manifest_long_reason),
+		cmocka_unit_test(test_manifest_digest),
 		cmocka_unit_test(test_namekey_ascii),
 		cmocka_unit_test(test_content_libmagic),
 	};
