@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -23,7 +24,10 @@ static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 static void
 sha256_fetch(void)
 {
+	/* A failure leaves no error behind for SSL_get_error to find. */
+	ERR_set_mark();
 	sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+	ERR_pop_to_mark();
 }
 
 /*

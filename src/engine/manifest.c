@@ -594,10 +594,13 @@ hash_buf(struct pf_sha256 *h, struct pf_buf *b)
 	return ok;
 }
 
+/* The list's text is hashed this many bytes at a time. */
+#define DIGEST_TEXT_MAX	(64 * 1024)
+
 /*
  * SHA-256 of files' compact text, keys sorted, as jansson writes it: each
- * entry of the usual form written here (jansson took a third of the
- * time), any other by jansson, as it would inside the array. The text
+ * entry of the usual form written here (jansson's dump took a fifth of
+ * an OPEN), any other by jansson, as it would inside the array. The text
  * of 100,000 entries is never held whole (about 10 MB).
  */
 static enum pf_status
@@ -612,7 +615,10 @@ list_digest(const json_t *files, const struct manifest *m,
 	if ((h = pf_sha256_new()) == NULL)
 		return rc;
 	pf_buf_init(&b, SIZE_MAX / 2);
-	ok = pf_sha256_init(h) == PF_OK && PF_BUF_ADD_LIT(&b, "[");
+	if ((rc = pf_sha256_init(h)) != PF_OK)
+		goto out;
+	rc = PF_ENOMEM;
+	ok = PF_BUF_ADD_LIT(&b, "[");
 	for (size_t i = 0; ok && i < m->n; i++) {
 		const json_t *e = json_array_get(files, i);
 
@@ -620,13 +626,16 @@ list_digest(const json_t *files, const struct manifest *m,
 			PF_BUF_ADD_LIT(&b, ",");
 		if (canon_form(e, &m->f[i])) {
 			canon_entry(&b, e, &m->f[i]);
-			ok = b.len < 64 * 1024 || hash_buf(h, &b);
-		} else	/* not of the usual form: jansson's own text of it */
+			ok = b.len < DIGEST_TEXT_MAX || hash_buf(h, &b);
+		} else {
+			/* Not of the usual form: jansson's own text of it. */
 			ok = hash_buf(h, &b) && json_dump_callback(e,
 			    hash_text, h, JSON_COMPACT | JSON_SORT_KEYS) == 0;
+		}
 	}
 	if (ok && PF_BUF_ADD_LIT(&b, "]") && hash_buf(h, &b))
 		rc = pf_sha256_final(h, md);
+out:
 	pf_buf_free(&b);
 	pf_sha256_free(h);
 	return rc;
