@@ -70,6 +70,7 @@ struct folder_check {
 	const struct tree	*t;
 	uint32_t		 chunk_size;
 	atomic_size_t		 next;
+	atomic_bool		 stop;		/* not wanted any more */
 	char			(*now)[PF_SHA256_HEX];	/* "" if unknown */
 	pthread_t		 tid[CHECK_THREADS];
 	size_t			 started;
@@ -107,7 +108,8 @@ check_thread(void *arg)
 	struct folder_check *c = arg;
 	size_t i;
 
-	while ((i = atomic_fetch_add(&c->next, 1)) < c->t->n)
+	while (!atomic_load(&c->stop) &&
+	    (i = atomic_fetch_add(&c->next, 1)) < c->t->n)
 		if (!c->t->e[i].dir)
 			receipt_now(c->t, &c->t->e[i], c->chunk_size,
 			    c->now[i]);
@@ -130,6 +132,7 @@ folder_check_start(const struct tree *t, uint32_t chunk_size)
 	c->t = t;
 	c->chunk_size = chunk_size;
 	atomic_init(&c->next, 0);
+	atomic_init(&c->stop, false);
 	while (c->started < n && pthread_create(&c->tid[c->started], NULL,
 	    check_thread, c) == 0)
 		c->started++;
@@ -157,6 +160,8 @@ folder_check_free(struct folder_check *c)
 {
 	if (c == NULL)
 		return;
+	/* A COMMIT that failed: no file read again for nothing. */
+	atomic_store(&c->stop, true);
 	check_wait(c);
 	free(c->now);
 	free(c);

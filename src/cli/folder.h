@@ -29,16 +29,16 @@ struct folder_check *folder_check_start(const struct tree *t,
     uint32_t chunk_size);
 /* Waits until c is done (NULL: nothing). */
 void folder_check_wait(struct folder_check *c);
-/* Waits, then frees c. */
+/* Stops c (the files not checked yet stay unknown), then frees it. */
 void folder_check_free(struct folder_check *c);
 
 /*
  * Reports a finished transfer r of t (r->status PF_OK): checks the
  * receipt the server gives each stored file against the local file (one
  * that differs changed while it was sent; r->check if the upload made
- * one, else made now), prints each refused or
- * changed file and a summary (or one JSON object with every file), and
- * returns EXIT_OK, or EXIT_PARTIAL if any file was not stored as it is.
+ * one, else made now), prints each refused or changed file and a
+ * summary (or one JSON object with every file), and returns EXIT_OK, or
+ * EXIT_PARTIAL if any file was not stored as it is.
  */
 int folder_report(const struct upload_result *r, struct tree *t,
     uint32_t chunk_size, bool json, bool quiet);

@@ -707,14 +707,15 @@ commit(struct upload *u, char *err, size_t errcap)
 		return rc;
 	pf_hex_encode(receipt, sizeof(receipt), j->r->digest);
 	/* The report's local checks, while the server checks its side. */
-	if (u->files != NULL && j->r->check == NULL)
+	if (u->files != NULL)
 		j->r->check = folder_check_start(j->o->tree, j->chunk_size);
 	rc = client_commit(u->ctl, j->r->digest, j->o->timeout_ms >
 	    COMMIT_TIMEOUT_MS ? j->o->timeout_ms : COMMIT_TIMEOUT_MS,
 	    u->files != NULL ? &j->r->files : NULL, err, errcap);
 	/* Before any worker may read the files again (a retry). */
-	folder_check_wait(j->r->check);
-	if (rc != PF_OK) {
+	if (rc == PF_OK)
+		folder_check_wait(j->r->check);
+	else {
 		folder_check_free(j->r->check);
 		j->r->check = NULL;
 	}
