@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "chunkio.h"
 #include "client.h"
 #include "login.h"
@@ -217,31 +218,45 @@ parse_limits(const json_t *j, struct client_opened *o)
 }
 
 /*
- * Sends OPEN j, unless it is longer than a server takes: a transfer's
- * list can be, with many entries or long paths, and is then refused here
- * with what to do, not by the server after it was sent.
+ * Sends OPEN j, with rq's manifest as its "files", unless it is longer
+ * than a server takes: a transfer's list can be, with many entries or
+ * long paths, and is then refused here with what to do, not by the
+ * server after it was sent.
  */
 static enum pf_status
 send_open(struct pf_conn *c, const json_t *j, const struct client_open_req *rq,
     char *err, size_t errcap)
 {
-	enum pf_status rc;
-	size_t len;
+	struct pf_buf b;
+	enum pf_status rc = PF_ENOMEM;
 	char *s;
 
 	if ((s = json_dumps(j, JSON_COMPACT)) == NULL)
-		return PF_ENOMEM;
-	if ((len = strlen(s)) > PROTO_MAX_OPEN) {
+		return rc;
+	/* The list, the OPEN's bulk, is text already. */
+	pf_buf_init(&b, SIZE_MAX / 2);
+	if (rq->files != NULL) {
+		pf_buf_add_json_opened(&b, s);
+		PF_BUF_ADD_LIT(&b, "\"files\":");
+		pf_buf_add(&b, rq->files, strlen(rq->files));
+		PF_BUF_ADD_LIT(&b, "}");
+	} else
+		pf_buf_add(&b, s, strlen(s));
+	free(s);
+	if (b.failed)
+		goto out;
+	if (b.len > PROTO_MAX_OPEN) {
 		snprintf(err, errcap, "the list of the transfer's %zu entries "
 		    "takes %.1f MiB, more than the %u MiB one transfer may "
-		    "list: send the folder in parts", json_array_size(
-		    rq->files), (double)len / (1024 * 1024),
+		    "list: send the folder in parts", rq->nfiles,
+		    (double)b.len / (1024 * 1024),
 		    PROTO_MAX_OPEN / (1024 * 1024));
-		free(s);
-		return PF_ETOOLARGE;
+		rc = PF_ETOOLARGE;
+		goto out;
 	}
-	rc = wire_send(c, PROTO_OPEN, s, len);
-	free(s);
+	rc = wire_send(c, PROTO_OPEN, b.p, b.len);
+out:
+	pf_buf_free(&b);
 	return rc;
 }
 
@@ -280,8 +295,7 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 	    (json_int_t)rq->size, "chunk_size", (json_int_t)rq->chunk_size,
 	    "head", head64);
 	if (j == NULL || (rq->resume != NULL && json_object_set_new(j,
-	    "resume", json_string(rq->resume)) == -1) || (rq->files != NULL &&
-	    json_object_set(j, "files", (json_t *)rq->files) == -1) ||
+	    "resume", json_string(rq->resume)) == -1) ||
 	    (rq->amend && rq->resume != NULL && json_object_set_new(j,
 	    "amend", json_true()) == -1) || (rq->pieces && rq->files !=
 	    NULL && json_object_set_new(j, "pieces", json_true()) == -1))

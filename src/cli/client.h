@@ -28,7 +28,9 @@ struct client_open_req {
 	uint32_t	 chunks;	/* what OPENED must report */
 	const char	*name;
 	const char	*resume;	/* session id to resume, or NULL */
-	const json_t	*files;		/* a transfer's manifest, or NULL */
+	const char	*files;		/* a transfer's manifest (its JSON
+					   array's text), or NULL */
+	size_t		 nfiles;	/* its entries */
 	bool		 amend;		/* resume with another manifest */
 	bool		 pieces;	/* ask for chunks hashed in pieces */
 };

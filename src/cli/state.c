@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "clock.h"
 #include "digest.h"
 #include "fsutil.h"
@@ -335,41 +337,46 @@ state_load(struct state *st, char sid[PROTO_ID_LEN + 1], json_t **layout)
 }
 
 enum pf_status
-state_save(struct state *st, const char *sid, const json_t *layout)
+state_save(struct state *st, const char *sid, const char *layout)
 {
 	char created[32], *text = NULL;
 	time_t now = time(NULL);
-	size_t len;
+	struct pf_buf b;
 	json_t *j;
 	enum pf_status rc = PF_ENOMEM;
 
 	pf_time_rfc3339(now, created);
+	pf_buf_init(&b, SIZE_MAX / 2);
 	/* json_pack refuses a string that is not UTF-8 (a path may not be). */
 	j = json_pack("{s:s,s:s,s:I,s:s,s:s,s:I,s:I,s:I,s:s,s:s}",
 	    "session", sid, "host", st->host, "port", (json_int_t)st->port,
 	    "user", st->user, "file", st->real, "size", (json_int_t)st->size,
 	    "mtime_ns", (json_int_t)st->mtime_ns, "chunk_size",
 	    (json_int_t)st->chunk_size, "name", st->name, "created", created);
-	if (j != NULL && layout != NULL && json_object_set(j, "layout",
-	    (json_t *)layout) == -1) {
-		json_decref(j);
-		j = NULL;
-	}
 	if (j == NULL || (text = json_dumps(j, JSON_COMPACT)) == NULL) {
 		log_warn("cannot record the resume state (is the path valid "
 		    "UTF-8?); this upload will not be resumable");
 		goto out;
 	}
+	/* The layout, a transfer's whole list, is text already. */
+	if (layout != NULL) {
+		pf_buf_add_json_opened(&b, text);
+		PF_BUF_ADD_LIT(&b, "\"layout\":");
+		pf_buf_add(&b, layout, strlen(layout));
+		PF_BUF_ADD_LIT(&b, "}");
+	} else
+		pf_buf_add(&b, text, strlen(text));
+	if (!PF_BUF_ADD_LIT(&b, "\n"))
+		goto out;
 	rc = PF_EIO;
-	len = strlen(text);
-	text[len++] = '\n';	/* json_dumps left room: it wrote a NUL */
 	/* A crash leaves the old state or the new one, never half of it. */
-	if (pf_write_atomic(AT_FDCWD, st->file, text, len, 0600) == -1) {
+	if (pf_write_atomic(AT_FDCWD, st->file, b.p, b.len, 0600) == -1) {
 		log_warn("cannot write %s: %s", st->file, strerror(errno));
 		goto out;
 	}
 	rc = PF_OK;
 out:
+	pf_buf_free(&b);
 	free(text);
 	json_decref(j);
 	return rc;

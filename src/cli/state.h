@@ -49,14 +49,14 @@ void state_load(struct state *st, char sid[PROTO_ID_LEN + 1],
     json_t **layout);
 
 /*
- * Writes the state file for session sid, with layout (borrowed; NULL
- * for none: a transfer's manifest as sent, to amend it on a rerun),
- * atomically (temporary file,
- * fsync, rename, then fsync of the directory), mode 0600, so a kill at
- * any moment leaves the old file or the new one. It holds no secret.
+ * Writes the state file for session sid, with layout (JSON text of an
+ * object, borrowed; NULL for none: a transfer's manifest as sent, to
+ * amend it on a rerun), atomically (temporary file, fsync, rename, then
+ * fsync of the directory), mode 0600, so a kill at any moment leaves the
+ * old file or the new one. It holds no secret.
  */
 enum pf_status state_save(struct state *st, const char *sid,
-    const json_t *layout);
+    const char *layout);
 
 /* Removes the state file (the session is complete or gone). */
 void state_remove(struct state *st);

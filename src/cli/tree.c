@@ -292,21 +292,68 @@ tree_manifest(const struct tree *t)
 	return a;
 }
 
+/* Entry i's change stamp (tree_stamps): its ctime in ns, 0 for a dir. */
+static int64_t
+stamp_of(const struct tree_entry *e)
+{
+	return e->dir ? 0 : (int64_t)e->ctim.tv_sec * 1000000000 +
+	    e->ctim.tv_nsec;
+}
+
 json_t *
 tree_stamps(const struct tree *t)
 {
 	json_t *a = json_array();
 
-	for (size_t i = 0; a != NULL && i < t->n; i++) {
-		const struct timespec *c = &t->e[i].ctim;
-
-		if (json_array_append_new(a, json_integer(t->e[i].dir ? 0 :
-		    (json_int_t)c->tv_sec * 1000000000 + c->tv_nsec)) == -1) {
+	for (size_t i = 0; a != NULL && i < t->n; i++)
+		if (json_array_append_new(a, json_integer(
+		    (json_int_t)stamp_of(&t->e[i]))) == -1) {
 			json_decref(a);
 			a = NULL;
 		}
-	}
 	return a;
+}
+
+bool
+tree_add_stamps(const struct tree *t, struct pf_buf *b)
+{
+	PF_BUF_ADD_LIT(b, "[");
+	for (size_t i = 0; i < t->n; i++) {
+		if (i > 0)
+			PF_BUF_ADD_LIT(b, ",");
+		pf_buf_add_int(b, stamp_of(&t->e[i]));
+	}
+	return PF_BUF_ADD_LIT(b, "]");
+}
+
+bool
+tree_add_manifest(const struct tree *t, struct pf_buf *b)
+{
+	PF_BUF_ADD_LIT(b, "[");
+	for (size_t i = 0; i < t->n; i++) {
+		const struct tree_entry *x = &t->e[i];
+
+		if (i > 0)
+			PF_BUF_ADD_LIT(b, ",");
+		PF_BUF_ADD_LIT(b, "{\"path\":");
+		pf_buf_add_json_string(b, x->rel);
+		if (x->dir) {
+			PF_BUF_ADD_LIT(b, ",\"dir\":true}");
+			continue;
+		}
+		PF_BUF_ADD_LIT(b, ",\"size\":");
+		pf_buf_add_int(b, (int64_t)x->size);
+		PF_BUF_ADD_LIT(b, ",\"mode\":");
+		pf_buf_add_int(b, x->mode);
+		PF_BUF_ADD_LIT(b, ",\"mtime\":");
+		pf_buf_add_int(b, x->mtime);
+		if (t->placed) {
+			PF_BUF_ADD_LIT(b, ",\"offset\":");
+			pf_buf_add_int(b, (int64_t)x->offset);
+		}
+		PF_BUF_ADD_LIT(b, "}");
+	}
+	return PF_BUF_ADD_LIT(b, "]");
 }
 
 /*

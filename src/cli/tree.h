@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "chunkhash.h"
 #include "digest.h"
 #include "filesum.h"
@@ -91,6 +92,15 @@ json_t *tree_manifest(const struct tree *t);
  * NULL on ENOMEM.
  */
 json_t *tree_stamps(const struct tree *t);
+
+/*
+ * tree_manifest's and tree_stamps' arrays appended to b as json_dumps
+ * writes them compact, written here: a jansson tree of 100,000 objects,
+ * dumped for the OPEN and again for the resume state, was most of what
+ * the client did before its first chunk. False as for pf_buf_add.
+ */
+bool tree_add_manifest(const struct tree *t, struct pf_buf *b);
+bool tree_add_stamps(const struct tree *t, struct pf_buf *b);
 
 /*
  * Indexes the files of t by offset, after their offsets were set (or

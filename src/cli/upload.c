@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "autotune.h"
+#include "buf.h"
 #include "chunkio.h"
 #include "client.h"
 #include "clock.h"
@@ -64,7 +65,8 @@ enum wake {
 struct upload {
 	struct job		 j;
 	char			*name;		/* the name asked for */
-	json_t			*files;		/* a transfer's manifest */
+	char			*files;		/* a transfer's manifest: the
+						   text of its JSON array */
 	struct state		*state;		/* NULL: not resumable */
 	bool			 state_gone;	/* the state file was removed */
 	struct pf_conn		*ctl;		/* the control connection */
@@ -227,6 +229,7 @@ static enum pf_status
 tree_payload(struct upload *u, struct tree *t)
 {
 	struct job *j = &u->j;
+	struct pf_buf b;
 
 	j->size = t->total;
 	if (proto_chunk_count(j->size, j->chunk_size,
@@ -235,8 +238,12 @@ tree_payload(struct upload *u, struct tree *t)
 		    "larger --chunk-size", PROTO_MAX_CHUNKS);
 		return PF_ETOOLARGE;
 	}
-	json_decref(u->files);
-	if ((u->files = tree_manifest(t)) == NULL) {
+	pf_buf_init(&b, SIZE_MAX / 2);
+	free(u->files);
+	if (!tree_add_manifest(t, &b) ||
+	    (u->files = pf_buf_steal(&b, NULL)) == NULL) {
+		pf_buf_free(&b);
+		u->files = NULL;
 		job_set_error(j, PF_ENOMEM, "out of memory");
 		return PF_ENOMEM;
 	}
@@ -332,17 +339,21 @@ plan_amend(struct upload *u, const json_t *layout)
 	const json_t *stamps = json_object_get(layout, "stamps");
 	json_int_t size = json_integer_value(json_object_get(layout,
 	    "size"));
-	json_t *now;
+	json_t *now, *files;
 	bool same;
 	enum pf_status rc;
 
 	if (old == NULL || size < 0)
 		return PF_OK;
 	/* A state saved before stamps were: the manifest alone decides. */
-	if ((now = tree_stamps(t)) == NULL)
+	if ((now = tree_stamps(t)) == NULL || (files = tree_manifest(t)) ==
+	    NULL) {
+		json_decref(now);
 		return PF_ENOMEM;
-	same = json_equal(u->files, old) && (stamps == NULL ||
+	}
+	same = json_equal(files, old) && (stamps == NULL ||
 	    json_equal(now, stamps));
+	json_decref(files);
 	json_decref(now);
 	if (same)
 		return PF_OK;
@@ -352,7 +363,10 @@ plan_amend(struct upload *u, const json_t *layout)
 	}
 	if ((rc = tree_payload(u, t)) != PF_OK)
 		return rc;
-	u->amend = !json_equal(u->files, old);
+	if ((files = tree_manifest(t)) == NULL)
+		return PF_ENOMEM;
+	u->amend = !json_equal(files, old);
+	json_decref(files);
 	if (u->amend)
 		log_info("the files changed since the interrupted run: "
 		    "amending session %s (%llu bytes of payload)",
@@ -465,7 +479,8 @@ control_try(struct upload *u, struct pf_conn **cp, struct client_opened *op,
 		goto out;
 	rq = (struct client_open_req){ &j->src, j->size, j->chunk_size,
 	    j->r->chunks, u->name, u->resume ? j->session : NULL, u->files,
-	    u->amend, (offer.features & CLIENT_FEATURE_PIECES) != 0 };
+	    o->tree != NULL ? o->tree->n : 0, u->amend,
+	    (offer.features & CLIENT_FEATURE_PIECES) != 0 };
 	snprintf(what, whatcap, "login failed");
 	if ((rc = client_login(c, o->user, o->secret, key, err,
 	    errcap)) != PF_OK)
@@ -496,15 +511,21 @@ out:
 static enum pf_status
 save_state(struct upload *u, const char *sid)
 {
-	json_t *layout = NULL;
-	enum pf_status rc;
+	struct pf_buf b;
+	enum pf_status rc = PF_ENOMEM;
 
-	if (u->files != NULL && (layout = json_pack("{s:I,s:O,s:o}", "size",
-	    (json_int_t)u->j.size, "files", u->files, "stamps",
-	    tree_stamps(u->j.o->tree))) == NULL)
-		return PF_ENOMEM;
-	rc = state_save(u->state, sid, layout);
-	json_decref(layout);
+	if (u->files == NULL)
+		return state_save(u->state, sid, NULL);
+	pf_buf_init(&b, SIZE_MAX / 2);
+	PF_BUF_ADD_LIT(&b, "{\"size\":");
+	pf_buf_add_int(&b, (int64_t)u->j.size);
+	PF_BUF_ADD_LIT(&b, ",\"files\":");
+	pf_buf_add(&b, u->files, strlen(u->files));
+	PF_BUF_ADD_LIT(&b, ",\"stamps\":");
+	tree_add_stamps(u->j.o->tree, &b);
+	if (PF_BUF_ADD_LIT(&b, "}"))
+		rc = state_save(u->state, sid, b.p);
+	pf_buf_free(&b);
 	return rc;
 }
 
@@ -948,7 +969,7 @@ upload_finish(struct upload *u)
 	ratelimit_free(j->limit);
 	if (j->src.fd != -1)
 		close(j->src.fd);
-	json_decref(u->files);
+	free(u->files);
 	queue_free(j->q);
 	free(j->digests);
 	free(u->name);

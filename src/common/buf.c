@@ -160,6 +160,19 @@ pf_buf_add_json_string(struct pf_buf *b, const char *s)
 	return PF_BUF_ADD_LIT(b, "\"");
 }
 
+bool
+pf_buf_add_json_opened(struct pf_buf *b, const char *obj)
+{
+	size_t n = strlen(obj);
+
+	if (n < 2 || obj[0] != '{' || obj[n - 1] != '}') {
+		b->failed = true;
+		return false;
+	}
+	pf_buf_add(b, obj, n - 1);
+	return n == 2 || PF_BUF_ADD_LIT(b, ",");
+}
+
 void
 pf_buf_consume(struct pf_buf *b, size_t n)
 {
