@@ -235,13 +235,7 @@ send_open(struct pf_conn *c, const json_t *j, const struct client_open_req *rq,
 		return rc;
 	/* The list, the OPEN's bulk, is text already. */
 	pf_buf_init(&b, SIZE_MAX / 2);
-	if (rq->files != NULL) {
-		pf_buf_add_json_opened(&b, s);
-		PF_BUF_ADD_LIT(&b, "\"files\":");
-		pf_buf_add(&b, rq->files, strlen(rq->files));
-		PF_BUF_ADD_LIT(&b, "}");
-	} else
-		pf_buf_add(&b, s, strlen(s));
+	pf_buf_add_json_with(&b, s, "files", rq->files);
 	free(s);
 	if (b.failed)
 		goto out;

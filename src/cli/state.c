@@ -359,13 +359,7 @@ state_save(struct state *st, const char *sid, const char *layout)
 		goto out;
 	}
 	/* The layout, a transfer's whole list, is text already. */
-	if (layout != NULL) {
-		pf_buf_add_json_opened(&b, text);
-		PF_BUF_ADD_LIT(&b, "\"layout\":");
-		pf_buf_add(&b, layout, strlen(layout));
-		PF_BUF_ADD_LIT(&b, "}");
-	} else
-		pf_buf_add(&b, text, strlen(text));
+	pf_buf_add_json_with(&b, text, "layout", layout);
 	if (!PF_BUF_ADD_LIT(&b, "\n"))
 		goto out;
 	rc = PF_EIO;

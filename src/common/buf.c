@@ -161,7 +161,8 @@ pf_buf_add_json_string(struct pf_buf *b, const char *s)
 }
 
 bool
-pf_buf_add_json_opened(struct pf_buf *b, const char *obj)
+pf_buf_add_json_with(struct pf_buf *b, const char *obj, const char *key,
+    const char *value)
 {
 	size_t n = strlen(obj);
 
@@ -169,8 +170,16 @@ pf_buf_add_json_opened(struct pf_buf *b, const char *obj)
 		b->failed = true;
 		return false;
 	}
+	if (value == NULL)
+		return pf_buf_add(b, obj, n);
 	pf_buf_add(b, obj, n - 1);
-	return n == 2 || PF_BUF_ADD_LIT(b, ",");
+	if (n > 2)
+		PF_BUF_ADD_LIT(b, ",");
+	PF_BUF_ADD_LIT(b, "\"");
+	pf_buf_add(b, key, strlen(key));
+	PF_BUF_ADD_LIT(b, "\":");
+	pf_buf_add(b, value, strlen(value));
+	return PF_BUF_ADD_LIT(b, "}");
 }
 
 void

@@ -49,13 +49,14 @@ bool pf_buf_add_int(struct pf_buf *b, int64_t v);
 bool pf_buf_add_json_string(struct pf_buf *b, const char *s);
 
 /*
- * Appends the text of a JSON object, obj ("{...}", compact), without its
- * closing brace and with a comma if it has members: ready for one more
- * member, written by the caller, and the "}". A large member (a list of
- * 100,000 entries) is then written once, not built as a jansson tree.
- * False as for pf_buf_add, and if obj is not "{...}".
+ * Appends the text of a JSON object, obj ("{...}", compact), with one
+ * more member at its end: "key":value, value being JSON text already (a
+ * list of 100,000 entries is then written once, not built as a jansson
+ * tree). value NULL: obj as it is. key must need no escape. False as
+ * for pf_buf_add, and if obj is not "{...}".
  */
-bool pf_buf_add_json_opened(struct pf_buf *b, const char *obj);
+bool pf_buf_add_json_with(struct pf_buf *b, const char *obj,
+    const char *key, const char *value);
 
 /* Drops the first n bytes (at most len), keeping the rest. */
 void pf_buf_consume(struct pf_buf *b, size_t n);

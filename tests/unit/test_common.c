@@ -103,9 +103,9 @@ test_buf_json(void **state)
 	pf_buf_free(&b);
 }
 
-/* An object's text opened for one more member, which parses whole. */
+/* An object's text with one more member, which parses whole. */
 static void
-test_buf_json_opened(void **state)
+test_buf_json_with(void **state)
 {
 	static const char *objs[] = { "{}", "{\"a\":1}", "{\"a\":[1,{}]}" };
 	struct pf_buf b;
@@ -114,8 +114,8 @@ test_buf_json_opened(void **state)
 	(void)state;
 	pf_buf_init(&b, 1 << 16);
 	for (size_t i = 0; i < sizeof(objs) / sizeof(objs[0]); i++) {
-		assert_true(pf_buf_add_json_opened(&b, objs[i]));
-		assert_true(PF_BUF_ADD_LIT(&b, "\"files\":[2,3]}"));
+		assert_true(pf_buf_add_json_with(&b, objs[i], "files",
+		    "[2,3]"));
 		assert_non_null(j = json_loads(b.p, JSON_REJECT_DUPLICATES,
 		    NULL));
 		assert_int_equal(json_object_size(j), i == 0 ? 1 : 2);
@@ -123,12 +123,16 @@ test_buf_json_opened(void **state)
 		    2);
 		json_decref(j);
 		pf_buf_free(&b);
+		/* No value: the object as it is. */
+		assert_true(pf_buf_add_json_with(&b, objs[i], "files", NULL));
+		assert_string_equal(b.p, objs[i]);
+		pf_buf_free(&b);
 	}
-	/* Not an object's text: nothing to open. */
-	assert_false(pf_buf_add_json_opened(&b, "[]"));
+	/* Not an object's text: nothing to add to. */
+	assert_false(pf_buf_add_json_with(&b, "[]", "files", "1"));
 	assert_true(b.failed);
 	pf_buf_free(&b);
-	assert_false(pf_buf_add_json_opened(&b, "{"));
+	assert_false(pf_buf_add_json_with(&b, "{", "files", NULL));
 	pf_buf_free(&b);
 }
 
@@ -326,7 +330,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf_grows_to_max),
 		cmocka_unit_test(test_buf_json),
-		cmocka_unit_test(test_buf_json_opened),
+		cmocka_unit_test(test_buf_json_with),
 		cmocka_unit_test(test_buf_consume_steal_secret),
 		cmocka_unit_test(test_write_atomic),
 		cmocka_unit_test(test_write_atomic_fails_whole),
