@@ -360,8 +360,11 @@ state_save(struct state *st, const char *sid, const char *layout)
 	}
 	/* The layout, a transfer's whole list, is text already. */
 	pf_buf_add_json_with(&b, text, "layout", layout);
-	if (!PF_BUF_ADD_LIT(&b, "\n"))
+	if (!PF_BUF_ADD_LIT(&b, "\n")) {
+		log_warn("cannot record the resume state: out of memory; "
+		    "this upload will not be resumable");
 		goto out;
+	}
 	rc = PF_EIO;
 	/* A crash leaves the old state or the new one, never half of it. */
 	if (pf_write_atomic(AT_FDCWD, st->file, b.p, b.len, 0600) == -1) {

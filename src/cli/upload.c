@@ -349,7 +349,7 @@ plan_amend(struct upload *u, const json_t *layout)
 	if ((now = tree_stamps(t)) == NULL || (files = tree_manifest(t)) ==
 	    NULL) {
 		json_decref(now);
-		return PF_ENOMEM;
+		goto nomem;
 	}
 	same = json_equal(files, old) && (stamps == NULL ||
 	    json_equal(now, stamps));
@@ -364,7 +364,7 @@ plan_amend(struct upload *u, const json_t *layout)
 	if ((rc = tree_payload(u, t)) != PF_OK)
 		return rc;
 	if ((files = tree_manifest(t)) == NULL)
-		return PF_ENOMEM;
+		goto nomem;
 	u->amend = !json_equal(files, old);
 	json_decref(files);
 	if (u->amend)
@@ -372,6 +372,10 @@ plan_amend(struct upload *u, const json_t *layout)
 		    "amending session %s (%llu bytes of payload)",
 		    u->j.session, (unsigned long long)t->total);
 	return PF_OK;
+nomem:
+	/* The run's outcome, not a silent end: open_state's caller stops. */
+	job_set_error(&u->j, PF_ENOMEM, "out of memory");
+	return PF_ENOMEM;
 }
 
 /*
