@@ -310,11 +310,14 @@ empty_dir(int dirfd, const char *id)
 	payload_remove(dirfd);
 }
 
+static void drop_unlisted(struct storage *s, const char *id);
+
 void
 storage_staging_discard(struct storage *s, struct staging *st)
 {
 	if (st == NULL)
 		return;
+	drop_unlisted(s, st->id);
 	if (st->dirfd == -1)
 		st->dirfd = storage_open_dir(s->stagingfd, st->id);
 	if (st->dirfd != -1)
@@ -580,6 +583,30 @@ remove_all(int dirfd)
 	}
 	closedir(dir);
 	return rc;
+}
+
+/*
+ * Removes <root>/<id> if it has no metadata: what a COMMIT cut short (a
+ * crash while it named a transfer's files) left of a session that then
+ * ended. Nothing lists those files, and nothing else would free them.
+ */
+static void
+drop_unlisted(struct storage *s, const char *id)
+{
+	int dirfd;
+
+	if ((dirfd = storage_open_dir(s->rootfd, id)) == -1)
+		return;
+	if (faccessat(dirfd, STORAGE_META_NAME, F_OK,
+	    AT_SYMLINK_NOFOLLOW) == -1 && errno == ENOENT) {
+		if (remove_all(dirfd) == -1 ||
+		    unlinkat(s->rootfd, id, AT_REMOVEDIR) == -1)
+			log_warn("%s: %s: %s", __func__, id, strerror(errno));
+		else
+			log_info("session %s: removed the files its unfinished "
+			    "COMMIT had named", id);
+	}
+	close(dirfd);
 }
 
 enum pf_status

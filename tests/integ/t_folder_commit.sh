@@ -147,4 +147,33 @@ kill_in_commit "$C"
 rm -f "$STORAGE/.staging/.boot"
 rerun_after_kill "$C" "killed, rebooted"
 
+# --- killed while it names the files, then never rerun ---------------
+# The session expires; the files its COMMIT had named go with it: a
+# transfer's directory without metadata is listed by no one, and would
+# hold its bytes for ever.
+start_server --port "$PORT"
+E=$T/e
+tree "$E"
+kill_in_commit "$E"
+unlisted() {
+	find "$STORAGE" -mindepth 1 -maxdepth 1 -type d ! -name '.*' |
+	    while read -r d; do
+		[ -e "$d/.paraflow.json" ] || echo "$d"
+	done
+}
+echo "# left unlisted by the kill: $(unlisted | wc -l)"
+listed=$(($(stored_count) - $(unlisted | wc -l)))
+start_server --port "$PORT" --staging-ttl 2
+for ((i = 0; i < 300; i++)); do
+	staging_empty && [ -z "$(unlisted)" ] && break
+	sleep 0.1
+done
+check "never rerun: the session expires, its staging area goes" \
+    staging_empty
+check "never rerun: no transfer directory without metadata is left" \
+    test -z "$(unlisted)"
+check_eq "never rerun: every stored transfer is still there" "$listed" \
+    "$(stored_count)"
+stop_server
+
 done_testing
