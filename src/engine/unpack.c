@@ -29,7 +29,10 @@
  * the CPUs), each taking UNPACK_BATCH entries at a time (neighbours in
  * manifest order share a directory): a file's policy check (libmagic,
  * ~0.5 ms) and its receipt are CPU, and thousands of them made COMMIT
- * far longer than the transfer of the data.
+ * far longer than the transfer of the data. The caller names each batch
+ * as soon as it is staged, in order: renames between directories go one
+ * at a time (the filesystem's rename lock), so one thread does them all,
+ * while the others stage.
  */
 #define UNPACK_WORKERS	4
 #define UNPACK_BATCH	32
@@ -44,6 +47,11 @@ struct unpack_job {
 	atomic_size_t		 streamed;	/* receipts the stream gave */
 	atomic_size_t		 next;		/* the next entry to take */
 	atomic_int		 rc;		/* first failure, or PF_OK */
+	/* Under lock: each batch staged, and the stagers still at it. */
+	pthread_mutex_t		 lock;
+	pthread_cond_t		 change;	/* either changed */
+	bool			*staged;	/* per batch */
+	size_t			 stagers;
 };
 
 /* One worker's copies. */
@@ -223,15 +231,18 @@ out:
 	return rc;
 }
 
-/* Gives every staged file its name, and makes the empty directories. */
+/*
+ * Gives staged entries from to end their names, and makes the empty
+ * directories.
+ */
 static enum pf_status
-place_files(struct unpack *u, struct manifest *m)
+place_range(struct unpack *u, struct manifest *m, size_t from, size_t end)
 {
 	char dir[PROTO_MAX_PATH + 1], tmp[32], name[PAYLOAD_NAME_MAX];
 	const char *base;
 	int dfd;
 
-	for (size_t i = 0; i < m->n; i++) {
+	for (size_t i = from; i < end; i++) {
 		struct manifest_file *f = &m->f[i];
 
 		if (f->status != PF_OK)
@@ -302,6 +313,13 @@ job_fail(struct unpack_job *job, enum pf_status rc)
 	atomic_compare_exchange_strong(&job->rc, &ok, (int)rc);
 }
 
+/* The end of the batch that starts at entry i. */
+static size_t
+batch_end(const struct unpack_job *job, size_t i)
+{
+	return i + UNPACK_BATCH < job->m->n ? i + UNPACK_BATCH : job->m->n;
+}
+
 /* Stages batches of entries until none is left or a worker failed. */
 static enum pf_status
 stage_batches(struct unpack *u)
@@ -312,17 +330,23 @@ stage_batches(struct unpack *u)
 
 	while (atomic_load(&job->rc) == PF_OK &&
 	    (i = atomic_fetch_add(&job->next, UNPACK_BATCH)) < job->m->n) {
-		end = i + UNPACK_BATCH < job->m->n ? i + UNPACK_BATCH :
-		    job->m->n;
-		for (; i < end && atomic_load(&job->rc) == PF_OK; i++) {
+		size_t batch = i / UNPACK_BATCH;
+
+		for (end = batch_end(job, i); i < end; i++) {
 			struct manifest_file *f = &job->m->f[i];
 
+			if (atomic_load(&job->rc) != PF_OK)
+				return PF_OK;
 			if (f->status == PF_OK && !f->dir &&
 			    (rc = stage_file(u, job->p, f, i)) != PF_OK) {
 				job_fail(job, rc);
 				return rc;
 			}
 		}
+		pthread_mutex_lock(&job->lock);
+		job->staged[batch] = true;
+		pthread_cond_broadcast(&job->change);
+		pthread_mutex_unlock(&job->lock);
 	}
 	return PF_OK;
 }
@@ -330,7 +354,13 @@ stage_batches(struct unpack *u)
 static void *
 worker_main(void *arg)
 {
+	struct unpack_job *job = ((struct unpack *)arg)->job;
+
 	stage_batches(arg);
+	pthread_mutex_lock(&job->lock);
+	job->stagers--;
+	pthread_cond_broadcast(&job->change);
+	pthread_mutex_unlock(&job->lock);
 	return NULL;
 }
 
@@ -366,39 +396,80 @@ worker_count(const struct manifest *m)
 }
 
 /*
- * Stages every file, u (the caller's worker) and up to UNPACK_WORKERS - 1
- * threads together; each entry is one worker's alone (its status, reason
- * and receipt in m). A thread that cannot start leaves its share to the
- * others.
+ * Names the batches in order, each once it is staged; PF_OK once all
+ * are, else the first failure (a stager's, or its own). *staged is when
+ * the last batch was.
  */
 static enum pf_status
-stage_all(struct unpack *u)
+name_batches(struct unpack *u, uint64_t *staged)
 {
-	struct unpack w[UNPACK_WORKERS - 1];
-	size_t n = worker_count(u->job->m) - 1, started = 0;
+	struct unpack_job *job = u->job;
+	enum pf_status rc;
+	bool ready;
+
+	for (size_t i = 0; i < job->m->n; i += UNPACK_BATCH) {
+		pthread_mutex_lock(&job->lock);
+		while (!(ready = job->staged[i / UNPACK_BATCH]) &&
+		    job->stagers > 0 && atomic_load(&job->rc) == PF_OK)
+			pthread_cond_wait(&job->change, &job->lock);
+		pthread_mutex_unlock(&job->lock);
+		if (!ready)
+			return (rc = (enum pf_status)atomic_load(&job->rc)) !=
+			    PF_OK ? rc : PF_EINTERNAL;
+		*staged = pf_now_ms();
+		if ((rc = place_range(u, job->m, i, batch_end(job, i))) !=
+		    PF_OK) {
+			job_fail(job, rc);
+			return rc;
+		}
+	}
+	return PF_OK;
+}
+
+/*
+ * Stages every file on up to UNPACK_WORKERS threads and names them on
+ * u's (the caller's), each entry one stager's alone (its status, reason
+ * and receipt in m); *staged is when the last batch was. Without a
+ * thread, u stages them all first.
+ */
+static enum pf_status
+stage_and_name(struct unpack *u, uint64_t *staged)
+{
+	struct unpack_job *job = u->job;
+	struct unpack w[UNPACK_WORKERS];
+	size_t n = worker_count(job->m), started = 0;
+	enum pf_status rc;
 
 	for (size_t k = 0; k < n; k++) {
 		w[k] = *u;
+		pthread_mutex_lock(&job->lock);
+		job->stagers++;
+		pthread_mutex_unlock(&job->lock);
 		if (worker_init(&w[k]) != PF_OK ||
 		    pthread_create(&w[k].tid, NULL, worker_main, &w[k]) != 0) {
 			log_warn("%s: %s: a worker did not start", __func__,
 			    u->st->id);
+			pthread_mutex_lock(&job->lock);
+			job->stagers--;
+			pthread_mutex_unlock(&job->lock);
 			worker_free(&w[k]);
 			break;
 		}
 		started++;
 	}
-	stage_batches(u);
+	if (started == 0)
+		stage_batches(u);
+	rc = name_batches(u, staged);
 	for (size_t k = 0; k < started; k++) {
 		pthread_join(w[k].tid, NULL);
 		worker_free(&w[k]);
 	}
-	return (enum pf_status)atomic_load(&u->job->rc);
+	return rc;
 }
 
 /*
- * Checks every file, then names them all; see unpack_transfer. Their
- * data is durable already (each chunk was synced before its ACK).
+ * Checks every file and names it; see unpack_transfer. Their data is
+ * durable already (each chunk was synced before its ACK).
  */
 static enum pf_status
 unpack_all(struct unpack *u)
@@ -406,16 +477,14 @@ unpack_all(struct unpack *u)
 	enum pf_status rc;
 	uint64_t t[4];
 
-	t[0] = pf_now_ms();
-	if ((rc = stage_all(u)) != PF_OK)
-		return rc;
-	t[1] = pf_now_ms();
-	if ((rc = place_files(u, u->job->m)) != PF_OK)
+	t[0] = t[1] = pf_now_ms();
+	if ((rc = stage_and_name(u, &t[1])) != PF_OK)
 		return rc;
 	t[2] = pf_now_ms();
 	/* One sync for all: thousands of fsyncs would cost far more. */
 	rc = sync_all(u, u->job->m);
 	t[3] = pf_now_ms();
+	/* Named in: what naming took past the last staged batch. */
 	log_info("%s: %zu entries: staged in %llu ms (no copy), %zu judged "
 	    "early, %zu receipts streamed, named in %llu, names synced in "
 	    "%llu", u->st->id, u->job->m->n, (unsigned long long)(t[1] -
@@ -438,6 +507,13 @@ unpack_transfer(struct storage *s, struct staging *st, uint32_t chunk_size,
 
 	if (atomic_load(&st->broken) != PF_OK)
 		return (enum pf_status)atomic_load(&st->broken);
+	pthread_mutex_init(&job.lock, NULL);
+	pthread_cond_init(&job.change, NULL);
+	if ((job.staged = calloc(m->n / UNPACK_BATCH + 1,
+	    sizeof(*job.staged))) == NULL) {
+		rc = PF_ENOMEM;
+		goto out;
+	}
 	if ((rc = worker_init(&u)) != PF_OK)
 		goto out;
 	/* The directory may be left from an attempt cut short: reuse it. */
@@ -470,6 +546,9 @@ unpack_transfer(struct storage *s, struct staging *st, uint32_t chunk_size,
 	rc = PF_OK;
 out:
 	worker_free(&u);
+	free(job.staged);
+	pthread_cond_destroy(&job.change);
+	pthread_mutex_destroy(&job.lock);
 	if (u.topfd != -1)
 		close(u.topfd);
 	if (rc == PF_OK)
