@@ -51,7 +51,9 @@ struct unpack_job {
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 change;	/* either changed */
 	bool			*staged;	/* per batch */
+	size_t			 nstaged;	/* batches staged */
 	size_t			 stagers;
+	uint64_t		 staged_ms;	/* when the last one was */
 };
 
 /* One worker's copies. */
@@ -345,6 +347,9 @@ stage_batches(struct unpack *u)
 		}
 		pthread_mutex_lock(&job->lock);
 		job->staged[batch] = true;
+		if (++job->nstaged == (job->m->n + UNPACK_BATCH - 1) /
+		    UNPACK_BATCH)
+			job->staged_ms = pf_now_ms();
 		pthread_cond_broadcast(&job->change);
 		pthread_mutex_unlock(&job->lock);
 	}
@@ -397,11 +402,10 @@ worker_count(const struct manifest *m)
 
 /*
  * Names the batches in order, each once it is staged; PF_OK once all
- * are, else the first failure (a stager's, or its own). *staged is when
- * the last batch was.
+ * are, else the first failure (a stager's, or its own).
  */
 static enum pf_status
-name_batches(struct unpack *u, uint64_t *staged)
+name_batches(struct unpack *u)
 {
 	struct unpack_job *job = u->job;
 	enum pf_status rc;
@@ -416,7 +420,6 @@ name_batches(struct unpack *u, uint64_t *staged)
 		if (!ready)
 			return (rc = (enum pf_status)atomic_load(&job->rc)) !=
 			    PF_OK ? rc : PF_EINTERNAL;
-		*staged = pf_now_ms();
 		if ((rc = place_range(u, job->m, i, batch_end(job, i))) !=
 		    PF_OK) {
 			job_fail(job, rc);
@@ -429,11 +432,10 @@ name_batches(struct unpack *u, uint64_t *staged)
 /*
  * Stages every file on up to UNPACK_WORKERS threads and names them on
  * u's (the caller's), each entry one stager's alone (its status, reason
- * and receipt in m); *staged is when the last batch was. Without a
- * thread, u stages them all first.
+ * and receipt in m). Without a thread, u stages them all first.
  */
 static enum pf_status
-stage_and_name(struct unpack *u, uint64_t *staged)
+stage_and_name(struct unpack *u)
 {
 	struct unpack_job *job = u->job;
 	struct unpack w[UNPACK_WORKERS];
@@ -459,7 +461,7 @@ stage_and_name(struct unpack *u, uint64_t *staged)
 	}
 	if (started == 0)
 		stage_batches(u);
-	rc = name_batches(u, staged);
+	rc = name_batches(u);
 	for (size_t k = 0; k < started; k++) {
 		pthread_join(w[k].tid, NULL);
 		worker_free(&w[k]);
@@ -477,14 +479,15 @@ unpack_all(struct unpack *u)
 	enum pf_status rc;
 	uint64_t t[4];
 
-	t[0] = t[1] = pf_now_ms();
-	if ((rc = stage_and_name(u, &t[1])) != PF_OK)
+	t[0] = pf_now_ms();
+	if ((rc = stage_and_name(u)) != PF_OK)
 		return rc;
+	t[1] = u->job->staged_ms > t[0] ? u->job->staged_ms : t[0];
 	t[2] = pf_now_ms();
 	/* One sync for all: thousands of fsyncs would cost far more. */
 	rc = sync_all(u, u->job->m);
 	t[3] = pf_now_ms();
-	/* Named in: what naming took past the last staged batch. */
+	/* Named in: what naming took past the last batch's staging. */
 	log_info("%s: %zu entries: staged in %llu ms (no copy), %zu judged "
 	    "early, %zu receipts streamed, named in %llu, names synced in "
 	    "%llu", u->st->id, u->job->m->n, (unsigned long long)(t[1] -
