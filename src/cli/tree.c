@@ -341,14 +341,14 @@ tree_add_manifest(const struct tree *t, struct pf_buf *b)
 			PF_BUF_ADD_LIT(b, ",\"dir\":true}");
 			continue;
 		}
-		PF_BUF_ADD_LIT(b, ",\"size\":");
+		PF_BUF_ADD_KEY(b, "size");
 		pf_buf_add_int(b, (int64_t)x->size);
-		PF_BUF_ADD_LIT(b, ",\"mode\":");
+		PF_BUF_ADD_KEY(b, "mode");
 		pf_buf_add_int(b, x->mode);
-		PF_BUF_ADD_LIT(b, ",\"mtime\":");
+		PF_BUF_ADD_KEY(b, "mtime");
 		pf_buf_add_int(b, x->mtime);
 		if (t->placed) {
-			PF_BUF_ADD_LIT(b, ",\"offset\":");
+			PF_BUF_ADD_KEY(b, "offset");
 			pf_buf_add_int(b, (int64_t)x->offset);
 		}
 		PF_BUF_ADD_LIT(b, "}");
@@ -383,13 +383,13 @@ tree_hash(struct tree *t)
 		} else {
 			PF_BUF_ADD_LIT(&b, "\"mode\":");
 			pf_buf_add_int(&b, x->mode);
-			PF_BUF_ADD_LIT(&b, ",\"mtime\":");
+			PF_BUF_ADD_KEY(&b, "mtime");
 			pf_buf_add_int(&b, x->mtime);
 		}
-		PF_BUF_ADD_LIT(&b, ",\"path\":");
+		PF_BUF_ADD_KEY(&b, "path");
 		pf_buf_add_json_string(&b, x->rel);
 		if (!x->dir) {
-			PF_BUF_ADD_LIT(&b, ",\"size\":");
+			PF_BUF_ADD_KEY(&b, "size");
 			pf_buf_add_int(&b, (int64_t)x->size);
 		}
 		PF_BUF_ADD_LIT(&b, "}");

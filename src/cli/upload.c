@@ -523,9 +523,9 @@ save_state(struct upload *u, const char *sid)
 	pf_buf_init(&b, SIZE_MAX / 2);
 	PF_BUF_ADD_LIT(&b, "{\"size\":");
 	pf_buf_add_int(&b, (int64_t)u->j.size);
-	PF_BUF_ADD_LIT(&b, ",\"files\":");
+	PF_BUF_ADD_KEY(&b, "files");
 	pf_buf_add(&b, u->files, strlen(u->files));
-	PF_BUF_ADD_LIT(&b, ",\"stamps\":");
+	PF_BUF_ADD_KEY(&b, "stamps");
 	tree_add_stamps(u->j.o->tree, &b);
 	if (PF_BUF_ADD_LIT(&b, "}"))
 		rc = state_save(u->state, sid, b.p);

@@ -34,6 +34,9 @@ bool pf_buf_add(struct pf_buf *b, const void *p, size_t n);
 /* pf_buf_add of a string literal, its length counted by the compiler. */
 #define PF_BUF_ADD_LIT(b, lit)	pf_buf_add((b), (lit), sizeof(lit) - 1)
 
+/* Appends ,"key": of a JSON object being written (key a literal). */
+#define PF_BUF_ADD_KEY(b, key)	PF_BUF_ADD_LIT((b), ",\"" key "\":")
+
 /* Appends formatted text; false as for pf_buf_add. */
 bool pf_buf_printf(struct pf_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -867,7 +867,7 @@ complete_text(struct session *s, enum manifest_form form, struct pf_buf *b)
 	pf_buf_add(b, head, strlen(head) - 1);
 	free(head);
 	if (m != NULL) {
-		PF_BUF_ADD_LIT(b, ",\"files\":");
+		PF_BUF_ADD_KEY(b, "files");
 		manifest_dump(m, form, b);
 	}
 	return PF_BUF_ADD_LIT(b, "}");

@@ -570,15 +570,15 @@ canon_entry(struct pf_buf *b, const json_t *e, const struct manifest_file *f)
 	}
 	PF_BUF_ADD_LIT(b, "{\"mode\":");
 	add_member(b, e, "mode");
-	PF_BUF_ADD_LIT(b, ",\"mtime\":");
+	PF_BUF_ADD_KEY(b, "mtime");
 	add_member(b, e, "mtime");
 	if (json_object_get(e, "offset") != NULL) {
-		PF_BUF_ADD_LIT(b, ",\"offset\":");
+		PF_BUF_ADD_KEY(b, "offset");
 		add_member(b, e, "offset");
 	}
-	PF_BUF_ADD_LIT(b, ",\"path\":");
+	PF_BUF_ADD_KEY(b, "path");
 	pf_buf_add_json_string(b, f->client);
-	PF_BUF_ADD_LIT(b, ",\"size\":");
+	PF_BUF_ADD_KEY(b, "size");
 	add_member(b, e, "size");
 	PF_BUF_ADD_LIT(b, "}");
 }
@@ -703,9 +703,6 @@ out:
 	return rc;
 }
 
-/* Appends ,"key": (key a literal) to b. */
-#define ADD_KEY(b, key)	PF_BUF_ADD_LIT((b), ",\"" key "\":")
-
 /* Appends s as a JSON string, or null. */
 static void
 add_string(struct pf_buf *b, const char *s)
@@ -722,26 +719,26 @@ dump_whole(const struct manifest_file *f, bool staged, struct pf_buf *b)
 {
 	PF_BUF_ADD_LIT(b, "{\"client\":");
 	pf_buf_add_json_string(b, f->client);
-	ADD_KEY(b, "path");
+	PF_BUF_ADD_KEY(b, "path");
 	add_string(b, f->path);
-	ADD_KEY(b, "dir");
+	PF_BUF_ADD_KEY(b, "dir");
 	if (f->dir)
 		PF_BUF_ADD_LIT(b, "true");
 	else
 		PF_BUF_ADD_LIT(b, "false");
-	ADD_KEY(b, "size");
+	PF_BUF_ADD_KEY(b, "size");
 	pf_buf_add_int(b, (int64_t)f->size);
-	ADD_KEY(b, "mode");
+	PF_BUF_ADD_KEY(b, "mode");
 	pf_buf_add_int(b, f->mode);
-	ADD_KEY(b, "mtime");
+	PF_BUF_ADD_KEY(b, "mtime");
 	pf_buf_add_int(b, f->mtime);
-	ADD_KEY(b, "status");
+	PF_BUF_ADD_KEY(b, "status");
 	pf_buf_add_int(b, (int)f->status);
-	ADD_KEY(b, "reason");
+	PF_BUF_ADD_KEY(b, "reason");
 	add_string(b, f->reason);
 	/* Where its bytes lie: staging's business, not a list's. */
 	if (staged && !f->dir) {
-		ADD_KEY(b, "offset");
+		PF_BUF_ADD_KEY(b, "offset");
 		pf_buf_add_int(b, (int64_t)f->offset);
 	}
 }
@@ -753,7 +750,7 @@ dump_short(const struct manifest_file *f, struct pf_buf *b)
 	PF_BUF_ADD_LIT(b, "{\"path\":");
 	add_string(b, f->path);
 	if (f->reason != NULL) {
-		ADD_KEY(b, "reason");
+		PF_BUF_ADD_KEY(b, "reason");
 		add_string(b, f->reason);
 	}
 }
@@ -777,12 +774,12 @@ manifest_dump(const struct manifest *m, enum manifest_form form,
 			dump_whole(f, form == MANIFEST_STAGED, b);
 		/* A list's: how it ended. */
 		if (form != MANIFEST_STAGED) {
-			ADD_KEY(b, "state");
+			PF_BUF_ADD_KEY(b, "state");
 			add_string(b, f->status == PF_OK ? "stored" :
 			    pf_status_name(f->status));
 		}
 		if (form != MANIFEST_STAGED && f->digest[0]) {
-			ADD_KEY(b, "digest");
+			PF_BUF_ADD_KEY(b, "digest");
 			add_string(b, f->digest);
 		}
 		PF_BUF_ADD_LIT(b, "}");
