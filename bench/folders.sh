@@ -21,7 +21,10 @@
 # (default /dev/shm) holds the trees, DISK_DIR (default /var/tmp) every
 # receiver's storage. BASE_BIN (a build directory of another version)
 # adds that paraflow and paraflowd as a fifth peer, "base": two versions
-# compared in one run.
+# compared in one run. RSYNC_ALSO (another rsync binary, e.g. an older
+# release unpacked with apt-get download and dpkg -x) adds it, client and
+# daemon, as the peer "rsync2": Debian 12's rsync went from 3.2.7 to
+# 3.5.0 in a security update, and the two differ here.
 set -eu
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/sshd.sh"
@@ -87,7 +90,7 @@ timed() {
 	diff -r -q "$src" $got >/dev/null || {
 		echo "$name: the copy differs"; return 1; }
 	secs=$(echo "$t1 - $t0" | bc)
-	echo "$secs" >>"$work/t.${name//[^a-z]/}"
+	echo "$secs" >>"$work/t.${name//[^a-z0-9]/}"
 	printf '  %-10s %8.2f s\n' "$name" "$secs"
 }
 
@@ -117,6 +120,19 @@ sed -e "s|@RUN@|$work/run|" -e "s|@PORT@|$rs_port|" \
     -e "s|@GROUP@|$(id -gn)|" "$top/bench/rsyncd.conf" >"$work/run/rs.conf"
 rsync --daemon --no-detach --config="$work/run/rs.conf" &
 pids+=($!)
+if [ -n "${RSYNC_ALSO:-}" ]; then
+	rs2_port=$(free_port)
+	mkdir -p "$dwork/rsync2" "$work/run2"
+	sed -e "s|@RUN@|$work/run2|" -e "s|@PORT@|$rs2_port|" \
+	    -e "s|@ROOT@|$dwork/rsync2|" -e "s|@USER@|$(id -un)|" \
+	    -e "s|@GROUP@|$(id -gn)|" "$top/bench/rsyncd.conf" \
+	    >"$work/run2/rs.conf"
+	"$RSYNC_ALSO" --daemon --no-detach --config="$work/run2/rs.conf" &
+	pids+=($!)
+	wait_port "$rs2_port"
+	echo "rsync: $(rsync --version | head -n 1);" \
+	    "rsync2: $("$RSYNC_ALSO" --version | head -n 1)"
+fi
 sshd_up
 wait_port "$pf_port"
 wait_port "$rs_port"
@@ -164,6 +180,10 @@ run_one() {
 		timed rsync "$t" "$dwork/rsync/$1" rsync -r "$t" \
 		    "rsync://127.0.0.1:$rs_port/bench/" || true
 		aside "$dwork/rsync/$1" ;;
+	rsync2)
+		timed rsync2 "$t" "$dwork/rsync2/$1" "$RSYNC_ALSO" -r "$t" \
+		    "rsync://127.0.0.1:$rs2_port/bench/" || true
+		aside "$dwork/rsync2/$1" ;;
 	scp)
 		mkdir -p "$dwork/scp"
 		timed 'scp -r' "$t" "$dwork/scp/$1" scp -q -r -P "$ssh_port" \
@@ -176,6 +196,7 @@ run_one() {
 run_tree() {
 	local t=$work/$1 tools=(paraflow tar rsync scp) r k m pf
 	[ -z "${BASE_BIN:-}" ] || tools+=(base)
+	[ -z "${RSYNC_ALSO:-}" ] || tools+=(rsync2)
 	tree "$t" "$2" "$3"
 	bytes=$(du -sb "$t" | cut -f1)
 	echo "== $1: $(find "$t" -type f | wc -l) files, $((bytes / 1048576))" \
@@ -189,9 +210,9 @@ run_tree() {
 	done
 	pf=$(median <"$work/t.paraflow")
 	echo " median of $rounds:"
-	for k in paraflow base 'tar|nc' rsync 'scp -r'; do
-		[ -s "$work/t.${k//[^a-z]/}" ] || continue
-		m=$(median <"$work/t.${k//[^a-z]/}")
+	for k in paraflow base 'tar|nc' rsync rsync2 'scp -r'; do
+		[ -s "$work/t.${k//[^a-z0-9]/}" ] || continue
+		m=$(median <"$work/t.${k//[^a-z0-9]/}")
 		printf '  %-10s %8.2f s  %8.1f MB/s  %5.2fx paraflow'"'"'s time\n' \
 		    "$k" "$m" "$(echo "$bytes / $m / 1000000" | bc -l)" \
 		    "$(echo "$m / $pf" | bc -l)"
