@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -173,6 +174,7 @@ judge_file(struct judge_work *w, const struct policy *p, int fd,
 
 	v->status = PF_OK;
 	v->reason = NULL;
+	v->size = UINT64_MAX;
 	w->blen = 0;
 	/* The first piece, which the receipt then finds in the buffer. */
 	if ((rc = read_at(w, fd, first, 0)) != PF_OK)
@@ -197,8 +199,9 @@ judge_file(struct judge_work *w, const struct policy *p, int fd,
 
 /*
  * Judges entry i of j in its backing file: reads only (a change, even of
- * its mtime, would give the next group commit's sync more to write). A
- * failure leaves no verdict: COMMIT judges the file again.
+ * its mtime, would give the next group commit's sync more to write). Its
+ * size then spares COMMIT a look of its own. A failure leaves no
+ * verdict: COMMIT judges the file again.
  */
 static bool
 judge_entry(struct judge *j, struct judge_work *w, uint32_t i)
@@ -215,8 +218,13 @@ judge_entry(struct judge *j, struct judge_work *w, uint32_t i)
 			return false;
 	}
 	if (judge_file(w, j->jp->p, fd, f->size, j->chunk_size,
-	    manifest_streamed(f, j->chunk_size), v, &j->stop) == PF_OK)
+	    manifest_streamed(f, j->chunk_size), v, &j->stop) == PF_OK) {
+		struct stat sb;
+
+		if (fd != -1 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
+			v->size = (uint64_t)sb.st_size;
 		j->has[i] = 1;
+	}
 	else {
 		free(v->reason);
 		v->reason = NULL;

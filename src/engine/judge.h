@@ -28,6 +28,7 @@ struct judge_verdict {
 	enum pf_status	 status;	/* PF_OK or PF_EFORBIDDEN */
 	char		*reason;	/* if refused; owned */
 	uint8_t		 receipt[PF_SHA256_LEN];	/* if PF_OK */
+	uint64_t	 size;		/* its file's, seen early; else ~0 */
 };
 
 /* One judging thread's buffers. */
@@ -44,10 +45,11 @@ void judge_work_free(struct judge_work *w);
 /*
  * Judges the size bytes of fd as one file: p (NULL: no policy) on its
  * first bytes, then its receipt in chunks of chunk_size, into v (its
- * reason new); a file whose own chunks' digests own the stream gave (or
- * NULL) is not read past its head. A refusal is a verdict (v->status),
- * not an error; PF_EINTERNAL if libmagic failed, PF_EIO, PF_ENOMEM,
- * PF_ECANCELLED if *stop (may be NULL) became true meanwhile.
+ * reason new, its size unknown); a file whose own chunks' digests own
+ * the stream gave (or NULL) is not read past its head. A refusal is a
+ * verdict (v->status), not an error; PF_EINTERNAL if libmagic failed,
+ * PF_EIO, PF_ENOMEM, PF_ECANCELLED if *stop (may be NULL) became true
+ * meanwhile.
  */
 enum pf_status judge_file(struct judge_work *w, const struct policy *p,
     int fd, uint64_t size, uint32_t chunk_size, const uint8_t *own,

@@ -196,6 +196,21 @@ stage_file(struct unpack *u, const struct policy *p, struct manifest_file *f,
 		apply(f, v);
 		return PF_OK;
 	}
+	ts[0].tv_sec = ts[1].tv_sec = (time_t)f->mtime;
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	/* Passed early, at its size: its mtime is all it lacks. */
+	if (v != NULL && f->size > 0 && v->size == f->size &&
+	    !u->fsync_each) {
+		char name[PAYLOAD_NAME_MAX];
+
+		payload_file_name(f->offset, name);
+		if (utimensat(u->st->dirfd, name, ts, AT_SYMLINK_NOFOLLOW) ==
+		    0) {
+			apply(f, v);
+			return PF_OK;
+		}
+		/* Named already by an attempt cut short, say. */
+	}
 	temp_name(i, tmp);
 	if ((fd = open_staged(u, f, tmp)) == -1) {
 		log_error("%s: %s: %s", __func__, f->path, strerror(errno));
@@ -218,8 +233,6 @@ stage_file(struct unpack *u, const struct policy *p, struct manifest_file *f,
 		rc = pf_status_from_errno(errno);
 		goto out;
 	}
-	ts[0].tv_sec = ts[1].tv_sec = (time_t)f->mtime;
-	ts[0].tv_nsec = ts[1].tv_nsec = 0;
 	if (futimens(fd, ts) == -1)
 		log_warn("%s: %s: mtime: %s", __func__, f->path,
 		    strerror(errno));
