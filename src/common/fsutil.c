@@ -97,6 +97,15 @@ pf_syncfs_covers(int fd)
 	return false;
 }
 
+bool
+pf_space_on_write(int fd)
+{
+	struct statfs sf;
+
+	return fstatfs(fd, &sf) == 0 && (unsigned long)sf.f_type ==
+	    0x01021994;	/* tmpfs */
+}
+
 /* fsync of directory dir beneath topfd ("": topfd itself). */
 static int
 sync_beneath(int topfd, const char *dir)

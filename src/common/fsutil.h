@@ -37,6 +37,13 @@ int pf_sync_dir(int dirfd, const char *path);
  */
 bool pf_syncfs_covers(int fd);
 
+/*
+ * Whether fd's filesystem finds a file's space as it is written, and
+ * fails that write if there is none (tmpfs), so that reserving it ahead
+ * only allocates every page sooner (0.2 s a GiB, under the file's lock).
+ */
+bool pf_space_on_write(int fd);
+
 /* What pf_sync_dirs() synced last: zeroed before the first call. */
 struct pf_dir_syncs {
 	char	prev[PATH_MAX];

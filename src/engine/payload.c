@@ -36,9 +36,16 @@ struct payload {
 	 * A transfer's files are reserved one by one, as they are first
 	 * written: until then their bytes are promised, in *promised (the
 	 * storage's, shared by every payload) and in owed (this one's).
+	 * Where the filesystem finds space at each write (tmpfs), they are
+	 * not reserved (a big file's first write would stop the other
+	 * streams writing it while all its pages are allocated): they stay
+	 * promised until their chunks are durable (payload_settled). A
+	 * single file's data is preallocated at OPEN (its streams share one
+	 * inode, whose lock each write would hold while allocating).
 	 */
 	_Atomic uint64_t	*promised;
 	_Atomic uint64_t	 owed;
+	bool			 reserves;	/* a file, or not on tmpfs */
 	int			 fd;		/* PAYLOAD_DATA_NAME, or -1 */
 	int			 pdirfd;	/* PAYLOAD_DIR, or -1 */
 	int			 placedfd;	/* <root>/<id>, or -1 */
@@ -95,7 +102,7 @@ ranges_from(struct payload *pl, const struct manifest *mf)
 }
 
 static struct payload *
-payload_new(int dirfd, _Atomic uint64_t *promised)
+payload_new(int dirfd, const struct manifest *mf, _Atomic uint64_t *promised)
 {
 	struct payload *pl = calloc(1, sizeof(*pl));
 
@@ -104,17 +111,33 @@ payload_new(int dirfd, _Atomic uint64_t *promised)
 		pl->fd = pl->pdirfd = pl->placedfd = -1;
 		pl->promised = promised;
 		pl->syncfs_covers = pf_syncfs_covers(dirfd);
+		pl->reserves = mf == NULL || !pf_space_on_write(dirfd);
 	}
 	return pl;
 }
 
-/* n of pl's promised bytes are reserved now, or no longer needed. */
+/*
+ * n of pl's promised bytes are reserved now, or no longer needed: no
+ * more than it still owes, should two threads settle its last bytes.
+ */
 static void
 keep_promise(struct payload *pl, uint64_t n)
 {
-	atomic_fetch_sub(&pl->owed, n);
+	uint64_t owed = atomic_load(&pl->owed);
+
+	do {
+		if (n > owed)
+			n = owed;
+	} while (!atomic_compare_exchange_weak(&pl->owed, &owed, owed - n));
 	if (pl->promised != NULL)
 		atomic_fetch_sub(pl->promised, n);
+}
+
+void
+payload_settled(struct payload *pl, uint64_t n)
+{
+	if (pl != NULL && !pl->reserves)
+		keep_promise(pl, n);
 }
 
 void
@@ -191,7 +214,26 @@ promise_space(struct payload *pl)
 	return PF_OK;
 }
 
-/* Promises the space of pl's files that have no backing file yet. */
+/*
+ * What a file of len bytes still needs: all of it without a backing file
+ * (fstat's result rc, sb), and where nothing was reserved, what it does
+ * not hold yet.
+ */
+static uint64_t
+still_needed(const struct payload *pl, int rc, const struct stat *sb,
+    uint64_t len)
+{
+	uint64_t held;
+
+	if (rc == -1)
+		return errno == ENOENT ? len : 0;
+	if (pl->reserves)
+		return 0;
+	held = (uint64_t)sb->st_blocks * 512;
+	return held < len ? len - held : 0;
+}
+
+/* Promises what a transfer's files, opened again, still need. */
 static void
 promise_missing(struct payload *pl)
 {
@@ -201,9 +243,9 @@ promise_missing(struct payload *pl)
 
 	for (size_t i = 0; i < pl->n; i++) {
 		payload_file_name(pl->r[i].off, name);
-		if (fstatat(pl->pdirfd, name + sizeof(PAYLOAD_DIR), &sb,
-		    AT_SYMLINK_NOFOLLOW) == -1 && errno == ENOENT)
-			need += pl->r[i].len;
+		need += still_needed(pl, fstatat(pl->pdirfd, name +
+		    sizeof(PAYLOAD_DIR), &sb, AT_SYMLINK_NOFOLLOW), &sb,
+		    pl->r[i].len);
 	}
 	atomic_store(&pl->owed, need);
 	if (pl->promised != NULL)
@@ -217,7 +259,7 @@ payload_create(int dirfd, uint64_t size, const struct manifest *mf,
 	struct payload *pl;
 	enum pf_status rc;
 
-	if ((pl = payload_new(dirfd, promised)) == NULL)
+	if ((pl = payload_new(dirfd, mf, promised)) == NULL)
 		return PF_ENOMEM;
 	if (mf == NULL) {
 		pl->fd = pf_open_beneath(dirfd, PAYLOAD_DATA_NAME, O_RDWR |
@@ -245,7 +287,7 @@ payload_open(int dirfd, const struct manifest *mf, _Atomic uint64_t *promised,
 	struct payload *pl;
 	enum pf_status rc = PF_OK;
 
-	if ((pl = payload_new(dirfd, promised)) == NULL)
+	if ((pl = payload_new(dirfd, mf, promised)) == NULL)
 		return PF_ENOMEM;
 	if (mf == NULL) {
 		if ((pl->fd = pf_open_beneath(dirfd, PAYLOAD_DATA_NAME,
@@ -351,7 +393,8 @@ pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
  * there yet (*created then). A file written whole by one piece is most
  * likely new, so creating it comes first; and it needs no reserved
  * space, since the write that follows finds a full disk as soon: its
- * promise is kept once that write is done. Returns the fd or -1 (errno
+ * promise is kept once that write is done. Where the filesystem finds
+ * space at each write, no file is reserved. Returns the fd or -1 (errno
  * set).
  */
 static int
@@ -377,7 +420,7 @@ open_for_write(struct payload *pl, size_t i, bool whole, bool *created)
 		if (errno != (create ? EEXIST : ENOENT))
 			return -1;
 	}
-	if (!(*created = create) || whole)
+	if (!(*created = create) || whole || !pl->reserves)
 		return fd;
 	/*
 	 * Not removed if this fails: another chunk may have opened it
@@ -419,7 +462,7 @@ write_files(struct payload *pl, uint64_t off, const uint8_t *p, size_t n)
 		if (rc != PF_OK)
 			return rc;
 		/* Made and written whole: its bytes hold their space now. */
-		if (created && whole)
+		if (created && whole && pl->reserves)
 			keep_promise(pl, r->len);
 		/* After the write: a sync that clears it covers the write. */
 		atomic_store(&pl->dirty[i], 1);

@@ -37,8 +37,10 @@ struct payload;
  * space holds every file's bytes besides those promised (the counter
  * *promised, shared by the storage's payloads; NULL: none), which its
  * files' bytes join until each is reserved at its first write; else
- * "data", preallocated. PF_ENOSPC if the space is not there. *out is
- * new.
+ * "data", preallocated. Where the filesystem finds space at each write
+ * (tmpfs), a transfer's files are not reserved: their bytes stay
+ * promised until payload_settled. PF_ENOSPC if the space is not there.
+ * *out is new.
  */
 enum pf_status payload_create(int dirfd, uint64_t size,
     const struct manifest *mf, _Atomic uint64_t *promised,
@@ -46,12 +48,20 @@ enum pf_status payload_create(int dirfd, uint64_t size,
 
 /*
  * Opens the payload an earlier payload_create left beneath dirfd, as mf
- * (a transfer's manifest, or NULL) describes it; the bytes of its files
- * without a backing file yet join *promised. PF_EBADFRAME if a single
+ * (a transfer's manifest, or NULL) describes it; what its files still
+ * need (those without a backing file yet, and where nothing is reserved,
+ * what they do not hold) joins *promised. PF_EBADFRAME if a single
  * file's data is missing. *out is new.
  */
 enum pf_status payload_open(int dirfd, const struct manifest *mf,
     _Atomic uint64_t *promised, struct payload **out);
+
+/*
+ * n more bytes of pl are durable: where the filesystem finds space at
+ * each write (pf_space_on_write), so that nothing was reserved, they are
+ * no longer promised. NULL is a no-op.
+ */
+void payload_settled(struct payload *pl, uint64_t n);
 
 void payload_close(struct payload *pl);
 

@@ -823,14 +823,16 @@ void
 session_held_chunk(struct session *s, uint32_t index,
     const uint8_t digest[PF_SHA256_LEN])
 {
+	uint64_t len = proto_chunk_length(s->size, s->chunk_size, index);
+
 	memcpy(s->digests + (size_t)index * PF_SHA256_LEN, digest,
 	    PF_SHA256_LEN);
 	atomic_store(&s->last_active, (int64_t)time(NULL));
 	atomic_store(&s->chunks[index], CHUNK_DONE);
 	judge_note_chunk(atomic_load(&s->judge), index);
 	atomic_fetch_add(&s->chunks_acked, 1);
-	atomic_fetch_add(&s->bytes_held, proto_chunk_length(s->size,
-	    s->chunk_size, index));
+	atomic_fetch_add(&s->bytes_held, len);
+	storage_staging_settled(s->staging, len);
 	/* A slow sync is progress too: the chunk was all there. */
 	atomic_store(&s->progress_ms, pf_now_ms());
 	session_changed();

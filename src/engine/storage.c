@@ -229,8 +229,8 @@ storage_staging_create(struct storage *s, const char *id, uint64_t size,
 		goto out;
 	}
 	/*
-	 * The payload reserves its space now, so a full disk is reported
-	 * before any chunk is accepted.
+	 * The payload reserves (or promises) its space now, so a full disk
+	 * is reported before any chunk is accepted.
 	 */
 	if ((rc = payload_create(st->dirfd, size, mf, &s->promised,
 	    &st->pl)) != PF_OK) {
@@ -279,6 +279,13 @@ storage_staging_write(struct staging *st, uint64_t off, const void *p,
 		log_warn("%s: %s at %llu: %s", __func__, st->id,
 		    (unsigned long long)off, pf_status_message(rc));
 	return rc;
+}
+
+void
+storage_staging_settled(struct staging *st, uint64_t n)
+{
+	if (st != NULL)
+		payload_settled(st->pl, n);
 }
 
 /*

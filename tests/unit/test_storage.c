@@ -3,7 +3,8 @@
  * Unit tests of the staging journal: group commit from many threads,
  * tickets done only once their records are on disk, a failed append,
  * recovery, a torn tail, a damaged record, and the check of journaled
- * chunks after a reboot.
+ * chunks after a reboot. Also a transfer's space: promised, reserved or
+ * settled.
  */
 #include "config.h"
 
@@ -18,14 +19,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "fsutil.h"
 #include "proto.h"
 #include "journal.h"
+#include "manifest.h"
+#include "payload.h"
 #include "recovery.h"
 #include "storage.h"
 #include "storage_int.h"
@@ -375,6 +380,82 @@ test_failed_append_fails_tickets(void **state)
 	storage_close(s);
 }
 
+/*
+ * A transfer of two files (3 chunks and 1) beneath parent: promised at
+ * OPEN. Where the filesystem finds space at each write (tmpfs), the
+ * first piece of the big file reserves nothing, and its bytes stay
+ * promised until settled (never more than owed); elsewhere that piece
+ * reserves the whole file, whose promise is then kept. Opened again,
+ * the payload promises what its files still need.
+ */
+static void
+check_transfer_space(const char *parent, bool tmpfs)
+{
+	struct manifest_file f[2] = { { .size = 3 * CS, .offset = 0 },
+	    { .size = CS, .offset = 3 * CS } };
+	struct manifest m = { .n = 2, .f = f, .total = 4 * CS };
+	_Atomic uint64_t promised = 0;
+	char d[PATH_MAX], cmd[PATH_MAX + 16];
+	struct payload *pl;
+	uint8_t *buf = calloc(1, CS);
+	struct stat sb;
+	int dirfd;
+
+	snprintf(d, sizeof(d), "%s/pf-space.XXXXXX", parent);
+	assert_non_null(buf);
+	assert_non_null(mkdtemp(d));
+	assert_true((dirfd = open(d, O_RDONLY | O_DIRECTORY)) != -1);
+	assert_int_equal(pf_space_on_write(dirfd), tmpfs);
+	assert_int_equal(payload_create(dirfd, 4 * CS, &m, &promised, &pl),
+	    PF_OK);
+	assert_int_equal(promised, 4 * CS);
+	assert_int_equal(payload_write(pl, 0, buf, CS), PF_OK);
+	assert_int_equal(fstatat(dirfd, "p/0", &sb, 0), 0);
+	if (tmpfs) {
+		assert_true((uint64_t)sb.st_blocks * 512 < 3 * CS);
+		assert_int_equal(promised, 4 * CS);
+		payload_settled(pl, CS);
+		assert_int_equal(promised, 3 * CS);
+		payload_settled(pl, 10 * CS);
+		assert_int_equal(promised, 0);
+	} else {
+		assert_true((uint64_t)sb.st_blocks * 512 >= 3 * CS);
+		assert_int_equal(promised, CS);
+		payload_settled(pl, CS);
+		assert_int_equal(promised, CS);
+	}
+	payload_close(pl);
+	assert_int_equal(promised, 0);
+	assert_int_equal(payload_open(dirfd, &m, &promised, &pl), PF_OK);
+	assert_int_equal(promised, tmpfs ? 3 * CS : CS);
+	payload_close(pl);
+	assert_int_equal(promised, 0);
+	close(dirfd);
+	free(buf);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", d);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void
+test_transfer_space(void **state)
+{
+	int fd;
+
+	(void)state;
+	/* Where the tests build (a disk, normally), and /dev/shm. */
+	assert_true((fd = open(".", O_RDONLY | O_DIRECTORY)) != -1);
+	if (!pf_space_on_write(fd))
+		check_transfer_space(".", false);
+	close(fd);
+	if ((fd = open("/dev/shm", O_RDONLY | O_DIRECTORY)) != -1 &&
+	    pf_space_on_write(fd))
+		check_transfer_space("/dev/shm", true);
+	else
+		print_message("# no tmpfs at /dev/shm: its half skipped\n");
+	if (fd != -1)
+		close(fd);
+}
+
 int
 main(void)
 {
@@ -393,6 +474,7 @@ main(void)
 		    test_ticket_done_after_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_failed_append_fails_tickets, setup, teardown),
+		cmocka_unit_test(test_transfer_space),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
