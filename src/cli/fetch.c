@@ -4,8 +4,9 @@
  * is taken on trust: the local name is ours, the download stops at the
  * session's size, and the file is kept only if its receipt (computed here,
  * as "paraflow digest" does) is the session's. A partial download is kept
- * in FILE.part and resumed with Range and If-Range; since a .part may hold
- * bytes of another file, a receipt mismatch after a resume says so.
+ * in FILE.part (a transfer's file in .FILE.part) and resumed with Range
+ * and If-Range; since a .part may hold bytes of another file, a receipt
+ * mismatch after a resume says so.
  */
 #include "config.h"
 
@@ -41,7 +42,7 @@ struct fetch {
 	const char		*path;		/* the final name */
 	const char		*qpath;		/* a transfer's file: its
 						   stored path, URL-encoded */
-	char			*part;		/* path + ".part" (part_name) */
+	char			*part;		/* part_name(path) */
 	int			 dirfd;		/* where name and name_part
 						   are: AT_FDCWD, or a
 						   transfer's directory */
@@ -149,29 +150,34 @@ out:
 #define PART_LEAF_KEEP	200
 
 /*
- * The name of path's .part: path + ".part", or, where that leaf would pass
- * NAME_MAX (a stored name of 251-255 bytes), the leaf's first bytes (cut
- * at a character) and the start of its SHA-256: the same every run, so a
- * cut download still resumes. NULL on ENOMEM.
+ * The name of path's .part: path + ".part", or, for a transfer's file
+ * (hidden), its leaf as "." + leaf + ".part", which no file of the
+ * transfer can have (a stored name never starts with a dot), where
+ * "x.part" may be one. Where that leaf would pass NAME_MAX (a stored
+ * name of 250-255 bytes), the leaf's first bytes (cut at a character)
+ * and the start of its SHA-256: the same every run, so a cut download
+ * still resumes. NULL on ENOMEM.
  */
 static char *
-part_name(const char *path)
+part_name(const char *path, bool hidden)
 {
 	const char *slash = strrchr(path, '/'), *leaf = slash ? slash + 1 :
-	    path;
+	    path, *dot = hidden ? "." : "";
+	int dir = (int)(leaf - path);
 	size_t keep = PART_LEAF_KEEP;
 	uint8_t d[PF_SHA256_LEN];
 	char hex[PF_SHA256_HEX], *out;
 
-	if (strlen(leaf) + sizeof(".part") - 1 <= NAME_MAX)
-		return asprintf(&out, "%s.part", path) == -1 ? NULL : out;
+	if (strlen(dot) + strlen(leaf) + sizeof(".part") - 1 <= NAME_MAX)
+		return asprintf(&out, "%.*s%s%s.part", dir, path, dot,
+		    leaf) == -1 ? NULL : out;
 	/* Not in the middle of a UTF-8 sequence. */
 	while (keep > 0 && ((unsigned char)leaf[keep] & 0xc0) == 0x80)
 		keep--;
 	if (pf_sha256(leaf, strlen(leaf), d) != PF_OK)
 		return NULL;
 	pf_hex_encode(d, 8, hex);
-	return asprintf(&out, "%.*s%.*s.%s.part", (int)(leaf - path), path,
+	return asprintf(&out, "%.*s%s%.*s.%s.part", dir, path, dot,
 	    (int)keep, leaf, hex) == -1 ? NULL : out;
 }
 
@@ -777,7 +783,7 @@ fetch_file(struct fetch *f, const char *dir, int top, const json_t *e,
 		goto out;
 	}
 	if (asprintf(&path, "%s/%s", dir, p) == -1 ||
-	    (g.part = part_name(path)) == NULL) {
+	    (g.part = part_name(path, true)) == NULL) {
 		rc = PF_ENOMEM;
 		goto out;
 	}
@@ -1099,7 +1105,7 @@ fetch_run(const struct remote_opts *o, const char *id, const char *out)
 
 	if ((f.h = remote_open(o, &f.e)) == NULL)
 		goto fail;
-	if ((f.part = part_name(f.path)) == NULL) {
+	if ((f.part = part_name(f.path, false)) == NULL) {
 		remote_fail(&f.e, PF_ENOMEM, id, "out of memory");
 		goto fail;
 	}

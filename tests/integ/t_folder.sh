@@ -494,6 +494,24 @@ check_eq "fetch of a 255-byte name exits 0" 0 "$RC"
 check "fetch of a 255-byte name reproduces the tree (diff -r)" \
     diff -r "$T/longn" "$T/longn-back/longn"
 
+# --- A file and its namesake with .part: fetch's own partial file is
+# hidden (".x.part"), which no stored name can be, so both come back.
+mkdir -p "$T/pp/sub"
+echo main >"$T/pp/f.txt"
+echo other >"$T/pp/f.txt.part"
+head -c 3000000 /dev/urandom >"$T/pp/sub/g.bin"
+head -c 100 /dev/urandom >"$T/pp/sub/g.bin.part"
+run "$PARAFLOW" upload --no-tls --port "$PORT" --quiet --json "$T/pp"
+check_eq "x and x.part upload" 0 "$RC"
+SID=$(json_get session <"$T/out")
+run "$PARAFLOW" fetch "$SID" -o "$T/pp-back" --quiet \
+    --pin "$(server_pin)" --http "https://127.0.0.1:$HTTP_PORT"
+check_eq "fetch of x and x.part exits 0" 0 "$RC"
+check "fetch of x and x.part reproduces the tree (diff -r)" \
+    diff -r "$T/pp" "$T/pp-back/pp"
+check "fetch of x and x.part left no partial file" \
+    test -z "$(find "$T/pp-back" -name '.*.part')"
+
 # --- --follow-symlinks: links followed, a loop cut where it closes.
 mkdir -p "$T/fl/d"
 echo in >"$T/fl/d/f"
