@@ -58,6 +58,16 @@ bus_install(void)
 	bus_ready = sigaction(SIGBUS, &sa, &bus_prev) == 0;
 }
 
+void
+chunkio_read_error(const struct chunk_src *src, char *out, size_t cap)
+{
+	out[0] = '\0';
+	if (src->tree != NULL)
+		tree_read_error(src->tree, out, cap);
+	if (out[0] == '\0')
+		snprintf(out, cap, "the file");
+}
+
 enum pf_status
 chunkio_pread(const struct chunk_src *src, void *buf, size_t n, uint64_t off)
 {

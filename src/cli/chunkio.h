@@ -27,6 +27,12 @@ struct chunk_src {
 	struct tree	*tree;		/* if not NULL, fd is not used */
 };
 
+/*
+ * What a read of src that gave PF_EIO could not read, and why, for a
+ * message: "PATH: reason" for a transfer's file, else "the file".
+ */
+void chunkio_read_error(const struct chunk_src *src, char *out, size_t cap);
+
 /* Reads n bytes of src at off into buf: PF_OK, or PF_EIO if short. */
 enum pf_status chunkio_pread(const struct chunk_src *src, void *buf,
     size_t n, uint64_t off);

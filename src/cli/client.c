@@ -271,7 +271,10 @@ client_open(struct pf_conn *c, const struct client_open_req *rq,
 	memset(out, 0, sizeof(*out));
 	if (headlen > 0 && chunkio_pread(rq->src, head, headlen, 0) !=
 	    PF_OK) {
-		snprintf(err, errcap, "cannot read the file");
+		char what[PATH_MAX + 128];
+
+		chunkio_read_error(rq->src, what, sizeof(what));
+		snprintf(err, errcap, "cannot read %s", what);
 		return rc;
 	}
 	rc = PF_ENOMEM;

@@ -150,6 +150,23 @@ skip(struct walk *w, const char *local, const char *what)
 	return PF_OK;
 }
 
+/*
+ * Why local (sb, stat's) cannot be read, listed if it is a directory; or
+ * NULL. The kernel is asked only where the mode bits do not let every
+ * class read (and list), so that ACLs and root's rights are its call.
+ */
+static const char *
+unreadable_why(const char *local, const struct stat *sb)
+{
+	mode_t all = S_ISDIR(sb->st_mode) ? 0555 : 0444;
+
+	if ((sb->st_mode & all) == all || faccessat(AT_FDCWD, local,
+	    S_ISDIR(sb->st_mode) ? R_OK | X_OK : R_OK, AT_EACCESS) == 0)
+		return NULL;
+	return S_ISDIR(sb->st_mode) ? "a folder that cannot be listed" :
+	    "a file that cannot be read";
+}
+
 /* True if name is valid UTF-8, as a manifest's names must be. */
 static bool
 utf8_name(const char *name)
@@ -164,6 +181,7 @@ static enum pf_status
 walk_path(struct walk *w, const char *local, const char *rel, unsigned depth)
 {
 	const char *base = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
+	const char *bad;
 	struct stat sb;
 	enum pf_status rc;
 
@@ -190,11 +208,19 @@ walk_path(struct walk *w, const char *local, const char *rel, unsigned depth)
 		    TREE_MAX_DEPTH);
 		return skip(w, local, why);
 	}
-	if (S_ISREG(sb.st_mode))
-		return add(w->t, local, rel, &sb);
-	if (!S_ISDIR(sb.st_mode))
+	if (!S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))
 		return skip(w, local, S_ISFIFO(sb.st_mode) ? "a FIFO" :
 		    S_ISSOCK(sb.st_mode) ? "a socket" : "a device file");
+	if ((bad = unreadable_why(local, &sb)) != NULL)
+		return skip(w, local, bad);
+	/* Stopped here: a tree of links may hold millions. */
+	if (w->t->n >= PROTO_MAX_FILES) {
+		snprintf(w->err, w->cap, "more than %u entries, the most one "
+		    "transfer lists: send the tree in parts", PROTO_MAX_FILES);
+		return PF_ETOOLARGE;
+	}
+	if (S_ISREG(sb.st_mode))
+		return add(w->t, local, rel, &sb);
 	/* A followed link back to a directory above: once is enough. */
 	for (unsigned i = 0; i < w->nup; i++)
 		if (w->up[i].dev == sb.st_dev && w->up[i].ino == sb.st_ino)
@@ -260,7 +286,7 @@ walk_root(struct walk *w, const char *path)
 			snprintf(w->err, w->cap, "%s: %s", path,
 			    strerror(errno));
 	} else
-		rc = walk_path(w, path, name, 0);
+		rc = walk_path(w, path, name, 1);
 	free(name);
 	return rc;
 }
@@ -447,11 +473,6 @@ tree_build(const char *const *paths, size_t npaths,
 		snprintf(err, cap, "nothing to send");
 		goto out;
 	}
-	if (w.t->n > PROTO_MAX_FILES) {
-		snprintf(err, cap, "%zu entries: at most %u in one transfer",
-		    w.t->n, PROTO_MAX_FILES);
-		goto out;
-	}
 	if ((rc = tree_index(w.t)) != PF_OK ||
 	    (rc = roots_hash(w.t, paths, npaths)) != PF_OK ||
 	    (rc = tree_hash(w.t)) != PF_OK) {
@@ -529,6 +550,28 @@ own_chunks_whole(const struct tree *t, const struct tree_entry *e)
 	return proto_own_chunks_whole(e->offset, e->size, t->sum_chunk);
 }
 
+/* Notes that file e cannot be read (errno): tree_read_error. */
+static enum pf_status
+unreadable(struct tree *t, struct tree_entry *e)
+{
+	log_error("%s: %s", e->local, strerror(errno));
+	atomic_store(&t->unreadable_errno, errno);
+	atomic_store(&t->unreadable, (size_t)(e - t->e) + 1);
+	return PF_EIO;
+}
+
+void
+tree_read_error(struct tree *t, char *out, size_t cap)
+{
+	size_t i = atomic_load(&t->unreadable);
+
+	if (i == 0 || i > t->n)
+		snprintf(out, cap, "%s", "");
+	else
+		snprintf(out, cap, "%s: %s", t->e[i - 1].local,
+		    strerror(atomic_load(&t->unreadable_errno)));
+}
+
 /* Reads len bytes of file e at pos into p; zeros past its end. */
 static enum pf_status
 read_entry(struct tree *t, struct tree_entry *e, uint8_t *p, size_t len,
@@ -541,10 +584,8 @@ read_entry(struct tree *t, struct tree_entry *e, uint8_t *p, size_t len,
 
 	fd = open(e->local, O_RDONLY | O_CLOEXEC | (t->follow ? 0 :
 	    O_NOFOLLOW));
-	if (fd == -1) {
-		log_error("%s: %s", e->local, strerror(errno));
-		return PF_EIO;
-	}
+	if (fd == -1)
+		return unreadable(t, e);
 	if (fstat(fd, &sb) == -1 || (uint64_t)sb.st_size != e->size ||
 	    (int64_t)sb.st_mtim.tv_sec != e->mtime)
 		atomic_store(&e->changed, true);
@@ -555,7 +596,7 @@ read_entry(struct tree *t, struct tree_entry *e, uint8_t *p, size_t len,
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r == -1) {
-			log_error("%s: %s", e->local, strerror(errno));
+			unreadable(t, e);
 			close(fd);
 			return PF_EIO;
 		}

@@ -55,6 +55,9 @@ struct tree {
 						   (PFC2) */
 	char			 digest[PF_SHA256_HEX];	/* of the manifest */
 	char			 roots[PF_SHA256_HEX];	/* of the paths given */
+	_Atomic size_t		 unreadable;	/* 1 + the entry a read of
+						   failed last; 0: none */
+	_Atomic int		 unreadable_errno;
 };
 
 struct tree_opts {
@@ -117,6 +120,12 @@ enum pf_status tree_index(struct tree *t);
  * file cannot be opened or read. Any thread.
  */
 enum pf_status tree_pread(struct tree *t, void *buf, size_t n, uint64_t off);
+
+/*
+ * The file a tree_pread could not read, and why, as "PATH: reason" in
+ * out (of cap bytes); "" if none failed.
+ */
+void tree_read_error(struct tree *t, char *out, size_t cap);
 
 /*
  * From now on tree_pread hashes each file it reads from start to end, in

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -434,8 +435,10 @@ worker_transfer(struct worker *w)
 			w->inflight[w->n++] = (uint32_t)idx;
 			rc = send_chunk(w, (uint32_t)idx);
 			if (rc == PF_EIO) {
-				job_set_error(j, rc, "cannot read the file: %s",
-				    pf_status_message(rc));
+				char what[PATH_MAX + 128];
+
+				chunkio_read_error(&j->src, what, sizeof(what));
+				job_set_error(j, rc, "cannot read %s", what);
 				return WORKER_FAILED;
 			}
 			if (rc != PF_OK) {

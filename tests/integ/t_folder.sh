@@ -512,6 +512,81 @@ check "fetch of x and x.part reproduces the tree (diff -r)" \
 check "fetch of x and x.part left no partial file" \
     test -z "$(find "$T/pp-back" -name '.*.part')"
 
+# --- A file or folder the user cannot read is skipped at the scan with
+# a warning, as a FIFO is, and the rest is stored; a file gone after the
+# scan fails the transfer with its name. Run as nobody when root (who
+# reads everything), from a copy of the client nobody can run.
+U=$(mktemp -d /tmp/pf-unread.XXXXXX)
+chmod 755 "$U"
+mkdir -p "$U/ur/locked" "$U/state"
+echo ok >"$U/ur/a.txt"
+echo secret >"$U/ur/z.txt"
+echo in >"$U/ur/locked/f"
+chmod 000 "$U/ur/z.txt" "$U/ur/locked"
+cp "$PARAFLOW" "$U/paraflow"
+as_user=()
+if [ "$(id -u)" = 0 ]; then
+	chown 65534:65534 "$U/state"
+	as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+fi
+PARAFLOW_STATE_DIR=$U/state run "${as_user[@]}" "$U/paraflow" upload \
+    --no-tls --port "$PORT" --dry-run "$U/ur"
+check "unreadable: the dry run warns of the file" \
+    grep -qF 'z.txt: a file that cannot be read' "$T/err"
+check "unreadable: and of the folder" \
+    grep -qF 'locked: a folder that cannot be listed' "$T/err"
+PARAFLOW_STATE_DIR=$U/state run "${as_user[@]}" "$U/paraflow" upload \
+    --no-tls --port "$PORT" --json "$U/ur"
+check_eq "unreadable: the upload exits 0" 0 "$RC"
+check_eq "unreadable: two skipped" 2 "$(json_get skipped <"$T/out")"
+check "unreadable: the readable file stored" \
+    test -f "$STORAGE/$(json_get session <"$T/out")/ur/a.txt"
+mkdir -p "$T/gone"
+mkfile "$T/gone/a.bin" $((2 * 1024 * 1024))
+mkfile "$T/gone/z.bin" 3000
+"$PARAFLOW" upload --no-tls --port "$PORT" --quiet -c 64K -t 1 \
+    --limit-rate 256K --json "$T/gone" >"$T/gone.out" 2>"$T/gone.err" &
+CPID=$!
+check "gone: the first chunks arrive" wait_for 60 held_some 1
+rm "$T/gone/z.bin"
+rc=0
+wait "$CPID" || rc=$?
+check_eq "gone: the transfer fails (exit 7)" 7 "$rc"
+check "gone: its error names the file" \
+    grep -qF "cannot read $T/gone/z.bin: No such file" "$T/gone.out"
+chmod -R u+rwx "$U/ur"
+rm -rf "$U"
+
+# --- Depth: a named root counts as the first of the 64 levels the
+# server takes, so the 65th is skipped by the client, not refused later.
+D=$T/deep
+p=$D
+for i in $(seq 2 63); do p=$p/d$i; done
+mkdir -p "$p/d64"
+echo 64 >"$p/f64"
+echo 65 >"$p/d64/f65"
+run "$PARAFLOW" upload --no-tls --port "$PORT" --json "$T/deep"
+check_eq "depth: 64 levels upload, exit 0" 0 "$RC"
+check_eq "depth: the 65th level skipped" 1 "$(json_get skipped <"$T/out")"
+check "depth: the file at level 64 stored" \
+    test -f "$STORAGE/$(json_get session <"$T/out")/${p#"$T"/}/f64"
+
+# --- More entries than one transfer lists (100,000): the scan stops there,
+# exit 4. Links that each lead twice to the next folder make 2^17 paths.
+G=$T/dag
+mkdir -p "$G/d17"
+echo leaf >"$G/d17/f"
+for i in $(seq 0 16); do
+	mkdir -p "$G/d$i"
+	ln -s "../d$((i + 1))" "$G/d$i/a"
+	ln -s "../d$((i + 1))" "$G/d$i/b"
+done
+run "$PARAFLOW" upload --no-tls --port "$PORT" --dry-run --follow-symlinks \
+    "$G/d0"
+check_eq "over 100,000 entries: exit 4" 4 "$RC"
+check "over 100,000 entries: says so" \
+    grep -qF 'more than 100000 entries' "$T/err"
+
 # --- --follow-symlinks: links followed, a loop cut where it closes.
 mkdir -p "$T/fl/d"
 echo in >"$T/fl/d/f"
