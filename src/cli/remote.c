@@ -141,6 +141,13 @@ remote_fail_http(struct remote_error *e, const struct http *h,
 		snprintf(e->message, sizeof(e->message), "%s refused the "
 		    "login (HTTP 401%s): check --user and the password", url,
 		    why);
+	} else if (st == 429) {
+		/* Only failed logins get a 429 from the gateway's API. */
+		e->exit = EXIT_AUTH;
+		snprintf(e->code, sizeof(e->code), "too_many_requests");
+		snprintf(e->message, sizeof(e->message), "%s refused the "
+		    "login for now (HTTP 429%s): too many failed; check "
+		    "--user and the password", url, why);
 	} else if (st == 404) {
 		/* Exit 9 means "no such session": not a wrong URL. */
 		e->exit = *sid != '\0' ? EXIT_NOT_FOUND : EXIT_ERROR;

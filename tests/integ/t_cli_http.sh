@@ -467,6 +467,18 @@ run "$PARAFLOW" list --http "https://127.0.0.1:$HTTP_PORT" --pin "$old_pin"
 check_eq "https:// to a plain gateway, --pin: exit 5" 5 "$RC"
 check "https:// to a plain gateway, --pin: says give http://" \
     grep -q 'give http://' "$T/err"
+
+# Failed logins until the gateway throttles them (429): still exit 3, as
+# on the native port, with the server's words. Last with this server: the
+# address may stay throttled a while.
+for ((i = 0; i < 20; i++)); do
+	pf list --user mallory --secret wrong --json
+	[ "$(json_get error.code <"$T/out")" = too_many_requests ] && break
+done
+expect_json_error "list once the logins are throttled, --json" 3 \
+    too_many_requests
+check "the throttled login says so" \
+    grep -q 'too many failed logins' "$T/out"
 stop_server
 
 # --- A server not to be trusted (a few lines of Python): a name in
