@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,13 +54,31 @@ tree_free(struct tree *t)
 	free(t);
 }
 
+/*
+ * Whether an --exclude matches rel (base, its last name); one that ends
+ * in '/' matches folders only (dir), as in rsync and .gitignore.
+ */
 static bool
-excluded(const struct tree_opts *o, const char *rel, const char *base)
+excluded(const struct tree_opts *o, const char *rel, const char *base,
+    bool dir)
 {
-	for (size_t i = 0; i < o->nexclude; i++)
-		if (fnmatch(o->exclude[i], base, 0) == 0 ||
-		    fnmatch(o->exclude[i], rel, FNM_PATHNAME) == 0)
+	char pat[PATH_MAX];
+
+	for (size_t i = 0; i < o->nexclude; i++) {
+		size_t len = strlen(o->exclude[i]);
+
+		if (len > 1 && o->exclude[i][len - 1] == '/') {
+			if (!dir || len > sizeof(pat))
+				continue;
+			memcpy(pat, o->exclude[i], len - 1);
+			pat[len - 1] = '\0';
+		} else if (snprintf(pat, sizeof(pat), "%s", o->exclude[i]) >=
+		    (int)sizeof(pat))
+			continue;
+		if (fnmatch(pat, base, 0) == 0 ||
+		    fnmatch(pat, rel, FNM_PATHNAME) == 0)
 			return true;
+	}
 	return false;
 }
 
@@ -185,7 +204,7 @@ walk_path(struct walk *w, const char *local, const char *rel, unsigned depth)
 	struct stat sb;
 	enum pf_status rc;
 
-	if (excluded(w->o, rel, base))
+	if (excluded(w->o, rel, base, false))
 		return PF_OK;
 	if (!utf8_name(base))
 		return skip(w, local, "a name that is not valid UTF-8");
@@ -211,6 +230,8 @@ walk_path(struct walk *w, const char *local, const char *rel, unsigned depth)
 	if (!S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))
 		return skip(w, local, S_ISFIFO(sb.st_mode) ? "a FIFO" :
 		    S_ISSOCK(sb.st_mode) ? "a socket" : "a device file");
+	if (S_ISDIR(sb.st_mode) && excluded(w->o, rel, base, true))
+		return PF_OK;
 	if ((bad = unreadable_why(local, &sb)) != NULL)
 		return skip(w, local, bad);
 	/* Stopped here: a tree of links may hold millions. */
@@ -453,6 +474,41 @@ out:
 	return rc;
 }
 
+static int
+rel_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Checks that no two paths given are sent under one name (the same path
+ * twice, two folders of one name, "." holding another): the server
+ * would refuse the second after it came whole.
+ */
+static enum pf_status
+distinct_tops(const struct tree *t, char *err, size_t cap)
+{
+	char **top = malloc((t->n + 1) * sizeof(*top));
+	enum pf_status rc = PF_OK;
+	size_t n = 0;
+
+	if (top == NULL)
+		return PF_ENOMEM;
+	for (size_t i = 0; i < t->n; i++)
+		if (strchr(t->e[i].rel, '/') == NULL)
+			top[n++] = t->e[i].rel;
+	qsort(top, n, sizeof(*top), rel_cmp);
+	for (size_t i = 1; i < n && rc == PF_OK; i++)
+		if (strcmp(top[i - 1], top[i]) == 0) {
+			snprintf(err, cap, "two of the paths given would both "
+			    "be sent as \"%s\": send them apart, or rename "
+			    "one", top[i]);
+			rc = PF_EUSAGE;
+		}
+	free(top);
+	return rc;
+}
+
 enum pf_status
 tree_build(const char *const *paths, size_t npaths,
     const struct tree_opts *o, struct tree **out, char *err, size_t cap)
@@ -473,6 +529,8 @@ tree_build(const char *const *paths, size_t npaths,
 		snprintf(err, cap, "nothing to send");
 		goto out;
 	}
+	if ((rc = distinct_tops(w.t, err, cap)) != PF_OK)
+		goto out;
 	if ((rc = tree_index(w.t)) != PF_OK ||
 	    (rc = roots_hash(w.t, paths, npaths)) != PF_OK ||
 	    (rc = tree_hash(w.t)) != PF_OK) {

@@ -64,6 +64,23 @@ check "dry run warns about the FIFO" grep -q 'fifo: a FIFO' "$T/err"
 check "dry run skips the symlink" grep -q 'passwd-link: a symbolic link' \
     "$T/err"
 check "dry run stored nothing" test "$(stored_count)" -eq 0
+# An --exclude ending in "/" leaves out folders only.
+run "$PARAFLOW" upload --port "$PORT" --quiet "$SRC/photos" --dry-run \
+    --exclude 'summer/' --exclude 'a.txt/'
+check "--exclude 'summer/' leaves out the folder" \
+    bash -c "! grep -q 'summer' '$T/out'"
+check "--exclude 'a.txt/' keeps the file a.txt" grep -q 'photos/a.txt' \
+    "$T/out"
+# Two paths sent under one name: refused before anything is sent.
+mkdir -p "$T/other/docs"
+echo x >"$T/other/docs/x.txt"
+run "$PARAFLOW" upload --port "$PORT" --quiet "$SRC/docs" "$T/other/docs"
+check_eq "two roots named docs: exit 2" 2 "$RC"
+check "two roots named docs: says which name" \
+    grep -q 'both be sent as "docs"' "$T/err"
+run "$PARAFLOW" upload --port "$PORT" --quiet "$SRC/docs" "$SRC/docs"
+check_eq "the same root twice: exit 2" 2 "$RC"
+check "neither stored anything" test "$(stored_count)" -eq 0
 
 # --- The transfer -------------------------------------------------------
 run "$PARAFLOW" upload --port "$PORT" --quiet -c 64K --json \
