@@ -22,6 +22,13 @@ struct tally {
 	unsigned	 stored, refused, changed, dirs;
 };
 
+/* What the walk skipped, for --json: the first TREE_SKIPS_LISTED. */
+static json_t *
+skipped_entries(const struct tree *t)
+{
+	return t->skips != NULL ? json_incref(t->skips) : json_array();
+}
+
 int
 folder_dry_run(const struct tree *t, bool json)
 {
@@ -43,10 +50,10 @@ folder_dry_run(const struct tree *t, bool json)
 		    e->dir ? "-" : size, p);
 	}
 	if (json) {
-		j = json_pack("{s:s,s:I,s:I,s:I,s:o}", "status", "dry-run",
-		    "files", (json_int_t)t->files, "bytes",
+		j = json_pack("{s:s,s:I,s:I,s:I,s:o,s:o}", "status",
+		    "dry-run", "files", (json_int_t)t->files, "bytes",
 		    (json_int_t)t->total, "skipped", (json_int_t)t->skipped,
-		    "entries", a);
+		    "skipped_entries", skipped_entries(t), "entries", a);
 		if (j != NULL)
 			json_dumpf(j, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
 		putchar('\n');
@@ -281,7 +288,7 @@ folder_report(const struct upload_result *r, struct tree *t,
 		print_summary(r, &tl, quiet);
 		return partial ? EXIT_PARTIAL : EXIT_OK;
 	}
-	j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:f,s:I,s:I,s:I,s:I,s:I,"
+	j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:f,s:I,s:I,s:I,s:I,s:I,s:o,"
 	    "s:{s:I,s:I,s:I,s:I,s:I},s:o}", "status", partial ? "partial" :
 	    "ok", "session", r->session, "name", r->name, "bytes",
 	    (json_int_t)r->bytes, "chunks", (json_int_t)r->chunks, "digest",
@@ -290,8 +297,9 @@ folder_report(const struct upload_result *r, struct tree *t,
 	    (json_int_t)r->resumed_chunks, "reconnects",
 	    (json_int_t)r->reconnects, "bytes_sent",
 	    (json_int_t)r->bytes_sent, "skipped", (json_int_t)t->skipped,
-	    "files", "total", (json_int_t)t->files, "stored",
-	    (json_int_t)tl.stored, "refused", (json_int_t)tl.refused,
+	    "skipped_entries", skipped_entries(t), "files", "total",
+	    (json_int_t)t->files, "stored", (json_int_t)tl.stored,
+	    "refused", (json_int_t)tl.refused,
 	    "changed", (json_int_t)tl.changed, "dirs", (json_int_t)tl.dirs,
 	    "entries", a);
 	if (j != NULL) {

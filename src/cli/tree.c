@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "log.h"
 #include "proto.h"
+#include "text.h"
 #include "tree.h"
 
 /* Deeper than this, a followed symlink most likely loops. */
@@ -51,6 +52,7 @@ tree_free(struct tree *t)
 	}
 	free(t->e);
 	free(t->spans);
+	json_decref(t->skips);
 	free(t);
 }
 
@@ -158,15 +160,26 @@ walk_dir(struct walk *w, const char *local, const char *rel, unsigned depth)
 	return rc;
 }
 
-/* Skips what cannot be sent, with a warning. */
+/*
+ * Skips what cannot be sent, with a warning, and lists the first ones
+ * for --json (their paths escaped as the log does: a name may be no
+ * text).
+ */
 static enum pf_status
 skip(struct walk *w, const char *local, const char *what)
 {
+	char path[PATH_MAX * 4 + 1];
+
 	w->t->skipped++;
-	/* The log escapes what a name may hold that is no text. */
 	if (!w->o->quiet)
 		log_warn("skipping %s: %s", local, what);
-	return PF_OK;
+	if (w->t->skipped > TREE_SKIPS_LISTED)
+		return PF_OK;
+	pf_text_escape(path, sizeof(path), local, NULL);
+	if (w->t->skips == NULL && (w->t->skips = json_array()) == NULL)
+		return PF_ENOMEM;
+	return json_array_append_new(w->t->skips, json_pack("{s:s,s:s}",
+	    "path", path, "reason", what)) == 0 ? PF_OK : PF_ENOMEM;
 }
 
 /*

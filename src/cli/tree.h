@@ -36,12 +36,16 @@ struct tree_entry {
 	struct filesum	*sum;		/* its receipt, from the reads */
 };
 
+#define TREE_SKIPS_LISTED	1000
+
 struct tree {
 	size_t			 n, cap;
 	struct tree_entry	*e;
 	uint64_t		 total;		/* payload bytes */
 	size_t			 files;		/* entries that are files */
 	unsigned		 skipped;	/* symlinks, devices, ... */
+	json_t			*skips;		/* the first TREE_SKIPS_LISTED
+						   of them: path, reason */
 	bool			 follow;	/* --follow-symlinks */
 	uint32_t		 sum_chunk;	/* receipts hashed as files
 						   are read, in chunks of

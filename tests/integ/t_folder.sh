@@ -90,6 +90,13 @@ check "the result is one JSON object" valid_json <"$T/out"
 SID=$(json_get session <"$T/out")
 check_eq "status partial" partial "$(json_get status <"$T/out")"
 check_eq "one session for the whole tree" 1 "$(stored_count)"
+check_eq "--json lists what was skipped, with why" \
+    "fifo: a FIFO; passwd-link: a symbolic link" "$(python3 -c '
+import json, sys
+print("; ".join("%s: %s" % (s["path"].rsplit("/", 1)[1],
+    s["reason"].split(" (")[0])
+    for s in sorted(json.load(sys.stdin)["skipped_entries"],
+                    key=lambda s: s["path"])))' <"$T/out")"
 entry() {	# entry PATH KEY [RESULT]: a key of the entry for PATH
 	python3 -c '
 import json, sys
