@@ -20,6 +20,7 @@
 /* What the files of a transfer came to. */
 struct tally {
 	unsigned	 stored, refused, changed, dirs;
+	unsigned	 renamed;	/* stored, under a name made safe */
 };
 
 /* What the walk skipped, for --json: the first TREE_SKIPS_LISTED. */
@@ -191,6 +192,9 @@ judge(const struct tree_entry *e, const json_t *f, bool same,
 
 	if (state == NULL)
 		state = "unknown";
+	if (strcmp(state, "stored") == 0 && stored != NULL &&
+	    strcmp(stored, e->rel) != 0)
+		tl->renamed++;
 	if (strcmp(state, "stored") != 0)
 		tl->refused++;
 	else if (e->dir)
@@ -232,6 +236,10 @@ print_summary(const struct upload_result *r, const struct tally *tl,
 	if (tl->refused + tl->changed > 0)
 		printf("not stored as they are here: %u refused, %u changed\n",
 		    tl->refused, tl->changed);
+	if (tl->renamed > 0)
+		printf("%u stored under a name made safe (a leading dot, a "
+		    "control character...): --json gives each stored_as\n",
+		    tl->renamed);
 	if (r->resumed_chunks > 0)
 		printf("resumed: %u of %u chunks were on the server already\n",
 		    r->resumed_chunks, r->chunks);
@@ -252,7 +260,7 @@ int
 folder_report(const struct upload_result *r, struct tree *t,
     uint32_t chunk_size, bool json, bool quiet)
 {
-	struct tally tl = { 0, 0, 0, 0 };
+	struct tally tl = { 0, 0, 0, 0, 0 };
 	struct folder_check *c = r->check;
 	json_t *a, *j;
 	bool partial;

@@ -518,6 +518,15 @@ check_eq "fetch of a 255-byte name exits 0" 0 "$RC"
 check "fetch of a 255-byte name reproduces the tree (diff -r)" \
     diff -r "$T/longn" "$T/longn-back/longn"
 
+# --- Names made safe are stored all the same, and the summary says so.
+mkdir -p "$T/dots"
+echo rc >"$T/dots/.bashrc"
+echo plain >"$T/dots/plain.txt"
+run "$PARAFLOW" upload --no-tls --port "$PORT" "$T/dots"
+check_eq "a dot file: exit 0" 0 "$RC"
+check "a dot file: the summary counts it" \
+    grep -q '^1 stored under a name made safe' "$T/out"
+
 # --- A file and its namesake with .part: fetch's own partial file is
 # hidden (".x.part"), which no stored name can be, so both come back.
 mkdir -p "$T/pp/sub"
