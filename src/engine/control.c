@@ -188,9 +188,9 @@ check_sizes(struct stream *st, uint64_t chunk_size, const char *head64,
 		    min >> 20, min >> 20);
 	if (env->cfg->max_file_size != 0 &&
 	    o->f.size > env->cfg->max_file_size)
-		return reply_fail(st, PF_ETOOLARGE,
-		    "file of %llu bytes is over the "
-		    "limit of %llu", (unsigned long long)o->f.size,
+		return reply_fail(st, PF_ETOOLARGE, "an upload of %llu bytes "
+		    "is over the limit of %llu (--max-file-size: a transfer "
+		    "counts all its files)", (unsigned long long)o->f.size,
 		    (unsigned long long)env->cfg->max_file_size);
 	if (proto_chunk_count(o->f.size, o->f.chunk_size,
 	    &o->nchunks) != PF_OK)
