@@ -504,19 +504,25 @@ run "$PARAFLOW" upload --no-tls --port "$PORT" --dry-run "$T/nonutf"
 check "the warning names it, escaped" \
     grep -qF 'bad\xff.txt: a name that is not valid UTF-8' "$T/err"
 
+# round_trip DIR WHAT: uploads DIR, fetches the transfer back into
+# DIR-back and checks the copy (diff -r).
+round_trip() {
+	run "$PARAFLOW" upload --no-tls --port "$PORT" --quiet --json "$1"
+	check_eq "$2: the upload exits 0" 0 "$RC"
+	SID=$(json_get session <"$T/out")
+	run "$PARAFLOW" fetch "$SID" -o "$1-back" --quiet \
+	    --pin "$(server_pin)" --http "https://127.0.0.1:$HTTP_PORT"
+	check_eq "$2: the fetch exits 0" 0 "$RC"
+	check "$2: the fetch reproduces the tree (diff -r)" \
+	    diff -r "$1" "$1-back/$(basename "$1")"
+}
+
 # --- A stored name of 251-255 bytes: its .part would pass NAME_MAX.
 mkdir -p "$T/longn"
 echo a >"$T/longn/a.txt"
 echo b >"$T/longn/$(printf 'N%.0s' $(seq 255))"
 echo c >"$T/longn/z.txt"
-run "$PARAFLOW" upload --no-tls --port "$PORT" --quiet --json "$T/longn"
-check_eq "a 255-byte name uploads" 0 "$RC"
-SID=$(json_get session <"$T/out")
-run "$PARAFLOW" fetch "$SID" -o "$T/longn-back" --quiet \
-    --pin "$(server_pin)" --http "https://127.0.0.1:$HTTP_PORT"
-check_eq "fetch of a 255-byte name exits 0" 0 "$RC"
-check "fetch of a 255-byte name reproduces the tree (diff -r)" \
-    diff -r "$T/longn" "$T/longn-back/longn"
+round_trip "$T/longn" "a 255-byte name"
 
 # --- Names made safe are stored all the same, and the summary says so.
 mkdir -p "$T/dots"
@@ -534,14 +540,7 @@ echo main >"$T/pp/f.txt"
 echo other >"$T/pp/f.txt.part"
 head -c 3000000 /dev/urandom >"$T/pp/sub/g.bin"
 head -c 100 /dev/urandom >"$T/pp/sub/g.bin.part"
-run "$PARAFLOW" upload --no-tls --port "$PORT" --quiet --json "$T/pp"
-check_eq "x and x.part upload" 0 "$RC"
-SID=$(json_get session <"$T/out")
-run "$PARAFLOW" fetch "$SID" -o "$T/pp-back" --quiet \
-    --pin "$(server_pin)" --http "https://127.0.0.1:$HTTP_PORT"
-check_eq "fetch of x and x.part exits 0" 0 "$RC"
-check "fetch of x and x.part reproduces the tree (diff -r)" \
-    diff -r "$T/pp" "$T/pp-back/pp"
+round_trip "$T/pp" "x and x.part"
 check "fetch of x and x.part left no partial file" \
     test -z "$(find "$T/pp-back" -name '.*.part')"
 
