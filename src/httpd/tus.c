@@ -17,6 +17,7 @@
 #include "access.h"
 #include "conns.h"
 #include "digest.h"
+#include "events.h"
 #include "log.h"
 #include "net.h"
 #include "proto.h"
@@ -34,8 +35,11 @@
 
 /* One tus request (*req_cls of gateway.c while it runs). */
 struct tus_req {
+	struct httpd		*h;
 	bool			 started;	/* its headers were handled */
 	bool			 create;	/* POST: 201 and Location */
+	bool			 located;	/* ... and its Location given */
+	bool			 checked;	/* body headers: body_headers */
 	char			 id[ENGINE_ID_LEN + 1];
 	struct engine_upload	*u;		/* a body being written */
 	struct pf_sha256	*sum;		/* with Upload-Checksum */
@@ -227,6 +231,7 @@ answer_offset(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 		return answer(rq, c, MHD_HTTP_NO_CONTENT, r);
 	snprintf(where, sizeof(where), "%s/%s", TUS_ROOT, rq->id);
 	MHD_add_response_header(r, "Location", where);
+	rq->located = true;
 	return answer(rq, c, MHD_HTTP_CREATED, r);
 }
 
@@ -308,18 +313,17 @@ parse_checksum(struct tus_req *rq, struct MHD_Connection *c,
 }
 
 /*
- * Begins writing the body of rq at offset off into upload rq->id of who.
- * On failure the answer is made (see answer()) and *ret is the result.
+ * The headers of a body: its type, and its checksum into rq. On
+ * failure the answer is made (see answer()) and *ret is the result.
  */
 static bool
-begin_body(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
-    const struct gw_caller *who, uint64_t off, enum MHD_Result *ret)
+body_headers(struct tus_req *rq, struct MHD_Connection *c,
+    enum MHD_Result *ret)
 {
 	const char *type = header(c, "Content-Type");
-	char v[32];
-	uint64_t durable = 0, len;
-	enum pf_status rc;
 
+	if (rq->checked)
+		return true;
 	if (type == NULL || strcmp(type, "application/offset+octet-stream")) {
 		*ret = fail(rq, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
 		    "bad_request",
@@ -327,6 +331,24 @@ begin_body(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 		return false;
 	}
 	if (!parse_checksum(rq, c, ret))
+		return false;
+	rq->checked = true;
+	return true;
+}
+
+/*
+ * Begins writing the body of rq at offset off into upload rq->id of who.
+ * On failure the answer is made (see answer()) and *ret is the result.
+ */
+static bool
+begin_body(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
+    const struct gw_caller *who, uint64_t off, enum MHD_Result *ret)
+{
+	char v[32];
+	uint64_t durable = 0, len;
+	enum pf_status rc;
+
+	if (!body_headers(rq, c, ret))
 		return false;
 	rc = engine_upload_begin(h->engine, rq->id, who->admin ? NULL :
 	    who->user, off, rq->sum != NULL, &rq->u, &durable);
@@ -415,6 +437,7 @@ create(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	const char *concat = header(c, "Upload-Concat");
 	enum MHD_Result ret;
 	enum pf_status rc;
+	uint64_t len;
 
 	conns_client_addr(c, &addr);
 	pf_addr_text(&addr, peer);
@@ -436,6 +459,12 @@ create(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 		return fail(rq, c, MHD_HTTP_BAD_REQUEST, "bad_request",
 		    "POST needs Upload-Length (a number of bytes), and "
 		    "Upload-Concat is partial or final;<urls>");
+	/* A body that cannot be taken makes no upload the client lacks. */
+	if (has_body(c) && !body_headers(rq, c, &ret))
+		return ret;
+	if (header_u64(c, "Content-Length", &len) && len > n.size)
+		return fail(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+		    "the body is longer than Upload-Length");
 	/* PF_EPROTO: the engine's store takes no tus uploads. */
 	if ((rc = engine_upload_create(h->engine, &n, rq->id, why,
 	    sizeof(why))) == PF_EPROTO)
@@ -444,6 +473,7 @@ create(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	if (rc != PF_OK)
 		return fail_rc(rq, c, rc, why);
 	rq->create = true;
+	rq->h = h;
 	if (!has_body(c))
 		return answer_offset(rq, h, c, 0);
 	if (!begin_body(rq, h, c, who, 0, &ret))
@@ -516,12 +546,20 @@ static enum MHD_Result
 terminate(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
     const struct gw_caller *who)
 {
+	struct engine_session_info s;
+	bool ended;
 	enum pf_status rc;
 
+	/* A receiving one's end is the monitor's to tell, as for DELETE. */
+	ended = engine_session(h->engine, rq->id, &s) == PF_OK &&
+	    s.state != ENGINE_RECEIVING;
 	rc = engine_upload_cancel(h->engine, rq->id, who->admin ? NULL :
 	    who->user);
 	if (rc != PF_OK)
 		return fail_rc(rq, c, rc, pf_status_message(rc));
+	if (ended)
+		events_publish(h, "deleted", s.user, json_pack("{s:s}", "id",
+		    rq->id));
 	return answer(rq, c, MHD_HTTP_NO_CONTENT, empty());
 }
 
@@ -751,6 +789,15 @@ tus_request_free(void *ctx)
 	if (rq->u != NULL)
 		engine_upload_end(rq->u, rq->sum == NULL && rq->err == PF_OK,
 		    &offset);
+	/*
+	 * Made by this POST, whose answer never gave its Location (its body
+	 * failed or was cut): no client can resume it, and it would count
+	 * against its user's sessions until it expired.
+	 */
+	if (rq->create && !rq->located && rq->h != NULL &&
+	    engine_upload_cancel(rq->h->engine, rq->id, NULL) == PF_OK)
+		log_info("tus upload %s: created, but its POST failed: "
+		    "cancelled", rq->id);
 	if (rq->held != NULL)
 		MHD_destroy_response(rq->held);
 	pf_sha256_free(rq->sum);

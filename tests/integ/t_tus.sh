@@ -181,7 +181,51 @@ saw_completed() {
 	grep -A3 '^event: completed' "$T/events" | grep -q "$cid"
 }
 check "... an SSE completed event for it" wait_for 30 saw_completed
+# A finished upload terminated over tus: gone, and the stream says so.
+mkfile "$T/d" 1000
+req "${ALICE[@]}" "${TUS[@]}" "${OCT[@]}" -X POST -H "Upload-Length: 1000" \
+    -H "Upload-Metadata: filename $(printf d.txt | base64)" \
+    --data-binary @"$T/d" /api/v1/uploads
+did=$(basename "$(hdr Location)")
+req "${ALICE[@]}" "${TUS[@]}" -X DELETE "/api/v1/uploads/$did"
+check_eq "DELETE of a finished upload: 204" 204 "$CODE"
+saw_deleted() {
+	grep -A3 '^event: deleted' "$T/events" | grep -q "$did"
+}
+check "... an SSE deleted event for it" wait_for 30 saw_deleted
 kill "$ev" 2>/dev/null
+
+# A POST whose body is refused leaves no upload behind: its client never
+# learnt where it was, and it would hold one of alice's sessions.
+receiving() {
+	curl -s "${ALICE[@]}" "$HTTP_URL/api/v1/sessions?state=receiving" |
+	    json_get total
+}
+was=$(receiving)
+meta=(-H "Upload-Metadata: filename $(printf o.txt | base64)")
+for i in 1 2 3; do
+	req "${ALICE[@]}" "${TUS[@]}" -X POST -H 'Upload-Length: 5' \
+	    "${meta[@]}" -H 'Content-Type: application/octet-stream' \
+	    --data-binary hello /api/v1/uploads
+	c415=$CODE
+	req "${ALICE[@]}" "${TUS[@]}" "${OCT[@]}" -X POST \
+	    -H 'Upload-Length: 5' "${meta[@]}" -H 'Upload-Checksum: md5 x' \
+	    --data-binary hello /api/v1/uploads
+	c400=$CODE
+	req "${ALICE[@]}" "${TUS[@]}" "${OCT[@]}" -X POST \
+	    -H 'Upload-Length: 4' "${meta[@]}" --data-binary hello \
+	    /api/v1/uploads
+	c413=$CODE
+	req "${ALICE[@]}" "${TUS[@]}" "${OCT[@]}" -X POST \
+	    -H 'Upload-Length: 5' "${meta[@]}" \
+	    -H "Upload-Checksum: sha256 $(printf x | sha256sum |
+	    cut -d' ' -f1 | xxd -r -p | base64 -w0)" --data-binary hello \
+	    /api/v1/uploads
+	c460=$CODE
+done
+check_eq "POSTs with a refused body: 415, 400, 413, 460" "415 400 413 460" \
+    "$c415 $c400 $c413 $c460"
+check_eq "... and no upload left receiving" "$was" "$(receiving)"
 after=$(metric paraflow_received_bytes_total)
 check "... counted in paraflow_received_bytes_total" \
     [ "$((${after%.*} - ${before%.*}))" -ge 300000 ]
