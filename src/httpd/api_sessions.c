@@ -280,6 +280,7 @@ list_answer(const struct gw_call *call, const char *state, unsigned mask,
 	struct listcache_gen gen;
 	struct MHD_Response *r;
 	size_t klen, len;
+	bool fresh;
 
 	/*
 	 * Read before the copies: a change after them makes a new tag. On
@@ -294,11 +295,13 @@ list_answer(const struct gw_call *call, const char *state, unsigned mask,
 	if (!list_etag(call->h, key, klen, &gen, etag))
 		return resp_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "internal", "cannot tag the list");
-	/* The tag's quoted part: W/"x" and "x" both match (weakly). */
-	if (inm != NULL && resp_etag_matches(inm, etag + 2))
-		return resp_tagged(c, NULL, etag);
+	/*
+	 * The tag's quoted part: W/"x" and "x" both match (weakly). A 304
+	 * states the 200's length: the kept list's, which it mostly is.
+	 */
+	fresh = inm != NULL && resp_etag_matches(inm, etag + 2);
 	if ((r = listcache_get(call->h, key, klen, &gen)) != NULL)
-		return resp_tagged(c, r, etag);
+		return resp_tagged(c, r, etag, fresh);
 	if ((text = list_text(call, state, mask, offset, limit, &len)) ==
 	    NULL || (body = listcache_body_new(text, len)) == NULL)
 		return resp_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -306,7 +309,7 @@ list_answer(const struct gw_call *call, const char *state, unsigned mask,
 	listcache_put(call->h, key, klen, &gen, body);
 	r = listcache_response(body);
 	listcache_body_unref(body);
-	return r ? resp_tagged(c, r, etag) : MHD_NO;
+	return resp_tagged(c, r, etag, fresh);
 }
 
 enum MHD_Result

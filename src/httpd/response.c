@@ -88,18 +88,11 @@ resp_etag_matches(const char *hdr, const char *etag)
 
 enum MHD_Result
 resp_tagged(struct MHD_Connection *c, struct MHD_Response *r,
-    const char *etag)
+    const char *etag, bool not_modified)
 {
-	unsigned status = MHD_HTTP_OK;
-
-	if (r == NULL) {
-		/* A 304 states what the 200 would, with no body. */
-		if ((r = MHD_create_response_from_buffer(0, NULL,
-		    MHD_RESPMEM_PERSISTENT)) == NULL)
-			return MHD_NO;
-		status = MHD_HTTP_NOT_MODIFIED;
-	} else
-		MHD_add_response_header(r, "Content-Type", "application/json");
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "application/json");
 	/*
 	 * Kept by the browser, never by a shared cache (the answer is the
 	 * caller's), and asked again each time with If-None-Match.
@@ -108,7 +101,8 @@ resp_tagged(struct MHD_Connection *c, struct MHD_Response *r,
 	MHD_add_response_header(r, "Vary", "Authorization");
 	MHD_add_response_header(r, "ETag", etag);
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	return resp_queue(c, status, r);
+	return resp_queue(c, not_modified ? MHD_HTTP_NOT_MODIFIED :
+	    MHD_HTTP_OK, r);
 }
 
 enum MHD_Result

@@ -33,12 +33,13 @@ bool resp_etag_matches(const char *hdr, const char *etag);
 
 /*
  * Queues r, a JSON body (its reference taken), as a 200 validated by
- * etag (borrowed, quoted, e.g. W/"..."), or with r NULL a 304 Not
- * Modified without a body; both revalidate (Cache-Control: private,
- * no-cache) instead of the no-store of other answers.
+ * etag (borrowed, quoted, e.g. W/"..."), or if not_modified as a 304
+ * that sends none of it but states its length (a 304 may state only the
+ * 200's); both revalidate (Cache-Control: private, no-cache) instead of
+ * the no-store of other answers.
  */
 enum MHD_Result resp_tagged(struct MHD_Connection *c, struct MHD_Response *r,
-    const char *etag);
+    const char *etag, bool not_modified);
 
 /* The Error body of docs/api.md, {"error":{"code","message"}}. */
 enum MHD_Result resp_error(struct MHD_Connection *c, unsigned status,

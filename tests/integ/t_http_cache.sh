@@ -75,6 +75,8 @@ check "the same list again: the same bytes" cmp -s "$T/list1" "$T/b"
 req "${ALICE[@]}" -H "If-None-Match: $ETAG" "$LIST"
 check_eq "If-None-Match with the ETag: 304" 304 "$CODE"
 check_eq "304: no body" 0 "$(wc -c <"$T/b")"
+check_eq "304: its Content-Length is the 200's (RFC 9110 8.6)" \
+    "$(wc -c <"$T/list1")" "$(hdr Content-Length)"
 check_eq "304: the ETag" "$ETAG" "$(hdr ETag)"
 check_eq "304: Cache-Control" "private, no-cache" "$(hdr Cache-Control)"
 req "${ALICE[@]}" -H "If-None-Match: \"x\", $ETAG" "$LIST"
