@@ -1171,11 +1171,14 @@ copy_parts(struct engine_upload *u, struct session **parts, size_t nparts,
 	return PF_OK;
 }
 
-/* Creates the final upload of n (size set) and copies the parts in. */
+/*
+ * Creates the final upload of n (size set) and copies the parts in;
+ * *judged if their bytes were refused (not the name, say).
+ */
 static enum pf_status
 concat_into(struct engine *e, const struct engine_upload_new *n,
     struct session **parts, size_t nparts, char id[ENGINE_ID_LEN + 1],
-    char *why, size_t cap)
+    char *why, size_t cap, bool *judged)
 {
 	struct engine_upload *u = NULL;
 	uint64_t off = 0;
@@ -1193,6 +1196,7 @@ concat_into(struct engine *e, const struct engine_upload_new *n,
 		goto out;
 	}
 	if ((rc = copy_parts(u, parts, nparts, buf)) != PF_OK) {
+		*judged = rc == PF_EFORBIDDEN;
 		snprintf(why, cap, "%s", engine_upload_why(u)[0] ?
 		    engine_upload_why(u) : pf_status_message(rc));
 		engine_upload_end(u, false, &off);
@@ -1217,6 +1221,7 @@ engine_upload_concat(struct engine *e, const struct engine_upload_new *n,
 {
 	struct engine_upload_new fin = *n;
 	struct session **parts;
+	bool judged = false;
 	enum pf_status rc;
 
 	if ((parts = calloc(nparts ? nparts : 1, sizeof(*parts))) == NULL)
@@ -1226,14 +1231,13 @@ engine_upload_concat(struct engine *e, const struct engine_upload_new *n,
 	if ((rc = take_parts(e, n->user, ids, nparts, parts, &fin.size, why,
 	    cap)) != PF_OK)
 		goto out;
-	rc = concat_into(e, &fin, parts, nparts, id, why, cap);
+	rc = concat_into(e, &fin, parts, nparts, id, why, cap, &judged);
 	/*
-	 * Copied, or refused with the file: the parts are done with. Else
-	 * (a cap, the space) they stay for the final upload to be tried
-	 * again.
+	 * Copied, or their bytes refused: the parts are done with. Else (a
+	 * cap, the space, the name) they stay for the final upload to be
+	 * tried again.
 	 */
-	for (size_t i = 0; i < nparts && (rc == PF_OK ||
-	    rc == PF_EFORBIDDEN); i++)
+	for (size_t i = 0; i < nparts && (rc == PF_OK || judged); i++)
 		registry_end(e->registry, parts[i], rc == PF_OK ?
 		    SESSION_CANCELLED : SESSION_FAILED, rc);
 	if (rc == PF_OK) {

@@ -256,10 +256,20 @@ check_eq "... its bytes are not judged alone (an ELF start): 204" 204 "$CODE"
 req "${ALICE[@]}" "${TUS[@]}" -I "$p1"
 check_eq "... HEAD says Upload-Concat: partial" partial \
     "$(hdr Upload-Concat)"
+# A name refused costs the parts nothing: the final upload may be asked
+# again under another.
+req "${ALICE[@]}" "${TUS[@]}" -X POST -H "Upload-Concat: final;$p1" \
+    -H "Upload-Metadata: filename $(printf x.exe | base64)" \
+    /api/v1/uploads
+check_eq "a final upload named x.exe: 403" 403 "$CODE"
+req "${ALICE[@]}" "${TUS[@]}" -I "$p1"
+check_eq "... its part stays (HEAD 200)" 200 "$CODE"
 req "${ALICE[@]}" "${TUS[@]}" -X POST -H "Upload-Concat: final;$p1" \
     -H "Upload-Metadata: filename $(printf x.dat | base64)" \
     /api/v1/uploads
 check_eq "a final upload starting like an ELF executable: 403" 403 "$CODE"
+req "${ALICE[@]}" "${TUS[@]}" -I "$p1"
+check_eq "... its part, refused with it, is gone (HEAD 410)" 410 "$CODE"
 check "... nothing stored, no staging area left" staging_empty
 
 # Termination.
