@@ -680,8 +680,16 @@ tail_resolve(struct engine *e, struct session *s, uint64_t off,
     uint64_t *at, struct tail *t, bool *resume)
 {
 	*resume = false;
-	if (!tail_take(e->uploads, s, t) || *at != (uint64_t)t->idx *
-	    session_chunk_size(s) || off == *at)
+	if (!tail_take(e->uploads, s, t)) {
+		/*
+		 * Past the chunks held, with no tail to go on from: a
+		 * request writing the next chunk has it (a retry sent while
+		 * the first still runs), or the offset is wrong.
+		 */
+		return off > *at && session_chunk_busy(s, (uint32_t)(*at /
+		    session_chunk_size(s))) ? PF_EBUSY : PF_OK;
+	}
+	if (*at != (uint64_t)t->idx * session_chunk_size(s) || off == *at)
 		return PF_OK;
 	if (off != t->off) {
 		if (tail_put(e, s, t->idx, t->off))

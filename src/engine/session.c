@@ -872,6 +872,13 @@ session_reclaim_chunk(struct session *s, uint32_t index)
 }
 
 bool
+session_chunk_busy(struct session *s, uint32_t index)
+{
+	return index < s->nchunks &&
+	    atomic_load(&s->chunks[index]) == CHUNK_RECEIVING;
+}
+
+bool
 session_broken(struct session *s)
 {
 	return s->remote == NULL && storage_staging_broken(s->staging);

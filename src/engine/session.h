@@ -287,6 +287,9 @@ void session_release_chunk(struct session *s, uint32_t index, bool nacked);
  */
 enum session_claim session_reclaim_chunk(struct session *s, uint32_t index);
 
+/* True while a connection or request receives chunk index. */
+bool session_chunk_busy(struct session *s, uint32_t index);
+
 /* True once a sync of the staging area failed: nothing staged holds. */
 bool session_broken(struct session *s);
 

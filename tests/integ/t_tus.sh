@@ -300,6 +300,12 @@ some_held() {
 	[ "$(offset_of "$LOC")" -gt 0 ] 2>/dev/null
 }
 check "a slow PATCH makes progress" wait_for 60 some_held
+# A retry sent while the first request still writes: 423, not a 409
+# that would send its client back to an offset it has passed.
+head -c 1000 "$T/d" >"$T/d.dup"
+patch $(($(offset_of "$LOC") + 1000)) "$T/d.dup"
+check_eq "a second PATCH past the offset while the first writes: 423" 423 \
+    "$CODE"
 req "${ALICE[@]}" "${TUS[@]}" -X DELETE "$LOC"
 check_eq "DELETE during the PATCH: 204" 204 "$CODE"
 wait "$slow" 2>/dev/null
