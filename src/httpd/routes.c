@@ -252,6 +252,7 @@ routes_dispatch(struct httpd *h, struct MHD_Connection *c, const char *url,
 		call.id[idlen] = '\0';
 		if (!proto_id_valid(call.id))
 			goto bad_id;
+		proto_id_lower(call.id);
 	}
 	if (r->pattern != NULL &&
 	    (r = pick_method(r, method_bit(method), &allowed)) == NULL) {

@@ -409,6 +409,7 @@ create_final(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 		if (!proto_id_valid(ids[np]))
 			return fail(rq, c, MHD_HTTP_NOT_FOUND, "not_found",
 			    "no such partial upload");
+		proto_id_lower(ids[np]);
 		part[np] = ids[np];
 		np++;
 		p += k;
@@ -648,6 +649,7 @@ start(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 			return fail(rq, c, MHD_HTTP_NOT_FOUND, "not_found",
 			    "no such upload");
 		snprintf(rq->id, sizeof(rq->id), "%s", id);
+		proto_id_lower(rq->id);
 	}
 	if (!one && strcmp(method, "POST") == 0)
 		return create(rq, h, c, &who);

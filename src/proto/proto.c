@@ -30,6 +30,14 @@ proto_id_valid(const char *id)
 	return true;
 }
 
+void
+proto_id_lower(char *id)
+{
+	for (; *id != '\0'; id++)
+		if (*id >= 'A' && *id <= 'F')
+			*id = (char)(*id - 'A' + 'a');
+}
+
 bool
 proto_user_valid(const char *name)
 {

@@ -78,6 +78,12 @@ struct proto_chunk_head {
 bool proto_id_valid(const char *id);
 
 /*
+ * Lowers the hex digits of id, a valid one: a UUID is read in either
+ * case and written (and stored) in lower case (RFC 9562).
+ */
+void proto_id_lower(char *id);
+
+/*
  * True if name is a valid user name: 1..PROTO_MAX_USER bytes of
  * [A-Za-z0-9._@+-]. Restricting the alphabet makes SASLprep the identity
  * and keeps names safe in logs, files and JSON. Any thread.

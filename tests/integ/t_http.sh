@@ -182,6 +182,8 @@ b1=$(json_field "$(upload_as bob --file "$T/b1" --name b1.bin --json)" \
 check "three uploads made ($a1 $a2 $b1)" \
     test -n "$a1" -a -n "$a2" -a -n "$b1"
 
+req "${ALICE[@]}" "/api/v1/sessions/${a1^^}"
+check_eq "a session id in upper case is the same session: 200" 200 "$CODE"
 req "${ALICE[@]}" "/api/v1/sessions/$a1"
 expect_status "alice GETs a1" 200 Session
 check_eq "a1: id" "$a1" "$(jget id)"
