@@ -625,9 +625,11 @@ own_chunks_whole(const struct tree *t, const struct tree_entry *e)
 static enum pf_status
 unreadable(struct tree *t, struct tree_entry *e)
 {
-	log_error("%s: %s", e->local, strerror(errno));
-	atomic_store(&t->unreadable_errno, errno);
+	int err = errno;
+
+	atomic_store(&t->unreadable_errno, err);
 	atomic_store(&t->unreadable, (size_t)(e - t->e) + 1);
+	log_error("%s: %s", e->local, strerror(err));
 	return PF_EIO;
 }
 

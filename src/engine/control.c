@@ -164,6 +164,7 @@ struct open_req {
 	const char		*resume;	/* session id, or NULL */
 	bool			 amend;		/* a resume with a new
 						   manifest (amend.h) */
+	char			 resume_id[PROTO_ID_LEN + 1];	/* lowered */
 };
 
 /* Chunk size, size limits and head of an OPEN, into o. */
@@ -256,6 +257,12 @@ parse_open(struct stream *st, const json_t *req, struct open_req *o)
 	    &o->f.client_name_len);
 	head64 = wire_json_str(req, "head", NULL);
 	o->resume = wire_json_str(req, "resume", &resume_len);
+	/* An id is read in either case, and known in lower case. */
+	if (o->resume != NULL && proto_id_valid(o->resume)) {
+		memcpy(o->resume_id, o->resume, sizeof(o->resume_id));
+		proto_id_lower(o->resume_id);
+		o->resume = o->resume_id;
+	}
 	o->amend = json_is_true(json_object_get(req, "amend"));
 	o->f.pieces = json_is_true(json_object_get(req, "pieces"));
 	if (o->f.client_name == NULL || head64 == NULL ||

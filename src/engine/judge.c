@@ -224,8 +224,7 @@ judge_entry(struct judge *j, struct judge_work *w, uint32_t i)
 		if (fd != -1 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
 			v->size = (uint64_t)sb.st_size;
 		j->has[i] = 1;
-	}
-	else {
+	} else {
 		free(v->reason);
 		v->reason = NULL;
 	}

@@ -825,6 +825,8 @@ session_held_chunk(struct session *s, uint32_t index,
 {
 	uint64_t len = proto_chunk_length(s->size, s->chunk_size, index);
 
+	/* Before the chunk is done: a COMMIT may free the staging then. */
+	storage_staging_settled(s->staging, len);
 	memcpy(s->digests + (size_t)index * PF_SHA256_LEN, digest,
 	    PF_SHA256_LEN);
 	atomic_store(&s->last_active, (int64_t)time(NULL));
@@ -832,7 +834,6 @@ session_held_chunk(struct session *s, uint32_t index,
 	judge_note_chunk(atomic_load(&s->judge), index);
 	atomic_fetch_add(&s->chunks_acked, 1);
 	atomic_fetch_add(&s->bytes_held, len);
-	storage_staging_settled(s->staging, len);
 	/* A slow sync is progress too: the chunk was all there. */
 	atomic_store(&s->progress_ms, pf_now_ms());
 	session_changed();

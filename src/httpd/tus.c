@@ -780,6 +780,7 @@ void
 tus_request_free(void *ctx)
 {
 	struct tus_req *rq = ctx;
+	struct engine_session_info s;
 	uint64_t offset;
 
 	if (rq == NULL)
@@ -794,9 +795,12 @@ tus_request_free(void *ctx)
 	/*
 	 * Made by this POST, whose answer never gave its Location (its body
 	 * failed or was cut): no client can resume it, and it would count
-	 * against its user's sessions until it expired.
+	 * against its user's sessions until it expired. One that ended
+	 * (refused, or stored) keeps its record.
 	 */
 	if (rq->create && !rq->located && rq->h != NULL &&
+	    engine_session(rq->h->engine, rq->id, &s) == PF_OK &&
+	    s.state == ENGINE_RECEIVING &&
 	    engine_upload_cancel(rq->h->engine, rq->id, NULL) == PF_OK)
 		log_info("tus upload %s: created, but its POST failed: "
 		    "cancelled", rq->id);
