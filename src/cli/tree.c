@@ -64,19 +64,20 @@ static bool
 excluded(const struct tree_opts *o, const char *rel, const char *base,
     bool dir)
 {
-	char pat[PATH_MAX];
+	char cut[PATH_MAX];
 
 	for (size_t i = 0; i < o->nexclude; i++) {
-		size_t len = strlen(o->exclude[i]);
+		const char *pat = o->exclude[i];
+		size_t len = strlen(pat);
 
-		if (len > 1 && o->exclude[i][len - 1] == '/') {
-			if (!dir || len > sizeof(pat))
+		/* Only a folders' pattern is copied, without its '/'. */
+		if (len > 1 && pat[len - 1] == '/') {
+			if (!dir || len > sizeof(cut))
 				continue;
-			memcpy(pat, o->exclude[i], len - 1);
-			pat[len - 1] = '\0';
-		} else if (snprintf(pat, sizeof(pat), "%s", o->exclude[i]) >=
-		    (int)sizeof(pat))
-			continue;
+			memcpy(cut, pat, len - 1);
+			cut[len - 1] = '\0';
+			pat = cut;
+		}
 		if (fnmatch(pat, base, 0) == 0 ||
 		    fnmatch(pat, rel, FNM_PATHNAME) == 0)
 			return true;
@@ -639,7 +640,7 @@ tree_read_error(struct tree *t, char *out, size_t cap)
 	size_t i = atomic_load(&t->unreadable);
 
 	if (i == 0 || i > t->n)
-		snprintf(out, cap, "%s", "");
+		out[0] = '\0';
 	else
 		snprintf(out, cap, "%s: %s", t->e[i - 1].local,
 		    strerror(atomic_load(&t->unreadable_errno)));

@@ -118,7 +118,8 @@ payload_new(int dirfd, const struct manifest *mf, _Atomic uint64_t *promised)
 
 /*
  * n of pl's promised bytes are reserved now, or no longer needed: no
- * more than it still owes, should two threads settle its last bytes.
+ * more than it still owes (a chunk settled may hold bytes no file
+ * takes, or bytes a restart found written and did not promise again).
  */
 static void
 keep_promise(struct payload *pl, uint64_t n)
