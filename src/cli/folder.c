@@ -263,7 +263,8 @@ folder_report(const struct upload_result *r, struct tree *t,
 	struct tally tl = { 0, 0, 0, 0, 0 };
 	struct folder_check *c = r->check;
 	json_t *a, *j;
-	bool partial;
+	bool partial, refused;
+	int rc;
 
 	if (json_array_size(r->files) != t->n) {
 		fprintf(stderr, "paraflow: the server listed %zu entries, not "
@@ -291,17 +292,19 @@ folder_report(const struct upload_result *r, struct tree *t,
 	if (c != r->check)
 		folder_check_free(c);
 	partial = tl.refused + tl.changed > 0;
+	refused = tl.refused > 0 && tl.stored + tl.changed == 0;
+	rc = refused ? EXIT_REFUSED : partial ? EXIT_PARTIAL : EXIT_OK;
 	if (!json) {
 		json_decref(a);
 		print_summary(r, &tl, quiet);
-		return partial ? EXIT_PARTIAL : EXIT_OK;
+		return rc;
 	}
 	j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:f,s:I,s:I,s:I,s:I,s:I,s:o,"
-	    "s:{s:I,s:I,s:I,s:I,s:I},s:o}", "status", partial ? "partial" :
-	    "ok", "session", r->session, "name", r->name, "bytes",
-	    (json_int_t)r->bytes, "chunks", (json_int_t)r->chunks, "digest",
-	    r->digest, "seconds", r->seconds, "retries",
-	    (json_int_t)r->retries, "resumed_chunks",
+	    "s:{s:I,s:I,s:I,s:I,s:I},s:o}", "status", refused ? "refused" :
+	    partial ? "partial" : "ok", "session", r->session, "name",
+	    r->name, "bytes", (json_int_t)r->bytes, "chunks",
+	    (json_int_t)r->chunks, "digest", r->digest, "seconds",
+	    r->seconds, "retries", (json_int_t)r->retries, "resumed_chunks",
 	    (json_int_t)r->resumed_chunks, "reconnects",
 	    (json_int_t)r->reconnects, "bytes_sent",
 	    (json_int_t)r->bytes_sent, "skipped", (json_int_t)t->skipped,
@@ -315,5 +318,5 @@ folder_report(const struct upload_result *r, struct tree *t,
 		putchar('\n');
 		json_decref(j);
 	}
-	return partial ? EXIT_PARTIAL : EXIT_OK;
+	return rc;
 }

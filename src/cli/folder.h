@@ -37,8 +37,9 @@ void folder_check_free(struct folder_check *c);
  * receipt the server gives each stored file against the local file (one
  * that differs changed while it was sent; r->check if the upload made
  * one, else made now), prints each refused or changed file and a
- * summary (or one JSON object with every file), and returns EXIT_OK, or
- * EXIT_PARTIAL if any file was not stored as it is.
+ * summary (or one JSON object with every file), and returns EXIT_OK,
+ * EXIT_PARTIAL if any file was not stored as it is, or EXIT_REFUSED if
+ * every file was refused (nothing stored).
  */
 int folder_report(const struct upload_result *r, struct tree *t,
     uint32_t chunk_size, bool json, bool quiet);

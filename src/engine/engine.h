@@ -405,10 +405,11 @@ char *engine_upload_final_parts(struct engine *e, const char *id);
 
 /*
  * Cancels upload id of user (NULL: anyone's), or deletes it if it is
- * finished: see engine_remove_session.
+ * finished (*cancelled false then; NULL: not asked): see
+ * engine_remove_session.
  */
 enum pf_status engine_upload_cancel(struct engine *e, const char *id,
-    const char *user);
+    const char *user, bool *cancelled);
 
 /*
  * The store's view (S3 storage, src/engine/s3view.c): what the gateway

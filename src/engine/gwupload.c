@@ -1103,19 +1103,21 @@ engine_upload_end(struct engine_upload *u, bool keep, uint64_t *offset)
 }
 
 enum pf_status
-engine_upload_cancel(struct engine *e, const char *id, const char *user)
+engine_upload_cancel(struct engine *e, const char *id, const char *user,
+    bool *cancelled)
 {
 	struct engine_upload_info info;
 	struct session *s;
 	enum pf_status rc;
-	bool cancelled;
+	bool dropped;
 
 	/* Only tus's own: live, or finished (a stored file goes too). */
 	if ((s = lookup(e, id, user)) == NULL && (rc = info_finished(e, id,
 	    user, &info)) == PF_ENOSESSION)
 		return rc;
 	session_unref(s);
-	rc = engine_remove_session(e, id, user, &cancelled);
+	rc = engine_remove_session(e, id, user, cancelled != NULL ?
+	    cancelled : &dropped);
 	/* Its first bytes held in memory go with it. */
 	pending_prune(e->uploads);
 	return rc;
@@ -1209,7 +1211,7 @@ concat_into(struct engine *e, const struct engine_upload_new *n,
 		    engine_upload_why(u) : pf_status_message(rc));
 		engine_upload_end(u, false, &off);
 		/* The final upload holds part of a refused file: it goes. */
-		engine_upload_cancel(e, id, n->user);
+		engine_upload_cancel(e, id, n->user, NULL);
 		goto out;
 	}
 	if ((rc = engine_upload_end(u, true, &off)) == PF_OK &&

@@ -135,13 +135,6 @@ keep_promise(struct payload *pl, uint64_t n)
 }
 
 void
-payload_settled(struct payload *pl, uint64_t n)
-{
-	if (pl != NULL && !pl->reserves)
-		keep_promise(pl, n);
-}
-
-void
 payload_close(struct payload *pl)
 {
 	if (pl == NULL)
@@ -325,6 +318,30 @@ first_range(const struct payload *pl, uint64_t off)
 			hi = mid;
 	}
 	return lo;
+}
+
+/* The bytes of [off, off + n) that pl's files hold. */
+static uint64_t
+bytes_in_files(const struct payload *pl, uint64_t off, uint64_t n)
+{
+	uint64_t end = off + n, sum = 0;
+
+	for (size_t i = first_range(pl, off); i < pl->n &&
+	    pl->r[i].off < end; i++) {
+		const struct payload_range *r = &pl->r[i];
+		uint64_t from = r->off > off ? r->off : off;
+		uint64_t to = r->off + r->len < end ? r->off + r->len : end;
+
+		sum += to - from;
+	}
+	return sum;
+}
+
+void
+payload_settled(struct payload *pl, uint64_t off, uint64_t n)
+{
+	if (pl != NULL && !pl->reserves)
+		keep_promise(pl, bytes_in_files(pl, off, n));
 }
 
 enum pf_status

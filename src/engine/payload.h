@@ -57,11 +57,12 @@ enum pf_status payload_open(int dirfd, const struct manifest *mf,
     _Atomic uint64_t *promised, struct payload **out);
 
 /*
- * n more bytes of pl are durable: where the filesystem finds space at
- * each write (pf_space_on_write), so that nothing was reserved, they are
- * no longer promised. NULL is a no-op.
+ * The bytes [off, off + n) of pl are durable: where the filesystem finds
+ * space at each write (pf_space_on_write), so that nothing was reserved,
+ * those of them its files hold are no longer promised (an amend's dead
+ * bytes never were). NULL is a no-op.
  */
-void payload_settled(struct payload *pl, uint64_t n);
+void payload_settled(struct payload *pl, uint64_t off, uint64_t n);
 
 void payload_close(struct payload *pl);
 

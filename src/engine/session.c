@@ -826,7 +826,8 @@ session_held_chunk(struct session *s, uint32_t index,
 	uint64_t len = proto_chunk_length(s->size, s->chunk_size, index);
 
 	/* Before the chunk is done: a COMMIT may free the staging then. */
-	storage_staging_settled(s->staging, len);
+	storage_staging_settled(s->staging, (uint64_t)index * s->chunk_size,
+	    len);
 	memcpy(s->digests + (size_t)index * PF_SHA256_LEN, digest,
 	    PF_SHA256_LEN);
 	atomic_store(&s->last_active, (int64_t)time(NULL));

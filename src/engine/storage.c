@@ -282,10 +282,10 @@ storage_staging_write(struct staging *st, uint64_t off, const void *p,
 }
 
 void
-storage_staging_settled(struct staging *st, uint64_t n)
+storage_staging_settled(struct staging *st, uint64_t off, uint64_t n)
 {
 	if (st != NULL)
-		payload_settled(st->pl, n);
+		payload_settled(st->pl, off, n);
 }
 
 /*

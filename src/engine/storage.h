@@ -82,8 +82,8 @@ enum pf_status storage_staging_put_meta(struct staging *st,
 enum pf_status storage_staging_write(struct staging *st, uint64_t off,
     const void *p, size_t n);
 
-/* n more bytes of st's payload are durable: payload_settled. */
-void storage_staging_settled(struct staging *st, uint64_t n);
+/* The bytes [off, off + n) of st's payload are durable: payload_settled. */
+void storage_staging_settled(struct staging *st, uint64_t off, uint64_t n);
 
 /*
  * Reads n bytes at off of the payload into p (tus concatenation copies

@@ -18,6 +18,10 @@
 #define STORE_WINDOW	(1u << 20)
 #define STORE_BLOCK	(32u * 1024)
 
+/*
+ * Digits to a number; one past UINT64_MAX stays UINT64_MAX (a position
+ * no file reaches: RFC 9110 sets no limit on the digits).
+ */
 static bool
 parse_u64(const char **p, uint64_t *out)
 {
@@ -26,9 +30,9 @@ parse_u64(const char **p, uint64_t *out)
 	if (**p < '0' || **p > '9')
 		return false;
 	while (**p >= '0' && **p <= '9') {
-		if (v > (UINT64_MAX - 9) / 10)
-			return false;
-		v = v * 10 + (uint64_t)(**p - '0');
+		unsigned d = (unsigned)(**p - '0');
+
+		v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
 		(*p)++;
 	}
 	*out = v;

@@ -548,17 +548,18 @@ terminate(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
     const struct gw_caller *who)
 {
 	struct engine_session_info s;
-	bool ended;
+	bool cancelled;
 	enum pf_status rc;
 
-	/* A receiving one's end is the monitor's to tell, as for DELETE. */
-	ended = engine_session(h->engine, rq->id, &s) == PF_OK &&
-	    s.state != ENGINE_RECEIVING;
+	/* The owner, to whom (and admins) the event goes. */
+	if (engine_session(h->engine, rq->id, &s) != PF_OK)
+		s.user[0] = '\0';
 	rc = engine_upload_cancel(h->engine, rq->id, who->admin ? NULL :
-	    who->user);
+	    who->user, &cancelled);
 	if (rc != PF_OK)
 		return fail_rc(rq, c, rc, pf_status_message(rc));
-	if (ended)
+	/* A cancelled one ends in the monitor's sample, as for DELETE. */
+	if (!cancelled)
 		events_publish(h, "deleted", s.user, json_pack("{s:s}", "id",
 		    rq->id));
 	return answer(rq, c, MHD_HTTP_NO_CONTENT, empty());
@@ -801,7 +802,7 @@ tus_request_free(void *ctx)
 	if (rq->create && !rq->located && rq->h != NULL &&
 	    engine_session(rq->h->engine, rq->id, &s) == PF_OK &&
 	    s.state == ENGINE_RECEIVING &&
-	    engine_upload_cancel(rq->h->engine, rq->id, NULL) == PF_OK)
+	    engine_upload_cancel(rq->h->engine, rq->id, NULL, NULL) == PF_OK)
 		log_info("tus upload %s: created, but its POST failed: "
 		    "cancelled", rq->id);
 	if (rq->held != NULL)

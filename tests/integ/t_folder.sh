@@ -476,6 +476,18 @@ check_eq "a name that sanitises to nothing refused" bad_name \
     "$(entry empty-names/... state)"
 check_eq "its reason is its name, not its path's length" \
     "file name cannot be stored" "$(entry empty-names/... reason)"
+check_eq "one of two files stored: exit 11" 11 "$RC"
+
+# --- Every file refused: nothing stored, exit 4 as for one file.
+mkdir -p "$T/all-refused/sub"
+printf '#!/bin/sh\necho hi\n' >"$T/all-refused/run.sh"
+printf '#!/bin/sh\necho hi\n' >"$T/all-refused/sub/notes.txt"
+run "$PARAFLOW" upload --no-tls --port "$PORT" --json "$T/all-refused"
+check_eq "every file refused: exit 4" 4 "$RC"
+check_eq "every file refused: status refused" refused \
+    "$(json_get status <"$T/out")"
+run "$PARAFLOW" upload --no-tls --port "$PORT" --quiet "$T/all-refused"
+check_eq "every file refused, without --json: exit 4" 4 "$RC"
 
 # --- Local errors of upload PATH... with --json: one JSON document.
 run "$PARAFLOW" upload --no-tls --port "$PORT" --json "$T/no-such-dir"

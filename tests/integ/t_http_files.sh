@@ -125,6 +125,9 @@ range 5-5 5 1
 range "$((SIZE - 1))-" $((SIZE - 1)) 1
 range "0-$((SIZE + 999))" 0 "$SIZE"
 range "-$((SIZE + 999))" 0 "$SIZE"
+# Positions past what 64 bits hold are still positions (RFC 9110).
+range "0-99999999999999999999999" 0 "$SIZE"
+range "-99999999999999999999999" 0 "$SIZE"
 
 # unsatisfiable SPEC: a 416 for Range: bytes=SPEC.
 unsatisfiable() {
@@ -136,6 +139,8 @@ unsatisfiable() {
 unsatisfiable "$SIZE-"
 unsatisfiable "$SIZE-$((SIZE + 10))"
 unsatisfiable "$((SIZE + 1000))-"
+unsatisfiable 99999999999999999999999-
+unsatisfiable 18446744073709551615-18446744073709551616
 unsatisfiable -0
 
 req "${ALICE[@]}" -H "Range: bytes=0-9,20-29" "$F"

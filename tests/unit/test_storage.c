@@ -381,10 +381,12 @@ test_failed_append_fails_tickets(void **state)
 }
 
 /*
- * A transfer of two files (3 chunks and 1) beneath parent: promised at
- * OPEN. Where the filesystem finds space at each write (tmpfs), the
- * first piece of the big file reserves nothing, and its bytes stay
- * promised until settled (never more than owed); elsewhere that piece
+ * A transfer of two files (3 chunks and 1, a chunk of dead bytes between
+ * them, as an amend leaves) beneath parent: promised at OPEN. Where the
+ * filesystem finds space at each write (tmpfs), the first piece of the
+ * big file reserves nothing, and its bytes stay promised until settled,
+ * the files' bytes of each chunk alone (never more than owed); elsewhere
+ * that piece
  * reserves the whole file, whose promise is then kept. Opened again,
  * the payload promises what its files still need.
  */
@@ -392,8 +394,8 @@ static void
 check_transfer_space(const char *parent, bool tmpfs)
 {
 	struct manifest_file f[2] = { { .size = 3 * CS, .offset = 0 },
-	    { .size = CS, .offset = 3 * CS } };
-	struct manifest m = { .n = 2, .f = f, .total = 4 * CS };
+	    { .size = CS, .offset = 4 * CS } };
+	struct manifest m = { .n = 2, .f = f, .total = 5 * CS };
 	_Atomic uint64_t promised = 0;
 	char d[PATH_MAX], cmd[PATH_MAX + 16];
 	struct payload *pl;
@@ -406,7 +408,7 @@ check_transfer_space(const char *parent, bool tmpfs)
 	assert_non_null(mkdtemp(d));
 	assert_true((dirfd = open(d, O_RDONLY | O_DIRECTORY)) != -1);
 	assert_int_equal(pf_space_on_write(dirfd), tmpfs);
-	assert_int_equal(payload_create(dirfd, 4 * CS, &m, &promised, &pl),
+	assert_int_equal(payload_create(dirfd, 5 * CS, &m, &promised, &pl),
 	    PF_OK);
 	assert_int_equal(promised, 4 * CS);
 	assert_int_equal(payload_write(pl, 0, buf, CS), PF_OK);
@@ -414,14 +416,18 @@ check_transfer_space(const char *parent, bool tmpfs)
 	if (tmpfs) {
 		assert_true((uint64_t)sb.st_blocks * 512 < 3 * CS);
 		assert_int_equal(promised, 4 * CS);
-		payload_settled(pl, CS);
+		payload_settled(pl, 3 * CS, CS);
+		assert_int_equal(promised, 4 * CS);
+		payload_settled(pl, 0, CS);
 		assert_int_equal(promised, 3 * CS);
-		payload_settled(pl, 10 * CS);
+		payload_settled(pl, 2 * CS, 3 * CS);
+		assert_int_equal(promised, CS);
+		payload_settled(pl, 0, 10 * CS);
 		assert_int_equal(promised, 0);
 	} else {
 		assert_true((uint64_t)sb.st_blocks * 512 >= 3 * CS);
 		assert_int_equal(promised, CS);
-		payload_settled(pl, CS);
+		payload_settled(pl, 0, CS);
 		assert_int_equal(promised, CS);
 	}
 	payload_close(pl);
