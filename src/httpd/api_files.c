@@ -308,6 +308,10 @@ transfer_file(const struct gw_call *call, const char *path,
 	}
 	s->size = (uint64_t)sb.st_size;
 	snprintf(s->name, sizeof(s->name), "%s", base);
+	/* Last-Modified: the file's own time, never in the future (RFC
+	   9110 8.8.2.1), as curl -R and wget -N would keep it. */
+	s->finished = sb.st_mtime < time(NULL) ? (int64_t)sb.st_mtime :
+	    (int64_t)time(NULL);
 	return send_file(call->c, fd, NULL, s);
 }
 

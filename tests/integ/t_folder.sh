@@ -24,6 +24,7 @@ start_server
 SRC=$T/src
 mkdir -p "$SRC/photos/2024/summer" "$SRC/photos/empty dir" "$SRC/docs"
 mkfile "$SRC/photos/2024/summer/beach.jpg" 300000
+touch -d "2021-03-04 05:06:07 UTC" "$SRC/photos/2024/summer/beach.jpg"
 mkfile "$SRC/photos/2024/summer/big.bin" 200000
 mkfile "$SRC/photos/a.txt" 1000
 : >"$SRC/photos/empty.txt"
@@ -171,6 +172,11 @@ check "its code is is_transfer" grep -q is_transfer "$T/b"
 check_eq "GET /file?path= answers 200" 200 \
     "$(gw '/file?path=photos/2024/summer/beach.jpg')"
 check "and it is that file" cmp "$T/b" "$SRC/photos/2024/summer/beach.jpg"
+gw '/file?path=photos/2024/summer/beach.jpg' -D "$T/file.h" >/dev/null
+check_eq "its Last-Modified is the file's own mtime" \
+    "$(TZ=GMT date -d "@$(stat -c %Y "$SRC/photos/2024/summer/beach.jpg")" \
+    '+%a, %d %b %Y %H:%M:%S GMT')" \
+    "$(sed -n 's/^last-modified: *//Ip' "$T/file.h" | tr -d '\r')"
 check_eq "a refused file cannot be fetched" 404 \
     "$(gw '/file?path=photos/2024/install.sh')"
 check_eq "a path outside the list cannot be fetched" 404 \
