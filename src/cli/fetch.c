@@ -65,6 +65,8 @@ struct fetch {
 	struct filesum		*sum;		/* the receipt of what was
 						   written since offset 0 */
 	_Atomic unsigned	 files;		/* a transfer's, fetched */
+	_Atomic unsigned	 here;		/* and of those, found
+						   intact: not fetched */
 	bool			 transfer;	/* the session says "files" */
 	struct fetch		*tree;		/* a transfer's file: the
 						   whole fetch, whose bar
@@ -497,15 +499,19 @@ print_tree(const struct fetch *f, double secs)
 
 	if (f->o->json) {
 		dir = json_string(f->path);
-		remote_print_json(json_pack("{s:s,s:s,s:o,s:I,s:I,s:f}",
+		remote_print_json(json_pack("{s:s,s:s,s:o,s:I,s:I,s:I,s:f}",
 		    "status", "ok", "session", f->id, "directory", dir ? dir :
-		    json_null(), "files", (json_int_t)f->files, "bytes",
-		    (json_int_t)f->got, "seconds", secs));
+		    json_null(), "files", (json_int_t)f->files, "unchanged",
+		    (json_int_t)f->here, "bytes", (json_int_t)f->got,
+		    "seconds", secs));
 		return;
 	}
 	progress_format_bytes((double)f->got, size);
 	printf("fetched transfer %s to %s/: %u files, %s in %.2f s, every "
 	    "receipt checked\n", f->id, f->path, f->files, size, secs);
+	if (f->here > 0)
+		printf("%u of them were there intact already (size, mtime "
+		    "and receipt): not fetched again\n", f->here);
 }
 
 static void
@@ -757,13 +763,41 @@ keep_stat(struct fetch *g, const json_t *e, mode_t umask)
 }
 
 /*
+ * Whether g's file is in place already, as an earlier fetch left it:
+ * its size and mtime those of list entry e (rsync's quick check), and
+ * its receipt g's. Only then is it not fetched again.
+ */
+static bool
+already_here(const struct fetch *g, const json_t *e)
+{
+	char mine[PF_SHA256_HEX];
+	struct stat sb;
+	bool same;
+	int fd;
+
+	if (fstatat(g->dirfd, g->name, &sb, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != g->size ||
+	    sb.st_mtime != (time_t)json_integer_value(json_object_get(e,
+	    "mtime")))
+		return false;
+	if ((fd = openat(g->dirfd, g->name, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return false;
+	same = chunkio_receipt(fd, g->size, g->chunk_size, mine) == PF_OK &&
+	    strcmp(mine, g->digest) == 0;
+	close(fd);
+	return same;
+}
+
+/*
  * Fetches file entry e of transfer f into dir/<its path>, as one file is
  * fetched (resumable .part, receipt checked), with the file's own
- * receipt, into *out: it waits in a batch for its name.
+ * receipt, into *out: it waits in a batch for its name. *here if the
+ * file was there intact already (already_here): nothing in *out then.
  */
 static enum pf_status
 fetch_file(struct fetch *f, const char *dir, int top, const json_t *e,
-    struct pending *out)
+    struct pending *out, bool *here)
 {
 	const char *p = json_string_value(json_object_get(e, "path"));
 	const char *d = json_string_value(json_object_get(e, "digest"));
@@ -775,6 +809,7 @@ fetch_file(struct fetch *f, const char *dir, int top, const json_t *e,
 	const char *leaf;
 	enum pf_status rc = PF_EPROTO;
 
+	*here = false;
 	if (p == NULL || (q = encode_path(p)) == NULL || d == NULL ||
 	    strlen(d) != PF_SHA256_HEX - 1 || !hex_digest_valid(d) ||
 	    size < 0) {
@@ -798,6 +833,12 @@ fetch_file(struct fetch *f, const char *dir, int top, const json_t *e,
 		rc = PF_EIO;
 		remote_fail(&f->e, rc, f->id, "%s: %s", path,
 		    open_dirs_error(errno));
+		goto out;
+	}
+	if ((*here = already_here(&g, e))) {
+		/* The bar counts it as done. */
+		atomic_fetch_add(&g.tree->done, g.size);
+		rc = PF_OK;
 		goto out;
 	}
 	rc = open_part(&g);
@@ -947,6 +988,7 @@ tree_worker_main(void *arg)
 	size_t n = json_array_size(t->list), i;
 	enum pf_status rc = PF_OK;
 	struct pending p;
+	bool here = false;
 
 	while (!atomic_load(&t->failed) &&
 	    (i = atomic_fetch_add(&t->next, 1)) < n) {
@@ -954,10 +996,12 @@ tree_worker_main(void *arg)
 
 		if (!stored_file(e))
 			continue;
-		rc = fetch_file(&tw->w, t->dir, t->top, e, &p);
+		rc = fetch_file(&tw->w, t->dir, t->top, e, &p, &here);
 		pthread_mutex_lock(&t->lock);
-		if (rc == PF_OK && (rc = batch_add(&tw->w, t->batch, &p)) ==
-		    PF_OK)
+		if (rc == PF_OK && here)
+			atomic_fetch_add(&t->f->here, 1);
+		if (rc == PF_OK && (here || (rc = batch_add(&tw->w, t->batch,
+		    &p)) == PF_OK))
 			atomic_fetch_add(&t->f->files, 1);
 		tree_fail(t, &tw->w, rc);
 		pthread_mutex_unlock(&t->lock);

@@ -268,6 +268,30 @@ for link in photos photos/2024/summer; do
 	    test -L "$T/trap/$link"
 done
 
+# A rerun into the same directory fetches only what is not there intact:
+# a file damaged in place with its size and mtime kept (the receipt
+# tells), and a file removed.
+NFETCHED=$(find "$T/fetched" -type f | wc -l)
+B=$T/fetched/photos/2024/summer/beach.jpg
+cp -p "$B" "$T/beach.was"
+printf 'XXXX' | dd of="$B" bs=1 seek=1000 conv=notrunc status=none
+touch -r "$T/beach.was" "$B"
+rm "$T/fetched/photos/a.txt"
+run "$PARAFLOW" fetch "$SID" -o "$T/fetched" --json --pin "$(server_pin)" \
+    --http "https://127.0.0.1:$HTTP_PORT"
+check_eq "a rerun of the fetch exits 0" 0 "$RC"
+check_eq "it found all files but two intact" $((NFETCHED - 2)) \
+    "$(json_get unchanged <"$T/out")"
+check_eq "it fetched the bytes of those two only" \
+    $(($(stat -c %s "$T/beach.was") + $(stat -c %s "$SRC/photos/a.txt"))) \
+    "$(json_get bytes <"$T/out")"
+check "the rerun mends the tree (diff -r)" \
+    diff -r "$WANT/photos" "$T/fetched/photos"
+run "$PARAFLOW" fetch "$SID" -o "$T/fetched" --pin "$(server_pin)" \
+    --http "https://127.0.0.1:$HTTP_PORT"
+check "run again, it says every file was there intact" \
+    grep -q "^$NFETCHED of them were there intact already" <<<"$OUT"
+
 # --- Kill mid-transfer, rerun -------------------------------------------
 MANY=$T/many
 mkdir -p "$MANY"
