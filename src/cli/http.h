@@ -14,8 +14,13 @@
 
 #include "status.h"
 
-/* The largest JSON answer read: a bigger one is a broken or hostile peer. */
-#define HTTP_MAX_JSON		(16u * 1024 * 1024)
+/*
+ * The largest JSON answer read: a bigger one is a broken or hostile peer.
+ * The largest a gateway gives is a transfer's file list: its paths (at
+ * most the 8 MiB an OPEN lists) twice, as sent and as stored, and some
+ * 250 bytes more an entry, of at most 100,000: under 40 MiB.
+ */
+#define HTTP_MAX_JSON		(64u * 1024 * 1024)
 /* How much of an error answer is kept, for its message. */
 #define HTTP_MAX_ERROR_BODY	(64u * 1024)
 #define HTTP_MAX_REDIRS		3

@@ -731,6 +731,20 @@ run "$PARAFLOW" upload --no-tls --port "$PORT" --json "$T/long"
 check_eq "a list over 8 MiB: exit 4" 4 "$RC"
 check "a list over 8 MiB: says to send the folder in parts" \
     grep -q "9005 entries takes 8.*send the folder in parts" "$T/out" "$T/err"
+# Just under it, the transfer is stored, and its list over the gateway
+# (each path twice, as sent and as stored: over 16 MiB) fetched whole.
+(cd "$deep" && rm -f file-08???)
+run "$PARAFLOW" upload --no-tls --port "$PORT" --json "$T/long"
+check_eq "a list just under 8 MiB: stored" 0 "$RC"
+SID=$(json_get session <"$T/out")
+curl -sk -u paraflow:secret123 -o "$T/list.json" \
+    "https://127.0.0.1:$HTTP_PORT/api/v1/sessions/$SID/files"
+check "its list over the gateway is over 16 MiB" \
+    test "$(stat -c %s "$T/list.json")" -gt $((16 << 20))
+run "$PARAFLOW" fetch "$SID" -o "$T/long-back" --quiet --pin "$(server_pin)" \
+    --http "https://127.0.0.1:$HTTP_PORT"
+check_eq "and a fetch of it exits 0" 0 "$RC"
+check_eq "with every file" 8000 "$(find "$T/long-back" -type f | wc -l)"
 stop_server
 
 done_testing
