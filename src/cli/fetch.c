@@ -58,6 +58,8 @@ struct fetch {
 	uint64_t		 offset;	/* where the next byte goes */
 	uint64_t		 got;		/* bytes received this run */
 	bool			 started;	/* the body has begun */
+	bool			 stream;	/* into fd as it comes: no
+						   .part, no name to give */
 	bool			 restarted;	/* the server sent it all */
 	const struct http_resp	*resp;		/* the answer in progress */
 	_Atomic uint64_t	 done;		/* for the progress bar */
@@ -304,13 +306,15 @@ part_sink(void *arg, const void *p, size_t n)
 	if (f->sum != NULL)
 		filesum_add(f->sum, b, n, f->offset);
 	while (n > 0) {
-		ssize_t k = pwrite(f->fd, b, n, (off_t)f->offset);
+		ssize_t k = f->stream ? write(f->fd, b, n) : pwrite(f->fd, b,
+		    n, (off_t)f->offset);
 
 		if (k == -1 && errno == EINTR)
 			continue;
 		if (k <= 0) {
-			remote_fail(&f->e, PF_EIO, f->id, "%s: %s", f->part,
-			    k == 0 ? "cannot write" : strerror(errno));
+			remote_fail(&f->e, PF_EIO, f->id, "%s: %s", f->stream ?
+			    f->path : f->part, k == 0 ? "cannot write" :
+			    strerror(errno));
 			return PF_EIO;
 		}
 		b += k;
@@ -398,7 +402,7 @@ out:
 	http_resp_clear(&resp);
 	f->resp = NULL;
 	if (rc != PF_OK && (f->e.exit == EXIT_NETWORK ||
-	    f->e.exit == EXIT_SERVER) && f->offset > 0) {
+	    f->e.exit == EXIT_SERVER) && f->offset > 0 && !f->stream) {
 		size_t n = strlen(f->e.message);
 
 		snprintf(f->e.message + n, sizeof(f->e.message) - n, "; %llu "
@@ -428,6 +432,12 @@ check_receipt(struct fetch *f)
 	if (strcmp(mine, f->digest) == 0)
 		return PF_OK;
 	rc = PF_EINTEGRITY;
+	if (f->stream) {
+		remote_fail(&f->e, rc, f->id, "session %s: the bytes written "
+		    "to %s have receipt %s, not the session's %s", f->id,
+		    f->path, mine, f->digest);
+		return rc;
+	}
 	/* Kept, it would fail the same way at every run. */
 	unlinkat(f->dirfd, f->name_part, 0);
 	if (f->kept > 0 && !f->restarted)
@@ -519,6 +529,7 @@ print_result(const struct fetch *f, double secs)
 {
 	char size[16], rate[16];
 	json_t *j, *file;
+	FILE *out;
 
 	if (f->o->json) {
 		/* A file name need not be UTF-8; a JSON string must. */
@@ -532,14 +543,16 @@ print_result(const struct fetch *f, double secs)
 		remote_print_json(j);
 		return;
 	}
+	/* Standard output holds the file itself then. */
+	out = strcmp(f->path, "-") == 0 ? stderr : stdout;
 	progress_format_bytes((double)f->size, size);
 	progress_format_bytes(secs > 0 ? (double)f->got / secs : 0, rate);
-	printf("fetched session %s to %s: %s in %.2f s (%s/s)\n", f->id,
-	    f->path, size, secs, rate);
+	fprintf(out, "fetched session %s to %s: %s in %.2f s (%s/s)\n",
+	    f->id, f->path, size, secs, rate);
 	if (f->kept > 0 && !f->restarted)
-		printf("resumed: %llu bytes were in %s already\n",
+		fprintf(out, "resumed: %llu bytes were in %s already\n",
 		    (unsigned long long)f->kept, f->part);
-	printf("receipt %s\n", f->digest);
+	fprintf(out, "receipt %s\n", f->digest);
 }
 
 /* A stored path of a transfer, URL-encoded but for '/'; NULL if unsafe. */
@@ -1138,6 +1151,43 @@ fetch_tree(struct fetch *f, const char *dir, const json_t *list)
 	return t.rc;
 }
 
+/*
+ * Whether -o names no file to keep but somewhere to write to: "-"
+ * (standard output), or a device, FIFO or socket that is there already
+ * (/dev/null, a pipe), which a .part renamed over it would replace.
+ */
+static bool
+stream_target(const char *path)
+{
+	struct stat sb;
+
+	return strcmp(path, "-") == 0 || (stat(path, &sb) == 0 &&
+	    !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode));
+}
+
+/*
+ * One file into stream target f->path, in order as it comes, its
+ * receipt checked as it is written: nothing to resume, nothing renamed.
+ */
+static enum pf_status
+fetch_stream(struct fetch *f)
+{
+	enum pf_status rc;
+
+	f->fd = strcmp(f->path, "-") == 0 ? dup(STDOUT_FILENO) :
+	    open(f->path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	if (f->fd == -1) {
+		remote_fail(&f->e, PF_EIO, f->id, "%s: %s", f->path,
+		    strerror(errno));
+		return PF_EIO;
+	}
+	f->stream = true;
+	set_offset(f, 0);
+	if (f->size > 0 && (rc = download(f)) != PF_OK)
+		return rc;
+	return check_receipt(f);
+}
+
 int
 fetch_run(const struct remote_opts *o, const char *id, const char *out)
 {
@@ -1147,6 +1197,11 @@ fetch_run(const struct remote_opts *o, const char *id, const char *out)
 	json_t *list = NULL;
 	int status = EXIT_OK;
 
+	if (o->json && strcmp(f.path, "-") == 0) {
+		remote_fail(&f.e, PF_EUSAGE, id, "--json writes to standard "
+		    "output, where -o - would write the file");
+		goto fail;
+	}
 	if ((f.h = remote_open(o, &f.e)) == NULL)
 		goto fail;
 	if ((f.part = part_name(f.path, false)) == NULL) {
@@ -1159,6 +1214,18 @@ fetch_run(const struct remote_opts *o, const char *id, const char *out)
 	umask(f.umask);
 	if (read_session(&f) != PF_OK)
 		goto fail;
+	if (stream_target(f.path)) {
+		if (f.transfer) {
+			remote_fail(&f.e, PF_EUSAGE, id, "session %s is a "
+			    "transfer of many files: -o names a directory "
+			    "for it, not %s", id, f.path);
+			goto fail;
+		}
+		if (fetch_stream(&f) != PF_OK)
+			goto fail;
+		print_result(&f, (double)(pf_now_ms() - start) / 1000);
+		goto done;
+	}
 	/* A transfer of many files (its session counts them) lists them. */
 	if (f.transfer) {
 		if (remote_call(f.h, "GET", id, &list, &f.e,

@@ -196,6 +196,34 @@ check_eq "fetch without -o: named after the session id" \
 check_eq "fetch without -o: nothing else written" 1 \
     "$(find "$T/cwd" -mindepth 1 | wc -l | tr -d ' ')"
 
+# -o - writes the file to standard output, the summary to stderr; a
+# device or FIFO named by -o is written into, never replaced by a file.
+pf fetch "$sid" -o -
+check_eq "fetch -o -: exit 0" 0 "$RC"
+check_eq "fetch -o -: the file on stdout" "$(sha "$T/src")" "$(sha "$T/out")"
+check "fetch -o -: the summary on stderr" grep -q "receipt $receipt" "$T/err"
+check "fetch -o -: no file named -" [ ! -e ./- ]
+check "fetch -o -: nor -.part" [ ! -e ./-.part ]
+pf fetch "$sid" -o - --json
+check_eq "fetch -o - --json: a usage error (exit 2)" 2 "$RC"
+mkfifo "$T/fifo"
+sha256sum <"$T/fifo" >"$T/fifo.sha" &
+pf fetch "$sid" -o "$T/fifo"
+wait $!
+check_eq "fetch -o FIFO: exit 0" 0 "$RC"
+check "fetch -o FIFO: still a FIFO" [ -p "$T/fifo" ]
+check_eq "fetch -o FIFO: the file went through it" "$(sha "$T/src")" \
+    "$(cut -d' ' -f1 "$T/fifo.sha")"
+check "fetch -o FIFO: no .part beside it" [ ! -e "$T/fifo.part" ]
+# A null device of its own: a regression must not replace /dev/null.
+if mknod "$T/null" c 1 3 2>/dev/null; then
+	pf fetch "$sid" -o "$T/null"
+	check_eq "fetch -o a null device: exit 0, the receipt checked" 0 "$RC"
+	check "fetch -o a null device: still a character device" [ -c "$T/null" ]
+else
+	echo "# not root: no null device of our own to fetch into"
+fi
+
 # Resumed: a .part holding the first 3 MB; only the rest comes.
 kept=3000000
 head -c "$kept" "$T/src" >"$T/res.part"
@@ -568,7 +596,7 @@ class H(http.server.BaseHTTPRequestHandler):
                 "chunk_size": 65536, "digest": os.environ["M_DIGEST"]})
                 .encode())
         elif mode == "big":
-            self.send(200, b'{"sessions": [' + b" " * (17 << 20) + b"]}")
+            self.send(200, b'{"sessions": [' + b" " * (65 << 20) + b"]}")
         else:
             self.send(200, b'{"sessions": [], "total": 0, "next": null}')
 s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
@@ -594,7 +622,7 @@ check_eq "mock: a file longer than the session's size: exit 6" 6 "$RC"
 check "mock: a file longer than the session's size: no file" \
     [ ! -e "$T/m.big" ]
 run "$PARAFLOW" list --http "$M/big" --json
-expect_json_error "mock: a JSON answer over 16 MiB" 8 protocol
+expect_json_error "mock: a JSON answer over 64 MiB" 8 protocol
 run "$PARAFLOW" list --http "$M/ftp"
 check_eq "mock: a redirect to ftp:// is not followed: exit 8" 8 "$RC"
 check "mock: a redirect to ftp:// is not followed: nothing fetched" \
