@@ -665,7 +665,9 @@ control_setup(struct upload *u)
 		    sizeof(err));
 		if (rc == PF_OK)
 			break;
-		if (rc == PF_ENOSESSION && u->resume) {
+		/* Cancelled before this run: the rerun is a new upload. */
+		if (u->resume && (rc == PF_ENOSESSION ||
+		    (rc == PF_ECANCELLED && !u->started))) {
 			if (u->state != NULL) {
 				state_remove(u->state);
 				u->state_gone = true;
@@ -678,8 +680,13 @@ control_setup(struct upload *u)
 				    j->r->digest);
 				return j->r->status;
 			}
-			log_info("the server will not resume session %s "
-			    "(%s); opening a new one", j->session, err);
+			if (rc == PF_ECANCELLED)
+				log_warn("session %s was cancelled: opening "
+				    "a new one", j->session);
+			else
+				log_info("the server will not resume session "
+				    "%s (%s); opening a new one", j->session,
+				    err);
 			u->resume = false;
 			attempt = 0;
 			/* A new transfer is laid out anew. */

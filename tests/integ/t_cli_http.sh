@@ -399,6 +399,33 @@ check_eq "the cancelled upload reports error.code cancelled" cancelled \
 pf fetch "$rsid" -o "$T/cancelled"
 check_eq "fetch of a cancelled session: exit 10" 10 "$RC"
 
+# Killed, then cancelled: the same command run again starts a new upload
+# (the state file it kept names a session that will not resume).
+"$PARAFLOW" upload --port "$PORT" --file "$T/big" --name killed.bin \
+    --threads 1 --chunk-size 64K --limit-rate 256K >/dev/null 2>&1 &
+upid=$!
+PIDS+=("$upid")
+ksid=
+for ((i = 0; i < 300; i++)); do
+	sleep 0.1
+	run "$PARAFLOW" list --state receiving --json --http "$HTTP_URL"
+	[ "$(json_get sessions.0.chunks_acked <"$T/out")" -gt 0 ] 2>/dev/null &&
+	    ksid=$(json_get sessions.0.id <"$T/out") && break
+done
+kill -9 "$upid" 2>/dev/null
+wait "$upid" 2>/dev/null
+upid=
+pf cancel "$ksid"
+check_eq "the killed upload's session cancelled" \
+    "cancelled session $ksid" "$OUT"
+run "$PARAFLOW" upload --port "$PORT" --file "$T/big" --name killed.bin \
+    --threads 1 --chunk-size 64K --json
+check_eq "the rerun after the cancel: exit 0" 0 "$RC"
+check "the rerun after the cancel: a new session" \
+    [ "$(json_get session <"$T/out")" != "$ksid" ]
+check "the rerun after the cancel: says why" \
+    grep -q "session $ksid was cancelled" "$T/err"
+
 # --- cancel of a finished upload deletes it.
 pf cancel "$jsid" --json
 check_eq "cancel of a finished upload: exit 0" 0 "$RC"
