@@ -100,7 +100,7 @@ receipt_now(const struct tree *t, const struct tree_entry *e,
 		return;
 	hex[0] = '\0';
 	if (atomic_load(&e->changed) ||
-	    (fd = open(e->local, O_RDONLY | O_CLOEXEC)) == -1)
+	    (fd = tree_open(t, e)) == -1)
 		return;
 	/* Grown, or rewritten, since it was listed: not what was sent. */
 	if (fstat(fd, &sb) == -1 || (uint64_t)sb.st_size != e->size ||

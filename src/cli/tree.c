@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fsutil.h"
 #include "log.h"
 #include "proto.h"
 #include "text.h"
@@ -38,6 +39,10 @@ struct walk {
 	size_t			 cap;
 	struct walk_up		 up[TREE_MAX_DEPTH + 2];
 	unsigned		 nup;
+	int			 root;		/* the root walked: in rootfd,
+						   or -1 */
+	size_t			 below;		/* the length of its path, and
+						   the '/' after it */
 };
 
 void
@@ -51,6 +56,9 @@ tree_free(struct tree *t)
 		filesum_free(t->e[i].sum);
 	}
 	free(t->e);
+	for (size_t i = 0; i < t->nroots; i++)
+		close(t->rootfd[i]);
+	free(t->rootfd);
 	free(t->spans);
 	json_decref(t->skips);
 	free(t);
@@ -87,9 +95,10 @@ excluded(const struct tree_opts *o, const char *rel, const char *base,
 
 /* Appends an entry; local and rel are copied. */
 static enum pf_status
-add(struct tree *t, const char *local, const char *rel,
+add(struct walk *w, const char *local, const char *rel,
     const struct stat *sb)
 {
+	struct tree *t = w->t;
 	struct tree_entry *e;
 
 	if (t->n == t->cap) {
@@ -113,6 +122,9 @@ add(struct tree *t, const char *local, const char *rel,
 	e->mtime = (int64_t)sb->st_mtim.tv_sec;
 	e->mtim = sb->st_mtim;
 	e->ctim = sb->st_ctim;
+	/* Beneath its root, opened beneath it (tree_open). */
+	e->root = strlen(local) > w->below ? w->root : -1;
+	e->below = e->root != -1 ? w->below : 0;
 	e->offset = t->total;
 	t->total += e->size;
 	t->files += !e->dir;
@@ -255,13 +267,13 @@ walk_path(struct walk *w, const char *local, const char *rel, unsigned depth)
 		return PF_ETOOLARGE;
 	}
 	if (S_ISREG(sb.st_mode))
-		return add(w->t, local, rel, &sb);
+		return add(w, local, rel, &sb);
 	/* A followed link back to a directory above: once is enough. */
 	for (unsigned i = 0; i < w->nup; i++)
 		if (w->up[i].dev == sb.st_dev && w->up[i].ino == sb.st_ino)
 			return skip(w, local, "a symbolic link loop (to a "
 			    "directory it is in)");
-	if ((rc = add(w->t, local, rel, &sb)) != PF_OK)
+	if ((rc = add(w, local, rel, &sb)) != PF_OK)
 		return rc;
 	w->up[w->nup++] = (struct walk_up){ sb.st_dev, sb.st_ino };
 	rc = walk_dir(w, local, rel, depth);
@@ -288,6 +300,34 @@ root_name(const char *path)
 	return out;
 }
 
+/*
+ * Holds root directory path open, for the walk's entries beneath it to
+ * be opened beneath it: a folder replaced by a link after the walk must
+ * not lead the reads out of the tree. Nothing if path is no directory.
+ */
+static enum pf_status
+hold_root(struct walk *w, const char *path)
+{
+	struct tree *t = w->t;
+	struct stat sb;
+	int *v, fd;
+
+	w->root = -1;
+	w->below = SIZE_MAX;
+	if (t->follow || lstat(path, &sb) == -1 || !S_ISDIR(sb.st_mode))
+		return PF_OK;
+	if ((v = realloc(t->rootfd, (t->nroots + 1) * sizeof(*v))) == NULL)
+		return PF_ENOMEM;
+	t->rootfd = v;
+	if ((fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return PF_OK;	/* the walk says why */
+	w->root = (int)t->nroots;
+	w->below = strlen(path) + 1;
+	t->rootfd[t->nroots++] = fd;
+	return PF_OK;
+}
+
 /* The walk of one root: "." means its entries, each at the top. */
 static enum pf_status
 walk_root(struct walk *w, const char *path)
@@ -299,6 +339,10 @@ walk_root(struct walk *w, const char *path)
 		snprintf(w->err, w->cap, "%s: give a directory by name (or .)",
 		    path);
 		return PF_EUSAGE;
+	}
+	if (hold_root(w, path) != PF_OK) {
+		free(name);
+		return PF_ENOMEM;
 	}
 	if (name[0] == '\0') {
 		struct dirent **names = NULL;
@@ -638,15 +682,29 @@ void
 tree_read_error(struct tree *t, char *out, size_t cap)
 {
 	size_t i = atomic_load(&t->unreadable);
+	int err = atomic_load(&t->unreadable_errno);
 
 	if (i == 0 || i > t->n)
 		out[0] = '\0';
 	else
 		snprintf(out, cap, "%s: %s", t->e[i - 1].local,
-		    strerror(atomic_load(&t->unreadable_errno)));
+		    err == ELOOP && !t->follow ? "a symbolic link on its path "
+		    "(not followed without --follow-symlinks)" :
+		    err == ENODATA ? "it shrank while it was being sent" :
+		    strerror(err));
 }
 
-/* Reads len bytes of file e at pos into p; zeros past its end. */
+int
+tree_open(const struct tree *t, const struct tree_entry *e)
+{
+	if (e->root == -1)
+		return open(e->local, O_RDONLY | O_CLOEXEC | (t->follow ? 0 :
+		    O_NOFOLLOW));
+	return pf_open_beneath(t->rootfd[e->root], e->local + e->below,
+	    O_RDONLY, 0);
+}
+
+/* Reads len bytes of file e at pos into p; PF_EIO if it cannot (shrank). */
 static enum pf_status
 read_entry(struct tree *t, struct tree_entry *e, uint8_t *p, size_t len,
     uint64_t pos)
@@ -656,9 +714,7 @@ read_entry(struct tree *t, struct tree_entry *e, uint8_t *p, size_t len,
 	bool listed;
 	int fd;
 
-	fd = open(e->local, O_RDONLY | O_CLOEXEC | (t->follow ? 0 :
-	    O_NOFOLLOW));
-	if (fd == -1)
+	if ((fd = tree_open(t, e)) == -1)
 		return unreadable(t, e);
 	if (fstat(fd, &sb) == -1 || (uint64_t)sb.st_size != e->size ||
 	    (int64_t)sb.st_mtim.tv_sec != e->mtime)
@@ -674,11 +730,12 @@ read_entry(struct tree *t, struct tree_entry *e, uint8_t *p, size_t len,
 			close(fd);
 			return PF_EIO;
 		}
+		/* Zeros in its place would be stored as its bytes. */
 		if (r == 0) {
 			atomic_store(&e->changed, true);
-			memset(p + got, 0, len - got);
-			listed = false;
-			break;
+			close(fd);
+			errno = ENODATA;
+			return unreadable(t, e);
 		}
 		got += (size_t)r;
 	}

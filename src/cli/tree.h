@@ -29,6 +29,10 @@ struct tree_entry {
 	uint64_t	 offset;	/* in the payload */
 	uint32_t	 mode;		/* permission bits */
 	int64_t		 mtime;		/* seconds */
+	int		 root;		/* its root directory in the
+					   tree's rootfd, or -1 */
+	size_t		 below;		/* where in local the path
+					   beneath that root starts */
 	struct timespec	 mtim, ctim;	/* as listed, for tree_receipt */
 	_Atomic bool	 changed;	/* not as listed when read */
 	_Atomic bool	 summing;	/* a thread feeds sum now */
@@ -47,6 +51,9 @@ struct tree {
 	json_t			*skips;		/* the first TREE_SKIPS_LISTED
 						   of them: path, reason */
 	bool			 follow;	/* --follow-symlinks */
+	int			*rootfd;	/* the roots that are
+						   directories, held open */
+	size_t			 nroots;
 	uint32_t		 sum_chunk;	/* receipts hashed as files
 						   are read, in chunks of
 						   this; 0: not */
@@ -119,9 +126,10 @@ enum pf_status tree_index(struct tree *t);
  * Reads n bytes of the payload at off into buf: the files back to back,
  * or where t->placed put them, zeros between them.
  * A file that is not as listed any more (size or mtime) is marked
- * changed; where it is shorter, zeros stand for the missing bytes, so
- * the transfer goes on and the file's receipt will tell. PF_EIO if a
- * file cannot be opened or read. Any thread.
+ * changed, and the transfer goes on (the file's receipt will tell);
+ * PF_EIO if a file cannot be opened (tree_open) or read, or is shorter
+ * than listed: zeros for its missing bytes would be stored as its own.
+ * Any thread.
  */
 enum pf_status tree_pread(struct tree *t, void *buf, size_t n, uint64_t off);
 
@@ -130,6 +138,13 @@ enum pf_status tree_pread(struct tree *t, void *buf, size_t n, uint64_t off);
  * out (of cap bytes); "" if none failed.
  */
 void tree_read_error(struct tree *t, char *out, size_t cap);
+
+/*
+ * Opens file e of t to read: beneath its root directory, held open since
+ * the walk, through no symbolic link unless t->follow (a folder replaced
+ * by a link meanwhile fails with ELOOP). Returns the fd, or -1 (errno).
+ */
+int tree_open(const struct tree *t, const struct tree_entry *e);
 
 /*
  * From now on tree_pread hashes each file it reads from start to end, in
