@@ -258,7 +258,7 @@ same_file(const struct folder_check *c, size_t i, const char *digest)
 
 int
 folder_report(const struct upload_result *r, struct tree *t,
-    uint32_t chunk_size, bool json, bool quiet)
+    uint32_t chunk_size, json_t *streams, bool json, bool quiet)
 {
 	struct tally tl = { 0, 0, 0, 0, 0 };
 	struct folder_check *c = r->check;
@@ -267,6 +267,7 @@ folder_report(const struct upload_result *r, struct tree *t,
 	int rc;
 
 	if (json_array_size(r->files) != t->n) {
+		json_decref(streams);
 		fprintf(stderr, "paraflow: the server listed %zu entries, not "
 		    "%zu\n", json_array_size(r->files), t->n);
 		return EXIT_INTEGRITY;
@@ -276,6 +277,7 @@ folder_report(const struct upload_result *r, struct tree *t,
 	    (a = json_array()) == NULL) {
 		if (c != r->check)
 			folder_check_free(c);
+		json_decref(streams);
 		fprintf(stderr, "paraflow: out of memory\n");
 		return EXIT_ERROR;
 	}
@@ -296,14 +298,16 @@ folder_report(const struct upload_result *r, struct tree *t,
 	rc = refused ? EXIT_REFUSED : partial ? EXIT_PARTIAL : EXIT_OK;
 	if (!json) {
 		json_decref(a);
+		json_decref(streams);
 		print_summary(r, &tl, quiet);
 		return rc;
 	}
-	j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:f,s:I,s:I,s:I,s:I,s:I,s:o,"
-	    "s:{s:I,s:I,s:I,s:I,s:I},s:o}", "status", refused ? "refused" :
-	    partial ? "partial" : "ok", "session", r->session, "name",
-	    r->name, "bytes", (json_int_t)r->bytes, "chunks",
-	    (json_int_t)r->chunks, "digest", r->digest, "seconds",
+	j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:f,s:I,s:I,s:I,s:I,s:I,"
+	    "s:o,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:o}", "status", refused ?
+	    "refused" : partial ? "partial" : "ok", "session", r->session,
+	    "name", r->name, "bytes", (json_int_t)r->bytes, "chunks",
+	    (json_int_t)r->chunks, "chunk_size", (json_int_t)chunk_size,
+	    "digest", r->digest, "seconds",
 	    r->seconds, "retries", (json_int_t)r->retries, "resumed_chunks",
 	    (json_int_t)r->resumed_chunks, "reconnects",
 	    (json_int_t)r->reconnects, "bytes_sent",
@@ -312,7 +316,8 @@ folder_report(const struct upload_result *r, struct tree *t,
 	    (json_int_t)t->files, "stored", (json_int_t)tl.stored,
 	    "refused", (json_int_t)tl.refused,
 	    "changed", (json_int_t)tl.changed, "dirs", (json_int_t)tl.dirs,
-	    "entries", a);
+	    "entries", a, "streams", streams != NULL ? streams :
+	    json_null());
 	if (j != NULL) {
 		json_dumpf(j, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
 		putchar('\n');

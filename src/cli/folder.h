@@ -39,9 +39,10 @@ void folder_check_free(struct folder_check *c);
  * one, else made now), prints each refused or changed file and a
  * summary (or one JSON object with every file), and returns EXIT_OK,
  * EXIT_PARTIAL if any file was not stored as it is, or EXIT_REFUSED if
- * every file was refused (nothing stored).
+ * every file was refused (nothing stored). streams (a reference it
+ * takes; NULL: none) is the JSON of the streams used, as for one file.
  */
 int folder_report(const struct upload_result *r, struct tree *t,
-    uint32_t chunk_size, bool json, bool quiet);
+    uint32_t chunk_size, json_t *streams, bool json, bool quiet);
 
 #endif

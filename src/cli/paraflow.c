@@ -349,7 +349,8 @@ upload_with(struct upload_opts *o, struct cli_login *login, bool json,
 	pf_tls_free(tls);
 	cli_login_wipe(login);
 	if (o->tree != NULL && r.status == PF_OK)
-		rc = folder_report(&r, o->tree, r.chunk_size, json, quiet);
+		rc = folder_report(&r, o->tree, r.chunk_size, json ?
+		    streams_json(&r, o->threads == 0) : NULL, json, quiet);
 	else {
 		print_result(&r, o->file, json, quiet, o->threads == 0);
 		rc = cli_exit_code(r.status);

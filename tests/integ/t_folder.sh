@@ -90,6 +90,9 @@ check_eq "some files refused: exit 11" 11 "$RC"
 check "the result is one JSON object" valid_json <"$T/out"
 SID=$(json_get session <"$T/out")
 check_eq "status partial" partial "$(json_get status <"$T/out")"
+check_eq "chunk_size, as for one file" 65536 \
+    "$(json_get chunk_size <"$T/out")"
+check "streams, as for one file" test "$(json_get streams.max <"$T/out")" -ge 1
 check_eq "one session for the whole tree" 1 "$(stored_count)"
 check_eq "--json lists what was skipped, with why" \
     "fifo: a FIFO; passwd-link: a symbolic link" "$(python3 -c '
