@@ -193,8 +193,9 @@ open_part(struct fetch *f)
 	enum pf_status rc = PF_EIO;
 
 	if (fstatat(f->dirfd, f->name, &sb, 0) == 0 && S_ISDIR(sb.st_mode)) {
-		remote_fail(&f->e, rc, f->id, "%s is a directory: name the "
-		    "file with -o", f->path);
+		remote_fail(&f->e, rc, f->id, f->tree != NULL ? "%s is a "
+		    "directory where the transfer has a file: move it away" :
+		    "%s is a directory: name the file with -o", f->path);
 		goto out;
 	}
 	/* O_NOFOLLOW: a link planted at FILE.part does not redirect us. */

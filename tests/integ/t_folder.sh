@@ -271,6 +271,15 @@ for link in photos photos/2024/summer; do
 	    test -L "$T/trap/$link"
 done
 
+# A directory where the transfer has a file: left alone, and said so.
+mkdir -p "$T/clash/photos/a.txt"
+run "$PARAFLOW" fetch "$SID" -o "$T/clash" --quiet --pin "$(server_pin)" \
+    --http "https://127.0.0.1:$HTTP_PORT"
+check_eq "a directory in a file's place: exit 7" 7 "$RC"
+check "a directory in a file's place: says so" \
+    grep -q "photos/a.txt is a directory where the transfer has a file" \
+    "$T/err"
+
 # A rerun into the same directory fetches only what is not there intact:
 # a file damaged in place with its size and mtime kept (the receipt
 # tells), and a file removed.
