@@ -127,6 +127,9 @@ struct engine_upload {
 	uint32_t		 idx;		/* the chunk being written */
 	uint64_t		 chunk_end;
 	bool			 claimed;	/* idx is ours */
+	bool			 resumed;	/* began at a tail: */
+	uint32_t		 from_idx;	/* its chunk */
+	uint64_t		 from;		/* and offset */
 	bool			 skip;		/* idx was held already */
 	struct pf_sha256	*hash;
 	uint8_t			 head[PROTO_HEAD_LEN];
@@ -813,6 +816,9 @@ engine_upload_begin(struct engine *e, const char *id, const char *user,
 		u->headlen = p->headlen;
 	} else
 		u->off = off;
+	u->resumed = resume;
+	u->from_idx = t.idx;
+	u->from = t.off;
 	session_attach(s, false);
 	session_touch(s);
 	rc = u->hash == NULL ? PF_EINTERNAL : resume ? resume_chunk(u, t.idx) :
@@ -1063,7 +1069,9 @@ engine_upload_end(struct engine_upload *u, bool keep, uint64_t *offset)
 {
 	struct engine *e = u->e;
 	struct session *s = u->s;
-	bool tail = u->claimed && u->p == NULL && keep && u->err == PF_OK;
+	/* Cut off by its excess, what came before stays (docs/api.md). */
+	bool tail = u->claimed && u->p == NULL && keep &&
+	    (u->err == PF_OK || u->err == PF_ETOOLARGE);
 	enum pf_status rc = PF_OK;
 
 	while (u->rn > 0)
@@ -1079,6 +1087,14 @@ engine_upload_end(struct engine_upload *u, bool keep, uint64_t *offset)
 	    session_state(s) == SESSION_RECEIVING &&
 	    tail_put(e, s, u->idx, u->off))
 		*offset = u->off;
+	/*
+	 * Nothing of it kept (refused, its checksum wrong): the tail it
+	 * began at is where it was, its bytes below this request's untouched.
+	 */
+	else if (!tail && u->resumed && session_state(s) ==
+	    SESSION_RECEIVING && *offset == (uint64_t)u->from_idx * u->cs &&
+	    tail_put(e, s, u->from_idx, u->from))
+		*offset = u->from;
 	if (u->claimed)
 		session_release_chunk(s, u->idx, false);
 	if (u->p != NULL) {

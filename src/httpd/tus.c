@@ -698,7 +698,9 @@ finish(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c)
 	if (rq->sum != NULL && rq->err == PF_OK)
 		sum_ok = pf_sha256_final(rq->sum, got) == PF_OK &&
 		    pf_equal_ct(got, rq->want, sizeof(got));
-	rc = engine_upload_end(rq->u, rq->err == PF_OK && sum_ok, &offset);
+	/* Cut off by an excess, what came before stays; not unchecked. */
+	rc = engine_upload_end(rq->u, (rq->err == PF_OK || (rq->err ==
+	    PF_ETOOLARGE && rq->sum == NULL)) && sum_ok, &offset);
 	rq->u = NULL;
 	if (rq->err != PF_OK)
 		return fail_rc(rq, c, rq->err,

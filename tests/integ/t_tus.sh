@@ -159,6 +159,36 @@ check_eq "... offset = length" "$(stat -c %s "$T/a")" "$(hdr Upload-Offset)"
 check_eq "... Upload-Metadata names it" "filename $(printf a.bin | base64)" \
     "$(hdr Upload-Metadata)"
 
+# A request refused after a PATCH that ended inside a chunk, at the
+# offset that PATCH gave: the offset stays where it was (460, 413 by
+# Content-Length); cut off by its excess, what came before it stays.
+mkfile "$T/u6" $((6 * MIB))
+create "$(stat -c %s "$T/u6")" b.bin
+check_eq "b: POST: 201" 201 "$CODE"
+head -c 5000000 "$T/u6" >"$T/u6.head"
+tail -c +5000001 "$T/u6" >"$T/u6.rest"
+patch 0 "$T/u6.head"
+check_eq "b: a PATCH ending inside a chunk: 204 at 5000000" "204 5000000" \
+    "$CODE $(hdr Upload-Offset)"
+head -c 1000 "$T/u6.rest" >"$T/u6.1000"
+patch 5000000 "$T/u6.1000" -H "Upload-Checksum: sha256 $wrong"
+check_eq "b: the next 1000 bytes, a wrong checksum: 460" 460 "$CODE"
+check_eq "b: ... the offset is where it was" 5000000 "$(offset_of "$LOC")"
+patch 5000000 "$T/u6"
+check_eq "b: a body over the rest, by Content-Length: 413" 413 "$CODE"
+check_eq "b: ... the offset is where it was" 5000000 "$(offset_of "$LOC")"
+cat "$T/u6.rest" "$T/u6.1000" >"$T/u6.over"
+patch 5000000 "$T/u6.over" -H 'Transfer-Encoding: chunked'
+check_eq "b: the rest and 1000 bytes more, chunked: 413" 413 "$CODE"
+at=$(offset_of "$LOC")
+check "b: ... what came before the excess stays (at $at)" \
+    test "$at" -ge 5000000 -a "$at" -lt $((6 * MIB))
+tail -c +$((at + 1)) "$T/u6" >"$T/u6.last"
+patch "$at" "$T/u6.last"
+check_eq "b: the rest from there: 204, complete" "204 $((6 * MIB))" \
+    "$CODE $(hdr Upload-Offset)"
+check "b: stored identical" stored_as "$ID" "$T/u6"
+
 # The same session everywhere: events, metrics.
 curl -sN "${ALICE[@]}" "$HTTP_URL/api/v1/events" >"$T/events" 2>/dev/null &
 ev=$!
