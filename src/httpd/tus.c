@@ -622,8 +622,13 @@ start(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	uint64_t len;
 	bool one;
 
-	/* tus: what a client that cannot send PATCH or DELETE means. */
-	if ((v = header(c, "X-HTTP-Method-Override")) != NULL)
+	/*
+	 * tus: what a client that cannot send PATCH or DELETE means, by a
+	 * POST; never by a safe method (RFC 9110 9.2.1), which a link or a
+	 * prefetch may send.
+	 */
+	if (strcmp(method, "POST") == 0 &&
+	    (v = header(c, "X-HTTP-Method-Override")) != NULL)
 		method = v;
 	if (conns_over_limit(c))
 		return fail_with(rq, c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",

@@ -437,6 +437,14 @@ patch 0 "$T/ten" -X POST -H 'X-HTTP-Method-Override: PATCH'
 check_eq "POST with X-HTTP-Method-Override: PATCH is a PATCH" "204 10" \
     "$CODE $(hdr Upload-Offset)"
 check "... stored" stored_as "$ID" "$T/ten"
+# A safe method is never one that changes: the override is a POST's.
+for m in GET HEAD OPTIONS; do
+	req "${ALICE[@]}" "${TUS[@]}" -X "$m" \
+	    -H 'X-HTTP-Method-Override: DELETE' "$LOC"
+	[ "$CODE" != 204 ] || break
+done
+check "GET, HEAD, OPTIONS with X-HTTP-Method-Override: DELETE: not a DELETE" \
+    stored_as "$ID" "$T/ten"
 
 for v in -1 +5 5x 0x10 1e3 18446744073709551616 99999999999999999999 ''; do
 	req "${ALICE[@]}" "${TUS[@]}" -X POST -H "Upload-Length: $v" \
