@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "clock.h"
@@ -55,6 +56,65 @@ request_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	conns_request_done(cls, c);
 }
 
+/* How a request says where its body ends: its framing headers. */
+struct framing {
+	const char	*length;	/* the first Content-Length */
+	bool		 lengths_differ;
+	const char	*coding;	/* the last Transfer-Encoding */
+	unsigned	 codings;
+};
+
+static enum MHD_Result
+note_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct framing *f = cls;
+
+	(void)kind;
+	if (value == NULL)
+		return MHD_YES;
+	if (strcasecmp(key, "Content-Length") == 0) {
+		if (f->length != NULL && strcmp(f->length, value) != 0)
+			f->lengths_differ = true;
+		if (f->length == NULL)
+			f->length = value;
+	} else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+		f->coding = value;
+		f->codings++;
+	}
+	return MHD_YES;
+}
+
+/*
+ * Refuses, and closes the connection after, a request whose body's end
+ * two parties could read apart (RFC 9112 6.3: request smuggling): two
+ * Content-Lengths that differ, or one beside Transfer-Encoding; and one
+ * in a coding other than chunked (RFC 9112 6.1: 501). MHD_YES if none.
+ */
+static enum MHD_Result
+refuse_framing(struct MHD_Connection *c, bool *refused)
+{
+	struct framing f = { .length = NULL };
+	const char *why = NULL;
+	unsigned status = MHD_HTTP_BAD_REQUEST;
+
+	MHD_get_connection_values(c, MHD_HEADER_KIND, note_framing, &f);
+	if (f.lengths_differ)
+		why = "Content-Length given twice, with different values";
+	else if (f.codings > 0 && f.length != NULL)
+		why = "both Content-Length and Transfer-Encoding";
+	else if (f.codings > 1 || (f.codings == 1 &&
+	    strcasecmp(f.coding, "chunked") != 0)) {
+		why = "a Transfer-Encoding other than chunked";
+		status = MHD_HTTP_NOT_IMPLEMENTED;
+	}
+	if ((*refused = why != NULL))
+		return resp_error_with(c, status, status ==
+		    MHD_HTTP_BAD_REQUEST ? "bad_request" : "not_implemented",
+		    why, "Connection", "close");
+	return MHD_YES;
+}
+
 /*
  * MHD's access handler: tus requests (their bodies are uploads) go to
  * tus.c; for the others it bounds the request body, which no endpoint
@@ -67,12 +127,17 @@ access_handler(void *cls, struct MHD_Connection *c, const char *url,
 {
 	struct gw_request *rq = *req_cls;
 	const char *length;
+	enum MHD_Result ret;
+	bool refused;
 
 	(void)version;
 	if (rq == NULL) {
 		if ((rq = calloc(1, sizeof(*rq))) == NULL)
 			return MHD_NO;
 		*req_cls = rq;
+		ret = refuse_framing(c, &refused);
+		if (refused)
+			return ret;
 		if ((rq->tus = tus_path(url)))
 			return tus_access(cls, c, url, method, upload_data,
 			    upload_data_size, &rq->tus_state);

@@ -501,6 +501,41 @@ for q in state=bogus state=complete,bogus limit=0 limit=501 limit=x \
 	expect_error "list ?$q" 400 bad_request
 done
 
+# --- Framing: where a body ends is read one way only (no smuggling) --------
+
+# framing REQUEST: the statuses answered on one raw connection to REQUEST
+# (\r\n escapes), then "closed" once the gateway closed it.
+framing() {
+	PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" "$PY" - \
+	    "${HTTP_URL##*:}" "$1" <<'PY'
+import socket, sys
+from gwconn import connect
+s = connect(int(sys.argv[1]), timeout=20)
+s.sendall(sys.argv[2].encode().decode("unicode_escape").encode("latin-1"))
+got, end = b"", "open"
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            end = "closed"
+            break
+        got += b
+except (socket.timeout, OSError):
+    pass
+print(" ".join([l.split()[1].decode() for l in got.split(b"\r\n")
+                if l.startswith(b"HTTP/1.1 ")] + [end]))
+PY
+}
+NEXT='GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'
+check_eq "Content-Length twice, the same: taken" "200 closed" \
+    "$(framing "GET /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")"
+check_eq "Content-Length twice, differing: 400, the rest never read" \
+    "400 closed" "$(framing "POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 59\r\n\r\n$NEXT")"
+check_eq "Content-Length and Transfer-Encoding: 400, the rest never read" \
+    "400 closed" "$(framing "POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n$NEXT")"
+check_eq "a Transfer-Encoding other than chunked: 501" "501 closed" \
+    "$(framing "POST /healthz HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n$NEXT")"
+
 # --- Errors ------------------------------------------------------------------
 
 for p in /nope /api /api/v1 /api/v1/sessionsx /api/v2/sessions \
