@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "access.h"
@@ -313,6 +314,25 @@ parse_checksum(struct tus_req *rq, struct MHD_Connection *c,
 }
 
 /*
+ * Whether media type v (a Content-Type) is type: matched without regard
+ * to case, parameters and the blanks around it (RFC 9110 8.3.1).
+ */
+static bool
+media_type_is(const char *v, const char *type)
+{
+	size_t n = strlen(type);
+
+	if (v == NULL)
+		return false;
+	v += strspn(v, " \t");
+	if (strncasecmp(v, type, n) != 0)
+		return false;
+	v += n;
+	v += strspn(v, " \t");
+	return *v == '\0' || *v == ';';
+}
+
+/*
  * The headers of a body: its type, and its checksum into rq. On
  * failure the answer is made (see answer()) and *ret is the result.
  */
@@ -324,7 +344,7 @@ body_headers(struct tus_req *rq, struct MHD_Connection *c,
 
 	if (rq->checked)
 		return true;
-	if (type == NULL || strcmp(type, "application/offset+octet-stream")) {
+	if (!media_type_is(type, "application/offset+octet-stream")) {
 		*ret = fail(rq, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
 		    "bad_request",
 		    "the body must be application/offset+octet-stream");

@@ -470,6 +470,16 @@ req "${ALICE[@]}" "${TUS[@]}" -X PATCH -H 'Upload-Offset: 0' \
     "$LOC"
 check_eq "PATCH with another Content-Type: 415" 415 "$CODE"
 check_eq "... with Tus-Resumable" 1.0.0 "$(hdr Tus-Resumable)"
+create 10 case.bin
+req "${ALICE[@]}" "${TUS[@]}" -X PATCH -H 'Upload-Offset: 0' \
+    -H 'Content-Type: application/offset+octet-streams' \
+    --data-binary @"$T/ten" "$LOC"
+check_eq "PATCH with a type that only begins the same: 415" 415 "$CODE"
+req "${ALICE[@]}" "${TUS[@]}" -X PATCH -H 'Upload-Offset: 0' \
+    -H 'Content-Type: Application/Offset+Octet-Stream ; charset=binary' \
+    --data-binary @"$T/ten" "$LOC"
+check_eq "the type in other case, with a parameter: taken (RFC 9110)" \
+    "204 10" "$CODE $(hdr Upload-Offset)"
 req "${ALICE[@]}" "${TUS[@]}" -I \
     /api/v1/uploads/3b241101-e2bb-4255-8caf-4136c566a962
 check_eq "HEAD of an unknown upload: 404 with Tus-Resumable" "404 1.0.0" \
