@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -53,17 +54,21 @@ api_files_parse_range(const char *hdr, uint64_t size, struct range *r)
 	r->first = 0;
 	r->len = size;
 	r->partial = r->unsatisfiable = false;
-	if (hdr == NULL || strncmp(p, "bytes=", 6) != 0)
+	/* The unit, as any token, in any case (RFC 9110 14.1). */
+	if (hdr == NULL || strncasecmp(p, "bytes=", 6) != 0)
 		return;
 	p += 6;
 	if (*p == '-') {
 		p++;
 		if (!parse_u64(&p, &b) || *p != '\0')
 			return;
-		if (b == 0 || size == 0) {
+		if (b == 0) {
 			r->unsatisfiable = true;
 			return;
 		}
+		/* Satisfiable, but no byte to send: the whole, empty file. */
+		if (size == 0)
+			return;
 		r->first = b >= size ? 0 : size - b;
 	} else {
 		if (!parse_u64(&p, &a) || *p++ != '-')
@@ -211,6 +216,43 @@ release(int fd, struct engine_store_file *f)
 	engine_store_close(f);
 }
 
+/*
+ * Whether HTTP-date v is time t, or later (later false: exactly t), as
+ * If-Unmodified-Since and If-Range compare it with Last-Modified. An
+ * invalid date is never so.
+ */
+static bool
+date_at_least(const char *v, int64_t t, bool later)
+{
+	struct tm tm = { 0 };
+	const char *end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	int64_t d;
+
+	if (end == NULL || *end != '\0')
+		return false;
+	d = (int64_t)timegm(&tm);
+	return later ? d >= t : d == t;
+}
+
+/*
+ * The preconditions of RFC 9110 13.1.1 and 13.1.4, evaluated first: true
+ * if If-Match names another tag, or, without If-Match, the file changed
+ * after If-Unmodified-Since.
+ */
+static bool
+precondition_failed(struct MHD_Connection *c, const char *etag,
+    int64_t modified)
+{
+	const char *im = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "If-Match");
+	const char *ius = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "If-Unmodified-Since");
+
+	if (im != NULL)
+		return !resp_etag_matches(im, etag);
+	return ius != NULL && !date_at_least(ius, modified, true);
+}
+
 /* The file of s, from fd or (fd -1) from the store's f; takes both. */
 static enum MHD_Result
 send_file(struct MHD_Connection *c, int fd, struct engine_store_file *f,
@@ -228,6 +270,12 @@ send_file(struct MHD_Connection *c, int fd, struct engine_store_file *f,
 	unsigned status = MHD_HTTP_OK;
 
 	snprintf(etag, sizeof(etag), "\"%s\"", s->digest);
+	if (precondition_failed(c, etag, s->finished)) {
+		release(fd, f);
+		return resp_error(c, MHD_HTTP_PRECONDITION_FAILED,
+		    "precondition_failed", "the file is not the one the "
+		    "request's If-Match or If-Unmodified-Since names");
+	}
 	if (inm != NULL && resp_etag_matches(inm, etag)) {
 		/*
 		 * The file itself, of which MHD sends no byte with a 304: a
@@ -241,7 +289,9 @@ send_file(struct MHD_Connection *c, int fd, struct engine_store_file *f,
 		status = MHD_HTTP_NOT_MODIFIED;
 		goto queue;
 	}
-	if (if_range != NULL && strcmp(if_range, etag) != 0)
+	/* An entity tag, or the date of Last-Modified exactly. */
+	if (if_range != NULL && (if_range[0] == '"' ? strcmp(if_range,
+	    etag) != 0 : !date_at_least(if_range, s->finished, false)))
 		range_hdr = NULL;
 	api_files_parse_range(range_hdr, s->size, &rg);
 	if (rg.unsatisfiable) {

@@ -173,6 +173,28 @@ check_eq "If-None-Match with the weak ETag: 304 (weak comparison)" 304 \
     "$CODE"
 req "${ALICE[@]}" -H 'If-None-Match: *' "$F"
 check_eq "If-None-Match: *: 304" 304 "$CODE"
+# If-Match and If-Unmodified-Since: 412 unless the file is the one named
+# (RFC 9110 13.1.1, 13.1.4); If-Range takes Last-Modified's date too.
+req "${ALICE[@]}" "$F"
+lm=$(hdr Last-Modified)
+req "${ALICE[@]}" -H 'If-Match: "zzz"' "$F"
+expect_error "If-Match with another tag" 412 precondition_failed
+req "${ALICE[@]}" -H "If-Match: \"0$digest\", \"$digest\"" "$F"
+check_eq "If-Match with a list holding the ETag: 200" 200 "$CODE"
+req "${ALICE[@]}" -H 'If-Match: *' "$F"
+check_eq "If-Match: *: 200" 200 "$CODE"
+req "${ALICE[@]}" -H 'If-Unmodified-Since: Sat, 01 Jan 2000 00:00:00 GMT' "$F"
+expect_error "If-Unmodified-Since before Last-Modified" 412 \
+    precondition_failed
+req "${ALICE[@]}" -H "If-Unmodified-Since: $lm" "$F"
+check_eq "If-Unmodified-Since at Last-Modified: 200" 200 "$CODE"
+req "${ALICE[@]}" -H "If-Range: $lm" -H 'Range: bytes=0-9' "$F"
+check_eq "If-Range with Last-Modified's date: 206" 206 "$CODE"
+req "${ALICE[@]}" -H 'If-Range: Sat, 01 Jan 2000 00:00:00 GMT' \
+    -H 'Range: bytes=0-9' "$F"
+check_eq "If-Range with another date: 200, the whole file" 200 "$CODE"
+req "${ALICE[@]}" -H 'Range: BYTES=0-9' "$F"
+check_eq "the range unit in capitals: 206 (RFC 9110 14.1)" 206 "$CODE"
 req "${ALICE[@]}" -I -H "If-None-Match: \"$digest\"" "$F"
 check_eq "HEAD with If-None-Match: 304" 304 "$CODE"
 req "${ALICE[@]}" -H "If-None-Match: \"${digest//[0-9]/a}\"" "$F"
@@ -219,6 +241,9 @@ req "${ALICE[@]}" -H 'Range: bytes=0-' "/api/v1/sessions/$esid/file"
 expect_error "empty file, Range 0-" 416 range_not_satisfiable
 check_eq "empty file, Range 0-: Content-Range" "bytes */0" \
     "$(hdr Content-Range)"
+req "${ALICE[@]}" -H 'Range: bytes=-5' "/api/v1/sessions/$esid/file"
+check_eq "empty file, Range -5 (satisfiable, no byte): 200, empty" "200 0" \
+    "$CODE $(body_size)"
 
 # --- Content-Disposition of hostile names ----------------------------------------
 
