@@ -585,6 +585,21 @@ terminate(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	return answer(rq, c, MHD_HTTP_NO_CONTENT, empty());
 }
 
+/* Whether upload id, the caller's, is a final upload of concatenation. */
+static bool
+final_of(struct httpd *h, const char *id, const struct gw_caller *who)
+{
+	struct engine_upload_info info;
+	char *parts;
+
+	if (engine_upload_info(h->engine, id, who->admin ? NULL : who->user,
+	    &info) != PF_OK || (parts = engine_upload_final_parts(h->engine,
+	    id)) == NULL)
+		return false;
+	free(parts);
+	return true;
+}
+
 /* PATCH: bytes at Upload-Offset. */
 static enum MHD_Result
 patch(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
@@ -596,6 +611,10 @@ patch(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	if (!header_u64(c, "Upload-Offset", &off))
 		return fail(rq, c, MHD_HTTP_BAD_REQUEST, "bad_request",
 		    "PATCH needs Upload-Offset (a number of bytes)");
+	/* tus concatenation: a final upload is its parts, never written. */
+	if (final_of(h, rq->id, who))
+		return fail(rq, c, MHD_HTTP_FORBIDDEN, "final_upload",
+		    "a final upload (Upload-Concat: final) takes no PATCH");
 	if (!begin_body(rq, h, c, who, off, &ret))
 		return ret;
 	return MHD_YES;

@@ -540,6 +540,9 @@ req "${ALICE[@]}" "${TUS[@]}" -I "$fin"
 check_eq "HEAD of the final upload: Upload-Concat: final;<its parts>" \
     "final;$p3 $p2" "$(hdr Upload-Concat)"
 check_eq "... and its length as offset" "$((6 * MIB))" "$(hdr Upload-Offset)"
+: >"$T/nothing"
+LOC=$fin patch $((6 * MIB)) "$T/nothing"
+expect_error "a PATCH of the final upload" 403 final_upload
 
 # --- A stalled upload body is not closed to make room --------------------
 # With 64 connections at most, 8 are kept free: past 56 the gateway closes
