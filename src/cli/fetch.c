@@ -60,6 +60,7 @@ struct fetch {
 	bool			 started;	/* the body has begun */
 	bool			 stream;	/* into fd as it comes: no
 						   .part, no name to give */
+	bool			 to_stdout;	/* fd is standard output */
 	bool			 restarted;	/* the server sent it all */
 	const struct http_resp	*resp;		/* the answer in progress */
 	_Atomic uint64_t	 done;		/* for the progress bar */
@@ -545,7 +546,7 @@ print_result(const struct fetch *f, double secs)
 		return;
 	}
 	/* Standard output holds the file itself then. */
-	out = strcmp(f->path, "-") == 0 ? stderr : stdout;
+	out = f->to_stdout ? stderr : stdout;
 	progress_format_bytes((double)f->size, size);
 	progress_format_bytes(secs > 0 ? (double)f->got / secs : 0, rate);
 	fprintf(out, "fetched session %s to %s: %s in %.2f s (%s/s)\n",
@@ -794,11 +795,13 @@ already_here(const struct fetch *g, const json_t *e)
 	    sb.st_mtime != (time_t)json_integer_value(json_object_get(e,
 	    "mtime")))
 		return false;
+	/* O_NONBLOCK: a FIFO put there meanwhile must not hang the open. */
 	if ((fd = openat(g->dirfd, g->name, O_RDONLY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1)
+	    O_NONBLOCK | O_CLOEXEC)) == -1)
 		return false;
-	same = chunkio_receipt(fd, g->size, g->chunk_size, mine) == PF_OK &&
-	    strcmp(mine, g->digest) == 0;
+	same = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    (uint64_t)sb.st_size == g->size && chunkio_receipt(fd, g->size,
+	    g->chunk_size, mine) == PF_OK && strcmp(mine, g->digest) == 0;
 	close(fd);
 	return same;
 }
@@ -1152,10 +1155,30 @@ fetch_tree(struct fetch *f, const char *dir, const json_t *list)
 	return t.rc;
 }
 
+/* Whether sb is standard output's file. */
+static bool
+is_stdout(const struct stat *sb)
+{
+	struct stat out;
+
+	return fstat(STDOUT_FILENO, &out) == 0 && sb->st_dev == out.st_dev &&
+	    sb->st_ino == out.st_ino && sb->st_rdev == out.st_rdev;
+}
+
+/* Whether fd is standard output's file (-o /dev/stdout, say). */
+static bool
+same_as_stdout(int fd)
+{
+	struct stat sb;
+
+	return fstat(fd, &sb) == 0 && is_stdout(&sb);
+}
+
 /*
- * Whether -o names no file to keep but somewhere to write to: "-"
- * (standard output), or a device, FIFO or socket that is there already
- * (/dev/null, a pipe), which a .part renamed over it would replace.
+ * Whether -o names no file to keep but somewhere to write to: "-" or
+ * standard output's file (/dev/stdout), or a device or FIFO that is
+ * there already (/dev/null, a pipe), which a .part renamed over it
+ * would replace.
  */
 static bool
 stream_target(const char *path)
@@ -1163,7 +1186,32 @@ stream_target(const char *path)
 	struct stat sb;
 
 	return strcmp(path, "-") == 0 || (stat(path, &sb) == 0 &&
-	    !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode));
+	    (S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode) ||
+	    S_ISFIFO(sb.st_mode) || (S_ISREG(sb.st_mode) &&
+	    is_stdout(&sb))));
+}
+
+/*
+ * -o path as a symbolic link names the file it leads to, as for cp and
+ * curl (a rename over the link would replace the link): into *path,
+ * then owned by *own. PF_EIO if it leads nowhere.
+ */
+static enum pf_status
+follow_output(struct fetch *f, char **own)
+{
+	struct stat sb;
+
+	*own = NULL;
+	if (lstat(f->path, &sb) == -1 || !S_ISLNK(sb.st_mode))
+		return PF_OK;
+	if ((*own = realpath(f->path, NULL)) == NULL) {
+		remote_fail(&f->e, PF_EIO, f->id, "%s: a symbolic link to "
+		    "nothing that can be written (%s)", f->path,
+		    strerror(errno));
+		return PF_EIO;
+	}
+	f->path = *own;
+	return PF_OK;
 }
 
 /*
@@ -1183,6 +1231,12 @@ fetch_stream(struct fetch *f)
 		return PF_EIO;
 	}
 	f->stream = true;
+	if ((f->to_stdout = same_as_stdout(f->fd)) && f->o->json) {
+		remote_fail(&f->e, PF_EUSAGE, f->id, "--json writes to "
+		    "standard output, where -o %s would write the file",
+		    f->path);
+		return PF_EUSAGE;
+	}
 	set_offset(f, 0);
 	if (f->size > 0 && (rc = download(f)) != PF_OK)
 		return rc;
@@ -1196,14 +1250,18 @@ fetch_run(const struct remote_opts *o, const char *id, const char *out)
 	    .fd = -1, .dirfd = AT_FDCWD };
 	uint64_t start = pf_now_ms();
 	json_t *list = NULL;
+	char *followed = NULL;
 	int status = EXIT_OK;
 
+	/* Said before anything is asked of the gateway. */
 	if (o->json && strcmp(f.path, "-") == 0) {
 		remote_fail(&f.e, PF_EUSAGE, id, "--json writes to standard "
 		    "output, where -o - would write the file");
 		goto fail;
 	}
 	if ((f.h = remote_open(o, &f.e)) == NULL)
+		goto fail;
+	if (!stream_target(f.path) && follow_output(&f, &followed) != PF_OK)
 		goto fail;
 	if ((f.part = part_name(f.path, false)) == NULL) {
 		remote_fail(&f.e, PF_ENOMEM, id, "out of memory");
@@ -1259,6 +1317,7 @@ done:
 		close(f.fd);
 	filesum_free(f.sum);
 	free(f.part);
+	free(followed);
 	remote_close(f.h);
 	return status;
 }

@@ -56,9 +56,12 @@ tree_free(struct tree *t)
 		filesum_free(t->e[i].sum);
 	}
 	free(t->e);
-	for (size_t i = 0; i < t->nroots; i++)
-		close(t->rootfd[i]);
-	free(t->rootfd);
+	for (size_t i = 0; i < t->nfolders; i++) {
+		if (t->folders[i].fd != -1)
+			close(t->folders[i].fd);
+		free(t->folders[i].path);
+	}
+	free(t->folders);
 	free(t->spans);
 	json_decref(t->skips);
 	free(t);
@@ -300,31 +303,45 @@ root_name(const char *path)
 	return out;
 }
 
+/* Opens root folder path, not through a link at its end. */
+static int
+open_root(const char *path)
+{
+	return open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
 /*
- * Holds root directory path open, for the walk's entries beneath it to
- * be opened beneath it: a folder replaced by a link after the walk must
- * not lead the reads out of the tree. Nothing if path is no directory.
+ * Notes root folder path, for the walk's entries to be opened beneath
+ * it: a folder replaced by a link after the walk must not lead the
+ * reads out of the tree. The first TREE_HELD_ROOTS are held open (one
+ * swapped itself is still the one read); the rest are opened at each
+ * read. Nothing if path is no folder.
  */
 static enum pf_status
 hold_root(struct walk *w, const char *path)
 {
 	struct tree *t = w->t;
+	struct tree_root *v;
 	struct stat sb;
-	int *v, fd;
+	int fd = -1;
 
 	w->root = -1;
 	w->below = SIZE_MAX;
 	if (t->follow || lstat(path, &sb) == -1 || !S_ISDIR(sb.st_mode))
 		return PF_OK;
-	if ((v = realloc(t->rootfd, (t->nroots + 1) * sizeof(*v))) == NULL)
+	if ((v = realloc(t->folders, (t->nfolders + 1) * sizeof(*v))) == NULL)
 		return PF_ENOMEM;
-	t->rootfd = v;
-	if ((fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1)
+	t->folders = v;
+	if (t->nfolders < TREE_HELD_ROOTS && (fd = open_root(path)) == -1)
 		return PF_OK;	/* the walk says why */
-	w->root = (int)t->nroots;
+	if ((v[t->nfolders].path = strdup(path)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return PF_ENOMEM;
+	}
+	v[t->nfolders].fd = fd;
+	w->root = (int)t->nfolders++;
 	w->below = strlen(path) + 1;
-	t->rootfd[t->nroots++] = fd;
 	return PF_OK;
 }
 
@@ -697,11 +714,21 @@ tree_read_error(struct tree *t, char *out, size_t cap)
 int
 tree_open(const struct tree *t, const struct tree_entry *e)
 {
+	const struct tree_root *r;
+	int dirfd, fd, err;
+
 	if (e->root == -1)
 		return open(e->local, O_RDONLY | O_CLOEXEC | (t->follow ? 0 :
 		    O_NOFOLLOW));
-	return pf_open_beneath(t->rootfd[e->root], e->local + e->below,
-	    O_RDONLY, 0);
+	r = &t->folders[e->root];
+	if ((dirfd = r->fd != -1 ? r->fd : open_root(r->path)) == -1)
+		return -1;
+	fd = pf_open_beneath(dirfd, e->local + e->below, O_RDONLY, 0);
+	err = errno;
+	if (dirfd != r->fd)
+		close(dirfd);
+	errno = err;
+	return fd;
 }
 
 /* Reads len bytes of file e at pos into p; PF_EIO if it cannot (shrank). */

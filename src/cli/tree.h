@@ -29,8 +29,8 @@ struct tree_entry {
 	uint64_t	 offset;	/* in the payload */
 	uint32_t	 mode;		/* permission bits */
 	int64_t		 mtime;		/* seconds */
-	int		 root;		/* its root directory in the
-					   tree's rootfd, or -1 */
+	int		 root;		/* its root folder in the
+					   tree's folders, or -1 */
 	size_t		 below;		/* where in local the path
 					   beneath that root starts */
 	struct timespec	 mtim, ctim;	/* as listed, for tree_receipt */
@@ -42,6 +42,15 @@ struct tree_entry {
 
 #define TREE_SKIPS_LISTED	1000
 
+/* A root folder: its path, and held open (the first few), or -1. */
+struct tree_root {
+	char		*path;
+	int		 fd;
+};
+
+/* Root folders held open at once: beyond, each read opens its root. */
+#define TREE_HELD_ROOTS	32
+
 struct tree {
 	size_t			 n, cap;
 	struct tree_entry	*e;
@@ -51,9 +60,8 @@ struct tree {
 	json_t			*skips;		/* the first TREE_SKIPS_LISTED
 						   of them: path, reason */
 	bool			 follow;	/* --follow-symlinks */
-	int			*rootfd;	/* the roots that are
-						   directories, held open */
-	size_t			 nroots;
+	struct tree_root	*folders;	/* the roots that are folders */
+	size_t			 nfolders;
 	uint32_t		 sum_chunk;	/* receipts hashed as files
 						   are read, in chunks of
 						   this; 0: not */

@@ -665,9 +665,13 @@ control_setup(struct upload *u)
 		    sizeof(err));
 		if (rc == PF_OK)
 			break;
-		/* Cancelled before this run: the rerun is a new upload. */
-		if (u->resume && (rc == PF_ENOSESSION ||
-		    (rc == PF_ECANCELLED && !u->started))) {
+		/*
+		 * Cancelled before this run (its first answer says so, not
+		 * one after a retry, which a cancel may have met): the rerun
+		 * is a new upload.
+		 */
+		if (u->resume && (rc == PF_ENOSESSION || (rc ==
+		    PF_ECANCELLED && !u->started && attempt == 1))) {
 			if (u->state != NULL) {
 				state_remove(u->state);
 				u->state_gone = true;

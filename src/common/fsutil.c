@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,64 @@ pf_open_beneath(int dirfd, const char *path, int flags, mode_t mode)
 	if (fd != -1 || (errno != ENOSYS && errno != EPERM))
 		return fd;
 #endif
-	return openat(dirfd, path, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+	return pf_open_walk(dirfd, path, flags, mode);
+}
+
+/* Closes fd unless it is dirfd, keeping errno; returns -1. */
+static int
+walk_fail(int fd, int dirfd, int err)
+{
+	if (fd != dirfd)
+		close(fd);
+	errno = err;
+	return -1;
+}
+
+int
+pf_open_walk(int dirfd, const char *path, int flags, mode_t mode)
+{
+	char name[NAME_MAX + 1];
+	const char *p = path, *slash;
+	struct stat sb;
+	int fd = dirfd, next, err;
+
+	if (*p == '/')
+		return walk_fail(fd, dirfd, EXDEV);
+	for (;; p = slash + 1) {
+		size_t n = (slash = strchr(p, '/')) != NULL ?
+		    (size_t)(slash - p) : strlen(p);
+
+		if (n > NAME_MAX)
+			return walk_fail(fd, dirfd, ENAMETOOLONG);
+		memcpy(name, p, n);
+		name[n] = '\0';
+		if (strcmp(name, "..") == 0)
+			return walk_fail(fd, dirfd, EXDEV);
+		if (slash == NULL)
+			break;
+		if (n == 0 || strcmp(name, ".") == 0)
+			continue;
+		next = openat(fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (next == -1) {
+			err = errno;
+			/* A link opened with O_NOFOLLOW is no directory. */
+			if (fstatat(fd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(sb.st_mode))
+				err = ELOOP;
+			return walk_fail(fd, dirfd, err);
+		}
+		if (fd != dirfd)
+			close(fd);
+		fd = next;
+	}
+	next = openat(fd, name[0] != '\0' ? name : ".", flags | O_NOFOLLOW |
+	    O_CLOEXEC, mode);
+	err = errno;
+	if (fd != dirfd)
+		close(fd);
+	errno = err;
+	return next;
 }
 
 /* Opens the directory holding path beneath dirfd, for fsync. */

@@ -14,12 +14,19 @@
 
 /*
  * Opens path (relative) beneath dirfd, refusing symlinks in any component
- * and ".." out of it: openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) where
- * the kernel has it (Linux 5.6+); elsewhere openat with O_NOFOLLOW, which
- * guards the last component only. O_NOFOLLOW and O_CLOEXEC are added.
- * Returns the fd, or -1 with errno set.
+ * (ELOOP) and ".." or "/" out of it (EXDEV): openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS) where the kernel has it (Linux 5.6+), else
+ * pf_open_walk. O_NOFOLLOW and O_CLOEXEC are added. Returns the fd, or -1
+ * with errno set.
  */
 int pf_open_beneath(int dirfd, const char *path, int flags, mode_t mode);
+
+/*
+ * pf_open_beneath without openat2: path walked one name at a time, each
+ * directory on the way opened with O_NOFOLLOW. The same refusals, and
+ * any ".." (EXDEV), even one that stays beneath dirfd.
+ */
+int pf_open_walk(int dirfd, const char *path, int flags, mode_t mode);
 
 /*
  * fsync(2) of the directory that holds path (relative to dirfd, which may

@@ -817,7 +817,7 @@ engine_upload_begin(struct engine *e, const char *id, const char *user,
 	} else
 		u->off = off;
 	u->resumed = resume;
-	u->from_idx = t.idx;
+	u->from_idx = u->idx = t.idx;
 	u->from = t.off;
 	session_attach(s, false);
 	session_touch(s);
@@ -1071,11 +1071,20 @@ engine_upload_end(struct engine_upload *u, bool keep, uint64_t *offset)
 	struct session *s = u->s;
 	/* Cut off by its excess, what came before stays (docs/api.md). */
 	bool tail = u->claimed && u->p == NULL && keep &&
-	    (u->err == PF_OK || u->err == PF_ETOOLARGE);
+	    (u->err == PF_OK || u->err == PF_ETOOLARGE), restored = false;
 	enum pf_status rc = PF_OK;
 
 	while (u->rn > 0)
 		ring_pop(u);
+	/*
+	 * Nothing of it kept (refused, its checksum wrong): the tail it
+	 * began at is where it was, its bytes below this request's
+	 * untouched; put back while its chunk is still claimed.
+	 */
+	if (!keep && u->resumed && session_state(s) == SESSION_RECEIVING &&
+	    session_held_prefix(s) == (uint64_t)u->from_idx * u->cs &&
+	    tail_put(e, s, u->from_idx, u->from))
+		restored = true;
 	end_held(u, keep);
 	*offset = session_ready(s) && session_state(s) == SESSION_RECEIVING ?
 	    session_held_prefix(s) : 0;
@@ -1087,13 +1096,7 @@ engine_upload_end(struct engine_upload *u, bool keep, uint64_t *offset)
 	    session_state(s) == SESSION_RECEIVING &&
 	    tail_put(e, s, u->idx, u->off))
 		*offset = u->off;
-	/*
-	 * Nothing of it kept (refused, its checksum wrong): the tail it
-	 * began at is where it was, its bytes below this request's untouched.
-	 */
-	else if (!tail && u->resumed && session_state(s) ==
-	    SESSION_RECEIVING && *offset == (uint64_t)u->from_idx * u->cs &&
-	    tail_put(e, s, u->from_idx, u->from))
+	else if (restored)
 		*offset = u->from;
 	if (u->claimed)
 		session_release_chunk(s, u->idx, false);

@@ -217,21 +217,25 @@ release(int fd, struct engine_store_file *f)
 }
 
 /*
- * Whether HTTP-date v is time t, or later (later false: exactly t), as
- * If-Unmodified-Since and If-Range compare it with Last-Modified. An
- * invalid date is never so.
+ * HTTP-date v (RFC 9110 5.6.7: IMF-fixdate, or the obsolete RFC 850 and
+ * asctime forms) into *t; false if it is none of them.
  */
 static bool
-date_at_least(const char *v, int64_t t, bool later)
+http_date_parse(const char *v, int64_t *t)
 {
-	struct tm tm = { 0 };
-	const char *end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	int64_t d;
+	static const char *const forms[] = { "%a, %d %b %Y %H:%M:%S GMT",
+	    "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y" };
 
-	if (end == NULL || *end != '\0')
-		return false;
-	d = (int64_t)timegm(&tm);
-	return later ? d >= t : d == t;
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		struct tm tm = { 0 };
+		const char *end = strptime(v, forms[i], &tm);
+
+		if (end != NULL && *end == '\0') {
+			*t = (int64_t)timegm(&tm);
+			return true;
+		}
+	}
+	return false;
 }
 
 /*
@@ -247,10 +251,12 @@ precondition_failed(struct MHD_Connection *c, const char *etag,
 	    "If-Match");
 	const char *ius = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 	    "If-Unmodified-Since");
+	int64_t since;
 
+	/* If-Match compares strongly; an invalid date is ignored. */
 	if (im != NULL)
-		return !resp_etag_matches(im, etag);
-	return ius != NULL && !date_at_least(ius, modified, true);
+		return !resp_etag_matches(im, etag, false);
+	return ius != NULL && http_date_parse(ius, &since) && modified > since;
 }
 
 /* The file of s, from fd or (fd -1) from the store's f; takes both. */
@@ -268,6 +274,7 @@ send_file(struct MHD_Connection *c, int fd, struct engine_store_file *f,
 	struct MHD_Response *r;
 	struct range rg;
 	unsigned status = MHD_HTTP_OK;
+	int64_t since;
 
 	snprintf(etag, sizeof(etag), "\"%s\"", s->digest);
 	if (precondition_failed(c, etag, s->finished)) {
@@ -276,7 +283,7 @@ send_file(struct MHD_Connection *c, int fd, struct engine_store_file *f,
 		    "precondition_failed", "the file is not the one the "
 		    "request's If-Match or If-Unmodified-Since names");
 	}
-	if (inm != NULL && resp_etag_matches(inm, etag)) {
+	if (inm != NULL && resp_etag_matches(inm, etag, true)) {
 		/*
 		 * The file itself, of which MHD sends no byte with a 304: a
 		 * 304 may state only the length the 200 would have.
@@ -291,7 +298,8 @@ send_file(struct MHD_Connection *c, int fd, struct engine_store_file *f,
 	}
 	/* An entity tag, or the date of Last-Modified exactly. */
 	if (if_range != NULL && (if_range[0] == '"' ? strcmp(if_range,
-	    etag) != 0 : !date_at_least(if_range, s->finished, false)))
+	    etag) != 0 : !http_date_parse(if_range, &since) ||
+	    since != s->finished))
 		range_hdr = NULL;
 	api_files_parse_range(range_hdr, s->size, &rg);
 	if (rg.unsatisfiable) {

@@ -299,7 +299,7 @@ list_answer(const struct gw_call *call, const char *state, unsigned mask,
 	 * The tag's quoted part: W/"x" and "x" both match (weakly). A 304
 	 * states the 200's length: the kept list's, which it mostly is.
 	 */
-	fresh = inm != NULL && resp_etag_matches(inm, etag + 2);
+	fresh = inm != NULL && resp_etag_matches(inm, etag + 2, true);
 	if ((r = listcache_get(call->h, key, klen, &gen)) != NULL)
 		return resp_tagged(c, r, etag, fresh);
 	if ((text = list_text(call, state, mask, offset, limit, &len)) ==

@@ -69,7 +69,7 @@ resp_json(struct MHD_Connection *c, unsigned status, json_t *body)
 }
 
 bool
-resp_etag_matches(const char *hdr, const char *etag)
+resp_etag_matches(const char *hdr, const char *etag, bool weak)
 {
 	size_t n = strlen(etag);
 	const char *p = hdr;
@@ -77,8 +77,8 @@ resp_etag_matches(const char *hdr, const char *etag)
 	if (strcmp(hdr, "*") == 0)
 		return true;
 	while ((p = strstr(p, etag)) != NULL) {
-		if ((p == hdr || p[-1] == ' ' || p[-1] == ',' ||
-		    (p - hdr >= 2 && p[-2] == 'W' && p[-1] == '/')) &&
+		if ((p == hdr || p[-1] == ' ' || p[-1] == ',' || (weak &&
+		    p - hdr >= 2 && p[-2] == 'W' && p[-1] == '/')) &&
 		    (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
 			return true;
 		p += n;

@@ -26,10 +26,11 @@ enum MHD_Result resp_json(struct MHD_Connection *c, unsigned status,
     json_t *body);
 
 /*
- * True if hdr, an If-None-Match or If-Range value, names etag (its
- * quoted part), weak or strong, or is "*". Pure.
+ * True if hdr, a list of entity tags (If-None-Match, If-Match), names
+ * etag (its quoted part), or is "*"; W/ tags count only if weak (the
+ * weak comparison of If-None-Match; If-Match's is strong). Pure.
  */
-bool resp_etag_matches(const char *hdr, const char *etag);
+bool resp_etag_matches(const char *hdr, const char *etag, bool weak);
 
 /*
  * Queues r, a JSON body (its reference taken), as a 200 validated by

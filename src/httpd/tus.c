@@ -730,6 +730,17 @@ take(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c,
 	return MHD_YES;
 }
 
+/*
+ * Whether what rq's body wrote stays: unless it failed, or, cut off by
+ * its excess (what came before stays), it had a checksum none can check.
+ */
+static bool
+keeps(const struct tus_req *rq)
+{
+	return rq->err == PF_OK || (rq->err == PF_ETOOLARGE &&
+	    rq->sum == NULL);
+}
+
 /* The body is all there: kept or not, and the answer. */
 static enum MHD_Result
 finish(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c)
@@ -742,9 +753,7 @@ finish(struct tus_req *rq, struct httpd *h, struct MHD_Connection *c)
 	if (rq->sum != NULL && rq->err == PF_OK)
 		sum_ok = pf_sha256_final(rq->sum, got) == PF_OK &&
 		    pf_equal_ct(got, rq->want, sizeof(got));
-	/* Cut off by an excess, what came before stays; not unchecked. */
-	rc = engine_upload_end(rq->u, (rq->err == PF_OK || (rq->err ==
-	    PF_ETOOLARGE && rq->sum == NULL)) && sum_ok, &offset);
+	rc = engine_upload_end(rq->u, keeps(rq) && sum_ok, &offset);
 	rq->u = NULL;
 	if (rq->err != PF_OK)
 		return fail_rc(rq, c, rq->err,
@@ -833,11 +842,11 @@ tus_request_free(void *ctx)
 	if (rq == NULL)
 		return;
 	/*
-	 * The client went away mid-body: what is durable stays (nothing
-	 * of a body whose checksum could not be checked).
+	 * The client went away mid-body, or was cut off past its excess:
+	 * what is durable stays.
 	 */
 	if (rq->u != NULL)
-		engine_upload_end(rq->u, rq->sum == NULL && rq->err == PF_OK,
+		engine_upload_end(rq->u, keeps(rq) && rq->sum == NULL,
 		    &offset);
 	/*
 	 * Made by this POST, whose answer never gave its Location (its body

@@ -206,6 +206,22 @@ check "fetch -o -: no file named -" [ ! -e ./- ]
 check "fetch -o -: nor -.part" [ ! -e ./-.part ]
 pf fetch "$sid" -o - --json
 check_eq "fetch -o - --json: a usage error (exit 2)" 2 "$RC"
+# /dev/stdout, as a link of our own (a regression must not replace the
+# machine's): standard output's file, here a regular one.
+ln -s /proc/self/fd/1 "$T/stdout"
+pf fetch "$sid" -o "$T/stdout"
+check_eq "fetch -o /dev/stdout: the file, and only it, on stdout" \
+    "0 $(sha "$T/src")" "$RC $(sha "$T/out")"
+check "fetch -o /dev/stdout: the link is still a link" [ -L "$T/stdout" ]
+pf fetch "$sid" -o "$T/stdout" --json
+check_eq "fetch -o /dev/stdout --json: a usage error (exit 2)" 2 "$RC"
+# A link to a regular file: the file it leads to is written, as cp does.
+: >"$T/led-to"
+ln -s "$T/led-to" "$T/leads"
+pf fetch "$sid" -o "$T/leads"
+check_eq "fetch -o LINK: exit 0, the file the link leads to written" \
+    "0 $(sha "$T/src")" "$RC $(sha "$T/led-to")"
+check "fetch -o LINK: the link is still a link" [ -L "$T/leads" ]
 mkfifo "$T/fifo"
 sha256sum <"$T/fifo" >"$T/fifo.sha" &
 pf fetch "$sid" -o "$T/fifo"

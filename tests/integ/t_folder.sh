@@ -784,6 +784,20 @@ check_eq "the rerun after the cut: exit 0" 0 "$RC"
 check "the rerun stored the file as it is now (1000 bytes)" \
     cmp "$STORAGE/$(json_get session <"$T/out")/shrink/b.bin" "$S/b.bin"
 
+# More root folders than are held open (32): the rest are opened at each
+# read, beneath them all the same.
+mkdir -p "$T/many-roots"
+for i in $(seq -w 1 40); do
+	mkdir -p "$T/many-roots/r$i"
+	echo "root $i" >"$T/many-roots/r$i/f.txt"
+done
+run "$PARAFLOW" upload --no-tls --port "$PORT" --json "$T/many-roots"/r*
+check_eq "40 root folders: exit 0" 0 "$RC"
+check_eq "40 root folders: every file stored" 40 \
+    "$(json_get files.stored <"$T/out")"
+check "the last root's file as it was" cmp "$T/many-roots/r40/f.txt" \
+    "$STORAGE/$(json_get session <"$T/out")/r40/f.txt"
+
 # --- A list longer than one OPEN may hold (8 MiB: 9,000 paths of 970
 # bytes here) is refused by the client before it is sent, saying what to
 # do (exit 4), rather than by the server once it was ("OPEN frame of N

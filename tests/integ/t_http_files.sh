@@ -188,6 +188,13 @@ expect_error "If-Unmodified-Since before Last-Modified" 412 \
     precondition_failed
 req "${ALICE[@]}" -H "If-Unmodified-Since: $lm" "$F"
 check_eq "If-Unmodified-Since at Last-Modified: 200" 200 "$CODE"
+req "${ALICE[@]}" -H 'If-Unmodified-Since: Saturday, 01-Jan-00 00:00:00 GMT' \
+    "$F"
+check_eq "If-Unmodified-Since in the RFC 850 form, before: 412" 412 "$CODE"
+req "${ALICE[@]}" -H 'If-Unmodified-Since: not a date' "$F"
+check_eq "If-Unmodified-Since that is no date: ignored, 200" 200 "$CODE"
+req "${ALICE[@]}" -H "If-Match: W/\"$digest\"" "$F"
+check_eq "If-Match with the weak tag: 412 (strong comparison)" 412 "$CODE"
 req "${ALICE[@]}" -H "If-Range: $lm" -H 'Range: bytes=0-9' "$F"
 check_eq "If-Range with Last-Modified's date: 206" 206 "$CODE"
 req "${ALICE[@]}" -H 'If-Range: Sat, 01 Jan 2000 00:00:00 GMT' \

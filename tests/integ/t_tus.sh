@@ -183,6 +183,14 @@ check_eq "b: the rest and 1000 bytes more, chunked: 413" 413 "$CODE"
 at=$(offset_of "$LOC")
 check "b: ... what came before the excess stays (at $at)" \
     test "$at" -ge 5000000 -a "$at" -lt $((6 * MIB))
+# An excess over 1 MiB is not read to its end: the connection is closed.
+head -c $((2 * MIB)) /dev/zero >>"$T/u6.over"
+tail -c +$((at + 1)) "$T/u6" | cat - "$T/u6.over" >"$T/u6.far"
+patch "$at" "$T/u6.far" -H 'Transfer-Encoding: chunked'
+at2=$(offset_of "$LOC")
+check "b: an excess of 2 MiB: what came before stays too (at $at2)" \
+    test "$at2" -ge "$at" -a "$at2" -le $((6 * MIB))
+at=$at2
 tail -c +$((at + 1)) "$T/u6" >"$T/u6.last"
 patch "$at" "$T/u6.last"
 check_eq "b: the rest from there: 204, complete" "204 $((6 * MIB))" \

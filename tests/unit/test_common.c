@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of the bounded buffer and the atomic, durable file writer. */
+/*
+ * Unit tests of the bounded buffer, the atomic, durable file writer, and
+ * opening beneath a directory.
+ */
 #include "config.h"
 
 #include <dirent.h>
@@ -324,6 +327,57 @@ test_text_escape(void **state)
 	assert_string_equal(out, "");
 }
 
+/*
+ * errno of opening path beneath dirfd, with openat2 and by the walk
+ * (0: both opened it); the two must agree.
+ */
+static int
+beneath_err(int dirfd, const char *path)
+{
+	int fd[2] = { pf_open_beneath(dirfd, path, O_RDONLY, 0), -1 };
+	int err[2] = { fd[0] == -1 ? errno : 0, 0 };
+
+	fd[1] = pf_open_walk(dirfd, path, O_RDONLY, 0);
+	err[1] = fd[1] == -1 ? errno : 0;
+	for (int i = 0; i < 2; i++)
+		if (fd[i] != -1)
+			close(fd[i]);
+	assert_int_equal(err[0], err[1]);
+	return err[0];
+}
+
+/* Neither way through a link, nor out by ".." or "/". */
+static void
+test_open_beneath(void **state)
+{
+	char d[] = "/tmp/pf-beneath.XXXXXX", cmd[64];
+	int dirfd, fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(d));
+	assert_true((dirfd = open(d, O_RDONLY | O_DIRECTORY)) != -1);
+	assert_int_equal(mkdirat(dirfd, "a", 0700), 0);
+	assert_int_equal(mkdirat(dirfd, "a/b", 0700), 0);
+	assert_true((fd = openat(dirfd, "a/b/f", O_WRONLY | O_CREAT,
+	    0600)) != -1);
+	close(fd);
+	assert_int_equal(symlinkat("a", dirfd, "l"), 0);
+	assert_int_equal(symlinkat("f", dirfd, "a/b/lf"), 0);
+	assert_int_equal(beneath_err(dirfd, "a/b/f"), 0);
+	assert_int_equal(beneath_err(dirfd, "./a//b/f"), 0);
+	assert_int_equal(beneath_err(dirfd, "l/b/f"), ELOOP);
+	assert_int_equal(beneath_err(dirfd, "a/b/lf"), ELOOP);
+	assert_int_equal(beneath_err(dirfd, "a/../../x"), EXDEV);
+	/* The walk refuses any "..", which openat2 takes where it stays. */
+	assert_int_equal(pf_open_walk(dirfd, "a/../a/b/f", O_RDONLY, 0), -1);
+	assert_int_equal(errno, EXDEV);
+	assert_int_equal(beneath_err(dirfd, "/etc/passwd"), EXDEV);
+	assert_int_equal(beneath_err(dirfd, "a/nope/f"), ENOENT);
+	close(dirfd);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", d);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -335,6 +389,7 @@ main(void)
 		cmocka_unit_test(test_write_atomic),
 		cmocka_unit_test(test_write_atomic_fails_whole),
 		cmocka_unit_test(test_text_escape),
+		cmocka_unit_test(test_open_beneath),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
