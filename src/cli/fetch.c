@@ -1181,7 +1181,7 @@ same_as_stdout(int fd)
  * would replace.
  */
 static bool
-stream_target(const char *path)
+output_is_stream(const char *path)
 {
 	struct stat sb;
 
@@ -1261,7 +1261,7 @@ fetch_run(const struct remote_opts *o, const char *id, const char *out)
 	}
 	if ((f.h = remote_open(o, &f.e)) == NULL)
 		goto fail;
-	if (!stream_target(f.path) && follow_output(&f, &followed) != PF_OK)
+	if (!output_is_stream(f.path) && follow_output(&f, &followed) != PF_OK)
 		goto fail;
 	if ((f.part = part_name(f.path, false)) == NULL) {
 		remote_fail(&f.e, PF_ENOMEM, id, "out of memory");
@@ -1273,7 +1273,7 @@ fetch_run(const struct remote_opts *o, const char *id, const char *out)
 	umask(f.umask);
 	if (read_session(&f) != PF_OK)
 		goto fail;
-	if (stream_target(f.path)) {
+	if (output_is_stream(f.path)) {
 		if (f.transfer) {
 			remote_fail(&f.e, PF_EUSAGE, id, "session %s is a "
 			    "transfer of many files: -o names a directory "
